@@ -1,0 +1,1 @@
+"""Project and organization manifests: models, loading with line numbers, validation across files."""

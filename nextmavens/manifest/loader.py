@@ -1,0 +1,210 @@
+"""Load every manifest under a projects directory and validate them together.
+
+Either every manifest is valid and a `ManifestSet` comes back, or `ManifestErrors` lists every problem
+found (file, line, field path, message), so an operator fixes them all in one pass. Nothing is applied
+from an invalid set: callers only get a set when there is no error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from nextmavens.manifest.models import REF_PATTERN, OrgManifest, ProjectManifest
+from nextmavens.manifest.yamlsource import YamlDocument, YamlSourceError, parse_yaml
+from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES, overlong_identifiers
+
+ORG_FILE = "org.yaml"
+
+
+@dataclass(frozen=True)
+class ManifestError:
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ManifestErrors(Exception):
+    def __init__(self, errors: list[ManifestError]) -> None:
+        self.errors = sorted(errors, key=lambda e: (e.file, e.line, e.field))
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+@dataclass(frozen=True)
+class LoadedProject:
+    org: str
+    path: str  # relative to the projects directory's parent, as the operator sees it in git
+    manifest: ProjectManifest
+    document: YamlDocument = field(compare=False, repr=False)
+
+    @property
+    def ref(self) -> str:
+        return self.manifest.ref
+
+    @property
+    def key(self) -> str:
+        """ORG/PROJECT, as the command line names a project."""
+        return f"{self.org}/{self.manifest.ref}"
+
+
+@dataclass(frozen=True)
+class LoadedOrg:
+    slug: str
+    path: str | None
+    manifest: OrgManifest | None
+
+
+@dataclass(frozen=True)
+class ManifestSet:
+    orgs: dict[str, LoadedOrg]
+    projects: tuple[LoadedProject, ...]
+
+    def by_key(self, key: str) -> LoadedProject | None:
+        return next((p for p in self.projects if p.key == key), None)
+
+    def by_ref(self, ref: str) -> LoadedProject | None:
+        return next((p for p in self.projects if p.ref == ref), None)
+
+
+def load_manifests(projects_dir: Path) -> ManifestSet:
+    """Read `<dir>/<org>/<project>.yaml` and `<dir>/<org>/org.yaml`; raise ManifestErrors on any problem."""
+    if not projects_dir.is_dir():
+        raise ManifestErrors([ManifestError(str(projects_dir), 1, "", "projects directory does not exist")])
+    display_root = projects_dir.parent
+    errors: list[ManifestError] = []
+    orgs: dict[str, LoadedOrg] = {}
+    projects: list[LoadedProject] = []
+    for org_dir in sorted(p for p in projects_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        org = org_dir.name
+        if not re.match(REF_PATTERN, org, flags=re.ASCII) or len(org) > 63:
+            errors.append(
+                ManifestError(_display(org_dir, display_root), 1, "", f"organization folder {org!r} must be a lowercase slug")
+            )
+            continue
+        org_manifest: OrgManifest | None = None
+        org_path: str | None = None
+        for file in sorted(org_dir.iterdir()):
+            shown = _display(file, display_root)
+            if file.is_dir() or file.name.startswith("."):
+                continue
+            if file.suffix == ".yml":
+                errors.append(ManifestError(shown, 1, "", "manifests end in .yaml, not .yml"))
+                continue
+            if file.suffix != ".yaml":
+                continue
+            if file.name == ORG_FILE:
+                org_path = shown
+                org_manifest = _load_model(file, shown, OrgManifest, errors)
+                continue
+            loaded = _load_model(file, shown, ProjectManifest, errors, keep_document=True)
+            if loaded is None:
+                continue
+            manifest, document = loaded
+            if manifest.ref != file.stem:
+                errors.append(
+                    ManifestError(shown, document.line_of(("ref",)), "ref",
+                                  f"ref {manifest.ref!r} must match the file name {file.stem!r}")
+                )
+                continue
+            projects.append(LoadedProject(org=org, path=shown, manifest=manifest, document=document))
+        orgs[org] = LoadedOrg(slug=org, path=org_path, manifest=org_manifest)
+    errors.extend(cross_file_errors(projects))
+    if errors:
+        raise ManifestErrors(errors)
+    return ManifestSet(orgs=orgs, projects=tuple(sorted(projects, key=lambda p: p.key)))
+
+
+def cross_file_errors(projects: Iterable[LoadedProject]) -> list[ManifestError]:
+    """Rules no single file can check: unique refs and domains, identifier lengths once prefixed."""
+    errors: list[ManifestError] = []
+    ref_owner: dict[str, LoadedProject] = {}
+    domain_owner: dict[str, tuple[LoadedProject, int]] = {}
+    for project in projects:
+        doc = project.document
+        first = ref_owner.setdefault(project.ref, project)
+        if first is not project:
+            errors.append(
+                ManifestError(project.path, doc.line_of(("ref",)), "ref",
+                              f"ref {project.ref!r} is already used by {first.path}; refs are unique across all orgs")
+            )
+        for what, name in overlong_identifiers(project.ref):
+            errors.append(
+                ManifestError(project.path, doc.line_of(("ref",)), "ref",
+                              f"ref is too long: the {what} {name!r} would be {len(name.encode())} bytes "
+                              f"(PostgreSQL allows {PG_IDENTIFIER_MAX_BYTES})")
+            )
+        for index, domain in enumerate(project.manifest.domains):
+            claimed = domain_owner.setdefault(domain, (project, index))
+            if claimed[0] is not project:
+                errors.append(
+                    ManifestError(project.path, doc.line_of(("domains", index)), f"domains[{index}]",
+                                  f"domain {domain!r} is already claimed by {claimed[0].path}")
+                )
+    return errors
+
+
+def _load_model(file: Path, shown: str, model: type[BaseModel], errors: list[ManifestError],
+                keep_document: bool = False) -> Any:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        errors.append(ManifestError(shown, 1, "", "not UTF-8 text"))
+        return None
+    try:
+        document = parse_yaml(text)
+    except YamlSourceError as exc:
+        errors.append(ManifestError(shown, exc.line, "", exc.message))
+        return None
+    if not isinstance(document.data, dict):
+        errors.append(ManifestError(shown, 1, "", "a manifest must be a YAML mapping of keys to values"))
+        return None
+    try:
+        instance = model.model_validate(document.data)
+    except ValidationError as exc:
+        for problem in exc.errors():
+            loc = tuple(problem["loc"])
+            errors.append(ManifestError(shown, document.line_of(loc), _field_path(loc), _message(problem)))
+        return None
+    return (instance, document) if keep_document else instance
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", str(part)) or str(part) in {"function-after"}:
+            # Pydantic inserts validator names into locations; they mean nothing to an operator.
+            if str(part).startswith(("function-", "literal[")):
+                continue
+            out += f".{part!r}" if out else repr(part)
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message(problem: Any) -> str:
+    kind = problem["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see schema/ for the allowed keys)"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(problem["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

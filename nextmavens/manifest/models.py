@@ -1,0 +1,285 @@
+"""Pydantic models of the project and organization manifests.
+
+Strict on purpose: an unknown key is an error (a typo must never be silently ignored), and YAML's loose
+typing (`"5"`, `yes`) is not coerced. Pure: no I/O; the loader feeds these plain values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from nextmavens.naming import RESERVED_REF_PREFIXES, RESERVED_REFS
+
+# A DNS label that is also safe in PostgreSQL names once hyphens become underscores. ASCII only, so
+# unicode look-alikes (a Cyrillic "а") never pass.
+REF_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+SCHEMA_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+INSTANCE_NAME_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+_DOMAIN_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+# Extensions a project may ask for. Each is created by the engine (as superuser) in the project's
+# `extensions` schema; owners cannot create extensions themselves.
+ALLOWED_EXTENSIONS = (
+    "uuid-ossp",
+    "pgcrypto",
+    "pg_trgm",
+    "citext",
+    "hstore",
+    "unaccent",
+    "btree_gin",
+    "btree_gist",
+    "fuzzystrmatch",
+    "intarray",
+    "ltree",
+    "tablefunc",
+    "pg_stat_statements",
+    "vector",
+    "postgis",
+    "pgjwt",
+)
+# Schemas the Supabase layer owns in every project database, plus PostgreSQL's own.
+RESERVED_SCHEMAS = frozenset(
+    {
+        "public",
+        "auth",
+        "storage",
+        "extensions",
+        "graphql",
+        "graphql_public",
+        "pgbouncer",
+        "realtime",
+        "_realtime",
+        "vault",
+        "pgsodium",
+        "information_schema",
+    }
+)
+WHATSAPP_EVENTS = (
+    "APPLICATION_STARTUP",
+    "QRCODE_UPDATED",
+    "MESSAGES_SET",
+    "MESSAGES_UPSERT",
+    "MESSAGES_UPDATE",
+    "MESSAGES_DELETE",
+    "SEND_MESSAGE",
+    "CONTACTS_SET",
+    "CONTACTS_UPSERT",
+    "CONTACTS_UPDATE",
+    "PRESENCE_UPDATE",
+    "CHATS_SET",
+    "CHATS_UPSERT",
+    "CHATS_UPDATE",
+    "CHATS_DELETE",
+    "GROUPS_UPSERT",
+    "GROUP_UPDATE",
+    "GROUP_PARTICIPANTS_UPDATE",
+    "CONNECTION_UPDATE",
+    "CALL",
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL with a host name, got {value!r}")
+    if any(ch.isspace() for ch in value):
+        raise ValueError("a URL must not contain whitespace")
+    return value
+
+
+def check_domain(value: str) -> str:
+    """A fully qualified, lowercase, ASCII host name: no wildcard, no IP address, no trailing dot."""
+    if value != value.lower():
+        raise ValueError(f"domain {value!r} must be lowercase")
+    if "*" in value:
+        raise ValueError(f"domain {value!r}: wildcards are not allowed as custom domains")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    else:
+        raise ValueError(f"domain {value!r} is an IP address; a custom domain must be a host name")
+    if len(value) > 253:
+        raise ValueError(f"domain {value!r} is longer than 253 characters")
+    labels = value.split(".")
+    if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+        raise ValueError(
+            f"domain {value!r} is not a valid host name (lowercase ASCII labels of letters, digits and "
+            "hyphens, at least two labels)"
+        )
+    if labels[-1].isdigit():
+        raise ValueError(f"domain {value!r} has a numeric top-level label")
+    return value
+
+
+Url = Annotated[str, AfterValidator(check_url)]
+Domain = Annotated[str, AfterValidator(check_domain)]
+
+
+class Pooler(Strict):
+    """Supavisor pool for the project's database."""
+
+    size: Annotated[int, Field(ge=1, le=100, description="Server connections in the pool")] = 10
+    mode: Literal["transaction", "session"] = "transaction"
+
+
+class Database(Strict):
+    extensions: list[Literal[ALLOWED_EXTENSIONS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["uuid-ossp", "pgcrypto"],
+        description="Extensions created in the project's `extensions` schema (from an allowlist)",
+    )
+    schemas: list[Annotated[str, Field(pattern=SCHEMA_NAME_PATTERN, max_length=63)]] = Field(
+        default_factory=list,
+        description="Extra schemas owned by the project's owner role, exposed to the API roles",
+    )
+    connection_limit: Annotated[int, Field(ge=5, le=500)] = 60
+    pooler: Pooler = Field(default_factory=Pooler)
+
+    @field_validator("extensions")
+    @classmethod
+    def _unique_extensions(cls, value: list[str]) -> list[str]:
+        _reject_repeats(value, "extension")
+        return value
+
+    @field_validator("schemas")
+    @classmethod
+    def _schemas_not_reserved(cls, value: list[str]) -> list[str]:
+        _reject_repeats(value, "schema")
+        for name in value:
+            if name in RESERVED_SCHEMAS or name.startswith(("pg_", "supabase_")):
+                raise ValueError(f"schema {name!r} is reserved")
+        return value
+
+
+class RateLimit(Strict):
+    """Requests allowed per consumer (Kong rate-limiting, local policy). At least one window is set."""
+
+    second: Annotated[int, Field(ge=1)] | None = None
+    minute: Annotated[int, Field(ge=1)] | None = None
+    hour: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_window(self) -> RateLimit:
+        if self.second is None and self.minute is None and self.hour is None:
+            raise ValueError("a rate limit needs at least one of second, minute, hour")
+        return self
+
+
+class RateLimits(Strict):
+    anon: RateLimit = Field(default_factory=lambda: RateLimit(second=20, hour=20000))
+    service_role: RateLimit = Field(default_factory=lambda: RateLimit(second=100))
+
+
+class Api(Strict):
+    jwt_expiry: Annotated[int, Field(ge=300, le=604800, description="Seconds a user session JWT lives")] = 3600
+    max_rows: Annotated[int, Field(ge=1, le=100000)] = 1000
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+
+
+class Auth(Strict):
+    site_url: str = Field(description="The app's URL; GoTrue's redirect default")
+    redirect_urls: list[Url] = Field(default_factory=list)
+    disable_signup: bool = False
+
+    @field_validator("site_url")
+    @classmethod
+    def _site_url(cls, value: str) -> str:
+        return check_url(value)
+
+
+class WhatsAppInstance(Strict):
+    name: Annotated[str, Field(pattern=INSTANCE_NAME_PATTERN, max_length=40)]
+    webhook_url: Url | None = None
+    events: list[Literal[WHATSAPP_EVENTS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["MESSAGES_UPSERT", "CONNECTION_UPDATE"]
+    )
+
+
+class WhatsApp(Strict):
+    instances: list[WhatsAppInstance] = Field(default_factory=list)
+
+    @field_validator("instances")
+    @classmethod
+    def _unique(cls, value: list[WhatsAppInstance]) -> list[WhatsAppInstance]:
+        _reject_repeats([i.name for i in value], "WhatsApp instance")
+        return value
+
+
+class Backup(Strict):
+    schedule: Literal["hourly", "daily", "weekly"] = "daily"
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 14
+
+
+class Storage(Strict):
+    enabled: bool = False
+    file_size_limit_mb: Annotated[int, Field(ge=1, le=5000)] = 50
+
+
+class Resources(Strict):
+    memory_mb: Annotated[int, Field(ge=32, le=16384)] | None = Field(
+        default=None, description="Footprint hint for memory admission; default: the sum of its services"
+    )
+
+
+class ProjectManifest(Strict):
+    """`projects/<org>/<ref>.yaml`."""
+
+    ref: Annotated[str, Field(pattern=REF_PATTERN, min_length=3, max_length=63)]
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    state: Literal["active", "suspended", "absent"] = "active"
+    database: Database = Field(default_factory=Database)
+    api: Api = Field(default_factory=Api)
+    auth: Auth
+    domains: list[Domain] = Field(default_factory=list, description="Custom domains served by this project")
+    whatsapp: WhatsApp = Field(default_factory=WhatsApp)
+    backup: Backup = Field(default_factory=Backup)
+    storage: Storage = Field(default_factory=Storage)
+    resources: Resources = Field(default_factory=Resources)
+
+    @field_validator("ref")
+    @classmethod
+    def _ref_not_reserved(cls, value: str) -> str:
+        if value in RESERVED_REFS or value.startswith(RESERVED_REF_PREFIXES):
+            raise ValueError(f"ref {value!r} is reserved")
+        return value
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        _reject_repeats(value, "domain")
+        return value
+
+
+class Member(Strict):
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+    role: Literal["owner", "admin", "developer"]
+
+
+class OrgManifest(Strict):
+    """`projects/<org>/org.yaml` (optional)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    members: list[Member] = Field(default_factory=list)
+
+    @field_validator("members")
+    @classmethod
+    def _unique_members(cls, value: list[Member]) -> list[Member]:
+        _reject_repeats([m.email.lower() for m in value], "member email")
+        return value
+
+
+def _reject_repeats(values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for item in values:
+        if item in seen:
+            raise ValueError(f"{what} {item!r} is listed twice")
+        seen.add(item)

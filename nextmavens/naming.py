@@ -1,0 +1,94 @@
+"""Names derived from a project's ref: one place, so the engine, the renderers and validation agree.
+
+A ref is a DNS-safe slug (`my-shop`). PostgreSQL names use it with hyphens turned into underscores
+(`my_shop`); since refs never contain underscores, two refs can never map to the same name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PG_IDENTIFIER_MAX_BYTES = 63
+CONTROL_DATABASE = "nextmavens"
+
+# Cluster-wide roles every Supabase service and RLS policy assumes by name (created once per cluster).
+API_ROLES = ("anon", "authenticated", "service_role")
+POOLER_ROLE = "pgbouncer"
+
+# Role names Supabase's images create or reserve; a project ref may not take them.
+SUPABASE_ROLE_NAMES = frozenset(
+    {
+        "anon",
+        "authenticated",
+        "service_role",
+        "authenticator",
+        "pgbouncer",
+        "postgres",
+        "supabase_admin",
+        "supabase_auth_admin",
+        "supabase_storage_admin",
+        "supabase_replication_admin",
+        "supabase_read_only_user",
+        "supabase_realtime_admin",
+        "supabase_functions_admin",
+        "dashboard_user",
+    }
+)
+RESERVED_REFS = SUPABASE_ROLE_NAMES | frozenset(
+    {"template0", "template1", "nextmavens", "public", "evolution", "realtime", "supavisor", "kong", "studio"}
+)
+RESERVED_REF_PREFIXES = ("pg-", "supabase")
+
+
+def pg_name(ref: str) -> str:
+    """The ref as it appears inside PostgreSQL identifiers."""
+    return ref.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class ProjectNames:
+    """Every cluster-level name one project owns."""
+
+    ref: str
+    database: str
+    owner: str
+    authenticator: str
+    auth_admin: str
+    storage_admin: str
+    realtime_slot: str
+
+    @property
+    def login_roles(self) -> tuple[str, str, str, str]:
+        return (self.owner, self.authenticator, self.auth_admin, self.storage_admin)
+
+    def all_identifiers(self) -> dict[str, str]:
+        return {
+            "database": self.database,
+            "owner role": self.owner,
+            "authenticator role": self.authenticator,
+            "auth admin role": self.auth_admin,
+            "storage admin role": self.storage_admin,
+            "realtime replication slot": self.realtime_slot,
+        }
+
+
+def project_names(ref: str) -> ProjectNames:
+    base = pg_name(ref)
+    return ProjectNames(
+        ref=ref,
+        database=base,
+        owner=f"owner_{base}",
+        authenticator=f"authenticator_{base}",
+        auth_admin=f"auth_admin_{base}",
+        storage_admin=f"storage_admin_{base}",
+        realtime_slot=f"realtime_rls_{base}",
+    )
+
+
+def overlong_identifiers(ref: str) -> list[tuple[str, str]]:
+    """(what, name) for each derived identifier longer than PostgreSQL allows."""
+    return [
+        (what, name)
+        for what, name in project_names(ref).all_identifiers().items()
+        if len(name.encode()) > PG_IDENTIFIER_MAX_BYTES
+    ]
