@@ -88,7 +88,12 @@ def load_manifests(projects_dir: Path) -> ManifestSet:
         org = org_dir.name
         if not re.match(REF_PATTERN, org, flags=re.ASCII) or len(org) > 63:
             errors.append(
-                ManifestError(_display(org_dir, display_root), 1, "", f"organization folder {org!r} must be a lowercase slug")
+                ManifestError(
+                    _display(org_dir, display_root),
+                    1,
+                    "",
+                    f"organization folder {org!r} must be a lowercase slug",
+                )
             )
             continue
         org_manifest: OrgManifest | None = None
@@ -112,8 +117,12 @@ def load_manifests(projects_dir: Path) -> ManifestSet:
             manifest, document = loaded
             if manifest.ref != file.stem:
                 errors.append(
-                    ManifestError(shown, document.line_of(("ref",)), "ref",
-                                  f"ref {manifest.ref!r} must match the file name {file.stem!r}")
+                    ManifestError(
+                        shown,
+                        document.line_of(("ref",)),
+                        "ref",
+                        f"ref {manifest.ref!r} must match the file name {file.stem!r}",
+                    )
                 )
                 continue
             projects.append(LoadedProject(org=org, path=shown, manifest=manifest, document=document))
@@ -134,27 +143,40 @@ def cross_file_errors(projects: Iterable[LoadedProject]) -> list[ManifestError]:
         first = ref_owner.setdefault(project.ref, project)
         if first is not project:
             errors.append(
-                ManifestError(project.path, doc.line_of(("ref",)), "ref",
-                              f"ref {project.ref!r} is already used by {first.path}; refs are unique across all orgs")
+                ManifestError(
+                    project.path,
+                    doc.line_of(("ref",)),
+                    "ref",
+                    f"ref {project.ref!r} is already used by {first.path}; refs are unique across all orgs",
+                )
             )
         for what, name in overlong_identifiers(project.ref):
             errors.append(
-                ManifestError(project.path, doc.line_of(("ref",)), "ref",
-                              f"ref is too long: the {what} {name!r} would be {len(name.encode())} bytes "
-                              f"(PostgreSQL allows {PG_IDENTIFIER_MAX_BYTES})")
+                ManifestError(
+                    project.path,
+                    doc.line_of(("ref",)),
+                    "ref",
+                    f"ref is too long: the {what} {name!r} would be {len(name.encode())} bytes "
+                    f"(PostgreSQL allows {PG_IDENTIFIER_MAX_BYTES})",
+                )
             )
         for index, domain in enumerate(project.manifest.domains):
             claimed = domain_owner.setdefault(domain, (project, index))
             if claimed[0] is not project:
                 errors.append(
-                    ManifestError(project.path, doc.line_of(("domains", index)), f"domains[{index}]",
-                                  f"domain {domain!r} is already claimed by {claimed[0].path}")
+                    ManifestError(
+                        project.path,
+                        doc.line_of(("domains", index)),
+                        f"domains[{index}]",
+                        f"domain {domain!r} is already claimed by {claimed[0].path}",
+                    )
                 )
     return errors
 
 
-def _load_model(file: Path, shown: str, model: type[BaseModel], errors: list[ManifestError],
-                keep_document: bool = False) -> Any:
+def _load_model(
+    file: Path, shown: str, model: type[BaseModel], errors: list[ManifestError], keep_document: bool = False
+) -> Any:
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError:

@@ -180,7 +180,9 @@ class RateLimits(Strict):
 
 
 class Api(Strict):
-    jwt_expiry: Annotated[int, Field(ge=300, le=604800, description="Seconds a user session JWT lives")] = 3600
+    jwt_expiry: Annotated[int, Field(ge=300, le=604800, description="Seconds a user session JWT lives")] = (
+        3600
+    )
     max_rows: Annotated[int, Field(ge=1, le=100000)] = 1000
     rate_limits: RateLimits = Field(default_factory=RateLimits)
 

@@ -68,7 +68,5 @@ def _build(node: Node, path: Path, lines: dict[Path, int], constructor: SafeCons
             lines[child] = key_node.start_mark.line + 1
         return result
     if isinstance(node, SequenceNode):
-        return [
-            _build(item, (*path, index), lines, constructor) for index, item in enumerate(node.value)
-        ]
+        return [_build(item, (*path, index), lines, constructor) for index, item in enumerate(node.value)]
     return constructor.construct_object(node)
