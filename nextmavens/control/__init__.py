@@ -1,0 +1,1 @@
+"""The control database (`nextmavens`): projects, encrypted secrets, key history, audit log."""

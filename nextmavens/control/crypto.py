@@ -1,0 +1,72 @@
+"""The master key and AES-GCM sealing of secrets stored in the control database."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+
+
+class MasterKeyError(Exception):
+    pass
+
+
+def load_or_create_master_key(path: Path) -> bytes:
+    """Read the master key; create it (0600) when the file does not exist.
+
+    A key file readable or writable by group or others is refused: whoever reads it reads every secret.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+        # O_EXCL: two processes racing to create the key must not both write one.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return load_master_key(path)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.b64encode(key).decode() + "\n")
+        return key
+    return load_master_key(path)
+
+
+def load_master_key(path: Path) -> bytes:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise MasterKeyError(f"master key file {path} does not exist") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise MasterKeyError(
+            f"master key file {path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
+            f"run: chmod 600 {path}"
+        )
+    try:
+        key = base64.b64decode(path.read_text().strip(), validate=True)
+    except ValueError:
+        raise MasterKeyError(f"master key file {path} does not hold a base64 key") from None
+    if len(key) != KEY_BYTES:
+        raise MasterKeyError(f"master key file {path} must hold {KEY_BYTES} bytes, found {len(key)}")
+    return key
+
+
+class Sealer:
+    """Encrypts and decrypts secret values; `context` (scope/name) is authenticated with each one."""
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def __repr__(self) -> str:
+        return "Sealer(<key hidden>)"
+
+    def seal(self, plaintext: str, context: str) -> tuple[bytes, bytes]:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce, self._aead.encrypt(nonce, plaintext.encode(), context.encode())
+
+    def open(self, nonce: bytes, ciphertext: bytes, context: str) -> str:
+        return self._aead.decrypt(nonce, ciphertext, context.encode()).decode()
