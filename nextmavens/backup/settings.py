@@ -1,0 +1,109 @@
+"""Where backups read their configuration: the environment the systemd units set from group data.
+
+Secrets are never values here, only paths to files on the host (0600): the bot token
+(`NEXTMAVENS_TELEGRAM_TOKEN_FILE`). The chat id and the age recipient (a public key) are not secret.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nextmavens.backup.telegram import DEFAULT_API_BASE, RetryPolicy, TelegramClient
+
+# Chunks stay below the Bot API's 20 MB download limit with margin for either reading of "MB".
+DEFAULT_CHUNK_BYTES = 19_000_000
+CONTROL_KEY = "_platform/control"
+
+
+class ConfigError(Exception):
+    pass
+
+
+def read_secret_file(path: Path) -> str:
+    """The stripped content of a secret file, refused if group or others may read or write it."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"secret file {path} does not exist") from None
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise ConfigError(f"secret file {path} must be mode 0600 (it is {stat.S_IMODE(info.st_mode):04o})")
+    value = path.read_text().strip()
+    if not value:
+        raise ConfigError(f"secret file {path} is empty")
+    return value
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token_file: Path
+    chat_id: str
+    api_base: str = DEFAULT_API_BASE
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def client(self) -> TelegramClient:
+        return TelegramClient(
+            token=read_secret_file(self.token_file),
+            chat_id=self.chat_id,
+            api_base=self.api_base,
+            retry=self.retry,
+        )
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    dsn: str = field(repr=False)
+    recipient: str  # the operator's age public key; the private half never touches the host
+    telegram: TelegramSettings
+    projects_dir: Path | None = None
+    work_dir: Path = Path("/var/tmp")
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    pg_bin: Path | None = None
+    age_bin: str = "age"
+
+    def tool(self, name: str) -> str:
+        return str(self.pg_bin / name) if self.pg_bin else name
+
+
+def telegram_from_env(env: dict[str, str] | None = None) -> TelegramSettings | None:
+    env = dict(os.environ if env is None else env)
+    token_file = env.get("NEXTMAVENS_TELEGRAM_TOKEN_FILE")
+    chat_id = env.get("NEXTMAVENS_TELEGRAM_CHAT_ID")
+    if not chat_id and env.get("NEXTMAVENS_TELEGRAM_CHAT_ID_FILE"):
+        chat_id = read_secret_file(Path(env["NEXTMAVENS_TELEGRAM_CHAT_ID_FILE"]))
+    if not token_file or not chat_id:
+        return None
+    return TelegramSettings(
+        token_file=Path(token_file),
+        chat_id=chat_id,
+        api_base=env.get("NEXTMAVENS_TELEGRAM_API", DEFAULT_API_BASE),
+    )
+
+
+def settings_from_env(env: dict[str, str] | None = None) -> BackupSettings:
+    env = dict(os.environ if env is None else env)
+    missing = [
+        name
+        for name in ("NEXTMAVENS_DSN", "NEXTMAVENS_TELEGRAM_TOKEN_FILE", "NEXTMAVENS_TELEGRAM_CHAT_ID")
+        if not env.get(name) and not (name.endswith("CHAT_ID") and env.get(name + "_FILE"))
+    ]
+    recipient = env.get("NEXTMAVENS_BACKUP_RECIPIENT", "")
+    if not recipient and env.get("NEXTMAVENS_BACKUP_RECIPIENT_FILE"):
+        recipient = Path(env["NEXTMAVENS_BACKUP_RECIPIENT_FILE"]).read_text().strip()
+    if not recipient:
+        missing.append("NEXTMAVENS_BACKUP_RECIPIENT")
+    if missing:
+        raise ConfigError("missing settings: " + ", ".join(missing))
+    telegram = telegram_from_env(env)
+    assert telegram is not None
+    return BackupSettings(
+        dsn=env["NEXTMAVENS_DSN"],
+        recipient=recipient,
+        telegram=telegram,
+        projects_dir=Path(env["NEXTMAVENS_PROJECTS_DIR"]) if env.get("NEXTMAVENS_PROJECTS_DIR") else None,
+        work_dir=Path(env.get("NEXTMAVENS_BACKUP_WORK_DIR", "/var/tmp")),
+        chunk_bytes=int(env.get("NEXTMAVENS_BACKUP_CHUNK_BYTES", DEFAULT_CHUNK_BYTES)),
+        pg_bin=Path(env["NEXTMAVENS_PG_BIN"]) if env.get("NEXTMAVENS_PG_BIN") else None,
+    )
