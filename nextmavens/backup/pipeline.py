@@ -70,8 +70,11 @@ def dump_argv(
     return argv, env
 
 
-def encrypt_argv(settings: BackupSettings) -> list[str]:
-    return [settings.age_bin, "--encrypt", "--recipient", settings.recipient]
+def encrypt_argv(settings: BackupSettings, extra_recipient: str | None = None) -> list[str]:
+    argv = [settings.age_bin, "--encrypt", "--recipient", settings.recipient]
+    if extra_recipient:
+        argv += ["--recipient", extra_recipient]
+    return argv
 
 
 def chunk_name(target: str, backup_id: int, seq: int, when: datetime) -> str:
@@ -189,11 +192,14 @@ def backup_target(
     kind: str = "scheduled",
     with_stats: bool = False,
     log: Callable[[str], None] = lambda message: None,
+    drill_recipient: str | None = None,
 ) -> BackupResult:
     started_clock = time.monotonic()
     started = datetime.now(UTC)
     owner = database_owner(settings, target.database)
-    backup_id = records.start(conn, target.key, target.database, kind, settings.recipient, os.getpid())
+    backup_id = records.start(
+        conn, target.key, target.database, kind, settings.recipient, os.getpid(), drill_recipient
+    )
     result = BackupResult(target=target.key, backup_id=backup_id, ok=False)
     if owner is None:
         result.error = f"database {target.database} does not exist"
@@ -223,7 +229,7 @@ def backup_target(
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as age_err:
         dump = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=dump_err, env=env)
         age = subprocess.Popen(
-            encrypt_argv(settings), stdin=dump.stdout, stdout=subprocess.PIPE, stderr=age_err
+            encrypt_argv(settings, drill_recipient), stdin=dump.stdout, stdout=subprocess.PIPE, stderr=age_err
         )
         assert dump.stdout is not None and age.stdout is not None
         dump.stdout.close()  # age holds the read end now; pg_dump sees SIGPIPE if age dies

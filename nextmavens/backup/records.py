@@ -30,6 +30,7 @@ class BackupRecord:
     kind: str
     status: str
     recipient: str
+    drill_recipient: str | None
     started_at: datetime
     finished_at: datetime | None
     chunk_count: int | None
@@ -63,6 +64,7 @@ _COLUMN_NAMES = (
     "kind",
     "status",
     "recipient",
+    "drill_recipient",
     "started_at",
     "finished_at",
     "chunk_count",
@@ -83,11 +85,19 @@ def _record(row: dict[str, Any]) -> BackupRecord:
     return BackupRecord(**row)
 
 
-def start(conn: psycopg.Connection, target: str, database: str, kind: str, recipient: str, pid: int) -> int:
+def start(
+    conn: psycopg.Connection,
+    target: str,
+    database: str,
+    kind: str,
+    recipient: str,
+    pid: int,
+    drill_recipient: str | None = None,
+) -> int:
     row = conn.execute(
-        "INSERT INTO backups (target, database, kind, recipient, pid)"
-        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-        (target, database, kind, recipient, pid),
+        "INSERT INTO backups (target, database, kind, recipient, drill_recipient, pid)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (target, database, kind, recipient, drill_recipient, pid),
     ).fetchone()
     assert row is not None
     return int(row[0])

@@ -30,7 +30,6 @@ from nextmavens.backup.telegram import TelegramClient, TelegramError
 from nextmavens.control.db import dsn_for_database, dsn_without_password
 from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES
 
-
 TERMINATE_SQL = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
 )
@@ -91,7 +90,7 @@ def check_identity(record: BackupRecord, identity: Path) -> None:
     if not identity.is_file():
         raise WrongKeyError(f"identity file {identity} does not exist")
     public = identity_recipient(identity)
-    if public is not None and public != record.recipient:
+    if public is not None and public not in (record.recipient, record.drill_recipient):
         raise WrongKeyError(
             f"the identity in {identity} is for {public}, but backup {record.id} was encrypted to "
             f"{record.recipient}: wrong key"

@@ -82,7 +82,7 @@ def telegram_from_env(env: dict[str, str] | None = None) -> TelegramSettings | N
     )
 
 
-def settings_from_env(env: dict[str, str] | None = None) -> BackupSettings:
+def settings_from_env(env: dict[str, str] | None = None, require_recipient: bool = True) -> BackupSettings:
     env = dict(os.environ if env is None else env)
     missing = [
         name
@@ -92,7 +92,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> BackupSettings:
     recipient = env.get("NEXTMAVENS_BACKUP_RECIPIENT", "")
     if not recipient and env.get("NEXTMAVENS_BACKUP_RECIPIENT_FILE"):
         recipient = Path(env["NEXTMAVENS_BACKUP_RECIPIENT_FILE"]).read_text().strip()
-    if not recipient:
+    if not recipient and require_recipient:
         missing.append("NEXTMAVENS_BACKUP_RECIPIENT")
     if missing:
         raise ConfigError("missing settings: " + ", ".join(missing))

@@ -7,7 +7,9 @@ CREATE TABLE backups (
     kind          text NOT NULL DEFAULT 'scheduled',  -- scheduled | manual | pre-replace | verify
     status        text NOT NULL DEFAULT 'running'
                   CHECK (status IN ('running', 'complete', 'failed', 'expired')),
-    recipient     text NOT NULL,            -- the age public key it is encrypted to
+    recipient     text NOT NULL,            -- the operator's age public key it is encrypted to
+    drill_recipient text,                   -- verify drills only: an extra, ephemeral recipient whose
+                                            -- private half lived only for the drill
     started_at    timestamptz NOT NULL DEFAULT now(),
     finished_at   timestamptz,
     chunk_count   integer,

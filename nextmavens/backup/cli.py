@@ -1,0 +1,186 @@
+"""`nextmavens backup run|list|restore|verify`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import psycopg
+
+from nextmavens.backup import records
+from nextmavens.backup.pipeline import BackupError, Target, backup_target, run_backups
+from nextmavens.backup.restore import RestoreError, choose_backup, replace_live, restore_backup, scratch_name
+from nextmavens.backup.retention import apply_retention
+from nextmavens.backup.settings import BackupSettings, ConfigError, settings_from_env
+from nextmavens.backup.targets import all_targets, select
+from nextmavens.backup.telegram import TelegramClient
+from nextmavens.backup.verify import drill
+from nextmavens.control.db import connect_control
+from nextmavens.monitor.alerts import Alerts, alerts_from_env
+
+
+def _log(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _setup(require_recipient: bool = True) -> tuple[BackupSettings, psycopg.Connection, TelegramClient]:
+    try:
+        settings = settings_from_env(require_recipient=require_recipient)
+        client = settings.telegram.client()
+    except (ConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    client.log = _log
+    try:
+        conn = connect_control(settings.dsn)
+    except psycopg.Error as exc:
+        raise click.ClickException(f"cannot reach the control database: {exc.__class__.__name__}") from None
+    return settings, conn, client
+
+
+def _targets(settings: BackupSettings, keys: tuple[str, ...]) -> list[Target]:
+    try:
+        return select(all_targets(settings.projects_dir), keys)
+    except KeyError as exc:
+        raise click.ClickException(f"unknown project(s): {exc.args[0]}") from None
+
+
+@click.group("backup")
+def backup() -> None:
+    """Encrypted backups of every project database and the control database, to Telegram."""
+
+
+@backup.command("run")
+@click.argument("projects", nargs=-1, metavar="[ORG/PROJECT ...]")
+def run_command(projects: tuple[str, ...]) -> None:
+    """Back up the named projects (default: all, and the control database), then apply retention."""
+    settings, conn, client = _setup()
+    targets = _targets(settings, projects)
+    alerts: Alerts = alerts_from_env()
+    try:
+        results = run_backups(
+            settings, conn, client, targets, kind="manual" if projects else "scheduled", log=_log
+        )
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    for result in results:
+        if result.ok:
+            click.echo(
+                f"{result.target}: backup {result.backup_id} complete: {result.chunks} chunks, "
+                f"{result.bytes} bytes, {result.seconds:.1f}s"
+            )
+        else:
+            click.echo(f"{result.target}: backup {result.backup_id} FAILED: {result.error}")
+            extra = f"; cleanup: {result.cleanup_error}" if result.cleanup_error else ""
+            alerts.send(
+                f"backup of {result.target} FAILED (backup {result.backup_id}): {result.error}{extra}"
+            )
+    for expired in apply_retention(conn, client, targets):
+        note = f" (messages left: {expired.cleanup_error})" if expired.cleanup_error else ""
+        click.echo(f"{expired.target}: backup {expired.backup_id} expired{note}")
+    if not all(result.ok for result in results):
+        sys.exit(1)
+
+
+@backup.command("list")
+@click.argument("project", required=False, metavar="[ORG/PROJECT]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_command(project: str | None, as_json: bool) -> None:
+    """Backups, newest first. Only 'complete' ones are restorable."""
+    try:
+        settings = settings_from_env(require_recipient=False)
+        conn = connect_control(settings.dsn)
+    except (ConfigError, psycopg.Error) as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = records.listing(conn, project)
+    if as_json:
+        click.echo(json.dumps([r.as_json() for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo("no backups")
+        return
+    click.echo(
+        f"{'ID':>6}  {'TARGET':<28} {'STATUS':<9} {'KIND':<11} {'FINISHED (UTC)':<20} "
+        f"{'CHUNKS':>6} {'BYTES':>12}"
+    )
+    for r in rows:
+        finished = f"{r.finished_at:%Y-%m-%d %H:%M:%S}" if r.finished_at else "-"
+        status = r.status.upper() if r.status != "complete" else r.status
+        click.echo(
+            f"{r.id:>6}  {r.target:<28} {status:<9} {r.kind:<11} {finished:<20} {r.chunk_count or 0:>6} "
+            f"{r.total_bytes or 0:>12}"
+        )
+
+
+@backup.command("restore")
+@click.argument("project", metavar="ORG/PROJECT")
+@click.option("--backup", "backup_id", type=int, help="Backup id (default: the newest complete one).")
+@click.option(
+    "--identity",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The age identity (private key) file; it is read by age, never stored.",
+)
+@click.option("--into", "into", help="New database to restore into (default: <database>_restored_<id>).")
+@click.option(
+    "--replace", is_flag=True, help="Replace the live database (asks to confirm; backs it up first)."
+)
+def restore_command(
+    project: str, backup_id: int | None, identity: Path, into: str | None, replace: bool
+) -> None:
+    """Download, check, decrypt and pg_restore a backup into a new database."""
+    settings, conn, client = _setup(require_recipient=replace)
+    record = None
+    try:
+        record = choose_backup(conn, project, backup_id)
+    except RestoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    if replace and into:
+        raise click.UsageError("--replace and --into exclude each other")
+    if replace:
+        click.confirm(
+            f"Replace the live database {record.database} of {project} with backup {record.id}? "
+            "It is backed up first and kept under a new name",
+            abort=True,
+        )
+        target = next((t for t in _targets(settings, ()) if t.key == project), None)
+        if target is None:
+            raise click.ClickException(f"{project} is not in the manifests")
+        fresh = backup_target(settings, conn, client, target, kind="pre-replace", log=_log)
+        if not fresh.ok:
+            raise click.ClickException(
+                f"the fresh backup before replacing failed: {fresh.error}; nothing replaced"
+            )
+        click.echo(f"fresh backup {fresh.backup_id} of the live database is complete")
+    name = into or scratch_name(record.database, f"restored_{record.id}")
+    try:
+        result = restore_backup(settings, conn, client, record, identity, name, _log)
+    except RestoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backup {record.id} of {project} restored into database {name} in {result.seconds:.1f}s")
+    if replace:
+        kept = replace_live(settings, record.database, name, _log)
+        click.echo(f"{record.database} now holds backup {record.id}; the previous database is kept as {kept}")
+
+
+@backup.command("verify")
+@click.argument("projects", nargs=-1, metavar="[ORG/PROJECT ...]")
+def verify_command(projects: tuple[str, ...]) -> None:
+    """Restore drill: fresh backup, restore into a scratch database, compare every table, drop it."""
+    settings, conn, client = _setup()
+    targets = _targets(settings, projects)
+    alerts = alerts_from_env()
+    failed = 0
+    for target in targets:
+        result = drill(settings, conn, client, target, _log)
+        if result.ok:
+            click.echo(f"{target.key}: verified backup {result.backup_id}: {result.tables} tables identical")
+        else:
+            failed += 1
+            click.echo(f"{target.key}: verify FAILED: {result.error}")
+            for problem in result.mismatches[:20]:
+                click.echo(f"  {problem['table']}: {problem['problem']}")
+            alerts.send(f"restore drill of {target.key} FAILED: {result.error}")
+    if failed:
+        sys.exit(1)

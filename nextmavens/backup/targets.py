@@ -1,0 +1,46 @@
+"""Which databases a backup run covers: every project in the manifests, plus the control database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nextmavens.backup.pipeline import Target
+from nextmavens.backup.settings import CONTROL_KEY
+from nextmavens.manifest.loader import load_manifests
+from nextmavens.naming import CONTROL_DATABASE, project_names
+
+# The control database is kept as long as the longest project retention, and at least this long.
+CONTROL_RETENTION_DAYS = 14
+
+
+def all_targets(projects_dir: Path | None) -> list[Target]:
+    targets: list[Target] = []
+    if projects_dir is not None:
+        manifests = load_manifests(projects_dir)
+        for project in manifests.projects:
+            backup = project.manifest.backup
+            targets.append(
+                Target(
+                    key=project.key,
+                    database=project_names(project.ref).database,
+                    schedule=backup.schedule,
+                    retention_days=backup.retention_days,
+                )
+            )
+    longest = max([t.retention_days for t in targets] + [CONTROL_RETENTION_DAYS])
+    # Last: its dump then holds the records of the project backups made in the same run.
+    targets.append(
+        Target(key=CONTROL_KEY, database=CONTROL_DATABASE, schedule="daily", retention_days=longest)
+    )
+    return targets
+
+
+def select(targets: list[Target], keys: tuple[str, ...] | list[str]) -> list[Target]:
+    """The named targets (ORG/PROJECT), in the order given; all of them when none are named."""
+    if not keys:
+        return targets
+    by_key = {t.key: t for t in targets}
+    unknown = [key for key in keys if key not in by_key]
+    if unknown:
+        raise KeyError(", ".join(unknown))
+    return [by_key[key] for key in keys]

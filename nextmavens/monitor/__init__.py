@@ -1,0 +1,1 @@
+"""Disk alerts with safe pruning, container and endpoint health, the daily summary and `status`."""

@@ -1,0 +1,82 @@
+"""Fixtures for backup tests: an age key pair, the Telegram contract stand-in, settings pointing at both."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from nextmavens.backup.settings import BackupSettings, TelegramSettings
+from nextmavens.backup.standin import TelegramStandin
+from nextmavens.backup.telegram import RetryPolicy, TelegramClient
+from nextmavens.control.db import connect_control
+from tests.integration.backup.datagen import generate
+
+FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, total_seconds=20, request_timeout=30)
+_names = itertools.count(1)
+
+
+def make_key(folder: Path, name: str) -> tuple[Path, str]:
+    path = folder / name
+    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    public = subprocess.run(["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True)
+    return path, public.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def age_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    return make_key(tmp_path_factory.mktemp("keys"), "operator.key")
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[TelegramStandin]:
+    with TelegramStandin(tmp_path / "telegram") as api:
+        yield api
+
+
+@pytest.fixture
+def settings(pg, standin: TelegramStandin, age_key: tuple[Path, str], tmp_path: Path) -> BackupSettings:  # type: ignore[no-untyped-def]
+    token_file = tmp_path / "token"
+    token_file.write_text(standin.state.token + "\n")
+    token_file.chmod(0o600)
+    return BackupSettings(
+        dsn=pg.dsn,
+        recipient=age_key[1],
+        telegram=TelegramSettings(token_file, standin.state.chat_id, standin.base_url, FAST_RETRY),
+        work_dir=tmp_path / "work",
+        chunk_bytes=256 * 1024,
+        pg_bin=pg.bin_dir,
+    )
+
+
+@pytest.fixture
+def client(settings: BackupSettings) -> TelegramClient:
+    return settings.telegram.client()
+
+
+@pytest.fixture
+def control(pg) -> Iterator[psycopg.Connection]:  # type: ignore[no-untyped-def]
+    conn = connect_control(pg.dsn)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def project_db(pg) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A project database with generated data; dropped (with anything restored from it) afterwards."""
+    name = f"bk_proj_{next(_names)}_{id(object()) % 10000}"
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(pg.dsn_for(name), autocommit=True) as conn:
+        generate(conn, tables=12, rows=60, blob_kb=3, text_kb=6)
+    yield name
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        for (db,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (name + "%",)
+        ).fetchall():
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
