@@ -40,7 +40,7 @@ def standin(tmp_path: Path) -> Iterator[TelegramStandin]:
 
 
 @pytest.fixture
-def settings(pg, standin: TelegramStandin, age_key: tuple[Path, str], tmp_path: Path) -> BackupSettings:  # type: ignore[no-untyped-def]
+def settings(pg, standin: TelegramStandin, age_key: tuple[Path, str], tmp_path: Path) -> BackupSettings:
     token_file = tmp_path / "token"
     token_file.write_text(standin.state.token + "\n")
     token_file.chmod(0o600)
@@ -60,14 +60,14 @@ def client(settings: BackupSettings) -> TelegramClient:
 
 
 @pytest.fixture
-def control(pg) -> Iterator[psycopg.Connection]:  # type: ignore[no-untyped-def]
+def control(pg) -> Iterator[psycopg.Connection]:
     conn = connect_control(pg.dsn)
     yield conn
     conn.close()
 
 
 @pytest.fixture
-def project_db(pg) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def project_db(pg) -> Iterator[str]:
     """A project database with generated data; dropped (with anything restored from it) afterwards."""
     name = f"bk_proj_{next(_names)}_{id(object()) % 10000}"
     with psycopg.connect(pg.dsn, autocommit=True) as conn:

@@ -12,7 +12,7 @@ SCHEMAS = ("public", "auth", "storage", "app")
 def generate(
     conn: psycopg.Connection, tables: int = 24, rows: int = 200, blob_kb: int = 4, text_kb: int = 8
 ) -> None:
-    """`tables` tables spread over schemas; each row carries ~blob_kb KB of random bytes and ~text_kb KB text."""
+    """`tables` tables in several schemas; rows of ~blob_kb KB random bytes and ~text_kb KB text."""
     conn.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
     for schema in SCHEMAS:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
@@ -24,7 +24,8 @@ def generate(
         conn.execute(
             sql.SQL(
                 "CREATE TABLE {} (id bigserial PRIMARY KEY, uid uuid NOT NULL DEFAULT gen_random_uuid(),"
-                " name text, body text, payload bytea, meta jsonb, price numeric(12, 2), ratio double precision,"
+                " name text, body text, payload bytea, meta jsonb, price numeric(12, 2),"
+                " ratio double precision,"
                 " tags text[], created_at timestamptz NOT NULL DEFAULT now(), deleted boolean)"
             ).format(table)
         )
@@ -33,11 +34,15 @@ def generate(
                 "INSERT INTO {} (name, body, payload, meta, price, ratio, tags, created_at, deleted)"
                 " SELECT 'name ' || g,"
                 "  CASE WHEN g %% 7 = 0 THEN NULL ELSE"
-                "   (SELECT string_agg(md5((g * 1000 + k)::text), ' ') FROM generate_series(1, %(text_parts)s) k) END,"
-                "  (SELECT string_agg(gen_random_bytes(1024), ''::bytea) FROM generate_series(1, %(blob_parts)s)),"
-                "  jsonb_build_object('n', g, 'label', 'item-' || g, 'nested', jsonb_build_object('ok', g %% 2 = 0)),"
+                "   (SELECT string_agg(md5((g * 1000 + k)::text), ' ')"
+                "    FROM generate_series(1, %(text_parts)s) k) END,"
+                "  (SELECT string_agg(gen_random_bytes(1024), ''::bytea)"
+                "    FROM generate_series(1, %(blob_parts)s)),"
+                "  jsonb_build_object('n', g, 'label', 'item-' || g,"
+                "   'nested', jsonb_build_object('ok', g %% 2 = 0)),"
                 "  (g * 3.17)::numeric(12, 2), g / 7.0, ARRAY['a' || g, 'b'],"
-                "  timestamptz '2026-01-01 00:00:00+00' + g * interval '17 minutes', CASE WHEN g %% 5 = 0 THEN NULL"
+                "  timestamptz '2026-01-01 00:00:00+00' + g * interval '17 minutes',"
+                "  CASE WHEN g %% 5 = 0 THEN NULL"
                 "  ELSE g %% 2 = 0 END"
                 " FROM generate_series(1, %(rows)s) g"
             ).format(table),

@@ -26,17 +26,17 @@ from nextmavens.backup.verify import drill
 from tests.integration.backup.conftest import make_key
 
 
-def stats_of(pg, database: str) -> dict:  # type: ignore[no-untyped-def]
+def stats_of(pg, database: str) -> dict:
     with psycopg.connect(pg.dsn_for(database)) as conn:
         return table_stats(conn)
 
 
-def db_exists(pg, name: str) -> bool:  # type: ignore[no-untyped-def]
+def db_exists(pg, name: str) -> bool:
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
 
 
-def test_contract_round_trip_backup_drop_restore(pg, settings, control, client, standin, project_db, age_key):  # type: ignore[no-untyped-def]
+def test_contract_round_trip_backup_drop_restore(pg, settings, control, client, standin, project_db, age_key):
     before = stats_of(pg, project_db)
     assert len(before) == 12 and all(v["rows"] == 60 for v in before.values())
     target = Target(key=f"acme/{project_db}", database=project_db)
@@ -59,16 +59,16 @@ def test_contract_round_trip_backup_drop_restore(pg, settings, control, client, 
     assert stats_of(pg, project_db) == before
 
 
-def test_contract_upload_failure_mid_backup_is_retried(settings, control, client, standin, project_db):  # type: ignore[no-untyped-def]
+def test_contract_upload_failure_mid_backup_is_retried(settings, control, client, standin, project_db):
     standin.state.fail_next_uploads = 2  # two 500s in a row, mid-stream
     standin.state.fail_status = 500
     result = backup_target(settings, control, client, Target(key=f"acme/{project_db}", database=project_db))
     assert result.ok, result.error
     assert standin.state.calls.count("sendDocument") == result.chunks + 2
-    assert records.get(control, result.backup_id).status == "complete"  # type: ignore[union-attr]
+    assert records.get(control, result.backup_id).status == "complete"
 
 
-def test_contract_rate_limit_429_is_retried(settings, control, client, standin, project_db):  # type: ignore[no-untyped-def]
+def test_contract_rate_limit_429_is_retried(settings, control, client, standin, project_db):
     standin.state.fail_next_uploads = 1
     standin.state.fail_status = 429
     result = backup_target(settings, control, client, Target(key=f"acme/{project_db}", database=project_db))
@@ -77,7 +77,7 @@ def test_contract_rate_limit_429_is_retried(settings, control, client, standin, 
 
 def test_contract_backup_interrupted_for_good_is_never_listed_complete(
     settings, control, client, standin, project_db
-):  # type: ignore[no-untyped-def]
+):
     key = f"acme/{project_db}"
     standin.state.fail_uploads_after = 3  # three chunks land, then the API fails for good
     result = backup_target(settings, control, client, Target(key=key, database=project_db))
@@ -94,7 +94,7 @@ def test_contract_backup_interrupted_for_good_is_never_listed_complete(
         choose_backup(control, key, result.backup_id)
 
 
-def test_contract_run_left_running_is_swept_as_failed(settings, control, client, standin, project_db):  # type: ignore[no-untyped-def]
+def test_contract_run_left_running_is_swept_as_failed(settings, control, client, standin, project_db):
     key = f"acme/{project_db}"
     # A run that died after uploading one chunk: its record still says 'running'.
     dead = records.start(control, key, project_db, "scheduled", settings.recipient, 999999)
@@ -109,7 +109,7 @@ def test_contract_run_left_running_is_swept_as_failed(settings, control, client,
 
 def test_contract_corrupted_chunk_is_caught_by_its_checksum(
     pg, settings, control, client, standin, project_db, age_key
-):  # type: ignore[no-untyped-def]
+):
     key = f"acme/{project_db}"
     result = backup_target(settings, control, client, Target(key=key, database=project_db))
     assert result.ok
@@ -124,7 +124,7 @@ def test_contract_corrupted_chunk_is_caught_by_its_checksum(
 
 def test_contract_restore_with_the_wrong_key_fails_clearly(
     pg, settings, control, client, project_db, tmp_path
-):  # type: ignore[no-untyped-def]
+):
     key = f"acme/{project_db}"
     assert backup_target(settings, control, client, Target(key=key, database=project_db)).ok
     wrong, _ = make_key(tmp_path, "wrong.key")
@@ -135,7 +135,7 @@ def test_contract_restore_with_the_wrong_key_fails_clearly(
     assert not db_exists(pg, into)
 
 
-def test_contract_wrong_key_caught_by_age_itself(pg, settings, control, client, project_db, tmp_path):  # type: ignore[no-untyped-def]
+def test_contract_wrong_key_caught_by_age_itself(pg, settings, control, client, project_db, tmp_path):
     """When the identity's public key cannot be derived up front, age's own failure is still clear."""
     key = f"acme/{project_db}"
     result = backup_target(settings, control, client, Target(key=key, database=project_db))
@@ -151,7 +151,7 @@ def test_contract_wrong_key_caught_by_age_itself(pg, settings, control, client, 
 
 def test_contract_retention_deletes_old_messages_and_keeps_newest(
     settings, control, client, standin, project_db
-):  # type: ignore[no-untyped-def]
+):
     key = f"acme/{project_db}"
     target = Target(key=key, database=project_db, retention_days=7)
     ids = [backup_target(settings, control, client, target).backup_id for _ in range(3)]
@@ -174,7 +174,7 @@ def test_contract_retention_deletes_old_messages_and_keeps_newest(
 
 def test_contract_retention_records_messages_telegram_refuses_to_delete(
     settings, control, client, standin, project_db
-):  # type: ignore[no-untyped-def]
+):
     key = f"acme/{project_db}"
     target = Target(key=key, database=project_db, retention_days=1)
     old = backup_target(settings, control, client, target).backup_id
@@ -184,12 +184,12 @@ def test_contract_retention_records_messages_telegram_refuses_to_delete(
     standin.state.clock_offset = 5 * 24 * 3600  # the messages are now five days old
     [expired] = apply_retention(control, client, [target])
     assert expired.backup_id == old and "can't be deleted" in (expired.cleanup_error or "")
-    assert records.get(control, old).status == "expired"  # type: ignore[union-attr]
+    assert records.get(control, old).status == "expired"
 
 
 def test_contract_verify_drill_compares_every_table_and_drops_scratch(
     pg, settings, control, client, project_db
-):  # type: ignore[no-untyped-def]
+):
     key = f"acme/{project_db}"
     result = drill(settings, control, client, Target(key=key, database=project_db))
     assert result.ok, (result.error, result.mismatches)
@@ -208,7 +208,7 @@ def test_contract_verify_drill_compares_every_table_and_drops_scratch(
     assert record is not None and record.status == "complete" and record.recipient == settings.recipient
 
 
-def test_contract_verify_detects_a_difference(pg, settings, control, client, project_db):  # type: ignore[no-untyped-def]
+def test_contract_verify_detects_a_difference(pg, settings, control, client, project_db):
     """A backup whose recorded figures disagree with what restores is reported, table by table."""
     from nextmavens.backup.verify import EphemeralIdentity, restore_drill
 
@@ -222,7 +222,7 @@ def test_contract_verify_detects_a_difference(pg, settings, control, client, pro
             with_stats=True,
             drill_recipient=public,
         )
-        stats = records.get(control, made.backup_id).table_stats  # type: ignore[union-attr]
+        stats = records.get(control, made.backup_id).table_stats
         name = sorted(stats)[0]
         stats[name]["rows"] += 1
         control.execute(
@@ -236,8 +236,8 @@ def test_contract_verify_detects_a_difference(pg, settings, control, client, pro
 
 def test_contract_dump_snapshot_matches_figures_under_concurrent_writes(
     pg, settings, control, client, project_db
-):  # type: ignore[no-untyped-def]
-    """Figures and dump come from one exported snapshot, so writes during the backup do not break the drill."""
+):
+    """Figures and dump share one exported snapshot: writes during the backup do not break the drill."""
     import threading
 
     stop = threading.Event()
@@ -257,7 +257,7 @@ def test_contract_dump_snapshot_matches_figures_under_concurrent_writes(
     assert result.ok, (result.error, result.mismatches)
 
 
-def test_contract_control_database_is_backed_up_too(settings, control, client, age_key):  # type: ignore[no-untyped-def]
+def test_contract_control_database_is_backed_up_too(settings, control, client, age_key):
     from nextmavens.backup.targets import all_targets
 
     targets = all_targets(None)
@@ -266,12 +266,12 @@ def test_contract_control_database_is_backed_up_too(settings, control, client, a
     assert result.ok, result.error
 
 
-def test_contract_missing_database_is_a_failed_backup(settings, control, client):  # type: ignore[no-untyped-def]
+def test_contract_missing_database_is_a_failed_backup(settings, control, client):
     result = backup_target(settings, control, client, Target(key="acme/ghost", database="no_such_db"))
     assert not result.ok and "does not exist" in (result.error or "")
 
 
-def test_contract_token_never_in_records_or_errors(settings, control, client, standin, project_db):  # type: ignore[no-untyped-def]
+def test_contract_token_never_in_records_or_errors(settings, control, client, standin, project_db):
     standin.state.fail_uploads_after = 0
     result = backup_target(settings, control, client, Target(key=f"acme/{project_db}", database=project_db))
     token = standin.state.token
