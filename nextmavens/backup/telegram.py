@@ -69,6 +69,7 @@ class TelegramClient:
     api_base: str = DEFAULT_API_BASE
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
     log: Callable[[str], None] = lambda message: None
 
     def __post_init__(self) -> None:
@@ -217,7 +218,7 @@ class TelegramClient:
         return error
 
     def _with_retries(self, method: str, attempt: Callable[[], Any]) -> Any:
-        deadline = time.monotonic() + self.retry.total_seconds
+        deadline = self.clock() + self.retry.total_seconds
         last: TelegramError | None = None
         for number in range(1, self.retry.attempts + 1):
             try:
@@ -234,7 +235,7 @@ class TelegramClient:
             if number == self.retry.attempts:
                 break
             wait = self.retry.delay(number, getattr(last, "retry_after", None))
-            if time.monotonic() + wait > deadline:
+            if self.clock() + wait > deadline:
                 break
             self.log(f"telegram {method}: {last.description if last else ''}; retry {number} in {wait:.1f}s")
             self.sleep(wait)
