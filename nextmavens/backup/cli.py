@@ -18,6 +18,7 @@ from nextmavens.backup.targets import all_targets, select
 from nextmavens.backup.telegram import TelegramClient
 from nextmavens.backup.verify import drill
 from nextmavens.control.db import connect_control
+from nextmavens.manifest.loader import ManifestErrors
 from nextmavens.monitor.alerts import Alerts, alerts_from_env
 
 
@@ -44,6 +45,8 @@ def _targets(settings: BackupSettings, keys: tuple[str, ...]) -> list[Target]:
         return select(all_targets(settings.projects_dir), keys)
     except KeyError as exc:
         raise click.ClickException(f"unknown project(s): {exc.args[0]}") from None
+    except ManifestErrors as exc:
+        raise click.ClickException(f"invalid manifests, nothing backed up:\n{exc}") from None
 
 
 @click.group("backup")

@@ -1,0 +1,105 @@
+"""`nextmavens status [--json]` and `nextmavens monitor storage|health|summary` (run by systemd timers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import psycopg
+
+from nextmavens.backup.pipeline import Target
+from nextmavens.backup.targets import all_targets
+from nextmavens.control.db import connect_control
+from nextmavens.manifest.loader import ManifestErrors
+from nextmavens.monitor.alerts import alerts_from_env
+from nextmavens.monitor.health import check_health, docker_from_env, probe_targets
+from nextmavens.monitor.state import load_json, state_dir
+from nextmavens.monitor.storage import check_storage
+from nextmavens.monitor.summary import Summary, gather, render
+
+
+def _paths() -> list[str]:
+    """Watched filesystems: NEXTMAVENS_MONITOR_PATHS (comma-separated), default the root filesystem."""
+    return [p.strip() for p in os.environ.get("NEXTMAVENS_MONITOR_PATHS", "/").split(",") if p.strip()]
+
+
+def _targets() -> list[Target]:
+    projects = os.environ.get("NEXTMAVENS_PROJECTS_DIR")
+    try:
+        return all_targets(Path(projects) if projects else None)
+    except ManifestErrors as exc:
+        click.echo(f"manifests invalid, backups listed without projects: {exc}", err=True)
+        return all_targets(None)
+
+
+def _summary() -> Summary:
+    dsn = os.environ.get("NEXTMAVENS_DSN")
+    control: psycopg.Connection | None = None
+    if dsn:
+        try:
+            control = connect_control(dsn)
+        except psycopg.Error:
+            control = None
+    try:
+        return gather(dsn, control, _targets(), _paths(), docker_from_env())
+    finally:
+        if control is not None:
+            control.close()
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """Disk, databases, last good backups, restore drills, containers and the monitors' last state."""
+    summary = _summary()
+    folder = state_dir()
+    monitors: dict[str, Any] = {
+        "storage": load_json(folder / "storage.json").get("paths", {}),
+        "health": load_json(folder / "health.json").get("health", {}),
+    }
+    if as_json:
+        click.echo(json.dumps(summary.as_json() | {"monitors": monitors}, indent=2, default=str))
+        return
+    click.echo(render(summary))
+    down = [key for key, value in monitors["health"].items() if not value.get("ok")]
+    if down:
+        click.echo("Health checks failing: " + ", ".join(down))
+    if summary.problems:
+        sys.exit(1)
+
+
+@click.group("monitor")
+def monitor() -> None:
+    """Checks run by systemd timers; each alerts through Telegram on changes only."""
+
+
+@monitor.command("storage")
+def storage_command() -> None:
+    """Measure disks, alert at 80/90/95 percent once per crossing, prune safely at 92 percent or more."""
+    alerts = alerts_from_env()
+    check = check_storage(_paths(), state_dir() / "storage.json", alerts.send)
+    for path, usage in check.usage.items():
+        click.echo(f"{path}: {usage.percent:.1f}% used")
+
+
+@monitor.command("health")
+def health_command() -> None:
+    """Container state, health and restarts; HTTP probes; alerts when something changes state."""
+    alerts = alerts_from_env()
+    refs = [t.key.split("/", 1)[1] for t in _targets() if not t.key.startswith("_")]
+    check = check_health(
+        docker_from_env(), probe_targets(dict(os.environ), refs), state_dir() / "health.json", alerts.send
+    )
+    click.echo(json.dumps(check.as_json(), indent=2, default=str))
+
+
+@monitor.command("summary")
+def summary_command() -> None:
+    """Send the daily summary to the operator."""
+    text = render(_summary())
+    click.echo(text)
+    alerts_from_env().send(text)

@@ -1,0 +1,151 @@
+"""`nextmavens backup ...` through click, configured only by environment, against the real PostgreSQL and
+the Telegram contract stand-in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+from psycopg import sql
+
+from nextmavens.backup.cli import backup
+from nextmavens.backup.stats import table_stats
+from tests.integration.backup.datagen import generate
+
+
+@pytest.fixture
+def cli_env(
+    pg, standin, age_key, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    projects = tmp_path / "projects" / "clitest"
+    projects.mkdir(parents=True)
+    (projects / "org.yaml").write_text("name: CLI Test\n")
+    (projects / "clishop.yaml").write_text(
+        "ref: clishop\nname: CLI Shop\nauth:\n  site_url: https://shop.cli.example\n"
+        "backup:\n  retention_days: 3\n"
+    )
+    token = tmp_path / "token"
+    token.write_text(standin.state.token)
+    token.chmod(0o600)
+    env = {
+        "NEXTMAVENS_DSN": pg.dsn,
+        "NEXTMAVENS_TELEGRAM_TOKEN_FILE": str(token),
+        "NEXTMAVENS_TELEGRAM_CHAT_ID": standin.state.chat_id,
+        "NEXTMAVENS_TELEGRAM_API": standin.base_url,
+        "NEXTMAVENS_BACKUP_RECIPIENT": age_key[1],
+        "NEXTMAVENS_PROJECTS_DIR": str(tmp_path / "projects"),
+        "NEXTMAVENS_PG_BIN": str(pg.bin_dir),
+        "NEXTMAVENS_BACKUP_WORK_DIR": str(tmp_path / "work"),
+        "NEXTMAVENS_BACKUP_CHUNK_BYTES": str(256 * 1024),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE clishop")
+    with psycopg.connect(pg.dsn_for("clishop"), autocommit=True) as conn:
+        generate(conn, tables=6, rows=40, blob_kb=2, text_kb=4)
+    yield env
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        for (db,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'clishop%'").fetchall():
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db)))
+
+
+def stats(pg, db: str) -> dict:
+    with psycopg.connect(pg.dsn_for(db)) as conn:
+        return table_stats(conn)
+
+
+def test_contract_cli_run_list_restore_verify_replace(pg, standin, age_key, cli_env, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(backup, ["run"])
+    assert result.exit_code == 0, result.output
+    assert "clitest/clishop: backup" in result.output and "_platform/control: backup" in result.output
+    assert standin.state.token not in result.output
+
+    listed = runner.invoke(backup, ["list", "clitest/clishop", "--json"])
+    assert listed.exit_code == 0, listed.output
+    [entry] = json.loads(listed.output)
+    assert entry["status"] == "complete" and entry["good"] and entry["chunks"] >= 1
+    plain = runner.invoke(backup, ["list"])
+    assert "clitest/clishop" in plain.output and "_platform/control" in plain.output
+
+    restored = runner.invoke(
+        backup, ["restore", "clitest/clishop", "--identity", str(age_key[0]), "--into", "clishop_copy"]
+    )
+    assert restored.exit_code == 0, restored.output
+    assert stats(pg, "clishop_copy") == stats(pg, "clishop")
+
+    verified = runner.invoke(backup, ["verify", "clitest/clishop"])
+    assert verified.exit_code == 0, verified.output
+    assert "6 tables identical" in verified.output
+
+    # Replacing the live database: refused without confirmation...
+    before = stats(pg, "clishop")
+    with psycopg.connect(pg.dsn_for("clishop"), autocommit=True) as conn:
+        conn.execute("DELETE FROM public.t000_users")  # the accident being undone
+    declined = runner.invoke(
+        backup,
+        [
+            "restore",
+            "clitest/clishop",
+            "--backup",
+            str(entry["id"]),
+            "--identity",
+            str(age_key[0]),
+            "--replace",
+        ],
+        input="n\n",
+    )
+    assert declined.exit_code != 0 and "Aborted" in declined.output
+    # ...and with it: a fresh backup first, then the swap; the old database is kept under a new name.
+    replaced = runner.invoke(
+        backup,
+        [
+            "restore",
+            "clitest/clishop",
+            "--backup",
+            str(entry["id"]),
+            "--identity",
+            str(age_key[0]),
+            "--replace",
+        ],
+        input="y\n",
+    )
+    assert replaced.exit_code == 0, replaced.output
+    assert "fresh backup" in replaced.output
+    assert stats(pg, "clishop") == before
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        kept = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'clishop_replaced_%'"
+        ).fetchall()
+    assert len(kept) == 1
+    kinds = [
+        e["kind"] for e in json.loads(runner.invoke(backup, ["list", "clitest/clishop", "--json"]).output)
+    ]
+    assert "pre-replace" in kinds
+
+
+def test_contract_cli_failed_run_exits_nonzero_and_alerts(standin, cli_env) -> None:
+    standin.state.fail_uploads_after = 0
+    standin.state.fail_next_uploads = 0
+    runner = CliRunner()
+    result = runner.invoke(backup, ["run", "clitest/clishop"])
+    assert result.exit_code == 1
+    assert "FAILED" in result.output
+    alerts = [m.text for m in standin.state.messages.values() if m.text]
+    assert any("backup of clitest/clishop FAILED" in text for text in alerts)
+    listed = json.loads(runner.invoke(backup, ["list", "clitest/clishop", "--json"]).output)
+    assert listed[0]["good"] is False and listed[0]["status"] == "failed"  # newest first
+
+
+def test_cli_unknown_project_and_missing_settings(cli_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    result = runner.invoke(backup, ["run", "nope/nothing"])
+    assert result.exit_code != 0 and "unknown project" in result.output
+    monkeypatch.delenv("NEXTMAVENS_BACKUP_RECIPIENT")
+    result = runner.invoke(backup, ["run"])
+    assert result.exit_code != 0 and "NEXTMAVENS_BACKUP_RECIPIENT" in result.output
