@@ -1,0 +1,66 @@
+"""The daily summary and `nextmavens status` against the real control database."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nextmavens.backup.pipeline import Target
+from nextmavens.control.db import connect_control
+from nextmavens.monitor.cli import status
+from nextmavens.monitor.summary import backup_freshness, gather, render
+
+
+def test_backup_freshness_follows_each_schedule() -> None:
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    targets = [
+        Target("a/hourly", "h", "hourly"),
+        Target("a/daily", "d", "daily"),
+        Target("a/weekly", "w", "weekly"),
+        Target("a/never", "n", "daily"),
+    ]
+    last = {
+        "a/hourly": now - timedelta(hours=3),
+        "a/daily": now - timedelta(hours=20),
+        "a/weekly": now - timedelta(days=6),
+    }
+    rows, problems = backup_freshness(targets, last, now)
+    assert [r["stale"] for r in rows] == [True, False, False, True]
+    assert problems == [
+        "backup of a/hourly is stale: last good 3.0 h ago, schedule hourly",
+        "backup of a/never is stale: last good never, schedule daily",
+    ]
+
+
+def test_summary_gathers_disk_databases_backups(pg, tmp_path: Path) -> None:
+    control = connect_control(pg.dsn)
+    control.execute(
+        "INSERT INTO backups (target, database, status, recipient, finished_at, chunk_count, total_bytes)"
+        " VALUES ('sum/shop', 'shop', 'complete', 'age1x', now() - interval '1 hour', 1, 10)"
+    )
+    summary = gather(pg.dsn, control, [Target("sum/shop", "shop"), Target("sum/crm", "crm")], ["/"], None)
+    assert summary.disk[0]["path"] == "/" and 0 < summary.disk[0]["percent"] < 100
+    assert "nextmavens" in {d["name"] for d in summary.databases}
+    assert [b["stale"] for b in summary.backups] == [False, True]
+    assert summary.containers is None
+    text = render(summary)
+    assert "backup of sum/crm is stale" in text and "docker engine unreachable" in text
+    control.close()
+
+
+def test_status_json_and_text(pg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXTMAVENS_DSN", pg.dsn)
+    monkeypatch.setenv("NEXTMAVENS_STATE_DIR", str(tmp_path))
+    (tmp_path / "storage.json").write_text(json.dumps({"paths": {"/": {"level": 80, "percent": 81.0}}}))
+    runner = CliRunner()
+    result = runner.invoke(status, ["--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["monitors"]["storage"]["/"]["level"] == 80
+    assert {"disk", "databases", "backups", "containers", "problems"} <= set(data)
+    text = runner.invoke(status, [])
+    assert "Disk:" in text.output and "Databases:" in text.output
