@@ -1,4 +1,4 @@
-"""Shared fixtures: one throwaway PostgreSQL server per test session (real, on a free loopback port)."""
+"""Shared fixtures: real throwaway PostgreSQL servers on free loopback ports."""
 
 from __future__ import annotations
 
@@ -12,11 +12,36 @@ import pytest
 from nextmavens.localdb import LocalPostgres
 
 
+def _scratch_dir(prefix: str) -> Path:
+    # Under /tmp and searchable: as root, the server runs as `postgres` and must reach its folder.
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    base.chmod(0o711)
+    return base
+
+
 @pytest.fixture(scope="session")
 def pg() -> Iterator[LocalPostgres]:
-    base = Path(tempfile.mkdtemp(prefix="nextmavens-pg-", dir="/tmp"))
-    base.chmod(0o711)
-    server = LocalPostgres(base / "server", fast=True)
+    """One server for the whole session (tests that share it must not depend on its emptiness)."""
+    server = LocalPostgres(_scratch_dir("nextmavens-pg-") / "server", fast=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> LocalPostgres:
+    """An initialised, stopped cluster that fresh_pg copies instead of running initdb each time."""
+    server = LocalPostgres(_scratch_dir("nextmavens-pgtpl-") / "server", fast=True)
+    server.init()
+    return server
+
+
+@pytest.fixture
+def fresh_pg(pg_template: LocalPostgres) -> Iterator[LocalPostgres]:
+    """A new, empty server for one test."""
+    server = pg_template.clone(_scratch_dir("nextmavens-pgfresh-") / "server")
     server.start()
     try:
         yield server

@@ -54,9 +54,7 @@ class Executor:
 
     def _do_secrets(self, change: Change) -> None:
         project = self._project(change)
-        self._secrets.ensure_project(
-            project.ref, project.org, project.name, project.state, project.names.login_roles
-        )
+        self._secrets.ensure_project(project.ref, project.org, project.name, project.state, project.names.login_roles)
 
     def _do_role(self, change: Change) -> None:
         role = self._roles[change.target]
@@ -76,9 +74,7 @@ class Executor:
         self._cluster.execute(sqlgen.grant_membership(change.data["parent"], change.target))
 
     def _do_role_setting(self, change: Change) -> None:
-        self._cluster.execute(
-            sqlgen.set_role_setting(change.target, change.data["name"], change.data["value"])
-        )
+        self._cluster.execute(sqlgen.set_role_setting(change.target, change.data["name"], change.data["value"]))
 
     def _do_database(self, change: Change) -> None:
         spec = self._project(change).database
@@ -91,9 +87,7 @@ class Executor:
             self._cluster.execute(sqlgen.alter_database_connection_limit(spec))
 
     def _do_database_setting(self, change: Change) -> None:
-        self._cluster.execute(
-            sqlgen.set_database_setting(change.target, change.data["name"], change.data["value"])
-        )
+        self._cluster.execute(sqlgen.set_database_setting(change.target, change.data["name"], change.data["value"]))
 
     def _do_grant(self, change: Change) -> None:
         grantee = change.data["grantee"]

@@ -68,9 +68,7 @@ def observe(cluster: psycopg.Connection, control: psycopg.Connection, sealer: Se
     ):
         state.dependencies[(database, catalog, role, deptype)] = count
 
-    state.available_extensions = {
-        name for (name,) in cluster.execute("SELECT name FROM pg_available_extensions")
-    }
+    state.available_extensions = {name for (name,) in cluster.execute("SELECT name FROM pg_available_extensions")}
     state.sessions = {
         (database, role)
         for database, role in cluster.execute(
@@ -84,12 +82,8 @@ def observe(cluster: psycopg.Connection, control: psycopg.Connection, sealer: Se
     ):
         state.control_projects[row[0]] = ControlProject(*row)
 
-    for scope, name, nonce, ciphertext in control.execute(
-        "SELECT scope, name, nonce, ciphertext FROM secrets"
-    ):
+    for scope, name, nonce, ciphertext in control.execute("SELECT scope, name, nonce, ciphertext FROM secrets"):
         state.secret_names.setdefault(scope, set()).add(name)
         if name.startswith("verifier:"):
-            state.expected_verifiers[name.removeprefix("verifier:")] = sealer.open(
-                nonce, ciphertext, f"{scope}/{name}"
-            )
+            state.expected_verifiers[name.removeprefix("verifier:")] = sealer.open(nonce, ciphertext, f"{scope}/{name}")
     return state

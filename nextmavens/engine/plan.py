@@ -154,9 +154,7 @@ def _project_changes(project: ProjectSpec, observed: ObservedState) -> list[Chan
         )
         != wanted
     ):
-        changes.append(
-            Change(key, "record", "record", project.ref, "record the project in the control database")
-        )
+        changes.append(Change(key, "record", "record", project.ref, "record the project in the control database"))
     return changes
 
 
@@ -184,9 +182,7 @@ def _role_changes(owner: str, role: RoleSpec, observed: ObservedState) -> list[C
         expected = observed.expected_verifiers.get(role.name)
         have = current.password if current else None
         if expected is None or have != expected:
-            reason = (
-                "no stored password yet" if expected is None else "password differs from the stored secret"
-            )
+            reason = "no stored password yet" if expected is None else "password differs from the stored secret"
             changes.append(Change(owner, "update", "password", role.name, reason, {"scope": role.scope}))
     members = {r for m, r in observed.memberships if m == role.name}
     for parent in role.member_of:
@@ -346,9 +342,7 @@ def _notices(desired: DesiredState, observed: ObservedState) -> list[Notice]:
         if spec.state == "absent" and spec.ref not in observed.control_projects:
             names = project_names(spec.ref)
             if names.database in observed.databases:
-                notices.append(
-                    Notice(spec.key, "orphan", f"state is absent; database {names.database!r} is kept")
-                )
+                notices.append(Notice(spec.key, "orphan", f"state is absent; database {names.database!r} is kept"))
     return notices
 
 

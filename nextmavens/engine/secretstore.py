@@ -64,9 +64,7 @@ class SecretStore:
             ).fetchone()
             if row is None or row[0] is None:
                 keys = issue_api_keys(jwt_secret)
-                self._control.execute(
-                    "UPDATE projects SET keys_issued_at = %s WHERE ref = %s", (keys.issued_at, ref)
-                )
+                self._control.execute("UPDATE projects SET keys_issued_at = %s WHERE ref = %s", (keys.issued_at, ref))
                 self._record_keys(ref, keys)
 
     def project_secrets(self, ref: str) -> ProjectSecrets | None:
@@ -79,9 +77,25 @@ class SecretStore:
             password = self.get(ref, f"password:{role}")
             if password is not None:
                 passwords[role] = password
-        return ProjectSecrets(
-            jwt_secret=jwt_secret, keys=issue_api_keys(jwt_secret, now=row[0]), passwords=passwords
-        )
+        return ProjectSecrets(jwt_secret=jwt_secret, keys=issue_api_keys(jwt_secret, now=row[0]), passwords=passwords)
+
+    def project_org(self, ref: str) -> str | None:
+        """The org of an applied, not destroyed project."""
+        row = self._control.execute(
+            "SELECT org FROM projects WHERE ref = %s AND destroyed_at IS NULL", (ref,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def forget_project(self, ref: str) -> None:
+        """After destroy: its secrets go, its record stays (marked destroyed) for the audit trail."""
+        with self._control.transaction():
+            self._control.execute("DELETE FROM secrets WHERE scope = %s", (ref,))
+            self._control.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE ref = %s AND revoked_at IS NULL", (ref,)
+            )
+            self._control.execute(
+                "UPDATE projects SET destroyed_at = now(), keys_issued_at = NULL WHERE ref = %s", (ref,)
+            )
 
     def rotate_keys(self, ref: str) -> ApiKeys:
         """A new JWT secret and keys; the old keys are recorded as revoked. Signing with a new secret is
@@ -96,9 +110,7 @@ class SecretStore:
             secret = new_jwt_secret()
             keys = issue_api_keys(secret, now=max(int(time.time()), old.keys.issued_at + 1))
             self.put(ref, "jwt_secret", secret)
-            self._control.execute(
-                "UPDATE projects SET keys_issued_at = %s WHERE ref = %s", (keys.issued_at, ref)
-            )
+            self._control.execute("UPDATE projects SET keys_issued_at = %s WHERE ref = %s", (keys.issued_at, ref))
             self._record_keys(ref, keys)
         return keys
 

@@ -39,9 +39,7 @@ class EngineConfig:
     actor: str = ""
 
     def who(self) -> str:
-        return (
-            self.actor or os.environ.get("NEXTMAVENS_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
-        )
+        return self.actor or os.environ.get("NEXTMAVENS_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 @dataclass(frozen=True)
@@ -55,9 +53,7 @@ class Engine:
         self.config = config
 
     @contextmanager
-    def _connections(
-        self, create_key: bool
-    ) -> Iterator[tuple[psycopg.Connection, psycopg.Connection, Sealer]]:
+    def _connections(self, create_key: bool) -> Iterator[tuple[psycopg.Connection, psycopg.Connection, Sealer]]:
         control = connect_control(self.config.dsn)
         cluster = connect_cluster(self.config.dsn)
         try:
@@ -99,9 +95,7 @@ class Engine:
                 return None
             run_id = self._start_run(control, command, plan)
             try:
-                Executor(self.config.dsn, cluster, control, SecretStore(control, sealer), desired).run(
-                    plan, on_change
-                )
+                Executor(self.config.dsn, cluster, control, SecretStore(control, sealer), desired).run(plan, on_change)
             except Exception as exc:
                 self._finish_run(control, run_id, "failed", f"{type(exc).__name__}: {exc}")
                 raise
@@ -114,9 +108,7 @@ class Engine:
             yield SecretStore(control, sealer)
 
     @contextmanager
-    def changing(
-        self, command: str, detail: list[dict[str, str]]
-    ) -> Iterator[tuple[psycopg.Connection, SecretStore]]:
+    def changing(self, command: str, detail: list[dict[str, str]]) -> Iterator[tuple[psycopg.Connection, SecretStore]]:
         """Connections, lock and an audit record for a change outside apply (rotate, destroy)."""
         with self._connections(create_key=True) as (cluster, control, sealer), self.locked(control):
             run_id = self._start_run(control, command, None, detail)
@@ -142,9 +134,7 @@ class Engine:
                 (APPLY_LOCK_KEY,),
             ).fetchone()
             who = (
-                f" (server pid {holder[0]} from {holder[2]}, connected {holder[1]:%Y-%m-%d %H:%M:%S})"
-                if holder
-                else ""
+                f" (server pid {holder[0]} from {holder[2]}, connected {holder[1]:%Y-%m-%d %H:%M:%S})" if holder else ""
             )
             raise LockTimeout(
                 f"another apply is running{who}; waited {self.config.lock_timeout_s:g}s. Try again when it ends."

@@ -62,9 +62,9 @@ def set_role_setting(role: str, name: str, value: str) -> Statement:
 
 
 def create_database(spec: DatabaseSpec) -> Statement:
-    return sql.SQL(
-        "CREATE DATABASE {} WITH OWNER {} TEMPLATE template0 ENCODING 'UTF8' CONNECTION LIMIT {}"
-    ).format(_ident(spec.name), _ident(spec.owner), sql.Literal(spec.connection_limit))
+    return sql.SQL("CREATE DATABASE {} WITH OWNER {} TEMPLATE template0 ENCODING 'UTF8' CONNECTION LIMIT {}").format(
+        _ident(spec.name), _ident(spec.owner), sql.Literal(spec.connection_limit)
+    )
 
 
 def alter_database_owner(spec: DatabaseSpec) -> Statement:
@@ -165,15 +165,11 @@ def layer_statements(layer: LayerSpec) -> list[Statement]:
         out += _create_schema(schema, LAYER_ROLE)
     for extension in layer.extensions:
         out.append(
-            sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA extensions CASCADE").format(
-                _ident(extension)
-            )
+            sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA extensions CASCADE").format(_ident(extension))
         )
     out.append(sql.SQL(_GET_AUTH))
     out.append(sql.SQL("REVOKE ALL ON FUNCTION pgbouncer.get_auth(text) FROM PUBLIC"))
-    out.append(
-        sql.SQL("GRANT EXECUTE ON FUNCTION pgbouncer.get_auth(text) TO {}").format(_ident(POOLER_ROLE))
-    )
+    out.append(sql.SQL("GRANT EXECUTE ON FUNCTION pgbouncer.get_auth(text) TO {}").format(_ident(POOLER_ROLE)))
     out.append(sql.SQL("GRANT USAGE ON SCHEMA pgbouncer TO {}").format(_ident(POOLER_ROLE)))
     for trigger, event in (("pgrst_ddl_watch", "ddl_command_end"), ("pgrst_drop_watch", "sql_drop")):
         out.append(sql.SQL(_RELOAD_FUNCTION.format(name=trigger)))
