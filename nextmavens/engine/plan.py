@@ -130,14 +130,14 @@ def _project_changes(project: ProjectSpec, observed: ObservedState) -> list[Chan
     changes += _database_changes(project, observed)
     changes += _layer_changes(project, observed)
     if project.state != "active":
-        for role in sorted({r for _, r in observed.sessions if r in project.names.login_roles}):
+        for user in sorted({u for _, u in observed.sessions if u in project.names.login_roles}):
             changes.append(
                 Change(
                     key,
                     "terminate",
                     "sessions",
-                    role,
-                    f"end the open sessions of {role} (project is {project.state})",
+                    user,
+                    f"end the open sessions of {user} (project is {project.state})",
                 )
             )
     record = observed.control_projects.get(project.ref)

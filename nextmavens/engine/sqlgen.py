@@ -20,7 +20,7 @@ from nextmavens.engine.desired import (
 from nextmavens.engine.observed import PUBLIC
 from nextmavens.naming import API_ROLES, POOLER_ROLE
 
-Statement = sql.Composable
+Statement = sql.Composed | sql.SQL
 
 
 def _ident(name: str) -> sql.Identifier:

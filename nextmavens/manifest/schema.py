@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import BaseModel
 
 from nextmavens.manifest.models import OrgManifest, ProjectManifest
 
-SCHEMAS = {"project.schema.json": ProjectManifest, "org.schema.json": OrgManifest}
+SCHEMAS: dict[str, type[BaseModel]] = {"project.schema.json": ProjectManifest, "org.schema.json": OrgManifest}
 
 
 def schema_documents() -> dict[str, str]:

@@ -52,7 +52,8 @@ def test_unknown_key_names_file_line_and_field(projects: Path) -> None:
         "database:\n  pooler:\n    size: 5\n    mdoe: session\n",
     )
     assert errors_of(projects) == [
-        "projects/acme/shop.yaml:8: database.pooler.mdoe: unknown key (check the spelling; see schema/ for the allowed keys)"
+        "projects/acme/shop.yaml:8: database.pooler.mdoe: unknown key "
+        "(check the spelling; see schema/ for the allowed keys)"
     ]
 
 
