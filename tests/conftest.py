@@ -60,3 +60,12 @@ def _no_inherited_config(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("NEXTMAVENS_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def stage(fresh_pg: LocalPostgres, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from tests.support.engine import Stage
+
+    projects = tmp_path / "projects"
+    projects.mkdir()
+    return Stage(server=fresh_pg, projects=projects, master_key=tmp_path / "keys" / "master.key")
