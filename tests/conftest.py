@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nextmavens.localdb import LocalPostgres
-
-
-def _scratch_dir(prefix: str) -> Path:
-    # Under /tmp and searchable: as root, the server runs as `postgres` and must reach its folder.
-    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    base.chmod(0o711)
-    return base
+from tests.support.scratch import scratch_dir
 
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[LocalPostgres]:
     """One server for the whole session (tests that share it must not depend on its emptiness)."""
-    server = LocalPostgres(_scratch_dir("nextmavens-pg-") / "server", fast=True)
+    server = LocalPostgres(scratch_dir("nextmavens-pg-") / "server", fast=True)
     server.start()
     try:
         yield server
@@ -33,7 +26,7 @@ def pg() -> Iterator[LocalPostgres]:
 @pytest.fixture(scope="session")
 def pg_template() -> LocalPostgres:
     """An initialised, stopped cluster that fresh_pg copies instead of running initdb each time."""
-    server = LocalPostgres(_scratch_dir("nextmavens-pgtpl-") / "server", fast=True)
+    server = LocalPostgres(scratch_dir("nextmavens-pgtpl-") / "server", fast=True)
     server.init()
     return server
 
@@ -41,7 +34,7 @@ def pg_template() -> LocalPostgres:
 @pytest.fixture
 def fresh_pg(pg_template: LocalPostgres) -> Iterator[LocalPostgres]:
     """A new, empty server for one test."""
-    server = pg_template.clone(_scratch_dir("nextmavens-pgfresh-") / "server")
+    server = pg_template.clone(scratch_dir("nextmavens-pgfresh-") / "server")
     server.start()
     try:
         yield server

@@ -20,6 +20,7 @@ CLUSTER = "cluster"
 # Where the layer's schemas live and who owns them.
 LAYER_OWNED_SCHEMAS = ("extensions", "graphql_public", "pgbouncer")
 API_SCHEMAS = ("public", "extensions", "auth", "storage", "graphql_public")
+OWNER_USAGE_SCHEMAS = ("extensions", "auth", "storage", "graphql_public")
 DEFAULT_PRIVILEGE_KINDS = ("TABLES", "SEQUENCES", "FUNCTIONS")
 AUTH_FUNCTIONS = ("uid", "role", "email", "jwt")
 
@@ -76,6 +77,9 @@ class LayerSpec:
             ("pg_namespace", n.storage_admin, "o"): 1,
             ("pg_namespace", LAYER_ROLE, "o"): len(LAYER_OWNED_SCHEMAS),
             ("pg_namespace", POOLER_ROLE, "a"): 1,
+            ("pg_namespace", n.owner, "a"): len(OWNER_USAGE_SCHEMAS),
+            ("pg_namespace", n.auth_admin, "a"): 1,
+            ("pg_namespace", n.storage_admin, "a"): 1,
             ("pg_default_acl", n.owner, "o"): default_acls,
             ("pg_extension", LAYER_ROLE, "o"): len(self.extensions),
             ("pg_event_trigger", LAYER_ROLE, "o"): 2,

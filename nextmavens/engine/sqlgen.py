@@ -13,6 +13,7 @@ from nextmavens.engine.desired import (
     DEFAULT_PRIVILEGE_KINDS,
     LAYER_OWNED_SCHEMAS,
     LAYER_ROLE,
+    OWNER_USAGE_SCHEMAS,
     DatabaseSpec,
     LayerSpec,
     RoleSpec,
@@ -196,10 +197,15 @@ def layer_statements(layer: LayerSpec) -> list[Statement]:
             sql.SQL(", ").join(_ident(s) for s in layer.api_schemas), _api_roles()
         )
     )
+    # The owner writes policies that call auth.uid() and uses extension functions; the service admins
+    # need the extensions their migrations reference.
     out.append(
-        sql.SQL("GRANT USAGE ON SCHEMA extensions TO {}, {}, {}").format(
-            _ident(n.owner), _ident(n.auth_admin), _ident(n.storage_admin)
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
+            sql.SQL(", ").join(_ident(s) for s in OWNER_USAGE_SCHEMAS), _ident(n.owner)
         )
+    )
+    out.append(
+        sql.SQL("GRANT USAGE ON SCHEMA extensions TO {}, {}").format(_ident(n.auth_admin), _ident(n.storage_admin))
     )
     for schema in layer.default_privilege_schemas:
         for kind in DEFAULT_PRIVILEGE_KINDS:
