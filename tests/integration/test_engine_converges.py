@@ -64,7 +64,8 @@ def test_the_project_database_holds_the_supabase_layer(two_projects: Stage) -> N
     triggers = {r[0] for r in two_projects.sql("SELECT evtname FROM pg_event_trigger", dbname="shop")}
     assert triggers == {"pgrst_ddl_watch", "pgrst_drop_watch"}
     settings = two_projects.sql(
-        "SELECT setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'shop'"
+        "SELECT setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase"
+        " WHERE d.datname = 'shop'"
     )
     assert settings == [(["app.settings.jwt_exp=3600"],)]
 
