@@ -149,7 +149,7 @@ def apply(projects_dir: Path, dsn: str | None, master_key: Path, lock_timeout: f
 
     def progress(change: Change) -> None:
         if not as_json:
-            ui.out.print(f"  {change.project}: {change.action} {change.kind} {change.target}")
+            ui.out.print(f"  {change.project}: {change.kind} {change.target}: {change.detail}")
 
     result = run_engine(lambda: engine.apply(manifests, confirm=confirm, on_change=progress))
     if result is None:
