@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nextmavens.manifest.loader import LoadedProject, ManifestSet
+from nextmavens.manifest.loader import LoadedOrg, LoadedProject, ManifestSet
 from nextmavens.naming import API_ROLES, POOLER_ROLE, ProjectNames, project_names
 
 # Owner of the superuser-only objects of every project database (extensions, event triggers,
@@ -115,9 +115,17 @@ class ProjectSpec:
 
 
 @dataclass(frozen=True)
+class OrgSpec:
+    slug: str
+    name: str
+    members: tuple[tuple[str, str], ...]  # (email, role)
+
+
+@dataclass(frozen=True)
 class DesiredState:
     cluster_roles: tuple[RoleSpec, ...]
     projects: tuple[ProjectSpec, ...] = field(default=())
+    orgs: tuple[OrgSpec, ...] = field(default=())
 
     def project(self, ref: str) -> ProjectSpec | None:
         return next((p for p in self.projects if p.ref == ref), None)
@@ -195,8 +203,15 @@ def project_spec(project: LoadedProject) -> ProjectSpec:
     )
 
 
+def org_spec(org: LoadedOrg) -> OrgSpec:
+    if org.manifest is None:
+        return OrgSpec(org.slug, org.slug, ())
+    return OrgSpec(org.slug, org.manifest.name, tuple((m.email, m.role) for m in org.manifest.members))
+
+
 def desired_state(manifests: ManifestSet) -> DesiredState:
     return DesiredState(
         cluster_roles=cluster_roles(),
         projects=tuple(project_spec(p) for p in manifests.projects),
+        orgs=tuple(org_spec(manifests.orgs[slug]) for slug in sorted(manifests.orgs)),
     )

@@ -6,6 +6,7 @@ process killed anywhere leaves whole steps behind, and the next apply's fresh pl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import psycopg
@@ -35,6 +36,7 @@ class Executor:
         self._secrets = secrets
         self._desired = desired
         self._projects = {p.key: p for p in desired.projects}
+        self._orgs = {o.slug: o for o in desired.orgs}
         self._roles: dict[str, RoleSpec] = {r.name: r for r in desired.cluster_roles}
         for project in desired.projects:
             self._roles.update({r.name: r for r in project.roles})
@@ -51,6 +53,15 @@ class Executor:
 
     def _project(self, change: Change) -> ProjectSpec:
         return self._projects[change.project]
+
+    def _do_org(self, change: Change) -> None:
+        org = self._orgs[change.target]
+        members = json.dumps([{"email": email, "role": role} for email, role in org.members])
+        self._control.execute(
+            "INSERT INTO orgs (slug, name, members, updated_at) VALUES (%s, %s, %s, now())"
+            " ON CONFLICT (slug) DO UPDATE SET name = excluded.name, members = excluded.members, updated_at = now()",
+            (org.slug, org.name, members),
+        )
 
     def _do_secrets(self, change: Change) -> None:
         project = self._project(change)

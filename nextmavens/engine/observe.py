@@ -1,7 +1,7 @@
 """Read the live cluster in a fixed number of queries, whatever the number of projects.
 
 Shared catalogs (roles, memberships, settings, databases, pg_shdepend) describe every database at once;
-the control database adds what was recorded and stored. Nine queries in all.
+the control database adds what was recorded and stored. Ten queries in all.
 """
 
 from __future__ import annotations
@@ -81,6 +81,9 @@ def observe(cluster: psycopg.Connection, control: psycopg.Connection, sealer: Se
         " FROM projects"
     ):
         state.control_projects[row[0]] = ControlProject(*row)
+
+    for slug, name, members in control.execute("SELECT slug, name, members FROM orgs"):
+        state.control_orgs[slug] = (name, tuple((m["email"], m["role"]) for m in members))
 
     for scope, name, nonce, ciphertext in control.execute("SELECT scope, name, nonce, ciphertext FROM secrets"):
         state.secret_names.setdefault(scope, set()).add(name)

@@ -49,6 +49,8 @@ class ObservedState:
     dependencies: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     available_extensions: set[str] = field(default_factory=set)
     control_projects: dict[str, ControlProject] = field(default_factory=dict)
+    # org slug -> (name, ((email, role), ...)) as recorded
+    control_orgs: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=dict)
     # scope -> names of stored secrets
     secret_names: dict[str, set[str]] = field(default_factory=dict)
     # role -> the verifier the control database expects it to have (decrypted in memory only)

@@ -18,6 +18,7 @@ from nextmavens.naming import project_names
 
 # Order in which kinds of change are applied within one project (and the cluster before projects).
 PHASES = (
+    "org",
     "secrets",
     "role",
     "password",
@@ -91,6 +92,17 @@ def make_plan(desired: DesiredState, observed: ObservedState) -> Plan:
     for role in desired.cluster_roles:
         changes += _role_changes(CLUSTER, role, observed)
     ordered_cluster = sorted(changes, key=lambda c: PHASES.index(c.kind))
+    for org in desired.orgs:
+        if observed.control_orgs.get(org.slug) != (org.name, org.members):
+            ordered_cluster.append(
+                Change(
+                    org.slug,
+                    "record",
+                    "org",
+                    org.slug,
+                    f"record organization {org.name!r} with {len(org.members)} member(s)",
+                )
+            )
     project_changes: list[Change] = []
     for project in desired.projects:
         if not project.managed:

@@ -32,7 +32,8 @@ def test_plan_exit_codes_and_json_shape(two_projects: Stage) -> None:
     document = json.loads(pending.stdout)
     assert document["changes"]
     assert set(document["changes"][0]) >= {"project", "action", "kind", "detail"}
-    assert {c["project"] for c in document["changes"]} == {"cluster", "acme/shop", "globex/desk"}
+    assert {c["project"] for c in document["changes"]} == {"cluster", "acme", "globex", "acme/shop", "globex/desk"}
+    assert {c["kind"] for c in document["changes"] if c["project"] in ("acme", "globex")} == {"org"}
     two_projects.cli("apply", "--yes", check=True)
     assert two_projects.cli("plan", "--json").returncode == 0
     broken = two_projects.cli("plan", "--dsn", "host=127.0.0.1 port=1 user=x dbname=y connect_timeout=2")

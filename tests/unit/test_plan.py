@@ -54,6 +54,8 @@ def converged(manifests) -> ObservedState:  # type: ignore[no-untyped-def]
         state.control_projects[project.ref] = ControlProject(
             project.ref, project.org, project.name, project.state, project.manifest_path, 1, LAYER_VERSION, False
         )
+    for org in desired.orgs:
+        state.control_orgs[org.slug] = (org.name, org.members)
     return state
 
 
@@ -146,3 +148,17 @@ def test_plan_details_never_hold_a_verifier(manifests) -> None:  # type: ignore[
     text = repr(plan.as_json())
     assert "password differs" in text
     assert "SCRAM-other" not in text and "verifier-owner_my_shop" not in text
+
+
+def test_org_membership_changes_are_recorded(manifests, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    state = converged(manifests)
+    (tmp_path / "projects" / "acme" / "org.yaml").write_text(
+        "name: Acme\nmembers:\n  - {email: ana@acme.example, role: owner}\n"
+    )
+    changed = load_manifests(tmp_path / "projects")
+    [change] = make_plan(desired_state(changed), state).changes
+    assert (change.project, change.kind, change.detail) == (
+        "acme",
+        "org",
+        "record organization 'Acme' with 1 member(s)",
+    )
