@@ -47,6 +47,9 @@ class LocalPostgres:
     port: int = 0
     fast: bool = False  # fsync off: for tests and benchmarks only, never for data you keep
 
+    def __post_init__(self) -> None:
+        self.base = self.base.resolve()  # the server runs from its data folder: relative paths would break
+
     @property
     def data_dir(self) -> Path:
         return self.base / "data"
@@ -91,9 +94,7 @@ class LocalPostgres:
     def _run(self, argv: list[str]) -> None:
         result = subprocess.run(self._as_server_user(argv), capture_output=True, text=True)
         if result.returncode != 0:
-            raise RuntimeError(
-                f"{Path(argv[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}"
-            )
+            raise RuntimeError(f"{Path(argv[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}")
 
     def _chown(self, path: Path) -> None:
         if os.geteuid() == 0:
@@ -193,6 +194,14 @@ class LocalPostgres:
     def stop(self) -> None:
         if self.initialized() and self.running():
             self._run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"])
+
+    def clone(self, base: Path, fast: bool = True) -> LocalPostgres:
+        """A stopped copy of this (stopped) server's data: a fresh cluster without another initdb."""
+        base.mkdir(parents=True, exist_ok=True)
+        base.chmod(0o711)
+        subprocess.run(["cp", "-a", f"{self.base}/.", str(base)], check=True)
+        (base / "port").unlink(missing_ok=True)
+        return LocalPostgres(base=base, fast=fast)
 
     @classmethod
     def existing(cls, base: Path) -> LocalPostgres:

@@ -1,22 +1,40 @@
-"""Shared fixtures: one throwaway PostgreSQL server per test session (real, on a free loopback port)."""
+"""Shared fixtures: real throwaway PostgreSQL servers on free loopback ports."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nextmavens.localdb import LocalPostgres
+from tests.support.scratch import scratch_dir
 
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[LocalPostgres]:
-    base = Path(tempfile.mkdtemp(prefix="nextmavens-pg-", dir="/tmp"))
-    base.chmod(0o711)
-    server = LocalPostgres(base / "server", fast=True)
+    """One server for the whole session (tests that share it must not depend on its emptiness)."""
+    server = LocalPostgres(scratch_dir("nextmavens-pg-") / "server", fast=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> LocalPostgres:
+    """An initialised, stopped cluster that fresh_pg copies instead of running initdb each time."""
+    server = LocalPostgres(scratch_dir("nextmavens-pgtpl-") / "server", fast=True)
+    server.init()
+    return server
+
+
+@pytest.fixture
+def fresh_pg(pg_template: LocalPostgres) -> Iterator[LocalPostgres]:
+    """A new, empty server for one test."""
+    server = pg_template.clone(scratch_dir("nextmavens-pgfresh-") / "server")
     server.start()
     try:
         yield server
@@ -35,3 +53,12 @@ def _no_inherited_config(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("NEXTMAVENS_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def stage(fresh_pg: LocalPostgres, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from tests.support.engine import Stage
+
+    projects = tmp_path / "projects"
+    projects.mkdir()
+    return Stage(server=fresh_pg, projects=projects, master_key=tmp_path / "keys" / "master.key")

@@ -34,9 +34,7 @@ def connect_cluster(dsn: str, dbname: str | None = None) -> psycopg.Connection:
 def connect_control(dsn: str) -> psycopg.Connection:
     """The control database, created and migrated on first use."""
     ensure_control_database(dsn)
-    conn = psycopg.connect(
-        dsn_for_database(dsn, CONTROL_DATABASE), autocommit=True, application_name="nextmavens"
-    )
+    conn = psycopg.connect(dsn_for_database(dsn, CONTROL_DATABASE), autocommit=True, application_name="nextmavens")
     migrate(conn)
     return conn
 
@@ -48,9 +46,7 @@ def ensure_control_database(dsn: str) -> None:
             return
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(CONTROL_DATABASE)))
         # The control database holds encrypted secrets: only superusers may connect.
-        conn.execute(
-            sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(CONTROL_DATABASE))
-        )
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(CONTROL_DATABASE)))
 
 
 def migration_files() -> list[tuple[str, str]]:

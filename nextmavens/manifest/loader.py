@@ -15,7 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from nextmavens.manifest.models import REF_PATTERN, OrgManifest, ProjectManifest
+from nextmavens.manifest.models import (
+    INSTANCE_NAME_PATTERN,
+    REF_PATTERN,
+    SCHEMA_NAME_PATTERN,
+    OrgManifest,
+    ProjectManifest,
+)
 from nextmavens.manifest.yamlsource import YamlDocument, YamlSourceError, parse_yaml
 from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES, overlong_identifiers
 
@@ -215,12 +221,24 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
+_SLUG_WORDS = "must be a lowercase slug: ASCII letters a-z and digits, single hyphens inside, starting with a letter"
+_PATTERN_WORDS = {
+    REF_PATTERN: _SLUG_WORDS,
+    INSTANCE_NAME_PATTERN: _SLUG_WORDS,
+    SCHEMA_NAME_PATTERN: "must be a lowercase PostgreSQL name: ASCII letters a-z, digits and underscores",
+}
+
+
 def _message(problem: Any) -> str:
     kind = problem["type"]
     if kind == "extra_forbidden":
         return "unknown key (check the spelling; see schema/ for the allowed keys)"
     if kind == "missing":
         return "required key is missing"
+    if kind == "string_pattern_mismatch":
+        described = _PATTERN_WORDS.get(str(problem.get("ctx", {}).get("pattern")))
+        if described:
+            return f"{problem['input']!r} {described}"
     message = str(problem["msg"])
     return message.removeprefix("Value error, ")
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from nextmavens.naming import RESERVED_REF_PREFIXES, RESERVED_REFS
+from nextmavens.naming import RESERVED_REF_PREFIXES, RESERVED_REFS, pg_name
 
 # A DNS label that is also safe in PostgreSQL names once hyphens become underscores. ASCII only, so
 # unicode look-alikes (a Cyrillic "а") never pass.
@@ -180,9 +180,7 @@ class RateLimits(Strict):
 
 
 class Api(Strict):
-    jwt_expiry: Annotated[int, Field(ge=300, le=604800, description="Seconds a user session JWT lives")] = (
-        3600
-    )
+    jwt_expiry: Annotated[int, Field(ge=300, le=604800, description="Seconds a user session JWT lives")] = 3600
     max_rows: Annotated[int, Field(ge=1, le=100000)] = 1000
     rate_limits: RateLimits = Field(default_factory=RateLimits)
 
@@ -250,7 +248,7 @@ class ProjectManifest(Strict):
     @field_validator("ref")
     @classmethod
     def _ref_not_reserved(cls, value: str) -> str:
-        if value in RESERVED_REFS or value.startswith(RESERVED_REF_PREFIXES):
+        if value in RESERVED_REFS or pg_name(value) in RESERVED_REFS or value.startswith(RESERVED_REF_PREFIXES):
             raise ValueError(f"ref {value!r} is reserved")
         return value
 

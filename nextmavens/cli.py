@@ -1,0 +1,305 @@
+"""The `nextmavens` command line. Thin: parse, call the engine, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import psycopg
+
+from nextmavens import ui
+from nextmavens.control.crypto import MasterKeyError
+from nextmavens.engine.destroy import DestroyError, destroy_project
+from nextmavens.engine.plan import Change, Plan, PlanError
+from nextmavens.engine.session import Engine, EngineConfig, LockTimeout
+from nextmavens.keysview import project_access
+from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+DEFAULT_MASTER_KEY = "/etc/nextmavens/master.key"
+DEFAULT_DUMP_DIR = "/var/backups/nextmavens"
+
+
+class Failure(click.ClickException):
+    """An expected failure: message to stderr, exit 1, no traceback."""
+
+    exit_code = EXIT_ERROR
+
+    def show(self, file: Any = None) -> None:
+        ui.fail(self.message)
+
+
+def projects_option(func: F) -> F:
+    return click.option(
+        "--projects",
+        "projects_dir",
+        type=click.Path(path_type=Path),
+        default="projects",
+        show_default=True,
+        envvar="NEXTMAVENS_PROJECTS",
+        help="Folder holding <org>/<project>.yaml manifests.",
+    )(func)
+
+
+def connection_options(func: F) -> F:
+    func = click.option("--dsn", envvar="NEXTMAVENS_DSN", help="Superuser connection string [env NEXTMAVENS_DSN].")(
+        func
+    )
+    func = click.option(
+        "--master-key",
+        "master_key",
+        type=click.Path(path_type=Path),
+        envvar="NEXTMAVENS_MASTER_KEY",
+        default=DEFAULT_MASTER_KEY,
+        show_default=True,
+        help="AES key file sealing secrets [env NEXTMAVENS_MASTER_KEY].",
+    )(func)
+    func = click.option(
+        "--lock-timeout",
+        type=float,
+        default=60.0,
+        show_default=True,
+        envvar="NEXTMAVENS_LOCK_TIMEOUT",
+        help="Seconds to wait for another apply to finish.",
+    )(func)
+    return func
+
+
+def make_engine(dsn: str | None, master_key: Path, lock_timeout: float) -> Engine:
+    if not dsn:
+        raise Failure("no database connection: set NEXTMAVENS_DSN or pass --dsn")
+    return Engine(EngineConfig(dsn=dsn, master_key_path=master_key, lock_timeout_s=lock_timeout))
+
+
+def load(projects_dir: Path) -> ManifestSet:
+    try:
+        return load_manifests(projects_dir)
+    except ManifestErrors as exc:
+        count = len(exc.errors)
+        raise Failure(f"{count} problem(s) in the manifests; nothing was applied:\n{exc}") from None
+
+
+def run_engine(action: Callable[[], Any]) -> Any:
+    """Turn the engine's expected failures into clear messages; secrets never appear in them."""
+    try:
+        return action()
+    except (LockTimeout, MasterKeyError, PlanError, DestroyError) as exc:
+        raise Failure(str(exc)) from None
+    except psycopg.OperationalError as exc:
+        raise Failure(f"cannot reach PostgreSQL: {str(exc).strip().splitlines()[0]}") from None
+    except psycopg.Error as exc:
+        diag = exc.diag.message_primary or type(exc).__name__
+        raise Failure(f"PostgreSQL refused a change: {diag}") from None
+
+
+@click.group()
+@click.version_option(package_name="nextmavens")
+def main() -> None:
+    """Many self-hosted Supabase projects on one host, described as code."""
+
+
+@main.command()
+@projects_option
+def validate(projects_dir: Path) -> None:
+    """Check every manifest; print each problem with file, line and field."""
+    manifests = load(projects_dir)
+    ui.out.print(f"{len(manifests.projects)} project(s) in {len(manifests.orgs)} org(s): all valid.")
+
+
+@main.command()
+@projects_option
+@connection_options
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(projects_dir: Path, dsn: str | None, master_key: Path, lock_timeout: float, as_json: bool) -> None:
+    """Show what apply would change. Exit 0: nothing; 2: changes pending; 1: error."""
+    manifests = load(projects_dir)
+    engine = make_engine(dsn, master_key, lock_timeout)
+    result: Plan = run_engine(lambda: engine.plan(manifests))
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2))
+    else:
+        ui.print_plan(result)
+    if result.errors:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_CHANGES if result.changes else EXIT_OK)
+
+
+@main.command()
+@projects_option
+@connection_options
+@click.option("--yes", is_flag=True, help="Apply without asking.")
+@click.option("--json", "as_json", is_flag=True, help="Print the applied changes as JSON.")
+def apply(projects_dir: Path, dsn: str | None, master_key: Path, lock_timeout: float, yes: bool, as_json: bool) -> None:
+    """Converge the cluster to the manifests (never drops anything)."""
+    manifests = load(projects_dir)
+    engine = make_engine(dsn, master_key, lock_timeout)
+    if not yes and not ui.stdin_is_terminal():
+        raise Failure("apply asks for confirmation; pass --yes when not at a terminal")
+
+    def confirm(pending: Plan) -> bool:
+        if not as_json:
+            ui.print_plan(pending)
+        return yes or click.confirm(f"Apply {len(pending.changes)} change(s)?", default=False)
+
+    def progress(change: Change) -> None:
+        if not as_json:
+            ui.out.print(f"  {change.project}: {change.kind} {change.target}: {change.detail}")
+
+    result = run_engine(lambda: engine.apply(manifests, confirm=confirm, on_change=progress))
+    if result is None:
+        ui.out.print("Nothing applied.")
+        sys.exit(EXIT_ERROR)
+    if as_json:
+        click.echo(json.dumps({"run": result.run_id, "result": "ok", **result.plan.as_json()}, indent=2))
+    elif result.plan.empty:
+        ui.print_plan(result.plan)
+    else:
+        ui.out.print(f"[green]Applied {len(result.plan.changes)} change(s)[/] (run {result.run_id}).")
+
+
+@main.group()
+def keys() -> None:
+    """Show or rotate a project's API keys and connection strings."""
+
+
+def split_key(project: str) -> tuple[str, str]:
+    org, _, ref = project.partition("/")
+    if not org or not ref or "/" in ref:
+        raise Failure(f"name the project as ORG/PROJECT, got {project!r}")
+    return org, ref
+
+
+def known_project(engine: Engine, project: str) -> str:
+    """The ref of ORG/PROJECT as recorded in the control database."""
+    org, ref = split_key(project)
+    with engine.secrets() as store:
+        recorded = store.project_org(ref)
+    if recorded != org:
+        raise Failure(f"no applied project {project!r} (apply it first, or check the name)")
+    return ref
+
+
+@keys.command("show")
+@click.argument("project")
+@connection_options
+@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--api-domain",
+    envvar="NEXTMAVENS_API_DOMAIN",
+    default=None,
+    help="Platform API domain for the project URL [env NEXTMAVENS_API_DOMAIN].",
+)
+def keys_show(
+    project: str, dsn: str | None, master_key: Path, lock_timeout: float, as_json: bool, api_domain: str | None
+) -> None:
+    """Print the project's URL, keys and connection strings (this prints secrets, on purpose)."""
+    engine = make_engine(dsn, master_key, lock_timeout)
+
+    def read() -> dict[str, Any]:
+        ref = known_project(engine, project)
+        with engine.secrets() as store:
+            secrets = store.project_secrets(ref)
+        if secrets is None:
+            raise Failure(f"{project} has no keys yet; run apply first")
+        return project_access(ref, secrets, engine.config.dsn, api_domain)
+
+    access = run_engine(read)
+    if as_json:
+        click.echo(json.dumps(access, indent=2))
+        return
+    for label, value in access.items():
+        ui.out.print(f"[bold]{label}[/]: {value}", soft_wrap=True)
+
+
+@keys.command("rotate")
+@click.argument("project")
+@connection_options
+def keys_rotate(project: str, dsn: str | None, master_key: Path, lock_timeout: float) -> None:
+    """Issue a new JWT secret and keys; the old keys are recorded as revoked."""
+    engine = make_engine(dsn, master_key, lock_timeout)
+
+    def rotate() -> int:
+        ref = known_project(engine, project)
+        with engine.changing("keys rotate", [{"project": project, "action": "rotate", "kind": "keys"}]) as (_, store):
+            return store.rotate_keys(ref).issued_at
+
+    issued = run_engine(rotate)
+    ui.out.print(
+        f"New keys issued for {project} (issued at {issued}); old keys revoked. "
+        f"Show them with: nextmavens keys show {project}"
+    )
+
+
+@main.command()
+@click.argument("project")
+@click.option("--confirm", "confirmation", required=True, help="Repeat ORG/PROJECT to confirm.")
+@projects_option
+@connection_options
+@click.option(
+    "--dump-dir",
+    type=click.Path(path_type=Path),
+    envvar="NEXTMAVENS_DUMP_DIR",
+    default=DEFAULT_DUMP_DIR,
+    show_default=True,
+    help="Where the final pg_dump is written before anything is dropped.",
+)
+def destroy(
+    project: str,
+    confirmation: str,
+    projects_dir: Path,
+    dsn: str | None,
+    master_key: Path,
+    lock_timeout: float,
+    dump_dir: Path,
+) -> None:
+    """Drop a project's database and roles, after writing a fresh pg_dump."""
+    if confirmation != project:
+        raise Failure(f"--confirm must repeat the project exactly ({project!r}); nothing was dropped")
+    org, ref = split_key(project)
+    manifests = load(projects_dir)
+    declared = manifests.by_ref(ref)
+    if declared is not None and declared.manifest.state != "absent":
+        raise Failure(
+            f"{declared.path} still declares {ref!r} as {declared.manifest.state}; set state: absent "
+            "or delete the manifest first, or the next apply would create it again"
+        )
+    engine = make_engine(dsn, master_key, lock_timeout)
+
+    def drop() -> Any:
+        known_project(engine, project)
+        with engine.changing("destroy", [{"project": project, "action": "destroy", "kind": "project"}]) as (
+            cluster,
+            store,
+        ):
+            result = destroy_project(cluster, engine.config.dsn, ref, dump_dir)
+            store.forget_project(ref)
+            return result
+
+    result = run_engine(drop)
+    if result.dump_path:
+        ui.out.print(f"Dump written: {result.dump_path}")
+    ui.out.print(
+        f"Destroyed {project}: database {'dropped' if result.dropped_database else 'was already gone'}, "
+        f"roles dropped: {', '.join(result.dropped_roles) or 'none'}."
+    )
+
+
+def register_optional_commands() -> None:
+    """Command groups that live beside the engine (local database, schema export)."""
+    from nextmavens.localdb_cli import localdb
+    from nextmavens.manifest.schema import schema_command
+
+    main.add_command(localdb)
+    main.add_command(schema_command)
+
+
+register_optional_commands()
+
+if __name__ == "__main__":
+    main()

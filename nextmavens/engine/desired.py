@@ -1,0 +1,217 @@
+"""What the cluster should hold, derived from the manifests. Pure: plain values in, plain values out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nextmavens.manifest.loader import LoadedOrg, LoadedProject, ManifestSet
+from nextmavens.naming import API_ROLES, POOLER_ROLE, ProjectNames, project_names
+
+# Owner of the superuser-only objects of every project database (extensions, event triggers,
+# get_auth). A NOLOGIN role of our own rather than the bootstrap superuser, because PostgreSQL records
+# ownership by non-bootstrap roles in the shared catalog pg_shdepend: that lets one query over the
+# whole cluster see whether these objects still exist in every project database.
+LAYER_ROLE = "nextmavens_layer"
+# Bumped whenever the SQL of the per-database layer changes, so existing projects get it re-applied.
+LAYER_VERSION = 1
+CLUSTER_SCOPE = "_cluster"
+CLUSTER = "cluster"
+
+# Where the layer's schemas live and who owns them.
+LAYER_OWNED_SCHEMAS = ("extensions", "graphql_public", "pgbouncer")
+API_SCHEMAS = ("public", "extensions", "auth", "storage", "graphql_public")
+OWNER_USAGE_SCHEMAS = ("extensions", "auth", "storage", "graphql_public")
+DEFAULT_PRIVILEGE_KINDS = ("TABLES", "SEQUENCES", "FUNCTIONS")
+AUTH_FUNCTIONS = ("uid", "role", "email", "jwt")
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    name: str
+    login: bool
+    inherit: bool = True
+    bypassrls: bool = False
+    superuser: bool = False
+    member_of: tuple[str, ...] = ()
+    settings: tuple[tuple[str, str], ...] = ()
+    has_password: bool = False
+    scope: str = CLUSTER_SCOPE  # where its password lives in the control database
+    only_ensure_exists: bool = False  # a role we must never alter (it may be the bootstrap superuser)
+
+
+@dataclass(frozen=True)
+class DatabaseSpec:
+    name: str
+    owner: str
+    connection_limit: int
+    connect_roles: tuple[str, ...]
+    settings: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """The Supabase layer inside one project database."""
+
+    names: ProjectNames
+    extensions: tuple[str, ...]
+    extra_schemas: tuple[str, ...]
+
+    @property
+    def api_schemas(self) -> tuple[str, ...]:
+        return API_SCHEMAS + self.extra_schemas
+
+    @property
+    def default_privilege_schemas(self) -> tuple[str, ...]:
+        return ("public", *self.extra_schemas)
+
+    def expected_dependencies(self) -> dict[tuple[str, str, str], int]:
+        """Minimum pg_shdepend rows per (catalog, role, deptype) once the layer is in place.
+
+        At least, not exactly: the project's own tables and grants add rows of the same kinds.
+        """
+        n = self.names
+        api_schema_count = len(self.api_schemas)
+        default_acls = len(DEFAULT_PRIVILEGE_KINDS) * len(self.default_privilege_schemas)
+        expected = {
+            ("pg_namespace", n.auth_admin, "o"): 1,
+            ("pg_namespace", n.storage_admin, "o"): 1,
+            ("pg_namespace", LAYER_ROLE, "o"): len(LAYER_OWNED_SCHEMAS),
+            ("pg_namespace", POOLER_ROLE, "a"): 1,
+            ("pg_namespace", n.owner, "a"): len(OWNER_USAGE_SCHEMAS),
+            ("pg_namespace", n.auth_admin, "a"): 1,
+            ("pg_namespace", n.storage_admin, "a"): 1,
+            ("pg_default_acl", n.owner, "o"): default_acls,
+            ("pg_extension", LAYER_ROLE, "o"): len(self.extensions),
+            ("pg_event_trigger", LAYER_ROLE, "o"): 2,
+            ("pg_publication", LAYER_ROLE, "o"): 1,
+            ("pg_proc", POOLER_ROLE, "a"): 1,
+            ("pg_proc", n.auth_admin, "o"): len(AUTH_FUNCTIONS),
+        }
+        if self.extra_schemas:
+            expected[("pg_namespace", n.owner, "o")] = len(self.extra_schemas)
+        for role in API_ROLES:
+            expected[("pg_namespace", role, "a")] = api_schema_count
+            expected[("pg_default_acl", role, "a")] = default_acls
+        return {key: count for key, count in expected.items() if count > 0}
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    key: str
+    org: str
+    ref: str
+    name: str
+    state: str
+    manifest_path: str
+    names: ProjectNames
+    roles: tuple[RoleSpec, ...]
+    database: DatabaseSpec
+    layer: LayerSpec
+
+    @property
+    def managed(self) -> bool:
+        """Absent projects are left exactly as they are: never changed, never dropped."""
+        return self.state != "absent"
+
+
+@dataclass(frozen=True)
+class OrgSpec:
+    slug: str
+    name: str
+    members: tuple[tuple[str, str], ...]  # (email, role)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    cluster_roles: tuple[RoleSpec, ...]
+    projects: tuple[ProjectSpec, ...] = field(default=())
+    orgs: tuple[OrgSpec, ...] = field(default=())
+
+    def project(self, ref: str) -> ProjectSpec | None:
+        return next((p for p in self.projects if p.ref == ref), None)
+
+
+def cluster_roles() -> tuple[RoleSpec, ...]:
+    return (
+        # GoTrue's migrations grant to `postgres`; on vanilla servers it is usually the bootstrap superuser.
+        RoleSpec("postgres", login=False, only_ensure_exists=True),
+        RoleSpec("anon", login=False, settings=(("statement_timeout", "3s"),)),
+        RoleSpec("authenticated", login=False, settings=(("statement_timeout", "8s"),)),
+        RoleSpec("service_role", login=False, bypassrls=True),
+        RoleSpec(POOLER_ROLE, login=True, inherit=False, has_password=True),
+        RoleSpec(LAYER_ROLE, login=False, superuser=True),
+    )
+
+
+def project_spec(project: LoadedProject) -> ProjectSpec:
+    manifest = project.manifest
+    names = project_names(manifest.ref)
+    can_login = manifest.state == "active"
+    scope = manifest.ref
+    roles = (
+        RoleSpec(names.owner, login=can_login, has_password=True, scope=scope),
+        RoleSpec(
+            names.authenticator,
+            login=can_login,
+            inherit=False,
+            member_of=API_ROLES,
+            settings=(("lock_timeout", "8s"), ("statement_timeout", "8s")),
+            has_password=True,
+            scope=scope,
+        ),
+        RoleSpec(
+            names.auth_admin,
+            login=can_login,
+            inherit=False,
+            settings=(("search_path", "auth"),),
+            has_password=True,
+            scope=scope,
+        ),
+        RoleSpec(
+            names.storage_admin,
+            login=can_login,
+            inherit=False,
+            member_of=(names.authenticator,),
+            settings=(("search_path", "storage"),),
+            has_password=True,
+            scope=scope,
+        ),
+    )
+    database = DatabaseSpec(
+        name=names.database,
+        owner=names.owner,
+        connection_limit=manifest.database.connection_limit,
+        connect_roles=(*names.login_roles, POOLER_ROLE),
+        settings=(("app.settings.jwt_exp", str(manifest.api.jwt_expiry)),),
+    )
+    layer = LayerSpec(
+        names=names,
+        extensions=tuple(manifest.database.extensions),
+        extra_schemas=tuple(manifest.database.schemas),
+    )
+    return ProjectSpec(
+        key=project.key,
+        org=project.org,
+        ref=manifest.ref,
+        name=manifest.name,
+        state=manifest.state,
+        manifest_path=project.path,
+        names=names,
+        roles=roles,
+        database=database,
+        layer=layer,
+    )
+
+
+def org_spec(org: LoadedOrg) -> OrgSpec:
+    if org.manifest is None:
+        return OrgSpec(org.slug, org.slug, ())
+    return OrgSpec(org.slug, org.manifest.name, tuple((m.email, m.role) for m in org.manifest.members))
+
+
+def desired_state(manifests: ManifestSet) -> DesiredState:
+    return DesiredState(
+        cluster_roles=cluster_roles(),
+        projects=tuple(project_spec(p) for p in manifests.projects),
+        orgs=tuple(org_spec(manifests.orgs[slug]) for slug in sorted(manifests.orgs)),
+    )

@@ -1,0 +1,128 @@
+"""Carry out a plan's changes against the cluster, in order, one idempotent step at a time.
+
+Each step is either one statement (autocommit) or one transaction (the layer inside a database), so a
+process killed anywhere leaves whole steps behind, and the next apply's fresh plan finishes the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import psycopg
+
+from nextmavens.control.db import connect_cluster
+from nextmavens.engine import sqlgen
+from nextmavens.engine.desired import CLUSTER_SCOPE, LAYER_VERSION, DesiredState, ProjectSpec, RoleSpec
+from nextmavens.engine.plan import Change, Plan
+from nextmavens.engine.scram import scram_verifier
+from nextmavens.engine.secretstore import SecretStore
+
+ChangeCallback = Callable[[Change], None]
+
+
+class Executor:
+    def __init__(
+        self,
+        dsn: str,
+        cluster: psycopg.Connection,
+        control: psycopg.Connection,
+        secrets: SecretStore,
+        desired: DesiredState,
+    ) -> None:
+        self._dsn = dsn
+        self._cluster = cluster
+        self._control = control
+        self._secrets = secrets
+        self._desired = desired
+        self._projects = {p.key: p for p in desired.projects}
+        self._orgs = {o.slug: o for o in desired.orgs}
+        self._roles: dict[str, RoleSpec] = {r.name: r for r in desired.cluster_roles}
+        for project in desired.projects:
+            self._roles.update({r.name: r for r in project.roles})
+
+    def run(self, plan: Plan, before: ChangeCallback | None = None) -> None:
+        for change in plan.changes:
+            if before:
+                before(change)
+            self.apply_change(change)
+
+    def apply_change(self, change: Change) -> None:
+        handler = getattr(self, f"_do_{change.kind}")
+        handler(change)
+
+    def _project(self, change: Change) -> ProjectSpec:
+        return self._projects[change.project]
+
+    def _do_org(self, change: Change) -> None:
+        org = self._orgs[change.target]
+        members = json.dumps([{"email": email, "role": role} for email, role in org.members])
+        self._control.execute(
+            "INSERT INTO orgs (slug, name, members, updated_at) VALUES (%s, %s, %s, now())"
+            " ON CONFLICT (slug) DO UPDATE SET name = excluded.name, members = excluded.members, updated_at = now()",
+            (org.slug, org.name, members),
+        )
+
+    def _do_secrets(self, change: Change) -> None:
+        project = self._project(change)
+        self._secrets.ensure_project(project.ref, project.org, project.name, project.state, project.names.login_roles)
+
+    def _do_role(self, change: Change) -> None:
+        role = self._roles[change.target]
+        statement = sqlgen.create_role(role) if change.action == "create" else sqlgen.alter_role(role)
+        self._cluster.execute(statement)
+
+    def _do_password(self, change: Change) -> None:
+        role = change.target
+        scope = change.data.get("scope", CLUSTER_SCOPE)
+        password = self._secrets.get_or_create(scope, f"password:{role}")
+        verifier = scram_verifier(password)
+        # Store first: if we die between the two, the next plan sees the mismatch and sets it again.
+        self._secrets.put(scope, f"verifier:{role}", verifier)
+        self._cluster.execute(sqlgen.set_password(role, verifier))
+
+    def _do_membership(self, change: Change) -> None:
+        self._cluster.execute(sqlgen.grant_membership(change.data["parent"], change.target))
+
+    def _do_role_setting(self, change: Change) -> None:
+        self._cluster.execute(sqlgen.set_role_setting(change.target, change.data["name"], change.data["value"]))
+
+    def _do_database(self, change: Change) -> None:
+        spec = self._project(change).database
+        if change.action == "create":
+            self._cluster.execute(sqlgen.create_database(spec))
+            return
+        if change.data.get("owner"):
+            self._cluster.execute(sqlgen.alter_database_owner(spec))
+        if change.data.get("connection_limit"):
+            self._cluster.execute(sqlgen.alter_database_connection_limit(spec))
+
+    def _do_database_setting(self, change: Change) -> None:
+        self._cluster.execute(sqlgen.set_database_setting(change.target, change.data["name"], change.data["value"]))
+
+    def _do_grant(self, change: Change) -> None:
+        grantee = change.data["grantee"]
+        if change.action == "revoke":
+            self._cluster.execute(sqlgen.revoke_database(change.target, grantee))
+        else:
+            self._cluster.execute(sqlgen.grant_connect(change.target, grantee))
+
+    def _do_layer(self, change: Change) -> None:
+        project = self._project(change)
+        with connect_cluster(self._dsn, project.database.name) as conn, conn.transaction():
+            for statement in sqlgen.layer_statements(project.layer):
+                conn.execute(statement)
+
+    def _do_sessions(self, change: Change) -> None:
+        self._cluster.execute(sqlgen.terminate_sessions(), (change.target,))
+
+    def _do_record(self, change: Change) -> None:
+        project = self._project(change)
+        self._control.execute(
+            "INSERT INTO projects (ref, org, name, state, manifest_path, layer_version, last_applied_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, now())"
+            " ON CONFLICT (ref) DO UPDATE SET org = excluded.org, name = excluded.name, state = excluded.state,"
+            " manifest_path = excluded.manifest_path, layer_version = excluded.layer_version,"
+            " last_applied_at = now(), destroyed_at = NULL",
+            (project.ref, project.org, project.name, project.state, project.manifest_path, LAYER_VERSION),
+        )

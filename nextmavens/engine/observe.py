@@ -1,0 +1,92 @@
+"""Read the live cluster in a fixed number of queries, whatever the number of projects.
+
+Shared catalogs (roles, memberships, settings, databases, pg_shdepend) describe every database at once;
+the control database adds what was recorded and stored. Ten queries in all.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from nextmavens.control.crypto import Sealer
+from nextmavens.engine.observed import PUBLIC, ControlProject, ObservedDatabase, ObservedRole, ObservedState
+
+TRACKED_CATALOGS = (
+    "pg_namespace",
+    "pg_default_acl",
+    "pg_extension",
+    "pg_event_trigger",
+    "pg_publication",
+    "pg_proc",
+)
+
+
+def observe(cluster: psycopg.Connection, control: psycopg.Connection, sealer: Sealer) -> ObservedState:
+    state = ObservedState()
+    for name, login, inherit, bypassrls, superuser, password in cluster.execute(
+        "SELECT rolname, rolcanlogin, rolinherit, rolbypassrls, rolsuper, rolpassword FROM pg_authid"
+    ):
+        state.roles[name] = ObservedRole(name, login, inherit, bypassrls, superuser, password)
+
+    state.memberships = {
+        (member, role)
+        for member, role in cluster.execute(
+            "SELECT m.rolname, r.rolname FROM pg_auth_members a"
+            " JOIN pg_roles m ON m.oid = a.member JOIN pg_roles r ON r.oid = a.roleid"
+        )
+    }
+
+    for role, database, config in cluster.execute(
+        "SELECT r.rolname, d.datname, s.setconfig FROM pg_db_role_setting s"
+        " LEFT JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase"
+    ):
+        pairs = dict(item.split("=", 1) for item in config or [])
+        if role is not None and database is None:
+            state.role_settings[role] = pairs
+        elif database is not None and role is None:
+            state.database_settings[database] = pairs
+
+    acl_rows = cluster.execute(
+        "SELECT d.datname, pg_get_userbyid(d.datdba), d.datconnlimit,"
+        " coalesce(array_agg(ARRAY[coalesce(g.rolname, %s), a.privilege_type])"
+        "   FILTER (WHERE a.privilege_type IS NOT NULL), '{}')"
+        " FROM pg_database d"
+        " LEFT JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a ON true"
+        " LEFT JOIN pg_roles g ON g.oid = a.grantee"
+        " GROUP BY d.datname, d.datdba, d.datconnlimit",
+        (PUBLIC,),
+    )
+    for name, owner, limit, acl in acl_rows:
+        state.databases[name] = ObservedDatabase(name, owner, limit, frozenset((g, p) for g, p in acl))
+
+    for database, catalog, role, deptype, count in cluster.execute(
+        "SELECT d.datname, c.relname, r.rolname, s.deptype::text, count(*) FROM pg_shdepend s"
+        " JOIN pg_database d ON d.oid = s.dbid JOIN pg_class c ON c.oid = s.classid"
+        " JOIN pg_roles r ON r.oid = s.refobjid"
+        " WHERE c.relname = ANY(%s) GROUP BY 1, 2, 3, 4",
+        (list(TRACKED_CATALOGS),),
+    ):
+        state.dependencies[(database, catalog, role, deptype)] = count
+
+    state.available_extensions = {name for (name,) in cluster.execute("SELECT name FROM pg_available_extensions")}
+    state.sessions = {
+        (database, role)
+        for database, role in cluster.execute(
+            "SELECT datname, usename FROM pg_stat_activity WHERE datname IS NOT NULL AND usename IS NOT NULL"
+        )
+    }
+
+    for row in control.execute(
+        "SELECT ref, org, name, state, manifest_path, keys_issued_at, layer_version, destroyed_at IS NOT NULL"
+        " FROM projects"
+    ):
+        state.control_projects[row[0]] = ControlProject(*row)
+
+    for slug, name, members in control.execute("SELECT slug, name, members FROM orgs"):
+        state.control_orgs[slug] = (name, tuple((m["email"], m["role"]) for m in members))
+
+    for scope, name, nonce, ciphertext in control.execute("SELECT scope, name, nonce, ciphertext FROM secrets"):
+        state.secret_names.setdefault(scope, set()).add(name)
+        if name.startswith("verifier:"):
+            state.expected_verifiers[name.removeprefix("verifier:")] = sealer.open(nonce, ciphertext, f"{scope}/{name}")
+    return state

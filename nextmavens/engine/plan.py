@@ -1,0 +1,393 @@
+"""Desired minus observed: a typed, ordered list of changes. Pure: no I/O, no secrets in any detail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nextmavens.engine.desired import (
+    CLUSTER,
+    CLUSTER_SCOPE,
+    LAYER_VERSION,
+    DesiredState,
+    ProjectSpec,
+    RoleSpec,
+)
+from nextmavens.engine.observed import PUBLIC, ObservedState
+from nextmavens.naming import project_names
+
+# Order in which kinds of change are applied within one project (and the cluster before projects).
+PHASES = (
+    "org",
+    "secrets",
+    "role",
+    "password",
+    "membership",
+    "role_setting",
+    "database",
+    "database_setting",
+    "grant",
+    "layer",
+    "sessions",
+    "record",
+)
+PASSWORDS_OF_PROJECT_ROLES = "passwords"
+
+
+@dataclass(frozen=True)
+class Change:
+    project: str  # ORG/PROJECT, or "cluster"
+    action: str  # create | update | revoke | grant | terminate | record
+    kind: str  # one of PHASES
+    target: str  # the object's name
+    detail: str
+    # What the executor needs beyond the spec; plain values, never a secret.
+    data: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "project": self.project,
+            "action": self.action,
+            "kind": self.kind,
+            "target": self.target,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Notice:
+    project: str
+    kind: str  # orphan | unmanaged
+    detail: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"project": self.project, "kind": self.kind, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+    notices: tuple[Notice, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "changes": [c.as_json() for c in self.changes],
+            "notices": [n.as_json() for n in self.notices],
+            "errors": list(self.errors),
+        }
+
+
+class PlanError(Exception):
+    """The desired state cannot be reached on this server (e.g. an extension it does not have)."""
+
+
+def make_plan(desired: DesiredState, observed: ObservedState) -> Plan:
+    changes: list[Change] = []
+    errors: list[str] = []
+    for role in desired.cluster_roles:
+        changes += _role_changes(CLUSTER, role, observed)
+    ordered_cluster = sorted(changes, key=lambda c: PHASES.index(c.kind))
+    for org in desired.orgs:
+        if observed.control_orgs.get(org.slug) != (org.name, org.members):
+            ordered_cluster.append(
+                Change(
+                    org.slug,
+                    "record",
+                    "org",
+                    org.slug,
+                    f"record organization {org.name!r} with {len(org.members)} member(s)",
+                )
+            )
+    project_changes: list[Change] = []
+    for project in desired.projects:
+        if not project.managed:
+            continue
+        missing = [e for e in project.layer.extensions if e not in observed.available_extensions]
+        if missing:
+            errors.append(
+                f"{project.manifest_path}: extension(s) {', '.join(missing)} are not installed on this "
+                "PostgreSQL server"
+            )
+            continue
+        project_changes += sorted(_project_changes(project, observed), key=lambda c: PHASES.index(c.kind))
+    return Plan(
+        changes=tuple(ordered_cluster + project_changes),
+        notices=tuple(_notices(desired, observed)),
+        errors=tuple(errors),
+    )
+
+
+def _project_changes(project: ProjectSpec, observed: ObservedState) -> list[Change]:
+    key = project.key
+    changes: list[Change] = []
+    stored = observed.secret_names.get(project.ref, set())
+    needed = {"jwt_secret"} | {f"password:{r.name}" for r in project.roles}
+    if not needed <= stored:
+        changes.append(
+            Change(
+                key,
+                "create",
+                "secrets",
+                project.ref,
+                "generate the missing JWT secret, API keys and role passwords (stored encrypted)",
+            )
+        )
+    for role in project.roles:
+        changes += _role_changes(key, role, observed)
+    changes += _database_changes(project, observed)
+    changes += _layer_changes(project, observed)
+    if project.state != "active":
+        for user in sorted({u for _, u in observed.sessions if u in project.names.login_roles}):
+            changes.append(
+                Change(
+                    key,
+                    "terminate",
+                    "sessions",
+                    user,
+                    f"end the open sessions of {user} (project is {project.state})",
+                )
+            )
+    record = observed.control_projects.get(project.ref)
+    wanted = (project.org, project.name, project.state, project.manifest_path, LAYER_VERSION, False)
+    if (
+        record is None
+        or (
+            record.org,
+            record.name,
+            record.state,
+            record.manifest_path,
+            record.layer_version,
+            record.destroyed,
+        )
+        != wanted
+    ):
+        changes.append(Change(key, "record", "record", project.ref, "record the project in the control database"))
+    return changes
+
+
+def _role_changes(owner: str, role: RoleSpec, observed: ObservedState) -> list[Change]:
+    current = observed.roles.get(role.name)
+    changes: list[Change] = []
+    if current is None:
+        changes.append(Change(owner, "create", "role", role.name, _describe_role(role)))
+    elif not role.only_ensure_exists:
+        differences = [
+            f"{label}: {_yes(have)} -> {_yes(want)}"
+            for label, have, want in (
+                ("LOGIN", current.login, role.login),
+                ("INHERIT", current.inherit, role.inherit),
+                ("BYPASSRLS", current.bypassrls, role.bypassrls),
+                ("SUPERUSER", current.superuser, role.superuser),
+            )
+            if have != want
+        ]
+        if differences:
+            changes.append(Change(owner, "update", "role", role.name, "; ".join(differences)))
+    if role.only_ensure_exists:
+        return changes
+    if role.has_password:
+        expected = observed.expected_verifiers.get(role.name)
+        have = current.password if current else None
+        if expected is None or have != expected:
+            reason = "no stored password yet" if expected is None else "password differs from the stored secret"
+            changes.append(Change(owner, "update", "password", role.name, reason, {"scope": role.scope}))
+    members = {r for m, r in observed.memberships if m == role.name}
+    for parent in role.member_of:
+        if parent not in members:
+            changes.append(
+                Change(
+                    owner,
+                    "grant",
+                    "membership",
+                    role.name,
+                    f"GRANT {parent} TO {role.name}",
+                    {"parent": parent},
+                )
+            )
+    settings = observed.role_settings.get(role.name, {})
+    for name, value in role.settings:
+        if settings.get(name) != value:
+            changes.append(
+                Change(
+                    owner,
+                    "update",
+                    "role_setting",
+                    role.name,
+                    f"{name}: {settings.get(name, '(unset)')} -> {value}",
+                    {"name": name, "value": value},
+                )
+            )
+    return changes
+
+
+def _database_changes(project: ProjectSpec, observed: ObservedState) -> list[Change]:
+    key, spec = project.key, project.database
+    current = observed.databases.get(spec.name)
+    changes: list[Change] = []
+    if current is None:
+        changes.append(
+            Change(
+                key,
+                "create",
+                "database",
+                spec.name,
+                f"owner {spec.owner}, connection limit {spec.connection_limit}",
+            )
+        )
+        acl: frozenset[tuple[str, str]] = frozenset({(PUBLIC, "CONNECT"), (PUBLIC, "TEMPORARY")})
+    else:
+        acl = current.acl
+        if current.owner != spec.owner:
+            changes.append(
+                Change(
+                    key,
+                    "update",
+                    "database",
+                    spec.name,
+                    f"owner: {current.owner} -> {spec.owner}",
+                    {"owner": True},
+                )
+            )
+        if current.connection_limit != spec.connection_limit:
+            changes.append(
+                Change(
+                    key,
+                    "update",
+                    "database",
+                    spec.name,
+                    f"connection limit: {current.connection_limit} -> {spec.connection_limit}",
+                    {"connection_limit": True},
+                )
+            )
+    settings = observed.database_settings.get(spec.name, {})
+    for name, value in spec.settings:
+        if settings.get(name) != value:
+            changes.append(
+                Change(
+                    key,
+                    "update",
+                    "database_setting",
+                    spec.name,
+                    f"{name}: {settings.get(name, '(unset)')} -> {value}",
+                    {"name": name, "value": value},
+                )
+            )
+    allowed = set(spec.connect_roles) | {spec.owner}
+    for grantee in sorted({g for g, _ in acl if g not in allowed}):
+        privileges = sorted(p for g, p in acl if g == grantee)
+        changes.append(
+            Change(
+                key,
+                "revoke",
+                "grant",
+                spec.name,
+                f"REVOKE {', '.join(privileges)} ON DATABASE {spec.name} FROM {grantee}",
+                {"grantee": grantee},
+            )
+        )
+    for grantee in spec.connect_roles:
+        if (grantee, "CONNECT") not in acl and grantee != spec.owner:
+            changes.append(
+                Change(
+                    key,
+                    "grant",
+                    "grant",
+                    spec.name,
+                    f"GRANT CONNECT ON DATABASE {spec.name} TO {grantee}",
+                    {"grantee": grantee},
+                )
+            )
+    return changes
+
+
+def _layer_changes(project: ProjectSpec, observed: ObservedState) -> list[Change]:
+    key, layer = project.key, project.layer
+    database = project.database.name
+    if database not in observed.databases:
+        return [Change(key, "create", "layer", database, "create the Supabase layer inside the new database")]
+    problems = []
+    for (catalog, role, deptype), minimum in sorted(layer.expected_dependencies().items()):
+        found = observed.dependencies.get((database, catalog, role, deptype), 0)
+        if found < minimum:
+            problems.append(f"{_describe_dependency(catalog, role, deptype)}: {found} of {minimum}")
+    record = observed.control_projects.get(project.ref)
+    if record is not None and record.layer_version < LAYER_VERSION and not problems:
+        problems.append(f"layer version {record.layer_version} -> {LAYER_VERSION}")
+    if not problems:
+        return []
+    return [Change(key, "update", "layer", database, "restore the Supabase layer: " + "; ".join(problems))]
+
+
+def _notices(desired: DesiredState, observed: ObservedState) -> list[Notice]:
+    notices = []
+    declared = {p.ref: p for p in desired.projects}
+    for ref, record in sorted(observed.control_projects.items()):
+        if record.destroyed:
+            continue
+        spec = declared.get(ref)
+        if spec is None:
+            notices.append(
+                Notice(
+                    f"{record.org}/{ref}",
+                    "orphan",
+                    f"no manifest declares {ref!r} any more; its database and roles are kept "
+                    f"(remove them with: nextmavens destroy {record.org}/{ref} --confirm "
+                    f"{record.org}/{ref})",
+                )
+            )
+        elif spec.state == "absent":
+            notices.append(
+                Notice(
+                    spec.key,
+                    "orphan",
+                    f"state is absent; its database {spec.database.name!r} and roles are kept "
+                    f"and left unchanged (remove them with: nextmavens destroy {spec.key} "
+                    f"--confirm {spec.key})",
+                )
+            )
+    for spec in desired.projects:
+        if spec.state == "absent" and spec.ref not in observed.control_projects:
+            names = project_names(spec.ref)
+            if names.database in observed.databases:
+                notices.append(Notice(spec.key, "orphan", f"state is absent; database {names.database!r} is kept"))
+    return notices
+
+
+def _describe_role(role: RoleSpec) -> str:
+    words = ["LOGIN" if role.login else "NOLOGIN", "INHERIT" if role.inherit else "NOINHERIT"]
+    if role.bypassrls:
+        words.append("BYPASSRLS")
+    if role.superuser:
+        words.append("SUPERUSER")
+    if role.member_of:
+        words.append("member of " + ", ".join(role.member_of))
+    return " ".join(words)
+
+
+_DEPENDENCY_WORDS = {
+    ("pg_namespace", "o"): "schemas owned by {role}",
+    ("pg_namespace", "a"): "schema privileges granted to {role}",
+    ("pg_default_acl", "o"): "default privileges set for {role}",
+    ("pg_default_acl", "a"): "default privileges granting to {role}",
+    ("pg_extension", "o"): "extensions",
+    ("pg_event_trigger", "o"): "PostgREST reload event triggers",
+    ("pg_publication", "o"): "the supabase_realtime publication",
+    ("pg_proc", "a"): "functions {role} may execute (pgbouncer.get_auth)",
+    ("pg_proc", "o"): "functions owned by {role}",
+}
+
+
+def _describe_dependency(catalog: str, role: str, deptype: str) -> str:
+    return _DEPENDENCY_WORDS.get((catalog, deptype), f"{catalog} {deptype} {role}").format(role=role)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+__all__ = ["CLUSTER", "CLUSTER_SCOPE", "Change", "Notice", "Plan", "PlanError", "make_plan"]

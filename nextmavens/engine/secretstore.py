@@ -1,0 +1,126 @@
+"""Secrets in the control database: generated once, stored AES-GCM encrypted, read back on demand."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import psycopg
+
+from nextmavens.control.crypto import Sealer
+from nextmavens.keys import ApiKeys, ProjectSecrets, issue_api_keys, new_jwt_secret, new_password
+from nextmavens.naming import project_names
+
+
+class SecretStore:
+    def __init__(self, control: psycopg.Connection, sealer: Sealer) -> None:
+        self._control = control
+        self._sealer = sealer
+
+    def get(self, scope: str, name: str) -> str | None:
+        row = self._control.execute(
+            "SELECT nonce, ciphertext FROM secrets WHERE scope = %s AND name = %s", (scope, name)
+        ).fetchone()
+        return None if row is None else self._sealer.open(row[0], row[1], f"{scope}/{name}")
+
+    def put(self, scope: str, name: str, value: str) -> None:
+        nonce, ciphertext = self._sealer.seal(value, f"{scope}/{name}")
+        self._control.execute(
+            "INSERT INTO secrets (scope, name, nonce, ciphertext) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (scope, name) DO UPDATE SET nonce = excluded.nonce,"
+            " ciphertext = excluded.ciphertext, created_at = now()",
+            (scope, name, nonce, ciphertext),
+        )
+
+    def get_or_create(self, scope: str, name: str) -> str:
+        """The stored value, or a new one stored first. Never replaces an existing value, so an apply
+        interrupted and re-run cannot lose a password already given to a role."""
+        existing = self.get(scope, name)
+        if existing is not None:
+            return existing
+        value = new_jwt_secret() if name == "jwt_secret" else new_password()
+        nonce, ciphertext = self._sealer.seal(value, f"{scope}/{name}")
+        self._control.execute(
+            "INSERT INTO secrets (scope, name, nonce, ciphertext) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (scope, name) DO NOTHING",
+            (scope, name, nonce, ciphertext),
+        )
+        stored = self.get(scope, name)
+        assert stored is not None
+        return stored
+
+    def ensure_project(self, ref: str, org: str, name: str, state: str, roles: tuple[str, ...]) -> None:
+        """Generate whatever the project lacks: JWT secret, key issue time, one password per login role."""
+        with self._control.transaction():
+            self._control.execute(
+                "INSERT INTO projects (ref, org, name, state) VALUES (%s, %s, %s, %s) ON CONFLICT (ref) DO NOTHING",
+                (ref, org, name, state),
+            )
+            jwt_secret = self.get_or_create(ref, "jwt_secret")
+            for role in roles:
+                self.get_or_create(ref, f"password:{role}")
+            row = self._control.execute(
+                "SELECT keys_issued_at FROM projects WHERE ref = %s FOR UPDATE", (ref,)
+            ).fetchone()
+            if row is None or row[0] is None:
+                keys = issue_api_keys(jwt_secret)
+                self._control.execute("UPDATE projects SET keys_issued_at = %s WHERE ref = %s", (keys.issued_at, ref))
+                self._record_keys(ref, keys)
+
+    def project_secrets(self, ref: str) -> ProjectSecrets | None:
+        row = self._control.execute("SELECT keys_issued_at FROM projects WHERE ref = %s", (ref,)).fetchone()
+        jwt_secret = self.get(ref, "jwt_secret")
+        if row is None or row[0] is None or jwt_secret is None:
+            return None
+        passwords = {}
+        for role in project_names(ref).login_roles:
+            password = self.get(ref, f"password:{role}")
+            if password is not None:
+                passwords[role] = password
+        return ProjectSecrets(jwt_secret=jwt_secret, keys=issue_api_keys(jwt_secret, now=row[0]), passwords=passwords)
+
+    def project_org(self, ref: str) -> str | None:
+        """The org of an applied, not destroyed project."""
+        row = self._control.execute(
+            "SELECT org FROM projects WHERE ref = %s AND destroyed_at IS NULL", (ref,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def forget_project(self, ref: str) -> None:
+        """After destroy: its secrets go, its record stays (marked destroyed) for the audit trail."""
+        with self._control.transaction():
+            self._control.execute("DELETE FROM secrets WHERE scope = %s", (ref,))
+            self._control.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE ref = %s AND revoked_at IS NULL", (ref,)
+            )
+            self._control.execute(
+                "UPDATE projects SET destroyed_at = now(), keys_issued_at = NULL WHERE ref = %s", (ref,)
+            )
+
+    def rotate_keys(self, ref: str) -> ApiKeys:
+        """A new JWT secret and keys; the old keys are recorded as revoked. Signing with a new secret is
+        what makes the old keys (and old user sessions) fail everywhere the secret is checked."""
+        with self._control.transaction():
+            old = self.project_secrets(ref)
+            if old is None:
+                raise LookupError(f"project {ref!r} has no keys yet; run apply first")
+            self._control.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE ref = %s AND revoked_at IS NULL", (ref,)
+            )
+            secret = new_jwt_secret()
+            keys = issue_api_keys(secret, now=max(int(time.time()), old.keys.issued_at + 1))
+            self.put(ref, "jwt_secret", secret)
+            self._control.execute("UPDATE projects SET keys_issued_at = %s WHERE ref = %s", (keys.issued_at, ref))
+            self._record_keys(ref, keys)
+        return keys
+
+    def _record_keys(self, ref: str, keys: ApiKeys) -> None:
+        for role, token in (("anon", keys.anon), ("service_role", keys.service_role)):
+            self._control.execute(
+                "INSERT INTO api_keys (ref, role, issued_at, fingerprint) VALUES (%s, %s, %s, %s)",
+                (ref, role, keys.issued_at, key_fingerprint(token)),
+            )
+
+
+def key_fingerprint(token: str) -> str:
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:32]

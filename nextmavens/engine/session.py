@@ -1,0 +1,169 @@
+"""One engine session: connections, the apply lock, planning and applying with an audit record."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import errors
+
+from nextmavens.control.crypto import MasterKeyError, Sealer, load_master_key, load_or_create_master_key
+from nextmavens.control.db import connect_cluster, connect_control
+from nextmavens.engine.desired import desired_state
+from nextmavens.engine.execute import ChangeCallback, Executor
+from nextmavens.engine.observe import observe
+from nextmavens.engine.plan import Plan, PlanError, make_plan
+from nextmavens.engine.secretstore import SecretStore
+from nextmavens.manifest.loader import ManifestSet
+
+# One advisory lock key for every change the engine makes (apply, rotate, destroy).
+APPLY_LOCK_KEY = 7_242_016_301
+
+
+class LockTimeout(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    dsn: str
+    master_key_path: Path
+    lock_timeout_s: float = 60.0
+    actor: str = ""
+
+    def who(self) -> str:
+        return self.actor or os.environ.get("NEXTMAVENS_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    run_id: int
+    plan: Plan
+
+
+class Engine:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+
+    @contextmanager
+    def _connections(self, create_key: bool) -> Iterator[tuple[psycopg.Connection, psycopg.Connection, Sealer]]:
+        control = connect_control(self.config.dsn)
+        cluster = connect_cluster(self.config.dsn)
+        try:
+            yield cluster, control, Sealer(self._master_key(control, create_key))
+        finally:
+            cluster.close()
+            control.close()
+
+    def _master_key(self, control: psycopg.Connection, create: bool) -> bytes:
+        path = self.config.master_key_path
+        if create:
+            return load_or_create_master_key(path)
+        if path.exists():
+            return load_master_key(path)
+        if control.execute("SELECT 1 FROM secrets LIMIT 1").fetchone():
+            raise MasterKeyError(
+                f"master key file {path} does not exist, but the control database holds secrets sealed with a key"
+            )
+        return bytes(32)  # nothing is sealed yet: planning needs no real key, and creates none
+
+    def plan(self, manifests: ManifestSet) -> Plan:
+        with self._connections(create_key=False) as (cluster, control, sealer):
+            return make_plan(desired_state(manifests), observe(cluster, control, sealer))
+
+    def apply(
+        self,
+        manifests: ManifestSet,
+        confirm: Callable[[Plan], bool] | None = None,
+        on_change: ChangeCallback | None = None,
+        command: str = "apply",
+    ) -> ApplyResult | None:
+        """Plan under the lock, ask `confirm`, execute. Returns None when the operator declined."""
+        desired = desired_state(manifests)
+        with self._connections(create_key=True) as (cluster, control, sealer), self.locked(control):
+            plan = make_plan(desired, observe(cluster, control, sealer))
+            if plan.errors:
+                raise PlanError("\n".join(plan.errors))
+            if confirm is not None and not plan.empty and not confirm(plan):
+                return None
+            run_id = self._start_run(control, command, plan)
+            try:
+                Executor(self.config.dsn, cluster, control, SecretStore(control, sealer), desired).run(plan, on_change)
+            except Exception as exc:
+                self._finish_run(control, run_id, "failed", f"{type(exc).__name__}: {exc}")
+                raise
+            self._finish_run(control, run_id, "ok", None)
+            return ApplyResult(run_id, plan)
+
+    @contextmanager
+    def secrets(self) -> Iterator[SecretStore]:
+        with self._connections(create_key=False) as (_cluster, control, sealer):
+            yield SecretStore(control, sealer)
+
+    @contextmanager
+    def changing(self, command: str, detail: list[dict[str, str]]) -> Iterator[tuple[psycopg.Connection, SecretStore]]:
+        """Connections, lock and an audit record for a change outside apply (rotate, destroy)."""
+        with self._connections(create_key=True) as (cluster, control, sealer), self.locked(control):
+            run_id = self._start_run(control, command, None, detail)
+            try:
+                yield cluster, SecretStore(control, sealer)
+            except Exception as exc:
+                self._finish_run(control, run_id, "failed", f"{type(exc).__name__}: {exc}")
+                raise
+            self._finish_run(control, run_id, "ok", None)
+
+    @contextmanager
+    def locked(self, control: psycopg.Connection) -> Iterator[None]:
+        control.execute(
+            "SELECT set_config('lock_timeout', %s, false)", (f"{int(self.config.lock_timeout_s * 1000)}ms",)
+        )
+        try:
+            control.execute("SELECT pg_advisory_lock(%s)", (APPLY_LOCK_KEY,))
+        except errors.LockNotAvailable:
+            holder = control.execute(
+                "SELECT a.pid, a.backend_start, coalesce(a.client_addr::text, 'local') FROM pg_locks l"
+                " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
+                " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
+                (APPLY_LOCK_KEY,),
+            ).fetchone()
+            who = (
+                f" (server pid {holder[0]} from {holder[2]}, connected {holder[1]:%Y-%m-%d %H:%M:%S})" if holder else ""
+            )
+            raise LockTimeout(
+                f"another apply is running{who}; waited {self.config.lock_timeout_s:g}s. Try again when it ends."
+            ) from None
+        finally:
+            control.execute("SELECT set_config('lock_timeout', '0', false)")
+        try:
+            yield
+        finally:
+            if not control.closed:
+                control.execute("SELECT pg_advisory_unlock(%s)", (APPLY_LOCK_KEY,))
+
+    def _start_run(
+        self,
+        control: psycopg.Connection,
+        command: str,
+        plan: Plan | None,
+        detail: list[dict[str, str]] | None = None,
+    ) -> int:
+        changes = [c.as_json() for c in plan.changes] if plan else (detail or [])
+        row = control.execute(
+            "INSERT INTO apply_runs (command, actor, changes) VALUES (%s, %s, %s) RETURNING id",
+            (command, self.config.who(), json.dumps(changes)),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _finish_run(self, control: psycopg.Connection, run_id: int, result: str, error: str | None) -> None:
+        control.execute(
+            "UPDATE apply_runs SET finished_at = now(), result = %s, error = %s WHERE id = %s",
+            (result, error, run_id),
+        )

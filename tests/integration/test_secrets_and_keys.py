@@ -1,0 +1,162 @@
+"""Secrets stay secret; keys show/rotate and destroy behave as the operator is told."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import jwt
+import psycopg
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from nextmavens.control.crypto import MasterKeyError, load_master_key
+from nextmavens.keys import verify_api_key
+from tests.support.engine import Stage
+from tests.support.projects import write_project
+
+
+@pytest.fixture
+def shop(stage: Stage) -> Stage:
+    write_project(stage.projects, "acme", "shop")
+    return stage
+
+
+def _all_secret_values(stage: Stage) -> list[str]:
+    values = []
+    with stage.engine().secrets() as store:
+        for scope, name in stage.sql("SELECT scope, name FROM secrets", dbname="nextmavens"):
+            value = store.get(scope, name)
+            assert value is not None
+            values.append(value)
+    return values
+
+
+def test_secrets_never_appear_in_plan_apply_output_or_the_audit_log(shop: Stage) -> None:
+    outputs = [shop.cli("plan").stdout, shop.cli("plan", "--json").stdout]
+    applied = shop.cli("apply", "--yes")
+    assert applied.returncode == 0, applied.stderr
+    outputs += [applied.stdout, applied.stderr, shop.cli("apply", "--yes", "--json").stdout]
+    # Drift forces a password change through the plan and the audit log.
+    shop.sql("ALTER ROLE owner_shop PASSWORD 'changed'")
+    outputs += [shop.cli("plan").stdout, shop.cli("apply", "--yes", "--json").stdout]
+    audit = json.dumps(
+        shop.sql("SELECT command, actor, changes::text, coalesce(error, '') FROM apply_runs", dbname="nextmavens")
+    )
+    server_log = (shop.server.base / "server.log").read_text()
+    secrets = _all_secret_values(shop)
+    assert len(secrets) == 11  # JWT secret, 4 passwords + 4 verifiers, the pooler password + verifier
+    with shop.engine().secrets() as store:
+        project = store.project_secrets("shop")
+    assert project is not None
+    secrets += [project.keys.anon, project.keys.service_role]
+    for secret in secrets:
+        for text in [*outputs, audit, server_log]:
+            assert secret not in text
+        assert repr(secret) not in repr(project)
+
+
+def test_stored_ciphertext_differs_from_plaintext_and_is_bound_to_its_row(shop: Stage) -> None:
+    shop.apply()
+    rows = shop.sql("SELECT scope, name, ciphertext FROM secrets", dbname="nextmavens")
+    plain = _all_secret_values(shop)
+    for (_scope, _name, ciphertext), value in zip(rows, plain, strict=True):
+        assert value.encode() not in bytes(ciphertext)
+    # Swapping two rows' ciphertexts must not decrypt: each is bound to its scope and name.
+    shop.sql(
+        "UPDATE secrets SET (nonce, ciphertext) = (SELECT nonce, ciphertext FROM secrets"
+        " WHERE name = 'password:owner_shop') WHERE name = 'jwt_secret'",
+        dbname="nextmavens",
+    )
+    with shop.engine().secrets() as store, pytest.raises(InvalidTag):
+        store.get("shop", "jwt_secret")
+
+
+def test_master_key_is_created_0600_and_a_loose_one_is_refused(shop: Stage) -> None:
+    shop.apply()
+    assert shop.master_key.stat().st_mode & 0o777 == 0o600
+    assert len(load_master_key(shop.master_key)) == 32
+    shop.master_key.chmod(0o640)
+    with pytest.raises(MasterKeyError, match="chmod 600"):
+        load_master_key(shop.master_key)
+    result = shop.cli("plan")
+    assert result.returncode == 1 and "accessible by group or others" in result.stderr
+
+
+def test_keys_show_prints_working_keys_and_connection_strings(shop: Stage) -> None:
+    shop.apply()
+    result = shop.cli("keys", "show", "acme/shop", "--json", "--api-domain", "api.example.test")
+    assert result.returncode == 0, result.stderr
+    access = json.loads(result.stdout)
+    assert access["api_url"] == "https://shop.api.example.test"
+    assert verify_api_key(access["anon_key"], access["jwt_secret"])["role"] == "anon"
+    assert verify_api_key(access["service_role_key"], access["jwt_secret"])["role"] == "service_role"
+    with psycopg.connect(access["database_url"]) as conn:
+        assert conn.execute("SELECT current_user, current_database()").fetchone() == ("owner_shop", "shop")
+    assert ":6543/shop" in access["pooler_transaction_url"] and "owner_shop.shop:" in access["pooler_session_url"]
+    human = shop.cli("keys", "show", "acme/shop")
+    assert access["anon_key"] in human.stdout.replace("\n", "")
+    missing = shop.cli("keys", "show", "globex/shop")
+    assert missing.returncode == 1 and "no applied project" in missing.stderr
+
+
+def test_keys_rotate_issues_new_keys_and_revokes_the_old(shop: Stage) -> None:
+    shop.apply()
+    before = json.loads(shop.cli("keys", "show", "acme/shop", "--json").stdout)
+    rotated = shop.cli("keys", "rotate", "acme/shop")
+    assert rotated.returncode == 0, rotated.stderr
+    assert before["anon_key"] not in rotated.stdout
+    after = json.loads(shop.cli("keys", "show", "acme/shop", "--json").stdout)
+    assert after["anon_key"] != before["anon_key"] and after["jwt_secret"] != before["jwt_secret"]
+    with pytest.raises(jwt.InvalidSignatureError):
+        verify_api_key(before["anon_key"], after["jwt_secret"])
+    keys = shop.sql(
+        "SELECT role, revoked_at IS NOT NULL FROM api_keys WHERE ref = 'shop' ORDER BY id", dbname="nextmavens"
+    )
+    assert keys == [("anon", True), ("service_role", True), ("anon", False), ("service_role", False)]
+    assert shop.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 1", dbname="nextmavens") == [
+        ("keys rotate", "ok")
+    ]
+    assert shop.plan().empty  # rotating keys is not drift of the database
+
+
+def test_destroy_needs_confirmation_and_an_undeclared_project_then_dumps_first(shop: Stage, tmp_path: Path) -> None:
+    shop.apply()
+    with shop.login("owner_shop", "shop", "shop") as conn:
+        conn.execute("CREATE TABLE orders (id int); INSERT INTO orders SELECT generate_series(1, 500)")
+    dumps = tmp_path / "dumps"
+    wrong = shop.cli("destroy", "acme/shop", "--confirm", "acme/shoq", "--dump-dir", str(dumps))
+    assert wrong.returncode == 1 and "nothing was dropped" in wrong.stderr
+    declared = shop.cli("destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(dumps))
+    assert declared.returncode == 1 and "still declares 'shop' as active" in declared.stderr
+    assert shop.sql("SELECT 1 FROM pg_database WHERE datname = 'shop'") == [(1,)]
+
+    write_project(shop.projects, "acme", "shop", state="absent")
+    done = shop.cli("destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(dumps))
+    assert done.returncode == 0, done.stderr
+    [dump] = list(dumps.iterdir())
+    assert f"Dump written: {dump}" in done.stdout
+    assert dump.stat().st_mode & 0o777 == 0o600
+    assert shop.sql("SELECT 1 FROM pg_database WHERE datname = 'shop'") == []
+    assert (
+        shop.sql(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
+            (["owner_shop", "authenticator_shop", "auth_admin_shop", "storage_admin_shop"],),
+        )
+        == []
+    )
+    # The dump really holds the data: restore it into a new database and count.
+    shop.sql("CREATE DATABASE shop_restored")
+    bin_dir = shop.server.bin_dir
+    restored = subprocess.run(
+        [str(bin_dir / "pg_restore"), "--no-owner", "--no-acl", "-d", shop.server.dsn_for("shop_restored"), str(dump)],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
+    assert shop.sql("SELECT count(*) FROM public.orders", dbname="shop_restored") == [(500,)], restored.stderr
+    assert shop.sql("SELECT result FROM apply_runs WHERE command = 'destroy'", dbname="nextmavens") == [("ok",)]
+    plan = shop.plan()
+    assert plan.empty and not plan.notices  # destroyed: no longer an orphan

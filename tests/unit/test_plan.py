@@ -1,0 +1,164 @@
+"""The planner and the SQL builder, with plain values: no server involved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nextmavens.engine import sqlgen
+from nextmavens.engine.desired import LAYER_VERSION, desired_state, project_spec
+from nextmavens.engine.observed import PUBLIC, ControlProject, ObservedDatabase, ObservedRole, ObservedState
+from nextmavens.engine.plan import PHASES, make_plan
+from nextmavens.manifest.loader import load_manifests
+from tests.support.projects import write_project
+
+
+@pytest.fixture
+def manifests(tmp_path: Path):  # type: ignore[no-untyped-def]
+    write_project(tmp_path / "projects", "acme", "my-shop", database={"extensions": ["pgcrypto"]})
+    return load_manifests(tmp_path / "projects")
+
+
+def converged(manifests) -> ObservedState:  # type: ignore[no-untyped-def]
+    """What a cluster looks like right after a successful apply of `manifests`."""
+    desired = desired_state(manifests)
+    state = ObservedState(available_extensions={"pgcrypto", "uuid-ossp"})
+    for role in desired.cluster_roles:
+        state.roles[role.name] = ObservedRole(
+            role.name,
+            role.login,
+            role.inherit,
+            role.bypassrls,
+            role.superuser,
+            f"verifier-{role.name}" if role.has_password else None,
+        )
+        state.role_settings[role.name] = dict(role.settings)
+        if role.has_password:
+            state.expected_verifiers[role.name] = f"verifier-{role.name}"
+    for project in desired.projects:
+        for role in project.roles:
+            state.roles[role.name] = ObservedRole(
+                role.name, role.login, role.inherit, role.bypassrls, False, f"verifier-{role.name}"
+            )
+            state.expected_verifiers[role.name] = f"verifier-{role.name}"
+            state.role_settings[role.name] = dict(role.settings)
+            state.memberships |= {(role.name, parent) for parent in role.member_of}
+        db = project.database
+        acl = {(db.owner, p) for p in ("CONNECT", "CREATE", "TEMPORARY")} | {(r, "CONNECT") for r in db.connect_roles}
+        state.databases[db.name] = ObservedDatabase(db.name, db.owner, db.connection_limit, frozenset(acl))
+        state.database_settings[db.name] = dict(db.settings)
+        for (catalog, role, deptype), count in project.layer.expected_dependencies().items():
+            state.dependencies[(db.name, catalog, role, deptype)] = count
+        state.secret_names[project.ref] = {"jwt_secret"} | {f"password:{r.name}" for r in project.roles}
+        state.control_projects[project.ref] = ControlProject(
+            project.ref, project.org, project.name, project.state, project.manifest_path, 1, LAYER_VERSION, False
+        )
+    for org in desired.orgs:
+        state.control_orgs[org.slug] = (org.name, org.members)
+    return state
+
+
+def test_a_converged_cluster_plans_nothing(manifests) -> None:  # type: ignore[no-untyped-def]
+    assert make_plan(desired_state(manifests), converged(manifests)).empty
+
+
+def test_hyphenated_refs_become_underscored_postgres_names(manifests) -> None:  # type: ignore[no-untyped-def]
+    spec = project_spec(manifests.projects[0])
+    assert spec.database.name == "my_shop"
+    assert [r.name for r in spec.roles] == [
+        "owner_my_shop",
+        "authenticator_my_shop",
+        "auth_admin_my_shop",
+        "storage_admin_my_shop",
+    ]
+    assert spec.names.realtime_slot == "realtime_rls_my_shop"
+
+
+def test_an_empty_cluster_plans_everything_in_phase_order(manifests) -> None:  # type: ignore[no-untyped-def]
+    plan = make_plan(desired_state(manifests), ObservedState(available_extensions={"pgcrypto"}))
+    project_kinds = [c.kind for c in plan.changes if c.project == "acme/my-shop"]
+    assert project_kinds == sorted(project_kinds, key=PHASES.index)
+    assert project_kinds[0] == "secrets" and project_kinds[-1] == "record"
+    cluster = [c.target for c in plan.changes if c.project == "cluster" and c.kind == "role"]
+    assert cluster == ["postgres", "anon", "authenticated", "service_role", "pgbouncer", "nextmavens_layer"]
+    assert ("grant", "REVOKE CONNECT, TEMPORARY ON DATABASE my_shop FROM PUBLIC") in [
+        (c.kind, c.detail) for c in plan.changes
+    ]
+
+
+def test_an_existing_postgres_role_is_never_altered(manifests) -> None:  # type: ignore[no-untyped-def]
+    state = converged(manifests)
+    state.roles["postgres"] = ObservedRole("postgres", True, True, True, True, "whatever")
+    assert make_plan(desired_state(manifests), state).empty
+
+
+def test_extra_database_grants_are_revoked(manifests) -> None:  # type: ignore[no-untyped-def]
+    state = converged(manifests)
+    db = state.databases["my_shop"]
+    state.databases["my_shop"] = ObservedDatabase(
+        db.name, db.owner, db.connection_limit, db.acl | {("owner_other", "CONNECT"), (PUBLIC, "TEMPORARY")}
+    )
+    details = sorted(c.detail for c in make_plan(desired_state(manifests), state).changes)
+    assert details == [
+        "REVOKE CONNECT ON DATABASE my_shop FROM owner_other",
+        "REVOKE TEMPORARY ON DATABASE my_shop FROM PUBLIC",
+    ]
+
+
+def test_a_missing_dependency_is_named_in_the_layer_change(manifests) -> None:  # type: ignore[no-untyped-def]
+    state = converged(manifests)
+    del state.dependencies[("my_shop", "pg_event_trigger", "nextmavens_layer", "o")]
+    [change] = make_plan(desired_state(manifests), state).changes
+    assert (change.kind, change.action) == ("layer", "update")
+    assert change.detail == "restore the Supabase layer: PostgREST reload event triggers: 0 of 2"
+
+
+def test_more_than_expected_is_not_drift(manifests) -> None:  # type: ignore[no-untyped-def]
+    state = converged(manifests)
+    key = ("my_shop", "pg_namespace", "anon", "a")
+    state.dependencies[key] += 3  # the project granted anon its own schemas
+    assert make_plan(desired_state(manifests), state).empty
+
+
+def test_a_missing_extension_on_the_server_is_a_plan_error(manifests) -> None:  # type: ignore[no-untyped-def]
+    state = converged(manifests)
+    state.available_extensions = {"uuid-ossp"}
+    plan = make_plan(desired_state(manifests), state)
+    assert plan.errors == (
+        "projects/acme/my-shop.yaml: extension(s) pgcrypto are not installed on this PostgreSQL server",
+    )
+    assert not [c for c in plan.changes if c.project == "acme/my-shop"]
+
+
+def test_sql_quotes_every_identifier_and_literal() -> None:
+    hostile = 'x"; DROP ROLE postgres; --'
+    assert sqlgen.grant_membership("anon", hostile).as_string(None) == 'GRANT "anon" TO "x""; DROP ROLE postgres; --"'
+    assert sqlgen.set_role_setting("r", "search_path", "auth'; x").as_string(None) == (
+        """ALTER ROLE "r" SET "search_path" = 'auth''; x'"""
+    )
+    assert sqlgen.revoke_database("db", PUBLIC).as_string(None) == 'REVOKE ALL ON DATABASE "db" FROM PUBLIC'
+    assert sqlgen.revoke_database("db", "PUBLIC ").as_string(None) == 'REVOKE ALL ON DATABASE "db" FROM "PUBLIC "'
+
+
+def test_plan_details_never_hold_a_verifier(manifests) -> None:  # type: ignore[no-untyped-def]
+    state = converged(manifests)
+    state.roles["owner_my_shop"] = ObservedRole("owner_my_shop", True, True, False, False, "SCRAM-other")
+    plan = make_plan(desired_state(manifests), state)
+    text = repr(plan.as_json())
+    assert "password differs" in text
+    assert "SCRAM-other" not in text and "verifier-owner_my_shop" not in text
+
+
+def test_org_membership_changes_are_recorded(manifests, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    state = converged(manifests)
+    (tmp_path / "projects" / "acme" / "org.yaml").write_text(
+        "name: Acme\nmembers:\n  - {email: ana@acme.example, role: owner}\n"
+    )
+    changed = load_manifests(tmp_path / "projects")
+    [change] = make_plan(desired_state(changed), state).changes
+    assert (change.project, change.kind, change.detail) == (
+        "acme",
+        "org",
+        "record organization 'Acme' with 1 member(s)",
+    )
