@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -14,7 +16,7 @@ from nextmavens.backup.pipeline import BackupError, Target, backup_target, run_b
 from nextmavens.backup.restore import RestoreError, choose_backup, replace_live, restore_backup, scratch_name
 from nextmavens.backup.retention import apply_retention
 from nextmavens.backup.settings import BackupSettings, ConfigError, settings_from_env
-from nextmavens.backup.targets import all_targets, select
+from nextmavens.backup.targets import all_targets, due, select
 from nextmavens.backup.telegram import TelegramClient
 from nextmavens.backup.verify import drill
 from nextmavens.control.db import connect_control
@@ -61,10 +63,19 @@ def run_command(projects: tuple[str, ...]) -> None:
     settings, conn, client = _setup()
     targets = _targets(settings, projects)
     alerts: Alerts = alerts_from_env()
+    if not projects and os.environ.get("NEXTMAVENS_BACKUP_ONLY_DUE") == "1":
+        # The hourly timer: only what each manifest's schedule makes due now.
+        hour = int(os.environ.get("NEXTMAVENS_BACKUP_HOUR", "3"))
+        last_good = records.last_good_by_target(conn)
+        now = datetime.now(UTC)
+        everything = targets
+        targets = [t for t in targets if due(t, last_good.get(t.key), now, hour)]
+        click.echo(f"{len(targets)} of {len(everything)} backups due", err=True)
+        retention_targets = everything
+    else:
+        retention_targets = targets
     try:
-        results = run_backups(
-            settings, conn, client, targets, kind="manual" if projects else "scheduled", log=_log
-        )
+        results = run_backups(settings, conn, client, targets, kind="manual" if projects else "scheduled", log=_log)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     for result in results:
@@ -76,10 +87,8 @@ def run_command(projects: tuple[str, ...]) -> None:
         else:
             click.echo(f"{result.target}: backup {result.backup_id} FAILED: {result.error}")
             extra = f"; cleanup: {result.cleanup_error}" if result.cleanup_error else ""
-            alerts.send(
-                f"backup of {result.target} FAILED (backup {result.backup_id}): {result.error}{extra}"
-            )
-    for expired in apply_retention(conn, client, targets):
+            alerts.send(f"backup of {result.target} FAILED (backup {result.backup_id}): {result.error}{extra}")
+    for expired in apply_retention(conn, client, retention_targets):
         note = f" (messages left: {expired.cleanup_error})" if expired.cleanup_error else ""
         click.echo(f"{expired.target}: backup {expired.backup_id} expired{note}")
     if not all(result.ok for result in results):
@@ -104,8 +113,7 @@ def list_command(project: str | None, as_json: bool) -> None:
         click.echo("no backups")
         return
     click.echo(
-        f"{'ID':>6}  {'TARGET':<28} {'STATUS':<9} {'KIND':<11} {'FINISHED (UTC)':<20} "
-        f"{'CHUNKS':>6} {'BYTES':>12}"
+        f"{'ID':>6}  {'TARGET':<28} {'STATUS':<9} {'KIND':<11} {'FINISHED (UTC)':<20} {'CHUNKS':>6} {'BYTES':>12}"
     )
     for r in rows:
         finished = f"{r.finished_at:%Y-%m-%d %H:%M:%S}" if r.finished_at else "-"
@@ -126,12 +134,8 @@ def list_command(project: str | None, as_json: bool) -> None:
     help="The age identity (private key) file; it is read by age, never stored.",
 )
 @click.option("--into", "into", help="New database to restore into (default: <database>_restored_<id>).")
-@click.option(
-    "--replace", is_flag=True, help="Replace the live database (asks to confirm; backs it up first)."
-)
-def restore_command(
-    project: str, backup_id: int | None, identity: Path, into: str | None, replace: bool
-) -> None:
+@click.option("--replace", is_flag=True, help="Replace the live database (asks to confirm; backs it up first).")
+def restore_command(project: str, backup_id: int | None, identity: Path, into: str | None, replace: bool) -> None:
     """Download, check, decrypt and pg_restore a backup into a new database."""
     settings, conn, client = _setup(require_recipient=replace)
     record = None
@@ -152,9 +156,7 @@ def restore_command(
             raise click.ClickException(f"{project} is not in the manifests")
         fresh = backup_target(settings, conn, client, target, kind="pre-replace", log=_log)
         if not fresh.ok:
-            raise click.ClickException(
-                f"the fresh backup before replacing failed: {fresh.error}; nothing replaced"
-            )
+            raise click.ClickException(f"the fresh backup before replacing failed: {fresh.error}; nothing replaced")
         click.echo(f"fresh backup {fresh.backup_id} of the live database is complete")
     name = into or scratch_name(record.database, f"restored_{record.id}")
     try:

@@ -56,9 +56,7 @@ class BackupResult:
     cleanup_error: str | None = None
 
 
-def dump_argv(
-    settings: BackupSettings, database: str, snapshot: str | None = None
-) -> tuple[list[str], dict[str, str]]:
+def dump_argv(settings: BackupSettings, database: str, snapshot: str | None = None) -> tuple[list[str], dict[str, str]]:
     """pg_dump in custom format to stdout; the password goes by environment, never argv."""
     dsn, password = dsn_without_password(dsn_for_database(settings.dsn, database))
     argv = [settings.tool("pg_dump"), "--format=custom", "--no-password", f"--dbname={dsn}"]
@@ -178,9 +176,7 @@ def _snapshot_stats(dsn: str, ready: threading.Event, holder: dict[str, Any], do
 
 def database_owner(settings: BackupSettings, database: str) -> str | None:
     with psycopg.connect(settings.dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (database,)
-        ).fetchone()
+        row = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (database,)).fetchone()
     return str(row[0]) if row else None
 
 
@@ -197,9 +193,7 @@ def backup_target(
     started_clock = time.monotonic()
     started = datetime.now(UTC)
     owner = database_owner(settings, target.database)
-    backup_id = records.start(
-        conn, target.key, target.database, kind, settings.recipient, os.getpid(), drill_recipient
-    )
+    backup_id = records.start(conn, target.key, target.database, kind, settings.recipient, os.getpid(), drill_recipient)
     result = BackupResult(target=target.key, backup_id=backup_id, ok=False)
     if owner is None:
         result.error = f"database {target.database} does not exist"
@@ -292,9 +286,7 @@ def sweep_stale(conn: psycopg.Connection, client: TelegramClient) -> list[int]:
     swept = []
     for (backup_id,) in rows:
         cleanup = delete_uploaded(client, conn, int(backup_id))
-        records.fail(
-            conn, int(backup_id), "interrupted: the run that made it ended before completing", cleanup
-        )
+        records.fail(conn, int(backup_id), "interrupted: the run that made it ended before completing", cleanup)
         swept.append(int(backup_id))
     # Failed backups whose messages could not all be deleted earlier: try again.
     leftover = conn.execute(

@@ -151,8 +151,7 @@ def complete(
 
 def fail(conn: psycopg.Connection, backup_id: int, error: str, cleanup_error: str | None) -> None:
     conn.execute(
-        "UPDATE backups SET status = 'failed', finished_at = now(), error = %s, cleanup_error = %s"
-        " WHERE id = %s",
+        "UPDATE backups SET status = 'failed', finished_at = now(), error = %s, cleanup_error = %s WHERE id = %s",
         (error[:2000], cleanup_error, backup_id),
     )
 
@@ -165,9 +164,7 @@ def expire(conn: psycopg.Connection, backup_id: int, cleanup_error: str | None) 
 
 
 def mark_chunk_deleted(conn: psycopg.Connection, backup_id: int, seq: int) -> None:
-    conn.execute(
-        "UPDATE backup_chunks SET deleted_at = now() WHERE backup_id = %s AND seq = %s", (backup_id, seq)
-    )
+    conn.execute("UPDATE backup_chunks SET deleted_at = now() WHERE backup_id = %s AND seq = %s", (backup_id, seq))
 
 
 def chunks(conn: psycopg.Connection, backup_id: int) -> list[ChunkRecord]:

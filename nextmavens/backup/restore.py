@@ -30,9 +30,7 @@ from nextmavens.backup.telegram import TelegramClient, TelegramError
 from nextmavens.control.db import dsn_for_database, dsn_without_password
 from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES
 
-TERMINATE_SQL = (
-    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
-)
+TERMINATE_SQL = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
 
 
 class RestoreError(Exception):
@@ -97,9 +95,7 @@ def check_identity(record: BackupRecord, identity: Path) -> None:
         )
 
 
-def download_chunks(
-    client: TelegramClient, conn: psycopg.Connection, record: BackupRecord, folder: Path
-) -> list[Path]:
+def download_chunks(client: TelegramClient, conn: psycopg.Connection, record: BackupRecord, folder: Path) -> list[Path]:
     paths = []
     chunks = records.chunks(conn, record.id)
     if len(chunks) != record.chunk_count or any(chunk.deleted for chunk in chunks):
@@ -132,9 +128,7 @@ def create_database(settings: BackupSettings, name: str, owner: str | None) -> N
         has_owner = owner and conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone()
         if has_owner:
             conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(name), sql.Identifier(str(owner))
-                )
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(str(owner)))
             )
         else:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -170,9 +164,7 @@ def decrypt_into(settings: BackupSettings, parts: list[Path], identity: Path, da
         age = subprocess.Popen(
             decrypt_argv(settings, identity), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=age_err
         )
-        restore = subprocess.Popen(
-            argv, stdin=age.stdout, stdout=subprocess.DEVNULL, stderr=restore_err, env=env
-        )
+        restore = subprocess.Popen(argv, stdin=age.stdout, stdout=subprocess.DEVNULL, stderr=restore_err, env=env)
         assert age.stdin is not None and age.stdout is not None
         age.stdout.close()
         feed_error: list[BaseException] = []
@@ -264,12 +256,8 @@ def replace_live(
             TERMINATE_SQL,
             (live,),
         )
-        conn.execute(
-            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(live), sql.Identifier(kept))
-        )
-        conn.execute(
-            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(restored), sql.Identifier(live))
-        )
+        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(live), sql.Identifier(kept)))
+        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(restored), sql.Identifier(live)))
         for privilege, grantee in acl:
             conn.execute(
                 sql.SQL("GRANT {} ON DATABASE {} TO {}").format(

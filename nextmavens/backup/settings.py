@@ -75,10 +75,16 @@ def telegram_from_env(env: dict[str, str] | None = None) -> TelegramSettings | N
         chat_id = read_secret_file(Path(env["NEXTMAVENS_TELEGRAM_CHAT_ID_FILE"]))
     if not token_file or not chat_id:
         return None
+    defaults = RetryPolicy()
+    retry = RetryPolicy(
+        attempts=int(env.get("NEXTMAVENS_TELEGRAM_RETRIES", defaults.attempts)),
+        base_delay=float(env.get("NEXTMAVENS_TELEGRAM_RETRY_DELAY", defaults.base_delay)),
+    )
     return TelegramSettings(
         token_file=Path(token_file),
         chat_id=chat_id,
         api_base=env.get("NEXTMAVENS_TELEGRAM_API", DEFAULT_API_BASE),
+        retry=retry,
     )
 
 

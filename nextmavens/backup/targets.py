@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from nextmavens.backup.pipeline import Target
@@ -29,9 +30,7 @@ def all_targets(projects_dir: Path | None) -> list[Target]:
             )
     longest = max([t.retention_days for t in targets] + [CONTROL_RETENTION_DAYS])
     # Last: its dump then holds the records of the project backups made in the same run.
-    targets.append(
-        Target(key=CONTROL_KEY, database=CONTROL_DATABASE, schedule="daily", retention_days=longest)
-    )
+    targets.append(Target(key=CONTROL_KEY, database=CONTROL_DATABASE, schedule="daily", retention_days=longest))
     return targets
 
 
@@ -44,3 +43,20 @@ def select(targets: list[Target], keys: tuple[str, ...] | list[str]) -> list[Tar
     if unknown:
         raise KeyError(", ".join(unknown))
     return [by_key[key] for key in keys]
+
+
+def due(target: Target, last_good: datetime | None, now: datetime, backup_hour: int) -> bool:
+    """Whether a timer-driven run should back `target` up now (the timer fires hourly).
+
+    hourly: when the last good backup is 50 minutes old. daily and weekly: at `backup_hour` once the last
+    good backup is nearly a period old, or at once when it is overdue (a missed night is caught up on the
+    next run instead of waiting a day)."""
+    if last_good is None:
+        return True
+    age = now - last_good
+    if target.schedule == "hourly":
+        return age >= timedelta(minutes=50)
+    period = timedelta(days=7) if target.schedule == "weekly" else timedelta(days=1)
+    if age >= period + timedelta(hours=1):
+        return True
+    return now.hour == backup_hour and age >= period - timedelta(hours=2)

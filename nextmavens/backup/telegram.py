@@ -89,9 +89,7 @@ class TelegramClient:
         return text.replace(self.token, "***") if self.token else text
 
     # -- public methods ------------------------------------------------------------------------------
-    def send_document(
-        self, data: bytes | bytearray | memoryview, filename: str, caption: str = ""
-    ) -> Document:
+    def send_document(self, data: bytes | bytearray | memoryview, filename: str, caption: str = "") -> Document:
         if len(data) > UPLOAD_LIMIT_BYTES:
             raise TelegramError("sendDocument", f"{filename} is {len(data)} bytes, over the upload limit")
         fields = {"chat_id": self.chat_id, "caption": caption, "disable_notification": "true"}
@@ -105,9 +103,7 @@ class TelegramClient:
                 size=int(document.get("file_size", len(data))),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise TelegramError(
-                "sendDocument", f"unexpected response shape ({exc.__class__.__name__})"
-            ) from None
+            raise TelegramError("sendDocument", f"unexpected response shape ({exc.__class__.__name__})") from None
 
     def send_message(self, text: str) -> int:
         result = self._call("sendMessage", form={"chat_id": self.chat_id, "text": text[:4096]})
@@ -229,9 +225,7 @@ class TelegramClient:
                 last = exc
             except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 # Connection-level failures: the message of these never holds the URL, but mask anyway.
-                last = TelegramError(
-                    method, self.masked(f"{exc.__class__.__name__}: {exc}")[:300], None, True
-                )
+                last = TelegramError(method, self.masked(f"{exc.__class__.__name__}: {exc}")[:300], None, True)
             if number == self.retry.attempts:
                 break
             wait = self.retry.delay(number, getattr(last, "retry_after", None))
@@ -243,14 +237,10 @@ class TelegramClient:
         raise TelegramError(method, f"gave up after retries: {last.description}", last.status, False)
 
 
-def _multipart_envelope(
-    boundary: str, fields: dict[str, str], file_field: str, filename: str
-) -> tuple[bytes, bytes]:
+def _multipart_envelope(boundary: str, fields: dict[str, str], file_field: str, filename: str) -> tuple[bytes, bytes]:
     parts: list[bytes] = []
     for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        )
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
     safe_name = filename.replace('"', "").replace("\r", "").replace("\n", "")
     parts.append(
         (

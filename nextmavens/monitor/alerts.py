@@ -52,7 +52,5 @@ def alerts_from_env() -> Alerts:
         alerts.echo(f"alerts go to stderr only: {exc}")
         return alerts
     # Alerts are small and must not hold a timer up: fewer, shorter attempts than uploads.
-    client.retry = RetryPolicy(
-        attempts=3, base_delay=1.0, max_delay=5.0, total_seconds=30, request_timeout=20
-    )
+    client.retry = RetryPolicy(attempts=3, base_delay=1.0, max_delay=5.0, total_seconds=30, request_timeout=20)
     return Alerts(client=client)

@@ -133,9 +133,7 @@ class HealthCheck:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "containers": None
-            if self.containers is None
-            else [asdict(c) | {"ok": c.ok} for c in self.containers],
+            "containers": None if self.containers is None else [asdict(c) | {"ok": c.ok} for c in self.containers],
             "probes": [asdict(p) for p in self.probes],
             "changes": self.messages,
         }

@@ -83,9 +83,7 @@ def evaluate(
         return reached, [Event("alert", path, reached, percent, text)]
     if previous_level and percent < previous_level - hysteresis:
         # Falls to the highest threshold it is still clearly above (with the same hysteresis).
-        new_level = max(
-            (t for t in thresholds if t < previous_level and percent >= t - hysteresis), default=0
-        )
+        new_level = max((t for t in thresholds if t < previous_level and percent >= t - hysteresis), default=0)
         below = "all thresholds" if new_level == 0 else f"{previous_level}%"
         text = f"disk {path} recovered: {percent:.1f}% full, back below {below}"
         return new_level, [Event("recovery", path, new_level, percent, text)]

@@ -167,7 +167,5 @@ def render(summary: Summary) -> str:
     lines.append("Containers:" if summary.containers is not None else "Containers: docker engine unreachable")
     for c in summary.containers or []:
         health = f"/{c['health']}" if c["health"] else ""
-        lines.append(
-            f"  {c['name']}: {c['status']}{health}, {_mb(c['memory_bytes'])}, restarts {c['restarts']}"
-        )
+        lines.append(f"  {c['name']}: {c['status']}{health}, {_mb(c['memory_bytes'])}, restarts {c['restarts']}")
     return "\n".join(lines)

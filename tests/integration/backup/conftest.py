@@ -76,7 +76,5 @@ def project_db(pg) -> Iterator[str]:
         generate(conn, tables=12, rows=60, blob_kb=3, text_kb=6)
     yield name
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        for (db,) in conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s", (name + "%",)
-        ).fetchall():
+        for (db,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (name + "%",)).fetchall():
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))

@@ -9,18 +9,14 @@ from psycopg import sql
 SCHEMAS = ("public", "auth", "storage", "app")
 
 
-def generate(
-    conn: psycopg.Connection, tables: int = 24, rows: int = 200, blob_kb: int = 4, text_kb: int = 8
-) -> None:
+def generate(conn: psycopg.Connection, tables: int = 24, rows: int = 200, blob_kb: int = 4, text_kb: int = 8) -> None:
     """`tables` tables in several schemas; rows of ~blob_kb KB random bytes and ~text_kb KB text."""
     conn.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
     for schema in SCHEMAS:
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     for number in range(tables):
         schema = SCHEMAS[number % len(SCHEMAS)]
-        table = sql.Identifier(
-            schema, f"t{number:03d}_{['users', 'orders', 'objects', 'events'][number % 4]}"
-        )
+        table = sql.Identifier(schema, f"t{number:03d}_{['users', 'orders', 'objects', 'events'][number % 4]}")
         conn.execute(
             sql.SQL(
                 "CREATE TABLE {} (id bigserial PRIMARY KEY, uid uuid NOT NULL DEFAULT gen_random_uuid(),"

@@ -75,9 +75,7 @@ def test_contract_rate_limit_429_is_retried(settings, control, client, standin, 
     assert result.ok, result.error
 
 
-def test_contract_backup_interrupted_for_good_is_never_listed_complete(
-    settings, control, client, standin, project_db
-):
+def test_contract_backup_interrupted_for_good_is_never_listed_complete(settings, control, client, standin, project_db):
     key = f"acme/{project_db}"
     standin.state.fail_uploads_after = 3  # three chunks land, then the API fails for good
     result = backup_target(settings, control, client, Target(key=key, database=project_db))
@@ -122,9 +120,7 @@ def test_contract_corrupted_chunk_is_caught_by_its_checksum(
     assert not db_exists(pg, into)  # nothing was created before every chunk checked out
 
 
-def test_contract_restore_with_the_wrong_key_fails_clearly(
-    pg, settings, control, client, project_db, tmp_path
-):
+def test_contract_restore_with_the_wrong_key_fails_clearly(pg, settings, control, client, project_db, tmp_path):
     key = f"acme/{project_db}"
     assert backup_target(settings, control, client, Target(key=key, database=project_db)).ok
     wrong, _ = make_key(tmp_path, "wrong.key")
@@ -149,17 +145,13 @@ def test_contract_wrong_key_caught_by_age_itself(pg, settings, control, client, 
         decrypt_into(settings, parts, wrong, "postgres")
 
 
-def test_contract_retention_deletes_old_messages_and_keeps_newest(
-    settings, control, client, standin, project_db
-):
+def test_contract_retention_deletes_old_messages_and_keeps_newest(settings, control, client, standin, project_db):
     key = f"acme/{project_db}"
     target = Target(key=key, database=project_db, retention_days=7)
     ids = [backup_target(settings, control, client, target).backup_id for _ in range(3)]
     # Age the first two past retention; the newest stays recent.
     for backup_id, age in zip(ids, (20, 10, 0), strict=True):
-        control.execute(
-            "UPDATE backups SET finished_at = now() - %s WHERE id = %s", (timedelta(days=age), backup_id)
-        )
+        control.execute("UPDATE backups SET finished_at = now() - %s WHERE id = %s", (timedelta(days=age), backup_id))
     expired = apply_retention(control, client, [target])
     assert sorted(e.backup_id for e in expired) == ids[:2]
     statuses = {r.id: r.status for r in records.listing(control, key)}
@@ -172,9 +164,7 @@ def test_contract_retention_deletes_old_messages_and_keeps_newest(
     assert apply_retention(control, client, [target]) == []
 
 
-def test_contract_retention_records_messages_telegram_refuses_to_delete(
-    settings, control, client, standin, project_db
-):
+def test_contract_retention_records_messages_telegram_refuses_to_delete(settings, control, client, standin, project_db):
     key = f"acme/{project_db}"
     target = Target(key=key, database=project_db, retention_days=1)
     old = backup_target(settings, control, client, target).backup_id
@@ -187,9 +177,7 @@ def test_contract_retention_records_messages_telegram_refuses_to_delete(
     assert records.get(control, old).status == "expired"
 
 
-def test_contract_verify_drill_compares_every_table_and_drops_scratch(
-    pg, settings, control, client, project_db
-):
+def test_contract_verify_drill_compares_every_table_and_drops_scratch(pg, settings, control, client, project_db):
     key = f"acme/{project_db}"
     result = drill(settings, control, client, Target(key=key, database=project_db))
     assert result.ok, (result.error, result.mismatches)
@@ -234,9 +222,7 @@ def test_contract_verify_detects_a_difference(pg, settings, control, client, pro
     assert [m["table"] for m in result.mismatches] == [name]
 
 
-def test_contract_dump_snapshot_matches_figures_under_concurrent_writes(
-    pg, settings, control, client, project_db
-):
+def test_contract_dump_snapshot_matches_figures_under_concurrent_writes(pg, settings, control, client, project_db):
     """Figures and dump share one exported snapshot: writes during the backup do not break the drill."""
     import threading
 

@@ -18,15 +18,12 @@ from tests.integration.backup.datagen import generate
 
 
 @pytest.fixture
-def cli_env(
-    pg, standin, age_key, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, str]]:
+def cli_env(pg, standin, age_key, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     projects = tmp_path / "projects" / "clitest"
     projects.mkdir(parents=True)
     (projects / "org.yaml").write_text("name: CLI Test\n")
     (projects / "clishop.yaml").write_text(
-        "ref: clishop\nname: CLI Shop\nauth:\n  site_url: https://shop.cli.example\n"
-        "backup:\n  retention_days: 3\n"
+        "ref: clishop\nname: CLI Shop\nauth:\n  site_url: https://shop.cli.example\nbackup:\n  retention_days: 3\n"
     )
     token = tmp_path / "token"
     token.write_text(standin.state.token)
@@ -41,6 +38,8 @@ def cli_env(
         "NEXTMAVENS_PG_BIN": str(pg.bin_dir),
         "NEXTMAVENS_BACKUP_WORK_DIR": str(tmp_path / "work"),
         "NEXTMAVENS_BACKUP_CHUNK_BYTES": str(256 * 1024),
+        "NEXTMAVENS_TELEGRAM_RETRIES": "3",
+        "NEXTMAVENS_TELEGRAM_RETRY_DELAY": "0.01",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -119,13 +118,9 @@ def test_contract_cli_run_list_restore_verify_replace(pg, standin, age_key, cli_
     assert "fresh backup" in replaced.output
     assert stats(pg, "clishop") == before
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        kept = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'clishop_replaced_%'"
-        ).fetchall()
+        kept = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'clishop_replaced_%'").fetchall()
     assert len(kept) == 1
-    kinds = [
-        e["kind"] for e in json.loads(runner.invoke(backup, ["list", "clitest/clishop", "--json"]).output)
-    ]
+    kinds = [e["kind"] for e in json.loads(runner.invoke(backup, ["list", "clitest/clishop", "--json"]).output)]
     assert "pre-replace" in kinds
 
 

@@ -76,25 +76,16 @@ def test_alert_sequence_is_exactly_80_90_95_then_recovery(loopfs: Path, tmp_path
     assert "freed" in sent[-1]
     # Holding at the same level: no repeats.
     for _ in range(3):
-        kinds += [
-            (e.kind, e.level) for e in check_storage([str(loopfs)], state, sent.append, runner, now=60).events
-        ]
+        kinds += [(e.kind, e.level) for e in check_storage([str(loopfs)], state, sent.append, runner, now=60).events]
     fill_to(loopfs, 96, "i")
     for now in (120, 180):  # within the prune interval: no second prune, and 95 is alerted once
-        kinds += [
-            (e.kind, e.level)
-            for e in check_storage([str(loopfs)], state, sent.append, runner, now=now).events
-        ]
+        kinds += [(e.kind, e.level) for e in check_storage([str(loopfs)], state, sent.append, runner, now=now).events]
     # Space freed by hand: one recovery.
     for name in "cdefghi":
         (loopfs / name).unlink()
     os.sync()
-    kinds += [
-        (e.kind, e.level) for e in check_storage([str(loopfs)], state, sent.append, runner, now=240).events
-    ]
-    kinds += [
-        (e.kind, e.level) for e in check_storage([str(loopfs)], state, sent.append, runner, now=300).events
-    ]
+    kinds += [(e.kind, e.level) for e in check_storage([str(loopfs)], state, sent.append, runner, now=240).events]
+    kinds += [(e.kind, e.level) for e in check_storage([str(loopfs)], state, sent.append, runner, now=300).events]
 
     alerts = [k for k in kinds if k[0] != "prune"]
     assert alerts == [("alert", 80), ("alert", 90), ("alert", 95), ("recovery", 0)]
