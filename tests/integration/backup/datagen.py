@@ -33,7 +33,7 @@ def generate(conn: psycopg.Connection, tables: int = 24, rows: int = 200, blob_k
                 "   (SELECT string_agg(md5((g * 1000 + k)::text), ' ')"
                 "    FROM generate_series(1, %(text_parts)s) k) END,"
                 "  (SELECT string_agg(gen_random_bytes(1024), ''::bytea)"
-                "    FROM generate_series(1, %(blob_parts)s)),"
+                "    FROM generate_series(1, %(blob_parts)s) k WHERE g IS NOT NULL),"  # correlated: per row
                 "  jsonb_build_object('n', g, 'label', 'item-' || g,"
                 "   'nested', jsonb_build_object('ok', g %% 2 = 0)),"
                 "  (g * 3.17)::numeric(12, 2), g / 7.0, ARRAY['a' || g, 'b'],"
