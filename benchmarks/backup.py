@@ -126,7 +126,7 @@ def run_child(mode: str, config: dict[str, str], folder: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=4800, help="rows per table (24 tables, ~9 KB a row)")
+    parser.add_argument("--rows", type=int, default=4400, help="rows per table (24 tables, ~11 KB a row: ~1.1 GB)")
     parser.add_argument("--child")
     parser.add_argument("--config", type=Path)
     args = parser.parse_args()
@@ -191,9 +191,10 @@ def main() -> None:
 
         bin_dir = server.bin_dir
         dump_dsn, env = tool_env(dsn_for_database(server.dsn, BIG))
+        bare_argv = [str(bin_dir / "pg_dump"), "-Fc", f"--dbname={dump_dsn}"]  # stdout: /dev/null
         print("bare pg_dump -Fc > /dev/null...", flush=True)
-        bare_dump = timed([str(bin_dir / "pg_dump"), "-Fc", f"--dbname={dump_dsn}"], env)  # stdout: /dev/null
-        print(f"  {bare_dump:.1f}s", flush=True)
+        bare_dumps = [timed(bare_argv, env)]
+        print(f"  {bare_dumps[0]:.1f}s", flush=True)
         print("backup pipeline (small database, for memory)...", flush=True)
         small = run_child("backup", config | {"database": SMALL}, folder)
         print(f"  {small['seconds']:.1f}s, peak RSS {small['peak_rss_mb']:.0f} MB", flush=True)
@@ -205,19 +206,27 @@ def main() -> None:
             flush=True,
         )
 
+        print("bare pg_dump -Fc > /dev/null again (the faster of the two is the baseline)...", flush=True)
+        bare_dumps.append(timed(bare_argv, env))
+        bare_dump = min(bare_dumps)
+        print(f"  {bare_dumps[1]:.1f}s", flush=True)
+
         dump_file = folder / "bare.dump"
         subprocess.run(
             [str(bin_dir / "pg_dump"), "-Fc", "-f", str(dump_file), f"--dbname={dump_dsn}"], check=True, env=env
         )
-        with psycopg.connect(server.dsn, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE bench_bare_restore")
         restore_dsn, env = tool_env(dsn_for_database(server.dsn, "bench_bare_restore"))
-        print("bare pg_restore...", flush=True)
-        bare_restore = timed([str(bin_dir / "pg_restore"), f"--dbname={restore_dsn}", str(dump_file)], env)
-        print(f"  {bare_restore:.1f}s", flush=True)
+        bare_restores = []
+        for attempt in range(2):
+            with psycopg.connect(server.dsn, autocommit=True) as conn:
+                conn.execute("CREATE DATABASE bench_bare_restore")
+            print(f"bare pg_restore ({attempt + 1} of 2; the faster is the baseline)...", flush=True)
+            bare_restores.append(timed([str(bin_dir / "pg_restore"), f"--dbname={restore_dsn}", str(dump_file)], env))
+            print(f"  {bare_restores[-1]:.1f}s", flush=True)
+            with psycopg.connect(server.dsn, autocommit=True) as conn:
+                conn.execute("DROP DATABASE bench_bare_restore")
+        bare_restore = min(bare_restores)
         dump_file.unlink()
-        with psycopg.connect(server.dsn, autocommit=True) as conn:
-            conn.execute("DROP DATABASE bench_bare_restore")
         print("restore drill...", flush=True)
         drill = run_child("drill", config | {"database": BIG}, folder)
         print(

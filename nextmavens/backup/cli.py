@@ -12,7 +12,7 @@ import click
 import psycopg
 
 from nextmavens.backup import records
-from nextmavens.backup.pipeline import BackupError, Target, backup_target, run_backups
+from nextmavens.backup.pipeline import BackupError, BackupLock, Target, backup_target, run_backups
 from nextmavens.backup.restore import RestoreError, choose_backup, replace_live, restore_backup, scratch_name
 from nextmavens.backup.retention import apply_retention
 from nextmavens.backup.settings import BackupSettings, ConfigError, settings_from_env
@@ -154,7 +154,11 @@ def restore_command(project: str, backup_id: int | None, identity: Path, into: s
         target = next((t for t in _targets(settings, ()) if t.key == project), None)
         if target is None:
             raise click.ClickException(f"{project} is not in the manifests")
-        fresh = backup_target(settings, conn, client, target, kind="pre-replace", log=_log)
+        try:
+            with BackupLock(conn):
+                fresh = backup_target(settings, conn, client, target, kind="pre-replace", log=_log)
+        except BackupError as exc:
+            raise click.ClickException(f"{exc}; nothing replaced") from None
         if not fresh.ok:
             raise click.ClickException(f"the fresh backup before replacing failed: {fresh.error}; nothing replaced")
         click.echo(f"fresh backup {fresh.backup_id} of the live database is complete")
@@ -177,8 +181,12 @@ def verify_command(projects: tuple[str, ...]) -> None:
     targets = _targets(settings, projects)
     alerts = alerts_from_env()
     failed = 0
-    for target in targets:
-        result = drill(settings, conn, client, target, _log)
+    try:
+        with BackupLock(conn):  # one backup or drill at a time: a run's sweep must not take ours
+            results = [drill(settings, conn, client, target, _log) for target in targets]
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    for target, result in zip(targets, results, strict=True):
         if result.ok:
             click.echo(f"{target.key}: verified backup {result.backup_id}: {result.tables} tables identical")
         else:

@@ -1,21 +1,23 @@
 """`backup restore`: getFile + download every chunk, check its sha256, then age -d | pg_restore.
 
-Every chunk is downloaded and checked before anything is decrypted or written to a database, so a
-corrupted or missing chunk stops the restore before it starts. The chunks are ciphertext, so keeping them
-in a private temporary folder on disk is safe; the decrypted dump only ever flows through a pipe from age
-into pg_restore. The private key is read by age from the operator's --identity file, never stored.
+Chunks are downloaded in order while earlier ones are decrypted and restored; each is checked against its
+recorded size and sha256 before a byte of it reaches age, so a corrupted or missing chunk stops the
+restore there, and the new database it was going into is dropped. The chunks are ciphertext, so a few of
+them in a private temporary folder on disk are safe; the decrypted dump only ever flows through a pipe
+from age into pg_restore. The private key is read by age from the operator's --identity file, never stored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +52,6 @@ class RestoreResult:
     backup_id: int
     database: str
     seconds: float
-    download_seconds: float
     replaced: str | None = None  # the old live database, kept under this name
 
 
@@ -95,11 +96,17 @@ def check_identity(record: BackupRecord, identity: Path) -> None:
         )
 
 
-def download_chunks(client: TelegramClient, conn: psycopg.Connection, record: BackupRecord, folder: Path) -> list[Path]:
-    paths = []
+def chunk_records(conn: psycopg.Connection, record: BackupRecord) -> list[records.ChunkRecord]:
     chunks = records.chunks(conn, record.id)
     if len(chunks) != record.chunk_count or any(chunk.deleted for chunk in chunks):
         raise RestoreError(f"backup {record.id}: its chunk records are incomplete or deleted")
+    return chunks
+
+
+def download_verified(
+    client: TelegramClient, record: BackupRecord, chunks: list[records.ChunkRecord], folder: Path
+) -> Iterator[Path]:
+    """Download each chunk in order and yield its path only once its size and sha256 match the record."""
     for chunk in chunks:
         path = folder / f"part{chunk.seq:04d}"
         try:
@@ -117,8 +124,7 @@ def download_chunks(client: TelegramClient, conn: psycopg.Connection, record: Ba
                 f"backup {record.id} part {chunk.seq}: checksum mismatch (sha256 {digest.hexdigest()[:16]}…, "
                 f"{size} bytes; recorded {chunk.sha256[:16]}…, {chunk.size} bytes): the chunk is corrupted"
             )
-        paths.append(path)
-    return paths
+        yield path
 
 
 def create_database(settings: BackupSettings, name: str, owner: str | None) -> None:
@@ -157,9 +163,34 @@ def decrypt_argv(settings: BackupSettings, identity: Path) -> list[str]:
     return [settings.age_bin, "--decrypt", "--identity", str(identity)]
 
 
-def decrypt_into(settings: BackupSettings, parts: list[Path], identity: Path, database: str) -> None:
-    """cat parts | age -d -i IDENTITY | pg_restore -d DATABASE; clear errors for either side."""
+def decrypt_into(
+    settings: BackupSettings, parts: Iterable[Path], identity: Path, database: str, remove_after: bool = False
+) -> None:
+    """parts | age -d -i IDENTITY | pg_restore -d DATABASE, with clear errors for each side.
+
+    `parts` may be lazy (download_verified): a thread pulls the next verified chunk while the current one
+    is decrypted and restored, through a small queue, so only a few chunks are ever on disk
+    (remove_after deletes each once fed). A chunk that fails its checksum stops the stream there: age
+    and pg_restore then fail on the cut input, and the checksum error is the one raised."""
     argv, env = restore_argv(settings, database)
+    ready: queue.Queue[Path | BaseException | None] = queue.Queue(maxsize=3)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            for part in parts:
+                while not stop.is_set():
+                    try:
+                        ready.put(part, timeout=1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the feeding thread
+            ready.put(exc)
+
     with tempfile.TemporaryFile() as age_err, tempfile.TemporaryFile() as restore_err:
         age = subprocess.Popen(
             decrypt_argv(settings, identity), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=age_err
@@ -167,37 +198,40 @@ def decrypt_into(settings: BackupSettings, parts: list[Path], identity: Path, da
         restore = subprocess.Popen(argv, stdin=age.stdout, stdout=subprocess.DEVNULL, stderr=restore_err, env=env)
         assert age.stdin is not None and age.stdout is not None
         age.stdout.close()
-        feed_error: list[BaseException] = []
-
-        def feed() -> None:
-            assert age.stdin is not None
+        fetcher = threading.Thread(target=fetch, daemon=True)
+        fetcher.start()
+        source_error: BaseException | None = None
+        try:
+            while True:
+                item = ready.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    source_error = item
+                    break
+                with item.open("rb") as handle:
+                    shutil.copyfileobj(handle, age.stdin, 1024 * 1024)
+                if remove_after:
+                    item.unlink(missing_ok=True)
+        except BrokenPipeError:
+            pass  # age stopped reading: its exit code says why
+        finally:
+            stop.set()
             try:
-                for part in parts:
-                    with part.open("rb") as handle:
-                        shutil.copyfileobj(handle, age.stdin, 1024 * 1024)
+                age.stdin.close()
             except BrokenPipeError:
-                pass  # age stopped reading: its own exit code says why
-            except BaseException as exc:  # noqa: BLE001
-                feed_error.append(exc)
-            finally:
-                try:
-                    age.stdin.close()
-                except BrokenPipeError:
-                    pass
-
-        feeder = threading.Thread(target=feed, daemon=True)
-        feeder.start()
-        feeder.join()
-        age_code = age.wait()
-        restore_code = restore.wait()
+                pass
+            age_code = age.wait()
+            restore_code = restore.wait()
+            fetcher.join(timeout=30)
+        if source_error is not None:
+            raise source_error
         if age_code != 0:
             age_err.seek(0)
             message = age_err.read().decode(errors="replace").strip()[-500:]
             if "no identity matched" in message:
                 raise WrongKeyError(f"decryption failed: the identity does not match this backup ({message})")
             raise RestoreError(f"decryption failed: age exited {age_code}: {message}")
-        if feed_error:
-            raise RestoreError(f"reading the chunks failed: {feed_error[0]}")
         if restore_code != 0:
             restore_err.seek(0)
             message = restore_err.read().decode(errors="replace").strip()[-800:]
@@ -226,18 +260,18 @@ def restore_backup(
     folder = Path(tempfile.mkdtemp(prefix=f"nextmavens-restore-{record.id}-", dir=settings.work_dir))
     folder.chmod(0o700)
     try:
-        parts = download_chunks(client, conn, record, folder)
-        downloaded = time.monotonic() - started
-        log(f"backup {record.id}: {len(parts)} chunks downloaded and verified in {downloaded:.1f}s")
+        chunks = chunk_records(conn, record)
         create_database(settings, into, record.db_owner)
         try:
-            decrypt_into(settings, parts, identity, into)
+            decrypt_into(settings, download_verified(client, record, chunks, folder), identity, into, remove_after=True)
         except BaseException:
             drop_database(settings, into)
             raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return RestoreResult(record.id, into, time.monotonic() - started, downloaded)
+    seconds = time.monotonic() - started
+    log(f"backup {record.id}: {len(chunks)} chunks downloaded, verified, decrypted and restored in {seconds:.1f}s")
+    return RestoreResult(record.id, into, seconds)
 
 
 def replace_live(

@@ -37,7 +37,7 @@ from nextmavens.backup.restore import (
     scratch_name,
 )
 from nextmavens.backup.settings import BackupSettings
-from nextmavens.backup.stats import compare, table_stats
+from nextmavens.backup.stats import compare, table_stats_parallel
 from nextmavens.backup.telegram import TelegramClient
 from nextmavens.control.db import dsn_for_database
 
@@ -128,8 +128,7 @@ def restore_drill(
     try:
         restore_backup(settings, conn, client, record, identity, scratch, log)
         try:
-            with psycopg.connect(dsn_for_database(settings.dsn, scratch)) as scratch_conn:
-                restored = table_stats(scratch_conn)
+            restored = table_stats_parallel(dsn_for_database(settings.dsn, scratch), workers=2)
         finally:
             drop_database(settings, scratch)
         result.mismatches = compare(record.table_stats, restored)

@@ -117,7 +117,7 @@ def test_contract_corrupted_chunk_is_caught_by_its_checksum(
     into = project_db + "_corrupt"
     with pytest.raises(ChecksumError, match="part 1: checksum mismatch"):
         restore_backup(settings, control, client, record, age_key[0], into)
-    assert not db_exists(pg, into)  # nothing was created before every chunk checked out
+    assert not db_exists(pg, into)  # the partly restored database was dropped
 
 
 def test_contract_restore_with_the_wrong_key_fails_clearly(pg, settings, control, client, project_db, tmp_path):
@@ -275,3 +275,19 @@ def test_chunks_stay_below_telegram_download_limit_by_default() -> None:
 
 def test_project_db_fixture_paths(tmp_path: Path) -> None:
     assert tmp_path.exists()
+
+
+def test_one_backup_run_at_a_time(pg, settings, control, client, project_db) -> None:
+    """A second run (or a drill) while one holds the lock is refused, so its sweep never takes a live backup."""
+    from nextmavens.backup.pipeline import BackupError, BackupLock
+    from nextmavens.control.db import connect_control
+
+    other = connect_control(pg.dsn)
+    try:
+        with BackupLock(control):
+            with pytest.raises(BackupError, match="in progress"):
+                run_backups(settings, other, client, [Target(key=f"acme/{project_db}", database=project_db)])
+        with BackupLock(other):
+            pass  # released: the next run proceeds
+    finally:
+        other.close()
