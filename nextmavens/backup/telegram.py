@@ -133,6 +133,9 @@ class TelegramClient:
                     body = response.read(65536)
                     raise self._error_from("download", response.status, body)
                 written = 0
+                # Each read is bounded by the socket timeout; the whole transfer by a deadline too, so a
+                # server dripping bytes cannot hold a restore forever.
+                deadline = self.clock() + 4 * self.retry.request_timeout
                 with dest.open("wb") as handle:
                     while True:
                         block = response.read(1024 * 1024)
@@ -141,6 +144,8 @@ class TelegramClient:
                         written += len(block)
                         if written > max_bytes:
                             raise TelegramError("download", "file larger than the download limit")
+                        if self.clock() > deadline:
+                            raise TelegramError("download", "transfer too slow: deadline passed", None, True)
                         handle.write(block)
                 return written
             finally:
