@@ -14,6 +14,8 @@ observed lineages, the back-off state and the clock are inputs.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -227,3 +229,99 @@ def certbot_command(
     for name in spec.names:
         argv += ["-d", name]
     return argv
+
+
+# ---------------------------------------------------------------- observing and running (I/O)
+
+
+def observe_certificates(letsencrypt_dir: str | Path) -> dict[str, frozenset[str]]:
+    """cert name -> DNS names of its live certificate, for every lineage under <dir>/live."""
+    from cryptography import x509
+
+    live = Path(letsencrypt_dir) / "live"
+    observed: dict[str, frozenset[str]] = {}
+    if not live.is_dir():
+        return observed
+    for lineage in sorted(live.iterdir()):
+        chain = lineage / "fullchain.pem"
+        if not chain.is_file() or not (lineage / "privkey.pem").exists():
+            continue
+        try:
+            cert = x509.load_pem_x509_certificate(chain.read_bytes())
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except (ValueError, x509.ExtensionNotFound):
+            continue
+        observed[lineage.name] = frozenset(san.value.get_values_for_type(x509.DNSName))
+    return observed
+
+
+@dataclass(frozen=True)
+class CertRunReport:
+    decisions: list[CertDecision]
+    issued: list[str]
+    failed: dict[str, str]  # cert name -> error (certbot's last lines)
+
+    @property
+    def requested(self) -> list[str]:
+        return [d.spec.cert_name for d in self.decisions if d.action == "request"]
+
+    def summary(self) -> list[str]:
+        lines = [f"{d.spec.cert_name}: {d.action} ({d.reason})" for d in self.decisions]
+        lines += [f"{name}: FAILED: {error}" for name, error in sorted(self.failed.items())]
+        return lines
+
+
+CertbotRunner = Callable[[list[str]], subprocess.CompletedProcess[str]]
+
+
+def ensure_certificates(
+    settings: EdgeSettings,
+    projects: Sequence[EdgeProject],
+    dirs: CertbotDirs,
+    backoff_file: Path,
+    resolve: Resolver = system_resolver,
+    runner: CertbotRunner | None = None,
+    env: Mapping[str, str] | None = None,
+    now: float | None = None,
+    certbot: str = "certbot",
+) -> CertRunReport:
+    """Request the certificates that are missing or whose names changed; record failures for back-off.
+
+    The webroot vhost must already be served (apply nginx first; a name without a certificate serves the
+    ACME path over plain HTTP). After issuing, re-render and apply nginx so the new names get HTTPS.
+    """
+    current = time.time() if now is None else now
+    Path(settings.acme_webroot, ".well-known", "acme-challenge").mkdir(parents=True, exist_ok=True)
+    backoff = BackoffState.load(backoff_file)
+    desired = desired_certificates(settings, projects)
+    decisions = plan_certificates(
+        settings, desired, observe_certificates(dirs.config_dir), backoff, resolve, current
+    )
+    run_env = dict(os.environ if env is None else env)
+
+    def default_runner(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - argv list, no shell
+            argv, capture_output=True, text=True, timeout=300, check=False, env=run_env
+        )
+
+    run = runner or default_runner
+    issued: list[str] = []
+    failed: dict[str, str] = {}
+    for decision in decisions:
+        if decision.action != "request":
+            continue
+        name = decision.spec.cert_name
+        try:
+            result = run(certbot_command(settings, decision.spec, dirs, certbot))
+        except (OSError, subprocess.SubprocessError) as exc:
+            result = subprocess.CompletedProcess([], 1, "", f"{exc.__class__.__name__}: {exc}")
+        if result.returncode == 0:
+            backoff.record_success(name)
+            issued.append(name)
+        else:
+            error = (result.stderr or result.stdout or "certbot failed").strip()
+            backoff.record_failure(name, error, current)
+            failed[name] = error[-500:]
+    backoff_file.parent.mkdir(parents=True, exist_ok=True)
+    backoff.save(backoff_file)
+    return CertRunReport(decisions, issued, failed)
