@@ -49,5 +49,5 @@ def test_body_size_limit_from_settings():
 def test_hostile_domains_are_refused_before_rendering():
     with pytest.raises(EdgeInputError):
         render_nginx(
-            settings(), [project("a", domains=["x.acme.test"]), project("b", domains=["x.acme.test"])]
+            settings(), [project("one", domains=["x.acme.test"]), project("two", domains=["x.acme.test"])]
         )
