@@ -86,10 +86,11 @@ class EdgeSettings(BaseModel):
     cloudflare_credentials: str = "/etc/letsencrypt/cloudflare.ini"
 
     # Per-project container images (production pins; the sandbox substitutes local builds)
-    postgrest_image: str = "postgrest/postgrest:v12.2.3"
-    gotrue_image: str = "supabase/gotrue:v2.170.0"
-    storage_image: str = "supabase/storage-api:v1.19.3"
-    storage_volume: str = "nextmavens-storage"
+    postgrest_image: str = "postgrest/postgrest:v14.1"  # >= 14.0 for `postgrest --ready` (health check)
+    gotrue_image: str = "supabase/gotrue:v2.180.0"
+    storage_image: str = "supabase/storage-api:v1.25.7"
+    storage_root: str = "/var/lib/nextmavens/storage"  # one directory per project, bind-mounted
+    projects_dir: str = "/etc/nextmavens/projects"  # compose file + 0600 env files per project
 
     @field_validator("api_domain", "studio_domain")
     @classmethod
