@@ -27,7 +27,12 @@ from nextmavens.edge.certs import cert_for_name, desired_certificates, live_path
 from nextmavens.edge.inputs import EdgeProject, check_edge_inputs, project_hostnames, served
 from nextmavens.edge.settings import EdgeSettings
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "edge"
+# templates/edge/ at the repository root; NEXTMAVENS_TEMPLATES overrides it where the package is installed
+# without the repository (the wheel's package-data covers only nextmavens/**).
+TEMPLATES = (
+    Path(os.environ.get("NEXTMAVENS_TEMPLATES", str(Path(__file__).resolve().parents[2] / "templates")))
+    / "edge"
+)
 STUDIO_REALM = "NextMavens Studio"
 
 

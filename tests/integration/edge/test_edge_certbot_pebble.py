@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import http.client
 import ssl
+import subprocess
 import time
 
 import pytest
 
-from nextmavens.edge.certs import CertbotDirs, ensure_certificates, observe_certificates
+from nextmavens.edge.certs import (
+    BackoffState,
+    CertbotDirs,
+    CertSpec,
+    certbot_command,
+    ensure_certificates,
+    observe_certificates,
+    plan_certificates,
+)
 from nextmavens.edge.nginx import NginxApplier, render_nginx
 from tests.integration.edge.acme_harness import pebble
 from tests.integration.edge.harness import LocalNginx, echo_server, free_port, http_get, need, wait_port
@@ -102,5 +111,19 @@ def test_certbot_issues_through_webroot_vhost_and_second_run_requests_nothing(tm
             conn.close()
             live = (tmp_path / "letsencrypt" / "live" / "www.shop.test" / "cert.pem").read_bytes()
             assert ssl.DER_cert_to_PEM_cert(peer).strip() == live.decode().strip()
+
+            # A lineage whose name list changed is planned again, and certbot replaces it non-interactively.
+            wider = CertSpec("www.shop.test", ("www.shop.test", "shop.api.example.test"))
+            (decision,) = plan_certificates(config, [wider], observed, BackoffState(), resolver, time.time())
+            assert (decision.action, decision.reason) == ("request", "name list changed")
+            result = subprocess.run(  # noqa: S603
+                certbot_command(config, wider, dirs, certbot),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert result.returncode == 0, result.stderr[-800:]
+            assert observe_certificates(dirs.config_dir)["www.shop.test"] == frozenset(wider.names)
         finally:
             nginx.stop()
