@@ -164,3 +164,18 @@ def closed_without_answer(port: int, host: str) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         return s.recv(1024) == b""
+
+
+def get_after_reload(port: int, host: str, path: str = "/", want: int = 200, timeout: float = 10.0):
+    """nginx reload is a signal: old workers may answer for a moment. Poll (bounded) for `want`."""
+    deadline = time.monotonic() + timeout
+    last: tuple[int, dict[str, str], bytes] | None = None
+    while time.monotonic() < deadline:
+        try:
+            last = http_get(port, host, path)
+            if last[0] == want:
+                return last
+        except (ConnectionError, http.client.HTTPException, OSError):
+            pass
+        time.sleep(0.1)
+    return last

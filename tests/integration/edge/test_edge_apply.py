@@ -12,7 +12,14 @@ from nextmavens.edge.certs import CertbotDirs
 from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
 from nextmavens.edge.nginx import NginxApplier
-from tests.integration.edge.harness import LocalNginx, echo_server, free_port, http_get, need, wait_port
+from tests.integration.edge.harness import (
+    LocalNginx,
+    echo_server,
+    free_port,
+    get_after_reload,
+    need,
+    wait_port,
+)
 from tests.integration.edge.standins import KongStandIn, RealtimeStandIn, SupavisorStandIn, serve
 from tests.unit.edge.fixtures import project, sample_projects, settings
 
@@ -83,8 +90,8 @@ def test_apply_converges_then_second_run_changes_nothing(world):
     assert "kong: config loaded" in report.done and "nginx: reloaded" in report.done
     assert set(supavisor.tenants) == {"crm", "shop"} == set(realtime.tenants)
     assert any("DNS check failed" in line for line in report.done)
-    status, _, _ = http_get(runtime.settings.http_port, "shop.api.example.test", "/rest/v1/")
-    assert status == 200
+    answer = get_after_reload(runtime.settings.http_port, "shop.api.example.test", "/rest/v1/")
+    assert answer is not None and answer[0] == 200
     assert (runtime.services_dir / "helpdesk" / "compose.yaml").exists()
     assert not (runtime.services_dir / "gone").exists()
 
