@@ -85,6 +85,7 @@ class EdgeRuntime:
 @dataclass
 class EdgeReport:
     done: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a domain whose DNS does not point here yet
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -134,16 +135,25 @@ def apply_edge(
         certs = ensure_certificates(
             settings, projects, runtime.certbot_dirs, runtime.cert_backoff_file, resolve=runtime.resolve
         )
-        report.done.extend(f"certificate {line}" for line in certs.summary() if ": keep" not in line)
+        report.done.extend(f"certificate {name}: issued" for name in certs.issued)
+        report.warnings.extend(
+            f"certificate {d.spec.cert_name} not requested: {d.reason}"
+            for d in certs.decisions
+            if d.action == "skip"
+        )
         report.errors.extend(f"certificate {name}: {error}" for name, error in sorted(certs.failed.items()))
         if certs.issued:
             nginx_step()
 
-    # 4. tenants for active projects
+    # 4. tenants: ensured for active projects; a suspended or removed project loses its pooler tenant
     for project in sorted(projects, key=lambda p: p.ref):
-        if project.state != "active":
-            continue
         try:
+            if project.state != "active":
+                if runtime.supavisor is not None:
+                    outcome = runtime.supavisor.ensure_absent(project.ref)
+                    if outcome.action == "removed":
+                        report.done.append(f"{project.ref}: supavisor tenant removed ({project.state})")
+                continue
             if runtime.supavisor is not None:
                 outcome = runtime.supavisor.ensure(project.manifest)
                 report.done.append(f"{project.ref}: supavisor tenant {outcome.action}")

@@ -2,13 +2,15 @@
 
 Kong validates the document and swaps it in atomically; when it refuses one, the running config stays. We
 send only configs our model already validated, ask Kong to skip an identical one (`check_hash=1`, answered
-304), and report refusals with every key scrubbed from Kong's message.
+304), retry a bounded number of times while Kong answers 429 (still loading), and report refusals (400)
+with every key scrubbed from Kong's message. Contract: kong/api/routes/config.lua (201 on success).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,8 @@ class KongAdmin:
     base_url: str  # e.g. http://127.0.0.1:8001: reached only inside the host
     timeout: float = 30.0
     state_file: Path | None = None  # last config Kong accepted (0600: it holds keys)
+    max_attempts: int = 3  # 429 "Currently loading previous configuration" is retried, bounded
+    busy_wait_s: float = 2.0
 
     def __post_init__(self) -> None:
         self.base_url = check_internal(self.base_url)
@@ -49,16 +53,20 @@ class KongAdmin:
     def load(self, config: KongConfig) -> KongLoadResult:
         text = kong_json(config)
         secrets = _secrets_of(config)
-        try:
-            status, body = request_json(
-                "POST",
-                f"{self.base_url}/config?check_hash=1",
-                {"config": text},
-                timeout=self.timeout,
-                secrets=secrets,
-            )
-        except AdminApiError as exc:
-            raise KongLoadError(f"Kong not reached; running config unchanged: {exc}") from None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                status, body = request_json(
+                    "POST",
+                    f"{self.base_url}/config?check_hash=1",
+                    {"config": text},
+                    timeout=self.timeout,
+                    secrets=secrets,
+                )
+            except AdminApiError as exc:
+                raise KongLoadError(f"Kong not reached; running config unchanged: {exc}") from None
+            if status != 429 or attempt == self.max_attempts:
+                break
+            time.sleep(self.busy_wait_s)  # Kong is still loading a previous config
         if status == 304:
             return KongLoadResult(changed=False)
         if status in (200, 201):

@@ -9,7 +9,9 @@ returns its other connection settings encrypted, and never returns `jwt_secret`.
 - Realtime: the tenant `name` carries a keyed digest of the whole desired body (HMAC with the platform
   secret, so it reveals nothing); any change, secrets included, changes the digest and triggers a PUT.
 - Supavisor: the plain fields are compared; the manager's password is platform-wide and is pushed again
-  with `force=True` after it is rotated.
+  with `force=True` after it is rotated. A suspended or removed project's Supavisor tenant is deleted (its
+  pooled logins stop; its database is untouched and the tenant is re-created on reactivation). Its Realtime
+  tenant is kept: Kong already answers 503 on its host, and deleting it would drop its replication state.
 
 Desired bodies are pure functions of (settings, manifest, secrets).
 """
@@ -37,7 +39,7 @@ REALTIME_MAX_CONCURRENT_USERS = 200
 class TenantOutcome:
     service: str
     ref: str
-    action: str  # "created" | "updated" | "unchanged"
+    action: str  # "created" | "updated" | "unchanged" | "removed"
     differences: list[str] = field(default_factory=list)
 
 
@@ -213,6 +215,13 @@ class SupavisorTenants(_TenantApi):
             return TenantOutcome("supavisor", ref, "unchanged")
         self.put(ref, desired, secrets)
         return TenantOutcome("supavisor", ref, "updated", diffs)
+
+    def ensure_absent(self, ref: str) -> TenantOutcome:
+        """Suspended or removed project: no pooled logins. Only the tenant goes; the database stays."""
+        if self.get(ref) is None:
+            return TenantOutcome("supavisor", ref, "unchanged")
+        self.delete(ref)
+        return TenantOutcome("supavisor", ref, "removed")
 
 
 class RealtimeTenants(_TenantApi):

@@ -161,11 +161,15 @@ class KongStandIn(StandIn):
         self.config: str | None = None
         self.hash = "00000000000000000000000000000000"
         self.loads = 0
+        self.busy = 0  # answer this many POSTs with 429 first
 
     def handle(self, method, path, query, body):
         if method == "GET" and path == "/status":
             return 200, {"configuration_hash": self.hash, "server": {"connections_active": 1}}
         if method == "POST" and path == "/config":
+            if self.busy > 0:
+                self.busy -= 1
+                return 429, {"message": "Currently loading previous configuration"}
             text = (body or {}).get("config")
             if not isinstance(text, str):
                 return 400, {

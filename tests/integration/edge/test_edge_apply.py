@@ -89,7 +89,7 @@ def test_apply_converges_then_second_run_changes_nothing(world):
     assert [c[3] + " " + c[-1] for c in calls] == ["nm-crm 120", "nm-helpdesk stop", "nm-shop 120"]
     assert "kong: config loaded" in report.done and "nginx: reloaded" in report.done
     assert set(supavisor.tenants) == {"crm", "shop"} == set(realtime.tenants)
-    assert any("DNS check failed" in line for line in report.done)
+    assert any("DNS check failed" in line for line in report.warnings)
     answer = get_after_reload(runtime.settings.http_port, "shop.api.example.test", "/rest/v1/")
     assert answer is not None and answer[0] == 200
     assert (runtime.services_dir / "helpdesk" / "compose.yaml").exists()
@@ -101,6 +101,14 @@ def test_apply_converges_then_second_run_changes_nothing(world):
     assert "kong: config unchanged" in again.done and "nginx: unchanged" in again.done
     assert len(supavisor.writes()) + len(realtime.writes()) == writes
     assert kong.loads == 1
+
+    # suspending a project stops its containers and removes its pooler tenant; its data stays
+    suspended = [p if p.ref != "crm" else project("crm", state="suspended") for p in sample_projects()]
+    third = apply_edge(runtime, suspended)
+    assert third.errors == []
+    assert "crm: supavisor tenant removed (suspended)" in third.done
+    assert "crm" not in supavisor.tenants and "crm" in realtime.tenants
+    assert calls[-3][3] == "nm-crm" and calls[-3][-1] == "stop"
 
 
 def test_hostile_input_changes_nothing(world):

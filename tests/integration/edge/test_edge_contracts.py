@@ -153,3 +153,14 @@ def test_admin_urls_must_be_host_internal(url):
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8001", "http://kong:8001", "http://172.18.0.5:8001"])
 def test_internal_admin_urls_are_accepted(url):
     assert check_internal(url) == url
+
+
+def test_contract_kong_busy_is_retried_a_bounded_number_of_times():
+    standin = KongStandIn()
+    with serve(standin) as url:
+        standin.busy = 1
+        assert KongAdmin(url, busy_wait_s=0.01).load(render_kong(settings(), sample_projects())).changed
+        standin.busy = 5
+        with pytest.raises(KongLoadError, match="429"):
+            KongAdmin(url, busy_wait_s=0.01, max_attempts=3).load(render_kong(settings(), [project("other")]))
+        assert standin.busy == 2 and standin.loads == 1
