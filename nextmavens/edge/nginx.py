@@ -69,6 +69,13 @@ def nginx_vhosts(
     specs = desired_certificates(settings, projects)
     body = settings.client_max_body_size_mb
 
+    def body_of(project: EdgeProject) -> int:
+        """Uploads to a project's Storage may be larger than the default request limit."""
+        storage = project.manifest.storage
+        return max(body, storage.file_size_limit_mb + 1) if storage.enabled else body
+
+    api_body = max([body, *(body_of(p) for p in served(projects))])
+
     def cert_of(name: str) -> tuple[str, str] | None:
         spec = cert_for_name(specs, name)
         if spec is None or spec.cert_name not in certificates:
@@ -90,20 +97,22 @@ def nginx_vhosts(
     wildcard = f"*.{settings.api_domain}"
     if cert_of(wildcard) is not None:
         vhosts.append(
-            Vhost(f"API, all projects: {wildcard}", (wildcard,), "nm_kong", cert_of(wildcard), body)
+            Vhost(f"API, all projects: {wildcard}", (wildcard,), "nm_kong", cert_of(wildcard), api_body)
         )
     else:
         vhosts.append(
-            Vhost(f"API, projects without a certificate: {wildcard}", (wildcard,), "nm_kong", None, body)
+            Vhost(f"API, projects without a certificate: {wildcard}", (wildcard,), "nm_kong", None, api_body)
         )
         for project in served(projects):
             name = settings.project_host(project.ref)
             cert = cert_of(name)
             if cert is not None:
-                vhosts.append(Vhost(f"API of {project.ref}", (name,), "nm_kong", cert, body))
+                vhosts.append(Vhost(f"API of {project.ref}", (name,), "nm_kong", cert, body_of(project)))
     for project in served(projects):
         for name in project_hostnames(settings, project)[1:]:
-            vhosts.append(Vhost(f"custom domain of {project.ref}", (name,), "nm_kong", cert_of(name), body))
+            vhosts.append(
+                Vhost(f"custom domain of {project.ref}", (name,), "nm_kong", cert_of(name), body_of(project))
+            )
     return vhosts
 
 

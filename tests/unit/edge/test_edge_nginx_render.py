@@ -51,3 +51,12 @@ def test_hostile_domains_are_refused_before_rendering():
         render_nginx(
             settings(), [project("one", domains=["x.acme.test"]), project("two", domains=["x.acme.test"])]
         )
+
+
+def test_storage_projects_accept_uploads_up_to_their_file_size_limit():
+    projects = [project("big", storage={"enabled": True, "file_size_limit_mb": 200}), project("small")]
+    vhosts = {v.server_names[0]: v for v in nginx_vhosts(settings(), projects, {"big.api.example.test"})}
+    assert vhosts["big.api.example.test"].body_mb == 201
+    assert vhosts["*.api.example.test"].body_mb == 201
+    vhosts = {v.server_names[0]: v for v in nginx_vhosts(settings(), [project("small")], set())}
+    assert vhosts["*.api.example.test"].body_mb == 50
