@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nextmavens.edge.certs import CertbotDirs, Resolver, ensure_certificates, observe_certificates
-from nextmavens.edge.clients.http import AdminApiError
+from nextmavens.edge.clients.http import AdminApiError, scrub
 from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
 from nextmavens.edge.inputs import EdgeProject, edge_problems
@@ -112,7 +112,10 @@ def apply_edge(
         if result.returncode == 0:
             report.done.append(f"{project.ref}: containers {verb}")
         else:
-            report.errors.append(f"{project.ref}: docker compose failed ({result.returncode})")
+            hidden = [project.secrets.jwt_secret, *project.secrets.passwords.values()]
+            hidden += [project.secrets.keys.anon, project.secrets.keys.service_role]
+            detail = scrub((result.stderr or result.stdout or "").strip()[-400:], hidden)
+            report.errors.append(f"{project.ref}: docker compose failed ({result.returncode}): {detail}")
 
     # 2. Kong
     try:

@@ -129,3 +129,21 @@ def test_over_budget_changes_nothing_and_says_what_fits(world):
         apply_edge(runtime, projects)
     assert "What fits: 2 projects" in str(info.value) and "does not fit: ccc" in str(info.value)
     assert calls == [] and kong.requests == []
+
+
+def test_docker_failure_is_reported_without_secrets(world):
+    runtime, calls, kong, *_ = world
+    shop = sample_projects()[0]
+
+    def leaky(argv):
+        return subprocess.CompletedProcess(
+            argv, 1, "", f"error: bad env PGRST_JWT_SECRET={shop.secrets.jwt_secret}"
+        )
+
+    runtime.run = leaky
+    report = apply_edge(runtime, [shop])
+    (error,) = report.errors
+    assert (
+        "docker compose failed (1)" in error and shop.secrets.jwt_secret not in error and "[secret]" in error
+    )
+    assert kong.loads == 1  # later steps still ran
