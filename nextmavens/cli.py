@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 import psycopg
+from cryptography.exceptions import InvalidTag
 
 from nextmavens import ui
 from nextmavens.control.crypto import MasterKeyError
@@ -91,6 +92,10 @@ def run_engine(action: Callable[[], Any]) -> Any:
         return action()
     except (LockTimeout, MasterKeyError, PlanError, DestroyError) as exc:
         raise Failure(str(exc)) from None
+    except InvalidTag:
+        raise Failure(
+            "the master key does not open the stored secrets: is NEXTMAVENS_MASTER_KEY the right file?"
+        ) from None
     except psycopg.OperationalError as exc:
         raise Failure(f"cannot reach PostgreSQL: {str(exc).strip().splitlines()[0]}") from None
     except psycopg.Error as exc:

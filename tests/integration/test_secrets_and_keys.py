@@ -83,6 +83,10 @@ def test_master_key_is_created_0600_and_a_loose_one_is_refused(shop: Stage) -> N
         load_master_key(shop.master_key)
     result = shop.cli("plan")
     assert result.returncode == 1 and "accessible by group or others" in result.stderr
+    shop.master_key.write_text("A" * 43 + "=\n")  # a valid key, but not the one that sealed the secrets
+    shop.master_key.chmod(0o600)
+    result = shop.cli("plan")
+    assert result.returncode == 1 and "does not open the stored secrets" in result.stderr, result.stderr
 
 
 def test_keys_show_prints_working_keys_and_connection_strings(shop: Stage) -> None:

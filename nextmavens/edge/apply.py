@@ -1,0 +1,168 @@
+"""The edge step of `nextmavens apply`: plan everything first (pure), then converge in a fixed order.
+
+`plan_edge` checks hostile input (domains, keys) and memory admission and renders every artifact; when it
+raises, nothing has been touched. `apply_edge` then converges, in DESIGN.md's order: per-project containers
+-> Kong config -> nginx (+ certificates, then nginx again for the new names) -> Supavisor/Realtime tenants.
+A failing step is reported and, where a safe previous state exists (Kong's running config, nginx's last
+good config), that state is kept.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nextmavens.edge.certs import CertbotDirs, Resolver, ensure_certificates, observe_certificates
+from nextmavens.edge.clients.http import AdminApiError, scrub
+from nextmavens.edge.clients.kong_admin import KongAdmin
+from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
+from nextmavens.edge.inputs import EdgeProject, edge_problems
+from nextmavens.edge.kong import KongConfig, render_kong
+from nextmavens.edge.memory import Admission, admit
+from nextmavens.edge.nginx import NginxApplier, NginxApplyError, render_nginx
+from nextmavens.edge.services import (
+    RenderedServices,
+    compose_command,
+    render_project_services,
+    write_project_files,
+)
+from nextmavens.edge.settings import EdgeSettings
+
+Runner = Callable[[list[str]], subprocess.CompletedProcess[str]]
+
+
+class EdgeRefused(RuntimeError):
+    """The edge cannot be applied; nothing was changed."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("edge refused, nothing changed:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class EdgePlan:
+    kong: KongConfig
+    services: dict[str, RenderedServices]  # active and suspended projects
+    admission: Admission
+
+
+def plan_edge(
+    settings: EdgeSettings, projects: Sequence[EdgeProject], running: Collection[str] = ()
+) -> EdgePlan:
+    problems = edge_problems(settings, projects)
+    admission = admit(settings, [p.manifest for p in projects], running)
+    if not admission.ok:
+        problems.append(admission.message())
+    if problems:
+        raise EdgeRefused(problems)
+    services = {
+        p.ref: render_project_services(settings, p.manifest, p.secrets)
+        for p in projects
+        if p.state in ("active", "suspended")
+    }
+    return EdgePlan(kong=render_kong(settings, projects), services=services, admission=admission)
+
+
+@dataclass
+class EdgeRuntime:
+    """The I/O the edge needs, each piece injectable for tests and the sandbox."""
+
+    settings: EdgeSettings
+    services_dir: Path
+    run: Runner
+    kong: KongAdmin
+    nginx: NginxApplier
+    certbot_dirs: CertbotDirs
+    cert_backoff_file: Path
+    resolve: Resolver
+    supavisor: SupavisorTenants | None = None
+    realtime: RealtimeTenants | None = None
+    issue_certificates: bool = True
+
+
+@dataclass
+class EdgeReport:
+    done: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a domain whose DNS does not point here yet
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def apply_edge(
+    runtime: EdgeRuntime, projects: Sequence[EdgeProject], running: Collection[str] = ()
+) -> EdgeReport:
+    settings = runtime.settings
+    plan = plan_edge(settings, projects, running)  # raises EdgeRefused before anything changes
+    report = EdgeReport()
+
+    # 1. containers: write compose + 0600 env files; up for active, stop for suspended/absent
+    for project in sorted(projects, key=lambda p: p.ref):
+        rendered = plan.services.get(project.ref)
+        if rendered is not None:
+            write_project_files(runtime.services_dir, rendered)
+        elif not (runtime.services_dir / project.ref / "compose.yaml").exists():
+            continue  # absent and never deployed: nothing to stop
+        result = runtime.run(compose_command(runtime.services_dir, project.manifest))
+        verb = "started" if project.state == "active" else "stopped"
+        if result.returncode == 0:
+            report.done.append(f"{project.ref}: containers {verb}")
+        else:
+            hidden = [project.secrets.jwt_secret, *project.secrets.passwords.values()]
+            hidden += [project.secrets.keys.anon, project.secrets.keys.service_role]
+            detail = scrub((result.stderr or result.stdout or "").strip()[-400:], hidden)
+            report.errors.append(f"{project.ref}: docker compose failed ({result.returncode}): {detail}")
+
+    # 2. Kong
+    try:
+        loaded = runtime.kong.load(plan.kong)
+        report.done.append("kong: config loaded" if loaded.changed else "kong: config unchanged")
+    except AdminApiError as exc:
+        report.errors.append(str(exc))
+
+    # 3. nginx, certificates, nginx again when certificates were issued
+    def nginx_step() -> None:
+        certificates = set(observe_certificates(runtime.certbot_dirs.config_dir))
+        try:
+            changed = runtime.nginx.apply(render_nginx(settings, projects, certificates))
+            report.done.append("nginx: reloaded" if changed else "nginx: unchanged")
+        except NginxApplyError as exc:
+            report.errors.append(str(exc))
+
+    nginx_step()
+    if runtime.issue_certificates:
+        certs = ensure_certificates(
+            settings, projects, runtime.certbot_dirs, runtime.cert_backoff_file, resolve=runtime.resolve
+        )
+        report.done.extend(f"certificate {name}: issued" for name in certs.issued)
+        report.warnings.extend(
+            f"certificate {d.spec.cert_name} not requested: {d.reason}"
+            for d in certs.decisions
+            if d.action == "skip"
+        )
+        report.errors.extend(f"certificate {name}: {error}" for name, error in sorted(certs.failed.items()))
+        if certs.issued:
+            nginx_step()
+
+    # 4. tenants: ensured for active projects; a suspended or removed project loses its pooler tenant
+    for project in sorted(projects, key=lambda p: p.ref):
+        try:
+            if project.state != "active":
+                if runtime.supavisor is not None:
+                    outcome = runtime.supavisor.ensure_absent(project.ref)
+                    if outcome.action == "removed":
+                        report.done.append(f"{project.ref}: supavisor tenant removed ({project.state})")
+                continue
+            if runtime.supavisor is not None:
+                outcome = runtime.supavisor.ensure(project.manifest)
+                report.done.append(f"{project.ref}: supavisor tenant {outcome.action}")
+            if runtime.realtime is not None:
+                outcome = runtime.realtime.ensure(project.manifest, project.secrets)
+                report.done.append(f"{project.ref}: realtime tenant {outcome.action}")
+        except AdminApiError as exc:
+            report.errors.append(f"{project.ref}: {exc}")
+    return report

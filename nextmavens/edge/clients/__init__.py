@@ -1,0 +1,1 @@
+"""Clients of the shared services' admin APIs: read, compare, write only differences."""

@@ -1,0 +1,92 @@
+"""What the edge takes per project, and the checks that need all projects plus the platform settings.
+
+Pure: plain values in, a list of problems out. `nextmavens apply` must stop before changing anything when
+`edge_problems` returns any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nextmavens.edge.settings import EdgeSettings
+from nextmavens.keys import ProjectSecrets
+from nextmavens.manifest.models import ProjectManifest, check_domain
+
+
+@dataclass(frozen=True)
+class EdgeProject:
+    """One project as the edge sees it: its manifest and the engine's secrets for it."""
+
+    manifest: ProjectManifest
+    secrets: ProjectSecrets
+
+    @property
+    def ref(self) -> str:
+        return self.manifest.ref
+
+    @property
+    def state(self) -> str:
+        return self.manifest.state
+
+
+class EdgeInputError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def served(projects: Sequence[EdgeProject]) -> list[EdgeProject]:
+    """Projects that have routes and vhosts: active and suspended ones (suspended answer 503)."""
+    return sorted((p for p in projects if p.state != "absent"), key=lambda p: p.ref)
+
+
+def project_hostnames(settings: EdgeSettings, project: EdgeProject) -> list[str]:
+    return [settings.project_host(project.ref), *project.manifest.domains]
+
+
+def edge_problems(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> list[str]:
+    """Every reason the edge cannot be rendered for this set; empty when it can."""
+    problems: list[str] = []
+    owner: dict[str, str] = {
+        settings.api_domain: "the platform (API domain)",
+        settings.studio_domain: "the platform (Studio)",
+    }
+    refs: set[str] = set()
+    for project in sorted(projects, key=lambda p: p.ref):
+        if project.ref in refs:
+            problems.append(f"project ref {project.ref!r} appears twice")
+        refs.add(project.ref)
+        for name in project_hostnames(settings, project):
+            try:
+                check_domain(name)
+            except ValueError as exc:
+                problems.append(f"{project.ref}: {exc}")
+                continue
+            claimed = owner.setdefault(name, f"project {project.ref!r}")
+            if claimed != f"project {project.ref!r}":
+                problems.append(f"{project.ref}: host name {name!r} is already claimed by {claimed}")
+        for name in project.manifest.domains:
+            if name.endswith("." + settings.api_domain):
+                problems.append(
+                    f"{project.ref}: custom domain {name!r} lies under the API domain "
+                    f"{settings.api_domain!r}, whose names belong to project refs"
+                )
+    keys: dict[str, str] = {}
+    for project in projects:
+        if project.state == "absent":
+            continue
+        for role, key in (
+            ("anon", project.secrets.keys.anon),
+            ("service_role", project.secrets.keys.service_role),
+        ):
+            other = keys.setdefault(key, f"{project.ref}/{role}")
+            if other != f"{project.ref}/{role}":
+                problems.append(f"{project.ref}: its {role} key is identical to {other}'s (never reuse keys)")
+    return problems
+
+
+def check_edge_inputs(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> None:
+    problems = edge_problems(settings, projects)
+    if problems:
+        raise EdgeInputError(problems)

@@ -1,0 +1,208 @@
+"""nginx vhosts for the edge, and applying them safely (`nginx -t`, reload, last good config kept).
+
+Names and what they serve:
+- `*.<api domain>` on plain HTTP: the ACME path, everything else to Kong (a project's API works over HTTP
+  until its certificate exists);
+- each name with a certificate (`<ref>.<api domain>`, custom domains; or the wildcard lineage): HTTP only
+  for ACME and a redirect to HTTPS; HTTPS to Kong;
+- each custom domain without a certificate yet: ACME plus plain HTTP to Kong;
+- Studio: HTTPS with basic auth; before its certificate exists only the ACME path (503 otherwise), so the
+  operator's password never crosses the network in clear;
+- any other name: the connection is closed (444; TLS handshakes are rejected).
+
+`render_nginx` is pure; `NginxApplier` does the I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from nextmavens.edge.certs import cert_for_name, desired_certificates, live_paths
+from nextmavens.edge.inputs import EdgeProject, check_edge_inputs, project_hostnames, served
+from nextmavens.edge.settings import EdgeSettings
+
+# templates/edge/ at the repository root; NEXTMAVENS_TEMPLATES overrides it where the package is installed
+# without the repository (the wheel's package-data covers only nextmavens/**).
+TEMPLATES = (
+    Path(os.environ.get("NEXTMAVENS_TEMPLATES", str(Path(__file__).resolve().parents[2] / "templates")))
+    / "edge"
+)
+STUDIO_REALM = "NextMavens Studio"
+
+
+def template_env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # nginx config, not HTML # noqa: S701
+    )
+
+
+@dataclass(frozen=True)
+class Vhost:
+    comment: str
+    server_names: tuple[str, ...]
+    upstream: str  # nm_kong | nm_studio
+    cert: tuple[str, str] | None  # (fullchain, privkey) when the certificate exists
+    body_mb: int
+    frame: str = "DENY"
+    basic_auth: tuple[str, str] | None = None
+    plain_ok: bool = True  # without a certificate: proxy over HTTP (True) or only ACME (False)
+
+
+def _listen(address: str, port: int) -> str:
+    return f"{address}:{port}" if address else str(port)
+
+
+def nginx_vhosts(
+    settings: EdgeSettings, projects: Sequence[EdgeProject], certificates: Collection[str]
+) -> list[Vhost]:
+    """certificates: cert names whose live files exist and cover the desired names."""
+    check_edge_inputs(settings, projects)
+    specs = desired_certificates(settings, projects)
+    body = settings.client_max_body_size_mb
+
+    def body_of(project: EdgeProject) -> int:
+        """Uploads to a project's Storage may be larger than the default request limit."""
+        storage = project.manifest.storage
+        return max(body, storage.file_size_limit_mb + 1) if storage.enabled else body
+
+    api_body = max([body, *(body_of(p) for p in served(projects))])
+
+    def cert_of(name: str) -> tuple[str, str] | None:
+        spec = cert_for_name(specs, name)
+        if spec is None or spec.cert_name not in certificates:
+            return None
+        return live_paths(settings, spec.cert_name)
+
+    vhosts: list[Vhost] = [
+        Vhost(
+            comment=f"Studio (operator only): {settings.studio_domain}",
+            server_names=(settings.studio_domain,),
+            upstream="nm_studio",
+            cert=cert_of(settings.studio_domain),
+            body_mb=body,
+            frame="SAMEORIGIN",
+            basic_auth=(STUDIO_REALM, settings.studio_htpasswd),
+            plain_ok=False,
+        )
+    ]
+    wildcard = f"*.{settings.api_domain}"
+    if cert_of(wildcard) is not None:
+        vhosts.append(
+            Vhost(f"API, all projects: {wildcard}", (wildcard,), "nm_kong", cert_of(wildcard), api_body)
+        )
+    else:
+        vhosts.append(
+            Vhost(f"API, projects without a certificate: {wildcard}", (wildcard,), "nm_kong", None, api_body)
+        )
+        for project in served(projects):
+            name = settings.project_host(project.ref)
+            cert = cert_of(name)
+            if cert is not None:
+                vhosts.append(Vhost(f"API of {project.ref}", (name,), "nm_kong", cert, body_of(project)))
+    for project in served(projects):
+        for name in project_hostnames(settings, project)[1:]:
+            vhosts.append(
+                Vhost(f"custom domain of {project.ref}", (name,), "nm_kong", cert_of(name), body_of(project))
+            )
+    return vhosts
+
+
+def render_nginx(
+    settings: EdgeSettings, projects: Sequence[EdgeProject], certificates: Collection[str] = ()
+) -> str:
+    vhosts = nginx_vhosts(settings, projects, certificates)
+    https_suffix = "" if settings.https_port == 443 else f":{settings.https_port}"
+    return (
+        template_env()
+        .get_template("nginx-edge.conf.j2")
+        .render(
+            vhosts=vhosts,
+            any_tls=any(v.cert for v in vhosts),
+            listen_http=_listen(settings.listen_address, settings.http_port),
+            listen_https=_listen(settings.listen_address, settings.https_port),
+            https_suffix=https_suffix,
+            kong_proxy=settings.kong_proxy,
+            studio_upstream=settings.studio_upstream,
+            acme_webroot=settings.acme_webroot,
+        )
+    )
+
+
+# ---------------------------------------------------------------- applying
+
+
+class NginxApplyError(RuntimeError):
+    """The new config was refused; the previous one is back in place and still serving."""
+
+
+Runner = Callable[[list[str]], subprocess.CompletedProcess[str]]
+
+
+def run_command(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+
+
+@dataclass
+class NginxApplier:
+    """Writes one managed file, checks all of nginx's config, reloads; restores the last good on failure.
+
+    conf_path: the file nginx includes (e.g. /etc/nginx/conf.d/nextmavens-edge.conf);
+    state_dir: where the last good copy is kept (outside nginx's include globs).
+    """
+
+    conf_path: Path
+    state_dir: Path
+    test_cmd: Sequence[str] = ("nginx", "-t", "-q")
+    reload_cmd: Sequence[str] = ("nginx", "-s", "reload")
+    runner: Runner = run_command
+
+    @property
+    def last_good(self) -> Path:
+        return self.state_dir / (self.conf_path.name + ".last-good")
+
+    def apply(self, text: str) -> bool:
+        """True when nginx now serves `text`, False when it already did; NginxApplyError when refused."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        previous = self.conf_path.read_text() if self.conf_path.exists() else None
+        if previous == text and self.last_good.exists() and self.last_good.read_text() == text:
+            return False
+        self._write(self.conf_path, text)
+        checked = self.runner(list(self.test_cmd))
+        if checked.returncode != 0:
+            self._restore(previous)
+            raise NginxApplyError(f"nginx -t refused the new config; kept the previous one: {_tail(checked)}")
+        reloaded = self.runner(list(self.reload_cmd))
+        if reloaded.returncode != 0:
+            self._restore(previous)
+            self.runner(list(self.reload_cmd))
+            raise NginxApplyError(f"nginx reload failed; restored the previous config: {_tail(reloaded)}")
+        self._write(self.last_good, text)
+        return True
+
+    def _restore(self, previous: str | None) -> None:
+        if self.last_good.exists():
+            self._write(self.conf_path, self.last_good.read_text())
+        elif previous is not None:
+            self._write(self.conf_path, previous)
+        else:
+            self.conf_path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _write(path: Path, text: str) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.chmod(tmp, 0o644)
+        tmp.replace(path)
+
+
+def _tail(result: subprocess.CompletedProcess[str]) -> str:
+    return (result.stderr or result.stdout or "").strip()[-800:]

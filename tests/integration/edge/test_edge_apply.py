@@ -1,0 +1,149 @@
+"""The edge step end to end on this machine: a real nginx, contract stand-ins for Kong, Supavisor and
+Realtime, a recording runner in place of docker (no Docker engine here; the sandbox test covers that)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from nextmavens.edge.apply import EdgeRefused, EdgeRuntime, apply_edge
+from nextmavens.edge.certs import CertbotDirs
+from nextmavens.edge.clients.kong_admin import KongAdmin
+from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
+from nextmavens.edge.nginx import NginxApplier
+from tests.integration.edge.harness import (
+    LocalNginx,
+    echo_server,
+    free_port,
+    get_after_reload,
+    need,
+    wait_port,
+)
+from tests.integration.edge.standins import KongStandIn, RealtimeStandIn, SupavisorStandIn, serve
+from tests.unit.edge.fixtures import project, sample_projects, settings
+
+INITIAL_SITE = "server {{ listen 127.0.0.1:{port} default_server; return 444; }}\n"
+
+
+def elsewhere(name: str) -> list[str]:
+    return ["198.51.100.9"]  # no name points here yet: certificates are planned, none requested
+
+
+@pytest.fixture
+def world(tmp_path):
+    need("nginx")
+    kong, supavisor, realtime = KongStandIn(), SupavisorStandIn(), RealtimeStandIn()
+    supavisor.secret = "platform-supavisor-secret-0123456789abcdef"
+    realtime.secret = "platform-realtime-secret-0123456789abcdef"
+    http_port = free_port()
+    with (
+        serve(kong) as kong_url,
+        serve(supavisor) as supavisor_url,
+        serve(realtime) as realtime_url,
+        echo_server("kong-proxy") as proxy_port,
+    ):
+        config = settings(
+            listen_address="127.0.0.1",
+            http_port=http_port,
+            https_port=free_port(),
+            kong_proxy=f"127.0.0.1:{proxy_port}",
+            kong_admin_url=kong_url,
+            supavisor_api_url=supavisor_url,
+            realtime_api_url=realtime_url,
+            acme_webroot=str(tmp_path / "webroot"),
+            letsencrypt_dir=str(tmp_path / "le"),
+        )
+        nginx = LocalNginx(tmp_path / "nginx")
+        nginx.site.write_text(INITIAL_SITE.format(port=http_port))
+        nginx.start()
+        calls: list[list[str]] = []
+
+        def docker(argv: list[str]) -> subprocess.CompletedProcess[str]:
+            calls.append(argv)
+            return subprocess.CompletedProcess(argv, 0, "", "")
+
+        runtime = EdgeRuntime(
+            settings=config,
+            services_dir=tmp_path / "projects",
+            run=docker,
+            kong=KongAdmin(kong_url),
+            nginx=NginxApplier(nginx.site, tmp_path / "state", nginx.test_cmd, nginx.reload_cmd),
+            certbot_dirs=CertbotDirs(str(tmp_path / "le"), str(tmp_path / "w"), str(tmp_path / "l")),
+            cert_backoff_file=tmp_path / "state" / "backoff.json",
+            resolve=elsewhere,
+            supavisor=SupavisorTenants(config),
+            realtime=RealtimeTenants(config),
+        )
+        try:
+            wait_port(http_port)
+            yield runtime, calls, kong, supavisor, realtime, nginx
+        finally:
+            nginx.stop()
+
+
+def test_apply_converges_then_second_run_changes_nothing(world):
+    runtime, calls, kong, supavisor, realtime, nginx = world
+    report = apply_edge(runtime, sample_projects())
+    assert report.errors == [], report.errors
+    assert [c[3] + " " + c[-1] for c in calls] == ["nm-crm 120", "nm-helpdesk stop", "nm-shop 120"]
+    assert "kong: config loaded" in report.done and "nginx: reloaded" in report.done
+    assert set(supavisor.tenants) == {"crm", "shop"} == set(realtime.tenants)
+    assert any("DNS check failed" in line for line in report.warnings)
+    answer = get_after_reload(runtime.settings.http_port, "shop.api.example.test", "/rest/v1/")
+    assert answer is not None and answer[0] == 200
+    assert (runtime.services_dir / "helpdesk" / "compose.yaml").exists()
+    assert not (runtime.services_dir / "gone").exists()
+
+    writes = len(supavisor.writes()) + len(realtime.writes())
+    again = apply_edge(runtime, sample_projects())
+    assert again.errors == []
+    assert "kong: config unchanged" in again.done and "nginx: unchanged" in again.done
+    assert len(supavisor.writes()) + len(realtime.writes()) == writes
+    assert kong.loads == 1
+
+    # suspending a project stops its containers and removes its pooler tenant; its data stays
+    suspended = [p if p.ref != "crm" else project("crm", state="suspended") for p in sample_projects()]
+    third = apply_edge(runtime, suspended)
+    assert third.errors == []
+    assert "crm: supavisor tenant removed (suspended)" in third.done
+    assert "crm" not in supavisor.tenants and "crm" in realtime.tenants
+    assert calls[-3][3] == "nm-crm" and calls[-3][-1] == "stop"
+
+
+def test_hostile_input_changes_nothing(world):
+    runtime, calls, kong, supavisor, realtime, nginx = world
+    projects = [project("one", domains=["same.acme.test"]), project("two", domains=["same.acme.test"])]
+    with pytest.raises(EdgeRefused, match="already claimed"):
+        apply_edge(runtime, projects)
+    assert calls == [] and kong.requests == [] and supavisor.requests == [] and realtime.requests == []
+    assert nginx.site.read_text() == INITIAL_SITE.format(port=runtime.settings.http_port)
+    assert not runtime.services_dir.exists()
+
+
+def test_over_budget_changes_nothing_and_says_what_fits(world):
+    runtime, calls, kong, *_ = world
+    runtime.settings = runtime.settings.model_copy(update={"memory_budget_mb": 3051 + 400})
+    projects = [project(ref) for ref in ("aaa", "bbb", "ccc")]
+    with pytest.raises(EdgeRefused) as info:
+        apply_edge(runtime, projects)
+    assert "What fits: 2 projects" in str(info.value) and "does not fit: ccc" in str(info.value)
+    assert calls == [] and kong.requests == []
+
+
+def test_docker_failure_is_reported_without_secrets(world):
+    runtime, calls, kong, *_ = world
+    shop = sample_projects()[0]
+
+    def leaky(argv):
+        return subprocess.CompletedProcess(
+            argv, 1, "", f"error: bad env PGRST_JWT_SECRET={shop.secrets.jwt_secret}"
+        )
+
+    runtime.run = leaky
+    report = apply_edge(runtime, [shop])
+    (error,) = report.errors
+    assert (
+        "docker compose failed (1)" in error and shop.secrets.jwt_secret not in error and "[secret]" in error
+    )
+    assert kong.loads == 1  # later steps still ran

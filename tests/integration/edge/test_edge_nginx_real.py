@@ -1,0 +1,205 @@
+"""The rendered vhosts served by a real nginx (Debian's package) on loopback high ports."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import http.client
+import json
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from nextmavens.edge.nginx import NginxApplier, NginxApplyError, render_nginx
+from tests.integration.edge.harness import (
+    LocalNginx,
+    closed_without_answer,
+    echo_server,
+    free_port,
+    http_get,
+    need,
+    wait_port,
+)
+from tests.unit.edge.fixtures import sample_projects, settings
+
+pytestmark = pytest.mark.integration
+
+STUDIO_USER, STUDIO_PASSWORD = "operator", "studio-test-password"
+
+
+def self_signed(directory: Path, name: str) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "fullchain.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "privkey.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+
+
+@pytest.fixture
+def edge(tmp_path):
+    need("nginx")
+    http_port, https_port = free_port(), free_port()
+    with echo_server("kong") as kong_port, echo_server("studio") as studio_port:
+        webroot = tmp_path / "webroot"
+        (webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
+        (webroot / ".well-known" / "acme-challenge" / "token123").write_text("token123.thumbprint")
+        letsencrypt = tmp_path / "letsencrypt"
+        for name in ("shop.api.example.test", "studio.example.test"):
+            self_signed(letsencrypt / "live" / name, name)
+        sha = base64.b64encode(hashlib.sha1(STUDIO_PASSWORD.encode()).digest()).decode()  # noqa: S324
+        htpasswd = tmp_path / "htpasswd"
+        htpasswd.write_text(f"{STUDIO_USER}:{{SHA}}{sha}\n")
+        config = settings(
+            listen_address="127.0.0.1",
+            http_port=http_port,
+            https_port=https_port,
+            kong_proxy=f"127.0.0.1:{kong_port}",
+            studio_upstream=f"127.0.0.1:{studio_port}",
+            acme_webroot=str(webroot),
+            letsencrypt_dir=str(letsencrypt),
+            studio_htpasswd=str(htpasswd),
+        )
+        nginx = LocalNginx(tmp_path / "nginx")
+        applier = NginxApplier(nginx.site, tmp_path / "state", nginx.test_cmd, nginx.reload_cmd)
+        text = render_nginx(config, sample_projects(), {"shop.api.example.test", "studio.example.test"})
+        nginx.site.write_text(text)
+        nginx.start()
+        try:
+            wait_port(http_port)
+            assert applier.apply(text) is True
+            yield config, nginx, applier, text
+        finally:
+            nginx.stop()
+
+
+def https_get(config, host: str, path: str = "/", headers: dict[str, str] | None = None):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", config.https_port, context=context, timeout=5)
+    conn._tunnel_host = None  # plain connection; SNI comes from server_hostname below
+    conn.sock = context.wrap_socket(
+        __import__("socket").create_connection(("127.0.0.1", config.https_port), timeout=5),
+        server_hostname=host,
+    )
+    try:
+        conn.request("GET", path, headers={"Host": host, **(headers or {})})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def test_api_host_without_certificate_is_proxied_to_kong_over_http(edge):
+    config, *_ = edge
+    status, headers, body = http_get(config.http_port, "crm.api.example.test", "/rest/v1/items?select=*")
+    assert status == 200
+    assert json.loads(body) == {
+        "upstream": "kong",
+        "host": "crm.api.example.test",
+        "path": "/rest/v1/items?select=*",
+    }
+    assert headers["x-content-type-options"] == "nosniff"
+    assert "strict-transport-security" not in headers
+
+
+def test_custom_domain_goes_to_kong_with_its_host(edge):
+    config, *_ = edge
+    status, _, body = http_get(config.http_port, "api.crm.acme.test", "/auth/v1/health")
+    assert status == 200 and json.loads(body)["host"] == "api.crm.acme.test"
+
+
+def test_host_with_certificate_redirects_to_https_and_serves_tls(edge):
+    config, *_ = edge
+    status, headers, _ = http_get(config.http_port, "shop.api.example.test", "/rest/v1/a?b=c")
+    assert status == 301
+    assert headers["location"] == f"https://shop.api.example.test:{config.https_port}/rest/v1/a?b=c"
+    status, headers, body = https_get(config, "shop.api.example.test", "/rest/v1/a")
+    assert status == 200 and json.loads(body)["host"] == "shop.api.example.test"
+    assert headers["strict-transport-security"] == "max-age=31536000"
+    assert headers["x-frame-options"] == "DENY"
+
+
+def test_acme_path_served_before_and_after_certificate(edge):
+    config, *_ = edge
+    for host in (
+        "shop.api.example.test",
+        "crm.api.example.test",
+        "api.shop.acme.test",
+        "studio.example.test",
+    ):
+        status, _, body = http_get(config.http_port, host, "/.well-known/acme-challenge/token123")
+        assert (status, body) == (200, b"token123.thumbprint"), host
+        status, _, _ = http_get(config.http_port, host, "/.well-known/acme-challenge/missing")
+        assert status == 404
+
+
+def test_studio_requires_basic_auth_over_tls(edge):
+    config, *_ = edge
+    status, headers, _ = https_get(config, "studio.example.test")
+    assert status == 401 and "basic" in headers["www-authenticate"].lower()
+    auth = base64.b64encode(f"{STUDIO_USER}:{STUDIO_PASSWORD}".encode()).decode()
+    status, headers, body = https_get(config, "studio.example.test", "/", {"Authorization": f"Basic {auth}"})
+    assert status == 200 and json.loads(body)["upstream"] == "studio"
+    assert headers["x-frame-options"] == "SAMEORIGIN"
+    status, _, _ = http_get(config.http_port, "studio.example.test", "/")
+    assert status == 301
+
+
+def test_studio_without_certificate_serves_only_acme(tmp_path):
+    text = render_nginx(settings(), sample_projects(), set())
+    studio = text.split("# Studio")[1].split("# API")[0]
+    assert "proxy_pass" not in studio and "return 503" in studio and "acme-challenge" in studio
+
+
+def test_unknown_host_is_refused(edge):
+    config, *_ = edge
+    assert closed_without_answer(config.http_port, "unknown.example.org")
+    assert closed_without_answer(config.http_port, "127.0.0.1")
+    with pytest.raises(ssl.SSLError):
+        https_get(config, "unknown.example.org")
+
+
+def test_broken_config_is_refused_and_the_last_good_keeps_serving(edge):
+    config, nginx, applier, good = edge
+    assert applier.apply(good) is False  # unchanged: nothing to do
+    broken = good.replace("server_tokens off;", "server_tokens off;\nthis_is_not_a_directive on;")
+    with pytest.raises(NginxApplyError, match="nginx -t refused"):
+        applier.apply(broken)
+    assert nginx.site.read_text() == good
+    status, _, body = http_get(config.http_port, "crm.api.example.test", "/rest/v1/")
+    assert status == 200 and json.loads(body)["upstream"] == "kong"
+    # and a later good change still applies through a real reload
+    changed = render_nginx(config, sample_projects(), {"shop.api.example.test"})
+    assert applier.apply(changed) is True
+    # reload is a signal: old workers finish while new ones start; poll (bounded)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, _, _ = http_get(config.http_port, "studio.example.test", "/")
+        if status == 503:  # Studio lost its certificate: only ACME now
+            break
+        time.sleep(0.1)
+    assert status == 503

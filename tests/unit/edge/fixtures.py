@@ -1,0 +1,62 @@
+"""Plain values shared by the edge tests: fixed manifests, deterministic secrets, platform settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nextmavens.edge.inputs import EdgeProject
+from nextmavens.edge.settings import EdgeSettings
+from nextmavens.keys import ProjectSecrets, issue_api_keys
+from nextmavens.manifest.models import ProjectManifest
+from nextmavens.naming import project_names
+
+ISSUED_AT = 1_700_000_000
+
+
+def settings(**overrides: Any) -> EdgeSettings:
+    values: dict[str, Any] = {
+        "api_domain": "api.example.test",
+        "studio_domain": "studio.example.test",
+        "host_ipv4": "203.0.113.10",
+        "supavisor_api_secret": "platform-supavisor-secret-0123456789abcdef",
+        "realtime_api_secret": "platform-realtime-secret-0123456789abcdef",
+        "pooler_manager_password": "pgbouncer-password-fixed",
+        "realtime_db_password": "supabase-admin-password-fixed",
+    }
+    values.update(overrides)
+    return EdgeSettings(**values)
+
+
+def secrets_for(ref: str) -> ProjectSecrets:
+    jwt_secret = f"test-jwt-secret-for-{ref}-".ljust(48, "x")
+    names = project_names(ref)
+    return ProjectSecrets(
+        jwt_secret=jwt_secret,
+        keys=issue_api_keys(jwt_secret, now=ISSUED_AT),
+        passwords={role: f"pw-{role}-fixed" for role in names.login_roles},
+    )
+
+
+def manifest(ref: str, **fields: Any) -> ProjectManifest:
+    data: dict[str, Any] = {"ref": ref, "name": ref.title(), "auth": {"site_url": f"https://{ref}.app.test"}}
+    data.update(fields)
+    return ProjectManifest.model_validate(data)
+
+
+def project(ref: str, **fields: Any) -> EdgeProject:
+    return EdgeProject(manifest=manifest(ref, **fields), secrets=secrets_for(ref))
+
+
+def sample_projects() -> list[EdgeProject]:
+    return [
+        project(
+            "shop",
+            domains=["api.shop.acme.test"],
+            storage={"enabled": True},
+            api={"rate_limits": {"anon": {"second": 20, "hour": 20000}, "service_role": {"second": 100}}},
+            auth={"site_url": "https://shop.acme.test", "redirect_urls": ["https://shop.acme.test/cb"]},
+        ),
+        project("crm", domains=["crm.acme.test", "api.crm.acme.test"], database={"pooler": {"size": 5}}),
+        project("helpdesk", state="suspended", api={"rate_limits": {"anon": {"minute": 300}}}),
+        project("gone", state="absent"),
+    ]
