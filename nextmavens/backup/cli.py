@@ -42,13 +42,15 @@ def _setup(require_recipient: bool = True) -> tuple[BackupSettings, psycopg.Conn
     return settings, conn, client
 
 
-def _targets(settings: BackupSettings, keys: tuple[str, ...]) -> list[Target]:
+def _targets(settings: BackupSettings, keys: tuple[str, ...], conn: psycopg.Connection) -> list[Target]:
     try:
-        return select(all_targets(settings.projects_dir), keys)
+        return select(all_targets(settings.projects_dir, conn), keys)
     except KeyError as exc:
         raise click.ClickException(f"unknown project(s): {exc.args[0]}") from None
     except ManifestErrors as exc:
         raise click.ClickException(f"invalid manifests, nothing backed up:\n{exc}") from None
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group("backup")
@@ -61,7 +63,7 @@ def backup() -> None:
 def run_command(projects: tuple[str, ...]) -> None:
     """Back up the named projects (default: all, and the control database), then apply retention."""
     settings, conn, client = _setup()
-    targets = _targets(settings, projects)
+    targets = _targets(settings, projects, conn)
     alerts: Alerts = alerts_from_env()
     if not projects and os.environ.get("NEXTMAVENS_BACKUP_ONLY_DUE") == "1":
         # The hourly timer: only what each manifest's schedule makes due now.
@@ -151,7 +153,7 @@ def restore_command(project: str, backup_id: int | None, identity: Path, into: s
             "It is backed up first and kept under a new name",
             abort=True,
         )
-        target = next((t for t in _targets(settings, ()) if t.key == project), None)
+        target = next((t for t in _targets(settings, (), conn) if t.key == project), None)
         if target is None:
             raise click.ClickException(f"{project} is not in the manifests")
         try:
@@ -178,7 +180,7 @@ def restore_command(project: str, backup_id: int | None, identity: Path, into: s
 def verify_command(projects: tuple[str, ...]) -> None:
     """Restore drill: fresh backup, restore into a scratch database, compare every table, drop it."""
     settings, conn, client = _setup()
-    targets = _targets(settings, projects)
+    targets = _targets(settings, projects, conn)
     alerts = alerts_from_env()
     failed = 0
     try:

@@ -108,7 +108,8 @@ def settings_from_env(env: dict[str, str] | None = None, require_recipient: bool
         dsn=env["NEXTMAVENS_DSN"],
         recipient=recipient,
         telegram=telegram,
-        projects_dir=Path(env["NEXTMAVENS_PROJECTS_DIR"]) if env.get("NEXTMAVENS_PROJECTS_DIR") else None,
+        # The same setting and default as the engine's --projects.
+        projects_dir=Path(env.get("NEXTMAVENS_PROJECTS") or "projects"),
         work_dir=Path(env.get("NEXTMAVENS_BACKUP_WORK_DIR", "/var/tmp")),
         chunk_bytes=int(env.get("NEXTMAVENS_BACKUP_CHUNK_BYTES", DEFAULT_CHUNK_BYTES)),
         pg_bin=Path(env["NEXTMAVENS_PG_BIN"]) if env.get("NEXTMAVENS_PG_BIN") else None,

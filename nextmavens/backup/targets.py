@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import psycopg
+
 from nextmavens.backup.pipeline import Target
 from nextmavens.backup.settings import CONTROL_KEY
 from nextmavens.manifest.loader import load_manifests
@@ -14,9 +16,13 @@ from nextmavens.naming import CONTROL_DATABASE, project_names
 CONTROL_RETENTION_DAYS = 14
 
 
-def all_targets(projects_dir: Path | None) -> list[Target]:
+def all_targets(projects_dir: Path | None, control: psycopg.Connection | None = None) -> list[Target]:
+    """Every project in the manifests; every project the control database still knows (a removed manifest
+    never drops data, so its database keeps being backed up, daily); the control database, last."""
     targets: list[Target] = []
     if projects_dir is not None:
+        if not projects_dir.is_dir():
+            raise FileNotFoundError(f"projects folder {projects_dir} not found (set NEXTMAVENS_PROJECTS)")
         manifests = load_manifests(projects_dir)
         for project in manifests.projects:
             backup = project.manifest.backup
@@ -28,6 +34,12 @@ def all_targets(projects_dir: Path | None) -> list[Target]:
                     retention_days=backup.retention_days,
                 )
             )
+    if control is not None:
+        known = {t.key.split("/", 1)[1] for t in targets}
+        rows = control.execute("SELECT org, ref FROM projects WHERE destroyed_at IS NULL ORDER BY org, ref").fetchall()
+        for org, ref in rows:
+            if ref not in known:
+                targets.append(Target(key=f"{org}/{ref}", database=project_names(ref).database))
     longest = max([t.retention_days for t in targets] + [CONTROL_RETENTION_DAYS])
     # Last: its dump then holds the records of the project backups made in the same run.
     targets.append(Target(key=CONTROL_KEY, database=CONTROL_DATABASE, schedule="daily", retention_days=longest))

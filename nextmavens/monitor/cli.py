@@ -27,12 +27,12 @@ def _paths() -> list[str]:
     return [p.strip() for p in os.environ.get("NEXTMAVENS_MONITOR_PATHS", "/").split(",") if p.strip()]
 
 
-def _targets() -> list[Target]:
-    projects = os.environ.get("NEXTMAVENS_PROJECTS_DIR")
+def _targets(control: psycopg.Connection | None = None) -> list[Target]:
+    projects = Path(os.environ.get("NEXTMAVENS_PROJECTS") or "projects")
     try:
-        return all_targets(Path(projects) if projects else None)
-    except ManifestErrors as exc:
-        click.echo(f"manifests invalid, backups listed without projects: {exc}", err=True)
+        return all_targets(projects if projects.is_dir() else None, control)
+    except (ManifestErrors, psycopg.Error) as exc:
+        click.echo(f"projects unreadable, backups listed without them: {exc}", err=True)
         return all_targets(None)
 
 
@@ -45,7 +45,7 @@ def _summary() -> Summary:
         except psycopg.Error:
             control = None
     try:
-        return gather(dsn, control, _targets(), _paths(), docker_from_env())
+        return gather(dsn, control, _targets(control), _paths(), docker_from_env())
     finally:
         if control is not None:
             control.close()

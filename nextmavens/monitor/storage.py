@@ -91,7 +91,11 @@ def evaluate(
 
 
 def prune_commands(docker: str = "docker", journalctl: str = "journalctl") -> list[list[str]]:
-    """The prune plan, as argv lists. Every command here is safe for project data by construction."""
+    """The prune plan, as argv lists. Every command here is safe for project data by construction.
+
+    Exactly one `label!=` filter on purpose: docker ORs repeated negated label filters on prune (moby
+    issue 40286), so a second one would widen what is removed instead of narrowing it. Container prune
+    never removes volumes, named or anonymous; data-holding containers carry the keep label anyway."""
     return [
         [
             docker,

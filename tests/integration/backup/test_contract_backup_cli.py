@@ -18,7 +18,9 @@ from tests.integration.backup.datagen import generate
 
 
 @pytest.fixture
-def cli_env(pg, standin, age_key, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def cli_env(fresh_pg, standin, age_key, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A server of its own: `backup run` with no names covers every project the control database knows."""
+    pg = fresh_pg
     projects = tmp_path / "projects" / "clitest"
     projects.mkdir(parents=True)
     (projects / "org.yaml").write_text("name: CLI Test\n")
@@ -34,7 +36,7 @@ def cli_env(pg, standin, age_key, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         "NEXTMAVENS_TELEGRAM_CHAT_ID": standin.state.chat_id,
         "NEXTMAVENS_TELEGRAM_API": standin.base_url,
         "NEXTMAVENS_BACKUP_RECIPIENT": age_key[1],
-        "NEXTMAVENS_PROJECTS_DIR": str(tmp_path / "projects"),
+        "NEXTMAVENS_PROJECTS": str(tmp_path / "projects"),
         "NEXTMAVENS_PG_BIN": str(pg.bin_dir),
         "NEXTMAVENS_BACKUP_WORK_DIR": str(tmp_path / "work"),
         "NEXTMAVENS_BACKUP_CHUNK_BYTES": str(256 * 1024),
@@ -58,7 +60,8 @@ def stats(pg, db: str) -> dict:
         return table_stats(conn)
 
 
-def test_contract_cli_run_list_restore_verify_replace(pg, standin, age_key, cli_env, tmp_path: Path) -> None:
+def test_contract_cli_run_list_restore_verify_replace(fresh_pg, standin, age_key, cli_env, tmp_path: Path) -> None:
+    pg = fresh_pg
     runner = CliRunner()
     result = runner.invoke(backup, ["run"])
     assert result.exit_code == 0, result.output
@@ -84,6 +87,10 @@ def test_contract_cli_run_list_restore_verify_replace(pg, standin, age_key, cli_
 
     # Replacing the live database: refused without confirmation...
     before = stats(pg, "clishop")
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute("CREATE ROLE clishop_reader LOGIN")
+        conn.execute("REVOKE ALL ON DATABASE clishop FROM PUBLIC")
+        conn.execute("GRANT CONNECT ON DATABASE clishop TO clishop_reader")
     with psycopg.connect(pg.dsn_for("clishop"), autocommit=True) as conn:
         conn.execute("DELETE FROM public.t000_users")  # the accident being undone
     declined = runner.invoke(
@@ -119,7 +126,11 @@ def test_contract_cli_run_list_restore_verify_replace(pg, standin, age_key, cli_
     assert stats(pg, "clishop") == before
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         kept = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'clishop_replaced_%'").fetchall()
+        acl = conn.execute("SELECT datacl::text FROM pg_database WHERE datname = 'clishop'").fetchone()
+        conn.execute("DROP DATABASE IF EXISTS clishop_copy")
     assert len(kept) == 1
+    # The database-level grants follow the name: the reader may still connect, PUBLIC still may not.
+    assert acl is not None and "clishop_reader=c/" in acl[0] and "=Tc/" not in acl[0]
     kinds = [e["kind"] for e in json.loads(runner.invoke(backup, ["list", "clitest/clishop", "--json"]).output)]
     assert "pre-replace" in kinds
 
@@ -144,3 +155,25 @@ def test_cli_unknown_project_and_missing_settings(cli_env, monkeypatch: pytest.M
     monkeypatch.delenv("NEXTMAVENS_BACKUP_RECIPIENT")
     result = runner.invoke(backup, ["run"])
     assert result.exit_code != 0 and "NEXTMAVENS_BACKUP_RECIPIENT" in result.output
+
+
+def test_contract_project_without_manifest_keeps_being_backed_up(fresh_pg, standin, cli_env) -> None:
+    """Removing a manifest never drops data, so the database the control database still knows is backed up."""
+    from nextmavens.control.db import connect_control
+
+    with psycopg.connect(fresh_pg.dsn, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE orphan")
+    control = connect_control(fresh_pg.dsn)
+    control.execute("INSERT INTO projects (ref, org, name, state) VALUES ('orphan', 'clitest', 'Orphan', 'active')")
+    control.close()
+    result = CliRunner().invoke(backup, ["run"])
+    assert result.exit_code == 0, result.output
+    assert "clitest/orphan: backup" in result.output and "clitest/clishop: backup" in result.output
+    with psycopg.connect(fresh_pg.dsn, autocommit=True) as conn:
+        conn.execute("DROP DATABASE orphan")
+
+
+def test_cli_missing_projects_folder_is_loud(cli_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NEXTMAVENS_PROJECTS", str(tmp_path / "nowhere"))
+    result = CliRunner().invoke(backup, ["run"])
+    assert result.exit_code != 0 and "projects folder" in result.output

@@ -71,3 +71,9 @@ def test_prune_plan_is_exact_and_never_touches_volumes() -> None:
 def test_unsafe_commands_are_refused(argv: list[str]) -> None:
     with pytest.raises(ValueError, match="unsafe"):
         assert_safe(argv)
+
+
+def test_prune_uses_a_single_negated_label_filter() -> None:
+    """Docker ORs repeated `label!=` filters on prune: two would prune more, not less."""
+    for argv in prune_commands():
+        assert sum(1 for word in argv if word.startswith("label!=")) <= 1
