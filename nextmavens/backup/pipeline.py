@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -197,6 +198,11 @@ def backup_target(
     result = BackupResult(target=target.key, backup_id=backup_id, ok=False)
     if owner is None:
         result.error = f"database {target.database} does not exist"
+        records.fail(conn, backup_id, result.error, None)
+        return result
+    missing = [tool for tool in (settings.tool("pg_dump"), settings.age_bin) if shutil.which(tool) is None]
+    if missing:
+        result.error = f"not installed: {', '.join(missing)}"
         records.fail(conn, backup_id, result.error, None)
         return result
 

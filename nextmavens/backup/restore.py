@@ -5,6 +5,12 @@ recorded size and sha256 before a byte of it reaches age, so a corrupted or miss
 restore there, and the new database it was going into is dropped. The chunks are ciphertext, so a few of
 them in a private temporary folder on disk are safe; the decrypted dump only ever flows through a pipe
 from age into pg_restore. The private key is read by age from the operator's --identity file, never stored.
+
+Disaster recovery when the control database itself is lost: its backups are in the same channel (target
+`_platform/control`, files `platform_control.<time>.b<id>.pgdump.age.part<NNNN>`, each caption carrying
+the backup id, part number and sha256). Download the newest set with any Telegram client, check them
+with `sha256sum`, then `cat part* | age -d -i KEY | pg_restore -d nextmavens` into a fresh control
+database; `nextmavens backup restore` then finds every project backup again.
 """
 
 from __future__ import annotations

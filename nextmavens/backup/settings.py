@@ -63,6 +63,10 @@ class BackupSettings:
     pg_bin: Path | None = None
     age_bin: str = "age"
 
+    def __post_init__(self) -> None:
+        if not 0 < self.chunk_bytes < 20_000_000:
+            raise ConfigError("backup chunks must be below 20 MB: Telegram bots cannot download larger files")
+
     def tool(self, name: str) -> str:
         return str(self.pg_bin / name) if self.pg_bin else name
 

@@ -48,9 +48,11 @@ class RetryPolicy:
     request_timeout: float = 120.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Exponential backoff; a 429's retry_after is honoured in full (the total deadline still bounds
+        it), since retrying earlier only earns another 429."""
         backoff = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
         if retry_after is not None:
-            backoff = max(backoff, min(retry_after, self.max_delay))
+            backoff = max(backoff, float(retry_after))
         return backoff
 
 

@@ -43,7 +43,10 @@ def read_containers(client: Any, with_memory: bool = False) -> list[ContainerHea
         memory = None
         if with_memory and state.get("Status") == "running":
             try:
-                stats = container.stats(stream=False)
+                try:
+                    stats = container.stats(stream=False, one_shot=True)  # one sample, not two
+                except TypeError:
+                    stats = container.stats(stream=False)
                 memory = (stats.get("memory_stats") or {}).get("usage")
             except Exception:  # noqa: BLE001 - memory is a nicety; never fail the check on it
                 memory = None

@@ -291,3 +291,12 @@ def test_one_backup_run_at_a_time(pg, settings, control, client, project_db) -> 
             pass  # released: the next run proceeds
     finally:
         other.close()
+
+
+def test_contract_missing_age_is_a_failed_backup_not_a_crash(settings, control, client, project_db) -> None:
+    import dataclasses
+
+    broken = dataclasses.replace(settings, age_bin="/nonexistent/age")
+    result = backup_target(broken, control, client, Target(key=f"acme/{project_db}", database=project_db))
+    assert not result.ok and "not installed: /nonexistent/age" in (result.error or "")
+    assert records.get(control, result.backup_id).status == "failed"

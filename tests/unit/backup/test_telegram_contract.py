@@ -166,3 +166,18 @@ def test_secret_files_must_be_private(tmp_path: Path) -> None:
         read_secret_file(secret)
     secret.chmod(0o600)
     assert read_secret_file(secret) == "1:abc"
+
+
+def test_rate_limit_retry_after_is_honoured_in_full() -> None:
+    policy = RetryPolicy(base_delay=1, max_delay=30)
+    assert policy.delay(1, retry_after=45) == 45
+    assert policy.delay(3) == 4
+
+
+def test_chunks_of_20_mb_or_more_are_refused(tmp_path: Path) -> None:
+    from nextmavens.backup.settings import BackupSettings, TelegramSettings
+
+    telegram = TelegramSettings(tmp_path / "t", "1", "http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="below 20 MB"):
+        BackupSettings(dsn="", recipient="age1x", telegram=telegram, chunk_bytes=20 * 1024 * 1024)
+    assert BackupSettings(dsn="", recipient="age1x", telegram=telegram).chunk_bytes == 19_000_000

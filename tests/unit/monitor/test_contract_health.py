@@ -60,8 +60,8 @@ class FakeContainer:
         self.name = attrs["Name"].lstrip("/")
         self.memory = memory
 
-    def stats(self, stream: bool = False) -> dict[str, Any]:
-        assert stream is False
+    def stats(self, stream: bool = False, one_shot: bool = False) -> dict[str, Any]:
+        assert stream is False and one_shot is True
         return {"memory_stats": {"usage": self.memory, "limit": 8_000_000_000}}
 
 
