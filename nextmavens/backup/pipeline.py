@@ -31,6 +31,7 @@ from nextmavens.backup.telegram import TelegramClient, TelegramError
 from nextmavens.control.db import dsn_for_database, dsn_without_password
 
 BACKUP_LOCK_KEY = 727_001  # pg advisory lock: one backup run at a time
+STATS_TIMEOUT = 6 * 3600  # seconds a drill backup waits for its table figures after the dump ends
 
 
 class BackupError(Exception):
@@ -218,8 +219,13 @@ def backup_target(
             daemon=True,
         )
         stats_thread.start()
-        ready.wait(timeout=60)
+        ready.wait(timeout=120)
         snapshot = stats_holder.get("snapshot")
+        if snapshot is None:
+            stats_done.set()
+            result.error = f"could not export a snapshot for the table figures: {stats_holder.get('error')}"
+            records.fail(conn, backup_id, result.error, None)
+            return result
 
     uploader = _Uploader(client, conn, backup_id, target.key, started)
     worker = threading.Thread(target=uploader.run, name=f"upload-{backup_id}", daemon=True)
@@ -265,9 +271,11 @@ def backup_target(
             error = f"{uploader.uploaded} of {chunks} chunks uploaded"
 
     if stats_thread is not None:
-        stats_thread.join(timeout=60)
+        stats_thread.join(timeout=STATS_TIMEOUT)  # figures may take longer than the dump itself
         if error is None and "error" in stats_holder:
             error = f"table statistics failed: {stats_holder['error']}"
+        elif error is None and "stats" not in stats_holder:
+            error = "table statistics did not finish in time"
     result.seconds = time.monotonic() - started_clock
     result.chunks, result.bytes = uploader.uploaded, uploader.total_bytes
     if error is None:
