@@ -41,6 +41,9 @@ from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES
 TERMINATE_SQL = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
 
 
+DATABASE_PRIVILEGES = frozenset({"CONNECT", "CREATE", "TEMPORARY"})
+
+
 class RestoreError(Exception):
     pass
 
@@ -283,7 +286,9 @@ def restore_backup(
 def replace_live(
     settings: BackupSettings, live: str, restored: str, log: Callable[[str], None] = lambda message: None
 ) -> str:
-    """Swap a restored database in for the live one. The live one is kept, renamed, never dropped."""
+    """Swap a restored database in for the live one. The live one is kept, renamed, never dropped, with
+    connections disabled. Its owner (set at creation), database-level grants and connection limit carry
+    over; anything else set on the database itself is the engine's to converge on its next apply."""
     kept = scratch_name(live, f"replaced_{datetime.now(UTC):%Y%m%d%H%M%S}")
     with psycopg.connect(settings.dsn, autocommit=True) as conn:
         acl = conn.execute(
@@ -291,6 +296,7 @@ def replace_live(
             " aclexplode(d.datacl) a WHERE d.datname = %s AND a.grantee <> 0",
             (live,),
         ).fetchall()
+        limit_row = conn.execute("SELECT datconnlimit FROM pg_database WHERE datname = %s", (live,)).fetchone()
         conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(live)))
         conn.execute(
             TERMINATE_SQL,
@@ -298,7 +304,15 @@ def replace_live(
         )
         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(live), sql.Identifier(kept)))
         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(restored), sql.Identifier(live)))
+        if limit_row is not None:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
+                    sql.Identifier(live), sql.Literal(int(limit_row[0]))
+                )
+            )
         for privilege, grantee in acl:
+            if privilege not in DATABASE_PRIVILEGES:
+                continue
             conn.execute(
                 sql.SQL("GRANT {} ON DATABASE {} TO {}").format(
                     sql.SQL(privilege), sql.Identifier(live), sql.Identifier(grantee)

@@ -91,6 +91,7 @@ def test_contract_cli_run_list_restore_verify_replace(fresh_pg, standin, age_key
         conn.execute("CREATE ROLE clishop_reader LOGIN")
         conn.execute("REVOKE ALL ON DATABASE clishop FROM PUBLIC")
         conn.execute("GRANT CONNECT ON DATABASE clishop TO clishop_reader")
+        conn.execute("ALTER DATABASE clishop CONNECTION LIMIT 7")
     with psycopg.connect(pg.dsn_for("clishop"), autocommit=True) as conn:
         conn.execute("DELETE FROM public.t000_users")  # the accident being undone
     declined = runner.invoke(
@@ -126,11 +127,12 @@ def test_contract_cli_run_list_restore_verify_replace(fresh_pg, standin, age_key
     assert stats(pg, "clishop") == before
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         kept = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'clishop_replaced_%'").fetchall()
-        acl = conn.execute("SELECT datacl::text FROM pg_database WHERE datname = 'clishop'").fetchone()
+        acl = conn.execute("SELECT datacl::text, datconnlimit FROM pg_database WHERE datname = 'clishop'").fetchone()
         conn.execute("DROP DATABASE IF EXISTS clishop_copy")
     assert len(kept) == 1
     # The database-level grants follow the name: the reader may still connect, PUBLIC still may not.
     assert acl is not None and "clishop_reader=c/" in acl[0] and "=Tc/" not in acl[0]
+    assert acl[1] == 7
     kinds = [e["kind"] for e in json.loads(runner.invoke(backup, ["list", "clitest/clishop", "--json"]).output)]
     assert "pre-replace" in kinds
 
