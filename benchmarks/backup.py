@@ -104,7 +104,7 @@ def child(mode: str, config_path: Path) -> None:
             out["stats_backup_seconds"] = time.monotonic() - started
             started = time.monotonic()
             drill = restore_drill(settings, conn, client, made.backup_id, identity)
-            out |= {"ok": drill.ok, "error": drill.error, "tables": drill.tables}
+            out |= {"ok": drill.ok, "error": drill.error, "tables": drill.tables, "phases": drill.phases}
     out["seconds"] = time.monotonic() - started
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["children_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -231,7 +231,8 @@ def main() -> None:
         drill = run_child("drill", config | {"database": BIG}, folder)
         print(
             f"  {drill['seconds']:.1f}s ({drill['tables']} tables identical; its backup with figures took "
-            f"{drill['stats_backup_seconds']:.1f}s), peak RSS {drill['peak_rss_mb']:.0f} MB",
+            f"{drill['stats_backup_seconds']:.1f}s), peak RSS {drill['peak_rss_mb']:.0f} MB; phases: "
+            + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in drill["phases"].items()),
             flush=True,
         )
 

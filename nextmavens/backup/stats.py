@@ -1,7 +1,7 @@
 """Per-table row counts and order-independent checksums, to compare a restored database with its source.
 
-The checksum is the sum of a 64-bit hash of each row's text form, so it does not depend on row order and
-needs no memory beyond one aggregate per table. Output settings are pinned so both sides render alike.
+The checksum is the sum of a 64-bit hash of each row, so it does not depend on row order and needs no
+memory beyond one aggregate per table. Output settings are pinned so text forms render alike on both sides.
 """
 
 from __future__ import annotations
@@ -35,12 +35,28 @@ def pin_settings(conn: psycopg.Connection) -> None:
 
 
 def _one_table(conn: psycopg.Connection, schema: str, table: str) -> dict[str, Any]:
-    query = sql.SQL(
-        "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text FROM {}.{} AS t"
-    ).format(sql.Identifier(schema), sql.Identifier(table))
-    row = conn.execute(query).fetchone()
+    """Row count and checksum. Each row is hashed with hash_record_extended (column by column, by each
+    type's own hash: no text conversion, about twice as fast); a table with a column type that has no
+    hash function (json, xml, point, ...) falls back to hashing the row's text form. `(r.*)` names the
+    whole row even when a column shares the alias's name. Savepoints keep a failed attempt from ending
+    the caller's snapshot transaction."""
+    relation = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+    by_record = sql.SQL(
+        "SELECT count(*), coalesce(sum(hash_record_extended(r.*, 0)::numeric), 0)::text FROM {} AS r"
+    ).format(relation)
+    by_text = sql.SQL(
+        "SELECT count(*), coalesce(sum(hashtextextended((r.*)::text, 0)::numeric), 0)::text FROM {} AS r"
+    ).format(relation)
+    try:
+        with conn.transaction():
+            row = conn.execute(by_record).fetchone()
+        method = "record"
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.FeatureNotSupported):
+        with conn.transaction():
+            row = conn.execute(by_text).fetchone()
+        method = "text"
     assert row is not None
-    return {"rows": int(row[0]), "checksum": str(row[1])}
+    return {"rows": int(row[0]), "checksum": str(row[1]), "method": method}
 
 
 def table_stats(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:

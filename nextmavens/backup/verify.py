@@ -52,6 +52,7 @@ class DrillResult:
     backup_seconds: float = 0.0
     drill_seconds: float = 0.0
     error: str | None = None
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: restore, compare, drop
 
 
 class EphemeralIdentity:
@@ -127,10 +128,14 @@ def restore_drill(
     scratch = scratch_name(record.database, f"verify_{backup_id}")
     try:
         restore_backup(settings, conn, client, record, identity, scratch, log)
+        result.phases["restore"] = time.monotonic() - started
         try:
             restored = table_stats_parallel(dsn_for_database(settings.dsn, scratch), workers=2)
+            result.phases["compare"] = time.monotonic() - started - result.phases["restore"]
         finally:
+            dropping = time.monotonic()
             drop_database(settings, scratch)
+            result.phases["drop"] = time.monotonic() - dropping
         result.mismatches = compare(record.table_stats, restored)
         result.tables = len(record.table_stats)
         result.ok = not result.mismatches

@@ -16,7 +16,8 @@ def generate(conn: psycopg.Connection, tables: int = 24, rows: int = 200, blob_k
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     for number in range(tables):
         schema = SCHEMAS[number % len(SCHEMAS)]
-        table = sql.Identifier(schema, f"t{number:03d}_{['users', 'orders', 'objects', 'events'][number % 4]}")
+        kind = ("users", "orders", "objects", "events")[number % 4]
+        table = sql.Identifier(schema, f"t{number:03d}_{kind}")
         conn.execute(
             sql.SQL(
                 "CREATE TABLE {} (id bigserial PRIMARY KEY, uid uuid NOT NULL DEFAULT gen_random_uuid(),"
@@ -45,4 +46,7 @@ def generate(conn: psycopg.Connection, tables: int = 24, rows: int = 200, blob_k
             {"rows": rows, "blob_parts": max(1, blob_kb), "text_parts": max(1, text_kb * 1024 // 33)},
         )
         conn.execute(sql.SQL("CREATE INDEX ON {} (created_at)").format(table))
+        if kind == "events":  # a json (not jsonb) column: a type without a hash function
+            conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN raw json").format(table))
+            conn.execute(sql.SQL("""UPDATE {} SET raw = json_build_object('id', id, 'x', 'y')""").format(table))
     conn.execute("CREATE VIEW app.recent AS SELECT id, name FROM public.t000_users WHERE id > 10")

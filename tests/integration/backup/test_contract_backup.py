@@ -300,3 +300,19 @@ def test_contract_missing_age_is_a_failed_backup_not_a_crash(settings, control, 
     result = backup_target(broken, control, client, Target(key=f"acme/{project_db}", database=project_db))
     assert not result.ok and "not installed: /nonexistent/age" in (result.error or "")
     assert records.get(control, result.backup_id).status == "failed"
+
+
+def test_table_figures_hash_rows_by_type_with_a_text_fallback(pg, project_db) -> None:
+    figures = stats_of(pg, project_db)
+    methods = {name.rsplit("_", 1)[1]: f["method"] for name, f in figures.items()}
+    assert methods["events"] == "text"  # has a json column: no hash function for json
+    assert methods["users"] == "record"
+    # A column named like the row alias does not confuse the whole-row reference.
+    with psycopg.connect(pg.dsn_for(project_db), autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.odd (r int, t text)")
+        conn.execute("INSERT INTO public.odd VALUES (1, 'a'), (2, 'b')")
+        from nextmavens.backup.stats import table_stats_parallel
+
+        parallel = table_stats_parallel(pg.dsn_for(project_db))
+        single = table_stats(conn)
+    assert parallel == single and single["public.odd"]["rows"] == 2
