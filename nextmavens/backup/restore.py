@@ -15,7 +15,6 @@ database; `nextmavens backup restore` then finds every project backup again.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import shutil
@@ -119,18 +118,13 @@ def download_verified(
     for chunk in chunks:
         path = folder / f"part{chunk.seq:04d}"
         try:
-            client.download(chunk.file_id, path)
+            # Hashed as it arrives (one pass over the bytes), checked before anything reads the file.
+            size, digest = client.download_sha256(chunk.file_id, path)
         except TelegramError as exc:
             raise RestoreError(f"backup {record.id} part {chunk.seq}: download failed: {exc}") from None
-        digest = hashlib.sha256()
-        size = 0
-        with path.open("rb") as handle:
-            while block := handle.read(1024 * 1024):
-                digest.update(block)
-                size += len(block)
-        if size != chunk.size or digest.hexdigest() != chunk.sha256:
+        if size != chunk.size or digest != chunk.sha256:
             raise ChecksumError(
-                f"backup {record.id} part {chunk.seq}: checksum mismatch (sha256 {digest.hexdigest()[:16]}…, "
+                f"backup {record.id} part {chunk.seq}: checksum mismatch (sha256 {digest[:16]}…, "
                 f"{size} bytes; recorded {chunk.sha256[:16]}…, {chunk.size} bytes): the chunk is corrupted"
             )
         yield path

@@ -7,6 +7,7 @@ every URL (`/bot<token>/method`); it never appears in a log line, an exception o
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import secrets
@@ -122,11 +123,19 @@ class TelegramClient:
 
     def download(self, file_id: str, dest: Path, max_bytes: int = DOWNLOAD_LIMIT_BYTES) -> int:
         """getFile, then stream the file to `dest`. Returns its size."""
+        return self._download(file_id, dest, max_bytes, hashed=False)[0]
+
+    def download_sha256(self, file_id: str, dest: Path, max_bytes: int = DOWNLOAD_LIMIT_BYTES) -> tuple[int, str]:
+        """Like download, hashing the bytes as they arrive (one pass): (size, sha256 hex)."""
+        size, digest = self._download(file_id, dest, max_bytes, hashed=True)
+        return size, digest or ""
+
+    def _download(self, file_id: str, dest: Path, max_bytes: int, hashed: bool) -> tuple[int, str | None]:
         file_path, _ = self.get_file_path(file_id)
         quoted = urllib.parse.quote(file_path)
         path = f"{self._prefix}/file/bot{self.token}/{quoted}"
 
-        def attempt() -> int:
+        def attempt() -> tuple[int, str | None]:
             conn = self._connection()
             try:
                 conn.request("GET", path)
@@ -135,6 +144,7 @@ class TelegramClient:
                     body = response.read(65536)
                     raise self._error_from("download", response.status, body)
                 written = 0
+                digest = hashlib.sha256() if hashed else None  # fresh per attempt
                 # Each read is bounded by the socket timeout; the whole transfer by a deadline too, so a
                 # server dripping bytes cannot hold a restore forever.
                 deadline = self.clock() + 4 * self.retry.request_timeout
@@ -149,7 +159,9 @@ class TelegramClient:
                         if self.clock() > deadline:
                             raise TelegramError("download", "transfer too slow: deadline passed", None, True)
                         handle.write(block)
-                return written
+                        if digest is not None:
+                            digest.update(block)
+                return written, (digest.hexdigest() if digest is not None else None)
             finally:
                 conn.close()
 

@@ -44,6 +44,12 @@ def test_contract_send_get_download_delete(api: TelegramStandin, tmp_path: Path)
     path, size = client.get_file_path(document.file_id)
     assert size == 5000 and path.startswith("documents/")
     assert client.download(document.file_id, tmp_path / "out") == 5000
+    import hashlib
+
+    assert client.download_sha256(document.file_id, tmp_path / "out2") == (
+        5000,
+        hashlib.sha256(b"hello" * 1000).hexdigest(),
+    )
     assert (tmp_path / "out").read_bytes() == b"hello" * 1000
     client.delete_message(document.message_id)
     with pytest.raises(TelegramError, match="invalid file_id"):
