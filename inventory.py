@@ -3,8 +3,8 @@
 production: NEXTMAVENS_PROD_HOST (required to have a production host), NEXTMAVENS_PROD_USER (default:
   the admin user; use root for the very first run on a fresh VPS), NEXTMAVENS_PROD_PORT (default 22),
   NEXTMAVENS_PROD_KEY (private key path; default: your SSH agent/config).
-sandbox: NEXTMAVENS_SANDBOX_HOST, NEXTMAVENS_SANDBOX_PORT, NEXTMAVENS_SANDBOX_KEY, as printed by
-  `nextmavens sandbox up`; the deploy logs in as root.
+sandbox: NEXTMAVENS_SANDBOX_HOST, _PORT, _KEY, _USER (default root) and _KNOWN_HOSTS, as
+  printed by `nextmavens sandbox up`.
 
 Group data is validated here, before pyinfra connects: an error names the group file and the key.
 """
@@ -25,6 +25,8 @@ def _host(prefix: str, default_user: str) -> list:
         "ssh_port": int(os.environ.get(f"{prefix}_PORT", "22")),
         "ssh_user": os.environ.get(f"{prefix}_USER", default_user),
     }
+    if os.environ.get(f"{prefix}_KNOWN_HOSTS"):
+        data["ssh_known_hosts_file"] = os.environ[f"{prefix}_KNOWN_HOSTS"]
     if os.environ.get(f"{prefix}_KEY"):
         data["ssh_key"] = os.path.expanduser(os.environ[f"{prefix}_KEY"])
     return [(hostname, data)]

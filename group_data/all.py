@@ -92,8 +92,7 @@ loopback_ports = {  # Published on 127.0.0.1 only: Docker bypasses ufw for publi
     "supavisor_api": 4001,
     "supavisor_pooler": 6543,
     "evolution": 8080,
-    "redis": 6379,
-}
+}  # Redis publishes nothing: only the docker network reaches it.
 kong_worker_processes = 2  # Kong's default is one per core at ~100 MB each.
 supabase_analytics_enabled = False  # Logflare + Vector (~2.4 GB together): off on an 8 GB host.
 postgres_admin_user = "postgres"  # Role the engine and the stacks' bootstrap connect as.

@@ -111,7 +111,6 @@ class LoopbackPorts(Strict):
     supavisor_api: Port
     supavisor_pooler: Port
     evolution: Port
-    redis: Port
 
     @model_validator(mode="after")
     def _distinct(self) -> LoopbackPorts:

@@ -1,0 +1,49 @@
+"""The nextmavens wheel the deploy uploads: the newest matching the group data glob, built locally
+with `pip wheel` when none exists (the host may not reach PyPI, so nothing is fetched there)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+from nextmavens.host.render import REPO_ROOT
+
+
+def find_or_build_wheel(pattern: str, root: Path = REPO_ROOT) -> Path:
+    wheels = sorted(root.glob(pattern), key=lambda p: p.stat().st_mtime)
+    if wheels:
+        return wheels[-1]
+    out_dir = (root / pattern).parent
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out_dir),
+            str(root),
+        ],
+        check=True,
+    )
+    wheels = sorted(root.glob(pattern), key=lambda p: p.stat().st_mtime)
+    if not wheels:
+        raise FileNotFoundError(f"no wheel matches {pattern!r} after building one into {out_dir}")
+    return wheels[-1]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree_sha256(directory: Path) -> str:
+    """A digest of every file's relative path and content under `directory`."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
