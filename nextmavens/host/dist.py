@@ -23,7 +23,6 @@ def find_or_build_wheel(pattern: str, root: Path = REPO_ROOT) -> Path:
             "pip",
             "wheel",
             "--no-deps",
-            "--no-build-isolation",
             "-q",
             "-w",
             str(out_dir),
