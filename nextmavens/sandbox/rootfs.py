@@ -166,8 +166,8 @@ def make_working_root(cfg: SandboxConfig, cache: Path, mirror: str, security: st
     )
     for unit in ("docker.service", "containerd.service"):
         _write(root / f"etc/systemd/system/{unit}.d/nextmavens-sandbox.conf", commands.docker_dropin())
-    # gettys on a container console only add noise
-    for unit in ("console-getty.service", "getty@tty1.service"):
+    # gettys on a container console only add noise; a container cannot load kernel modules
+    for unit in ("console-getty.service", "getty@tty1.service", "systemd-modules-load.service"):
         _link(root / f"etc/systemd/system/{unit}", "/dev/null")
 
     _write(root / "etc/ssh/sshd_config.d/10-nextmavens-sandbox.conf", commands.sshd_dropin())
