@@ -25,6 +25,8 @@ pytestmark = pytest.mark.e2e
 
 LOCAL_IMAGES = ("nextmavens-local/postgres:15", "nextmavens-local/redis:7", "nextmavens-local/standin:1")
 CONVERGE_TIMEOUT_S = 1500
+# pyinfra's console entry point, from the interpreter running the tests
+PYINFRA = [sys.executable, "-c", "import sys; from pyinfra_cli.main import main; sys.exit(main())"]
 
 
 # --- the guest --------------------------------------------------------------------------------------------
@@ -141,7 +143,7 @@ def deploy_env(sandbox: Sandbox) -> dict[str, str]:
 def converge(sandbox: Sandbox) -> dict[str, Any]:
     for path in ("inventory.py", "deploys/site.py"):
         assert (REPO / path).is_file(), f"{path} is missing: the deploy has not landed"
-    argv = [sys.executable, "-m", "pyinfra_cli", "-y", "-vv", "--json", "inventory.py", "deploys/site.py"]
+    argv = [*PYINFRA, "-y", "-vv", "--json", "inventory.py", "deploys/site.py"]
     t0 = time.monotonic()
     proc = subprocess.run(
         argv, cwd=REPO, env=deploy_env(sandbox), capture_output=True, text=True, timeout=CONVERGE_TIMEOUT_S
