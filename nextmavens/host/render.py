@@ -71,6 +71,9 @@ def template_context(data: Any) -> dict[str, Any]:
         nginx_pid="/run/nginx.pid",
         nginx_conf_dir="/etc/nginx",
         nginx_log_dir="/var/log/nginx",
-        nginx_default_tls_cert=False,
+        nginx_http_port=80,
+        nginx_https_port=443,
+        # TLS for unknown names is refused in the handshake (nginx >= 1.19.4): no certificate needed.
+        nginx_reject_unknown_tls=True,
     )
     return context
