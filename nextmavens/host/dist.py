@@ -11,8 +11,15 @@ from pathlib import Path
 from nextmavens.host.render import REPO_ROOT
 
 
+def _matches(pattern: str, root: Path) -> list[Path]:
+    path = Path(pattern)
+    base, glob = (path.parent, path.name) if path.is_absolute() else (root, pattern)
+    return sorted(base.glob(glob), key=lambda p: p.stat().st_mtime)
+
+
 def find_or_build_wheel(pattern: str, root: Path = REPO_ROOT) -> Path:
-    wheels = sorted(root.glob(pattern), key=lambda p: p.stat().st_mtime)
+    """`pattern` is relative to the repository root, or absolute."""
+    wheels = _matches(pattern, root)
     if wheels:
         return wheels[-1]
     out_dir = (root / pattern).parent
@@ -30,7 +37,7 @@ def find_or_build_wheel(pattern: str, root: Path = REPO_ROOT) -> Path:
         ],
         check=True,
     )
-    wheels = sorted(root.glob(pattern), key=lambda p: p.stat().st_mtime)
+    wheels = _matches(pattern, root)
     if not wheels:
         raise FileNotFoundError(f"no wheel matches {pattern!r} after building one into {out_dir}")
     return wheels[-1]
