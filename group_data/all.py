@@ -10,7 +10,8 @@ platform_domain = None  # REQUIRED. The operator's main domain, e.g. "example.co
 api_domain = None  # REQUIRED. Projects are served at <project>.<api_domain> (wildcard DNS).
 studio_domain = None  # REQUIRED. Supabase Studio for the operator, behind nginx auth.
 admin_email = None  # REQUIRED. Let's Encrypt account and alert address.
-timezone = "UTC"  # Host clock zone; logs and timers use it.
+timezone = "Etc/UTC"  # Host clock zone, as /etc/localtime resolves it ("Etc/UTC", not "UTC":
+#                       pyinfra compares with the resolved link, so "UTC" would change every run).
 
 # --- base ----------------------------------------------------------------------------------------
 base_packages = [  # Installed on every host before anything else.

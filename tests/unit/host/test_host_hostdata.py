@@ -98,7 +98,7 @@ def test_missing_required_value_names_file_and_key(group_dir: Path, monkeypatch)
 
 def test_key_missing_from_all_py_is_reported(group_dir: Path) -> None:
     all_py = group_dir / "all.py"
-    all_py.write_text(all_py.read_text().replace('timezone = "UTC"', ""))
+    all_py.write_text(all_py.read_text().replace('timezone = "Etc/UTC"', ""))
     assert "group_data/all.py: required key 'timezone' is missing" in _error(group_dir)
 
 

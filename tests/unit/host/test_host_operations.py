@@ -136,7 +136,7 @@ def test_secrets_only_missing_keys_and_no_value_in_commands() -> None:
     assert commands == [
         "chown root:root /etc/n/s.env && chmod 0600 /etc/n/s.env",
         '(umask 077 && printf "%s=%s\\n" B '
-        '"$(od -An -tx1 -N16 /dev/urandom | tr -d \' \\n\')" >> /etc/n/s.env)',
+        "\"$(od -An -tx1 -N16 /dev/urandom | tr -d ' \\n')\" >> /etc/n/s.env)",
     ]
 
 
