@@ -85,9 +85,10 @@ def _debootstrap(suite: str, target: Path, mirror: str, cfg: SandboxConfig, incl
     partial = target.with_name(target.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
-    cfg.deb_cache.mkdir(parents=True, exist_ok=True)
+    debs = cfg.deb_cache / suite  # one package cache per suite: the two debootstraps may run at once
+    debs.mkdir(parents=True, exist_ok=True)
     log(f"debootstrap {suite} into {target} (cached for later runs)")
-    run(commands.debootstrap_argv(suite, partial, mirror, cfg.deb_cache, include), quiet=True)
+    run(commands.debootstrap_argv(suite, partial, mirror, debs, include), quiet=True)
     # apt's downloaded lists and archives are not needed in the cache
     for d in ("var/lib/apt/lists", "var/cache/apt/archives"):
         for p in (partial / d).glob("*"):

@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,10 +96,13 @@ def up(cfg: SandboxConfig, *, keep_root: bool = False, build_images: bool = True
 
         t = time.monotonic()
         pubkey = rootfs.ensure_key(cfg)
-        cache = rootfs.ensure_guest_cache(cfg, mirror)
-        t = lap("guest_cache", t)
-        base_tar = rootfs.ensure_base_tar(cfg, mirror) if build_images else None
-        t = lap("base_cache", t)
+        # the image base (Debian 12) bootstraps while the guest root (Debian 13) does
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            base_future = pool.submit(rootfs.ensure_base_tar, cfg, mirror) if build_images else None
+            cache = rootfs.ensure_guest_cache(cfg, mirror)
+            t = lap("guest_cache", t)
+            base_tar = base_future.result() if base_future is not None else None
+        t = lap("base_cache_wait", t)
         if keep_root and (cfg.root / "etc/os-release").exists() and cfg.known_hosts.exists():
             log(f"reusing the working root {cfg.root}")
         else:
