@@ -4,7 +4,9 @@
 
 import os
 
-_sudo = True  # deploys connect as the admin user and use sudo (the first run may connect as root)
+# Deploys connect as the admin user and use sudo; the first run on a fresh VPS connects as root
+# (NEXTMAVENS_PROD_USER=root), which needs no sudo (minimal images may not have it yet).
+_sudo = os.environ.get("NEXTMAVENS_PROD_USER", "nextmavens") != "root"
 
 platform_domain = os.environ.get("NEXTMAVENS_DOMAIN")
 api_domain = os.environ.get("NEXTMAVENS_API_DOMAIN") or (

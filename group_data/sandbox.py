@@ -9,6 +9,7 @@ prints this. Production never reads this file.
 import os
 
 ssh_permit_root_login = "prohibit-password"  # the sandbox deploy logs in as root with its key
+ssh_port = int(os.environ.get("NEXTMAVENS_SANDBOX_PORT", "22"))  # sshd keeps the port we connect to
 swap_size_mb = 0  # a container guest cannot swapon
 time_sync = False  # systemd-timesyncd does not run in a container guest (the host keeps time)
 docker_source = "distro"  # Debian 13: docker.io 26 and docker-compose 2.26 (the compose v2 plugin)
