@@ -10,7 +10,7 @@ from pyinfra.operations.util import any_changed
 
 from nextmavens.host.context import host_config
 from nextmavens.host.dist import file_sha256, find_or_build_wheel
-from nextmavens.host.operations import venv_wheel
+from nextmavens.host.operations import prune_units, venv_wheel
 from nextmavens.host.render import REPO_ROOT, render, template_context
 
 
@@ -57,6 +57,11 @@ def app():
                     mode="644",
                 )
             )
+    prune_units(
+        name="Remove nextmavens-* units no longer declared in `timers`",
+        prefix="nextmavens-",
+        keep=[f"nextmavens-{t.name}.{kind}" for t in config.timers for kind in ("service", "timer")],
+    )
     if units:
         systemd.daemon_reload(name="systemd daemon-reload for changed units", _if=any_changed(*units))
     for timer in host.loop(config.timers):

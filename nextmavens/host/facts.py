@@ -236,3 +236,17 @@ class TextFile(FactBase[str]):
 
     def process(self, output: list[str]) -> str:
         return "\n".join(output).strip()
+
+
+class ManagedUnits(FactBase[list]):
+    """Unit files named <prefix>* in /etc/systemd/system (the ones the deploy renders)."""
+
+    def command(self, prefix: str) -> str:
+        return f"cd /etc/systemd/system && ls -1d {shlex.quote(prefix)}* 2>/dev/null; true"
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def process(self, output: list[str]) -> list:
+        return sorted(line.strip() for line in output if line.strip().endswith((".service", ".timer")))

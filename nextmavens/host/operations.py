@@ -17,6 +17,7 @@ from nextmavens.host.facts import (
     ComposeState,
     DockerNetworks,
     FileSha256,
+    ManagedUnits,
     OsRelease,
     PostgresObjects,
     SecretFileKeys,
@@ -178,3 +179,17 @@ def engine_apply(wrapper: str, projects_dir: str, marker: str, inputs_sha256: st
         return
     apply = shlex.join([wrapper, "nextmavens", "apply", "--projects", projects_dir, "--yes"])
     yield f"{apply} && echo {shlex.quote(inputs_sha256)} > {shlex.quote(marker)}"
+
+
+@operation()
+def prune_units(prefix: str, keep: Sequence[str]):
+    """Stop, disable and delete <prefix>* unit files no longer declared (a job removed from group
+    data `timers`), so removing a job is as declarative as adding one."""
+    stale = [unit for unit in host.get_fact(ManagedUnits, prefix=prefix) if unit not in keep]
+    if not stale:
+        host.noop(f"no undeclared {prefix}* units")
+        return
+    for unit in stale:
+        quoted = shlex.quote(unit)
+        yield f"systemctl disable --now {quoted} 2>/dev/null; rm -f /etc/systemd/system/{quoted}"
+    yield "systemctl daemon-reload"

@@ -176,3 +176,11 @@ def test_docker_networks_sample() -> None:
         "nextmavens",
         "none",
     ]
+
+
+def test_managed_units_sample() -> None:
+    output = ["nextmavens-reconcile.service", "nextmavens-reconcile.timer", "nextmavens-x.service.d"]
+    assert facts.ManagedUnits().process(output) == [
+        "nextmavens-reconcile.service",
+        "nextmavens-reconcile.timer",
+    ]
