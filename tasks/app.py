@@ -13,6 +13,9 @@ from nextmavens.host.dist import file_sha256, find_or_build_wheel
 from nextmavens.host.operations import prune_units, venv_wheel
 from nextmavens.host.render import REPO_ROOT, render, template_context
 
+# The first line of templates/systemd/job.*.j2: only units carrying it are ever pruned.
+JOB_UNIT_MARKER = "# Managed by NextMavens (tasks/app.py) from group data `timers`; edits are overwritten."
+
 
 @deploy("nextmavens on the host")
 def app():
@@ -60,6 +63,7 @@ def app():
     prune_units(
         name="Remove nextmavens-* units no longer declared in `timers`",
         prefix="nextmavens-",
+        marker=JOB_UNIT_MARKER,
         keep=[f"nextmavens-{t.name}.{kind}" for t in config.timers for kind in ("service", "timer")],
     )
     if units:

@@ -29,7 +29,7 @@ def nginx():
         dest="/etc/nginx/conf.d/00-nextmavens-default.conf",
         mode="644",
     )
-    distro_default = files.file(
+    distro_default = files.link(  # a symlink to sites-available/default
         name="Remove the distribution's default site", path="/etc/nginx/sites-enabled/default", present=False
     )
     changed = any_changed(base, default, distro_default)

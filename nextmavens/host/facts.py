@@ -239,10 +239,14 @@ class TextFile(FactBase[str]):
 
 
 class ManagedUnits(FactBase[list]):
-    """Unit files named <prefix>* in /etc/systemd/system (the ones the deploy renders)."""
+    """Unit files in /etc/systemd/system named <prefix>* that carry `marker` (the header our job
+    templates write), so units others install under the same prefix are never touched."""
 
-    def command(self, prefix: str) -> str:
-        return f"cd /etc/systemd/system && ls -1d {shlex.quote(prefix)}* 2>/dev/null; true"
+    def command(self, prefix: str, marker: str) -> str:
+        return (
+            f"cd /etc/systemd/system && grep -l -F -x -e {shlex.quote(marker)} -- "
+            f"{shlex.quote(prefix)}*.service {shlex.quote(prefix)}*.timer 2>/dev/null; true"
+        )
 
     @staticmethod
     def default() -> list:

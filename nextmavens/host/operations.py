@@ -182,10 +182,10 @@ def engine_apply(wrapper: str, projects_dir: str, marker: str, inputs_sha256: st
 
 
 @operation()
-def prune_units(prefix: str, keep: Sequence[str]):
-    """Stop, disable and delete <prefix>* unit files no longer declared (a job removed from group
-    data `timers`), so removing a job is as declarative as adding one."""
-    stale = [unit for unit in host.get_fact(ManagedUnits, prefix=prefix) if unit not in keep]
+def prune_units(prefix: str, marker: str, keep: Sequence[str]):
+    """Stop, disable and delete the unit files we rendered (<prefix>*, holding `marker`) that are no
+    longer declared (a job removed from group data `timers`): removing a job is declarative too."""
+    stale = [unit for unit in host.get_fact(ManagedUnits, prefix=prefix, marker=marker) if unit not in keep]
     if not stale:
         host.noop(f"no undeclared {prefix}* units")
         return

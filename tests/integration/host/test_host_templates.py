@@ -177,3 +177,27 @@ def test_sshd_accepts_the_hardening_dropin(config: HostData, tmp_path: Path) -> 
     expected = {"no": "no", "prohibit-password": "without-password"}[config.ssh_permit_root_login]
     assert f"permitrootlogin {expected}" in effective
     assert f"port {config.ssh_port}" in effective
+
+
+def test_prune_only_touches_units_we_rendered(config: HostData, tmp_path: Path) -> None:
+    """ManagedUnits lists our job units and never a foreign nextmavens-* unit (e.g. the sandbox's
+    nextmavens-sandbox-cgroups.service), found by the marker line our templates write."""
+    from nextmavens.host.facts import ManagedUnits
+    from tasks.app import JOB_UNIT_MARKER
+
+    timer = config.timers[0].model_dump()
+    context = template_context(config)
+    units = tmp_path / "system"
+    units.mkdir()
+    for kind in ("service", "timer"):
+        text = render(f"templates/systemd/job.{kind}.j2", **context, timer=timer)
+        assert text.splitlines()[0] == JOB_UNIT_MARKER
+        (units / f"nextmavens-{timer['name']}.{kind}").write_text(text)
+    (units / "nextmavens-sandbox-cgroups.service").write_text("[Service]\nType=oneshot\n")
+    command = ManagedUnits().command(prefix="nextmavens-", marker=JOB_UNIT_MARKER)
+    command = command.replace("cd /etc/systemd/system", f"cd {units}")
+    output = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout
+    assert ManagedUnits().process(output.splitlines()) == [
+        f"nextmavens-{timer['name']}.service",
+        f"nextmavens-{timer['name']}.timer",
+    ]

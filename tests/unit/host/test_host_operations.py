@@ -253,11 +253,13 @@ def test_supported_os(os_id: str, version: str, ok: bool) -> None:
 
 def test_prune_units_removes_only_undeclared_ones() -> None:
     keep = ["nextmavens-reconcile.service", "nextmavens-reconcile.timer"]
-    commands, _ = run_op(operations.prune_units, {facts.ManagedUnits: keep}, prefix="nextmavens-", keep=keep)
+    commands, _ = run_op(
+        operations.prune_units, {facts.ManagedUnits: keep}, prefix="nextmavens-", marker="# m", keep=keep
+    )
     assert commands == []
     present = [*keep, "nextmavens-old.service", "nextmavens-old.timer"]
     commands, _ = run_op(
-        operations.prune_units, {facts.ManagedUnits: present}, prefix="nextmavens-", keep=keep
+        operations.prune_units, {facts.ManagedUnits: present}, prefix="nextmavens-", marker="# m", keep=keep
     )
     remove = "systemctl disable --now {0} 2>/dev/null; rm -f /etc/systemd/system/{0}"
     assert commands == [
