@@ -41,26 +41,42 @@ def sha256(text: str) -> str:
 
 
 def load_stack(name: str, root: Path = REPO_ROOT) -> dict[str, Any]:
-    """stacks/<name>/stack.yaml: compose project name, extra files and the secrets it needs."""
+    """stacks/<name>/stack.yaml: compose project name, env templates, secrets and databases."""
     meta = yaml.safe_load((root / "stacks" / name / "stack.yaml").read_text(encoding="utf-8"))
-    if not isinstance(meta, dict) or set(meta) - {"project", "files", "secrets", "databases"}:
-        raise ValueError(f"stacks/{name}/stack.yaml: expected keys project, files, secrets, databases")
+    if not isinstance(meta, dict) or set(meta) - {"project", "environment", "secrets", "databases"}:
+        raise ValueError(f"stacks/{name}/stack.yaml: expected keys project, environment, secrets, databases")
     return meta
 
 
+def parse_env(text: str) -> dict[str, str]:
+    """KEY=value lines (comments and blank lines skipped; values taken literally, quotes stripped)."""
+    env = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"not KEY=value: {line!r}")
+        env[key.strip()] = value.strip().strip("'\"")
+    return env
+
+
 def render_stack(name: str, context: dict[str, Any], root: Path = REPO_ROOT) -> dict[str, str]:
-    """Render one stack: {file name on the host: content}. compose.yaml is rendered last, with
-    `files_sha256` (a digest of the other rendered files) so it can label its services: a change
-    in an env file then changes the services' config hash, and compose recreates them."""
+    """Render one stack: {file name on the host: content} (compose.yaml only).
+
+    A service's settings may live in an env template (stack.yaml `environment`: service -> template);
+    they are inlined into compose.yaml's `environment` rather than referenced with env_file, because
+    `docker compose config --hash` and the containers' config-hash label disagree for env_file, which
+    would make every run recreate the service."""
     meta = load_stack(name, root)
-    files = {
-        out: render(f"stacks/{name}/{src}", root, **context) for out, src in (meta.get("files") or {}).items()
+    service_env = {
+        service: parse_env(render(f"stacks/{name}/{template}", root, **context))
+        for service, template in (meta.get("environment") or {}).items()
     }
-    digest = sha256("".join(f"{k}\0{files[k]}\0" for k in sorted(files)))
-    files["compose.yaml"] = render(
-        f"stacks/{name}/compose.yaml.j2", root, project=meta["project"], files_sha256=digest, **context
+    compose = render(
+        f"stacks/{name}/compose.yaml.j2", root, project=meta["project"], service_env=service_env, **context
     )
-    return files
+    return {"compose.yaml": compose}
 
 
 def template_context(data: Any) -> dict[str, Any]:
