@@ -96,12 +96,31 @@ def proxy_listening(cfg: SandboxConfig) -> bool:
 
 
 def pid_alive(pid: int | None, comm: str) -> bool:
-    """True when pid runs and is the program we started (guards against pid reuse)."""
+    """True when pid runs and is the program we started (guards against pid reuse).
+
+    Reads /proc/PID/exe: the kernel sets it early in execve, while /proc/PID/cmdline reads empty until
+    the new program's arguments are in place (a race right after Popen returns). A zombie has no exe.
+    """
     if not pid:
         return False
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv0 = f.read().split(b"\0")[0].decode(errors="replace")
-    except OSError:
+        exe = os.readlink(f"/proc/{int(pid)}/exe")
+    except (OSError, ValueError):
         return False
-    return os.path.basename(argv0) == comm
+    return os.path.basename(exe.removesuffix(" (deleted)")) == comm
+
+
+def nspawn_pids_on(root: Path) -> list[int]:
+    """Every systemd-nspawn on this machine booted from `root` (whoever started it)."""
+    wanted = f"--directory={root}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"systemd-nspawn" and wanted in argv:
+            pids.append(int(proc.name))
+    return pids

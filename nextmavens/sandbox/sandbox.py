@@ -103,6 +103,12 @@ def up(cfg: SandboxConfig, *, keep_root: bool = False, build_images: bool = True
             t = lap("guest_cache", t)
             base_tar = base_future.result() if base_future is not None else None
         t = lap("base_cache_wait", t)
+        strays = network.nspawn_pids_on(cfg.root)
+        if strays:
+            raise SandboxError(
+                f"systemd-nspawn is already running on {cfg.root} (pid {', '.join(map(str, strays))}) "
+                "but is not the sandbox this state dir records; stop it before `sandbox up`"
+            )
         if keep_root and (cfg.root / "etc/os-release").exists() and cfg.known_hosts.exists():
             log(f"reusing the working root {cfg.root}")
         else:

@@ -79,8 +79,13 @@ class Sandbox:
         return path
 
 
+_UP_FAILURE: list[str] = []  # a failed `up` fails every later test at once instead of retrying it
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Sandbox:
+    if _UP_FAILURE:
+        pytest.fail(_UP_FAILURE[0], pytrace=False)
     reuse = os.environ.get("NEXTMAVENS_E2E_REUSE_SANDBOX") == "1"
     if not reuse:
         down = _cli("down", timeout=300)
@@ -89,7 +94,9 @@ def sandbox() -> Sandbox:
     up = _cli("up")
     elapsed = time.monotonic() - t0
     sys.stderr.write(up.stderr)
-    assert up.returncode == 0, f"sandbox up failed:\n{up.stdout}{up.stderr}"
+    if up.returncode != 0:
+        _UP_FAILURE.append(f"sandbox up failed:\n{up.stdout}{up.stderr}")
+        pytest.fail(_UP_FAILURE[0], pytrace=False)
     env = _parse_exports(up.stdout)
     for key in ("NEXTMAVENS_SANDBOX_HOST", "NEXTMAVENS_SANDBOX_PORT", "NEXTMAVENS_SANDBOX_KEY"):
         assert env.get(key), f"sandbox up did not print {key}:\n{up.stdout}"
