@@ -120,8 +120,9 @@ memory_alert_percent = 90  # and above this memory use
 backup_retention_days = 14
 
 # --- the nextmavens package on the host ----------------------------------------------------------
-nextmavens_wheel_glob = "dist/nextmavens-*.whl"  # Local wheel(s), relative to the repo; the newest is
-#                       uploaded and installed in <platform_dir>/venv. Built with `pip wheel` if none.
+nextmavens_wheel = None  # None: build a wheel of this checkout on each deploy (reproducible, so the
+#                         host reinstalls only when the code changed); or a path to a prebuilt wheel.
+#                         Installed in <platform_dir>/venv on the host.
 nextmavens_deps_from = "pypi"  # "pypi": pip resolves dependencies; "apt": the venv uses the
 #                                distribution's python3-* packages (hosts that cannot reach PyPI).
 nextmavens_apt_deps = [

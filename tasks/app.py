@@ -9,7 +9,7 @@ from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
 from nextmavens.host.context import host_config
-from nextmavens.host.dist import file_sha256, find_or_build_wheel
+from nextmavens.host.dist import file_sha256, resolve_wheel
 from nextmavens.host.operations import prune_units, venv_wheel
 from nextmavens.host.render import REPO_ROOT, render, template_context
 
@@ -26,7 +26,7 @@ def app():
         name="Python venv support" + (" and the engine's dependencies from apt" if from_apt else ""),
         packages=["python3-venv", *(config.nextmavens_apt_deps if from_apt else [])],
     )
-    wheel = find_or_build_wheel(config.nextmavens_wheel_glob)
+    wheel = resolve_wheel(config.nextmavens_wheel)
     remote_wheel = f"{config.platform_dir}/dist/{wheel.name}"
     files.put(
         name=f"Upload {wheel.name}", src=str(wheel), dest=remote_wheel, mode="644", create_remote_dir=True

@@ -1,46 +1,62 @@
-"""The nextmavens wheel the deploy uploads: the newest matching the group data glob, built locally
-with `pip wheel` when none exists (the host may not reach PyPI, so nothing is fetched there)."""
+"""The nextmavens wheel the deploy uploads (the host may not reach PyPI, so nothing is fetched there).
+
+By default it is built from this checkout on every deploy, from a clean copy (no stale build/ dir) and
+with a fixed SOURCE_DATE_EPOCH, so the same sources give the same bytes and the host reinstalls only
+when the code changed. Group data `nextmavens_wheel` may name a prebuilt wheel instead.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
+from functools import cache
 from pathlib import Path
 
 from nextmavens.host.render import REPO_ROOT
 
-
-def _matches(pattern: str, root: Path) -> list[Path]:
-    path = Path(pattern)
-    base, glob = (path.parent, path.name) if path.is_absolute() else (root, pattern)
-    return sorted(base.glob(glob), key=lambda p: p.stat().st_mtime)
+FIXED_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can hold
+BUILD_DIR = ".nextmavens/wheels"  # under the repository root (git-ignored)
 
 
-def find_or_build_wheel(pattern: str, root: Path = REPO_ROOT) -> Path:
-    """`pattern` is relative to the repository root, or absolute."""
-    wheels = _matches(pattern, root)
-    if wheels:
-        return wheels[-1]
-    out_dir = (root / pattern).parent
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "-q",
-            "-w",
-            str(out_dir),
-            str(root),
-        ],
-        check=True,
-    )
-    wheels = _matches(pattern, root)
-    if not wheels:
-        raise FileNotFoundError(f"no wheel matches {pattern!r} after building one into {out_dir}")
-    return wheels[-1]
+def build_wheel(root: Path = REPO_ROOT, out_dir: Path | None = None) -> Path:
+    out = out_dir or root / BUILD_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="nextmavens-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        shutil.copy2(root / "pyproject.toml", src / "pyproject.toml")
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+        shutil.copytree(root / "nextmavens", src / "nextmavens", ignore=ignore)
+        built = Path(tmp) / "dist"
+        env = {**os.environ, "SOURCE_DATE_EPOCH": FIXED_EPOCH, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(built), str(src)]
+        subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
+        (wheel,) = built.glob("nextmavens-*.whl")
+        target = out / wheel.name
+        shutil.copyfile(wheel, target)
+    return target
+
+
+@cache  # one build per deploy run, shared by the tasks that need it
+def resolve_wheel(setting: str | None, root: Path = REPO_ROOT) -> Path:
+    """The wheel to upload: `setting` (a path, relative to the repository root or absolute), or a
+    fresh build of this checkout when it is None."""
+    if setting is None:
+        return build_wheel(root)
+    path = Path(setting) if Path(setting).is_absolute() else root / setting
+    if not path.is_file():
+        raise FileNotFoundError(f"group data nextmavens_wheel: no such file {path}")
+    return path
+
+
+def wheel_has_module(wheel: Path, module_path: str) -> bool:
+    with zipfile.ZipFile(wheel) as archive:
+        return module_path in archive.namelist()
 
 
 def file_sha256(path: Path) -> str:
@@ -50,6 +66,6 @@ def file_sha256(path: Path) -> str:
 def tree_sha256(directory: Path) -> str:
     """A digest of every file's relative path and content under `directory`."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

@@ -192,7 +192,7 @@ class HostData(Strict):
     memory_alert_percent: Annotated[int, Field(ge=1, le=100)]
     backup_retention_days: Annotated[int, Field(ge=1, le=3650)]
     # the nextmavens package on the host
-    nextmavens_wheel_glob: str
+    nextmavens_wheel: str | None
     nextmavens_deps_from: Literal["pypi", "apt"]
     nextmavens_apt_deps: list[str]
     projects_dir: AbsPath

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -17,14 +18,19 @@ DEBIAN_13 = [
 UBUNTU_22 = ["ID=ubuntu", 'VERSION_ID="22.04"', "VERSION_CODENAME=jammy", 'PRETTY_NAME="Ubuntu 22.04.4 LTS"']
 
 
-def pyinfra(tmp_path: Path, os_release: list[str], *args: str) -> subprocess.CompletedProcess:
+def pyinfra(
+    tmp_path: Path, os_release: list[str], *args: str, with_cli: bool = True
+) -> subprocess.CompletedProcess:
     inventory = tmp_path / "inventory.py"
     fake = {"fake_delay": 0, "fake_responses": {"/etc/os-release": os_release}}
     inventory.write_text(f"sandbox = [('@fake/sandbox-1', {fake!r})]\n")
     key = tmp_path / "key"
     key.with_suffix(".pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests test\n")
     wheel = tmp_path / "nextmavens-0.0.0-py3-none-any.whl"
-    wheel.write_bytes(b"not really a wheel: only uploaded in this test")
+    with zipfile.ZipFile(wheel, "w") as archive:  # only uploaded (to nowhere) in this test
+        archive.writestr("nextmavens/__init__.py", "")
+        if with_cli:
+            archive.writestr("nextmavens/cli.py", "")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTMAVENS_")}
     env.update(NEXTMAVENS_SANDBOX_KEY=str(key), PYINFRA_FAKE_DELAY="0")
     return subprocess.run(
@@ -35,7 +41,7 @@ def pyinfra(tmp_path: Path, os_release: list[str], *args: str) -> subprocess.Com
             str(inventory),
             "deploys/site.py",
             "--data",
-            f"nextmavens_wheel_glob={tmp_path}/nextmavens-*.whl",
+            f"nextmavens_wheel={wheel}",
             *args,
         ],
         cwd=REPO,
@@ -68,6 +74,13 @@ def test_site_plans_every_task_in_order(tmp_path: Path) -> None:
     stacks = [n for n in names if n.startswith("Shared stacks |") and "compose up" in n]
     assert [n.split(" | ")[1].split(":")[0] for n in stacks] == ["supabase", "redis", "evolution"]
     assert names[-1].startswith("Apply project manifests | nextmavens apply --projects DIR --yes")
+
+
+def test_apply_is_skipped_loudly_when_the_build_has_no_cli(tmp_path: Path) -> None:
+    result = pyinfra(tmp_path, DEBIAN_13, "--dry", "--json", with_cli=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = [op["name"] for op in json.loads(result.stdout)["plan"]]
+    assert names[-1].startswith("Apply project manifests | SKIPPED nextmavens apply")
 
 
 def test_unsupported_os_stops_before_any_operation(tmp_path: Path) -> None:
