@@ -19,11 +19,11 @@ UBUNTU_22 = ["ID=ubuntu", 'VERSION_ID="22.04"', "VERSION_CODENAME=jammy", 'PRETT
 
 
 def pyinfra(
-    tmp_path: Path, os_release: list[str], *args: str, with_cli: bool = True
+    tmp_path: Path, os_release: list[str], *args: str, with_cli: bool = True, group: str = "sandbox"
 ) -> subprocess.CompletedProcess:
     inventory = tmp_path / "inventory.py"
     fake = {"fake_delay": 0, "fake_responses": {"/etc/os-release": os_release}}
-    inventory.write_text(f"sandbox = [('@fake/sandbox-1', {fake!r})]\n")
+    inventory.write_text(f"{group} = [('@fake/{group}-1', {fake!r})]\n")
     key = tmp_path / "key"
     key.with_suffix(".pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests test\n")
     wheel = tmp_path / "nextmavens-0.0.0-py3-none-any.whl"
@@ -33,6 +33,8 @@ def pyinfra(
             archive.writestr("nextmavens/cli.py", "")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTMAVENS_")}
     env.update(NEXTMAVENS_SANDBOX_KEY=str(key), PYINFRA_FAKE_DELAY="0")
+    env.update(NEXTMAVENS_DOMAIN="example.com", NEXTMAVENS_ADMIN_EMAIL="ops@example.com")
+    env.update(NEXTMAVENS_ADMIN_PUBKEYS=str(key.with_suffix(".pub")))
     return subprocess.run(
         [
             sys.executable,
@@ -74,6 +76,23 @@ def test_site_plans_every_task_in_order(tmp_path: Path) -> None:
     stacks = [n for n in names if n.startswith("Shared stacks |") and "compose up" in n]
     assert [n.split(" | ")[1].split(":")[0] for n in stacks] == ["supabase", "redis", "evolution"]
     assert names[-1].startswith("Apply project manifests | nextmavens apply --projects DIR --yes")
+
+
+UBUNTU_24 = ["ID=ubuntu", 'VERSION_ID="24.04"', "VERSION_CODENAME=noble", 'PRETTY_NAME="Ubuntu 24.04.1 LTS"']
+
+
+def test_production_on_ubuntu_uses_dockers_signed_repository(tmp_path: Path) -> None:
+    result = pyinfra(tmp_path, UBUNTU_24, "--dry", "--json", group="production")
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = [op["name"] for op in json.loads(result.stdout)["plan"]]
+    docker = [n.split(" | ")[1] for n in names if n.startswith("Docker |")]
+    assert docker[:4] == [
+        "Docker's apt signing key",
+        "Docker's apt repository (signed-by)",
+        "Refresh apt for Docker's repository",
+        "Install Docker Engine and compose v2",
+    ]
+    assert not any("SUBSTITUTE" in n for n in names)
 
 
 def test_apply_is_skipped_loudly_when_the_build_has_no_cli(tmp_path: Path) -> None:
