@@ -14,6 +14,8 @@ from nextmavens.host.render import load_stack, render_stack, template_context
 # Order matters: Postgres first (the others use it), Redis before Evolution.
 STACKS = ("supabase", "redis", "evolution")
 PLATFORM_SECRETS = {"NEXTMAVENS_MASTER_KEY": 32}  # the engine's key for secrets in the control DB
+POSTGRES_CONTAINER = "nextmavens-postgres"  # container_name in stacks/supabase/compose.yaml.j2
+POSTGRES_PASSWORD_ENV = "POSTGRES_PASSWORD"  # the admin password's key in the secrets file
 KONG_SEED = '_format_version: "2.1"\n_transform: true\nservices: []\n'
 
 
@@ -54,10 +56,13 @@ def stacks():
             db_name = database["database"].format(**context)
             postgres_database(
                 name=f"{stack}: database {db_name} in the shared Postgres",
-                container="nextmavens-postgres",
+                container=POSTGRES_CONTAINER,
                 admin_user=config.postgres_admin_user,
+                secrets_path=config.secrets_file,
+                admin_password_env=POSTGRES_PASSWORD_ENV,
                 database=db_name,
                 owner=database["owner"].format(**context),
-                secrets_path=config.secrets_file,
                 password_env=database.get("password_env"),
+                schemas=database.get("schemas", []),
+                private=database.get("private", True),
             )

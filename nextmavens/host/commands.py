@@ -168,7 +168,7 @@ def swap_commands(path: str, state: Mapping, size_mb: int) -> list[str]:
 # --- postgres bootstrap --------------------------------------------------------------------------
 
 
-# Constant SQL: names and the password reach it as psql variables (-v / \\getenv), quoted by psql.
+# Constant SQL: names and the password reach it as psql variables (-v / \getenv), quoted by psql.
 ROLE_SQL = (
     "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'owner', :'pw') "
     "WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'owner') \\gexec"
@@ -178,52 +178,72 @@ DATABASE_SQL = (
     "WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \\gexec"
 )
 REVOKE_SQL = "SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'db') \\gexec"
+CONNECT_SQL = "\\connect :db"
+SCHEMA_SQL = (
+    "SELECT format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', :'schema_{i}', :'owner') \\gexec"
+)
 
 
-def postgres_bootstrap_sql(password_env: str | None) -> list[str]:
-    """psql input creating the role (with a password read from the environment inside the
-    container) and the database when missing; idempotent on its own, so a stale fact is harmless."""
-    lines = [f"\\getenv pw {password_env}", ROLE_SQL] if password_env else []
-    return [*lines, DATABASE_SQL, REVOKE_SQL]
+@dataclass(frozen=True)
+class PgDatabase:
+    """A database the platform needs in the shared Postgres (stacks/<name>/stack.yaml `databases`)."""
+
+    database: str
+    owner: str
+    password_env: str | None = None  # create `owner` as a login role with this secret's value
+    schemas: tuple[str, ...] = ()
+    private: bool = True  # REVOKE ALL ... FROM PUBLIC (never on a shared database like postgres)
+
+
+def postgres_bootstrap_sql(db: PgDatabase) -> list[str]:
+    """psql input creating what is missing: role, database, schemas. Idempotent on its own, so a
+    stale fact can never make it fail."""
+    lines = [f"\\getenv pw {db.password_env}", ROLE_SQL] if db.password_env else []
+    lines += [DATABASE_SQL]
+    lines += [REVOKE_SQL] if db.private else []
+    if db.schemas:
+        lines += [CONNECT_SQL, *(SCHEMA_SQL.format(i=i) for i in range(len(db.schemas)))]
+    return lines
+
+
+def psql_argv(container: str, admin_user: str, extra_env: Sequence[str] = (), *args: str) -> list[str]:
+    """psql inside the Postgres container over TCP with the admin password (PGPASSWORD passed through
+    by name from this shell, so no secret is on a command line)."""
+    env = [f for name in ("PGPASSWORD", *extra_env) for f in ("-e", name)]
+    return [
+        "docker", "exec", "-i", *env, container,
+        "psql", "-h", "127.0.0.1", "-U", admin_user, "-v", "ON_ERROR_STOP=1", "-q", *args,
+    ]  # fmt: skip
+
+
+def load_secrets(secrets_file: str, admin_password_env: str) -> str:
+    return f'set -a && . {shlex.quote(secrets_file)} && set +a && export PGPASSWORD="${admin_password_env}"'
+
+
+def wait_for_postgres(container: str, admin_user: str, seconds: int) -> str:
+    ready = shlex.join(["docker", "exec", container, "pg_isready", "-q", "-h", "127.0.0.1", "-U", admin_user])
+    return f"for _ in $(seq {int(seconds)}); do {ready} && break; sleep 1; done"
 
 
 def postgres_bootstrap_command(
-    container: str,
-    admin_user: str,
-    secrets_file: str,
-    database: str,
-    owner: str,
-    password_env: str | None,
+    container: str, admin_user: str, secrets_file: str, admin_password_env: str, db: PgDatabase
 ) -> str:
-    wait = (
-        f"for _ in $(seq 90); do docker exec {shlex.quote(container)} pg_isready -q -U "
-        f"{shlex.quote(admin_user)} && break; sleep 1; done"
-    )
-    feed = "printf '%s\\n' " + " ".join(shlex.quote(line) for line in postgres_bootstrap_sql(password_env))
-    env = ["-e", password_env] if password_env else []
+    feed = "printf '%s\\n' " + " ".join(shlex.quote(line) for line in postgres_bootstrap_sql(db))
+    variables = [
+        f"db={db.database}",
+        f"owner={db.owner}",
+        *(f"schema_{i}={s}" for i, s in enumerate(db.schemas)),
+    ]
+    extra_env = [db.password_env] if db.password_env else []
     psql = shlex.join(
-        [
-            "docker",
-            "exec",
-            "-i",
-            *env,
-            container,
-            "psql",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-U",
-            admin_user,
-            "-d",
-            "postgres",
-            "-v",
-            f"db={database}",
-            "-v",
-            f"owner={owner}",
-        ]
+        psql_argv(
+            container, admin_user, extra_env, "-d", "postgres", *(a for v in variables for a in ("-v", v))
+        )
     )
-    load = f"set -a && . {shlex.quote(secrets_file)} && set +a"
-    return f"{wait}; {load} && {feed} | {psql} >/dev/null"
+    return (
+        f"{load_secrets(secrets_file, admin_password_env)} && "
+        f"{wait_for_postgres(container, admin_user, 90)}; {feed} | {psql} >/dev/null"
+    )
 
 
 # --- sshd ----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-from nextmavens.host.commands import ComposeProject
+from nextmavens.host.commands import ComposeProject, load_secrets, psql_argv, wait_for_postgres
 
 _SECTION = "--nextmavens-section--"
 
@@ -178,35 +178,40 @@ class DockerNetworks(FactBase[list]):
 
 
 class PostgresObjects(FactBase[dict]):
-    """Which of the named roles and databases exist in a running Postgres container; empty when the
-    container is not running yet (the bootstrap SQL is idempotent either way)."""
+    """Roles and databases in a running Postgres container, and the schemas of one database; empty
+    when the container is not running yet (the bootstrap SQL is idempotent either way). Connects over
+    TCP with the admin password from the host's secrets file; prints no secret."""
 
-    def requires_command(self, container: str, admin_user: str) -> str:
+    def requires_command(self, container: str, admin_user: str, database: str, secrets_file: str,
+                         admin_password_env: str) -> str:  # fmt: skip
         return "docker"
 
-    def command(self, container: str, admin_user: str) -> str:
-        c, u = shlex.quote(container), shlex.quote(admin_user)
-        query = shlex.quote(
+    def command(
+        self, container: str, admin_user: str, database: str, secrets_file: str, admin_password_env: str
+    ) -> str:
+        cluster = shlex.quote(
             "SELECT 'role ' || rolname FROM pg_roles UNION ALL SELECT 'database ' || datname FROM pg_database"
         )
+        schemas = shlex.quote("SELECT 'schema ' || nspname FROM pg_namespace")
+        psql = shlex.join(psql_argv(container, admin_user, ()))
+        running = f"docker inspect -f '{{{{.State.Running}}}}' {shlex.quote(container)} 2>/dev/null"
         return (
-            f"if [ \"$(docker inspect -f '{{{{.State.Running}}}}' {c} 2>/dev/null)\" = true ]; then "
-            f"for _ in $(seq 30); do docker exec {c} pg_isready -q -U {u} && break; sleep 1; done; "
-            f"docker exec {c} psql -U {u} -tAc {query} 2>/dev/null; fi; true"
+            f'if [ "$({running})" = true ]; then {load_secrets(secrets_file, admin_password_env)} && '
+            f"{wait_for_postgres(container, admin_user, 30)}; "
+            f"{psql} -d postgres -tAc {cluster} 2>/dev/null; "
+            f"{psql} -d {shlex.quote(database)} -tAc {schemas} 2>/dev/null; fi; true"
         )
 
     @staticmethod
     def default() -> dict:
-        return {"roles": [], "databases": []}
+        return {"roles": [], "databases": [], "schemas": []}
 
     def process(self, output: list[str]) -> dict:
-        result: dict[str, Any] = {"roles": [], "databases": []}
+        result: dict[str, Any] = {"roles": [], "databases": [], "schemas": []}
         for line in output:
             kind, _, name = line.strip().partition(" ")
-            if kind == "role":
-                result["roles"].append(name)
-            elif kind == "database":
-                result["databases"].append(name)
+            if kind in ("role", "database", "schema"):
+                result[f"{kind}s"].append(name)
         return result
 
 

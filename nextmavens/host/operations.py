@@ -101,21 +101,32 @@ def docker_network(network: str):
 def postgres_database(
     container: str,
     admin_user: str,
+    secrets_path: str,
+    admin_password_env: str,
     database: str,
     owner: str,
-    secrets_path: str,
     password_env: str | None = None,
+    schemas: Sequence[str] = (),
+    private: bool = True,
 ):
-    """A database (and, with `password_env`, its own login role whose password is read from the
-    host's secrets file inside the container) in the shared Postgres, when missing."""
-    state = host.get_fact(PostgresObjects, container=container, admin_user=admin_user)
-    role_ok = owner in state["roles"] or password_env is None
-    if role_ok and database in state["databases"]:
-        host.noop(f"database {database} exists")
-        return
-    yield commands.postgres_bootstrap_command(
-        container, admin_user, secrets_path, database, owner, password_env
+    """A database in the shared Postgres, with (when `password_env`) its own login role whose password
+    is read from the host's secrets file inside the container, and schemas; only what is missing."""
+    db = commands.PgDatabase(database, owner, password_env, tuple(schemas), private)
+    state = host.get_fact(
+        PostgresObjects,
+        container=container,
+        admin_user=admin_user,
+        database=database,
+        secrets_file=secrets_path,
+        admin_password_env=admin_password_env,
     )
+    missing = [] if owner in state["roles"] or password_env is None else [f"role {owner}"]
+    missing += [] if database in state["databases"] else [f"database {database}"]
+    missing += [f"schema {s}" for s in schemas if s not in state["schemas"]]
+    if not missing:
+        host.noop(f"database {database} and its role and schemas exist")
+        return
+    yield commands.postgres_bootstrap_command(container, admin_user, secrets_path, admin_password_env, db)
 
 
 @operation()

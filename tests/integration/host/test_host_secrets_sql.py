@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nextmavens.host.commands import postgres_bootstrap_sql, secret_commands
+from nextmavens.host.commands import PgDatabase, postgres_bootstrap_sql, secret_commands
 from nextmavens.host.facts import SecretFileKeys
 
 
@@ -141,10 +141,21 @@ def _psql(pg: dict, *args: str, stdin: str = "", env: dict | None = None) -> str
 
 
 def test_postgres_bootstrap_sql_is_idempotent(postgres: dict) -> None:
-    sql = "\n".join(postgres_bootstrap_sql("EVOLUTION_DB_PASSWORD")) + "\n"
+    db = PgDatabase("evolution", "evolution", "EVOLUTION_DB_PASSWORD", ("evolution_api",))
+    sql = "\n".join(postgres_bootstrap_sql(db)) + "\n"
     env = {"EVOLUTION_DB_PASSWORD": "s3cr3t-'quoted\"-value"}
     for _ in range(2):  # the second run must succeed and change nothing
-        _psql(postgres, "-v", "db=evolution", "-v", "owner=evolution", stdin=sql, env=env)
+        _psql(
+            postgres,
+            "-v",
+            "db=evolution",
+            "-v",
+            "owner=evolution",
+            "-v",
+            "schema_0=evolution_api",
+            stdin=sql,
+            env=env,
+        )
     assert (
         _psql(postgres, "-c", "SELECT datname FROM pg_database WHERE datname = 'evolution'").strip()
         == "evolution"
@@ -155,8 +166,26 @@ def test_postgres_bootstrap_sql_is_idempotent(postgres: dict) -> None:
     public = _psql(postgres, "-c", "SELECT has_database_privilege('public', 'evolution', 'CONNECT')").strip()
     assert public == "f"
     # A database without its own role (owner exists already).
-    no_role = "\n".join(postgres_bootstrap_sql(None)) + "\n"
-    _psql(postgres, "-v", "db=nextmavens", "-v", "owner=postgres", stdin=no_role)
-    assert (
-        _psql(postgres, "-c", "SELECT count(*) FROM pg_database WHERE datname = 'nextmavens'").strip() == "1"
+    owner = _psql(
+        postgres,
+        "-d",
+        "evolution",
+        "-c",
+        "SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'evolution_api'",
     )
+    assert owner.strip() == "evolution"
+    # A database without its own role (owner exists already); a shared one keeps PUBLIC's CONNECT.
+    no_role = "\n".join(postgres_bootstrap_sql(PgDatabase("nextmavens", "postgres"))) + "\n"
+    _psql(postgres, "-v", "db=nextmavens", "-v", "owner=postgres", stdin=no_role)
+    count = _psql(postgres, "-c", "SELECT count(*) FROM pg_database WHERE datname = 'nextmavens'")
+    assert count.strip() == "1"
+    shared = PgDatabase("postgres", "postgres", schemas=("_realtime",), private=False)
+    for _ in range(2):
+        _psql(
+            postgres, "-v", "db=postgres", "-v", "owner=postgres", "-v", "schema_0=_realtime",
+            stdin="\n".join(postgres_bootstrap_sql(shared)) + "\n",
+        )  # fmt: skip
+    public = _psql(postgres, "-c", "SELECT has_database_privilege('public', 'postgres', 'CONNECT')")
+    assert public.strip() == "t"
+    schema = _psql(postgres, "-c", "SELECT count(*) FROM pg_namespace WHERE nspname = '_realtime'")
+    assert schema.strip() == "1"

@@ -151,10 +151,24 @@ def test_swap_state_from_this_machine(tmp_path: Path) -> None:
 
 
 def test_postgres_objects_sample_and_absent_container() -> None:
-    parsed = facts.PostgresObjects().process(["role postgres", "role evolution", "database evolution"])
-    assert parsed == {"roles": ["postgres", "evolution"], "databases": ["evolution"]}
-    command = facts.PostgresObjects().command(container="nextmavens-postgres", admin_user="postgres")
-    assert command.endswith("; true")
+    parsed = facts.PostgresObjects().process(
+        ["role postgres", "role evolution", "database evolution", "schema public", "schema _realtime"]
+    )
+    assert parsed == {
+        "roles": ["postgres", "evolution"],
+        "databases": ["evolution"],
+        "schemas": ["public", "_realtime"],
+    }
+    command = facts.PostgresObjects().command(
+        container="nextmavens-postgres",
+        admin_user="postgres",
+        database="postgres",
+        secrets_file="/etc/nextmavens/secrets.env",
+        admin_password_env="POSTGRES_PASSWORD",
+    )
+    assert command.endswith("; true") and "-e PGPASSWORD nextmavens-postgres psql -h 127.0.0.1" in command
+    # No container here: the command still exits 0 with no output (and never fails the host).
+    assert run(command) == []
 
 
 def test_file_sha256_and_text_file(tmp_path: Path) -> None:

@@ -167,24 +167,44 @@ def test_docker_network() -> None:
     assert commands == ["docker network create --driver bridge nextmavens"]
 
 
+PG_ARGS = {
+    "container": "nextmavens-postgres",
+    "admin_user": "postgres",
+    "secrets_path": "/etc/nextmavens/secrets.env",
+    "admin_password_env": "POSTGRES_PASSWORD",
+}
+
+
 def test_postgres_database_present_and_missing() -> None:
-    args = {
-        "container": "nextmavens-postgres",
-        "admin_user": "postgres",
-        "database": "evolution",
-        "owner": "evolution",
-        "secrets_path": "/etc/nextmavens/secrets.env",
-        "password_env": "EVOLUTION_DB_PASSWORD",
-    }
-    present = {"roles": ["postgres", "evolution"], "databases": ["postgres", "evolution"]}
+    args = {**PG_ARGS, "database": "evolution", "owner": "evolution", "password_env": "EVOLUTION_DB_PASSWORD"}
+    present = {"roles": ["postgres", "evolution"], "databases": ["postgres", "evolution"], "schemas": []}
     commands, _ = run_op(operations.postgres_database, {facts.PostgresObjects: present}, **args)
     assert commands == []
-    commands, _ = run_op(
-        operations.postgres_database, {facts.PostgresObjects: {"roles": [], "databases": []}}, **args
-    )
+    empty = {"roles": [], "databases": [], "schemas": []}
+    commands, _ = run_op(operations.postgres_database, {facts.PostgresObjects: empty}, **args)
     assert len(commands) == 1
-    assert "-e EVOLUTION_DB_PASSWORD nextmavens-postgres psql" in commands[0]
-    assert "-v db=evolution -v owner=evolution" in commands[0]
+    command = commands[0]
+    assert command.startswith(
+        'set -a && . /etc/nextmavens/secrets.env && set +a && export PGPASSWORD="$POSTGRES_PASSWORD"'
+    )
+    assert "-e PGPASSWORD -e EVOLUTION_DB_PASSWORD nextmavens-postgres psql -h 127.0.0.1" in command
+    assert "-v db=evolution -v owner=evolution" in command and "REVOKE ALL" in command
+
+
+def test_postgres_missing_schema_on_a_shared_database() -> None:
+    args = {
+        **PG_ARGS,
+        "database": "postgres",
+        "owner": "postgres",
+        "schemas": ["_realtime"],
+        "private": False,
+    }
+    state = {"roles": ["postgres"], "databases": ["postgres"], "schemas": ["public"]}
+    commands, _ = run_op(operations.postgres_database, {facts.PostgresObjects: state}, **args)
+    assert len(commands) == 1 and "-v schema_0=_realtime" in commands[0]
+    assert "REVOKE ALL" not in commands[0]  # never on a database others share
+    state["schemas"].append("_realtime")
+    assert run_op(operations.postgres_database, {facts.PostgresObjects: state}, **args)[0] == []
 
 
 def test_sshd_dropin_unchanged_and_changed() -> None:
