@@ -332,6 +332,31 @@ def test_secrets_files_private(host, data: dict[str, Any]) -> None:
     )
     assert loose == "", f"secret files readable by others:\n{loose}"
     assert "POSTGRES_PASSWORD" in host.check_output(f"cut -d= -f1 {data['secrets_file']}")
+    # any file on the platform's paths that holds a generated secret value must be private too
+    script = SECRET_SCAN.format(secrets=data["secrets_file"], bases=[platform, "/etc/nextmavens"])
+    holders = host.check_output(f"python3 - <<'PY'\n{script}PY")
+    lines = [ln.split(" ", 1) for ln in holders.splitlines() if ln.strip()]
+    assert [p for _, p in lines if p == data["secrets_file"]], "the secrets file holds no secret values"
+    leaked = [f"{mode} {p}" for mode, p in lines if int(mode, 8) & 0o077]
+    assert not leaked, "files holding secret values readable by others:\n" + "\n".join(leaked)
+
+
+SECRET_SCAN = """
+import os
+values = [ln.split("=", 1)[1].strip() for ln in open({secrets!r}) if "=" in ln and not ln.startswith("#")]
+values = [v for v in values if len(v) >= 8]
+for base in {bases!r}:
+    for d, dirs, files in os.walk(base):
+        dirs[:] = [x for x in dirs if x != "venv"]
+        for f in files:
+            path = os.path.join(d, f)
+            try:
+                data = open(path, "rb").read(4_000_000).decode("utf-8", "ignore")
+            except OSError:
+                continue
+            if any(v in data for v in values):
+                print(oct(os.stat(path).st_mode & 0o777)[2:], path)
+"""
 
 
 def test_break_and_repair(sandbox: Sandbox, host, data: dict[str, Any]) -> None:
