@@ -25,11 +25,14 @@ def debootstrap_argv(
 # network -------------------------------------------------------------------------------------------------
 def netns_up_argvs(cfg: SandboxConfig) -> list[list[str]]:
     ns = cfg.netns
+    # IPv6 off on both ends of the pair: no link-local path around the IPv4 /30
     return [
         ["ip", "netns", "add", ns],
         ["ip", "link", "add", cfg.veth_host, "type", "veth", "peer", "name", cfg.veth_guest_tmp],
+        ["sysctl", "-q", "-w", f"net.ipv6.conf.{cfg.veth_host}.disable_ipv6=1"],
         ["ip", "link", "set", cfg.veth_guest_tmp, "netns", ns],
         ["ip", "-n", ns, "link", "set", cfg.veth_guest_tmp, "name", cfg.veth_guest],
+        ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv6.conf.{cfg.veth_guest}.disable_ipv6=1"],
         ["ip", "addr", "add", f"{cfg.host_ip}/{cfg.prefixlen}", "dev", cfg.veth_host],
         ["ip", "link", "set", cfg.veth_host, "up"],
         ["ip", "-n", ns, "addr", "add", f"{cfg.guest_ip}/{cfg.prefixlen}", "dev", cfg.veth_guest],

@@ -42,7 +42,7 @@ BASE_IMAGE = f"nextmavens-local/debian:{IMAGE_BASE_SUITE}"
 
 DEFAULT_STATE_DIR = "/var/lib/nextmavens-sandbox"
 DEFAULT_SUBNET = "10.213.77.0/30"  # host end .1, guest .2; override with NEXTMAVENS_SANDBOX_SUBNET
-DEFAULT_PROXY_PORT = 8888
+DEFAULT_PROXY_PORT = 18888  # not tinyproxy's 8888: a distribution tinyproxy may hold that on all addresses
 DEFAULT_NAME = "nmsandbox"  # netns name and veth prefix (interface names stay under 15 characters)
 BOOT_TIMEOUT_S = 180
 

@@ -135,12 +135,22 @@ def _link(path: Path, target: str) -> None:
     path.symlink_to(target)
 
 
-def make_working_root(cfg: SandboxConfig, cache: Path, mirror: str, security: str, pubkey: str) -> None:
-    """Copy the cached root and configure it for this sandbox (fresh host keys, network, proxy, cgroups)."""
+def make_working_root(
+    cfg: SandboxConfig, cache: Path, mirror: str, security: str, pubkey: str
+) -> Path | None:
+    """Copy the cached root and configure it for this sandbox (fresh host keys, network, proxy, cgroups).
+
+    A previous working root is moved aside, not deleted here: returns its path for the caller to delete
+    while the guest boots (a converged root holds gigabytes of images and takes a while to remove).
+    """
     root = cfg.root
-    if root.exists():
-        shutil.rmtree(root)
+    trash: Path | None = None
     root.parent.mkdir(parents=True, exist_ok=True)
+    for old in root.parent.glob("root.old-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    if root.exists():
+        trash = root.with_name(f"root.old-{secrets.token_hex(4)}")
+        root.rename(trash)
     log(f"copying the cached root to {root}")
     run(["cp", "-a", "--reflink=auto", str(cache), str(root)])
 
@@ -185,6 +195,7 @@ def make_working_root(cfg: SandboxConfig, cache: Path, mirror: str, security: st
     if cfg.ssh_port != 22:
         known = f"[{cfg.guest_ip}]:{cfg.ssh_port} {host_key[0]} {host_key[1]}\n"
     _write(cfg.known_hosts, known, 0o644)
+    return trash
 
 
 def ensure_key(cfg: SandboxConfig) -> str:

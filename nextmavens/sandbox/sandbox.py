@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -109,11 +110,15 @@ def up(cfg: SandboxConfig, *, keep_root: bool = False, build_images: bool = True
                 f"systemd-nspawn is already running on {cfg.root} (pid {', '.join(map(str, strays))}) "
                 "but is not the sandbox this state dir records; stop it before `sandbox up`"
             )
+        trash: Path | None = None
         if keep_root and (cfg.root / "etc/os-release").exists() and cfg.known_hosts.exists():
             log(f"reusing the working root {cfg.root}")
         else:
-            rootfs.make_working_root(cfg, cache, mirror, security, pubkey)
+            trash = rootfs.make_working_root(cfg, cache, mirror, security, pubkey)
         t = lap("working_root", t)
+        cleaner = threading.Thread(target=shutil.rmtree, args=(trash, True), daemon=True) if trash else None
+        if cleaner:
+            cleaner.start()
 
         state = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         try:
@@ -135,6 +140,8 @@ def up(cfg: SandboxConfig, *, keep_root: bool = False, build_images: bool = True
             log("sandbox up failed; tearing down what was started (the caches stay)")
             _teardown(cfg, state)
             raise
+        if cleaner:
+            cleaner.join()
         state.update(
             {
                 "host_ip": cfg.host_ip,
@@ -150,9 +157,15 @@ def up(cfg: SandboxConfig, *, keep_root: bool = False, build_images: bool = True
 
 def _wait_proxy(cfg: SandboxConfig, pid: int, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
-    while not network.proxy_listening(cfg):
-        if not network.pid_alive(pid, "tinyproxy") or time.monotonic() > deadline:
-            raise SandboxError(f"tinyproxy did not start; see {cfg.run_dir / 'tinyproxy.stderr'}")
+    while True:
+        alive = network.pid_alive(pid, "tinyproxy")
+        if alive and network.proxy_listening(cfg):
+            time.sleep(0.3)  # a tinyproxy that failed to bind exits right away: make sure ours stays
+            if network.pid_alive(pid, "tinyproxy"):
+                return
+        if not alive or time.monotonic() > deadline:
+            errlog = cfg.run_dir / "tinyproxy.stderr"
+            raise SandboxError(f"tinyproxy did not start on {cfg.proxy_url} (port taken?); see {errlog}")
         time.sleep(0.1)
 
 
