@@ -1,17 +1,21 @@
 """The nextmavens wheel the deploy uploads (the host may not reach PyPI, so nothing is fetched there).
 
-By default it is built from this checkout on every deploy, from a clean copy (no stale build/ dir) and
-with a fixed SOURCE_DATE_EPOCH, so the same sources give the same bytes and the host reinstalls only
-when the code changed. Group data `nextmavens_wheel` may name a prebuilt wheel instead.
+By default it is built on every deploy from the checkout's committed sources (git HEAD: uncommitted
+edits never reach a host, and two deploys of one commit upload the same bytes), in a clean directory
+(no stale build/), with a fixed SOURCE_DATE_EPOCH; the host reinstalls only when the code changed.
+Outside a git checkout the working tree is used. Group data `nextmavens_wheel` may name a prebuilt
+wheel instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from functools import cache
@@ -29,9 +33,7 @@ def build_wheel(root: Path = REPO_ROOT, out_dir: Path | None = None) -> Path:
     with tempfile.TemporaryDirectory(prefix="nextmavens-wheel-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
-        shutil.copy2(root / "pyproject.toml", src / "pyproject.toml")
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-        shutil.copytree(root / "nextmavens", src / "nextmavens", ignore=ignore)
+        _export_sources(root, src)
         built = Path(tmp) / "dist"
         env = {**os.environ, "SOURCE_DATE_EPOCH": FIXED_EPOCH, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
         argv = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(built), str(src)]
@@ -43,6 +45,31 @@ def build_wheel(root: Path = REPO_ROOT, out_dir: Path | None = None) -> Path:
 
 
 @cache  # one build per deploy run, shared by the tasks that need it
+def committed_revision(root: Path) -> str | None:
+    """The checkout's HEAD commit, or None outside a git checkout."""
+    if shutil.which("git") is None:
+        return None
+    result = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--verify", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _export_sources(root: Path, dest: Path) -> None:
+    if committed_revision(root):
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", "--format=tar", "HEAD", "pyproject.toml", "nextmavens"],
+            capture_output=True,
+            check=True,
+        )
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(dest, filter="data")
+        return
+    shutil.copy2(root / "pyproject.toml", dest / "pyproject.toml")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(root / "nextmavens", dest / "nextmavens", ignore=ignore)
+
+
 def resolve_wheel(setting: str | None, root: Path = REPO_ROOT) -> Path:
     """The wheel to upload: `setting` (a path, relative to the repository root or absolute), or a
     fresh build of this checkout when it is None."""
