@@ -26,6 +26,8 @@ def context_tar(name: str) -> bytes:
     """The build context as a reproducible tar (sorted, fixed mtimes and owners)."""
     buf = io.BytesIO()
     src = IMAGES_DIR / name
+    if not (src / "Dockerfile").is_file():
+        raise FileNotFoundError(f"{src / 'Dockerfile'} is missing (is nextmavens/sandbox/images packaged?)")
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for path in sorted(p for p in src.rglob("*") if p.is_file()):
             info = tarfile.TarInfo(str(path.relative_to(src)))
