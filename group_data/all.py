@@ -59,6 +59,7 @@ docker_network = "nextmavens"  # Bridge network every stack joins; services find
 
 # --- nginx and certbot ---------------------------------------------------------------------------
 nginx_acme_webroot = "/var/www/acme"  # HTTP-01 challenges are served from here on every name.
+nginx_ipv6 = True  # Also listen on [::] (turn off on a host without IPv6, or nginx will not start).
 nginx_worker_connections = 1024
 nginx_client_max_body_size = "50m"
 

@@ -168,6 +168,7 @@ class HostData(Strict):
     docker_network: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
     # nginx and certbot
     nginx_acme_webroot: AbsPath
+    nginx_ipv6: bool
     nginx_worker_connections: Annotated[int, Field(ge=64, le=65535)]
     nginx_client_max_body_size: Annotated[str, Field(pattern=r"^[1-9][0-9]*[kmg]$")]
     # stacks
