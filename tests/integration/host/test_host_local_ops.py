@@ -10,6 +10,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration  # real nginx/sshd/PostgreSQL/pyinfra where available
+
 REPO = Path(__file__).resolve().parents[3]
 
 

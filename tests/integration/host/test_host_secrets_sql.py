@@ -16,6 +16,8 @@ import pytest
 from nextmavens.host.commands import PgDatabase, postgres_bootstrap_sql, secret_commands
 from nextmavens.host.facts import SecretFileKeys
 
+pytestmark = pytest.mark.integration  # real nginx/sshd/PostgreSQL/pyinfra where available
+
 
 def sh(command: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True, **kwargs)

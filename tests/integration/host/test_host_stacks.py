@@ -17,6 +17,8 @@ from nextmavens.host.render import load_stack, render_stack, template_context
 from tasks.stacks import STACKS, wanted_secrets
 from tests.integration.host.hostfixtures import group_configs
 
+pytestmark = pytest.mark.integration  # real nginx/sshd/PostgreSQL/pyinfra where available
+
 LOOPBACK_PORT = r"^127\.0\.0\.1:[0-9]{1,5}:[0-9]{1,5}$"
 
 

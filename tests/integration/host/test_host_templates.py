@@ -17,6 +17,8 @@ from nextmavens.host.hostdata import HostData
 from nextmavens.host.render import REPO_ROOT, render, template_context
 from tests.integration.host.hostfixtures import group_configs
 
+pytestmark = pytest.mark.integration  # real nginx/sshd/PostgreSQL/pyinfra where available
+
 HOST_TEMPLATES = sorted(
     str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "templates").rglob("*.j2") if "systemd" not in p.parts
 )

@@ -3,7 +3,11 @@ no-op converge never reinstalls the package on the host. (pip fetches the build 
 
 import zipfile
 
+import pytest
+
 from nextmavens.host.dist import build_wheel, file_sha256, resolve_wheel, wheel_has_module
+
+pytestmark = pytest.mark.integration  # real nginx/sshd/PostgreSQL/pyinfra where available
 
 
 def test_two_builds_of_one_commit_are_identical(tmp_path) -> None:
