@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -100,7 +101,24 @@ def sandbox() -> Sandbox:
     env = _parse_exports(up.stdout)
     for key in ("NEXTMAVENS_SANDBOX_HOST", "NEXTMAVENS_SANDBOX_PORT", "NEXTMAVENS_SANDBOX_KEY"):
         assert env.get(key), f"sandbox up did not print {key}:\n{up.stdout}"
-    yield Sandbox(env, elapsed)
+    box = Sandbox(env, elapsed)
+    state = json.loads(_cli("status", "--json").stdout)
+    yield box
     if not reuse:
         down = _cli("down", timeout=300)
         assert down.returncode == 0, down.stdout + down.stderr
+        # nothing of it is left: processes, namespace, host end of the veth
+        after = _cli("status", "--json")
+        assert after.returncode == 3 and not json.loads(after.stdout)["running"], after.stdout
+        for pid in (state["nspawn_pid"], state["proxy_pid"]):
+            assert not Path(f"/proc/{pid}/exe").exists() or _exe(pid) not in ("systemd-nspawn", "tinyproxy")
+        netns = Path("/run/netns") / state["netns"]
+        assert not netns.exists(), f"{netns} left behind"
+        assert not any(p.name.startswith(state["netns"]) for p in Path("/sys/class/net").iterdir())
+
+
+def _exe(pid: int) -> str:
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return ""
