@@ -11,6 +11,7 @@ from tasks.nginx import nginx
 from tasks.preflight import preflight
 from tasks.ssh import ssh
 from tasks.stacks import stacks
+from tasks.summary import summary
 
 preflight()
 base()
@@ -22,3 +23,4 @@ certbot()
 stacks()
 app()
 apply()
+summary()

@@ -74,12 +74,17 @@ def test_site_plans_every_task_in_order(tmp_path: Path) -> None:
         "Shared stacks",
         "nextmavens on the host",
         "Apply project manifests",
+        "Summary",
     ]
     assert names[0] == "Preflight | Check the OS release is supported"
     assert any("SUBSTITUTE images" in name for name in names)
     stacks = [n for n in names if n.startswith("Shared stacks |") and "compose up" in n]
     assert [n.split(" | ")[1].split(":")[0] for n in stacks] == ["supabase", "redis", "evolution"]
-    assert names[-1].startswith("Apply project manifests | nextmavens apply --projects DIR --yes")
+    applies = [n for n in names if n.startswith("Apply project manifests |")]
+    assert len(applies) == 1 and applies[0].startswith(
+        "Apply project manifests | nextmavens apply --projects DIR --yes"
+    )
+    assert names[-3].startswith("Summary | Services on loopback only: postgres 127.0.0.1:5432")
 
 
 UBUNTU_24 = ["ID=ubuntu", 'VERSION_ID="24.04"', "VERSION_CODENAME=noble", 'PRETTY_NAME="Ubuntu 24.04.1 LTS"']
@@ -103,7 +108,8 @@ def test_apply_is_skipped_loudly_when_the_build_has_no_cli(tmp_path: Path) -> No
     result = pyinfra(tmp_path, DEBIAN_13, "--dry", "--json", with_cli=False)
     assert result.returncode == 0, result.stderr[-2000:]
     names = [op["name"] for op in json.loads(result.stdout)["plan"]]
-    assert names[-1].startswith("Apply project manifests | SKIPPED nextmavens apply")
+    applies = [n for n in names if n.startswith("Apply project manifests |")]
+    assert applies[0].startswith("Apply project manifests | SKIPPED nextmavens apply")
 
 
 def test_unsupported_os_stops_before_any_operation(tmp_path: Path) -> None:
