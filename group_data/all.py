@@ -34,7 +34,9 @@ journald_max_use = "500M"  # journald SystemMaxUse: caps the disk used by logs.
 # --- admin user and SSH --------------------------------------------------------------------------
 admin_user = "nextmavens"  # Login user with passwordless sudo; deploys connect as this user.
 admin_ssh_public_keys = None  # REQUIRED. Public keys (one string each) for the admin user.
-ssh_port = 22  # sshd port; the firewall always allows it.
+ssh_port = 22  # sshd's port, always allowed by the firewall. It is also pyinfra's connection port, and
+#               the inventory's NEXTMAVENS_*_PORT (host data) wins over this default: sshd stays on the
+#               port the deploy connects to, so a deploy can never move SSH away from itself.
 ssh_permit_root_login = "no"  # sshd PermitRootLogin: "no" or "prohibit-password" (keys only).
 
 # --- firewall (ufw) ------------------------------------------------------------------------------
