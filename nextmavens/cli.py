@@ -379,12 +379,14 @@ def destroy(
 
 
 def register_optional_commands() -> None:
-    """Command groups that live beside the engine (local database, schema export)."""
+    """Command groups that live beside the engine (local database, schema export, sandbox host)."""
     from nextmavens.localdb_cli import localdb
     from nextmavens.manifest.schema import schema_command
+    from nextmavens.sandbox.cli import sandbox
 
     main.add_command(localdb)
     main.add_command(schema_command)
+    main.add_command(sandbox)
 
 
 register_optional_commands()

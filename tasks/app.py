@@ -28,9 +28,7 @@ def app():
     )
     wheel = resolve_wheel(config.nextmavens_wheel)
     remote_wheel = f"{config.platform_dir}/dist/{wheel.name}"
-    files.put(
-        name=f"Upload {wheel.name}", src=str(wheel), dest=remote_wheel, mode="644", create_remote_dir=True
-    )
+    files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=remote_wheel, mode="644", create_remote_dir=True)
     venv_wheel(
         name="Install nextmavens in its venv",
         venv=f"{config.platform_dir}/venv",
@@ -45,9 +43,7 @@ def app():
         mode="750",
         create_remote_dir=True,
     )
-    files.sync(
-        name="Project manifests", src=str(REPO_ROOT / "projects"), dest=config.projects_dir, delete=True
-    )
+    files.sync(name="Project manifests", src=str(REPO_ROOT / "projects"), dest=config.projects_dir, delete=True)
     units = []
     for timer in host.loop(config.timers):
         unit_context = {**context, "timer": timer.model_dump()}

@@ -20,9 +20,7 @@ def apply():
             message=f"{wheel.name} has no nextmavens/cli.py",
         )
         return
-    inputs = sha256(
-        tree_sha256(REPO_ROOT / "projects") + file_sha256(wheel) + tree_sha256(REPO_ROOT / "stacks")
-    )
+    inputs = sha256(tree_sha256(REPO_ROOT / "projects") + file_sha256(wheel) + tree_sha256(REPO_ROOT / "stacks"))
     engine_apply(
         name="nextmavens apply --projects DIR --yes (when manifests, engine or stacks changed)",
         wrapper=f"{config.platform_dir}/bin/nextmavens-env",

@@ -13,7 +13,9 @@ from nextmavens.host.render import load_stack, render_stack, template_context
 
 # Order matters: Postgres first (the others use it), Redis before Evolution.
 STACKS = ("supabase", "redis", "evolution")
-PLATFORM_SECRETS = {"NEXTMAVENS_MASTER_KEY": 32}  # the engine's key for secrets in the control DB
+# The engine's master key is not one of these: the engine creates its own key file (0600) on first apply,
+# at the path the nextmavens-env wrapper gives it in NEXTMAVENS_MASTER_KEY.
+PLATFORM_SECRETS: dict[str, int] = {}
 POSTGRES_CONTAINER = "nextmavens-postgres"  # container_name in stacks/supabase/compose.yaml.j2
 POSTGRES_PASSWORD_ENV = "POSTGRES_PASSWORD"  # the admin password's key in the secrets file
 KONG_SEED = '_format_version: "2.1"\n_transform: true\nservices: []\n'
@@ -30,9 +32,7 @@ def wanted_secrets() -> dict[str, int]:
 def stacks():
     config = host_config()
     context = template_context(config)
-    secrets_file(
-        name="Secrets generated on the host (0600)", path=config.secrets_file, wanted=wanted_secrets()
-    )
+    secrets_file(name="Secrets generated on the host (0600)", path=config.secrets_file, wanted=wanted_secrets())
     file_if_missing(
         name="Seed Kong's declarative config (the engine rewrites it)",
         path=f"{config.platform_dir}/kong/kong.yml",
@@ -43,9 +43,7 @@ def stacks():
         meta = load_stack(stack)
         files.directory(name=f"{stack}: stack directory", path=directory, mode="755")
         for filename, content in host.loop(sorted(render_stack(stack, context).items())):
-            files.put(
-                name=f"{stack}: {filename}", src=StringIO(content), dest=f"{directory}/{filename}", mode="644"
-            )
+            files.put(name=f"{stack}: {filename}", src=StringIO(content), dest=f"{directory}/{filename}", mode="644")
         compose_up(
             name=f"{stack}: compose up -d when containers drift from the files",
             directory=directory,

@@ -179,9 +179,7 @@ DATABASE_SQL = (
 )
 REVOKE_SQL = "SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'db') \\gexec"
 CONNECT_SQL = "\\connect :db"
-SCHEMA_SQL = (
-    "SELECT format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', :'schema_{i}', :'owner') \\gexec"
-)
+SCHEMA_SQL = "SELECT format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', :'schema_{i}', :'owner') \\gexec"
 
 
 @dataclass(frozen=True)
@@ -236,9 +234,7 @@ def postgres_bootstrap_command(
     ]
     extra_env = [db.password_env] if db.password_env else []
     psql = shlex.join(
-        psql_argv(
-            container, admin_user, extra_env, "-d", "postgres", *(a for v in variables for a in ("-v", v))
-        )
+        psql_argv(container, admin_user, extra_env, "-d", "postgres", *(a for v in variables for a in ("-v", v)))
     )
     return (
         f"{load_secrets(secrets_file, admin_password_env)} && "

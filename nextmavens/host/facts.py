@@ -73,9 +73,7 @@ class UfwState(FactBase[dict]):
         policies = {}
         for line in defaults:
             key, _, value = line.partition("=")
-            direction = {"DEFAULT_INPUT_POLICY": "incoming", "DEFAULT_OUTPUT_POLICY": "outgoing"}.get(
-                key.strip()
-            )
+            direction = {"DEFAULT_INPUT_POLICY": "incoming", "DEFAULT_OUTPUT_POLICY": "outgoing"}.get(key.strip())
             if direction:
                 policies[direction] = _POLICY.get(value.strip().strip('"'), value.strip().strip('"'))
         return {"active": active, "rules": rules, "defaults": policies}
@@ -123,8 +121,7 @@ class SecretFileKeys(FactBase[dict]):
     def command(self, path: str) -> str:
         q = shlex.quote(path)
         return (
-            f"if [ -f {q} ]; then stat -c '%a %U' {q}; "
-            f"sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' {q}; fi; true"
+            f"if [ -f {q} ]; then stat -c '%a %U' {q}; sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p' {q}; fi; true"
         )
 
     @staticmethod

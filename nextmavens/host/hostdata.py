@@ -150,9 +150,7 @@ class HostData(Strict):
     journald_max_use: Size
     # admin and ssh
     admin_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
-    admin_ssh_public_keys: list[Annotated[str, Field(pattern=r"^(ssh-|ecdsa-|sk-)\S+ \S+")]] = Field(
-        min_length=1
-    )
+    admin_ssh_public_keys: list[Annotated[str, Field(pattern=r"^(ssh-|ecdsa-|sk-)\S+ \S+")]] = Field(min_length=1)
     ssh_port: Port
     ssh_permit_root_login: Literal["no", "prohibit-password"]
     # firewall
@@ -206,9 +204,7 @@ class HostData(Strict):
             raise ValueError(f"memory_limits_mb names unknown services: {sorted(unknown)}")
         total = sum(self.memory_limits_mb.values())
         if total > self.memory_budget_mb:
-            raise ValueError(
-                f"memory_limits_mb adds up to {total} MiB, above memory_budget_mb={self.memory_budget_mb}"
-            )
+            raise ValueError(f"memory_limits_mb adds up to {total} MiB, above memory_budget_mb={self.memory_budget_mb}")
         names = [timer.name for timer in self.timers]
         if len(names) != len(set(names)):
             raise ValueError(f"timers: duplicate names in {names}")

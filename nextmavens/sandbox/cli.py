@@ -59,9 +59,7 @@ def _print_where(cfg: SandboxConfig) -> None:
     )
     e(f"  proxy:   {cfg.proxy_url} (tinyproxy; Debian's mirror only)", err=True)
     e(
-        "  images:  "
-        + ", ".join(LOCAL_IMAGES.values())
-        + " (built locally; SUBSTITUTES for upstream images)",
+        "  images:  " + ", ".join(LOCAL_IMAGES.values()) + " (built locally; SUBSTITUTES for upstream images)",
         err=True,
     )
 
@@ -91,9 +89,7 @@ def status_cmd(as_json: bool) -> None:
             click.echo("Leftovers found: run `nextmavens sandbox down` to remove them.")
         sys.exit(3)
     click.echo(f"Sandbox running since {st['started_at']}")
-    click.echo(
-        f"  nspawn pid {st['nspawn_pid']}, proxy pid {st['proxy_pid']} ({st['proxy']}), netns {st['netns']}"
-    )
+    click.echo(f"  nspawn pid {st['nspawn_pid']}, proxy pid {st['proxy_pid']} ({st['proxy']}), netns {st['netns']}")
     reach = "reachable" if st.get("ssh_reachable") else "NOT reachable"
     click.echo(f"  ssh {st['guest_ip']}:{st['ssh_port']}: {reach}")
     if "systemd_state" in st:
@@ -101,9 +97,7 @@ def status_cmd(as_json: bool) -> None:
         for ref, ok in st["local_images"].items():
             click.echo(f"  image {ref}: {'present' if ok else 'MISSING'}")
         for c in st["containers"]:
-            click.echo(
-                f"  container {c.get('name')} ({c.get('image')}): {c.get('status')} {c.get('ports', '')}"
-            )
+            click.echo(f"  container {c.get('name')} ({c.get('image')}): {c.get('status')} {c.get('ports', '')}")
     elif "ssh_error" in st:
         click.echo(f"  guest probe failed: {st['ssh_error']}")
     click.echo(_env_block(cfg))

@@ -12,9 +12,7 @@ CGROUP_V1_CONTROLLERS = ("memory", "cpuset", "cpu", "cpuacct", "blkio", "devices
 
 
 # debootstrap ---------------------------------------------------------------------------------------------
-def debootstrap_argv(
-    suite: str, target: Path, mirror: str, cache: Path, include: tuple[str, ...] = ()
-) -> list[str]:
+def debootstrap_argv(suite: str, target: Path, mirror: str, cache: Path, include: tuple[str, ...] = ()) -> list[str]:
     argv = ["debootstrap", "--variant=minbase", f"--cache-dir={cache}"]
     if include:
         argv.append("--include=" + ",".join(include))

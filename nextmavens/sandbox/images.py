@@ -60,9 +60,7 @@ def ensure_base(cfg: SandboxConfig, base_tar: Path) -> None:
         return
     log(f"docker import {base_tar.name} as {BASE_IMAGE}")
     change = f"LABEL org.nextmavens.sandbox.base={base_tar.name}"
-    cmd = shlex.join(
-        ["docker", "import", "--change", change, "--change", 'CMD ["/bin/bash"]', "-", BASE_IMAGE]
-    )
+    cmd = shlex.join(["docker", "import", "--change", change, "--change", 'CMD ["/bin/bash"]', "-", BASE_IMAGE])
     with open(base_tar, "rb") as f:
         ssh(cfg, cmd, stdin=f, stdout=None)
 

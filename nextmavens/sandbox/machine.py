@@ -81,9 +81,7 @@ def wait_ready(cfg: SandboxConfig, pid: int, timeout: float = BOOT_TIMEOUT_S) ->
             if ssh(cfg, "true", check=False, timeout=15).returncode == 0:
                 break
         if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"guest sshd not reachable after {timeout:.0f}s; see {cfg.run_dir / 'nspawn.log'}"
-            )
+            raise RuntimeError(f"guest sshd not reachable after {timeout:.0f}s; see {cfg.run_dir / 'nspawn.log'}")
         time.sleep(0.5)
     remaining = max(10.0, deadline - time.monotonic())
     proc = ssh(cfg, "systemctl is-system-running --wait", check=False, timeout=remaining)

@@ -79,9 +79,7 @@ def start_proxy(cfg: SandboxConfig, mirrors: list[str]) -> int:
         stderr=out,
         start_new_session=True,
     )
-    log(
-        f"tinyproxy on {cfg.proxy_url} (pid {proc.pid}), allowing {', '.join(commands.mirror_hosts(mirrors))}"
-    )
+    log(f"tinyproxy on {cfg.proxy_url} (pid {proc.pid}), allowing {', '.join(commands.mirror_hosts(mirrors))}")
     return proc.pid
 
 

@@ -135,9 +135,7 @@ def _link(path: Path, target: str) -> None:
     path.symlink_to(target)
 
 
-def make_working_root(
-    cfg: SandboxConfig, cache: Path, mirror: str, security: str, pubkey: str
-) -> Path | None:
+def make_working_root(cfg: SandboxConfig, cache: Path, mirror: str, security: str, pubkey: str) -> Path | None:
     """Copy the cached root and configure it for this sandbox (fresh host keys, network, proxy, cgroups).
 
     A previous working root is moved aside, not deleted here: returns its path for the caller to delete
@@ -155,18 +153,14 @@ def make_working_root(
     run(["cp", "-a", "--reflink=auto", str(cache), str(root)])
 
     _write(root / "etc/hostname", cfg.hostname + "\n")
-    _write(
-        root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{cfg.hostname}\n::1\tlocalhost ip6-localhost\n"
-    )
+    _write(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{cfg.hostname}\n::1\tlocalhost ip6-localhost\n")
     _write(root / "etc/machine-id", secrets.token_hex(16) + "\n", 0o444)
     # no name resolution and no default route: nothing in the guest reaches anything but the proxy
     _write(root / "etc/resolv.conf", "")
     sources = root / "etc/apt/sources.list"
     if sources.exists():
         sources.unlink()
-    _write(
-        root / "etc/apt/sources.list.d/debian.sources", commands.guest_sources(cfg.suite, mirror, security)
-    )
+    _write(root / "etc/apt/sources.list.d/debian.sources", commands.guest_sources(cfg.suite, mirror, security))
     _write(root / "etc/apt/apt.conf.d/80nextmavens-sandbox-proxy", commands.apt_proxy_conf(cfg))
 
     _write(root / "usr/local/sbin/nextmavens-sandbox-cgroups", commands.cgroup_script(), 0o755)

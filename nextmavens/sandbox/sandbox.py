@@ -222,8 +222,7 @@ def status(cfg: SandboxConfig, *, probe: bool = True) -> dict[str, Any]:
             out["systemd_state"] = lines[0] if lines else None
             out["docker"] = lines[1] if len(lines) > 1 else None
             out["containers"] = [
-                dict(zip(("name", "image", "status", "ports"), ln.split("\t"), strict=False))
-                for ln in lines[2:]
+                dict(zip(("name", "image", "status", "ports"), ln.split("\t"), strict=False)) for ln in lines[2:]
             ]
             out["local_images"] = {ref: images.image_exists(cfg, ref) for ref in LOCAL_IMAGES.values()}
         else:

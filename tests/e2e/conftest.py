@@ -21,9 +21,7 @@ CLI = [sys.executable, "-m", "nextmavens.sandbox.cli"]
 
 
 def _cli(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return subprocess.run([*CLI, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _parse_exports(text: str) -> dict[str, str]:
@@ -53,9 +51,7 @@ class Sandbox:
             f"{user}@{self.host}",
         ]  # fmt: skip
 
-    def run(
-        self, command: str, *, user: str = "root", timeout: float = 300
-    ) -> subprocess.CompletedProcess[str]:
+    def run(self, command: str, *, user: str = "root", timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*self.ssh_argv(user), "--", command],
             capture_output=True,
@@ -66,9 +62,7 @@ class Sandbox:
 
     def check(self, command: str, **kw) -> str:
         proc = self.run(command, **kw)
-        assert proc.returncode == 0, (
-            f"guest command failed ({proc.returncode}): {command}\n{proc.stdout}{proc.stderr}"
-        )
+        assert proc.returncode == 0, f"guest command failed ({proc.returncode}): {command}\n{proc.stdout}{proc.stderr}"
         return proc.stdout
 
     def ssh_config(self, path: Path, user: str = "root") -> Path:

@@ -66,9 +66,7 @@ def test_guest_network_reaches_only_the_proxy(sandbox: Sandbox) -> None:
     # nothing resolves and nothing is routed; only the proxy on the host end of the veth answers
     direct = sandbox.run("curl -sS -m 5 -o /dev/null http://deb.debian.org/debian/")
     assert direct.returncode != 0
-    outside = sandbox.run(
-        f"curl -sS -m 10 -o /dev/null -w '%{{http_code}}' -x {sandbox.proxy} http://example.com/"
-    )
+    outside = sandbox.run(f"curl -sS -m 10 -o /dev/null -w '%{{http_code}}' -x {sandbox.proxy} http://example.com/")
     assert outside.stdout.strip() == "403", outside.stdout + outside.stderr
     sandbox.check("apt-get update -q", timeout=300)
 
@@ -89,32 +87,26 @@ def test_docker_runs_local_images_on_loopback_only(sandbox: Sandbox) -> None:
     sandbox.run("docker rm -f e2e-standin e2e-pg e2e-redis >/dev/null 2>&1")
     try:
         sandbox.check(
-            "docker run -d --name e2e-standin -e STANDIN_PORTS=8000 -p 127.0.0.1:18000:8000 "
-            "nextmavens-local/standin:1"
+            "docker run -d --name e2e-standin -e STANDIN_PORTS=8000 -p 127.0.0.1:18000:8000 nextmavens-local/standin:1"
         )
         sandbox.check(
             "docker run -d --name e2e-pg -e POSTGRES_PASSWORD=e2e-pw -p 127.0.0.1:15432:5432 "
             "nextmavens-local/postgres:15"
         )
         sandbox.check("docker run -d --name e2e-redis -e REDIS_PASSWORD=e2e-rpw nextmavens-local/redis:7")
-        body = sandbox.check(
-            "for i in $(seq 50); do curl -fsS 127.0.0.1:18000/health && break; sleep 0.2; done"
-        )
+        body = sandbox.check("for i in $(seq 50); do curl -fsS 127.0.0.1:18000/health && break; sleep 0.2; done")
         assert json.loads(body)["status"] == "ok"
         listeners = sandbox.check("ss -ltnH 'sport = :18000'")
         local_addrs = {line.split()[3] for line in listeners.splitlines()}
         assert local_addrs == {"127.0.0.1:18000"}, listeners
         sandbox.check(
-            "for i in $(seq 60); do docker exec e2e-pg pg_isready -h 127.0.0.1 -q && exit 0; sleep 0.5; done;"
-            " exit 1"
+            "for i in $(seq 60); do docker exec e2e-pg pg_isready -h 127.0.0.1 -q && exit 0; sleep 0.5; done; exit 1"
         )
         pg = sandbox.check(
             "docker exec -e PGPASSWORD=e2e-pw e2e-pg psql -h 127.0.0.1 -U postgres -tAc 'show wal_level'"
         )
         assert pg.strip() == "logical"
-        wrong = sandbox.run(
-            "docker exec -e PGPASSWORD=wrong e2e-pg psql -h 127.0.0.1 -U postgres -tAc 'select 1'"
-        )
+        wrong = sandbox.run("docker exec -e PGPASSWORD=wrong e2e-pg psql -h 127.0.0.1 -U postgres -tAc 'select 1'")
         assert wrong.returncode != 0
         pong = sandbox.check(
             "for i in $(seq 30); do docker exec e2e-redis redis-cli -a e2e-rpw --no-auth-warning ping"
@@ -256,9 +248,7 @@ def test_docker_active_with_log_rotation(host, data: dict[str, Any]) -> None:
     assert daemon["log-opts"]["max-size"] == data["docker_log_max_size"]
     assert str(daemon["log-opts"]["max-file"]) == str(data["docker_log_max_file"])
     assert daemon.get("live-restore") is True
-    assert host.check_output("docker info --format '{{.LoggingDriver}}'") == daemon.get(
-        "log-driver", "json-file"
-    )
+    assert host.check_output("docker info --format '{{.LoggingDriver}}'") == daemon.get("log-driver", "json-file")
     nets = host.check_output("docker network ls --format '{{.Name}}'").split()
     assert data["docker_network"] in nets
 
@@ -301,8 +291,7 @@ def test_no_container_port_beyond_loopback_or_internal(host) -> None:
     internal = [
         ipaddress.ip_network(s)
         for s in host.check_output(
-            "docker network inspect $(docker network ls -q)"
-            " --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}'"
+            "docker network inspect $(docker network ls -q) --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}'"
         ).split()
     ]
     offenders = []
@@ -365,8 +354,7 @@ def test_break_and_repair(sandbox: Sandbox, host, data: dict[str, Any]) -> None:
     victim = sorted(c["Name"].lstrip("/") for c in containers)[0]
     host.check_output(f"docker stop {victim}")
     rendered = host.check_output(
-        f"find {data['platform_dir']}/stacks -name 'compose.yaml' -o -name 'docker-compose.yml'"
-        " | sort | head -1"
+        f"find {data['platform_dir']}/stacks -name 'compose.yaml' -o -name 'docker-compose.yml' | sort | head -1"
     )
     assert rendered, "no rendered compose file found"
     before = host.check_output(f"sha256sum {rendered}")

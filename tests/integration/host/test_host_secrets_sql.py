@@ -48,9 +48,7 @@ def test_secrets_are_generated_once_on_the_host(tmp_path: Path) -> None:
     again = dict(line.split("=", 1) for line in path.read_text().splitlines())
     assert again["POSTGRES_PASSWORD"] == values["POSTGRES_PASSWORD"] and "REDIS_PASSWORD" in again
     path.chmod(0o644)
-    assert secret_commands(str(path), keys_fact(path), wanted) == [
-        f"chown root:root {path} && chmod 0600 {path}"
-    ]
+    assert secret_commands(str(path), keys_fact(path), wanted) == [f"chown root:root {path} && chmod 0600 {path}"]
 
 
 def _pg_bin() -> Path | None:
@@ -77,9 +75,7 @@ def postgres(tmp_path: Path):
         port = s.getsockname()[1]
 
     def as_postgres(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True, check=True
-        )
+        return subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True, check=True)
 
     as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
     proc = subprocess.Popen(
@@ -102,10 +98,7 @@ def postgres(tmp_path: Path):
         stderr=subprocess.DEVNULL,
     )
     for _ in range(100):
-        if (
-            subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", str(data), "-p", str(port)]).returncode
-            == 0
-        ):
+        if subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", str(data), "-p", str(port)]).returncode == 0:
             break
         time.sleep(0.1)
     try:
@@ -158,13 +151,8 @@ def test_postgres_bootstrap_sql_is_idempotent(postgres: dict) -> None:
             stdin=sql,
             env=env,
         )
-    assert (
-        _psql(postgres, "-c", "SELECT datname FROM pg_database WHERE datname = 'evolution'").strip()
-        == "evolution"
-    )
-    assert (
-        _psql(postgres, "-c", "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'evolution'").strip() == "t"
-    )
+    assert _psql(postgres, "-c", "SELECT datname FROM pg_database WHERE datname = 'evolution'").strip() == "evolution"
+    assert _psql(postgres, "-c", "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'evolution'").strip() == "t"
     public = _psql(postgres, "-c", "SELECT has_database_privilege('public', 'evolution', 'CONNECT')").strip()
     assert public == "f"
     # A database without its own role (owner exists already).

@@ -86,9 +86,7 @@ def _nginx_tree(tmp_path: Path, config: HostData, http_port: int, https_port: in
         nginx_acme_webroot=str(webroot),
     )
     (conf / "nginx.conf").write_text(render("templates/nginx/nginx.conf.j2", **context))
-    (conf / "conf.d/00-nextmavens-default.conf").write_text(
-        render("templates/nginx/default-server.conf.j2", **context)
-    )
+    (conf / "conf.d/00-nextmavens-default.conf").write_text(render("templates/nginx/default-server.conf.j2", **context))
     return conf
 
 

@@ -135,8 +135,7 @@ def test_secrets_only_missing_keys_and_no_value_in_commands() -> None:
     )
     assert commands == [
         "chown root:root /etc/n/s.env && chmod 0600 /etc/n/s.env",
-        '(umask 077 && printf "%s=%s\\n" B '
-        "\"$(od -An -tx1 -N16 /dev/urandom | tr -d ' \\n')\" >> /etc/n/s.env)",
+        '(umask 077 && printf "%s=%s\\n" B "$(od -An -tx1 -N16 /dev/urandom | tr -d \' \\n\')" >> /etc/n/s.env)',
     ]
 
 
@@ -227,8 +226,7 @@ def test_venv_wheel_installs_once_per_wheel_content() -> None:
     assert commands == []
     commands, _ = run_op(operations.venv_wheel, {facts.FileSha256: ""}, **args, system_site_packages=True)
     assert commands[0] == (
-        "test -x /opt/nextmavens/venv/bin/python"
-        " || python3 -m venv --system-site-packages /opt/nextmavens/venv"
+        "test -x /opt/nextmavens/venv/bin/python || python3 -m venv --system-site-packages /opt/nextmavens/venv"
     )
     assert "--no-deps /opt/nextmavens/dist/n.whl" in commands[1]
 
@@ -240,9 +238,7 @@ def test_engine_apply_runs_when_inputs_change() -> None:
         "marker": "/opt/nextmavens/.last-apply.sha256",
         "inputs_sha256": "abc",
     }
-    commands, _ = run_op(
-        operations.engine_apply, {facts.FileSha256: hashlib.sha256(b"abc\n").hexdigest()}, **args
-    )
+    commands, _ = run_op(operations.engine_apply, {facts.FileSha256: hashlib.sha256(b"abc\n").hexdigest()}, **args)
     assert commands == []
     commands, _ = run_op(operations.engine_apply, {facts.FileSha256: "old"}, **args)
     assert commands == [
