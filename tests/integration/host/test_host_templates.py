@@ -19,8 +19,11 @@ from tests.integration.host.hostfixtures import group_configs
 
 pytestmark = pytest.mark.integration  # real nginx/sshd/PostgreSQL/pyinfra where available
 
+# The edge's templates take the edge's own context and are rendered by tests/unit/edge.
 HOST_TEMPLATES = sorted(
-    str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "templates").rglob("*.j2") if "systemd" not in p.parts
+    str(p.relative_to(REPO_ROOT))
+    for p in (REPO_ROOT / "templates").rglob("*.j2")
+    if "systemd" not in p.parts and "edge" not in p.parts
 )
 
 
