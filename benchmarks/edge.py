@@ -89,9 +89,7 @@ def main() -> int:
     for name, mb in sorted(settings.shared_services_mb.items()):
         print(f"  {name:16} {mb:5} MiB")
     print(f"per project, REST + Auth (+ their Postgres backends): {rest_auth} MiB -> {fit_default} projects")
-    print(
-        f"per project, REST + Auth + Storage:                   {with_storage} MiB -> {fit_storage} projects"
-    )
+    print(f"per project, REST + Auth + Storage:                   {with_storage} MiB -> {fit_storage} projects")
     print(
         f"one full Supabase stack per project (measured medians): {full_stack} MiB -> "
         f"{BUDGET_MB // full_stack} projects; at the official 4 GB minimum -> "

@@ -14,6 +14,8 @@ from cryptography.exceptions import InvalidTag
 
 from nextmavens import ui
 from nextmavens.control.crypto import MasterKeyError
+from nextmavens.edge.apply import EdgeRefused, EdgeReport
+from nextmavens.edge.host import EdgeConfigError, EdgeHost, edge_precheck, load_edge_host, run_edge, running_refs
 from nextmavens.engine.destroy import DestroyError, destroy_project
 from nextmavens.engine.plan import Change, Plan, PlanError
 from nextmavens.engine.session import Engine, EngineConfig, LockTimeout
@@ -90,7 +92,7 @@ def run_engine(action: Callable[[], Any]) -> Any:
     """Turn the engine's expected failures into clear messages; secrets never appear in them."""
     try:
         return action()
-    except (LockTimeout, MasterKeyError, PlanError, DestroyError) as exc:
+    except (LockTimeout, MasterKeyError, PlanError, DestroyError, EdgeRefused, EdgeConfigError) as exc:
         raise Failure(str(exc)) from None
     except InvalidTag:
         raise Failure(
@@ -135,17 +137,56 @@ def plan(projects_dir: Path, dsn: str | None, master_key: Path, lock_timeout: fl
     sys.exit(EXIT_CHANGES if result.changes else EXIT_OK)
 
 
+def edge_option(func: F) -> F:
+    return click.option(
+        "--edge-config",
+        type=click.Path(path_type=Path),
+        envvar="NEXTMAVENS_EDGE_CONFIG",
+        default=None,
+        help="Edge settings on the host (Kong, nginx, TLS, tenants); without it only the database is applied "
+        "[env NEXTMAVENS_EDGE_CONFIG].",
+    )(func)
+
+
+def load_edge(path: Path | None) -> EdgeHost | None:
+    if path is None:
+        return None
+    try:
+        return load_edge_host(path)
+    except EdgeConfigError as exc:
+        raise Failure(str(exc)) from None
+
+
 @main.command()
 @projects_option
 @connection_options
+@edge_option
 @click.option("--yes", is_flag=True, help="Apply without asking.")
 @click.option("--json", "as_json", is_flag=True, help="Print the applied changes as JSON.")
-def apply(projects_dir: Path, dsn: str | None, master_key: Path, lock_timeout: float, yes: bool, as_json: bool) -> None:
-    """Converge the cluster to the manifests (never drops anything)."""
+def apply(
+    projects_dir: Path,
+    dsn: str | None,
+    master_key: Path,
+    lock_timeout: float,
+    edge_config: Path | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Converge the cluster to the manifests (never drops anything), then the edge when configured."""
     manifests = load(projects_dir)
     engine = make_engine(dsn, master_key, lock_timeout)
     if not yes and not ui.stdin_is_terminal():
         raise Failure("apply asks for confirmation; pass --yes when not at a terminal")
+    edge = load_edge(edge_config)
+    running: set[str] = set()
+    if edge is not None:
+        try:
+            running = running_refs(edge)
+        except EdgeConfigError as exc:
+            raise Failure(str(exc)) from None
+        problems = edge_precheck(edge, manifests, running)
+        if problems:
+            raise Failure("the edge cannot serve these manifests; nothing was applied:\n  " + "\n  ".join(problems))
 
     def confirm(pending: Plan) -> bool:
         if not as_json:
@@ -160,12 +201,46 @@ def apply(projects_dir: Path, dsn: str | None, master_key: Path, lock_timeout: f
     if result is None:
         ui.out.print("Nothing applied.")
         sys.exit(EXIT_ERROR)
+    report = apply_edge_step(engine, edge, manifests, running) if edge is not None else None
     if as_json:
-        click.echo(json.dumps({"run": result.run_id, "result": "ok", **result.plan.as_json()}, indent=2))
-    elif result.plan.empty:
-        ui.print_plan(result.plan)
+        document: dict[str, Any] = {"run": result.run_id, "result": "ok", **result.plan.as_json()}
+        if report is not None:
+            document["edge"] = {"done": report.done, "warnings": report.warnings, "errors": report.errors}
+        click.echo(json.dumps(document, indent=2))
     else:
-        ui.out.print(f"[green]Applied {len(result.plan.changes)} change(s)[/] (run {result.run_id}).")
+        if result.plan.empty:
+            ui.print_plan(result.plan)
+        else:
+            ui.out.print(f"[green]Applied {len(result.plan.changes)} change(s)[/] (run {result.run_id}).")
+        if report is not None:
+            ui.print_edge_report(report)
+    if report is not None and report.errors:
+        sys.exit(EXIT_ERROR)
+
+
+def apply_edge_step(engine: Engine, edge: EdgeHost, manifests: ManifestSet, running: set[str]) -> EdgeReport:
+    """The edge after the database, under the same lock and recorded in the audit log as its own run."""
+
+    def step() -> EdgeReport:
+        with engine.changing("apply edge", [{"project": "edge", "action": "converge", "kind": "edge"}]) as (_, store):
+            report = run_edge(edge, manifests, store, running)
+            if report.errors:
+                raise EdgeStepFailed(report)
+            return report
+
+    try:
+        result: EdgeReport = run_engine(step)
+    except EdgeStepFailed as failed:
+        return failed.report
+    return result
+
+
+class EdgeStepFailed(Exception):
+    """Raised inside the audit context so the run is recorded as failed; the report still gets printed."""
+
+    def __init__(self, report: EdgeReport) -> None:
+        super().__init__("; ".join(report.errors))
+        self.report = report
 
 
 @main.group()
@@ -193,6 +268,7 @@ def known_project(engine: Engine, project: str) -> str:
 @keys.command("show")
 @click.argument("project")
 @connection_options
+@edge_option
 @click.option("--json", "as_json", is_flag=True)
 @click.option(
     "--api-domain",
@@ -201,7 +277,13 @@ def known_project(engine: Engine, project: str) -> str:
     help="Platform API domain for the project URL [env NEXTMAVENS_API_DOMAIN].",
 )
 def keys_show(
-    project: str, dsn: str | None, master_key: Path, lock_timeout: float, as_json: bool, api_domain: str | None
+    project: str,
+    dsn: str | None,
+    master_key: Path,
+    lock_timeout: float,
+    edge_config: Path | None,
+    as_json: bool,
+    api_domain: str | None,
 ) -> None:
     """Print the project's URL, keys and connection strings (this prints secrets, on purpose)."""
     engine = make_engine(dsn, master_key, lock_timeout)
@@ -212,7 +294,8 @@ def keys_show(
             secrets = store.project_secrets(ref)
         if secrets is None:
             raise Failure(f"{project} has no keys yet; run apply first")
-        return project_access(ref, secrets, engine.config.dsn, api_domain)
+        edge = load_edge(edge_config)
+        return project_access(ref, secrets, engine.config.dsn, api_domain, edge.settings if edge else None)
 
     access = run_engine(read)
     if as_json:
@@ -296,12 +379,14 @@ def destroy(
 
 
 def register_optional_commands() -> None:
-    """Command groups that live beside the engine (local database, schema export)."""
+    """Command groups that live beside the engine (local database, schema export, sandbox host)."""
     from nextmavens.localdb_cli import localdb
     from nextmavens.manifest.schema import schema_command
+    from nextmavens.sandbox.cli import sandbox
 
     main.add_command(localdb)
     main.add_command(schema_command)
+    main.add_command(sandbox)
 
 
 register_optional_commands()

@@ -6,6 +6,7 @@ from urllib.parse import quote
 
 from psycopg.conninfo import conninfo_to_dict
 
+from nextmavens.edge.settings import EdgeSettings
 from nextmavens.keys import ProjectSecrets
 from nextmavens.naming import project_names
 
@@ -14,17 +15,25 @@ POOLER_TRANSACTION_PORT = 6543
 POOLER_SESSION_PORT = 5432
 
 
-def project_access(ref: str, secrets: ProjectSecrets, dsn: str, api_domain: str | None) -> dict[str, str]:
+def project_access(
+    ref: str, secrets: ProjectSecrets, dsn: str, api_domain: str | None, edge: EdgeSettings | None = None
+) -> dict[str, str]:
+    """With the host's edge settings, the public URL and pooler; without, placeholders built from the DSN."""
     names = project_names(ref)
     server = conninfo_to_dict(dsn)
     host = str(server.get("host") or "localhost")
     port = str(server.get("port") or 5432)
     password = quote(secrets.passwords.get(names.owner, ""), safe="")
-    api_url = (
-        f"https://{ref}.{api_domain}"
-        if api_domain
-        else f"https://{ref}.<api domain> (placeholder: set NEXTMAVENS_API_DOMAIN; served once the gateway runs)"
-    )
+    pooler_host, transaction_port, session_port = host, POOLER_TRANSACTION_PORT, POOLER_SESSION_PORT
+    if edge is not None:
+        api_url = edge.api_url(ref)
+        pooler_host = edge.pooler_public_host
+        transaction_port, session_port = edge.pooler_transaction_port, edge.pooler_session_port
+    elif api_domain:
+        api_url = f"https://{ref}.{api_domain}"
+    else:
+        api_url = f"https://{ref}.<api domain> (placeholder: set NEXTMAVENS_API_DOMAIN; served once the gateway runs)"
+    pooled = f"postgresql://{names.owner}.{ref}:{password}@{pooler_host}"
     return {
         "project": ref,
         "api_url": api_url,
@@ -32,10 +41,6 @@ def project_access(ref: str, secrets: ProjectSecrets, dsn: str, api_domain: str 
         "service_role_key": secrets.keys.service_role,
         "jwt_secret": secrets.jwt_secret,
         "database_url": f"postgresql://{names.owner}:{password}@{host}:{port}/{names.database}",
-        "pooler_transaction_url": (
-            f"postgresql://{names.owner}.{ref}:{password}@{host}:{POOLER_TRANSACTION_PORT}/{names.database}"
-        ),
-        "pooler_session_url": (
-            f"postgresql://{names.owner}.{ref}:{password}@{host}:{POOLER_SESSION_PORT}/{names.database}"
-        ),
+        "pooler_transaction_url": f"{pooled}:{transaction_port}/{names.database}",
+        "pooler_session_url": f"{pooled}:{session_port}/{names.database}",
     }

@@ -7,6 +7,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from nextmavens.edge.apply import EdgeReport
 from nextmavens.engine.plan import Plan
 
 # Wide when piped, so plans in logs and CI output stay one change per line.
@@ -52,3 +53,12 @@ def fail(message: str) -> None:
 
 def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
+
+
+def print_edge_report(report: EdgeReport) -> None:
+    for line in report.done:
+        out.print(f"  edge: {line}")
+    for line in report.warnings:
+        out.print(f"  [yellow]edge warning[/]: {line}")
+    for line in report.errors:
+        err.print(f"  [red]edge error[/]: {line}")

@@ -33,8 +33,14 @@ def connect_cluster(dsn: str, dbname: str | None = None) -> psycopg.Connection:
 
 def connect_control(dsn: str) -> psycopg.Connection:
     """The control database, created and migrated on first use."""
-    ensure_control_database(dsn)
-    conn = psycopg.connect(dsn_for_database(dsn, CONTROL_DATABASE), autocommit=True, application_name="nextmavens")
+    target = dsn_for_database(dsn, CONTROL_DATABASE)
+    try:
+        conn = psycopg.connect(target, autocommit=True, application_name="nextmavens")
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise
+        ensure_control_database(dsn)  # the first run only: one extra connection to create it
+        conn = psycopg.connect(target, autocommit=True, application_name="nextmavens")
     migrate(conn)
     return conn
 
@@ -64,12 +70,19 @@ def migrate(conn: psycopg.Connection) -> list[str]:
     """Apply pending migrations, each in its own transaction, serialized by a lock so two processes
     starting at once do not both apply one. Returns the versions applied."""
     applied_now: list[str] = []
+    shipped = migration_files()
+    # The common case, every run: one cheap read finds nothing pending and takes no lock.
+    known = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if known and known[0]:
+        recorded = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        if all(version in recorded for version, _ in shipped):
+            return applied_now
     with conn.transaction():
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-    for version, body in migration_files():
+    for version, body in shipped:
         with conn.transaction():
             conn.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
             done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone()

@@ -48,9 +48,7 @@ class EdgePlan:
     admission: Admission
 
 
-def plan_edge(
-    settings: EdgeSettings, projects: Sequence[EdgeProject], running: Collection[str] = ()
-) -> EdgePlan:
+def plan_edge(settings: EdgeSettings, projects: Sequence[EdgeProject], running: Collection[str] = ()) -> EdgePlan:
     problems = edge_problems(settings, projects)
     admission = admit(settings, [p.manifest for p in projects], running)
     if not admission.ok:
@@ -93,9 +91,7 @@ class EdgeReport:
         return not self.errors
 
 
-def apply_edge(
-    runtime: EdgeRuntime, projects: Sequence[EdgeProject], running: Collection[str] = ()
-) -> EdgeReport:
+def apply_edge(runtime: EdgeRuntime, projects: Sequence[EdgeProject], running: Collection[str] = ()) -> EdgeReport:
     settings = runtime.settings
     plan = plan_edge(settings, projects, running)  # raises EdgeRefused before anything changes
     report = EdgeReport()
@@ -140,9 +136,7 @@ def apply_edge(
         )
         report.done.extend(f"certificate {name}: issued" for name in certs.issued)
         report.warnings.extend(
-            f"certificate {d.spec.cert_name} not requested: {d.reason}"
-            for d in certs.decisions
-            if d.action == "skip"
+            f"certificate {d.spec.cert_name} not requested: {d.reason}" for d in certs.decisions if d.action == "skip"
         )
         report.errors.extend(f"certificate {name}: {error}" for name, error in sorted(certs.failed.items()))
         if certs.issued:

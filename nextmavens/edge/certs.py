@@ -41,9 +41,7 @@ def desired_certificates(settings: EdgeSettings, projects: Sequence[EdgeProject]
     specs: list[CertSpec] = []
     if settings.wildcard_dns01:
         specs.append(
-            CertSpec(
-                settings.api_domain, (settings.api_domain, f"*.{settings.api_domain}"), "dns-01-cloudflare"
-            )
+            CertSpec(settings.api_domain, (settings.api_domain, f"*.{settings.api_domain}"), "dns-01-cloudflare")
         )
     specs.append(CertSpec(settings.studio_domain, (settings.studio_domain,)))
     for project in served(projects):
@@ -143,9 +141,7 @@ def plan_certificates(
         why = "missing" if have is None else "name list changed"
         until = backoff.blocked_until(spec.cert_name, now)
         if until is not None:
-            decisions.append(
-                CertDecision(spec, "skip", f"{why}; backing off after a failure until {_utc(until)}")
-            )
+            decisions.append(CertDecision(spec, "skip", f"{why}; backing off after a failure until {_utc(until)}"))
             continue
         if spec.challenge == "http-01":
             wrong = _dns_problems(spec.names, settings.host_ipv4, resolve)
@@ -193,9 +189,7 @@ class CertbotDirs:
     logs_dir: str = "/var/log/letsencrypt"
 
 
-def certbot_command(
-    settings: EdgeSettings, spec: CertSpec, dirs: CertbotDirs, certbot: str = "certbot"
-) -> list[str]:
+def certbot_command(settings: EdgeSettings, spec: CertSpec, dirs: CertbotDirs, certbot: str = "certbot") -> list[str]:
     """argv for one lineage; never run through a shell."""
     argv = [
         certbot,
@@ -294,9 +288,7 @@ def ensure_certificates(
     Path(settings.acme_webroot, ".well-known", "acme-challenge").mkdir(parents=True, exist_ok=True)
     backoff = BackoffState.load(backoff_file)
     desired = desired_certificates(settings, projects)
-    decisions = plan_certificates(
-        settings, desired, observe_certificates(dirs.config_dir), backoff, resolve, current
-    )
+    decisions = plan_certificates(settings, desired, observe_certificates(dirs.config_dir), backoff, resolve, current)
     run_env = dict(os.environ if env is None else env)
 
     def default_runner(argv: list[str]) -> subprocess.CompletedProcess[str]:

@@ -39,9 +39,7 @@ class ProjectEndpoints:
         ]
 
 
-def project_endpoints(
-    settings: EdgeSettings, manifest: ProjectManifest, secrets: ProjectSecrets
-) -> ProjectEndpoints:
+def project_endpoints(settings: EdgeSettings, manifest: ProjectManifest, secrets: ProjectSecrets) -> ProjectEndpoints:
     names = project_names(manifest.ref)
     password = secrets.passwords.get(names.owner)
     if password is None:
@@ -50,9 +48,7 @@ def project_endpoints(
     host = settings.pooler_public_host
 
     def uri(port: int) -> str:
-        return (
-            f"postgresql://{user}:{quote(password, safe='')}@{host}:{port}/{quote(names.database, safe='')}"
-        )
+        return f"postgresql://{user}:{quote(password, safe='')}@{host}:{port}/{quote(names.database, safe='')}"
 
     return ProjectEndpoints(
         api_url=settings.api_url(manifest.ref),

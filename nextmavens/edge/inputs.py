@@ -45,34 +45,39 @@ def project_hostnames(settings: EdgeSettings, project: EdgeProject) -> list[str]
     return [settings.project_host(project.ref), *project.manifest.domains]
 
 
-def edge_problems(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> list[str]:
-    """Every reason the edge cannot be rendered for this set; empty when it can."""
+def hostname_problems(settings: EdgeSettings, manifests: Sequence[ProjectManifest]) -> list[str]:
+    """Host-name clashes and bad names: needs only manifests, so apply can check before it changes anything."""
     problems: list[str] = []
     owner: dict[str, str] = {
         settings.api_domain: "the platform (API domain)",
         settings.studio_domain: "the platform (Studio)",
     }
     refs: set[str] = set()
-    for project in sorted(projects, key=lambda p: p.ref):
-        if project.ref in refs:
-            problems.append(f"project ref {project.ref!r} appears twice")
-        refs.add(project.ref)
-        for name in project_hostnames(settings, project):
+    for manifest in sorted(manifests, key=lambda m: m.ref):
+        if manifest.ref in refs:
+            problems.append(f"project ref {manifest.ref!r} appears twice")
+        refs.add(manifest.ref)
+        for name in [settings.project_host(manifest.ref), *manifest.domains]:
             try:
                 check_domain(name)
             except ValueError as exc:
-                problems.append(f"{project.ref}: {exc}")
+                problems.append(f"{manifest.ref}: {exc}")
                 continue
-            claimed = owner.setdefault(name, f"project {project.ref!r}")
-            if claimed != f"project {project.ref!r}":
-                problems.append(f"{project.ref}: host name {name!r} is already claimed by {claimed}")
-        for name in project.manifest.domains:
+            claimed = owner.setdefault(name, f"project {manifest.ref!r}")
+            if claimed != f"project {manifest.ref!r}":
+                problems.append(f"{manifest.ref}: host name {name!r} is already claimed by {claimed}")
+        for name in manifest.domains:
             if name.endswith("." + settings.api_domain):
                 problems.append(
-                    f"{project.ref}: custom domain {name!r} lies under the API domain "
+                    f"{manifest.ref}: custom domain {name!r} lies under the API domain "
                     f"{settings.api_domain!r}, whose names belong to project refs"
                 )
+    return problems
+
+
+def key_problems(projects: Sequence[EdgeProject]) -> list[str]:
     keys: dict[str, str] = {}
+    problems: list[str] = []
     for project in projects:
         if project.state == "absent":
             continue
@@ -84,6 +89,11 @@ def edge_problems(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> li
             if other != f"{project.ref}/{role}":
                 problems.append(f"{project.ref}: its {role} key is identical to {other}'s (never reuse keys)")
     return problems
+
+
+def edge_problems(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> list[str]:
+    """Every reason the edge cannot be rendered for this set; empty when it can."""
+    return hostname_problems(settings, [p.manifest for p in projects]) + key_problems(projects)
 
 
 def check_edge_inputs(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> None:

@@ -382,9 +382,7 @@ def _project_services(settings: EdgeSettings, project: EdgeProject) -> list[dict
             "name": f"realtime-{ref}-tenants-blocked",
             "url": f"http://{rt}/api/tenants",
             "routes": [_route(f"realtime-{ref}-tenants-blocked", hosts, ["/realtime/v1/api/tenants"])],
-            "plugins": [
-                {"name": "request-termination", "config": {"status_code": 403, "message": "Forbidden"}}
-            ],
+            "plugins": [{"name": "request-termination", "config": {"status_code": 403, "message": "Forbidden"}}],
         }
     )
     if project.manifest.storage.enabled:
@@ -444,9 +442,7 @@ def render_kong(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> Kong
                 "plugins": [_rate_limit(limits.service_role)],
             }
         )
-        upstreams.append(
-            {"name": realtime_upstream_name(ref), "targets": [{"target": settings.realtime_upstream}]}
-        )
+        upstreams.append({"name": realtime_upstream_name(ref), "targets": [{"target": settings.realtime_upstream}]})
         services.extend(_project_services(settings, project))
     return KongConfig.model_validate(
         {
@@ -490,9 +486,7 @@ def route_admissions(document: Mapping[str, Any]) -> list[RouteAdmission]:
         terminated = "request-termination" in plugins
         protected = "key-auth" in plugins
         allow = set(plugins.get("acl", {}).get("allow", [])) if protected else set()
-        admitted = (
-            frozenset(c for c, groups in groups_of.items() if groups & allow) if protected else frozenset()
-        )
+        admitted = frozenset(c for c, groups in groups_of.items() if groups & allow) if protected else frozenset()
         if terminated:
             admitted = frozenset()
         for route in service.get("routes", []):

@@ -95,9 +95,7 @@ def shared_services_mb(settings: EdgeSettings) -> int:
     return sum(settings.shared_services_mb.values())
 
 
-def admit(
-    settings: EdgeSettings, manifests: Sequence[ProjectManifest], running: Collection[str] = ()
-) -> Admission:
+def admit(settings: EdgeSettings, manifests: Sequence[ProjectManifest], running: Collection[str] = ()) -> Admission:
     """Admit running projects first (they already hold their memory), then new ones in ref order."""
     footprints = [project_footprint(m) for m in manifests if m.state == "active"]
     order = sorted(footprints, key=lambda f: (f.ref not in running, f.ref))

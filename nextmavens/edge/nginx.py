@@ -30,8 +30,7 @@ from nextmavens.edge.settings import EdgeSettings
 # templates/edge/ at the repository root; NEXTMAVENS_TEMPLATES overrides it where the package is installed
 # without the repository (the wheel's package-data covers only nextmavens/**).
 TEMPLATES = (
-    Path(os.environ.get("NEXTMAVENS_TEMPLATES", str(Path(__file__).resolve().parents[2] / "templates")))
-    / "edge"
+    Path(os.environ.get("NEXTMAVENS_TEMPLATES", str(Path(__file__).resolve().parents[2] / "templates"))) / "edge"
 )
 STUDIO_REALM = "NextMavens Studio"
 
@@ -61,9 +60,7 @@ def _listen(address: str, port: int) -> str:
     return f"{address}:{port}" if address else str(port)
 
 
-def nginx_vhosts(
-    settings: EdgeSettings, projects: Sequence[EdgeProject], certificates: Collection[str]
-) -> list[Vhost]:
+def nginx_vhosts(settings: EdgeSettings, projects: Sequence[EdgeProject], certificates: Collection[str]) -> list[Vhost]:
     """certificates: cert names whose live files exist and cover the desired names."""
     check_edge_inputs(settings, projects)
     specs = desired_certificates(settings, projects)
@@ -96,13 +93,9 @@ def nginx_vhosts(
     ]
     wildcard = f"*.{settings.api_domain}"
     if cert_of(wildcard) is not None:
-        vhosts.append(
-            Vhost(f"API, all projects: {wildcard}", (wildcard,), "nm_kong", cert_of(wildcard), api_body)
-        )
+        vhosts.append(Vhost(f"API, all projects: {wildcard}", (wildcard,), "nm_kong", cert_of(wildcard), api_body))
     else:
-        vhosts.append(
-            Vhost(f"API, projects without a certificate: {wildcard}", (wildcard,), "nm_kong", None, api_body)
-        )
+        vhosts.append(Vhost(f"API, projects without a certificate: {wildcard}", (wildcard,), "nm_kong", None, api_body))
         for project in served(projects):
             name = settings.project_host(project.ref)
             cert = cert_of(name)
@@ -110,15 +103,11 @@ def nginx_vhosts(
                 vhosts.append(Vhost(f"API of {project.ref}", (name,), "nm_kong", cert, body_of(project)))
     for project in served(projects):
         for name in project_hostnames(settings, project)[1:]:
-            vhosts.append(
-                Vhost(f"custom domain of {project.ref}", (name,), "nm_kong", cert_of(name), body_of(project))
-            )
+            vhosts.append(Vhost(f"custom domain of {project.ref}", (name,), "nm_kong", cert_of(name), body_of(project)))
     return vhosts
 
 
-def render_nginx(
-    settings: EdgeSettings, projects: Sequence[EdgeProject], certificates: Collection[str] = ()
-) -> str:
+def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certificates: Collection[str] = ()) -> str:
     vhosts = nginx_vhosts(settings, projects, certificates)
     https_suffix = "" if settings.https_port == 443 else f":{settings.https_port}"
     return (

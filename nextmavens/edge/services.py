@@ -72,9 +72,7 @@ def render_project_services(
     schemas = [*DEFAULT_SCHEMAS, *manifest.database.schemas]
 
     rest_env = {
-        "PGRST_DB_URI": db_uri(
-            settings, names.authenticator, _password(secrets, names.authenticator), names.database
-        ),
+        "PGRST_DB_URI": db_uri(settings, names.authenticator, _password(secrets, names.authenticator), names.database),
         "PGRST_DB_SCHEMAS": ",".join(schemas),
         "PGRST_DB_ANON_ROLE": "anon",
         "PGRST_JWT_SECRET": secrets.jwt_secret,
@@ -191,9 +189,8 @@ def render_project_services(
         "services": services,
         "networks": {network: {"external": True}},
     }
-    compose = (
-        "# Rendered by nextmavens (edge); secrets live in the 0600 env files beside it.\n"
-        + yaml.safe_dump(document, sort_keys=True, default_flow_style=False)
+    compose = "# Rendered by nextmavens (edge); secrets live in the 0600 env files beside it.\n" + yaml.safe_dump(
+        document, sort_keys=True, default_flow_style=False
     )
     for file_name, variables in env_files.items():
         for key, value in variables.items():

@@ -28,13 +28,11 @@ def observe(cluster: psycopg.Connection, control: psycopg.Connection, sealer: Se
     ):
         state.roles[name] = ObservedRole(name, login, inherit, bypassrls, superuser, password)
 
-    state.memberships = {
-        (member, role)
-        for member, role in cluster.execute(
-            "SELECT m.rolname, r.rolname FROM pg_auth_members a"
-            " JOIN pg_roles m ON m.oid = a.member JOIN pg_roles r ON r.oid = a.roleid"
-        )
-    }
+    for member, role in cluster.execute(
+        "SELECT m.rolname, r.rolname FROM pg_auth_members a"
+        " JOIN pg_roles m ON m.oid = a.member JOIN pg_roles r ON r.oid = a.roleid"
+    ):
+        state.memberships.setdefault(member, set()).add(role)
 
     for role, database, config in cluster.execute(
         "SELECT r.rolname, d.datname, s.setconfig FROM pg_db_role_setting s"

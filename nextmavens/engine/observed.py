@@ -41,7 +41,7 @@ class ControlProject:
 @dataclass
 class ObservedState:
     roles: dict[str, ObservedRole] = field(default_factory=dict)
-    memberships: set[tuple[str, str]] = field(default_factory=set)  # (member, role)
+    memberships: dict[str, set[str]] = field(default_factory=dict)  # member -> roles it is granted
     role_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     database_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     databases: dict[str, ObservedDatabase] = field(default_factory=dict)

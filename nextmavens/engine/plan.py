@@ -196,7 +196,7 @@ def _role_changes(owner: str, role: RoleSpec, observed: ObservedState) -> list[C
         if expected is None or have != expected:
             reason = "no stored password yet" if expected is None else "password differs from the stored secret"
             changes.append(Change(owner, "update", "password", role.name, reason, {"scope": role.scope}))
-    members = {r for m, r in observed.memberships if m == role.name}
+    members = observed.memberships.get(role.name, set())
     for parent in role.member_of:
         if parent not in members:
             changes.append(

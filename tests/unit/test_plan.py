@@ -43,7 +43,7 @@ def converged(manifests) -> ObservedState:  # type: ignore[no-untyped-def]
             )
             state.expected_verifiers[role.name] = f"verifier-{role.name}"
             state.role_settings[role.name] = dict(role.settings)
-            state.memberships |= {(role.name, parent) for parent in role.member_of}
+            state.memberships.setdefault(role.name, set()).update(role.member_of)
         db = project.database
         acl = {(db.owner, p) for p in ("CONNECT", "CREATE", "TEMPORARY")} | {(r, "CONNECT") for r in db.connect_roles}
         state.databases[db.name] = ObservedDatabase(db.name, db.owner, db.connection_limit, frozenset(acl))

@@ -54,9 +54,7 @@ class _Echo(BaseHTTPRequestHandler):
     name = "upstream"
 
     def do_GET(self) -> None:  # noqa: N802
-        body = json.dumps(
-            {"upstream": self.name, "host": self.headers.get("Host"), "path": self.path}
-        ).encode()
+        body = json.dumps({"upstream": self.name, "host": self.headers.get("Host"), "path": self.path}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -151,9 +149,7 @@ class LocalNginx:
         self.pid = None
 
 
-def http_get(
-    port: int, host: str, path: str = "/", timeout: float = 5.0
-) -> tuple[int, dict[str, str], bytes]:
+def http_get(port: int, host: str, path: str = "/", timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Host": host})

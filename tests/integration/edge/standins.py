@@ -110,12 +110,8 @@ class RealtimeStandIn(StandIn):
             settings = {k: v for k, v in ext["settings"].items() if k != "db_password"}
             for key in ENCRYPTED_REALTIME_SETTINGS:
                 if key in settings:
-                    settings[key] = base64.b64encode(
-                        hashlib.sha256(str(settings[key]).encode()).digest()
-                    ).decode()
-            extensions.append(
-                {"type": ext["type"], "settings": settings, "inserted_at": "2026-01-01T00:00:00"}
-            )
+                    settings[key] = base64.b64encode(hashlib.sha256(str(settings[key]).encode()).digest()).decode()
+            extensions.append({"type": ext["type"], "settings": settings, "inserted_at": "2026-01-01T00:00:00"})
         return {
             "id": tenant["id"],
             "external_id": tenant["external_id"],
@@ -191,11 +187,7 @@ class KongStandIn(StandIn):
             unknown = sorted(unknown_set)
             if unknown or "_format_version" not in document:
                 key = next(
-                    (
-                        k["key"]
-                        for c in document.get("consumers", [])
-                        for k in c.get("keyauth_credentials", [])
-                    ),
+                    (k["key"] for c in document.get("consumers", []) for k in c.get("keyauth_credentials", [])),
                     "",
                 )
                 return 400, {

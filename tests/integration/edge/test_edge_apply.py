@@ -136,14 +136,10 @@ def test_docker_failure_is_reported_without_secrets(world):
     shop = sample_projects()[0]
 
     def leaky(argv):
-        return subprocess.CompletedProcess(
-            argv, 1, "", f"error: bad env PGRST_JWT_SECRET={shop.secrets.jwt_secret}"
-        )
+        return subprocess.CompletedProcess(argv, 1, "", f"error: bad env PGRST_JWT_SECRET={shop.secrets.jwt_secret}")
 
     runtime.run = leaky
     report = apply_edge(runtime, [shop])
     (error,) = report.errors
-    assert (
-        "docker compose failed (1)" in error and shop.secrets.jwt_secret not in error and "[secret]" in error
-    )
+    assert "docker compose failed (1)" in error and shop.secrets.jwt_secret not in error and "[secret]" in error
     assert kong.loads == 1  # later steps still ran

@@ -66,9 +66,7 @@ def test_certbot_issues_through_webroot_vhost_and_second_run_requests_nothing(tm
             wait_port(http_port)
             env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "REQUESTS_CA_BUNDLE": str(ca_bundle)}
             backoff = tmp_path / "state" / "cert-backoff.json"
-            report = ensure_certificates(
-                config, projects, dirs, backoff, resolve=resolver, env=env, certbot=certbot
-            )
+            report = ensure_certificates(config, projects, dirs, backoff, resolve=resolver, env=env, certbot=certbot)
             assert report.failed == {}, report.summary()
             assert set(report.issued) == GOOD_NAMES
             skipped = {d.spec.cert_name: d.reason for d in report.decisions if d.action == "skip"}
@@ -82,9 +80,7 @@ def test_certbot_issues_through_webroot_vhost_and_second_run_requests_nothing(tm
             def must_not_run(argv):
                 raise AssertionError(f"certbot called again: {argv[:2]}")
 
-            again = ensure_certificates(
-                config, projects, dirs, backoff, resolve=resolver, runner=must_not_run, env=env
-            )
+            again = ensure_certificates(config, projects, dirs, backoff, resolve=resolver, runner=must_not_run, env=env)
             assert again.requested == []
             assert {d.spec.cert_name for d in again.decisions if d.action == "keep"} == GOOD_NAMES
 

@@ -142,9 +142,7 @@ def test_kong_state_file_is_private(tmp_path):
     assert (tmp_path / "kong.json").stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize(
-    "url", ["http://93.184.216.34:8001", "http://kong.example.com:8001", "ftp://127.0.0.1"]
-)
+@pytest.mark.parametrize("url", ["http://93.184.216.34:8001", "http://kong.example.com:8001", "ftp://127.0.0.1"])
 def test_admin_urls_must_be_host_internal(url):
     with pytest.raises(AdminApiError):
         check_internal(url)

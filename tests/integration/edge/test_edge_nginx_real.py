@@ -52,9 +52,7 @@ def self_signed(directory: Path, name: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "fullchain.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (directory / "privkey.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
 
 

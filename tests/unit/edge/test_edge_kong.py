@@ -45,9 +45,7 @@ def test_render_is_deterministic_and_order_independent():
 def test_no_consumer_of_one_project_is_admitted_by_any_route_of_another():
     """Computed from the rendered document only: which consumer holds a project's key, and which routes
     on the other project's host names let that consumer through."""
-    projects = [p for p in sample_projects() if p.state != "absent"] + [
-        project("extra", storage={"enabled": True})
-    ]
+    projects = [p for p in sample_projects() if p.state != "absent"] + [project("extra", storage={"enabled": True})]
     document = rendered_document(projects)
     admissions = route_admissions(document)
     checked = 0

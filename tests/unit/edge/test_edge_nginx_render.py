@@ -48,9 +48,7 @@ def test_body_size_limit_from_settings():
 
 def test_hostile_domains_are_refused_before_rendering():
     with pytest.raises(EdgeInputError):
-        render_nginx(
-            settings(), [project("one", domains=["x.acme.test"]), project("two", domains=["x.acme.test"])]
-        )
+        render_nginx(settings(), [project("one", domains=["x.acme.test"]), project("two", domains=["x.acme.test"])])
 
 
 def test_storage_projects_accept_uploads_up_to_their_file_size_limit():

@@ -43,10 +43,7 @@ def test_compose_has_no_secret_and_no_published_port():
 def test_services_use_the_projects_own_roles_database_and_small_pools():
     m, s = shop()
     env = render_project_services(settings(), m, s).env_files
-    assert (
-        env["rest.env"]["PGRST_DB_URI"]
-        == "postgres://authenticator_shop:pw-authenticator_shop-fixed@db:5432/shop"
-    )
+    assert env["rest.env"]["PGRST_DB_URI"] == "postgres://authenticator_shop:pw-authenticator_shop-fixed@db:5432/shop"
     assert env["rest.env"]["PGRST_DB_POOL"] == "3"
     assert env["rest.env"]["PGRST_JWT_SECRET"] == s.jwt_secret
     assert env["auth.env"]["GOTRUE_DB_DATABASE_URL"] == (

@@ -1,0 +1,26 @@
+"""Converge a host: `pyinfra inventory.py deploys/site.py` (from the repository root).
+Ordered calls, no logic: each task is one concern (tasks/)."""
+
+from tasks.app import app
+from tasks.apply import apply
+from tasks.base import base
+from tasks.certbot import certbot
+from tasks.docker import docker
+from tasks.firewall import firewall
+from tasks.nginx import nginx
+from tasks.preflight import preflight
+from tasks.ssh import ssh
+from tasks.stacks import stacks
+from tasks.summary import summary
+
+preflight()
+base()
+firewall()
+ssh()
+docker()
+nginx()
+certbot()
+stacks()
+app()
+apply()
+summary()

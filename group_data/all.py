@@ -1,0 +1,169 @@
+"""Every host knob with its default. Group files (production.py, sandbox.py) override; nothing else.
+
+nextmavens.host.hostdata.HostData validates the merged result before pyinfra connects: an unknown key,
+a wrong type, an unpinned image or a port out of range stops the run with the file and key named.
+A value of None below means "required: the group file must set it".
+"""
+
+# --- identity and edge ---------------------------------------------------------------------------
+platform_domain = None  # REQUIRED. The operator's main domain, e.g. "example.com".
+api_domain = None  # REQUIRED. Projects are served at <project>.<api_domain> (wildcard DNS).
+studio_domain = None  # REQUIRED. Supabase Studio for the operator, behind nginx auth.
+admin_email = None  # REQUIRED. Let's Encrypt account and alert address.
+timezone = "Etc/UTC"  # Host clock zone, as /etc/localtime resolves it ("Etc/UTC", not "UTC":
+#                       pyinfra compares with the resolved link, so "UTC" would change every run).
+
+# --- base ----------------------------------------------------------------------------------------
+base_packages = [  # Installed on every host before anything else.
+    "ca-certificates",
+    "curl",
+    "gnupg",
+    "sudo",
+    "openssh-server",
+    "python3",
+    "python3-venv",
+    "rsync",
+    "jq",
+]
+unattended_upgrades = True  # Security updates applied daily by unattended-upgrades.
+time_sync = True  # systemd-timesyncd enabled and running.
+swap_size_mb = -1  # Swap file /swapfile: -1 sizes it for the host (RAM up to 2 GiB: 2x RAM, else
+#                    half of RAM capped at 4 GiB); 0 means no swap file; N means N MiB.
+journald_max_use = "500M"  # journald SystemMaxUse: caps the disk used by logs.
+
+# --- admin user and SSH --------------------------------------------------------------------------
+admin_user = "nextmavens"  # Login user with passwordless sudo; deploys connect as this user.
+admin_ssh_public_keys = None  # REQUIRED. Public keys (one string each) for the admin user.
+ssh_port = 22  # sshd's port, always allowed by the firewall. It is also pyinfra's connection port, and
+#               the inventory's NEXTMAVENS_*_PORT (host data) wins over this default: sshd stays on the
+#               port the deploy connects to, so a deploy can never move SSH away from itself.
+ssh_permit_root_login = "no"  # sshd PermitRootLogin: "no" or "prohibit-password" (keys only).
+
+# --- firewall (ufw) ------------------------------------------------------------------------------
+firewall_allowed_ports = ["80/tcp", "443/tcp"]  # Allowed inbound besides SSH; add, never replace.
+firewall_prune_unknown_rules = True  # Delete ufw rules nobody declared (SSH is never deleted).
+
+# --- docker --------------------------------------------------------------------------------------
+docker_source = "docker-ce"  # "docker-ce": Docker's apt repo (signed-by keyring); "distro": the
+#                              distribution's docker.io + compose v2 packages (Debian 13).
+docker_apt_url = "https://download.docker.com/linux"  # + /<os id>; used when docker_source="docker-ce"
+docker_ce_packages = [
+    "docker-ce",
+    "docker-ce-cli",
+    "containerd.io",
+    "docker-buildx-plugin",
+    "docker-compose-plugin",
+]
+docker_distro_packages = ["docker.io", "docker-compose"]  # Debian 13; Ubuntu 24.04: docker-compose-v2
+docker_log_max_size = "10m"  # json-file log rotation: size of one file...
+docker_log_max_file = 3  # ...and how many are kept per container.
+docker_network = "nextmavens"  # Bridge network every stack joins; services find each other by name.
+
+# --- nginx and certbot ---------------------------------------------------------------------------
+nginx_acme_webroot = "/var/www/acme"  # HTTP-01 challenges are served from here on every name.
+nginx_ipv6 = True  # Also listen on [::] (turn off on a host without IPv6, or nginx will not start).
+nginx_worker_connections = 1024
+nginx_client_max_body_size = "50m"
+
+# --- stacks --------------------------------------------------------------------------------------
+platform_dir = "/opt/nextmavens"  # stacks/<name>/, venv/, dist/ live under it.
+secrets_file = "/etc/nextmavens/secrets.env"  # Generated on the host once, 0600; never leaves it.
+# Image pins: a tag or a digest, never :latest. Supabase's pins follow supabase/docker's compose file.
+images = {
+    "postgres": "supabase/postgres:15.8.1.060",
+    "kong": "kong:2.8.1",
+    "realtime": "supabase/realtime:v2.34.47",
+    "supavisor": "supabase/supavisor:2.5.7",
+    "studio": "supabase/studio:2025.06.30-sha-6f5982d",
+    "postgres_meta": "supabase/postgres-meta:v0.91.0",
+    "gotrue": "supabase/gotrue:v2.177.0",
+    "postgrest": "postgrest/postgrest:v12.2.12",
+    "storage_api": "supabase/storage-api:v1.25.7",
+    "imgproxy": "darthsim/imgproxy:v3.8.0",
+    "logflare": "supabase/logflare:1.14.2",
+    "vector": "timberio/vector:0.28.1-alpine",
+    "evolution": "evoapicloud/evolution-api:v2.3.7",  # stay on 2.3.7: 2.4 needs a license server
+    "redis": "redis:7-alpine",
+}
+images_are_substitutes = False  # True only where images are local stand-ins (the sandbox).
+image_pull_policy = "missing"  # compose pull_policy; "never" with local substitutes.
+loopback_ports = {  # Published on 127.0.0.1 only: Docker bypasses ufw for published ports.
+    "postgres": 5432,
+    "kong_http": 8000,
+    "studio": 3000,
+    "postgres_meta": 5480,
+    "realtime": 4000,
+    "supavisor_api": 4001,
+    "supavisor_pooler": 6543,
+    "evolution": 8080,
+}  # Redis publishes nothing: only the docker network reaches it.
+kong_worker_processes = 2  # Kong's default is one per core at ~100 MB each.
+supabase_analytics_enabled = False  # Logflare + Vector (~2.4 GB together): off on an 8 GB host.
+postgres_admin_user = "postgres"  # Role the engine and the stacks' bootstrap connect as.
+evolution_database = "evolution"  # Evolution API's own database (and role) in the shared Postgres.
+evolution_server_url = "http://127.0.0.1:8080"  # Public URL Evolution echoes in webhooks.
+evolution_client_name = "nextmavens"  # DATABASE_CONNECTION_CLIENT_NAME: scopes instances to this host.
+evolution_qrcode_limit = 30  # QR refreshes before Evolution gives up on a pairing (~20 min).
+
+# --- memory budget (MiB) and thresholds -----------------------------------------------------------
+memory_budget_mb = 6144  # What containers may use on an 8 GiB host; the rest is OS, nginx, cache.
+memory_limits_mb = {  # Per shared service (compose mem_limit); must add up to <= memory_budget_mb.
+    "postgres": 1536,
+    "kong": 256,
+    "realtime": 384,
+    "supavisor": 384,
+    "studio": 256,
+    "postgres_meta": 128,
+    "evolution": 1024,
+    "redis": 256,
+}
+project_memory_mb = {"postgrest": 128, "gotrue": 48, "storage_api": 160}  # per project, for planning
+disk_alert_percent = 85  # storage monitor alerts above this disk use
+memory_alert_percent = 90  # and above this memory use
+backup_retention_days = 14
+
+# --- the nextmavens package on the host ----------------------------------------------------------
+nextmavens_wheel = None  # None: build a wheel of this checkout on each deploy (reproducible, so the
+#                         host reinstalls only when the code changed); or a path to a prebuilt wheel.
+#                         Installed in <platform_dir>/venv on the host.
+nextmavens_deps_from = "pypi"  # "pypi": pip resolves dependencies; "apt": the venv uses the
+#                                distribution's python3-* packages (hosts that cannot reach PyPI).
+nextmavens_apt_deps = [
+    "python3-pydantic",
+    "python3-psycopg",
+    "python3-yaml",
+    "python3-click",
+    "python3-jinja2",
+    "python3-jwt",
+    "python3-cryptography",
+    "python3-rich",
+]
+projects_dir = "/opt/nextmavens/projects"  # Project manifests on the host (synced from the repo).
+# systemd jobs: one service+timer pair each, rendered from templates/systemd/job.*.j2. Add a dict here
+# (in a group file) to add a job; later issues fill backup and storage-monitor and enable them.
+timers = [
+    {
+        "name": "reconcile",
+        "description": "Apply project manifests to the host",
+        "command": ["nextmavens", "apply", "--projects", "/opt/nextmavens/projects", "--yes"],
+        "on_calendar": "*:0/5",
+        "randomized_delay_s": 30,
+        "enabled": True,
+    },
+    {
+        "name": "backup",
+        "description": "Encrypted backups to Telegram",
+        "command": ["nextmavens", "backup", "run"],
+        "on_calendar": "*-*-* 03:30:00",
+        "randomized_delay_s": 600,
+        "enabled": False,
+    },
+    {
+        "name": "storage-monitor",
+        "description": "Disk and memory alerts",
+        "command": ["nextmavens", "storage", "check"],
+        "on_calendar": "hourly",
+        "randomized_delay_s": 120,
+        "enabled": False,
+    },
+]

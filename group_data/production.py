@@ -1,0 +1,33 @@
+"""The production VPS. Values that are not secret but differ per operator come from the environment
+(or replace the os.environ lookups with literals in your fork); a missing one stops the run by name.
+"""
+
+import os
+
+# Deploys connect as the admin user and use sudo; the first run on a fresh VPS connects as root
+# (NEXTMAVENS_PROD_USER=root), which needs no sudo (minimal images may not have it yet).
+_sudo = os.environ.get("NEXTMAVENS_PROD_USER", "nextmavens") != "root"
+
+platform_domain = os.environ.get("NEXTMAVENS_DOMAIN")
+api_domain = os.environ.get("NEXTMAVENS_API_DOMAIN") or (
+    f"api.{os.environ['NEXTMAVENS_DOMAIN']}" if os.environ.get("NEXTMAVENS_DOMAIN") else None
+)
+studio_domain = os.environ.get("NEXTMAVENS_STUDIO_DOMAIN") or (
+    f"studio.{os.environ['NEXTMAVENS_DOMAIN']}" if os.environ.get("NEXTMAVENS_DOMAIN") else None
+)
+admin_email = os.environ.get("NEXTMAVENS_ADMIN_EMAIL")
+# One public key per line in the file NEXTMAVENS_ADMIN_PUBKEYS points at (e.g. ~/.ssh/id_ed25519.pub).
+admin_ssh_public_keys = (
+    [
+        line.strip()
+        for line in open(os.path.expanduser(os.environ["NEXTMAVENS_ADMIN_PUBKEYS"]), encoding="utf-8")
+        if line.strip() and not line.startswith("#")
+    ]
+    if os.environ.get("NEXTMAVENS_ADMIN_PUBKEYS")
+    else None
+)
+evolution_server_url = (
+    f"https://evolution.{os.environ['NEXTMAVENS_DOMAIN']}"
+    if os.environ.get("NEXTMAVENS_DOMAIN")
+    else "http://127.0.0.1:8080"
+)

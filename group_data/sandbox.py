@@ -1,0 +1,57 @@
+"""The local sandbox host (a Debian 13 guest booted by `nextmavens sandbox up`).
+
+It cannot reach public image registries, so every image below is a SUBSTITUTE built locally inside the
+guest (stacks/sandbox-images/), never the pinned upstream image: Postgres and Redis are real (from
+Debian's packages); the other services are stand-ins that only keep a container running. The deploy
+prints this. Production never reads this file.
+"""
+
+import os
+
+ssh_permit_root_login = "prohibit-password"  # the sandbox deploy logs in as root with its key
+ssh_port = int(os.environ.get("NEXTMAVENS_SANDBOX_PORT", "22"))  # sshd keeps the port we connect to
+swap_size_mb = 0  # a container guest cannot swapon
+time_sync = False  # systemd-timesyncd does not run in a container guest (the host keeps time)
+docker_source = "distro"  # Debian 13: docker.io 26 and docker-compose 2.26 (the compose v2 plugin)
+nextmavens_deps_from = "apt"  # the guest reaches Debian's packages through the sandbox proxy only
+
+platform_domain = "sandbox.test"
+api_domain = "api.sandbox.test"
+studio_domain = "studio.sandbox.test"
+admin_email = "operator@sandbox.test"
+# The public half of the key `sandbox up` made; no key file means the sandbox is not up (an error).
+admin_ssh_public_keys = [
+    open(path, encoding="utf-8").read().strip()
+    for path in [f"{os.environ.get('NEXTMAVENS_SANDBOX_KEY', '')}.pub"]
+    if os.path.isfile(path)
+] or None
+
+images_are_substitutes = True
+image_pull_policy = "never"
+images = {
+    "postgres": "nextmavens-local/postgres:15",  # SUBSTITUTE: Debian's PostgreSQL, not supabase/postgres
+    "redis": "nextmavens-local/redis:7",  # SUBSTITUTE: Debian's redis-server
+    "kong": "nextmavens-local/standin:1",  # STAND-IN: no Kong here
+    "realtime": "nextmavens-local/standin:1",  # STAND-IN
+    "supavisor": "nextmavens-local/standin:1",  # STAND-IN
+    "studio": "nextmavens-local/standin:1",  # STAND-IN
+    "postgres_meta": "nextmavens-local/standin:1",  # STAND-IN
+    "gotrue": "nextmavens-local/standin:1",  # STAND-IN
+    "postgrest": "nextmavens-local/standin:1",  # STAND-IN
+    "storage_api": "nextmavens-local/standin:1",  # STAND-IN
+    "imgproxy": "nextmavens-local/standin:1",  # STAND-IN
+    "logflare": "nextmavens-local/standin:1",  # STAND-IN (analytics stay off)
+    "vector": "nextmavens-local/standin:1",  # STAND-IN (analytics stay off)
+    "evolution": "nextmavens-local/standin:1",  # STAND-IN: no Evolution API here
+}
+memory_budget_mb = 3072  # the guest shares the development machine's memory
+memory_limits_mb = {
+    "postgres": 512,
+    "kong": 128,
+    "realtime": 128,
+    "supavisor": 128,
+    "studio": 128,
+    "postgres_meta": 64,
+    "evolution": 256,
+    "redis": 128,
+}

@@ -1,0 +1,206 @@
+"""Custom pyinfra operations. Each reads its facts in its body (re-run at execute time, so decisions
+see the host as it is then), yields only the commands needed, and says why when it yields none."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from collections.abc import Mapping, Sequence
+from io import BytesIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, operation
+from pyinfra.api.exceptions import OperationError
+
+from nextmavens.host import commands
+from nextmavens.host.facts import (
+    ComposeState,
+    DockerNetworks,
+    FileSha256,
+    ManagedUnits,
+    OsRelease,
+    PostgresObjects,
+    SecretFileKeys,
+    SwapState,
+    UfwState,
+)
+
+
+@operation()
+def supported_os():
+    """Stop this host before its first change unless it runs a supported release."""
+    reason = commands.unsupported_os_reason(host.get_fact(OsRelease))
+    if reason:
+        raise OperationError(reason)
+    host.noop("the OS release is supported")
+    yield from ()
+
+
+@operation()
+def ufw_firewall(
+    ssh_port: int,
+    allowed: Sequence[str],
+    prune: bool = True,
+    incoming: str = "deny",
+    outgoing: str = "allow",
+):
+    """ufw with default deny incoming, the SSH port and `allowed` open; adds only missing rules,
+    allows SSH before enabling, and issues no ufw command when everything already matches."""
+    state = host.get_fact(UfwState)
+    todo = commands.ufw_commands(state, ssh_port, allowed, prune, incoming, outgoing)
+    if not todo:
+        host.noop("ufw is active with exactly the declared rules")
+    yield from todo
+
+
+@operation()
+def compose_up(directory: str, project: str, env_file: str):
+    """`docker compose up -d` (after `config --quiet` validates) only when the running containers
+    differ from the rendered files: config hash label, state, missing or orphan containers."""
+    state = host.get_fact(ComposeState, directory=directory, project=project, env_file=env_file)
+    reasons = commands.compose_drift(state["want"], state["have"])
+    if not reasons:
+        host.noop(f"compose project {project} runs its rendered files")
+        return
+    yield commands.ComposeProject(directory, project, env_file).validate_then_up()
+
+
+@operation()
+def secrets_file(path: str, wanted: Mapping[str, int]):
+    """Generate each missing secret once, on the host, into a root-owned 0600 KEY=value file.
+    Values never leave the host: commands carry only key names."""
+    state = host.get_fact(SecretFileKeys, path=path)
+    todo = commands.secret_commands(path, state, wanted)
+    if not todo:
+        host.noop(f"{path} holds every secret, 0600")
+    yield from todo
+
+
+@operation()
+def swap_file(path: str = "/swapfile", size_mb: int = -1):
+    """A swap file of `size_mb` MiB (-1: sized for the host's RAM, 0: none), active now.
+    Its /etc/fstab line is a separate files.line."""
+    state = host.get_fact(SwapState, path=path)
+    size = commands.swap_size_for(state["ram_mb"], size_mb)
+    todo = commands.swap_commands(path, state, size)
+    if not todo:
+        host.noop(f"swap file {path} is {size} MiB and active" if size else "no swap file wanted")
+    yield from todo
+
+
+@operation()
+def docker_network(network: str):
+    """A user-defined bridge network the stacks share (created once, never recreated)."""
+    if network in host.get_fact(DockerNetworks):
+        host.noop(f"docker network {network} exists")
+        return
+    yield shlex.join(["docker", "network", "create", "--driver", "bridge", network])
+
+
+@operation()
+def postgres_database(
+    container: str,
+    admin_user: str,
+    secrets_path: str,
+    admin_password_env: str,
+    database: str,
+    owner: str,
+    password_env: str | None = None,
+    schemas: Sequence[str] = (),
+    private: bool = True,
+):
+    """A database in the shared Postgres, with (when `password_env`) its own login role whose password
+    is read from the host's secrets file inside the container, and schemas; only what is missing."""
+    db = commands.PgDatabase(database, owner, password_env, tuple(schemas), private)
+    state = host.get_fact(
+        PostgresObjects,
+        container=container,
+        admin_user=admin_user,
+        database=database,
+        secrets_file=secrets_path,
+        admin_password_env=admin_password_env,
+    )
+    missing = [] if owner in state["roles"] or password_env is None else [f"role {owner}"]
+    missing += [] if database in state["databases"] else [f"database {database}"]
+    missing += [f"schema {s}" for s in schemas if s not in state["schemas"]]
+    if not missing:
+        host.noop(f"database {database} and its role and schemas exist")
+        return
+    yield commands.postgres_bootstrap_command(container, admin_user, secrets_path, admin_password_env, db)
+
+
+@operation()
+def sshd_dropin(path: str, content: str):
+    """An sshd drop-in installed only if `sshd -t` accepts it, then a reload that keeps the running
+    connection; a refused config leaves the previous file in place and fails the deploy."""
+    data = content.encode()
+    if host.get_fact(FileSha256, path=path) == hashlib.sha256(data).hexdigest():
+        host.noop(f"{path} is up to date")
+        return
+    staged = f"{path}.staged"
+    yield FileUploadCommand(BytesIO(data), staged)
+    yield commands.sshd_install_command(staged, path)
+
+
+@operation()
+def venv_wheel(venv: str, wheel: str, wheel_sha256: str, system_site_packages: bool = False):
+    """Install an uploaded wheel into its own virtual environment once per wheel content: a marker
+    in the venv holds the sha256 of the wheel last installed."""
+    marker = f"{venv}/.nextmavens-wheel.sha256"
+    if host.get_fact(FileSha256, path=marker) == hashlib.sha256(f"{wheel_sha256}\n".encode()).hexdigest():
+        host.noop(f"{wheel} is installed in {venv}")
+        return
+    qv, qw = shlex.quote(venv), shlex.quote(wheel)
+    site = " --system-site-packages" if system_site_packages else ""
+    # Recreate the venv when its python is missing (first run, or after a python upgrade broke it).
+    yield f"test -x {qv}/bin/python || python3 -m venv{site} {qv}"
+    deps = "--no-deps " if system_site_packages else ""
+    yield (
+        f"{qv}/bin/pip install --disable-pip-version-check -q --force-reinstall {deps}{qw} && "
+        f"echo {shlex.quote(wheel_sha256)} > {shlex.quote(marker)}"
+    )
+
+
+@operation()
+def file_if_missing(path: str, content: str, mode: str = "0644"):
+    """Seed a file that something else owns afterwards (e.g. kong.yml, rewritten by the engine):
+    written only when absent, never reverted."""
+    if host.get_fact(FileSha256, path=path):
+        host.noop(f"{path} exists (owned by its writer)")
+        return
+    yield shlex.join(["install", "-d", path.rsplit("/", 1)[0] or "/"])
+    yield FileUploadCommand(BytesIO(content.encode()), path)
+    yield shlex.join(["chmod", mode, path])
+
+
+@operation()
+def notice(message: str):
+    """Print `message` in the deploy output (as this operation's name and a no-op line); no change."""
+    host.noop(message)
+    yield from ()
+
+
+@operation()
+def engine_apply(wrapper: str, projects_dir: str, marker: str, inputs_sha256: str):
+    """Run `nextmavens apply --projects DIR --yes` on the host when its inputs (manifests, engine wheel,
+    stacks) differ from the last successful apply; a failed apply leaves the marker, so the next
+    deploy retries. Drift between runs is the reconcile timer's job."""
+    if host.get_fact(FileSha256, path=marker) == hashlib.sha256(f"{inputs_sha256}\n".encode()).hexdigest():
+        host.noop("the engine already applied these manifests")
+        return
+    apply = shlex.join([wrapper, "nextmavens", "apply", "--projects", projects_dir, "--yes"])
+    yield f"{apply} && echo {shlex.quote(inputs_sha256)} > {shlex.quote(marker)}"
+
+
+@operation()
+def prune_units(prefix: str, marker: str, keep: Sequence[str]):
+    """Stop, disable and delete the unit files we rendered (<prefix>*, holding `marker`) that are no
+    longer declared (a job removed from group data `timers`): removing a job is declarative too."""
+    stale = [unit for unit in host.get_fact(ManagedUnits, prefix=prefix, marker=marker) if unit not in keep]
+    if not stale:
+        host.noop(f"no undeclared {prefix}* units")
+        return
+    for unit in stale:
+        quoted = shlex.quote(unit)
+        yield f"systemctl disable --now {quoted} 2>/dev/null; rm -f /etc/systemd/system/{quoted}"
+    yield "systemctl daemon-reload"

@@ -1,0 +1,114 @@
+"""Local images inside the guest: public registries are unreachable, so build from Debian's packages.
+
+A debootstrapped Debian 12 root is `docker import`ed as the base; each directory under ``images/`` is built
+with the legacy builder (`DOCKER_BUILDKIT=0`; buildx is absent) and apt through the host's proxy. Built
+images are saved to the host's cache, keyed by their build context, and loaded into a fresh guest instead of
+being rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shlex
+import tarfile
+import time
+from pathlib import Path
+
+from .config import BASE_IMAGE, LOCAL_IMAGES, SandboxConfig
+from .machine import ssh
+from .util import log
+
+IMAGES_DIR = Path(__file__).parent / "images"
+
+
+def context_tar(name: str) -> bytes:
+    """The build context as a reproducible tar (sorted, fixed mtimes and owners)."""
+    buf = io.BytesIO()
+    src = IMAGES_DIR / name
+    if not (src / "Dockerfile").is_file():
+        raise FileNotFoundError(f"{src / 'Dockerfile'} is missing (is nextmavens/sandbox/images packaged?)")
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(p for p in src.rglob("*") if p.is_file()):
+            info = tarfile.TarInfo(str(path.relative_to(src)))
+            data = path.read_bytes()
+            info.size = len(data)
+            info.mode = 0o755 if path.suffix in (".sh", ".py") else 0o644
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def context_hash(name: str, base_tar: Path) -> str:
+    h = hashlib.sha256(context_tar(name))
+    h.update(base_tar.name.encode())
+    return h.hexdigest()[:12]
+
+
+def image_exists(cfg: SandboxConfig, ref: str) -> bool:
+    return ssh(cfg, f"docker image inspect {shlex.quote(ref)} >/dev/null 2>&1", check=False).returncode == 0
+
+
+def image_label(cfg: SandboxConfig, ref: str, label: str) -> str:
+    fmt = "{{ index .Config.Labels " + f'"{label}"' + " }}"
+    proc = ssh(cfg, f"docker image inspect --format {shlex.quote(fmt)} {shlex.quote(ref)}", check=False)
+    return proc.stdout.decode().strip() if proc.returncode == 0 else ""
+
+
+def ensure_base(cfg: SandboxConfig, base_tar: Path) -> None:
+    if image_label(cfg, BASE_IMAGE, "org.nextmavens.sandbox.base") == base_tar.name:
+        return
+    log(f"docker import {base_tar.name} as {BASE_IMAGE}")
+    change = f"LABEL org.nextmavens.sandbox.base={base_tar.name}"
+    cmd = shlex.join(["docker", "import", "--change", change, "--change", 'CMD ["/bin/bash"]', "-", BASE_IMAGE])
+    with open(base_tar, "rb") as f:
+        ssh(cfg, cmd, stdin=f, stdout=None)
+
+
+def ensure_images(cfg: SandboxConfig, base_tar: Path, rebuild: bool = False) -> dict[str, str]:
+    """Make every local image present in the guest; returns {ref: 'present'|'loaded'|'built'}."""
+    cfg.image_cache.mkdir(parents=True, exist_ok=True)
+    result: dict[str, str] = {}
+    base_ready = False
+    for name, ref in LOCAL_IMAGES.items():
+        digest = context_hash(name, base_tar)
+        if not rebuild and image_label(cfg, ref, "org.nextmavens.sandbox.context") == digest:
+            result[ref] = "present"
+            continue
+        cached = cfg.image_cache / f"{name}-{digest}.tar"
+        if not rebuild and cached.is_file():
+            with open(cached, "rb") as f:
+                ssh(cfg, "docker load -q", stdin=f)
+            if image_label(cfg, ref, "org.nextmavens.sandbox.context") == digest:
+                log(f"loaded {ref} from {cached.name}")
+                result[ref] = "loaded"
+                continue
+        if not base_ready:
+            ensure_base(cfg, base_tar)
+            base_ready = True
+        t0 = time.monotonic()
+        log(f"building {ref} inside the guest (apt through {cfg.proxy_url})")
+        cmd = shlex.join(
+            [
+                "docker",
+                "build",
+                "-q",
+                "--build-arg",
+                f"http_proxy={cfg.proxy_url}",
+                "--label",
+                f"org.nextmavens.sandbox.context={digest}",
+                "-t",
+                ref,
+                "-",
+            ]
+        )
+        ssh(cfg, f"DOCKER_BUILDKIT=0 {cmd}", input=context_tar(name))
+        log(f"built {ref} in {time.monotonic() - t0:.0f}s")
+        for old in cfg.image_cache.glob(f"{name}-*.tar"):
+            old.unlink()
+        partial = cached.with_name(cached.name + ".partial")
+        with open(partial, "wb") as f:
+            ssh(cfg, f"docker save {shlex.quote(ref)}", stdout=f)
+        partial.rename(cached)
+        result[ref] = "built"
+    return result

@@ -1,0 +1,19 @@
+"""ufw: deny incoming by default; SSH, 80, 443 and what group data adds."""
+
+from pyinfra.api import deploy
+from pyinfra.operations import apt
+
+from nextmavens.host.context import host_config
+from nextmavens.host.operations import ufw_firewall
+
+
+@deploy("Firewall")
+def firewall():
+    config = host_config()
+    apt.packages(name="Install ufw", packages=["ufw"])
+    ufw_firewall(
+        name="ufw: declared rules only, SSH allowed before enabling",
+        ssh_port=config.ssh_port,
+        allowed=config.firewall_allowed_ports,
+        prune=config.firewall_prune_unknown_rules,
+    )

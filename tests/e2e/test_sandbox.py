@@ -1,0 +1,388 @@
+"""End-to-end: the booted sandbox host, then the whole deploy against it (issue 3).
+
+Order matters and is the file's order: the guest itself, the first converge, the second converge (zero
+changes), verification on the host with pytest-testinfra, then break things and converge again.
+Run: pytest -m e2e tests/e2e -x  (as root; needs debootstrap, systemd-container, tinyproxy).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import runpy
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from .conftest import REPO, Sandbox
+
+pytestmark = pytest.mark.e2e
+
+LOCAL_IMAGES = ("nextmavens-local/postgres:15", "nextmavens-local/redis:7", "nextmavens-local/standin:1")
+CONVERGE_TIMEOUT_S = 1500
+# pyinfra's console entry point, from the interpreter running the tests
+PYINFRA = [sys.executable, "-c", "import sys; from pyinfra_cli.main import main; sys.exit(main())"]
+
+
+# --- the guest --------------------------------------------------------------------------------------------
+def test_sandbox_up_is_idempotent_and_reports(sandbox: Sandbox) -> None:
+    t0 = time.monotonic()
+    again = subprocess.run(
+        [sys.executable, "-m", "nextmavens.sandbox.cli", "up"], cwd=REPO, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stderr
+    assert time.monotonic() - t0 < 30
+    status = subprocess.run(
+        [sys.executable, "-m", "nextmavens.sandbox.cli", "status", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    st = json.loads(status.stdout)
+    assert st["running"] and st["ssh_reachable"] and st["docker"] == "active"
+    assert all(st["local_images"].values()), st["local_images"]
+    key_mode = os.stat(sandbox.key).st_mode & 0o777
+    assert key_mode == 0o600, oct(key_mode)
+
+
+def test_guest_systemd_running(sandbox: Sandbox) -> None:
+    state = sandbox.run("systemctl is-system-running --wait", timeout=120).stdout.strip()
+    failed = sandbox.run("systemctl --failed --no-legend --plain").stdout
+    assert state == "running", f"systemd is {state!r}; failed units:\n{failed}"
+    assert sandbox.check(". /etc/os-release && echo $VERSION_CODENAME").strip() == "trixie"
+
+
+def test_guest_network_reaches_only_the_proxy(sandbox: Sandbox) -> None:
+    routes = sandbox.check("ip -4 route show; ip -6 route show")
+    assert "default" not in routes, routes
+    assert sandbox.check("cat /etc/resolv.conf").strip() == ""
+    # nothing resolves and nothing is routed; only the proxy on the host end of the veth answers
+    direct = sandbox.run("curl -sS -m 5 -o /dev/null http://deb.debian.org/debian/")
+    assert direct.returncode != 0
+    outside = sandbox.run(f"curl -sS -m 10 -o /dev/null -w '%{{http_code}}' -x {sandbox.proxy} http://example.com/")
+    assert outside.stdout.strip() == "403", outside.stdout + outside.stderr
+    sandbox.check("apt-get update -q", timeout=300)
+
+
+def test_sshd_reachable_on_the_guest_address(sandbox: Sandbox) -> None:
+    import socket
+
+    with socket.create_connection((sandbox.host, sandbox.port), timeout=5) as s:
+        assert s.recv(64).startswith(b"SSH-2.0-")
+    assert ipaddress.ip_address(sandbox.host).is_private
+
+
+def test_docker_runs_local_images_on_loopback_only(sandbox: Sandbox) -> None:
+    sandbox.check("systemctl is-active docker")
+    images = sandbox.check("docker image ls --format '{{.Repository}}:{{.Tag}}'").split()
+    for ref in LOCAL_IMAGES:
+        assert ref in images, images
+    sandbox.run("docker rm -f e2e-standin e2e-pg e2e-redis >/dev/null 2>&1")
+    try:
+        sandbox.check(
+            "docker run -d --name e2e-standin -e STANDIN_PORTS=8000 -p 127.0.0.1:18000:8000 nextmavens-local/standin:1"
+        )
+        sandbox.check(
+            "docker run -d --name e2e-pg -e POSTGRES_PASSWORD=e2e-pw -p 127.0.0.1:15432:5432 "
+            "nextmavens-local/postgres:15"
+        )
+        sandbox.check("docker run -d --name e2e-redis -e REDIS_PASSWORD=e2e-rpw nextmavens-local/redis:7")
+        body = sandbox.check("for i in $(seq 50); do curl -fsS 127.0.0.1:18000/health && break; sleep 0.2; done")
+        assert json.loads(body)["status"] == "ok"
+        listeners = sandbox.check("ss -ltnH 'sport = :18000'")
+        local_addrs = {line.split()[3] for line in listeners.splitlines()}
+        assert local_addrs == {"127.0.0.1:18000"}, listeners
+        sandbox.check(
+            "for i in $(seq 60); do docker exec e2e-pg pg_isready -h 127.0.0.1 -q && exit 0; sleep 0.5; done; exit 1"
+        )
+        pg = sandbox.check(
+            "docker exec -e PGPASSWORD=e2e-pw e2e-pg psql -h 127.0.0.1 -U postgres -tAc 'show wal_level'"
+        )
+        assert pg.strip() == "logical"
+        wrong = sandbox.run("docker exec -e PGPASSWORD=wrong e2e-pg psql -h 127.0.0.1 -U postgres -tAc 'select 1'")
+        assert wrong.returncode != 0
+        pong = sandbox.check(
+            "for i in $(seq 30); do docker exec e2e-redis redis-cli -a e2e-rpw --no-auth-warning ping"
+            " && exit 0; sleep 0.3; done; exit 1"
+        )
+        assert "PONG" in pong
+        noauth = sandbox.run("docker exec e2e-redis redis-cli ping").stdout
+        assert "NOAUTH" in noauth
+    finally:
+        sandbox.run("docker rm -f e2e-standin e2e-pg e2e-redis >/dev/null 2>&1")
+    # the port published on loopback is not reachable from outside the guest
+    import socket
+
+    with pytest.raises(OSError):
+        socket.create_connection((sandbox.host, 18000), timeout=3).close()
+
+
+# --- the deploy ---------------------------------------------------------------------------------------------
+def deploy_env(sandbox: Sandbox) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTMAVENS_PROD_")}
+    env.update(sandbox.env)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def converge(sandbox: Sandbox) -> dict[str, Any]:
+    for path in ("inventory.py", "deploys/site.py"):
+        assert (REPO / path).is_file(), f"{path} is missing: the deploy has not landed"
+    argv = [*PYINFRA, "-y", "-vv", "--json", "inventory.py", "deploys/site.py"]
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        argv, cwd=REPO, env=deploy_env(sandbox), capture_output=True, text=True, timeout=CONVERGE_TIMEOUT_S
+    )
+    elapsed = time.monotonic() - t0
+    tail = "\n".join(proc.stderr.splitlines()[-60:])
+    assert proc.returncode == 0, f"converge failed ({proc.returncode}) after {elapsed:.0f}s:\n{tail}"
+    result = json.loads(proc.stdout)
+    ops = result["results"]["operations"]
+    errors = [op["name"] for op in ops if op["error"]]
+    assert not errors, f"operations failed: {errors}\n{tail}"
+    changed = [op["name"] for op in ops if op["success"]]
+    remote = sum(1 for line in proc.stderr.splitlines() if ">>>" in line)
+    return {
+        "seconds": elapsed,
+        "changed": changed,
+        "ops": len(ops),
+        "remote_commands": remote,
+        "log": proc.stderr,
+    }
+
+
+@pytest.fixture(scope="module")
+def converged(sandbox: Sandbox) -> dict[str, Any]:
+    first = converge(sandbox)
+    second = converge(sandbox)
+    sys.stderr.write(
+        f"\nconverge: first {first['seconds']:.0f}s ({len(first['changed'])} changed of {first['ops']}), "
+        f"second {second['seconds']:.0f}s ({len(second['changed'])} changed, "
+        f"{second['remote_commands']} remote commands)\n"
+    )
+    return {"first": first, "second": second}
+
+
+def group_data(sandbox: Sandbox) -> dict[str, Any]:
+    """all.py overridden by sandbox.py, the way pyinfra merges group data for the sandbox host."""
+    old = dict(os.environ)
+    os.environ.update(sandbox.env)
+    try:
+        data: dict[str, Any] = {}
+        for name in ("all", "sandbox"):
+            mod = runpy.run_path(str(REPO / "group_data" / f"{name}.py"))
+            data.update({k: v for k, v in mod.items() if not k.startswith("_") and not callable(v)})
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    return data
+
+
+@pytest.fixture(scope="module")
+def data(sandbox: Sandbox) -> dict[str, Any]:
+    return group_data(sandbox)
+
+
+@pytest.fixture(scope="module")
+def host(sandbox: Sandbox, converged: dict[str, Any], tmp_path_factory: pytest.TempPathFactory):
+    testinfra = pytest.importorskip("testinfra")
+    cfg = sandbox.ssh_config(tmp_path_factory.mktemp("ssh") / "config")
+    return testinfra.get_host("ssh://sandbox", ssh_config=str(cfg))
+
+
+def test_first_converge_changes_the_host(converged: dict[str, Any]) -> None:
+    assert converged["first"]["changed"], "the first converge on a fresh guest changed nothing"
+
+
+def test_second_converge_changes_nothing(converged: dict[str, Any]) -> None:
+    second = converged["second"]
+    assert second["changed"] == [], f"second converge changed: {second['changed']}"
+
+
+def _ufw_rules(host) -> set[str]:
+    out = host.check_output("ufw status")
+    assert re.search(r"^Status: active$", out, re.M), out
+    rules = set()
+    for line in out.splitlines():
+        m = re.match(r"^(\S+(?: \(v6\))?)\s+(ALLOW|DENY|REJECT|LIMIT)(?: IN)?\s+(.+?)\s*$", line)
+        if m:
+            rules.add(f"{m.group(1)} {m.group(2)} {m.group(3)}")
+    return rules
+
+
+def test_ufw_active_with_exactly_the_expected_rules(host, data: dict[str, Any]) -> None:
+    verbose = host.check_output("ufw status verbose")
+    assert "Default: deny (incoming)" in verbose, verbose
+    expected = set()
+    for port in [f"{data['ssh_port']}/tcp", *data["firewall_allowed_ports"]]:
+        expected.add(f"{port} ALLOW Anywhere")
+        expected.add(f"{port} (v6) ALLOW Anywhere (v6)")
+    assert _ufw_rules(host) == expected
+
+
+def test_ssh_hardened_and_still_reachable(sandbox: Sandbox, host, data: dict[str, Any]) -> None:
+    effective = host.check_output("sshd -T")
+    assert re.search(r"^passwordauthentication no$", effective, re.M)
+    assert re.search(rf"^permitrootlogin {re.escape(data['ssh_permit_root_login'])}$", effective, re.M) or (
+        data["ssh_permit_root_login"] == "prohibit-password"
+        and re.search(r"^permitrootlogin without-password$", effective, re.M)
+    ), effective
+    assert sandbox.check("true") == ""
+    admin = data["admin_user"]
+    assert host.user(admin).exists
+    assert sandbox.run("sudo -n true", user=admin).returncode == 0, "admin user cannot sudo by key login"
+
+
+def test_docker_active_with_log_rotation(host, data: dict[str, Any]) -> None:
+    assert host.service("docker").is_running
+    assert host.service("docker").is_enabled
+    daemon = json.loads(host.file("/etc/docker/daemon.json").content_string)
+    assert daemon.get("log-driver", "json-file") in ("json-file", "local")
+    assert daemon["log-opts"]["max-size"] == data["docker_log_max_size"]
+    assert str(daemon["log-opts"]["max-file"]) == str(data["docker_log_max_file"])
+    assert daemon.get("live-restore") is True
+    assert host.check_output("docker info --format '{{.LoggingDriver}}'") == daemon.get("log-driver", "json-file")
+    nets = host.check_output("docker network ls --format '{{.Name}}'").split()
+    assert data["docker_network"] in nets
+
+
+def test_nginx_active(host) -> None:
+    assert host.service("nginx").is_running
+    assert host.service("nginx").is_enabled
+    assert host.run("nginx -t").rc == 0
+
+
+def _containers(host) -> list[dict[str, Any]]:
+    ids = host.check_output("docker ps -aq").split()
+    assert ids, "no containers at all"
+    return json.loads(host.check_output("docker inspect " + " ".join(ids)))
+
+
+def test_stack_containers_running(host) -> None:
+    containers = _containers(host)
+    projects = {c["Config"]["Labels"].get("com.docker.compose.project") for c in containers}
+    stacks = sorted(p.name for p in (REPO / "stacks").iterdir() if (p / "stack.yaml").is_file())
+    for stack in stacks:
+        meta = (REPO / "stacks" / stack / "stack.yaml").read_text()
+        m = re.search(r"^project:\s*(\S+)", meta, re.M)
+        assert m, f"stacks/{stack}/stack.yaml has no project"
+        assert m.group(1) in projects, f"no containers for stack {stack} ({m.group(1)}); projects: {projects}"
+    bad = {
+        c["Name"]: c["State"]["Status"] + (" restarting" if c["State"].get("Restarting") else "")
+        for c in containers
+        if c["State"]["Status"] != "running" or c["State"].get("Restarting")
+    }
+    assert not bad, f"containers not running: {bad}"
+
+
+def test_no_container_port_beyond_loopback_or_internal(host) -> None:
+    for c in _containers(host):
+        for port, bindings in (c["HostConfig"].get("PortBindings") or {}).items():
+            for b in bindings or []:
+                assert b.get("HostIp") in ("127.0.0.1", "::1"), f"{c['Name']} publishes {port} on {b}"
+    # every listening socket on a non-loopback address belongs to sshd or nginx
+    internal = [
+        ipaddress.ip_network(s)
+        for s in host.check_output(
+            "docker network inspect $(docker network ls -q) --format '{{range .IPAM.Config}}{{.Subnet}} {{end}}'"
+        ).split()
+    ]
+    offenders = []
+    for line in host.check_output("ss -ltnpH").splitlines():
+        cols = line.split()
+        local = cols[3]
+        addr = local.rsplit(":", 1)[0].strip("[]").split("%")[0]
+        if addr in ("*", "0.0.0.0", "::"):
+            ip = None
+        else:
+            ip = ipaddress.ip_address(addr)
+            if ip.is_loopback or any(ip in n for n in internal):
+                continue
+        if not re.search(r'users:\(\("(sshd|nginx)"', line):
+            offenders.append(line)
+    assert not offenders, "listening beyond loopback/internal networks:\n" + "\n".join(offenders)
+
+
+def test_secrets_files_private(host, data: dict[str, Any]) -> None:
+    secrets = host.file(data["secrets_file"])
+    assert secrets.exists and secrets.is_file
+    assert secrets.mode == 0o600 and secrets.user == "root"
+    platform = data["platform_dir"]
+    # The venv is code (it has a module named secretstore.py), not secrets: leave it out of the name match.
+    loose = host.check_output(
+        f"find {platform} /etc/nextmavens -path {platform}/venv -prune -o -type f \\( -name '*.env' -o -name '.env' "
+        "-o -name '*secret*' -o -name '*.key' \\) -perm /077 -print"
+    )
+    assert loose == "", f"secret files readable by others:\n{loose}"
+    assert "POSTGRES_PASSWORD" in host.check_output(f"cut -d= -f1 {data['secrets_file']}")
+    # The engine's master key, created by the apply that ends the deploy.
+    master_key = host.file(f"{platform}/master.key")
+    assert master_key.exists and master_key.mode == 0o600 and master_key.user == "root"
+    # any file on the platform's paths that holds a generated secret value must be private too
+    script = SECRET_SCAN.format(secrets=data["secrets_file"], bases=[platform, "/etc/nextmavens"])
+    holders = host.check_output(f"python3 - <<'PY'\n{script}PY")
+    lines = [ln.split(" ", 1) for ln in holders.splitlines() if ln.strip()]
+    assert [p for _, p in lines if p == data["secrets_file"]], "the secrets file holds no secret values"
+    leaked = [f"{mode} {p}" for mode, p in lines if int(mode, 8) & 0o077]
+    assert not leaked, "files holding secret values readable by others:\n" + "\n".join(leaked)
+
+
+SECRET_SCAN = """
+import os
+values = [ln.split("=", 1)[1].strip() for ln in open({secrets!r}) if "=" in ln and not ln.startswith("#")]
+values = [v for v in values if len(v) >= 8]
+for base in {bases!r}:
+    for d, dirs, files in os.walk(base):
+        dirs[:] = [x for x in dirs if x != "venv"]
+        for f in files:
+            path = os.path.join(d, f)
+            try:
+                data = open(path, "rb").read(4_000_000).decode("utf-8", "ignore")
+            except OSError:
+                continue
+            if any(v in data for v in values):
+                print(oct(os.stat(path).st_mode & 0o777)[2:], path)
+"""
+
+
+def test_break_and_repair(sandbox: Sandbox, host, data: dict[str, Any]) -> None:
+    # 1. stop a stack container; 2. edit a rendered file; 3. delete a ufw rule
+    containers = [c for c in _containers(host) if c["Config"]["Labels"].get("com.docker.compose.project")]
+    victim = sorted(c["Name"].lstrip("/") for c in containers)[0]
+    host.check_output(f"docker stop {victim}")
+    rendered = host.check_output(
+        f"find {data['platform_dir']}/stacks -name 'compose.yaml' -o -name 'docker-compose.yml' | sort | head -1"
+    )
+    assert rendered, "no rendered compose file found"
+    before = host.check_output(f"sha256sum {rendered}")
+    host.check_output(f"printf '# tampered\\n' >> {rendered}")
+    port = data["firewall_allowed_ports"][0]
+    host.check_output(f"ufw delete allow {port}")
+    assert f"{port} ALLOW Anywhere" not in _ufw_rules(host)
+
+    repaired = converge(sandbox)
+    assert repaired["changed"], "a converge after breaking things changed nothing"
+    assert host.check_output(f"sha256sum {rendered}") == before
+    assert host.check_output(f"docker inspect -f '{{{{.State.Status}}}}' {victim}") == "running"
+    assert f"{port} ALLOW Anywhere" in _ufw_rules(host)
+    again = converge(sandbox)
+    assert again["changed"] == [], f"converge after repair is not a no-op: {again['changed']}"
+
+
+def test_the_example_projects_are_applied_on_the_host(host, data: dict[str, Any]) -> None:
+    """site.py ends with the engine's apply: a plan on the host now finds nothing to change."""
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    plan = host.run(f"{wrapper} nextmavens plan --projects {data['projects_dir']} --json")
+    assert plan.rc == 0, plan.stdout + plan.stderr
+    keys = host.run(f"{wrapper} nextmavens keys show acme/shop --json")
+    assert keys.rc == 0, keys.stderr
+    access = json.loads(keys.stdout)
+    assert access["database_url"].startswith("postgresql://owner_shop:")
+    assert access["anon_key"].count(".") == 2
