@@ -15,7 +15,7 @@ from nextmavens.backup import records
 from nextmavens.backup.pipeline import BackupError, BackupLock, Target, backup_target, run_backups
 from nextmavens.backup.restore import RestoreError, choose_backup, replace_live, restore_backup, scratch_name
 from nextmavens.backup.retention import apply_retention
-from nextmavens.backup.settings import BackupSettings, ConfigError, settings_from_env
+from nextmavens.backup.settings import CONTROL_KEY, BackupSettings, ConfigError, settings_from_env
 from nextmavens.backup.targets import all_targets, due, select
 from nextmavens.backup.telegram import TelegramClient
 from nextmavens.backup.verify import drill
@@ -139,14 +139,19 @@ def list_command(project: str | None, as_json: bool) -> None:
 @click.option("--replace", is_flag=True, help="Replace the live database (asks to confirm; backs it up first).")
 def restore_command(project: str, backup_id: int | None, identity: Path, into: str | None, replace: bool) -> None:
     """Download, check, decrypt and pg_restore a backup into a new database."""
+    if replace and into:
+        raise click.UsageError("--replace and --into exclude each other")
+    if replace and project == CONTROL_KEY:
+        raise click.UsageError(
+            "the control database is not replaced in place: restore it --into a new database, or follow the "
+            "disaster-recovery steps in nextmavens/backup/restore.py"
+        )
     settings, conn, client = _setup(require_recipient=replace)
     record = None
     try:
         record = choose_backup(conn, project, backup_id)
     except RestoreError as exc:
         raise click.ClickException(str(exc)) from None
-    if replace and into:
-        raise click.UsageError("--replace and --into exclude each other")
     if replace:
         click.confirm(
             f"Replace the live database {record.database} of {project} with backup {record.id}? "

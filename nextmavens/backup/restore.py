@@ -130,8 +130,14 @@ def download_verified(
         yield path
 
 
+def cluster_dsn(settings: BackupSettings) -> str:
+    """Creating, dropping and renaming databases go through the `postgres` database: the configured DSN
+    may name the control database, which a rename of it (or a drop) could not run from."""
+    return dsn_for_database(settings.dsn, "postgres")
+
+
 def create_database(settings: BackupSettings, name: str, owner: str | None) -> None:
-    with psycopg.connect(settings.dsn, autocommit=True) as conn:
+    with psycopg.connect(cluster_dsn(settings), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             raise RestoreError(f"database {name} already exists; restore only ever creates a new database")
         has_owner = owner and conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone()
@@ -145,7 +151,7 @@ def create_database(settings: BackupSettings, name: str, owner: str | None) -> N
 
 
 def drop_database(settings: BackupSettings, name: str) -> None:
-    with psycopg.connect(settings.dsn, autocommit=True) as conn:
+    with psycopg.connect(cluster_dsn(settings), autocommit=True) as conn:
         conn.execute(
             TERMINATE_SQL,
             (name,),
@@ -284,7 +290,7 @@ def replace_live(
     connections disabled. Its owner (set at creation), database-level grants and connection limit carry
     over; anything else set on the database itself is the engine's to converge on its next apply."""
     kept = scratch_name(live, f"replaced_{datetime.now(UTC):%Y%m%d%H%M%S}")
-    with psycopg.connect(settings.dsn, autocommit=True) as conn:
+    with psycopg.connect(cluster_dsn(settings), autocommit=True) as conn:
         acl = conn.execute(
             "SELECT a.privilege_type, pg_get_userbyid(a.grantee) FROM pg_database d,"
             " aclexplode(d.datacl) a WHERE d.datname = %s AND a.grantee <> 0",

@@ -27,11 +27,15 @@ def cli_env(fresh_pg, standin, age_key, tmp_path: Path, monkeypatch: pytest.Monk
     (projects / "clishop.yaml").write_text(
         "ref: clishop\nname: CLI Shop\nauth:\n  site_url: https://shop.cli.example\nbackup:\n  retention_days: 3\n"
     )
+    from nextmavens.control.db import connect_control
+
+    connect_control(pg.dsn).close()  # the engine's first apply creates it on the host
     token = tmp_path / "token"
     token.write_text(standin.state.token)
     token.chmod(0o600)
     env = {
-        "NEXTMAVENS_DSN": pg.dsn,
+        # As the host's nextmavens-env wrapper sets it: the DSN names the control database.
+        "NEXTMAVENS_DSN": pg.dsn_for("nextmavens"),
         "NEXTMAVENS_TELEGRAM_TOKEN_FILE": str(token),
         "NEXTMAVENS_TELEGRAM_CHAT_ID": standin.state.chat_id,
         "NEXTMAVENS_TELEGRAM_API": standin.base_url,
@@ -179,3 +183,10 @@ def test_cli_missing_projects_folder_is_loud(cli_env, monkeypatch: pytest.Monkey
     monkeypatch.setenv("NEXTMAVENS_PROJECTS", str(tmp_path / "nowhere"))
     result = CliRunner().invoke(backup, ["run"])
     assert result.exit_code != 0 and "projects folder" in result.output
+
+
+def test_cli_control_database_is_never_replaced_in_place(cli_env, age_key) -> None:
+    result = CliRunner().invoke(
+        backup, ["restore", "_platform/control", "--identity", str(age_key[0]), "--replace"], input="y\n"
+    )
+    assert result.exit_code != 0 and "not replaced in place" in result.output
