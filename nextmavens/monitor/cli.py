@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 import psycopg
 
+from nextmavens.backup import records
 from nextmavens.backup.pipeline import Target
 from nextmavens.backup.targets import all_targets
 from nextmavens.control.db import connect_control
@@ -19,7 +21,7 @@ from nextmavens.monitor.alerts import alerts_from_env
 from nextmavens.monitor.health import check_health, docker_from_env, probe_targets
 from nextmavens.monitor.state import load_json, state_dir
 from nextmavens.monitor.storage import check_storage
-from nextmavens.monitor.summary import Summary, gather, render
+from nextmavens.monitor.summary import Summary, backup_freshness, gather, render
 
 
 def _paths() -> list[str]:
@@ -90,9 +92,34 @@ def storage_command() -> None:
 def health_command() -> None:
     """Container state, health and restarts; HTTP probes; alerts when something changes state."""
     alerts = alerts_from_env()
-    refs = [t.key.split("/", 1)[1] for t in _targets() if not t.key.startswith("_")]
+    dsn = os.environ.get("NEXTMAVENS_DSN")
+    control: psycopg.Connection | None = None
+    if dsn:
+        try:
+            control = connect_control(dsn)
+        except psycopg.Error:
+            control = None
+    targets = _targets(control)
+    refs = [t.key.split("/", 1)[1] for t in targets if not t.key.startswith("_")]
+    extra: dict[str, dict[str, Any]] = {}
+    if control is not None:
+        # Backup freshness rides the same change-only alerts: a backup older than its schedule allows is
+        # reported within minutes, once, and again when a good backup lands.
+        rows, _ = backup_freshness(targets, records.last_good_by_target(control), datetime.now(UTC))
+        extra = {
+            f"backup:{row['target']}": {
+                "ok": not row["stale"],
+                "detail": "never backed up" if row["age_hours"] is None else f"last good {row['age_hours']} h ago",
+            }
+            for row in rows
+        }
+        control.close()
     check = check_health(
-        docker_from_env(), probe_targets(dict(os.environ), refs), state_dir() / "health.json", alerts.send
+        docker_from_env(),
+        probe_targets(dict(os.environ), refs),
+        state_dir() / "health.json",
+        alerts.send,
+        extra=extra,
     )
     click.echo(json.dumps(check.as_json(), indent=2, default=str))
 

@@ -148,7 +148,10 @@ def check_health(
     state_file: Path,
     send: Callable[[str], Any],
     prober: Callable[[str, str], ProbeResult] = probe,
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> HealthCheck:
+    """One health run. `extra` adds other checks to the same change-only alerting (e.g. each target's
+    backup freshness as "backup:ORG/PROJECT": {"ok": ..., "detail": ...})."""
     containers = None
     if docker_client is not None:
         try:
@@ -157,6 +160,7 @@ def check_health(
             containers = None
     results = [prober(name, url) for name, url in targets]
     current = snapshot(containers, results)
+    current.update(extra or {})
     state = load_json(state_file)
     previous = state.get("health", {})
     if containers is None:

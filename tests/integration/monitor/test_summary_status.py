@@ -64,3 +64,27 @@ def test_status_json_and_text(pg, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert {"disk", "databases", "backups", "containers", "problems"} <= set(data)
     text = runner.invoke(status, [])
     assert "Disk:" in text.output and "Databases:" in text.output
+
+
+def test_health_alerts_a_stale_backup_once_then_its_recovery(
+    fresh_pg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nextmavens.monitor.cli import monitor
+
+    monkeypatch.setenv("NEXTMAVENS_DSN", fresh_pg.dsn)
+    monkeypatch.setenv("NEXTMAVENS_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("NEXTMAVENS_PROJECTS", str(tmp_path / "no-projects"))
+    runner = CliRunner()
+    first = runner.invoke(monitor, ["health"])
+    assert first.exit_code == 0, first.output
+    assert "backup:_platform/control is DOWN: never backed up" in first.stderr
+    second = runner.invoke(monitor, ["health"])
+    assert "backup:" not in second.stderr  # still stale: not repeated
+    control = connect_control(fresh_pg.dsn)
+    control.execute(
+        "INSERT INTO backups (target, database, status, recipient, finished_at, chunk_count, total_bytes)"
+        " VALUES ('_platform/control', 'nextmavens', 'complete', 'age1x', now(), 1, 10)"
+    )
+    control.close()
+    third = runner.invoke(monitor, ["health"])
+    assert "backup:_platform/control recovered: last good 0.0 h ago" in third.stderr
