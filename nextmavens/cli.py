@@ -379,14 +379,15 @@ def destroy(
 
 
 def register_optional_commands() -> None:
-    """Command groups that live beside the engine (local database, schema export, sandbox host)."""
+    """Commands that live beside the engine: local database, schema export, sandbox, backups, monitoring."""
+    from nextmavens.backup.cli import backup
     from nextmavens.localdb_cli import localdb
     from nextmavens.manifest.schema import schema_command
+    from nextmavens.monitor.cli import monitor, status
     from nextmavens.sandbox.cli import sandbox
 
-    main.add_command(localdb)
-    main.add_command(schema_command)
-    main.add_command(sandbox)
+    for command in (localdb, schema_command, sandbox, backup, monitor, status):
+        main.add_command(command)
 
 
 register_optional_commands()
