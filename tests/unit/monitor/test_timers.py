@@ -1,32 +1,39 @@
-"""The timer entries for group data: valid TimerUnits, rendered by the host helper's generic job templates,
-each running a command that exists."""
+"""The systemd jobs in group data: valid TimerUnits, rendered by the generic job templates, each running a
+nextmavens command that exists."""
 
 from __future__ import annotations
+
+import runpy
+from pathlib import Path
+from typing import Any
 
 import click
 import pytest
 
-from nextmavens.backup.cli import backup
-from nextmavens.monitor.cli import monitor
-from nextmavens.monitor.timers import TIMERS
+from nextmavens.cli import main
+from nextmavens.host.hostdata import TimerUnit
+from nextmavens.host.render import render
 
-GROUPS: dict[str, click.Group] = {"backup": backup, "monitor": monitor}
+GROUP_DATA = Path(__file__).resolve().parents[3] / "group_data" / "all.py"
+TIMERS: list[dict[str, Any]] = runpy.run_path(str(GROUP_DATA))["timers"]
 
 
 @pytest.mark.parametrize("entry", TIMERS, ids=[t["name"] for t in TIMERS])
-def test_timer_entries_are_valid_and_name_real_commands(entry: dict) -> None:
-    hostdata = pytest.importorskip("nextmavens.host.hostdata")
-    timer = hostdata.TimerUnit(**entry)
+def test_timer_entries_are_valid_and_name_real_commands(entry: dict[str, Any]) -> None:
+    timer = TimerUnit(**entry)
     argv = timer.command
     start = argv.index("nextmavens")
     assert all("=" in word for word in argv[1:start])  # only env assignments before the program
-    group, command = argv[start + 1], argv[start + 2]
-    assert command in GROUPS[group].commands
-    # Rendered exactly as the host helper does (tasks/app.py): the generic job template.
-    render = pytest.importorskip("nextmavens.host.render").render
+    command: click.Command = main
+    for word in argv[start + 1 :]:
+        if not isinstance(command, click.Group) or word.startswith("-"):
+            break
+        assert word in command.commands, f"{entry['name']}: no command {word!r}"
+        command = command.commands[word]
+    # Rendered exactly as the host does (tasks/app.py): the generic job template.
     text = render("templates/systemd/job.service.j2", timer=timer.model_dump(), platform_dir="/opt/nextmavens")
-    assert "ExecStart=/opt/nextmavens/bin/nextmavens-env env " in text
-    assert f" nextmavens {group} {command}" in text
+    assert "ExecStart=/opt/nextmavens/bin/nextmavens-env " in text
+    assert " ".join(argv[start:]) in text
 
 
 def test_monitors_every_five_minutes_backups_hourly_drill_weekly() -> None:
