@@ -209,20 +209,31 @@ def _role_changes(owner: str, role: RoleSpec, observed: ObservedState) -> list[C
                     {"parent": parent},
                 )
             )
-    settings = observed.role_settings.get(role.name, {})
-    for name, value in role.settings:
-        if settings.get(name) != value:
-            changes.append(
-                Change(
-                    owner,
-                    "update",
-                    "role_setting",
-                    role.name,
-                    f"{name}: {settings.get(name, '(unset)')} -> {value}",
-                    {"name": name, "value": value},
-                )
-            )
+    changes += _setting_changes(owner, "role_setting", role.name, role.settings, observed.role_settings)
     return changes
+
+
+def _setting_changes(
+    owner: str,
+    kind: str,
+    target: str,
+    wanted: tuple[tuple[str, str], ...],
+    observed: dict[str, dict[str, str]],
+) -> list[Change]:
+    """`ALTER ROLE/DATABASE ... SET` drift: each declared setting that is missing or different."""
+    have = observed.get(target, {})
+    return [
+        Change(
+            owner,
+            "update",
+            kind,
+            target,
+            f"{name}: {have.get(name, '(unset)')} -> {value}",
+            {"name": name, "value": value},
+        )
+        for name, value in wanted
+        if have.get(name) != value
+    ]
 
 
 def _database_changes(project: ProjectSpec, observed: ObservedState) -> list[Change]:
@@ -264,19 +275,7 @@ def _database_changes(project: ProjectSpec, observed: ObservedState) -> list[Cha
                     {"connection_limit": True},
                 )
             )
-    settings = observed.database_settings.get(spec.name, {})
-    for name, value in spec.settings:
-        if settings.get(name) != value:
-            changes.append(
-                Change(
-                    key,
-                    "update",
-                    "database_setting",
-                    spec.name,
-                    f"{name}: {settings.get(name, '(unset)')} -> {value}",
-                    {"name": name, "value": value},
-                )
-            )
+    changes += _setting_changes(key, "database_setting", spec.name, spec.settings, observed.database_settings)
     allowed = set(spec.connect_roles) | {spec.owner}
     for grantee in sorted({g for g, _ in acl if g not in allowed}):
         privileges = sorted(p for g, p in acl if g == grantee)
