@@ -38,14 +38,19 @@ def _targets(control: psycopg.Connection | None = None) -> list[Target]:
         return all_targets(None)
 
 
+def _optional_control(dsn: str | None) -> psycopg.Connection | None:
+    """The control database when reachable: monitors still report disk and containers when it is not."""
+    if not dsn:
+        return None
+    try:
+        return connect_control(dsn)
+    except psycopg.Error:
+        return None
+
+
 def _summary() -> Summary:
     dsn = os.environ.get("NEXTMAVENS_DSN")
-    control: psycopg.Connection | None = None
-    if dsn:
-        try:
-            control = connect_control(dsn)
-        except psycopg.Error:
-            control = None
+    control = _optional_control(dsn)
     try:
         return gather(dsn, control, _targets(control), _paths(), docker_from_env())
     finally:
@@ -93,12 +98,7 @@ def health_command() -> None:
     """Container state, health and restarts; HTTP probes; alerts when something changes state."""
     alerts = alerts_from_env()
     dsn = os.environ.get("NEXTMAVENS_DSN")
-    control: psycopg.Connection | None = None
-    if dsn:
-        try:
-            control = connect_control(dsn)
-        except psycopg.Error:
-            control = None
+    control = _optional_control(dsn)
     targets = _targets(control)
     refs = [t.key.split("/", 1)[1] for t in targets if not t.key.startswith("_")]
     extra: dict[str, dict[str, Any]] = {}
