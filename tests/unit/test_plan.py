@@ -162,3 +162,12 @@ def test_org_membership_changes_are_recorded(manifests, tmp_path: Path) -> None:
         "org",
         "record organization 'Acme' with 1 member(s)",
     )
+
+
+def test_the_audit_actor_comes_from_the_environment_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nextmavens.engine.session import EngineConfig
+
+    config = EngineConfig(dsn="", master_key_path=Path("/nonexistent"))
+    assert "@" in config.who()
+    monkeypatch.setenv("NEXTMAVENS_ACTOR", "timer:reconcile")
+    assert config.who() == "timer:reconcile"

@@ -44,6 +44,7 @@ def test_systemd_units_render_one_pair_per_timer(config: HostData) -> None:
         service = render("templates/systemd/job.service.j2", **context, timer=timer.model_dump())
         unit = render("templates/systemd/job.timer.j2", **context, timer=timer.model_dump())
         assert f"ExecStart=/opt/nextmavens/bin/nextmavens-env {' '.join(timer.command)}" in service
+        assert f"Environment=NEXTMAVENS_ACTOR=timer:{timer.name}\n" in service
         assert f"OnCalendar={timer.on_calendar}" in unit
         assert f"Unit=nextmavens-{timer.name}.service" in unit
 
