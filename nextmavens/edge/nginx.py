@@ -122,6 +122,7 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
             kong_proxy=settings.kong_proxy,
             studio_upstream=settings.studio_upstream,
             acme_webroot=settings.acme_webroot,
+            default_server=settings.default_server,
         )
     )
 
