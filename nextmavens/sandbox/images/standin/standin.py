@@ -7,6 +7,7 @@ Roles (STANDIN_ROLE, else detected from the service's own environment):
 - postgrest  : (PGRST_DB_URI set) port 3000 answers any path with JSON naming the project and service;
                the admin port (PGRST_ADMIN_SERVER_PORT) answers /ready and /live, as `postgrest --ready` checks.
 - gotrue     : (GOTRUE_API_PORT set) that port answers /health and any path with JSON naming the project.
+- storage    : (STORAGE_BACKEND set) PORT (5000) answers /status and any path with JSON naming the project.
 - kong       : Kong DB-less. Admin (8001): POST /config {"config": "<json>"} with ?check_hash=1 (304 for an
                identical config), 400 code 14 for an invalid one (running config kept), GET /status with
                configuration_hash. Proxy (8000): routes by hosts + paths (longest prefix), strip_path,
@@ -47,6 +48,8 @@ def detect_role():
         return "postgrest"
     if "GOTRUE_API_PORT" in ENV:
         return "gotrue"
+    if "STORAGE_BACKEND" in ENV:
+        return "storage"
     return "plain"
 
 
@@ -58,6 +61,8 @@ def ports():
         return [int(ENV.get("PGRST_SERVER_PORT", "3000")), int(ENV.get("PGRST_ADMIN_SERVER_PORT", "3001"))]
     if ROLE == "gotrue":
         return [int(ENV["GOTRUE_API_PORT"])]
+    if ROLE == "storage":
+        return [int(ENV.get("PORT", "5000"))]
     return [int(p) for p in ENV.get("STANDIN_PORTS", "8080").replace(" ", "").split(",") if p]
 
 
@@ -67,6 +72,8 @@ def project_name():
         return urlsplit(ENV["PGRST_DB_URI"]).path.lstrip("/")
     if ROLE == "gotrue":
         return (urlsplit(ENV.get("API_EXTERNAL_URL", "")).hostname or "").split(".")[0]
+    if ROLE == "storage":
+        return ENV.get("TENANT_ID", "")
     return ""
 
 
