@@ -11,12 +11,16 @@ it says so and prints NA. The last line is machine-readable:
 
 from __future__ import annotations
 
+import json
 import os
+import runpy
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from nextmavens.edge.inputs import EdgeProject  # noqa: E402
 from nextmavens.edge.kong import render_kong  # noqa: E402
@@ -62,12 +66,76 @@ def sample(ref: str, storage: bool = False) -> EdgeProject:
     return EdgeProject(manifest, secrets)
 
 
-def measure_new_project_s() -> float | None:
-    """Needs the sandbox host (another branch builds it); never estimated here."""
-    if not os.environ.get("NEXTMAVENS_SANDBOX"):
+NEW_PROJECT_SCRIPT = r"""
+set -eu
+W={platform_dir}/bin/nextmavens-env
+P={projects_dir}
+ref=bench$(date +%s | tail -c 6)
+mkdir -p "$P/benchorg"
+printf 'name: Benchmark\nmembers:\n  - email: bench@sandbox.test\n    role: owner\n' > "$P/benchorg/org.yaml"
+printf 'ref: %s\nname: Benchmark %s\nstate: active\nauth:\n  site_url: https://%s.example\n' \
+  "$ref" "$ref" "$ref" > "$P/benchorg/$ref.yaml"
+t0=$(date +%s.%N)
+"$W" nextmavens apply --projects "$P" --yes > /tmp/nm-bench-apply.log 2>&1 \
+  || {{ tail -20 /tmp/nm-bench-apply.log >&2; exit 1; }}
+key=$("$W" nextmavens keys show "benchorg/$ref" --json \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["anon_key"])')
+code=000
+for i in $(seq 600); do
+  code=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' -H "Host: $ref.{api_domain}" -H "apikey: $key" \
+    http://127.0.0.1/rest/v1/ || true)
+  [ "$code" = 200 ] && break
+  sleep 0.2
+done
+t1=$(date +%s.%N)
+# leave the sandbox as the repository declares it: the project is removed (its containers stopped)
+rm -rf "$P/benchorg"
+"$W" nextmavens apply --projects "$P" --yes > /dev/null 2>&1 || true
+[ "$code" = 200 ] || {{ echo "the new project never answered 200 (last: $code)" >&2; exit 1; }}
+python3 -c "print(f'{{$t1 - $t0:.2f}}')"
+"""
+
+
+def _sandbox_env() -> dict[str, str] | None:
+    """The running sandbox's connection settings: from the environment, else `nextmavens sandbox status`."""
+    if os.environ.get("NEXTMAVENS_SANDBOX_HOST"):
+        return dict(os.environ)
+    status = subprocess.run(
+        [sys.executable, "-m", "nextmavens.sandbox.cli", "status", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        state = json.loads(status.stdout)
+    except ValueError:
         return None
-    print("new project: a sandbox is configured, but the measurement is not wired in this branch yet")
-    return None
+    return {**os.environ, **state["env"]} if state.get("running") and state.get("ssh_reachable") else None
+
+
+def measure_new_project_s() -> float | None:
+    """On a converged sandbox: a new manifest -> `nextmavens apply` (database, containers from local images,
+    Kong load, nginx reload; no pulls, no ACME) -> the project answering 200 through nginx and Kong."""
+    env = _sandbox_env()
+    if env is None:
+        return None
+    data = runpy.run_path(str(REPO / "group_data" / "all.py"))
+    data.update(runpy.run_path(str(REPO / "group_data" / "sandbox.py")))
+    script = NEW_PROJECT_SCRIPT.format(
+        platform_dir=data["platform_dir"], projects_dir=data["projects_dir"], api_domain=data["api_domain"]
+    )
+    ssh = [
+        "ssh", "-i", env["NEXTMAVENS_SANDBOX_KEY"], "-p", env.get("NEXTMAVENS_SANDBOX_PORT", "22"),
+        "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={env['NEXTMAVENS_SANDBOX_KNOWN_HOSTS']}",
+        "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-T",
+        f"root@{env['NEXTMAVENS_SANDBOX_HOST']}", "sh", "-s",
+    ]  # fmt: skip
+    proc = subprocess.run(ssh, input=script, capture_output=True, text=True, timeout=900, check=False)
+    if proc.returncode != 0:
+        print(f"new project: the sandbox measurement failed: {proc.stderr.strip()[-500:]}")
+        return None
+    return float(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -111,7 +179,7 @@ def main() -> int:
 
     new_project = measure_new_project_s()
     if new_project is None:
-        print("new project time: not measured (no sandbox host available)")
+        print("new project time: not measured (no converged sandbox host available)")
     shown = "NA" if new_project is None else f"{new_project:.1f}"
     print(f"new_project_s={shown} projects_8gb={fit_default}")
     return 0

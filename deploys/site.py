@@ -6,6 +6,7 @@ from tasks.apply import apply
 from tasks.base import base
 from tasks.certbot import certbot
 from tasks.docker import docker
+from tasks.edge import edge
 from tasks.firewall import firewall
 from tasks.nginx import nginx
 from tasks.preflight import preflight
@@ -22,5 +23,6 @@ nginx()
 certbot()
 stacks()
 app()
+edge()
 apply()
 summary()

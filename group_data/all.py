@@ -12,6 +12,14 @@ studio_domain = None  # REQUIRED. Supabase Studio for the operator, behind nginx
 admin_email = None  # REQUIRED. Let's Encrypt account and alert address.
 timezone = "Etc/UTC"  # Host clock zone, as /etc/localtime resolves it ("Etc/UTC", not "UTC":
 #                       pyinfra compares with the resolved link, so "UTC" would change every run).
+# The edge: `nextmavens apply` (the deploy's last step) also converges each project's PostgREST/GoTrue
+# containers, Kong's declarative config, the nginx vhosts, certificates and the pooler/realtime tenants,
+# from a settings file the deploy renders (edge_config_file, 0600; secrets in 0600 files beside it).
+edge_enabled = True
+edge_issue_certificates = True  # certbot HTTP-01 per served name, after a DNS check against edge_host_ipv4
+edge_host_ipv4 = ""  # The host's public IPv4 every served name must resolve to; empty: no name passes the
+#                      DNS check, so no certificate is requested (the vhosts stay plain HTTP + ACME path).
+edge_config_file = "/etc/nextmavens/edge.yaml"
 
 # --- base ----------------------------------------------------------------------------------------
 base_packages = [  # Installed on every host before anything else.
@@ -90,6 +98,7 @@ image_pull_policy = "missing"  # compose pull_policy; "never" with local substit
 loopback_ports = {  # Published on 127.0.0.1 only: Docker bypasses ufw for published ports.
     "postgres": 5432,
     "kong_http": 8000,
+    "kong_admin": 8001,  # Kong's admin API: `nextmavens apply` loads the declarative config there
     "studio": 3000,
     "postgres_meta": 5480,
     "realtime": 4000,

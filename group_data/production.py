@@ -3,6 +3,7 @@
 """
 
 import os
+import re
 
 # Deploys connect as the admin user and use sudo; the first run on a fresh VPS connects as root
 # (NEXTMAVENS_PROD_USER=root), which needs no sudo (minimal images may not have it yet).
@@ -30,4 +31,10 @@ evolution_server_url = (
     f"https://evolution.{os.environ['NEXTMAVENS_DOMAIN']}"
     if os.environ.get("NEXTMAVENS_DOMAIN")
     else "http://127.0.0.1:8080"
+)
+
+# The DNS check before each certificate compares against this address: NEXTMAVENS_PROD_HOST when it is an IPv4
+# literal; with a host name there, set NEXTMAVENS_PUBLIC_IPV4 (without either, no certificate is requested).
+edge_host_ipv4 = os.environ.get("NEXTMAVENS_PUBLIC_IPV4") or next(
+    (h for h in [os.environ.get("NEXTMAVENS_PROD_HOST", "")] if re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,3}){3}", h)), ""
 )

@@ -26,18 +26,23 @@ admin_ssh_public_keys = [
     if os.path.isfile(path)
 ] or None
 
+# The edge runs with the stand-ins below (Kong's admin and proxy, PostgREST, GoTrue, the tenant APIs are
+# nextmavens-local/standin:1 roles). No public DNS reaches the guest: certificates are OFF here.
+edge_issue_certificates = False
+edge_host_ipv4 = os.environ.get("NEXTMAVENS_SANDBOX_HOST", "")
+
 images_are_substitutes = True
 image_pull_policy = "never"
 images = {
     "postgres": "nextmavens-local/postgres:15",  # SUBSTITUTE: Debian's PostgreSQL, not supabase/postgres
     "redis": "nextmavens-local/redis:7",  # SUBSTITUTE: Debian's redis-server
-    "kong": "nextmavens-local/standin:1",  # STAND-IN: no Kong here
+    "kong": "nextmavens-local/standin:1",  # STAND-IN: Kong DB-less admin /config + proxy (routes, key-auth, acl)
     "realtime": "nextmavens-local/standin:1",  # STAND-IN
     "supavisor": "nextmavens-local/standin:1",  # STAND-IN
     "studio": "nextmavens-local/standin:1",  # STAND-IN
     "postgres_meta": "nextmavens-local/standin:1",  # STAND-IN
-    "gotrue": "nextmavens-local/standin:1",  # STAND-IN
-    "postgrest": "nextmavens-local/standin:1",  # STAND-IN
+    "gotrue": "nextmavens-local/standin:1",  # STAND-IN: per project, answers JSON naming it
+    "postgrest": "nextmavens-local/standin:1",  # STAND-IN: per project, answers JSON naming it
     "storage_api": "nextmavens-local/standin:1",  # STAND-IN
     "imgproxy": "nextmavens-local/standin:1",  # STAND-IN
     "logflare": "nextmavens-local/standin:1",  # STAND-IN (analytics stay off)

@@ -4,6 +4,7 @@ from pyinfra.api import deploy
 
 from nextmavens.host.context import host_config
 from nextmavens.host.dist import file_sha256, resolve_wheel, tree_sha256, wheel_has_module
+from nextmavens.host.edge import render_edge_config
 from nextmavens.host.operations import engine_apply, notice
 from nextmavens.host.render import REPO_ROOT, sha256
 
@@ -20,7 +21,11 @@ def apply():
             message=f"{wheel.name} has no nextmavens/cli.py",
         )
         return
-    inputs = sha256(tree_sha256(REPO_ROOT / "projects") + file_sha256(wheel) + tree_sha256(REPO_ROOT / "stacks"))
+    # The edge settings are inputs too: a changed domain or address re-applies the edge.
+    edge = render_edge_config(config) if config.edge_enabled else ""
+    inputs = sha256(
+        tree_sha256(REPO_ROOT / "projects") + file_sha256(wheel) + tree_sha256(REPO_ROOT / "stacks") + sha256(edge)
+    )
     engine_apply(
         name="nextmavens apply --projects DIR --yes (when manifests, engine or stacks changed)",
         wrapper=f"{config.platform_dir}/bin/nextmavens-env",

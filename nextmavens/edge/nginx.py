@@ -27,10 +27,12 @@ from nextmavens.edge.certs import cert_for_name, desired_certificates, live_path
 from nextmavens.edge.inputs import EdgeProject, check_edge_inputs, project_hostnames, served
 from nextmavens.edge.settings import EdgeSettings
 
-# templates/edge/ at the repository root; NEXTMAVENS_TEMPLATES overrides it where the package is installed
-# without the repository (the wheel's package-data covers only nextmavens/**).
+# Shipped inside the package (nextmavens/edge/templates/), so the wheel installed on the host has it;
+# NEXTMAVENS_TEMPLATES=<dir> overrides it with <dir>/edge.
 TEMPLATES = (
-    Path(os.environ.get("NEXTMAVENS_TEMPLATES", str(Path(__file__).resolve().parents[2] / "templates"))) / "edge"
+    Path(os.environ["NEXTMAVENS_TEMPLATES"]) / "edge"
+    if os.environ.get("NEXTMAVENS_TEMPLATES")
+    else Path(__file__).resolve().parent / "templates"
 )
 STUDIO_REALM = "NextMavens Studio"
 
@@ -122,6 +124,7 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
             kong_proxy=settings.kong_proxy,
             studio_upstream=settings.studio_upstream,
             acme_webroot=settings.acme_webroot,
+            default_server=settings.default_server,
         )
     )
 

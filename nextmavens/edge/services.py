@@ -117,6 +117,7 @@ def render_project_services(
                 "timeout": "5s",
                 "retries": 3,
                 "start_period": "10s",
+                "start_interval": "1s",  # probe every second while starting (Docker >= 25)
             },
             "depends_on": {"auth": {"condition": "service_healthy"}},
         },
@@ -139,6 +140,7 @@ def render_project_services(
                 "timeout": "5s",
                 "retries": 3,
                 "start_period": "10s",
+                "start_interval": "1s",  # probe every second while starting (Docker >= 25)
             },
         },
     }
@@ -181,6 +183,7 @@ def render_project_services(
                 "timeout": "5s",
                 "retries": 3,
                 "start_period": "10s",
+                "start_interval": "1s",  # probe every second while starting (Docker >= 25)
             },
             "depends_on": {"rest": {"condition": "service_started"}},
         }

@@ -74,6 +74,9 @@ class EdgeSettings(BaseModel):
     http_port: int = 80
     https_port: int = 443
     listen_address: str = ""  # empty: all addresses; tests use 127.0.0.1
+    # The default server (unknown names refused) and http-level defaults (server_tokens); False when the host's
+    # nginx already has them (the deploy's nginx.conf and default server): nginx refuses them twice.
+    default_server: bool = True
     client_max_body_size_mb: Annotated[int, Field(ge=1, le=5000)] = 50
     acme_webroot: str = "/var/www/acme"
     letsencrypt_dir: str = "/etc/letsencrypt"

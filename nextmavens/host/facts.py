@@ -256,3 +256,28 @@ class ManagedUnits(FactBase[list]):
 
     def process(self, output: list[str]) -> list:
         return sorted(line.strip() for line in output if line.strip().endswith((".service", ".timer")))
+
+
+class SecretCopies(FactBase[dict]):
+    """For each file -> KEY: whether the file is root's, 0600 and holds exactly the value of KEY in the secrets
+    file ("ok") or not ("stale"). The comparison runs on the host; no value is ever printed."""
+
+    def command(self, secrets_file: str, files: str) -> str:
+        """files: "dest=KEY" pairs, one a line (a string, so the fact's arguments hash)."""
+        src = shlex.quote(secrets_file)
+        checks = []
+        for dest, key in sorted(tuple(line.rsplit("=", 1)) for line in files.splitlines() if line):
+            d = shlex.quote(dest)
+            checks.append(
+                f"v=$(sed -n 's/^{key}=//p' {src} 2>/dev/null | head -n1); "
+                f"if [ -f {d} ] && [ \"$(stat -c '%a %U' {d})\" = '600 root' ] && [ -n \"$v\" ] "
+                f'&& [ "$(cat {d})" = "$v" ]; then echo ok {d}; else echo stale {d}; fi'
+            )
+        return "; ".join(checks) + "; true"
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def process(self, output: list[str]) -> dict:
+        return {line.split(" ", 1)[1]: line.split(" ", 1)[0] for line in output if " " in line}

@@ -105,6 +105,7 @@ class LoopbackPorts(Strict):
 
     postgres: Port
     kong_http: Port
+    kong_admin: Port
     studio: Port
     postgres_meta: Port
     realtime: Port
@@ -142,6 +143,11 @@ class HostData(Strict):
     studio_domain: Domain
     admin_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
     timezone: Annotated[str, Field(pattern=r"^[A-Za-z0-9_+/-]+$")]
+    # the edge (Kong routes, nginx vhosts, TLS, tenants) converged by `nextmavens apply`
+    edge_enabled: bool
+    edge_issue_certificates: bool
+    edge_host_ipv4: str
+    edge_config_file: AbsPath
     # base
     base_packages: list[str]
     unattended_upgrades: bool

@@ -4,6 +4,7 @@ see the host as it is then), yields only the commands needed, and says why when 
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from io import BytesIO
@@ -20,6 +21,7 @@ from nextmavens.host.facts import (
     ManagedUnits,
     OsRelease,
     PostgresObjects,
+    SecretCopies,
     SecretFileKeys,
     SwapState,
     UfwState,
@@ -74,6 +76,29 @@ def secrets_file(path: str, wanted: Mapping[str, int]):
     if not todo:
         host.noop(f"{path} holds every secret, 0600")
     yield from todo
+
+
+@operation()
+def secret_copies(secrets_file: str, files: Mapping[str, str]):
+    """Copy single values out of the secrets file into their own 0600 root files (dest -> KEY), on the host,
+    where a program wants one secret per file. Commands carry only key names and paths."""
+    for key in files.values():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ValueError(f"not a secret key name: {key!r}")
+    pairs = "".join(f"{dest}={key}\n" for dest, key in sorted(files.items()))
+    state = host.get_fact(SecretCopies, secrets_file=secrets_file, files=pairs)
+    stale = sorted(dest for dest in files if state.get(dest) != "ok")
+    if not stale:
+        host.noop(f"{len(files)} secret files hold their values, 0600")
+        return
+    src = shlex.quote(secrets_file)
+    for dest in stale:
+        d, tmp = shlex.quote(dest), shlex.quote(dest + ".tmp")
+        parent = shlex.quote(dest.rsplit("/", 1)[0] or "/")
+        yield (
+            f"umask 077 && mkdir -p {parent} && rm -f {tmp} && sed -n 's/^{files[dest]}=//p' {src} | head -n1 > {tmp}"
+            f" && [ -s {tmp} ] && chown root:root {tmp} && chmod 600 {tmp} && mv -f {tmp} {d}"
+        )
 
 
 @operation()

@@ -74,6 +74,28 @@ class Sandbox:
         return path
 
 
+# Which sandbox the session drives (its name, /30, state directory, proxy port) is the harness's choice, not
+# operator config: keep it for every test, so parallel sandboxes on one machine never collide. The root
+# conftest drops every other NEXTMAVENS_* variable.
+_SELECTION = {
+    k: v
+    for k, v in os.environ.items()
+    if k
+    in (
+        "NEXTMAVENS_SANDBOX_NAME",
+        "NEXTMAVENS_SANDBOX_SUBNET",
+        "NEXTMAVENS_SANDBOX_STATE_DIR",
+        "NEXTMAVENS_SANDBOX_PROXY_PORT",
+    )
+}
+
+
+@pytest.fixture(autouse=True)
+def _sandbox_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in _SELECTION.items():
+        monkeypatch.setenv(key, value)
+
+
 _UP_FAILURE: list[str] = []  # a failed `up` fails every later test at once instead of retrying it
 
 

@@ -386,3 +386,61 @@ def test_the_example_projects_are_applied_on_the_host(host, data: dict[str, Any]
     access = json.loads(keys.stdout)
     assert access["database_url"].startswith("postgresql://owner_shop:")
     assert access["anon_key"].count(".") == 2
+
+
+# --- the edge (issue 4): nginx -> Kong stand-in -> each project's REST stand-in ---------------------------
+def _keys(host, data: dict[str, Any], ref: str) -> dict[str, Any]:
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    keys = host.run(f"{wrapper} nextmavens keys show {ref} --json")
+    assert keys.rc == 0, keys.stderr
+    return json.loads(keys.stdout)
+
+
+def test_edge_settings_and_secrets_are_private(host, data: dict[str, Any]) -> None:
+    config = host.file(data["edge_config_file"])
+    assert config.exists and config.mode == 0o600 and config.user == "root"
+    dump = "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))"
+    python = f"{data['platform_dir']}/venv/bin/python"
+    edge = json.loads(host.check_output(f"{python} -c '{dump}' {data['edge_config_file']}"))
+    assert edge["issue_certificates"] is False  # no public DNS reaches the sandbox
+    for path in edge["secret_files"].values():
+        f = host.file(path)
+        assert f.exists and f.mode == 0o600 and f.user == "root", path
+    wrapper = host.file(f"{data['platform_dir']}/bin/nextmavens-env").content_string
+    assert "NEXTMAVENS_EDGE_CONFIG=" in wrapper
+
+
+def test_project_host_routes_through_nginx_and_kong_with_its_own_key_only(host, data: dict[str, Any]) -> None:
+    shop, crm = _keys(host, data, "acme/shop"), _keys(host, data, "acme/crm")
+    name = f"shop.{data['api_domain']}"
+
+    def curl(key: str | None) -> tuple[str, str]:
+        header = f" -H 'apikey: {key}'" if key else ""
+        out = host.run(
+            f"curl -sS -m 10 -o /tmp/nm-edge-body -w '%{{http_code}}' -H 'Host: {name}'{header} "
+            "http://127.0.0.1/rest/v1/; cat /tmp/nm-edge-body; rm -f /tmp/nm-edge-body"
+        )
+        return out.stdout[:3], out.stdout[3:]
+
+    status, body = curl(shop["anon_key"])
+    assert status == "200", (status, body)
+    answer = json.loads(body)
+    assert answer["service"] == "postgrest" and answer["standin"] is True
+    assert "shop" in answer["project"], answer
+    status, _ = curl(crm["anon_key"])
+    assert status in ("401", "403"), status
+    status, _ = curl(None)
+    assert status == "401", status
+
+
+def test_project_containers_run_with_memory_limits(host) -> None:
+    containers = [
+        c
+        for c in _containers(host)
+        if (c["Config"]["Labels"].get("com.docker.compose.project") or "").startswith("nm-")
+    ]
+    projects = {c["Config"]["Labels"]["com.docker.compose.project"] for c in containers}
+    assert {"nm-shop", "nm-crm"} <= projects or len(projects) >= 2, projects
+    for c in containers:
+        assert c["State"]["Status"] == "running", c["Name"]
+        assert c["HostConfig"]["Memory"] > 0, f"{c['Name']} runs without a memory limit"

@@ -73,6 +73,7 @@ def test_site_plans_every_task_in_order(tmp_path: Path) -> None:
         "certbot",
         "Shared stacks",
         "nextmavens on the host",
+        "Edge settings",
         "Apply project manifests",
         "Summary",
     ]

@@ -1,47 +1,398 @@
 #!/usr/bin/python3
-"""Sandbox stand-in: answer HTTP on each port in STANDIN_PORTS; /health is 200 {"status": "ok"}."""
+"""Sandbox stand-in (nextmavens-local/standin:1) for services whose upstream images cannot be pulled or
+built here. NOT the real services: each role implements only the documented behaviour the platform uses.
 
+Roles (STANDIN_ROLE, else detected from the service's own environment):
+- plain      : every port in STANDIN_PORTS answers JSON; /health is {"status": "ok"}.
+- postgrest  : (PGRST_DB_URI set) port 3000 answers any path with JSON naming the project and service;
+               the admin port (PGRST_ADMIN_SERVER_PORT) answers /ready and /live, as `postgrest --ready` checks.
+- gotrue     : (GOTRUE_API_PORT set) that port answers /health and any path with JSON naming the project.
+- storage    : (STORAGE_BACKEND set) PORT (5000) answers /status and any path with JSON naming the project.
+- kong       : Kong DB-less. Admin (8001): POST /config {"config": "<json>"} with ?check_hash=1 (304 for an
+               identical config), 400 code 14 for an invalid one (running config kept), GET /status with
+               configuration_hash. Proxy (8000): routes by hosts + paths (longest prefix), strip_path,
+               upstreams, plugins request-termination, key-auth (key_names; header, query when key_in_query),
+               acl (allow groups of the consumer), cors, request-transformer (add.headers), then forwards.
+               rate-limiting is accepted and not enforced.
+- supavisor / realtime : the tenant APIs (GET/PUT/DELETE /api/tenants/<id>) behind an HS256 bearer JWT
+               signed with API_JWT_SECRET; views never return passwords (Realtime drops db_password and
+               jwt_secret).
+Every role answers GET /__standin/health (the image's HEALTHCHECK).
+"""
+
+import base64
+import hashlib
+import hmac
+import http.client
 import json
 import os
 import signal
 import sys
 import threading
+import time
 import urllib.request
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
-NAME = os.environ.get("STANDIN_NAME", "standin")
-PORTS = [int(p) for p in os.environ.get("STANDIN_PORTS", "8080").replace(" ", "").split(",") if p]
+ENV = os.environ
+NAME = ENV.get("STANDIN_NAME", "standin")
+HEALTH = "/__standin/health"
 
 
+def detect_role():
+    role = ENV.get("STANDIN_ROLE", "")
+    if role:
+        return role
+    if "PGRST_DB_URI" in ENV:
+        return "postgrest"
+    if "GOTRUE_API_PORT" in ENV:
+        return "gotrue"
+    if "STORAGE_BACKEND" in ENV:
+        return "storage"
+    return "plain"
+
+
+ROLE = detect_role()
+
+
+def ports():
+    if ROLE == "postgrest":
+        return [int(ENV.get("PGRST_SERVER_PORT", "3000")), int(ENV.get("PGRST_ADMIN_SERVER_PORT", "3001"))]
+    if ROLE == "gotrue":
+        return [int(ENV["GOTRUE_API_PORT"])]
+    if ROLE == "storage":
+        return [int(ENV.get("PORT", "5000"))]
+    return [int(p) for p in ENV.get("STANDIN_PORTS", "8080").replace(" ", "").split(",") if p]
+
+
+def project_name():
+    """The project a per-project service serves: its database (PostgREST) or its public URL (GoTrue)."""
+    if ROLE == "postgrest":
+        return urlsplit(ENV["PGRST_DB_URI"]).path.lstrip("/")
+    if ROLE == "gotrue":
+        return (urlsplit(ENV.get("API_EXTERNAL_URL", "")).hostname or "").split(".")[0]
+    if ROLE == "storage":
+        return ENV.get("TENANT_ID", "")
+    return ""
+
+
+# --- HS256 bearer tokens (the tenant APIs) ---------------------------------------------------------------
+def _b64decode(part):
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def jwt_valid(header, secret):
+    if not secret:
+        return True
+    if not header or not header.startswith("Bearer "):
+        return False
+    try:
+        head, payload, sig = header[7:].split(".")
+        if json.loads(_b64decode(head)).get("alg") != "HS256":
+            return False
+        want = hmac.new(secret.encode(), f"{head}.{payload}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(want, _b64decode(sig)):
+            return False
+        exp = json.loads(_b64decode(payload)).get("exp")
+        return isinstance(exp, int | float) and exp > time.time()
+    except (ValueError, TypeError):
+        return False
+
+
+# --- tenant APIs ------------------------------------------------------------------------------------------
+SUPAVISOR_FIELDS = (
+    "db_host", "db_port", "db_database", "ip_version", "upstream_ssl", "upstream_verify", "enforce_ssl",
+    "require_user", "auth_query", "sni_hostname", "default_pool_size", "default_max_clients",
+    "client_idle_timeout", "default_pool_strategy",
+)  # fmt: skip
+SUPAVISOR_DEFAULTS = {"default_pool_size": 15, "default_max_clients": 1000, "require_user": True}
+ENCRYPTED_REALTIME_SETTINGS = ("db_host", "db_name", "db_user", "db_port")
+TENANTS = {}
+LOCK = threading.Lock()
+
+
+def supavisor_view(t):
+    data = {"id": t["id"], "external_id": t["external_id"]}
+    data.update({k: t.get(k, SUPAVISOR_DEFAULTS.get(k)) for k in SUPAVISOR_FIELDS})
+    data["users"] = [
+        {
+            "db_user_alias": u["db_user"],
+            "db_user": u["db_user"],
+            "pool_size": u.get("pool_size"),
+            "is_manager": u.get("is_manager", False),
+            "mode_type": u.get("mode_type", "transaction"),
+            "pool_checkout_timeout": 60000,
+            "max_clients": None,
+        }
+        for u in t.get("users", [])
+    ]
+    return data
+
+
+def realtime_view(t):
+    extensions = []
+    for ext in t.get("extensions", []):
+        settings = {k: v for k, v in ext["settings"].items() if k != "db_password"}
+        for key in ENCRYPTED_REALTIME_SETTINGS:
+            if key in settings:
+                settings[key] = base64.b64encode(hashlib.sha256(str(settings[key]).encode()).digest()).decode()
+        extensions.append({"type": ext["type"], "settings": settings, "inserted_at": "2026-01-01T00:00:00"})
+    return {
+        "id": t["id"], "external_id": t["external_id"], "name": t.get("name"),
+        "max_concurrent_users": t.get("max_concurrent_users", 200), "max_channels_per_client": 100,
+        "max_events_per_second": 100, "max_joins_per_second": 100, "inserted_at": "2026-01-01T00:00:00",
+        "extensions": extensions, "private_only": False,
+    }  # fmt: skip
+
+
+def tenants_api(method, path, body):
+    parts = path.strip("/").split("/")
+    if parts[:2] != ["api", "tenants"] or len(parts) != 3:
+        return 404, {"error": "not found"}
+    ref, view = parts[2], supavisor_view if ROLE == "supavisor" else realtime_view
+    with LOCK:
+        if method == "GET":
+            t = TENANTS.get(ref)
+            return (200, {"data": view(t)}) if t else (404, {"error": "not found"})
+        if method == "PUT":
+            params = (body or {}).get("tenant")
+            if not isinstance(params, dict):
+                return 400, {"error": "missing tenant"}
+            if ROLE == "supavisor" and any("db_password" not in u for u in params.get("users", [])):
+                return 422, {"errors": {"users": ["db_password can't be blank"]}}
+            if ref in TENANTS:
+                TENANTS[ref].update(params)
+                return 200, {"data": view(TENANTS[ref])}
+            if ROLE == "realtime" and ("extensions" not in params or not params.get("jwt_secret")):
+                return 422, {"errors": {"jwt_secret": ["can't be blank"]}}
+            TENANTS[ref] = {**params, "external_id": ref, "id": str(uuid.uuid4())}
+            return 201, {"data": view(TENANTS[ref])}
+        if method == "DELETE":
+            return (204, None) if TENANTS.pop(ref, None) else (404, None)
+    return 405, {"error": "method not allowed"}
+
+
+# --- Kong (DB-less) ---------------------------------------------------------------------------------------
+KONG_PLUGINS = {"cors", "key-auth", "acl", "rate-limiting", "request-termination", "request-transformer"}
+KONG = {"config": None, "hash": "0" * 32}
+
+
+def invalid(message):
+    return 400, {"code": 14, "name": "invalid declarative configuration", "message": message}
+
+
+def kong_admin(method, path, query, raw):
+    if method == "GET" and path == "/status":
+        return 200, {"configuration_hash": KONG["hash"], "server": {"connections_active": 1}}
+    if method != "POST" or path != "/config":
+        return 404, {"message": "Not found"}
+    try:
+        text = json.loads(raw).get("config")
+    except (ValueError, AttributeError):
+        text = None
+    if not isinstance(text, str):
+        return invalid("expected a declarative config in 'config'")
+    new_hash = hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - Kong's configuration_hash is md5
+    if query.get("check_hash") == ["1"] and new_hash == KONG["hash"]:
+        return 304, None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return invalid("config is not valid JSON")
+    if not isinstance(doc, dict) or "_format_version" not in doc:
+        return invalid("_format_version is required")
+    used = {p["name"] for s in doc.get("services", []) for p in s.get("plugins", [])}
+    used |= {p["name"] for s in doc.get("services", []) for r in s.get("routes", []) for p in r.get("plugins", [])}
+    used |= {p["name"] for c in doc.get("consumers", []) for p in c.get("plugins", [])}
+    unknown = sorted(used - KONG_PLUGINS)
+    if unknown:
+        return invalid(f"plugins {unknown} not enabled")
+    with LOCK:
+        KONG["config"], KONG["hash"] = compile_kong(doc), new_hash
+    return 201, doc
+
+
+def compile_kong(doc):
+    keys, groups = {}, {}
+    for c in doc.get("consumers", []):
+        for k in c.get("keyauth_credentials", []):
+            keys[k["key"]] = c["username"]
+        groups[c["username"]] = {a["group"] for a in c.get("acls", [])}
+    upstreams = {u["name"]: [t["target"] for t in u.get("targets", [])] for u in doc.get("upstreams", [])}
+    routes = []
+    for s in doc.get("services", []):
+        for r in s.get("routes", []):
+            plugins = {p["name"]: p.get("config", {}) for p in s.get("plugins", [])}
+            plugins.update({p["name"]: p.get("config", {}) for p in r.get("plugins", [])})
+            for path in r.get("paths") or ["/"]:
+                routes.append({"hosts": r.get("hosts") or [], "path": path, "strip": r.get("strip_path", True),
+                               "preserve_host": r.get("preserve_host", False), "url": s["url"],
+                               "plugins": plugins, "name": r.get("name", s.get("name"))})  # fmt: skip
+    # Kong's router: routes with hosts before those without, then the longest path
+    routes.sort(key=lambda r: (not r["hosts"], -len(r["path"])))
+    return {"keys": keys, "groups": groups, "upstreams": upstreams, "routes": routes}
+
+
+def kong_match(cfg, host, path):
+    for r in cfg["routes"]:
+        if r["hosts"] and host not in r["hosts"]:
+            continue
+        if path.startswith(r["path"]):
+            return r
+    return None
+
+
+def kong_proxy(handler, method, raw):
+    cfg = KONG["config"]
+    url = urlsplit(handler.path)
+    host = (handler.headers.get("Host") or "").split(":")[0].lower()
+    route = kong_match(cfg, host, url.path) if cfg else None
+    if route is None:
+        return 404, {"message": "no Route matched with those values"}, {}
+    plugins, extra = route["plugins"], {}
+    cors = plugins.get("cors")
+    if cors is not None:
+        extra["Access-Control-Allow-Origin"] = (cors.get("origins") or ["*"])[0]
+        if method == "OPTIONS":
+            extra["Access-Control-Allow-Methods"] = ",".join(cors.get("methods", []))
+            extra["Access-Control-Allow-Headers"] = ",".join(cors.get("headers", []))
+            return 200, None, extra
+    term = plugins.get("request-termination")
+    if term is not None:
+        return term.get("status_code", 503), {"message": term.get("message", "")}, extra
+    query = parse_qs(url.query, keep_blank_values=True)
+    headers = {k: v for k, v in handler.headers.items()}
+    consumer = None
+    auth = plugins.get("key-auth")
+    if auth is not None:
+        key = None
+        for name in auth.get("key_names", ["apikey"]):
+            key = handler.headers.get(name)
+            if key is None and auth.get("key_in_query", True) and name in query:
+                key = query[name][0]
+            if key is not None:
+                break
+        if key is None:
+            return 401, {"message": "No API key found in request"}, extra
+        consumer = cfg["keys"].get(key)
+        if consumer is None:
+            return 401, {"message": "Invalid authentication credentials"}, extra
+    acl = plugins.get("acl")
+    if acl is not None:
+        if consumer is None:
+            return 401, {"message": "Unauthorized"}, extra
+        if not cfg["groups"].get(consumer, set()) & set(acl.get("allow", [])):
+            return 403, {"message": "You cannot consume this service"}, extra
+    transformer = plugins.get("request-transformer")
+    if transformer is not None:
+        for item in transformer.get("add", {}).get("headers", []):
+            name, _, value = item.partition(":")
+            if value.startswith("Bearer $(headers.") and value.endswith(")"):
+                value = "Bearer " + (handler.headers.get(value[len("Bearer $(headers.") : -1]) or "")
+            headers.setdefault(name, value)
+    # forward: service URL + the path left after the matched prefix
+    service = urlsplit(route["url"])
+    rest = url.path[len(route["path"].rstrip("/")) :] if route["strip"] else url.path
+    upstream_path = (service.path.rstrip("/") + "/" + rest.lstrip("/")) if rest else (service.path or "/")
+    if url.query:
+        upstream_path += "?" + url.query
+    target = service.netloc
+    if service.hostname in cfg["upstreams"] and cfg["upstreams"][service.hostname]:
+        target = cfg["upstreams"][service.hostname][0]
+    if not route["preserve_host"]:
+        headers["Host"] = target
+    if consumer is not None:
+        headers["X-Consumer-Username"] = consumer
+    headers.pop("Connection", None)
+    hostname, _, port = target.partition(":")
+    try:
+        conn = http.client.HTTPConnection(hostname, int(port or 80), timeout=30)
+        conn.request(method, upstream_path, body=raw or None, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        out = {k: v for k, v in resp.getheaders() if k.lower() not in ("transfer-encoding", "connection")}
+        out.update(extra)
+        conn.close()
+        return resp.status, data, out
+    except OSError as exc:
+        return 502, {"message": f"An invalid response was received from the upstream server: {exc}"}, extra
+
+
+# --- HTTP -------------------------------------------------------------------------------------------------
 class Handler(BaseHTTPRequestHandler):
-    def _reply(self) -> None:
-        if self.path.split("?")[0].rstrip("/") == "/health":
-            body: dict[str, object] = {"status": "ok", "service": NAME}
+    protocol_version = "HTTP/1.1"
+
+    def _send(self, status, body, headers=None):
+        if isinstance(body, bytes):
+            data = body
         else:
-            body = {"service": NAME, "standin": True, "method": self.command, "path": self.path}
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+            data = b"" if body is None or status in (204, 304) else json.dumps(body).encode()
+        self.send_response(status)
+        headers = dict(headers or {})
+        headers.pop("Content-Length", None)
+        if data and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        for k, v in headers.items():
+            self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _reply
+    def _reply(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        url = urlsplit(self.path)
+        port = self.server.server_address[1]
+        if url.path == HEALTH:
+            return self._send(200, {"status": "ok", "service": NAME, "role": ROLE})
+        if ROLE == "kong":
+            if port == int(ENV.get("KONG_ADMIN_PORT", "8001")):
+                status, body = kong_admin(self.command, url.path, parse_qs(url.query), raw)
+                return self._send(status, body)
+            return self._send(*kong_proxy(self, self.command, raw))
+        if ROLE in ("supavisor", "realtime") and url.path.startswith("/api/tenants"):
+            if not jwt_valid(self.headers.get("Authorization"), ENV.get("API_JWT_SECRET", "")):
+                return self._send(401, {"message": "unauthorized"})
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            return self._send(*tenants_api(self.command, url.path, body))
+        if ROLE == "postgrest" and port == ports()[1]:
+            ok = url.path in ("/ready", "/live")
+            return self._send(200 if ok else 404, None if ok else {"message": "not found"})
+        if url.path.rstrip("/") in ("/health", "/status"):
+            return self._send(200, {"status": "ok", "service": NAME, "role": ROLE})
+        body = {"standin": True, "service": ROLE if ROLE != "plain" else NAME, "project": project_name(),
+                "method": self.command, "path": self.path}  # fmt: skip
+        return self._send(200, body)
 
-    def log_message(self, fmt, *args):  # one line per request on stderr
-        sys.stderr.write(f"{NAME} {self.command} {self.path}\n")
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _reply
+
+    def log_message(self, fmt, *args):  # one line per request on stderr; never the query (it may hold keys)
+        sys.stderr.write(f"{NAME} {self.command} {urlsplit(self.path).path}\n")
 
 
-def main() -> None:
-    if sys.argv[1:] == ["--check"]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{PORTS[0]}/health", timeout=2) as r:
-            sys.exit(0 if r.status == 200 else 1)
+def check():
+    """The health check: `standin --check`, and `postgrest --ready` (this file installed as postgrest)."""
+    port = ports()[1] if ROLE == "postgrest" else ports()[0]
+    path = "/ready" if ROLE == "postgrest" else HEALTH
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+        sys.exit(0 if r.status == 200 else 1)
+
+
+def main():
+    if sys.argv[1:] in (["--check"], ["--ready"]):
+        check()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    servers = [ThreadingHTTPServer(("0.0.0.0", p), Handler) for p in PORTS]
+    servers = [ThreadingHTTPServer(("0.0.0.0", p), Handler) for p in ports()]  # noqa: S104 - in the container
+    for s in servers:
+        s.daemon_threads = True
     for s in servers[1:]:
         threading.Thread(target=s.serve_forever, daemon=True).start()
-    sys.stderr.write(f"{NAME} stand-in listening on {PORTS}\n")
+    sys.stderr.write(f"{NAME} stand-in ({ROLE}) listening on {ports()}\n")
     servers[0].serve_forever()
 
 
