@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from nextmavens.edge.apply import EdgeReport, EdgeRuntime, apply_edge
 from nextmavens.edge.certs import CertbotDirs, system_resolver
@@ -25,8 +25,10 @@ from nextmavens.edge.memory import admit
 from nextmavens.edge.nginx import NginxApplier
 from nextmavens.edge.services import compose_project_name
 from nextmavens.edge.settings import EdgeSettings
+from nextmavens.engine.desired import CLUSTER_SCOPE
 from nextmavens.engine.secretstore import SecretStore
 from nextmavens.manifest.loader import ManifestSet
+from nextmavens.naming import POOLER_ROLE
 
 SecretField = Literal["supavisor_api_secret", "realtime_api_secret", "pooler_manager_password", "realtime_db_password"]
 
@@ -141,4 +143,14 @@ def run_edge(host: EdgeHost, manifests: ManifestSet, store: SecretStore, running
         secrets = store.project_secrets(loaded.ref)
         if secrets is not None:  # an absent project never applied has nothing at the edge
             projects.append(EdgeProject(loaded.manifest, secrets))
-    return apply_edge(edge_runtime(host), projects, running)
+    return apply_edge(edge_runtime(with_engine_pooler_password(host, store)), projects, running)
+
+
+def with_engine_pooler_password(host: EdgeHost, store: SecretStore) -> EdgeHost:
+    """Supavisor logs in as the engine's `pgbouncer` role, whose password only the engine knows (it sets it
+    as a SCRAM verifier): hand that one to the tenants, whatever the host's secrets file says."""
+    password = store.get(CLUSTER_SCOPE, f"password:{POOLER_ROLE}")
+    if password is None:
+        return host
+    settings = host.settings.model_copy(update={"pooler_manager_password": SecretStr(password)})
+    return EdgeHost(settings=settings, config=host.config)

@@ -133,6 +133,9 @@ def test_apply_serves_each_project_through_nginx_and_kong_and_converges(stage: S
     custom = get_after_reload(edge.http_port, "api.shop.acme.test", "/rest/v1/")
     assert custom is not None and custom[0] == 200
     assert set(edge.supavisor.tenants) == {"shop"} and set(edge.realtime.tenants) == {"shop"}
+    # Supavisor's manager logs in as the engine's pgbouncer role: the tenant carries that role's password.
+    sent = json.dumps(edge.supavisor.tenants)
+    assert stage.password("_cluster", "pgbouncer") in sent and "pooler-password-x" not in sent
 
     keys = json.loads(stage.cli("keys", "show", "acme/shop", "--json", "--edge-config", str(edge.config)).stdout)
     assert keys["api_url"] == "https://shop.api.example.test"
