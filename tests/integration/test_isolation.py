@@ -24,23 +24,23 @@ def applied(pg_template):  # type: ignore[no-untyped-def]
     base = scratch_dir("nextmavens-isolation-")
     server = pg_template.clone(base / "server")
     server.start()
-    projects = base / "projects"
-    for org, ref in (("acme", "shop"), ("acme", "crm"), ("globex", "desk")):
-        write_project(projects, org, ref)
-    stage = Stage(server=server, projects=projects, master_key=base / "master.key")
-    stage.apply()
-    with stage.login("owner_shop", "shop", "shop") as owner:
-        owner.execute(
-            "CREATE TABLE notes (id int PRIMARY KEY, owner_id uuid, body text);"
-            "ALTER TABLE notes ENABLE ROW LEVEL SECURITY;"
-            "CREATE POLICY own_notes ON notes FOR SELECT TO authenticated USING (owner_id = auth.uid());"
-            "INSERT INTO notes VALUES (1, '11111111-1111-1111-1111-111111111111', 'mine'),"
-            " (2, '22222222-2222-2222-2222-222222222222', 'theirs');"
-        )
     try:
+        projects = base / "projects"
+        for org, ref in (("acme", "shop"), ("acme", "crm"), ("globex", "desk")):
+            write_project(projects, org, ref)
+        stage = Stage(server=server, projects=projects, master_key=base / "master.key")
+        stage.apply()
+        with stage.login("owner_shop", "shop", "shop") as owner:
+            owner.execute(
+                "CREATE TABLE notes (id int PRIMARY KEY, owner_id uuid, body text);"
+                "ALTER TABLE notes ENABLE ROW LEVEL SECURITY;"
+                "CREATE POLICY own_notes ON notes FOR SELECT TO authenticated USING (owner_id = auth.uid());"
+                "INSERT INTO notes VALUES (1, '11111111-1111-1111-1111-111111111111', 'mine'),"
+                " (2, '22222222-2222-2222-2222-222222222222', 'theirs');"
+            )
         yield stage
     finally:
-        server.stop()
+        server.stop()  # also when setting up failed: never leave a server running
 
 
 @pytest.mark.parametrize(("own", "other"), list(itertools.permutations(REFS, 2)))
