@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import yaml
@@ -31,6 +32,23 @@ POSTGREST_ADMIN_PORT = 3001
 # Container memory caps: room above the measured footprint before the kernel kills the service.
 LIMIT_FACTOR = 1.6
 DEFAULT_SCHEMAS = ("public", "storage", "graphql_public")
+
+
+def _http_probe(url: str) -> list[str]:
+    return ["wget", "--no-verbose", "--tries=1", "--spider", url]
+
+
+def _healthcheck(command: list[str]) -> dict[str, Any]:
+    """One timing for every per-project service: probe each second while starting (Docker >= 25), so
+    `compose up --wait` does not wait a whole interval per dependent service."""
+    return {
+        "test": ["CMD", *command],
+        "interval": "10s",
+        "timeout": "5s",
+        "retries": 3,
+        "start_period": "10s",
+        "start_interval": "1s",
+    }
 
 
 def compose_project_name(ref: str) -> str:
@@ -111,14 +129,7 @@ def render_project_services(
             "env_file": ["rest.env"],
             "mem_limit": f"{_limit_mb(POSTGREST_MB)}m",
             "networks": {network: {"aliases": [hosts["rest"]]}},
-            "healthcheck": {
-                "test": ["CMD", "postgrest", "--ready"],
-                "interval": "10s",
-                "timeout": "5s",
-                "retries": 3,
-                "start_period": "10s",
-                "start_interval": "1s",  # probe every second while starting (Docker >= 25)
-            },
+            "healthcheck": _healthcheck(["postgrest", "--ready"]),
             "depends_on": {"auth": {"condition": "service_healthy"}},
         },
         "auth": {
@@ -127,21 +138,7 @@ def render_project_services(
             "env_file": ["auth.env"],
             "mem_limit": f"{_limit_mb(GOTRUE_MB)}m",
             "networks": {network: {"aliases": [hosts["auth"]]}},
-            "healthcheck": {
-                "test": [
-                    "CMD",
-                    "wget",
-                    "--no-verbose",
-                    "--tries=1",
-                    "--spider",
-                    f"http://localhost:{AUTH_PORT}/health",
-                ],
-                "interval": "10s",
-                "timeout": "5s",
-                "retries": 3,
-                "start_period": "10s",
-                "start_interval": "1s",  # probe every second while starting (Docker >= 25)
-            },
+            "healthcheck": _healthcheck(_http_probe(f"http://localhost:{AUTH_PORT}/health")),
         },
     }
     if manifest.storage.enabled:
@@ -170,21 +167,7 @@ def render_project_services(
             "mem_limit": f"{_limit_mb(STORAGE_MB)}m",
             "networks": {network: {"aliases": [hosts["storage"]]}},
             "volumes": [f"{settings.storage_root}/{ref}:/var/lib/storage"],
-            "healthcheck": {
-                "test": [
-                    "CMD",
-                    "wget",
-                    "--no-verbose",
-                    "--tries=1",
-                    "--spider",
-                    f"http://localhost:{STORAGE_PORT}/status",
-                ],
-                "interval": "10s",
-                "timeout": "5s",
-                "retries": 3,
-                "start_period": "10s",
-                "start_interval": "1s",  # probe every second while starting (Docker >= 25)
-            },
+            "healthcheck": _healthcheck(_http_probe(f"http://localhost:{STORAGE_PORT}/status")),
             "depends_on": {"rest": {"condition": "service_started"}},
         }
     document = {
