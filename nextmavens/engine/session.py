@@ -93,13 +93,8 @@ class Engine:
                 raise PlanError("\n".join(plan.errors))
             if confirm is not None and not plan.empty and not confirm(plan):
                 return None
-            run_id = self._start_run(control, command, plan)
-            try:
+            with self._audited(control, command, [c.as_json() for c in plan.changes]) as run_id:
                 Executor(self.config.dsn, cluster, control, SecretStore(control, sealer), desired).run(plan, on_change)
-            except Exception as exc:
-                self._finish_run(control, run_id, "failed", f"{type(exc).__name__}: {exc}")
-                raise
-            self._finish_run(control, run_id, "ok", None)
             return ApplyResult(run_id, plan)
 
     @contextmanager
@@ -111,13 +106,8 @@ class Engine:
     def changing(self, command: str, detail: list[dict[str, str]]) -> Iterator[tuple[psycopg.Connection, SecretStore]]:
         """Connections, lock and an audit record for a change outside apply (rotate, destroy)."""
         with self._connections(create_key=True) as (cluster, control, sealer), self.locked(control):
-            run_id = self._start_run(control, command, None, detail)
-            try:
+            with self._audited(control, command, detail):
                 yield cluster, SecretStore(control, sealer)
-            except Exception as exc:
-                self._finish_run(control, run_id, "failed", f"{type(exc).__name__}: {exc}")
-                raise
-            self._finish_run(control, run_id, "ok", None)
 
     @contextmanager
     def locked(self, control: psycopg.Connection) -> Iterator[None]:
@@ -147,23 +137,19 @@ class Engine:
             if not control.closed:
                 control.execute("SELECT pg_advisory_unlock(%s)", (APPLY_LOCK_KEY,))
 
-    def _start_run(
-        self,
-        control: psycopg.Connection,
-        command: str,
-        plan: Plan | None,
-        detail: list[dict[str, str]] | None = None,
-    ) -> int:
-        changes = [c.as_json() for c in plan.changes] if plan else (detail or [])
+    @contextmanager
+    def _audited(self, control: psycopg.Connection, command: str, changes: list[dict[str, str]]) -> Iterator[int]:
+        """One audit-log row per change made: who, what, when, and whether it ended ok or failed (and why)."""
         row = control.execute(
             "INSERT INTO apply_runs (command, actor, changes) VALUES (%s, %s, %s) RETURNING id",
             (command, self.config.who(), json.dumps(changes)),
         ).fetchone()
         assert row is not None
-        return int(row[0])
-
-    def _finish_run(self, control: psycopg.Connection, run_id: int, result: str, error: str | None) -> None:
-        control.execute(
-            "UPDATE apply_runs SET finished_at = now(), result = %s, error = %s WHERE id = %s",
-            (result, error, run_id),
-        )
+        run_id = int(row[0])
+        finish = "UPDATE apply_runs SET finished_at = now(), result = %s, error = %s WHERE id = %s"
+        try:
+            yield run_id
+        except Exception as exc:
+            control.execute(finish, ("failed", f"{type(exc).__name__}: {exc}", run_id))
+            raise
+        control.execute(finish, ("ok", None, run_id))
