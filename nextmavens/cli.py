@@ -18,6 +18,7 @@ from nextmavens.edge.apply import EdgeRefused, EdgeReport
 from nextmavens.edge.host import EdgeConfigError, EdgeHost, edge_precheck, load_edge_host, run_edge, running_refs
 from nextmavens.engine.destroy import DestroyError, destroy_project
 from nextmavens.engine.plan import Change, Plan, PlanError
+from nextmavens.engine.secretstore import SecretStore
 from nextmavens.engine.session import Engine, EngineConfig, LockTimeout
 from nextmavens.keysview import project_access
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
@@ -255,12 +256,10 @@ def split_key(project: str) -> tuple[str, str]:
     return org, ref
 
 
-def known_project(engine: Engine, project: str) -> str:
-    """The ref of ORG/PROJECT as recorded in the control database."""
+def known_project(store: SecretStore, project: str) -> str:
+    """The ref of ORG/PROJECT as recorded in the control database (checked on the caller's connection)."""
     org, ref = split_key(project)
-    with engine.secrets() as store:
-        recorded = store.project_org(ref)
-    if recorded != org:
+    if store.project_org(ref) != org:
         raise Failure(f"no applied project {project!r} (apply it first, or check the name)")
     return ref
 
@@ -289,8 +288,8 @@ def keys_show(
     engine = make_engine(dsn, master_key, lock_timeout)
 
     def read() -> dict[str, Any]:
-        ref = known_project(engine, project)
         with engine.secrets() as store:
+            ref = known_project(store, project)
             secrets = store.project_secrets(ref)
         if secrets is None:
             raise Failure(f"{project} has no keys yet; run apply first")
@@ -313,9 +312,8 @@ def keys_rotate(project: str, dsn: str | None, master_key: Path, lock_timeout: f
     engine = make_engine(dsn, master_key, lock_timeout)
 
     def rotate() -> int:
-        ref = known_project(engine, project)
         with engine.changing("keys rotate", [{"project": project, "action": "rotate", "kind": "keys"}]) as (_, store):
-            return store.rotate_keys(ref).issued_at
+            return store.rotate_keys(known_project(store, project)).issued_at
 
     issued = run_engine(rotate)
     ui.out.print(
@@ -360,11 +358,11 @@ def destroy(
     engine = make_engine(dsn, master_key, lock_timeout)
 
     def drop() -> Any:
-        known_project(engine, project)
         with engine.changing("destroy", [{"project": project, "action": "destroy", "kind": "project"}]) as (
             cluster,
             store,
         ):
+            known_project(store, project)  # under the lock: nobody renames or destroys it meanwhile
             result = destroy_project(cluster, engine.config.dsn, ref, dump_dir)
             store.forget_project(ref)
             return result
