@@ -25,9 +25,15 @@ def dsn_without_password(dsn: str) -> tuple[str, str | None]:
     return make_conninfo("", **params), (str(password) if password is not None else None)
 
 
-def connect_cluster(dsn: str, dbname: str | None = None) -> psycopg.Connection:
-    """An autocommit superuser connection (CREATE DATABASE cannot run inside a transaction)."""
+def connect_cluster(dsn: str, dbname: str | None = None, trusted_path: bool = False) -> psycopg.Connection:
+    """An autocommit superuser connection (CREATE DATABASE cannot run inside a transaction).
+
+    `trusted_path`: search only pg_catalog, whatever the database's own settings say (a client option
+    outranks ALTER DATABASE/ROLE ... SET); for sessions inside a project's database.
+    """
     target = dsn_for_database(dsn, dbname) if dbname else dsn
+    if trusted_path:
+        target = make_conninfo(target, options="-c search_path=pg_catalog,pg_temp")
     return psycopg.connect(target, autocommit=True, application_name="nextmavens")
 
 
