@@ -129,8 +129,9 @@ def _project_errors(project: ProjectSpec, observed: ObservedState) -> list[str]:
         return [f"{where}: ref {project.ref!r} is reserved for PostgreSQL or the platform's own services"]
     foreign = _not_ours(project, observed)
     if foreign:
+        verb = "exists" if len(foreign) == 1 else "exist"
         return [
-            f"{where}: {' and '.join(foreign)} already exist(s) on this server, but the control database does not "
+            f"{where}: {' and '.join(foreign)} already {verb} on this server, but the control database does not "
             f"record them as project {project.key}'s; the platform never takes over what it did not create. "
             "Choose another ref, or (if they are left over and their data is saved) drop them first"
         ]

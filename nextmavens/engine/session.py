@@ -148,21 +148,30 @@ class Engine:
                 control.execute("SELECT pg_advisory_unlock(%s)", (APPLY_LOCK_KEY,))
 
     def _wait_for_earlier_work(self, control: psycopg.Connection) -> None:
-        """Wait (within the lock timeout) until no working connection of an earlier holder remains."""
-        control.execute(
-            "SELECT set_config('lock_timeout', %s, false)", (f"{int(self.config.lock_timeout_s * 1000)}ms",)
-        )
-        try:
-            control.execute("SELECT pg_advisory_lock(%s)", (WORK_LOCK_KEY,))
-        except errors.LockNotAvailable:
-            raise LockTimeout(
-                f"statements of an earlier, ended apply are still running on the server after "
-                f"{self.config.lock_timeout_s:g}s (see pg_stat_activity, application_name nextmavens). "
-                "Try again when they end."
-            ) from None
-        finally:
-            control.execute("SELECT set_config('lock_timeout', '0', false)")
-        control.execute("SELECT pg_advisory_unlock(%s)", (WORK_LOCK_KEY,))
+        """Wait (within the lock timeout) until no working connection of an earlier holder remains.
+
+        Advisory locks belong to one database, and working connections are in several (the cluster's,
+        each project's): find the databases where one is still held, and wait for it there.
+        """
+        databases = control.execute(
+            "SELECT DISTINCT d.datname FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+            " WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND l.pid <> pg_backend_pid()"
+            " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
+            (WORK_LOCK_KEY,),
+        ).fetchall()
+        for (database,) in databases:
+            with connect_cluster(self.config.dsn, database, trusted_path=True) as conn:
+                conn.execute(
+                    "SELECT set_config('lock_timeout', %s, false)", (f"{int(self.config.lock_timeout_s * 1000)}ms",)
+                )
+                try:
+                    conn.execute("SELECT pg_advisory_lock(%s)", (WORK_LOCK_KEY,))
+                except errors.LockNotAvailable:
+                    raise LockTimeout(
+                        f"statements of an earlier, ended apply are still running in database {database!r} after "
+                        f"{self.config.lock_timeout_s:g}s (see pg_stat_activity, application_name nextmavens). "
+                        "Try again when they end."
+                    ) from None
 
     @contextmanager
     def _audited(self, control: psycopg.Connection, command: str, changes: list[dict[str, str]]) -> Iterator[int]:

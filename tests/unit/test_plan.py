@@ -147,7 +147,7 @@ def test_a_database_or_role_not_recorded_as_the_projects_is_an_error(manifests) 
         state.roles["auth_admin_my_shop"] = ObservedRole("auth_admin_my_shop", True, True, False, False, None)
         plan = make_plan(desired, state)
         assert plan.errors == (
-            "projects/acme/my-shop.yaml: database 'my_shop' and role 'auth_admin_my_shop' already exist(s) on this "
+            "projects/acme/my-shop.yaml: database 'my_shop' and role 'auth_admin_my_shop' already exist on this "
             "server, but the control database does not record them as project acme/my-shop's; the platform never "
             "takes over what it did not create. Choose another ref, or (if they are left over and their data is "
             "saved) drop them first",
