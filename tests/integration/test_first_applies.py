@@ -40,3 +40,13 @@ def test_simultaneous_first_applies_on_a_new_cluster_all_succeed(stage: Stage) -
     runs = stage.sql("SELECT result, jsonb_array_length(changes) > 0 FROM apply_runs", dbname="nextmavens")
     assert sorted(runs) == [("ok", False)] * (PROCESSES - 1) + [("ok", True)]
     assert stage.sql("SELECT has_database_privilege('public', 'nextmavens', 'CONNECT')") == [(False,)]
+
+
+def test_a_control_database_left_closed_by_a_killed_first_run_is_finished(stage: Stage) -> None:
+    # What a first run killed between creating the control database and opening it leaves behind.
+    stage.sql("CREATE DATABASE nextmavens WITH ALLOW_CONNECTIONS false")
+    write_project(stage.projects, "acme", "shop")
+    stage.apply()
+    assert stage.plan().empty
+    assert stage.sql("SELECT datallowconn FROM pg_database WHERE datname = 'nextmavens'") == [(True,)]
+    assert stage.sql("SELECT has_database_privilege('public', 'nextmavens', 'CONNECT')") == [(False,)]
