@@ -185,3 +185,30 @@ def test_a_new_database_admits_nobody_until_its_grants_are_in_place(stage: Stage
     assert len(attempts) == 1 and "is not currently accepting connections" in attempts[0], attempts
     assert _database_facts(stage, "shop")[0][2] is True
     assert stage.plan().empty
+
+
+HIJACK = """
+CREATE FUNCTION public.name_eq(a name, b name) RETURNS boolean LANGUAGE plpgsql AS $f$
+BEGIN
+    IF current_setting('is_superuser') = 'on' THEN
+        EXECUTE 'ALTER ROLE owner_shop SUPERUSER';
+    END IF;
+    RETURN a OPERATOR(pg_catalog.=) b;
+END
+$f$;
+CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = name, FUNCTION = public.name_eq);
+ALTER DATABASE shop SET search_path = public, pg_catalog;
+"""
+
+
+def test_the_layer_runs_no_operator_or_function_of_the_projects_own(stage: Stage) -> None:
+    """The database's owner may set its search_path: the superuser layer session must not resolve names
+    in the owner's schemas (an `=` of its own made the owner a superuser)."""
+    write_project(stage.projects, "acme", "shop")
+    stage.apply()
+    with stage.login("owner_shop", "shop", "shop") as owner:
+        owner.execute(HIJACK)
+    write_project(stage.projects, "acme", "shop", database={"schemas": ["app"]})  # the layer runs again
+    stage.apply()
+    assert stage.sql("SELECT rolsuper FROM pg_roles WHERE rolname = 'owner_shop'") == [(False,)]
+    assert stage.plan().empty
