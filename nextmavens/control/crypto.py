@@ -41,6 +41,12 @@ def load_or_create_master_key(path: Path) -> bytes:
             return load_master_key(path)
     finally:
         os.unlink(temp)
+    # The name must survive a crash too: secrets sealed with this key are committed right after.
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
     return key
 
 
