@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from nextmavens.engine.locks import WORK_LOCK_KEY
 from nextmavens.engine.session import ApplyResult, LockTimeout
 from nextmavens.localdb import LocalPostgres
 from nextmavens.manifest.loader import load_manifests
@@ -95,12 +96,15 @@ def test_an_apply_killed_between_steps_is_completed_by_the_next(durable_stage: S
     assert runs == [("interrupted", True), ("ok", True)]
 
 
-# Backends (other than a given pid) whose CREATE DATABASE waits for a lock; backends waiting for an advisory lock.
+# Backends (other than a given pid) whose CREATE DATABASE waits for a lock; backends waiting for the work lock.
 CREATING = (
     "SELECT pid FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE %%' AND wait_event_type = 'Lock'"
     " AND pid <> %s"
 )
-WAITING_FOR_ADVISORY = "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+WAITING_FOR_WORK = (
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    " AND ((classid::bigint << 32) | objid::bigint) = %s"
+)
 
 
 def _backends(stage: Stage, query: str, params: tuple[object, ...] = ()) -> list[int]:
@@ -150,7 +154,7 @@ def test_the_next_apply_waits_for_a_killed_applys_create_database(durable_stage:
             # Either the next apply waits for the orphan, or it went on to its own CREATE DATABASE.
             waiting = _poll(
                 "the next apply to wait or to create the database itself",
-                lambda: _backends(stage, WAITING_FOR_ADVISORY) or _backends(stage, CREATING, (orphan,)),
+                lambda: _backends(stage, WAITING_FOR_WORK, (WORK_LOCK_KEY,)) or _backends(stage, CREATING, (orphan,)),
             )
             assert _backends(stage, CREATING, (orphan,)) == [], "it planned while the killed one's statement ran"
             assert waiting
