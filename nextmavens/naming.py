@@ -14,6 +14,8 @@ CONTROL_DATABASE = "nextmavens"
 # Cluster-wide roles every Supabase service and RLS policy assumes by name (created once per cluster).
 API_ROLES = ("anon", "authenticated", "service_role")
 POOLER_ROLE = "pgbouncer"
+# The NOLOGIN superuser that owns each project database's layer (see engine/desired.py).
+LAYER_ROLE = "nextmavens_layer"
 
 # Role names Supabase's images create or reserve; a project ref may not take them.
 SUPABASE_ROLE_NAMES = frozenset(
@@ -34,10 +36,20 @@ SUPABASE_ROLE_NAMES = frozenset(
         "dashboard_user",
     }
 )
-RESERVED_REFS = SUPABASE_ROLE_NAMES | frozenset(
-    {"template0", "template1", "nextmavens", "public", "evolution", "realtime", "supavisor", "kong", "studio"}
+# Databases PostgreSQL and the platform's own stacks use (stacks/*/stack.yaml; Evolution's is group data's
+# `evolution_database`, "evolution" by default). A project whose ref named one would take it over.
+PLATFORM_DATABASES = frozenset({"postgres", "template0", "template1", CONTROL_DATABASE, "_supabase", "evolution"})
+PLATFORM_ROLES = SUPABASE_ROLE_NAMES | frozenset({"evolution", LAYER_ROLE})
+# The one list of names a project ref may not take (validation and the planner both read it).
+RESERVED_REFS = (
+    PLATFORM_ROLES | PLATFORM_DATABASES | frozenset({"public", "realtime", "supavisor", "kong", "studio"})
 )
-RESERVED_REF_PREFIXES = ("pg-", "supabase")
+RESERVED_REF_PREFIXES = ("pg-", "supabase", "nextmavens")
+
+
+def reserved_ref(ref: str) -> bool:
+    """Whether a ref (or its PostgreSQL form) names something of PostgreSQL's or the platform's own."""
+    return ref in RESERVED_REFS or pg_name(ref) in RESERVED_REFS or ref.startswith(RESERVED_REF_PREFIXES)
 
 
 def pg_name(ref: str) -> str:

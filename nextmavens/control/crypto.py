@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -22,18 +23,31 @@ def load_or_create_master_key(path: Path) -> bytes:
 
     A key file readable or writable by group or others is refused: whoever reads it reads every secret.
     """
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
-        # O_EXCL: two processes racing to create the key must not both write one.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return load_master_key(path)
+    if path.exists():
+        return load_master_key(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+    # Written whole to a private temporary file, then linked into place: a reader never sees a partial
+    # key, and of two processes creating it at once the first link wins and the other reads that key.
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    try:
         with os.fdopen(fd, "w") as handle:
             handle.write(base64.b64encode(key).decode() + "\n")
-        return key
-    return load_master_key(path)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return load_master_key(path)
+    finally:
+        os.unlink(temp)
+    # The name must survive a crash too: secrets sealed with this key are committed right after.
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return key
 
 
 def load_master_key(path: Path) -> bytes:

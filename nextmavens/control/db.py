@@ -11,6 +11,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from nextmavens.naming import CONTROL_DATABASE
 
 MIGRATIONS_PACKAGE = "nextmavens.control.migrations"
+# Advisory lock keys (per database): creating the control database (held in `postgres`), migrating it.
+CREATE_LOCK_KEY = 7_242_016_310
+MIGRATE_LOCK_KEY = 7_242_016_311
+SETUP_LOCK_TIMEOUT = "60s"
 
 
 def dsn_for_database(dsn: str, dbname: str) -> str:
@@ -25,9 +29,15 @@ def dsn_without_password(dsn: str) -> tuple[str, str | None]:
     return make_conninfo("", **params), (str(password) if password is not None else None)
 
 
-def connect_cluster(dsn: str, dbname: str | None = None) -> psycopg.Connection:
-    """An autocommit superuser connection (CREATE DATABASE cannot run inside a transaction)."""
+def connect_cluster(dsn: str, dbname: str | None = None, trusted_path: bool = False) -> psycopg.Connection:
+    """An autocommit superuser connection (CREATE DATABASE cannot run inside a transaction).
+
+    `trusted_path`: search only pg_catalog, whatever the database's own settings say (a client option
+    outranks ALTER DATABASE/ROLE ... SET); for sessions inside a project's database.
+    """
     target = dsn_for_database(dsn, dbname) if dbname else dsn
+    if trusted_path:
+        target = make_conninfo(target, options="-c search_path=pg_catalog,pg_temp")
     return psycopg.connect(target, autocommit=True, application_name="nextmavens")
 
 
@@ -37,7 +47,8 @@ def connect_control(dsn: str) -> psycopg.Connection:
     try:
         conn = psycopg.connect(target, autocommit=True, application_name="nextmavens")
     except psycopg.OperationalError as exc:
-        if "does not exist" not in str(exc):
+        # Missing, or still closed while another process (or a killed one) sets it up.
+        if "does not exist" not in str(exc) and "not currently accepting connections" not in str(exc):
             raise
         ensure_control_database(dsn)  # the first run only: one extra connection to create it
         conn = psycopg.connect(target, autocommit=True, application_name="nextmavens")
@@ -46,13 +57,22 @@ def connect_control(dsn: str) -> psycopg.Connection:
 
 
 def ensure_control_database(dsn: str) -> None:
+    """Create the control database, once however many processes start at once on a new cluster.
+
+    It is created closed and opened only when PUBLIC's default CONNECT is revoked: it holds the sealed secrets,
+    and only superusers may connect. A run killed half-way leaves it closed, and the next one finishes it.
+    """
+    name = sql.Identifier(CONTROL_DATABASE)
     with connect_cluster(dsn) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (CONTROL_DATABASE,)).fetchone()
-        if exists:
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", (SETUP_LOCK_TIMEOUT,))
+        conn.execute("SELECT pg_advisory_lock(%s)", (CREATE_LOCK_KEY,))  # released when the connection ends
+        row = conn.execute("SELECT datallowconn FROM pg_database WHERE datname = %s", (CONTROL_DATABASE,)).fetchone()
+        if row is not None and row[0]:
             return
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(CONTROL_DATABASE)))
-        # The control database holds encrypted secrets: only superusers may connect.
-        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(CONTROL_DATABASE)))
+        if row is None:
+            conn.execute(sql.SQL("CREATE DATABASE {} WITH ALLOW_CONNECTIONS false").format(name))
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(name))
 
 
 def migration_files() -> list[tuple[str, str]]:
@@ -77,18 +97,24 @@ def migrate(conn: psycopg.Connection) -> list[str]:
         recorded = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
         if all(version in recorded for version, _ in shipped):
             return applied_now
-    with conn.transaction():
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-    for version, body in shipped:
+    # One migrating process at a time (CREATE TABLE IF NOT EXISTS itself is not safe against a concurrent one).
+    conn.execute("SELECT set_config('lock_timeout', %s, false)", (SETUP_LOCK_TIMEOUT,))
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK_KEY,))
+    try:
         with conn.transaction():
-            conn.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
-            done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone()
-            if done:
-                continue
-            conn.execute(body.encode())
-            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
-            applied_now.append(version)
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+        for version, body in shipped:
+            with conn.transaction():
+                done = conn.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (version,)).fetchone()
+                if done:
+                    continue
+                conn.execute(body.encode())
+                conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                applied_now.append(version)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK_KEY,))
+        conn.execute("SELECT set_config('lock_timeout', '0', false)")
     return applied_now

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nextmavens.manifest.loader import LoadedOrg, LoadedProject, ManifestSet
-from nextmavens.naming import API_ROLES, POOLER_ROLE, ProjectNames, project_names
+from nextmavens.naming import API_ROLES, LAYER_ROLE, POOLER_ROLE, ProjectNames, project_names
 
-# Owner of the superuser-only objects of every project database (extensions, event triggers,
-# get_auth). A NOLOGIN role of our own rather than the bootstrap superuser, because PostgreSQL records
+# LAYER_ROLE owns the superuser-only objects of every project database (extensions, event triggers,
+# get_auth): a NOLOGIN role of our own rather than the bootstrap superuser, because PostgreSQL records
 # ownership by non-bootstrap roles in the shared catalog pg_shdepend: that lets one query over the
 # whole cluster see whether these objects still exist in every project database.
-LAYER_ROLE = "nextmavens_layer"
+
 # Bumped whenever the SQL of the per-database layer changes, so existing projects get it re-applied.
 LAYER_VERSION = 1
 CLUSTER_SCOPE = "_cluster"

@@ -14,6 +14,7 @@ import psycopg
 from nextmavens.control.db import connect_cluster
 from nextmavens.engine import sqlgen
 from nextmavens.engine.desired import CLUSTER_SCOPE, LAYER_VERSION, DesiredState, ProjectSpec, RoleSpec
+from nextmavens.engine.locks import join_work
 from nextmavens.engine.plan import Change, Plan
 from nextmavens.engine.scram import scram_verifier
 from nextmavens.engine.secretstore import SecretStore
@@ -63,6 +64,16 @@ class Executor:
             (org.slug, org.name, members),
         )
 
+    def _do_claim(self, change: Change) -> None:
+        """The control record comes first: what exists with the project's names is then known to be its own."""
+        project = self._project(change)
+        self._control.execute(
+            "INSERT INTO projects (ref, org, name, state) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (ref) DO UPDATE SET org = excluded.org, name = excluded.name, state = excluded.state,"
+            " destroyed_at = NULL",
+            (project.ref, project.org, project.name, project.state),
+        )
+
     def _do_secrets(self, change: Change) -> None:
         project = self._project(change)
         self._secrets.ensure_project(project.ref, project.org, project.name, project.state, project.names.login_roles)
@@ -107,11 +118,18 @@ class Executor:
         else:
             self._cluster.execute(sqlgen.grant_connect(change.target, grantee))
 
+    def _do_open(self, change: Change) -> None:
+        self._cluster.execute(sqlgen.open_database(change.target))
+
     def _do_layer(self, change: Change) -> None:
         project = self._project(change)
-        with connect_cluster(self._dsn, project.database.name) as conn, conn.transaction():
-            for statement in sqlgen.layer_statements(project.layer):
-                conn.execute(statement)
+        # The database's owner may set its search_path (ALTER DATABASE ... SET): this superuser session
+        # resolves names in pg_catalog only, so no function or operator of the project's runs here.
+        with connect_cluster(self._dsn, project.database.name, trusted_path=True) as conn:
+            join_work(conn)
+            with conn.transaction():
+                for statement in sqlgen.layer_statements(project.layer):
+                    conn.execute(statement)
 
     def _do_sessions(self, change: Change) -> None:
         self._cluster.execute(sqlgen.terminate_sessions(), (change.target,))

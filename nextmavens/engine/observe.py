@@ -45,17 +45,17 @@ def observe(cluster: psycopg.Connection, control: psycopg.Connection, sealer: Se
             state.database_settings[database] = pairs
 
     acl_rows = cluster.execute(
-        "SELECT d.datname, pg_get_userbyid(d.datdba), d.datconnlimit,"
+        "SELECT d.datname, pg_get_userbyid(d.datdba), d.datconnlimit, d.datallowconn,"
         " coalesce(array_agg(ARRAY[coalesce(g.rolname, %s), a.privilege_type])"
         "   FILTER (WHERE a.privilege_type IS NOT NULL), '{}')"
         " FROM pg_database d"
         " LEFT JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a ON true"
         " LEFT JOIN pg_roles g ON g.oid = a.grantee"
-        " GROUP BY d.datname, d.datdba, d.datconnlimit",
+        " GROUP BY d.datname, d.datdba, d.datconnlimit, d.datallowconn",
         (PUBLIC,),
     )
-    for name, owner, limit, acl in acl_rows:
-        state.databases[name] = ObservedDatabase(name, owner, limit, frozenset((g, p) for g, p in acl))
+    for name, owner, limit, allow, acl in acl_rows:
+        state.databases[name] = ObservedDatabase(name, owner, limit, frozenset((g, p) for g, p in acl), allow)
 
     for database, catalog, role, deptype, count in cluster.execute(
         "SELECT d.datname, c.relname, r.rolname, s.deptype::text, count(*) FROM pg_shdepend s"

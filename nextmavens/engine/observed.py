@@ -24,6 +24,8 @@ class ObservedDatabase:
     connection_limit: int
     # (grantee or PUBLIC, privilege) pairs from the database's ACL (defaults made explicit)
     acl: frozenset[tuple[str, str]]
+    # False while a new database is being set up (created closed, opened once its grants are in place)
+    allow_connections: bool = True
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,19 @@ from typing import Any
 from nextmavens.engine.desired import (
     CLUSTER,
     CLUSTER_SCOPE,
+    LAYER_ROLE,
     LAYER_VERSION,
     DesiredState,
     ProjectSpec,
     RoleSpec,
 )
 from nextmavens.engine.observed import PUBLIC, ObservedState
-from nextmavens.naming import project_names
+from nextmavens.naming import project_names, reserved_ref
 
 # Order in which kinds of change are applied within one project (and the cluster before projects).
 PHASES = (
     "org",
+    "claim",
     "secrets",
     "role",
     "password",
@@ -27,6 +29,7 @@ PHASES = (
     "database",
     "database_setting",
     "grant",
+    "open",
     "layer",
     "sessions",
     "record",
@@ -107,12 +110,9 @@ def make_plan(desired: DesiredState, observed: ObservedState) -> Plan:
     for project in desired.projects:
         if not project.managed:
             continue
-        missing = [e for e in project.layer.extensions if e not in observed.available_extensions]
-        if missing:
-            errors.append(
-                f"{project.manifest_path}: extension(s) {', '.join(missing)} are not installed on this "
-                "PostgreSQL server"
-            )
+        problems = _project_errors(project, observed)
+        if problems:
+            errors += problems
             continue
         project_changes += sorted(_project_changes(project, observed), key=lambda c: PHASES.index(c.kind))
     return Plan(
@@ -122,9 +122,76 @@ def make_plan(desired: DesiredState, observed: ObservedState) -> Plan:
     )
 
 
+def _project_errors(project: ProjectSpec, observed: ObservedState) -> list[str]:
+    """Why this project cannot be applied on this server; nothing of it changes while there is one."""
+    where = project.manifest_path
+    if reserved_ref(project.ref):
+        return [f"{where}: ref {project.ref!r} is reserved for PostgreSQL or the platform's own services"]
+    foreign = _not_ours(project, observed)
+    if foreign:
+        verb = "exists" if len(foreign) == 1 else "exist"
+        return [
+            f"{where}: {' and '.join(foreign)} already {verb} on this server, but the control database does not "
+            f"record them as project {project.key}'s; the platform never takes over what it did not create. "
+            "Choose another ref, or (if they are left over and their data is saved) drop them first"
+        ]
+    errors = []
+    missing = [e for e in project.layer.extensions if e not in observed.available_extensions]
+    if missing:
+        errors.append(f"{where}: extension(s) {', '.join(missing)} are not installed on this PostgreSQL server")
+    errors += _extension_owner_errors(project, observed)
+    return errors
+
+
+def _not_ours(project: ProjectSpec, observed: ObservedState) -> list[str]:
+    """The project's database and login roles that exist without a live control record of this project.
+
+    The record is written (the claim step) before any of them is created, so objects of an apply killed
+    half-way are still recognised as the project's own.
+    """
+    record = observed.control_projects.get(project.ref)
+    if record is not None and not record.destroyed:
+        return []
+    names = project.names
+    found = [f"database {names.database!r}"] if names.database in observed.databases else []
+    found += [f"role {role!r}" for role in names.login_roles if role in observed.roles]
+    return found
+
+
+def _extension_owner_errors(project: ProjectSpec, observed: ObservedState) -> list[str]:
+    """A declared extension someone else created first (the project owner may create trusted ones) makes
+    CREATE EXTENSION IF NOT EXISTS a no-op, and the layer would be planned again on every run."""
+    database = project.database.name
+    if database not in observed.databases:
+        return []
+    in_place = observed.dependencies.get((database, "pg_extension", LAYER_ROLE, "o"), 0)
+    if in_place >= len(project.layer.extensions):
+        return []
+    owners = sorted(
+        (role, count)
+        for (db, catalog, role, deptype), count in observed.dependencies.items()
+        if db == database and catalog == "pg_extension" and deptype == "o" and role != LAYER_ROLE
+    )
+    if not owners:
+        return []
+    held = ", ".join(f"{count} owned by {role}" for role, count in owners)
+    return [
+        f"{project.manifest_path}: database {database!r} holds extension(s) the platform did not create ({held}), "
+        f"and {len(project.layer.extensions) - in_place} of the manifest's extensions "
+        f"({', '.join(project.layer.extensions)}) are not in place. The platform creates them itself, owned by "
+        f"{LAYER_ROLE} in schema extensions, and cannot while a copy of the same name exists: list them with "
+        f"\\dx in {database}, drop the project's copy (DROP EXTENSION, as its owner), or remove it from the manifest"
+    ]
+
+
 def _project_changes(project: ProjectSpec, observed: ObservedState) -> list[Change]:
     key = project.key
     changes: list[Change] = []
+    record = observed.control_projects.get(project.ref)
+    if record is None or record.destroyed:
+        changes.append(
+            Change(key, "record", "claim", project.ref, "record the project's names as its own, before creating them")
+        )
     stored = observed.secret_names.get(project.ref, set())
     needed = {"jwt_secret"} | {f"password:{r.name}" for r in project.roles}
     if not needed <= stored:
@@ -152,7 +219,6 @@ def _project_changes(project: ProjectSpec, observed: ObservedState) -> list[Chan
                     f"end the open sessions of {user} (project is {project.state})",
                 )
             )
-    record = observed.control_projects.get(project.ref)
     wanted = (project.org, project.name, project.state, project.manifest_path, LAYER_VERSION, False)
     if (
         record is None
@@ -288,6 +354,10 @@ def _database_changes(project: ProjectSpec, observed: ObservedState) -> list[Cha
                 f"REVOKE {', '.join(privileges)} ON DATABASE {spec.name} FROM {grantee}",
                 {"grantee": grantee},
             )
+        )
+    if current is None or not current.allow_connections:
+        changes.append(
+            Change(key, "update", "open", spec.name, "allow connections (once only the project's roles may connect)")
         )
     for grantee in spec.connect_roles:
         if (grantee, "CONNECT") not in acl and grantee != spec.owner:

@@ -18,13 +18,11 @@ from nextmavens.control.crypto import MasterKeyError, Sealer, load_master_key, l
 from nextmavens.control.db import connect_cluster, connect_control
 from nextmavens.engine.desired import desired_state
 from nextmavens.engine.execute import ChangeCallback, Executor
+from nextmavens.engine.locks import APPLY_LOCK_KEY, WORK_LOCK_KEY, join_work
 from nextmavens.engine.observe import observe
 from nextmavens.engine.plan import Plan, PlanError, make_plan
 from nextmavens.engine.secretstore import SecretStore
 from nextmavens.manifest.loader import ManifestSet
-
-# One advisory lock key for every change the engine makes (apply, rotate, destroy).
-APPLY_LOCK_KEY = 7_242_016_301
 
 
 class LockTimeout(Exception):
@@ -88,6 +86,7 @@ class Engine:
         """Plan under the lock, ask `confirm`, execute. Returns None when the operator declined."""
         desired = desired_state(manifests)
         with self._connections(create_key=True) as (cluster, control, sealer), self.locked(control):
+            join_work(cluster)
             plan = make_plan(desired, observe(cluster, control, sealer))
             if plan.errors:
                 raise PlanError("\n".join(plan.errors))
@@ -106,11 +105,15 @@ class Engine:
     def changing(self, command: str, detail: list[dict[str, str]]) -> Iterator[tuple[psycopg.Connection, SecretStore]]:
         """Connections, lock and an audit record for a change outside apply (rotate, destroy)."""
         with self._connections(create_key=True) as (cluster, control, sealer), self.locked(control):
+            join_work(cluster)
             with self._audited(control, command, detail):
                 yield cluster, SecretStore(control, sealer)
 
     @contextmanager
     def locked(self, control: psycopg.Connection) -> Iterator[None]:
+        """The apply lock on `control`. Once held, the statements of an earlier holder that was killed have
+        ended too, and its unfinished audit runs are marked interrupted. Connections that change the cluster
+        under this lock must be marked with `join_work`."""
         control.execute(
             "SELECT set_config('lock_timeout', %s, false)", (f"{int(self.config.lock_timeout_s * 1000)}ms",)
         )
@@ -132,10 +135,43 @@ class Engine:
         finally:
             control.execute("SELECT set_config('lock_timeout', '0', false)")
         try:
+            self._wait_for_earlier_work(control)
+            # Holding the lock proves no other run is going on: a run still marked running was killed.
+            control.execute(
+                "UPDATE apply_runs SET result = 'interrupted', finished_at = now(),"
+                " error = 'the process ended before the run finished (found by a later run)'"
+                " WHERE result = 'running'"
+            )
             yield
         finally:
             if not control.closed:
                 control.execute("SELECT pg_advisory_unlock(%s)", (APPLY_LOCK_KEY,))
+
+    def _wait_for_earlier_work(self, control: psycopg.Connection) -> None:
+        """Wait (within the lock timeout) until no working connection of an earlier holder remains.
+
+        Advisory locks belong to one database, and working connections are in several (the cluster's,
+        each project's): find the databases where one is still held, and wait for it there.
+        """
+        databases = control.execute(
+            "SELECT DISTINCT d.datname FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+            " WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND l.pid <> pg_backend_pid()"
+            " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
+            (WORK_LOCK_KEY,),
+        ).fetchall()
+        for (database,) in databases:
+            with connect_cluster(self.config.dsn, database, trusted_path=True) as conn:
+                conn.execute(
+                    "SELECT set_config('lock_timeout', %s, false)", (f"{int(self.config.lock_timeout_s * 1000)}ms",)
+                )
+                try:
+                    conn.execute("SELECT pg_advisory_lock(%s)", (WORK_LOCK_KEY,))
+                except errors.LockNotAvailable:
+                    raise LockTimeout(
+                        f"statements of an earlier, ended apply are still running in database {database!r} after "
+                        f"{self.config.lock_timeout_s:g}s (see pg_stat_activity, application_name nextmavens). "
+                        "Try again when they end."
+                    ) from None
 
     @contextmanager
     def _audited(self, control: psycopg.Connection, command: str, changes: list[dict[str, str]]) -> Iterator[int]:

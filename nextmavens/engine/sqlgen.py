@@ -63,9 +63,15 @@ def set_role_setting(role: str, name: str, value: str) -> Statement:
 
 
 def create_database(spec: DatabaseSpec) -> Statement:
-    return sql.SQL("CREATE DATABASE {} WITH OWNER {} TEMPLATE template0 ENCODING 'UTF8' CONNECTION LIMIT {}").format(
-        _ident(spec.name), _ident(spec.owner), sql.Literal(spec.connection_limit)
-    )
+    """Created closed: PUBLIC may connect to a new database until its grants are revoked (see open_database)."""
+    return sql.SQL(
+        "CREATE DATABASE {} WITH OWNER {} TEMPLATE template0 ENCODING 'UTF8' CONNECTION LIMIT {}"
+        " ALLOW_CONNECTIONS false"
+    ).format(_ident(spec.name), _ident(spec.owner), sql.Literal(spec.connection_limit))
+
+
+def open_database(name: str) -> Statement:
+    return sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(_ident(name))
 
 
 def alter_database_owner(spec: DatabaseSpec) -> Statement:

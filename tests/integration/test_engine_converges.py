@@ -189,3 +189,25 @@ def test_an_extension_the_server_lacks_is_a_clear_error_and_nothing_changes(stag
     assert result.returncode == 1
     assert "postgis" in result.stderr and "not installed" in result.stderr
     assert stage.sql("SELECT count(*) FROM pg_roles") == before
+
+
+def test_an_extension_the_owner_created_first_is_a_plan_error_not_endless_changes(stage: Stage) -> None:
+    write_project(stage.projects, "acme", "shop")
+    stage.apply()
+    with stage.login("owner_shop", "shop", "shop") as owner:
+        owner.execute("CREATE EXTENSION pg_trgm")  # a trusted extension: the database owner may create it
+    write_project(stage.projects, "acme", "shop", database={"extensions": ["uuid-ossp", "pgcrypto", "pg_trgm"]})
+    plan = stage.plan()
+    assert plan.changes == ()
+    [error] = plan.errors
+    assert "holds extension(s) the platform did not create (1 owned by owner_shop)" in error
+    result = stage.cli("plan")
+    assert result.returncode == 1 and "owned by owner_shop" in result.stderr
+    assert stage.cli("apply", "--yes").returncode == 1
+    # Once the project's copy is gone, the platform creates its own, and the plan settles.
+    with stage.login("owner_shop", "shop", "shop") as owner:
+        owner.execute("DROP EXTENSION pg_trgm")
+    stage.apply()
+    assert stage.plan().empty
+    owned = "SELECT pg_get_userbyid(extowner), extnamespace::regnamespace::text FROM pg_extension WHERE extname = %s"
+    assert stage.sql(owned, ("pg_trgm",), dbname="shop") == [("nextmavens_layer", "extensions")]

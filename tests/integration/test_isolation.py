@@ -9,7 +9,9 @@ import jwt
 import psycopg
 import pytest
 
+from nextmavens.engine.plan import Change
 from nextmavens.keys import SUPABASE_DEMO_JWT_SECRET, ForbiddenKey, verify_api_key
+from nextmavens.manifest.loader import load_manifests
 from nextmavens.naming import project_names
 from tests.support.engine import Stage
 from tests.support.projects import write_project
@@ -126,3 +128,87 @@ def test_supabase_demo_secret_is_never_accepted() -> None:
     forged = jwt.encode({"role": "service_role", "iat": 1, "exp": 2**40}, SUPABASE_DEMO_JWT_SECRET, algorithm="HS256")
     with pytest.raises(ForbiddenKey):
         verify_api_key(forged, SUPABASE_DEMO_JWT_SECRET)
+
+
+def _database_facts(stage: Stage, name: str) -> list[tuple]:
+    return stage.sql(
+        "SELECT pg_get_userbyid(datdba), datacl::text[], datallowconn FROM pg_database WHERE datname = %s", (name,)
+    )
+
+
+def test_a_ref_naming_a_database_or_role_the_platform_did_not_create_is_refused(stage: Stage) -> None:
+    """Evolution's database, an operator's, a role made by hand: never taken over by a manifest."""
+    stage.sql("CREATE ROLE someone LOGIN PASSWORD 'x'")
+    stage.sql("CREATE DATABASE ledger OWNER someone")
+    stage.sql("CREATE ROLE authenticator_crm LOGIN")
+    write_project(stage.projects, "acme", "ledger")
+    write_project(stage.projects, "acme", "crm")
+    before = _database_facts(stage, "ledger")
+    roles_before = stage.sql("SELECT rolname FROM pg_roles ORDER BY 1")
+    plan = stage.plan()
+    crm, ledger = plan.errors
+    assert crm.startswith("projects/acme/crm.yaml: role 'authenticator_crm' already exists on this server")
+    assert ledger.startswith("projects/acme/ledger.yaml: database 'ledger' already exists on this server")
+    result = stage.cli("apply", "--yes")
+    assert result.returncode == 1
+    assert "the platform never takes over what it did not create" in result.stderr
+    assert _database_facts(stage, "ledger") == before
+    assert stage.sql("SELECT rolname FROM pg_roles ORDER BY 1") == roles_before
+    assert stage.sql("SELECT ref FROM projects", dbname="nextmavens") == []
+    # A project the platform did create (and recorded) is its own on every later apply.
+    (stage.projects / "acme" / "ledger.yaml").unlink()
+    (stage.projects / "acme" / "crm.yaml").unlink()
+    write_project(stage.projects, "acme", "shop")
+    stage.apply()
+    assert stage.plan().empty
+
+
+def test_a_new_database_admits_nobody_until_its_grants_are_in_place(stage: Stage) -> None:
+    write_project(stage.projects, "globex", "desk")
+    stage.apply()
+    write_project(stage.projects, "acme", "shop")
+    attempts: list[str] = []
+
+    def intrude(change: Change) -> None:
+        # Just before the first grant change on the new database: it exists, PUBLIC still has CONNECT.
+        if change.kind == "grant" and change.target == "shop" and not attempts:
+            try:
+                intruder = stage.login("owner_desk", "shop", "desk")
+            except psycopg.OperationalError as exc:
+                attempts.append(str(exc))
+                return
+            intruder.close()
+            attempts.append("owner_desk connected to shop")
+
+    result = stage.engine().apply(load_manifests(stage.projects), on_change=intrude)
+    assert result is not None
+    assert len(attempts) == 1 and "is not currently accepting connections" in attempts[0], attempts
+    assert _database_facts(stage, "shop")[0][2] is True
+    assert stage.plan().empty
+
+
+HIJACK = """
+CREATE FUNCTION public.name_eq(a name, b name) RETURNS boolean LANGUAGE plpgsql AS $f$
+BEGIN
+    IF current_setting('is_superuser') = 'on' THEN
+        EXECUTE 'ALTER ROLE owner_shop SUPERUSER';
+    END IF;
+    RETURN a OPERATOR(pg_catalog.=) b;
+END
+$f$;
+CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = name, FUNCTION = public.name_eq);
+ALTER DATABASE shop SET search_path = public, pg_catalog;
+"""
+
+
+def test_the_layer_runs_no_operator_or_function_of_the_projects_own(stage: Stage) -> None:
+    """The database's owner may set its search_path: the superuser layer session must not resolve names
+    in the owner's schemas (an `=` of its own made the owner a superuser)."""
+    write_project(stage.projects, "acme", "shop")
+    stage.apply()
+    with stage.login("owner_shop", "shop", "shop") as owner:
+        owner.execute(HIJACK)
+    write_project(stage.projects, "acme", "shop", database={"schemas": ["app"]})  # the layer runs again
+    stage.apply()
+    assert stage.sql("SELECT rolsuper FROM pg_roles WHERE rolname = 'owner_shop'") == [(False,)]
+    assert stage.plan().empty

@@ -8,16 +8,35 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import psycopg
 import pytest
 
-from nextmavens.engine.session import LockTimeout
+from nextmavens.engine.locks import WORK_LOCK_KEY
+from nextmavens.engine.session import ApplyResult, LockTimeout
+from nextmavens.localdb import LocalPostgres
 from nextmavens.manifest.loader import load_manifests
 from nextmavens.naming import project_names
 from tests.support.engine import REPO, Stage
 from tests.support.projects import write_project, write_raw
+from tests.support.scratch import scratch_dir
 
 REFS = ("alpha", "bravo", "charlie")
+
+
+@pytest.fixture
+def durable_stage(pg_template: LocalPostgres, tmp_path: Path) -> Iterator[Stage]:
+    """A stage on a server with fsync on: killed applies must be tested against real durability timings."""
+    server = pg_template.clone(scratch_dir("nextmavens-pgdurable-") / "server", fast=False)
+    server.start()
+    try:
+        projects = tmp_path / "projects"
+        projects.mkdir()
+        yield Stage(server=server, projects=projects, master_key=tmp_path / "keys" / "master.key")
+    finally:
+        server.stop()
 
 
 def _write_three(stage: Stage) -> None:
@@ -54,7 +73,8 @@ def _assert_converged_and_usable(stage: Stage) -> None:
 
 
 @pytest.mark.parametrize("kill_after_steps", [1, 7, 19, 33, 52, 70])
-def test_an_apply_killed_between_steps_is_completed_by_the_next(stage: Stage, kill_after_steps: int) -> None:
+def test_an_apply_killed_between_steps_is_completed_by_the_next(durable_stage: Stage, kill_after_steps: int) -> None:
+    stage = durable_stage
     _write_three(stage)
     process = _start_apply(stage)
     assert process.stdout is not None
@@ -71,8 +91,79 @@ def test_an_apply_killed_between_steps_is_completed_by_the_next(stage: Stage, ki
     assert not stage.plan().empty
     stage.apply()
     _assert_converged_and_usable(stage)
-    runs = stage.sql("SELECT result FROM apply_runs ORDER BY id", dbname="nextmavens")
-    assert runs[-1] == ("ok",)
+    # The killed run is not left "running" for ever: the next holder of the lock marks it interrupted.
+    runs = stage.sql("SELECT result, finished_at IS NOT NULL FROM apply_runs ORDER BY id", dbname="nextmavens")
+    assert runs == [("interrupted", True), ("ok", True)]
+
+
+# Backends (other than a given pid) whose CREATE DATABASE waits for a lock; backends waiting for the work lock.
+CREATING = (
+    "SELECT pid FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE %%' AND wait_event_type = 'Lock'"
+    " AND pid <> %s"
+)
+WAITING_FOR_WORK = (
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    " AND ((classid::bigint << 32) | objid::bigint) = %s"
+)
+
+
+def _backends(stage: Stage, query: str, params: tuple[object, ...] = ()) -> list[int]:
+    return [pid for (pid,) in stage.sql(query, params)]
+
+
+def _poll(what: str, check, timeout: float = 60):  # type: ignore[no-untyped-def]
+    """Wait for a state of the server the test cannot be told about (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_next_apply_waits_for_a_killed_applys_create_database(durable_stage: Stage) -> None:
+    """The killed apply's backend runs CREATE DATABASE on after its client died; the next apply must not
+    plan against the half-made cluster (it did, and failed with UniqueViolation)."""
+    stage = durable_stage
+    write_project(stage.projects, "acme", "alpha")
+    # CREATE DATABASE takes a share lock on its template: holding a conflicting one keeps the statement
+    # running for as long as the test needs, after its process is gone.
+    with psycopg.connect(stage.server.dsn, autocommit=True) as blocker:
+        with blocker.transaction():
+            blocker.execute("COMMENT ON DATABASE template0 IS NULL")
+            process = _start_apply(stage)
+            try:
+                [orphan] = _poll("the apply's CREATE DATABASE", lambda: _backends(stage, CREATING, (0,)))
+            finally:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+            alive = "SELECT pid FROM pg_stat_activity WHERE pid = %s"
+            assert _backends(stage, alive, (orphan,)) == [orphan], "its statement ended with the process"
+
+            results: list[ApplyResult | Exception] = []
+
+            def apply_next() -> None:
+                try:
+                    results.append(stage.apply())
+                except Exception as exc:
+                    results.append(exc)
+
+            nextone = threading.Thread(target=apply_next)
+            nextone.start()
+            # Either the next apply waits for the orphan, or it went on to its own CREATE DATABASE.
+            waiting = _poll(
+                "the next apply to wait or to create the database itself",
+                lambda: _backends(stage, WAITING_FOR_WORK, (WORK_LOCK_KEY,)) or _backends(stage, CREATING, (orphan,)),
+            )
+            assert _backends(stage, CREATING, (orphan,)) == [], "it planned while the killed one's statement ran"
+            assert waiting
+        # The template is free: the orphan's CREATE DATABASE ends, and so does its backend.
+        nextone.join(120)
+    assert not nextone.is_alive()
+    assert len(results) == 1 and isinstance(results[0], ApplyResult), results
+    assert stage.plan().empty
+    assert stage.sql("SELECT result FROM apply_runs ORDER BY id", dbname="nextmavens") == [("interrupted",), ("ok",)]
 
 
 def test_two_applies_at_once_are_serialized(stage: Stage) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from nextmavens.engine import sqlgen
-from nextmavens.engine.desired import LAYER_VERSION, desired_state, project_spec
+from nextmavens.engine.desired import LAYER_ROLE, LAYER_VERSION, desired_state, project_spec
 from nextmavens.engine.observed import PUBLIC, ControlProject, ObservedDatabase, ObservedRole, ObservedState
 from nextmavens.engine.plan import PHASES, make_plan
 from nextmavens.manifest.loader import load_manifests
@@ -79,7 +80,10 @@ def test_an_empty_cluster_plans_everything_in_phase_order(manifests) -> None:  #
     plan = make_plan(desired_state(manifests), ObservedState(available_extensions={"pgcrypto"}))
     project_kinds = [c.kind for c in plan.changes if c.project == "acme/my-shop"]
     assert project_kinds == sorted(project_kinds, key=PHASES.index)
-    assert project_kinds[0] == "secrets" and project_kinds[-1] == "record"
+    # The record that the names are the project's comes before anything is created with them; the new
+    # database opens only after its grants.
+    assert project_kinds[:2] == ["claim", "secrets"] and project_kinds[-1] == "record"
+    assert project_kinds.index("grant") < project_kinds.index("open") < project_kinds.index("layer")
     cluster = [c.target for c in plan.changes if c.project == "cluster" and c.kind == "role"]
     assert cluster == ["postgres", "anon", "authenticated", "service_role", "pgbouncer", "nextmavens_layer"]
     assert ("grant", "REVOKE CONNECT, TEMPORARY ON DATABASE my_shop FROM PUBLIC") in [
@@ -129,6 +133,76 @@ def test_a_missing_extension_on_the_server_is_a_plan_error(manifests) -> None:  
         "projects/acme/my-shop.yaml: extension(s) pgcrypto are not installed on this PostgreSQL server",
     )
     assert not [c for c in plan.changes if c.project == "acme/my-shop"]
+
+
+def test_a_database_or_role_not_recorded_as_the_projects_is_an_error(manifests) -> None:  # type: ignore[no-untyped-def]
+    desired = desired_state(manifests)
+    for record in ("missing", "destroyed"):
+        state = ObservedState(available_extensions={"pgcrypto"})
+        if record == "destroyed":
+            state.control_projects["my-shop"] = ControlProject(
+                "my-shop", "acme", "x", "active", None, None, LAYER_VERSION, True
+            )
+        state.databases["my_shop"] = ObservedDatabase("my_shop", "someone", -1, frozenset())
+        state.roles["auth_admin_my_shop"] = ObservedRole("auth_admin_my_shop", True, True, False, False, None)
+        plan = make_plan(desired, state)
+        assert plan.errors == (
+            "projects/acme/my-shop.yaml: database 'my_shop' and role 'auth_admin_my_shop' already exist on this "
+            "server, but the control database does not record them as project acme/my-shop's; the platform never "
+            "takes over what it did not create. Choose another ref, or (if they are left over and their data is "
+            "saved) drop them first",
+        )
+        assert not [c for c in plan.changes if c.project == "acme/my-shop"]
+
+
+def test_objects_of_a_recorded_project_are_its_own(manifests) -> None:  # type: ignore[no-untyped-def]
+    """A first apply killed after its claim left a role behind: the next one completes the project."""
+    state = ObservedState(available_extensions={"pgcrypto"})
+    state.control_projects["my-shop"] = ControlProject(
+        "my-shop", "acme", "Project my-shop", "active", None, None, 0, False
+    )
+    state.roles["owner_my_shop"] = ObservedRole("owner_my_shop", True, True, False, False, None)
+    plan = make_plan(desired_state(manifests), state)
+    assert plan.errors == ()
+    kinds = [c.kind for c in plan.changes if c.project == "acme/my-shop"]
+    assert "claim" not in kinds and "database" in kinds
+
+
+def test_a_reserved_ref_is_refused_by_the_planner(manifests) -> None:  # type: ignore[no-untyped-def]
+    desired = desired_state(manifests)
+    for ref in ("nextmavens", "evolution", "template1", "supabase-admin", "authenticator"):
+        project = dataclasses.replace(desired.projects[0], ref=ref)
+        plan = make_plan(dataclasses.replace(desired, projects=(project,)), ObservedState())
+        assert plan.errors == (
+            f"projects/acme/my-shop.yaml: ref {ref!r} is reserved for PostgreSQL or the platform's own services",
+        )
+        assert not [c for c in plan.changes if c.project == "acme/my-shop"]
+
+
+def test_a_database_left_closed_is_opened_after_its_grants(manifests) -> None:  # type: ignore[no-untyped-def]
+    state = converged(manifests)
+    db = state.databases["my_shop"]
+    state.databases["my_shop"] = dataclasses.replace(db, allow_connections=False)
+    [change] = make_plan(desired_state(manifests), state).changes
+    assert (change.kind, change.target) == ("open", "my_shop")
+    assert sqlgen.open_database("my_shop").as_string(None) == 'ALTER DATABASE "my_shop" WITH ALLOW_CONNECTIONS true'
+    spec = desired_state(manifests).projects[0].database
+    assert sqlgen.create_database(spec).as_string(None).endswith("ALLOW_CONNECTIONS false")
+
+
+def test_an_extension_the_project_created_first_is_an_error_not_endless_drift(manifests) -> None:  # type: ignore[no-untyped-def]
+    state = converged(manifests)
+    del state.dependencies[("my_shop", "pg_extension", LAYER_ROLE, "o")]
+    state.dependencies[("my_shop", "pg_extension", "owner_my_shop", "o")] = 1
+    plan = make_plan(desired_state(manifests), state)
+    assert plan.changes == ()
+    [error] = plan.errors
+    assert "'my_shop' holds extension(s) the platform did not create (1 owned by owner_my_shop)" in error
+    assert "1 of the manifest's extensions (pgcrypto) are not in place" in error
+    # Without a foreign copy, a missing extension is ordinary drift that the layer step repairs.
+    del state.dependencies[("my_shop", "pg_extension", "owner_my_shop", "o")]
+    plan = make_plan(desired_state(manifests), state)
+    assert plan.errors == () and [c.kind for c in plan.changes] == ["layer"]
 
 
 def test_sql_quotes_every_identifier_and_literal() -> None:
