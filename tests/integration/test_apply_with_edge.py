@@ -296,3 +296,53 @@ def test_keys_rotate_with_a_failing_edge_exits_non_zero_and_says_what_still_work
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     passed = edge.get("shop.api.example.test", "/rest/v1/", new["anon_key"])
     assert passed is not None and passed[0] == 200
+
+
+def test_destroy_with_the_edge_removes_the_projects_containers_files_tenants_and_routes(
+    stage: Stage, gated_edge: Edge, tmp_path: Path
+) -> None:
+    edge = gated_edge
+    write_project(stage.projects, "acme", "shop", domains=["api.shop.acme.test"])
+    write_project(stage.projects, "acme", "crm")
+    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    shop, crm = _keys(stage, "acme/shop"), _keys(stage, "acme/crm")
+    served = edge.get("shop.api.example.test", "/rest/v1/", shop["anon_key"])
+    assert served is not None and served[0] == 200
+    assert (edge.services_dir / "shop" / "rest.env").exists() and "shop" in edge.realtime.tenants
+
+    # Declared absent and destroyed at once: the edge still serves it until destroy cleans up.
+    write_project(stage.projects, "acme", "shop", state="absent", domains=["api.shop.acme.test"])
+    destroyed = stage.cli(
+        "destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(tmp_path / "dumps"),
+        "--edge-config", str(edge.config),
+    )  # fmt: skip
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    downs = [c for c in edge.docker_log.read_text().splitlines() if c.endswith(" down")]
+    assert downs == [f"compose -p nm-shop -f {edge.services_dir / 'shop' / 'compose.yaml'} down"]  # never -v
+    assert not (edge.services_dir / "shop").exists()
+    assert "shop" not in edge.supavisor.tenants and "shop" not in edge.realtime.tenants
+    loaded = json.loads(edge.kong.config or "{}")
+    assert {c["username"] for c in loaded["consumers"]} == {"anon_crm", "service_role_crm"}
+    site = Path(yaml.safe_load(edge.config.read_text())["paths"]["nginx_site"]).read_text()
+    assert "shop.api.example.test" not in site and "api.shop.acme.test" not in site
+    still = edge.get("crm.api.example.test", "/rest/v1/", crm["anon_key"])
+    assert still is not None and still[0] == 200
+    runs = stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 2", dbname="nextmavens")
+    assert runs == [("apply edge", "ok"), ("destroy", "ok")]
+
+
+def test_destroy_stops_before_dropping_when_the_edge_cannot_serve_the_rest(
+    stage: Stage, gated_edge: Edge, tmp_path: Path
+) -> None:
+    edge = gated_edge
+    write_project(stage.projects, "acme", "shop")
+    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    write_project(stage.projects, "acme", "shop", state="absent")
+    write_project(stage.projects, "acme", "desk", domains=["studio.example.test"])  # claims the platform's name
+    refused = stage.cli(
+        "destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(tmp_path / "dumps"),
+        "--edge-config", str(edge.config),
+    )  # fmt: skip
+    assert refused.returncode == 1 and "nothing was dropped" in refused.stderr, refused.stderr
+    assert stage.sql("SELECT 1 FROM pg_database WHERE datname = 'shop'") == [(1,)]
+    assert (edge.services_dir / "shop" / "compose.yaml").exists()
