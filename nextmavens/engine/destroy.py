@@ -90,8 +90,13 @@ def block_project(cluster: psycopg.Connection, names: ProjectNames, database_exi
         if cluster.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
             cluster.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)))
     if database_exists:
-        # Superusers are exempt from the limit: the dump still connects, nobody else does.
-        cluster.execute(sql.SQL("ALTER DATABASE {} CONNECTION LIMIT 0").format(sql.Identifier(names.database)))
+        # Superusers are exempt from the limit: the dump still connects, nobody else does. (A destroy that
+        # failed after close_database left connections disallowed; the dump of a retry needs them.)
+        cluster.execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true CONNECTION LIMIT 0").format(
+                sql.Identifier(names.database)
+            )
+        )
     end_sessions(cluster, names)
 
 
@@ -108,8 +113,9 @@ def end_sessions(cluster: psycopg.Connection, names: ProjectNames) -> None:
         pids = [
             pid
             for (pid,) in cluster.execute(
+                # autovacuum writes no client data and DROP DATABASE ends it itself
                 "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
-                " AND (datname = %s OR usename = ANY(%s))",
+                " AND backend_type <> 'autovacuum worker' AND (datname = %s OR usename = ANY(%s))",
                 (names.database, list(names.login_roles)),
             )
         ]
@@ -147,16 +153,24 @@ def destroy_project(cluster: psycopg.Connection, dsn: str, ref: str, dump_dir: P
         if dump_path is not None:
             dump_path.unlink(missing_ok=True)
         raise DestroyError(f"{exc}\n{blocked_note(ref)}") from None
-    if exists:
-        # Logical slots pin a database: Realtime's slot for this project goes with it (no session is left).
-        cluster.execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = %s AND NOT active",
-            (names.database,),
-        )
-        cluster.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(names.database)))
-    dropped = []
-    for role in names.login_roles:
-        if cluster.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
-            cluster.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
-            dropped.append(role)
+    dropped: list[str] = []
+    try:
+        if exists:
+            # Logical slots pin a database: Realtime's slot for this project goes with it (no session is left).
+            cluster.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                " WHERE database = %s AND NOT active",
+                (names.database,),
+            )
+            cluster.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(names.database)))
+        for role in names.login_roles:
+            if cluster.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                cluster.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+                dropped.append(role)
+    except psycopg.Error as exc:
+        reason = exc.diag.message_primary or type(exc).__name__
+        raise DestroyError(
+            f"dropping {ref} failed: {reason}. Its dump is written ({dump_path or 'no database to dump'}); "
+            f"roles dropped so far: {', '.join(dropped) or 'none'}. The project is blocked; run destroy again."
+        ) from None
     return DestroyResult(dump_path, exists, tuple(dropped))
