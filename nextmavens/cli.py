@@ -283,11 +283,16 @@ def edge_ready(edge: EdgeHost, manifests: ManifestSet, unchanged: str) -> set[st
 
 
 def edge_step_or_fail(
-    engine: Engine, edge: EdgeHost, manifests: ManifestSet, running: set[str], done: str, removed: str | None = None
+    engine: Engine,
+    edge: EdgeHost,
+    manifests: ManifestSet,
+    running: set[str],
+    done: str,
+    retry: str,
+    removed: str | None = None,
 ) -> EdgeReport:
     """The edge step after rotate or destroy: its report printed, and a failure that says what `done` already
-    holds (the database part cannot be undone by the edge) and what to run once the cause is fixed."""
-    retry = "nextmavens apply --edge-config FILE (NEXTMAVENS_EDGE_CONFIG)"
+    holds (the database part cannot be undone by the edge) and what to run (`retry`) once the cause is fixed."""
     try:
         report = apply_edge_step(engine, edge, manifests, running, removed)
     except Failure as exc:
@@ -404,7 +409,8 @@ def keys_rotate(
             soft_wrap=True,
         )
         return
-    edge_step_or_fail(engine, edge, manifests, running, f"{stored} (the old keys are recorded as revoked)")
+    done = f"{stored} (the old keys are recorded as revoked; the edge may still accept them)"
+    edge_step_or_fail(engine, edge, manifests, running, done, f"nextmavens apply --edge-config {edge_config}")
     ui.out.print(
         f"{stored}; the edge now serves them, and the old keys are revoked. "
         f"Show them with: nextmavens keys show {project}"
@@ -476,7 +482,12 @@ def destroy(
             soft_wrap=True,
         )
         return
-    edge_step_or_fail(engine, edge, manifests, running, dropped, removed=ref)
+    folder = Path(edge.settings.projects_dir) / ref
+    retry = (
+        f"docker compose -p nm-{ref} -f {folder / 'compose.yaml'} down (never -v), remove {folder}, "
+        f"then nextmavens apply --edge-config {edge_config}"
+    )
+    edge_step_or_fail(engine, edge, manifests, running, dropped, retry, removed=ref)
     ui.out.print(f"Removed {project} from the edge (its storage files and volumes are kept).")
 
 

@@ -346,3 +346,22 @@ def test_destroy_stops_before_dropping_when_the_edge_cannot_serve_the_rest(
     assert refused.returncode == 1 and "nothing was dropped" in refused.stderr, refused.stderr
     assert stage.sql("SELECT 1 FROM pg_database WHERE datname = 'shop'") == [(1,)]
     assert (edge.services_dir / "shop" / "compose.yaml").exists()
+
+
+def test_destroy_whose_edge_cleanup_fails_exits_non_zero_and_says_what_is_left(
+    stage: Stage, gated_edge: Edge, tmp_path: Path
+) -> None:
+    edge = gated_edge
+    write_project(stage.projects, "acme", "shop")
+    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    write_project(stage.projects, "acme", "shop", state="absent")
+    edge.break_docker()
+    failed = stage.cli(
+        "destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(tmp_path / "dumps"),
+        "--edge-config", str(edge.config),
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "Destroyed acme/shop" in failed.stderr and "but the edge step failed" in failed.stderr
+    assert "docker compose -p nm-shop" in failed.stderr and "never -v" in failed.stderr
+    assert (edge.services_dir / "shop" / "compose.yaml").exists()  # kept: `down` needs it
+    assert stage.sql("SELECT 1 FROM pg_database WHERE datname = 'shop'") == []
