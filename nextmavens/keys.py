@@ -112,8 +112,8 @@ def expiry_warning(expires_at: int, now: int, within_days: int = EXPIRY_WARNING_
     if left <= 0:
         return "the API keys have expired: every request with them is refused; rotate them"
     if left <= within_days * DAY_S:
-        days = left // DAY_S
-        when = "within a day" if days == 0 else f"in {days} day(s)"
+        days = -(-left // DAY_S)  # whole days, rounded up: "within 20 days" holds from issue time on
+        when = "within a day" if days == 1 else f"within {days} day(s)"
         return f"the API keys expire {when}: rotate them (nextmavens keys rotate) before clients start failing"
     return None
 

@@ -299,7 +299,7 @@ def test_keys_last_the_configured_lifetime_and_keys_show_warns_before_they_expir
     claims = _claims(access["anon_key"])
     assert claims["exp"] - claims["iat"] == 20 * DAY_S
     assert access["keys_expire_at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"]))
-    assert "warning" in shown.stderr and "expire in 19 day(s)" in shown.stderr
+    assert "warning" in shown.stderr and "expire within 20 day(s)" in shown.stderr
     # The setting applies to keys issued from now on: issued keys never change under their clients.
     again = _cli(shop, "keys", "show", "acme/shop", "--json", NEXTMAVENS_KEY_LIFETIME_DAYS="400")
     assert json.loads(again.stdout)["anon_key"] == access["anon_key"]

@@ -53,6 +53,8 @@ def test_an_expired_key_is_refused() -> None:
 
 def test_keys_show_warns_within_thirty_days() -> None:
     assert expiry_warning(NOW + 31 * DAY_S, NOW) is None
-    assert "in 30 day(s)" in (expiry_warning(NOW + 30 * DAY_S, NOW) or "")
+    assert "within 30 day(s)" in (expiry_warning(NOW + 30 * DAY_S, NOW) or "")
+    assert "within 30 day(s)" in (expiry_warning(NOW + 30 * DAY_S - 1, NOW) or "")
+    assert "within 2 day(s)" in (expiry_warning(NOW + DAY_S + 1, NOW) or "")
     assert "within a day" in (expiry_warning(NOW + 3600, NOW) or "")
     assert "have expired" in (expiry_warning(NOW, NOW) or "")
