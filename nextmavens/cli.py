@@ -385,8 +385,8 @@ def keys_rotate(
     manifests: ManifestSet | None = None
     running: set[str] = set()
     if edge is not None:
-        manifests = load(projects_dir)
-        if manifests.by_ref(ref) is None:
+        manifests = load(projects_dir) if projects_dir.is_dir() else None
+        if manifests is None or manifests.by_ref(ref) is None:
             raise Failure(
                 f"{projects_dir} does not declare {ref!r}: the edge step renders every project from the manifests "
                 "apply uses (pass --projects or NEXTMAVENS_PROJECTS); no keys were rotated"

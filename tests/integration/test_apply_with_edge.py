@@ -275,8 +275,9 @@ def test_keys_rotate_with_a_failing_edge_exits_non_zero_and_says_what_still_work
     # Manifests that do not declare the project: refused before anything changes.
     empty = tmp_path / "no-projects"
     empty.mkdir()
-    wrong = stage.cli("keys", "rotate", "acme/shop", "--edge-config", str(edge.config), "--projects", str(empty))
-    assert wrong.returncode == 1 and "no keys were rotated" in wrong.stderr
+    for folder in (empty, tmp_path / "missing"):
+        wrong = stage.cli("keys", "rotate", "acme/shop", "--edge-config", str(edge.config), "--projects", str(folder))
+        assert wrong.returncode == 1 and "no keys were rotated" in wrong.stderr and "--projects" in wrong.stderr
     assert _keys(stage, "acme/shop")["anon_key"] == old["anon_key"]
 
     edge.break_docker()
