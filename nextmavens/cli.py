@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,13 +16,22 @@ from cryptography.exceptions import InvalidTag
 
 from nextmavens import ui
 from nextmavens.control.crypto import MasterKeyError
-from nextmavens.edge.apply import EdgeRefused, EdgeReport
-from nextmavens.edge.host import EdgeConfigError, EdgeHost, edge_precheck, load_edge_host, run_edge, running_refs
+from nextmavens.edge.apply import EdgeRefused, EdgeReport, remove_project
+from nextmavens.edge.host import (
+    EdgeConfigError,
+    EdgeHost,
+    edge_precheck,
+    edge_runtime,
+    load_edge_host,
+    run_edge,
+    running_refs,
+)
 from nextmavens.engine.destroy import DestroyError, destroy_project
 from nextmavens.engine.plan import Change, Plan, PlanError
 from nextmavens.engine.secretstore import SecretStore
 from nextmavens.engine.session import Engine, EngineConfig, LockTimeout
-from nextmavens.keysview import project_access
+from nextmavens.keys import KeyLifetimeError, expiry_warning, key_lifetime_days
+from nextmavens.keysview import iso_time, project_access
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,6 +89,10 @@ def connection_options(func: F) -> F:
 def make_engine(dsn: str | None, master_key: Path, lock_timeout: float) -> Engine:
     if not dsn:
         raise Failure("no database connection: set NEXTMAVENS_DSN or pass --dsn")
+    try:
+        key_lifetime_days(os.environ)  # read where keys are issued; a bad value fails here, before any change
+    except KeyLifetimeError as exc:
+        raise Failure(str(exc)) from None
     return Engine(EngineConfig(dsn=dsn, master_key_path=master_key, lock_timeout_s=lock_timeout))
 
 
@@ -219,12 +234,22 @@ def apply(
         sys.exit(EXIT_ERROR)
 
 
-def apply_edge_step(engine: Engine, edge: EdgeHost, manifests: ManifestSet, running: set[str]) -> EdgeReport:
-    """The edge after the database, under the same lock and recorded in the audit log as its own run."""
+def apply_edge_step(
+    engine: Engine, edge: EdgeHost, manifests: ManifestSet, running: set[str], removed: str | None = None
+) -> EdgeReport:
+    """The edge after the database, under the same lock and recorded in the audit log as its own run.
+    `removed`: a destroyed project's ref, whose containers, files and tenants go first."""
 
     def step() -> EdgeReport:
         with engine.changing("apply edge", [{"project": "edge", "action": "converge", "kind": "edge"}]) as (_, store):
-            report = run_edge(edge, manifests, store, running)
+            report = EdgeReport()
+            if removed is not None:
+                report = remove_project(edge_runtime(edge), removed)
+            if not report.errors:
+                converged = run_edge(edge, manifests, store, running)
+                report.done += converged.done
+                report.warnings += converged.warnings
+                report.errors += converged.errors
             if report.errors:
                 raise EdgeStepFailed(report)
             return report
@@ -242,6 +267,40 @@ class EdgeStepFailed(Exception):
     def __init__(self, report: EdgeReport) -> None:
         super().__init__("; ".join(report.errors))
         self.report = report
+
+
+def edge_ready(edge: EdgeHost, manifests: ManifestSet, unchanged: str) -> set[str]:
+    """The refs running now, after checking the edge can serve the manifests (`unchanged` says what was not
+    done when it cannot): rotate and destroy check before they change anything, as apply does."""
+    try:
+        running = running_refs(edge)
+    except EdgeConfigError as exc:
+        raise Failure(f"{exc}; {unchanged}") from None
+    problems = edge_precheck(edge, manifests, running)
+    if problems:
+        raise Failure(f"the edge cannot serve these manifests; {unchanged}:\n  " + "\n  ".join(problems))
+    return running
+
+
+def edge_step_or_fail(
+    engine: Engine,
+    edge: EdgeHost,
+    manifests: ManifestSet,
+    running: set[str],
+    done: str,
+    retry: str,
+    removed: str | None = None,
+) -> EdgeReport:
+    """The edge step after rotate or destroy: its report printed, and a failure that says what `done` already
+    holds (the database part cannot be undone by the edge) and what to run (`retry`) once the cause is fixed."""
+    try:
+        report = apply_edge_step(engine, edge, manifests, running, removed)
+    except Failure as exc:
+        raise Failure(f"{done}, but the edge step failed: {exc.message}\nOnce fixed, run: {retry}") from None
+    ui.print_edge_report(report)
+    if report.errors:
+        raise Failure(f"{done}, but the edge step failed (errors above). Once fixed, run: {retry}")
+    return report
 
 
 @main.group()
@@ -287,16 +346,20 @@ def keys_show(
     """Print the project's URL, keys and connection strings (this prints secrets, on purpose)."""
     engine = make_engine(dsn, master_key, lock_timeout)
 
-    def read() -> dict[str, Any]:
+    def read() -> tuple[dict[str, str], int]:
         with engine.secrets() as store:
             ref = known_project(store, project)
             secrets = store.project_secrets(ref)
         if secrets is None:
             raise Failure(f"{project} has no keys yet; run apply first")
         edge = load_edge(edge_config)
-        return project_access(ref, secrets, engine.config.dsn, api_domain, edge.settings if edge else None)
+        access = project_access(ref, secrets, engine.config.dsn, api_domain, edge.settings if edge else None)
+        return access, secrets.keys.expires_at
 
-    access = run_engine(read)
+    access, expires_at = run_engine(read)
+    warning = expiry_warning(expires_at, int(time.time()))
+    if warning:
+        ui.err.print(f"[yellow]warning[/]: {project}: {warning}", soft_wrap=True)
     if as_json:
         click.echo(json.dumps(access, indent=2))
         return
@@ -306,18 +369,50 @@ def keys_show(
 
 @keys.command("rotate")
 @click.argument("project")
+@projects_option
 @connection_options
-def keys_rotate(project: str, dsn: str | None, master_key: Path, lock_timeout: float) -> None:
-    """Issue a new JWT secret and keys; the old keys are recorded as revoked."""
+@edge_option
+def keys_rotate(
+    project: str, projects_dir: Path, dsn: str | None, master_key: Path, lock_timeout: float, edge_config: Path | None
+) -> None:
+    """Issue a new JWT secret and keys, then converge the edge (containers, Kong, tenants) to them.
+
+    The old keys stop working only when the edge holds the new secret: with --edge-config the command
+    succeeds only then; without it, it says the edge was not converged."""
     engine = make_engine(dsn, master_key, lock_timeout)
+    _, ref = split_key(project)
+    edge = load_edge(edge_config)
+    manifests: ManifestSet | None = None
+    running: set[str] = set()
+    if edge is not None:
+        manifests = load(projects_dir) if projects_dir.is_dir() else None
+        if manifests is None or manifests.by_ref(ref) is None:
+            raise Failure(
+                f"{projects_dir} does not declare {ref!r}: the edge step renders every project from the manifests "
+                "apply uses (pass --projects or NEXTMAVENS_PROJECTS); no keys were rotated"
+            )
+        running = edge_ready(edge, manifests, "no keys were rotated")
 
-    def rotate() -> int:
+    def rotate() -> tuple[int, int]:
         with engine.changing("keys rotate", [{"project": project, "action": "rotate", "kind": "keys"}]) as (_, store):
-            return store.rotate_keys(known_project(store, project)).issued_at
+            keys = store.rotate_keys(known_project(store, project))
+            return keys.issued_at, keys.expires_at
 
-    issued = run_engine(rotate)
+    issued, expires = run_engine(rotate)
+    stored = f"New keys for {project} are issued (at {issued}, valid until {iso_time(expires)}) and stored"
+    if edge is None or manifests is None:
+        ui.out.print(f"{stored}; the old keys are recorded as revoked.")
+        ui.err.print(
+            "[yellow]warning[/]: the edge was NOT converged (no --edge-config or NEXTMAVENS_EDGE_CONFIG): where it "
+            "runs, it still accepts the old keys and refuses the new ones until "
+            "`nextmavens apply --edge-config FILE` succeeds.",
+            soft_wrap=True,
+        )
+        return
+    done = f"{stored} (the old keys are recorded as revoked; the edge may still accept them)"
+    edge_step_or_fail(engine, edge, manifests, running, done, f"nextmavens apply --edge-config {edge_config}")
     ui.out.print(
-        f"New keys issued for {project} (issued at {issued}); old keys revoked. "
+        f"{stored}; the edge now serves them, and the old keys are revoked. "
         f"Show them with: nextmavens keys show {project}"
     )
 
@@ -335,6 +430,7 @@ def keys_rotate(project: str, dsn: str | None, master_key: Path, lock_timeout: f
     show_default=True,
     help="Where the final pg_dump is written before anything is dropped.",
 )
+@edge_option
 def destroy(
     project: str,
     confirmation: str,
@@ -343,8 +439,10 @@ def destroy(
     master_key: Path,
     lock_timeout: float,
     dump_dir: Path,
+    edge_config: Path | None,
 ) -> None:
-    """Drop a project's database and roles, after writing a fresh pg_dump."""
+    """Block a project, write a fresh pg_dump, drop its database and roles; with the edge, remove its
+    containers (volumes kept), compose and env files, tenants, Kong consumers and nginx vhost."""
     if confirmation != project:
         raise Failure(f"--confirm must repeat the project exactly ({project!r}); nothing was dropped")
     org, ref = split_key(project)
@@ -356,6 +454,8 @@ def destroy(
             "or delete the manifest first, or the next apply would create it again"
         )
     engine = make_engine(dsn, master_key, lock_timeout)
+    edge = load_edge(edge_config)
+    running = edge_ready(edge, manifests, "nothing was dropped") if edge is not None else set()
 
     def drop() -> Any:
         with engine.changing("destroy", [{"project": project, "action": "destroy", "kind": "project"}]) as (
@@ -370,10 +470,25 @@ def destroy(
     result = run_engine(drop)
     if result.dump_path:
         ui.out.print(f"Dump written: {result.dump_path}")
-    ui.out.print(
+    dropped = (
         f"Destroyed {project}: database {'dropped' if result.dropped_database else 'was already gone'}, "
-        f"roles dropped: {', '.join(result.dropped_roles) or 'none'}."
+        f"roles dropped: {', '.join(result.dropped_roles) or 'none'}"
     )
+    ui.out.print(f"{dropped}.")
+    if edge is None:
+        ui.err.print(
+            f"[yellow]warning[/]: the edge was not cleaned up (no --edge-config or NEXTMAVENS_EDGE_CONFIG): the "
+            f"compose project nm-{ref}, its env files and tenants stay until removed by hand.",
+            soft_wrap=True,
+        )
+        return
+    folder = Path(edge.settings.projects_dir) / ref
+    retry = (
+        f"docker compose -p nm-{ref} -f {folder / 'compose.yaml'} down (never -v), remove {folder}, "
+        f"then nextmavens apply --edge-config {edge_config}"
+    )
+    edge_step_or_fail(engine, edge, manifests, running, dropped, retry, removed=ref)
+    ui.out.print(f"Removed {project} from the edge (its storage files and volumes are kept).")
 
 
 def register_optional_commands() -> None:

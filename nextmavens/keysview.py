@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from psycopg.conninfo import conninfo_to_dict
@@ -39,8 +40,13 @@ def project_access(
         "api_url": api_url,
         "anon_key": secrets.keys.anon,
         "service_role_key": secrets.keys.service_role,
+        "keys_expire_at": iso_time(secrets.keys.expires_at),
         "jwt_secret": secrets.jwt_secret,
         "database_url": f"postgresql://{names.owner}:{password}@{host}:{port}/{names.database}",
         "pooler_transaction_url": f"{pooled}:{transaction_port}/{names.database}",
         "pooler_session_url": f"{pooled}:{session_port}/{names.database}",
     }
+
+
+def iso_time(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

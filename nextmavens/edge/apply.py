@@ -25,6 +25,7 @@ from nextmavens.edge.nginx import NginxApplier, NginxApplyError, render_nginx
 from nextmavens.edge.services import (
     RenderedServices,
     compose_command,
+    compose_project_name,
     render_project_services,
     write_project_files,
 )
@@ -159,4 +160,44 @@ def apply_edge(runtime: EdgeRuntime, projects: Sequence[EdgeProject], running: C
                 report.done.append(f"{project.ref}: realtime tenant {outcome.action}")
         except AdminApiError as exc:
             report.errors.append(f"{project.ref}: {exc}")
+    return report
+
+
+# What the edge writes per project (write_project_files), temporary files included.
+PROJECT_FILES = ("compose.yaml", "rest.env", "auth.env", "storage.env")
+
+
+def remove_project(runtime: EdgeRuntime, ref: str) -> EdgeReport:
+    """After `destroy`: the project's containers (`compose down`, never `-v`: volumes and the storage folder
+    are data), its compose and 0600 env files, its Supavisor and Realtime tenants. Kong's consumers and
+    nginx's vhost go with the edge step that follows, which renders every project but this one."""
+    report = EdgeReport()
+    directory = runtime.services_dir / ref
+    compose_file = directory / "compose.yaml"
+    if compose_file.exists():
+        down = ["docker", "compose", "-p", compose_project_name(ref), "-f", str(compose_file), "down"]
+        result = runtime.run(down)
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout or "").strip()[-400:]
+            # The files stay: they are what `docker compose down` needs to be run again.
+            report.errors.append(f"{ref}: docker compose down failed ({result.returncode}): {detail}")
+            return report
+        report.done.append(f"{ref}: containers removed (volumes kept)")
+    if directory.is_dir():
+        names = [*PROJECT_FILES, *(f".{name}.tmp" for name in PROJECT_FILES)]
+        for name in names:
+            (directory / name).unlink(missing_ok=True)
+        left = sorted(p.name for p in directory.iterdir())
+        if left:
+            report.warnings.append(f"{ref}: {directory} kept, it holds files the edge did not write: {left}")
+        else:
+            directory.rmdir()
+            report.done.append(f"{ref}: compose and env files removed")
+    try:
+        if runtime.supavisor is not None and runtime.supavisor.ensure_absent(ref).action == "removed":
+            report.done.append(f"{ref}: supavisor tenant removed")
+        if runtime.realtime is not None and runtime.realtime.get(ref) is not None and runtime.realtime.delete(ref):
+            report.done.append(f"{ref}: realtime tenant removed")
+    except AdminApiError as exc:
+        report.errors.append(f"{ref}: {exc}")
     return report

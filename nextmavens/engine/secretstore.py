@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 
 import psycopg
 
 from nextmavens.control.crypto import Sealer
-from nextmavens.keys import ApiKeys, ProjectSecrets, issue_api_keys, new_jwt_secret, new_password
+from nextmavens.keys import (
+    DAY_S,
+    LEGACY_KEY_LIFETIME_S,
+    ApiKeys,
+    ProjectSecrets,
+    issue_api_keys,
+    key_lifetime_days,
+    new_jwt_secret,
+    new_password,
+)
 from nextmavens.naming import project_names
 
 
@@ -63,21 +73,35 @@ class SecretStore:
                 "SELECT keys_issued_at FROM projects WHERE ref = %s FOR UPDATE", (ref,)
             ).fetchone()
             if row is None or row[0] is None:
-                keys = issue_api_keys(jwt_secret)
-                self._control.execute("UPDATE projects SET keys_issued_at = %s WHERE ref = %s", (keys.issued_at, ref))
-                self._record_keys(ref, keys)
+                self._store_keys(ref, self._new_keys(jwt_secret, int(time.time())))
+
+    def _new_keys(self, secret: str, now: int) -> ApiKeys:
+        """Keys valid for the configured lifetime (NEXTMAVENS_KEY_LIFETIME_DAYS), read when keys are issued."""
+        return issue_api_keys(secret, now=now, expires_at=now + key_lifetime_days(os.environ) * DAY_S)
+
+    def _store_keys(self, ref: str, keys: ApiKeys) -> None:
+        self._control.execute(
+            "UPDATE projects SET keys_issued_at = %s, keys_expires_at = %s WHERE ref = %s",
+            (keys.issued_at, keys.expires_at, ref),
+        )
+        self._record_keys(ref, keys)
 
     def project_secrets(self, ref: str) -> ProjectSecrets | None:
-        row = self._control.execute("SELECT keys_issued_at FROM projects WHERE ref = %s", (ref,)).fetchone()
+        row = self._control.execute(
+            "SELECT keys_issued_at, keys_expires_at FROM projects WHERE ref = %s", (ref,)
+        ).fetchone()
         jwt_secret = self.get(ref, "jwt_secret")
         if row is None or row[0] is None or jwt_secret is None:
             return None
+        issued_at = int(row[0])
+        expires_at = issued_at + LEGACY_KEY_LIFETIME_S if row[1] is None else int(row[1])
         passwords = {}
         for role in project_names(ref).login_roles:
             password = self.get(ref, f"password:{role}")
             if password is not None:
                 passwords[role] = password
-        return ProjectSecrets(jwt_secret=jwt_secret, keys=issue_api_keys(jwt_secret, now=row[0]), passwords=passwords)
+        keys = issue_api_keys(jwt_secret, now=issued_at, expires_at=expires_at)
+        return ProjectSecrets(jwt_secret=jwt_secret, keys=keys, passwords=passwords)
 
     def project_org(self, ref: str) -> str | None:
         """The org of an applied, not destroyed project."""
@@ -94,12 +118,15 @@ class SecretStore:
                 "UPDATE api_keys SET revoked_at = now() WHERE ref = %s AND revoked_at IS NULL", (ref,)
             )
             self._control.execute(
-                "UPDATE projects SET destroyed_at = now(), keys_issued_at = NULL WHERE ref = %s", (ref,)
+                "UPDATE projects SET destroyed_at = now(), keys_issued_at = NULL, keys_expires_at = NULL"
+                " WHERE ref = %s",
+                (ref,),
             )
 
     def rotate_keys(self, ref: str) -> ApiKeys:
-        """A new JWT secret and keys; the old keys are recorded as revoked. Signing with a new secret is
-        what makes the old keys (and old user sessions) fail everywhere the secret is checked."""
+        """A new JWT secret and keys (valid for the configured lifetime); the old keys are recorded as
+        revoked. Signing with a new secret is what makes the old keys (and old user sessions) fail wherever
+        the secret is checked, once the edge holds it: the caller converges the edge next."""
         with self._control.transaction():
             old = self.project_secrets(ref)
             if old is None:
@@ -108,17 +135,16 @@ class SecretStore:
                 "UPDATE api_keys SET revoked_at = now() WHERE ref = %s AND revoked_at IS NULL", (ref,)
             )
             secret = new_jwt_secret()
-            keys = issue_api_keys(secret, now=max(int(time.time()), old.keys.issued_at + 1))
+            keys = self._new_keys(secret, max(int(time.time()), old.keys.issued_at + 1))
             self.put(ref, "jwt_secret", secret)
-            self._control.execute("UPDATE projects SET keys_issued_at = %s WHERE ref = %s", (keys.issued_at, ref))
-            self._record_keys(ref, keys)
+            self._store_keys(ref, keys)
         return keys
 
     def _record_keys(self, ref: str, keys: ApiKeys) -> None:
         for role, token in (("anon", keys.anon), ("service_role", keys.service_role)):
             self._control.execute(
-                "INSERT INTO api_keys (ref, role, issued_at, fingerprint) VALUES (%s, %s, %s, %s)",
-                (ref, role, keys.issued_at, key_fingerprint(token)),
+                "INSERT INTO api_keys (ref, role, issued_at, expires_at, fingerprint) VALUES (%s, %s, %s, %s, %s)",
+                (ref, role, keys.issued_at, keys.expires_at, key_fingerprint(token)),
             )
 
 

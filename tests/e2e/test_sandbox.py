@@ -444,3 +444,39 @@ def test_project_containers_run_with_memory_limits(host) -> None:
     for c in containers:
         assert c["State"]["Status"] == "running", c["Name"]
         assert c["HostConfig"]["Memory"] > 0, f"{c['Name']} runs without a memory limit"
+
+
+def test_keys_rotate_on_the_host_revokes_the_old_key_at_the_edge(host, data: dict[str, Any]) -> None:
+    """Issue 8 item 4: after `keys rotate`, nginx -> Kong refuses the old key and passes the new one, and
+    the project's REST container runs with the new JWT secret."""
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    name = f"shop.{data['api_domain']}"
+
+    def status(key: str) -> str:
+        out = host.run(
+            f"curl -sS -m 10 -o /dev/null -w '%{{http_code}}' -H 'Host: {name}' -H 'apikey: {key}' "
+            "http://127.0.0.1/rest/v1/"
+        )
+        return out.stdout.strip()
+
+    def rest_jwt_secret() -> str:
+        ids = host.check_output(
+            "docker ps -q --filter label=com.docker.compose.project=nm-shop "
+            "--filter label=com.docker.compose.service=rest"
+        ).split()
+        assert len(ids) == 1, ids
+        env = json.loads(host.check_output(f"docker inspect {ids[0]}"))[0]["Config"]["Env"]
+        found = [line.split("=", 1)[1] for line in env if line.startswith("PGRST_JWT_SECRET=")]
+        assert len(found) == 1, "the REST container has no PGRST_JWT_SECRET"
+        return found[0]
+
+    old = _keys(host, data, "acme/shop")
+    assert status(old["anon_key"]) == "200"
+    rotated = host.run(f"{wrapper} nextmavens keys rotate acme/shop --projects {data['projects_dir']}")
+    assert rotated.rc == 0, rotated.stdout + rotated.stderr
+    assert "edge: kong: config loaded" in rotated.stdout, rotated.stdout
+    new = _keys(host, data, "acme/shop")
+    assert new["anon_key"] != old["anon_key"] and new["jwt_secret"] != old["jwt_secret"]
+    assert status(old["anon_key"]) == "401"
+    assert status(new["anon_key"]) == "200"
+    assert rest_jwt_secret() == new["jwt_secret"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,14 @@ import pytest
 import yaml
 
 from tests.integration.edge.harness import LocalNginx, echo_server, free_port, get_after_reload, need, wait_port
-from tests.integration.edge.standins import KongStandIn, RealtimeStandIn, SupavisorStandIn, serve
+from tests.integration.edge.standins import (
+    KongProxyStandIn,
+    KongStandIn,
+    RealtimeStandIn,
+    SupavisorStandIn,
+    serve,
+    serve_proxy,
+)
 from tests.support.engine import Stage
 from tests.support.projects import write_project
 
@@ -22,8 +30,10 @@ SUPAVISOR_SECRET = "platform-supavisor-secret-0123456789abcdef"
 REALTIME_SECRET = "platform-realtime-secret-0123456789abcdef"
 
 DOCKER_STANDIN = """#!/bin/sh
-# docker stand-in: records each call; `docker ps` lists nothing running.
+# docker stand-in: records each call; `docker ps` lists nothing running. While {log}.fail exists,
+# `docker compose` fails as a broken engine would.
 echo "$*" >> {log}
+if [ "$1" = compose ] && [ -e {log}.fail ]; then echo "Cannot connect to the Docker daemon" >&2; exit 1; fi
 exit 0
 """
 
@@ -42,6 +52,22 @@ class Edge:
         document["settings"].update(settings)
         self.config.write_text(yaml.safe_dump(document))
 
+    @property
+    def services_dir(self) -> Path:
+        return Path(yaml.safe_load(self.config.read_text())["settings"]["projects_dir"])
+
+    def break_docker(self, broken: bool = True) -> None:
+        flag = self.docker_log.with_name(self.docker_log.name + ".fail")
+        if broken:
+            flag.touch()
+        else:
+            flag.unlink(missing_ok=True)
+
+    def get(self, host: str, path: str, apikey: str | None = None, want: int = 200):
+        """Through nginx to the Kong proxy, polled (bounded) for `want` while a reload settles."""
+        headers = {"apikey": apikey} if apikey else None
+        return get_after_reload(self.http_port, host, path, want=want, headers=headers)
+
 
 def _secret_file(folder: Path, name: str, value: str) -> Path:
     path = folder / name
@@ -52,6 +78,17 @@ def _secret_file(folder: Path, name: str, value: str) -> Path:
 
 @pytest.fixture
 def edge(stage: Stage, tmp_path: Path) -> Iterator[Edge]:
+    """Kong's proxy side is an echo server: nginx's routing is what is checked."""
+    yield from _edge(tmp_path, lambda kong: echo_server("kong-proxy"))
+
+
+@pytest.fixture
+def gated_edge(stage: Stage, tmp_path: Path) -> Iterator[Edge]:
+    """Kong's proxy side checks keys against the config loaded into the Kong stand-in."""
+    yield from _edge(tmp_path, lambda kong: serve_proxy(KongProxyStandIn(kong)))
+
+
+def _edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextManager[int]]) -> Iterator[Edge]:
     need("nginx")
     kong, supavisor, realtime = KongStandIn(), SupavisorStandIn(SUPAVISOR_SECRET), RealtimeStandIn(REALTIME_SECRET)
     docker_log = tmp_path / "docker.log"
@@ -67,7 +104,7 @@ def edge(stage: Stage, tmp_path: Path) -> Iterator[Edge]:
         serve(kong) as kong_url,
         serve(supavisor) as supavisor_url,
         serve(realtime) as realtime_url,
-        echo_server("kong-proxy") as proxy_port,
+        proxy(kong) as proxy_port,
     ):
         config = {
             "settings": {
@@ -178,3 +215,154 @@ def test_a_loose_platform_secret_file_is_refused(stage: Stage, edge: Edge) -> No
     result = stage.cli("apply", "--yes", "--edge-config", str(edge.config))
     assert result.returncode == 1 and "accessible by group or others" in result.stderr
     assert SUPAVISOR_SECRET not in result.stderr + result.stdout
+
+
+def _keys(stage: Stage, project: str) -> dict[str, str]:
+    shown = stage.cli("keys", "show", project, "--json")
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
+
+
+def _env(edge: Edge, ref: str, name: str) -> dict[str, str]:
+    lines = (edge.services_dir / ref / name).read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def test_keys_rotate_converges_the_edge_so_only_the_new_keys_work(stage: Stage, gated_edge: Edge) -> None:
+    edge = gated_edge
+    write_project(stage.projects, "acme", "shop")
+    applied = stage.cli("apply", "--yes", "--edge-config", str(edge.config))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    old = _keys(stage, "acme/shop")
+    host = "shop.api.example.test"
+    before = edge.get(host, "/rest/v1/", old["anon_key"])
+    assert before is not None and before[0] == 200 and json.loads(before[2])["consumer"] == "anon_shop"
+    ups_before = sum(" up -d " in c for c in edge.docker_log.read_text().splitlines())
+
+    rotated = stage.cli("keys", "rotate", "acme/shop", "--edge-config", str(edge.config))
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    assert "edge: kong: config loaded" in rotated.stdout and "old keys are revoked" in rotated.stdout
+    assert old["anon_key"] not in rotated.stdout + rotated.stderr
+    new = _keys(stage, "acme/shop")
+    assert new["anon_key"] != old["anon_key"] and new["jwt_secret"] != old["jwt_secret"]
+
+    # Through nginx and Kong: the old key is refused, the new one passes.
+    refused = edge.get(host, "/rest/v1/", old["anon_key"], want=401)
+    assert refused is not None and refused[0] == 401, refused
+    passed = edge.get(host, "/rest/v1/", new["anon_key"])
+    assert passed is not None and passed[0] == 200 and json.loads(passed[2])["consumer"] == "anon_shop"
+    old_service = edge.get(host, "/rest/v1/", old["service_role_key"], want=401)
+    assert old_service is not None and old_service[0] == 401
+    # Behind Kong, the services check tokens with the new secret: their env files hold it, and the
+    # containers were brought up again with them.
+    assert _env(edge, "shop", "rest.env")["PGRST_JWT_SECRET"] == new["jwt_secret"]
+    assert _env(edge, "shop", "auth.env")["GOTRUE_JWT_SECRET"] == new["jwt_secret"]
+    calls = edge.docker_log.read_text().splitlines()
+    assert sum(" up -d " in c for c in calls) == ups_before + 1 and calls[-1].startswith("compose -p nm-shop ")
+    assert edge.realtime.tenants["shop"]["jwt_secret"] == new["jwt_secret"]
+    runs = stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 2", dbname="nextmavens")
+    assert runs == [("apply edge", "ok"), ("keys rotate", "ok")]
+
+
+def test_keys_rotate_with_a_failing_edge_exits_non_zero_and_says_what_still_works(
+    stage: Stage, gated_edge: Edge, tmp_path: Path
+) -> None:
+    edge = gated_edge
+    write_project(stage.projects, "acme", "shop")
+    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    old = _keys(stage, "acme/shop")
+
+    # Manifests that do not declare the project: refused before anything changes.
+    empty = tmp_path / "no-projects"
+    empty.mkdir()
+    for folder in (empty, tmp_path / "missing"):
+        wrong = stage.cli("keys", "rotate", "acme/shop", "--edge-config", str(edge.config), "--projects", str(folder))
+        assert wrong.returncode == 1 and "no keys were rotated" in wrong.stderr and "--projects" in wrong.stderr
+    assert _keys(stage, "acme/shop")["anon_key"] == old["anon_key"]
+
+    edge.break_docker()
+    failed = stage.cli("keys", "rotate", "acme/shop", "--edge-config", str(edge.config))
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "are issued" in failed.stderr and "but the edge step failed" in failed.stderr
+    assert "Cannot connect to the Docker daemon" in failed.stderr
+    assert "nextmavens apply --edge-config" in failed.stderr
+    new = _keys(stage, "acme/shop")
+    assert new["anon_key"] != old["anon_key"]  # stored: the next edge step converges to them
+    assert _env(edge, "shop", "rest.env")["PGRST_JWT_SECRET"] == new["jwt_secret"]
+    runs = stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 2", dbname="nextmavens")
+    assert runs == [("apply edge", "failed"), ("keys rotate", "ok")]
+
+    edge.break_docker(False)
+    repaired = stage.cli("apply", "--yes", "--edge-config", str(edge.config))
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    passed = edge.get("shop.api.example.test", "/rest/v1/", new["anon_key"])
+    assert passed is not None and passed[0] == 200
+
+
+def test_destroy_with_the_edge_removes_the_projects_containers_files_tenants_and_routes(
+    stage: Stage, gated_edge: Edge, tmp_path: Path
+) -> None:
+    edge = gated_edge
+    write_project(stage.projects, "acme", "shop", domains=["api.shop.acme.test"])
+    write_project(stage.projects, "acme", "crm")
+    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    shop, crm = _keys(stage, "acme/shop"), _keys(stage, "acme/crm")
+    served = edge.get("shop.api.example.test", "/rest/v1/", shop["anon_key"])
+    assert served is not None and served[0] == 200
+    assert (edge.services_dir / "shop" / "rest.env").exists() and "shop" in edge.realtime.tenants
+
+    # Declared absent and destroyed at once: the edge still serves it until destroy cleans up.
+    write_project(stage.projects, "acme", "shop", state="absent", domains=["api.shop.acme.test"])
+    destroyed = stage.cli(
+        "destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(tmp_path / "dumps"),
+        "--edge-config", str(edge.config),
+    )  # fmt: skip
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    downs = [c for c in edge.docker_log.read_text().splitlines() if c.endswith(" down")]
+    assert downs == [f"compose -p nm-shop -f {edge.services_dir / 'shop' / 'compose.yaml'} down"]  # never -v
+    assert not (edge.services_dir / "shop").exists()
+    assert "shop" not in edge.supavisor.tenants and "shop" not in edge.realtime.tenants
+    loaded = json.loads(edge.kong.config or "{}")
+    assert {c["username"] for c in loaded["consumers"]} == {"anon_crm", "service_role_crm"}
+    site = Path(yaml.safe_load(edge.config.read_text())["paths"]["nginx_site"]).read_text()
+    assert "shop.api.example.test" not in site and "api.shop.acme.test" not in site
+    still = edge.get("crm.api.example.test", "/rest/v1/", crm["anon_key"])
+    assert still is not None and still[0] == 200
+    runs = stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 2", dbname="nextmavens")
+    assert runs == [("apply edge", "ok"), ("destroy", "ok")]
+
+
+def test_destroy_stops_before_dropping_when_the_edge_cannot_serve_the_rest(
+    stage: Stage, gated_edge: Edge, tmp_path: Path
+) -> None:
+    edge = gated_edge
+    write_project(stage.projects, "acme", "shop")
+    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    write_project(stage.projects, "acme", "shop", state="absent")
+    write_project(stage.projects, "acme", "desk", domains=["studio.example.test"])  # claims the platform's name
+    refused = stage.cli(
+        "destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(tmp_path / "dumps"),
+        "--edge-config", str(edge.config),
+    )  # fmt: skip
+    assert refused.returncode == 1 and "nothing was dropped" in refused.stderr, refused.stderr
+    assert stage.sql("SELECT 1 FROM pg_database WHERE datname = 'shop'") == [(1,)]
+    assert (edge.services_dir / "shop" / "compose.yaml").exists()
+
+
+def test_destroy_whose_edge_cleanup_fails_exits_non_zero_and_says_what_is_left(
+    stage: Stage, gated_edge: Edge, tmp_path: Path
+) -> None:
+    edge = gated_edge
+    write_project(stage.projects, "acme", "shop")
+    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    write_project(stage.projects, "acme", "shop", state="absent")
+    edge.break_docker()
+    failed = stage.cli(
+        "destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(tmp_path / "dumps"),
+        "--edge-config", str(edge.config),
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "Destroyed acme/shop" in failed.stderr and "but the edge step failed" in failed.stderr
+    assert "docker compose -p nm-shop" in failed.stderr and "never -v" in failed.stderr
+    assert (edge.services_dir / "shop" / "compose.yaml").exists()  # kept: `down` needs it
+    assert stage.sql("SELECT 1 FROM pg_database WHERE datname = 'shop'") == []

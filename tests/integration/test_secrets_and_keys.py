@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import jwt
@@ -13,8 +17,8 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from nextmavens.control.crypto import MasterKeyError, load_master_key
-from nextmavens.keys import verify_api_key
-from tests.support.engine import Stage
+from nextmavens.keys import DAY_S, LEGACY_KEY_LIFETIME_S, verify_api_key
+from tests.support.engine import REPO, Stage
 from tests.support.projects import write_project
 
 
@@ -112,6 +116,8 @@ def test_keys_rotate_issues_new_keys_and_revokes_the_old(shop: Stage) -> None:
     rotated = shop.cli("keys", "rotate", "acme/shop")
     assert rotated.returncode == 0, rotated.stderr
     assert before["anon_key"] not in rotated.stdout
+    # Without an edge config nothing at the edge changed, and the command says so instead of "revoked".
+    assert "the edge was NOT converged" in rotated.stderr and "still accepts the old keys" in rotated.stderr
     after = json.loads(shop.cli("keys", "show", "acme/shop", "--json").stdout)
     assert after["anon_key"] != before["anon_key"] and after["jwt_secret"] != before["jwt_secret"]
     with pytest.raises(jwt.InvalidSignatureError):
@@ -164,3 +170,161 @@ def test_destroy_needs_confirmation_and_an_undeclared_project_then_dumps_first(s
     assert shop.sql("SELECT result FROM apply_runs WHERE command = 'destroy'", dbname="nextmavens") == [("ok",)]
     plan = shop.plan()
     assert plan.empty and not plan.notices  # destroyed: no longer an orphan
+
+
+def _cli(stage: Stage, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """stage.cli with extra environment (settings the test varies)."""
+    return subprocess.run(
+        [sys.executable, "-m", "nextmavens.cli", *args],
+        env={**stage.env(), **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _restored_ledger(stage: Stage, dump: Path) -> set[int]:
+    stage.sql("CREATE DATABASE restored_scratch")
+    restored = subprocess.run(
+        [str(stage.server.bin_dir / "pg_restore"), "--no-owner", "--no-acl", "-d"]
+        + [stage.server.dsn_for("restored_scratch"), str(dump)],
+        capture_output=True,
+        text=True,
+    )
+    assert restored.returncode == 0, restored.stderr
+    return {row[0] for row in stage.sql("SELECT id FROM public.ledger", dbname="restored_scratch")}
+
+
+def test_destroy_keeps_every_write_a_client_saw_committed(shop: Stage, tmp_path: Path) -> None:
+    """A writer commits rows in a loop while destroy runs: every row it saw committed is in the dump."""
+    shop.apply()
+    with shop.login("owner_shop", "shop", "shop") as conn:
+        conn.execute("CREATE TABLE ledger (id bigint PRIMARY KEY)")
+    write_project(shop.projects, "acme", "shop", state="absent")
+    dsn = shop.server.dsn_for("shop", user="owner_shop", password=shop.password("shop", "owner_shop"))
+    committed: list[int] = []
+    refused: list[str] = []
+    ids = itertools.count(1)
+    writing, stop = threading.Event(), threading.Event()
+    deadline = time.monotonic() + 90
+
+    def writer() -> None:
+        # Reconnects after losing its session (bounded): a project that can still log in keeps writing.
+        for _attempt in range(20):
+            try:
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+                    while not stop.is_set() and time.monotonic() < deadline and len(committed) < 500_000:
+                        row = next(ids)
+                        conn.execute("INSERT INTO ledger VALUES (%s)", (row,))
+                        committed.append(row)  # the server said COMMIT: the client relies on this row
+                        if len(committed) == 200:
+                            writing.set()
+            except psycopg.Error as exc:
+                refused.append(type(exc).__name__)
+            if stop.is_set() or time.monotonic() >= deadline:
+                break
+        writing.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        assert writing.wait(30) and len(committed) >= 200, refused
+        dumps = tmp_path / "dumps"
+        done = shop.cli("destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(dumps))
+        seen_by_destroy = len(committed)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert refused, "the writer was never cut off: destroy did not end its session"
+    [dump] = list(dumps.iterdir())
+    in_dump = _restored_ledger(shop, dump)
+    lost = sorted(set(committed) - in_dump)
+    assert not lost, f"{len(lost)} committed row(s) missing from the dump (of {len(committed)}): {lost[:10]}"
+    assert seen_by_destroy <= len(committed)
+
+
+FAILING_PG_DUMP = """#!/bin/sh
+# pg_dump stand-in: starts writing the archive, then fails as a full disk would.
+for arg in "$@"; do case "$arg" in --file=*) printf 'PGDMP-partial' > "${arg#--file=}";; esac; done
+echo "pg_dump: error: could not write to output file: No space left on device" >&2
+exit 1
+"""
+
+
+def test_a_failed_destroy_removes_its_dump_file_and_leaves_the_project_blocked_not_dropped(
+    shop: Stage, tmp_path: Path
+) -> None:
+    shop.apply()
+    with shop.login("owner_shop", "shop", "shop") as conn:
+        conn.execute("CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)")
+    write_project(shop.projects, "acme", "shop", state="absent")
+    bin_dir = tmp_path / "pg-bin"
+    bin_dir.mkdir()
+    (bin_dir / "pg_dump").write_text(FAILING_PG_DUMP)
+    (bin_dir / "pg_dump").chmod(0o755)
+    (bin_dir / "pg_restore").symlink_to(shop.server.bin_dir / "pg_restore")
+    dumps = tmp_path / "dumps"
+    failed = _cli(
+        shop, "destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(dumps), NEXTMAVENS_PG_BIN=str(bin_dir)
+    )
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert list(dumps.iterdir()) == []  # no empty or partial dump passes for a good one
+    assert "No space left on device" in failed.stderr
+    assert "Nothing was dropped, but shop is blocked" in failed.stderr and "run `nextmavens apply`" in failed.stderr
+    assert shop.sql("SELECT datconnlimit FROM pg_database WHERE datname = 'shop'") == [(0,)]
+    with pytest.raises(psycopg.OperationalError, match="not permitted to log in"):
+        shop.login("owner_shop", "shop", "shop")
+    assert shop.sql("SELECT result FROM apply_runs WHERE command = 'destroy'", dbname="nextmavens") == [("failed",)]
+
+    # The documented undo: declare the project again and apply; its data is all there.
+    write_project(shop.projects, "acme", "shop")
+    shop.apply()
+    with shop.login("owner_shop", "shop", "shop") as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone() == (1,)
+
+
+def _claims(token: str) -> dict[str, int]:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def test_keys_last_the_configured_lifetime_and_keys_show_warns_before_they_expire(shop: Stage) -> None:
+    applied = _cli(shop, "apply", "--yes", NEXTMAVENS_KEY_LIFETIME_DAYS="20")
+    assert applied.returncode == 0, applied.stderr
+    shown = _cli(shop, "keys", "show", "acme/shop", "--json")
+    assert shown.returncode == 0, shown.stderr
+    access = json.loads(shown.stdout)
+    claims = _claims(access["anon_key"])
+    assert claims["exp"] - claims["iat"] == 20 * DAY_S
+    assert access["keys_expire_at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"]))
+    assert "warning" in shown.stderr and "expire within 20 day(s)" in shown.stderr
+    # The setting applies to keys issued from now on: issued keys never change under their clients.
+    again = _cli(shop, "keys", "show", "acme/shop", "--json", NEXTMAVENS_KEY_LIFETIME_DAYS="400")
+    assert json.loads(again.stdout)["anon_key"] == access["anon_key"]
+    assert _cli(shop, "plan", NEXTMAVENS_KEY_LIFETIME_DAYS="400").returncode == 0
+
+    rotated = _cli(shop, "keys", "rotate", "acme/shop", NEXTMAVENS_KEY_LIFETIME_DAYS="400")
+    assert rotated.returncode == 0, rotated.stderr
+    renewed = _cli(shop, "keys", "show", "acme/shop", "--json")
+    claims = _claims(json.loads(renewed.stdout)["anon_key"])
+    assert claims["exp"] - claims["iat"] == 400 * DAY_S and "warning" not in renewed.stderr
+    assert shop.sql(
+        "SELECT DISTINCT expires_at - issued_at FROM api_keys WHERE revoked_at IS NULL", dbname="nextmavens"
+    ) == [(400 * DAY_S,)]
+
+    bad = _cli(shop, "keys", "rotate", "acme/shop", NEXTMAVENS_KEY_LIFETIME_DAYS="ten")
+    assert bad.returncode == 1 and "NEXTMAVENS_KEY_LIFETIME_DAYS must be a whole number of days" in bad.stderr
+    assert (
+        json.loads(_cli(shop, "keys", "show", "acme/shop", "--json").stdout)["anon_key"]
+        == json.loads(renewed.stdout)["anon_key"]
+    )
+
+
+def test_keys_issued_before_lifetimes_were_recorded_keep_their_ten_years(shop: Stage) -> None:
+    shop.apply()
+    shop.sql("UPDATE projects SET keys_expires_at = NULL", dbname="nextmavens")  # as the migration leaves them
+    shown = shop.cli("keys", "show", "acme/shop", "--json")
+    claims = _claims(json.loads(shown.stdout)["anon_key"])
+    assert claims["exp"] - claims["iat"] == LEGACY_KEY_LIFETIME_S and "warning" not in shown.stderr

@@ -149,10 +149,12 @@ class LocalNginx:
         self.pid = None
 
 
-def http_get(port: int, host: str, path: str = "/", timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+def http_get(
+    port: int, host: str, path: str = "/", timeout: float = 5.0, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path, headers={"Host": host})
+        conn.request("GET", path, headers={"Host": host, **(headers or {})})
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -165,13 +167,20 @@ def closed_without_answer(port: int, host: str) -> bool:
         return s.recv(1024) == b""
 
 
-def get_after_reload(port: int, host: str, path: str = "/", want: int = 200, timeout: float = 10.0):
+def get_after_reload(
+    port: int,
+    host: str,
+    path: str = "/",
+    want: int = 200,
+    timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
+):
     """nginx reload is a signal: old workers may answer for a moment. Poll (bounded) for `want`."""
     deadline = time.monotonic() + timeout
     last: tuple[int, dict[str, str], bytes] | None = None
     while time.monotonic() < deadline:
         try:
-            last = http_get(port, host, path)
+            last = http_get(port, host, path, headers=headers)
             if last[0] == want:
                 return last
         except (ConnectionError, http.client.HTTPException, OSError):

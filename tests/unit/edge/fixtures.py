@@ -6,7 +6,7 @@ from typing import Any
 
 from nextmavens.edge.inputs import EdgeProject
 from nextmavens.edge.settings import EdgeSettings
-from nextmavens.keys import ProjectSecrets, issue_api_keys
+from nextmavens.keys import LEGACY_KEY_LIFETIME_S, ProjectSecrets, issue_api_keys
 from nextmavens.manifest.models import ProjectManifest
 from nextmavens.naming import project_names
 
@@ -32,7 +32,8 @@ def secrets_for(ref: str) -> ProjectSecrets:
     names = project_names(ref)
     return ProjectSecrets(
         jwt_secret=jwt_secret,
-        keys=issue_api_keys(jwt_secret, now=ISSUED_AT),
+        # the golden files hold keys signed for the ten years every key had before lifetimes were configurable
+        keys=issue_api_keys(jwt_secret, now=ISSUED_AT, expires_at=ISSUED_AT + LEGACY_KEY_LIFETIME_S),
         passwords={role: f"pw-{role}-fixed" for role in names.login_roles},
     )
 
