@@ -77,15 +77,20 @@ nginx_client_max_body_size = "50m"
 platform_dir = "/opt/nextmavens"  # stacks/<name>/, venv/, dist/ live under it.
 secrets_file = "/etc/nextmavens/secrets.env"  # Generated on the host once, 0600; never leaves it.
 # Image pins: a tag or a digest, never :latest. Supabase's pins follow supabase/docker's compose file.
+# Each configured pin has a facts table for that exact tag (nextmavens/upstream/facts.py: what it accepts, read
+# from its source); tests/unit/upstream/ fails when a pin here has none. Read the new tag's source first.
 images = {
     "postgres": "supabase/postgres:15.8.1.060",
     "kong": "kong:2.8.1",
     "realtime": "supabase/realtime:v2.34.47",
     "supavisor": "supabase/supavisor:2.5.7",
     "studio": "supabase/studio:2025.06.30-sha-6f5982d",
-    "postgres_meta": "supabase/postgres-meta:v0.91.0",
+    # 0.91.6: the 0.91.x release whose memory was measured (D5); 0.91.0 was never published to npm.
+    "postgres_meta": "supabase/postgres-meta:v0.91.6",
     "gotrue": "supabase/gotrue:v2.177.0",
-    "postgrest": "postgrest/postgrest:v12.2.12",
+    # v14.5 as Supabase's compose now pins it: `postgrest --ready` (the per-project health check) exists only
+    # from v14.0, and the v12 image (one static binary) can run no other in-container check.
+    "postgrest": "postgrest/postgrest:v14.5",
     "storage_api": "supabase/storage-api:v1.25.7",
     "imgproxy": "darthsim/imgproxy:v3.8.0",
     "logflare": "supabase/logflare:1.14.2",
@@ -122,7 +127,7 @@ memory_limits_mb = {  # Per shared service (compose mem_limit); must add up to <
     "realtime": 384,
     "supavisor": 384,
     "studio": 256,
-    "postgres_meta": 128,
+    "postgres_meta": 192,  # the real 0.91.6 on Node 20 used 126 MiB RSS after a few requests (measured)
     "evolution": 1024,
     "redis": 256,
 }

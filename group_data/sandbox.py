@@ -1,9 +1,11 @@
 """The local sandbox host (a Debian 13 guest booted by `nextmavens sandbox up`).
 
 It cannot reach public image registries, so every image below is a SUBSTITUTE built locally inside the
-guest (stacks/sandbox-images/), never the pinned upstream image: Postgres and Redis are real (from
-Debian's packages); the other services are stand-ins that only keep a container running. The deploy
-prints this. Production never reads this file.
+guest (nextmavens/sandbox/images/), never the pinned upstream image: Postgres and Redis are real (from
+Debian's packages); the other services are STAND-INS (nextmavens-local/standin:1) that implement only what
+the platform uses and refuse what the pinned programs refuse (the facts tables in nextmavens/upstream/facts.py:
+Kong's format versions and KONG_PLUGINS, `postgrest --ready`). The deploy prints this. Production never reads
+this file.
 """
 
 import os
@@ -56,7 +58,7 @@ memory_limits_mb = {
     "realtime": 128,
     "supavisor": 128,
     "studio": 128,
-    "postgres_meta": 64,
+    "postgres_meta": 192,  # the real 0.91.6 on Node 20 used 126 MiB RSS after a few requests (measured)
     "evolution": 256,
     "redis": 128,
 }

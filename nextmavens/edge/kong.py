@@ -23,6 +23,12 @@ Storage through Kong requires an apikey here (key-auth + acl, unlike Supabase's 
 which leaves Storage open for S3 signatures): one project's key must never pass another's route, so S3
 protocol access is not offered.
 
+Format: `_format_version: "2.1"`, what the pinned Kong 2.8.1 accepts ("1.1" or "2.1"; "3.0" is Kong 3.x's and
+2.8.1 refuses the whole config). Our paths are plain (letters, digits, `._~/-`), which 2.8.1's router treats as
+prefixes, as 3.x does: the routes mean the same (nextmavens/upstream/facts.py, KONG_2_8_1). Every plugin used here
+is in KONG_PLUGINS, the one list the shared compose gives Kong (stacks/supabase/compose.yaml.j2 renders it), and
+`KongConfig` refuses anything the pinned Kong's facts refuse (nextmavens.upstream.checks).
+
 Pure: no I/O. `render_kong` returns a validated `KongConfig`; `kong_document` its JSON-ready dict.
 """
 
@@ -39,8 +45,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from nextmavens.edge.inputs import EdgeProject, check_edge_inputs, project_hostnames, served
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.manifest.models import RateLimit
+from nextmavens.upstream.checks import kong_config_problems
+from nextmavens.upstream.facts import pinned_kong
 
-FORMAT_VERSION: Literal["3.0"] = "3.0"
+FORMAT_VERSION: Literal["2.1"] = "2.1"
 REST_PORT = 3000
 AUTH_PORT = 9999
 STORAGE_PORT = 5000
@@ -121,8 +129,11 @@ PLUGIN_CONFIGS: dict[str, type[_K]] = {
     "request-termination": RequestTerminationConfig,
     "request-transformer": RequestTransformerConfig,
 }
-# What Kong must load (KONG_PLUGINS): Supabase's list lacks rate-limiting.
-REQUIRED_KONG_PLUGINS = tuple(sorted(PLUGIN_CONFIGS))
+# KONG_PLUGINS: exactly the plugins this config can use; the compose renders this tuple (one source of truth).
+# Supabase's compose enables request-transformer,cors,key-auth,acl,basic-auth,request-termination,ip-restriction:
+# we add rate-limiting (per-consumer limits from the manifests) and leave out basic-auth and ip-restriction
+# (Supabase's dashboard route; Studio here is behind nginx's basic auth).
+KONG_PLUGINS = tuple(sorted(PLUGIN_CONFIGS))
 
 
 class Plugin(_K):
@@ -193,9 +204,9 @@ class Consumer(_K):
 
 
 class KongConfig(_K):
-    """The subset of Kong's declarative format (3.x) we emit; Kong's rules plus ours."""
+    """The subset of Kong's declarative format (2.1, Kong 2.8.1) we emit; Kong's rules plus ours."""
 
-    format_version: Literal["3.0"] = Field(default=FORMAT_VERSION, alias="_format_version")
+    format_version: Literal["2.1"] = Field(default=FORMAT_VERSION, alias="_format_version")
     transform: bool = Field(default=True, alias="_transform")
     upstreams: list[Upstream] = Field(default_factory=list)
     consumers: list[Consumer] = Field(default_factory=list)
@@ -226,6 +237,10 @@ class KongConfig(_K):
                         other = seen.setdefault((host, path), route.name)
                         if other != route.name:
                             raise ValueError(f"routes {other} and {route.name} both claim {host}{path}")
+        # What the pinned Kong itself would refuse, with the plugins the compose enables.
+        problems = kong_config_problems(self.document(), frozenset(KONG_PLUGINS), pinned_kong())
+        if problems:
+            raise ValueError("the pinned Kong would refuse this config: " + "; ".join(problems[:5]))
         return self
 
     def document(self) -> dict[str, Any]:

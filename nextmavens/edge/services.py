@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import yaml
 
-from nextmavens.edge.kong import AUTH_PORT, REST_PORT, STORAGE_PORT, service_hosts
+from nextmavens.edge.kong import AUTH_PORT, STORAGE_PORT, service_hosts
 from nextmavens.edge.settings import GOTRUE_MB, POSTGREST_MB, STORAGE_MB, EdgeSettings
 from nextmavens.keys import ProjectSecrets
 from nextmavens.manifest.models import ProjectManifest
@@ -29,6 +29,7 @@ from nextmavens.naming import project_names
 from .memory import GOTRUE_POOL, POSTGREST_POOL, STORAGE_POOL
 
 POSTGREST_ADMIN_PORT = 3001
+POSTGREST_ADMIN_HOST = "127.0.0.1"
 # Container memory caps: room above the measured footprint before the kernel kills the service.
 LIMIT_FACTOR = 1.6
 DEFAULT_SCHEMAS = ("public", "storage", "graphql_public")
@@ -94,11 +95,13 @@ def render_project_services(
         "PGRST_DB_SCHEMAS": ",".join(schemas),
         "PGRST_DB_ANON_ROLE": "anon",
         "PGRST_JWT_SECRET": secrets.jwt_secret,
-        "PGRST_DB_USE_LEGACY_GUCS": "false",
         "PGRST_DB_POOL": str(POSTGREST_POOL),
         "PGRST_DB_MAX_ROWS": str(manifest.api.max_rows),
         "PGRST_DB_EXTRA_SEARCH_PATH": "public,extensions",
         "PGRST_ADMIN_SERVER_PORT": str(POSTGREST_ADMIN_PORT),
+        # `postgrest --ready` (the health check) needs a real admin host, not the default "!4"; loopback also keeps
+        # the admin endpoints (/schema_cache, /metrics) away from the other projects on the shared network.
+        "PGRST_ADMIN_SERVER_HOST": POSTGREST_ADMIN_HOST,
         "PGRST_APP_SETTINGS_JWT_SECRET": secrets.jwt_secret,
         "PGRST_APP_SETTINGS_JWT_EXP": str(manifest.api.jwt_expiry),
     }
@@ -129,6 +132,8 @@ def render_project_services(
             "env_file": ["rest.env"],
             "mem_limit": f"{_limit_mb(POSTGREST_MB)}m",
             "networks": {network: {"aliases": [hosts["rest"]]}},
+            # PostgREST >= 14.0 (the pin, facts POSTGREST_V14_5): `--ready` GETs the admin server's /ready from
+            # inside the container, whose image holds only the binary (no shell, no wget). v12 had no such flag.
             "healthcheck": _healthcheck(["postgrest", "--ready"]),
             "depends_on": {"auth": {"condition": "service_healthy"}},
         },
@@ -145,14 +150,15 @@ def render_project_services(
         env_files["storage.env"] = {
             "ANON_KEY": secrets.keys.anon,
             "SERVICE_KEY": secrets.keys.service_role,
-            "POSTGREST_URL": f"http://{hosts['rest']}:{REST_PORT}",
             "PGRST_JWT_SECRET": secrets.jwt_secret,
             "AUTH_JWT_SECRET": secrets.jwt_secret,
             "DATABASE_URL": db_uri(
                 settings, names.storage_admin, _password(secrets, names.storage_admin), names.database
             ),
             "DB_SUPER_USER": names.storage_admin,
-            "DATABASE_POOL_MAX": str(STORAGE_POOL),
+            # Storage 1.25.7 sizes its pool from DATABASE_MAX_CONNECTIONS (default 20); it reads neither
+            # DATABASE_POOL_MAX nor POSTGREST_URL (src/config.ts), though Supabase's compose passes the latter.
+            "DATABASE_MAX_CONNECTIONS": str(STORAGE_POOL),
             "FILE_SIZE_LIMIT": str(manifest.storage.file_size_limit_mb * 1024 * 1024),
             "STORAGE_BACKEND": "file",
             "FILE_STORAGE_BACKEND_PATH": "/var/lib/storage",

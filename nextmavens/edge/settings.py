@@ -25,7 +25,7 @@ DEFAULT_SHARED_SERVICES_MB: dict[str, int] = {
     "realtime": 256,
     "supavisor": 256,
     "studio": 133,
-    "postgres-meta": 136,
+    "postgres-meta": 192,  # the real 0.91.6 on Node 20: 126 MiB RSS after a few requests (measured), + headroom
     "nginx": 32,
     "evolution-api": 300,
     "redis": 64,
@@ -89,8 +89,9 @@ class EdgeSettings(BaseModel):
     cloudflare_credentials: str = "/etc/letsencrypt/cloudflare.ini"
 
     # Per-project container images (production pins; the sandbox substitutes local builds)
-    postgrest_image: str = "postgrest/postgrest:v14.1"  # >= 14.0 for `postgrest --ready` (health check)
-    gotrue_image: str = "supabase/gotrue:v2.180.0"
+    # The same pins as group_data/all.py (a test keeps them equal to nextmavens.upstream.facts.PINNED).
+    postgrest_image: str = "postgrest/postgrest:v14.5"  # >= 14.0 for `postgrest --ready` (health check)
+    gotrue_image: str = "supabase/gotrue:v2.177.0"
     storage_image: str = "supabase/storage-api:v1.25.7"
     storage_root: str = "/var/lib/nextmavens/storage"  # one directory per project, bind-mounted
     projects_dir: str = "/etc/nextmavens/projects"  # compose file + 0600 env files per project

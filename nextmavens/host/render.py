@@ -13,6 +13,8 @@ from typing import Any
 import jinja2
 import yaml
 
+from nextmavens.edge.kong import KONG_PLUGINS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -91,5 +93,7 @@ def template_context(data: Any) -> dict[str, Any]:
         nginx_https_port=443,
         # TLS for unknown names is refused in the handshake (nginx >= 1.19.4): no certificate needed.
         nginx_reject_unknown_tls=True,
+        # Kong's KONG_PLUGINS: exactly what the rendered declarative config uses (nextmavens.edge.kong).
+        kong_plugins=",".join(KONG_PLUGINS),
     )
     return context

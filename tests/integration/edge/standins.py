@@ -1,209 +1,136 @@
-"""Local HTTP stand-ins for admin APIs that cannot run here, implementing their documented contracts.
+"""STAND-INS (not the real programs) for the admin APIs that cannot run here, served on 127.0.0.1 for the tests.
 
-- Supavisor (lib/supavisor_web/router.ex, tenant_controller.ex, tenant_view.ex, user_view.ex):
-  GET/PUT/DELETE /api/tenants/:external_id; PUT creates (201) or updates (200); views omit passwords.
-- Realtime (lib/realtime_web/controllers/tenant_controller.ex, views/tenant_view.ex): same routes; create
-  needs `extensions` and `jwt_secret`; the view drops db_password, returns the other connection settings
-  encrypted and never returns jwt_secret.
-- Kong DB-less admin API: POST /config with {"config": "<yaml or json>"}; `check_hash=1` answers 304 for an
-  identical config; an invalid one answers 400 {"code":14,"name":"invalid declarative configuration",...}
-  and the running config stays; GET /status reports configuration_hash.
-All bind 127.0.0.1 on a free port.
+There is one stand-in implementation: the sandbox image's (nextmavens/sandbox/images/standin/standin.py). This
+module loads that file and serves its Supavisor/Realtime tenant APIs and Kong admin API in this process, adding
+only what tests need: a request log, and a Kong refusal that quotes a credential (Kong's flattened errors can
+quote entity values), so the tests prove the client never repeats what Kong says.
+
+- Supavisor / Realtime: GET/PUT/DELETE /api/tenants/:external_id behind an HS256 bearer JWT; views omit passwords.
+- Kong 2.8.1 DB-less admin API: POST /config, check_hash=1 -> 304, refusals with code 14 (format version,
+  plugins not in KONG_PLUGINS, unknown plugin fields: the pinned facts), GET /status configuration_hash.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import importlib.util
 import json
 import threading
-import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import jwt
+from nextmavens.edge.kong import KONG_PLUGINS as RENDERED_KONG_PLUGINS
 
-SUPAVISOR_FIELDS = (
-    "db_host", "db_port", "db_database", "ip_version", "upstream_ssl", "upstream_verify", "enforce_ssl",
-    "require_user", "auth_query", "sni_hostname", "default_pool_size", "default_max_clients",
-    "client_idle_timeout", "default_pool_strategy",
-)  # fmt: skip
-SUPAVISOR_DEFAULTS = {"default_pool_size": 15, "default_max_clients": 1000, "require_user": True}
-ENCRYPTED_REALTIME_SETTINGS = ("db_host", "db_name", "db_user", "db_port")
-KONG_PLUGINS = {"cors", "key-auth", "acl", "rate-limiting", "request-termination", "request-transformer"}
+STANDIN_FILE = Path(__file__).resolve().parents[3] / "nextmavens/sandbox/images/standin/standin.py"
+
+
+def _load_standin() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("nextmavens_standin_image", STANDIN_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+IMAGE = _load_standin()  # the image's stand-in; importing it starts nothing
+
+# KONG_PLUGINS as the shared compose renders it (nextmavens.host.render.template_context)
+COMPOSE_KONG_PLUGINS = ",".join(RENDERED_KONG_PLUGINS)
+# Supabase's self-hosted compose (docker/docker-compose.yml): no rate-limiting
+SUPABASE_KONG_PLUGINS = "request-transformer,cors,key-auth,acl,basic-auth,request-termination,ip-restriction"
 
 
 class StandIn:
+    """One stand-in served by `serve`: `handle` answers, `requests` records (method, path)."""
+
     def __init__(self, secret: str | None = None) -> None:
         self.secret = secret
-        self.tenants: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
     def writes(self) -> list[tuple[str, str]]:
         return [r for r in self.requests if r[0] != "GET"]
 
-    # subclasses: handle(method, path, query, body) -> (status, body)
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+    def authorised(self, header: str | None) -> bool:
+        return self.secret is None or bool(IMAGE.jwt_valid(header, self.secret))
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> tuple[int, Any]:
         raise NotImplementedError
 
-    def authorised(self, header: str | None) -> bool:
-        if self.secret is None:
-            return True
-        if not header or not header.startswith("Bearer "):
-            return False
+
+class _TenantsStandIn(StandIn):
+    kind = ""
+
+    def __init__(self, secret: str | None = None) -> None:
+        super().__init__(secret)
+        self.api = IMAGE.Tenants(self.kind)
+
+    @property
+    def tenants(self) -> dict[str, dict[str, Any]]:
+        return self.api.tenants  # type: ignore[no-any-return]
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> tuple[int, Any]:
         try:
-            jwt.decode(header[7:], self.secret, algorithms=["HS256"], options={"require": ["exp"]})
-        except jwt.InvalidTokenError:
-            return False
-        return True
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        return self.api.handle(method, path, body)  # type: ignore[no-any-return]
 
 
-class SupavisorStandIn(StandIn):
-    def view(self, tenant: dict[str, Any]) -> dict[str, Any]:
-        data = {"id": tenant["id"], "external_id": tenant["external_id"]}
-        data.update({k: tenant.get(k, SUPAVISOR_DEFAULTS.get(k)) for k in SUPAVISOR_FIELDS})
-        data["users"] = [
-            {
-                "db_user_alias": u["db_user"],
-                "db_user": u["db_user"],
-                "pool_size": u.get("pool_size"),
-                "is_manager": u.get("is_manager", False),
-                "mode_type": u.get("mode_type", "transaction"),
-                "pool_checkout_timeout": 60000,
-                "max_clients": None,
-            }
-            for u in tenant.get("users", [])
-        ]
-        return data
-
-    def handle(self, method, path, query, body):
-        parts = path.strip("/").split("/")
-        if parts[:2] != ["api", "tenants"] or len(parts) != 3:
-            return 404, {"error": "not found"}
-        ref = parts[2]
-        if method == "GET":
-            tenant = self.tenants.get(ref)
-            return (200, {"data": self.view(tenant)}) if tenant else (404, {"error": "not found"})
-        if method == "PUT":
-            params = (body or {}).get("tenant")
-            if not isinstance(params, dict):
-                return 400, {"error": "missing tenant"}
-            if any("db_password" not in u for u in params.get("users", [])):
-                return 422, {"errors": {"users": ["db_password can't be blank"]}}
-            if ref in self.tenants:
-                self.tenants[ref].update(params)
-                return 200, {"data": self.view(self.tenants[ref])}
-            self.tenants[ref] = {**params, "external_id": ref, "id": str(uuid.uuid4())}
-            return 201, {"data": self.view(self.tenants[ref])}
-        if method == "DELETE":
-            return (204, None) if self.tenants.pop(ref, None) else (404, None)
-        return 405, {"error": "method not allowed"}
+class SupavisorStandIn(_TenantsStandIn):
+    kind = "supavisor"
 
 
-class RealtimeStandIn(StandIn):
-    def view(self, tenant: dict[str, Any]) -> dict[str, Any]:
-        extensions = []
-        for ext in tenant.get("extensions", []):
-            settings = {k: v for k, v in ext["settings"].items() if k != "db_password"}
-            for key in ENCRYPTED_REALTIME_SETTINGS:
-                if key in settings:
-                    settings[key] = base64.b64encode(hashlib.sha256(str(settings[key]).encode()).digest()).decode()
-            extensions.append({"type": ext["type"], "settings": settings, "inserted_at": "2026-01-01T00:00:00"})
-        return {
-            "id": tenant["id"],
-            "external_id": tenant["external_id"],
-            "name": tenant.get("name"),
-            "max_concurrent_users": tenant.get("max_concurrent_users", 200),
-            "max_channels_per_client": 100,
-            "max_events_per_second": 100,
-            "max_joins_per_second": 100,
-            "inserted_at": "2026-01-01T00:00:00",
-            "extensions": extensions,
-            "private_only": False,
-        }
-
-    def handle(self, method, path, query, body):
-        parts = path.strip("/").split("/")
-        if parts[:2] != ["api", "tenants"] or len(parts) != 3:
-            return 404, {"error": "not found"}
-        ref = parts[2]
-        if method == "GET":
-            tenant = self.tenants.get(ref)
-            return (200, {"data": self.view(tenant)}) if tenant else (404, {"error": "not found"})
-        if method == "PUT":
-            params = (body or {}).get("tenant")
-            if not isinstance(params, dict):
-                return 400, {"error": "missing tenant"}
-            if ref in self.tenants:
-                self.tenants[ref].update(params)
-                return 200, {"data": self.view(self.tenants[ref])}
-            if "extensions" not in params or not params.get("jwt_secret"):
-                return 422, {"errors": {"jwt_secret": ["can't be blank"]}}
-            self.tenants[ref] = {**params, "external_id": ref, "id": str(uuid.uuid4())}
-            return 201, {"data": self.view(self.tenants[ref])}
-        if method == "DELETE":
-            self.tenants.pop(ref, None)
-            return 204, None
-        return 405, {"error": "method not allowed"}
+class RealtimeStandIn(_TenantsStandIn):
+    kind = "realtime"
 
 
 class KongStandIn(StandIn):
-    def __init__(self, plugins: frozenset[str] = frozenset(KONG_PLUGINS)) -> None:
-        super().__init__(None)
-        self.plugins = plugins
-        self.config: str | None = None
-        self.hash = "00000000000000000000000000000000"
-        self.loads = 0
-        self.busy = 0  # answer this many POSTs with 429 first
+    """Kong 2.8.1 DB-less, as far as its admin API and declarative-config refusals go. STAND-IN."""
 
-    def handle(self, method, path, query, body):
-        if method == "GET" and path == "/status":
-            return 200, {"configuration_hash": self.hash, "server": {"connections_active": 1}}
-        if method == "POST" and path == "/config":
-            if self.busy > 0:
-                self.busy -= 1
-                return 429, {"message": "Currently loading previous configuration"}
-            text = (body or {}).get("config")
-            if not isinstance(text, str):
-                return 400, {
-                    "code": 14,
-                    "name": "invalid declarative configuration",
-                    "message": "expected config",
-                }
-            new_hash = hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - stand-in
-            if query.get("check_hash") == ["1"] and new_hash == self.hash:
-                return 304, None
+    def __init__(self, kong_plugins: str | None = COMPOSE_KONG_PLUGINS) -> None:
+        super().__init__(None)
+        self.admin = IMAGE.KongAdmin(kong_plugins)  # KONG_PLUGINS as the pinned Kong reads it
+
+    @property
+    def config(self) -> str | None:
+        return self.admin.text  # type: ignore[no-any-return]
+
+    @property
+    def hash(self) -> str:
+        return self.admin.hash  # type: ignore[no-any-return]
+
+    @property
+    def loads(self) -> int:
+        return self.admin.loads  # type: ignore[no-any-return]
+
+    @property
+    def busy(self) -> int:
+        return self.admin.busy  # type: ignore[no-any-return]
+
+    @busy.setter
+    def busy(self, value: int) -> None:
+        self.admin.busy = value
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> tuple[int, Any]:
+        status, body = self.admin.handle(method, path, query, raw)
+        if status == 400 and method == "POST":
             try:
-                document = json.loads(text)
-            except ValueError:
-                return 400, {"code": 14, "name": "invalid declarative configuration", "message": "bad json"}
-            unknown_set = (
-                {p["name"] for s in document.get("services", []) for p in s.get("plugins", [])}
-                | {p["name"] for c in document.get("consumers", []) for p in c.get("plugins", [])}
-            ) - self.plugins
-            unknown = sorted(unknown_set)
-            if unknown or "_format_version" not in document:
-                key = next(
-                    (k["key"] for c in document.get("consumers", []) for k in c.get("keyauth_credentials", [])),
-                    "",
-                )
-                return 400, {
-                    "code": 14,
-                    "name": "invalid declarative configuration",
-                    "message": f"config is invalid: plugins {unknown} not enabled; first key {key}",
-                    "fields": {"services": [{"plugins": [{"name": f"plugin '{unknown}' not enabled"}]}]},
-                }
-            self.config, self.hash = text, new_hash
-            self.loads += 1
-            return 201, document
-        return 404, {"message": "Not found"}
+                document = json.loads(json.loads(raw)["config"])
+                key = next(k["key"] for c in document.get("consumers", []) for k in c.get("keyauth_credentials", []))
+            except (ValueError, KeyError, TypeError, StopIteration):
+                key = ""
+            body = {**body, "message": f"{body['message']}; first key {key}"}
+            body["fields"] = {"services": [{"plugins": [{"name": body["message"]}]}]}
+        return status, body
 
 
 @contextmanager
-def serve(standin: StandIn):
+def serve(standin: StandIn) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def _run(self, method: str) -> None:
             url = urlsplit(self.path)
@@ -211,14 +138,10 @@ def serve(standin: StandIn):
             raw = self.rfile.read(length) if length else b""
             with standin.lock:
                 standin.requests.append((method, url.path))
-                if not standin.authorised(self.headers.get("Authorization")):
-                    status, body = 401, {"message": "unauthorized"}
-                else:
-                    try:
-                        parsed = json.loads(raw) if raw else None
-                    except ValueError:
-                        parsed = None
-                    status, body = standin.handle(method, url.path, parse_qs(url.query), parsed)
+            if not standin.authorised(self.headers.get("Authorization")):
+                status, body = 401, {"message": "unauthorized"}
+            else:
+                status, body = standin.handle(method, url.path, parse_qs(url.query), raw)
             payload = b"" if body is None or status in (204, 304) else json.dumps(body).encode()
             self.send_response(status)
             if payload:

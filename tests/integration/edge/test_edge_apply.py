@@ -12,6 +12,7 @@ from nextmavens.edge.certs import CertbotDirs
 from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
 from nextmavens.edge.nginx import NginxApplier
+from nextmavens.edge.settings import DEFAULT_SHARED_SERVICES_MB
 from tests.integration.edge.harness import (
     LocalNginx,
     echo_server,
@@ -123,7 +124,9 @@ def test_hostile_input_changes_nothing(world):
 
 def test_over_budget_changes_nothing_and_says_what_fits(world):
     runtime, calls, kong, *_ = world
-    runtime.settings = runtime.settings.model_copy(update={"memory_budget_mb": 3051 + 400})
+    runtime.settings = runtime.settings.model_copy(
+        update={"memory_budget_mb": sum(DEFAULT_SHARED_SERVICES_MB.values()) + 400}
+    )
     projects = [project(ref) for ref in ("aaa", "bbb", "ccc")]
     with pytest.raises(EdgeRefused) as info:
         apply_edge(runtime, projects)

@@ -13,7 +13,7 @@ from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
 from nextmavens.edge.kong import render_kong
 from nextmavens.naming import project_names
 from tests.integration.edge.standins import (
-    KONG_PLUGINS,
+    SUPABASE_KONG_PLUGINS,
     KongStandIn,
     RealtimeStandIn,
     SupavisorStandIn,
@@ -105,7 +105,7 @@ def test_contract_kong_load_noop_and_change():
         config = render_kong(settings(), sample_projects())
         first = admin.load(config)
         assert first.changed and first.configuration_hash == standin.hash
-        assert json.loads(standin.config)["_format_version"] == "3.0"
+        assert json.loads(standin.config)["_format_version"] == "2.1"  # what Kong 2.8.1 accepts
         assert admin.load(config).changed is False  # check_hash: identical config is not reloaded
         assert standin.loads == 1
         changed = render_kong(settings(), [*sample_projects(), project("newapp")])
@@ -114,7 +114,7 @@ def test_contract_kong_load_noop_and_change():
 
 
 def test_contract_kong_refusal_keeps_running_config_and_hides_keys(tmp_path):
-    standin = KongStandIn(plugins=frozenset(KONG_PLUGINS - {"rate-limiting"}))  # Supabase's default list
+    standin = KongStandIn(kong_plugins=SUPABASE_KONG_PLUGINS)  # Supabase's list: no rate-limiting
     with serve(standin) as url:
         admin = KongAdmin(url, state_file=tmp_path / "kong-last-good.json")
         config = render_kong(settings(), sample_projects())

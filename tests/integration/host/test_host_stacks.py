@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nextmavens.host.hostdata import HostData
 from nextmavens.host.render import load_stack, render_stack, template_context
+from nextmavens.upstream.facts import pinned
 from tasks.stacks import STACKS, wanted_secrets
 from tests.integration.host.hostfixtures import group_configs
 
@@ -140,7 +141,9 @@ def test_evolution_sets_every_setting_explicitly(config: HostData) -> None:
     assert env["DEL_INSTANCE"] == "false" and env["WEBHOOK_GLOBAL_ENABLED"] == "false"
     assert env["TZ"] == "UTC" and env["LOG_BAILEYS"] == "error"
     events = [k for k in env if k.startswith("WEBHOOK_EVENTS_") and not k.endswith("_WEBHOOK")]
-    assert len(events) > 30 and all(env[k] == "false" for k in events)
+    # every webhook event variable the pinned Evolution reads (nextmavens/upstream/facts.py) is set, and off
+    read = {k for k in pinned("evolution").env if k.startswith("WEBHOOK_EVENTS_") and not k.endswith("_WEBHOOK")}
+    assert set(events) == read and all(env[k] == "false" for k in events)
     secret_env = env
     assert secret_env["AUTHENTICATION_API_KEY"].startswith("${EVOLUTION_API_KEY:?")
     assert "@nextmavens-postgres:5432/evolution?schema=evolution_api" in secret_env["DATABASE_CONNECTION_URI"]

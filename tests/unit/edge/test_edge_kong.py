@@ -211,3 +211,14 @@ def test_duplicate_domain_across_manifests_is_refused_by_the_loader(tmp_path):
         )
     with pytest.raises(ManifestErrors, match="already claimed"):
         load_manifests(tmp_path)
+
+
+def test_config_the_pinned_kong_would_refuse_is_never_emitted():
+    document = render_kong(settings(), sample_projects()).document()
+    assert document["_format_version"] == "2.1"  # Kong 2.8.1 accepts 1.1 and 2.1 only
+    with pytest.raises(ValidationError):
+        KongConfig.model_validate({**document, "_format_version": "3.0"})
+    # acl's schema forbids a consumer (typedefs.no_consumer): Kong 2.8.1 would refuse the whole config.
+    consumer = {**document["consumers"][0], "plugins": [{"name": "acl", "config": {"allow": ["anon_shop"]}}]}
+    with pytest.raises(ValidationError, match="the pinned Kong would refuse this config"):
+        KongConfig.model_validate({**document, "consumers": [consumer, *document["consumers"][1:]]})

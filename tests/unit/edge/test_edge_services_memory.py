@@ -15,7 +15,10 @@ from nextmavens.edge.memory import (
     projects_that_fit,
 )
 from nextmavens.edge.services import compose_command, render_project_services, write_project_files
+from nextmavens.edge.settings import DEFAULT_SHARED_SERVICES_MB
 from tests.unit.edge.fixtures import manifest, sample_projects, secrets_for, settings
+
+SHARED_MB = sum(DEFAULT_SHARED_SERVICES_MB.values())  # the default shared services' budget
 
 
 def shop():
@@ -106,21 +109,21 @@ def test_admission_within_budget():
 
 
 def test_over_budget_is_refused_with_what_fits():
-    config = settings(memory_budget_mb=3051 + 184 * 2 + 100)
+    config = settings(memory_budget_mb=SHARED_MB + 184 * 2 + 100)
     manifests = [manifest(ref) for ref in ("aaa", "bbb", "ccc", "ddd")]
     with pytest.raises(MemoryAdmissionError) as info:
         check_admission(config, manifests, running={"ddd"})
     text = str(info.value)
-    assert "4 active projects need 736 MiB; 468 MiB available" in text
+    assert f"4 active projects need 736 MiB; {184 * 2 + 100} MiB available" in text
     assert "What fits: 2 projects (368 MiB: ddd, aaa)" in text
     assert "does not fit: bbb (184 MiB), ccc (184 MiB)" in text
     assert "nothing was changed" in text
 
 
 def test_suspended_projects_do_not_count():
-    config = settings(memory_budget_mb=3051 + 184)
+    config = settings(memory_budget_mb=SHARED_MB + 184)
     assert admit(config, [manifest("one"), manifest("two", state="suspended")]).ok
 
 
 def test_projects_that_fit_8gb():
-    assert projects_that_fit(settings(), 184) == (8192 - 3051) // 184
+    assert projects_that_fit(settings(), 184) == (8192 - SHARED_MB) // 184

@@ -18,6 +18,12 @@ Roles (STANDIN_ROLE, else detected from the service's own environment):
                signed with API_JWT_SECRET; views never return passwords (Realtime drops db_password and
                jwt_secret).
 Every role answers GET /__standin/health (the image's HEALTHCHECK).
+
+Stand-ins refuse what the pinned programs refuse: they read the pinned facts tables (nextmavens/upstream/facts.py
+and checks.py, shipped in this image's build context under /opt/standin). Kong refuses a `_format_version`, a
+plugin missing from KONG_PLUGINS (read from this container's environment) or an unknown plugin config field,
+as the pinned Kong 2.8.1 does; `postgrest --ready` behaves as the pinned PostgREST's (absent before v14; fails
+without an admin port or with a special admin host).
 """
 
 import base64
@@ -35,8 +41,11 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from nextmavens.upstream import checks, facts
+
 ENV = os.environ
 NAME = ENV.get("STANDIN_NAME", "standin")
+BIND = ENV.get("STANDIN_BIND", "0.0.0.0")  # noqa: S104 - every address inside the container; tests use loopback
 HEALTH = "/__standin/health"
 
 
@@ -56,9 +65,26 @@ def detect_role():
 ROLE = detect_role()
 
 
+def _bind_host(value):
+    """PostgREST's host values: the special ones mean every address (stand-in: IPv4 only)."""
+    return BIND if value in checks.POSTGREST_SPECIAL_HOSTS else value
+
+
+def listeners():
+    """(address, port) pairs this role serves."""
+    if ROLE == "postgrest":
+        host = ENV.get("PGRST_SERVER_HOST", "!4")
+        admin_host = ENV.get("PGRST_ADMIN_SERVER_HOST") or host
+        main = (_bind_host(host), int(ENV.get("PGRST_SERVER_PORT", "3000")))
+        if not ENV.get("PGRST_ADMIN_SERVER_PORT"):
+            return [main]
+        return [main, (_bind_host(admin_host), int(ENV["PGRST_ADMIN_SERVER_PORT"]))]
+    return [(BIND, p) for p in ports()]
+
+
 def ports():
     if ROLE == "postgrest":
-        return [int(ENV.get("PGRST_SERVER_PORT", "3000")), int(ENV.get("PGRST_ADMIN_SERVER_PORT", "3001"))]
+        return [p for _, p in listeners()]
     if ROLE == "gotrue":
         return [int(ENV["GOTRUE_API_PORT"])]
     if ROLE == "storage":
@@ -101,6 +127,8 @@ def jwt_valid(header, secret):
 
 
 # --- tenant APIs ------------------------------------------------------------------------------------------
+# Supavisor (lib/supavisor_web/controllers/tenant_controller.ex, tenant_view.ex, user_view.ex at v2.5.7) and
+# Realtime (lib/realtime_web/controllers/tenant_controller.ex, views/tenant_view.ex at v2.34.47).
 SUPAVISOR_FIELDS = (
     "db_host", "db_port", "db_database", "ip_version", "upstream_ssl", "upstream_verify", "enforce_ssl",
     "require_user", "auth_query", "sni_hostname", "default_pool_size", "default_max_clients",
@@ -108,8 +136,6 @@ SUPAVISOR_FIELDS = (
 )  # fmt: skip
 SUPAVISOR_DEFAULTS = {"default_pool_size": 15, "default_max_clients": 1000, "require_user": True}
 ENCRYPTED_REALTIME_SETTINGS = ("db_host", "db_name", "db_user", "db_port")
-TENANTS = {}
-LOCK = threading.Lock()
 
 
 def supavisor_view(t):
@@ -146,71 +172,94 @@ def realtime_view(t):
     }  # fmt: skip
 
 
-def tenants_api(method, path, body):
-    parts = path.strip("/").split("/")
-    if parts[:2] != ["api", "tenants"] or len(parts) != 3:
-        return 404, {"error": "not found"}
-    ref, view = parts[2], supavisor_view if ROLE == "supavisor" else realtime_view
-    with LOCK:
-        if method == "GET":
-            t = TENANTS.get(ref)
-            return (200, {"data": view(t)}) if t else (404, {"error": "not found"})
-        if method == "PUT":
-            params = (body or {}).get("tenant")
-            if not isinstance(params, dict):
-                return 400, {"error": "missing tenant"}
-            if ROLE == "supavisor" and any("db_password" not in u for u in params.get("users", [])):
-                return 422, {"errors": {"users": ["db_password can't be blank"]}}
-            if ref in TENANTS:
-                TENANTS[ref].update(params)
-                return 200, {"data": view(TENANTS[ref])}
-            if ROLE == "realtime" and ("extensions" not in params or not params.get("jwt_secret")):
-                return 422, {"errors": {"jwt_secret": ["can't be blank"]}}
-            TENANTS[ref] = {**params, "external_id": ref, "id": str(uuid.uuid4())}
-            return 201, {"data": view(TENANTS[ref])}
-        if method == "DELETE":
-            return (204, None) if TENANTS.pop(ref, None) else (404, None)
-    return 405, {"error": "method not allowed"}
+class Tenants:
+    """GET/PUT/DELETE /api/tenants/<external_id> of Supavisor ("supavisor") or Realtime ("realtime")."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.tenants = {}
+        self.lock = threading.Lock()
+
+    def view(self, tenant):
+        return supavisor_view(tenant) if self.kind == "supavisor" else realtime_view(tenant)
+
+    def handle(self, method, path, body):
+        parts = path.strip("/").split("/")
+        if parts[:2] != ["api", "tenants"] or len(parts) != 3:
+            return 404, {"error": "not found"}
+        ref = parts[2]
+        with self.lock:
+            if method == "GET":
+                t = self.tenants.get(ref)
+                return (200, {"data": self.view(t)}) if t else (404, {"error": "not found"})
+            if method == "PUT":
+                params = (body or {}).get("tenant") if isinstance(body, dict) else None
+                if not isinstance(params, dict):
+                    return 400, {"error": "missing tenant"}
+                if self.kind == "supavisor" and any("db_password" not in u for u in params.get("users", [])):
+                    return 422, {"errors": {"users": ["db_password can't be blank"]}}
+                if ref in self.tenants:
+                    self.tenants[ref].update(params)
+                    return 200, {"data": self.view(self.tenants[ref])}
+                if self.kind == "realtime" and ("extensions" not in params or not params.get("jwt_secret")):
+                    return 422, {"errors": {"jwt_secret": ["can't be blank"]}}
+                self.tenants[ref] = {**params, "external_id": ref, "id": str(uuid.uuid4())}
+                return 201, {"data": self.view(self.tenants[ref])}
+            if method == "DELETE":
+                found = self.tenants.pop(ref, None) is not None
+                # Realtime answers 204 for an unknown tenant too; Supavisor 404.
+                return (204, None) if found or self.kind == "realtime" else (404, None)
+        return 405, {"error": "method not allowed"}
 
 
 # --- Kong (DB-less) ---------------------------------------------------------------------------------------
-KONG_PLUGINS = {"cors", "key-auth", "acl", "rate-limiting", "request-termination", "request-transformer"}
-KONG = {"config": None, "hash": "0" * 32}
-
-
 def invalid(message):
     return 400, {"code": 14, "name": "invalid declarative configuration", "message": message}
 
 
-def kong_admin(method, path, query, raw):
-    if method == "GET" and path == "/status":
-        return 200, {"configuration_hash": KONG["hash"], "server": {"connections_active": 1}}
-    if method != "POST" or path != "/config":
-        return 404, {"message": "Not found"}
-    try:
-        text = json.loads(raw).get("config")
-    except (ValueError, AttributeError):
-        text = None
-    if not isinstance(text, str):
-        return invalid("expected a declarative config in 'config'")
-    new_hash = hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - Kong's configuration_hash is md5
-    if query.get("check_hash") == ["1"] and new_hash == KONG["hash"]:
-        return 304, None
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return invalid("config is not valid JSON")
-    if not isinstance(doc, dict) or "_format_version" not in doc:
-        return invalid("_format_version is required")
-    used = {p["name"] for s in doc.get("services", []) for p in s.get("plugins", [])}
-    used |= {p["name"] for s in doc.get("services", []) for r in s.get("routes", []) for p in r.get("plugins", [])}
-    used |= {p["name"] for c in doc.get("consumers", []) for p in c.get("plugins", [])}
-    unknown = sorted(used - KONG_PLUGINS)
-    if unknown:
-        return invalid(f"plugins {unknown} not enabled")
-    with LOCK:
-        KONG["config"], KONG["hash"] = compile_kong(doc), new_hash
-    return 201, doc
+class KongAdmin:
+    """Kong 2.8.1's DB-less admin API: POST /config (check_hash=1: 304 when identical; an invalid config is
+    refused with code 14 and the running one kept), GET /status with configuration_hash. It refuses what the
+    pinned Kong refuses (checks.kong_config_problems), with KONG_PLUGINS read as Kong reads it."""
+
+    def __init__(self, kong_plugins):
+        self.facts = facts.pinned_kong()
+        self.plugins = checks.kong_enabled_plugins(kong_plugins, self.facts)
+        self.lock = threading.Lock()
+        self.text = None  # the running declarative config, as loaded
+        self.compiled = None  # the same, compiled for the proxy
+        self.hash = "0" * 32
+        self.loads = 0
+        self.busy = 0  # answer this many POSTs with 429 first (a reload in progress)
+
+    def handle(self, method, path, query, raw):
+        with self.lock:
+            if method == "GET" and path == "/status":
+                return 200, {"configuration_hash": self.hash, "server": {"connections_active": 1}}
+            if method != "POST" or path != "/config":
+                return 404, {"message": "Not found"}
+            if self.busy > 0:
+                self.busy -= 1
+                return 429, {"message": "Currently loading previous configuration"}
+            try:
+                text = json.loads(raw).get("config")
+            except (ValueError, AttributeError):
+                text = None
+            if not isinstance(text, str):
+                return invalid("expected a declarative config in 'config'")
+            new_hash = hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - Kong's configuration_hash is md5
+            if query.get("check_hash") == ["1"] and new_hash == self.hash:
+                return 304, None
+            try:
+                doc = json.loads(text)
+            except ValueError:
+                return invalid("config is not valid JSON")
+            problems = checks.kong_config_problems(doc, self.plugins, self.facts)
+            if problems:
+                return invalid("declarative config is invalid: " + "; ".join(problems))
+            self.text, self.compiled, self.hash = text, compile_kong(doc), new_hash
+            self.loads += 1
+            return 201, doc
 
 
 def compile_kong(doc):
@@ -244,7 +293,7 @@ def kong_match(cfg, host, path):
 
 
 def kong_proxy(handler, method, raw):
-    cfg = KONG["config"]
+    cfg = STATE["kong"].compiled
     url = urlsplit(handler.path)
     host = (handler.headers.get("Host") or "").split(":")[0].lower()
     route = kong_match(cfg, host, url.path) if cfg else None
@@ -349,7 +398,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"status": "ok", "service": NAME, "role": ROLE})
         if ROLE == "kong":
             if port == int(ENV.get("KONG_ADMIN_PORT", "8001")):
-                status, body = kong_admin(self.command, url.path, parse_qs(url.query), raw)
+                status, body = STATE["kong"].handle(self.command, url.path, parse_qs(url.query), raw)
                 return self._send(status, body)
             return self._send(*kong_proxy(self, self.command, raw))
         if ROLE in ("supavisor", "realtime") and url.path.startswith("/api/tenants"):
@@ -359,8 +408,8 @@ class Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = None
-            return self._send(*tenants_api(self.command, url.path, body))
-        if ROLE == "postgrest" and port == ports()[1]:
+            return self._send(*STATE["tenants"].handle(self.command, url.path, body))
+        if ROLE == "postgrest" and len(ports()) > 1 and port == ports()[1]:
             ok = url.path in ("/ready", "/live")
             return self._send(200 if ok else 404, None if ok else {"message": "not found"})
         if url.path.rstrip("/") in ("/health", "/status"):
@@ -376,18 +425,42 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def check():
-    """The health check: `standin --check`, and `postgrest --ready` (this file installed as postgrest)."""
-    port = ports()[1] if ROLE == "postgrest" else ports()[0]
-    path = "/ready" if ROLE == "postgrest" else HEALTH
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+    """The image's health check, `standin --check`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports()[0]}{HEALTH}", timeout=2) as r:
         sys.exit(0 if r.status == 200 else 1)
 
 
+def postgrest_ready():
+    """`postgrest --ready` (this file installed as postgrest), as the pinned PostgREST does it."""
+    url, error = checks.postgrest_ready_url(ENV, facts.pinned("postgrest"))
+    if url is None:
+        sys.stderr.write(f"ERROR: {error}\n")
+        sys.exit(1)
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            ok = 200 <= r.status < 300
+    except OSError:
+        ok = False
+    sys.stdout.write(f"OK: {url}\n" if ok else "")
+    sys.stderr.write("" if ok else f"ERROR: connection refused to {url}\n")
+    sys.exit(0 if ok else 1)
+
+
+# This process's state, made in main() for its role (importing this file starts nothing: the tests reuse it).
+STATE = {}
+
+
 def main():
-    if sys.argv[1:] in (["--check"], ["--ready"]):
+    if sys.argv[1:] == ["--check"]:
         check()
+    if sys.argv[1:] == ["--ready"]:
+        postgrest_ready()
+    if ROLE == "kong":
+        STATE["kong"] = KongAdmin(ENV.get("KONG_PLUGINS"))  # as the pinned Kong reads its environment
+    if ROLE in ("supavisor", "realtime"):
+        STATE["tenants"] = Tenants(ROLE)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    servers = [ThreadingHTTPServer(("0.0.0.0", p), Handler) for p in ports()]  # noqa: S104 - in the container
+    servers = [ThreadingHTTPServer(address, Handler) for address in listeners()]
     for s in servers:
         s.daemon_threads = True
     for s in servers[1:]:
