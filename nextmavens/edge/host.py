@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from nextmavens.dockerenv import docker_environment
 from nextmavens.edge.apply import EdgeReport, EdgeRuntime, apply_edge
 from nextmavens.edge.certs import CertbotDirs, system_resolver
 from nextmavens.edge.clients.kong_admin import KongAdmin
@@ -93,7 +94,7 @@ def _read_secret(path: Path) -> str:
 def _runner(docker: list[str]) -> Any:
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
         command = [*docker, *argv[1:]] if argv and argv[0] == "docker" else argv
-        return subprocess.run(command, capture_output=True, text=True, timeout=600)
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, env=docker_environment())
 
     return run
 
