@@ -17,12 +17,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from nextmavens.dockerenv import docker_environment
-from nextmavens.edge.apply import EdgeReport, EdgeRuntime, apply_edge
-from nextmavens.edge.certs import CertbotDirs, system_resolver
+from nextmavens.edge.apply import EdgeReport, EdgeRuntime, apply_edge, precheck_edge
+from nextmavens.edge.certs import CertbotDirs, observe_certificates, system_resolver
 from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
-from nextmavens.edge.inputs import EdgeProject, hostname_problems
-from nextmavens.edge.memory import admit
+from nextmavens.edge.inputs import EdgeProject
 from nextmavens.edge.nginx import NginxApplier
 from nextmavens.edge.services import compose_project_name
 from nextmavens.edge.settings import EdgeSettings
@@ -129,13 +128,9 @@ def running_refs(host: EdgeHost) -> set[str]:
 
 
 def edge_precheck(host: EdgeHost, manifests: ManifestSet, running: set[str]) -> list[str]:
-    """Everything that would make the edge refuse, checked before the database changes."""
-    declared = [p.manifest for p in manifests.projects]
-    problems = hostname_problems(host.settings, declared)
-    admission = admit(host.settings, declared, running)
-    if not admission.ok:
-        problems.append(admission.message())
-    return problems
+    """Everything that would make the edge refuse or fail to render, checked before the database changes."""
+    certificates = observe_certificates(host.config.paths.certbot_config_dir)
+    return precheck_edge(host.settings, [p.manifest for p in manifests.projects], running, certificates)
 
 
 def run_edge(host: EdgeHost, manifests: ManifestSet, store: SecretStore, running: set[str]) -> EdgeReport:
