@@ -15,9 +15,9 @@ from tests.support.projects import write_project
 
 def test_an_edge_config_that_cannot_render_stops_apply_before_any_change(
     stage: Stage,
-    edge: Edge,
+    edge: Edge,  # noqa: F811 - the fixture imported above
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     broken = tmp_path / "templates" / "edge"
     broken.mkdir(parents=True)
