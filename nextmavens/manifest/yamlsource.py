@@ -21,8 +21,10 @@ Path = tuple[str | int, ...]
 MAX_BYTES = 256 * 1024  # a real manifest is a few KiB
 MAX_DEPTH = 20  # mappings and sequences inside each other; manifests use five
 MAX_ALIASES = 100  # `*name` references in one file
-_EventLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 5_000  # values once every alias is expanded; a manifest has about a hundred
+# Events come from libyaml when PyYAML was built with it (pip's wheels and Debian's package are).
+_EventLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_FLOW_BRACKETS = 200  # only without libyaml, see _check_brackets
 
 
 class YamlSourceError(Exception):
@@ -69,6 +71,8 @@ def _check_shape(text: str) -> None:
     """Depth and alias count from the event stream, before anything is composed: PyYAML's composer is
     recursive, and its pure-Python scanner slows down sharply on deep flow nesting (`[[[[...`), so the events
     come from libyaml when PyYAML has it (it stops early and fast), else from the Python parser."""
+    if _EventLoader is yaml.SafeLoader:
+        _check_brackets(text)
     depth = aliases = 0
     for event in yaml.parse(text, Loader=_EventLoader):
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
@@ -81,6 +85,20 @@ def _check_shape(text: str) -> None:
             aliases += 1
             if aliases > MAX_ALIASES:
                 raise YamlSourceError(_line(event), f"more than {MAX_ALIASES} aliases")
+
+
+def _check_brackets(text: str) -> None:
+    """Without libyaml: bound flow nesting by counting brackets, quotes or not, before the Python scanner
+    sees them. Generous (MAX_FLOW_BRACKETS) so brackets inside strings never trip it in a real manifest."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        for ch in line:
+            if ch in "[{":
+                depth += 1
+                if depth > MAX_FLOW_BRACKETS:
+                    raise YamlSourceError(number, f"brackets nested more than {MAX_FLOW_BRACKETS} deep")
+            elif ch in "]}":
+                depth = max(0, depth - 1)
 
 
 def _line(event: yaml.Event) -> int:

@@ -9,7 +9,9 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+import yaml
 
+from nextmavens.manifest import yamlsource
 from nextmavens.manifest.loader import ManifestErrors, load_manifests
 from tests.support.projects import write_raw
 
@@ -188,6 +190,7 @@ def test_a_self_referencing_alias_is_refused(projects: Path) -> None:
     assert error == "projects/acme/shop.yaml:5: an alias refers to a value that contains it"
 
 
+@pytest.mark.parametrize("libyaml", [True, False], ids=["libyaml", "pure-python"])
 @pytest.mark.parametrize(
     "nested",
     [
@@ -196,7 +199,11 @@ def test_a_self_referencing_alias_is_refused(projects: Path) -> None:
         "deep:\n" + "".join(" " * (i + 1) + f"k{i}:\n" for i in range(300)) + " " * 301 + "v\n",  # block
     ],
 )
-def test_deep_nesting_is_refused_fast_and_small(projects: Path, nested: str) -> None:
+def test_deep_nesting_is_refused_fast_and_small(
+    projects: Path, nested: str, libyaml: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not libyaml:  # PyYAML built without libyaml: the pure-Python parser must be bounded as well
+        monkeypatch.setattr(yamlsource, "_EventLoader", yaml.SafeLoader, raising=False)
     write_raw(projects, "acme", "shop.yaml", f"{HEAD}auth:\n  site_url: https://x.example\n{nested}")
     errors, elapsed, peak = _bounded(projects)
     assert len(errors) == 1 and errors[0].startswith("projects/acme/shop.yaml:"), errors
