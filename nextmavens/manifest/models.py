@@ -157,10 +157,22 @@ def check_domain(value: str) -> str:
     return value
 
 
-Url = Annotated[str, AfterValidator(check_url)]
-RedirectUrl = Annotated[str, AfterValidator(check_redirect_url)]
+# The same rules for editors, in the JSON Schema only: the validators above give the clearer messages.
+URL_SCHEMA_PATTERN = r"^https?://[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]+$"
+TEXT_SCHEMA_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]*$"
+
+Url = Annotated[str, AfterValidator(check_url), Field(json_schema_extra={"pattern": URL_SCHEMA_PATTERN})]
+RedirectUrl = Annotated[
+    str,
+    AfterValidator(check_redirect_url),
+    Field(json_schema_extra={"pattern": URL_SCHEMA_PATTERN.replace(",", "")}),
+]
 Domain = Annotated[str, AfterValidator(check_domain)]
-Text = Annotated[str, Field(min_length=1, max_length=120), AfterValidator(check_text)]
+Text = Annotated[
+    str,
+    Field(min_length=1, max_length=120, json_schema_extra={"pattern": TEXT_SCHEMA_PATTERN}),
+    AfterValidator(check_text),
+]
 
 
 class Pooler(Strict):
@@ -224,7 +236,9 @@ class Api(Strict):
 
 
 class Auth(Strict):
-    site_url: str = Field(description="The app's URL; GoTrue's redirect default")
+    site_url: str = Field(
+        description="The app's URL; GoTrue's redirect default", json_schema_extra={"pattern": URL_SCHEMA_PATTERN}
+    )
     redirect_urls: list[RedirectUrl] = Field(default_factory=list)
     disable_signup: bool = False
 

@@ -4,6 +4,7 @@ newlines hidden in domains, and YAML built to exhaust memory or the stack."""
 
 from __future__ import annotations
 
+import re
 import time
 import tracemalloc
 from pathlib import Path
@@ -233,3 +234,14 @@ def test_a_manifest_using_a_few_anchors_still_loads(projects: Path) -> None:
     (project,) = load_manifests(projects).projects
     assert project.manifest.auth.redirect_urls == ["https://x.example"]
     assert project.manifest.api.rate_limits.service_role.second == 5
+
+
+def test_the_json_schema_gives_editors_the_same_url_and_text_rules() -> None:
+    from nextmavens.manifest.models import TEXT_SCHEMA_PATTERN, URL_SCHEMA_PATTERN
+
+    assert re.search(URL_SCHEMA_PATTERN, "https://x.example/a?b=1#c")
+    for bad in ("https://x.example/${HOME}", "https://x.example/ a", "https://x.example/\\", "ftp://x.example"):
+        assert not re.search(URL_SCHEMA_PATTERN, bad), bad
+    assert re.search(TEXT_SCHEMA_PATTERN, "Café [/x] 東京")
+    for bad in ("a\0b", "a\x1b[31m", "a\u202eb", "a\u200bb", "a\x85b"):
+        assert not re.search(TEXT_SCHEMA_PATTERN, bad), repr(bad)
