@@ -211,7 +211,7 @@ def apply(
 
     def progress(change: Change) -> None:
         if not as_json:
-            ui.out.print(f"  {change.project}: {change.kind} {change.target}: {change.detail}")
+            ui.say(f"  {change.project}: {change.kind} {change.target}: {change.detail}")
 
     result = run_engine(lambda: engine.apply(manifests, confirm=confirm, on_change=progress))
     if result is None:

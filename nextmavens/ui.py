@@ -1,10 +1,15 @@
-"""Human output: rich tables, colour only on a terminal. Never given a secret except by `keys show`."""
+"""Human output: rich tables, colour only on a terminal. Never given a secret except by `keys show`.
+
+Rich reads `[...]` in strings as markup: tenant text (names, refs, values quoted in errors) is escaped
+before it is printed, so `[/x]` shows as itself instead of raising MarkupError or restyling the output.
+"""
 
 from __future__ import annotations
 
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nextmavens.edge.apply import EdgeReport
@@ -31,24 +36,30 @@ def print_plan(plan: Plan) -> None:
             table.add_column(column, overflow="fold")
         for change in plan.changes:
             style = _ACTION_STYLE.get(change.action, "")
+            action = escape(change.action)
             table.add_row(
-                change.project,
-                f"[{style}]{change.action}[/]" if style else change.action,
-                change.kind,
-                change.target,
-                change.detail,
+                escape(change.project),
+                f"[{style}]{action}[/]" if style else action,
+                escape(change.kind),
+                escape(change.target),
+                escape(change.detail),
             )
         out.print(table)
     else:
         out.print("No changes: the cluster matches the manifests.")
     for notice in plan.notices:
-        out.print(f"[magenta]{notice.kind}[/] {notice.project}: {notice.detail}")
+        out.print(f"[magenta]{escape(notice.kind)}[/] {escape(notice.project)}: {escape(notice.detail)}")
     for error in plan.errors:
-        err.print(f"[red]error[/] {error}")
+        err.print(f"[red]error[/] {escape(str(error))}")
 
 
 def fail(message: str) -> None:
-    err.print(f"[red]error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(f"[red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
+
+
+def say(text: str) -> None:
+    """A line of plain text that may hold tenant text: printed as it is, never read as markup."""
+    out.print(text, markup=False, soft_wrap=True)
 
 
 def stdin_is_terminal() -> bool:
@@ -57,8 +68,8 @@ def stdin_is_terminal() -> bool:
 
 def print_edge_report(report: EdgeReport) -> None:
     for line in report.done:
-        out.print(f"  edge: {line}")
+        out.print(f"  edge: {escape(line)}")
     for line in report.warnings:
-        out.print(f"  [yellow]edge warning[/]: {line}")
+        out.print(f"  [yellow]edge warning[/]: {escape(line)}")
     for line in report.errors:
-        err.print(f"  [red]edge error[/]: {line}")
+        err.print(f"  [red]edge error[/]: {escape(line)}")

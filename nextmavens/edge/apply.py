@@ -14,6 +14,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
+
 from nextmavens.edge.certs import CertbotDirs, Resolver, ensure_certificates, observe_certificates
 from nextmavens.edge.clients.http import AdminApiError, scrub
 from nextmavens.edge.clients.kong_admin import KongAdmin
@@ -30,6 +32,9 @@ from nextmavens.edge.services import (
     write_project_files,
 )
 from nextmavens.edge.settings import EdgeSettings
+from nextmavens.keys import ProjectSecrets, issue_api_keys, new_jwt_secret, new_password
+from nextmavens.manifest.models import ProjectManifest
+from nextmavens.naming import project_names
 
 Runner = Callable[[list[str]], subprocess.CompletedProcess[str]]
 
@@ -62,6 +67,37 @@ def plan_edge(settings: EdgeSettings, projects: Sequence[EdgeProject], running: 
         if p.state in ("active", "suspended")
     }
     return EdgePlan(kong=render_kong(settings, projects), services=services, admission=admission)
+
+
+def precheck_edge(
+    settings: EdgeSettings,
+    manifests: Sequence[ProjectManifest],
+    running: Collection[str] = (),
+    certificates: Collection[str] = (),
+) -> list[str]:
+    """Every reason the edge would refuse or fail to render these manifests; run before the database changes.
+
+    Renders what the edge step renders (services, Kong, nginx), so a set that cannot render stops the apply
+    before anything changes instead of after. Projects without secrets yet get throwaway ones: secrets only
+    fill values, they never decide whether a config renders."""
+    projects = [EdgeProject(m, _stand_in_secrets(m.ref)) for m in manifests]
+    try:
+        plan_edge(settings, projects, running)
+        render_nginx(settings, projects, certificates)
+    except EdgeRefused as exc:
+        return exc.problems
+    except (ValueError, jinja2.TemplateError) as exc:  # pydantic's ValidationError is a ValueError
+        return [f"the edge configuration cannot be rendered: {exc}"]
+    return []
+
+
+def _stand_in_secrets(ref: str) -> ProjectSecrets:
+    jwt_secret = new_jwt_secret()
+    return ProjectSecrets(
+        jwt_secret=jwt_secret,
+        keys=issue_api_keys(jwt_secret),
+        passwords={role: new_password() for role in project_names(ref).login_roles},
+    )
 
 
 @dataclass

@@ -16,12 +16,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from nextmavens.edge.apply import EdgeReport, EdgeRuntime, apply_edge
-from nextmavens.edge.certs import CertbotDirs, system_resolver
+from nextmavens.dockerenv import docker_environment
+from nextmavens.edge.apply import EdgeReport, EdgeRuntime, apply_edge, precheck_edge
+from nextmavens.edge.certs import CertbotDirs, observe_certificates, system_resolver
 from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
-from nextmavens.edge.inputs import EdgeProject, hostname_problems
-from nextmavens.edge.memory import admit
+from nextmavens.edge.inputs import EdgeProject
 from nextmavens.edge.nginx import NginxApplier
 from nextmavens.edge.services import compose_project_name
 from nextmavens.edge.settings import EdgeSettings
@@ -93,7 +93,7 @@ def _read_secret(path: Path) -> str:
 def _runner(docker: list[str]) -> Any:
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
         command = [*docker, *argv[1:]] if argv and argv[0] == "docker" else argv
-        return subprocess.run(command, capture_output=True, text=True, timeout=600)
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, env=docker_environment())
 
     return run
 
@@ -128,13 +128,9 @@ def running_refs(host: EdgeHost) -> set[str]:
 
 
 def edge_precheck(host: EdgeHost, manifests: ManifestSet, running: set[str]) -> list[str]:
-    """Everything that would make the edge refuse, checked before the database changes."""
-    declared = [p.manifest for p in manifests.projects]
-    problems = hostname_problems(host.settings, declared)
-    admission = admit(host.settings, declared, running)
-    if not admission.ok:
-        problems.append(admission.message())
-    return problems
+    """Everything that would make the edge refuse or fail to render, checked before the database changes."""
+    certificates = observe_certificates(host.config.paths.certbot_config_dir)
+    return precheck_edge(host.settings, [p.manifest for p in manifests.projects], running, certificates)
 
 
 def run_edge(host: EdgeHost, manifests: ManifestSet, store: SecretStore, running: set[str]) -> EdgeReport:

@@ -191,8 +191,42 @@ def render_project_services(
     return RenderedServices(ref=ref, compose=compose, env_files=env_files)
 
 
+# How docker compose v2 reads an `env_file` (compose-go's dotenv/parser.go, `extractVarValue`; the same code
+# from compose-go v2.0.0 through v2.1.x, i.e. the docker compose 2.2x that Debian 13 ships):
+# - unquoted and double-quoted values are interpolated: `${VAR}` and `$VAR` are replaced from compose's own
+#   environment (and the project's .env), which is how a manifest URL could pull a platform secret in;
+#   unquoted values also lose a ` #...` tail and trailing spaces;
+# - single-quoted values are never interpolated and may hold spaces, `#`, `"` and `$` literally;
+# - inside single quotes a backslash escapes the next character: `\'` gives `'`, and `\` followed by any
+#   other character keeps both (`\\` gives two backslashes, `\$` gives `\$`);
+# - the first `'` not escaped that way ends the value.
+# So a value is written as '...' with each `'` written `\'`. A backslash directly before a `'` or at the
+# very end cannot be expressed; such a value is refused (no manifest or generated secret can hold one).
+
+
+def env_file_value(key: str, value: str) -> str:
+    """`value` single-quoted for compose's dotenv parser (facts above); ValueError names only the key."""
+    if any(ch in value for ch in "\n\r\0"):
+        raise ValueError(f"{key}: a line break or NUL cannot be passed through an env file")
+    out: list[str] = []
+    index = 0
+    while index < len(value):
+        ch = value[index]
+        if ch == "\\":
+            following = value[index + 1 : index + 2]
+            if following in ("", "'"):
+                raise ValueError(f"{key}: a backslash before a quote or at the end cannot be passed literally")
+            out.append(ch + following)  # the parser keeps `\x` as it is, including `\\`
+            index += 2
+            continue
+        out.append("\\'" if ch == "'" else ch)
+        index += 1
+    return "'" + "".join(out) + "'"
+
+
 def env_file_text(variables: dict[str, str]) -> str:
-    return "".join(f"{key}={value}\n" for key, value in sorted(variables.items()))
+    """Env files that docker compose reads literally: every value single-quoted, nothing interpolated."""
+    return "".join(f"{key}={env_file_value(key, value)}\n" for key, value in sorted(variables.items()))
 
 
 def write_project_files(base_dir: Path, rendered: RenderedServices) -> list[Path]:

@@ -37,7 +37,7 @@ def secret_files(config: HostData) -> dict[str, str]:
 
 
 def _body_size_mb(size: str) -> int:
-    m = _SIZE.match(size)
+    m = _SIZE.fullmatch(size)
     if not m:
         raise ValueError(f"nginx_client_max_body_size {size!r} is not <n>k|m|g")
     n, unit = int(m.group(1)), m.group(2)

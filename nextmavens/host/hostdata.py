@@ -40,7 +40,7 @@ class HostDataError(ValueError):
 
 
 def _pinned_image(ref: str) -> str:
-    match = _IMAGE_RE.match(ref)
+    match = _IMAGE_RE.fullmatch(ref)
     if not match:
         raise ValueError(f"{ref!r} is not a valid image reference")
     if not match["tag"] and not match["digest"]:
@@ -51,7 +51,7 @@ def _pinned_image(ref: str) -> str:
 
 
 def _port_rule(rule: str) -> str:
-    match = _PORT_RULE_RE.match(rule)
+    match = _PORT_RULE_RE.fullmatch(rule)
     if not match:
         raise ValueError(f"{rule!r} must look like '443/tcp'")
     if not 1 <= int(match["port"]) <= 65535:
@@ -60,13 +60,13 @@ def _port_rule(rule: str) -> str:
 
 
 def _size(value: str) -> str:
-    if not _SIZE_RE.match(value):
+    if not _SIZE_RE.fullmatch(value):
         raise ValueError(f"{value!r} must be a size like 500M or 2G")
     return value
 
 
 def _domain(value: str) -> str:
-    if not re.match(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", value):
+    if not re.fullmatch(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", value):
         raise ValueError(f"{value!r} is not a lower-case domain name")
     return value
 

@@ -22,7 +22,7 @@ from nextmavens.manifest.models import (
     OrgManifest,
     ProjectManifest,
 )
-from nextmavens.manifest.yamlsource import YamlDocument, YamlSourceError, parse_yaml
+from nextmavens.manifest.yamlsource import MAX_BYTES, YamlDocument, YamlSourceError, parse_yaml
 from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES, overlong_identifiers
 
 ORG_FILE = "org.yaml"
@@ -92,7 +92,7 @@ def load_manifests(projects_dir: Path) -> ManifestSet:
     projects: list[LoadedProject] = []
     for org_dir in sorted(p for p in projects_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         org = org_dir.name
-        if not re.match(REF_PATTERN, org, flags=re.ASCII) or len(org) > 63:
+        if not re.fullmatch(REF_PATTERN, org, flags=re.ASCII) or len(org) > 63:
             errors.append(
                 ManifestError(
                     _display(org_dir, display_root),
@@ -183,8 +183,13 @@ def cross_file_errors(projects: Iterable[LoadedProject]) -> list[ManifestError]:
 def _load_model(
     file: Path, shown: str, model: type[BaseModel], errors: list[ManifestError], keep_document: bool = False
 ) -> Any:
+    with file.open("rb") as handle:
+        data = handle.read(MAX_BYTES + 1)  # never read more than the limit, whatever the file's size
+    if len(data) > MAX_BYTES:
+        errors.append(ManifestError(shown, 1, "", f"the file is larger than {MAX_BYTES // 1024} KiB"))
+        return None
     try:
-        text = file.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         errors.append(ManifestError(shown, 1, "", "not UTF-8 text"))
         return None
@@ -211,7 +216,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", str(part)) or str(part) in {"function-after"}:
+        elif not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", str(part)) or str(part) in {"function-after"}:
             # Pydantic inserts validator names into locations; they mean nothing to an operator.
             if str(part).startswith(("function-", "literal[")):
                 continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -20,7 +21,14 @@ from nextmavens.naming import RESERVED_REF_PREFIXES, RESERVED_REFS, pg_name
 REF_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
 SCHEMA_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 INSTANCE_NAME_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
-_DOMAIN_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# Python's `$` also matches before a trailing newline: every check in Python code uses fullmatch.
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# URLs are plain ASCII from RFC 3986's unreserved and reserved sets plus `%`, without `$`: manifest URLs
+# reach env files that docker compose reads, where `${VAR}` would pull in compose's own environment.
+_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]")
+# Unicode categories never allowed in manifest text: control, format (bidi overrides, zero-width),
+# surrogates, and line/paragraph separators. They break SQL literals, logs and terminals at apply time.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 # Extensions a project may ask for. Each is created by the engine (as superuser) in the project's
 # `extensions` schema; owners cannot create extensions themselves.
@@ -87,12 +95,40 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def check_text(value: str) -> str:
+    """Free text (names): printable characters only, so a NUL or an escape sequence is refused here,
+    not by PostgreSQL or a terminal in the middle of an apply."""
+    for ch in value:
+        if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
+            raise ValueError(f"must not contain control or invisible characters (found U+{ord(ch):04X})")
+    return value
+
+
 def check_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if "$" in value:
+        raise ValueError("a URL must not contain '$' (docker compose would expand it from its own environment)")
+    bad = next((ch for ch in value if not _URL_CHARS.fullmatch(ch)), None)
+    if bad is not None:
+        shown = repr(bad) if bad.isprintable() and not bad.isspace() else f"U+{ord(bad):04X}"
+        raise ValueError(
+            f"a URL must not contain the character {shown} (URLs are ASCII: percent-encode anything else, "
+            "use punycode for host names)"
+        )
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise ValueError(f"must be an http(s) URL with a host name, got {value!r}")
-    if any(ch.isspace() for ch in value):
-        raise ValueError("a URL must not contain whitespace")
+    return value
+
+
+def check_redirect_url(value: str) -> str:
+    check_url(value)
+    if "," in value:
+        # GoTrue reads its allow list as one comma-separated variable: a comma would add a second URL.
+        raise ValueError("a redirect URL must not contain ',' (percent-encode it as %2C)")
     return value
 
 
@@ -111,7 +147,7 @@ def check_domain(value: str) -> str:
     if len(value) > 253:
         raise ValueError(f"domain {value!r} is longer than 253 characters")
     labels = value.split(".")
-    if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+    if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
         raise ValueError(
             f"domain {value!r} is not a valid host name (lowercase ASCII labels of letters, digits and "
             "hyphens, at least two labels)"
@@ -121,8 +157,22 @@ def check_domain(value: str) -> str:
     return value
 
 
-Url = Annotated[str, AfterValidator(check_url)]
+# The same rules for editors, in the JSON Schema only: the validators above give the clearer messages.
+URL_SCHEMA_PATTERN = r"^https?://[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]+$"
+TEXT_SCHEMA_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]*$"
+
+Url = Annotated[str, AfterValidator(check_url), Field(json_schema_extra={"pattern": URL_SCHEMA_PATTERN})]
+RedirectUrl = Annotated[
+    str,
+    AfterValidator(check_redirect_url),
+    Field(json_schema_extra={"pattern": URL_SCHEMA_PATTERN.replace(",", "")}),
+]
 Domain = Annotated[str, AfterValidator(check_domain)]
+Text = Annotated[
+    str,
+    Field(min_length=1, max_length=120, json_schema_extra={"pattern": TEXT_SCHEMA_PATTERN}),
+    AfterValidator(check_text),
+]
 
 
 class Pooler(Strict):
@@ -186,8 +236,10 @@ class Api(Strict):
 
 
 class Auth(Strict):
-    site_url: str = Field(description="The app's URL; GoTrue's redirect default")
-    redirect_urls: list[Url] = Field(default_factory=list)
+    site_url: str = Field(
+        description="The app's URL; GoTrue's redirect default", json_schema_extra={"pattern": URL_SCHEMA_PATTERN}
+    )
+    redirect_urls: list[RedirectUrl] = Field(default_factory=list)
     disable_signup: bool = False
 
     @field_validator("site_url")
@@ -234,7 +286,7 @@ class ProjectManifest(Strict):
     """`projects/<org>/<ref>.yaml`."""
 
     ref: Annotated[str, Field(pattern=REF_PATTERN, min_length=3, max_length=63)]
-    name: Annotated[str, Field(min_length=1, max_length=120)]
+    name: Text
     state: Literal["active", "suspended", "absent"] = "active"
     database: Database = Field(default_factory=Database)
     api: Api = Field(default_factory=Api)
@@ -260,14 +312,14 @@ class ProjectManifest(Strict):
 
 
 class Member(Strict):
-    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254), AfterValidator(check_text)]
     role: Literal["owner", "admin", "developer"]
 
 
 class OrgManifest(Strict):
     """`projects/<org>/org.yaml` (optional)."""
 
-    name: Annotated[str, Field(min_length=1, max_length=120)]
+    name: Text
     members: list[Member] = Field(default_factory=list)
 
     @field_validator("members")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nextmavens.dockerenv import docker_environment
 from nextmavens.monitor.state import load_json, save_json
 
 THRESHOLDS = (80, 90, 95)
@@ -126,7 +127,9 @@ Runner = Callable[[list[str]], tuple[int, str]]
 
 def run_command(argv: list[str]) -> tuple[int, str]:
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=docker_environment()
+        )
     except FileNotFoundError:
         return 127, f"{argv[0]}: not installed"
     except subprocess.TimeoutExpired:
