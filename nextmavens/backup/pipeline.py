@@ -26,7 +26,7 @@ import psycopg
 
 from nextmavens.backup import records
 from nextmavens.backup.settings import BackupSettings
-from nextmavens.backup.stats import table_stats
+from nextmavens.backup.stats import safe_dsn, table_stats
 from nextmavens.backup.telegram import TelegramClient, TelegramError
 from nextmavens.control.db import dsn_for_database, dsn_without_password
 
@@ -162,7 +162,7 @@ def delete_uploaded(client: TelegramClient, conn: psycopg.Connection, backup_id:
 def _snapshot_stats(dsn: str, ready: threading.Event, holder: dict[str, Any], done: threading.Event) -> None:
     """Export a snapshot for pg_dump, compute table stats in it, keep it open until the dump is done."""
     try:
-        with psycopg.connect(dsn, application_name="nextmavens-backup-stats") as conn:
+        with psycopg.connect(safe_dsn(dsn), application_name="nextmavens-backup-stats") as conn:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             row = conn.execute("SELECT pg_export_snapshot()").fetchone()
             assert row is not None

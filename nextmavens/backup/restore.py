@@ -1,10 +1,14 @@
 """`backup restore`: getFile + download every chunk, check its sha256, then age -d | pg_restore.
 
-Chunks are downloaded in order while earlier ones are decrypted and restored; each is checked against its
-recorded size and sha256 before a byte of it reaches age, so a corrupted or missing chunk stops the
-restore there, and the new database it was going into is dropped. The chunks are ciphertext, so a few of
-them in a private temporary folder on disk are safe; the decrypted dump only ever flows through a pipe
-from age into pg_restore. The private key is read by age from the operator's --identity file, never stored.
+Every chunk is downloaded and checked against its recorded size and sha256 before a byte of it reaches
+age, so a corrupted or missing chunk stops the restore there, and the new database it was going into is
+dropped. The chunks are ciphertext, kept in a private temporary folder until the restore ends (it reads
+them in several passes); the decrypted dump only ever flows through a pipe from age into pg_restore. The
+private key is read by age from the operator's --identity file, never stored.
+
+The dump is replayed so that none of the tenant's SQL runs as a superuser (nextmavens.backup.replay):
+the platform's parts as a superuser on the still-empty database, the project's parts in a session logged
+in as a temporary role that is a member of the project's roles only.
 
 Disaster recovery when the control database itself is lost: its backups are in the same channel (target
 `_platform/control`, files `platform_control.<time>.b<id>.pgdump.age.part<NNNN>`, each caption carrying
@@ -16,30 +20,37 @@ database; `nextmavens backup restore` then finds every project backup again.
 from __future__ import annotations
 
 import os
-import queue
+import secrets
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from nextmavens.backup import records
 from nextmavens.backup.records import BackupRecord
-from nextmavens.backup.settings import BackupSettings
+from nextmavens.backup.replay import ReplayError, list_file_text, parse_listing, plan_replay
+from nextmavens.backup.settings import CONTROL_KEY, BackupSettings
 from nextmavens.backup.telegram import TelegramClient, TelegramError
 from nextmavens.control.db import dsn_for_database, dsn_without_password
-from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES
+from nextmavens.engine.desired import LAYER_ROLE
+from nextmavens.engine.scram import scram_verifier
+from nextmavens.monitor.superusers import superusers
+from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES, project_names
 
 TERMINATE_SQL = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
 
 
+# Temporary login roles that replay a project's own objects (see restore_role).
+RESTORE_ROLE_PREFIX = "nextmavens_restore_"
 DATABASE_PRIVILEGES = frozenset({"CONNECT", "CREATE", "TEMPORARY"})
 
 
@@ -159,12 +170,21 @@ def drop_database(settings: BackupSettings, name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def restore_argv(settings: BackupSettings, database: str) -> tuple[list[str], dict[str, str]]:
-    dsn, password = dsn_without_password(dsn_for_database(settings.dsn, database))
-    argv = [settings.tool("pg_restore"), "--exit-on-error", "--no-password", f"--dbname={dsn}"]
+def restore_argv(
+    settings: BackupSettings, database: str, *options: str, user: str | None = None, password: str | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """pg_restore reading the archive from stdin. As the DSN's user, or as `user` with `password`; a
+    password goes by environment, never argv."""
+    target = dsn_for_database(settings.dsn, database)
+    if user is not None:
+        target = make_conninfo(target, user=user)
+    dsn, own_password = dsn_without_password(target)
+    argv = [settings.tool("pg_restore"), "--exit-on-error", "--no-password", *options, f"--dbname={dsn}"]
     env = dict(os.environ)
-    if password is not None:
-        env["PGPASSWORD"] = password
+    env.pop("PGPASSWORD", None)
+    secret = password if user is not None else own_password
+    if secret is not None:
+        env["PGPASSWORD"] = secret
     return argv, env
 
 
@@ -172,79 +192,144 @@ def decrypt_argv(settings: BackupSettings, identity: Path) -> list[str]:
     return [settings.age_bin, "--decrypt", "--identity", str(identity)]
 
 
-def decrypt_into(
-    settings: BackupSettings, parts: Iterable[Path], identity: Path, database: str, remove_after: bool = False
-) -> None:
-    """parts | age -d -i IDENTITY | pg_restore -d DATABASE, with clear errors for each side.
+def decrypted_run(
+    settings: BackupSettings, parts: list[Path], identity: Path, argv: list[str], env: dict[str, str]
+) -> bytes:
+    """parts | age -d -i IDENTITY | argv; returns argv's stdout, with clear errors for each side.
 
-    `parts` may be lazy (download_verified): a thread pulls the next verified chunk while the current one
-    is decrypted and restored, through a small queue, so only a few chunks are ever on disk
-    (remove_after deletes each once fed). A chunk that fails its checksum stops the stream there: age
-    and pg_restore then fail on the cut input, and the checksum error is the one raised."""
-    argv, env = restore_argv(settings, database)
-    ready: queue.Queue[Path | BaseException | None] = queue.Queue(maxsize=3)
-    stop = threading.Event()
-
-    def fetch() -> None:
-        try:
-            for part in parts:
-                while not stop.is_set():
-                    try:
-                        ready.put(part, timeout=1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            ready.put(None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the feeding thread
-            ready.put(exc)
-
-    with tempfile.TemporaryFile() as age_err, tempfile.TemporaryFile() as restore_err:
+    argv may stop reading early (`pg_restore --list` needs only the table of contents): that is a
+    success when argv itself succeeds, since every part's sha256 was checked before this runs."""
+    with (
+        tempfile.TemporaryFile() as age_err,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as restore_err,
+    ):
         age = subprocess.Popen(
             decrypt_argv(settings, identity), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=age_err
         )
-        restore = subprocess.Popen(argv, stdin=age.stdout, stdout=subprocess.DEVNULL, stderr=restore_err, env=env)
+        restore = subprocess.Popen(argv, stdin=age.stdout, stdout=out, stderr=restore_err, env=env)
         assert age.stdin is not None and age.stdout is not None
         age.stdout.close()
-        fetcher = threading.Thread(target=fetch, daemon=True)
-        fetcher.start()
-        source_error: BaseException | None = None
         try:
-            while True:
-                item = ready.get()
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    source_error = item
-                    break
-                with item.open("rb") as handle:
+            for part in parts:
+                with part.open("rb") as handle:
                     shutil.copyfileobj(handle, age.stdin, 1024 * 1024)
-                if remove_after:
-                    item.unlink(missing_ok=True)
         except BrokenPipeError:
-            pass  # age stopped reading: its exit code says why
+            pass  # age (or pg_restore behind it) stopped reading: their exit codes say why
         finally:
-            stop.set()
             try:
                 age.stdin.close()
             except BrokenPipeError:
                 pass
             age_code = age.wait()
             restore_code = restore.wait()
-            fetcher.join(timeout=30)
-        if source_error is not None:
-            raise source_error
+        if restore_code == 0:
+            out.seek(0)
+            return out.read()
         if age_code != 0:
             age_err.seek(0)
             message = age_err.read().decode(errors="replace").strip()[-500:]
             if "no identity matched" in message:
                 raise WrongKeyError(f"decryption failed: the identity does not match this backup ({message})")
             raise RestoreError(f"decryption failed: age exited {age_code}: {message}")
-        if restore_code != 0:
-            restore_err.seek(0)
-            message = restore_err.read().decode(errors="replace").strip()[-800:]
-            raise RestoreError(f"pg_restore exited {restore_code}: {message}")
+        restore_err.seek(0)
+        message = restore_err.read().decode(errors="replace").strip()[-800:]
+        raise RestoreError(f"pg_restore exited {restore_code}: {message}")
+
+
+@dataclass(frozen=True)
+class Identities:
+    """Who may replay what: the managed superusers that are superusers now, and the project's roles."""
+
+    superusers: tuple[str, ...]
+    project_roles: tuple[str, ...]
+    layer: str | None  # the platform's superuser role that owns what it creates, when it exists
+
+
+def identities(settings: BackupSettings, target: str) -> Identities:
+    wanted = () if target == CONTROL_KEY or "/" not in target else project_names(target.split("/", 1)[1]).login_roles
+    with psycopg.connect(cluster_dsn(settings), autocommit=True) as conn:
+        trusted, _ = superusers(conn)
+        rows = conn.execute("SELECT rolname, rolsuper FROM pg_roles WHERE rolname = ANY(%s)", (list(wanted),))
+        found = {str(name): bool(sup) for name, sup in rows.fetchall()}
+    elevated = sorted(name for name, sup in found.items() if sup)
+    if elevated:
+        raise RestoreError(
+            f"role {', '.join(elevated)} of {target} is a superuser, which the platform never makes it: "
+            "refusing to restore (see `nextmavens status`)"
+        )
+    return Identities(
+        superusers=tuple(trusted),
+        project_roles=tuple(name for name in wanted if name in found),
+        layer=LAYER_ROLE if LAYER_ROLE in trusted else None,
+    )
+
+
+@contextmanager
+def restore_role(settings: BackupSettings, database: str, member_of: list[str]) -> Iterator[tuple[str, str]]:
+    """A temporary login role, no superuser, member of `member_of` only, allowed one connection to
+    `database`; dropped afterwards with anything it came to own. Yields (name, password). The password
+    reaches the server only as a SCRAM verifier, and pg_restore only through its environment."""
+    name = f"{RESTORE_ROLE_PREFIX}{secrets.token_hex(6)}"
+    password = secrets.token_urlsafe(32)
+    until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    role = sql.Identifier(name)
+    with psycopg.connect(cluster_dsn(settings), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION NOBYPASSRLS"
+                " CONNECTION LIMIT 1 PASSWORD {} VALID UNTIL {}"
+            ).format(role, sql.Literal(scram_verifier(password)), sql.Literal(until))
+        )
+        try:
+            for parent in member_of:
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(parent), role))
+            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), role))
+            yield name, password
+        finally:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,))
+            with psycopg.connect(dsn_for_database(settings.dsn, database), autocommit=True) as inside:
+                # The role legitimately owns nothing (pg_restore hands each object to its owner): anything
+                # it does own was made by code running during the restore, and goes.
+                inside.execute(sql.SQL("DROP OWNED BY {}").format(role))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+
+
+def decrypt_into(
+    settings: BackupSettings, parts: Iterable[Path], identity: Path, database: str, target: str = CONTROL_KEY
+) -> None:
+    """Restore the archive in `parts` into `database` without ever running the tenant's SQL as a superuser
+    (see nextmavens.backup.replay): list its entries, then replay them in up to three pg_restore runs over
+    the same ciphertext. `parts` may be lazy (download_verified): every part is downloaded and checked
+    before the first byte is decrypted; only ciphertext is ever on disk."""
+    files = list(parts)
+    argv, env = restore_argv(settings, database, "--list")
+    listing = decrypted_run(settings, files, identity, argv, env).decode(errors="replace")
+    who = identities(settings, target)
+    try:
+        plan = plan_replay(parse_listing(listing), who.superusers, who.project_roles, f"the backup of {target}")
+    except ReplayError as exc:
+        raise RestoreError(str(exc)) from None
+    folder = files[0].parent if files else settings.work_dir
+    platform = [f"--role={who.layer}"] if who.layer else []
+
+    def replay(step: str, dump_ids: list[int], user: str | None = None, password: str | None = None) -> None:
+        if not dump_ids:
+            return
+        listed = folder / f"{step}.list"
+        listed.write_text(list_file_text(dump_ids))
+        options = [f"--use-list={listed}", *(platform if user is None else [])]
+        argv, env = restore_argv(settings, database, *options, user=user, password=password)
+        try:
+            decrypted_run(settings, files, identity, argv, env)
+        except RestoreError as exc:
+            raise type(exc)(f"{step} objects: {exc}") from None
+
+    replay("platform", plan.platform)
+    if plan.tenant:
+        with restore_role(settings, database, plan.tenant_roles) as (user, password):
+            replay("project", plan.tenant, user, password)
+    replay("platform (last)", plan.platform_last)
 
 
 def scratch_name(base: str, suffix: str) -> str:
@@ -272,7 +357,7 @@ def restore_backup(
         chunks = chunk_records(conn, record)
         create_database(settings, into, record.db_owner)
         try:
-            decrypt_into(settings, download_verified(client, record, chunks, folder), identity, into, remove_after=True)
+            decrypt_into(settings, download_verified(client, record, chunks, folder), identity, into, record.target)
         except BaseException:
             drop_database(settings, into)
             raise

@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 PINNED_SETTINGS = (
     ("TimeZone", "UTC"),
@@ -29,9 +30,22 @@ TABLES_QUERY = (
 )
 
 
+# A superuser session in a project's database must not resolve names through a search_path its owner set
+# (ALTER DATABASE ... SET search_path = app, pg_catalog): a function of theirs named like a built-in one
+# (hash_record_extended, pg_export_snapshot) would run as the superuser. A startup option outranks the
+# database's own settings, so it holds from the first statement on.
+SAFE_SEARCH_PATH = "-c search_path=pg_catalog"
+
+
+def safe_dsn(dsn: str) -> str:
+    """`dsn` with the search_path pinned to pg_catalog for the whole session."""
+    existing = conninfo_to_dict(dsn).get("options")
+    return make_conninfo(dsn, options=f"{existing} {SAFE_SEARCH_PATH}" if existing else SAFE_SEARCH_PATH)
+
+
 def pin_settings(conn: psycopg.Connection) -> None:
     for name, value in PINNED_SETTINGS:
-        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value))
 
 
 def _one_table(conn: psycopg.Connection, schema: str, table: str) -> dict[str, Any]:
@@ -69,6 +83,7 @@ def table_stats(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
 def table_stats_parallel(dsn: str, workers: int = 2) -> dict[str, dict[str, Any]]:
     """The same figures over several connections (largest tables first), for a database nobody writes
     to, such as a freshly restored scratch database; no shared snapshot is needed there."""
+    dsn = safe_dsn(dsn)
     with psycopg.connect(dsn) as conn:
         tables = conn.execute(
             "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
