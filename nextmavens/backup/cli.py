@@ -13,7 +13,7 @@ import psycopg
 
 from nextmavens.backup import records
 from nextmavens.backup.pipeline import BackupError, BackupLock, Target, backup_target, run_backups
-from nextmavens.backup.restore import RestoreError, choose_backup, replace_live, restore_backup, scratch_name
+from nextmavens.backup.restore import RestoreError, choose_backup, replace_locked, restore_backup, scratch_name
 from nextmavens.backup.retention import apply_retention
 from nextmavens.backup.settings import CONTROL_KEY, BackupSettings, ConfigError, settings_from_env
 from nextmavens.backup.targets import all_targets, due, select
@@ -176,8 +176,18 @@ def restore_command(project: str, backup_id: int | None, identity: Path, into: s
         raise click.ClickException(str(exc)) from None
     click.echo(f"backup {record.id} of {project} restored into database {name} in {result.seconds:.1f}s")
     if replace:
-        kept = replace_live(settings, record.database, name, _log)
+        kept = _swap_under_apply_lock(settings, conn, record.database, name)
         click.echo(f"{record.database} now holds backup {record.id}; the previous database is kept as {kept}")
+
+
+def _swap_under_apply_lock(settings: BackupSettings, conn: psycopg.Connection, live: str, restored: str) -> str:
+    try:
+        return replace_locked(settings, conn, live, restored, _log)
+    except (RestoreError, psycopg.Error) as exc:
+        raise click.ClickException(
+            f"{exc}\nNothing was replaced: {live} is unchanged and the restored copy is kept as {restored}; "
+            "run the command again to retry."
+        ) from None
 
 
 @backup.command("verify")

@@ -43,6 +43,7 @@ from nextmavens.backup.telegram import TelegramClient, TelegramError
 from nextmavens.control.db import dsn_for_database, dsn_without_password
 from nextmavens.engine.desired import LAYER_ROLE
 from nextmavens.engine.scram import scram_verifier
+from nextmavens.engine.session import Engine, EngineConfig, LockTimeout
 from nextmavens.monitor.superusers import superusers
 from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES, project_names
 
@@ -368,40 +369,85 @@ def restore_backup(
     return RestoreResult(record.id, into, seconds)
 
 
+def replace_locked(
+    settings: BackupSettings,
+    control: psycopg.Connection,
+    live: str,
+    restored: str,
+    log: Callable[[str], None] = lambda message: None,
+) -> str:
+    """replace_live while holding the engine's apply lock: an apply (the reconcile timer's, every few
+    minutes) waits for the swap instead of planning against databases being renamed under it."""
+    config = EngineConfig(settings.dsn, settings.master_key or Path(), lock_timeout_s=settings.lock_timeout_s)
+    try:
+        with Engine(config).locked(control):
+            return replace_live(settings, live, restored, log)
+    except LockTimeout as exc:
+        raise RestoreError(str(exc)) from None
+
+
+SWAP_ATTEMPTS = 3  # a client reconnecting between ending its session and the rename's lock aborts one try
+
+
 def replace_live(
     settings: BackupSettings, live: str, restored: str, log: Callable[[str], None] = lambda message: None
 ) -> str:
-    """Swap a restored database in for the live one. The live one is kept, renamed, never dropped, with
-    connections disabled. Its owner (set at creation), database-level grants and connection limit carry
-    over; anything else set on the database itself is the engine's to converge on its next apply."""
+    """Swap a restored database in for the live one, in one transaction: both renames, the kept database's
+    connections disabled, the grants and connection limit carried over. A crash or kill at any point
+    leaves either the old state or the new one, never the live name missing; the caller holds the
+    engine's apply lock, so no apply plans against a half-swapped cluster. The live database is kept,
+    renamed, never dropped. Anything else set on the database itself is the engine's to converge."""
     kept = scratch_name(live, f"replaced_{datetime.now(UTC):%Y%m%d%H%M%S}")
-    with psycopg.connect(cluster_dsn(settings), autocommit=True) as conn:
-        acl = conn.execute(
-            "SELECT a.privilege_type, pg_get_userbyid(a.grantee) FROM pg_database d,"
-            " aclexplode(d.datacl) a WHERE d.datname = %s AND a.grantee <> 0",
-            (live,),
-        ).fetchall()
-        limit_row = conn.execute("SELECT datconnlimit FROM pg_database WHERE datname = %s", (live,)).fetchone()
-        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(live)))
-        conn.execute(
-            TERMINATE_SQL,
-            (live,),
-        )
-        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(live), sql.Identifier(kept)))
-        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(restored), sql.Identifier(live)))
-        if limit_row is not None:
-            conn.execute(
-                sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
-                    sql.Identifier(live), sql.Literal(int(limit_row[0]))
-                )
-            )
-        for privilege, grantee in acl:
-            if privilege not in DATABASE_PRIVILEGES:
-                continue
-            conn.execute(
-                sql.SQL("GRANT {} ON DATABASE {} TO {}").format(
-                    sql.SQL(privilege), sql.Identifier(live), sql.Identifier(grantee)
-                )
-            )
+    with psycopg.connect(cluster_dsn(settings)) as conn:
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            try:
+                with conn.transaction():
+                    _swap(conn, live, restored, kept)
+                break
+            except psycopg.errors.ObjectInUse as exc:
+                if attempt == SWAP_ATTEMPTS:
+                    raise RestoreError(
+                        f"{live} kept being used while swapping ({exc}); nothing replaced, "
+                        f"the restored copy is kept as {restored}"
+                    ) from None
     log(f"{live} replaced; the previous database is kept as {kept}")
     return kept
+
+
+def _swap(conn: psycopg.Connection, live: str, restored: str, kept: str) -> None:
+    present = {
+        str(name)
+        for (name,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname = ANY(%s)", ([live, restored, kept],)
+        ).fetchall()
+    }
+    if live not in present or restored not in present or kept in present:
+        raise RestoreError(
+            f"cannot swap: expected databases {live} and {restored} and no {kept}, found {sorted(present)}; "
+            "nothing replaced"
+        )
+    acl = conn.execute(
+        "SELECT a.privilege_type, pg_get_userbyid(a.grantee) FROM pg_database d,"
+        " aclexplode(d.datacl) a WHERE d.datname = %s AND a.grantee <> 0",
+        (live,),
+    ).fetchall()
+    limit_row = conn.execute("SELECT datconnlimit FROM pg_database WHERE datname = %s", (live,)).fetchone()
+    conn.execute(TERMINATE_SQL, (live,))
+    # The rename locks the database (new sessions wait) and waits a few seconds for ended sessions to go.
+    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(live), sql.Identifier(kept)))
+    conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(kept)))
+    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(restored), sql.Identifier(live)))
+    if limit_row is not None:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
+                sql.Identifier(live), sql.Literal(int(limit_row[0]))
+            )
+        )
+    for privilege, grantee in acl:
+        if privilege not in DATABASE_PRIVILEGES:
+            continue
+        conn.execute(
+            sql.SQL("GRANT {} ON DATABASE {} TO {}").format(
+                sql.SQL(privilege), sql.Identifier(live), sql.Identifier(grantee)
+            )
+        )

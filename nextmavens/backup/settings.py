@@ -62,6 +62,8 @@ class BackupSettings:
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     pg_bin: Path | None = None
     age_bin: str = "age"
+    master_key: Path | None = None  # the engine's master key file: backed up with the control database
+    lock_timeout_s: float = 60.0  # how long `restore --replace` waits for a running apply
 
     def __post_init__(self) -> None:
         if not 0 < self.chunk_bytes < 20_000_000:
@@ -117,4 +119,13 @@ def settings_from_env(env: dict[str, str] | None = None, require_recipient: bool
         work_dir=Path(env.get("NEXTMAVENS_BACKUP_WORK_DIR", "/var/tmp")),
         chunk_bytes=int(env.get("NEXTMAVENS_BACKUP_CHUNK_BYTES", DEFAULT_CHUNK_BYTES)),
         pg_bin=Path(env["NEXTMAVENS_PG_BIN"]) if env.get("NEXTMAVENS_PG_BIN") else None,
+        # The same settings and defaults as the engine's --master-key and --lock-timeout.
+        master_key=Path(env.get("NEXTMAVENS_MASTER_KEY") or _default_master_key()),
+        lock_timeout_s=float(env.get("NEXTMAVENS_LOCK_TIMEOUT") or 60.0),
     )
+
+
+def _default_master_key() -> str:
+    from nextmavens.cli import DEFAULT_MASTER_KEY  # the engine's CLI owns the default; imported late (cycle)
+
+    return DEFAULT_MASTER_KEY
