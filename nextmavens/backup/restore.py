@@ -386,6 +386,57 @@ def replace_locked(
         raise RestoreError(str(exc)) from None
 
 
+# Settings stored as a list of separately quoted items (as pg_dump's variable_is_guc_list_quote lists them).
+LIST_QUOTE_SETTINGS = frozenset(
+    {
+        "local_preload_libraries",
+        "search_path",
+        "session_preload_libraries",
+        "shared_preload_libraries",
+        "temp_tablespaces",
+        "unix_socket_directories",
+    }
+)
+
+
+def split_setting_list(value: str) -> list[str]:
+    """The items of a stored list setting, as PostgreSQL's SplitGUCList reads them: comma-separated,
+    blanks around items dropped, an item in double quotes taken as is ("" standing for one quote)."""
+    items: list[str] = []
+    i, n = 0, len(value)
+    while True:
+        while i < n and value[i].isspace():
+            i += 1
+        if i < n and value[i] == '"':
+            i += 1
+            chars: list[str] = []
+            while True:
+                if i >= n:
+                    raise RestoreError(f"unterminated quote in setting value {value!r}")
+                if value[i] == '"':
+                    if i + 1 < n and value[i + 1] == '"':
+                        chars.append('"')
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                chars.append(value[i])
+                i += 1
+            items.append("".join(chars))
+        else:
+            start = i
+            while i < n and value[i] != ",":
+                i += 1
+            items.append(value[start:i].strip())
+        while i < n and value[i].isspace():
+            i += 1
+        if i >= n:
+            return items
+        if value[i] != ",":
+            raise RestoreError(f"unexpected character in setting value {value!r}")
+        i += 1
+
+
 SWAP_ATTEMPTS = 3  # a client reconnecting between ending its session and the rename's lock aborts one try
 
 
@@ -393,10 +444,10 @@ def replace_live(
     settings: BackupSettings, live: str, restored: str, log: Callable[[str], None] = lambda message: None
 ) -> str:
     """Swap a restored database in for the live one, in one transaction: both renames, the kept database's
-    connections disabled, the grants and connection limit carried over. A crash or kill at any point
+    connections disabled, the grants, settings and connection limit carried over. A crash or kill at any point
     leaves either the old state or the new one, never the live name missing; the caller holds the
     engine's apply lock, so no apply plans against a half-swapped cluster. The live database is kept,
-    renamed, never dropped. Anything else set on the database itself is the engine's to converge."""
+    renamed, never dropped."""
     kept = scratch_name(live, f"replaced_{datetime.now(UTC):%Y%m%d%H%M%S}")
     with psycopg.connect(cluster_dsn(settings)) as conn:
         for attempt in range(1, SWAP_ATTEMPTS + 1):
@@ -426,28 +477,54 @@ def _swap(conn: psycopg.Connection, live: str, restored: str, kept: str) -> None
             f"cannot swap: expected databases {live} and {restored} and no {kept}, found {sorted(present)}; "
             "nothing replaced"
         )
-    acl = conn.execute(
-        "SELECT a.privilege_type, pg_get_userbyid(a.grantee) FROM pg_database d,"
-        " aclexplode(d.datacl) a WHERE d.datname = %s AND a.grantee <> 0",
+    # Who owns and may use the database follows the name: the copy gets exactly the live one's privileges.
+    acl_sql = (
+        "SELECT a.privilege_type, a.grantee = 0, pg_get_userbyid(a.grantee) FROM pg_database d,"
+        " aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a WHERE d.datname = %s"
+    )
+    acl = conn.execute(acl_sql, (live,)).fetchall()
+    stale = {(public, grantee) for _, public, grantee in conn.execute(acl_sql, (restored,)).fetchall()}
+    limit_row = conn.execute(
+        "SELECT datconnlimit, pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (live,)
+    ).fetchone()
+    assert limit_row is not None
+    # Settings on the database (and per role in it) belong to its OID, not its name: they go with the copy.
+    settings = conn.execute(
+        "SELECT pg_get_userbyid(s.setrole), s.setrole = 0, unnest(s.setconfig) FROM pg_db_role_setting s"
+        " JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = %s ORDER BY 1, 3",
         (live,),
     ).fetchall()
-    limit_row = conn.execute("SELECT datconnlimit FROM pg_database WHERE datname = %s", (live,)).fetchone()
     conn.execute(TERMINATE_SQL, (live,))
     # The rename locks the database (new sessions wait) and waits a few seconds for ended sessions to go.
     conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(live), sql.Identifier(kept)))
     conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(kept)))
     conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(restored), sql.Identifier(live)))
-    if limit_row is not None:
+    conn.execute(
+        sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(sql.Identifier(live), sql.Literal(int(limit_row[0])))
+    )
+    conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(live), sql.Identifier(limit_row[1])))
+    for role, whole_database, entry in settings:
+        name, _, value = str(entry).partition("=")
+        items = split_setting_list(value) if name in LIST_QUOTE_SETTINGS else [value]
+        target = (
+            sql.SQL("DATABASE {}").format(sql.Identifier(live))
+            if whole_database
+            else sql.SQL("ROLE {} IN DATABASE {}").format(sql.Identifier(str(role)), sql.Identifier(live))
+        )
         conn.execute(
-            sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
-                sql.Identifier(live), sql.Literal(int(limit_row[0]))
+            sql.SQL("ALTER {} SET {} TO {}").format(
+                target, sql.Identifier(name), sql.SQL(", ").join(sql.Literal(item) for item in items)
             )
         )
-    for privilege, grantee in acl:
-        if privilege not in DATABASE_PRIVILEGES:
-            continue
-        conn.execute(
-            sql.SQL("GRANT {} ON DATABASE {} TO {}").format(
-                sql.SQL(privilege), sql.Identifier(live), sql.Identifier(grantee)
+    def who(public: bool, grantee: str) -> sql.Composable:
+        return sql.SQL("PUBLIC") if public else sql.Identifier(grantee)
+
+    for public, grantee in sorted(stale | {(True, "")}):
+        conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(sql.Identifier(live), who(public, grantee)))
+    for privilege, public, grantee in acl:
+        if privilege in DATABASE_PRIVILEGES:
+            conn.execute(
+                sql.SQL("GRANT {} ON DATABASE {} TO {}").format(
+                    sql.SQL(privilege), sql.Identifier(live), who(public, grantee)
+                )
             )
-        )

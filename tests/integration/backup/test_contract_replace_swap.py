@@ -143,7 +143,9 @@ def test_contract_a_replace_killed_mid_swap_keeps_the_live_database_and_the_next
 def test_contract_an_apply_started_during_a_replace_waits_for_it(stage, tmp_path: Path) -> None:
     write_project(stage.projects, "acme", "shop")
     stage.apply()
-    stage.sql("CREATE DATABASE shop_restored TEMPLATE shop")
+    stage.sql("ALTER DATABASE shop SET search_path = app, \"$user\", public")  # the owner's own setting
+    stage.sql("CREATE DATABASE shop_restored TEMPLATE shop OWNER postgres")  # owner and grants differ
+    stage.sql("GRANT CONNECT ON DATABASE shop_restored TO PUBLIC")
     settings = backup_settings(stage.server.dsn, tmp_path)
     control = connect_control(stage.server.dsn)
     outcome: dict[str, object] = {}
@@ -164,5 +166,6 @@ def test_contract_an_apply_started_during_a_replace_waits_for_it(stage, tmp_path
     control.close()
     assert "error" not in outcome, outcome
     assert stage.sql("SELECT datallowconn FROM pg_database WHERE datname = %s", (outcome["kept"],)) == [(False,)]
-    stage.apply()  # after the swap, the apply proceeds against the swapped-in database
+    # The swapped-in copy carries the database's grants, limit and settings: the engine sees nothing to do.
     assert stage.plan().empty
+    stage.apply()
