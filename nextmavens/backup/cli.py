@@ -12,13 +12,15 @@ import click
 import psycopg
 
 from nextmavens.backup import records
+from nextmavens.backup.masterkey import recover_master_key
 from nextmavens.backup.pipeline import BackupError, BackupLock, Target, backup_target, run_backups
 from nextmavens.backup.restore import RestoreError, choose_backup, replace_locked, restore_backup, scratch_name
 from nextmavens.backup.retention import apply_retention
-from nextmavens.backup.settings import CONTROL_KEY, BackupSettings, ConfigError, settings_from_env
-from nextmavens.backup.targets import all_targets, due, select
+from nextmavens.backup.settings import CONTROL_KEY, MASTER_KEY_KEY, BackupSettings, ConfigError, settings_from_env
+from nextmavens.backup.targets import all_targets, due, select, with_master_key
 from nextmavens.backup.telegram import TelegramClient
 from nextmavens.backup.verify import drill
+from nextmavens.control.crypto import MasterKeyError
 from nextmavens.control.db import connect_control
 from nextmavens.manifest.loader import ManifestErrors
 from nextmavens.monitor.alerts import Alerts, alerts_from_env
@@ -90,7 +92,7 @@ def run_command(projects: tuple[str, ...]) -> None:
             click.echo(f"{result.target}: backup {result.backup_id} FAILED: {result.error}")
             extra = f"; cleanup: {result.cleanup_error}" if result.cleanup_error else ""
             alerts.send(f"backup of {result.target} FAILED (backup {result.backup_id}): {result.error}{extra}")
-    for expired in apply_retention(conn, client, retention_targets):
+    for expired in apply_retention(conn, client, with_master_key(retention_targets)):
         note = f" (messages left: {expired.cleanup_error})" if expired.cleanup_error else ""
         click.echo(f"{expired.target}: backup {expired.backup_id} expired{note}")
     if not all(result.ok for result in results):
@@ -141,6 +143,8 @@ def restore_command(project: str, backup_id: int | None, identity: Path, into: s
     """Download, check, decrypt and pg_restore a backup into a new database."""
     if replace and into:
         raise click.UsageError("--replace and --into exclude each other")
+    if project == MASTER_KEY_KEY:
+        raise click.UsageError("the master key is not a database: recover it with `nextmavens backup recover-key`")
     if replace and project == CONTROL_KEY:
         raise click.UsageError(
             "the control database is not replaced in place: restore it --into a new database, or follow the "
@@ -188,6 +192,31 @@ def _swap_under_apply_lock(settings: BackupSettings, conn: psycopg.Connection, l
             f"{exc}\nNothing was replaced: {live} is unchanged and the restored copy is kept as {restored}; "
             "run the command again to retry."
         ) from None
+
+
+@backup.command("recover-key")
+@click.option("--backup", "backup_id", type=int, help="Backup id (default: the newest complete one).")
+@click.option(
+    "--identity",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The age identity (private key) file; it is read by age, never stored.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the key (default: NEXTMAVENS_MASTER_KEY, /etc/nextmavens/master.key); never overwritten.",
+)
+def recover_key_command(backup_id: int | None, identity: Path, out: Path | None) -> None:
+    """Recover the master key from its backup (after restoring the control database on a new host)."""
+    settings, conn, client = _setup(require_recipient=False)
+    target = out or settings.master_key
+    assert target is not None
+    try:
+        used = recover_master_key(settings, conn, client, identity, target, backup_id)
+    except (RestoreError, MasterKeyError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"master key from backup {used} written to {target} (0600)")
 
 
 @backup.command("verify")

@@ -25,7 +25,7 @@ from typing import IO, Any
 import psycopg
 
 from nextmavens.backup import records
-from nextmavens.backup.settings import BackupSettings
+from nextmavens.backup.settings import CONTROL_KEY, BackupSettings
 from nextmavens.backup.stats import safe_dsn, table_stats
 from nextmavens.backup.telegram import TelegramClient, TelegramError
 from nextmavens.control.db import dsn_for_database, dsn_without_password
@@ -342,5 +342,13 @@ def run_backups(
     with BackupLock(conn):
         sweep_stale(conn, client)
         for target in targets:
+            if target.key == CONTROL_KEY:
+                # The master key first, so this run's dump of the control database records it. Imported
+                # here: masterkey builds on this module.
+                from nextmavens.backup.masterkey import backup_master_key
+
+                key_result = backup_master_key(settings, conn, client, kind, log)
+                if key_result is not None:
+                    results.append(key_result)
             results.append(backup_target(settings, conn, client, target, kind, with_stats, log))
     return results

@@ -16,6 +16,7 @@ from nextmavens.backup.telegram import DEFAULT_API_BASE, RetryPolicy, TelegramCl
 # Chunks stay below the Bot API's 20 MB download limit with margin for either reading of "MB".
 DEFAULT_CHUNK_BYTES = 19_000_000
 CONTROL_KEY = "_platform/control"
+MASTER_KEY_KEY = "_platform/master-key"  # the engine's master key, age-encrypted (nextmavens.backup.masterkey)
 
 
 class ConfigError(Exception):
