@@ -4,16 +4,21 @@ Restoring as a superuser runs the tenant's own code as a superuser: a CHECK cons
 COPY, an index expression, a generated column, a foreign key's operators may all call the tenant's
 functions. `SET ROLE` or `SET SESSION AUTHORIZATION` to the tenant is no defence, because code running in a
 session whose *authenticated* user is a superuser can `RESET ROLE` or `SET SESSION AUTHORIZATION DEFAULT`
-back. So the restore is split into three `pg_restore` runs over the same archive, in its own order:
+back. So the restore replays the archive in several `pg_restore` runs over the same ciphertext, each in
+the archive's own order:
 
-1. platform: as a superuser, on the still-empty database, only what cannot contain the tenant's code:
-   schemas (created empty, then handed to their owner), extensions (their scripts come from the server,
-   and no object of the tenant exists yet to hijack them), and every entry owned by a superuser the
-   platform manages (the layer's functions, the publication, extension config tables).
-2. tenant: everything owned by the project's own roles, in a session *logged in* as a temporary role that
-   is no superuser and a member of those roles only: its objects, their data, indexes, constraints,
-   triggers, policies and grants. Whatever their code does, it does with the project's privileges.
-3. platform, last: entries that must follow the tenant's objects and execute nothing: event triggers,
+1. platform definitions: as a superuser, on the still-empty database, the pre-data part of what cannot
+   contain the tenant's code: schemas (created empty, then handed to their owner), extensions (their
+   scripts come from the server, and no object of the tenant exists yet to hijack them), and whatever a
+   superuser the platform manages owns (the layer's functions, the publication, Realtime's tables).
+2. project objects: everything owned by the project's own roles, in a session *logged in* as a temporary
+   role that is no superuser and a member of those roles only: its objects, their data, indexes,
+   constraints, triggers, policies and grants. Whatever their code does, it does with the project's
+   privileges.
+3. platform data: the data, indexes and constraints of what the platform's superusers own, now that the
+   project's tables exist (Realtime's subscriptions name them as regclass values). Their definitions are
+   the platform's, and none of the project's code can be attached to them.
+4. platform last: entries that must follow the tenant's objects and execute nothing: event triggers,
    publication memberships, comments without an owner.
 
 An entry owned by any other role (another project's, a shared API role, a superuser the platform does

@@ -314,23 +314,28 @@ def decrypt_into(
     folder = files[0].parent if files else settings.work_dir
     platform = [f"--role={who.layer}"] if who.layer else []
 
-    def replay(step: str, dump_ids: list[int], user: str | None = None, password: str | None = None) -> None:
+    def replay(
+        step: str, dump_ids: list[int], *sections: str, user: str | None = None, password: str | None = None
+    ) -> None:
         if not dump_ids:
             return
-        listed = folder / f"{step}.list"
+        listed = folder / f"{step.replace(' ', '-')}.list"
         listed.write_text(list_file_text(dump_ids))
-        options = [f"--use-list={listed}", *(platform if user is None else [])]
-        argv, env = restore_argv(settings, database, *options, user=user, password=password)
+        options = [f"--use-list={listed}", *(f"--section={section}" for section in sections)]
+        argv, env = restore_argv(
+            settings, database, *options, *(platform if user is None else []), user=user, password=password
+        )
         try:
             decrypted_run(settings, files, identity, argv, env)
         except RestoreError as exc:
-            raise type(exc)(f"{step} objects: {exc}") from None
+            raise type(exc)(f"{step}: {exc}") from None
 
-    replay("platform", plan.platform)
+    replay("platform definitions", plan.platform, "pre-data")
     if plan.tenant:
         with restore_role(settings, database, plan.tenant_roles) as (user, password):
-            replay("project", plan.tenant, user, password)
-    replay("platform (last)", plan.platform_last)
+            replay("project objects", plan.tenant, user=user, password=password)
+    replay("platform data", plan.platform, "data", "post-data")
+    replay("platform last", plan.platform_last)
 
 
 def scratch_name(base: str, suffix: str) -> str:

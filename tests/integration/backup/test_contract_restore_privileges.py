@@ -69,6 +69,12 @@ def shop(stage, standin, age_key, tmp_path: Path) -> tuple[BackupSettings, psyco
         owner.execute(ESCALATE)
         owner.execute(LOOKALIKES)
     stage.sql("ALTER PUBLICATION supabase_realtime ADD TABLE public.orders", dbname="shop")  # Realtime on
+    # Like Realtime's own tables (its migrations run as a superuser): rows naming the project's tables.
+    stage.sql(
+        "CREATE SCHEMA realtime; CREATE TABLE realtime.subscription (id int PRIMARY KEY, entity regclass);"
+        " INSERT INTO realtime.subscription VALUES (1, 'public.orders')",
+        dbname="shop",
+    )
     token = tmp_path / "token"
     token.write_text(standin.state.token)
     token.chmod(0o600)
@@ -125,6 +131,8 @@ def test_contract_restore_runs_tenant_code_without_superuser(stage, shop, age_ke
         "SELECT evtname, pg_get_userbyid(evtowner) FROM pg_event_trigger ORDER BY 1", dbname="shop_copy"
     )
     assert triggers == [("pgrst_ddl_watch", "nextmavens_layer"), ("pgrst_drop_watch", "nextmavens_layer")]
+    subscribed = stage.sql("SELECT entity::text FROM realtime.subscription", dbname="shop_copy")
+    assert subscribed == [("orders",)]  # search_path has public: the same table
     published = stage.sql("SELECT schemaname, tablename FROM pg_publication_tables", dbname="shop_copy")
     assert published == [("public", "orders")]
     assert stage.sql("SELECT rolname FROM pg_roles WHERE rolname LIKE 'nextmavens\\_restore\\_%%'") == []
