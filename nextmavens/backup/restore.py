@@ -276,6 +276,7 @@ def restore_role(settings: BackupSettings, database: str, member_of: list[str]) 
     until = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     role = sql.Identifier(name)
     with psycopg.connect(cluster_dsn(settings), autocommit=True) as conn:
+        _sweep_expired_restore_roles(conn)
         conn.execute(
             sql.SQL(
                 "CREATE ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION NOBYPASSRLS"
@@ -294,6 +295,25 @@ def restore_role(settings: BackupSettings, database: str, member_of: list[str]) 
                 # it does own was made by code running during the restore, and goes.
                 inside.execute(sql.SQL("DROP OWNED BY {}").format(role))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+
+
+def _sweep_expired_restore_roles(conn: psycopg.Connection) -> None:
+    """Roles left by a restore that was killed: expired (they cannot log in), dropped when nothing holds them."""
+    expired = conn.execute(
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE %s AND rolvaliduntil < now()",
+        (RESTORE_ROLE_PREFIX.replace("_", "\\_") + "%",),
+    ).fetchall()
+    for (name,) in expired:
+        role = sql.Identifier(str(name))
+        try:
+            for (database,) in conn.execute(
+                "SELECT d.datname FROM pg_database d, aclexplode(d.datacl) a WHERE a.grantee = %s::regrole",
+                (str(name),),
+            ).fetchall():
+                conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(sql.Identifier(database), role))
+            conn.execute(sql.SQL("DROP ROLE {}").format(role))
+        except psycopg.Error:
+            continue  # it still owns something somewhere: harmless, since it can no longer log in
 
 
 def decrypt_into(
