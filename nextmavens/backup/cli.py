@@ -148,7 +148,7 @@ def restore_command(project: str, backup_id: int | None, identity: Path, into: s
     if replace and project == CONTROL_KEY:
         raise click.UsageError(
             "the control database is not replaced in place: restore it --into a new database, or follow the "
-            "disaster-recovery steps in nextmavens/backup/restore.py"
+            "disaster-recovery steps in the README"
         )
     settings, conn, client = _setup(require_recipient=replace)
     record = None

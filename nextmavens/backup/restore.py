@@ -10,11 +10,11 @@ The dump is replayed so that none of the tenant's SQL runs as a superuser (nextm
 the platform's parts as a superuser on the still-empty database, the project's parts in a session logged
 in as a temporary role that is a member of the project's roles only.
 
-Disaster recovery when the control database itself is lost: its backups are in the same channel (target
-`_platform/control`, files `platform_control.<time>.b<id>.pgdump.age.part<NNNN>`, each caption carrying
-the backup id, part number and sha256). Download the newest set with any Telegram client, check them
-with `sha256sum`, then `cat part* | age -d -i KEY | pg_restore -d nextmavens` into a fresh control
-database; `nextmavens backup restore` then finds every project backup again.
+Disaster recovery when the control database itself is lost: README "Disaster recovery". Its backups are in
+the same channel (target `_platform/control`, files `platform_control.<time>.b<id>.pgdump.age.part<NNNN>`,
+each caption carrying the backup id, part number and sha256), next to the master key's
+(`platform_master-key...`, see nextmavens.backup.masterkey): restore the control database by hand with
+age and pg_restore, then `backup recover-key`, `apply`, and `backup restore --replace` per project.
 """
 
 from __future__ import annotations
@@ -245,6 +245,7 @@ class Identities:
     superusers: tuple[str, ...]
     project_roles: tuple[str, ...]
     layer: str | None  # the platform's superuser role that owns what it creates, when it exists
+    missing: tuple[str, ...] = ()  # the project's roles that do not exist on this server
 
 
 def identities(settings: BackupSettings, target: str) -> Identities:
@@ -263,6 +264,7 @@ def identities(settings: BackupSettings, target: str) -> Identities:
         superusers=tuple(trusted),
         project_roles=tuple(name for name in wanted if name in found),
         layer=LAYER_ROLE if LAYER_ROLE in trusted else None,
+        missing=tuple(name for name in wanted if name not in found),
     )
 
 
@@ -330,7 +332,8 @@ def decrypt_into(
     try:
         plan = plan_replay(parse_listing(listing), who.superusers, who.project_roles, f"the backup of {target}")
     except ReplayError as exc:
-        raise RestoreError(str(exc)) from None
+        hint = f" (missing here: {', '.join(who.missing)}; run `nextmavens apply` first)" if who.missing else ""
+        raise RestoreError(f"{exc}{hint}") from None
     folder = files[0].parent if files else settings.work_dir
     platform = [f"--role={who.layer}"] if who.layer else []
 
