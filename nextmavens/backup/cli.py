@@ -176,7 +176,7 @@ def restore_command(project: str, backup_id: int | None, identity: Path, into: s
     name = into or scratch_name(record.database, f"restored_{record.id}")
     try:
         result = restore_backup(settings, conn, client, record, identity, name, _log)
-    except RestoreError as exc:
+    except (RestoreError, psycopg.Error) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"backup {record.id} of {project} restored into database {name} in {result.seconds:.1f}s")
     if replace:
@@ -214,7 +214,7 @@ def recover_key_command(backup_id: int | None, identity: Path, out: Path | None)
     assert target is not None
     try:
         used = recover_master_key(settings, conn, client, identity, target, backup_id)
-    except (RestoreError, MasterKeyError) as exc:
+    except (RestoreError, MasterKeyError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"master key from backup {used} written to {target} (0600)")
 

@@ -19,7 +19,7 @@ the archive's own order:
    project's tables exist (Realtime's subscriptions name them as regclass values). Their definitions are
    the platform's, and none of the project's code can be attached to them.
 4. platform last: entries that must follow the tenant's objects and execute nothing: event triggers,
-   publication memberships, comments without an owner.
+   publication memberships, and comments on anything but the project's own objects.
 
 An entry owned by any other role (another project's, a shared API role, a superuser the platform does
 not manage) stops the restore before anything runs: replaying it as a superuser could run its code with
@@ -103,7 +103,7 @@ def plan_replay(
     for entry in entries:
         owner = entry.owner
         if owner in trusted:
-            if entry.catalog in (PG_EVENT_TRIGGER, PG_PUBLICATION_REL, PG_PUBLICATION_NAMESPACE):
+            if entry.catalog in (PG_EVENT_TRIGGER, PG_PUBLICATION_REL, PG_PUBLICATION_NAMESPACE) or entry.is_comment:
                 plan.platform_last.append(entry.dump_id)
             else:
                 plan.platform.append(entry.dump_id)

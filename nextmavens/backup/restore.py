@@ -322,7 +322,7 @@ def decrypt_into(
     settings: BackupSettings, parts: Iterable[Path], identity: Path, database: str, target: str = CONTROL_KEY
 ) -> None:
     """Restore the archive in `parts` into `database` without ever running the tenant's SQL as a superuser
-    (see nextmavens.backup.replay): list its entries, then replay them in up to three pg_restore runs over
+    (see nextmavens.backup.replay): list its entries, then replay them in up to four pg_restore runs over
     the same ciphertext. `parts` may be lazy (download_verified): every part is downloaded and checked
     before the first byte is decrypted; only ciphertext is ever on disk."""
     files = list(parts)

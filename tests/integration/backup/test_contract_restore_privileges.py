@@ -165,3 +165,16 @@ def test_contract_restore_refuses_objects_of_an_unmanaged_superuser(stage, shop,
     with pytest.raises(RestoreError, match="intruder"):
         restore_backup(settings, control, client, record, age_key[0], "shop_refused")
     assert stage.sql("SELECT 1 FROM pg_database WHERE datname = 'shop_refused'") == []
+
+
+def test_contract_restore_refuses_while_a_project_role_is_a_superuser(stage, shop, age_key) -> None:
+    """A role of the project that is a superuser now (an escalation that already happened) is not one the
+    restore role may act as: the restore stops and says why."""
+    settings, control = shop
+    client = settings.telegram.client()
+    assert backup_target(settings, control, client, Target(key="acme/shop", database="shop")).ok
+    stage.sql("ALTER ROLE owner_shop SUPERUSER")
+    record = choose_backup(control, "acme/shop", None)
+    with pytest.raises(RestoreError, match="owner_shop of acme/shop is a superuser"):
+        restore_backup(settings, control, client, record, age_key[0], "shop_refused")
+    assert stage.sql("SELECT 1 FROM pg_database WHERE datname = 'shop_refused'") == []

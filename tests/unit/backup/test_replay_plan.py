@@ -32,6 +32,7 @@ LISTING = """;
 3401; 6106 16600 PUBLICATION TABLE public supabase_realtime t nextmavens_layer
 2088; 826 16545 DEFAULT ACL public DEFAULT PRIVILEGES FOR TABLES owner_shop
 3254; 3466 16539 EVENT TRIGGER - pgrst_ddl_watch nextmavens_layer
+3420; 0 0 COMMENT - EVENT TRIGGER pgrst_ddl_watch nextmavens_layer
 """.replace("$", " ")
 
 SUPERUSERS = ("postgres", "nextmavens_layer")
@@ -50,7 +51,7 @@ def test_platform_first_tenant_as_its_roles_event_triggers_and_publication_membe
     plan = plan_replay(parse_listing(LISTING), SUPERUSERS, PROJECT, "backup 1")
     assert plan.platform == [8, 11, 3410, 2, 270, 3399]
     assert plan.tenant == [3409, 3413, 891, 3253, 273, 258, 220, 3400, 2088]
-    assert plan.platform_last == [3415, 3401, 3254]
+    assert plan.platform_last == [3415, 3401, 3254, 3420]
     assert plan.tenant_roles == ["auth_admin_shop", "owner_shop"]
 
 
