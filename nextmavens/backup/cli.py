@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,25 +174,25 @@ def restore_command(project: str, backup_id: int | None, identity: Path, into: s
         if not fresh.ok:
             raise click.ClickException(f"the fresh backup before replacing failed: {fresh.error}; nothing replaced")
         click.echo(f"fresh backup {fresh.backup_id} of the live database is complete")
-    name = into or scratch_name(record.database, f"restored_{record.id}")
+    # A replace's copy gets a name of its own each time: a copy left by an earlier attempt is never reused.
+    suffix = f"restored_{record.id}" + (f"_{datetime.now(UTC):%Y%m%d%H%M%S}" if replace else "")
+    name = into or scratch_name(record.database, suffix)
     try:
         result = restore_backup(settings, conn, client, record, identity, name, _log)
     except (RestoreError, psycopg.Error) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"backup {record.id} of {project} restored into database {name} in {result.seconds:.1f}s")
     if replace:
-        kept = _swap_under_apply_lock(settings, conn, record.database, name)
+        try:
+            kept = replace_locked(settings, conn, record.database, name, _log)
+        except (RestoreError, psycopg.Error) as exc:
+            # The backup id, explicitly: the fresh backup just made is now the newest one.
+            raise click.ClickException(
+                f"{exc}\nNothing was replaced: {record.database} is unchanged, and the restored copy of backup "
+                f"{record.id} is kept as {name} (drop it when done). To try again: nextmavens backup restore "
+                f"{project} --backup {record.id} --identity {shlex.quote(str(identity))} --replace"
+            ) from None
         click.echo(f"{record.database} now holds backup {record.id}; the previous database is kept as {kept}")
-
-
-def _swap_under_apply_lock(settings: BackupSettings, conn: psycopg.Connection, live: str, restored: str) -> str:
-    try:
-        return replace_locked(settings, conn, live, restored, _log)
-    except (RestoreError, psycopg.Error) as exc:
-        raise click.ClickException(
-            f"{exc}\nNothing was replaced: {live} is unchanged and the restored copy is kept as {restored}; "
-            "run the command again to retry."
-        ) from None
 
 
 @backup.command("recover-key")

@@ -204,6 +204,9 @@ def test_contract_cli_replace_waits_for_a_running_apply_then_says_nothing_change
     assert runner.invoke(backup, ["run", "clitest/clishop"]).exit_code == 0
     monkeypatch.setenv("NEXTMAVENS_LOCK_TIMEOUT", "0.5")
     before = stats(fresh_pg, "clishop")
+    with psycopg.connect(fresh_pg.dsn_for("clishop"), autocommit=True) as conn:
+        conn.execute("DELETE FROM public.t000_users")  # the accident being undone
+    damaged = stats(fresh_pg, "clishop")
     applying = connect_control(fresh_pg.dsn)
     try:
         with Engine(EngineConfig(fresh_pg.dsn, tmp_path / "unused.key")).locked(applying):
@@ -214,9 +217,10 @@ def test_contract_cli_replace_waits_for_a_running_apply_then_says_nothing_change
         applying.close()
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "another apply is running" in result.output and "Nothing was replaced" in result.output
-    kept = result.output.split("restored copy is kept as ", 1)[1].split(";", 1)[0]
-    assert stats(fresh_pg, kept) == before and stats(fresh_pg, "clishop") == before
-    again = runner.invoke(
-        backup, ["restore", "clitest/clishop", "--identity", str(age_key[0]), "--replace"], input="y\n"
-    )
+    kept = result.output.split("is kept as ", 1)[1].split(" ", 1)[0]
+    assert stats(fresh_pg, kept) == before and stats(fresh_pg, "clishop") == damaged
+    # The command it suggests restores the same backup (not the fresh one of the damaged database).
+    retry = result.output.split("To try again: nextmavens backup ", 1)[1].split()
+    again = runner.invoke(backup, retry, input="y\n")
     assert again.exit_code == 0, again.output
+    assert stats(fresh_pg, "clishop") == before
