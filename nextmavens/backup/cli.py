@@ -6,8 +6,10 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import psycopg
@@ -129,15 +131,20 @@ def list_command(project: str | None, as_json: bool) -> None:
         )
 
 
+def backup_choice(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--backup and --identity, as restore and recover-key take them."""
+    func = click.option(
+        "--identity",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The age identity (private key) file; it is read by age, never stored.",
+    )(func)
+    return click.option("--backup", "backup_id", type=int, help="Backup id (default: the newest complete one).")(func)
+
+
 @backup.command("restore")
 @click.argument("project", metavar="ORG/PROJECT")
-@click.option("--backup", "backup_id", type=int, help="Backup id (default: the newest complete one).")
-@click.option(
-    "--identity",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The age identity (private key) file; it is read by age, never stored.",
-)
+@backup_choice
 @click.option("--into", "into", help="New database to restore into (default: <database>_restored_<id>).")
 @click.option("--replace", is_flag=True, help="Replace the live database (asks to confirm; backs it up first).")
 def restore_command(project: str, backup_id: int | None, identity: Path, into: str | None, replace: bool) -> None:
@@ -196,13 +203,7 @@ def restore_command(project: str, backup_id: int | None, identity: Path, into: s
 
 
 @backup.command("recover-key")
-@click.option("--backup", "backup_id", type=int, help="Backup id (default: the newest complete one).")
-@click.option(
-    "--identity",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The age identity (private key) file; it is read by age, never stored.",
-)
+@backup_choice
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -67,14 +67,19 @@ def test_status_json_and_text(pg, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "Disk:" in text.output and "Databases:" in text.output
 
 
+def monitor_env(monkeypatch: pytest.MonkeyPatch, server, tmp_path: Path) -> None:
+    """As the host's timers run the monitors: a DSN, a state folder, no manifests."""
+    monkeypatch.setenv("NEXTMAVENS_DSN", server.dsn)
+    monkeypatch.setenv("NEXTMAVENS_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("NEXTMAVENS_PROJECTS", str(tmp_path / "no-projects"))
+
+
 def test_health_alerts_a_stale_backup_once_then_its_recovery(
     fresh_pg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from nextmavens.monitor.cli import monitor
 
-    monkeypatch.setenv("NEXTMAVENS_DSN", fresh_pg.dsn)
-    monkeypatch.setenv("NEXTMAVENS_STATE_DIR", str(tmp_path))
-    monkeypatch.setenv("NEXTMAVENS_PROJECTS", str(tmp_path / "no-projects"))
+    monitor_env(monkeypatch, fresh_pg, tmp_path)
     runner = CliRunner()
     first = runner.invoke(monitor, ["health"])
     assert first.exit_code == 0, first.output
@@ -95,9 +100,7 @@ def test_status_reports_a_superuser_the_platform_does_not_manage(
     fresh_pg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 8 item 1: an escalated tenant role (or any unmanaged superuser) is a problem in `status`."""
-    monkeypatch.setenv("NEXTMAVENS_DSN", fresh_pg.dsn)
-    monkeypatch.setenv("NEXTMAVENS_STATE_DIR", str(tmp_path))
-    monkeypatch.setenv("NEXTMAVENS_PROJECTS", str(tmp_path / "no-projects"))
+    monitor_env(monkeypatch, fresh_pg, tmp_path)
     with psycopg.connect(fresh_pg.dsn, autocommit=True) as conn:
         conn.execute("CREATE ROLE nextmavens_layer NOLOGIN SUPERUSER")  # the engine's own: expected
         conn.execute("CREATE ROLE supabase_admin NOLOGIN SUPERUSER")  # the supabase image's bootstrap role
@@ -122,9 +125,7 @@ def test_health_alerts_an_unmanaged_superuser_once_then_its_removal(
 ) -> None:
     from nextmavens.monitor.cli import monitor
 
-    monkeypatch.setenv("NEXTMAVENS_DSN", fresh_pg.dsn)
-    monkeypatch.setenv("NEXTMAVENS_STATE_DIR", str(tmp_path))
-    monkeypatch.setenv("NEXTMAVENS_PROJECTS", str(tmp_path / "no-projects"))
+    monitor_env(monkeypatch, fresh_pg, tmp_path)
     runner = CliRunner()
     assert "superuser:" not in runner.invoke(monitor, ["health"]).stderr  # postgres is expected
     with psycopg.connect(fresh_pg.dsn, autocommit=True) as conn:
