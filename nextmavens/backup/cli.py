@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 import psycopg
 
 from nextmavens.backup import records
+from nextmavens.backup.masterkey import recover_master_key
 from nextmavens.backup.pipeline import BackupError, BackupLock, Target, backup_target, run_backups
-from nextmavens.backup.restore import RestoreError, choose_backup, replace_live, restore_backup, scratch_name
+from nextmavens.backup.restore import RestoreError, choose_backup, replace_locked, restore_backup, scratch_name
 from nextmavens.backup.retention import apply_retention
-from nextmavens.backup.settings import CONTROL_KEY, BackupSettings, ConfigError, settings_from_env
-from nextmavens.backup.targets import all_targets, due, select
+from nextmavens.backup.settings import CONTROL_KEY, MASTER_KEY_KEY, BackupSettings, ConfigError, settings_from_env
+from nextmavens.backup.targets import all_targets, due, select, with_master_key
 from nextmavens.backup.telegram import TelegramClient
 from nextmavens.backup.verify import drill
+from nextmavens.control.crypto import MasterKeyError
 from nextmavens.control.db import connect_control
 from nextmavens.manifest.loader import ManifestErrors
 from nextmavens.monitor.alerts import Alerts, alerts_from_env
@@ -90,7 +95,7 @@ def run_command(projects: tuple[str, ...]) -> None:
             click.echo(f"{result.target}: backup {result.backup_id} FAILED: {result.error}")
             extra = f"; cleanup: {result.cleanup_error}" if result.cleanup_error else ""
             alerts.send(f"backup of {result.target} FAILED (backup {result.backup_id}): {result.error}{extra}")
-    for expired in apply_retention(conn, client, retention_targets):
+    for expired in apply_retention(conn, client, with_master_key(retention_targets)):
         note = f" (messages left: {expired.cleanup_error})" if expired.cleanup_error else ""
         click.echo(f"{expired.target}: backup {expired.backup_id} expired{note}")
     if not all(result.ok for result in results):
@@ -126,25 +131,32 @@ def list_command(project: str | None, as_json: bool) -> None:
         )
 
 
+def backup_choice(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--backup and --identity, as restore and recover-key take them."""
+    func = click.option(
+        "--identity",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The age identity (private key) file; it is read by age, never stored.",
+    )(func)
+    return click.option("--backup", "backup_id", type=int, help="Backup id (default: the newest complete one).")(func)
+
+
 @backup.command("restore")
 @click.argument("project", metavar="ORG/PROJECT")
-@click.option("--backup", "backup_id", type=int, help="Backup id (default: the newest complete one).")
-@click.option(
-    "--identity",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The age identity (private key) file; it is read by age, never stored.",
-)
+@backup_choice
 @click.option("--into", "into", help="New database to restore into (default: <database>_restored_<id>).")
 @click.option("--replace", is_flag=True, help="Replace the live database (asks to confirm; backs it up first).")
 def restore_command(project: str, backup_id: int | None, identity: Path, into: str | None, replace: bool) -> None:
     """Download, check, decrypt and pg_restore a backup into a new database."""
     if replace and into:
         raise click.UsageError("--replace and --into exclude each other")
+    if project == MASTER_KEY_KEY:
+        raise click.UsageError("the master key is not a database: recover it with `nextmavens backup recover-key`")
     if replace and project == CONTROL_KEY:
         raise click.UsageError(
             "the control database is not replaced in place: restore it --into a new database, or follow the "
-            "disaster-recovery steps in nextmavens/backup/restore.py"
+            "disaster-recovery steps in the README"
         )
     settings, conn, client = _setup(require_recipient=replace)
     record = None
@@ -169,15 +181,44 @@ def restore_command(project: str, backup_id: int | None, identity: Path, into: s
         if not fresh.ok:
             raise click.ClickException(f"the fresh backup before replacing failed: {fresh.error}; nothing replaced")
         click.echo(f"fresh backup {fresh.backup_id} of the live database is complete")
-    name = into or scratch_name(record.database, f"restored_{record.id}")
+    # A replace's copy gets a name of its own each time: a copy left by an earlier attempt is never reused.
+    suffix = f"restored_{record.id}" + (f"_{datetime.now(UTC):%Y%m%d%H%M%S}" if replace else "")
+    name = into or scratch_name(record.database, suffix)
     try:
         result = restore_backup(settings, conn, client, record, identity, name, _log)
-    except RestoreError as exc:
+    except (RestoreError, psycopg.Error) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"backup {record.id} of {project} restored into database {name} in {result.seconds:.1f}s")
     if replace:
-        kept = replace_live(settings, record.database, name, _log)
+        try:
+            kept = replace_locked(settings, conn, record.database, name, _log)
+        except (RestoreError, psycopg.Error) as exc:
+            # The backup id, explicitly: the fresh backup just made is now the newest one.
+            raise click.ClickException(
+                f"{exc}\nNothing was replaced: {record.database} is unchanged, and the restored copy of backup "
+                f"{record.id} is kept as {name} (drop it when done). To try again: nextmavens backup restore "
+                f"{project} --backup {record.id} --identity {shlex.quote(str(identity))} --replace"
+            ) from None
         click.echo(f"{record.database} now holds backup {record.id}; the previous database is kept as {kept}")
+
+
+@backup.command("recover-key")
+@backup_choice
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the key (default: NEXTMAVENS_MASTER_KEY, /etc/nextmavens/master.key); never overwritten.",
+)
+def recover_key_command(backup_id: int | None, identity: Path, out: Path | None) -> None:
+    """Recover the master key from its backup (after restoring the control database on a new host)."""
+    settings, conn, client = _setup(require_recipient=False)
+    target = out or settings.master_key
+    assert target is not None
+    try:
+        used = recover_master_key(settings, conn, client, identity, target, backup_id)
+    except (RestoreError, MasterKeyError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"master key from backup {used} written to {target} (0600)")
 
 
 @backup.command("verify")

@@ -25,8 +25,8 @@ from typing import IO, Any
 import psycopg
 
 from nextmavens.backup import records
-from nextmavens.backup.settings import BackupSettings
-from nextmavens.backup.stats import table_stats
+from nextmavens.backup.settings import CONTROL_KEY, BackupSettings
+from nextmavens.backup.stats import safe_dsn, table_stats
 from nextmavens.backup.telegram import TelegramClient, TelegramError
 from nextmavens.control.db import dsn_for_database, dsn_without_password
 
@@ -162,7 +162,7 @@ def delete_uploaded(client: TelegramClient, conn: psycopg.Connection, backup_id:
 def _snapshot_stats(dsn: str, ready: threading.Event, holder: dict[str, Any], done: threading.Event) -> None:
     """Export a snapshot for pg_dump, compute table stats in it, keep it open until the dump is done."""
     try:
-        with psycopg.connect(dsn, application_name="nextmavens-backup-stats") as conn:
+        with psycopg.connect(safe_dsn(dsn), application_name="nextmavens-backup-stats") as conn:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             row = conn.execute("SELECT pg_export_snapshot()").fetchone()
             assert row is not None
@@ -342,5 +342,13 @@ def run_backups(
     with BackupLock(conn):
         sweep_stale(conn, client)
         for target in targets:
+            if target.key == CONTROL_KEY:
+                # The master key first, so this run's dump of the control database records it. Imported
+                # here: masterkey builds on this module.
+                from nextmavens.backup.masterkey import backup_master_key
+
+                key_result = backup_master_key(settings, conn, client, kind, log)
+                if key_result is not None:
+                    results.append(key_result)
             results.append(backup_target(settings, conn, client, target, kind, with_stats, log))
     return results

@@ -16,6 +16,7 @@ from nextmavens.backup.telegram import DEFAULT_API_BASE, RetryPolicy, TelegramCl
 # Chunks stay below the Bot API's 20 MB download limit with margin for either reading of "MB".
 DEFAULT_CHUNK_BYTES = 19_000_000
 CONTROL_KEY = "_platform/control"
+MASTER_KEY_KEY = "_platform/master-key"  # the engine's master key, age-encrypted (nextmavens.backup.masterkey)
 
 
 class ConfigError(Exception):
@@ -62,6 +63,8 @@ class BackupSettings:
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     pg_bin: Path | None = None
     age_bin: str = "age"
+    master_key: Path | None = None  # the engine's master key file: backed up with the control database
+    lock_timeout_s: float = 60.0  # how long `restore --replace` waits for a running apply
 
     def __post_init__(self) -> None:
         if not 0 < self.chunk_bytes < 20_000_000:
@@ -117,4 +120,13 @@ def settings_from_env(env: dict[str, str] | None = None, require_recipient: bool
         work_dir=Path(env.get("NEXTMAVENS_BACKUP_WORK_DIR", "/var/tmp")),
         chunk_bytes=int(env.get("NEXTMAVENS_BACKUP_CHUNK_BYTES", DEFAULT_CHUNK_BYTES)),
         pg_bin=Path(env["NEXTMAVENS_PG_BIN"]) if env.get("NEXTMAVENS_PG_BIN") else None,
+        # The same settings and defaults as the engine's --master-key and --lock-timeout.
+        master_key=Path(env.get("NEXTMAVENS_MASTER_KEY") or _default_master_key()),
+        lock_timeout_s=float(env.get("NEXTMAVENS_LOCK_TIMEOUT") or 60.0),
     )
+
+
+def _default_master_key() -> str:
+    from nextmavens.cli import DEFAULT_MASTER_KEY  # the engine's CLI owns the default; imported late (cycle)
+
+    return DEFAULT_MASTER_KEY

@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 PINNED_SETTINGS = (
     ("TimeZone", "UTC"),
@@ -29,17 +30,41 @@ TABLES_QUERY = (
 )
 
 
+# A superuser session in a project's database must not resolve names through a search_path its owner set
+# (ALTER DATABASE ... SET search_path = app, pg_catalog): a function of theirs named like a built-in one
+# (hash_record_extended, pg_export_snapshot) would run as the superuser. A startup option outranks the
+# database's own settings, so it holds from the first statement on.
+SAFE_SEARCH_PATH = "-c search_path=pg_catalog"
+
+
+def safe_dsn(dsn: str) -> str:
+    """`dsn` with the search_path pinned to pg_catalog for the whole session."""
+    existing = conninfo_to_dict(dsn).get("options")
+    return make_conninfo(dsn, options=f"{existing} {SAFE_SEARCH_PATH}" if existing else SAFE_SEARCH_PATH)
+
+
+# Columns whose values are OIDs (regclass and friends, as Realtime's subscriptions hold): a restore gives the
+# same objects new OIDs, so such rows are hashed by their text form (the objects' names) instead.
+OID_COLUMNS = (
+    "SELECT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0"
+    " AND NOT a.attisdropped AND pg_catalog.format_type(a.atttypid, NULL) IN ('oid', 'regclass', 'regcollation',"
+    " 'regconfig', 'regdictionary', 'regnamespace', 'regoper', 'regoperator', 'regproc', 'regprocedure',"
+    " 'regrole', 'regtype'))"
+)
+
+
 def pin_settings(conn: psycopg.Connection) -> None:
     for name, value in PINNED_SETTINGS:
-        conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value))
 
 
 def _one_table(conn: psycopg.Connection, schema: str, table: str) -> dict[str, Any]:
     """Row count and checksum. Each row is hashed with hash_record_extended (column by column, by each
     type's own hash: no text conversion, about twice as fast); a table with a column type that has no
-    hash function (json, xml, point, ...) falls back to hashing the row's text form. `(r.*)` names the
-    whole row even when a column shares the alias's name. Savepoints keep a failed attempt from ending
-    the caller's snapshot transaction."""
+    hash function (json, xml, point, ...) or with OID values falls back to hashing the row's text form.
+    `(r.*)` names the whole row even when a column shares the alias's name. Savepoints keep a failed
+    attempt from ending the caller's snapshot transaction."""
     relation = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
     by_record = sql.SQL(
         "SELECT count(*), coalesce(sum(hash_record_extended(r.*, 0)::numeric), 0)::text FROM {} AS r"
@@ -47,11 +72,16 @@ def _one_table(conn: psycopg.Connection, schema: str, table: str) -> dict[str, A
     by_text = sql.SQL(
         "SELECT count(*), coalesce(sum(hashtextextended((r.*)::text, 0)::numeric), 0)::text FROM {} AS r"
     ).format(relation)
-    try:
-        with conn.transaction():
-            row = conn.execute(by_record).fetchone()
-        method = "record"
-    except (psycopg.errors.UndefinedFunction, psycopg.errors.FeatureNotSupported):
+    has_oids = conn.execute(OID_COLUMNS, (schema, table)).fetchone()
+    row = None
+    if not (has_oids and has_oids[0]):
+        try:
+            with conn.transaction():
+                row = conn.execute(by_record).fetchone()
+        except (psycopg.errors.UndefinedFunction, psycopg.errors.FeatureNotSupported):
+            row = None
+    method = "record"
+    if row is None:
         with conn.transaction():
             row = conn.execute(by_text).fetchone()
         method = "text"
@@ -69,6 +99,7 @@ def table_stats(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
 def table_stats_parallel(dsn: str, workers: int = 2) -> dict[str, dict[str, Any]]:
     """The same figures over several connections (largest tables first), for a database nobody writes
     to, such as a freshly restored scratch database; no shared snapshot is needed there."""
+    dsn = safe_dsn(dsn)
     with psycopg.connect(dsn) as conn:
         tables = conn.execute(
             "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"

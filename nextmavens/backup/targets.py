@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 
 from nextmavens.backup.pipeline import Target
-from nextmavens.backup.settings import CONTROL_KEY
+from nextmavens.backup.settings import CONTROL_KEY, MASTER_KEY_KEY
 from nextmavens.manifest.loader import load_manifests
 from nextmavens.naming import CONTROL_DATABASE, project_names
 
@@ -44,6 +44,14 @@ def all_targets(projects_dir: Path | None, control: psycopg.Connection | None = 
     # Last: its dump then holds the records of the project backups made in the same run.
     targets.append(Target(key=CONTROL_KEY, database=CONTROL_DATABASE, schedule="daily", retention_days=longest))
     return targets
+
+
+def with_master_key(targets: list[Target]) -> list[Target]:
+    """Targets for retention: the master key's backups are kept as long as the control database's."""
+    control = next((t for t in targets if t.key == CONTROL_KEY), None)
+    if control is None:
+        return targets
+    return [*targets, Target(key=MASTER_KEY_KEY, database="-", retention_days=control.retention_days)]
 
 
 def select(targets: list[Target], keys: tuple[str, ...] | list[str]) -> list[Target]:

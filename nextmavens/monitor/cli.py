@@ -21,7 +21,8 @@ from nextmavens.monitor.alerts import alerts_from_env
 from nextmavens.monitor.health import check_health, docker_from_env, probe_targets
 from nextmavens.monitor.state import load_json, state_dir
 from nextmavens.monitor.storage import check_storage
-from nextmavens.monitor.summary import Summary, backup_freshness, gather, render
+from nextmavens.monitor.summary import Summary, backup_freshness, gather, render, unexpected_superuser
+from nextmavens.monitor.superusers import superusers
 
 
 def _paths() -> list[str]:
@@ -61,7 +62,8 @@ def _summary() -> Summary:
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
-    """Disk, databases, last good backups, restore drills, containers and the monitors' last state."""
+    """Disk, databases, last good backups, restore drills, containers, unexpected superusers and the monitors'
+    last state."""
     summary = _summary()
     folder = state_dir()
     monitors: dict[str, Any] = {
@@ -113,6 +115,9 @@ def health_command() -> None:
             }
             for row in rows
         }
+        # A superuser the platform does not manage: once when it appears, once when it is gone.
+        _, unexpected = superusers(control)
+        extra |= {f"superuser:{name}": {"ok": False, "detail": unexpected_superuser(name)} for name in unexpected}
         control.close()
     check = check_health(
         docker_from_env(),

@@ -111,6 +111,8 @@ def changes(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
         if now is None:
             if key.startswith("container:"):
                 messages.append(f"{key} disappeared")
+            elif key.startswith("superuser:") and before is not None and not before["ok"]:
+                messages.append(f"{key} recovered: no longer a superuser")
             elif key == "docker" and before is not None and not before["ok"]:
                 messages.append("docker engine reachable again")
             continue

@@ -1,5 +1,6 @@
 """The daily summary and `nextmavens status`: disk use, each database's size, the last good backup per
-project (stale when older than its schedule allows), the last restore drill, container memory.
+project (stale when older than its schedule allows), the last restore drill, container memory, and any
+superuser role the platform does not manage (monitor.superusers).
 
 Each section is gathered on its own; a source that cannot be reached (PostgreSQL down, no docker engine)
 is reported as such instead of failing the whole picture.
@@ -18,6 +19,7 @@ from nextmavens.backup import records
 from nextmavens.backup.pipeline import Target
 from nextmavens.monitor.health import read_containers
 from nextmavens.monitor.storage import measure
+from nextmavens.monitor.superusers import superusers
 
 # A schedule's last good backup may be this old before it is stale (the period plus slack for the run).
 STALE_AFTER = {
@@ -35,6 +37,7 @@ class Summary:
     backups: list[dict[str, Any]] = field(default_factory=list)
     verifications: list[dict[str, Any]] = field(default_factory=list)
     containers: list[dict[str, Any]] | None = None
+    superusers: dict[str, list[str]] | None = None  # {"expected": [...], "unexpected": [...]}
     problems: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -45,8 +48,13 @@ class Summary:
             "backups": self.backups,
             "verifications": self.verifications,
             "containers": self.containers,
+            "superusers": self.superusers,
             "problems": self.problems,
         }
+
+
+def unexpected_superuser(name: str) -> str:
+    return f"role {name} is a superuser the platform does not manage (a tenant that escalated, or a manual change?)"
 
 
 def backup_freshness(
@@ -99,7 +107,10 @@ def gather(
                     "SELECT datname, pg_database_size(datname) FROM pg_database"
                     " WHERE NOT datistemplate AND datallowconn ORDER BY 2 DESC"
                 ).fetchall()
+                good, bad = superusers(conn)
             summary.databases = [{"name": name, "bytes": int(size)} for name, size in rows]
+            summary.superusers = {"expected": good, "unexpected": bad}
+            summary.problems += [unexpected_superuser(name) for name in bad]
         except psycopg.Error as exc:
             summary.problems.append(f"PostgreSQL unreachable: {exc.__class__.__name__}")
     if control is not None:
@@ -164,6 +175,9 @@ def render(summary: Summary) -> str:
         lines.append("Last restore drill:")
         for v in summary.verifications:
             lines.append(f"  {v['target']}: {'ok' if v.get('ok') else 'FAILED'} at {v.get('finished_at')}")
+    if summary.superusers is not None:
+        lines.append("Superusers: " + ", ".join(summary.superusers["expected"] + summary.superusers["unexpected"]))
+        lines += [f"  ! unexpected: {name}" for name in summary.superusers["unexpected"]]
     lines.append("Containers:" if summary.containers is not None else "Containers: docker engine unreachable")
     for c in summary.containers or []:
         health = f"/{c['health']}" if c["health"] else ""

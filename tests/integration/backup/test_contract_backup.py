@@ -243,13 +243,22 @@ def test_contract_dump_snapshot_matches_figures_under_concurrent_writes(pg, sett
     assert result.ok, (result.error, result.mismatches)
 
 
-def test_contract_control_database_is_backed_up_too(settings, control, client, age_key):
+def test_contract_control_database_is_backed_up_too(pg, settings, control, client, age_key):
     from nextmavens.backup.targets import all_targets
 
     targets = all_targets(None)
     assert [t.key for t in targets] == ["_platform/control"] and targets[0].database == "nextmavens"
     result = backup_target(settings, control, client, targets[0])
     assert result.ok, result.error
+    # And restores: all of it is the platform's own (one superuser run of definitions, one of data).
+    into = f"nextmavens_copy_{result.backup_id}"
+    restore_backup(settings, control, client, records.get(control, result.backup_id), age_key[0], into)
+    try:
+        restored, live = stats_of(pg, into), stats_of(pg, "nextmavens")
+        assert set(restored) == set(live) and restored["public.schema_migrations"] == live["public.schema_migrations"]
+    finally:
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(into)))
 
 
 def test_contract_missing_database_is_a_failed_backup(settings, control, client):

@@ -190,3 +190,37 @@ def test_cli_control_database_is_never_replaced_in_place(cli_env, age_key) -> No
         backup, ["restore", "_platform/control", "--identity", str(age_key[0]), "--replace"], input="y\n"
     )
     assert result.exit_code != 0 and "not replaced in place" in result.output
+
+
+def test_contract_cli_replace_waits_for_a_running_apply_then_says_nothing_changed(
+    fresh_pg, standin, age_key, cli_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 8 item 6: the swap takes the apply lock; when an apply holds it too long, a clear error (no
+    traceback) says the live database is unchanged and where the restored copy is."""
+    from nextmavens.control.db import connect_control
+    from nextmavens.engine.session import Engine, EngineConfig
+
+    runner = CliRunner()
+    assert runner.invoke(backup, ["run", "clitest/clishop"]).exit_code == 0
+    monkeypatch.setenv("NEXTMAVENS_LOCK_TIMEOUT", "0.5")
+    before = stats(fresh_pg, "clishop")
+    with psycopg.connect(fresh_pg.dsn_for("clishop"), autocommit=True) as conn:
+        conn.execute("DELETE FROM public.t000_users")  # the accident being undone
+    damaged = stats(fresh_pg, "clishop")
+    applying = connect_control(fresh_pg.dsn)
+    try:
+        with Engine(EngineConfig(fresh_pg.dsn, tmp_path / "unused.key")).locked(applying):
+            result = runner.invoke(
+                backup, ["restore", "clitest/clishop", "--identity", str(age_key[0]), "--replace"], input="y\n"
+            )
+    finally:
+        applying.close()
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "another apply is running" in result.output and "Nothing was replaced" in result.output
+    kept = result.output.split("is kept as ", 1)[1].split(" ", 1)[0]
+    assert stats(fresh_pg, kept) == before and stats(fresh_pg, "clishop") == damaged
+    # The command it suggests restores the same backup (not the fresh one of the damaged database).
+    retry = result.output.split("To try again: nextmavens backup ", 1)[1].split()
+    again = runner.invoke(backup, retry, input="y\n")
+    assert again.exit_code == 0, again.output
+    assert stats(fresh_pg, "clishop") == before

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -66,14 +67,19 @@ def test_status_json_and_text(pg, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "Disk:" in text.output and "Databases:" in text.output
 
 
+def monitor_env(monkeypatch: pytest.MonkeyPatch, server, tmp_path: Path) -> None:
+    """As the host's timers run the monitors: a DSN, a state folder, no manifests."""
+    monkeypatch.setenv("NEXTMAVENS_DSN", server.dsn)
+    monkeypatch.setenv("NEXTMAVENS_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("NEXTMAVENS_PROJECTS", str(tmp_path / "no-projects"))
+
+
 def test_health_alerts_a_stale_backup_once_then_its_recovery(
     fresh_pg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from nextmavens.monitor.cli import monitor
 
-    monkeypatch.setenv("NEXTMAVENS_DSN", fresh_pg.dsn)
-    monkeypatch.setenv("NEXTMAVENS_STATE_DIR", str(tmp_path))
-    monkeypatch.setenv("NEXTMAVENS_PROJECTS", str(tmp_path / "no-projects"))
+    monitor_env(monkeypatch, fresh_pg, tmp_path)
     runner = CliRunner()
     first = runner.invoke(monitor, ["health"])
     assert first.exit_code == 0, first.output
@@ -88,3 +94,46 @@ def test_health_alerts_a_stale_backup_once_then_its_recovery(
     control.close()
     third = runner.invoke(monitor, ["health"])
     assert "backup:_platform/control recovered: last good 0.0 h ago" in third.stderr
+
+
+def test_status_reports_a_superuser_the_platform_does_not_manage(
+    fresh_pg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 8 item 1: an escalated tenant role (or any unmanaged superuser) is a problem in `status`."""
+    monitor_env(monkeypatch, fresh_pg, tmp_path)
+    with psycopg.connect(fresh_pg.dsn, autocommit=True) as conn:
+        conn.execute("CREATE ROLE nextmavens_layer NOLOGIN SUPERUSER")  # the engine's own: expected
+        conn.execute("CREATE ROLE supabase_admin NOLOGIN SUPERUSER")  # the supabase image's bootstrap role
+        conn.execute("CREATE ROLE owner_shop LOGIN SUPERUSER")
+    runner = CliRunner()
+    data = json.loads(runner.invoke(status, ["--json"]).output)
+    assert data["superusers"] == {
+        "expected": ["nextmavens_layer", "postgres", "supabase_admin"],
+        "unexpected": ["owner_shop"],
+    }
+    assert any("owner_shop is a superuser the platform does not manage" in p for p in data["problems"])
+    text = runner.invoke(status, [])
+    assert text.exit_code == 1 and "unexpected: owner_shop" in text.output
+    with psycopg.connect(fresh_pg.dsn, autocommit=True) as conn:
+        conn.execute("ALTER ROLE owner_shop NOSUPERUSER")
+    data = json.loads(runner.invoke(status, ["--json"]).output)
+    assert data["superusers"]["unexpected"] == [] and not any("superuser" in p for p in data["problems"])
+
+
+def test_health_alerts_an_unmanaged_superuser_once_then_its_removal(
+    fresh_pg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nextmavens.monitor.cli import monitor
+
+    monitor_env(monkeypatch, fresh_pg, tmp_path)
+    runner = CliRunner()
+    assert "superuser:" not in runner.invoke(monitor, ["health"]).stderr  # postgres is expected
+    with psycopg.connect(fresh_pg.dsn, autocommit=True) as conn:
+        conn.execute("CREATE ROLE owner_shop LOGIN SUPERUSER")
+    first = runner.invoke(monitor, ["health"])
+    assert first.exit_code == 0, first.output
+    assert "superuser:owner_shop is DOWN: role owner_shop is a superuser the platform does not manage" in first.stderr
+    assert "superuser:" not in runner.invoke(monitor, ["health"]).stderr  # still there: not repeated
+    with psycopg.connect(fresh_pg.dsn, autocommit=True) as conn:
+        conn.execute("ALTER ROLE owner_shop NOSUPERUSER")
+    assert "superuser:owner_shop recovered: no longer a superuser" in runner.invoke(monitor, ["health"]).stderr
