@@ -23,6 +23,7 @@ from tests.integration.edge.standins import (
     serve,
     serve_proxy,
 )
+from tests.support.dotenv import compose_go_dotenv
 from tests.support.engine import Stage
 from tests.support.projects import write_project
 
@@ -224,8 +225,8 @@ def _keys(stage: Stage, project: str) -> dict[str, str]:
 
 
 def _env(edge: Edge, ref: str, name: str) -> dict[str, str]:
-    lines = (edge.services_dir / ref / name).read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line)
+    """The env file as docker compose reads it (no variable is defined, so nothing could be expanded)."""
+    return compose_go_dotenv((edge.services_dir / ref / name).read_text(), lambda _name: None)
 
 
 def test_keys_rotate_converges_the_edge_so_only_the_new_keys_work(stage: Stage, gated_edge: Edge) -> None:

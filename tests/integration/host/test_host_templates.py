@@ -62,6 +62,9 @@ def test_env_wrapper_loads_secrets_without_holding_any(config: HostData) -> None
     text = render("templates/nextmavens/nextmavens-env.j2", **template_context(config))
     assert ". /etc/nextmavens/secrets.env" in text
     assert 'NEXTMAVENS_DSN="postgresql://postgres:${POSTGRES_PASSWORD}@127.0.0.1:5432/nextmavens"' in text
+    # keys rotate and destroy converge the edge from the same manifests apply uses
+    assert f"NEXTMAVENS_PROJECTS={config.projects_dir}" in text
+    assert "export NEXTMAVENS_DSN NEXTMAVENS_MASTER_KEY NEXTMAVENS_PROJECTS" in text
 
 
 def _free_port() -> int:

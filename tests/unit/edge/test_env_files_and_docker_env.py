@@ -1,16 +1,12 @@
 """Env files docker compose reads literally, and docker run with no platform secret in its environment.
 
-`compose_go_dotenv` below transcribes the parts of compose-go's dotenv/parser.go (`parse`, `locateKeyName`,
-`extractVarValue`; identical from v2.0.0 through v2.1.x, the compose Debian 13 ships) that decide what a
-value becomes, plus the `${VAR}` / `$VAR` / `$$` interpolation of its template package that unquoted and
-double-quoted values go through. The written form is checked against it and against the facts table.
+The written form is checked against `tests.support.dotenv.compose_go_dotenv` (compose-go's parser,
+transcribed) and against the facts table.
 """
 
 from __future__ import annotations
 
-import re
 import stat
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,64 +15,8 @@ from nextmavens.edge.host import EdgeHost, EdgeHostConfig, edge_runtime, running
 from nextmavens.edge.services import env_file_text, env_file_value, render_project_services, write_project_files
 from nextmavens.keys import issue_api_keys, new_jwt_secret, new_password
 from nextmavens.monitor.storage import run_command
+from tests.support.dotenv import compose_go_dotenv
 from tests.unit.edge.fixtures import manifest, secrets_for, settings
-
-_VARIABLE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?+-][^}]*)?\}|([A-Za-z_][A-Za-z0-9_]*))")
-
-
-def _interpolate(value: str, lookup: Callable[[str], str | None]) -> str:
-    def one(match: re.Match[str]) -> str:
-        if match[1]:
-            return "$"
-        return lookup(match[2] or match[3]) or ""
-
-    return _VARIABLE.sub(one, value)
-
-
-def compose_go_dotenv(src: str, lookup: Callable[[str], str | None]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    rest = src
-    while True:
-        rest = rest.lstrip()
-        while rest.startswith("#"):  # getStatementStart: comment lines
-            rest = rest.partition("\n")[2].lstrip()
-        if not rest:
-            return out
-        key, sep, rest = re.split(r"([=:\n])", rest, maxsplit=1)
-        key = key.strip()
-        assert sep != "\n", "inherited variables are not written"
-        rest = rest.lstrip(" \t\v\f\r")
-        quote = rest[:1]
-        if quote not in ("'", '"'):  # unquoted: up to the line end, " #..." cut, interpolated
-            line, _, rest = rest.partition("\n")
-            out[key] = _interpolate(line.split(" #", 1)[0].rstrip(), lookup)
-            continue
-        chars: list[str] = []
-        escaped = False
-        for index in range(1, len(rest)):
-            char = rest[index]
-            if char != quote:
-                if not escaped and char == "\\":
-                    escaped = True
-                    continue
-                if escaped:
-                    escaped = False
-                    chars.append("\\")
-                chars.append(char)
-                continue
-            if escaped:  # \' inside '...', \" inside "..."
-                escaped = False
-                chars.append(char)
-                continue
-            value = "".join(chars)
-            if quote == '"':  # expandEscapes (only \\ and \$ matter here), then interpolation
-                value = _interpolate(value.replace("\\$", "$$").replace("\\\\", "\\"), lookup)
-            out[key] = value
-            rest = rest[index + 1 :]
-            break
-        else:
-            raise ValueError("unterminated quoted value")
-
 
 COMPOSE_ENV = {"POSTGRES_PASSWORD": "cluster-superuser-password", "NEXTMAVENS_DSN": "postgresql://postgres:pw@db/"}
 
