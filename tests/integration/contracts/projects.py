@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 import jwt
+import psycopg
 
 from nextmavens.edge.services import RenderedServices, render_project_services
 from nextmavens.keys import ProjectSecrets
@@ -70,3 +72,16 @@ def user_token(project: Applied, sub: str, email: str) -> str:
         "exp": now + int(env["GOTRUE_JWT_EXP"]),
     }
     return jwt.encode(claims, env["GOTRUE_JWT_SECRET"], algorithm="HS256")
+
+
+def login_rendered(stage: Stage, uri: str) -> psycopg.Connection:
+    """Log in with the role, password and database of a rendered service URI (PGRST_DB_URI,
+    GOTRUE_DB_DATABASE_URL), at this test server instead of the edge's `db` host."""
+    parts = urlsplit(uri)
+    return psycopg.connect(
+        stage.server.dsn_for(
+            unquote(parts.path.lstrip("/")), user=unquote(parts.username or ""), password=unquote(parts.password or "")
+        ),
+        autocommit=True,
+        connect_timeout=5,
+    )

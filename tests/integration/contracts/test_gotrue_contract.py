@@ -13,7 +13,7 @@ import psycopg
 from nextmavens.engine.desired import AUTH_FUNCTIONS
 from nextmavens.upstream.facts import pinned
 from tests.integration.contracts.postgrest_tx import claims_of, load_role_settings, request
-from tests.integration.contracts.projects import SHOP_JWT_EXPIRY, apply_two_projects, user_token
+from tests.integration.contracts.projects import SHOP_JWT_EXPIRY, apply_two_projects, login_rendered, user_token
 from tests.support.engine import Stage
 
 SUB = "33333333-3333-3333-3333-333333333333"
@@ -38,10 +38,7 @@ def test_contract_gotrue_auth_admin_owns_schema_auth_and_its_functions(stage: St
             "SELECT setconfig FROM pg_db_role_setting WHERE setrole = %s::regrole AND setdatabase = 0", (admin,)
         ) == [(["search_path=auth"],)]
         # Logged in as GoTrue is, with the password in its rendered URL.
-        with psycopg.connect(
-            stage.server.dsn_for(project.names.database, user=admin, password=unquote(url.password or "")),
-            autocommit=True,
-        ) as conn:
+        with login_rendered(stage, project.auth_env["GOTRUE_DB_DATABASE_URL"]) as conn:
             assert conn.execute("SHOW search_path").fetchone() == ("auth",)
             # What GoTrue's first migrations do: unqualified tables land in auth, auth.uid() is replaced.
             conn.execute("CREATE TABLE IF NOT EXISTS users (instance_id uuid, id uuid PRIMARY KEY, email text)")
@@ -96,7 +93,7 @@ def test_contract_gotrue_jwt_settings_agree_with_postgrest(stage: Stage) -> None
         # So a user's token signed as GoTrue does is accepted by PostgREST and drives auth.uid() in SQL.
         token = user_token(project, SUB, f"user@{ref}.example")
         assert claims_of(token, rest)["exp"] - claims_of(token, rest)["iat"] == int(expiry)
-        with stage.login(project.names.authenticator, project.names.database, ref) as conn:
+        with login_rendered(stage, rest["PGRST_DB_URI"]) as conn:
             with request(conn, rest, load_role_settings(conn), token):
                 row = conn.execute("SELECT current_user, auth.uid()::text, auth.jwt() ->> 'aud'").fetchone()
                 assert row == ("authenticated", SUB, auth["GOTRUE_JWT_AUD"])

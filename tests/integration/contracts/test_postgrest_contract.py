@@ -10,7 +10,7 @@ import pytest
 
 from nextmavens.upstream.facts import pinned
 from tests.integration.contracts.postgrest_tx import load_role_settings, read_query, request
-from tests.integration.contracts.projects import SHOP_MAX_ROWS, Applied, apply_two_projects, user_token
+from tests.integration.contracts.projects import SHOP_MAX_ROWS, Applied, apply_two_projects, login_rendered, user_token
 from tests.support.engine import Stage
 
 ALICE = "11111111-1111-1111-1111-111111111111"
@@ -43,7 +43,8 @@ def test_contract_postgrest_request_roles_claims_grants_and_rls(stage: Stage, pr
     shop = projects["shop"]
     env = shop.rest_env
     assert env["PGRST_DB_URI"].startswith(f"postgres://{shop.names.authenticator}:")
-    with stage.login(shop.names.authenticator, shop.names.database, "shop") as conn:
+    assert env["PGRST_DB_URI"].endswith(f"/{shop.names.database}")
+    with login_rendered(stage, shop.rest_env["PGRST_DB_URI"]) as conn:
         # Config/Database.hs queryRoleSettings: the engine's per-role timeouts reach PostgREST this way only
         # (ALTER ROLE ... SET does nothing on SET ROLE).
         role_settings = load_role_settings(conn)
@@ -102,7 +103,7 @@ def test_contract_postgrest_request_roles_claims_grants_and_rls(stage: Stage, pr
 
 def test_contract_postgrest_refuses_keys_of_another_project(stage: Stage, projects: dict[str, Applied]) -> None:
     shop, desk = projects["shop"], projects["desk"]
-    with stage.login(shop.names.authenticator, shop.names.database, "shop") as conn:
+    with login_rendered(stage, shop.rest_env["PGRST_DB_URI"]) as conn:
         role_settings = load_role_settings(conn)
         with (
             pytest.raises(jwt.InvalidSignatureError),
@@ -124,7 +125,7 @@ def test_contract_postgrest_anon_cannot_reach_another_projects_database(
         for ref in ("shop", "desk"):
             assert stage.sql("SELECT has_database_privilege(%s, %s, 'CONNECT')", (role, ref)) == [(False,)], role
     # ...and desk's own authenticator, which can, only sees desk's database.
-    with stage.login(desk.names.authenticator, desk.names.database, "desk") as conn:
+    with login_rendered(stage, desk.rest_env["PGRST_DB_URI"]) as conn:
         role_settings = load_role_settings(conn)
         with request(conn, desk.rest_env, role_settings, desk.secrets.keys.anon):
             assert conn.execute("SELECT to_regclass('public.notes')").fetchone() == (None,)
@@ -138,7 +139,7 @@ def test_contract_postgrest_max_rows_as_rendered(stage: Stage, projects: dict[st
     assert shop.rest_env["PGRST_DB_MAX_ROWS"] == str(SHOP_MAX_ROWS) == str(shop.manifest.api.max_rows)
     assert desk.rest_env["PGRST_DB_MAX_ROWS"] == str(desk.manifest.api.max_rows)
     max_rows = int(shop.rest_env["PGRST_DB_MAX_ROWS"])
-    with stage.login(shop.names.authenticator, shop.names.database, "shop") as conn:
+    with login_rendered(stage, shop.rest_env["PGRST_DB_URI"]) as conn:
         role_settings = load_role_settings(conn)
         with request(conn, shop.rest_env, role_settings, shop.secrets.keys.anon, path="/catalog"):
             total, page_total, body, *_ = _one(conn, *read_query("catalog", max_rows))
@@ -157,8 +158,8 @@ def test_contract_postgrest_schema_reload_notify_reaches_the_listener(
         assert applied.rest_env.get("PGRST_DB_CHANNEL", "pgrst") == "pgrst"
         assert applied.rest_env.get("PGRST_DB_CHANNEL_ENABLED", "true") == "true"
     with (
-        stage.login(shop.names.authenticator, shop.names.database, "shop") as listener,
-        stage.login(desk.names.authenticator, desk.names.database, "desk") as desk_listener,
+        login_rendered(stage, shop.rest_env["PGRST_DB_URI"]) as listener,
+        login_rendered(stage, desk.rest_env["PGRST_DB_URI"]) as desk_listener,
         stage.login("owner_shop", "shop", "shop") as owner,
         stage.login("owner_desk", "desk", "desk") as desk_owner,
     ):
