@@ -15,7 +15,7 @@ from nextmavens.manifest.loader import load_manifests
 from nextmavens.naming import project_names
 from tests.support.engine import Stage
 from tests.support.projects import write_project
-from tests.support.scratch import scratch_dir
+from tests.support.scratch import cloned_server
 
 REFS = ("shop", "desk", "crm")
 
@@ -23,10 +23,7 @@ REFS = ("shop", "desk", "crm")
 @pytest.fixture(scope="module")
 def applied(pg_template):  # type: ignore[no-untyped-def]
     """Three applied projects in two orgs, shared by the tests of this module (they only read)."""
-    base = scratch_dir("nextmavens-isolation-")
-    server = pg_template.clone(base / "server")
-    server.start()
-    try:
+    with cloned_server(pg_template, "nextmavens-isolation-") as (server, base):
         projects = base / "projects"
         for org, ref in (("acme", "shop"), ("acme", "crm"), ("globex", "desk")):
             write_project(projects, org, ref)
@@ -41,8 +38,6 @@ def applied(pg_template):  # type: ignore[no-untyped-def]
                 " (2, '22222222-2222-2222-2222-222222222222', 'theirs');"
             )
         yield stage
-    finally:
-        server.stop()  # also when setting up failed: never leave a server running
 
 
 @pytest.mark.parametrize(("own", "other"), list(itertools.permutations(REFS, 2)))

@@ -21,7 +21,7 @@ from nextmavens.manifest.loader import load_manifests
 from nextmavens.naming import project_names
 from tests.support.engine import REPO, Stage
 from tests.support.projects import write_project, write_raw
-from tests.support.scratch import scratch_dir
+from tests.support.scratch import cloned_server
 
 REFS = ("alpha", "bravo", "charlie")
 
@@ -29,14 +29,10 @@ REFS = ("alpha", "bravo", "charlie")
 @pytest.fixture
 def durable_stage(pg_template: LocalPostgres, tmp_path: Path) -> Iterator[Stage]:
     """A stage on a server with fsync on: killed applies must be tested against real durability timings."""
-    server = pg_template.clone(scratch_dir("nextmavens-pgdurable-") / "server", fast=False)
-    server.start()
-    try:
+    with cloned_server(pg_template, "nextmavens-pgdurable-", fast=False) as (server, _):
         projects = tmp_path / "projects"
         projects.mkdir()
         yield Stage(server=server, projects=projects, master_key=tmp_path / "keys" / "master.key")
-    finally:
-        server.stop()
 
 
 def _write_three(stage: Stage) -> None:

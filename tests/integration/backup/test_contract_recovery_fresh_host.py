@@ -24,18 +24,14 @@ from nextmavens.control.db import connect_control, dsn_without_password
 from nextmavens.localdb import LocalPostgres
 from tests.support.engine import Stage
 from tests.support.projects import write_project
-from tests.support.scratch import scratch_dir
+from tests.support.scratch import cloned_server
 
 
 @pytest.fixture
 def new_host(pg_template: LocalPostgres) -> Iterator[LocalPostgres]:
     """A second new, empty server: the replacement host."""
-    server = pg_template.clone(scratch_dir("nextmavens-pgnew-") / "server")
-    server.start()
-    try:
+    with cloned_server(pg_template, "nextmavens-pgnew-") as (server, _):
         yield server
-    finally:
-        server.stop()
 
 
 def host_env(
