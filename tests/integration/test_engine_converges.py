@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from nextmavens.control.db import connect_cluster
 from tests.support.engine import Stage
 from tests.support.projects import write_project
 
@@ -238,3 +239,30 @@ def test_swapping_one_extension_for_another_creates_the_new_one_and_keeps_the_ol
     assert after.empty and after.errors == ()
     # The removed extension stays listed as kept, on every plan, until someone drops it on purpose.
     assert any("pgcrypto" in n.detail for n in after.notices if n.project == "acme/shop")
+
+
+def test_settings_the_owner_puts_on_its_database_do_not_steer_the_platforms_sessions(stage: Stage) -> None:
+    """A database owner may ALTER DATABASE ... SET: timeouts that cancel the platform's statements or end its
+    sessions, read-only transactions, even the role its sessions run as. The platform's sessions inside a
+    project database (reading extensions, the layer step) pin all of these as client options."""
+    write_project(stage.projects, "acme", "shop")
+    stage.apply()
+    with stage.login("owner_shop", "shop", "shop") as owner:
+        for setting in (
+            "statement_timeout = '1ms'",
+            "lock_timeout = '1ms'",
+            "idle_session_timeout = '1ms'",
+            "idle_in_transaction_session_timeout = '1ms'",
+            "default_transaction_read_only = on",
+            "role = 'owner_shop'",
+        ):
+            owner.execute(f"ALTER DATABASE shop SET {setting}")
+    # A swap makes the plan read the database's extensions by name, and the apply run the layer step there.
+    write_project(stage.projects, "acme", "shop", database={"extensions": ["uuid-ossp", "pg_trgm"]})
+    assert any(c.kind == "layer" for c in stage.plan().changes)
+    stage.apply()
+    assert stage.plan().empty
+    owned = "SELECT pg_get_userbyid(extowner), extnamespace::regnamespace::text FROM pg_extension WHERE extname = %s"
+    with connect_cluster(stage.server.dsn, "shop", trusted_path=True) as conn:
+        assert conn.execute("SELECT current_user = session_user").fetchone() == (True,)
+        assert conn.execute(owned, ("pg_trgm",)).fetchall() == [("nextmavens_layer", "extensions")]
