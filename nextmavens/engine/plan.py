@@ -461,9 +461,9 @@ def _notices(desired: DesiredState, observed: ObservedState) -> list[Notice]:
                 Notice(
                     spec.key,
                     "orphan",
-                    f"extension(s) {', '.join(kept)} are no longer in database.extensions and are kept in database "
-                    f"{spec.database.name!r}: dropping an extension drops what uses it (columns, indexes, "
-                    "functions). If nothing does, a superuser may DROP EXTENSION it",
+                    f"extension(s) {', '.join(kept)} in database {spec.database.name!r} are the platform's but not "
+                    "in database.extensions (removed from it): kept, since dropping an extension drops what uses it "
+                    "(columns, indexes, functions). If nothing does, a superuser may DROP EXTENSION it",
                 )
             )
         if spec.state == "absent" and spec.ref not in observed.control_projects:

@@ -266,3 +266,17 @@ def test_settings_the_owner_puts_on_its_database_do_not_steer_the_platforms_sess
     with connect_cluster(stage.server.dsn, "shop", trusted_path=True) as conn:
         assert conn.execute("SELECT current_user = session_user").fetchone() == (True,)
         assert conn.execute(owned, ("pg_trgm",)).fetchall() == [("nextmavens_layer", "extensions")]
+
+
+def test_an_extension_that_came_with_another_is_not_listed_as_kept(stage: Stage) -> None:
+    write_project(stage.projects, "acme", "shop", database={"extensions": ["uuid-ossp", "pgcrypto"]})
+    stage.apply()
+    # As the layer would create a declared extension that requires another (CASCADE creates cube too).
+    stage.sql(
+        "BEGIN; SET LOCAL ROLE nextmavens_layer; CREATE EXTENSION earthdistance WITH SCHEMA extensions CASCADE; COMMIT",
+        dbname="shop",
+    )
+    plan = stage.plan()
+    assert plan.empty
+    [kept] = [n.detail for n in plan.notices if n.project == "acme/shop"]
+    assert kept.startswith("extension(s) earthdistance in database 'shop' are the platform's")  # cube: required

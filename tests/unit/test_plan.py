@@ -234,7 +234,7 @@ def test_a_swapped_extension_is_found_by_name_and_created(manifests, tmp_path: P
     ]
     [notice] = plan.notices
     assert notice.project == "acme/my-shop" and notice.detail.startswith(
-        "extension(s) pgcrypto are no longer in database.extensions and are kept in database 'my_shop'"
+        "extension(s) pgcrypto in database 'my_shop' are the platform's but not in database.extensions"
     )
 
 
