@@ -17,6 +17,21 @@ MIGRATE_LOCK_KEY = 7_242_016_311
 SETUP_LOCK_TIMEOUT = "60s"
 
 
+# Client options for a superuser session inside a project's database (see connect_cluster).
+TRUSTED_OPTIONS = " ".join(
+    f"-c {setting}"
+    for setting in (
+        "search_path=pg_catalog,pg_temp",
+        "role=none",
+        "statement_timeout=0",
+        "lock_timeout=0",
+        "idle_session_timeout=0",
+        "idle_in_transaction_session_timeout=0",
+        "default_transaction_read_only=off",
+    )
+)
+
+
 def dsn_for_database(dsn: str, dbname: str) -> str:
     return make_conninfo(dsn, dbname=dbname)
 
@@ -32,12 +47,13 @@ def dsn_without_password(dsn: str) -> tuple[str, str | None]:
 def connect_cluster(dsn: str, dbname: str | None = None, trusted_path: bool = False) -> psycopg.Connection:
     """An autocommit superuser connection (CREATE DATABASE cannot run inside a transaction).
 
-    `trusted_path`: search only pg_catalog, whatever the database's own settings say (a client option
-    outranks ALTER DATABASE/ROLE ... SET); for sessions inside a project's database.
+    `trusted_path`: for sessions inside a project's database, whose owner may ALTER DATABASE ... SET. Client
+    options outrank those settings: search only pg_catalog, run as the connecting superuser (not a `role`
+    the owner set), and no timeout or read-only default of the owner's cancels or ends the session.
     """
     target = dsn_for_database(dsn, dbname) if dbname else dsn
     if trusted_path:
-        target = make_conninfo(target, options="-c search_path=pg_catalog,pg_temp")
+        target = make_conninfo(target, options=TRUSTED_OPTIONS)
     return psycopg.connect(target, autocommit=True, application_name="nextmavens")
 
 

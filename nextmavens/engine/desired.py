@@ -19,6 +19,7 @@ CLUSTER = "cluster"
 
 # Where the layer's schemas live and who owns them.
 LAYER_OWNED_SCHEMAS = ("extensions", "graphql_public", "pgbouncer")
+EXTENSION_SCHEMA = "extensions"  # where the layer creates every declared extension
 API_SCHEMAS = ("public", "extensions", "auth", "storage", "graphql_public")
 OWNER_USAGE_SCHEMAS = ("extensions", "auth", "storage", "graphql_public")
 DEFAULT_PRIVILEGE_KINDS = ("TABLES", "SEQUENCES", "FUNCTIONS")

@@ -137,10 +137,18 @@ class Executor:
     def _do_record(self, change: Change) -> None:
         project = self._project(change)
         self._control.execute(
-            "INSERT INTO projects (ref, org, name, state, manifest_path, layer_version, last_applied_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, now())"
+            "INSERT INTO projects (ref, org, name, state, manifest_path, layer_version, extensions, last_applied_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, now())"
             " ON CONFLICT (ref) DO UPDATE SET org = excluded.org, name = excluded.name, state = excluded.state,"
             " manifest_path = excluded.manifest_path, layer_version = excluded.layer_version,"
-            " last_applied_at = now(), destroyed_at = NULL",
-            (project.ref, project.org, project.name, project.state, project.manifest_path, LAYER_VERSION),
+            " extensions = excluded.extensions, last_applied_at = now(), destroyed_at = NULL",
+            (
+                project.ref,
+                project.org,
+                project.name,
+                project.state,
+                project.manifest_path,
+                LAYER_VERSION,
+                sorted(project.layer.extensions),  # what the plan compares (plan.databases_to_inspect)
+            ),
         )

@@ -2,14 +2,27 @@
 
 Shared catalogs (roles, memberships, settings, databases, pg_shdepend) describe every database at once;
 the control database adds what was recorded and stored. Ten queries in all.
+
+Extension names live only in each database's own catalog: `observe_extensions` reads them, one connection
+and one query per database, for the few databases the planner asks about (plan.databases_to_inspect).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import psycopg
 
 from nextmavens.control.crypto import Sealer
-from nextmavens.engine.observed import PUBLIC, ControlProject, ObservedDatabase, ObservedRole, ObservedState
+from nextmavens.control.db import connect_cluster
+from nextmavens.engine.observed import (
+    PUBLIC,
+    ControlProject,
+    ObservedDatabase,
+    ObservedExtension,
+    ObservedRole,
+    ObservedState,
+)
 
 TRACKED_CATALOGS = (
     "pg_namespace",
@@ -74,11 +87,14 @@ def observe(cluster: psycopg.Connection, control: psycopg.Connection, sealer: Se
         )
     }
 
-    for row in control.execute(
-        "SELECT ref, org, name, state, manifest_path, keys_issued_at, layer_version, destroyed_at IS NOT NULL"
-        " FROM projects"
+    for ref, org, name, project_state, path, keys_at, layer, destroyed, extensions in control.execute(
+        "SELECT ref, org, name, state, manifest_path, keys_issued_at, layer_version, destroyed_at IS NOT NULL,"
+        " extensions FROM projects"
     ):
-        state.control_projects[row[0]] = ControlProject(*row)
+        recorded = None if extensions is None else tuple(extensions)
+        state.control_projects[ref] = ControlProject(
+            ref, org, name, project_state, path, keys_at, layer, destroyed, recorded
+        )
 
     for slug, name, members in control.execute("SELECT slug, name, members FROM orgs"):
         state.control_orgs[slug] = (name, tuple((m["email"], m["role"]) for m in members))
@@ -88,3 +104,27 @@ def observe(cluster: psycopg.Connection, control: psycopg.Connection, sealer: Se
         if name.startswith("verifier:"):
             state.expected_verifiers[name.removeprefix("verifier:")] = sealer.open(nonce, ciphertext, f"{scope}/{name}")
     return state
+
+
+# Each extension with its owner, its schema, and the extensions that require it (pg_depend links them).
+_EXTENSIONS = (
+    "SELECT e.extname, pg_get_userbyid(e.extowner), n.nspname,"
+    " array(SELECT r.extname FROM pg_depend d JOIN pg_extension r ON r.oid = d.objid"
+    "  WHERE d.classid = 'pg_extension'::regclass AND d.refclassid = 'pg_extension'::regclass"
+    "  AND d.refobjid = e.oid ORDER BY 1)"
+    " FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+)
+
+
+def observe_extensions(dsn: str, state: ObservedState, databases: Iterable[str]) -> None:
+    """Fill `state.extensions` for `databases`: one connection and one query each.
+
+    A superuser session inside a project's database: trusted_path pins the search path to pg_catalog, so no
+    function or operator the project defined (its owner may set the database's search_path) runs here.
+    """
+    for database in databases:
+        with connect_cluster(dsn, database, trusted_path=True) as conn:
+            state.extensions[database] = {
+                name: ObservedExtension(name, owner, schema, tuple(required_by))
+                for name, owner, schema, required_by in conn.execute(_EXTENSIONS)
+            }

@@ -38,6 +38,15 @@ class ControlProject:
     keys_issued_at: int | None
     layer_version: int
     destroyed: bool
+    extensions: tuple[str, ...] | None = None  # declared at the last apply, sorted; None: not recorded
+
+
+@dataclass(frozen=True)
+class ObservedExtension:
+    name: str
+    owner: str
+    schema: str
+    required_by: tuple[str, ...] = ()  # extensions that depend on it (it came with them, by CASCADE)
 
 
 @dataclass
@@ -50,6 +59,8 @@ class ObservedState:
     # (database, catalog, role, deptype) -> rows in pg_shdepend
     dependencies: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     available_extensions: set[str] = field(default_factory=set)
+    # database -> extension name -> what it is; only for the databases whose extensions were read by name
+    extensions: dict[str, dict[str, ObservedExtension]] = field(default_factory=dict)
     control_projects: dict[str, ControlProject] = field(default_factory=dict)
     # org slug -> (name, ((email, role), ...)) as recorded
     control_orgs: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=dict)

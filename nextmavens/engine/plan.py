@@ -8,6 +8,7 @@ from typing import Any
 from nextmavens.engine.desired import (
     CLUSTER,
     CLUSTER_SCOPE,
+    EXTENSION_SCHEMA,
     LAYER_ROLE,
     LAYER_VERSION,
     DesiredState,
@@ -159,29 +160,47 @@ def _not_ours(project: ProjectSpec, observed: ObservedState) -> list[str]:
 
 
 def _extension_owner_errors(project: ProjectSpec, observed: ObservedState) -> list[str]:
-    """A declared extension someone else created first (the project owner may create trusted ones) makes
-    CREATE EXTENSION IF NOT EXISTS a no-op, and the layer would be planned again on every run."""
+    """A declared extension that exists but is not the layer's: someone else created it first (the project's
+    owner may create trusted ones), so CREATE EXTENSION IF NOT EXISTS would skip it and leave it theirs."""
     database = project.database.name
-    if database not in observed.databases:
-        return []
-    in_place = observed.dependencies.get((database, "pg_extension", LAYER_ROLE, "o"), 0)
-    if in_place >= len(project.layer.extensions):
-        return []
-    owners = sorted(
-        (role, count)
-        for (db, catalog, role, deptype), count in observed.dependencies.items()
-        if db == database and catalog == "pg_extension" and deptype == "o" and role != LAYER_ROLE
-    )
-    if not owners:
-        return []
-    held = ", ".join(f"{count} owned by {role}" for role, count in owners)
-    return [
-        f"{project.manifest_path}: database {database!r} holds extension(s) the platform did not create ({held}), "
-        f"and {len(project.layer.extensions) - in_place} of the manifest's extensions "
-        f"({', '.join(project.layer.extensions)}) are not in place. The platform creates them itself, owned by "
-        f"{LAYER_ROLE} in schema extensions, and cannot while a copy of the same name exists: list them with "
-        f"\\dx in {database}, drop the project's copy (DROP EXTENSION, as its owner), or remove it from the manifest"
-    ]
+    found = observed.extensions.get(database, {})
+    errors = []
+    for name in project.layer.extensions:
+        copy = found.get(name)
+        if copy is None or (copy.owner, copy.schema) == (LAYER_ROLE, EXTENSION_SCHEMA):
+            continue
+        errors.append(
+            f"{project.manifest_path}: database.extensions: extension {name!r} already exists in database "
+            f"{database!r}, owned by {copy.owner} in schema {copy.schema}. The platform creates declared "
+            f"extensions itself, owned by {LAYER_ROLE} in schema {EXTENSION_SCHEMA}, and never takes over one it "
+            f"did not create: drop that copy (DROP EXTENSION, as its owner or a superuser; what uses it goes with "
+            f"it), or remove {name!r} from database.extensions"
+        )
+    return errors
+
+
+def databases_to_inspect(desired: DesiredState, observed: ObservedState) -> list[str]:
+    """Project databases whose extensions must be read by name (observe.observe_extensions: one connection each).
+
+    pg_shdepend counts the extensions the layer owns but does not name them: a manifest that swaps one for
+    another keeps the count. Names are read only where they may differ from what is wanted: the manifest's list
+    is not the one recorded at the last apply, or the layer owns a different number than declared (one was
+    dropped; one left the manifest and is kept; one came with a declared one, by CASCADE). A converged cluster
+    needs none.
+    """
+    wanted = []
+    for project in desired.projects:
+        database = observed.databases.get(project.database.name)
+        record = observed.control_projects.get(project.ref)
+        if not project.managed or database is None or not database.allow_connections:
+            continue  # absent; or still to be created or opened, and its layer is planned in full anyway
+        if record is None or record.destroyed:
+            continue  # not the project's own: a plan error, never looked into
+        declared = tuple(sorted(project.layer.extensions))
+        owned = observed.dependencies.get((database.name, "pg_extension", LAYER_ROLE, "o"), 0)
+        if record.extensions != declared or owned != len(declared):
+            wanted.append(database.name)
+    return wanted
 
 
 def _project_changes(project: ProjectSpec, observed: ObservedState) -> list[Change]:
@@ -219,7 +238,15 @@ def _project_changes(project: ProjectSpec, observed: ObservedState) -> list[Chan
                     f"end the open sessions of {user} (project is {project.state})",
                 )
             )
-    wanted = (project.org, project.name, project.state, project.manifest_path, LAYER_VERSION, False)
+    wanted = (
+        project.org,
+        project.name,
+        project.state,
+        project.manifest_path,
+        LAYER_VERSION,
+        False,
+        tuple(sorted(project.layer.extensions)),
+    )
     if (
         record is None
         or (
@@ -229,6 +256,7 @@ def _project_changes(project: ProjectSpec, observed: ObservedState) -> list[Chan
             record.manifest_path,
             record.layer_version,
             record.destroyed,
+            record.extensions,
         )
         != wanted
     ):
@@ -380,10 +408,17 @@ def _layer_changes(project: ProjectSpec, observed: ObservedState) -> list[Change
     if database not in observed.databases:
         return [Change(key, "create", "layer", database, "create the Supabase layer inside the new database")]
     problems = []
+    by_name = observed.extensions.get(database)
     for (catalog, role, deptype), minimum in sorted(layer.expected_dependencies().items()):
+        if catalog == "pg_extension" and by_name is not None:
+            continue  # read by name below: a count misses one extension swapped for another
         found = observed.dependencies.get((database, catalog, role, deptype), 0)
         if found < minimum:
             problems.append(f"{_describe_dependency(catalog, role, deptype)}: {found} of {minimum}")
+    if by_name is not None:
+        missing = [name for name in layer.extensions if name not in by_name]
+        if missing:
+            problems.append(f"missing extension(s): {', '.join(missing)}")
     record = observed.control_projects.get(project.ref)
     if record is not None and record.layer_version < LAYER_VERSION and not problems:
         problems.append(f"layer version {record.layer_version} -> {LAYER_VERSION}")
@@ -420,11 +455,34 @@ def _notices(desired: DesiredState, observed: ObservedState) -> list[Notice]:
                 )
             )
     for spec in desired.projects:
+        kept = _kept_extensions(spec, observed)
+        if kept:
+            notices.append(
+                Notice(
+                    spec.key,
+                    "orphan",
+                    f"extension(s) {', '.join(kept)} in database {spec.database.name!r} are the platform's but not "
+                    "in database.extensions (removed from it): kept, since dropping an extension drops what uses it "
+                    "(columns, indexes, functions). If nothing does, a superuser may DROP EXTENSION it",
+                )
+            )
         if spec.state == "absent" and spec.ref not in observed.control_projects:
             names = project_names(spec.ref)
             if names.database in observed.databases:
                 notices.append(Notice(spec.key, "orphan", f"state is absent; database {names.database!r} is kept"))
     return notices
+
+
+def _kept_extensions(project: ProjectSpec, observed: ObservedState) -> list[str]:
+    """The layer's extensions the manifest no longer declares: never dropped by apply (that loses data)."""
+    if not project.managed:
+        return []
+    found = observed.extensions.get(project.database.name, {})
+    return sorted(
+        e.name
+        for e in found.values()
+        if e.owner == LAYER_ROLE and e.name not in project.layer.extensions and not e.required_by
+    )
 
 
 def _describe_role(role: RoleSpec) -> str:
@@ -459,4 +517,4 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-__all__ = ["CLUSTER", "CLUSTER_SCOPE", "Change", "Notice", "Plan", "PlanError", "make_plan"]
+__all__ = ["CLUSTER", "CLUSTER_SCOPE", "Change", "Notice", "Plan", "PlanError", "databases_to_inspect", "make_plan"]

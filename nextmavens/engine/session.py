@@ -16,11 +16,12 @@ from psycopg import errors
 
 from nextmavens.control.crypto import MasterKeyError, Sealer, load_master_key, load_or_create_master_key
 from nextmavens.control.db import connect_cluster, connect_control
-from nextmavens.engine.desired import desired_state
+from nextmavens.engine.desired import DesiredState, desired_state
 from nextmavens.engine.execute import ChangeCallback, Executor
 from nextmavens.engine.locks import APPLY_LOCK_KEY, WORK_LOCK_KEY, join_work
-from nextmavens.engine.observe import observe
-from nextmavens.engine.plan import Plan, PlanError, make_plan
+from nextmavens.engine.observe import observe, observe_extensions
+from nextmavens.engine.observed import ObservedState
+from nextmavens.engine.plan import Plan, PlanError, databases_to_inspect, make_plan
 from nextmavens.engine.secretstore import SecretStore
 from nextmavens.manifest.loader import ManifestSet
 
@@ -73,8 +74,17 @@ class Engine:
         return bytes(32)  # nothing is sealed yet: planning needs no real key, and creates none
 
     def plan(self, manifests: ManifestSet) -> Plan:
+        desired = desired_state(manifests)
         with self._connections(create_key=False) as (cluster, control, sealer):
-            return make_plan(desired_state(manifests), observe(cluster, control, sealer))
+            return make_plan(desired, self._observe(cluster, control, sealer, desired))
+
+    def _observe(
+        self, cluster: psycopg.Connection, control: psycopg.Connection, sealer: Sealer, desired: DesiredState
+    ) -> ObservedState:
+        """The shared catalogs and the control database, then extension names where the planner needs them."""
+        observed = observe(cluster, control, sealer)
+        observe_extensions(self.config.dsn, observed, databases_to_inspect(desired, observed))
+        return observed
 
     def apply(
         self,
@@ -87,7 +97,7 @@ class Engine:
         desired = desired_state(manifests)
         with self._connections(create_key=True) as (cluster, control, sealer), self.locked(control):
             join_work(cluster)
-            plan = make_plan(desired, observe(cluster, control, sealer))
+            plan = make_plan(desired, self._observe(cluster, control, sealer, desired))
             if plan.errors:
                 raise PlanError("\n".join(plan.errors))
             if confirm is not None and not plan.empty and not confirm(plan):

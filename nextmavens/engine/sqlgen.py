@@ -11,6 +11,7 @@ from psycopg import sql
 from nextmavens.engine.desired import (
     AUTH_FUNCTIONS,
     DEFAULT_PRIVILEGE_KINDS,
+    EXTENSION_SCHEMA,
     LAYER_OWNED_SCHEMAS,
     LAYER_ROLE,
     OWNER_USAGE_SCHEMAS,
@@ -172,7 +173,9 @@ def layer_statements(layer: LayerSpec) -> list[Statement]:
         out += _create_schema(schema, LAYER_ROLE)
     for extension in layer.extensions:
         out.append(
-            sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA extensions CASCADE").format(_ident(extension))
+            sql.SQL("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {} CASCADE").format(
+                _ident(extension), _ident(EXTENSION_SCHEMA)
+            )
         )
     out.append(sql.SQL(_GET_AUTH))
     out.append(sql.SQL("REVOKE ALL ON FUNCTION pgbouncer.get_auth(text) FROM PUBLIC"))

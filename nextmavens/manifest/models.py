@@ -30,8 +30,10 @@ _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]")
 # surrogates, and line/paragraph separators. They break SQL literals, logs and terminals at apply time.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
-# Extensions a project may ask for. Each is created by the engine (as superuser) in the project's
-# `extensions` schema; owners cannot create extensions themselves.
+# Extensions a project may ask for. The engine creates each declared one in the project's `extensions`
+# schema, owned by its layer role. A database owner may also create *trusted* extensions itself (every contrib
+# one here but pg_stat_statements; the others as their control files say): the planner reports a declared
+# extension it finds owned by another role or in another schema as an error, and never takes it over.
 ALLOWED_EXTENSIONS = (
     "uuid-ossp",
     "pgcrypto",

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from nextmavens.control.db import connect_cluster
 from tests.support.engine import Stage
 from tests.support.projects import write_project
 
@@ -98,7 +99,7 @@ def test_drift_shows_in_the_plan_and_apply_repairs_it(two_projects: Stage) -> No
     changes = {(c.project, c.kind, c.target): c.detail for c in two_projects.plan().changes}
     assert "schema privileges granted to anon: 4 of 6" in changes[("acme/shop", "layer", "shop")]
     assert "schemas owned by storage_admin_shop: 0 of 1" in changes[("acme/shop", "layer", "shop")]
-    assert "extensions: 1 of 2" in changes[("acme/shop", "layer", "shop")]
+    assert "missing extension(s): pg_trgm" in changes[("acme/shop", "layer", "shop")]
     assert changes[("globex/desk", "role", "authenticator_desk")] == "INHERIT: yes -> no; BYPASSRLS: yes -> no"
     assert changes[("globex/desk", "role_setting", "auth_admin_desk")] == "search_path: public -> auth"
     assert "FROM PUBLIC" in changes[("acme/shop", "grant", "shop")]
@@ -200,9 +201,10 @@ def test_an_extension_the_owner_created_first_is_a_plan_error_not_endless_change
     plan = stage.plan()
     assert plan.changes == ()
     [error] = plan.errors
-    assert "holds extension(s) the platform did not create (1 owned by owner_shop)" in error
+    assert error.startswith("projects/acme/shop.yaml: database.extensions: ")
+    assert "extension 'pg_trgm' already exists in database 'shop', owned by owner_shop in schema public" in error
     result = stage.cli("plan")
-    assert result.returncode == 1 and "owned by owner_shop" in result.stderr
+    assert result.returncode == 1 and "'pg_trgm'" in result.stderr and "owned by owner_shop" in result.stderr
     assert stage.cli("apply", "--yes").returncode == 1
     # Once the project's copy is gone, the platform creates its own, and the plan settles.
     with stage.login("owner_shop", "shop", "shop") as owner:
@@ -211,3 +213,70 @@ def test_an_extension_the_owner_created_first_is_a_plan_error_not_endless_change
     assert stage.plan().empty
     owned = "SELECT pg_get_userbyid(extowner), extnamespace::regnamespace::text FROM pg_extension WHERE extname = %s"
     assert stage.sql(owned, ("pg_trgm",), dbname="shop") == [("nextmavens_layer", "extensions")]
+
+
+def test_swapping_one_extension_for_another_creates_the_new_one_and_keeps_the_old(stage: Stage) -> None:
+    write_project(stage.projects, "acme", "shop", database={"extensions": ["uuid-ossp", "pgcrypto"]})
+    stage.apply()
+    # Same number of extensions, one name changed: the count of extensions is unchanged.
+    write_project(stage.projects, "acme", "shop", database={"extensions": ["uuid-ossp", "pg_trgm"]})
+    plan = stage.plan()
+    assert plan.errors == ()
+    assert [c.kind for c in plan.changes if c.kind == "layer"] == ["layer"]
+    [layer] = [c for c in plan.changes if c.kind == "layer"]
+    assert "missing extension(s): pg_trgm" in layer.detail
+    [kept] = [n.detail for n in plan.notices if n.project == "acme/shop"]
+    assert "pgcrypto" in kept and "kept" in kept
+    stage.apply()
+    placed = "SELECT e.extname, pg_get_userbyid(e.extowner), n.nspname FROM pg_extension e"
+    placed += " JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql' ORDER BY 1"
+    assert stage.sql(placed, dbname="shop") == [
+        ("pg_trgm", "nextmavens_layer", "extensions"),
+        ("pgcrypto", "nextmavens_layer", "extensions"),  # removed from the manifest, never dropped
+        ("uuid-ossp", "nextmavens_layer", "extensions"),
+    ]
+    after = stage.plan()
+    assert after.empty and after.errors == ()
+    # The removed extension stays listed as kept, on every plan, until someone drops it on purpose.
+    assert any("pgcrypto" in n.detail for n in after.notices if n.project == "acme/shop")
+
+
+def test_settings_the_owner_puts_on_its_database_do_not_steer_the_platforms_sessions(stage: Stage) -> None:
+    """A database owner may ALTER DATABASE ... SET: timeouts that cancel the platform's statements or end its
+    sessions, read-only transactions, even the role its sessions run as. The platform's sessions inside a
+    project database (reading extensions, the layer step) pin all of these as client options."""
+    write_project(stage.projects, "acme", "shop")
+    stage.apply()
+    with stage.login("owner_shop", "shop", "shop") as owner:
+        for setting in (
+            "statement_timeout = '1ms'",
+            "lock_timeout = '1ms'",
+            "idle_session_timeout = '1ms'",
+            "idle_in_transaction_session_timeout = '1ms'",
+            "default_transaction_read_only = on",
+            "role = 'owner_shop'",
+        ):
+            owner.execute(f"ALTER DATABASE shop SET {setting}")
+    # A swap makes the plan read the database's extensions by name, and the apply run the layer step there.
+    write_project(stage.projects, "acme", "shop", database={"extensions": ["uuid-ossp", "pg_trgm"]})
+    assert any(c.kind == "layer" for c in stage.plan().changes)
+    stage.apply()
+    assert stage.plan().empty
+    owned = "SELECT pg_get_userbyid(extowner), extnamespace::regnamespace::text FROM pg_extension WHERE extname = %s"
+    with connect_cluster(stage.server.dsn, "shop", trusted_path=True) as conn:
+        assert conn.execute("SELECT current_user = session_user").fetchone() == (True,)
+        assert conn.execute(owned, ("pg_trgm",)).fetchall() == [("nextmavens_layer", "extensions")]
+
+
+def test_an_extension_that_came_with_another_is_not_listed_as_kept(stage: Stage) -> None:
+    write_project(stage.projects, "acme", "shop", database={"extensions": ["uuid-ossp", "pgcrypto"]})
+    stage.apply()
+    # As the layer would create a declared extension that requires another (CASCADE creates cube too).
+    stage.sql(
+        "BEGIN; SET LOCAL ROLE nextmavens_layer; CREATE EXTENSION earthdistance WITH SCHEMA extensions CASCADE; COMMIT",
+        dbname="shop",
+    )
+    plan = stage.plan()
+    assert plan.empty
+    [kept] = [n.detail for n in plan.notices if n.project == "acme/shop"]
+    assert kept.startswith("extension(s) earthdistance in database 'shop' are the platform's")  # cube: required

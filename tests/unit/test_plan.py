@@ -9,8 +9,15 @@ import pytest
 
 from nextmavens.engine import sqlgen
 from nextmavens.engine.desired import LAYER_ROLE, LAYER_VERSION, desired_state, project_spec
-from nextmavens.engine.observed import PUBLIC, ControlProject, ObservedDatabase, ObservedRole, ObservedState
-from nextmavens.engine.plan import PHASES, make_plan
+from nextmavens.engine.observed import (
+    PUBLIC,
+    ControlProject,
+    ObservedDatabase,
+    ObservedExtension,
+    ObservedRole,
+    ObservedState,
+)
+from nextmavens.engine.plan import PHASES, databases_to_inspect, make_plan
 from nextmavens.manifest.loader import load_manifests
 from tests.support.projects import write_project
 
@@ -53,7 +60,15 @@ def converged(manifests) -> ObservedState:  # type: ignore[no-untyped-def]
             state.dependencies[(db.name, catalog, role, deptype)] = count
         state.secret_names[project.ref] = {"jwt_secret"} | {f"password:{r.name}" for r in project.roles}
         state.control_projects[project.ref] = ControlProject(
-            project.ref, project.org, project.name, project.state, project.manifest_path, 1, LAYER_VERSION, False
+            project.ref,
+            project.org,
+            project.name,
+            project.state,
+            project.manifest_path,
+            1,
+            LAYER_VERSION,
+            False,
+            tuple(sorted(project.layer.extensions)),
         )
     for org in desired.orgs:
         state.control_orgs[org.slug] = (org.name, org.members)
@@ -190,19 +205,82 @@ def test_a_database_left_closed_is_opened_after_its_grants(manifests) -> None:  
     assert sqlgen.create_database(spec).as_string(None).endswith("ALLOW_CONNECTIONS false")
 
 
-def test_an_extension_the_project_created_first_is_an_error_not_endless_drift(manifests) -> None:  # type: ignore[no-untyped-def]
+def _with_extensions(state: ObservedState, *extensions: ObservedExtension) -> ObservedState:
+    """`state` after reading my_shop's extensions by name (what observe_extensions fills in)."""
+    state.extensions["my_shop"] = {e.name: e for e in extensions}
+    return state
+
+
+def _layer_owned(name: str, required_by: tuple[str, ...] = ()) -> ObservedExtension:
+    return ObservedExtension(name, LAYER_ROLE, "extensions", required_by)
+
+
+def test_a_converged_cluster_reads_no_database_by_name(manifests) -> None:  # type: ignore[no-untyped-def]
+    assert databases_to_inspect(desired_state(manifests), converged(manifests)) == []
+
+
+def test_a_swapped_extension_is_found_by_name_and_created(manifests, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    state = converged(manifests)  # applied with [pgcrypto]
+    write_project(tmp_path / "projects", "acme", "my-shop", database={"extensions": ["pg_trgm"]})
+    desired = desired_state(load_manifests(tmp_path / "projects"))
+    state.available_extensions.add("pg_trgm")
+    # The layer still owns one extension, as many as declared: only the recorded list tells them apart.
+    assert databases_to_inspect(desired, state) == ["my_shop"]
+    plan = make_plan(desired, _with_extensions(state, _layer_owned("pgcrypto")))
+    assert plan.errors == ()
+    assert [(c.kind, c.detail) for c in plan.changes] == [
+        ("layer", "restore the Supabase layer: missing extension(s): pg_trgm"),
+        ("record", "record the project in the control database"),
+    ]
+    [notice] = plan.notices
+    assert notice.project == "acme/my-shop" and notice.detail.startswith(
+        "extension(s) pgcrypto in database 'my_shop' are the platform's but not in database.extensions"
+    )
+
+
+def test_a_removed_extension_is_kept_with_a_notice_on_every_plan(manifests, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     state = converged(manifests)
-    del state.dependencies[("my_shop", "pg_extension", LAYER_ROLE, "o")]
-    state.dependencies[("my_shop", "pg_extension", "owner_my_shop", "o")] = 1
+    write_project(tmp_path / "projects", "acme", "my-shop", database={"extensions": []})
+    desired = desired_state(load_manifests(tmp_path / "projects"))
+    state = _with_extensions(state, _layer_owned("pgcrypto"))
+    plan = make_plan(desired, state)
+    assert [c.kind for c in plan.changes] == ["record"]  # nothing dropped
+    assert [n.kind for n in plan.notices] == ["orphan"] and "pgcrypto" in plan.notices[0].detail
+    # Once recorded, the layer still owns more than declared: the names are read again, the notice stays.
+    state.control_projects["my-shop"] = dataclasses.replace(state.control_projects["my-shop"], extensions=())
+    assert databases_to_inspect(desired, state) == ["my_shop"]
+    plan = make_plan(desired, state)
+    assert plan.empty and "pgcrypto" in plan.notices[0].detail
+
+
+def test_an_extension_a_declared_one_required_is_not_reported_as_kept(manifests) -> None:  # type: ignore[no-untyped-def]
+    state = _with_extensions(converged(manifests), _layer_owned("pgcrypto"), _layer_owned("uuid-ossp", ("pgcrypto",)))
+    plan = make_plan(desired_state(manifests), state)
+    assert plan.empty and plan.notices == ()
+
+
+@pytest.mark.parametrize(
+    ("owner", "schema"), [("owner_my_shop", "public"), ("postgres", "extensions"), (LAYER_ROLE, "public")]
+)
+def test_a_declared_extension_of_another_owner_or_schema_is_an_error_naming_it(manifests, owner, schema) -> None:  # type: ignore[no-untyped-def]
+    state = converged(manifests)
+    # Someone else's copy: the layer owns none, so the names are read.
+    state.dependencies[("my_shop", "pg_extension", LAYER_ROLE, "o")] = 0
+    assert databases_to_inspect(desired_state(manifests), state) == ["my_shop"]
+    state = _with_extensions(state, ObservedExtension("pgcrypto", owner, schema))
     plan = make_plan(desired_state(manifests), state)
     assert plan.changes == ()
     [error] = plan.errors
-    assert "'my_shop' holds extension(s) the platform did not create (1 owned by owner_my_shop)" in error
-    assert "1 of the manifest's extensions (pgcrypto) are not in place" in error
-    # Without a foreign copy, a missing extension is ordinary drift that the layer step repairs.
-    del state.dependencies[("my_shop", "pg_extension", "owner_my_shop", "o")]
-    plan = make_plan(desired_state(manifests), state)
-    assert plan.errors == () and [c.kind for c in plan.changes] == ["layer"]
+    assert error.startswith(
+        f"projects/acme/my-shop.yaml: database.extensions: extension 'pgcrypto' already exists in database "
+        f"'my_shop', owned by {owner} in schema {schema}. "
+    )
+    # Without that copy, a missing extension is ordinary drift that the layer step repairs.
+    plan = make_plan(desired_state(manifests), _with_extensions(state))
+    assert plan.errors == ()
+    assert [(c.kind, c.detail) for c in plan.changes] == [
+        ("layer", "restore the Supabase layer: missing extension(s): pgcrypto")
+    ]
 
 
 def test_sql_quotes_every_identifier_and_literal() -> None:
