@@ -11,11 +11,14 @@ Prints:
   * measured here, on a throwaway PostgreSQL with one project applied by the engine: the memory of the idle
     backends of that project's database pools (as many connections as the platform renders for PostgREST,
     GoTrue and Storage), read from /proc (RSS and PSS), next to the projection's estimate per backend;
-  * the postgres-meta figure the settings use, and where it was measured (this run does not re-measure it);
+  * with --postgres-meta DIR (an npm install of @supabase/postgres-meta), the real postgres-meta's memory,
+    started with node against the same database after two rounds of Studio-like requests; without it,
+    the figure recorded in the settings and where it was measured;
   * a locally measured render time, and the new-project time only when a sandbox host is available;
     without one it says so and prints NA.
 The host is shared with other work; memory figures are medians over a pool's backends. The last line is
-machine-readable: `new_project_s=<seconds or NA> projects_8gb_projected=<n> idle_backend_pss_mb=<median>`.
+machine-readable:
+`new_project_s=<s or NA> projects_8gb_projected=<n> idle_backend_pss_mb=<median> postgres_meta_rss_mb=<n or NA>`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import yaml
@@ -54,7 +59,7 @@ from nextmavens.edge.services import render_project_services  # noqa: E402
 from nextmavens.edge.settings import GOTRUE_MB, POSTGREST_MB, STORAGE_MB, EdgeSettings  # noqa: E402
 from nextmavens.engine.session import Engine, EngineConfig  # noqa: E402
 from nextmavens.keys import ProjectSecrets, issue_api_keys, new_jwt_secret, new_password  # noqa: E402
-from nextmavens.localdb import LocalPostgres  # noqa: E402
+from nextmavens.localdb import LocalPostgres, free_port  # noqa: E402
 from nextmavens.manifest.loader import load_manifests  # noqa: E402
 from nextmavens.manifest.models import ProjectManifest  # noqa: E402
 from nextmavens.naming import project_names  # noqa: E402
@@ -140,9 +145,63 @@ def smaps_mb(pid: int) -> tuple[float, float]:
     return fields["Rss"] / 1024, fields["Pss"] / 1024
 
 
-def measure_idle_backends(tmp: Path) -> dict[str, list[tuple[float, float]]] | None:
+META_REQUESTS = (
+    "/schemas",
+    "/tables",
+    "/columns",
+    "/functions",
+    "/types",
+    "/roles",
+    "/extensions",
+    "/policies",
+    "/generators/typescript",
+)
+
+
+def measure_postgres_meta(package: Path, server: LocalPostgres, database: str, log: Path) -> tuple[float, float]:
+    """The real postgres-meta (an npm install of @supabase/postgres-meta; `package` is its folder) started
+    with node against the project's database; each of META_REQUESTS sent twice (Studio's table editor and
+    the TypeScript types); then the node process's (RSS, PSS) in MiB."""
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("node is not installed")
+    port = free_port()
+    url = f"postgresql://postgres:{quote(server.password, safe='')}@127.0.0.1:{server.port}/{database}?sslmode=disable"
+    env = {"PATH": os.environ.get("PATH", ""), "PG_META_HOST": "127.0.0.1", "PG_META_PORT": str(port)}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [node, str(package / "dist" / "server" / "server.js")],
+            cwd=package,
+            env=env | {"PG_META_DB_URL": url},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/schemas", timeout=5).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"postgres-meta did not answer: {log.read_text()[-500:]}") from None
+                time.sleep(0.2)
+        for _ in range(2):
+            for path in META_REQUESTS:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60).read()
+        time.sleep(1)
+        return smaps_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def measure_idle_backends(
+    tmp: Path, meta_package: Path | None
+) -> tuple[dict[str, list[tuple[float, float]]] | None, tuple[float, float] | str]:
     """One project applied by the engine on a throwaway server; its pools' connections opened, warmed with
-    catalog reads, left idle; each backend's RSS and PSS read from /proc. None when /proc is not readable."""
+    catalog reads, left idle; each backend's RSS and PSS read from /proc (None when /proc is not readable).
+    With `meta_package`, the real postgres-meta measured against the same database (else why not)."""
     base = Path(tempfile.mkdtemp(prefix="nextmavens-edge-bench-", dir=tmp))
     base.chmod(0o711)
     server = LocalPostgres(base=base / "server", fast=True)
@@ -161,6 +220,12 @@ def measure_idle_backends(tmp: Path) -> dict[str, list[tuple[float, float]]] | N
         pools["Storage (when enabled)"] = (STORAGE_POOL, WARM_SIMPLE)
         held: list[psycopg.Connection] = []
         found: dict[str, list[tuple[float, float]]] = {}
+        meta: tuple[float, float] | str = "not measured (no --postgres-meta folder given)"
+        if meta_package is not None:
+            try:
+                meta = measure_postgres_meta(meta_package, server, database, base / "postgres-meta.log")
+            except (RuntimeError, OSError) as exc:
+                meta = f"not measured ({exc})"
         try:
             for name, (size, warm) in pools.items():
                 pids = []
@@ -173,13 +238,14 @@ def measure_idle_backends(tmp: Path) -> dict[str, list[tuple[float, float]]] | N
                     assert row is not None
                     pids.append(int(row[0]))
                 time.sleep(1)  # idle, as a pool's connections are between requests
-                found[name] = [smaps_mb(pid) for pid in pids]
+                try:
+                    found[name] = [smaps_mb(pid) for pid in pids]
+                except PermissionError:
+                    return None, meta
         finally:
             for conn in held:
                 conn.close()
-        return found
-    except PermissionError:
-        return None
+        return found, meta
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -257,9 +323,20 @@ def measure_new_project_s() -> float | None:
     return float(proc.stdout.strip().splitlines()[-1])
 
 
+def node_version() -> str:
+    done = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "?"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tmp", type=Path, default=Path("/tmp"), help="where the throwaway server goes")
+    parser.add_argument(
+        "--postgres-meta",
+        type=Path,
+        help="folder of an npm install of @supabase/postgres-meta (node_modules/@supabase/postgres-meta):"
+        " measure the real one's memory here",
+    )
     parser.add_argument("--no-sandbox", action="store_true", help="do not look for a sandbox host (new_project_s=NA)")
     args = parser.parse_args()
     settings = EdgeSettings(
@@ -296,12 +373,20 @@ def main() -> int:
     )
     print()
     print("== MEASURED HERE ==")
-    print(
-        f"postgres-meta: {POSTGRES_META_MEASURED_MB} MiB RSS, measured for the real 0.91.6 on Node 20 after a few"
-        " requests (recorded in nextmavens/edge/settings.py; not re-measured by this run); the settings reserve"
-        f" {settings.shared_services_mb.get('postgres-meta', 0)} MiB"
-    )
-    backends = measure_idle_backends(args.tmp)
+    backends, meta = measure_idle_backends(args.tmp, args.postgres_meta)
+    reserved = settings.shared_services_mb.get("postgres-meta", 0)
+    if isinstance(meta, tuple):
+        version = json.loads((args.postgres_meta / "package.json").read_text())["version"]
+        print(
+            f"postgres-meta {version} (the real one, node {node_version()}) after two rounds of"
+            f" {len(META_REQUESTS)} requests against the project's database: RSS {meta[0]:.0f} MiB,"
+            f" PSS {meta[1]:.0f} MiB; the settings reserve {reserved} MiB"
+        )
+    else:
+        print(
+            f"postgres-meta: {meta}; the settings reserve {reserved} MiB, from {POSTGRES_META_MEASURED_MB} MiB RSS"
+            " measured earlier for the real 0.91.6 on Node 20 (nextmavens/edge/settings.py)"
+        )
     pss_median = float("nan")
     if backends is None:
         print("idle backends: not measured (/proc of the server's processes is not readable here)")
@@ -350,7 +435,11 @@ def main() -> int:
         print(f"new project time: not measured ({why})")
     shown = "NA" if new_project is None else f"{new_project:.1f}"
     pss_shown = "NA" if pss_median != pss_median else f"{pss_median:.1f}"
-    print(f"new_project_s={shown} projects_8gb_projected={fit_default} idle_backend_pss_mb={pss_shown}")
+    meta_shown = f"{meta[0]:.0f}" if isinstance(meta, tuple) else "NA"
+    print(
+        f"new_project_s={shown} projects_8gb_projected={fit_default} idle_backend_pss_mb={pss_shown}"
+        f" postgres_meta_rss_mb={meta_shown}"
+    )
     return 0
 
 

@@ -591,8 +591,9 @@ class Bench:
             self.results.db_bytes[self.count] = self.avg_db_bytes()
             if size == BASELINE_AT:
                 self.compare_at_baseline()
-                say()
-                say("== engine: continue growing ==")
+                if size != sizes[-1]:
+                    say()
+                    say("== engine: continue growing ==")
         return self.results
 
     def compare_at_baseline(self) -> None:
