@@ -261,7 +261,10 @@ def main() -> None:
         "uploads go to a LOCAL STAND-IN of the Telegram Bot API (nextmavens.backup.standin, its own process on"
         " 127.0.0.1), not to Telegram: network time to the real service is not in these figures"
     )
-    print("the server runs with fsync off (it only serves reads here; the restores write to throwaway databases)")
+    print(
+        f"the server runs with fsync off, its data and the stand-in's files under {args.tmp} (tmpfs under /dev/shm:"
+        " in memory); the restores write to throwaway databases"
+    )
     try:
         server.start()
         databases = {}
