@@ -1,17 +1,21 @@
-"""Backup pipeline and restore drill against bare pg_dump / pg_restore, on a generated ~1 GB database.
+"""Backup pipeline and restore drill against bare pg_dump / pg_restore, on generated databases of two sizes.
 
-    python benchmarks/backup.py [--rows N] [--keep]
+    python benchmarks/backup.py [--rows 400,1600] [--rounds 3] [--tmp /tmp] [--keep]
 
-A throwaway PostgreSQL (initdb/pg_ctl, fsync off) gets a generated database of realistic shape (24 tables
-in four schemas, random bytea, md5 text, jsonb, json, indexes). In the same run, interleaved twice with the
-faster of each kept (the host is shared, single runs are noisy), it times:
-  * bare `pg_dump -Fc > /dev/null`, and the backup pipeline (pg_dump | age | 19 MB chunks | sendDocument
-    to the local Telegram contract stand-in, records in the control database);
+A throwaway PostgreSQL (initdb/pg_ctl, fsync off) gets one generated database per --rows value, of realistic
+shape (24 tables in four schemas, random bytea, md5 text, jsonb, json, indexes; ~11 KB a row: 400 rows is
+~0.1 GB, 1600 ~0.4 GB, 4400 ~1.1 GB). For each size, in --rounds interleaved rounds (medians reported: the
+host is shared with other work, single runs are noisy), it times:
+  * bare `pg_dump -Fc > /dev/null`, and the backup pipeline (pg_dump | age | 19 MB chunks | sendDocument,
+    records in the control database);
   * bare `pg_restore` of a -Fc file into a new database, and the restore drill (getFile + download,
     sha256, age -d | pg_restore, every table counted and checksummed, scratch database dropped).
-The pipeline runs in a child process so its peak RSS is its own; it also runs on a small database, to show
-memory does not grow with the database. The stand-in runs as a separate process. Ends with one line:
-    backup_ratio=<ratio> restore_ratio=<ratio> peak_rss_mb=<n>
+Uploads and downloads go to a LOCAL STAND-IN of the Telegram Bot API (`nextmavens.backup.standin`, its own
+process on 127.0.0.1), not to Telegram: no network time to the real service is in these figures.
+Each pipeline and drill runs in a child process whose whole tree (Python, pg_dump or pg_restore, age) is
+sampled from /proc every 20 ms: the peak of the summed RSS is the memory figure, with each program's own peak.
+Ends with one line (ratios and memory of the largest size):
+    backup_ratio=<ratio> restore_ratio=<ratio> peak_rss_mb=<n> largest_gb=<size>
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,12 +45,9 @@ from nextmavens.control.db import connect_control, dsn_for_database, dsn_without
 from nextmavens.localdb import LocalPostgres  # noqa: E402
 from tests.integration.backup.datagen import generate  # noqa: E402
 
-BIG = "bench_big"
-SMALL = "bench_small"
 
-
-def scratch(prefix: str) -> Path:
-    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+def scratch(prefix: str, parent: Path) -> Path:
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     base.chmod(0o711)
     return base
 
@@ -116,45 +118,163 @@ def child(mode: str, config_path: Path) -> None:
     print(json.dumps(out))
 
 
+def tree_rss_kb(root: int) -> dict[int, tuple[str, int]]:
+    """pid -> (command name, VmRSS in KiB) for `root` and all its descendants, read from /proc."""
+    found: dict[int, tuple[str, int]] = {}
+    pending = [root]
+    while pending and len(found) < 256:
+        pid = pending.pop()
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        rss = int(fields.get("VmRSS", "0 kB").split()[0])
+        found[pid] = (fields.get("Name", "?").strip(), rss)
+    return found
+
+
 def run_child(mode: str, config: dict[str, str], folder: Path) -> dict:
+    """One pipeline or drill in its own process; its whole process tree (Python, pg_dump or pg_restore, age)
+    sampled from /proc every 20 ms: the peak of the summed RSS, and each program's own peak."""
     path = folder / f"config-{mode}-{config['database']}.json"
     path.write_text(json.dumps(config))
     path.chmod(0o600)
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--config", str(path)], check=True, capture_output=True, text=True
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", mode, "--config", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    peak_total_kb, by_program = 0, dict[str, int]()
+    while proc.poll() is None:
+        tree = tree_rss_kb(proc.pid)
+        peak_total_kb = max(peak_total_kb, sum(rss for _, rss in tree.values()))
+        for name, rss in tree.values():
+            by_program[name] = max(by_program.get(name, 0), rss)
+        time.sleep(0.02)
+    stdout, stderr = proc.communicate(timeout=60)
+    if proc.returncode != 0:
+        raise SystemExit(f"{mode} on {config['database']} exited {proc.returncode}: {stderr[-2000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
     if not result.get("ok"):
         raise SystemExit(f"{mode} on {config['database']} failed: {result.get('error')}")
+    result["tree_peak_mb"] = peak_total_kb / 1024
+    result["program_peak_mb"] = {name: kb / 1024 for name, kb in sorted(by_program.items())}
+    # Sampling can miss a short peak: Python's own peak from getrusage plus the other programs' sampled
+    # peaks, as if they all coincided, bounds it from above.
+    others = sum(mb for name, mb in result["program_peak_mb"].items() if not name.startswith("python"))
+    result["bound_mb"] = max(result["tree_peak_mb"], result["peak_rss_mb"] + others)
     return result
+
+
+def memory_text(run: dict) -> str:
+    programs = ", ".join(f"{name} {mb:.0f}" for name, mb in run["program_peak_mb"].items())
+    return (
+        f"process tree peak {run['tree_peak_mb']:.0f} MB sampled, {run['bound_mb']:.0f} MB bound (programs' own"
+        f" peaks, MB: {programs}; Python's from getrusage {run['peak_rss_mb']:.0f})"
+    )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def measure_size(server: LocalPostgres, config: dict[str, str], folder: Path, database: str, rounds: int) -> dict:
+    """Interleaved rounds on one database: bare pg_dump vs the pipeline, bare pg_restore vs the drill."""
+    bin_dir = server.bin_dir
+    dump_dsn, env = tool_env(dsn_for_database(server.dsn, database))
+    bare_argv = [str(bin_dir / "pg_dump"), "-Fc", f"--dbname={dump_dsn}"]  # stdout: /dev/null
+    bare_dumps, pipelines = [], []
+    for round_number in range(1, rounds + 1):
+        bare_dumps.append(timed(bare_argv, env))
+        pipelines.append(run_child("backup", config | {"database": database}, folder))
+        run = pipelines[-1]
+        print(
+            f"  round {round_number}: bare pg_dump -Fc {bare_dumps[-1]:.1f}s; pipeline {run['seconds']:.1f}s,"
+            f" {run['chunks']} chunks, {run['bytes'] / 1e6:.0f} MB; {memory_text(run)}",
+            flush=True,
+        )
+    dump_file = folder / "bare.dump"
+    subprocess.run([str(bin_dir / "pg_dump"), "-Fc", "-f", str(dump_file), f"--dbname={dump_dsn}"], check=True, env=env)
+    restore_dsn, restore_env = tool_env(dsn_for_database(server.dsn, "bench_bare_restore"))
+    drill_config = config | {"database": database, "drill_identity": str(folder / f"drill-{database}.key")}
+    made = run_child("stats-backup", drill_config, folder)
+    drill_config["backup_id"] = str(made["backup_id"])
+    bare_restores, drills = [], []
+    for round_number in range(1, rounds + 1):
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE bench_bare_restore")
+        bare_restores.append(
+            timed([str(bin_dir / "pg_restore"), f"--dbname={restore_dsn}", str(dump_file)], restore_env)
+        )
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute("DROP DATABASE bench_bare_restore")
+        drills.append(run_child("drill", drill_config, folder))
+        one = drills[-1]
+        print(
+            f"  round {round_number}: bare pg_restore {bare_restores[-1]:.1f}s; drill {one['seconds']:.1f}s"
+            f" ({one['tables']} tables identical; phases: "
+            + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in one["phases"].items())
+            + f"); {memory_text(one)}",
+            flush=True,
+        )
+    dump_file.unlink()
+    return {
+        "bare_dump": median(bare_dumps),
+        "pipeline": median([run["seconds"] for run in pipelines]),
+        "bare_restore": median(bare_restores),
+        "drill": median([run["seconds"] for run in drills]),
+        "backup_peak_mb": max(run["bound_mb"] for run in pipelines),
+        "drill_peak_mb": max(run["bound_mb"] for run in drills),
+        "python_peak_mb": max(run["peak_rss_mb"] for run in pipelines + drills),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=4400, help="rows per table (24 tables, ~11 KB a row: ~1.1 GB)")
+    parser.add_argument(
+        "--rows",
+        default="400,1600",
+        help="rows per table for each database size, comma-separated (24 tables, ~11 KB a row; default 400,1600:"
+        " ~0.1 and ~0.4 GB; 4400 is ~1.1 GB)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size (median; default 3)")
+    parser.add_argument("--tmp", type=Path, default=Path("/tmp"), help="where the throwaway server goes")
+    parser.add_argument("--keep", action="store_true")
     parser.add_argument("--child")
     parser.add_argument("--config", type=Path)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.config)
         return
+    sizes = [int(rows) for rows in args.rows.split(",")]
 
-    base = scratch("nextmavens-backup-bench-")
+    base = scratch("nextmavens-backup-bench-", args.tmp)
     server = LocalPostgres(base / "server", fast=True)
     standin_proc = None
+    started = time.monotonic()
+    print(f"the host is shared with other work (load average {load()}): each figure is a median of {args.rounds}")
+    print(
+        "uploads go to a LOCAL STAND-IN of the Telegram Bot API (nextmavens.backup.standin, its own process on"
+        " 127.0.0.1), not to Telegram: network time to the real service is not in these figures"
+    )
+    print(
+        f"the server runs with fsync off, its data and the stand-in's files under {args.tmp} (tmpfs under /dev/shm:"
+        " in memory); the restores write to throwaway databases"
+    )
     try:
         server.start()
-        print(f"generating data ({args.rows} rows x 24 tables)...", flush=True)
-        t0 = time.monotonic()
-        big_size = create_db(server, BIG, args.rows)
-        small_size = create_db(server, SMALL, max(50, args.rows // 20))
-        print(
-            f"  {BIG}: {big_size / 1e9:.2f} GB, {SMALL}: {small_size / 1e6:.0f} MB ({time.monotonic() - t0:.0f}s)",
-            flush=True,
-        )
+        databases = {}
+        for rows in sizes:
+            name = f"bench_{rows}"
+            t0 = time.monotonic()
+            databases[name] = create_db(server, name, rows)
+            print(f"generated {name}: {databases[name] / 1e9:.2f} GB ({time.monotonic() - t0:.0f}s)", flush=True)
         connect_control(server.dsn).close()
 
-        # The Telegram contract stand-in, in its own process.
         folder = base / "bench"
         folder.mkdir()
         token_file = folder / "token"
@@ -194,78 +314,50 @@ def main() -> None:
             "pg_bin": str(server.bin_dir),
         }
 
-        bin_dir = server.bin_dir
-        dump_dsn, env = tool_env(dsn_for_database(server.dsn, BIG))
-        bare_argv = [str(bin_dir / "pg_dump"), "-Fc", f"--dbname={dump_dsn}"]  # stdout: /dev/null
-        print("backup pipeline (small database, for memory)...", flush=True)
-        small = run_child("backup", config | {"database": SMALL}, folder)
-        print(f"  {small['seconds']:.1f}s, peak RSS {small['peak_rss_mb']:.0f} MB", flush=True)
-        # Interleaved twice, the faster of each kept: the host is shared, so single runs are noisy.
-        bare_dumps, pipelines = [], []
-        for round_number in (1, 2):
-            print(f"round {round_number}: bare pg_dump -Fc > /dev/null...", flush=True)
-            bare_dumps.append(timed(bare_argv, env))
-            print(f"  {bare_dumps[-1]:.1f}s", flush=True)
-            print(f"round {round_number}: backup pipeline...", flush=True)
-            pipelines.append(run_child("backup", config | {"database": BIG}, folder))
-            run = pipelines[-1]
-            print(
-                f"  {run['seconds']:.1f}s, {run['chunks']} chunks, {run['bytes'] / 1e6:.0f} MB, "
-                f"peak RSS {run['peak_rss_mb']:.0f} MB (children {run['children_peak_rss_mb']:.0f} MB)",
-                flush=True,
-            )
-        bare_dump = min(bare_dumps)
-        big = min(pipelines, key=lambda run: run["seconds"])
-        big["peak_rss_mb"] = max(run["peak_rss_mb"] for run in pipelines)
+        results = {}
+        for name in databases:
+            print(f"== {name} ({databases[name] / 1e9:.2f} GB) ==", flush=True)
+            results[name] = measure_size(server, config, folder, name, args.rounds)
 
-        dump_file = folder / "bare.dump"
-        subprocess.run(
-            [str(bin_dir / "pg_dump"), "-Fc", "-f", str(dump_file), f"--dbname={dump_dsn}"], check=True, env=env
+        print()
+        print(f"RESULTS (medians of {args.rounds} interleaved rounds; uploads to the local stand-in; load {load()})")
+        print(
+            f"  {'database':>10}  {'pg_dump':>8}  {'pipeline':>8}  {'ratio':>5}  {'pg_restore':>10}  {'drill':>7}"
+            f"  {'ratio':>5}  {'backup tree peak':>16}  {'drill tree peak':>15}"
         )
-        restore_dsn, env = tool_env(dsn_for_database(server.dsn, "bench_bare_restore"))
-        print("a drill-able backup (figures in the dump's snapshot)...", flush=True)
-        drill_config = config | {"database": BIG, "drill_identity": str(folder / "drill.key")}
-        made = run_child("stats-backup", drill_config, folder)
-        print(f"  {made['seconds']:.1f}s", flush=True)
-        drill_config["backup_id"] = str(made["backup_id"])
-        bare_restores, drills = [], []
-        for round_number in (1, 2):
-            with psycopg.connect(server.dsn, autocommit=True) as conn:
-                conn.execute("CREATE DATABASE bench_bare_restore")
-            print(f"round {round_number}: bare pg_restore...", flush=True)
-            bare_restores.append(timed([str(bin_dir / "pg_restore"), f"--dbname={restore_dsn}", str(dump_file)], env))
-            print(f"  {bare_restores[-1]:.1f}s", flush=True)
-            with psycopg.connect(server.dsn, autocommit=True) as conn:
-                conn.execute("DROP DATABASE bench_bare_restore")
-            print(f"round {round_number}: restore drill...", flush=True)
-            drills.append(run_child("drill", drill_config, folder))
-            one = drills[-1]
+        for name, r in results.items():
             print(
-                f"  {one['seconds']:.1f}s ({one['tables']} tables identical), peak RSS {one['peak_rss_mb']:.0f} MB;"
-                " phases: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in one["phases"].items()),
-                flush=True,
+                f"  {databases[name] / 1e9:>8.2f}GB  {r['bare_dump']:>7.1f}s  {r['pipeline']:>7.1f}s"
+                f"  {r['pipeline'] / r['bare_dump']:>5.2f}  {r['bare_restore']:>9.1f}s  {r['drill']:>6.1f}s"
+                f"  {r['drill'] / r['bare_restore']:>5.2f}  {r['backup_peak_mb']:>13.0f} MB"
+                f"  {r['drill_peak_mb']:>12.0f} MB"
             )
-        bare_restore = min(bare_restores)
-        drill = min(drills, key=lambda run: run["seconds"])
-        drill["peak_rss_mb"] = max(run["peak_rss_mb"] for run in drills)
-        dump_file.unlink()
-
-        peak = max(big["peak_rss_mb"], drill["peak_rss_mb"])
         print(
-            f"memory: small database {small['peak_rss_mb']:.0f} MB, {big_size / 1e9:.2f} GB database "
-            f"{big['peak_rss_mb']:.0f} MB (pipeline process)"
+            "  tree peak = the memory of the pipeline's whole process tree (Python + pg_dump + age, or Python + age +"
+            " pg_restore): the larger of the summed RSS sampled every 20 ms and Python's getrusage peak plus the"
+            " other programs' sampled peaks (a bound). The stand-in's and PostgreSQL's memory are not in it."
+            " (getrusage's figure for children is not used: a child counts the Python image it had between fork"
+            " and exec.)"
         )
+        print(f"(benchmark wall time {time.monotonic() - started:.0f} s)")
+        largest = max(results, key=lambda name: databases[name])
+        r = results[largest]
+        peak = max(max(x["backup_peak_mb"], x["drill_peak_mb"]) for x in results.values())
         print(
-            f"backup_ratio={big['seconds'] / bare_dump:.2f} restore_ratio={drill['seconds'] / bare_restore:.2f} "
-            f"peak_rss_mb={peak:.0f}"
+            f"backup_ratio={r['pipeline'] / r['bare_dump']:.2f} restore_ratio={r['drill'] / r['bare_restore']:.2f} "
+            f"peak_rss_mb={peak:.0f} largest_gb={databases[largest] / 1e9:.2f}"
         )
     finally:
         if standin_proc is not None:
             standin_proc.terminate()
             standin_proc.wait(timeout=30)
         server.stop()
-        if "--keep" not in sys.argv:
+        if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

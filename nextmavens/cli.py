@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import psycopg
@@ -16,23 +16,18 @@ from cryptography.exceptions import InvalidTag
 
 from nextmavens import ui
 from nextmavens.control.crypto import MasterKeyError
-from nextmavens.edge.apply import EdgeRefused, EdgeReport, remove_project
-from nextmavens.edge.host import (
-    EdgeConfigError,
-    EdgeHost,
-    edge_precheck,
-    edge_runtime,
-    load_edge_host,
-    run_edge,
-    running_refs,
-)
 from nextmavens.engine.destroy import DestroyError, destroy_project
 from nextmavens.engine.plan import Change, Plan, PlanError
 from nextmavens.engine.secretstore import SecretStore
 from nextmavens.engine.session import Engine, EngineConfig, LockTimeout
 from nextmavens.keys import KeyLifetimeError, expiry_warning, key_lifetime_days
-from nextmavens.keysview import iso_time, project_access
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
+
+if TYPE_CHECKING:
+    # The edge's modules (jinja2, certificates, Kong and nginx rendering, their settings models) and the key
+    # view are imported by the commands that use them: `plan` and `validate` start faster without them.
+    from nextmavens.edge.apply import EdgeReport
+    from nextmavens.edge.host import EdgeHost
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,11 +99,21 @@ def load(projects_dir: Path) -> ManifestSet:
         raise Failure(f"{count} problem(s) in the manifests; nothing was applied:\n{exc}") from None
 
 
+# Expected failures defined in lazily imported modules: looked up when a failure is matched. An exception of a
+# class whose module was never imported cannot have been raised, so this catches what eager imports caught.
+LAZY_FAILURES = {"nextmavens.edge.apply": "EdgeRefused", "nextmavens.edge.host": "EdgeConfigError"}
+
+
+def expected_failures() -> tuple[type[Exception], ...]:
+    lazy = tuple(getattr(sys.modules[module], name) for module, name in LAZY_FAILURES.items() if module in sys.modules)
+    return (LockTimeout, MasterKeyError, PlanError, DestroyError, *lazy)
+
+
 def run_engine(action: Callable[[], Any]) -> Any:
     """Turn the engine's expected failures into clear messages; secrets never appear in them."""
     try:
         return action()
-    except (LockTimeout, MasterKeyError, PlanError, DestroyError, EdgeRefused, EdgeConfigError) as exc:
+    except expected_failures() as exc:
         raise Failure(str(exc)) from None
     except InvalidTag:
         raise Failure(
@@ -167,6 +172,8 @@ def edge_option(func: F) -> F:
 def load_edge(path: Path | None) -> EdgeHost | None:
     if path is None:
         return None
+    from nextmavens.edge.host import EdgeConfigError, load_edge_host
+
     try:
         return load_edge_host(path)
     except EdgeConfigError as exc:
@@ -196,6 +203,8 @@ def apply(
     edge = load_edge(edge_config)
     running: set[str] = set()
     if edge is not None:
+        from nextmavens.edge.host import EdgeConfigError, edge_precheck, running_refs
+
         try:
             running = running_refs(edge)
         except EdgeConfigError as exc:
@@ -239,6 +248,8 @@ def apply_edge_step(
 ) -> EdgeReport:
     """The edge after the database, under the same lock and recorded in the audit log as its own run.
     `removed`: a destroyed project's ref, whose containers, files and tenants go first."""
+    from nextmavens.edge.apply import EdgeReport, remove_project
+    from nextmavens.edge.host import edge_runtime, run_edge
 
     def step() -> EdgeReport:
         with engine.changing("apply edge", [{"project": "edge", "action": "converge", "kind": "edge"}]) as (_, store):
@@ -272,6 +283,8 @@ class EdgeStepFailed(Exception):
 def edge_ready(edge: EdgeHost, manifests: ManifestSet, unchanged: str) -> set[str]:
     """The refs running now, after checking the edge can serve the manifests (`unchanged` says what was not
     done when it cannot): rotate and destroy check before they change anything, as apply does."""
+    from nextmavens.edge.host import EdgeConfigError, edge_precheck, running_refs
+
     try:
         running = running_refs(edge)
     except EdgeConfigError as exc:
@@ -344,6 +357,8 @@ def keys_show(
     api_domain: str | None,
 ) -> None:
     """Print the project's URL, keys and connection strings (this prints secrets, on purpose)."""
+    from nextmavens.keysview import project_access
+
     engine = make_engine(dsn, master_key, lock_timeout)
 
     def read() -> tuple[dict[str, str], int]:
@@ -379,6 +394,8 @@ def keys_rotate(
 
     The old keys stop working only when the edge holds the new secret: with --edge-config the command
     succeeds only then; without it, it says the edge was not converged."""
+    from nextmavens.keysview import iso_time
+
     engine = make_engine(dsn, master_key, lock_timeout)
     _, ref = split_key(project)
     edge = load_edge(edge_config)

@@ -7,13 +7,16 @@ before it is printed, so `[/x]` shows as itself instead of raising MarkupError o
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nextmavens.edge.apply import EdgeReport
 from nextmavens.engine.plan import Plan
+
+if TYPE_CHECKING:  # a type only: importing the edge here would make every command pay for it
+    from nextmavens.edge.apply import EdgeReport
 
 # Wide when piped, so plans in logs and CI output stay one change per line.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
