@@ -292,13 +292,13 @@ def kong_match(cfg, host, path):
     return None
 
 
-def kong_proxy(handler, method, raw):
-    cfg = STATE["kong"].compiled
-    url = urlsplit(handler.path)
-    host = (handler.headers.get("Host") or "").split(":")[0].lower()
-    route = kong_match(cfg, host, url.path) if cfg else None
+def kong_admit(cfg, method, host, path, query, headers):
+    """Kong's router and its auth plugins, as the pinned config uses them (no I/O): the matched route, the
+    consumer, extra response headers, and either (status, body) to answer at once or None to forward.
+    `headers` is a case-insensitive mapping (an http.client message)."""
+    route = kong_match(cfg, host, path) if cfg else None
     if route is None:
-        return 404, {"message": "no Route matched with those values"}, {}
+        return None, None, {}, (404, {"message": "no Route matched with those values"})
     plugins, extra = route["plugins"], {}
     cors = plugins.get("cors")
     if cors is not None:
@@ -306,33 +306,44 @@ def kong_proxy(handler, method, raw):
         if method == "OPTIONS":
             extra["Access-Control-Allow-Methods"] = ",".join(cors.get("methods", []))
             extra["Access-Control-Allow-Headers"] = ",".join(cors.get("headers", []))
-            return 200, None, extra
+            return route, None, extra, (200, None)
     term = plugins.get("request-termination")
     if term is not None:
-        return term.get("status_code", 503), {"message": term.get("message", "")}, extra
-    query = parse_qs(url.query, keep_blank_values=True)
-    headers = {k: v for k, v in handler.headers.items()}
+        return route, None, extra, (term.get("status_code", 503), {"message": term.get("message", "")})
     consumer = None
     auth = plugins.get("key-auth")
     if auth is not None:
         key = None
         for name in auth.get("key_names", ["apikey"]):
-            key = handler.headers.get(name)
+            key = headers.get(name)
             if key is None and auth.get("key_in_query", True) and name in query:
                 key = query[name][0]
             if key is not None:
                 break
         if key is None:
-            return 401, {"message": "No API key found in request"}, extra
+            return route, None, extra, (401, {"message": "No API key found in request"})
         consumer = cfg["keys"].get(key)
         if consumer is None:
-            return 401, {"message": "Invalid authentication credentials"}, extra
+            return route, None, extra, (401, {"message": "Invalid authentication credentials"})
     acl = plugins.get("acl")
     if acl is not None:
         if consumer is None:
-            return 401, {"message": "Unauthorized"}, extra
+            return route, None, extra, (401, {"message": "Unauthorized"})
         if not cfg["groups"].get(consumer, set()) & set(acl.get("allow", [])):
-            return 403, {"message": "You cannot consume this service"}, extra
+            return route, consumer, extra, (403, {"message": "You cannot consume this service"})
+    return route, consumer, extra, None
+
+
+def kong_proxy(handler, method, raw):
+    cfg = STATE["kong"].compiled
+    url = urlsplit(handler.path)
+    host = (handler.headers.get("Host") or "").split(":")[0].lower()
+    query = parse_qs(url.query, keep_blank_values=True)
+    route, consumer, extra, answer = kong_admit(cfg, method, host, url.path, query, handler.headers)
+    if answer is not None:
+        return answer[0], answer[1], extra
+    plugins = route["plugins"]
+    headers = {k: v for k, v in handler.headers.items()}
     transformer = plugins.get("request-transformer")
     if transformer is not None:
         for item in transformer.get("add", {}).get("headers", []):
