@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,12 +35,14 @@ def pg_template() -> LocalPostgres:
 @pytest.fixture
 def fresh_pg(pg_template: LocalPostgres) -> Iterator[LocalPostgres]:
     """A new, empty server for one test."""
-    server = pg_template.clone(scratch_dir("nextmavens-pgfresh-") / "server")
+    scratch = scratch_dir("nextmavens-pgfresh-")
+    server = pg_template.clone(scratch / "server")
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)  # ~125 MB each: left behind, they filled /tmp
 
 
 @pytest.fixture

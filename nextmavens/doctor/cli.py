@@ -113,7 +113,8 @@ def doctor(
         projects = run_engine(read_projects)
     except Failure as exc:
         checks.append(failed("control database", "nextmavens", exc.message, "is nextmavens-postgres running?"))
-    never_applied = sorted({p.ref for p in manifests.projects} - {p.ref for p in projects})
+    declared = {p.ref for p in manifests.projects if p.manifest.state != "absent"}
+    never_applied = sorted(declared - {p.ref for p in projects})
     checks += [failed("project", ref, "declared, but never applied", "run nextmavens apply") for ref in never_applied]
     inputs = DoctorInputs(
         runtime=edge_runtime(edge),

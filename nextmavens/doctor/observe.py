@@ -146,7 +146,8 @@ def kong_checks(inputs: DoctorInputs) -> list[Check]:
     try:
         status = runtime.kong.status()
     except AdminApiError as exc:
-        return [c.kong_status_check(Answer(exc.status, error=str(exc)))]
+        unknown = c.failed("kong config", "kong", "unknown: the admin API does not answer", "see the kong status check")
+        return [c.kong_status_check(Answer(exc.status, error=str(exc))), unknown]
     rendered = kong_json(render_kong(runtime.settings, list(inputs.projects)))
     rendered_hash = hashlib.md5(rendered.encode()).hexdigest()  # noqa: S324 - Kong's configuration_hash is md5
     loaded = status.get("configuration_hash")

@@ -524,6 +524,10 @@ def test_doctor_fails_and_names_kong_when_its_config_is_lost(host, data: dict[st
     """A restarted Kong runs the seed config until the next apply: the doctor names it, apply repairs it."""
     wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
     assert host.run("docker restart nextmavens-kong").rc == 0
+    admin = f"http://127.0.0.1:{data['loopback_ports']['kong_admin']}/status"
+    # Bounded wait until the restarted Kong answers again (the doctor also fails while it does not).
+    up = host.run(f"for i in $(seq 1 60); do curl -sf -o /dev/null {admin} && exit 0; sleep 0.5; done; exit 1")
+    assert up.rc == 0, "Kong's admin API did not come back within 30 s"
     try:
         result = host.run(f"{wrapper} nextmavens doctor --json")
         assert result.rc == 1, result.stdout + result.stderr

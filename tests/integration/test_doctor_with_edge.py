@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.edge.harness import echo_server
+from tests.integration.edge.harness import echo_server, free_port
 from tests.integration.edge.standins import KongProxyStandIn, serve_proxy
 from tests.integration.test_apply_with_edge import Edge, _edge
 from tests.support.engine import Stage
@@ -229,3 +229,14 @@ def test_an_unready_postgrest_an_unpinned_image_and_a_refused_key_fail_the_docto
         ("image pin", "shop rest"),
         ("evolution api", "nextmavens-evolution"),
     }, result.stdout
+
+
+def test_an_unreachable_kong_admin_fails_its_status_and_leaves_its_config_unconfirmed(
+    stage: Stage, applied: Host
+) -> None:
+    document = yaml.safe_load(applied.edge.config.read_text())
+    document["settings"]["kong_admin_url"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    applied.edge.config.write_text(yaml.safe_dump(document))
+    result = doctor(stage, applied)
+    assert result.returncode == 1
+    assert failed_checks(result) == {("kong status", "kong"), ("kong config", "kong")}, result.stdout
