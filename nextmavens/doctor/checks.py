@@ -185,7 +185,9 @@ def kong_status_check(answer: Answer) -> Check:
 
 
 def kong_config_check(loaded_hash: str | None, rendered_hash: str) -> Check:
-    """Kong 2.8.1 DB-less reports the md5 of the declarative config it runs as /status configuration_hash."""
+    """Kong 2.8.1 DB-less reports the md5 of the declarative config it runs as /status configuration_hash: POST
+    /config hands the posted `config` string to parse_string, which hashes it with ngx.md5 (kong@2.8.1:
+    kong/api/routes/config.lua, kong/db/declarative/init.lua; /status in kong/api/routes/health.lua)."""
     if not loaded_hash or set(loaded_hash) == {"0"}:
         return failed(
             "kong config",
