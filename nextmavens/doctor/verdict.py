@@ -22,10 +22,12 @@ def verdict(lines: list[str]) -> Verdict:
         lines = lines[:-1]
     text = "\n".join(lines)
     checks = None
-    start = text.find("[")
-    if start >= 0:
+    for index, line in enumerate(lines):  # the JSON list starts a line; stderr lines may come before or after it
+        if not line.startswith("["):
+            continue
         try:
-            checks, _ = json.JSONDecoder().raw_decode(text[start:])
+            checks, _ = json.JSONDecoder().raw_decode("\n".join(lines[index:]))
+            break
         except ValueError:
             checks = None
     if not isinstance(checks, list):

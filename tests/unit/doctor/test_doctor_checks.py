@@ -160,6 +160,8 @@ def test_the_deploy_reads_the_doctors_json_and_exit_code() -> None:
     bad = [*ok, c.failed("postgrest ready", "shop", "exited 1", "docker logs nm-shop-rest-1").as_json()]
     failing = verdict([*json.dumps(bad).splitlines(), f"{EXIT_MARK}1"])
     assert not failing.ok and "postgrest ready shop: exited 1 -> docker logs nm-shop-rest-1" in failing.message
+    warned = verdict(["warning: [x] before the list", *json.dumps(bad, indent=2).splitlines(), f"{EXIT_MARK}1"])
+    assert not warned.ok and "postgrest ready shop" in warned.message
     crashed = verdict(["error: no database connection: set NEXTMAVENS_DSN", f"{EXIT_MARK}1"])
     assert not crashed.ok and "NEXTMAVENS_DSN" in crashed.message
     # exit 0 with a failed check in the list (never expected) still fails the deploy
