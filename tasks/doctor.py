@@ -17,13 +17,23 @@ from nextmavens.host.operations import notice
 from nextmavens.host.render import render_stack, template_context
 from tasks.stacks import STACKS
 
+# Services this deploy just (re)started (`compose up -d` does not wait for them) may need a moment to answer: a
+# failing doctor is asked again, at most ATTEMPTS times DELAY_S apart, before the deploy fails. A healthy host
+# passes the first time, with no wait.
+ATTEMPTS = 12
+DELAY_S = 5
+
 
 class DoctorRun(FactBase):
     """`nextmavens doctor --json` through the wrapper; always exits 0 (the doctor's code is the last line)."""
 
-    def command(self, wrapper: str) -> str:
+    def command(self, wrapper: str, attempts: int = ATTEMPTS, delay_s: int = DELAY_S) -> str:
         doctor = shlex.join([wrapper, "nextmavens", "doctor", "--json"])
-        return f'out=$({doctor} 2>&1); code=$?; printf "%s\\n" "$out"; echo "{EXIT_MARK}$code"'
+        return (
+            f"n=0; while :; do out=$({doctor} 2>&1); code=$?; n=$((n+1)); "
+            f"if [ $code -eq 0 ] || [ $n -ge {int(attempts)} ]; then break; fi; sleep {int(delay_s)}; done; "
+            f'printf "%s\\n" "$out"; echo "{EXIT_MARK}$code"'
+        )
 
     def process(self, output):
         return verdict(list(output))
