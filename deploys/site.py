@@ -6,6 +6,7 @@ from tasks.apply import apply
 from tasks.base import base
 from tasks.certbot import certbot
 from tasks.docker import docker
+from tasks.doctor import doctor
 from tasks.edge import edge
 from tasks.firewall import firewall
 from tasks.nginx import nginx
@@ -26,3 +27,4 @@ app()
 edge()
 apply()
 summary()
+doctor()

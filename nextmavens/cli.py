@@ -509,14 +509,15 @@ def destroy(
 
 
 def register_optional_commands() -> None:
-    """Commands that live beside the engine: local database, schema export, sandbox, backups, monitoring."""
+    """Commands that live beside the engine: local database, schema export, sandbox, backups, monitoring, doctor."""
     from nextmavens.backup.cli import backup
+    from nextmavens.doctor.cli import doctor
     from nextmavens.localdb_cli import localdb
     from nextmavens.manifest.schema import schema_command
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.sandbox.cli import sandbox
 
-    for command in (localdb, schema_command, sandbox, backup, monitor, status):
+    for command in (localdb, schema_command, sandbox, backup, monitor, status, doctor):
         main.add_command(command)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,31 +16,39 @@ from tests.support.scratch import scratch_dir
 @pytest.fixture(scope="session")
 def pg() -> Iterator[LocalPostgres]:
     """One server for the whole session (tests that share it must not depend on its emptiness)."""
-    server = LocalPostgres(scratch_dir("nextmavens-pg-") / "server", fast=True)
+    scratch = scratch_dir("nextmavens-pg-")
+    server = LocalPostgres(scratch / "server", fast=True)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> LocalPostgres:
+def pg_template() -> Iterator[LocalPostgres]:
     """An initialised, stopped cluster that fresh_pg copies instead of running initdb each time."""
-    server = LocalPostgres(scratch_dir("nextmavens-pgtpl-") / "server", fast=True)
-    server.init()
-    return server
+    scratch = scratch_dir("nextmavens-pgtpl-")
+    server = LocalPostgres(scratch / "server", fast=True)
+    try:
+        server.init()
+        yield server
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 @pytest.fixture
 def fresh_pg(pg_template: LocalPostgres) -> Iterator[LocalPostgres]:
     """A new, empty server for one test."""
-    server = pg_template.clone(scratch_dir("nextmavens-pgfresh-") / "server")
+    scratch = scratch_dir("nextmavens-pgfresh-")
+    server = pg_template.clone(scratch / "server")
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)  # ~125 MB each: left behind, they filled /tmp
 
 
 @pytest.fixture

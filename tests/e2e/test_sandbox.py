@@ -480,3 +480,60 @@ def test_keys_rotate_on_the_host_revokes_the_old_key_at_the_edge(host, data: dic
     assert status(old["anon_key"]) == "401"
     assert status(new["anon_key"]) == "200"
     assert rest_jwt_secret() == new["jwt_secret"]
+
+
+# --- issue 9: `nextmavens doctor`, the host's smoke check (also the deploy's last step) ---------------------
+def test_doctor_passes_on_the_converged_sandbox_and_says_what_it_skipped(host, data: dict[str, Any]) -> None:
+    """Against the stand-ins and real parts: every check passes; certificates (off here) and image pins
+    (substitutes here) are reported as skipped with the reason, never as ok."""
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    text = host.run(f"{wrapper} nextmavens doctor")
+    assert text.rc == 0, text.stdout + text.stderr
+    assert "0 failed" in text.stdout and "skipped" in text.stdout, text.stdout
+    result = host.run(f"{wrapper} nextmavens doctor --json")
+    assert result.rc == 0, result.stdout + result.stderr
+    checks = json.loads(result.stdout)
+    assert all(set(c) >= {"name", "target", "ok", "detail", "hint"} for c in checks)
+    assert not [c for c in checks if c["ok"] is False], [c for c in checks if c["ok"] is False]
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for c in checks:
+        by_name.setdefault(c["name"], []).append(c)
+    assert [c["ok"] for c in by_name["kong config"]] == [True] and [c["ok"] for c in by_name["kong status"]] == [True]
+    assert {c["target"] for c in by_name["postgrest ready"]} == {"shop", "crm"}
+    assert {c["target"] for c in by_name["gotrue health"]} == {"shop", "crm"}
+    assert {c["target"] for c in by_name["realtime tenant"]} == {"shop", "crm"}
+    assert {c["target"] for c in by_name["supavisor tenant"]} == {"shop", "crm", "helpdesk"}
+    nginx = {c["target"]: c["detail"] for c in by_name["nginx"]}
+    assert nginx[f"shop.{data['api_domain']}"] == "HTTP 200"
+    assert nginx[f"helpdesk.{data['api_domain']}"] == "suspended: 503"
+    assert [c["ok"] for c in by_name["postgres-meta"] + by_name["evolution api"]] == [True, True]
+    memory = {c["target"] for c in by_name["memory limit"] if c["ok"]}
+    assert {"nextmavens-kong", "nextmavens-postgres", "shop rest", "crm auth"} <= memory
+    for name, reason in (("certificate", "certificates are off"), ("image pin", "images are substitutes")):
+        assert by_name[name] and all(c["ok"] is None and c["status"] == "skipped" for c in by_name[name])
+        assert all(reason in c["detail"] for c in by_name[name])
+
+
+def test_the_deploy_ran_the_doctor_and_a_healthy_host_is_no_change(converged: dict[str, Any]) -> None:
+    for run in ("first", "second"):
+        assert "nextmavens doctor: " in converged[run]["log"] and "checks ok" in converged[run]["log"]
+    assert not [name for name in converged["second"]["changed"] if "doctor" in name.lower()]
+
+
+def test_doctor_fails_and_names_kong_when_its_config_is_lost(host, data: dict[str, Any]) -> None:
+    """A restarted Kong runs the seed config until the next apply: the doctor names it, apply repairs it."""
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    assert host.run("docker restart nextmavens-kong").rc == 0
+    admin = f"http://127.0.0.1:{data['loopback_ports']['kong_admin']}/status"
+    # Bounded wait until the restarted Kong answers again (the doctor also fails while it does not).
+    up = host.run(f"for i in $(seq 1 60); do curl -sf -o /dev/null {admin} && exit 0; sleep 0.5; done; exit 1")
+    assert up.rc == 0, "Kong's admin API did not come back within 30 s"
+    try:
+        result = host.run(f"{wrapper} nextmavens doctor --json")
+        assert result.rc == 1, result.stdout + result.stderr
+        failed = {(c["name"], c["target"]) for c in json.loads(result.stdout) if c["ok"] is False}
+        assert ("kong config", "kong") in failed, failed
+    finally:
+        repaired = host.run(f"{wrapper} nextmavens apply --yes")
+        assert repaired.rc == 0, repaired.stdout + repaired.stderr
+    assert host.run(f"{wrapper} nextmavens doctor").rc == 0

@@ -35,6 +35,7 @@ def pyinfra(
         archive.writestr("nextmavens/__init__.py", "")
         if with_cli:
             archive.writestr("nextmavens/cli.py", "")
+            archive.writestr("nextmavens/doctor/cli.py", "")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTMAVENS_")}
     env.update(NEXTMAVENS_SANDBOX_KEY=str(key), PYINFRA_FAKE_DELAY="0")
     env.update(NEXTMAVENS_DOMAIN="example.com", NEXTMAVENS_ADMIN_EMAIL="ops@example.com")
@@ -76,6 +77,7 @@ def test_site_plans_every_task_in_order(tmp_path: Path) -> None:
         "Edge settings",
         "Apply project manifests",
         "Summary",
+        "Doctor",
     ]
     assert names[0] == "Preflight | Check the OS release is supported"
     assert any("SUBSTITUTE images" in name for name in names)
@@ -85,7 +87,11 @@ def test_site_plans_every_task_in_order(tmp_path: Path) -> None:
     assert len(applies) == 1 and applies[0].startswith(
         "Apply project manifests | nextmavens apply --projects DIR --yes"
     )
-    assert names[-3].startswith("Summary | Services on loopback only: postgres 127.0.0.1:5432")
+    # The doctor runs last; at prepare it is no change (it runs the checks at execute time, after every step).
+    assert names[-1].startswith("Doctor | nextmavens doctor: every service answers")
+    assert [n for n in names if n.startswith("Summary |")][0].startswith(
+        "Summary | Services on loopback only: postgres 127.0.0.1:5432"
+    )
 
 
 UBUNTU_24 = ["ID=ubuntu", 'VERSION_ID="24.04"', "VERSION_CODENAME=noble", 'PRETTY_NAME="Ubuntu 24.04.1 LTS"']
