@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nextmavens.localdb import LocalPostgres
-from tests.support.scratch import scratch_dir
+from tests.support.scratch import cloned_server, scratch_dir
 
 
 @pytest.fixture(scope="session")
@@ -41,14 +41,8 @@ def pg_template() -> Iterator[LocalPostgres]:
 @pytest.fixture
 def fresh_pg(pg_template: LocalPostgres) -> Iterator[LocalPostgres]:
     """A new, empty server for one test."""
-    scratch = scratch_dir("nextmavens-pgfresh-")
-    server = pg_template.clone(scratch / "server")
-    server.start()
-    try:
+    with cloned_server(pg_template, "nextmavens-pgfresh-") as (server, _):
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)  # ~125 MB each: left behind, they filled /tmp
 
 
 @pytest.fixture
