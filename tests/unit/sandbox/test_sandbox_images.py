@@ -56,6 +56,8 @@ def _fake_tree(prefix: Path, version: str) -> None:
     (pkg / "dist" / "server").mkdir(parents=True)
     (pkg / "package.json").write_text(json.dumps({"name": npm.PACKAGE, "version": version}))
     (pkg / "dist" / "server" / "server.js").write_text("// server\n")
+    (pkg / "dist" / "server" / "server.js.map").write_text("{}")
+    (pkg / "dist" / "server" / "server.d.ts").write_text("export {}\n")
     (prefix / "node_modules" / ".package-lock.json").write_text('{"resolved": "https://registry.invalid/x.tgz"}')
     (prefix / "node_modules" / ".bin").mkdir()
     (prefix / "node_modules" / ".bin" / "tool").symlink_to("../@supabase/postgres-meta/dist/server/server.js")
@@ -78,6 +80,7 @@ def test_the_bundle_is_reproducible_and_leaves_out_npms_record_of_the_registry(t
 
     members = _members(tmp_path / "one.tar.gz")
     assert "node_modules/.package-lock.json" not in members
+    assert not [n for n in members if n.endswith((".map", ".d.ts"))]  # never loaded by Node
     assert "node_modules/@supabase/postgres-meta/dist/server/server.js" in members
     assert members["node_modules/.bin/tool"].issym()
     assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 for m in members.values())
@@ -93,15 +96,19 @@ def test_ensure_bundle_refuses_another_version_and_caches(cfg: SandboxConfig, mo
         _fake_tree(Path(argv[argv.index("--prefix") + 1]), installed[0])
 
     monkeypatch.setattr(npm, "run", fake_run)
+    cfg.npm_cache.mkdir(parents=True)
+    stale = cfg.npm_cache / "postgres-meta-0.91.5-p1.tar.gz"
+    stale.write_bytes(b"an older pin or packing")
     with pytest.raises(RuntimeError, match="not the pinned 0.91.6"):
         npm.ensure_bundle(cfg)
     assert not list(cfg.npm_cache.glob("*.tar.gz"))
 
     installed[0] = "0.91.6"
     bundle = npm.ensure_bundle(cfg)
-    assert bundle.name == "postgres-meta-0.91.6.tar.gz" and bundle.is_file()
+    assert bundle.name == f"postgres-meta-0.91.6-p{npm.PACK_FORMAT}.tar.gz" and bundle.is_file()
     assert "node_modules/@supabase/postgres-meta/package.json" in _members(bundle)
     assert not (cfg.npm_cache / "postgres-meta-0.91.6").exists()  # the unpacked tree is not kept
+    assert not stale.exists()  # one bundle in the cache
     assert npm.ensure_bundle(cfg) == bundle and len(calls) == 2  # cached: npm does not run again
 
 
