@@ -608,44 +608,59 @@ def test_postgres_image_preloads_pg_cron_and_pgaudit(host, data: dict[str, Any])
     )
 
 
+_SANDBOX_ONLY_ORG = "initech"  # tests/e2e/manifests/initech: a project asking for PostGIS
+
+
 def test_a_manifest_asking_for_postgis_applies_for_real(host, data: dict[str, Any]) -> None:
-    """The sandbox-only example tests/e2e/manifests/initech (PostGIS) is applied on the host, checked in its
-    database directly and through postgres-meta, then destroyed with the confirmed command."""
+    """The sandbox-only example tests/e2e/manifests/initech (PostGIS) is applied on the host and checked in its
+    database directly and through postgres-meta. It stays declared; the next test destroys it."""
     import base64
     from shlex import quote
 
     wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
     projects = data["projects_dir"]
-    org_dir = f"{projects}/initech"
+    org_dir = f"{projects}/{_SANDBOX_ONLY_ORG}"
     uploads = [f"mkdir -p {quote(org_dir)}"]
-    for src in sorted((REPO / "tests" / "e2e" / "manifests" / "initech").glob("*.yaml")):
+    for src in sorted((REPO / "tests" / "e2e" / "manifests" / _SANDBOX_ONLY_ORG).glob("*.yaml")):
         b64 = base64.b64encode(src.read_bytes()).decode()
         uploads.append(f"echo {b64} | base64 -d > {quote(org_dir + '/' + src.name)}")
     host.check_output(" && ".join(uploads))
-    try:
-        applied = host.run(f"{wrapper} nextmavens apply --projects {quote(projects)} --yes")
-        assert applied.rc == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
-        database = _project_database(host, data, "initech/maps")
-        rows = _psql(
-            host,
-            data,
-            database,
-            "SELECT extname || ':' || extnamespace::regnamespace FROM pg_extension "
-            "WHERE extname IN ('postgis', 'pg_trgm') ORDER BY 1",
-        )
-        assert rows.splitlines() == ["pg_trgm:extensions", "postgis:extensions"], rows
-        point = _psql(host, data, database, "SELECT extensions.ST_AsText(extensions.ST_MakePoint(1, 2))")
-        assert point == "POINT(1 2)"
-        status, body = _meta(host, data, "/extensions", database=database)
-        assert status == 200, body[:500]
-        postgis = [e for e in json.loads(body) if e["name"] == "postgis"]
-        assert postgis and postgis[0]["installed_version"] and postgis[0]["schema"] == "extensions", postgis
-        again = host.run(f"{wrapper} nextmavens plan --projects {quote(projects)} --json")
-        assert again.rc == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    finally:
-        host.run(f"rm -f {quote(org_dir)}/maps.yaml {quote(org_dir)}/org.yaml && rmdir {quote(org_dir)}")
-        destroyed = host.run(
-            f"{wrapper} nextmavens destroy initech/maps --confirm initech/maps --projects {quote(projects)}"
-        )
+    applied = host.run(f"{wrapper} nextmavens apply --projects {quote(projects)} --yes")
+    assert applied.rc == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
+    database = _project_database(host, data, "initech/maps")
+    rows = _psql(
+        host,
+        data,
+        database,
+        "SELECT extname || ':' || extnamespace::regnamespace FROM pg_extension "
+        "WHERE extname IN ('postgis', 'pg_trgm') ORDER BY 1",
+    )
+    assert rows.splitlines() == ["pg_trgm:extensions", "postgis:extensions"], rows
+    point = _psql(host, data, database, "SELECT extensions.ST_AsText(extensions.ST_MakePoint(1, 2))")
+    assert point == "POINT(1 2)"
+    status, body = _meta(host, data, "/extensions", database=database)
+    assert status == 200, body[:500]
+    postgis = [e for e in json.loads(body) if e["name"] == "postgis"]
+    assert postgis and postgis[0]["installed_version"] and postgis[0]["schema"] == "extensions", postgis
+    again = host.run(f"{wrapper} nextmavens plan --projects {quote(projects)} --json")
+    assert again.rc == 0, again.stdout[-2000:] + again.stderr[-2000:]
+
+
+def test_destroy_on_the_host_drops_the_sandbox_only_project(host, data: dict[str, Any]) -> None:
+    """`nextmavens destroy` as an operator runs it on the host: the manifest removed first, then the confirmed
+    destroy dumps and drops the project. (Found by this test: destroy's pg_dump comes from the host's own
+    PostgreSQL binaries, which a host running PostgreSQL in a container does not have.)"""
+    from shlex import quote
+
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    projects = data["projects_dir"]
+    org_dir = f"{projects}/{_SANDBOX_ONLY_ORG}"
+    if not host.file(f"{org_dir}/maps.yaml").exists:
+        pytest.fail("the PostGIS example was not applied (see the test before)", pytrace=False)
+    database = _project_database(host, data, "initech/maps")
+    host.check_output(f"rm -f {quote(org_dir)}/maps.yaml {quote(org_dir)}/org.yaml && rmdir {quote(org_dir)}")
+    destroyed = host.run(
+        f"{wrapper} nextmavens destroy initech/maps --confirm initech/maps --projects {quote(projects)}"
+    )
     assert destroyed.rc == 0, destroyed.stdout[-3000:] + destroyed.stderr[-3000:]
     assert database not in _psql(host, data, "postgres", "SELECT datname FROM pg_database").splitlines()
