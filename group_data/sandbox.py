@@ -2,7 +2,9 @@
 
 It cannot reach public image registries, so every image below is a SUBSTITUTE built locally inside the
 guest (nextmavens/sandbox/images/), never the pinned upstream image: Postgres and Redis are real (from
-Debian's packages); the other services are STAND-INS (nextmavens-local/standin:1) that implement only what
+Debian's packages, Postgres with PostGIS, pgaudit, pg_cron and wal2json); postgres-meta is the REAL
+@supabase/postgres-meta at the production pin's version (installed with npm on the host, run on Debian 13's
+Node.js 20); the other services are STAND-INS (nextmavens-local/standin:1) that implement only what
 the platform uses and refuse what the pinned programs refuse (the facts tables in nextmavens/upstream/facts.py:
 Kong's format versions and KONG_PLUGINS, `postgrest --ready`). The deploy prints this. Production never reads
 this file.
@@ -42,7 +44,7 @@ images = {
     "realtime": "nextmavens-local/standin:1",  # STAND-IN
     "supavisor": "nextmavens-local/standin:1",  # STAND-IN
     "studio": "nextmavens-local/standin:1",  # STAND-IN
-    "postgres_meta": "nextmavens-local/standin:1",  # STAND-IN
+    "postgres_meta": "nextmavens-local/postgres-meta:0.91.6",  # REAL: npm @supabase/postgres-meta, the pin's version
     "gotrue": "nextmavens-local/standin:1",  # STAND-IN: per project, answers JSON naming it
     "postgrest": "nextmavens-local/standin:1",  # STAND-IN: per project, answers JSON naming it
     "storage_api": "nextmavens-local/standin:1",  # STAND-IN

@@ -28,17 +28,24 @@ SANDBOX_PACKAGES = (
     "procps",
     "less",
 )
-# The base image docker-imports inside the guest. Debian 12 carries PostgreSQL 15 and Redis 7, the majors
-# the local image names promise (trixie has PostgreSQL 17 and Redis 8).
+# The base images docker-imports inside the guest. Debian 12 carries PostgreSQL 15 and Redis 7, the majors
+# the local image names promise (trixie has PostgreSQL 17 and Redis 8); Debian 13 carries Node.js 20, which
+# postgres-meta needs (bookworm has 18). Each image's Dockerfile names its base.
 IMAGE_BASE_SUITE = "bookworm"
+IMAGE_BASE_SUITES = ("bookworm", "trixie")
 
 # Image names the sandbox group data refers to; keep them exactly.
 LOCAL_IMAGES = {
     "postgres": "nextmavens-local/postgres:15",
     "redis": "nextmavens-local/redis:7",
     "standin": "nextmavens-local/standin:1",
+    "meta": "nextmavens-local/postgres-meta:0.91.6",
 }
-BASE_IMAGE = f"nextmavens-local/debian:{IMAGE_BASE_SUITE}"
+
+
+def base_image(suite: str) -> str:
+    return f"nextmavens-local/debian:{suite}"
+
 
 DEFAULT_STATE_DIR = "/var/lib/nextmavens-sandbox"
 DEFAULT_SUBNET = "10.213.77.0/30"  # host end .1, guest .2; override with NEXTMAVENS_SANDBOX_SUBNET
@@ -121,6 +128,10 @@ class SandboxConfig:
     @property
     def deb_cache(self) -> Path:
         return self.cache_dir / "debs"
+
+    @property
+    def npm_cache(self) -> Path:
+        return self.cache_dir / "npm"
 
     @property
     def image_cache(self) -> Path:

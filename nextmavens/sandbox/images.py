@@ -1,21 +1,25 @@
 """Local images inside the guest: public registries are unreachable, so build from Debian's packages.
 
-A debootstrapped Debian 12 root is `docker import`ed as the base; each directory under ``images/`` is built
-with the legacy builder (`DOCKER_BUILDKIT=0`; buildx is absent) and apt through the host's proxy. Built
-images are saved to the host's cache, keyed by their build context, and loaded into a fresh guest instead of
-being rebuilt.
+Debootstrapped Debian 12 and 13 roots are `docker import`ed as the bases (each Dockerfile's FROM names one);
+each directory under ``images/`` is built with the legacy builder (`DOCKER_BUILDKIT=0`; buildx is absent) and
+apt through the host's proxy. postgres-meta's npm tree is installed on the host (npm.py) and travels in its
+build context. Built images are saved to the host's cache, keyed by their build context, and loaded into a
+fresh guest instead of being rebuilt.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import re
 import shlex
 import tarfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
-from .config import BASE_IMAGE, LOCAL_IMAGES, SandboxConfig
+from . import npm
+from .config import LOCAL_IMAGES, SandboxConfig, base_image
 from .machine import ssh
 from .util import log
 
@@ -28,7 +32,26 @@ EXTRA_CONTEXT: dict[str, dict[str, Path]] = {
 }
 
 
-def context_tar(name: str) -> bytes:
+_FROM = re.compile(r"^FROM\s+nextmavens-local/debian:(\S+)\s*$", re.M)
+
+
+def base_suite(name: str) -> str:
+    """The Debian suite an image builds on, from its Dockerfile's one FROM line."""
+    dockerfile = IMAGES_DIR / name / "Dockerfile"
+    found = _FROM.findall(dockerfile.read_text())
+    if len(found) != 1:
+        raise ValueError(f"{dockerfile}: expected one `FROM nextmavens-local/debian:<suite>`, found {found}")
+    return str(found[0])
+
+
+def host_inputs(cfg: SandboxConfig, name: str) -> dict[str, Path]:
+    """Files an image's context needs that are made on the host first (postgres-meta's npm tree)."""
+    if name == "meta":
+        return {npm.BUNDLE_NAME: npm.ensure_bundle(cfg)}
+    return {}
+
+
+def context_tar(name: str, extra: Mapping[str, Path] | None = None) -> bytes:
     """The build context as a reproducible tar (sorted, fixed mtimes and owners)."""
     buf = io.BytesIO()
     src = IMAGES_DIR / name
@@ -36,6 +59,7 @@ def context_tar(name: str) -> bytes:
         raise FileNotFoundError(f"{src / 'Dockerfile'} is missing (is nextmavens/sandbox/images packaged?)")
     files = {str(p.relative_to(src)): p for p in src.rglob("*") if p.is_file()}
     files.update(EXTRA_CONTEXT.get(name, {}))
+    files.update(extra or {})
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for arcname, path in sorted(files.items()):
             info = tarfile.TarInfo(arcname)
@@ -47,8 +71,8 @@ def context_tar(name: str) -> bytes:
     return buf.getvalue()
 
 
-def context_hash(name: str, base_tar: Path) -> str:
-    h = hashlib.sha256(context_tar(name))
+def context_hash(name: str, base_tar: Path, extra: Mapping[str, Path] | None = None) -> str:
+    h = hashlib.sha256(context_tar(name, extra))
     h.update(base_tar.name.encode())
     return h.hexdigest()[:12]
 
@@ -63,23 +87,27 @@ def image_label(cfg: SandboxConfig, ref: str, label: str) -> str:
     return proc.stdout.decode().strip() if proc.returncode == 0 else ""
 
 
-def ensure_base(cfg: SandboxConfig, base_tar: Path) -> None:
-    if image_label(cfg, BASE_IMAGE, "org.nextmavens.sandbox.base") == base_tar.name:
+def ensure_base(cfg: SandboxConfig, suite: str, base_tar: Path) -> None:
+    ref = base_image(suite)
+    if image_label(cfg, ref, "org.nextmavens.sandbox.base") == base_tar.name:
         return
-    log(f"docker import {base_tar.name} as {BASE_IMAGE}")
+    log(f"docker import {base_tar.name} as {ref}")
     change = f"LABEL org.nextmavens.sandbox.base={base_tar.name}"
-    cmd = shlex.join(["docker", "import", "--change", change, "--change", 'CMD ["/bin/bash"]', "-", BASE_IMAGE])
+    cmd = shlex.join(["docker", "import", "--change", change, "--change", 'CMD ["/bin/bash"]', "-", ref])
     with open(base_tar, "rb") as f:
         ssh(cfg, cmd, stdin=f, stdout=None)
 
 
-def ensure_images(cfg: SandboxConfig, base_tar: Path, rebuild: bool = False) -> dict[str, str]:
+def ensure_images(cfg: SandboxConfig, base_tars: Mapping[str, Path], rebuild: bool = False) -> dict[str, str]:
     """Make every local image present in the guest; returns {ref: 'present'|'loaded'|'built'}."""
     cfg.image_cache.mkdir(parents=True, exist_ok=True)
     result: dict[str, str] = {}
-    base_ready = False
+    bases_ready: set[str] = set()
     for name, ref in LOCAL_IMAGES.items():
-        digest = context_hash(name, base_tar)
+        suite = base_suite(name)
+        base_tar = base_tars[suite]
+        extra = host_inputs(cfg, name)
+        digest = context_hash(name, base_tar, extra)
         if not rebuild and image_label(cfg, ref, "org.nextmavens.sandbox.context") == digest:
             result[ref] = "present"
             continue
@@ -91,9 +119,9 @@ def ensure_images(cfg: SandboxConfig, base_tar: Path, rebuild: bool = False) -> 
                 log(f"loaded {ref} from {cached.name}")
                 result[ref] = "loaded"
                 continue
-        if not base_ready:
-            ensure_base(cfg, base_tar)
-            base_ready = True
+        if suite not in bases_ready:
+            ensure_base(cfg, suite, base_tar)
+            bases_ready.add(suite)
         t0 = time.monotonic()
         log(f"building {ref} inside the guest (apt through {cfg.proxy_url})")
         cmd = shlex.join(
@@ -110,7 +138,7 @@ def ensure_images(cfg: SandboxConfig, base_tar: Path, rebuild: bool = False) -> 
                 "-",
             ]
         )
-        ssh(cfg, f"DOCKER_BUILDKIT=0 {cmd}", input=context_tar(name))
+        ssh(cfg, f"DOCKER_BUILDKIT=0 {cmd}", input=context_tar(name, extra))
         log(f"built {ref} in {time.monotonic() - t0:.0f}s")
         for old in cfg.image_cache.glob(f"{name}-*.tar"):
             old.unlink()

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from . import commands
-from .config import IMAGE_BASE_SUITE, SandboxConfig
+from .config import IMAGE_BASE_SUITES, SandboxConfig
 from .util import log, run
 
 # Trimmed from the docker base tarball: documentation and caches no container needs.
@@ -77,15 +77,18 @@ def guest_cache_path(cfg: SandboxConfig, mirror: str) -> Path:
     return cfg.cache_dir / f"rootfs-{cfg.suite}-{_key(cfg.suite, mirror, *cfg.packages)}"
 
 
-def base_tar_path(cfg: SandboxConfig, mirror: str) -> Path:
-    return cfg.cache_dir / f"base-{IMAGE_BASE_SUITE}-{_key(IMAGE_BASE_SUITE, mirror)}.tar"
+def base_tar_path(cfg: SandboxConfig, mirror: str, suite: str) -> Path:
+    return cfg.cache_dir / f"base-{suite}-{_key(suite, mirror)}.tar"
 
 
-def _debootstrap(suite: str, target: Path, mirror: str, cfg: SandboxConfig, include: tuple[str, ...]) -> None:
+def _debootstrap(
+    suite: str, target: Path, mirror: str, cfg: SandboxConfig, include: tuple[str, ...], debs_name: str = ""
+) -> None:
     partial = target.with_name(target.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
-    debs = cfg.deb_cache / suite  # one package cache per suite: the two debootstraps may run at once
+    # one package cache per debootstrap kind: the guest's and the image bases' may run at once
+    debs = cfg.deb_cache / (debs_name or suite)
     debs.mkdir(parents=True, exist_ok=True)
     log(f"debootstrap {suite} into {target} (cached for later runs)")
     run(commands.debootstrap_argv(suite, partial, mirror, debs, include), quiet=True)
@@ -104,12 +107,17 @@ def ensure_guest_cache(cfg: SandboxConfig, mirror: str) -> Path:
     return target
 
 
-def ensure_base_tar(cfg: SandboxConfig, mirror: str) -> Path:
-    tar = base_tar_path(cfg, mirror)
+def ensure_base_tars(cfg: SandboxConfig, mirror: str) -> dict[str, Path]:
+    """The docker base tarball of every suite an image builds on, {suite: path}."""
+    return {suite: ensure_base_tar(cfg, mirror, suite) for suite in IMAGE_BASE_SUITES}
+
+
+def ensure_base_tar(cfg: SandboxConfig, mirror: str, suite: str) -> Path:
+    tar = base_tar_path(cfg, mirror, suite)
     if tar.is_file():
         return tar
-    tmp_root = cfg.cache_dir / f"base-{IMAGE_BASE_SUITE}-root"
-    _debootstrap(IMAGE_BASE_SUITE, tmp_root, mirror, cfg, ())
+    tmp_root = cfg.cache_dir / f"base-{suite}-root"
+    _debootstrap(suite, tmp_root, mirror, cfg, (), debs_name=f"{suite}-base")
     partial = tar.with_name(tar.name + ".partial")
     argv = ["tar", "-C", str(tmp_root), "--numeric-owner"]
     argv += [f"--exclude={e}" for e in BASE_TAR_EXCLUDES]

@@ -19,7 +19,7 @@ from . import commands, images, machine, network, rootfs
 from .config import LOCAL_IMAGES, SandboxConfig
 from .util import log
 
-REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "tinyproxy", "ip", "ssh", "ssh-keygen", "tar", "cp")
+REQUIRED_TOOLS = ("debootstrap", "systemd-nspawn", "tinyproxy", "ip", "ssh", "ssh-keygen", "tar", "cp", "npm")
 
 
 class SandboxError(RuntimeError):
@@ -89,7 +89,7 @@ def up(cfg: SandboxConfig, *, keep_root: bool = False, build_images: bool = True
         if is_running(cfg, state):
             imgs: dict[str, str] = {}
             if build_images:
-                imgs = images.ensure_images(cfg, rootfs.ensure_base_tar(cfg, mirror))
+                imgs = images.ensure_images(cfg, _image_inputs(cfg, mirror))
             return UpResult(True, timings, imgs)
         if state or network.netns_exists(cfg):
             log("cleaning up a sandbox that is no longer running")
@@ -97,12 +97,12 @@ def up(cfg: SandboxConfig, *, keep_root: bool = False, build_images: bool = True
 
         t = time.monotonic()
         pubkey = rootfs.ensure_key(cfg)
-        # the image base (Debian 12) bootstraps while the guest root (Debian 13) does
+        # the image bases (Debian 12 and 13) and postgres-meta's npm tree are made while the guest root is
         with ThreadPoolExecutor(max_workers=1) as pool:
-            base_future = pool.submit(rootfs.ensure_base_tar, cfg, mirror) if build_images else None
+            base_future = pool.submit(_image_inputs, cfg, mirror) if build_images else None
             cache = rootfs.ensure_guest_cache(cfg, mirror)
             t = lap("guest_cache", t)
-            base_tar = base_future.result() if base_future is not None else None
+            base_tars = base_future.result() if base_future is not None else None
         t = lap("base_cache_wait", t)
         strays = network.nspawn_pids_on(cfg.root)
         if strays:
@@ -133,8 +133,8 @@ def up(cfg: SandboxConfig, *, keep_root: bool = False, build_images: bool = True
             state["systemd_state"] = machine.wait_ready(cfg, state["nspawn_pid"])
             t = lap("boot", t)
             imgs = {}
-            if build_images and base_tar is not None:
-                imgs = images.ensure_images(cfg, base_tar)
+            if build_images and base_tars is not None:
+                imgs = images.ensure_images(cfg, base_tars)
                 t = lap("images", t)
         except BaseException:
             log("sandbox up failed; tearing down what was started (the caches stay)")
@@ -153,6 +153,14 @@ def up(cfg: SandboxConfig, *, keep_root: bool = False, build_images: bool = True
         save_state(cfg, state)
         timings["total"] = round(time.monotonic() - t_start, 1)
         return UpResult(False, timings, imgs)
+
+
+def _image_inputs(cfg: SandboxConfig, mirror: str) -> dict[str, Path]:
+    """What the image builds need from the host: the base tarballs (returned) and the npm tree (cached)."""
+    base_tars = rootfs.ensure_base_tars(cfg, mirror)
+    for name in LOCAL_IMAGES:
+        images.host_inputs(cfg, name)
+    return base_tars
 
 
 def _wait_proxy(cfg: SandboxConfig, pid: int, timeout: float = 10) -> None:

@@ -537,3 +537,187 @@ def test_doctor_fails_and_names_kong_when_its_config_is_lost(host, data: dict[st
         repaired = host.run(f"{wrapper} nextmavens apply --yes")
         assert repaired.rc == 0, repaired.stdout + repaired.stderr
     assert host.run(f"{wrapper} nextmavens doctor").rc == 0
+
+
+# --- real parts in the sandbox (issue 9): postgres-meta from npm, the Postgres image's extensions -----------
+def _meta(host, data: dict[str, Any], path: str, database: str | None = None) -> tuple[int, str]:
+    """GET a path of the real postgres-meta on its loopback port, from inside the guest.
+
+    postgres-meta 0.91.6 ignores a `pg` header sent by a client (routes/index.ts replaces it with its default
+    connection); another database is chosen only by `x-connection-encrypted`: the connection string AES-encrypted
+    with CRYPTO_KEY by crypto-js, as Studio sends it. The string is made inside the meta container, from its own
+    PG_META_DB_* settings, so no password leaves the guest or reaches this test's output.
+    """
+    from shlex import quote
+
+    port = data["loopback_ports"]["postgres_meta"]
+    if database is not None:
+        js = (
+            "const C=require('crypto-js');const e=process.env;const u=new URL('postgresql://');"
+            "u.hostname=e.PG_META_DB_HOST;u.port=e.PG_META_DB_PORT;u.username=e.PG_META_DB_USER;"
+            "u.password=e.PG_META_DB_PASSWORD;u.pathname=encodeURIComponent(e.NM_DB);"
+            "u.searchParams.set('sslmode','disable');process.stdout.write(C.AES.encrypt(u.toString(),e.CRYPTO_KEY).toString())"
+        )
+        header = (
+            f'enc=$(docker exec -e NM_DB={quote(database)} nextmavens-meta node -e {quote(js)}) && [ -n "$enc" ] && '
+        )
+        header += 'curl -sS -m 60 -H "x-connection-encrypted: $enc" '
+    else:
+        header = "curl -sS -m 60 "
+    out = host.run(
+        f"{header}-o /tmp/nm-meta-body -w '%{{http_code}}' http://127.0.0.1:{port}{path}; "
+        "cat /tmp/nm-meta-body; rm -f /tmp/nm-meta-body"
+    )
+    assert out.stdout[:3].isdigit(), out.stdout[:200] + out.stderr[-500:]
+    return int(out.stdout[:3]), out.stdout[3:]
+
+
+def _project_database(host, data: dict[str, Any], ref: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(_keys(host, data, ref)["database_url"]).path.lstrip("/")
+
+
+def _wait_healthy(host, container: str, timeout_s: float = 120) -> str:
+    deadline = time.monotonic() + timeout_s
+    status = ""
+    while time.monotonic() < deadline:
+        status = host.check_output(f"docker inspect -f '{{{{.State.Health.Status}}}}' {container}")
+        if status in ("healthy", "unhealthy"):
+            return status
+        time.sleep(1)
+    return status
+
+
+def test_postgres_meta_is_the_real_program_with_its_memory_limit(host, data: dict[str, Any]) -> None:
+    [meta] = json.loads(host.check_output("docker inspect nextmavens-meta"))
+    assert meta["Config"]["Image"] == data["images"]["postgres_meta"] == "nextmavens-local/postgres-meta:0.91.6"
+    assert meta["HostConfig"]["Memory"] == data["memory_limits_mb"]["postgres_meta"] * 1024 * 1024
+    assert not any(e.startswith("STANDIN_") for e in meta["Config"]["Env"]), "postgres-meta still has stand-in env"
+    assert _wait_healthy(host, "nextmavens-meta") == "healthy"  # the image's HEALTHCHECK, as upstream's
+
+    status, body = _meta(host, data, "/")
+    assert status == 200, body
+    about = json.loads(body)
+    assert (about["name"], about["version"]) == ("@supabase/postgres-meta", "0.91.6")
+    assert "standin" not in about
+    status, body = _meta(host, data, "/health")
+    assert status == 200 and "date" in json.loads(body), body
+
+
+def test_postgres_meta_introspects_a_project_database(host, data: dict[str, Any]) -> None:
+    """acme/shop declares schema `catalog`: the shop database has it, the shared `postgres` database has not."""
+    shop_db = _project_database(host, data, "acme/shop")
+    status, body = _meta(host, data, "/schemas")
+    assert status == 200, body
+    assert "catalog" not in {s["name"] for s in json.loads(body)}
+
+    status, body = _meta(host, data, "/schemas", database=shop_db)
+    assert status == 200, body
+    schemas = {s["name"] for s in json.loads(body)}
+    assert {"catalog", "public"} <= schemas, schemas
+
+    status, body = _meta(host, data, "/generators/typescript?included_schemas=catalog,public", database=shop_db)
+    assert status == 200, body[:500]
+    assert "export type Database = {" in body and "  catalog: {" in body and "  public: {" in body, body[:800]
+
+    # a connection string encrypted with another key is refused, not silently served from the default database
+    port = data["loopback_ports"]["postgres_meta"]
+    wrong = host.run(
+        "curl -sS -m 30 -o /dev/null -w '%{http_code}' -H 'x-connection-encrypted: U2FsdGVkX19AAAAAAAAAAAAAAAAAAAAA' "
+        f"http://127.0.0.1:{port}/schemas"
+    )
+    assert wrong.stdout.strip() not in ("200", ""), wrong.stdout
+
+
+def _psql(host, data: dict[str, Any], database: str, sql: str) -> str:
+    from shlex import quote
+
+    admin = data["postgres_admin_user"]
+    return host.check_output(
+        f"docker exec nextmavens-postgres psql -X -qtA -v ON_ERROR_STOP=1 -U {quote(admin)} -d {quote(database)} "
+        f"-c {quote(sql)}"
+    )
+
+
+def test_postgres_image_preloads_pg_cron_and_pgaudit(host, data: dict[str, Any]) -> None:
+    preload = _psql(host, data, "postgres", "SHOW shared_preload_libraries")
+    assert {"pg_stat_statements", "pgaudit", "pg_cron"} <= {p.strip() for p in preload.split(",")}, preload
+    assert _psql(host, data, "postgres", "SHOW cron.database_name") == "postgres"
+    available = _psql(host, data, "postgres", "SELECT name FROM pg_available_extensions ORDER BY name").splitlines()
+    assert {"postgis", "pgaudit", "pg_cron", "pg_stat_statements"} <= set(available)
+    # both create for real (pg_cron schedules a job); rolled back, so the shared database keeps nothing
+    created = _psql(
+        host,
+        data,
+        "postgres",
+        "BEGIN; CREATE EXTENSION pgaudit; CREATE EXTENSION pg_cron; "
+        "SELECT cron.schedule('nm-e2e', '* * * * *', 'SELECT 1') > 0; ROLLBACK",
+    )
+    assert created.strip() == "t", created
+    assert (
+        _psql(host, data, "postgres", "SELECT count(*) FROM pg_extension WHERE extname IN ('pgaudit', 'pg_cron')")
+        == "0"
+    )
+    assert (
+        _psql(host, data, "postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'supabase_admin' AND rolsuper")
+        == "1"
+    )
+
+
+_SANDBOX_ONLY_ORG = "initech"  # tests/e2e/manifests/initech: a project asking for PostGIS
+
+
+def test_a_manifest_asking_for_postgis_applies_for_real(host, data: dict[str, Any]) -> None:
+    """The sandbox-only example tests/e2e/manifests/initech (PostGIS) is applied on the host and checked in its
+    database directly and through postgres-meta. It stays declared; the next test destroys it."""
+    import base64
+    from shlex import quote
+
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    projects = data["projects_dir"]
+    org_dir = f"{projects}/{_SANDBOX_ONLY_ORG}"
+    uploads = [f"mkdir -p {quote(org_dir)}"]
+    for src in sorted((REPO / "tests" / "e2e" / "manifests" / _SANDBOX_ONLY_ORG).glob("*.yaml")):
+        b64 = base64.b64encode(src.read_bytes()).decode()
+        uploads.append(f"echo {b64} | base64 -d > {quote(org_dir + '/' + src.name)}")
+    host.check_output(" && ".join(uploads))
+    applied = host.run(f"{wrapper} nextmavens apply --projects {quote(projects)} --yes")
+    assert applied.rc == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
+    database = _project_database(host, data, "initech/maps")
+    rows = _psql(
+        host,
+        data,
+        database,
+        "SELECT extname || ':' || extnamespace::regnamespace FROM pg_extension "
+        "WHERE extname IN ('postgis', 'pg_trgm') ORDER BY 1",
+    )
+    assert rows.splitlines() == ["pg_trgm:extensions", "postgis:extensions"], rows
+    point = _psql(host, data, database, "SELECT extensions.ST_AsText(extensions.ST_MakePoint(1, 2))")
+    assert point == "POINT(1 2)"
+    status, body = _meta(host, data, "/extensions", database=database)
+    assert status == 200, body[:500]
+    postgis = [e for e in json.loads(body) if e["name"] == "postgis"]
+    assert postgis and postgis[0]["installed_version"] and postgis[0]["schema"] == "extensions", postgis
+    again = host.run(f"{wrapper} nextmavens plan --projects {quote(projects)} --json")
+    assert again.rc == 0, again.stdout[-2000:] + again.stderr[-2000:]
+
+
+def test_destroy_on_the_host_drops_the_sandbox_only_project(host, data: dict[str, Any]) -> None:
+    """`nextmavens destroy` as an operator runs it on the host: the manifest removed first, then the confirmed
+    destroy dumps and drops the project. (Found by this test: destroy's pg_dump comes from the host's own
+    PostgreSQL binaries, which a host running PostgreSQL in a container does not have.)"""
+    from shlex import quote
+
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    projects = data["projects_dir"]
+    org_dir = f"{projects}/{_SANDBOX_ONLY_ORG}"
+    if not host.file(f"{org_dir}/maps.yaml").exists:
+        pytest.fail("the PostGIS example was not applied (see the test before)", pytrace=False)
+    database = _project_database(host, data, "initech/maps")
+    host.check_output(f"rm -f {quote(org_dir)}/maps.yaml {quote(org_dir)}/org.yaml && rmdir {quote(org_dir)}")
+    destroyed = host.run(
+        f"{wrapper} nextmavens destroy initech/maps --confirm initech/maps --projects {quote(projects)}"
+    )
+    assert destroyed.rc == 0, destroyed.stdout[-3000:] + destroyed.stderr[-3000:]
+    assert database not in _psql(host, data, "postgres", "SELECT datname FROM pg_database").splitlines()

@@ -160,11 +160,11 @@ def test_host_mirrors_deb822_and_list(tmp_path: Path) -> None:
 
 
 def test_image_contexts_are_reproducible() -> None:
-    assert set(LOCAL_IMAGES) == {"postgres", "redis", "standin"}
     assert LOCAL_IMAGES == {
         "postgres": "nextmavens-local/postgres:15",
         "redis": "nextmavens-local/redis:7",
         "standin": "nextmavens-local/standin:1",
+        "meta": "nextmavens-local/postgres-meta:0.91.6",
     }
     for name in LOCAL_IMAGES:
         first, second = images.context_tar(name), images.context_tar(name)
@@ -174,4 +174,7 @@ def test_image_contexts_are_reproducible() -> None:
         assert "Dockerfile" in names
         dockerfile = (images.IMAGES_DIR / name / "Dockerfile").read_text()
         froms = [ln for ln in dockerfile.splitlines() if ln.startswith("FROM ")]
-        assert froms == ["FROM nextmavens-local/debian:bookworm"]
+        # Debian 12 for PostgreSQL 15 and Redis 7; Debian 13 for Node.js 20 (postgres-meta needs >= 20)
+        suite = "trixie" if name == "meta" else "bookworm"
+        assert froms == [f"FROM nextmavens-local/debian:{suite}"]
+        assert images.base_suite(name) == suite

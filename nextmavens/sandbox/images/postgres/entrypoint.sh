@@ -1,6 +1,9 @@
 #!/bin/sh
 # Initialise PGDATA on first start (superuser and password from the environment), then run postgres as the
 # postgres user. Scripts in /docker-entrypoint-initdb.d (*.sql, *.sh) run once, on first start.
+# Like supabase/postgres: pg_stat_statements, pgaudit and pg_cron preloaded (pg_cron's jobs live in the
+# `postgres` database), and a supabase_admin superuser with POSTGRES_PASSWORD, the role the compose's
+# postgres-meta, Realtime and Supavisor connect as.
 set -eu
 PGDATA="${PGDATA:-/var/lib/postgresql/data}"
 POSTGRES_USER="${POSTGRES_USER:-postgres}"
@@ -33,6 +36,8 @@ wal_level = logical
 max_wal_senders = 10
 max_replication_slots = 10
 password_encryption = scram-sha-256
+shared_preload_libraries = 'pg_stat_statements, pgaudit, pg_cron'
+cron.database_name = 'postgres'
 CONF
   cat >> "$PGDATA/pg_hba.conf" <<HBA
 host all all 0.0.0.0/0 scram-sha-256
@@ -42,6 +47,11 @@ HBA
   as_pg pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
   if [ "$POSTGRES_DB" != "postgres" ]; then
     as_pg psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres -c "CREATE DATABASE \"$POSTGRES_DB\"" >/dev/null
+  fi
+  if [ "$POSTGRES_USER" != "supabase_admin" ]; then
+    # psql 15 reads the password from its environment (\getenv) and quotes it (:'pw'): never in an argv
+    printf '%s\n' '\getenv pw PW' "CREATE ROLE supabase_admin LOGIN SUPERUSER CREATEDB CREATEROLE REPLICATION BYPASSRLS PASSWORD :'pw';" \
+      | PW="$POSTGRES_PASSWORD" as_pg psql -v ON_ERROR_STOP=1 -q -U "$POSTGRES_USER" -d postgres
   fi
   for f in /docker-entrypoint-initdb.d/*; do
     case "$f" in
