@@ -32,6 +32,8 @@ base_packages = [  # Installed on every host before anything else.
     "python3-venv",
     "rsync",
     "jq",
+    "postgresql-client",  # pg_dump/pg_restore for backups and destroy (the server itself runs in a container)
+    "age",  # backups are encrypted to the operator's age recipient
 ]
 unattended_upgrades = True  # Security updates applied daily by unattended-upgrades.
 time_sync = True  # systemd-timesyncd enabled and running.

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nextmavens.backup.telegram import DEFAULT_API_BASE, RetryPolicy, TelegramClient
+from nextmavens.pgtools import pg_tool
 
 # Chunks stay below the Bot API's 20 MB download limit with margin for either reading of "MB".
 DEFAULT_CHUNK_BYTES = 19_000_000
@@ -71,7 +72,7 @@ class BackupSettings:
             raise ConfigError("backup chunks must be below 20 MB: Telegram bots cannot download larger files")
 
     def tool(self, name: str) -> str:
-        return str(self.pg_bin / name) if self.pg_bin else name
+        return str(self.pg_bin / name) if self.pg_bin else pg_tool(name)
 
 
 def telegram_from_env(env: dict[str, str] | None = None) -> TelegramSettings | None:

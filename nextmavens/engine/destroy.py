@@ -21,8 +21,8 @@ import psycopg
 from psycopg import sql
 
 from nextmavens.control.db import dsn_for_database, dsn_without_password
-from nextmavens.localdb import find_bin_dir
 from nextmavens.naming import ProjectNames, project_names
+from nextmavens.pgtools import pg_tool
 
 # How long ended sessions get to go away (each pg_terminate_backend waits up to TERMINATE_WAIT_MS).
 SESSIONS_GONE_TIMEOUT_S = 30.0
@@ -64,17 +64,16 @@ def dump_database(dsn: str, database: str, target: Path) -> None:
     file is removed: a partial dump must not pass for a good one."""
     conninfo, password = dsn_without_password(dsn_for_database(dsn, database))
     env = {**os.environ, **({"PGPASSWORD": password} if password else {})}
-    bin_dir = find_bin_dir()
     try:
         dumped = subprocess.run(
-            [str(bin_dir / "pg_dump"), "--format=custom", f"--file={target}", f"--dbname={conninfo}"],
+            [pg_tool("pg_dump"), "--format=custom", f"--file={target}", f"--dbname={conninfo}"],
             env=env,
             capture_output=True,
             text=True,
         )
         if dumped.returncode != 0:
             raise DestroyError(f"pg_dump of {database} failed: {dumped.stderr.strip()[-500:]}")
-        listed = subprocess.run([str(bin_dir / "pg_restore"), "--list", str(target)], capture_output=True, text=True)
+        listed = subprocess.run([pg_tool("pg_restore"), "--list", str(target)], capture_output=True, text=True)
         if listed.returncode != 0 or target.stat().st_size == 0:
             raise DestroyError(f"the dump of {database} could not be read back: {listed.stderr.strip()[-500:]}")
     except (DestroyError, OSError) as exc:
