@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.edge.harness import LocalNginx, echo_server, free_port, get_after_reload, need, wait_port
+from tests.integration.edge.harness import LocalNginx, echo_server, get_after_reload, need, wait_port
 from tests.integration.edge.standins import (
     KongProxyStandIn,
     KongStandIn,
@@ -25,6 +25,7 @@ from tests.integration.edge.standins import (
 )
 from tests.support.dotenv import compose_go_dotenv
 from tests.support.engine import Stage
+from tests.support.ports import free_ports
 from tests.support.projects import write_project
 
 SUPAVISOR_SECRET = "platform-supavisor-secret-0123456789abcdef"
@@ -98,15 +99,16 @@ def _edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextManager[
     docker.chmod(0o755)
     secrets_dir = tmp_path / "platform-secrets"
     secrets_dir.mkdir(mode=0o700)
-    http_port = free_port()
     nginx = LocalNginx(tmp_path / "nginx")
-    nginx.site.write_text(f"server {{ listen 127.0.0.1:{http_port} default_server; return 444; }}\n")
     with (
         serve(kong) as kong_url,
         serve(supavisor) as supavisor_url,
         serve(realtime) as realtime_url,
         proxy(kong) as proxy_port,
     ):
+        # nginx's ports last: a server bound to port 0 above could have been handed a port taken earlier
+        http_port, https_port = free_ports(2)
+        nginx.site.write_text(f"server {{ listen 127.0.0.1:{http_port} default_server; return 444; }}\n")
         config = {
             "settings": {
                 "api_domain": "api.example.test",
@@ -114,7 +116,7 @@ def _edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextManager[
                 "host_ipv4": "203.0.113.10",
                 "listen_address": "127.0.0.1",
                 "http_port": http_port,
-                "https_port": free_port(),
+                "https_port": https_port,
                 "kong_proxy": f"127.0.0.1:{proxy_port}",
                 "kong_admin_url": kong_url,
                 "supavisor_api_url": supavisor_url,

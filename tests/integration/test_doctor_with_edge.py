@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.edge.harness import echo_server, free_port
+from tests.integration.edge.harness import echo_server
 from tests.integration.edge.standins import KongProxyStandIn, serve_proxy
 from tests.integration.test_apply_with_edge import Edge, _edge
 from tests.support.engine import Stage
+from tests.support.ports import free_port
 from tests.support.projects import write_project
 
 EVOLUTION_KEY = "evolution-platform-key-0123456789"

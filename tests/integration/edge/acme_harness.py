@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.integration.edge.harness import free_port, need, wait_port
+from tests.integration.edge.harness import need, wait_port
+from tests.support.ports import free_ports
 
 
 def _tls_for_pebble(directory: Path) -> tuple[Path, Path, Path]:
@@ -76,7 +77,7 @@ def pebble(workdir: Path, http_port: int):
     """Yields (directory URL, CA bundle path). Pebble validates HTTP-01 on `http_port` of 127.0.0.1."""
     pebble_bin, challtestsrv_bin = need("pebble"), need("pebble-challtestsrv")
     ca, cert, key = _tls_for_pebble(workdir / "tls")
-    acme_port, mgmt_port, dns_port, chall_mgmt = free_port(), free_port(), free_port(), free_port()
+    acme_port, mgmt_port, dns_port, chall_mgmt, tls_port = free_ports(5)
     config = workdir / "pebble-config.json"
     config.write_text(
         json.dumps(
@@ -87,7 +88,7 @@ def pebble(workdir: Path, http_port: int):
                     "certificate": str(cert),
                     "privateKey": str(key),
                     "httpPort": http_port,
-                    "tlsPort": free_port(),
+                    "tlsPort": tls_port,
                     "ocspResponderURL": "",
                     "externalAccountBindingRequired": False,
                 }

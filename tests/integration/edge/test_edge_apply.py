@@ -16,12 +16,12 @@ from nextmavens.edge.settings import DEFAULT_SHARED_SERVICES_MB
 from tests.integration.edge.harness import (
     LocalNginx,
     echo_server,
-    free_port,
     get_after_reload,
     need,
     wait_port,
 )
 from tests.integration.edge.standins import KongStandIn, RealtimeStandIn, SupavisorStandIn, serve
+from tests.support.ports import free_ports
 from tests.unit.edge.fixtures import project, sample_projects, settings
 
 INITIAL_SITE = "server {{ listen 127.0.0.1:{port} default_server; return 444; }}\n"
@@ -37,17 +37,18 @@ def world(tmp_path):
     kong, supavisor, realtime = KongStandIn(), SupavisorStandIn(), RealtimeStandIn()
     supavisor.secret = "platform-supavisor-secret-0123456789abcdef"
     realtime.secret = "platform-realtime-secret-0123456789abcdef"
-    http_port = free_port()
     with (
         serve(kong) as kong_url,
         serve(supavisor) as supavisor_url,
         serve(realtime) as realtime_url,
         echo_server("kong-proxy") as proxy_port,
     ):
+        # nginx's ports last: a server bound to port 0 above could have been handed a port taken earlier
+        http_port, https_port = free_ports(2)
         config = settings(
             listen_address="127.0.0.1",
             http_port=http_port,
-            https_port=free_port(),
+            https_port=https_port,
             kong_proxy=f"127.0.0.1:{proxy_port}",
             kong_admin_url=kong_url,
             supavisor_api_url=supavisor_url,

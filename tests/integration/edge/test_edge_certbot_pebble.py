@@ -21,7 +21,8 @@ from nextmavens.edge.certs import (
 )
 from nextmavens.edge.nginx import NginxApplier, render_nginx
 from tests.integration.edge.acme_harness import pebble
-from tests.integration.edge.harness import LocalNginx, echo_server, free_port, http_get, need, wait_port
+from tests.integration.edge.harness import LocalNginx, echo_server, http_get, need, wait_port
+from tests.support.ports import free_ports
 from tests.unit.edge.fixtures import project, settings
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ def resolver(name: str) -> list[str]:
 def test_certbot_issues_through_webroot_vhost_and_second_run_requests_nothing(tmp_path):
     certbot = need("certbot")
     need("nginx")
-    http_port, https_port = free_port(), free_port()
+    http_port, https_port = free_ports(2)
     projects = [
         project("shop", domains=["www.shop.test", "wrong.elsewhere.test", "nxdomain.shop.test"]),
     ]

@@ -22,11 +22,11 @@ from tests.integration.edge.harness import (
     LocalNginx,
     closed_without_answer,
     echo_server,
-    free_port,
     http_get,
     need,
     wait_port,
 )
+from tests.support.ports import free_ports
 from tests.unit.edge.fixtures import sample_projects, settings
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ def self_signed(directory: Path, name: str) -> None:
 @pytest.fixture
 def edge(tmp_path):
     need("nginx")
-    http_port, https_port = free_port(), free_port()
+    http_port, https_port = free_ports(2)
     with echo_server("kong") as kong_port, echo_server("studio") as studio_port:
         webroot = tmp_path / "webroot"
         (webroot / ".well-known" / "acme-challenge").mkdir(parents=True)

@@ -23,7 +23,7 @@ import pytest
 
 from nextmavens.edge.kong import PLUGIN_CONFIGS, kong_json, render_kong
 from nextmavens.sandbox.images import context_tar
-from tests.integration.edge.harness import free_port
+from tests.support.ports import free_ports
 from tests.unit.edge.fixtures import sample_projects, settings
 
 pytestmark = pytest.mark.integration
@@ -78,7 +78,7 @@ def _post_config(port: int, text: str) -> tuple[int, dict]:
 
 
 def _kong(context: Path, kong_plugins: str):
-    proxy, admin = free_port(), free_port()
+    proxy, admin = free_ports(2)
     env = {
         "STANDIN_ROLE": "kong",
         "STANDIN_PORTS": f"{proxy},{admin}",
@@ -139,7 +139,7 @@ def _ready(context: Path, **values: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_postgrest_stand_in_ready_behaves_as_the_pinned_postgrest(context):
-    rest, admin = free_port(), free_port()
+    rest, admin = free_ports(2)
     # Without a usable admin host `postgrest --ready` (v14) fails, as the real one does with the default "!4".
     no_host = _ready(context, PGRST_SERVER_PORT=str(rest), PGRST_ADMIN_SERVER_PORT=str(admin))
     assert no_host.returncode == 1 and '"!4"' in no_host.stderr

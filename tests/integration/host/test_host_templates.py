@@ -16,6 +16,7 @@ import pytest
 from nextmavens.host.hostdata import HostData
 from nextmavens.host.render import REPO_ROOT, render, template_context
 from tests.integration.host.hostfixtures import group_configs
+from tests.support.ports import free_ports
 
 pytestmark = pytest.mark.integration  # real nginx/sshd/PostgreSQL/pyinfra where available
 
@@ -67,12 +68,6 @@ def test_env_wrapper_loads_secrets_without_holding_any(config: HostData) -> None
     assert "export NEXTMAVENS_DSN NEXTMAVENS_MASTER_KEY NEXTMAVENS_PROJECTS" in text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _nginx_tree(tmp_path: Path, config: HostData, http_port: int, https_port: int) -> Path:
     """The rendered nginx configuration in a private prefix (the system nginx is never touched)."""
     conf = tmp_path / "nginx"
@@ -114,7 +109,7 @@ def test_rendered_nginx_config_passes_nginx_t(config: HostData, tmp_path: Path) 
 
 @needs_nginx
 def test_default_server_refuses_unknown_hosts_and_answers_acme(config: HostData, tmp_path: Path) -> None:
-    http_port, https_port = _free_port(), _free_port()
+    http_port, https_port = free_ports(2)
     conf = _nginx_tree(tmp_path, config, http_port, https_port)
     args = ["nginx", "-p", str(conf), "-c", str(conf / "nginx.conf"), "-e", str(conf / "logs/error.log")]
     proc = subprocess.Popen([*args, "-g", "daemon off;"], stderr=subprocess.PIPE)
