@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nextmavens.backup.telegram import DEFAULT_API_BASE, RetryPolicy, TelegramClient
+from nextmavens.control.crypto import DEFAULT_MASTER_KEY
 from nextmavens.pgtools import pg_tool
 
 # Chunks stay below the Bot API's 20 MB download limit with margin for either reading of "MB".
@@ -128,6 +129,4 @@ def settings_from_env(env: dict[str, str] | None = None, require_recipient: bool
 
 
 def _default_master_key() -> str:
-    from nextmavens.cli import DEFAULT_MASTER_KEY  # the engine's CLI owns the default; imported late (cycle)
-
     return DEFAULT_MASTER_KEY

@@ -10,6 +10,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+# Where the engine keeps its master key on a host (NEXTMAVENS_MASTER_KEY overrides it).
+DEFAULT_MASTER_KEY = "/etc/nextmavens/master.key"
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 

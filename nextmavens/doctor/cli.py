@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nextmavens import ui
+from nextmavens.cliparts import Failure, load, load_edge, make_engine, run_engine
 from nextmavens.doctor.checks import Check, failed, healthy
 from nextmavens.doctor.hostfile import DoctorConfigError, default_path, load_doctor_config
 
@@ -81,9 +82,7 @@ def doctor(
     doctor_config: Path | None,
 ) -> None:
     """Check that every shared service and every project's services answer as they should. Read-only."""
-    # Imported here: nextmavens.cli imports this module while it registers its commands.
     # The observers and the edge load only when the doctor runs: every other command starts without them.
-    from nextmavens.cli import Failure, load, load_edge, make_engine, run_engine
     from nextmavens.doctor.observe import DoctorInputs, run_doctor
     from nextmavens.edge.host import edge_runtime
     from nextmavens.edge.inputs import EdgeProject
