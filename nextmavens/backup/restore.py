@@ -40,7 +40,7 @@ from nextmavens.backup.records import BackupRecord
 from nextmavens.backup.replay import ReplayError, list_file_text, parse_listing, plan_replay
 from nextmavens.backup.settings import CONTROL_KEY, BackupSettings
 from nextmavens.backup.telegram import TelegramClient, TelegramError
-from nextmavens.control.db import dsn_for_database, dsn_without_password
+from nextmavens.control.db import dsn_for_database, dsn_without_password, trusted_dsn
 from nextmavens.engine.desired import LAYER_ROLE
 from nextmavens.engine.scram import scram_verifier
 from nextmavens.engine.session import Engine, EngineConfig, LockTimeout
@@ -292,7 +292,7 @@ def restore_role(settings: BackupSettings, database: str, member_of: list[str]) 
             yield name, password
         finally:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,))
-            with psycopg.connect(dsn_for_database(settings.dsn, database), autocommit=True) as inside:
+            with psycopg.connect(trusted_dsn(dsn_for_database(settings.dsn, database)), autocommit=True) as inside:
                 # The role legitimately owns nothing (pg_restore hands each object to its owner): anything
                 # it does own was made by code running during the restore, and goes.
                 inside.execute(sql.SQL("DROP OWNED BY {}").format(role))

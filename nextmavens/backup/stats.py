@@ -12,7 +12,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from nextmavens.control.db import trusted_dsn
 
 PINNED_SETTINGS = (
     ("TimeZone", "UTC"),
@@ -30,17 +31,10 @@ TABLES_QUERY = (
 )
 
 
-# A superuser session in a project's database must not resolve names through a search_path its owner set
-# (ALTER DATABASE ... SET search_path = app, pg_catalog): a function of theirs named like a built-in one
-# (hash_record_extended, pg_export_snapshot) would run as the superuser. A startup option outranks the
-# database's own settings, so it holds from the first statement on.
-SAFE_SEARCH_PATH = "-c search_path=pg_catalog"
-
-
-def safe_dsn(dsn: str) -> str:
-    """`dsn` with the search_path pinned to pg_catalog for the whole session."""
-    existing = conninfo_to_dict(dsn).get("options")
-    return make_conninfo(dsn, options=f"{existing} {SAFE_SEARCH_PATH}" if existing else SAFE_SEARCH_PATH)
+# A superuser session in a project's database must not follow settings its owner put on the database
+# (ALTER DATABASE ... SET search_path = app, pg_catalog: a function of theirs named like a built-in one, such as
+# hash_record_extended or pg_export_snapshot, would run as the superuser). Startup options outrank them.
+safe_dsn = trusted_dsn
 
 
 # Columns whose values are OIDs (regclass and friends, as Realtime's subscriptions hold): a restore gives the

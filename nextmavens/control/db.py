@@ -44,6 +44,12 @@ def dsn_without_password(dsn: str) -> tuple[str, str | None]:
     return make_conninfo("", **params), (str(password) if password is not None else None)
 
 
+def trusted_dsn(dsn: str) -> str:
+    """`dsn` for a superuser session inside a project's database: TRUSTED_OPTIONS added to its own options."""
+    existing = conninfo_to_dict(dsn).get("options")
+    return make_conninfo(dsn, options=f"{existing} {TRUSTED_OPTIONS}" if existing else TRUSTED_OPTIONS)
+
+
 def connect_cluster(dsn: str, dbname: str | None = None, trusted_path: bool = False) -> psycopg.Connection:
     """An autocommit superuser connection (CREATE DATABASE cannot run inside a transaction).
 
@@ -53,7 +59,7 @@ def connect_cluster(dsn: str, dbname: str | None = None, trusted_path: bool = Fa
     """
     target = dsn_for_database(dsn, dbname) if dbname else dsn
     if trusted_path:
-        target = make_conninfo(target, options=TRUSTED_OPTIONS)
+        target = trusted_dsn(target)
     return psycopg.connect(target, autocommit=True, application_name="nextmavens")
 
 
