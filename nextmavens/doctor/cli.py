@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from nextmavens import ui
-from nextmavens.cliparts import Failure, load, load_edge, make_engine, run_engine
+from nextmavens.cliparts import Failure, load, load_edge, make_engine, projects_option, run_engine
+from nextmavens.control.crypto import DEFAULT_MASTER_KEY
 from nextmavens.doctor.checks import Check, failed, healthy
 from nextmavens.doctor.hostfile import DoctorConfigError, default_path, load_doctor_config
 
@@ -42,21 +43,13 @@ def print_checks(checks: list[Check]) -> None:
 
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON (name, target, ok, detail, hint).")
-@click.option(
-    "--projects",
-    "projects_dir",
-    type=click.Path(path_type=Path),
-    default="projects",
-    show_default=True,
-    envvar="NEXTMAVENS_PROJECTS",
-    help="Folder holding <org>/<project>.yaml manifests [env NEXTMAVENS_PROJECTS].",
-)
+@projects_option
 @click.option("--dsn", envvar="NEXTMAVENS_DSN", help="Superuser connection string [env NEXTMAVENS_DSN].")
 @click.option(
     "--master-key",
     type=click.Path(path_type=Path),
     envvar="NEXTMAVENS_MASTER_KEY",
-    default="/etc/nextmavens/master.key",
+    default=DEFAULT_MASTER_KEY,
     show_default=True,
     help="AES key file sealing secrets [env NEXTMAVENS_MASTER_KEY].",
 )
