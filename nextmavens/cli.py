@@ -405,9 +405,10 @@ def register_optional_commands() -> None:
     from nextmavens.localdb_cli import localdb
     from nextmavens.manifest.schema import schema_command
     from nextmavens.monitor.cli import monitor, status
+    from nextmavens.platform.cli import platform_commands
     from nextmavens.sandbox.cli import sandbox
 
-    for command in (localdb, schema_command, sandbox, backup, monitor, status, doctor):
+    for command in (localdb, schema_command, sandbox, backup, monitor, status, doctor, *platform_commands):
         main.add_command(command)
 
 
