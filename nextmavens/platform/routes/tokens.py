@@ -34,7 +34,10 @@ class TokenCreate(BaseModel):
     name: str = Field("", max_length=MAX_NAME_CHARS)
     org: str | None = Field(None, pattern=REF_PATTERN, max_length=63, description="default: the calling token's")
     project: str | None = Field(
-        None, pattern=REF_PATTERN, max_length=63, description="a project ref in `org`; default: the calling token's"
+        None,
+        pattern=REF_PATTERN,
+        max_length=63,
+        description="a project ref in `org`; default (when neither org nor project is given): the calling token's",
     )
     read_only: bool = False
     expires: str | None = Field(
@@ -54,8 +57,10 @@ def create_token(
 ) -> dict[str, Any]:
     """A token for the calling member, holding no more than the calling token: the text is shown only here."""
     service = service_of(request)
-    org = body.org or caller.token.org
-    project = body.project or (caller.token.project if org == caller.token.org else None)
+    # Naming neither org nor project keeps the calling token's reach; naming either asks for exactly that.
+    inherit = body.org is None and body.project is None
+    org = caller.token.org if inherit or body.org is None else body.org
+    project = caller.token.project if inherit else body.project
     wanted = Scope(org=org, project=project, read_only=body.read_only or caller.scope.read_only)
 
     def refuse(error: ApiError, result: str) -> ApiError:
