@@ -108,7 +108,7 @@ def insert_token(
 
 def token_by_hash(conn: psycopg.Connection, token_hash: str) -> tuple[TokenRecord, dict[str, str], datetime] | None:
     """The token with this hash, its member's current roles (org -> role) and the database's time, in one
-    statement; marks it used when it is live."""
+    statement; marks it used when it is live (a data-modifying WITH runs whether or not it is read)."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             sql.SQL(
@@ -117,8 +117,7 @@ def token_by_hash(conn: psycopg.Connection, token_hash: str) -> tuple[TokenRecor
                 " AND (last_used_at IS NULL OR last_used_at < now() - %(resolution)s::interval) RETURNING id)"
                 " SELECT {}, now() AS checked_at,"
                 " (SELECT coalesce(jsonb_object_agg(o.slug, m->>'role'), jsonb_build_object()) FROM orgs o,"
-                " jsonb_array_elements(o.members) m WHERE lower(m->>'email') = t.member) AS roles,"
-                " (SELECT count(*) FROM used) AS touched"
+                " jsonb_array_elements(o.members) m WHERE lower(m->>'email') = t.member) AS roles"
                 " FROM access_tokens t WHERE t.token_hash = %(hash)s"
             ).format(_TOKEN_COLUMNS),
             {"hash": token_hash, "resolution": LAST_USED_RESOLUTION},
@@ -126,7 +125,6 @@ def token_by_hash(conn: psycopg.Connection, token_hash: str) -> tuple[TokenRecor
     if row is None:
         return None
     roles, checked_at = row.pop("roles"), row.pop("checked_at")
-    row.pop("touched")
     return TokenRecord(**row), {str(k): str(v) for k, v in roles.items()}, checked_at
 
 

@@ -61,19 +61,26 @@ class Guard:
             await self._send(send, 413, "too_large", f"request bodies are limited to {self.max_body_bytes} bytes")
             return
         received = 0
-        started = False
+        started = overflow = False
+        too_large = f"request bodies are limited to {self.max_body_bytes} bytes"
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, overflow
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    overflow = True
                     raise BodyTooLarge
             return message
 
         async def watched_send(message: Message) -> None:
             nonlocal started
+            if overflow:  # the framework answered a body it could not read (400): the answer is 413
+                if not started:
+                    started = True
+                    await self._send(send, 413, "too_large", too_large)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -82,7 +89,7 @@ class Guard:
             await self.app(scope, counted_receive, watched_send)
         except BodyTooLarge:
             if not started:
-                await self._send(send, 413, "too_large", f"request bodies are limited to {self.max_body_bytes} bytes")
+                await self._send(send, 413, "too_large", too_large)
         except Exception as exc:
             frames = traceback.extract_tb(exc.__traceback__)
             where = "; ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in frames[-4:])
