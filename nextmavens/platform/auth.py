@@ -96,25 +96,12 @@ def authenticate(request: Request) -> Caller:
         detail: dict[str, Any] = {"reason": reason, "client": address, "route": request.url.path[:200]}
         if found is not None:
             detail["token"] = found[0].id
-        audit(
-            service, ANONYMOUS if found is None else found[0].member, "authenticate", "unauthenticated", detail=detail
-        )
+        actor = ANONYMOUS if found is None else found[0].member
+        with service.pool.connection() as conn:
+            access.write_audit(conn, actor, "authenticate", "unauthenticated", detail=detail)
         raise ApiError(401, "unauthenticated", UNAUTHENTICATED, {"WWW-Authenticate": "Bearer"})
     record, roles, _ = found
     return Caller(record, roles, address)
-
-
-def audit(
-    service: Service,
-    actor: str,
-    action: str,
-    result: str,
-    org: str | None = None,
-    project: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    with service.pool.connection() as conn:
-        access.write_audit(conn, actor, action, result, org, project, detail)
 
 
 def audit_call(
@@ -126,7 +113,11 @@ def audit_call(
     project: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    audit(service, caller.member, action, result, org, project, {"token": caller.token.id, **(detail or {})})
+    """One audit row for a call: the member, what, where, the result, and the token used (its id)."""
+    with service.pool.connection() as conn:
+        access.write_audit(
+            conn, caller.member, action, result, org, project, {"token": caller.token.id, **(detail or {})}
+        )
 
 
 def guard(service: Service, caller: Caller, action: Action, org: str, project: str | None = None) -> None:
