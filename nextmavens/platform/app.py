@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextmavens.control.crypto import MasterKeyError
 from nextmavens.platform.auth import ApiError, service_of
+from nextmavens.platform.models import ErrorBody
 from nextmavens.platform.routes import me, orgs, projects, tokens
 from nextmavens.platform.service import Service, ServiceSettings
 
@@ -162,7 +163,11 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
         log.error("stored secrets cannot be opened: %s (is NEXTMAVENS_MASTER_KEY the right file?)", type(exc).__name__)
         return error_response(503, "secrets_unavailable", "the service cannot open the stored secrets")
 
-    @app.get("/healthz", tags=["health"])
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        responses={503: {"model": ErrorBody, "description": "The control database does not answer"}},
+    )
     def healthz(request: Request) -> dict[str, str]:
         """No authentication: for nginx and `doctor`. 503 when the control database does not answer."""
         with service_of(request).pool.connection() as conn:

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends
 
 from nextmavens.platform.auth import Caller, authenticate
 from nextmavens.platform.authz import visible_orgs
+from nextmavens.platform.models import ERRORS, Me
 
-router = APIRouter(tags=["identity"])
+router = APIRouter(tags=["identity"], responses=ERRORS)
 
 
-@router.get("/v1/me")
+@router.get("/v1/me", response_model=Me)
 def me(caller: Annotated[Caller, Depends(authenticate)]) -> dict[str, Any]:
     """The member, their roles in the orgs this token reaches, and the token's scope."""
     token = caller.token.as_json()

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from nextmavens.control import access
 from nextmavens.platform.auth import Caller, authenticate, guard, service_of
 from nextmavens.platform.authz import Action
+from nextmavens.platform.models import ERRORS, AuditLog, Members
 from nextmavens.platform.routes import OrgSlug
 
-router = APIRouter(tags=["orgs"])
+router = APIRouter(tags=["orgs"], responses=ERRORS)
 
 
-@router.get("/v1/orgs/{org}/members")
+@router.get("/v1/orgs/{org}/members", response_model=Members)
 def members(org: OrgSlug, request: Request, caller: Annotated[Caller, Depends(authenticate)]) -> dict[str, Any]:
     service = service_of(request)
     guard(service, caller, Action.READ_MEMBERS, org)
@@ -23,7 +24,7 @@ def members(org: OrgSlug, request: Request, caller: Annotated[Caller, Depends(au
     return {"org": org, "members": listed}
 
 
-@router.get("/v1/orgs/{org}/audit")
+@router.get("/v1/orgs/{org}/audit", response_model=AuditLog)
 def audit_log(
     org: OrgSlug,
     request: Request,

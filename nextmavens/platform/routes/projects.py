@@ -13,10 +13,11 @@ from nextmavens.keysview import api_url, iso_time, project_access
 from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, guard, refuse_missing, service_of
 from nextmavens.platform.authz import Action, Decision, decide
 from nextmavens.platform.catalog import ProjectView
+from nextmavens.platform.models import ERRORS, ErrorBody, Keys, ProjectDetail, ProjectList, Rotation
 from nextmavens.platform.routes import OrgSlug, ProjectRef
 from nextmavens.platform.service import Service
 
-router = APIRouter(tags=["projects"])
+router = APIRouter(tags=["projects"], responses=ERRORS)
 log = logging.getLogger("nextmavens.platform")
 
 # What the keys endpoint returns of `keys show`'s view: never the JWT secret or a database password.
@@ -40,7 +41,7 @@ def visible_project(service: Service, caller: Caller, action: Action, org: str, 
     return view
 
 
-@router.get("/v1/projects")
+@router.get("/v1/projects", response_model=ProjectList)
 def list_projects(request: Request, caller: Annotated[Caller, Depends(authenticate)]) -> dict[str, Any]:
     """The projects this token sees: declared in the manifests, applied, or both."""
     service = service_of(request)
@@ -54,7 +55,7 @@ def list_projects(request: Request, caller: Annotated[Caller, Depends(authentica
     return {"projects": seen}
 
 
-@router.get("/v1/projects/{org}/{ref}")
+@router.get("/v1/projects/{org}/{ref}", response_model=ProjectDetail)
 def get_project(
     org: OrgSlug, ref: ProjectRef, request: Request, caller: Annotated[Caller, Depends(authenticate)]
 ) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def get_project(
     }
 
 
-@router.get("/v1/projects/{org}/{ref}/keys")
+@router.get("/v1/projects/{org}/{ref}/keys", response_model=Keys, response_model_exclude_none=True)
 def get_keys(
     org: OrgSlug, ref: ProjectRef, request: Request, caller: Annotated[Caller, Depends(authenticate)]
 ) -> dict[str, Any]:
@@ -95,7 +96,11 @@ def get_keys(
     return keys
 
 
-@router.post("/v1/projects/{org}/{ref}/keys/rotate")
+@router.post(
+    "/v1/projects/{org}/{ref}/keys/rotate",
+    response_model=Rotation,
+    responses={409: {"model": ErrorBody, "description": "Not applied yet, or another apply is running"}},
+)
 def rotate_keys(
     org: OrgSlug, ref: ProjectRef, request: Request, caller: Annotated[Caller, Depends(authenticate)]
 ) -> dict[str, Any]:

@@ -22,9 +22,10 @@ from nextmavens.platform.auth import (
 )
 from nextmavens.platform.authz import Action, Decision, Scope, decide, within
 from nextmavens.platform.issuing import MAX_NAME_CHARS, IssueError, issue_token, revoke
+from nextmavens.platform.models import ERRORS, CreatedToken, Revoked, TokenList
 from nextmavens.platform.tokens import DEFAULT_LIFETIME, LifetimeError, parse_lifetime
 
-router = APIRouter(tags=["tokens"])
+router = APIRouter(tags=["tokens"], responses=ERRORS)
 CREATE, REVOKE = "tokens.create", "tokens.revoke"
 
 
@@ -51,7 +52,7 @@ def forbidden(message: str) -> ApiError:
     return ApiError(403, "forbidden", message)
 
 
-@router.post("/v1/tokens", status_code=201)
+@router.post("/v1/tokens", status_code=201, response_model=CreatedToken)
 def create_token(
     body: TokenCreate, request: Request, caller: Annotated[Caller, Depends(authenticate)]
 ) -> dict[str, Any]:
@@ -117,7 +118,7 @@ def own(caller: Caller, token: TokenRecord) -> bool:
     return token.member == caller.member and (token.id == caller.token.id or within(scope_of(token), caller.scope))
 
 
-@router.get("/v1/tokens")
+@router.get("/v1/tokens", response_model=TokenList)
 def list_tokens(request: Request, caller: Annotated[Caller, Depends(authenticate)]) -> dict[str, Any]:
     """The caller's own tokens; for owners, also every token that reaches into their orgs. Never token text."""
     service = service_of(request)
@@ -133,7 +134,7 @@ def list_tokens(request: Request, caller: Annotated[Caller, Depends(authenticate
     return {"tokens": [t.as_json() for t in visible]}
 
 
-@router.delete("/v1/tokens/{token_id}")
+@router.delete("/v1/tokens/{token_id}", response_model=Revoked)
 def revoke_token(
     token_id: Annotated[str, Path(max_length=40)], request: Request, caller: Annotated[Caller, Depends(authenticate)]
 ) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Property-based requests generated from the service's own OpenAPI document (schemathesis), as an owner and
-with no token: no answer is a 500, every error is the JSON error shape, and no body holds a JWT secret, a
-database password or the calling token."""
+with no token: no answer is a 500, every answer matches its documented schema, every error is the JSON error
+shape, and no body holds a JWT secret, a database password or the calling token."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import response_schema_conformance
 
 from tests.integration.platform.harness import PlatformStage
 
@@ -41,6 +42,7 @@ def test_no_server_error_and_no_secret(platform_stage: PlatformStage, owner_toke
         for headers in ({"Authorization": f"Bearer {owner_token}"}, {}):
             response = case.call(headers=headers, timeout=60)
             assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text}"
+            case.validate_response(response, checks=[response_schema_conformance])
             if response.status_code >= 400:
                 body = response.json()
                 assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
