@@ -10,7 +10,6 @@ from nextmavens.platform.app import create_app
 from nextmavens.platform.service import ServiceSettings
 
 KEEP_ALIVE_S = 5
-MAX_CONCURRENT = 200  # connections and tasks at once; above it, 503 before any work
 
 
 def server_config(settings: ServiceSettings, host: str, port: int, **options: Any) -> uvicorn.Config:
@@ -22,7 +21,6 @@ def server_config(settings: ServiceSettings, host: str, port: int, **options: An
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
         timeout_keep_alive=KEEP_ALIVE_S,
-        limit_concurrency=MAX_CONCURRENT,
         server_header=False,
         **options,
     )
