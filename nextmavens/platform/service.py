@@ -4,6 +4,7 @@ lock), the manifests as last read, and the failed-authentication limiter."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -38,16 +39,19 @@ class ServiceSettings:
     pool_size: int = 8
     pool_timeout_s: float = 5.0  # waiting for a free connection: then 503
     statement_timeout_ms: int = 10_000
+    manifest_recheck_s: float = 1.0
 
 
 class ManifestSource:
-    """The manifests, read again when a file under the folder changes; an invalid set keeps the last valid
-    one (the engine refuses to apply it too), and is logged once per change."""
+    """The manifests, read again when a file under the folder changes (looked for at most every `recheck_s`
+    seconds); an invalid set keeps the last valid one (the engine refuses to apply it too), logged once."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, recheck_s: float = 1.0) -> None:
         self.folder = folder
+        self.recheck_s = recheck_s
         self._lock = threading.Lock()
         self._signature: tuple[tuple[str, int, int], ...] | None = None
+        self._checked_at = -math.inf
         self._current: ManifestSet | None = None
 
     def _scan(self) -> tuple[tuple[str, int, int], ...]:
@@ -64,6 +68,10 @@ class ManifestSource:
 
     def current(self) -> ManifestSet | None:
         with self._lock:
+            now = time.monotonic()
+            if now - self._checked_at < self.recheck_s:
+                return self._current
+            self._checked_at = now
             signature = self._scan()
             if signature != self._signature:
                 self._signature = signature
@@ -84,7 +92,7 @@ class ManifestSource:
 class Service:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.manifests = ManifestSource(settings.projects_dir)
+        self.manifests = ManifestSource(settings.projects_dir, settings.manifest_recheck_s)
         self.limiter = FailureLimiter(settings.auth_burst, settings.auth_refill_s)
         self._limiter_lock = threading.Lock()
         self.engine = Engine(
