@@ -126,6 +126,8 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
         version="1",
         summary="One authenticated API for the platform's projects, keys, tokens and members",
         lifespan=lifespan,
+        docs_url=None,  # the document only: the interactive pages load scripts from a CDN
+        redoc_url=None,
     )
     app.state.service = running
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes)

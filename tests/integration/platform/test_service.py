@@ -50,6 +50,7 @@ def test_health_and_the_openapi_document(client: httpx.Client) -> None:
     assert {"/v1/me", "/v1/projects", "/v1/projects/{org}/{ref}/keys/rotate", "/v1/tokens/{token_id}"} <= set(
         document["paths"]
     )
+    assert client.get("/docs").status_code == 404
 
 
 def test_every_error_is_json(client: httpx.Client, owner: dict[str, str]) -> None:
