@@ -1,7 +1,7 @@
 """The edge step of `nextmavens apply`: check everything first (pure), then converge in a fixed order.
 
-`check_edge` runs once, before anything changes (the commands run it before the database too): hostile
-input (host names), memory admission, and a render of every artifact. `apply_edge` takes its result, renders
+`check_edge` runs once, before anything changes (the commands run it before their database change): host
+names, memory admission, and a render of every artifact. `apply_edge` takes its result, renders
 with the real secrets, and converges in DESIGN.md's order: per-project containers -> Kong config -> nginx
 (+ certificates, then nginx again for the new names) -> Supavisor/Realtime tenants. A failing step is
 reported and, where a safe previous state exists (Kong's running config, nginx's last good config), that
