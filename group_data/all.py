@@ -129,7 +129,7 @@ memory_limits_mb = {  # Per shared service (compose mem_limit); must add up to <
     "realtime": 384,
     "supavisor": 384,
     "studio": 256,
-    "postgres_meta": 192,  # the real 0.91.6 on Node 20 used 126 MiB RSS after a few requests (measured)
+    "postgres_meta": 256,  # the real 0.91.6 on Node 20 measured 173 MiB RSS under the sandbox; 256 = 1.25x + room
     "evolution": 1024,
     "redis": 256,
 }

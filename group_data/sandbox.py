@@ -60,7 +60,7 @@ memory_limits_mb = {
     "realtime": 128,
     "supavisor": 128,
     "studio": 128,
-    "postgres_meta": 192,  # the real 0.91.6 on Node 20 used 126 MiB RSS after a few requests (measured)
+    "postgres_meta": 256,  # the real 0.91.6 on Node 20 measured 173 MiB RSS under the sandbox; 256 = 1.25x + room
     "evolution": 256,
     "redis": 128,
 }

@@ -25,7 +25,7 @@ DEFAULT_SHARED_SERVICES_MB: dict[str, int] = {
     "realtime": 256,
     "supavisor": 256,
     "studio": 133,
-    "postgres-meta": 192,  # the real 0.91.6 on Node 20: 126 MiB RSS after a few requests (measured), + headroom
+    "postgres-meta": 256,  # the real 0.91.6 on Node 20: 173 MiB RSS measured under the sandbox, + headroom
     "nginx": 32,
     "evolution-api": 300,
     "redis": 64,
