@@ -19,7 +19,6 @@ time_sync = False  # systemd-timesyncd does not run in a container guest (the ho
 docker_source = "distro"  # Debian 13: docker.io 26 and docker-compose 2.26 (the compose v2 plugin)
 nextmavens_deps_from = "apt"  # the guest reaches Debian's packages through the sandbox proxy only
 
-platform_domain = "sandbox.test"
 api_domain = "api.sandbox.test"
 studio_domain = "studio.sandbox.test"
 admin_email = "operator@sandbox.test"
