@@ -389,7 +389,7 @@ def destroy(
             soft_wrap=True,
         )
         return
-    folder = Path(edge.settings.projects_dir) / ref
+    folder = Path(edge.settings.services_dir) / ref
     retry = (
         f"docker compose -p nm-{ref} -f {folder / 'compose.yaml'} down (never -v), remove {folder}, "
         f"then nextmavens apply --edge-config {edge_config}"

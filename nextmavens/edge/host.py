@@ -50,7 +50,7 @@ class EdgePaths(BaseModel):
 class EdgeHostConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    settings: dict[str, Any] = Field(description="EdgeSettings fields, except the platform secrets")
+    settings: EdgeSettings = Field(description="Without the platform secrets: secret_files names their files")
     secret_files: dict[SecretField, Path] = Field(default_factory=dict)
     paths: EdgePaths = Field(default_factory=EdgePaths)
     issue_certificates: bool = True
@@ -72,8 +72,8 @@ def load_edge_host(path: Path) -> EdgeHost:
         raise EdgeConfigError(f"{path}: cannot read the edge settings: {exc}") from None
     try:
         config = EdgeHostConfig.model_validate(raw)
-        secrets = {name: _read_secret(file) for name, file in config.secret_files.items()}
-        settings = EdgeSettings.model_validate({**config.settings, **secrets})
+        secrets: dict[str, Any] = {name: SecretStr(_read_secret(file)) for name, file in config.secret_files.items()}
+        settings = config.settings.model_copy(update=secrets)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise EdgeConfigError(f"{path}: {problems}") from None
@@ -103,7 +103,7 @@ def edge_runtime(host: EdgeHost) -> EdgeRuntime:
     run = _runner(host.config.docker)
     return EdgeRuntime(
         settings=settings,
-        services_dir=Path(settings.projects_dir),
+        services_dir=Path(settings.services_dir),
         run=run,
         kong=KongAdmin(settings.kong_admin_url, state_file=paths.state_dir / "kong-hash"),
         nginx=NginxApplier(paths.nginx_site, paths.state_dir, host.config.nginx_test, host.config.nginx_reload),
