@@ -171,14 +171,8 @@ timers = [
     {
         "name": "backup",
         "description": "Encrypted backups to Telegram (what each schedule makes due)",
-        "command": [
-            "env",
-            "NEXTMAVENS_BACKUP_ONLY_DUE=1",
-            "NEXTMAVENS_BACKUP_HOUR=3",
-            "nextmavens",
-            "backup",
-            "run",
-        ],
+        # only what each manifest's schedule makes due; daily/weekly at NEXTMAVENS_BACKUP_HOUR (3 UTC unless set)
+        "command": ["env", "NEXTMAVENS_BACKUP_ONLY_DUE=1", "nextmavens", "backup", "run"],
         "on_calendar": "*-*-* *:05:00",
         "randomized_delay_s": 120,
         "enabled": False,
