@@ -11,10 +11,12 @@ import pytest
 import yaml
 
 from nextmavens.edge.host import EdgeConfigError, EdgeHostConfig, load_edge_host
+from nextmavens.edge.memory import project_footprint, projects_that_fit
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.host.edge import edge_settings, render_edge_config, secret_files
 from nextmavens.host.hostdata import HostData
-from tests.integration.host.hostfixtures import group_configs
+from nextmavens.manifest.models import ProjectManifest
+from tests.integration.host.hostfixtures import REPO, group_configs
 
 HOST_SET = {name for name, field in EdgeSettings.model_fields.items() if field.is_required()}
 
@@ -77,3 +79,15 @@ def test_a_settings_file_without_a_host_set_field_is_refused_naming_it(configs, 
     path.chmod(stat.S_IRUSR | stat.S_IWUSR)
     with pytest.raises(EdgeConfigError, match=r"settings\.memory_budget_mb: Field required"):
         load_edge_host(path)
+
+
+def test_the_readme_states_how_many_projects_the_production_budget_admits(configs) -> None:
+    settings = edge_settings(configs["production"])
+    probe = {"ref": "probe", "name": "Probe", "auth": {"site_url": "https://probe.app.test"}}
+    rest_auth = project_footprint(ProjectManifest.model_validate(probe)).total_mb
+    storage = project_footprint(ProjectManifest.model_validate({**probe, "storage": {"enabled": True}})).total_mb
+    fit, fit_storage = projects_that_fit(settings, rest_auth), projects_that_fit(settings, storage)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"`memory_budget_mb = {settings.memory_budget_mb}`" in readme
+    assert f"**{fit} projects fit, or {fit_storage} with Storage**" in readme
+    assert f"costs {rest_auth} MiB" in readme and f"too {storage} MiB" in readme
