@@ -1,4 +1,6 @@
-"""Every host knob with its default. Group files (production.py, sandbox.py) override; nothing else.
+"""Every host knob with its default, the only place host defaults live. Group files (production.py,
+sandbox.py) override; nothing else. The edge's settings file is rendered from these (nextmavens/host/edge.py):
+the edge's code holds no second default for what is decided here.
 
 nextmavens.host.hostdata.HostData validates the merged result before pyinfra connects: an unknown key,
 a wrong type, an unpinned image or a port out of range stops the run with the file and key named.
