@@ -30,7 +30,7 @@ def edge_runtime(host: EdgeHost) -> EdgeRuntime:
     run = _runner(host.config.docker)
     return EdgeRuntime(
         settings=settings,
-        services_dir=Path(settings.projects_dir),
+        services_dir=Path(settings.services_dir),
         run=run,
         kong=KongAdmin(settings.kong_admin_url, state_file=paths.state_dir / "kong-hash"),
         nginx=NginxApplier(paths.nginx_site, paths.state_dir, host.config.nginx_test, host.config.nginx_reload),

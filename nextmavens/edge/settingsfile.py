@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from nextmavens.edge.settings import EdgeSettings
 
@@ -36,7 +36,7 @@ class EdgePaths(BaseModel):
 class EdgeHostConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    settings: dict[str, Any] = Field(description="EdgeSettings fields, except the platform secrets")
+    settings: EdgeSettings = Field(description="Without the platform secrets: secret_files names their files")
     secret_files: dict[SecretField, Path] = Field(default_factory=dict)
     paths: EdgePaths = Field(default_factory=EdgePaths)
     issue_certificates: bool = True
@@ -58,8 +58,8 @@ def load_edge_host(path: Path) -> EdgeHost:
         raise EdgeConfigError(f"{path}: cannot read the edge settings: {exc}") from None
     try:
         config = EdgeHostConfig.model_validate(raw)
-        secrets = {name: _read_secret(file) for name, file in config.secret_files.items()}
-        settings = EdgeSettings.model_validate({**config.settings, **secrets})
+        secrets: dict[str, Any] = {name: SecretStr(_read_secret(file)) for name, file in config.secret_files.items()}
+        settings = config.settings.model_copy(update=secrets)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise EdgeConfigError(f"{path}: {problems}") from None

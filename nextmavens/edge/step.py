@@ -164,7 +164,7 @@ def destroyed_without_edge(ref: str) -> str:
 
 def after_failed_destroy(ready: ReadyEdge, ref: str) -> str:
     """What to run by hand when the edge could not remove a destroyed project."""
-    folder = Path(ready.host.settings.projects_dir) / ref
+    folder = Path(ready.host.settings.services_dir) / ref
     return (
         f"docker compose -p nm-{ref} -f {folder / 'compose.yaml'} down (never -v), remove {folder}, "
         f"then {apply_again(ready)}"

@@ -1,8 +1,10 @@
 """The edge settings file the deploy renders on the host, from validated host data.
 
 `nextmavens apply --edge-config FILE` (NEXTMAVENS_EDGE_CONFIG, exported by the nextmavens-env wrapper) reads
-it (nextmavens.edge.settingsfile). Pure: no I/O here. The platform secrets it names live in 0600 files beside
-it, written on the host from the secrets file; their values never pass through this module.
+it (nextmavens.edge.settingsfile.EdgeHostConfig). The settings are built here as a typed EdgeSettings, so a field
+name the edge does not have fails type checks and validation here, not on the host. Pure: no I/O here. The
+platform secrets it names live in 0600 files beside it, written on the host from the secrets file; their
+values never pass through this module.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from nextmavens.edge.settings import EdgeSettings
 from nextmavens.host.hostdata import HostData
 
 # EdgeSettings secret field -> the key in the host's secrets file holding its value
@@ -44,40 +47,47 @@ def _body_size_mb(size: str) -> int:
     return max(1, {"k": n // 1024, "m": n, "g": n * 1024}[unit])
 
 
-def edge_settings(config: HostData) -> dict[str, Any]:
-    """EdgeSettings fields (no secrets) from host data."""
+def shared_services_mb(memory_limits_mb: dict[str, int]) -> dict[str, int]:
+    """The edge's memory admission counts each shared service at its compose limit (group data)."""
+    return {_SHARED_NAMES.get(k, k): v for k, v in memory_limits_mb.items()}
+
+
+def edge_settings(config: HostData) -> EdgeSettings:
+    """The edge's settings from host data, without the platform secrets (their files are named beside them).
+
+    Sets exactly the EdgeSettings fields that have no default there: the host data is their one source."""
     ports = config.loopback_ports
-    shared = {_SHARED_NAMES.get(k, k): v for k, v in config.memory_limits_mb.items()}
-    return {
-        "api_domain": config.api_domain,
-        "studio_domain": config.studio_domain,
-        "host_ipv4": config.edge_host_ipv4,
-        "memory_budget_mb": config.memory_budget_mb,
-        "shared_services_mb": shared,
-        "platform_network": config.docker_network,
-        "db_host": "nextmavens-postgres",
-        "db_port": 5432,
-        "kong_admin_url": f"http://127.0.0.1:{ports.kong_admin}",
-        "kong_proxy": f"127.0.0.1:{ports.kong_http}",
-        "realtime_upstream": "nextmavens-realtime:4000",
-        "realtime_api_url": f"http://127.0.0.1:{ports.realtime}",
-        "supavisor_api_url": f"http://127.0.0.1:{ports.supavisor_api}",
-        "studio_upstream": f"127.0.0.1:{ports.studio}",
-        "pooler_transaction_port": ports.supavisor_pooler,
-        "client_max_body_size_mb": _body_size_mb(config.nginx_client_max_body_size),
-        "acme_webroot": config.nginx_acme_webroot,
-        "acme_email": config.admin_email,
+    return EdgeSettings(
+        api_domain=config.api_domain,
+        studio_domain=config.studio_domain,
+        host_ipv4=config.edge_host_ipv4,
+        acme_email=config.admin_email,
+        memory_budget_mb=config.memory_budget_mb,
+        shared_services_mb=shared_services_mb(config.memory_limits_mb),
+        platform_network=config.docker_network,
+        # container names and in-network ports the stacks declare (stacks/supabase)
+        db_host="nextmavens-postgres",
+        kong_admin_url=f"http://127.0.0.1:{ports.kong_admin}",
+        kong_proxy=f"127.0.0.1:{ports.kong_http}",
+        realtime_upstream="nextmavens-realtime:4000",
+        realtime_api_url=f"http://127.0.0.1:{ports.realtime}",
+        supavisor_api_url=f"http://127.0.0.1:{ports.supavisor_api}",
+        studio_upstream=f"127.0.0.1:{ports.studio}",
+        pooler_transaction_port=ports.supavisor_pooler,
+        client_max_body_size_mb=_body_size_mb(config.nginx_client_max_body_size),
+        acme_webroot=config.nginx_acme_webroot,
         # The deploy's own default server (tasks/nginx.py) answers unknown names and every ACME challenge.
-        "default_server": False,
-        "postgrest_image": config.images.postgrest,
-        "gotrue_image": config.images.gotrue,
-        "storage_image": config.images.storage_api,
-    }
+        default_server=False,
+        postgrest_image=config.images.postgrest,
+        gotrue_image=config.images.gotrue,
+        storage_image=config.images.storage_api,
+    )
 
 
 def edge_host_document(config: HostData) -> dict[str, Any]:
     return {
-        "settings": edge_settings(config),
+        # only what the host data sets: the edge's own defaults stay in its code, not frozen into the file
+        "settings": edge_settings(config).model_dump(mode="json", exclude_unset=True),
         "secret_files": secret_files(config),
         "issue_certificates": config.edge_issue_certificates,
     }

@@ -1191,7 +1191,7 @@ POSTGRES_META_V0_91_6 = Facts(
     source="supabase/postgres-meta@v0.91.6",
     env=_POSTGRES_META_V0_91_6_ENV,
     env_source="src/server/constants.ts (process.env, getSecret: NAME or NAME_FILE)",
-    measured_rss_mb=126,
+    measured_rss_mb=173,
     measured_source="the real 0.91.6 (npm) on Node 20 against PostgreSQL 15, after a few requests (upstream-facts D5)",
 )
 

@@ -31,6 +31,7 @@ from tests.support.dotenv import compose_go_dotenv
 from tests.support.engine import Stage
 from tests.support.ports import free_ports
 from tests.support.projects import write_project
+from tests.unit.edge.fixtures import SHARED_MB, settings_fields
 
 SUPAVISOR_SECRET = "platform-supavisor-secret-0123456789abcdef"
 REALTIME_SECRET = "platform-realtime-secret-0123456789abcdef"
@@ -60,7 +61,7 @@ class Edge:
 
     @property
     def services_dir(self) -> Path:
-        return Path(yaml.safe_load(self.config.read_text())["settings"]["projects_dir"])
+        return Path(yaml.safe_load(self.config.read_text())["settings"]["services_dir"])
 
     def break_docker(self, broken: bool = True) -> None:
         flag = self.docker_log.with_name(self.docker_log.name + ".fail")
@@ -114,21 +115,18 @@ def _edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextManager[
         http_port, https_port = free_ports(2)
         nginx.site.write_text(f"server {{ listen 127.0.0.1:{http_port} default_server; return 444; }}\n")
         config = {
-            "settings": {
-                "api_domain": "api.example.test",
-                "studio_domain": "studio.example.test",
-                "host_ipv4": "203.0.113.10",
-                "listen_address": "127.0.0.1",
-                "http_port": http_port,
-                "https_port": https_port,
-                "kong_proxy": f"127.0.0.1:{proxy_port}",
-                "kong_admin_url": kong_url,
-                "supavisor_api_url": supavisor_url,
-                "realtime_api_url": realtime_url,
-                "acme_webroot": str(tmp_path / "webroot"),
-                "letsencrypt_dir": str(tmp_path / "le"),
-                "projects_dir": str(tmp_path / "services"),
-            },
+            "settings": settings_fields(
+                listen_address="127.0.0.1",
+                http_port=http_port,
+                https_port=https_port,
+                kong_proxy=f"127.0.0.1:{proxy_port}",
+                kong_admin_url=kong_url,
+                supavisor_api_url=supavisor_url,
+                realtime_api_url=realtime_url,
+                acme_webroot=str(tmp_path / "webroot"),
+                letsencrypt_dir=str(tmp_path / "le"),
+                services_dir=str(tmp_path / "services"),
+            ),
             "secret_files": {
                 "supavisor_api_secret": str(_secret_file(secrets_dir, "supavisor", SUPAVISOR_SECRET)),
                 "realtime_api_secret": str(_secret_file(secrets_dir, "realtime", REALTIME_SECRET)),
@@ -168,7 +166,7 @@ def test_apply_serves_each_project_through_nginx_and_kong_and_converges(stage: S
     assert calls[0].startswith("ps ")
     assert any(c.startswith("compose -p nm-shop ") and " up -d " in c for c in calls)
     assert any(c.startswith("compose -p nm-desk ") and c.endswith(" stop") for c in calls)
-    env_files = list((Path(yaml.safe_load(edge.config.read_text())["settings"]["projects_dir"]) / "shop").glob("*.env"))
+    env_files = list((edge.services_dir / "shop").glob("*.env"))
     assert env_files and all(f.stat().st_mode & 0o077 == 0 for f in env_files)
 
     answer = get_after_reload(edge.http_port, "shop.api.example.test", "/rest/v1/")
@@ -200,7 +198,7 @@ def test_apply_serves_each_project_through_nginx_and_kong_and_converges(stage: S
 def test_an_edge_that_cannot_serve_the_manifests_stops_apply_before_any_change(stage: Stage, edge: Edge) -> None:
     for index in range(3):
         write_project(stage.projects, "acme", f"app{index}")
-    edge.rewrite(memory_budget_mb=3300)
+    edge.rewrite(memory_budget_mb=SHARED_MB + 300)  # room for one project of the three
     before = stage.sql("SELECT count(*) FROM pg_roles")
     refused = stage.cli("apply", "--yes", "--edge-config", str(edge.config))
     assert refused.returncode == 1

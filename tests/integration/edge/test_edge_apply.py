@@ -13,7 +13,6 @@ from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
 from nextmavens.edge.inputs import EdgeProject
 from nextmavens.edge.nginx import NginxApplier
-from nextmavens.edge.settings import DEFAULT_SHARED_SERVICES_MB
 from tests.integration.edge.harness import (
     LocalNginx,
     echo_server,
@@ -23,7 +22,7 @@ from tests.integration.edge.harness import (
 )
 from tests.integration.edge.standins import KongStandIn, RealtimeStandIn, SupavisorStandIn, serve
 from tests.support.ports import free_ports
-from tests.unit.edge.fixtures import project, sample_projects, settings
+from tests.unit.edge.fixtures import SHARED_MB, project, sample_projects, settings
 
 INITIAL_SITE = "server {{ listen 127.0.0.1:{port} default_server; return 444; }}\n"
 
@@ -132,7 +131,7 @@ def test_hostile_input_changes_nothing(world):
 def test_over_budget_changes_nothing_and_says_what_fits(world):
     runtime, calls, kong, *_ = world
     runtime.settings = runtime.settings.model_copy(
-        update={"memory_budget_mb": sum(DEFAULT_SHARED_SERVICES_MB.values()) + 400}
+        update={"memory_budget_mb": SHARED_MB + 400}
     )
     projects = [project(ref) for ref in ("aaa", "bbb", "ccc")]
     with pytest.raises(EdgeRefused) as info:

@@ -128,7 +128,7 @@ def _recorded(record: Path) -> list[dict[str, str]]:
 
 def test_docker_and_compose_from_the_edge_get_no_secret(env_recorder: tuple[Path, Path]) -> None:
     script, record = env_recorder
-    host = EdgeHost(settings=settings(), config=EdgeHostConfig(settings={}, docker=[str(script)]))
+    host = EdgeHost(settings=settings(), config=EdgeHostConfig(settings=settings(), docker=[str(script)]))
     assert running_refs(host) == set()  # `docker ps`
     assert edge_runtime(host).run(["docker", "compose", "-p", "nm-shop", "up", "-d"]).returncode == 0
     runs = _recorded(record)
