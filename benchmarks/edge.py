@@ -43,6 +43,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devkit.localdb.server import LocalPostgres, free_port  # noqa: E402
 from nextmavens.edge.inputs import EdgeProject  # noqa: E402
 from nextmavens.edge.kong import render_kong  # noqa: E402
 from nextmavens.edge.memory import (  # noqa: E402
@@ -61,7 +62,6 @@ from nextmavens.engine.session import Engine, EngineConfig  # noqa: E402
 from nextmavens.host.edgeconfig import edge_settings  # noqa: E402
 from nextmavens.host.hostdata import HostData, read_group_file  # noqa: E402
 from nextmavens.keys import ProjectSecrets, issue_api_keys, new_jwt_secret, new_password  # noqa: E402
-from nextmavens.localdb import LocalPostgres, free_port  # noqa: E402
 from nextmavens.manifest.loader import load_manifests  # noqa: E402
 from nextmavens.manifest.models import ProjectManifest  # noqa: E402
 from nextmavens.naming import project_names  # noqa: E402
@@ -301,7 +301,7 @@ def _sandbox_env() -> dict[str, str] | None:
     if os.environ.get("NEXTMAVENS_SANDBOX_HOST"):
         return dict(os.environ)
     status = subprocess.run(
-        [sys.executable, "-m", "nextmavens.sandbox.cli", "status", "--json"],
+        [sys.executable, "-m", "devkit.sandbox.cli", "status", "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -56,11 +56,11 @@ if str(REPO) not in sys.path:
 import psycopg  # noqa: E402
 import yaml  # noqa: E402
 
+from devkit.localdb.server import LocalPostgres  # noqa: E402
 from nextmavens.engine.desired import desired_state  # noqa: E402
 from nextmavens.engine.observe import observe  # noqa: E402
 from nextmavens.engine.plan import Change, make_plan  # noqa: E402
 from nextmavens.engine.session import Engine, EngineConfig  # noqa: E402
-from nextmavens.localdb import LocalPostgres  # noqa: E402
 from nextmavens.manifest.loader import ManifestSet, load_manifests  # noqa: E402
 
 PLAN_SIZES = (1, 50, 100, 200, 500, 1000)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SANDBOX = [sys.executable, "-m", "nextmavens.sandbox.cli"]
+SANDBOX = [sys.executable, "-m", "devkit.sandbox.cli"]
 PYINFRA = [sys.executable, "-c", "import sys; from pyinfra_cli.main import main; sys.exit(main())"]
 NOOP_TARGET_S = 30.0
 

@@ -1,7 +1,7 @@
 """The local sandbox host (a Debian 13 guest booted by `nextmavens sandbox up`).
 
 It cannot reach public image registries, so every image below is a SUBSTITUTE built locally inside the
-guest (nextmavens/sandbox/images/), never the pinned upstream image: Postgres and Redis are real (from
+guest (devkit/sandbox/images/), never the pinned upstream image: Postgres and Redis are real (from
 Debian's packages, Postgres with PostGIS, pgaudit, pg_cron and wal2json); postgres-meta is the REAL
 @supabase/postgres-meta at the production pin's version (installed with npm on the host, run on Debian 13's
 Node.js 20); the other services are STAND-INS (nextmavens-local/standin:1) that implement only what

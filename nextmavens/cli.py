@@ -312,16 +312,17 @@ def destroy(
 
 
 def register_optional_commands() -> None:
-    """Commands that live beside the engine: local database, schema export, sandbox, backups, monitoring, doctor."""
+    """Commands that live beside the engine: schema export, backups, monitoring, doctor; then those other installed
+    distributions add (a development install's sandbox and local database)."""
     from nextmavens.backup.cli import backup
+    from nextmavens.commandplugins import add_plugin_commands
     from nextmavens.doctor.cli import doctor
-    from nextmavens.localdb_cli import localdb
     from nextmavens.manifest.schema import schema_command
     from nextmavens.monitor.cli import monitor, status
-    from nextmavens.sandbox.cli import sandbox
 
-    for command in (localdb, schema_command, sandbox, backup, monitor, status, doctor):
+    for command in (schema_command, backup, monitor, status, doctor):
         main.add_command(command)
+    add_plugin_commands(main)
 
 
 register_optional_commands()

@@ -3,14 +3,14 @@
 Every environment variable, CLI flag, config key, Kong format version and plugin (with its config fields) that
 the project renders for an upstream program must appear in the table of the pinned image; the tests
 (tests/unit/upstream/) render everything and check it against these tables, and fail when a pin in
-group_data/all.py has no table for its exact tag. The stand-ins (nextmavens/sandbox/images/standin/standin.py and
+group_data/all.py has no table for its exact tag. The stand-ins (devkit/sandbox/images/standin/standin.py and
 tests/integration/edge/standins.py) read the same tables and refuse what the pinned program refuses.
 
 Each table names the repository, tag and file its facts were read from (`git show <tag>:<file>`). Facts are
 names only, never upstream code. To move a pin: read the new tag, add its table here, then change the pin.
 
 Pure data plus small pure helpers; standard library only: this file is also shipped into the sandbox's
-stand-in image (nextmavens/sandbox/images.py) and must import nothing else.
+stand-in image (devkit/sandbox/imagebuild.py) and must import nothing else.
 """
 
 from __future__ import annotations

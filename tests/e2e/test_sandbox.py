@@ -33,13 +33,13 @@ PYINFRA = [sys.executable, "-c", "import sys; from pyinfra_cli.main import main;
 def test_sandbox_up_is_idempotent_and_reports(sandbox: Sandbox) -> None:
     t0 = time.monotonic()
     again = subprocess.run(
-        [sys.executable, "-m", "nextmavens.sandbox.cli", "up"], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "devkit.sandbox.cli", "up"], cwd=REPO, capture_output=True, text=True
     )
     assert again.returncode == 0, again.stderr
     assert "already running" in again.stderr
     assert time.monotonic() - t0 < 30
     status = subprocess.run(
-        [sys.executable, "-m", "nextmavens.sandbox.cli", "status", "--json"],
+        [sys.executable, "-m", "devkit.sandbox.cli", "status", "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,

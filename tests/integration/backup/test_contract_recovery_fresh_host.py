@@ -18,10 +18,10 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from devkit.localdb.server import LocalPostgres
 from nextmavens.backup import records
 from nextmavens.backup.cli import backup
 from nextmavens.control.db import connect_control, dsn_without_password
-from nextmavens.localdb import LocalPostgres
 from tests.support.engine import Stage
 from tests.support.projects import write_project
 from tests.support.scratch import cloned_server

@@ -276,7 +276,7 @@ def test_allowed_extensions_exist_in_the_pinned_postgres():
 
 
 def test_sandbox_postgres_has_wal2json_for_realtime():
-    dockerfile = (REPO / "nextmavens/sandbox/images/postgres/Dockerfile").read_text()
+    dockerfile = (REPO / "devkit/sandbox/images/postgres/Dockerfile").read_text()
     installs = re.findall(r"apt-get install -y --no-install-recommends ([^\\\n&]+)", dockerfile)
     packages = {p for line in installs for p in line.split()}
     assert "postgresql-15-wal2json" in packages

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nextmavens.localdb import LocalPostgres
+from devkit.localdb.server import LocalPostgres
 
 DEFAULT_DIR = ".nextmavens/localdb"
 

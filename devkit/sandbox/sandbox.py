@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import commands, images, machine, network, rootfs
+from . import commands, imagebuild, machine, network, rootfs
 from .config import LOCAL_IMAGES, SandboxConfig
 from .util import log
 
@@ -89,7 +89,7 @@ def up(cfg: SandboxConfig, *, keep_root: bool = False, build_images: bool = True
         if is_running(cfg, state):
             imgs: dict[str, str] = {}
             if build_images:
-                imgs = images.ensure_images(cfg, _image_inputs(cfg, mirror))
+                imgs = imagebuild.ensure_images(cfg, _image_inputs(cfg, mirror))
             return UpResult(True, timings, imgs)
         if state or network.netns_exists(cfg):
             log("cleaning up a sandbox that is no longer running")
@@ -134,7 +134,7 @@ def up(cfg: SandboxConfig, *, keep_root: bool = False, build_images: bool = True
             t = lap("boot", t)
             imgs = {}
             if build_images and base_tars is not None:
-                imgs = images.ensure_images(cfg, base_tars)
+                imgs = imagebuild.ensure_images(cfg, base_tars)
                 t = lap("images", t)
         except BaseException:
             log("sandbox up failed; tearing down what was started (the caches stay)")
@@ -159,7 +159,7 @@ def _image_inputs(cfg: SandboxConfig, mirror: str) -> dict[str, Path]:
     """What the image builds need from the host: the base tarballs (returned) and the npm tree (cached)."""
     base_tars = rootfs.ensure_base_tars(cfg, mirror)
     for name in LOCAL_IMAGES:
-        images.host_inputs(cfg, name)
+        imagebuild.host_inputs(cfg, name)
     return base_tars
 
 
@@ -232,7 +232,7 @@ def status(cfg: SandboxConfig, *, probe: bool = True) -> dict[str, Any]:
             out["containers"] = [
                 dict(zip(("name", "image", "status", "ports"), ln.split("\t"), strict=False)) for ln in lines[2:]
             ]
-            out["local_images"] = {ref: images.image_exists(cfg, ref) for ref in LOCAL_IMAGES.values()}
+            out["local_images"] = {ref: imagebuild.image_exists(cfg, ref) for ref in LOCAL_IMAGES.values()}
         else:
             out["ssh_error"] = "root login by key failed" if proc is not None else "port closed"
     return out

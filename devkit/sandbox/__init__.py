@@ -6,6 +6,7 @@ tinyproxy on the host end of the veth that allows nothing else. See DESIGN.md se
 
 Layout: :mod:`.config` (names, addresses, paths), :mod:`.commands` (pure argv and file builders),
 :mod:`.rootfs` (debootstrap cache and the working root), :mod:`.network` (netns, veth, proxy),
-:mod:`.machine` (boot, stop, ssh), :mod:`.images` (local images inside the guest), :mod:`.sandbox`
+:mod:`.machine` (boot, stop, ssh), :mod:`.imagebuild` (local images inside the guest, built from the contexts
+under ``images/``), :mod:`.npm` (postgres-meta's npm tree, installed on the host), :mod:`.sandbox`
 (up/down/status), :mod:`.cli` (click group ``sandbox``).
 """

@@ -18,15 +18,17 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from nextmavens import upstream
+
 from . import npm
 from .config import LOCAL_IMAGES, SandboxConfig, base_image
 from .machine import ssh
 from .util import log
 
 IMAGES_DIR = Path(__file__).parent / "images"
-# Files from the package a build context also needs, at the path it gets inside the context. The stand-in reads
+# Files from the product a build context also needs, at the path it gets inside the context. The stand-in reads
 # the pinned upstream facts (what the real programs refuse), so they travel with it and change its context hash.
-_UPSTREAM = Path(__file__).resolve().parents[1] / "upstream"
+_UPSTREAM = Path(upstream.__file__).resolve().parent
 EXTRA_CONTEXT: dict[str, dict[str, Path]] = {
     "standin": {f"upstream/nextmavens/upstream/{n}": _UPSTREAM / n for n in ("__init__.py", "facts.py", "checks.py")},
 }
@@ -56,7 +58,7 @@ def context_tar(name: str, extra: Mapping[str, Path] | None = None) -> bytes:
     buf = io.BytesIO()
     src = IMAGES_DIR / name
     if not (src / "Dockerfile").is_file():
-        raise FileNotFoundError(f"{src / 'Dockerfile'} is missing (is nextmavens/sandbox/images packaged?)")
+        raise FileNotFoundError(f"{src / 'Dockerfile'} is missing (is devkit/sandbox/images packaged?)")
     files = {str(p.relative_to(src)): p for p in src.rglob("*") if p.is_file()}
     files.update(EXTRA_CONTEXT.get(name, {}))
     files.update(extra or {})

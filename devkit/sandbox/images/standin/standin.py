@@ -458,7 +458,7 @@ def postgrest_ready():
 
 
 # This process's state, made in main() for its role (importing this file starts nothing: the tests reuse it).
-STATE = {}
+STATE: dict[str, object] = {}
 
 
 def main():
