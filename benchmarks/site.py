@@ -1,4 +1,4 @@
-"""Converge timings on the sandbox host (issue 3).
+"""Converge timings on the sandbox host.
 
 Boots a fresh sandbox (`sandbox up`), runs `pyinfra inventory.py deploys/site.py` twice and prints the
 first converge time, the no-op converge time, the operations the no-op run changed and the number of

@@ -156,7 +156,7 @@ nextmavens_apt_deps = [
 ]
 projects_dir = "/opt/nextmavens/projects"  # Project manifests on the host (synced from the repo).
 # systemd jobs: one service+timer pair each, rendered from templates/systemd/job.*.j2. Add a dict here
-# (in a group file) to add a job; later issues fill backup and storage-monitor and enable them.
+# (in a group file) to add a job.
 timers = [
     {
         "name": "reconcile",

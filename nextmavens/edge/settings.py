@@ -1,8 +1,8 @@
 """Platform settings the edge needs, as one plain value.
 
-The lead's `nextmavens apply` builds this from group data (domains, addresses, memory budget) and the control
-database (platform-only secrets). Every knob has its default here, next to its meaning. Secrets are
-`SecretStr`, so printing the settings never shows them.
+`nextmavens apply --edge-config` builds this from the settings file the deploy renders from group data
+(nextmavens/host/edgeconfig.py) and the 0600 files holding the platform-only secrets. Every knob has its
+default here, next to its meaning. Secrets are `SecretStr`, so printing the settings never shows them.
 """
 
 from __future__ import annotations

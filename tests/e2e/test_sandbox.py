@@ -1,4 +1,4 @@
-"""End-to-end: the booted sandbox host, then the whole deploy against it (issue 3).
+"""End-to-end: the booted sandbox host, then the whole deploy against it.
 
 Order matters and is the file's order: the guest itself, the first converge, the second converge (zero
 changes), verification on the host with pytest-testinfra, then break things and converge again.
@@ -388,7 +388,7 @@ def test_the_example_projects_are_applied_on_the_host(host, data: dict[str, Any]
     assert access["anon_key"].count(".") == 2
 
 
-# --- the edge (issue 4): nginx -> Kong stand-in -> each project's REST stand-in ---------------------------
+# --- the edge: nginx -> Kong stand-in -> each project's REST stand-in ---------------------------
 def _keys(host, data: dict[str, Any], ref: str) -> dict[str, Any]:
     wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
     keys = host.run(f"{wrapper} nextmavens keys show {ref} --json")
@@ -447,7 +447,7 @@ def test_project_containers_run_with_memory_limits(host) -> None:
 
 
 def test_keys_rotate_on_the_host_revokes_the_old_key_at_the_edge(host, data: dict[str, Any]) -> None:
-    """Issue 8 item 4: after `keys rotate`, nginx -> Kong refuses the old key and passes the new one, and
+    """After `keys rotate`, nginx -> Kong refuses the old key and passes the new one, and
     the project's REST container runs with the new JWT secret."""
     wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
     name = f"shop.{data['api_domain']}"
@@ -482,7 +482,7 @@ def test_keys_rotate_on_the_host_revokes_the_old_key_at_the_edge(host, data: dic
     assert rest_jwt_secret() == new["jwt_secret"]
 
 
-# --- issue 9: `nextmavens doctor`, the host's smoke check (also the deploy's last step) ---------------------
+# --- `nextmavens doctor`, the host's smoke check (also the deploy's last step) ---------------------
 def test_doctor_passes_on_the_converged_sandbox_and_says_what_it_skipped(host, data: dict[str, Any]) -> None:
     """Against the stand-ins and real parts: every check passes; certificates (off here) and image pins
     (substitutes here) are reported as skipped with the reason, never as ok."""
@@ -539,7 +539,7 @@ def test_doctor_fails_and_names_kong_when_its_config_is_lost(host, data: dict[st
     assert host.run(f"{wrapper} nextmavens doctor").rc == 0
 
 
-# --- real parts in the sandbox (issue 9): postgres-meta from npm, the Postgres image's extensions -----------
+# --- real parts in the sandbox: postgres-meta from npm, the Postgres image's extensions -----------
 def _meta(host, data: dict[str, Any], path: str, database: str | None = None) -> tuple[int, str]:
     """GET a path of the real postgres-meta on its loopback port, from inside the guest.
 

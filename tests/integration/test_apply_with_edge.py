@@ -10,10 +10,14 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from nextmavens.cli import main
+from nextmavens.edge import apply, step
 from tests.integration.edge.harness import LocalNginx, echo_server, get_after_reload, need, wait_port
 from tests.integration.edge.standins import (
     KongProxyStandIn,
@@ -369,3 +373,45 @@ def test_destroy_whose_edge_cleanup_fails_exits_non_zero_and_says_what_is_left(
     assert "docker compose -p nm-shop" in failed.stderr and "never -v" in failed.stderr
     assert (edge.services_dir / "shop" / "compose.yaml").exists()  # kept: `down` needs it
     assert stage.sql("SELECT 1 FROM pg_database WHERE datname = 'shop'") == []
+
+
+def test_each_command_checks_the_edge_once(
+    stage: Stage, gated_edge: Edge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply, keys rotate and destroy check the edge before their database change, and the edge step after it
+    takes that check's result instead of checking (or asking docker what runs) again."""
+    edge = gated_edge
+    checks: list[frozenset[str]] = []
+    admissions: list[int] = []
+    real_check, real_admit = step.check_edge, apply.admit
+
+    def counted_check(*args: Any, **kwargs: Any) -> apply.EdgeCheck:
+        checked = real_check(*args, **kwargs)
+        checks.append(checked.refs)
+        return checked
+
+    def counted_admit(*args: Any, **kwargs: Any) -> Any:
+        admissions.append(1)
+        return real_admit(*args, **kwargs)
+
+    monkeypatch.setattr(step, "check_edge", counted_check)
+    monkeypatch.setattr(apply, "admit", counted_admit)
+    runner = CliRunner(env=stage.env())
+    config = ["--edge-config", str(edge.config)]
+
+    def run(*args: str) -> None:
+        before = len(edge.docker_log.read_text().splitlines()) if edge.docker_log.exists() else 0
+        result = runner.invoke(main, [*args, *config])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        listed = [c for c in edge.docker_log.read_text().splitlines()[before:] if c.startswith("ps ")]
+        assert len(checks) == len(admissions) == 1 and len(listed) == 1, (args, checks, admissions, listed)
+        checks.clear()
+        admissions.clear()
+
+    write_project(stage.projects, "acme", "shop")
+    write_project(stage.projects, "acme", "crm")
+    run("apply", "--yes")
+    run("keys", "rotate", "acme/shop")
+    write_project(stage.projects, "acme", "shop", state="absent")
+    run("destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(tmp_path / "dumps"))
+    assert "shop" not in edge.realtime.tenants and "crm" in edge.realtime.tenants

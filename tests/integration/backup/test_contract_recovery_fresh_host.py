@@ -1,4 +1,4 @@
-"""Disaster recovery on a new host (issue 8, item 17): the control database's backups are useless without the
+"""Disaster recovery on a new host: the control database's backups are useless without the
 master key, so every run backs the key up too, encrypted to the operator's age key. On a new, empty
 PostgreSQL server the README's steps bring everything back: the control database from its chunks, the
 master key with the operator's identity, the secrets unsealed, the project restored, and `apply` has

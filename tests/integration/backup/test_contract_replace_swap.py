@@ -1,4 +1,4 @@
-"""`backup restore --replace` swaps databases in one transaction under the apply lock (issue 8, item 6):
+"""`backup restore --replace` swaps databases in one transaction under the apply lock:
 a restore killed in the middle of the swap leaves the live database in place and the next run completes
 it; an apply started during the swap waits for it."""
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from nextmavens.edge.host import EdgeHost, EdgeHostConfig, edge_runtime, running_refs
+from nextmavens.edge.hostruntime import edge_runtime, running_refs
 from nextmavens.edge.services import env_file_text, env_file_value, render_project_services, write_project_files
+from nextmavens.edge.settingsfile import EdgeHost, EdgeHostConfig
 from nextmavens.keys import issue_api_keys, new_jwt_secret, new_password
 from nextmavens.monitor.storage import run_command
 from tests.support.dotenv import compose_go_dotenv

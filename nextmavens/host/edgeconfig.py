@@ -1,8 +1,8 @@
 """The edge settings file the deploy renders on the host, from validated host data.
 
 `nextmavens apply --edge-config FILE` (NEXTMAVENS_EDGE_CONFIG, exported by the nextmavens-env wrapper) reads
-it (nextmavens.edge.host.EdgeHostConfig). Pure: no I/O here. The platform secrets it names live in 0600 files
-beside it, written on the host from the secrets file; their values never pass through this module.
+it (nextmavens.edge.settingsfile). Pure: no I/O here. The platform secrets it names live in 0600 files beside
+it, written on the host from the secrets file; their values never pass through this module.
 """
 
 from __future__ import annotations
