@@ -19,9 +19,10 @@ from cryptography.exceptions import InvalidTag
 
 from nextmavens import ui
 from nextmavens.control.crypto import DEFAULT_MASTER_KEY, MasterKeyError
+from nextmavens.control.locks import LockTimeout
 from nextmavens.engine.destroy import DestroyError
 from nextmavens.engine.plan import PlanError
-from nextmavens.engine.session import Engine, EngineConfig, LockTimeout
+from nextmavens.engine.session import Engine, EngineConfig
 from nextmavens.keys import KeyLifetimeError, key_lifetime_days
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
 

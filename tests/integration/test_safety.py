@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from devkit.localdb.server import LocalPostgres
-from nextmavens.engine.locks import WORK_LOCK_KEY
-from nextmavens.engine.session import ApplyResult, LockTimeout
+from nextmavens.control.locks import WORK_LOCK_KEY, LockTimeout
+from nextmavens.engine.session import ApplyResult
 from nextmavens.manifest.loader import load_manifests
 from nextmavens.naming import project_names
 from tests.support.engine import REPO, Stage

@@ -20,7 +20,7 @@ import pytest
 from nextmavens.backup.restore import replace_locked
 from nextmavens.backup.settings import BackupSettings, TelegramSettings
 from nextmavens.control.db import connect_control
-from nextmavens.engine.session import LockTimeout
+from nextmavens.control.locks import LockTimeout
 from nextmavens.manifest.loader import load_manifests
 from tests.support.engine import REPO
 from tests.support.projects import write_project

@@ -236,3 +236,34 @@ def last_verifications(conn: psycopg.Connection) -> list[dict[str, Any]]:
             "SELECT DISTINCT ON (target) target, backup_id, finished_at, ok, tables, error"
             " FROM backup_verifications ORDER BY target, started_at DESC"
         ).fetchall()
+
+
+def running_ids(conn: psycopg.Connection) -> list[int]:
+    """Backups still marked running (under the backup lock: left by a run that died)."""
+    return [int(r[0]) for r in conn.execute("SELECT id FROM backups WHERE status = 'running'").fetchall()]
+
+
+def failed_with_live_chunks(conn: psycopg.Connection) -> list[int]:
+    """Failed backups some of whose uploaded messages are not recorded as deleted."""
+    rows = conn.execute(
+        "SELECT DISTINCT b.id FROM backups b JOIN backup_chunks c ON c.backup_id = b.id"
+        " WHERE b.status = 'failed' AND c.deleted_at IS NULL"
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def set_cleanup_error(conn: psycopg.Connection, backup_id: int, cleanup_error: str | None) -> None:
+    conn.execute("UPDATE backups SET cleanup_error = %s WHERE id = %s", (cleanup_error, backup_id))
+
+
+def expired_complete(conn: psycopg.Connection, target: str, retention_days: int) -> list[int]:
+    """Complete backups of `target` finished more than `retention_days` ago, except its newest complete one."""
+    rows = conn.execute(
+        "SELECT id FROM backups WHERE target = %s AND status = 'complete'"
+        " AND finished_at < now() - make_interval(days => %s)"
+        " AND id <> (SELECT id FROM backups WHERE target = %s AND status = 'complete'"
+        "            ORDER BY finished_at DESC, id DESC LIMIT 1)"
+        " ORDER BY id",
+        (target, retention_days, target),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
