@@ -35,6 +35,10 @@ class Facts:
     commands_source: str = ""
     config_keys: frozenset[str] = frozenset()  # config file keys / directives
     config_source: str = ""
+    config_defaults: Mapping[str, str] = field(default_factory=dict)  # settings the image's own config file sets
+    config_defaults_source: str = ""
+    cmd: tuple[str, ...] = ()  # the image's CMD (a compose `command:` replaces it whole)
+    cmd_source: str = ""
     measured_rss_mb: int = 0  # resident memory measured running the real program here (0: not measured)
     measured_source: str = ""
     notes: str = ""
@@ -1165,12 +1169,25 @@ STORAGE_V1_25_7 = Facts(
     commands_source="Dockerfile (FROM node:22-alpine3.21)",
 )
 
+# What one connected Realtime tenant holds in the shared PostgreSQL (supabase/realtime@v2.34.47):
+# lib/realtime/tenants/connect.ex starts, for every tenant it connects, a replication connection
+# (lib/realtime/tenants/replication_connection.ex: a walsender with a TEMPORARY pgoutput slot for broadcast
+# changes; "53300" is reported as max_wal_senders_reached); postgres_changes adds a wal2json slot over a plain
+# connection while it has subscribers (lib/extensions/postgres_cdc_rls/replications.ex).
+REALTIME_WAL_SENDERS_PER_TENANT = 1
+REALTIME_SLOTS_PER_TENANT = 2
+
 REALTIME_V2_34_47 = Facts(
     program="realtime",
     image="supabase/realtime:v2.34.47",
     source="supabase/realtime@v2.34.47",
     env=_REALTIME_V2_34_47_ENV | {"RLIMIT_NOFILE", "SEED_SELF_HOST", "ERL_AFLAGS"},
     env_source="config/runtime.exs; run.sh (RLIMIT_NOFILE, SEED_SELF_HOST); ERL_AFLAGS is read by the Erlang VM",
+    # The broadcast-changes slot is named supabase_realtime_messages_replication_slot_<SLOT_NAME_SUFFIX>, one
+    # name for every tenant, and slot names are cluster-wide: with several tenants in one PostgreSQL only the
+    # first connected gets it; the others' replication connections disconnect ("Temporary Replication slot
+    # already exists and in use"). Not run here: what Realtime then does for those tenants is unverified.
+    notes="replication_connection.ex replication_slot_name/1: one broadcast-changes slot name per Realtime node",
 )
 
 SUPAVISOR_V2_5_7 = Facts(
@@ -1237,11 +1254,13 @@ STUDIO_2025_06_30 = Facts(
 # supabase/postgres: the docker-library entrypoint (Dockerfile-15 copies it in) reads POSTGRES_*; PGPORT is
 # libpq's/postgres's; migrations/db/migrate.sh reads POSTGRES_PORT. JWT_SECRET/JWT_EXP are read only by the
 # jwt.sql Supabase's compose mounts from supabase/supabase (docker/volumes/db), which this project does not mount.
-# The mirror here reaches 15.8.1.004; the env contract and the extension set below are unchanged in 15.8.1.x.
+# The tag 15.8.1.060 is in no reachable copy of the repository: the mirror's newest tag is 15.8.1.004
+# (2024-10-17). What is used below is unchanged there since 2021 (`git log -S max_replication_slots`), and
+# the stored newer versions of Dockerfile-15 keep `CMD ["postgres", "-D", "/etc/postgresql"]`.
 POSTGRES_15_8_1_060 = Facts(
     program="postgres",
     image="supabase/postgres:15.8.1.060",
-    source="supabase/postgres@15.8.1.004 (newest tag in the mirror)",
+    source="supabase/postgres@15.8.1.004 (newest tag reachable; 15.8.1.060 itself not readable here)",
     env=frozenset(
         {
             "POSTGRES_PASSWORD",
@@ -1255,8 +1274,24 @@ POSTGRES_15_8_1_060 = Facts(
         }
     ),  # fmt: skip
     env_source="Dockerfile-15 (docker-library entrypoint); migrations/db/migrate.sh",
-    commands=frozenset({"pg_isready"}),
-    commands_source="Dockerfile-15 (PostgreSQL client binaries on PATH)",
+    # CMD ["postgres", "-D", "/etc/postgresql"]: the config directory is /etc/postgresql (the image's
+    # postgresql.conf names data_directory /var/lib/postgresql/data). A compose `command:` replaces CMD, so it
+    # must repeat `-D /etc/postgresql`; a first argument starting with "-" makes the entrypoint run
+    # `postgres <args>` WITHOUT it (PGDATA's initdb config: no supautils, no preloads).
+    commands=frozenset({"pg_isready", "postgres"}),
+    commands_source="Dockerfile-15 (CMD; PostgreSQL binaries on PATH; docker-entrypoint.sh runs `postgres` args)",
+    flags=frozenset({"-D", "-c"}),
+    flags_source="postgres's own: -D config directory, -c name=value (beats the config file)",
+    cmd=("postgres", "-D", "/etc/postgresql"),
+    cmd_source="Dockerfile-15 (CMD)",
+    config_defaults={
+        "data_directory": "/var/lib/postgresql/data",
+        "wal_level": "logical",
+        "max_wal_senders": "10",
+        "max_replication_slots": "5",
+        "max_slot_wal_keep_size": "1024",
+    },
+    config_defaults_source="ansible/files/postgresql_config/postgresql.conf.j2 (copied to /etc/postgresql)",
     # Extensions the image can create (manifests may only ask for these; nix/ext/*.nix plus contrib).
     config_keys=frozenset(
         {

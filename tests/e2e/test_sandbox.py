@@ -641,6 +641,14 @@ def _psql(host, data: dict[str, Any], database: str, sql: str) -> str:
 
 
 def test_postgres_image_preloads_pg_cron_and_pgaudit(host, data: dict[str, Any]) -> None:
+    # the stack's `command:` (the pinned image's `-D /etc/postgresql`, then replication sized to max_projects)
+    # runs on the sandbox image too, and its settings win over the image's
+    from nextmavens.host.pgsizing import replication_capacity
+
+    capacity = replication_capacity(data["max_projects"])
+    assert _psql(host, data, "postgres", "SHOW config_file") == "/etc/postgresql/postgresql.conf"
+    assert _psql(host, data, "postgres", "SHOW max_replication_slots") == str(capacity.max_replication_slots)
+    assert _psql(host, data, "postgres", "SHOW max_wal_senders") == str(capacity.max_wal_senders)
     preload = _psql(host, data, "postgres", "SHOW shared_preload_libraries")
     assert {"pg_stat_statements", "pgaudit", "pg_cron"} <= {p.strip() for p in preload.split(",")}, preload
     assert _psql(host, data, "postgres", "SHOW cron.database_name") == "postgres"
