@@ -185,6 +185,16 @@ def test_rendered_stacks_set_only_what_the_pinned_programs_read(configs):
         assert unknown_env(names, facts) == [], f"{where} ({facts.image}, {facts.env_source})"
 
 
+def test_analytics_when_enabled_sets_only_what_the_pinned_logflare_reads(configs):
+    config = configs["production"].model_copy(update={"supabase_analytics_enabled": True})
+    analytics = _services(config, "supabase")["analytics"]
+    facts = FACTS[analytics["image"]]
+    assert facts is pinned("logflare")
+    assert unknown_env(set(analytics["environment"]), facts) == [], facts.env_source
+    # Vector stays unread: it is rendered without the config file that would make it ship anything
+    assert "vector" in NOT_READ and "command" not in _services(config, "supabase")["vector"]
+
+
 def test_rendered_stacks_run_only_commands_the_pinned_images_have(configs):
     for where, service in _production_services(configs["production"]).items():
         facts = FACTS[service["image"]]
@@ -256,6 +266,26 @@ def test_postgrest_settings_dropped_upstream_are_known_dead():
     assert POSTGREST_V12_2_12.reads_env("PGRST_JWT_CACHE_MAX_LIFETIME")
     assert not POSTGREST_V14_5.reads_env("PGRST_JWT_CACHE_MAX_LIFETIME")
     assert POSTGREST_V14_5.reads_env("PGRST_APP_SETTINGS_JWT_EXP")
+
+
+def test_gotrue_table_reads_names_as_envconfig_derives_them():
+    """Every name envconfig derives from GoTrue's config structs at the tag, not a hand-picked few: nested
+    prefixes, split words, `envconfig` tags read both prefixed and bare, and names that look right but are not."""
+    gotrue = pinned("gotrue")
+    assert len(gotrue.env) > 300
+    for name in (
+        "GOTRUE_DB_DATABASE_URL",  # DB.URL, tag DATABASE_URL under the DB prefix...
+        "DATABASE_URL",  # ...and the tag alone
+        "PORT",
+        "GOTRUE_MAILER_URLPATHS_INVITE",  # no split_words on URLPaths
+        "GOTRUE_EXTERNAL_GOOGLE_SKIP_NONCE_CHECK",
+        "GOTRUE_HOOK_CUSTOM_ACCESS_TOKEN_URI",
+        "GOTRUE_JWT_VALIDMETHODS",
+        "GOTRUE_INTERNAL_HTTP_TIMEOUT",  # os.Getenv, outside the config structs
+    ):
+        assert gotrue.reads_env(name), name
+    for name in ("GOTRUE_EXTERNAL_SKIP_NONCE_CHECK", "GOTRUE_JWT_VALID_METHODS", "GOTRUE_DATABASE_URL"):
+        assert not gotrue.reads_env(name), name
 
 
 # ---------------------------------------------------------------- memory (D5)
