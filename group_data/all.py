@@ -116,6 +116,8 @@ loopback_ports = {  # Published on 127.0.0.1 only: Docker bypasses ufw for publi
 }  # Redis publishes nothing: only the docker network reaches it.
 kong_worker_processes = 2  # Kong's default is one per core at ~100 MB each.
 supabase_analytics_enabled = False  # Logflare + Vector (~2.4 GB together): off on an 8 GB host.
+max_projects = 20  # Projects this host is sized for: the shared Postgres gets a replication slot pair and a
+#                   walsender per project for Realtime (nextmavens/host/pgsizing.py), above the image's own.
 postgres_admin_user = "postgres"  # Role the engine and the stacks' bootstrap connect as.
 evolution_database = "evolution"  # Evolution API's own database (and role) in the shared Postgres.
 evolution_server_url = "http://127.0.0.1:8080"  # Public URL Evolution echoes in webhooks.

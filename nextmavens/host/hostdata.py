@@ -183,6 +183,7 @@ class HostData(Strict):
     loopback_ports: LoopbackPorts
     kong_worker_processes: Annotated[int, Field(ge=1, le=16)]
     supabase_analytics_enabled: bool
+    max_projects: Annotated[int, Field(ge=1, le=1000)]
     postgres_admin_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
     evolution_database: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
     evolution_server_url: Annotated[str, Field(pattern=r"^https?://")]

@@ -641,6 +641,14 @@ def _psql(host, data: dict[str, Any], database: str, sql: str) -> str:
 
 
 def test_postgres_image_preloads_pg_cron_and_pgaudit(host, data: dict[str, Any]) -> None:
+    # the stack's `command:` (the pinned image's `-D /etc/postgresql`, then replication sized to max_projects)
+    # runs on the sandbox image too, and its settings win over the image's
+    from nextmavens.host.pgsizing import replication_capacity
+
+    capacity = replication_capacity(data["max_projects"])
+    assert _psql(host, data, "postgres", "SHOW config_file") == "/etc/postgresql/postgresql.conf"
+    assert _psql(host, data, "postgres", "SHOW max_replication_slots") == str(capacity.max_replication_slots)
+    assert _psql(host, data, "postgres", "SHOW max_wal_senders") == str(capacity.max_wal_senders)
     preload = _psql(host, data, "postgres", "SHOW shared_preload_libraries")
     assert {"pg_stat_statements", "pgaudit", "pg_cron"} <= {p.strip() for p in preload.split(",")}, preload
     assert _psql(host, data, "postgres", "SHOW cron.database_name") == "postgres"
@@ -668,9 +676,9 @@ def test_postgres_image_preloads_pg_cron_and_pgaudit(host, data: dict[str, Any])
 _SANDBOX_ONLY_ORG = "initech"  # tests/e2e/manifests/initech: a project asking for PostGIS
 
 
-def test_a_manifest_asking_for_postgis_applies_for_real(host, data: dict[str, Any]) -> None:
-    """The sandbox-only example tests/e2e/manifests/initech (PostGIS) is applied on the host and checked in its
-    database directly and through postgres-meta. It stays declared; the next test destroys it."""
+def test_a_manifest_asking_for_postgis_and_vector_applies_for_real(host, data: dict[str, Any]) -> None:
+    """The sandbox-only example tests/e2e/manifests/initech (PostGIS, pgvector) is applied on the host and checked
+    in its database directly and through postgres-meta. It stays declared; the next test destroys it."""
     import base64
     from shlex import quote
 
@@ -695,6 +703,27 @@ def test_a_manifest_asking_for_postgis_applies_for_real(host, data: dict[str, An
     assert rows.splitlines() == ["pg_trgm:extensions", "postgis:extensions"], rows
     point = _psql(host, data, database, "SELECT extensions.ST_AsText(extensions.ST_MakePoint(1, 2))")
     assert point == "POINT(1 2)"
+    # pgvector, built from Debian 13's source package for PostgreSQL 15: created by the engine, then a vector
+    # column with an HNSW index and a nearest-neighbour query (rolled back: the project keeps no table)
+    vector = _psql(
+        host,
+        data,
+        database,
+        "SELECT extnamespace::regnamespace || ':' || extversion FROM pg_extension WHERE extname = 'vector'",
+    )
+    assert vector.startswith("extensions:0."), vector
+    nearest = _psql(
+        host,
+        data,
+        database,
+        "BEGIN; SET LOCAL search_path = public, extensions; "
+        "CREATE TABLE public.nm_e2e_items (id int PRIMARY KEY, embedding vector(3) NOT NULL); "
+        "INSERT INTO public.nm_e2e_items VALUES (1, '[1,0,0]'), (2, '[0,1,0]'), (3, '[0,0,1]'); "
+        "CREATE INDEX ON public.nm_e2e_items USING hnsw (embedding vector_l2_ops); "
+        "SELECT id || ':' || round((embedding <-> '[0.1,0.9,0]')::numeric, 3) FROM public.nm_e2e_items "
+        "ORDER BY embedding <-> '[0.1,0.9,0]' LIMIT 1; ROLLBACK",
+    )
+    assert nearest.strip() == "2:0.141", nearest
     status, body = _meta(host, data, "/extensions", database=database)
     assert status == 200, body[:500]
     postgis = [e for e in json.loads(body) if e["name"] == "postgis"]

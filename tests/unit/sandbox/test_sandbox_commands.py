@@ -176,5 +176,7 @@ def test_image_contexts_are_reproducible() -> None:
         froms = [ln for ln in dockerfile.splitlines() if ln.startswith("FROM ")]
         # Debian 12 for PostgreSQL 15 and Redis 7; Debian 13 for Node.js 20 (postgres-meta needs >= 20)
         suite = "trixie" if name == "meta" else "bookworm"
-        assert froms == [f"FROM nextmavens-local/debian:{suite}"]
+        # the image's own FROM last; a build stage (`AS <name>`, only its files copied on) builds on the same base
+        assert froms[-1] == f"FROM nextmavens-local/debian:{suite}"
+        assert all(ln.startswith(f"FROM nextmavens-local/debian:{suite} AS ") for ln in froms[:-1]), froms
         assert imagebuild.base_suite(name) == suite

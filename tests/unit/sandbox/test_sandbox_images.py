@@ -167,6 +167,12 @@ def test_the_postgres_image_has_the_extensions_and_preloads_them() -> None:
     dockerfile = (imagebuild.IMAGES_DIR / "postgres" / "Dockerfile").read_text()
     for package in ("postgresql-15-wal2json", "postgresql-15-postgis-3", "postgresql-15-pgaudit", "postgresql-15-cron"):
         assert package in dockerfile
+    # pgvector from Debian 13's source package, built for PostgreSQL 15 without -march=native, in a build stage
+    # on the same base as the image (base_suite reads the final, unnamed FROM)
+    assert "deb-src $mirror trixie main" in dockerfile and "apt-get source pgvector" in dockerfile
+    assert "postgresql-server-dev-15" in dockerfile and 'OPTFLAGS=""' in dockerfile
+    assert "COPY --from=pgvector /out/usr/ /usr/" in dockerfile
+    assert imagebuild.base_suite("postgres") == "bookworm"
     entrypoint = (imagebuild.IMAGES_DIR / "postgres" / "entrypoint.sh").read_text()
     assert "shared_preload_libraries = 'pg_stat_statements, pgaudit, pg_cron'" in entrypoint
     assert "cron.database_name = 'postgres'" in entrypoint

@@ -3,7 +3,8 @@
 # postgres user. Scripts in /docker-entrypoint-initdb.d (*.sql, *.sh) run once, on first start.
 # Like supabase/postgres: pg_stat_statements, pgaudit and pg_cron preloaded (pg_cron's jobs live in the
 # `postgres` database), and a supabase_admin superuser with POSTGRES_PASSWORD, the role the compose's
-# postgres-meta, Realtime and Supavisor connect as.
+# postgres-meta, Realtime and Supavisor connect as. The arguments follow `postgres`: the image's CMD
+# `-D /etc/postgresql` (as supabase/postgres's) overrides the `-D "$PGDATA"` put before them.
 set -eu
 PGDATA="${PGDATA:-/var/lib/postgresql/data}"
 POSTGRES_USER="${POSTGRES_USER:-postgres}"
