@@ -10,7 +10,7 @@ host is shared with other work, single runs are noisy), it times:
     records in the control database);
   * bare `pg_restore` of a -Fc file into a new database, and the restore drill (getFile + download,
     sha256, age -d | pg_restore, every table counted and checksummed, scratch database dropped).
-Uploads and downloads go to a LOCAL STAND-IN of the Telegram Bot API (`nextmavens.backup.standin`, its own
+Uploads and downloads go to a LOCAL STAND-IN of the Telegram Bot API (`devkit.standins.telegram`, its own
 process on 127.0.0.1), not to Telegram: no network time to the real service is in these figures.
 Each pipeline and drill runs in a child process whose whole tree (Python, pg_dump or pg_restore, age) is
 sampled from /proc every 20 ms: the peak of the summed RSS is the memory figure, with each program's own peak.
@@ -38,11 +38,11 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from devkit.localdb.server import LocalPostgres  # noqa: E402
 from nextmavens.backup.pipeline import Target, backup_target  # noqa: E402
 from nextmavens.backup.settings import BackupSettings, TelegramSettings  # noqa: E402
 from nextmavens.backup.verify import restore_drill  # noqa: E402
 from nextmavens.control.db import connect_control, dsn_for_database, dsn_without_password  # noqa: E402
-from nextmavens.localdb import LocalPostgres  # noqa: E402
 from tests.integration.backup.datagen import generate  # noqa: E402
 
 
@@ -258,7 +258,7 @@ def main() -> None:
     started = time.monotonic()
     print(f"the host is shared with other work (load average {load()}): each figure is a median of {args.rounds}")
     print(
-        "uploads go to a LOCAL STAND-IN of the Telegram Bot API (nextmavens.backup.standin, its own process on"
+        "uploads go to a LOCAL STAND-IN of the Telegram Bot API (devkit.standins.telegram, its own process on"
         " 127.0.0.1), not to Telegram: network time to the real service is not in these figures"
     )
     print(
@@ -285,7 +285,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "nextmavens.backup.standin",
+                "devkit.standins.telegram",
                 "--dir",
                 str(folder / "telegram"),
                 "--token-file",

@@ -43,6 +43,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from devkit.localdb.server import LocalPostgres, free_port  # noqa: E402
 from nextmavens.edge.inputs import EdgeProject  # noqa: E402
 from nextmavens.edge.kong import render_kong  # noqa: E402
 from nextmavens.edge.memory import (  # noqa: E402
@@ -58,13 +59,14 @@ from nextmavens.edge.nginx import render_nginx  # noqa: E402
 from nextmavens.edge.services import render_project_services  # noqa: E402
 from nextmavens.edge.settings import GOTRUE_MB, POSTGREST_MB, STORAGE_MB, EdgeSettings  # noqa: E402
 from nextmavens.engine.session import Engine, EngineConfig  # noqa: E402
+from nextmavens.host.edgeconfig import edge_settings  # noqa: E402
+from nextmavens.host.hostdata import HostData, read_group_file  # noqa: E402
 from nextmavens.keys import ProjectSecrets, issue_api_keys, new_jwt_secret, new_password  # noqa: E402
-from nextmavens.localdb import LocalPostgres, free_port  # noqa: E402
 from nextmavens.manifest.loader import load_manifests  # noqa: E402
 from nextmavens.manifest.models import ProjectManifest  # noqa: E402
 from nextmavens.naming import project_names  # noqa: E402
+from nextmavens.upstream.facts import pinned  # noqa: E402
 
-BUDGET_MB = 8192
 # One full self-hosted Supabase stack: median MiB per container (trailbase docker.stats, reference section 8).
 FULL_STACK_MEDIANS_MB = {
     "kong": 2444,
@@ -81,14 +83,14 @@ FULL_STACK_MEDIANS_MB = {
     "auth": 34,
 }
 OFFICIAL_MINIMUM_MB = 4096  # Supabase's self-hosting docs: 4 GB RAM minimum per stack
-POSTGRES_META_MEASURED_MB = 126  # settings.py: the real 0.91.6 on Node 20, RSS after a few requests
+POSTGRES_META_MEASURED_MB = pinned("postgres_meta").measured_rss_mb  # nextmavens/upstream/facts.py
 
 SOURCES = [
-    ("memory budget", f"{BUDGET_MB} MiB", "EdgeSettings.memory_budget_mb default (nextmavens/edge/settings.py)"),
+    ("memory budget", "memory_budget_mb", "group_data/all.py (what the production deploy sets)"),
     (
         "shared services",
         "per service below",
-        "DEFAULT_SHARED_SERVICES_MB in nextmavens/edge/settings.py: docker-stats medians and headroom",
+        "memory_limits_mb in group_data/all.py: each shared service's compose limit",
     ),
     ("PostgREST", f"{POSTGREST_MB} MiB", "POSTGREST_MB, docker-stats median (reference section 8, rest 121 MiB)"),
     ("GoTrue", f"{GOTRUE_MB} MiB", "GOTRUE_MB, docker-stats median (reference section 8, auth 34 MiB)"),
@@ -106,6 +108,19 @@ SOURCES = [
     ("full stack medians", "per container", "trailbase docker.stats medians (reference supabase-multi-project.md §8)"),
     ("official minimum", f"{OFFICIAL_MINIMUM_MB} MiB", "Supabase's self-hosting documentation: 4 GB RAM"),
 ]
+
+
+def production_settings() -> EdgeSettings:
+    """The edge settings the production deploy renders from group_data/all.py (placeholder names)."""
+    data = read_group_file(REPO / "group_data" / "all.py")
+    data.update(
+        api_domain="api.example.test",
+        studio_domain="studio.example.test",
+        admin_email="ops@example.test",
+        admin_ssh_public_keys=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBench bench"],
+        edge_host_ipv4="203.0.113.10",
+    )
+    return edge_settings(HostData.model_validate(data))
 
 
 def sample(ref: str, storage: bool = False) -> EdgeProject:
@@ -286,7 +301,7 @@ def _sandbox_env() -> dict[str, str] | None:
     if os.environ.get("NEXTMAVENS_SANDBOX_HOST"):
         return dict(os.environ)
     status = subprocess.run(
-        [sys.executable, "-m", "nextmavens.sandbox.cli", "status", "--json"],
+        [sys.executable, "-m", "devkit.sandbox.cli", "status", "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -339,12 +354,8 @@ def main() -> int:
     )
     parser.add_argument("--no-sandbox", action="store_true", help="do not look for a sandbox host (new_project_s=NA)")
     args = parser.parse_args()
-    settings = EdgeSettings(
-        api_domain="api.example.test",
-        studio_domain="studio.example.test",
-        host_ipv4="203.0.113.10",
-        memory_budget_mb=BUDGET_MB,
-    )
+    settings = production_settings()
+    budget_mb = settings.memory_budget_mb
     shared = shared_services_mb(settings)
     rest_auth = project_footprint(sample("probe").manifest).total_mb
     with_storage = project_footprint(sample("probe2", storage=True).manifest).total_mb
@@ -358,7 +369,7 @@ def main() -> int:
     print("where each constant comes from:")
     for name, value, source in SOURCES:
         print(f"  {name:26} {value:22} {source}")
-    print(f"memory budget: {BUDGET_MB} MiB")
+    print(f"memory budget: {budget_mb} MiB")
     print(f"shared services (projection): {shared} MiB")
     for name, mb in sorted(settings.shared_services_mb.items()):
         print(f"  {name:16} {mb:5} MiB")
@@ -368,8 +379,8 @@ def main() -> int:
     print(f"per project, REST + Auth + Storage:                   {with_storage} MiB -> {fit_storage} (projected)")
     print(
         f"one full Supabase stack per project (measured medians): {full_stack} MiB -> "
-        f"{BUDGET_MB // full_stack} projects; at the official 4 GB minimum -> "
-        f"{BUDGET_MB // OFFICIAL_MINIMUM_MB}"
+        f"{budget_mb // full_stack} projects; at the official 4 GB minimum -> "
+        f"{budget_mb // OFFICIAL_MINIMUM_MB}"
     )
     print()
     print("== MEASURED HERE ==")
@@ -385,7 +396,7 @@ def main() -> int:
     else:
         print(
             f"postgres-meta: {meta}; the settings reserve {reserved} MiB, from {POSTGRES_META_MEASURED_MB} MiB RSS"
-            " measured earlier for the real 0.91.6 on Node 20 (nextmavens/edge/settings.py)"
+            " measured earlier for the real 0.91.6 on Node 20 (nextmavens/upstream/facts.py)"
         )
     pss_median = float("nan")
     if backends is None:

@@ -1,4 +1,4 @@
-"""Benchmark of the multi-project engine (issues 2 and 9), against a real throwaway PostgreSQL.
+"""Benchmark of the multi-project engine, against a real throwaway PostgreSQL.
 
     python benchmarks/engine.py [--max-projects 200] [--repeats 7] [--rounds 5] [--budget-s 1500]
 
@@ -56,11 +56,11 @@ if str(REPO) not in sys.path:
 import psycopg  # noqa: E402
 import yaml  # noqa: E402
 
+from devkit.localdb.server import LocalPostgres  # noqa: E402
 from nextmavens.engine.desired import desired_state  # noqa: E402
 from nextmavens.engine.observe import observe  # noqa: E402
 from nextmavens.engine.plan import Change, make_plan  # noqa: E402
 from nextmavens.engine.session import Engine, EngineConfig  # noqa: E402
-from nextmavens.localdb import LocalPostgres  # noqa: E402
 from nextmavens.manifest.loader import ManifestSet, load_manifests  # noqa: E402
 
 PLAN_SIZES = (1, 50, 100, 200, 500, 1000)
@@ -743,7 +743,7 @@ def report(results: Results, args: argparse.Namespace) -> str:
         )
     say()
     plan200 = next((p.median_s for p in results.plans if p.projects == 200), float("nan"))
-    say("Targets (issues 2 and 9)")
+    say("Targets")
     say(
         f"  no-op plan for 200 projects <= 0.5 s:          {fmt_s(plan200)}  "
         f"{_verdict(plan200 <= 0.5) if plan200 == plan200 else '(not reached)'}"

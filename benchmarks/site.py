@@ -1,4 +1,4 @@
-"""Converge timings on the sandbox host (issue 3).
+"""Converge timings on the sandbox host.
 
 Boots a fresh sandbox (`sandbox up`), runs `pyinfra inventory.py deploys/site.py` twice and prints the
 first converge time, the no-op converge time, the operations the no-op run changed and the number of
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SANDBOX = [sys.executable, "-m", "nextmavens.sandbox.cli"]
+SANDBOX = [sys.executable, "-m", "devkit.sandbox.cli"]
 PYINFRA = [sys.executable, "-c", "import sys; from pyinfra_cli.main import main; sys.exit(main())"]
 NOOP_TARGET_S = 30.0
 

@@ -1,4 +1,6 @@
-"""Every host knob with its default. Group files (production.py, sandbox.py) override; nothing else.
+"""Every host knob with its default, the only place host defaults live. Group files (production.py,
+sandbox.py) override; nothing else. The edge's settings file is rendered from these (nextmavens/host/edge.py):
+the edge's code holds no second default for what is decided here.
 
 nextmavens.host.hostdata.HostData validates the merged result before pyinfra connects: an unknown key,
 a wrong type, an unpinned image or a port out of range stops the run with the file and key named.
@@ -6,7 +8,6 @@ A value of None below means "required: the group file must set it".
 """
 
 # --- identity and edge ---------------------------------------------------------------------------
-platform_domain = None  # REQUIRED. The operator's main domain, e.g. "example.com".
 api_domain = None  # REQUIRED. Projects are served at <project>.<api_domain> (wildcard DNS).
 studio_domain = None  # REQUIRED. Supabase Studio for the operator, behind nginx auth.
 admin_email = None  # REQUIRED. Let's Encrypt account and alert address.
@@ -115,13 +116,15 @@ loopback_ports = {  # Published on 127.0.0.1 only: Docker bypasses ufw for publi
 }  # Redis publishes nothing: only the docker network reaches it.
 kong_worker_processes = 2  # Kong's default is one per core at ~100 MB each.
 supabase_analytics_enabled = False  # Logflare + Vector (~2.4 GB together): off on an 8 GB host.
+max_projects = 20  # Projects this host is sized for: the shared Postgres gets a replication slot pair and a
+#                   walsender per project for Realtime (nextmavens/host/pgsizing.py), above the image's own.
 postgres_admin_user = "postgres"  # Role the engine and the stacks' bootstrap connect as.
 evolution_database = "evolution"  # Evolution API's own database (and role) in the shared Postgres.
 evolution_server_url = "http://127.0.0.1:8080"  # Public URL Evolution echoes in webhooks.
 evolution_client_name = "nextmavens"  # DATABASE_CONNECTION_CLIENT_NAME: scopes instances to this host.
 evolution_qrcode_limit = 30  # QR refreshes before Evolution gives up on a pairing (~20 min).
 
-# --- memory budget (MiB) and thresholds -----------------------------------------------------------
+# --- memory budget (MiB) ---------------------------------------------------------------------------
 memory_budget_mb = 6144  # What containers may use on an 8 GiB host; the rest is OS, nginx, cache.
 memory_limits_mb = {  # Per shared service (compose mem_limit); must add up to <= memory_budget_mb.
     "postgres": 1536,
@@ -129,14 +132,10 @@ memory_limits_mb = {  # Per shared service (compose mem_limit); must add up to <
     "realtime": 384,
     "supavisor": 384,
     "studio": 256,
-    "postgres_meta": 192,  # the real 0.91.6 on Node 20 used 126 MiB RSS after a few requests (measured)
+    "postgres_meta": 256,  # the real 0.91.6 on Node 20 measured 173 MiB RSS under the sandbox; 256 = 1.25x + room
     "evolution": 1024,
     "redis": 256,
 }
-project_memory_mb = {"postgrest": 128, "gotrue": 48, "storage_api": 160}  # per project, for planning
-disk_alert_percent = 85  # storage monitor alerts above this disk use
-memory_alert_percent = 90  # and above this memory use
-backup_retention_days = 14
 
 # --- the nextmavens package on the host ----------------------------------------------------------
 nextmavens_wheel = None  # None: build a wheel of this checkout on each deploy (reproducible, so the
@@ -154,14 +153,17 @@ nextmavens_apt_deps = [
     "python3-cryptography",
     "python3-rich",
 ]
-projects_dir = "/opt/nextmavens/projects"  # Project manifests on the host (synced from the repo).
-# systemd jobs: one service+timer pair each, rendered from templates/systemd/job.*.j2. Add a dict here
-# (in a group file) to add a job; later issues fill backup and storage-monitor and enable them.
+projects_dir = "/opt/nextmavens/projects"  # Project manifests on the host (synced from the repo). The
+#                                          nextmavens-env wrapper exports it as NEXTMAVENS_PROJECTS, so
+#                                          every command below (and an operator's shell) reads it there.
+# systemd jobs: one service+timer pair each, rendered from templates/systemd/job.*.j2, run through the
+# nextmavens-env wrapper (secrets file, NEXTMAVENS_DSN, NEXTMAVENS_PROJECTS, NEXTMAVENS_EDGE_CONFIG).
+# Add a dict here (in a group file) to add a job.
 timers = [
     {
         "name": "reconcile",
         "description": "Apply project manifests to the host",
-        "command": ["nextmavens", "apply", "--projects", "/opt/nextmavens/projects", "--yes"],
+        "command": ["nextmavens", "apply", "--yes"],
         "on_calendar": "*:0/5",
         "randomized_delay_s": 30,
         "enabled": True,
@@ -173,15 +175,8 @@ timers = [
     {
         "name": "backup",
         "description": "Encrypted backups to Telegram (what each schedule makes due)",
-        "command": [
-            "env",
-            "NEXTMAVENS_BACKUP_ONLY_DUE=1",
-            "NEXTMAVENS_BACKUP_HOUR=3",
-            "NEXTMAVENS_PROJECTS=/opt/nextmavens/projects",
-            "nextmavens",
-            "backup",
-            "run",
-        ],
+        # only what each manifest's schedule makes due; daily/weekly at NEXTMAVENS_BACKUP_HOUR (3 UTC unless set)
+        "command": ["env", "NEXTMAVENS_BACKUP_ONLY_DUE=1", "nextmavens", "backup", "run"],
         "on_calendar": "*-*-* *:05:00",
         "randomized_delay_s": 120,
         "enabled": False,
@@ -189,7 +184,7 @@ timers = [
     {
         "name": "backup-verify",
         "description": "Weekly restore drill of every backup target",
-        "command": ["env", "NEXTMAVENS_PROJECTS=/opt/nextmavens/projects", "nextmavens", "backup", "verify"],
+        "command": ["nextmavens", "backup", "verify"],
         "on_calendar": "Sun *-*-* 04:30:00",
         "randomized_delay_s": 600,
         "enabled": False,
@@ -197,14 +192,7 @@ timers = [
     {
         "name": "storage-monitor",
         "description": "Disk alerts at 80/90/95% and safe prune at 92%",
-        "command": [
-            "env",
-            "NEXTMAVENS_STATE_DIR=/var/lib/nextmavens",
-            "NEXTMAVENS_MONITOR_PATHS=/",
-            "nextmavens",
-            "monitor",
-            "storage",
-        ],
+        "command": ["nextmavens", "monitor", "storage"],  # NEXTMAVENS_MONITOR_PATHS: "/" unless set
         "on_calendar": "*:0/5",
         "randomized_delay_s": 0,
         "enabled": False,
@@ -212,14 +200,7 @@ timers = [
     {
         "name": "health",
         "description": "Container and endpoint health, alerts on change",
-        "command": [
-            "env",
-            "NEXTMAVENS_STATE_DIR=/var/lib/nextmavens",
-            "NEXTMAVENS_PROJECTS=/opt/nextmavens/projects",
-            "nextmavens",
-            "monitor",
-            "health",
-        ],
+        "command": ["nextmavens", "monitor", "health"],
         "on_calendar": "*:0/5",
         "randomized_delay_s": 30,
         "enabled": False,
@@ -227,14 +208,7 @@ timers = [
     {
         "name": "summary",
         "description": "Daily summary: disk, databases, backups, drills, containers",
-        "command": [
-            "env",
-            "NEXTMAVENS_STATE_DIR=/var/lib/nextmavens",
-            "NEXTMAVENS_PROJECTS=/opt/nextmavens/projects",
-            "nextmavens",
-            "monitor",
-            "summary",
-        ],
+        "command": ["nextmavens", "monitor", "summary"],
         "on_calendar": "*-*-* 07:00:00",
         "randomized_delay_s": 300,
         "enabled": False,

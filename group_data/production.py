@@ -9,7 +9,7 @@ import re
 # (NEXTMAVENS_PROD_USER=root), which needs no sudo (minimal images may not have it yet).
 _sudo = os.environ.get("NEXTMAVENS_PROD_USER", "nextmavens") != "root"
 
-platform_domain = os.environ.get("NEXTMAVENS_DOMAIN")
+# NEXTMAVENS_DOMAIN: the operator's main domain; the API and Studio names default to api./studio. below it.
 api_domain = os.environ.get("NEXTMAVENS_API_DOMAIN") or (
     f"api.{os.environ['NEXTMAVENS_DOMAIN']}" if os.environ.get("NEXTMAVENS_DOMAIN") else None
 )

@@ -1,7 +1,7 @@
 """The local sandbox host (a Debian 13 guest booted by `nextmavens sandbox up`).
 
 It cannot reach public image registries, so every image below is a SUBSTITUTE built locally inside the
-guest (nextmavens/sandbox/images/), never the pinned upstream image: Postgres and Redis are real (from
+guest (devkit/sandbox/images/), never the pinned upstream image: Postgres and Redis are real (from
 Debian's packages, Postgres with PostGIS, pgaudit, pg_cron and wal2json); postgres-meta is the REAL
 @supabase/postgres-meta at the production pin's version (installed with npm on the host, run on Debian 13's
 Node.js 20); the other services are STAND-INS (nextmavens-local/standin:1) that implement only what
@@ -19,7 +19,6 @@ time_sync = False  # systemd-timesyncd does not run in a container guest (the ho
 docker_source = "distro"  # Debian 13: docker.io 26 and docker-compose 2.26 (the compose v2 plugin)
 nextmavens_deps_from = "apt"  # the guest reaches Debian's packages through the sandbox proxy only
 
-platform_domain = "sandbox.test"
 api_domain = "api.sandbox.test"
 studio_domain = "studio.sandbox.test"
 admin_email = "operator@sandbox.test"
@@ -60,7 +59,7 @@ memory_limits_mb = {
     "realtime": 128,
     "supavisor": 128,
     "studio": 128,
-    "postgres_meta": 192,  # the real 0.91.6 on Node 20 used 126 MiB RSS after a few requests (measured)
+    "postgres_meta": 256,  # the real 0.91.6 on Node 20 measured 173 MiB RSS under the sandbox; 256 = 1.25x + room
     "evolution": 256,
     "redis": 128,
 }

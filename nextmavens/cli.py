@@ -28,15 +28,13 @@ from nextmavens.cliparts import (
 from nextmavens.engine.destroy import destroy_project
 from nextmavens.engine.plan import Change, Plan
 from nextmavens.engine.secretstore import SecretStore
-from nextmavens.engine.session import Engine
 from nextmavens.keys import expiry_warning
-from nextmavens.manifest.loader import ManifestSet
 
 if TYPE_CHECKING:
     # The edge's modules (jinja2, certificates, Kong and nginx rendering, their settings models) and the key
     # view are imported by the commands that use them: `plan` and `validate` start faster without them.
-    from nextmavens.edge.apply import EdgeReport
-    from nextmavens.edge.host import EdgeHost
+    from nextmavens.edge.step import ReadyEdge
+
 
 @click.group()
 @click.version_option(package_name="nextmavens")
@@ -90,18 +88,11 @@ def apply(
     engine = make_engine(dsn, master_key, lock_timeout)
     if not yes and not ui.stdin_is_terminal():
         raise Failure("apply asks for confirmation; pass --yes when not at a terminal")
-    edge = load_edge(edge_config)
-    running: set[str] = set()
-    if edge is not None:
-        from nextmavens.edge.host import EdgeConfigError, edge_precheck, running_refs
+    ready: ReadyEdge | None = None
+    if edge_config is not None:
+        from nextmavens.edge.step import ready_edge
 
-        try:
-            running = running_refs(edge)
-        except EdgeConfigError as exc:
-            raise Failure(str(exc)) from None
-        problems = edge_precheck(edge, manifests, running)
-        if problems:
-            raise Failure("the edge cannot serve these manifests; nothing was applied:\n  " + "\n  ".join(problems))
+        ready = ready_edge(edge_config, manifests, "nothing was applied")
 
     def confirm(pending: Plan) -> bool:
         if not as_json:
@@ -116,7 +107,11 @@ def apply(
     if result is None:
         ui.out.print("Nothing applied.")
         sys.exit(EXIT_ERROR)
-    report = apply_edge_step(engine, edge, manifests, running) if edge is not None else None
+    report = None
+    if ready is not None:
+        from nextmavens.edge.step import edge_step
+
+        report = edge_step(engine, ready)
     if as_json:
         document: dict[str, Any] = {"run": result.run_id, "result": "ok", **result.plan.as_json()}
         if report is not None:
@@ -131,79 +126,6 @@ def apply(
             ui.print_edge_report(report)
     if report is not None and report.errors:
         sys.exit(EXIT_ERROR)
-
-
-def apply_edge_step(
-    engine: Engine, edge: EdgeHost, manifests: ManifestSet, running: set[str], removed: str | None = None
-) -> EdgeReport:
-    """The edge after the database, under the same lock and recorded in the audit log as its own run.
-    `removed`: a destroyed project's ref, whose containers, files and tenants go first."""
-    from nextmavens.edge.apply import EdgeReport, remove_project
-    from nextmavens.edge.host import edge_runtime, run_edge
-
-    def step() -> EdgeReport:
-        with engine.changing("apply edge", [{"project": "edge", "action": "converge", "kind": "edge"}]) as (_, store):
-            report = EdgeReport()
-            if removed is not None:
-                report = remove_project(edge_runtime(edge), removed)
-            if not report.errors:
-                converged = run_edge(edge, manifests, store, running)
-                report.done += converged.done
-                report.warnings += converged.warnings
-                report.errors += converged.errors
-            if report.errors:
-                raise EdgeStepFailed(report)
-            return report
-
-    try:
-        result: EdgeReport = run_engine(step)
-    except EdgeStepFailed as failed:
-        return failed.report
-    return result
-
-
-class EdgeStepFailed(Exception):
-    """Raised inside the audit context so the run is recorded as failed; the report still gets printed."""
-
-    def __init__(self, report: EdgeReport) -> None:
-        super().__init__("; ".join(report.errors))
-        self.report = report
-
-
-def edge_ready(edge: EdgeHost, manifests: ManifestSet, unchanged: str) -> set[str]:
-    """The refs running now, after checking the edge can serve the manifests (`unchanged` says what was not
-    done when it cannot): rotate and destroy check before they change anything, as apply does."""
-    from nextmavens.edge.host import EdgeConfigError, edge_precheck, running_refs
-
-    try:
-        running = running_refs(edge)
-    except EdgeConfigError as exc:
-        raise Failure(f"{exc}; {unchanged}") from None
-    problems = edge_precheck(edge, manifests, running)
-    if problems:
-        raise Failure(f"the edge cannot serve these manifests; {unchanged}:\n  " + "\n  ".join(problems))
-    return running
-
-
-def edge_step_or_fail(
-    engine: Engine,
-    edge: EdgeHost,
-    manifests: ManifestSet,
-    running: set[str],
-    done: str,
-    retry: str,
-    removed: str | None = None,
-) -> EdgeReport:
-    """The edge step after rotate or destroy: its report printed, and a failure that says what `done` already
-    holds (the database part cannot be undone by the edge) and what to run (`retry`) once the cause is fixed."""
-    try:
-        report = apply_edge_step(engine, edge, manifests, running, removed)
-    except Failure as exc:
-        raise Failure(f"{done}, but the edge step failed: {exc.message}\nOnce fixed, run: {retry}") from None
-    ui.print_edge_report(report)
-    if report.errors:
-        raise Failure(f"{done}, but the edge step failed (errors above). Once fixed, run: {retry}")
-    return report
 
 
 @main.group()
@@ -288,17 +210,11 @@ def keys_rotate(
 
     engine = make_engine(dsn, master_key, lock_timeout)
     _, ref = split_key(project)
-    edge = load_edge(edge_config)
-    manifests: ManifestSet | None = None
-    running: set[str] = set()
-    if edge is not None:
-        manifests = load(projects_dir) if projects_dir.is_dir() else None
-        if manifests is None or manifests.by_ref(ref) is None:
-            raise Failure(
-                f"{projects_dir} does not declare {ref!r}: the edge step renders every project from the manifests "
-                "apply uses (pass --projects or NEXTMAVENS_PROJECTS); no keys were rotated"
-            )
-        running = edge_ready(edge, manifests, "no keys were rotated")
+    ready: ReadyEdge | None = None
+    if edge_config is not None:
+        from nextmavens.edge.step import ready_for_rotate
+
+        ready = ready_for_rotate(edge_config, projects_dir, ref)
 
     def rotate() -> tuple[int, int]:
         with engine.changing("keys rotate", [{"project": project, "action": "rotate", "kind": "keys"}]) as (_, store):
@@ -307,17 +223,16 @@ def keys_rotate(
 
     issued, expires = run_engine(rotate)
     stored = f"New keys for {project} are issued (at {issued}, valid until {iso_time(expires)}) and stored"
-    if edge is None or manifests is None:
+    if ready is None:
+        from nextmavens.edge.step import rotated_without_edge
+
         ui.out.print(f"{stored}; the old keys are recorded as revoked.")
-        ui.err.print(
-            "[yellow]warning[/]: the edge was NOT converged (no --edge-config or NEXTMAVENS_EDGE_CONFIG): where it "
-            "runs, it still accepts the old keys and refuses the new ones until "
-            "`nextmavens apply --edge-config FILE` succeeds.",
-            soft_wrap=True,
-        )
+        ui.err.print(f"[yellow]warning[/]: {rotated_without_edge()}", soft_wrap=True)
         return
+    from nextmavens.edge.step import apply_again, edge_step_or_fail
+
     done = f"{stored} (the old keys are recorded as revoked; the edge may still accept them)"
-    edge_step_or_fail(engine, edge, manifests, running, done, f"nextmavens apply --edge-config {edge_config}")
+    edge_step_or_fail(engine, ready, done, apply_again(ready))
     ui.out.print(
         f"{stored}; the edge now serves them, and the old keys are revoked. "
         f"Show them with: nextmavens keys show {project}"
@@ -361,8 +276,11 @@ def destroy(
             "or delete the manifest first, or the next apply would create it again"
         )
     engine = make_engine(dsn, master_key, lock_timeout)
-    edge = load_edge(edge_config)
-    running = edge_ready(edge, manifests, "nothing was dropped") if edge is not None else set()
+    ready: ReadyEdge | None = None
+    if edge_config is not None:
+        from nextmavens.edge.step import ready_edge
+
+        ready = ready_edge(edge_config, manifests, "nothing was dropped")
 
     def drop() -> Any:
         with engine.changing("destroy", [{"project": project, "action": "destroy", "kind": "project"}]) as (
@@ -382,34 +300,30 @@ def destroy(
         f"roles dropped: {', '.join(result.dropped_roles) or 'none'}"
     )
     ui.out.print(f"{dropped}.")
-    if edge is None:
-        ui.err.print(
-            f"[yellow]warning[/]: the edge was not cleaned up (no --edge-config or NEXTMAVENS_EDGE_CONFIG): the "
-            f"compose project nm-{ref}, its env files and tenants stay until removed by hand.",
-            soft_wrap=True,
-        )
+    if ready is None:
+        from nextmavens.edge.step import destroyed_without_edge
+
+        ui.err.print(f"[yellow]warning[/]: {destroyed_without_edge(ref)}", soft_wrap=True)
         return
-    folder = Path(edge.settings.projects_dir) / ref
-    retry = (
-        f"docker compose -p nm-{ref} -f {folder / 'compose.yaml'} down (never -v), remove {folder}, "
-        f"then nextmavens apply --edge-config {edge_config}"
-    )
-    edge_step_or_fail(engine, edge, manifests, running, dropped, retry, removed=ref)
+    from nextmavens.edge.step import after_failed_destroy, edge_step_or_fail
+
+    edge_step_or_fail(engine, ready, dropped, after_failed_destroy(ready, ref), removed=ref)
     ui.out.print(f"Removed {project} from the edge (its storage files and volumes are kept).")
 
 
 def register_optional_commands() -> None:
-    """Commands that live beside the engine: local database, schema export, sandbox, backups, monitoring, doctor."""
+    """Commands that live beside the engine: schema export, backups, monitoring, doctor; then those other installed
+    distributions add (a development install's sandbox and local database)."""
     from nextmavens.backup.cli import backup
+    from nextmavens.commandplugins import add_plugin_commands
     from nextmavens.doctor.cli import doctor
-    from nextmavens.localdb_cli import localdb
     from nextmavens.manifest.schema import schema_command
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.platform.cli import platform_commands
-    from nextmavens.sandbox.cli import sandbox
 
-    for command in (localdb, schema_command, sandbox, backup, monitor, status, doctor, *platform_commands):
+    for command in (schema_command, backup, monitor, status, doctor, *platform_commands):
         main.add_command(command)
+    add_plugin_commands(main)
 
 
 register_optional_commands()

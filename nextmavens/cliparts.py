@@ -19,14 +19,15 @@ from cryptography.exceptions import InvalidTag
 
 from nextmavens import ui
 from nextmavens.control.crypto import DEFAULT_MASTER_KEY, MasterKeyError
+from nextmavens.control.locks import LockTimeout
 from nextmavens.engine.destroy import DestroyError
 from nextmavens.engine.plan import PlanError
-from nextmavens.engine.session import Engine, EngineConfig, LockTimeout
+from nextmavens.engine.session import Engine, EngineConfig
 from nextmavens.keys import KeyLifetimeError, key_lifetime_days
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
 
 if TYPE_CHECKING:
-    from nextmavens.edge.host import EdgeHost
+    from nextmavens.edge.settingsfile import EdgeHost
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,7 +100,7 @@ def load(projects_dir: Path) -> ManifestSet:
 
 # Expected failures defined in lazily imported modules: looked up when a failure is matched. An exception of a
 # class whose module was never imported cannot have been raised, so this catches what eager imports caught.
-LAZY_FAILURES = {"nextmavens.edge.apply": "EdgeRefused", "nextmavens.edge.host": "EdgeConfigError"}
+LAZY_FAILURES = {"nextmavens.edge.apply": "EdgeRefused", "nextmavens.edge.settingsfile": "EdgeConfigError"}
 
 
 def expected_failures() -> tuple[type[Exception], ...]:
@@ -138,7 +139,7 @@ def edge_option(func: F) -> F:
 def load_edge(path: Path | None) -> EdgeHost | None:
     if path is None:
         return None
-    from nextmavens.edge.host import EdgeConfigError, load_edge_host
+    from nextmavens.edge.settingsfile import EdgeConfigError, load_edge_host
 
     try:
         return load_edge_host(path)

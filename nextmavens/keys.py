@@ -116,9 +116,3 @@ def expiry_warning(expires_at: int, now: int, within_days: int = EXPIRY_WARNING_
         when = "within a day" if days == 1 else f"within {days} day(s)"
         return f"the API keys expire {when}: rotate them (nextmavens keys rotate) before clients start failing"
     return None
-
-
-def verify_api_key(token: str, secret: str) -> dict[str, object]:
-    """Claims of a key signed by `secret`; raises jwt.InvalidTokenError otherwise."""
-    check_jwt_secret(secret)
-    return jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["role", "iat", "exp"]})

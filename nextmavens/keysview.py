@@ -11,7 +11,7 @@ from nextmavens.edge.settings import EdgeSettings
 from nextmavens.keys import ProjectSecrets
 from nextmavens.naming import project_names
 
-# Supavisor's ports (transaction and session mode) on the host; served once the pooler stack runs.
+# Supavisor's ports (transaction and session mode) on the host, when no edge settings name them.
 POOLER_TRANSACTION_PORT = 6543
 POOLER_SESSION_PORT = 5432
 
@@ -19,7 +19,7 @@ POOLER_SESSION_PORT = 5432
 def project_access(
     ref: str, secrets: ProjectSecrets, dsn: str, api_domain: str | None, edge: EdgeSettings | None = None
 ) -> dict[str, str]:
-    """With the host's edge settings, the public URL and pooler; without, placeholders built from the DSN."""
+    """With the host's edge settings, the public URL and pooler; without, the DSN's host and the default ports."""
     names = project_names(ref)
     server = conninfo_to_dict(dsn)
     host = str(server.get("host") or "localhost")
@@ -49,7 +49,7 @@ def api_url(ref: str, api_domain: str | None, edge: EdgeSettings | None = None) 
         return edge.api_url(ref)
     if api_domain:
         return f"https://{ref}.{api_domain}"
-    return f"https://{ref}.<api domain> (placeholder: set NEXTMAVENS_API_DOMAIN; served once the gateway runs)"
+    return f"https://{ref}.<api domain> (set NEXTMAVENS_API_DOMAIN or pass --edge-config)"
 
 
 def iso_time(epoch: int) -> str:

@@ -4,7 +4,7 @@ from pyinfra.api import deploy
 
 from nextmavens.host.context import host_config
 from nextmavens.host.dist import file_sha256, resolve_wheel, tree_sha256, wheel_has_module
-from nextmavens.host.edge import render_edge_config
+from nextmavens.host.edgeconfig import render_edge_config
 from nextmavens.host.operations import engine_apply, notice
 from nextmavens.host.render import REPO_ROOT, sha256
 

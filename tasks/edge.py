@@ -7,7 +7,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files
 
 from nextmavens.host.context import host_config
-from nextmavens.host.edge import EDGE_SECRETS, edge_dir, render_edge_config, secret_files
+from nextmavens.host.edgeconfig import EDGE_SECRETS, edge_dir, render_edge_config, secret_files
 from nextmavens.host.operations import notice, secret_copies
 
 

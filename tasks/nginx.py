@@ -1,5 +1,5 @@
 """nginx: hardened base config, ACME webroot, a default server that refuses unknown hosts (444).
-Project vhosts come from the engine (gateway issue) into sites-enabled/."""
+Project vhosts are the edge's: `nextmavens apply --edge-config` writes them to conf.d/nextmavens-edge.conf."""
 
 from io import StringIO
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nextmavens.localdb import LocalPostgres
+from devkit.localdb.server import LocalPostgres
 from tests.support.scratch import cloned_server, scratch_dir
 
 

@@ -14,7 +14,6 @@ from typing import Any
 import click
 import psycopg
 
-from nextmavens.backup import records
 from nextmavens.backup.masterkey import recover_master_key
 from nextmavens.backup.pipeline import BackupError, BackupLock, Target, backup_target, run_backups
 from nextmavens.backup.restore import RestoreError, choose_backup, replace_locked, restore_backup, scratch_name
@@ -25,6 +24,7 @@ from nextmavens.backup.telegram import TelegramClient
 from nextmavens.backup.verify import drill
 from nextmavens.control.crypto import MasterKeyError
 from nextmavens.control.db import connect_control
+from nextmavens.control.store import backups
 from nextmavens.manifest.loader import ManifestErrors
 from nextmavens.monitor.alerts import Alerts, alerts_from_env
 
@@ -73,7 +73,7 @@ def run_command(projects: tuple[str, ...]) -> None:
     if not projects and os.environ.get("NEXTMAVENS_BACKUP_ONLY_DUE") == "1":
         # The hourly timer: only what each manifest's schedule makes due now.
         hour = int(os.environ.get("NEXTMAVENS_BACKUP_HOUR", "3"))
-        last_good = records.last_good_by_target(conn)
+        last_good = backups.last_good_by_target(conn)
         now = datetime.now(UTC)
         everything = targets
         targets = [t for t in targets if due(t, last_good.get(t.key), now, hour)]
@@ -112,7 +112,7 @@ def list_command(project: str | None, as_json: bool) -> None:
         conn = connect_control(settings.dsn)
     except (ConfigError, psycopg.Error) as exc:
         raise click.ClickException(str(exc)) from None
-    rows = records.listing(conn, project)
+    rows = backups.listing(conn, project)
     if as_json:
         click.echo(json.dumps([r.as_json() for r in rows], indent=2))
         return

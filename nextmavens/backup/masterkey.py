@@ -24,8 +24,6 @@ from pathlib import Path
 
 import psycopg
 
-from nextmavens.backup import records
-from nextmavens.backup.pipeline import BackupResult, chunk_name, delete_uploaded
 from nextmavens.backup.restore import (
     RestoreError,
     WrongKeyError,
@@ -37,11 +35,10 @@ from nextmavens.backup.restore import (
 )
 from nextmavens.backup.settings import MASTER_KEY_KEY, BackupSettings
 from nextmavens.backup.telegram import TelegramClient, TelegramError
+from nextmavens.backup.uploads import BackupResult, chunk_name, delete_uploaded
 from nextmavens.control.crypto import KEY_BYTES, MasterKeyError, load_master_key
-
-
-def _has_secrets(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM secrets LIMIT 1").fetchone() is not None
+from nextmavens.control.store import backups
+from nextmavens.control.store import secrets as sealed_secrets
 
 
 def backup_master_key(
@@ -54,10 +51,10 @@ def backup_master_key(
     """Upload the age-encrypted master key as its own backup; None when there is no key and nothing is
     sealed yet (a host before its first apply)."""
     path = settings.master_key
-    if path is None or (not path.exists() and not _has_secrets(conn)):
+    if path is None or (not path.exists() and not sealed_secrets.any_sealed(conn)):
         return None
     started = time.monotonic()
-    backup_id = records.start(conn, MASTER_KEY_KEY, str(path), kind, settings.recipient, os.getpid())
+    backup_id = backups.start(conn, MASTER_KEY_KEY, str(path), kind, settings.recipient, os.getpid())
     result = BackupResult(target=MASTER_KEY_KEY, backup_id=backup_id, ok=False)
     try:
         key = load_master_key(path)
@@ -74,14 +71,14 @@ def backup_master_key(
         digest = hashlib.sha256(data).hexdigest()
         name = chunk_name(MASTER_KEY_KEY, backup_id, 0, datetime.now(UTC)).replace(".pgdump.", ".key.")
         document = client.send_document(data, name, f"nextmavens master key {backup_id} sha256={digest}")
-        records.add_chunk(
+        backups.add_chunk(
             conn, backup_id, 0, document.message_id, document.file_id, document.file_unique_id, len(data), digest
         )
-        records.complete(conn, backup_id, 1, len(data), None, None)
+        backups.complete(conn, backup_id, 1, len(data), None, None)
     except (MasterKeyError, RestoreError, TelegramError, OSError, subprocess.TimeoutExpired, RuntimeError) as exc:
         result.error = f"master key backup failed: {exc}"
         result.cleanup_error = delete_uploaded(client, conn, backup_id)
-        records.fail(conn, backup_id, result.error, result.cleanup_error)
+        backups.fail(conn, backup_id, result.error, result.cleanup_error)
         log(f"{MASTER_KEY_KEY}: backup {backup_id} FAILED: {result.error}")
         return result
     result.ok, result.chunks, result.bytes = True, 1, len(data)

@@ -24,13 +24,15 @@ from typing import IO, Any
 
 import psycopg
 
-from nextmavens.backup import records
+from nextmavens.backup.masterkey import backup_master_key
 from nextmavens.backup.settings import CONTROL_KEY, BackupSettings
 from nextmavens.backup.stats import safe_dsn, table_stats
 from nextmavens.backup.telegram import TelegramClient, TelegramError
+from nextmavens.backup.uploads import BackupResult, chunk_name, delete_uploaded
 from nextmavens.control.db import dsn_for_database, dsn_without_password
+from nextmavens.control.locks import release_backup_lock, try_backup_lock
+from nextmavens.control.store import backups
 
-BACKUP_LOCK_KEY = 727_001  # pg advisory lock: one backup run at a time
 STATS_TIMEOUT = 6 * 3600  # seconds a drill backup waits for its table figures after the dump ends
 
 
@@ -44,18 +46,6 @@ class Target:
     database: str
     schedule: str = "daily"
     retention_days: int = 14
-
-
-@dataclass
-class BackupResult:
-    target: str
-    backup_id: int
-    ok: bool
-    chunks: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    cleanup_error: str | None = None
 
 
 def dump_argv(settings: BackupSettings, database: str, snapshot: str | None = None) -> tuple[list[str], dict[str, str]]:
@@ -75,11 +65,6 @@ def encrypt_argv(settings: BackupSettings, extra_recipient: str | None = None) -
     if extra_recipient:
         argv += ["--recipient", extra_recipient]
     return argv
-
-
-def chunk_name(target: str, backup_id: int, seq: int, when: datetime) -> str:
-    slug = target.replace("/", "_").lstrip("_")
-    return f"{slug}.{when:%Y%m%dT%H%M%SZ}.b{backup_id}.pgdump.age.part{seq:04d}"
 
 
 def read_chunks(stream: IO[bytes], chunk_bytes: int) -> Any:
@@ -128,7 +113,7 @@ class _Uploader:
                 name = chunk_name(self.target, self.backup_id, seq, self.started)
                 caption = f"nextmavens backup {self.backup_id} {self.target} part {seq} sha256={digest}"
                 document = self.client.send_document(data, name, caption)
-                records.add_chunk(
+                backups.add_chunk(
                     self.conn,
                     self.backup_id,
                     seq,
@@ -142,21 +127,6 @@ class _Uploader:
                 self.total_bytes += len(data)
             except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
                 self.error = exc
-
-
-def delete_uploaded(client: TelegramClient, conn: psycopg.Connection, backup_id: int) -> str | None:
-    """Delete every not-yet-deleted chunk message of a backup; a summary of what could not be deleted."""
-    failures: list[str] = []
-    for chunk in records.chunks(conn, backup_id):
-        if chunk.deleted:
-            continue
-        try:
-            client.delete_message(chunk.message_id)
-        except TelegramError as exc:
-            failures.append(f"part {chunk.seq}: {exc.description}")
-            continue
-        records.mark_chunk_deleted(conn, backup_id, chunk.seq)
-    return "; ".join(failures)[:2000] if failures else None
 
 
 def _snapshot_stats(dsn: str, ready: threading.Event, holder: dict[str, Any], done: threading.Event) -> None:
@@ -195,16 +165,16 @@ def backup_target(
     started_clock = time.monotonic()
     started = datetime.now(UTC)
     owner = database_owner(settings, target.database)
-    backup_id = records.start(conn, target.key, target.database, kind, settings.recipient, os.getpid(), drill_recipient)
+    backup_id = backups.start(conn, target.key, target.database, kind, settings.recipient, os.getpid(), drill_recipient)
     result = BackupResult(target=target.key, backup_id=backup_id, ok=False)
     if owner is None:
         result.error = f"database {target.database} does not exist"
-        records.fail(conn, backup_id, result.error, None)
+        backups.fail(conn, backup_id, result.error, None)
         return result
     missing = [tool for tool in (settings.tool("pg_dump"), settings.age_bin) if shutil.which(tool) is None]
     if missing:
         result.error = f"not installed: {', '.join(missing)}"
-        records.fail(conn, backup_id, result.error, None)
+        backups.fail(conn, backup_id, result.error, None)
         return result
 
     stats_holder: dict[str, Any] = {}
@@ -224,7 +194,7 @@ def backup_target(
         if snapshot is None:
             stats_done.set()
             result.error = f"could not export a snapshot for the table figures: {stats_holder.get('error')}"
-            records.fail(conn, backup_id, result.error, None)
+            backups.fail(conn, backup_id, result.error, None)
             return result
 
     uploader = _Uploader(client, conn, backup_id, target.key, started)
@@ -280,7 +250,7 @@ def backup_target(
     result.chunks, result.bytes = uploader.uploaded, uploader.total_bytes
     if error is None:
         try:
-            records.complete(conn, backup_id, chunks, uploader.total_bytes, owner, stats_holder.get("stats"))
+            backups.complete(conn, backup_id, chunks, uploader.total_bytes, owner, stats_holder.get("stats"))
             result.ok = True
             log(f"{target.key}: backup {backup_id} complete, {chunks} chunks, {uploader.total_bytes} bytes")
             return result
@@ -288,7 +258,7 @@ def backup_target(
             error = str(exc)
     result.error = error
     result.cleanup_error = delete_uploaded(client, conn, backup_id)
-    records.fail(conn, backup_id, error, result.cleanup_error)
+    backups.fail(conn, backup_id, error, result.cleanup_error)
     log(f"{target.key}: backup {backup_id} FAILED: {error}")
     return result
 
@@ -296,20 +266,14 @@ def backup_target(
 def sweep_stale(conn: psycopg.Connection, client: TelegramClient) -> list[int]:
     """Backups left 'running' by a run that died: their messages deleted, marked failed.
     Only called while holding the backup lock, so no other run is in progress."""
-    rows = conn.execute("SELECT id FROM backups WHERE status = 'running'").fetchall()
     swept = []
-    for (backup_id,) in rows:
-        cleanup = delete_uploaded(client, conn, int(backup_id))
-        records.fail(conn, int(backup_id), "interrupted: the run that made it ended before completing", cleanup)
-        swept.append(int(backup_id))
+    for backup_id in backups.running_ids(conn):
+        cleanup = delete_uploaded(client, conn, backup_id)
+        backups.fail(conn, backup_id, "interrupted: the run that made it ended before completing", cleanup)
+        swept.append(backup_id)
     # Failed backups whose messages could not all be deleted earlier: try again.
-    leftover = conn.execute(
-        "SELECT DISTINCT b.id FROM backups b JOIN backup_chunks c ON c.backup_id = b.id"
-        " WHERE b.status = 'failed' AND c.deleted_at IS NULL"
-    ).fetchall()
-    for (backup_id,) in leftover:
-        cleanup = delete_uploaded(client, conn, int(backup_id))
-        conn.execute("UPDATE backups SET cleanup_error = %s WHERE id = %s", (cleanup, backup_id))
+    for backup_id in backups.failed_with_live_chunks(conn):
+        backups.set_cleanup_error(conn, backup_id, delete_uploaded(client, conn, backup_id))
     return swept
 
 
@@ -320,13 +284,12 @@ class BackupLock:
         self.conn = conn
 
     def __enter__(self) -> BackupLock:
-        row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
-        if not row or not row[0]:
+        if not try_backup_lock(self.conn):
             raise BackupError("another backup run is in progress")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.conn.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,))
+        release_backup_lock(self.conn)
 
 
 def run_backups(
@@ -343,10 +306,7 @@ def run_backups(
         sweep_stale(conn, client)
         for target in targets:
             if target.key == CONTROL_KEY:
-                # The master key first, so this run's dump of the control database records it. Imported
-                # here: masterkey builds on this module.
-                from nextmavens.backup.masterkey import backup_master_key
-
+                # The master key first, so this run's dump of the control database records it.
                 key_result = backup_master_key(settings, conn, client, kind, log)
                 if key_result is not None:
                     results.append(key_result)

@@ -35,15 +35,15 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from nextmavens.backup import records
-from nextmavens.backup.records import BackupRecord
 from nextmavens.backup.replay import ReplayError, list_file_text, parse_listing, plan_replay
 from nextmavens.backup.settings import CONTROL_KEY, BackupSettings
 from nextmavens.backup.telegram import TelegramClient, TelegramError
 from nextmavens.control.db import dsn_for_database, dsn_without_password, trusted_dsn
+from nextmavens.control.locks import LockTimeout, apply_lock, join_work
+from nextmavens.control.store import backups
+from nextmavens.control.store.backups import BackupRecord
 from nextmavens.engine.desired import LAYER_ROLE
 from nextmavens.engine.scram import scram_verifier
-from nextmavens.engine.session import Engine, EngineConfig, LockTimeout
 from nextmavens.monitor.superusers import superusers
 from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES, project_names
 
@@ -77,11 +77,11 @@ class RestoreResult:
 
 def choose_backup(conn: psycopg.Connection, target: str, backup_id: int | None) -> BackupRecord:
     if backup_id is None:
-        record = records.latest_complete(conn, target)
+        record = backups.latest_complete(conn, target)
         if record is None:
             raise RestoreError(f"no complete backup of {target}")
         return record
-    record = records.get(conn, backup_id)
+    record = backups.get(conn, backup_id)
     if record is None or record.target != target:
         raise RestoreError(f"backup {backup_id} is not a backup of {target}")
     if record.status != "complete":
@@ -116,15 +116,15 @@ def check_identity(record: BackupRecord, identity: Path) -> None:
         )
 
 
-def chunk_records(conn: psycopg.Connection, record: BackupRecord) -> list[records.ChunkRecord]:
-    chunks = records.chunks(conn, record.id)
+def chunk_records(conn: psycopg.Connection, record: BackupRecord) -> list[backups.ChunkRecord]:
+    chunks = backups.chunks(conn, record.id)
     if len(chunks) != record.chunk_count or any(chunk.deleted for chunk in chunks):
         raise RestoreError(f"backup {record.id}: its chunk records are incomplete or deleted")
     return chunks
 
 
 def download_verified(
-    client: TelegramClient, record: BackupRecord, chunks: list[records.ChunkRecord], folder: Path
+    client: TelegramClient, record: BackupRecord, chunks: list[backups.ChunkRecord], folder: Path
 ) -> Iterator[Path]:
     """Download each chunk in order and yield its path only once its size and sha256 match the record."""
     for chunk in chunks:
@@ -406,9 +406,8 @@ def replace_locked(
 ) -> str:
     """replace_live while holding the engine's apply lock: an apply (the reconcile timer's, every few
     minutes) waits for the swap instead of planning against databases being renamed under it."""
-    config = EngineConfig(settings.dsn, settings.master_key or Path(), lock_timeout_s=settings.lock_timeout_s)
     try:
-        with Engine(config).locked(control):
+        with apply_lock(settings.dsn, control, settings.lock_timeout_s):
             return replace_live(settings, live, restored, log)
     except LockTimeout as exc:
         raise RestoreError(str(exc)) from None
@@ -478,6 +477,8 @@ def replace_live(
     renamed, never dropped."""
     kept = scratch_name(live, f"replaced_{datetime.now(UTC):%Y%m%d%H%M%S}")
     with psycopg.connect(cluster_dsn(settings)) as conn:
+        join_work(conn)  # a swap still running after this process died holds up the next lock holder
+        conn.commit()  # the mark is the session's; each try below is then a transaction of its own
         for attempt in range(1, SWAP_ATTEMPTS + 1):
             try:
                 with conn.transaction():

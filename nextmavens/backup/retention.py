@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from nextmavens.backup import records
-from nextmavens.backup.pipeline import Target, delete_uploaded
+from nextmavens.backup.pipeline import Target
 from nextmavens.backup.telegram import TelegramClient
+from nextmavens.backup.uploads import delete_uploaded
+from nextmavens.control.store import backups
 
 
 @dataclass
@@ -25,23 +26,11 @@ class Expired:
     cleanup_error: str | None
 
 
-def expired_candidates(conn: psycopg.Connection, target: Target) -> list[int]:
-    rows = conn.execute(
-        "SELECT id FROM backups WHERE target = %s AND status = 'complete'"
-        " AND finished_at < now() - make_interval(days => %s)"
-        " AND id <> (SELECT id FROM backups WHERE target = %s AND status = 'complete'"
-        "            ORDER BY finished_at DESC, id DESC LIMIT 1)"
-        " ORDER BY id",
-        (target.key, target.retention_days, target.key),
-    ).fetchall()
-    return [int(r[0]) for r in rows]
-
-
 def apply_retention(conn: psycopg.Connection, client: TelegramClient, targets: list[Target]) -> list[Expired]:
     done = []
     for target in targets:
-        for backup_id in expired_candidates(conn, target):
+        for backup_id in backups.expired_complete(conn, target.key, target.retention_days):
             cleanup = delete_uploaded(client, conn, backup_id)
-            records.expire(conn, backup_id, cleanup)
+            backups.expire(conn, backup_id, cleanup)
             done.append(Expired(target.key, backup_id, cleanup))
     return done

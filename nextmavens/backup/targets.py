@@ -9,6 +9,7 @@ import psycopg
 
 from nextmavens.backup.pipeline import Target
 from nextmavens.backup.settings import CONTROL_KEY, MASTER_KEY_KEY
+from nextmavens.control.store import projects
 from nextmavens.manifest.loader import load_manifests
 from nextmavens.naming import CONTROL_DATABASE, project_names
 
@@ -36,8 +37,7 @@ def all_targets(projects_dir: Path | None, control: psycopg.Connection | None = 
             )
     if control is not None:
         known = {t.key.split("/", 1)[1] for t in targets}
-        rows = control.execute("SELECT org, ref FROM projects WHERE destroyed_at IS NULL ORDER BY org, ref").fetchall()
-        for org, ref in rows:
+        for org, ref in projects.live_projects(control):
             if ref not in known:
                 targets.append(Target(key=f"{org}/{ref}", database=project_names(ref).database))
     longest = max([t.retention_days for t in targets] + [CONTROL_RETENTION_DAYS])

@@ -27,7 +27,6 @@ from typing import Any
 
 import psycopg
 
-from nextmavens.backup import records
 from nextmavens.backup.pipeline import Target, backup_target
 from nextmavens.backup.restore import (
     RestoreError,
@@ -40,6 +39,7 @@ from nextmavens.backup.settings import BackupSettings
 from nextmavens.backup.stats import compare, table_stats_parallel
 from nextmavens.backup.telegram import TelegramClient
 from nextmavens.control.db import dsn_for_database
+from nextmavens.control.store import backups
 
 
 @dataclass
@@ -96,7 +96,7 @@ def drill(
         else:
             result = restore_drill(settings, conn, client, made.backup_id, identity, log)
             result.backup_seconds = made.seconds
-    records.record_verification(
+    backups.record_verification(
         conn,
         result.backup_id,
         target.key,
@@ -119,7 +119,7 @@ def restore_drill(
 ) -> DrillResult:
     """Restore an existing backup that carries table figures into a scratch database and compare."""
     started = time.monotonic()
-    record = records.get(conn, backup_id)
+    record = backups.get(conn, backup_id)
     assert record is not None
     result = DrillResult(record.target, backup_id, ok=False)
     if not record.table_stats:

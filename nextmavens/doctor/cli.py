@@ -77,8 +77,9 @@ def doctor(
     """Check that every shared service and every project's services answer as they should. Read-only."""
     # The observers and the edge load only when the doctor runs: every other command starts without them.
     from nextmavens.doctor.observe import DoctorInputs, run_doctor
-    from nextmavens.edge.host import edge_runtime
+    from nextmavens.edge.hostruntime import edge_runtime
     from nextmavens.edge.inputs import EdgeProject
+    from nextmavens.edge.step import applied_projects
 
     edge = load_edge(edge_config)
     assert edge is not None
@@ -93,12 +94,7 @@ def doctor(
 
     def read_projects() -> list[EdgeProject]:
         with engine.secrets() as store:
-            found = []
-            for loaded in manifests.projects:
-                secrets = store.project_secrets(loaded.ref)
-                if secrets is not None:  # never applied: nothing at the edge to check
-                    found.append(EdgeProject(loaded.manifest, secrets))
-            return found
+            return applied_projects(manifests, store)
 
     checks: list[Check] = []
     projects: list[EdgeProject] = []

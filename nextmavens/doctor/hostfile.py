@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:  # the deploy side renders the file; `nextmavens doctor` on the host only reads it
+    from nextmavens.host.hostdata import HostData
 
 FILE_NAME = "doctor.yaml"
 
@@ -30,7 +33,7 @@ class DoctorHostConfig(BaseModel):
     evolution_url: str = ""  # empty: no Evolution API on this host
 
 
-def doctor_file(config: Any) -> PurePosixPath:
+def doctor_file(config: HostData) -> PurePosixPath:
     """Beside the edge settings file (HostData.edge_config_file)."""
     return PurePosixPath(config.edge_config_file).parent / FILE_NAME
 
@@ -59,7 +62,7 @@ def shared_containers(stacks: Iterable[tuple[str, str]]) -> dict[str, str]:
     return found
 
 
-def doctor_document(config: Any, stacks: Iterable[tuple[str, str]]) -> dict[str, Any]:
+def doctor_document(config: HostData, stacks: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """From a validated HostData and its rendered stacks. Pure."""
     ports = config.loopback_ports
     return {
@@ -70,7 +73,7 @@ def doctor_document(config: Any, stacks: Iterable[tuple[str, str]]) -> dict[str,
     }
 
 
-def render_doctor_config(config: Any, stacks: Iterable[tuple[str, str]]) -> str:
+def render_doctor_config(config: HostData, stacks: Iterable[tuple[str, str]]) -> str:
     header = "# Managed by NextMavens (tasks/doctor.py) from group data and the stacks; read by `nextmavens doctor`.\n"
     return header + yaml.safe_dump(doctor_document(config, stacks), sort_keys=True, default_flow_style=False)
 

@@ -1,10 +1,11 @@
-"""The edge step of `nextmavens apply`: plan everything first (pure), then converge in a fixed order.
+"""The edge step of `nextmavens apply`: check everything first (pure), then converge in a fixed order.
 
-`plan_edge` checks hostile input (domains, keys) and memory admission and renders every artifact; when it
-raises, nothing has been touched. `apply_edge` then converges, in DESIGN.md's order: per-project containers
--> Kong config -> nginx (+ certificates, then nginx again for the new names) -> Supavisor/Realtime tenants.
-A failing step is reported and, where a safe previous state exists (Kong's running config, nginx's last
-good config), that state is kept.
+`check_edge` runs once, before anything changes (the commands run it before their database change): host
+names, memory admission, and a render of every artifact. `apply_edge` takes its result, renders
+with the real secrets, and converges in DESIGN.md's order: per-project containers -> Kong config -> nginx
+(+ certificates, then nginx again for the new names) -> Supavisor/Realtime tenants. A failing step is
+reported and, where a safe previous state exists (Kong's running config, nginx's last good config), that
+state is kept.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from nextmavens.edge.certs import CertbotDirs, Resolver, ensure_certificates, ob
 from nextmavens.edge.clients.http import AdminApiError, scrub
 from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
-from nextmavens.edge.inputs import EdgeProject, edge_problems
+from nextmavens.edge.inputs import EdgeInputError, EdgeProject, hostname_problems
 from nextmavens.edge.kong import KongConfig, render_kong
-from nextmavens.edge.memory import Admission, admit
+from nextmavens.edge.memory import admit
 from nextmavens.edge.nginx import NginxApplier, NginxApplyError, render_nginx
 from nextmavens.edge.services import (
     RenderedServices,
@@ -48,47 +49,56 @@ class EdgeRefused(RuntimeError):
 
 
 @dataclass(frozen=True)
-class EdgePlan:
-    kong: KongConfig
-    services: dict[str, RenderedServices]  # active and suspended projects
-    admission: Admission
+class EdgeCheck:
+    """What `check_edge` passed: the refs it found servable. The edge step takes it instead of checking again."""
+
+    refs: frozenset[str]
 
 
-def plan_edge(settings: EdgeSettings, projects: Sequence[EdgeProject], running: Collection[str] = ()) -> EdgePlan:
-    problems = edge_problems(settings, projects)
-    admission = admit(settings, [p.manifest for p in projects], running)
-    if not admission.ok:
-        problems.append(admission.message())
-    if problems:
-        raise EdgeRefused(problems)
-    services = {
-        p.ref: render_project_services(settings, p.manifest, p.secrets)
-        for p in projects
-        if p.state in ("active", "suspended")
-    }
-    return EdgePlan(kong=render_kong(settings, projects), services=services, admission=admission)
-
-
-def precheck_edge(
+def check_edge(
     settings: EdgeSettings,
     manifests: Sequence[ProjectManifest],
     running: Collection[str] = (),
     certificates: Collection[str] = (),
-) -> list[str]:
-    """Every reason the edge would refuse or fail to render these manifests; run before the database changes.
+) -> EdgeCheck:
+    """Raises EdgeRefused with every reason the edge would refuse or fail to render these manifests.
 
-    Renders what the edge step renders (services, Kong, nginx), so a set that cannot render stops the apply
+    Renders what the edge step renders (services, Kong, nginx), so a set that cannot render stops a command
     before anything changes instead of after. Projects without secrets yet get throwaway ones: secrets only
     fill values, they never decide whether a config renders."""
+    problems = hostname_problems(settings, manifests)
+    admission = admit(settings, manifests, running)
+    if not admission.ok:
+        problems.append(admission.message())
+    if problems:
+        raise EdgeRefused(problems)
     projects = [EdgeProject(m, _stand_in_secrets(m.ref)) for m in manifests]
     try:
-        plan_edge(settings, projects, running)
+        plan_edge(settings, projects)
         render_nginx(settings, projects, certificates)
-    except EdgeRefused as exc:
-        return exc.problems
     except (ValueError, jinja2.TemplateError) as exc:  # pydantic's ValidationError is a ValueError
-        return [f"the edge configuration cannot be rendered: {exc}"]
-    return []
+        raise EdgeRefused([f"the edge configuration cannot be rendered: {exc}"]) from None
+    return EdgeCheck(refs=frozenset(m.ref for m in manifests))
+
+
+@dataclass(frozen=True)
+class EdgePlan:
+    kong: KongConfig
+    services: dict[str, RenderedServices]  # active and suspended projects
+
+
+def plan_edge(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> EdgePlan:
+    """Every artifact rendered, nothing changed. The renderers' own guard raises what only the real secrets
+    show (a key two projects share): refused here, still before any change."""
+    try:
+        services = {
+            p.ref: render_project_services(settings, p.manifest, p.secrets)
+            for p in projects
+            if p.state in ("active", "suspended")
+        }
+        return EdgePlan(kong=render_kong(settings, projects), services=services)
+    except EdgeInputError as exc:
+        raise EdgeRefused(exc.problems) from None
 
 
 def _stand_in_secrets(ref: str) -> ProjectSecrets:
@@ -128,9 +138,13 @@ class EdgeReport:
         return not self.errors
 
 
-def apply_edge(runtime: EdgeRuntime, projects: Sequence[EdgeProject], running: Collection[str] = ()) -> EdgeReport:
+def apply_edge(runtime: EdgeRuntime, projects: Sequence[EdgeProject], checked: EdgeCheck) -> EdgeReport:
+    """Converge the edge to `projects`, which `check_edge` passed (`checked`) before anything changed."""
     settings = runtime.settings
-    plan = plan_edge(settings, projects, running)  # raises EdgeRefused before anything changes
+    unchecked = sorted(p.ref for p in projects if p.ref not in checked.refs)
+    if unchecked:
+        raise EdgeRefused([f"{ref}: not in the set the edge checked" for ref in unchecked])
+    plan = plan_edge(settings, projects)  # raises EdgeRefused before anything changes
     report = EdgeReport()
 
     # 1. containers: write compose + 0600 env files; up for active, stop for suspended/absent

@@ -1,7 +1,7 @@
 """What the edge takes per project, and the checks that need all projects plus the platform settings.
 
-Pure: plain values in, a list of problems out. `nextmavens apply` must stop before changing anything when
-`edge_problems` returns any.
+Pure: plain values in, a list of problems out. `apply.check_edge` runs the host-name checks before anything
+changes; the renderers run every check (`check_edge_inputs`) as their own guard.
 """
 
 from __future__ import annotations
@@ -91,12 +91,8 @@ def key_problems(projects: Sequence[EdgeProject]) -> list[str]:
     return problems
 
 
-def edge_problems(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> list[str]:
-    """Every reason the edge cannot be rendered for this set; empty when it can."""
-    return hostname_problems(settings, [p.manifest for p in projects]) + key_problems(projects)
-
-
 def check_edge_inputs(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> None:
-    problems = edge_problems(settings, projects)
+    """Raises EdgeInputError with every reason the edge cannot be rendered for this set."""
+    problems = hostname_problems(settings, [p.manifest for p in projects]) + key_problems(projects)
     if problems:
         raise EdgeInputError(problems)

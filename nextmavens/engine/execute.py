@@ -6,15 +6,15 @@ process killed anywhere leaves whole steps behind, and the next apply's fresh pl
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import psycopg
 
 from nextmavens.control.db import connect_cluster
+from nextmavens.control.locks import join_work
+from nextmavens.control.store import projects
 from nextmavens.engine import sqlgen
 from nextmavens.engine.desired import CLUSTER_SCOPE, LAYER_VERSION, DesiredState, ProjectSpec, RoleSpec
-from nextmavens.engine.locks import join_work
 from nextmavens.engine.plan import Change, Plan
 from nextmavens.engine.scram import scram_verifier
 from nextmavens.engine.secretstore import SecretStore
@@ -57,22 +57,13 @@ class Executor:
 
     def _do_org(self, change: Change) -> None:
         org = self._orgs[change.target]
-        members = json.dumps([{"email": email, "role": role} for email, role in org.members])
-        self._control.execute(
-            "INSERT INTO orgs (slug, name, members, updated_at) VALUES (%s, %s, %s, now())"
-            " ON CONFLICT (slug) DO UPDATE SET name = excluded.name, members = excluded.members, updated_at = now()",
-            (org.slug, org.name, members),
-        )
+        members = [{"email": email, "role": role} for email, role in org.members]
+        projects.save_org(self._control, org.slug, org.name, members)
 
     def _do_claim(self, change: Change) -> None:
         """The control record comes first: what exists with the project's names is then known to be its own."""
         project = self._project(change)
-        self._control.execute(
-            "INSERT INTO projects (ref, org, name, state) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (ref) DO UPDATE SET org = excluded.org, name = excluded.name, state = excluded.state,"
-            " destroyed_at = NULL",
-            (project.ref, project.org, project.name, project.state),
-        )
+        projects.claim_project(self._control, project.ref, project.org, project.name, project.state)
 
     def _do_secrets(self, change: Change) -> None:
         project = self._project(change)
@@ -136,19 +127,13 @@ class Executor:
 
     def _do_record(self, change: Change) -> None:
         project = self._project(change)
-        self._control.execute(
-            "INSERT INTO projects (ref, org, name, state, manifest_path, layer_version, extensions, last_applied_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, now())"
-            " ON CONFLICT (ref) DO UPDATE SET org = excluded.org, name = excluded.name, state = excluded.state,"
-            " manifest_path = excluded.manifest_path, layer_version = excluded.layer_version,"
-            " extensions = excluded.extensions, last_applied_at = now(), destroyed_at = NULL",
-            (
-                project.ref,
-                project.org,
-                project.name,
-                project.state,
-                project.manifest_path,
-                LAYER_VERSION,
-                sorted(project.layer.extensions),  # what the plan compares (plan.databases_to_inspect)
-            ),
+        projects.record_applied(
+            self._control,
+            project.ref,
+            project.org,
+            project.name,
+            project.state,
+            project.manifest_path,
+            LAYER_VERSION,
+            sorted(project.layer.extensions),  # what the plan compares (plan.databases_to_inspect)
         )

@@ -15,9 +15,10 @@ import psycopg
 
 from nextmavens.control.crypto import Sealer
 from nextmavens.control.db import connect_cluster
+from nextmavens.control.store import projects
+from nextmavens.control.store import secrets as sealed
 from nextmavens.engine.observed import (
     PUBLIC,
-    ControlProject,
     ObservedDatabase,
     ObservedExtension,
     ObservedRole,
@@ -87,19 +88,9 @@ def observe(cluster: psycopg.Connection, control: psycopg.Connection, sealer: Se
         )
     }
 
-    for ref, org, name, project_state, path, keys_at, layer, destroyed, extensions in control.execute(
-        "SELECT ref, org, name, state, manifest_path, keys_issued_at, layer_version, destroyed_at IS NOT NULL,"
-        " extensions FROM projects"
-    ):
-        recorded = None if extensions is None else tuple(extensions)
-        state.control_projects[ref] = ControlProject(
-            ref, org, name, project_state, path, keys_at, layer, destroyed, recorded
-        )
-
-    for slug, name, members in control.execute("SELECT slug, name, members FROM orgs"):
-        state.control_orgs[slug] = (name, tuple((m["email"], m["role"]) for m in members))
-
-    for scope, name, nonce, ciphertext in control.execute("SELECT scope, name, nonce, ciphertext FROM secrets"):
+    state.control_projects = {project.ref: project for project in projects.all_projects(control)}
+    state.control_orgs = projects.all_orgs(control)
+    for scope, name, nonce, ciphertext in sealed.all_sealed(control):
         state.secret_names.setdefault(scope, set()).add(name)
         if name.startswith("verifier:"):
             state.expected_verifiers[name.removeprefix("verifier:")] = sealer.open(nonce, ciphertext, f"{scope}/{name}")

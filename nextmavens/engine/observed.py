@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nextmavens.control.store.projects import ControlProject
+
 PUBLIC = "PUBLIC"  # the grantee name used for PostgreSQL's PUBLIC pseudo-role
 
 
@@ -26,19 +28,6 @@ class ObservedDatabase:
     acl: frozenset[tuple[str, str]]
     # False while a new database is being set up (created closed, opened once its grants are in place)
     allow_connections: bool = True
-
-
-@dataclass(frozen=True)
-class ControlProject:
-    ref: str
-    org: str
-    name: str
-    state: str
-    manifest_path: str | None
-    keys_issued_at: int | None
-    layer_version: int
-    destroyed: bool
-    extensions: tuple[str, ...] | None = None  # declared at the last apply, sorted; None: not recorded
 
 
 @dataclass(frozen=True)

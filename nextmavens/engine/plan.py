@@ -35,7 +35,6 @@ PHASES = (
     "sessions",
     "record",
 )
-PASSWORDS_OF_PROJECT_ROLES = "passwords"
 
 
 @dataclass(frozen=True)

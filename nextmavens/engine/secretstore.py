@@ -9,6 +9,8 @@ import time
 import psycopg
 
 from nextmavens.control.crypto import Sealer
+from nextmavens.control.store import projects
+from nextmavens.control.store import secrets as sealed
 from nextmavens.keys import (
     DAY_S,
     LEGACY_KEY_LIFETIME_S,
@@ -28,19 +30,11 @@ class SecretStore:
         self._sealer = sealer
 
     def get(self, scope: str, name: str) -> str | None:
-        row = self._control.execute(
-            "SELECT nonce, ciphertext FROM secrets WHERE scope = %s AND name = %s", (scope, name)
-        ).fetchone()
-        return None if row is None else self._sealer.open(row[0], row[1], f"{scope}/{name}")
+        found = sealed.sealed(self._control, scope, name)
+        return None if found is None else self._sealer.open(*found, f"{scope}/{name}")
 
     def put(self, scope: str, name: str, value: str) -> None:
-        nonce, ciphertext = self._sealer.seal(value, f"{scope}/{name}")
-        self._control.execute(
-            "INSERT INTO secrets (scope, name, nonce, ciphertext) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (scope, name) DO UPDATE SET nonce = excluded.nonce,"
-            " ciphertext = excluded.ciphertext, created_at = now()",
-            (scope, name, nonce, ciphertext),
-        )
+        sealed.store_sealed(self._control, scope, name, self._sealer.seal(value, f"{scope}/{name}"))
 
     def get_or_create(self, scope: str, name: str) -> str:
         """The stored value, or a new one stored first. Never replaces an existing value, so an apply
@@ -49,12 +43,7 @@ class SecretStore:
         if existing is not None:
             return existing
         value = new_jwt_secret() if name == "jwt_secret" else new_password()
-        nonce, ciphertext = self._sealer.seal(value, f"{scope}/{name}")
-        self._control.execute(
-            "INSERT INTO secrets (scope, name, nonce, ciphertext) VALUES (%s, %s, %s, %s)"
-            " ON CONFLICT (scope, name) DO NOTHING",
-            (scope, name, nonce, ciphertext),
-        )
+        sealed.add_sealed_if_missing(self._control, scope, name, self._sealer.seal(value, f"{scope}/{name}"))
         stored = self.get(scope, name)
         assert stored is not None
         return stored
@@ -62,17 +51,11 @@ class SecretStore:
     def ensure_project(self, ref: str, org: str, name: str, state: str, roles: tuple[str, ...]) -> None:
         """Generate whatever the project lacks: JWT secret, key issue time, one password per login role."""
         with self._control.transaction():
-            self._control.execute(
-                "INSERT INTO projects (ref, org, name, state) VALUES (%s, %s, %s, %s) ON CONFLICT (ref) DO NOTHING",
-                (ref, org, name, state),
-            )
+            projects.add_project_if_missing(self._control, ref, org, name, state)
             jwt_secret = self.get_or_create(ref, "jwt_secret")
             for role in roles:
                 self.get_or_create(ref, f"password:{role}")
-            row = self._control.execute(
-                "SELECT keys_issued_at FROM projects WHERE ref = %s FOR UPDATE", (ref,)
-            ).fetchone()
-            if row is None or row[0] is None:
+            if projects.lock_keys_issued_at(self._control, ref) is None:
                 self._store_keys(ref, self._new_keys(jwt_secret, int(time.time())))
 
     def _new_keys(self, secret: str, now: int) -> ApiKeys:
@@ -80,21 +63,16 @@ class SecretStore:
         return issue_api_keys(secret, now=now, expires_at=now + key_lifetime_days(os.environ) * DAY_S)
 
     def _store_keys(self, ref: str, keys: ApiKeys) -> None:
-        self._control.execute(
-            "UPDATE projects SET keys_issued_at = %s, keys_expires_at = %s WHERE ref = %s",
-            (keys.issued_at, keys.expires_at, ref),
-        )
+        projects.set_key_times(self._control, ref, keys.issued_at, keys.expires_at)
         self._record_keys(ref, keys)
 
     def project_secrets(self, ref: str) -> ProjectSecrets | None:
-        row = self._control.execute(
-            "SELECT keys_issued_at, keys_expires_at FROM projects WHERE ref = %s", (ref,)
-        ).fetchone()
+        times = projects.key_times(self._control, ref)
         jwt_secret = self.get(ref, "jwt_secret")
-        if row is None or row[0] is None or jwt_secret is None:
+        if times is None or times[0] is None or jwt_secret is None:
             return None
-        issued_at = int(row[0])
-        expires_at = issued_at + LEGACY_KEY_LIFETIME_S if row[1] is None else int(row[1])
+        issued_at = times[0]
+        expires_at = issued_at + LEGACY_KEY_LIFETIME_S if times[1] is None else times[1]
         passwords = {}
         for role in project_names(ref).login_roles:
             password = self.get(ref, f"password:{role}")
@@ -105,23 +83,14 @@ class SecretStore:
 
     def project_org(self, ref: str) -> str | None:
         """The org of an applied, not destroyed project."""
-        row = self._control.execute(
-            "SELECT org FROM projects WHERE ref = %s AND destroyed_at IS NULL", (ref,)
-        ).fetchone()
-        return None if row is None else str(row[0])
+        return projects.project_org(self._control, ref)
 
     def forget_project(self, ref: str) -> None:
         """After destroy: its secrets go, its record stays (marked destroyed) for the audit trail."""
         with self._control.transaction():
-            self._control.execute("DELETE FROM secrets WHERE scope = %s", (ref,))
-            self._control.execute(
-                "UPDATE api_keys SET revoked_at = now() WHERE ref = %s AND revoked_at IS NULL", (ref,)
-            )
-            self._control.execute(
-                "UPDATE projects SET destroyed_at = now(), keys_issued_at = NULL, keys_expires_at = NULL"
-                " WHERE ref = %s",
-                (ref,),
-            )
+            sealed.delete_scope(self._control, ref)
+            sealed.revoke_keys(self._control, ref)
+            projects.mark_destroyed(self._control, ref)
 
     def rotate_keys(self, ref: str) -> ApiKeys:
         """A new JWT secret and keys (valid for the configured lifetime); the old keys are recorded as
@@ -131,9 +100,7 @@ class SecretStore:
             old = self.project_secrets(ref)
             if old is None:
                 raise LookupError(f"project {ref!r} has no keys yet; run apply first")
-            self._control.execute(
-                "UPDATE api_keys SET revoked_at = now() WHERE ref = %s AND revoked_at IS NULL", (ref,)
-            )
+            sealed.revoke_keys(self._control, ref)
             secret = new_jwt_secret()
             keys = self._new_keys(secret, max(int(time.time()), old.keys.issued_at + 1))
             self.put(ref, "jwt_secret", secret)
@@ -142,10 +109,7 @@ class SecretStore:
 
     def _record_keys(self, ref: str, keys: ApiKeys) -> None:
         for role, token in (("anon", keys.anon), ("service_role", keys.service_role)):
-            self._control.execute(
-                "INSERT INTO api_keys (ref, role, issued_at, expires_at, fingerprint) VALUES (%s, %s, %s, %s, %s)",
-                (ref, role, keys.issued_at, keys.expires_at, key_fingerprint(token)),
-            )
+            sealed.record_key(self._control, ref, role, keys.issued_at, keys.expires_at, key_fingerprint(token))
 
 
 def key_fingerprint(token: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -12,22 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from psycopg import errors
 
+from nextmavens.control.audit import audited
 from nextmavens.control.crypto import MasterKeyError, Sealer, load_master_key, load_or_create_master_key
 from nextmavens.control.db import connect_cluster, connect_control
+from nextmavens.control.locks import apply_lock, join_work
+from nextmavens.control.store import secrets as sealed_secrets
 from nextmavens.engine.desired import DesiredState, desired_state
 from nextmavens.engine.execute import ChangeCallback, Executor
-from nextmavens.engine.locks import APPLY_LOCK_KEY, WORK_LOCK_KEY, join_work
 from nextmavens.engine.observe import observe, observe_extensions
 from nextmavens.engine.observed import ObservedState
 from nextmavens.engine.plan import Plan, PlanError, databases_to_inspect, make_plan
 from nextmavens.engine.secretstore import SecretStore
 from nextmavens.manifest.loader import ManifestSet
-
-
-class LockTimeout(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -61,13 +57,21 @@ class Engine:
             cluster.close()
             control.close()
 
+    @contextmanager
+    def _working(self) -> Iterator[tuple[psycopg.Connection, psycopg.Connection, Sealer]]:
+        """The connections under the apply lock, the cluster connection joined to the work lock: every
+        change the engine makes runs inside this."""
+        with self._connections(create_key=True) as (cluster, control, sealer):
+            with apply_lock(self.config.dsn, control, self.config.lock_timeout_s):
+                yield join_work(cluster), control, sealer
+
     def _master_key(self, control: psycopg.Connection, create: bool) -> bytes:
         path = self.config.master_key_path
         if create:
             return load_or_create_master_key(path)
         if path.exists():
             return load_master_key(path)
-        if control.execute("SELECT 1 FROM secrets LIMIT 1").fetchone():
+        if sealed_secrets.any_sealed(control):
             raise MasterKeyError(
                 f"master key file {path} does not exist, but the control database holds secrets sealed with a key"
             )
@@ -95,14 +99,13 @@ class Engine:
     ) -> ApplyResult | None:
         """Plan under the lock, ask `confirm`, execute. Returns None when the operator declined."""
         desired = desired_state(manifests)
-        with self._connections(create_key=True) as (cluster, control, sealer), self.locked(control):
-            join_work(cluster)
+        with self._working() as (cluster, control, sealer):
             plan = make_plan(desired, self._observe(cluster, control, sealer, desired))
             if plan.errors:
                 raise PlanError("\n".join(plan.errors))
             if confirm is not None and not plan.empty and not confirm(plan):
                 return None
-            with self._audited(control, command, [c.as_json() for c in plan.changes]) as run_id:
+            with audited(control, command, self.config.who(), [c.as_json() for c in plan.changes]) as run_id:
                 Executor(self.config.dsn, cluster, control, SecretStore(control, sealer), desired).run(plan, on_change)
             return ApplyResult(run_id, plan)
 
@@ -114,88 +117,6 @@ class Engine:
     @contextmanager
     def changing(self, command: str, detail: list[dict[str, str]]) -> Iterator[tuple[psycopg.Connection, SecretStore]]:
         """Connections, lock and an audit record for a change outside apply (rotate, destroy)."""
-        with self._connections(create_key=True) as (cluster, control, sealer), self.locked(control):
-            join_work(cluster)
-            with self._audited(control, command, detail):
+        with self._working() as (cluster, control, sealer):
+            with audited(control, command, self.config.who(), detail):
                 yield cluster, SecretStore(control, sealer)
-
-    @contextmanager
-    def locked(self, control: psycopg.Connection) -> Iterator[None]:
-        """The apply lock on `control`. Once held, the statements of an earlier holder that was killed have
-        ended too, and its unfinished audit runs are marked interrupted. Connections that change the cluster
-        under this lock must be marked with `join_work`."""
-        control.execute(
-            "SELECT set_config('lock_timeout', %s, false)", (f"{int(self.config.lock_timeout_s * 1000)}ms",)
-        )
-        try:
-            control.execute("SELECT pg_advisory_lock(%s)", (APPLY_LOCK_KEY,))
-        except errors.LockNotAvailable:
-            holder = control.execute(
-                "SELECT a.pid, a.backend_start, coalesce(a.client_addr::text, 'local') FROM pg_locks l"
-                " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
-                " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
-                (APPLY_LOCK_KEY,),
-            ).fetchone()
-            who = (
-                f" (server pid {holder[0]} from {holder[2]}, connected {holder[1]:%Y-%m-%d %H:%M:%S})" if holder else ""
-            )
-            raise LockTimeout(
-                f"another apply is running{who}; waited {self.config.lock_timeout_s:g}s. Try again when it ends."
-            ) from None
-        finally:
-            control.execute("SELECT set_config('lock_timeout', '0', false)")
-        try:
-            self._wait_for_earlier_work(control)
-            # Holding the lock proves no other run is going on: a run still marked running was killed.
-            control.execute(
-                "UPDATE apply_runs SET result = 'interrupted', finished_at = now(),"
-                " error = 'the process ended before the run finished (found by a later run)'"
-                " WHERE result = 'running'"
-            )
-            yield
-        finally:
-            if not control.closed:
-                control.execute("SELECT pg_advisory_unlock(%s)", (APPLY_LOCK_KEY,))
-
-    def _wait_for_earlier_work(self, control: psycopg.Connection) -> None:
-        """Wait (within the lock timeout) until no working connection of an earlier holder remains.
-
-        Advisory locks belong to one database, and working connections are in several (the cluster's,
-        each project's): find the databases where one is still held, and wait for it there.
-        """
-        databases = control.execute(
-            "SELECT DISTINCT d.datname FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
-            " WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND l.pid <> pg_backend_pid()"
-            " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
-            (WORK_LOCK_KEY,),
-        ).fetchall()
-        for (database,) in databases:
-            with connect_cluster(self.config.dsn, database, trusted_path=True) as conn:
-                conn.execute(
-                    "SELECT set_config('lock_timeout', %s, false)", (f"{int(self.config.lock_timeout_s * 1000)}ms",)
-                )
-                try:
-                    conn.execute("SELECT pg_advisory_lock(%s)", (WORK_LOCK_KEY,))
-                except errors.LockNotAvailable:
-                    raise LockTimeout(
-                        f"statements of an earlier, ended apply are still running in database {database!r} after "
-                        f"{self.config.lock_timeout_s:g}s (see pg_stat_activity, application_name nextmavens). "
-                        "Try again when they end."
-                    ) from None
-
-    @contextmanager
-    def _audited(self, control: psycopg.Connection, command: str, changes: list[dict[str, str]]) -> Iterator[int]:
-        """One audit-log row per change made: who, what, when, and whether it ended ok or failed (and why)."""
-        row = control.execute(
-            "INSERT INTO apply_runs (command, actor, changes) VALUES (%s, %s, %s) RETURNING id",
-            (command, self.config.who(), json.dumps(changes)),
-        ).fetchone()
-        assert row is not None
-        run_id = int(row[0])
-        finish = "UPDATE apply_runs SET finished_at = now(), result = %s, error = %s WHERE id = %s"
-        try:
-            yield run_id
-        except Exception as exc:
-            control.execute(finish, ("failed", f"{type(exc).__name__}: {exc}", run_id))
-            raise
-        control.execute(finish, ("ok", None, run_id))

@@ -226,20 +226,6 @@ class FileSha256(FactBase[str]):
         return output[0].strip() if output else ""
 
 
-class TextFile(FactBase[str]):
-    """A small text file's content, or '' when it does not exist (for marker files)."""
-
-    def command(self, path: str) -> str:
-        return f"cat {shlex.quote(path)} 2>/dev/null; true"
-
-    @staticmethod
-    def default() -> str:
-        return ""
-
-    def process(self, output: list[str]) -> str:
-        return "\n".join(output).strip()
-
-
 class ManagedUnits(FactBase[list]):
     """Unit files in /etc/systemd/system named <prefix>* that carry `marker` (the header our job
     templates write), so units others install under the same prefix are never touched."""

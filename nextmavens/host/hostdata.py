@@ -128,7 +128,7 @@ class TimerUnit(Strict):
 
     name: Annotated[str, Field(pattern=_UNIT_NAME_RE.pattern)]
     description: str
-    command: list[str] = Field(min_length=1)  # argv, run inside /opt/nextmavens/venv
+    command: list[str] = Field(min_length=1)  # argv, run by <platform_dir>/bin/nextmavens-env
     on_calendar: Annotated[str, Field(pattern=_ON_CALENDAR_RE.pattern)]
     randomized_delay_s: Annotated[int, Field(ge=0, le=86400)]
     enabled: bool
@@ -138,7 +138,6 @@ class HostData(Strict):
     """Every knob of the host. Defaults and their documentation live in group_data/all.py."""
 
     # identity and edge
-    platform_domain: Domain
     api_domain: Domain
     studio_domain: Domain
     admin_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
@@ -184,18 +183,15 @@ class HostData(Strict):
     loopback_ports: LoopbackPorts
     kong_worker_processes: Annotated[int, Field(ge=1, le=16)]
     supabase_analytics_enabled: bool
+    max_projects: Annotated[int, Field(ge=1, le=1000)]
     postgres_admin_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
     evolution_database: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
     evolution_server_url: Annotated[str, Field(pattern=r"^https?://")]
     evolution_client_name: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,40}$")]
     evolution_qrcode_limit: Annotated[int, Field(ge=1, le=100)]
-    # memory budget (MiB) and thresholds
+    # memory budget (MiB)
     memory_budget_mb: Annotated[int, Field(ge=512)]
     memory_limits_mb: dict[str, Annotated[int, Field(ge=16)]]
-    project_memory_mb: dict[str, Annotated[int, Field(ge=16)]]
-    disk_alert_percent: Annotated[int, Field(ge=1, le=100)]
-    memory_alert_percent: Annotated[int, Field(ge=1, le=100)]
-    backup_retention_days: Annotated[int, Field(ge=1, le=3650)]
     # the nextmavens package on the host
     nextmavens_wheel: str | None
     nextmavens_deps_from: Literal["pypi", "apt"]

@@ -14,6 +14,7 @@ import jinja2
 import yaml
 
 from nextmavens.edge.kong import KONG_PLUGINS
+from nextmavens.host.pgsizing import replication_capacity
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,5 +96,6 @@ def template_context(data: Any) -> dict[str, Any]:
         nginx_reject_unknown_tls=True,
         # Kong's KONG_PLUGINS: exactly what the rendered declarative config uses (nextmavens.edge.kong).
         kong_plugins=",".join(KONG_PLUGINS),
+        postgres_replication=replication_capacity(data.max_projects),
     )
     return context

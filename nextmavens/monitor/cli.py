@@ -12,10 +12,10 @@ from typing import Any
 import click
 import psycopg
 
-from nextmavens.backup import records
 from nextmavens.backup.pipeline import Target
 from nextmavens.backup.targets import all_targets
 from nextmavens.control.db import connect_control
+from nextmavens.control.store import backups
 from nextmavens.manifest.loader import ManifestErrors
 from nextmavens.monitor.alerts import alerts_from_env
 from nextmavens.monitor.health import check_health, docker_from_env, probe_targets
@@ -107,7 +107,7 @@ def health_command() -> None:
     if control is not None:
         # Backup freshness rides the same change-only alerts: a backup older than its schedule allows is
         # reported within minutes, once, and again when a good backup lands.
-        rows, _ = backup_freshness(targets, records.last_good_by_target(control), datetime.now(UTC))
+        rows, _ = backup_freshness(targets, backups.last_good_by_target(control), datetime.now(UTC))
         extra = {
             f"backup:{row['target']}": {
                 "ok": not row["stale"],

@@ -15,8 +15,8 @@ from typing import Any
 
 import psycopg
 
-from nextmavens.backup import records
 from nextmavens.backup.pipeline import Target
+from nextmavens.control.store import backups
 from nextmavens.monitor.health import read_containers
 from nextmavens.monitor.storage import measure
 from nextmavens.monitor.superusers import superusers
@@ -115,11 +115,11 @@ def gather(
             summary.problems.append(f"PostgreSQL unreachable: {exc.__class__.__name__}")
     if control is not None:
         try:
-            summary.backups, stale = backup_freshness(targets, records.last_good_by_target(control), now)
+            summary.backups, stale = backup_freshness(targets, backups.last_good_by_target(control), now)
             summary.problems += stale
             summary.verifications = [
                 {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-                for row in records.last_verifications(control)
+                for row in backups.last_verifications(control)
             ]
             summary.problems += [
                 f"last restore drill of {v['target']} FAILED: {v['error']}"

@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import Request
 
-from nextmavens.control import access
-from nextmavens.control.access import TokenRecord
+from nextmavens.control.store import access
+from nextmavens.control.store.access import TokenRecord
 from nextmavens.platform.authz import Action, Decision, Scope, decide, visible_orgs
 from nextmavens.platform.service import Service
 from nextmavens.platform.tokens import looks_like_token, token_hash

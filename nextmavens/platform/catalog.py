@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from nextmavens.control.access import AppliedProject
+from nextmavens.control.store.access import AppliedProject
 from nextmavens.manifest.loader import ManifestSet
 
 

@@ -16,8 +16,8 @@ from rich.table import Table
 
 from nextmavens import ui
 from nextmavens.cliparts import Failure, connection_options, make_engine, projects_option, run_engine
-from nextmavens.control import access
 from nextmavens.control.db import connect_control
+from nextmavens.control.store import access
 from nextmavens.platform.issuing import Issued, IssueError, issue_token, revoke
 from nextmavens.platform.tokens import LifetimeError, parse_lifetime
 

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import psycopg
 
-from nextmavens.control import access
-from nextmavens.control.access import TokenRecord
+from nextmavens.control.store import access, projects
+from nextmavens.control.store.access import TokenRecord
 from nextmavens.platform.tokens import new_token, new_token_id, token_hash
 
 MAX_NAME_CHARS = 100
@@ -50,7 +50,7 @@ def issue_token(
         raise IssueError(f"{member} is a member of no org (as last applied: add them to an org.yaml and apply)")
     if org is not None and org not in roles:
         raise IssueError(f"{member} is not a member of org {org!r} (as last applied)")
-    if org is not None and project is not None and access.applied_project(conn, org, project) is None:
+    if org is not None and project is not None and projects.project_org(conn, project) != org:
         raise IssueError(f"no applied project {org}/{project}")
     token = new_token()
     with conn.transaction():

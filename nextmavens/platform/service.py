@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from nextmavens.control import access
 from nextmavens.control.db import connect_control, dsn_for_database
+from nextmavens.control.store import access
 from nextmavens.engine.session import Engine, EngineConfig
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
 from nextmavens.naming import CONTROL_DATABASE

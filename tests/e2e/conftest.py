@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "nextmavens.sandbox.cli"]
+CLI = [sys.executable, "-m", "devkit.sandbox.cli"]
 
 
 def _cli(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""End-to-end: the booted sandbox host, then the whole deploy against it (issue 3).
+"""End-to-end: the booted sandbox host, then the whole deploy against it.
 
 Order matters and is the file's order: the guest itself, the first converge, the second converge (zero
 changes), verification on the host with pytest-testinfra, then break things and converge again.
@@ -33,13 +33,13 @@ PYINFRA = [sys.executable, "-c", "import sys; from pyinfra_cli.main import main;
 def test_sandbox_up_is_idempotent_and_reports(sandbox: Sandbox) -> None:
     t0 = time.monotonic()
     again = subprocess.run(
-        [sys.executable, "-m", "nextmavens.sandbox.cli", "up"], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "devkit.sandbox.cli", "up"], cwd=REPO, capture_output=True, text=True
     )
     assert again.returncode == 0, again.stderr
     assert "already running" in again.stderr
     assert time.monotonic() - t0 < 30
     status = subprocess.run(
-        [sys.executable, "-m", "nextmavens.sandbox.cli", "status", "--json"],
+        [sys.executable, "-m", "devkit.sandbox.cli", "status", "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -388,7 +388,7 @@ def test_the_example_projects_are_applied_on_the_host(host, data: dict[str, Any]
     assert access["anon_key"].count(".") == 2
 
 
-# --- the edge (issue 4): nginx -> Kong stand-in -> each project's REST stand-in ---------------------------
+# --- the edge: nginx -> Kong stand-in -> each project's REST stand-in ---------------------------
 def _keys(host, data: dict[str, Any], ref: str) -> dict[str, Any]:
     wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
     keys = host.run(f"{wrapper} nextmavens keys show {ref} --json")
@@ -447,7 +447,7 @@ def test_project_containers_run_with_memory_limits(host) -> None:
 
 
 def test_keys_rotate_on_the_host_revokes_the_old_key_at_the_edge(host, data: dict[str, Any]) -> None:
-    """Issue 8 item 4: after `keys rotate`, nginx -> Kong refuses the old key and passes the new one, and
+    """After `keys rotate`, nginx -> Kong refuses the old key and passes the new one, and
     the project's REST container runs with the new JWT secret."""
     wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
     name = f"shop.{data['api_domain']}"
@@ -482,7 +482,7 @@ def test_keys_rotate_on_the_host_revokes_the_old_key_at_the_edge(host, data: dic
     assert rest_jwt_secret() == new["jwt_secret"]
 
 
-# --- issue 9: `nextmavens doctor`, the host's smoke check (also the deploy's last step) ---------------------
+# --- `nextmavens doctor`, the host's smoke check (also the deploy's last step) ---------------------
 def test_doctor_passes_on_the_converged_sandbox_and_says_what_it_skipped(host, data: dict[str, Any]) -> None:
     """Against the stand-ins and real parts: every check passes; certificates (off here) and image pins
     (substitutes here) are reported as skipped with the reason, never as ok."""
@@ -539,7 +539,7 @@ def test_doctor_fails_and_names_kong_when_its_config_is_lost(host, data: dict[st
     assert host.run(f"{wrapper} nextmavens doctor").rc == 0
 
 
-# --- real parts in the sandbox (issue 9): postgres-meta from npm, the Postgres image's extensions -----------
+# --- real parts in the sandbox: postgres-meta from npm, the Postgres image's extensions -----------
 def _meta(host, data: dict[str, Any], path: str, database: str | None = None) -> tuple[int, str]:
     """GET a path of the real postgres-meta on its loopback port, from inside the guest.
 
@@ -641,6 +641,14 @@ def _psql(host, data: dict[str, Any], database: str, sql: str) -> str:
 
 
 def test_postgres_image_preloads_pg_cron_and_pgaudit(host, data: dict[str, Any]) -> None:
+    # the stack's `command:` (the pinned image's `-D /etc/postgresql`, then replication sized to max_projects)
+    # runs on the sandbox image too, and its settings win over the image's
+    from nextmavens.host.pgsizing import replication_capacity
+
+    capacity = replication_capacity(data["max_projects"])
+    assert _psql(host, data, "postgres", "SHOW config_file") == "/etc/postgresql/postgresql.conf"
+    assert _psql(host, data, "postgres", "SHOW max_replication_slots") == str(capacity.max_replication_slots)
+    assert _psql(host, data, "postgres", "SHOW max_wal_senders") == str(capacity.max_wal_senders)
     preload = _psql(host, data, "postgres", "SHOW shared_preload_libraries")
     assert {"pg_stat_statements", "pgaudit", "pg_cron"} <= {p.strip() for p in preload.split(",")}, preload
     assert _psql(host, data, "postgres", "SHOW cron.database_name") == "postgres"
@@ -668,9 +676,9 @@ def test_postgres_image_preloads_pg_cron_and_pgaudit(host, data: dict[str, Any])
 _SANDBOX_ONLY_ORG = "initech"  # tests/e2e/manifests/initech: a project asking for PostGIS
 
 
-def test_a_manifest_asking_for_postgis_applies_for_real(host, data: dict[str, Any]) -> None:
-    """The sandbox-only example tests/e2e/manifests/initech (PostGIS) is applied on the host and checked in its
-    database directly and through postgres-meta. It stays declared; the next test destroys it."""
+def test_a_manifest_asking_for_postgis_and_vector_applies_for_real(host, data: dict[str, Any]) -> None:
+    """The sandbox-only example tests/e2e/manifests/initech (PostGIS, pgvector) is applied on the host and checked
+    in its database directly and through postgres-meta. It stays declared; the next test destroys it."""
     import base64
     from shlex import quote
 
@@ -695,6 +703,27 @@ def test_a_manifest_asking_for_postgis_applies_for_real(host, data: dict[str, An
     assert rows.splitlines() == ["pg_trgm:extensions", "postgis:extensions"], rows
     point = _psql(host, data, database, "SELECT extensions.ST_AsText(extensions.ST_MakePoint(1, 2))")
     assert point == "POINT(1 2)"
+    # pgvector, built from Debian 13's source package for PostgreSQL 15: created by the engine, then a vector
+    # column with an HNSW index and a nearest-neighbour query (rolled back: the project keeps no table)
+    vector = _psql(
+        host,
+        data,
+        database,
+        "SELECT extnamespace::regnamespace || ':' || extversion FROM pg_extension WHERE extname = 'vector'",
+    )
+    assert vector.startswith("extensions:0."), vector
+    nearest = _psql(
+        host,
+        data,
+        database,
+        "BEGIN; SET LOCAL search_path = public, extensions; "
+        "CREATE TABLE public.nm_e2e_items (id int PRIMARY KEY, embedding vector(3) NOT NULL); "
+        "INSERT INTO public.nm_e2e_items VALUES (1, '[1,0,0]'), (2, '[0,1,0]'), (3, '[0,0,1]'); "
+        "CREATE INDEX ON public.nm_e2e_items USING hnsw (embedding vector_l2_ops); "
+        "SELECT id || ':' || round((embedding <-> '[0.1,0.9,0]')::numeric, 3) FROM public.nm_e2e_items "
+        "ORDER BY embedding <-> '[0.1,0.9,0]' LIMIT 1; ROLLBACK",
+    )
+    assert nearest.strip() == "2:0.141", nearest
     status, body = _meta(host, data, "/extensions", database=database)
     assert status == 200, body[:500]
     postgis = [e for e in json.loads(body) if e["name"] == "postgis"]

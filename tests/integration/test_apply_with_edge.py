@@ -10,10 +10,14 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from nextmavens.cli import main
+from nextmavens.edge import apply, step
 from tests.integration.edge.harness import LocalNginx, echo_server, get_after_reload, need, wait_port
 from tests.integration.edge.standins import (
     KongProxyStandIn,
@@ -27,6 +31,7 @@ from tests.support.dotenv import compose_go_dotenv
 from tests.support.engine import Stage
 from tests.support.ports import free_ports
 from tests.support.projects import write_project
+from tests.unit.edge.fixtures import SHARED_MB, settings_fields
 
 SUPAVISOR_SECRET = "platform-supavisor-secret-0123456789abcdef"
 REALTIME_SECRET = "platform-realtime-secret-0123456789abcdef"
@@ -56,7 +61,7 @@ class Edge:
 
     @property
     def services_dir(self) -> Path:
-        return Path(yaml.safe_load(self.config.read_text())["settings"]["projects_dir"])
+        return Path(yaml.safe_load(self.config.read_text())["settings"]["services_dir"])
 
     def break_docker(self, broken: bool = True) -> None:
         flag = self.docker_log.with_name(self.docker_log.name + ".fail")
@@ -110,21 +115,18 @@ def _edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextManager[
         http_port, https_port = free_ports(2)
         nginx.site.write_text(f"server {{ listen 127.0.0.1:{http_port} default_server; return 444; }}\n")
         config = {
-            "settings": {
-                "api_domain": "api.example.test",
-                "studio_domain": "studio.example.test",
-                "host_ipv4": "203.0.113.10",
-                "listen_address": "127.0.0.1",
-                "http_port": http_port,
-                "https_port": https_port,
-                "kong_proxy": f"127.0.0.1:{proxy_port}",
-                "kong_admin_url": kong_url,
-                "supavisor_api_url": supavisor_url,
-                "realtime_api_url": realtime_url,
-                "acme_webroot": str(tmp_path / "webroot"),
-                "letsencrypt_dir": str(tmp_path / "le"),
-                "projects_dir": str(tmp_path / "services"),
-            },
+            "settings": settings_fields(
+                listen_address="127.0.0.1",
+                http_port=http_port,
+                https_port=https_port,
+                kong_proxy=f"127.0.0.1:{proxy_port}",
+                kong_admin_url=kong_url,
+                supavisor_api_url=supavisor_url,
+                realtime_api_url=realtime_url,
+                acme_webroot=str(tmp_path / "webroot"),
+                letsencrypt_dir=str(tmp_path / "le"),
+                services_dir=str(tmp_path / "services"),
+            ),
             "secret_files": {
                 "supavisor_api_secret": str(_secret_file(secrets_dir, "supavisor", SUPAVISOR_SECRET)),
                 "realtime_api_secret": str(_secret_file(secrets_dir, "realtime", REALTIME_SECRET)),
@@ -164,7 +166,7 @@ def test_apply_serves_each_project_through_nginx_and_kong_and_converges(stage: S
     assert calls[0].startswith("ps ")
     assert any(c.startswith("compose -p nm-shop ") and " up -d " in c for c in calls)
     assert any(c.startswith("compose -p nm-desk ") and c.endswith(" stop") for c in calls)
-    env_files = list((Path(yaml.safe_load(edge.config.read_text())["settings"]["projects_dir"]) / "shop").glob("*.env"))
+    env_files = list((edge.services_dir / "shop").glob("*.env"))
     assert env_files and all(f.stat().st_mode & 0o077 == 0 for f in env_files)
 
     answer = get_after_reload(edge.http_port, "shop.api.example.test", "/rest/v1/")
@@ -196,7 +198,7 @@ def test_apply_serves_each_project_through_nginx_and_kong_and_converges(stage: S
 def test_an_edge_that_cannot_serve_the_manifests_stops_apply_before_any_change(stage: Stage, edge: Edge) -> None:
     for index in range(3):
         write_project(stage.projects, "acme", f"app{index}")
-    edge.rewrite(memory_budget_mb=3300)
+    edge.rewrite(memory_budget_mb=SHARED_MB + 300)  # room for one project of the three
     before = stage.sql("SELECT count(*) FROM pg_roles")
     refused = stage.cli("apply", "--yes", "--edge-config", str(edge.config))
     assert refused.returncode == 1
@@ -369,3 +371,45 @@ def test_destroy_whose_edge_cleanup_fails_exits_non_zero_and_says_what_is_left(
     assert "docker compose -p nm-shop" in failed.stderr and "never -v" in failed.stderr
     assert (edge.services_dir / "shop" / "compose.yaml").exists()  # kept: `down` needs it
     assert stage.sql("SELECT 1 FROM pg_database WHERE datname = 'shop'") == []
+
+
+def test_each_command_checks_the_edge_once(
+    stage: Stage, gated_edge: Edge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply, keys rotate and destroy check the edge before their database change, and the edge step after it
+    takes that check's result instead of checking (or asking docker what runs) again."""
+    edge = gated_edge
+    checks: list[frozenset[str]] = []
+    admissions: list[int] = []
+    real_check, real_admit = step.check_edge, apply.admit
+
+    def counted_check(*args: Any, **kwargs: Any) -> apply.EdgeCheck:
+        checked = real_check(*args, **kwargs)
+        checks.append(checked.refs)
+        return checked
+
+    def counted_admit(*args: Any, **kwargs: Any) -> Any:
+        admissions.append(1)
+        return real_admit(*args, **kwargs)
+
+    monkeypatch.setattr(step, "check_edge", counted_check)
+    monkeypatch.setattr(apply, "admit", counted_admit)
+    runner = CliRunner(env=stage.env())
+    config = ["--edge-config", str(edge.config)]
+
+    def run(*args: str) -> None:
+        before = len(edge.docker_log.read_text().splitlines()) if edge.docker_log.exists() else 0
+        result = runner.invoke(main, [*args, *config])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        listed = [c for c in edge.docker_log.read_text().splitlines()[before:] if c.startswith("ps ")]
+        assert len(checks) == len(admissions) == 1 and len(listed) == 1, (args, checks, admissions, listed)
+        checks.clear()
+        admissions.clear()
+
+    write_project(stage.projects, "acme", "shop")
+    write_project(stage.projects, "acme", "crm")
+    run("apply", "--yes")
+    run("keys", "rotate", "acme/shop")
+    write_project(stage.projects, "acme", "shop", state="absent")
+    run("destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(tmp_path / "dumps"))
+    assert "shop" not in edge.realtime.tenants and "crm" in edge.realtime.tenants

@@ -10,10 +10,11 @@ import psycopg
 import pytest
 
 from nextmavens.engine.plan import Change
-from nextmavens.keys import SUPABASE_DEMO_JWT_SECRET, ForbiddenKey, verify_api_key
+from nextmavens.keys import SUPABASE_DEMO_JWT_SECRET, ForbiddenKey
 from nextmavens.manifest.loader import load_manifests
 from nextmavens.naming import project_names
 from tests.support.engine import Stage
+from tests.support.keys import verify_api_key
 from tests.support.projects import write_project
 from tests.support.scratch import cloned_server
 

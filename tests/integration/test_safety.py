@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from nextmavens.engine.locks import WORK_LOCK_KEY
-from nextmavens.engine.session import ApplyResult, LockTimeout
-from nextmavens.localdb import LocalPostgres
+from devkit.localdb.server import LocalPostgres
+from nextmavens.control.locks import WORK_LOCK_KEY, LockTimeout
+from nextmavens.engine.session import ApplyResult
 from nextmavens.manifest.loader import load_manifests
 from nextmavens.naming import project_names
 from tests.support.engine import REPO, Stage

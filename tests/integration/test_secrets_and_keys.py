@@ -17,8 +17,9 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from nextmavens.control.crypto import MasterKeyError, load_master_key
-from nextmavens.keys import DAY_S, LEGACY_KEY_LIFETIME_S, verify_api_key
+from nextmavens.keys import DAY_S, LEGACY_KEY_LIFETIME_S
 from tests.support.engine import REPO, Stage
+from tests.support.keys import verify_api_key
 from tests.support.projects import write_project
 
 

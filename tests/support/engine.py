@@ -10,9 +10,9 @@ from pathlib import Path
 
 import psycopg
 
+from devkit.localdb.server import LocalPostgres
 from nextmavens.engine.plan import Plan
 from nextmavens.engine.session import ApplyResult, Engine, EngineConfig
-from nextmavens.localdb import LocalPostgres
 from nextmavens.manifest.loader import load_manifests
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from nextmavens.localdb import LocalPostgres
+from devkit.localdb.server import LocalPostgres
 
 
 def scratch_dir(prefix: str) -> Path:

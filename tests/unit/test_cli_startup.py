@@ -22,7 +22,7 @@ def test_cli_start_does_not_import_the_edge() -> None:
     ("module", "name", "argument"),
     [
         ("nextmavens.edge.apply", "EdgeRefused", ["the edge said no"]),
-        ("nextmavens.edge.host", "EdgeConfigError", "the edge said no"),
+        ("nextmavens.edge.settingsfile", "EdgeConfigError", "the edge said no"),
     ],
 )
 def test_edge_failures_still_become_clear_messages(module: str, name: str, argument: object) -> None:

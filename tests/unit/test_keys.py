@@ -12,8 +12,8 @@ from nextmavens.keys import (
     expiry_warning,
     issue_api_keys,
     key_lifetime_days,
-    verify_api_key,
 )
+from tests.support.keys import verify_api_key
 
 SECRET = "a-test-jwt-secret-that-is-long-enough-0123456789"
 NOW = 1_800_000_000

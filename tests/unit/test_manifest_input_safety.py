@@ -153,6 +153,11 @@ def test_an_org_folder_name_with_a_trailing_newline_is_refused(projects: Path) -
 # ------------------------------------------------------------------ item 9: bounded loading
 
 
+# Refusals take milliseconds; what the bounds prevent takes minutes (3.4e9 values) or exhausts memory. The
+# ceiling is far from both, so a loaded machine cannot fail the test; the traced peak memory is the exact check.
+REFUSAL_CEILING_S = 10.0
+
+
 def _bounded(root: Path) -> tuple[list[str], float, int]:
     """Load, returning the errors, the seconds taken and the peak memory traced (bytes)."""
     tracemalloc.start()
@@ -174,7 +179,7 @@ def test_a_billion_laughs_manifest_is_refused_fast_and_small(projects: Path) -> 
     errors, elapsed, peak = _bounded(projects)
     assert len(errors) == 1 and "values once aliases are expanded" in errors[0], errors
     assert errors[0].startswith("projects/acme/shop.yaml:")
-    assert elapsed < 0.5, elapsed
+    assert elapsed < REFUSAL_CEILING_S, elapsed
     assert peak < 8 * 1024 * 1024, peak
 
 
@@ -209,7 +214,7 @@ def test_deep_nesting_is_refused_fast_and_small(
     errors, elapsed, peak = _bounded(projects)
     assert len(errors) == 1 and errors[0].startswith("projects/acme/shop.yaml:"), errors
     assert "nest" in errors[0], errors
-    assert elapsed < 0.5, elapsed
+    assert elapsed < REFUSAL_CEILING_S, elapsed
     assert peak < 8 * 1024 * 1024, peak
 
 
@@ -219,7 +224,7 @@ def test_an_oversized_manifest_is_refused_without_reading_it_all(projects: Path)
         handle.write("# padding\n" * (10 * MAX_BYTES // 10))  # ten times the limit
     errors, elapsed, peak = _bounded(projects)
     assert errors == ["projects/acme/shop.yaml:1: the file is larger than 256 KiB"]
-    assert elapsed < 0.5, elapsed
+    assert elapsed < REFUSAL_CEILING_S, elapsed
     assert peak < 2 * MAX_BYTES + 1024 * 1024, peak
 
 

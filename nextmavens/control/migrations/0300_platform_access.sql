@@ -1,4 +1,4 @@
--- The platform service's access tokens and audit log (all queries: nextmavens.control.access).
+-- The platform service's access tokens and audit log (all queries: nextmavens.control.store.access).
 -- A token is kept only as the SHA-256 of its text; its scope narrows the member's roles, which are read from
 -- orgs.members (synced from org.yaml at apply) at every request, so a removed member's tokens stop working.
 CREATE TABLE access_tokens (

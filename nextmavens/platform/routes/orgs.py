@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from nextmavens.control import access
+from nextmavens.control.store import access, projects
 from nextmavens.platform.auth import Caller, authenticate, guard, service_of
 from nextmavens.platform.authz import Action
 from nextmavens.platform.models import ERRORS, AuditLog, Members
@@ -20,8 +20,8 @@ def members(org: OrgSlug, request: Request, caller: Annotated[Caller, Depends(au
     service = service_of(request)
     guard(service, caller, Action.READ_MEMBERS, org)
     with service.pool.connection() as conn:
-        listed = access.org_members(conn, org) or []
-    return {"org": org, "members": listed}
+        _, listed = projects.all_orgs(conn).get(org, ("", ()))
+    return {"org": org, "members": [{"email": email, "role": role} for email, role in listed]}
 
 
 @router.get("/v1/orgs/{org}/audit", response_model=AuditLog)

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from nextmavens.backup import records
-from nextmavens.engine.session import LockTimeout
+from nextmavens.control.locks import LockTimeout
+from nextmavens.control.store import backups as records
 from nextmavens.keysview import api_url, iso_time, project_access
 from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, guard, refuse_missing, service_of
 from nextmavens.platform.authz import Action, Decision, decide

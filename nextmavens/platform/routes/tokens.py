@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from nextmavens.control import access
-from nextmavens.control.access import TokenRecord
+from nextmavens.control.store import access
+from nextmavens.control.store.access import TokenRecord
 from nextmavens.manifest.models import REF_PATTERN
 from nextmavens.platform.auth import (
     ApiError,

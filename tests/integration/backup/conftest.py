@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from devkit.standins.telegram import TelegramStandin
 from nextmavens.backup.settings import BackupSettings, TelegramSettings
-from nextmavens.backup.standin import TelegramStandin
 from nextmavens.backup.telegram import RetryPolicy, TelegramClient
 from nextmavens.control.db import connect_control
 from tests.integration.backup.datagen import generate

@@ -10,7 +10,6 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from nextmavens.backup import records
 from nextmavens.backup.pipeline import Target, backup_target, run_backups
 from nextmavens.backup.restore import (
     ChecksumError,
@@ -23,6 +22,7 @@ from nextmavens.backup.restore import (
 from nextmavens.backup.retention import apply_retention
 from nextmavens.backup.stats import table_stats
 from nextmavens.backup.verify import drill
+from nextmavens.control.store import backups
 from tests.integration.backup.conftest import make_key
 
 
@@ -44,7 +44,7 @@ def test_contract_round_trip_backup_drop_restore(pg, settings, control, client, 
     assert result.ok, result.error
     assert result.chunks > 3  # several chunks at the test's 256 KiB chunk size
     # Every stored chunk is below the chunk size and the 20 MB download limit; sha256 recorded for each.
-    chunks = records.chunks(control, result.backup_id)
+    chunks = backups.chunks(control, result.backup_id)
     assert [c.seq for c in chunks] == list(range(result.chunks))
     assert all(c.size <= settings.chunk_bytes and len(c.sha256) == 64 for c in chunks)
     # Nothing readable was uploaded: every chunk is age ciphertext (the first starts with age's header).
@@ -65,7 +65,7 @@ def test_contract_upload_failure_mid_backup_is_retried(settings, control, client
     result = backup_target(settings, control, client, Target(key=f"acme/{project_db}", database=project_db))
     assert result.ok, result.error
     assert standin.state.calls.count("sendDocument") == result.chunks + 2
-    assert records.get(control, result.backup_id).status == "complete"
+    assert backups.get(control, result.backup_id).status == "complete"
 
 
 def test_contract_rate_limit_429_is_retried(settings, control, client, standin, project_db):
@@ -81,13 +81,13 @@ def test_contract_backup_interrupted_for_good_is_never_listed_complete(settings,
     result = backup_target(settings, control, client, Target(key=key, database=project_db))
     assert not result.ok
     assert "upload failed" in (result.error or "")
-    record = records.get(control, result.backup_id)
+    record = backups.get(control, result.backup_id)
     assert record is not None and record.status == "failed"
-    assert records.latest_complete(control, key) is None
-    assert [r.status for r in records.listing(control, key)] == ["failed"]
+    assert backups.latest_complete(control, key) is None
+    assert [r.status for r in backups.listing(control, key)] == ["failed"]
     # Its uploaded messages were deleted from the channel, and the records say so.
     assert standin.state.live_documents() == []
-    assert all(c.deleted for c in records.chunks(control, result.backup_id))
+    assert all(c.deleted for c in backups.chunks(control, result.backup_id))
     with pytest.raises(RestoreError):
         choose_backup(control, key, result.backup_id)
 
@@ -95,12 +95,12 @@ def test_contract_backup_interrupted_for_good_is_never_listed_complete(settings,
 def test_contract_run_left_running_is_swept_as_failed(settings, control, client, standin, project_db):
     key = f"acme/{project_db}"
     # A run that died after uploading one chunk: its record still says 'running'.
-    dead = records.start(control, key, project_db, "scheduled", settings.recipient, 999999)
+    dead = backups.start(control, key, project_db, "scheduled", settings.recipient, 999999)
     document = client.send_document(b"x" * 10, "orphan.part0000")
-    records.add_chunk(control, dead, 0, document.message_id, document.file_id, "", 10, "0" * 64)
+    backups.add_chunk(control, dead, 0, document.message_id, document.file_id, "", 10, "0" * 64)
     results = run_backups(settings, control, client, [Target(key=key, database=project_db)])
     assert results[0].ok
-    swept = records.get(control, dead)
+    swept = backups.get(control, dead)
     assert swept is not None and swept.status == "failed" and "interrupted" in (swept.error or "")
     assert standin.state.messages[document.message_id].deleted
 
@@ -111,7 +111,7 @@ def test_contract_corrupted_chunk_is_caught_by_its_checksum(
     key = f"acme/{project_db}"
     result = backup_target(settings, control, client, Target(key=key, database=project_db))
     assert result.ok
-    chunk = records.chunks(control, result.backup_id)[1]
+    chunk = backups.chunks(control, result.backup_id)[1]
     standin.state.corrupt(chunk.file_id)
     record = choose_backup(control, key, None)
     into = project_db + "_corrupt"
@@ -137,7 +137,7 @@ def test_contract_wrong_key_caught_by_age_itself(pg, settings, control, client, 
     result = backup_target(settings, control, client, Target(key=key, database=project_db))
     wrong, _ = make_key(tmp_path, "wrong2.key")
     parts = []
-    for chunk in records.chunks(control, result.backup_id):
+    for chunk in backups.chunks(control, result.backup_id):
         path = tmp_path / f"p{chunk.seq}"
         client.download(chunk.file_id, path)
         parts.append(path)
@@ -154,10 +154,10 @@ def test_contract_retention_deletes_old_messages_and_keeps_newest(settings, cont
         control.execute("UPDATE backups SET finished_at = now() - %s WHERE id = %s", (timedelta(days=age), backup_id))
     expired = apply_retention(control, client, [target])
     assert sorted(e.backup_id for e in expired) == ids[:2]
-    statuses = {r.id: r.status for r in records.listing(control, key)}
+    statuses = {r.id: r.status for r in backups.listing(control, key)}
     assert statuses == {ids[0]: "expired", ids[1]: "expired", ids[2]: "complete"}
     live = {m.file_id for m in standin.state.live_documents()}
-    assert live == {c.file_id for c in records.chunks(control, ids[2])}
+    assert live == {c.file_id for c in backups.chunks(control, ids[2])}
 
     # Even when every backup is past retention, the newest complete one is kept.
     control.execute("UPDATE backups SET finished_at = now() - interval '30 days' WHERE id = %s", (ids[2],))
@@ -174,7 +174,7 @@ def test_contract_retention_records_messages_telegram_refuses_to_delete(settings
     standin.state.clock_offset = 5 * 24 * 3600  # the messages are now five days old
     [expired] = apply_retention(control, client, [target])
     assert expired.backup_id == old and "can't be deleted" in (expired.cleanup_error or "")
-    assert records.get(control, old).status == "expired"
+    assert backups.get(control, old).status == "expired"
 
 
 def test_contract_verify_drill_compares_every_table_and_drops_scratch(pg, settings, control, client, project_db):
@@ -192,7 +192,7 @@ def test_contract_verify_drill_compares_every_table_and_drops_scratch(pg, settin
     ).fetchone()
     assert row == (True, 12)
     # The drill's backup is a real, good backup, restorable with the operator's key.
-    record = records.get(control, result.backup_id)
+    record = backups.get(control, result.backup_id)
     assert record is not None and record.status == "complete" and record.recipient == settings.recipient
 
 
@@ -210,7 +210,7 @@ def test_contract_verify_detects_a_difference(pg, settings, control, client, pro
             with_stats=True,
             drill_recipient=public,
         )
-        stats = records.get(control, made.backup_id).table_stats
+        stats = backups.get(control, made.backup_id).table_stats
         name = sorted(stats)[0]
         stats[name]["rows"] += 1
         control.execute(
@@ -252,7 +252,7 @@ def test_contract_control_database_is_backed_up_too(pg, settings, control, clien
     assert result.ok, result.error
     # And restores: all of it is the platform's own (one superuser run of definitions, one of data).
     into = f"nextmavens_copy_{result.backup_id}"
-    restore_backup(settings, control, client, records.get(control, result.backup_id), age_key[0], into)
+    restore_backup(settings, control, client, backups.get(control, result.backup_id), age_key[0], into)
     try:
         restored, live = stats_of(pg, into), stats_of(pg, "nextmavens")
         assert set(restored) == set(live) and restored["public.schema_migrations"] == live["public.schema_migrations"]
@@ -308,7 +308,7 @@ def test_contract_missing_age_is_a_failed_backup_not_a_crash(settings, control, 
     broken = dataclasses.replace(settings, age_bin="/nonexistent/age")
     result = backup_target(broken, control, client, Target(key=f"acme/{project_db}", database=project_db))
     assert not result.ok and "not installed: /nonexistent/age" in (result.error or "")
-    assert records.get(control, result.backup_id).status == "failed"
+    assert backups.get(control, result.backup_id).status == "failed"
 
 
 def test_table_figures_hash_rows_by_type_with_a_text_fallback(pg, project_db) -> None:

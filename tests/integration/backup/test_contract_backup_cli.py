@@ -195,10 +195,10 @@ def test_cli_control_database_is_never_replaced_in_place(cli_env, age_key) -> No
 def test_contract_cli_replace_waits_for_a_running_apply_then_says_nothing_changed(
     fresh_pg, standin, age_key, cli_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Issue 8 item 6: the swap takes the apply lock; when an apply holds it too long, a clear error (no
+    """The swap takes the apply lock; when an apply holds it too long, a clear error (no
     traceback) says the live database is unchanged and where the restored copy is."""
     from nextmavens.control.db import connect_control
-    from nextmavens.engine.session import Engine, EngineConfig
+    from nextmavens.control.locks import apply_lock
 
     runner = CliRunner()
     assert runner.invoke(backup, ["run", "clitest/clishop"]).exit_code == 0
@@ -209,7 +209,7 @@ def test_contract_cli_replace_waits_for_a_running_apply_then_says_nothing_change
     damaged = stats(fresh_pg, "clishop")
     applying = connect_control(fresh_pg.dsn)
     try:
-        with Engine(EngineConfig(fresh_pg.dsn, tmp_path / "unused.key")).locked(applying):
+        with apply_lock(fresh_pg.dsn, applying, 60.0):
             result = runner.invoke(
                 backup, ["restore", "clitest/clishop", "--identity", str(age_key[0]), "--replace"], input="y\n"
             )

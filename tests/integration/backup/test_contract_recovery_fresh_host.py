@@ -1,4 +1,4 @@
-"""Disaster recovery on a new host (issue 8, item 17): the control database's backups are useless without the
+"""Disaster recovery on a new host: the control database's backups are useless without the
 master key, so every run backs the key up too, encrypted to the operator's age key. On a new, empty
 PostgreSQL server the README's steps bring everything back: the control database from its chunks, the
 master key with the operator's identity, the secrets unsealed, the project restored, and `apply` has
@@ -18,10 +18,10 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from nextmavens.backup import records
+from devkit.localdb.server import LocalPostgres
 from nextmavens.backup.cli import backup
 from nextmavens.control.db import connect_control, dsn_without_password
-from nextmavens.localdb import LocalPostgres
+from nextmavens.control.store import backups
 from tests.support.engine import Stage
 from tests.support.projects import write_project
 from tests.support.scratch import cloned_server
@@ -89,10 +89,10 @@ def test_contract_recovery_on_a_fresh_host(
     # What the operator downloads from the channel: the newest control database set (its chunks, in
     # order, each checked against the sha256 in its caption). The old host is gone after this.
     with connect_control(stage.server.dsn) as old_control:
-        control_backup = records.latest_complete(old_control, "_platform/control")
+        control_backup = backups.latest_complete(old_control, "_platform/control")
         assert control_backup is not None
         parts = []
-        for chunk in records.chunks(old_control, control_backup.id):
+        for chunk in backups.chunks(old_control, control_backup.id):
             path = standin.state.file_path(chunk.file_id)
             assert hashlib.sha256(path.read_bytes()).hexdigest() == chunk.sha256
             parts.append(path)
@@ -172,7 +172,7 @@ def test_contract_master_key_backup_skipped_before_first_apply_failed_when_the_k
         control.execute("INSERT INTO secrets (scope, name, nonce, ciphertext) VALUES ('x', 'y', 'n', 'c')")
         result = backup_master_key(settings, control, client)
         assert result is not None and not result.ok and "does not exist" in (result.error or "")
-        assert records.get(control, result.backup_id).status == "failed"
+        assert backups.get(control, result.backup_id).status == "failed"
     finally:
         control.close()
     # Kept as long as the control database's backups.

@@ -1,4 +1,4 @@
-"""`backup restore --replace` swaps databases in one transaction under the apply lock (issue 8, item 6):
+"""`backup restore --replace` swaps databases in one transaction under the apply lock:
 a restore killed in the middle of the swap leaves the live database in place and the next run completes
 it; an apply started during the swap waits for it."""
 
@@ -20,7 +20,7 @@ import pytest
 from nextmavens.backup.restore import replace_locked
 from nextmavens.backup.settings import BackupSettings, TelegramSettings
 from nextmavens.control.db import connect_control
-from nextmavens.engine.session import LockTimeout
+from nextmavens.control.locks import LockTimeout
 from nextmavens.manifest.loader import load_manifests
 from tests.support.engine import REPO
 from tests.support.projects import write_project

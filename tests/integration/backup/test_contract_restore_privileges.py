@@ -1,4 +1,4 @@
-"""A restore never runs a tenant's SQL as a superuser (issue 8, item 1): a project owner whose CHECK
+"""A restore never runs a tenant's SQL as a superuser: a project owner whose CHECK
 constraint, domain, index expression and look-alike built-in functions try to make them superuser gets
 nothing from `backup restore` or the `backup verify` drill, and their data comes back intact."""
 

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from devkit.localdb.server import SERVER_USER, free_port
 from nextmavens.edge.clients.tenants import desired_supavisor_tenant
-from nextmavens.localdb import SERVER_USER, free_port
 from nextmavens.naming import POOLER_ROLE
 from tests.integration.contracts.projects import Applied, apply_two_projects
 from tests.support.engine import Stage

@@ -1,6 +1,6 @@
 """STAND-INS (not the real programs) for the admin APIs that cannot run here, served on 127.0.0.1 for the tests.
 
-There is one stand-in implementation: the sandbox image's (nextmavens/sandbox/images/standin/standin.py). This
+There is one stand-in implementation: the sandbox image's (devkit/sandbox/images/standin/standin.py). This
 module loads that file and serves its Supavisor/Realtime tenant APIs and Kong admin API in this process, adding
 only what tests need: a request log, and a Kong refusal that quotes a credential (Kong's flattened errors can
 quote entity values), so the tests prove the client never repeats what Kong says.
@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from nextmavens.edge.kong import KONG_PLUGINS as RENDERED_KONG_PLUGINS
 
-STANDIN_FILE = Path(__file__).resolve().parents[3] / "nextmavens/sandbox/images/standin/standin.py"
+STANDIN_FILE = Path(__file__).resolve().parents[3] / "devkit/sandbox/images/standin/standin.py"
 
 
 def _load_standin() -> ModuleType:

@@ -7,12 +7,12 @@ import subprocess
 
 import pytest
 
-from nextmavens.edge.apply import EdgeRefused, EdgeRuntime, apply_edge
+from nextmavens.edge.apply import EdgeRefused, EdgeReport, EdgeRuntime, apply_edge, check_edge
 from nextmavens.edge.certs import CertbotDirs
 from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
+from nextmavens.edge.inputs import EdgeProject
 from nextmavens.edge.nginx import NginxApplier
-from nextmavens.edge.settings import DEFAULT_SHARED_SERVICES_MB
 from tests.integration.edge.harness import (
     LocalNginx,
     echo_server,
@@ -22,9 +22,14 @@ from tests.integration.edge.harness import (
 )
 from tests.integration.edge.standins import KongStandIn, RealtimeStandIn, SupavisorStandIn, serve
 from tests.support.ports import free_ports
-from tests.unit.edge.fixtures import project, sample_projects, settings
+from tests.unit.edge.fixtures import SHARED_MB, project, sample_projects, settings
 
 INITIAL_SITE = "server {{ listen 127.0.0.1:{port} default_server; return 444; }}\n"
+
+
+def converge(runtime: EdgeRuntime, projects: list[EdgeProject]) -> EdgeReport:
+    """The check, then the edge step: what the commands run, each once."""
+    return apply_edge(runtime, projects, check_edge(runtime.settings, [p.manifest for p in projects]))
 
 
 def elsewhere(name: str) -> list[str]:
@@ -86,7 +91,7 @@ def world(tmp_path):
 
 def test_apply_converges_then_second_run_changes_nothing(world):
     runtime, calls, kong, supavisor, realtime, nginx = world
-    report = apply_edge(runtime, sample_projects())
+    report = converge(runtime, sample_projects())
     assert report.errors == [], report.errors
     assert [c[3] + " " + c[-1] for c in calls] == ["nm-crm 120", "nm-helpdesk stop", "nm-shop 120"]
     assert "kong: config loaded" in report.done and "nginx: reloaded" in report.done
@@ -98,7 +103,7 @@ def test_apply_converges_then_second_run_changes_nothing(world):
     assert not (runtime.services_dir / "gone").exists()
 
     writes = len(supavisor.writes()) + len(realtime.writes())
-    again = apply_edge(runtime, sample_projects())
+    again = converge(runtime, sample_projects())
     assert again.errors == []
     assert "kong: config unchanged" in again.done and "nginx: unchanged" in again.done
     assert len(supavisor.writes()) + len(realtime.writes()) == writes
@@ -106,7 +111,7 @@ def test_apply_converges_then_second_run_changes_nothing(world):
 
     # suspending a project stops its containers and removes its pooler tenant; its data stays
     suspended = [p if p.ref != "crm" else project("crm", state="suspended") for p in sample_projects()]
-    third = apply_edge(runtime, suspended)
+    third = converge(runtime, suspended)
     assert third.errors == []
     assert "crm: supavisor tenant removed (suspended)" in third.done
     assert "crm" not in supavisor.tenants and "crm" in realtime.tenants
@@ -117,7 +122,7 @@ def test_hostile_input_changes_nothing(world):
     runtime, calls, kong, supavisor, realtime, nginx = world
     projects = [project("one", domains=["same.acme.test"]), project("two", domains=["same.acme.test"])]
     with pytest.raises(EdgeRefused, match="already claimed"):
-        apply_edge(runtime, projects)
+        converge(runtime, projects)
     assert calls == [] and kong.requests == [] and supavisor.requests == [] and realtime.requests == []
     assert nginx.site.read_text() == INITIAL_SITE.format(port=runtime.settings.http_port)
     assert not runtime.services_dir.exists()
@@ -126,11 +131,11 @@ def test_hostile_input_changes_nothing(world):
 def test_over_budget_changes_nothing_and_says_what_fits(world):
     runtime, calls, kong, *_ = world
     runtime.settings = runtime.settings.model_copy(
-        update={"memory_budget_mb": sum(DEFAULT_SHARED_SERVICES_MB.values()) + 400}
+        update={"memory_budget_mb": SHARED_MB + 400}
     )
     projects = [project(ref) for ref in ("aaa", "bbb", "ccc")]
     with pytest.raises(EdgeRefused) as info:
-        apply_edge(runtime, projects)
+        converge(runtime, projects)
     assert "What fits: 2 projects" in str(info.value) and "does not fit: ccc" in str(info.value)
     assert calls == [] and kong.requests == []
 
@@ -143,7 +148,7 @@ def test_docker_failure_is_reported_without_secrets(world):
         return subprocess.CompletedProcess(argv, 1, "", f"error: bad env PGRST_JWT_SECRET={shop.secrets.jwt_secret}")
 
     runtime.run = leaky
-    report = apply_edge(runtime, [shop])
+    report = converge(runtime, [shop])
     (error,) = report.errors
     assert "docker compose failed (1)" in error and shop.secrets.jwt_secret not in error and "[secret]" in error
     assert kong.loads == 1  # later steps still ran

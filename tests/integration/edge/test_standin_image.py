@@ -1,6 +1,6 @@
 """The sandbox's stand-in image refuses what the pinned programs refuse (it is a STAND-IN, not Kong or PostgREST).
 
-standin.py runs here as the image runs it: from the image's own build context (nextmavens/sandbox/images.py
+standin.py runs here as the image runs it: from the image's own build context (devkit/sandbox/imagebuild.py
 context_tar, which must ship the facts tables), with the environment the compose gives the container.
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from devkit.sandbox.imagebuild import context_tar
 from nextmavens.edge.kong import PLUGIN_CONFIGS, kong_json, render_kong
-from nextmavens.sandbox.images import context_tar
 from tests.support.ports import free_ports
 from tests.unit.edge.fixtures import sample_projects, settings
 

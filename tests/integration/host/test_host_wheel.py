@@ -18,6 +18,8 @@ def test_two_builds_of_one_commit_are_identical(tmp_path) -> None:
     assert "nextmavens/__init__.py" in names and "nextmavens/host/hostdata.py" in names
     assert not any("__pycache__" in name for name in names)
     assert wheel_has_module(first, "nextmavens/keys.py")
+    # what the deploy (and the sandbox's converge) installs is the product alone, never the workshop
+    assert [n for n in names if any(w in n for w in ("devkit", "sandbox", "localdb", "standin"))] == []
 
 
 def test_a_prebuilt_wheel_is_used_as_is(tmp_path) -> None:

@@ -99,7 +99,7 @@ def test_health_alerts_a_stale_backup_once_then_its_recovery(
 def test_status_reports_a_superuser_the_platform_does_not_manage(
     fresh_pg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Issue 8 item 1: an escalated tenant role (or any unmanaged superuser) is a problem in `status`."""
+    """An escalated tenant role (or any unmanaged superuser) is a problem in `status`."""
     monitor_env(monkeypatch, fresh_pg, tmp_path)
     with psycopg.connect(fresh_pg.dsn, autocommit=True) as conn:
         conn.execute("CREATE ROLE nextmavens_layer NOLOGIN SUPERUSER")  # the engine's own: expected

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from nextmavens.control import access
 from nextmavens.control.db import connect_control
+from nextmavens.control.store import access
 from nextmavens.platform.issuing import revoke
 from nextmavens.platform.tokens import new_token
 from tests.integration.platform.harness import PlatformStage

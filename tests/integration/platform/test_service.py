@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from nextmavens.backup import records
-from nextmavens.control import access
 from nextmavens.control.db import connect_control
+from nextmavens.control.store import backups as records
+from nextmavens.control.store import projects
 from tests.integration.platform.harness import (
     ACME_MEMBERS,
     PlatformStage,
@@ -89,7 +89,7 @@ def test_an_internal_error_says_nothing_of_itself(
     def broken(*_: object) -> None:
         raise RuntimeError("postgresql://admin:hunter2-internal@db/x")
 
-    monkeypatch.setattr(access, "org_members", broken)
+    monkeypatch.setattr(projects, "all_orgs", broken)
     answer = client.get("/v1/orgs/acme/members", headers=owner)
     assert answer.status_code == 500
     assert error_of(answer) == {

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.standins.telegram import DOWNLOAD_LIMIT, UPLOAD_LIMIT, TelegramStandin
 from nextmavens.backup.pipeline import chunk_name, read_chunks
 from nextmavens.backup.settings import ConfigError, read_secret_file
-from nextmavens.backup.standin import DOWNLOAD_LIMIT, UPLOAD_LIMIT, TelegramStandin
 from nextmavens.backup.telegram import RetryPolicy, TelegramClient, TelegramError
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, total_seconds=10, request_timeout=10)

@@ -11,14 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from nextmavens.edge.inputs import EdgeInputError, project_hostnames
-from nextmavens.edge.kong import (
-    AUTH_OPEN_PATHS,
-    KongConfig,
-    consumer_with_key,
-    kong_json,
-    render_kong,
-    route_admissions,
-)
+from nextmavens.edge.kong import AUTH_OPEN_PATHS, KongConfig, kong_json, render_kong
+from tests.support.kongroutes import consumer_with_key, route_admissions
 from tests.unit.edge.fixtures import project, sample_projects, settings
 
 GOLDEN = Path(__file__).parent / "golden" / "kong.json"

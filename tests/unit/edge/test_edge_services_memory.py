@@ -15,10 +15,7 @@ from nextmavens.edge.memory import (
     projects_that_fit,
 )
 from nextmavens.edge.services import compose_command, render_project_services, write_project_files
-from nextmavens.edge.settings import DEFAULT_SHARED_SERVICES_MB
-from tests.unit.edge.fixtures import manifest, sample_projects, secrets_for, settings
-
-SHARED_MB = sum(DEFAULT_SHARED_SERVICES_MB.values())  # the default shared services' budget
+from tests.unit.edge.fixtures import BUDGET_MB, SHARED_MB, manifest, sample_projects, secrets_for, settings
 
 
 def shop():
@@ -126,4 +123,4 @@ def test_suspended_projects_do_not_count():
 
 
 def test_projects_that_fit_8gb():
-    assert projects_that_fit(settings(), 184) == (8192 - SHARED_MB) // 184
+    assert projects_that_fit(settings(), 184) == (BUDGET_MB - SHARED_MB) // 184

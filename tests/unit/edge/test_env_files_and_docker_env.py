@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from nextmavens.edge.host import EdgeHost, EdgeHostConfig, edge_runtime, running_refs
+from nextmavens.edge.hostruntime import edge_runtime, running_refs
 from nextmavens.edge.services import env_file_text, env_file_value, render_project_services, write_project_files
+from nextmavens.edge.settingsfile import EdgeHost, EdgeHostConfig
 from nextmavens.keys import issue_api_keys, new_jwt_secret, new_password
 from nextmavens.monitor.storage import run_command
 from tests.support.dotenv import compose_go_dotenv
@@ -127,7 +128,7 @@ def _recorded(record: Path) -> list[dict[str, str]]:
 
 def test_docker_and_compose_from_the_edge_get_no_secret(env_recorder: tuple[Path, Path]) -> None:
     script, record = env_recorder
-    host = EdgeHost(settings=settings(), config=EdgeHostConfig(settings={}, docker=[str(script)]))
+    host = EdgeHost(settings=settings(), config=EdgeHostConfig(settings=settings(), docker=[str(script)]))
     assert running_refs(host) == set()  # `docker ps`
     assert edge_runtime(host).run(["docker", "compose", "-p", "nm-shop", "up", "-d"]).returncode == 0
     runs = _recorded(record)

@@ -171,7 +171,7 @@ def test_postgres_objects_sample_and_absent_container() -> None:
     assert run(command) == []
 
 
-def test_file_sha256_and_text_file(tmp_path: Path) -> None:
+def test_file_sha256(tmp_path: Path) -> None:
     path = tmp_path / "marker"
     path.write_text("abc\n")
     sha = facts.FileSha256()
@@ -179,8 +179,6 @@ def test_file_sha256_and_text_file(tmp_path: Path) -> None:
         "edeaaff3f1774ad2888673770c6d64097e391bc362d7d6fb34982ddf0efd18cb"
     )
     assert sha.process(run(sha.command(path=str(tmp_path / "missing")))) == ""
-    text = facts.TextFile()
-    assert text.process(run(text.command(path=str(path)))) == "abc"
 
 
 def test_docker_networks_sample() -> None:

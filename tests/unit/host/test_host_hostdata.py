@@ -92,7 +92,7 @@ def test_missing_required_value_names_file_and_key(group_dir: Path, monkeypatch)
     for name in ("NEXTMAVENS_DOMAIN", "NEXTMAVENS_ADMIN_EMAIL", "NEXTMAVENS_ADMIN_PUBKEYS"):
         monkeypatch.delenv(name, raising=False)
     message = _error(group_dir, "production")
-    assert "group_data/production.py: required key 'platform_domain' is not set" in message
+    assert "group_data/production.py: required key 'api_domain' is not set" in message
     assert "group_data/production.py: required key 'admin_ssh_public_keys' is not set" in message
 
 
@@ -130,7 +130,7 @@ def test_inventory_refuses_to_start_and_names_the_problem(tmp_path: Path) -> Non
     )
     assert result.returncode == 1
     assert "Host data is invalid; nothing was run" in result.stderr
-    assert "group_data/production.py: required key 'platform_domain' is not set" in result.stderr
+    assert "group_data/production.py: required key 'api_domain' is not set" in result.stderr
 
 
 def test_inventory_without_hosts_validates_nothing() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nextmavens.control.access import AppliedProject
+from nextmavens.control.store.access import AppliedProject
 from nextmavens.manifest.loader import load_manifests
 from nextmavens.platform.catalog import project_views
 from nextmavens.platform.service import ManifestSource

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nextmavens.sandbox import commands, images, rootfs
-from nextmavens.sandbox.config import LOCAL_IMAGES, SandboxConfig
+from devkit.sandbox import commands, imagebuild, rootfs
+from devkit.sandbox.config import LOCAL_IMAGES, SandboxConfig
 
 
 @pytest.fixture
@@ -167,14 +167,16 @@ def test_image_contexts_are_reproducible() -> None:
         "meta": "nextmavens-local/postgres-meta:0.91.6",
     }
     for name in LOCAL_IMAGES:
-        first, second = images.context_tar(name), images.context_tar(name)
+        first, second = imagebuild.context_tar(name), imagebuild.context_tar(name)
         assert first == second
         with tarfile.open(fileobj=io.BytesIO(first)) as tar:
             names = tar.getnames()
         assert "Dockerfile" in names
-        dockerfile = (images.IMAGES_DIR / name / "Dockerfile").read_text()
+        dockerfile = (imagebuild.IMAGES_DIR / name / "Dockerfile").read_text()
         froms = [ln for ln in dockerfile.splitlines() if ln.startswith("FROM ")]
         # Debian 12 for PostgreSQL 15 and Redis 7; Debian 13 for Node.js 20 (postgres-meta needs >= 20)
         suite = "trixie" if name == "meta" else "bookworm"
-        assert froms == [f"FROM nextmavens-local/debian:{suite}"]
-        assert images.base_suite(name) == suite
+        # the image's own FROM last; a build stage (`AS <name>`, only its files copied on) builds on the same base
+        assert froms[-1] == f"FROM nextmavens-local/debian:{suite}"
+        assert all(ln.startswith(f"FROM nextmavens-local/debian:{suite} AS ") for ln in froms[:-1]), froms
+        assert imagebuild.base_suite(name) == suite

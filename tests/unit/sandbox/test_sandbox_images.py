@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nextmavens.sandbox import images, npm, rootfs
-from nextmavens.sandbox.config import LOCAL_IMAGES, SandboxConfig
+from devkit.sandbox import imagebuild, npm, rootfs
+from devkit.sandbox.config import LOCAL_IMAGES, SandboxConfig
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -113,36 +113,36 @@ def test_ensure_bundle_refuses_another_version_and_caches(cfg: SandboxConfig, mo
 
 
 def test_the_meta_context_carries_the_bundle_and_its_hash_follows_it(tmp_path: Path) -> None:
-    dockerfile = (images.IMAGES_DIR / "meta" / "Dockerfile").read_text()
+    dockerfile = (imagebuild.IMAGES_DIR / "meta" / "Dockerfile").read_text()
     assert f"ADD {npm.BUNDLE_NAME} " in dockerfile
     assert 'CMD ["node", "dist/server/server.js"]' in dockerfile
     bundle = tmp_path / npm.BUNDLE_NAME
     bundle.write_bytes(b"first")
     extra = {npm.BUNDLE_NAME: bundle}
-    with tarfile.open(fileobj=io.BytesIO(images.context_tar("meta", extra))) as tar:
+    with tarfile.open(fileobj=io.BytesIO(imagebuild.context_tar("meta", extra))) as tar:
         assert {npm.BUNDLE_NAME, "Dockerfile", "package.json"} <= set(tar.getnames())
     base = tmp_path / "base-trixie-x.tar"
-    before = images.context_hash("meta", base, extra)
+    before = imagebuild.context_hash("meta", base, extra)
     bundle.write_bytes(b"second")
-    assert images.context_hash("meta", base, extra) != before
+    assert imagebuild.context_hash("meta", base, extra) != before
 
 
 def test_host_inputs_only_for_the_meta_image(cfg: SandboxConfig, monkeypatch) -> None:
     made: list[SandboxConfig] = []
     monkeypatch.setattr(npm, "ensure_bundle", lambda c: made.append(c) or Path("/cache/b.tar.gz"))
-    assert images.host_inputs(cfg, "meta") == {npm.BUNDLE_NAME: Path("/cache/b.tar.gz")}
-    assert all(images.host_inputs(cfg, name) == {} for name in ("postgres", "redis", "standin"))
+    assert imagebuild.host_inputs(cfg, "meta") == {npm.BUNDLE_NAME: Path("/cache/b.tar.gz")}
+    assert all(imagebuild.host_inputs(cfg, name) == {} for name in ("postgres", "redis", "standin"))
     assert made == [cfg]
 
 
 def test_base_suite_needs_exactly_one_local_base(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(images, "IMAGES_DIR", tmp_path)
+    monkeypatch.setattr(imagebuild, "IMAGES_DIR", tmp_path)
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "Dockerfile").write_text("FROM debian:bookworm\n")
     with pytest.raises(ValueError, match="expected one"):
-        images.base_suite("x")
+        imagebuild.base_suite("x")
     (tmp_path / "x" / "Dockerfile").write_text("FROM nextmavens-local/debian:trixie\nRUN true\n")
-    assert images.base_suite("x") == "trixie"
+    assert imagebuild.base_suite("x") == "trixie"
 
 
 def test_each_base_suite_has_its_own_tarball_and_package_cache(cfg: SandboxConfig, monkeypatch) -> None:
@@ -160,14 +160,20 @@ def test_each_base_suite_has_its_own_tarball_and_package_cache(cfg: SandboxConfi
     assert tars["bookworm"] != tars["trixie"] and all(p.is_file() for p in tars.values())
     # not the guest's package cache (deb_cache/trixie): the two debootstraps may run at once
     assert straps == [("bookworm", "bookworm-base"), ("trixie", "trixie-base")]
-    assert {images.base_suite(name) for name in LOCAL_IMAGES} <= set(tars)
+    assert {imagebuild.base_suite(name) for name in LOCAL_IMAGES} <= set(tars)
 
 
 def test_the_postgres_image_has_the_extensions_and_preloads_them() -> None:
-    dockerfile = (images.IMAGES_DIR / "postgres" / "Dockerfile").read_text()
+    dockerfile = (imagebuild.IMAGES_DIR / "postgres" / "Dockerfile").read_text()
     for package in ("postgresql-15-wal2json", "postgresql-15-postgis-3", "postgresql-15-pgaudit", "postgresql-15-cron"):
         assert package in dockerfile
-    entrypoint = (images.IMAGES_DIR / "postgres" / "entrypoint.sh").read_text()
+    # pgvector from Debian 13's source package, built for PostgreSQL 15 without -march=native, in a build stage
+    # on the same base as the image (base_suite reads the final, unnamed FROM)
+    assert "deb-src $mirror trixie main" in dockerfile and "apt-get source pgvector" in dockerfile
+    assert "postgresql-server-dev-15" in dockerfile and 'OPTFLAGS=""' in dockerfile
+    assert "COPY --from=pgvector /out/usr/ /usr/" in dockerfile
+    assert imagebuild.base_suite("postgres") == "bookworm"
+    entrypoint = (imagebuild.IMAGES_DIR / "postgres" / "entrypoint.sh").read_text()
     assert "shared_preload_libraries = 'pg_stat_statements, pgaudit, pg_cron'" in entrypoint
     assert "cron.database_name = 'postgres'" in entrypoint
     # supabase_admin's password is read by psql from its environment, never put on a command line

@@ -8,6 +8,7 @@ PGRST_DB_USE_LEGACY_GUCS.
 
 from __future__ import annotations
 
+import json
 import re
 import runpy
 import shlex
@@ -19,7 +20,7 @@ import yaml
 
 from nextmavens.edge.kong import PLUGIN_CONFIGS, render_kong
 from nextmavens.edge.services import render_project_services
-from nextmavens.edge.settings import DEFAULT_SHARED_SERVICES_MB, EdgeSettings
+from nextmavens.host.edgeconfig import edge_settings
 from nextmavens.host.hostdata import HostData
 from nextmavens.host.render import render_stack, template_context
 from nextmavens.manifest.models import ALLOWED_EXTENSIONS
@@ -35,6 +36,8 @@ from nextmavens.upstream.facts import (
     PINNED,
     POSTGREST_V12_2_12,
     POSTGREST_V14_5,
+    REALTIME_SLOTS_PER_TENANT,
+    REALTIME_WAL_SENDERS_PER_TENANT,
     pinned,
     pinned_kong,
 )
@@ -85,11 +88,11 @@ def test_every_configured_pin_has_a_facts_table_for_its_exact_tag():
         assert image in FACTS and FACTS[image].image == image
 
 
-def test_edge_settings_default_to_the_pins():
-    fields = EdgeSettings.model_fields
-    assert fields["postgrest_image"].default == PINNED["postgrest"]
-    assert fields["gotrue_image"].default == PINNED["gotrue"]
-    assert fields["storage_image"].default == PINNED["storage_api"]
+def test_production_edge_settings_carry_the_pins(configs):
+    settings = edge_settings(configs["production"])
+    assert settings.postgrest_image == PINNED["postgrest"]
+    assert settings.gotrue_image == PINNED["gotrue"]
+    assert settings.storage_image == PINNED["storage_api"]
 
 
 def test_not_read_pins_are_rendered_nowhere_by_default(configs):
@@ -106,6 +109,8 @@ def test_every_fact_names_its_source():
         assert facts.flags_source if facts.flags else True
         assert facts.commands_source if facts.commands else True
         assert facts.config_source if facts.config_keys else True
+        assert facts.config_defaults_source if facts.config_defaults else True
+        assert facts.cmd_source if facts.cmd else True
 
 
 # ---------------------------------------------------------------- Kong (D1, D2)
@@ -178,6 +183,16 @@ def test_rendered_stacks_set_only_what_the_pinned_programs_read(configs):
         own = {n for argv in _commands(service) for n in re.findall(r"\$([A-Z_][A-Z0-9_]*)", " ".join(argv))}
         names = set(service.get("environment") or {}) - own
         assert unknown_env(names, facts) == [], f"{where} ({facts.image}, {facts.env_source})"
+
+
+def test_analytics_when_enabled_sets_only_what_the_pinned_logflare_reads(configs):
+    config = configs["production"].model_copy(update={"supabase_analytics_enabled": True})
+    analytics = _services(config, "supabase")["analytics"]
+    facts = FACTS[analytics["image"]]
+    assert facts is pinned("logflare")
+    assert unknown_env(set(analytics["environment"]), facts) == [], facts.env_source
+    # Vector stays unread: it is rendered without the config file that would make it ship anything
+    assert "vector" in NOT_READ and "command" not in _services(config, "supabase")["vector"]
 
 
 def test_rendered_stacks_run_only_commands_the_pinned_images_have(configs):
@@ -253,6 +268,26 @@ def test_postgrest_settings_dropped_upstream_are_known_dead():
     assert POSTGREST_V14_5.reads_env("PGRST_APP_SETTINGS_JWT_EXP")
 
 
+def test_gotrue_table_reads_names_as_envconfig_derives_them():
+    """Every name envconfig derives from GoTrue's config structs at the tag, not a hand-picked few: nested
+    prefixes, split words, `envconfig` tags read both prefixed and bare, and names that look right but are not."""
+    gotrue = pinned("gotrue")
+    assert len(gotrue.env) > 300
+    for name in (
+        "GOTRUE_DB_DATABASE_URL",  # DB.URL, tag DATABASE_URL under the DB prefix...
+        "DATABASE_URL",  # ...and the tag alone
+        "PORT",
+        "GOTRUE_MAILER_URLPATHS_INVITE",  # no split_words on URLPaths
+        "GOTRUE_EXTERNAL_GOOGLE_SKIP_NONCE_CHECK",
+        "GOTRUE_HOOK_CUSTOM_ACCESS_TOKEN_URI",
+        "GOTRUE_JWT_VALIDMETHODS",
+        "GOTRUE_INTERNAL_HTTP_TIMEOUT",  # os.Getenv, outside the config structs
+    ):
+        assert gotrue.reads_env(name), name
+    for name in ("GOTRUE_EXTERNAL_SKIP_NONCE_CHECK", "GOTRUE_JWT_VALID_METHODS", "GOTRUE_DATABASE_URL"):
+        assert not gotrue.reads_env(name), name
+
+
 # ---------------------------------------------------------------- memory (D5)
 
 HEADROOM = 1.25  # a limit at the measured RSS is an OOM kill at the first request spike
@@ -265,7 +300,6 @@ def test_memory_limits_leave_room_above_what_was_measured(configs):
             assert limit >= measured * HEADROOM, (
                 f"{group}: memory_limits_mb[{key!r}]={limit} vs {measured} MiB measured"
             )
-    assert DEFAULT_SHARED_SERVICES_MB["postgres-meta"] >= pinned("postgres_meta").measured_rss_mb * HEADROOM
     assert pinned("postgres_meta").measured_rss_mb and pinned("postgres_meta").measured_source
 
 
@@ -277,7 +311,7 @@ def test_allowed_extensions_exist_in_the_pinned_postgres():
 
 
 def test_sandbox_postgres_has_wal2json_for_realtime():
-    dockerfile = (REPO / "nextmavens/sandbox/images/postgres/Dockerfile").read_text()
+    dockerfile = (REPO / "devkit/sandbox/images/postgres/Dockerfile").read_text()
     installs = re.findall(r"apt-get install -y --no-install-recommends ([^\\\n&]+)", dockerfile)
     packages = {p for line in installs for p in line.split()}
     assert "postgresql-15-wal2json" in packages
@@ -292,3 +326,49 @@ def test_facts_module_imports_only_the_standard_library():
         allowed = {"__future__", "collections", "dataclasses", "typing", "nextmavens"}
         assert all(i.split(".")[0] in allowed for i in imports), name
         assert all(i == "nextmavens.upstream.facts" for i in imports if i.startswith("nextmavens")), name
+
+
+# ---------------------------------------------------------------- Postgres replication capacity
+
+
+def _postgres_settings(config: HostData) -> tuple[list[str], dict[str, int]]:
+    """The shared Postgres's argv and its `-c name=value` settings, as the rendered compose runs it."""
+    argv = _services(config, "supabase")["db"]["command"]
+    settings = dict(a.split("=", 1) for a, flag in zip(argv[1:], argv[:-1], strict=True) if flag == "-c")
+    return argv, {k: int(v) for k, v in settings.items()}
+
+
+@pytest.mark.parametrize("max_projects", [None, 1, 6, 200])
+def test_production_postgres_has_a_slot_and_walsender_for_every_realtime_tenant(configs, max_projects):
+    config = configs["production"]
+    if max_projects is not None:
+        config = config.model_copy(update={"max_projects": max_projects})
+    facts = pinned("postgres")
+    argv, settings = _postgres_settings(config)
+    # the image's own CMD first (its config directory holds supautils, the preloads, hba), then only flags and
+    # settings the pinned image knows
+    assert tuple(argv[: len(facts.cmd)]) == facts.cmd, argv
+    assert {a for a in argv[len(facts.cmd) :] if a.startswith("-")} <= facts.flags
+    assert set(settings) <= set(facts.config_defaults), settings
+    image_slots, image_senders = (int(facts.config_defaults[k]) for k in ("max_replication_slots", "max_wal_senders"))
+    tenants = config.max_projects
+    assert settings["max_replication_slots"] - image_slots >= REALTIME_SLOTS_PER_TENANT * tenants, settings
+    assert settings["max_wal_senders"] - image_senders >= REALTIME_WAL_SENDERS_PER_TENANT * tenants, settings
+
+
+def test_the_images_own_replication_figures_would_starve_a_sixth_project():
+    # why the command exists: 5 slots at two a tenant, and the image's defaults read at the source
+    facts = pinned("postgres")
+    assert facts.config_defaults["max_replication_slots"] == "5" and facts.config_defaults["max_wal_senders"] == "10"
+    assert int(facts.config_defaults["max_replication_slots"]) // REALTIME_SLOTS_PER_TENANT < 6
+
+
+def test_sandbox_postgres_image_runs_the_pinned_images_command():
+    """The sandbox renders the same `command:`: its image keeps its config under the same directory."""
+    image_dir = REPO / "nextmavens/sandbox/images/postgres"
+    dockerfile = (image_dir / "Dockerfile").read_text()
+    config_dir = pinned("postgres").cmd[-1]
+    assert f"CMD {json.dumps(list(pinned('postgres').cmd))}" in dockerfile
+    assert f"{config_dir}/postgresql.conf" in dockerfile
+    conf = (image_dir / "postgresql.conf").read_text()
+    assert f"data_directory = '{pinned('postgres').config_defaults['data_directory']}'" in conf

@@ -1,0 +1,484 @@
+#!/usr/bin/python3
+"""Sandbox stand-in (nextmavens-local/standin:1) for services whose upstream images cannot be pulled or
+built here. NOT the real services: each role implements only the documented behaviour the platform uses.
+
+Roles (STANDIN_ROLE, else detected from the service's own environment):
+- plain      : every port in STANDIN_PORTS answers JSON; /health is {"status": "ok"}.
+- postgrest  : (PGRST_DB_URI set) port 3000 answers any path with JSON naming the project and service;
+               the admin port (PGRST_ADMIN_SERVER_PORT) answers /ready and /live, as `postgrest --ready` checks.
+- gotrue     : (GOTRUE_API_PORT set) that port answers /health and any path with JSON naming the project.
+- storage    : (STORAGE_BACKEND set) PORT (5000) answers /status and any path with JSON naming the project.
+- kong       : Kong DB-less. Admin (8001): POST /config {"config": "<json>"} with ?check_hash=1 (304 for an
+               identical config), 400 code 14 for an invalid one (running config kept), GET /status with
+               configuration_hash. Proxy (8000): routes by hosts + paths (longest prefix), strip_path,
+               upstreams, plugins request-termination, key-auth (key_names; header, query when key_in_query),
+               acl (allow groups of the consumer), cors, request-transformer (add.headers), then forwards.
+               rate-limiting is accepted and not enforced.
+- supavisor / realtime : the tenant APIs (GET/PUT/DELETE /api/tenants/<id>) behind an HS256 bearer JWT
+               signed with API_JWT_SECRET; views never return passwords (Realtime drops db_password and
+               jwt_secret).
+Every role answers GET /__standin/health (the image's HEALTHCHECK).
+
+Stand-ins refuse what the pinned programs refuse: they read the pinned facts tables (nextmavens/upstream/facts.py
+and checks.py, shipped in this image's build context under /opt/standin). Kong refuses a `_format_version`, a
+plugin missing from KONG_PLUGINS (read from this container's environment) or an unknown plugin config field,
+as the pinned Kong 2.8.1 does; `postgrest --ready` behaves as the pinned PostgREST's (absent before v14; fails
+without an admin port or with a special admin host).
+"""
+
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from nextmavens.upstream import checks, facts
+
+ENV = os.environ
+NAME = ENV.get("STANDIN_NAME", "standin")
+BIND = ENV.get("STANDIN_BIND", "0.0.0.0")  # noqa: S104 - every address inside the container; tests use loopback
+HEALTH = "/__standin/health"
+
+
+def detect_role():
+    role = ENV.get("STANDIN_ROLE", "")
+    if role:
+        return role
+    if "PGRST_DB_URI" in ENV:
+        return "postgrest"
+    if "GOTRUE_API_PORT" in ENV:
+        return "gotrue"
+    if "STORAGE_BACKEND" in ENV:
+        return "storage"
+    return "plain"
+
+
+ROLE = detect_role()
+
+
+def _bind_host(value):
+    """PostgREST's host values: the special ones mean every address (stand-in: IPv4 only)."""
+    return BIND if value in checks.POSTGREST_SPECIAL_HOSTS else value
+
+
+def listeners():
+    """(address, port) pairs this role serves."""
+    if ROLE == "postgrest":
+        host = ENV.get("PGRST_SERVER_HOST", "!4")
+        admin_host = ENV.get("PGRST_ADMIN_SERVER_HOST") or host
+        main = (_bind_host(host), int(ENV.get("PGRST_SERVER_PORT", "3000")))
+        if not ENV.get("PGRST_ADMIN_SERVER_PORT"):
+            return [main]
+        return [main, (_bind_host(admin_host), int(ENV["PGRST_ADMIN_SERVER_PORT"]))]
+    return [(BIND, p) for p in ports()]
+
+
+def ports():
+    if ROLE == "postgrest":
+        return [p for _, p in listeners()]
+    if ROLE == "gotrue":
+        return [int(ENV["GOTRUE_API_PORT"])]
+    if ROLE == "storage":
+        return [int(ENV.get("PORT", "5000"))]
+    return [int(p) for p in ENV.get("STANDIN_PORTS", "8080").replace(" ", "").split(",") if p]
+
+
+def project_name():
+    """The project a per-project service serves: its database (PostgREST) or its public URL (GoTrue)."""
+    if ROLE == "postgrest":
+        return urlsplit(ENV["PGRST_DB_URI"]).path.lstrip("/")
+    if ROLE == "gotrue":
+        return (urlsplit(ENV.get("API_EXTERNAL_URL", "")).hostname or "").split(".")[0]
+    if ROLE == "storage":
+        return ENV.get("TENANT_ID", "")
+    return ""
+
+
+# --- HS256 bearer tokens (the tenant APIs) ---------------------------------------------------------------
+def _b64decode(part):
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def jwt_valid(header, secret):
+    if not secret:
+        return True
+    if not header or not header.startswith("Bearer "):
+        return False
+    try:
+        head, payload, sig = header[7:].split(".")
+        if json.loads(_b64decode(head)).get("alg") != "HS256":
+            return False
+        want = hmac.new(secret.encode(), f"{head}.{payload}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(want, _b64decode(sig)):
+            return False
+        exp = json.loads(_b64decode(payload)).get("exp")
+        return isinstance(exp, int | float) and exp > time.time()
+    except (ValueError, TypeError):
+        return False
+
+
+# --- tenant APIs ------------------------------------------------------------------------------------------
+# Supavisor (lib/supavisor_web/controllers/tenant_controller.ex, tenant_view.ex, user_view.ex at v2.5.7) and
+# Realtime (lib/realtime_web/controllers/tenant_controller.ex, views/tenant_view.ex at v2.34.47).
+SUPAVISOR_FIELDS = (
+    "db_host", "db_port", "db_database", "ip_version", "upstream_ssl", "upstream_verify", "enforce_ssl",
+    "require_user", "auth_query", "sni_hostname", "default_pool_size", "default_max_clients",
+    "client_idle_timeout", "default_pool_strategy",
+)  # fmt: skip
+SUPAVISOR_DEFAULTS = {"default_pool_size": 15, "default_max_clients": 1000, "require_user": True}
+ENCRYPTED_REALTIME_SETTINGS = ("db_host", "db_name", "db_user", "db_port")
+
+
+def supavisor_view(t):
+    data = {"id": t["id"], "external_id": t["external_id"]}
+    data.update({k: t.get(k, SUPAVISOR_DEFAULTS.get(k)) for k in SUPAVISOR_FIELDS})
+    data["users"] = [
+        {
+            "db_user_alias": u["db_user"],
+            "db_user": u["db_user"],
+            "pool_size": u.get("pool_size"),
+            "is_manager": u.get("is_manager", False),
+            "mode_type": u.get("mode_type", "transaction"),
+            "pool_checkout_timeout": 60000,
+            "max_clients": None,
+        }
+        for u in t.get("users", [])
+    ]
+    return data
+
+
+def realtime_view(t):
+    extensions = []
+    for ext in t.get("extensions", []):
+        settings = {k: v for k, v in ext["settings"].items() if k != "db_password"}
+        for key in ENCRYPTED_REALTIME_SETTINGS:
+            if key in settings:
+                settings[key] = base64.b64encode(hashlib.sha256(str(settings[key]).encode()).digest()).decode()
+        extensions.append({"type": ext["type"], "settings": settings, "inserted_at": "2026-01-01T00:00:00"})
+    return {
+        "id": t["id"], "external_id": t["external_id"], "name": t.get("name"),
+        "max_concurrent_users": t.get("max_concurrent_users", 200), "max_channels_per_client": 100,
+        "max_events_per_second": 100, "max_joins_per_second": 100, "inserted_at": "2026-01-01T00:00:00",
+        "extensions": extensions, "private_only": False,
+    }  # fmt: skip
+
+
+class Tenants:
+    """GET/PUT/DELETE /api/tenants/<external_id> of Supavisor ("supavisor") or Realtime ("realtime")."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.tenants = {}
+        self.lock = threading.Lock()
+
+    def view(self, tenant):
+        return supavisor_view(tenant) if self.kind == "supavisor" else realtime_view(tenant)
+
+    def handle(self, method, path, body):
+        parts = path.strip("/").split("/")
+        if parts[:2] != ["api", "tenants"] or len(parts) != 3:
+            return 404, {"error": "not found"}
+        ref = parts[2]
+        with self.lock:
+            if method == "GET":
+                t = self.tenants.get(ref)
+                return (200, {"data": self.view(t)}) if t else (404, {"error": "not found"})
+            if method == "PUT":
+                params = (body or {}).get("tenant") if isinstance(body, dict) else None
+                if not isinstance(params, dict):
+                    return 400, {"error": "missing tenant"}
+                if self.kind == "supavisor" and any("db_password" not in u for u in params.get("users", [])):
+                    return 422, {"errors": {"users": ["db_password can't be blank"]}}
+                if ref in self.tenants:
+                    self.tenants[ref].update(params)
+                    return 200, {"data": self.view(self.tenants[ref])}
+                if self.kind == "realtime" and ("extensions" not in params or not params.get("jwt_secret")):
+                    return 422, {"errors": {"jwt_secret": ["can't be blank"]}}
+                self.tenants[ref] = {**params, "external_id": ref, "id": str(uuid.uuid4())}
+                return 201, {"data": self.view(self.tenants[ref])}
+            if method == "DELETE":
+                found = self.tenants.pop(ref, None) is not None
+                # Realtime answers 204 for an unknown tenant too; Supavisor 404.
+                return (204, None) if found or self.kind == "realtime" else (404, None)
+        return 405, {"error": "method not allowed"}
+
+
+# --- Kong (DB-less) ---------------------------------------------------------------------------------------
+def invalid(message):
+    return 400, {"code": 14, "name": "invalid declarative configuration", "message": message}
+
+
+class KongAdmin:
+    """Kong 2.8.1's DB-less admin API: POST /config (check_hash=1: 304 when identical; an invalid config is
+    refused with code 14 and the running one kept), GET /status with configuration_hash. It refuses what the
+    pinned Kong refuses (checks.kong_config_problems), with KONG_PLUGINS read as Kong reads it."""
+
+    def __init__(self, kong_plugins):
+        self.facts = facts.pinned_kong()
+        self.plugins = checks.kong_enabled_plugins(kong_plugins, self.facts)
+        self.lock = threading.Lock()
+        self.text = None  # the running declarative config, as loaded
+        self.compiled = None  # the same, compiled for the proxy
+        self.hash = "0" * 32
+        self.loads = 0
+        self.busy = 0  # answer this many POSTs with 429 first (a reload in progress)
+
+    def handle(self, method, path, query, raw):
+        with self.lock:
+            if method == "GET" and path == "/status":
+                return 200, {"configuration_hash": self.hash, "server": {"connections_active": 1}}
+            if method != "POST" or path != "/config":
+                return 404, {"message": "Not found"}
+            if self.busy > 0:
+                self.busy -= 1
+                return 429, {"message": "Currently loading previous configuration"}
+            try:
+                text = json.loads(raw).get("config")
+            except (ValueError, AttributeError):
+                text = None
+            if not isinstance(text, str):
+                return invalid("expected a declarative config in 'config'")
+            new_hash = hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - Kong's configuration_hash is md5
+            if query.get("check_hash") == ["1"] and new_hash == self.hash:
+                return 304, None
+            try:
+                doc = json.loads(text)
+            except ValueError:
+                return invalid("config is not valid JSON")
+            problems = checks.kong_config_problems(doc, self.plugins, self.facts)
+            if problems:
+                return invalid("declarative config is invalid: " + "; ".join(problems))
+            self.text, self.compiled, self.hash = text, compile_kong(doc), new_hash
+            self.loads += 1
+            return 201, doc
+
+
+def compile_kong(doc):
+    keys, groups = {}, {}
+    for c in doc.get("consumers", []):
+        for k in c.get("keyauth_credentials", []):
+            keys[k["key"]] = c["username"]
+        groups[c["username"]] = {a["group"] for a in c.get("acls", [])}
+    upstreams = {u["name"]: [t["target"] for t in u.get("targets", [])] for u in doc.get("upstreams", [])}
+    routes = []
+    for s in doc.get("services", []):
+        for r in s.get("routes", []):
+            plugins = {p["name"]: p.get("config", {}) for p in s.get("plugins", [])}
+            plugins.update({p["name"]: p.get("config", {}) for p in r.get("plugins", [])})
+            for path in r.get("paths") or ["/"]:
+                routes.append({"hosts": r.get("hosts") or [], "path": path, "strip": r.get("strip_path", True),
+                               "preserve_host": r.get("preserve_host", False), "url": s["url"],
+                               "plugins": plugins, "name": r.get("name", s.get("name"))})  # fmt: skip
+    # Kong's router: routes with hosts before those without, then the longest path
+    routes.sort(key=lambda r: (not r["hosts"], -len(r["path"])))
+    return {"keys": keys, "groups": groups, "upstreams": upstreams, "routes": routes}
+
+
+def kong_match(cfg, host, path):
+    for r in cfg["routes"]:
+        if r["hosts"] and host not in r["hosts"]:
+            continue
+        if path.startswith(r["path"]):
+            return r
+    return None
+
+
+def kong_admit(cfg, method, host, path, query, headers):
+    """Kong's router and its auth plugins, as the pinned config uses them (no I/O): the matched route, the
+    consumer, extra response headers, and either (status, body) to answer at once or None to forward.
+    `headers` is a case-insensitive mapping (an http.client message)."""
+    route = kong_match(cfg, host, path) if cfg else None
+    if route is None:
+        return None, None, {}, (404, {"message": "no Route matched with those values"})
+    plugins, extra = route["plugins"], {}
+    cors = plugins.get("cors")
+    if cors is not None:
+        extra["Access-Control-Allow-Origin"] = (cors.get("origins") or ["*"])[0]
+        if method == "OPTIONS":
+            extra["Access-Control-Allow-Methods"] = ",".join(cors.get("methods", []))
+            extra["Access-Control-Allow-Headers"] = ",".join(cors.get("headers", []))
+            return route, None, extra, (200, None)
+    term = plugins.get("request-termination")
+    if term is not None:
+        return route, None, extra, (term.get("status_code", 503), {"message": term.get("message", "")})
+    consumer = None
+    auth = plugins.get("key-auth")
+    if auth is not None:
+        key = None
+        for name in auth.get("key_names", ["apikey"]):
+            key = headers.get(name)
+            if key is None and auth.get("key_in_query", True) and name in query:
+                key = query[name][0]
+            if key is not None:
+                break
+        if key is None:
+            return route, None, extra, (401, {"message": "No API key found in request"})
+        consumer = cfg["keys"].get(key)
+        if consumer is None:
+            return route, None, extra, (401, {"message": "Invalid authentication credentials"})
+    acl = plugins.get("acl")
+    if acl is not None:
+        if consumer is None:
+            return route, None, extra, (401, {"message": "Unauthorized"})
+        if not cfg["groups"].get(consumer, set()) & set(acl.get("allow", [])):
+            return route, consumer, extra, (403, {"message": "You cannot consume this service"})
+    return route, consumer, extra, None
+
+
+def kong_proxy(handler, method, raw):
+    cfg = STATE["kong"].compiled
+    url = urlsplit(handler.path)
+    host = (handler.headers.get("Host") or "").split(":")[0].lower()
+    query = parse_qs(url.query, keep_blank_values=True)
+    route, consumer, extra, answer = kong_admit(cfg, method, host, url.path, query, handler.headers)
+    if answer is not None:
+        return answer[0], answer[1], extra
+    plugins = route["plugins"]
+    headers = {k: v for k, v in handler.headers.items()}
+    transformer = plugins.get("request-transformer")
+    if transformer is not None:
+        for item in transformer.get("add", {}).get("headers", []):
+            name, _, value = item.partition(":")
+            if value.startswith("Bearer $(headers.") and value.endswith(")"):
+                value = "Bearer " + (handler.headers.get(value[len("Bearer $(headers.") : -1]) or "")
+            headers.setdefault(name, value)
+    # forward: service URL + the path left after the matched prefix
+    service = urlsplit(route["url"])
+    rest = url.path[len(route["path"].rstrip("/")) :] if route["strip"] else url.path
+    upstream_path = (service.path.rstrip("/") + "/" + rest.lstrip("/")) if rest else (service.path or "/")
+    if url.query:
+        upstream_path += "?" + url.query
+    target = service.netloc
+    if service.hostname in cfg["upstreams"] and cfg["upstreams"][service.hostname]:
+        target = cfg["upstreams"][service.hostname][0]
+    if not route["preserve_host"]:
+        headers["Host"] = target
+    if consumer is not None:
+        headers["X-Consumer-Username"] = consumer
+    headers.pop("Connection", None)
+    hostname, _, port = target.partition(":")
+    try:
+        conn = http.client.HTTPConnection(hostname, int(port or 80), timeout=30)
+        conn.request(method, upstream_path, body=raw or None, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        out = {k: v for k, v in resp.getheaders() if k.lower() not in ("transfer-encoding", "connection")}
+        out.update(extra)
+        conn.close()
+        return resp.status, data, out
+    except OSError as exc:
+        return 502, {"message": f"An invalid response was received from the upstream server: {exc}"}, extra
+
+
+# --- HTTP -------------------------------------------------------------------------------------------------
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _send(self, status, body, headers=None):
+        if isinstance(body, bytes):
+            data = body
+        else:
+            data = b"" if body is None or status in (204, 304) else json.dumps(body).encode()
+        self.send_response(status)
+        headers = dict(headers or {})
+        headers.pop("Content-Length", None)
+        if data and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _reply(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        url = urlsplit(self.path)
+        port = self.server.server_address[1]
+        if url.path == HEALTH:
+            return self._send(200, {"status": "ok", "service": NAME, "role": ROLE})
+        if ROLE == "kong":
+            if port == int(ENV.get("KONG_ADMIN_PORT", "8001")):
+                status, body = STATE["kong"].handle(self.command, url.path, parse_qs(url.query), raw)
+                return self._send(status, body)
+            return self._send(*kong_proxy(self, self.command, raw))
+        if ROLE in ("supavisor", "realtime") and url.path.startswith("/api/tenants"):
+            if not jwt_valid(self.headers.get("Authorization"), ENV.get("API_JWT_SECRET", "")):
+                return self._send(401, {"message": "unauthorized"})
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            return self._send(*STATE["tenants"].handle(self.command, url.path, body))
+        if ROLE == "postgrest" and len(ports()) > 1 and port == ports()[1]:
+            ok = url.path in ("/ready", "/live")
+            return self._send(200 if ok else 404, None if ok else {"message": "not found"})
+        if url.path.rstrip("/") in ("/health", "/status"):
+            return self._send(200, {"status": "ok", "service": NAME, "role": ROLE})
+        body = {"standin": True, "service": ROLE if ROLE != "plain" else NAME, "project": project_name(),
+                "method": self.command, "path": self.path}  # fmt: skip
+        return self._send(200, body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _reply
+
+    def log_message(self, fmt, *args):  # one line per request on stderr; never the query (it may hold keys)
+        sys.stderr.write(f"{NAME} {self.command} {urlsplit(self.path).path}\n")
+
+
+def check():
+    """The image's health check, `standin --check`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports()[0]}{HEALTH}", timeout=2) as r:
+        sys.exit(0 if r.status == 200 else 1)
+
+
+def postgrest_ready():
+    """`postgrest --ready` (this file installed as postgrest), as the pinned PostgREST does it."""
+    url, error = checks.postgrest_ready_url(ENV, facts.pinned("postgrest"))
+    if url is None:
+        sys.stderr.write(f"ERROR: {error}\n")
+        sys.exit(1)
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            ok = 200 <= r.status < 300
+    except OSError:
+        ok = False
+    sys.stdout.write(f"OK: {url}\n" if ok else "")
+    sys.stderr.write("" if ok else f"ERROR: connection refused to {url}\n")
+    sys.exit(0 if ok else 1)
+
+
+# This process's state, made in main() for its role (importing this file starts nothing: the tests reuse it).
+STATE: dict[str, object] = {}
+
+
+def main():
+    if sys.argv[1:] == ["--check"]:
+        check()
+    if sys.argv[1:] == ["--ready"]:
+        postgrest_ready()
+    if ROLE == "kong":
+        STATE["kong"] = KongAdmin(ENV.get("KONG_PLUGINS"))  # as the pinned Kong reads its environment
+    if ROLE in ("supavisor", "realtime"):
+        STATE["tenants"] = Tenants(ROLE)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    servers = [ThreadingHTTPServer(address, Handler) for address in listeners()]
+    for s in servers:
+        s.daemon_threads = True
+    for s in servers[1:]:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    sys.stderr.write(f"{NAME} stand-in ({ROLE}) listening on {ports()}\n")
+    servers[0].serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The edge's I/O on this host, built from its settings file: docker (through the configured argv prefix),
+Kong's admin API, nginx, certbot's folders and the tenant APIs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from nextmavens.dockerenv import docker_environment
+from nextmavens.edge.apply import EdgeRuntime
+from nextmavens.edge.certs import CertbotDirs, system_resolver
+from nextmavens.edge.clients.kong_admin import KongAdmin
+from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
+from nextmavens.edge.nginx import NginxApplier
+from nextmavens.edge.services import compose_project_name
+from nextmavens.edge.settingsfile import EdgeConfigError, EdgeHost
+
+
+def _runner(docker: list[str]) -> Any:
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        command = [*docker, *argv[1:]] if argv and argv[0] == "docker" else argv
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, env=docker_environment())
+
+    return run
+
+
+def edge_runtime(host: EdgeHost) -> EdgeRuntime:
+    paths, settings = host.config.paths, host.settings
+    run = _runner(host.config.docker)
+    return EdgeRuntime(
+        settings=settings,
+        services_dir=Path(settings.services_dir),
+        run=run,
+        kong=KongAdmin(settings.kong_admin_url, state_file=paths.state_dir / "kong-hash"),
+        nginx=NginxApplier(paths.nginx_site, paths.state_dir, host.config.nginx_test, host.config.nginx_reload),
+        certbot_dirs=CertbotDirs(
+            str(paths.certbot_config_dir), str(paths.certbot_work_dir), str(paths.certbot_logs_dir)
+        ),
+        cert_backoff_file=paths.state_dir / "certificate-backoff.json",
+        resolve=system_resolver,
+        supavisor=SupavisorTenants(settings),
+        realtime=RealtimeTenants(settings),
+        issue_certificates=host.config.issue_certificates,
+    )
+
+
+def running_refs(host: EdgeHost) -> set[str]:
+    """Refs whose containers run now (they already hold their memory, so admission counts them first)."""
+    listed = _runner(host.config.docker)(["docker", "ps", "--format", '{{.Label "com.docker.compose.project"}}'])
+    if listed.returncode != 0:
+        raise EdgeConfigError(f"cannot list containers: {listed.stderr.strip()[-300:]}")
+    prefix = compose_project_name("")
+    return {name.removeprefix(prefix) for name in listed.stdout.split() if name.startswith(prefix)}

@@ -1,0 +1,76 @@
+"""The edge's settings file on the host, as the commands read it.
+
+The file (`--edge-config`, rendered by the host deploy) holds EdgeSettings' plain fields and the
+paths of the files holding its platform secrets; the secrets themselves never sit in that file.
+"""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from nextmavens.edge.settings import EdgeSettings
+
+SecretField = Literal["supavisor_api_secret", "realtime_api_secret", "pooler_manager_password", "realtime_db_password"]
+
+
+class EdgeConfigError(Exception):
+    pass
+
+
+class EdgePaths(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nginx_site: Path = Path("/etc/nginx/conf.d/nextmavens-edge.conf")  # the one file the edge writes
+    state_dir: Path = Path("/var/lib/nextmavens/edge")  # last good nginx config, Kong hash, cert back-off
+    certbot_config_dir: Path = Path("/etc/letsencrypt")
+    certbot_work_dir: Path = Path("/var/lib/letsencrypt")
+    certbot_logs_dir: Path = Path("/var/log/letsencrypt")
+
+
+class EdgeHostConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    settings: EdgeSettings = Field(description="Without the platform secrets: secret_files names their files")
+    secret_files: dict[SecretField, Path] = Field(default_factory=dict)
+    paths: EdgePaths = Field(default_factory=EdgePaths)
+    issue_certificates: bool = True
+    docker: list[str] = Field(default_factory=lambda: ["docker"], description="argv prefix replacing `docker`")
+    nginx_test: list[str] = Field(default_factory=lambda: ["nginx", "-t", "-q"])
+    nginx_reload: list[str] = Field(default_factory=lambda: ["nginx", "-s", "reload"])
+
+
+@dataclass(frozen=True)
+class EdgeHost:
+    settings: EdgeSettings
+    config: EdgeHostConfig
+
+
+def load_edge_host(path: Path) -> EdgeHost:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise EdgeConfigError(f"{path}: cannot read the edge settings: {exc}") from None
+    try:
+        config = EdgeHostConfig.model_validate(raw)
+        secrets: dict[str, Any] = {name: SecretStr(_read_secret(file)) for name, file in config.secret_files.items()}
+        settings = config.settings.model_copy(update=secrets)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise EdgeConfigError(f"{path}: {problems}") from None
+    return EdgeHost(settings=settings, config=config)
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise EdgeConfigError(f"secret file {path} does not exist") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise EdgeConfigError(f"secret file {path} is accessible by group or others; run: chmod 600 {path}")
+    return path.read_text().strip()

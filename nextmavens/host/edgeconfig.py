@@ -1,0 +1,101 @@
+"""The edge settings file the deploy renders on the host, from validated host data.
+
+`nextmavens apply --edge-config FILE` (NEXTMAVENS_EDGE_CONFIG, exported by the nextmavens-env wrapper) reads
+it (nextmavens.edge.settingsfile.EdgeHostConfig). The settings are built here as a typed EdgeSettings, so a field
+name the edge does not have fails type checks and validation here, not on the host. Pure: no I/O here. The
+platform secrets it names live in 0600 files beside it, written on the host from the secrets file; their
+values never pass through this module.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+
+from nextmavens.edge.settings import EdgeSettings
+from nextmavens.host.hostdata import HostData
+
+# EdgeSettings secret field -> the key in the host's secrets file holding its value
+EDGE_SECRETS: dict[str, str] = {
+    "supavisor_api_secret": "SUPAVISOR_API_JWT_SECRET",  # Supavisor's API_JWT_SECRET (tenant API)
+    "realtime_api_secret": "REALTIME_API_JWT_SECRET",  # Realtime's API_JWT_SECRET (tenant API)
+    "pooler_manager_password": "POOLER_MANAGER_PASSWORD",  # the pooler's manager role in project databases
+    "realtime_db_password": "POSTGRES_PASSWORD",  # supabase_admin, as the Realtime stack connects
+}
+# group data memory_limits_mb names -> the edge's shared-service names (memory admission)
+_SHARED_NAMES = {"postgres_meta": "postgres-meta", "evolution": "evolution-api"}
+_SIZE = re.compile(r"^([1-9][0-9]*)([kmg])$")
+
+
+def edge_dir(config: HostData) -> PurePosixPath:
+    return PurePosixPath(config.edge_config_file).parent / "edge"
+
+
+def secret_files(config: HostData) -> dict[str, str]:
+    """EdgeSettings secret field -> the 0600 file on the host holding it."""
+    return {name: str(edge_dir(config) / name.replace("_", "-")) for name in EDGE_SECRETS}
+
+
+def _body_size_mb(size: str) -> int:
+    m = _SIZE.fullmatch(size)
+    if not m:
+        raise ValueError(f"nginx_client_max_body_size {size!r} is not <n>k|m|g")
+    n, unit = int(m.group(1)), m.group(2)
+    return max(1, {"k": n // 1024, "m": n, "g": n * 1024}[unit])
+
+
+def shared_services_mb(memory_limits_mb: dict[str, int]) -> dict[str, int]:
+    """The edge's memory admission counts each shared service at its compose limit (group data)."""
+    return {_SHARED_NAMES.get(k, k): v for k, v in memory_limits_mb.items()}
+
+
+def edge_settings(config: HostData) -> EdgeSettings:
+    """The edge's settings from host data, without the platform secrets (their files are named beside them).
+
+    Sets exactly the EdgeSettings fields that have no default there: the host data is their one source."""
+    ports = config.loopback_ports
+    return EdgeSettings(
+        api_domain=config.api_domain,
+        studio_domain=config.studio_domain,
+        host_ipv4=config.edge_host_ipv4,
+        acme_email=config.admin_email,
+        memory_budget_mb=config.memory_budget_mb,
+        shared_services_mb=shared_services_mb(config.memory_limits_mb),
+        platform_network=config.docker_network,
+        # container names and in-network ports the stacks declare (stacks/supabase)
+        db_host="nextmavens-postgres",
+        kong_admin_url=f"http://127.0.0.1:{ports.kong_admin}",
+        kong_proxy=f"127.0.0.1:{ports.kong_http}",
+        realtime_upstream="nextmavens-realtime:4000",
+        realtime_api_url=f"http://127.0.0.1:{ports.realtime}",
+        supavisor_api_url=f"http://127.0.0.1:{ports.supavisor_api}",
+        studio_upstream=f"127.0.0.1:{ports.studio}",
+        pooler_transaction_port=ports.supavisor_pooler,
+        client_max_body_size_mb=_body_size_mb(config.nginx_client_max_body_size),
+        acme_webroot=config.nginx_acme_webroot,
+        # The deploy's own default server (tasks/nginx.py) answers unknown names and every ACME challenge.
+        default_server=False,
+        postgrest_image=config.images.postgrest,
+        gotrue_image=config.images.gotrue,
+        storage_image=config.images.storage_api,
+    )
+
+
+def edge_host_document(config: HostData) -> dict[str, Any]:
+    return {
+        # only what the host data sets: the edge's own defaults stay in its code, not frozen into the file
+        "settings": edge_settings(config).model_dump(mode="json", exclude_unset=True),
+        "secret_files": secret_files(config),
+        "issue_certificates": config.edge_issue_certificates,
+    }
+
+
+def render_edge_config(config: HostData) -> str:
+    header = (
+        "# Managed by NextMavens (tasks/edge.py) from group data; read by `nextmavens apply` through\n"
+        "# NEXTMAVENS_EDGE_CONFIG. No secret values here: secret_files name 0600 files.\n"
+    )
+    return header + yaml.safe_dump(edge_host_document(config), sort_keys=True, default_flow_style=False)
