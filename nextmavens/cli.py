@@ -319,8 +319,9 @@ def register_optional_commands() -> None:
     from nextmavens.doctor.cli import doctor
     from nextmavens.manifest.schema import schema_command
     from nextmavens.monitor.cli import monitor, status
+    from nextmavens.platform.cli import platform_commands
 
-    for command in (schema_command, backup, monitor, status, doctor):
+    for command in (schema_command, backup, monitor, status, doctor, *platform_commands):
         main.add_command(command)
     add_plugin_commands(main)
 
