@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 
 from nextmavens.control.locks import LockTimeout
 from nextmavens.control.store import backups as records
+from nextmavens.engine.session import NotApplied
 from nextmavens.keysview import api_url, iso_time, project_access
 from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, guard, refuse_missing, service_of
 from nextmavens.platform.authz import Action, Decision, decide
@@ -110,15 +111,12 @@ def rotate_keys(
     action = Action.ROTATE_KEYS
     visible_project(service, caller, action, org, ref)
     engine = service.engine_as(f"{caller.member} (platform token {caller.token.id})")
-    change = [{"project": f"{org}/{ref}", "action": "rotate", "kind": "keys"}]
     try:
-        with engine.changing("keys rotate", change) as (_, store):
-            if store.project_org(ref) != org:
-                raise not_applied(org, ref)
-            keys = store.rotate_keys(ref)
-    except ApiError as refused:
+        keys = engine.rotate_keys(org, ref)
+    except NotApplied:
+        refused = not_applied(org, ref)
         audit_call(service, caller, action.value, "failed", org, ref, {"error": refused.code})
-        raise
+        raise refused from None
     except LockTimeout:
         audit_call(service, caller, action.value, "failed", org, ref, {"error": "busy"})
         raise ApiError(409, "busy", "another apply is running; try again when it ends") from None

@@ -142,6 +142,11 @@ def test_a_declared_project_shows_before_it_is_applied(
     assert listed["shop"]["applied_state"] == "active" and listed["shop"]["last_applied_at"]
     keys = client.get("/v1/projects/acme/draft/keys", headers=owner)
     assert keys.status_code == 409 and error_of(keys)["code"] == "not_applied"
+    rotated = client.post("/v1/projects/acme/draft/keys/rotate", headers=owner)
+    assert rotated.status_code == 409 and error_of(rotated)["code"] == "not_applied"
+    assert platform_stage.stage.sql(
+        "SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 1", dbname="nextmavens"
+    ) == [("keys rotate", "failed")]
     (platform_stage.stage.projects / "acme" / "draft.yaml").unlink()
     assert client.get("/v1/projects/acme/draft", headers=owner).status_code == 404
 
