@@ -1,5 +1,5 @@
 """What the running service holds: its settings, the control database pool, the engine (secrets, the apply
-lock), the manifests as last read, and the failed-authentication limiter."""
+lock), the projects as last read (manifests and applied records), and the failed-authentication limiter."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import psycopg
 from psycopg_pool import ConnectionPool
 
 from nextmavens.control.db import connect_control, dsn_for_database
@@ -18,7 +17,7 @@ from nextmavens.control.store import access
 from nextmavens.engine.session import Engine, EngineConfig
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
 from nextmavens.naming import CONTROL_DATABASE
-from nextmavens.platform.catalog import ProjectView, project_views
+from nextmavens.platform.catalog import Catalog, project_views
 from nextmavens.platform.ratelimit import FailureLimiter
 
 log = logging.getLogger("nextmavens.platform")
@@ -40,6 +39,9 @@ class ServiceSettings:
     pool_timeout_s: float = 5.0  # waiting for a free connection: then 503
     statement_timeout_ms: int = 10_000
     manifest_recheck_s: float = 1.0
+    # The applied projects are read again at most this often: a listing then costs no query of its own (the
+    # token's lookup is the request's one query), and an apply shows within this time, as a manifest change does.
+    applied_recheck_s: float = 1.0
 
 
 class ManifestSource:
@@ -95,6 +97,11 @@ class Service:
         self.manifests = ManifestSource(settings.projects_dir, settings.manifest_recheck_s)
         self.limiter = FailureLimiter(settings.auth_burst, settings.auth_refill_s)
         self._limiter_lock = threading.Lock()
+        self._catalog_lock = threading.Lock()
+        self._applied: list[access.AppliedProject] | None = None
+        self._applied_at = -math.inf
+        self._catalog = Catalog({}, {})
+        self._catalog_from: tuple[ManifestSet | None, list[access.AppliedProject] | None] = (None, None)
         self.engine = Engine(
             EngineConfig(dsn=settings.dsn, master_key_path=settings.master_key, lock_timeout_s=settings.lock_timeout_s)
         )
@@ -124,8 +131,22 @@ class Service:
         """The engine recording `actor` in its own audit runs (apply_runs), e.g. for a key rotation."""
         return Engine(replace(self.engine.config, actor=actor))
 
-    def projects(self, conn: psycopg.Connection) -> dict[tuple[str, str], ProjectView]:
-        return project_views(self.manifests.current(), access.applied_projects(conn))
+    def catalog(self) -> Catalog:
+        """The projects: built again only when the manifests or the applied records changed."""
+        manifests = self.manifests.current()
+        with self._catalog_lock:
+            now = time.monotonic()
+            if self._applied is None or now - self._applied_at >= self.settings.applied_recheck_s:
+                with self.pool.connection() as conn:
+                    applied = access.applied_projects(conn)
+                self._applied_at = now
+                if applied != self._applied:
+                    self._applied = applied
+            source = self._catalog_from
+            if source[0] is not manifests or source[1] is not self._applied:
+                self._catalog = Catalog.of(project_views(manifests, self._applied))
+                self._catalog_from = (manifests, self._applied)
+            return self._catalog
 
     def retry_after(self, address: str) -> int:
         with self._limiter_lock:

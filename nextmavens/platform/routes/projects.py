@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from nextmavens.control.locks import LockTimeout
 from nextmavens.control.store import backups as records
@@ -35,25 +35,20 @@ def not_applied(org: str, ref: str) -> ApiError:
 
 def visible_project(service: Service, caller: Caller, action: Action, org: str, ref: str) -> ProjectView:
     guard(service, caller, action, org, ref)
-    with service.pool.connection() as conn:
-        view = service.projects(conn).get((org, ref))
+    view = service.catalog().views.get((org, ref))
     if view is None:
         raise refuse_missing(service, caller, action, org, ref)
     return view
 
 
 @router.get("/v1/projects", response_model=ProjectList)
-def list_projects(request: Request, caller: Annotated[Caller, Depends(authenticate)]) -> dict[str, Any]:
+def list_projects(request: Request, caller: Annotated[Caller, Depends(authenticate)]) -> Response:
     """The projects this token sees: declared in the manifests, applied, or both."""
-    service = service_of(request)
-    with service.pool.connection() as conn:
-        views = service.projects(conn)
-    seen = [
-        view.as_json()
-        for (org, ref), view in views.items()
-        if decide(caller.roles, caller.scope, Action.READ_PROJECT, org, ref) is Decision.ALLOW
-    ]
-    return {"projects": seen}
+    catalog = service_of(request).catalog()
+    roles, scope = caller.roles, caller.scope
+    seen = [key for key in catalog.views if decide(roles, scope, Action.READ_PROJECT, *key) is Decision.ALLOW]
+    # Encoded with the catalog (the shape ProjectList publishes): nothing to validate or encode per request.
+    return Response(catalog.listing(seen), media_type="application/json")
 
 
 @router.get("/v1/projects/{org}/{ref}", response_model=ProjectDetail)
