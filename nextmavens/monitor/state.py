@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_STATE_DIR = Path("/var/lib/nextmavens")
+HEALTH_FILE = "health.json"  # `monitor health`'s last checks; `status` and the platform service read it
 
 
 def state_dir() -> Path:

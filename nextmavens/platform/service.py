@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from psycopg_pool import ConnectionPool
 
@@ -16,6 +17,7 @@ from nextmavens.control.db import connect_control, dsn_for_database
 from nextmavens.control.store import access
 from nextmavens.engine.session import Engine, EngineConfig
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
+from nextmavens.monitor.state import load_json
 from nextmavens.naming import CONTROL_DATABASE
 from nextmavens.platform.catalog import Catalog, project_views
 from nextmavens.platform.ratelimit import FailureLimiter
@@ -42,6 +44,7 @@ class ServiceSettings:
     # The applied projects are read again at most this often: a listing then costs no query of its own (the
     # token's lookup is the request's one query), and an apply shows within this time, as a manifest change does.
     applied_recheck_s: float = 1.0
+    health_file: Path | None = None  # the health monitor's state file; None or unreadable: health "unknown"
 
 
 class ManifestSource:
@@ -98,6 +101,7 @@ class Service:
         self.limiter = FailureLimiter(settings.auth_burst, settings.auth_refill_s)
         self._limiter_lock = threading.Lock()
         self._catalog_lock = threading.Lock()
+        self._health_unreadable = False
         self._applied: list[access.AppliedProject] | None = None
         self._applied_at = -math.inf
         self._catalog = Catalog({}, {})
@@ -147,6 +151,21 @@ class Service:
                 self._catalog = Catalog.of(project_views(manifests, self._applied))
                 self._catalog_from = (manifests, self._applied)
             return self._catalog
+
+    def health_state(self) -> dict[str, Any]:
+        """The health monitor's last record ({} when it never ran or its file cannot be read)."""
+        path = self.settings.health_file
+        if path is None:
+            return {}
+        try:
+            return load_json(path)
+        except OSError as exc:  # e.g. the monitor's 0600 file, not shared with the service's user
+            if not self._health_unreadable:
+                self._health_unreadable = True
+                log.warning(
+                    "cannot read the health monitor's state %s (%s): health shows unknown", path, type(exc).__name__
+                )
+            return {}
 
     def retry_after(self, address: str) -> int:
         with self._limiter_lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -11,6 +12,7 @@ from nextmavens.control.locks import LockTimeout
 from nextmavens.control.store import backups as records
 from nextmavens.engine.session import NotApplied
 from nextmavens.keysview import api_url, iso_time, project_access
+from nextmavens.monitor.projecthealth import project_health
 from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, guard, refuse_missing, service_of
 from nextmavens.platform.authz import Action, Decision, decide
 from nextmavens.platform.catalog import ProjectView
@@ -55,7 +57,8 @@ def list_projects(request: Request, caller: Annotated[Caller, Depends(authentica
 def get_project(
     org: OrgSlug, ref: ProjectRef, request: Request, caller: Annotated[Caller, Depends(authenticate)]
 ) -> dict[str, Any]:
-    """State (declared and applied), API URL, last apply and last good backup."""
+    """State (declared and applied), API URL, last apply, health (as the health monitor last recorded it) and
+    last good backup."""
     service = service_of(request)
     view = visible_project(service, caller, Action.READ_PROJECT, org, ref)
     with service.pool.connection() as conn:
@@ -71,6 +74,7 @@ def get_project(
         **view.as_json(),
         "api_url": api_url(ref, service.settings.api_domain),
         "last_good_backup": last_backup,
+        "health": project_health(service.health_state(), org, ref, time.time()),
     }
 
 

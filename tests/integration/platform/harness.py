@@ -136,6 +136,7 @@ def service_settings(stage: Stage, **overrides: object) -> ServiceSettings:
         "lock_timeout_s": 30.0,
         "manifest_recheck_s": 0.0,  # tests change a manifest and ask at once
         "applied_recheck_s": 0.0,  # ... or apply, and ask at once
+        "health_file": stage.projects.parent / "monitor-state" / "health.json",  # none until a test writes it
     }
     values.update(overrides)
     return ServiceSettings(**values)  # type: ignore[arg-type]
