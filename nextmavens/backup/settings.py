@@ -7,10 +7,10 @@ Secrets are never values here, only paths to files on the host (0600): the bot t
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nextmavens import files
 from nextmavens.backup.telegram import DEFAULT_API_BASE, RetryPolicy, TelegramClient
 from nextmavens.control.crypto import DEFAULT_MASTER_KEY
 from nextmavens.pgtools import pg_tool
@@ -26,17 +26,10 @@ class ConfigError(Exception):
 
 
 def read_secret_file(path: Path) -> str:
-    """The stripped content of a secret file, refused if group or others may read or write it."""
     try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"secret file {path} does not exist") from None
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        raise ConfigError(f"secret file {path} must be mode 0600 (it is {stat.S_IMODE(info.st_mode):04o})")
-    value = path.read_text().strip()
-    if not value:
-        raise ConfigError(f"secret file {path} is empty")
-    return value
+        return files.read_secret_file(path)
+    except files.SecretFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)

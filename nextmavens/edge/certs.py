@@ -23,6 +23,7 @@ from pathlib import Path
 
 from nextmavens.edge.inputs import EdgeProject, project_hostnames, served
 from nextmavens.edge.settings import EdgeSettings
+from nextmavens.files import write_atomic
 
 BACKOFF_BASE_S = 300  # first retry after 5 minutes
 BACKOFF_MAX_S = 24 * 3600  # then doubling, at most a day
@@ -108,9 +109,7 @@ class BackoffState:
         return cls.from_json(path.read_text()) if path.exists() else cls()
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
+        write_atomic(path, self.to_json(), 0o644)
 
 
 # ---------------------------------------------------------------- planning

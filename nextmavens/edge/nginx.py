@@ -26,6 +26,7 @@ import jinja2
 from nextmavens.edge.certs import cert_for_name, desired_certificates, live_paths
 from nextmavens.edge.inputs import EdgeProject, check_edge_inputs, project_hostnames, served
 from nextmavens.edge.settings import EdgeSettings
+from nextmavens.files import write_atomic
 
 # Shipped inside the package (nextmavens/edge/templates/), so the wheel installed on the host has it;
 # NEXTMAVENS_TEMPLATES=<dir> overrides it with <dir>/edge.
@@ -190,10 +191,7 @@ class NginxApplier:
 
     @staticmethod
     def _write(path: Path, text: str) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.chmod(tmp, 0o644)
-        tmp.replace(path)
+        write_atomic(path, text, 0o644)
 
 
 def _tail(result: subprocess.CompletedProcess[str]) -> str:

@@ -6,7 +6,6 @@ paths of the files holding its platform secrets; the secrets themselves never si
 
 from __future__ import annotations
 
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from nextmavens.edge.settings import EdgeSettings
+from nextmavens.files import SecretFileError, read_secret_file
 
 SecretField = Literal["supavisor_api_secret", "realtime_api_secret", "pooler_manager_password", "realtime_db_password"]
 
@@ -68,9 +68,6 @@ def load_edge_host(path: Path) -> EdgeHost:
 
 def _read_secret(path: Path) -> str:
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise EdgeConfigError(f"secret file {path} does not exist") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise EdgeConfigError(f"secret file {path} is accessible by group or others; run: chmod 600 {path}")
-    return path.read_text().strip()
+        return read_secret_file(path)
+    except SecretFileError as exc:
+        raise EdgeConfigError(str(exc)) from None

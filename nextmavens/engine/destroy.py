@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from nextmavens.control.db import dsn_for_database, dsn_without_password
+from nextmavens.files import create_private_file
 from nextmavens.naming import ProjectNames, project_names
 from nextmavens.pgtools import pg_tool
 
@@ -53,7 +54,7 @@ def reserve_dump_file(dump_dir: Path, database: str, stamp: str) -> Path:
     target = dump_dir / f"{database}-{stamp}.dump"
     try:
         dump_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        create_private_file(target)
     except OSError as exc:
         raise DestroyError(f"cannot create the dump file {target}: {exc.strerror}; nothing was changed") from None
     return target
