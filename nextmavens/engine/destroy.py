@@ -20,12 +20,12 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from nextmavens.control.db import dsn_for_database, dsn_without_password
+from nextmavens.control.db import dsn_for_database, dsn_without_password, end_session
 from nextmavens.files import create_private_file
 from nextmavens.naming import ProjectNames, project_names
 from nextmavens.pgtools import pg_tool
 
-# How long ended sessions get to go away (each pg_terminate_backend waits up to TERMINATE_WAIT_MS).
+# How long ended sessions get to go away (each end_session waits up to TERMINATE_WAIT_MS).
 SESSIONS_GONE_TIMEOUT_S = 30.0
 TERMINATE_WAIT_MS = 2000
 
@@ -127,7 +127,7 @@ def end_sessions(cluster: psycopg.Connection, names: ProjectNames) -> None:
                 f"(server pids {', '.join(map(str, pids[:10]))})"
             )
         for pid in pids:
-            cluster.execute("SELECT pg_terminate_backend(%s, %s)", (pid, TERMINATE_WAIT_MS))
+            end_session(cluster, pid, TERMINATE_WAIT_MS)
 
 
 def destroy_project(cluster: psycopg.Connection, dsn: str, ref: str, dump_dir: Path) -> DestroyResult:
