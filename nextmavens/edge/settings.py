@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from nextmavens.manifest.models import check_domain
+from nextmavens.validation import check_domain
 
 # Per-project footprints in MiB, measured with docker stats (DESIGN.md section 4; reference section 8).
 POSTGREST_MB = 120
