@@ -13,7 +13,7 @@ from pathlib import Path
 from nextmavens import files
 from nextmavens.backup.telegram import DEFAULT_API_BASE, RetryPolicy, TelegramClient
 from nextmavens.control.crypto import DEFAULT_MASTER_KEY
-from nextmavens.pgtools import pg_tool
+from nextmavens.pgtools import pg_bin_dir, pg_tool
 
 # Chunks stay below the Bot API's 20 MB download limit with margin for either reading of "MB".
 DEFAULT_CHUNK_BYTES = 19_000_000
@@ -66,7 +66,7 @@ class BackupSettings:
             raise ConfigError("backup chunks must be below 20 MB: Telegram bots cannot download larger files")
 
     def tool(self, name: str) -> str:
-        return str(self.pg_bin / name) if self.pg_bin else pg_tool(name)
+        return pg_tool(name, folder=self.pg_bin)
 
 
 def telegram_from_env(env: dict[str, str] | None = None) -> TelegramSettings | None:
@@ -114,7 +114,7 @@ def settings_from_env(env: dict[str, str] | None = None, require_recipient: bool
         projects_dir=Path(env.get("NEXTMAVENS_PROJECTS") or "projects"),
         work_dir=Path(env.get("NEXTMAVENS_BACKUP_WORK_DIR", "/var/tmp")),
         chunk_bytes=int(env.get("NEXTMAVENS_BACKUP_CHUNK_BYTES", DEFAULT_CHUNK_BYTES)),
-        pg_bin=Path(env["NEXTMAVENS_PG_BIN"]) if env.get("NEXTMAVENS_PG_BIN") else None,
+        pg_bin=pg_bin_dir(env),
         # The same settings and defaults as the engine's --master-key and --lock-timeout.
         master_key=Path(env.get("NEXTMAVENS_MASTER_KEY") or _default_master_key()),
         lock_timeout_s=float(env.get("NEXTMAVENS_LOCK_TIMEOUT") or 60.0),
