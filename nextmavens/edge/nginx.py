@@ -15,36 +15,18 @@ Names and what they serve:
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from nextmavens.edge.certs import cert_for_name, desired_certificates, live_paths
 from nextmavens.edge.inputs import EdgeProject, check_edge_inputs, project_hostnames, served
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import write_atomic
+from nextmavens.templates import EDGE_TEMPLATES, environment
 
-# Shipped inside the package (nextmavens/edge/templates/), so the wheel installed on the host has it;
-# NEXTMAVENS_TEMPLATES=<dir> overrides it with <dir>/edge.
-TEMPLATES = (
-    Path(os.environ["NEXTMAVENS_TEMPLATES"]) / "edge"
-    if os.environ.get("NEXTMAVENS_TEMPLATES")
-    else Path(__file__).resolve().parent / "templates"
-)
 STUDIO_REALM = "NextMavens Studio"
-
-
-def template_env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # nginx config, not HTML # noqa: S701
-    )
 
 
 @dataclass(frozen=True)
@@ -114,7 +96,7 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
     vhosts = nginx_vhosts(settings, projects, certificates)
     https_suffix = "" if settings.https_port == 443 else f":{settings.https_port}"
     return (
-        template_env()
+        environment(EDGE_TEMPLATES, trim_blocks=False)
         .get_template("nginx-edge.conf.j2")
         .render(
             vhosts=vhosts,
