@@ -13,6 +13,7 @@ observed lineages, the back-off state and the clock are inputs.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ from pathlib import Path
 from nextmavens.edge.inputs import EdgeProject, project_hostnames, served
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import write_atomic
+from nextmavens.runner import Runner, run_command
 
 BACKOFF_BASE_S = 300  # first retry after 5 minutes
 BACKOFF_MAX_S = 24 * 3600  # then doubling, at most a day
@@ -264,16 +266,13 @@ class CertRunReport:
         return lines
 
 
-CertbotRunner = Callable[[list[str]], subprocess.CompletedProcess[str]]
-
-
 def ensure_certificates(
     settings: EdgeSettings,
     projects: Sequence[EdgeProject],
     dirs: CertbotDirs,
     backoff_file: Path,
     resolve: Resolver = system_resolver,
-    runner: CertbotRunner | None = None,
+    runner: Runner | None = None,
     env: Mapping[str, str] | None = None,
     now: float | None = None,
     certbot: str = "certbot",
@@ -290,12 +289,7 @@ def ensure_certificates(
     decisions = plan_certificates(settings, desired, observe_certificates(dirs.config_dir), backoff, resolve, current)
     run_env = dict(os.environ if env is None else env)
 
-    def default_runner(argv: list[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 - argv list, no shell
-            argv, capture_output=True, text=True, timeout=300, check=False, env=run_env
-        )
-
-    run = runner or default_runner
+    run = runner or functools.partial(run_command, timeout=300, env=run_env)
     issued: list[str] = []
     failed: dict[str, str] = {}
     for decision in decisions:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from nextmavens.dockerenv import docker_environment
 from nextmavens.edge.apply import EdgeRuntime
@@ -15,12 +14,13 @@ from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
 from nextmavens.edge.nginx import NginxApplier
 from nextmavens.edge.services import compose_project_name
 from nextmavens.edge.settingsfile import EdgeConfigError, EdgeHost
+from nextmavens.runner import Runner, run_command
 
 
-def _runner(docker: list[str]) -> Any:
+def _runner(docker: list[str]) -> Runner:
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
         command = [*docker, *argv[1:]] if argv and argv[0] == "docker" else argv
-        return subprocess.run(command, capture_output=True, text=True, timeout=600, env=docker_environment())
+        return run_command(command, timeout=600, env=docker_environment())
 
     return run
 

@@ -16,7 +16,7 @@ Names and what they serve:
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from nextmavens.edge.certs import cert_for_name, desired_certificates, live_path
 from nextmavens.edge.inputs import EdgeProject, check_edge_inputs, project_hostnames, served
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import write_atomic
+from nextmavens.runner import Runner, run_command
 from nextmavens.templates import EDGE_TEMPLATES, environment
 
 STUDIO_REALM = "NextMavens Studio"
@@ -117,13 +118,6 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
 
 class NginxApplyError(RuntimeError):
     """The new config was refused; the previous one is back in place and still serving."""
-
-
-Runner = Callable[[list[str]], subprocess.CompletedProcess[str]]
-
-
-def run_command(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
 
 
 @dataclass
