@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nextmavens.edge.inputs import EdgeProject, project_hostnames, served
-from nextmavens.edge.settings import EdgeSettings
+from nextmavens.edge.settings import LETSENCRYPT_DIR, EdgeSettings
 from nextmavens.files import write_atomic
 from nextmavens.runner import Runner, run_command
 
@@ -185,7 +185,7 @@ def system_resolver(name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class CertbotDirs:
-    config_dir: str = "/etc/letsencrypt"
+    config_dir: str = LETSENCRYPT_DIR  # the host wires EdgeSettings.letsencrypt_dir in
     work_dir: str = "/var/lib/letsencrypt"
     logs_dir: str = "/var/log/letsencrypt"
 

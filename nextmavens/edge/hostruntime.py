@@ -35,7 +35,7 @@ def edge_runtime(host: EdgeHost) -> EdgeRuntime:
         kong=KongAdmin(settings.kong_admin_url, state_file=paths.state_dir / "kong-hash"),
         nginx=NginxApplier(paths.nginx_site, paths.state_dir, host.config.nginx_test, host.config.nginx_reload),
         certbot_dirs=CertbotDirs(
-            str(paths.certbot_config_dir), str(paths.certbot_work_dir), str(paths.certbot_logs_dir)
+            settings.letsencrypt_dir, str(paths.certbot_work_dir), str(paths.certbot_logs_dir)
         ),
         cert_backoff_file=paths.state_dir / "certificate-backoff.json",
         resolve=system_resolver,

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from nextmavens.edge.certs import CertbotDirs
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import SecretFileError, read_secret_file
 
@@ -28,9 +29,9 @@ class EdgePaths(BaseModel):
 
     nginx_site: Path = Path("/etc/nginx/conf.d/nextmavens-edge.conf")  # the one file the edge writes
     state_dir: Path = Path("/var/lib/nextmavens/edge")  # last good nginx config, Kong hash, cert back-off
-    certbot_config_dir: Path = Path("/etc/letsencrypt")
-    certbot_work_dir: Path = Path("/var/lib/letsencrypt")
-    certbot_logs_dir: Path = Path("/var/log/letsencrypt")
+    # certbot's --config-dir is settings.letsencrypt_dir: nginx reads the certificates from the same folder.
+    certbot_work_dir: Path = Path(CertbotDirs.work_dir)
+    certbot_logs_dir: Path = Path(CertbotDirs.logs_dir)
 
 
 class EdgeHostConfig(BaseModel):
