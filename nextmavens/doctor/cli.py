@@ -109,7 +109,7 @@ def doctor(
         runtime=edge_runtime(edge),
         host=host,
         projects=projects,
-        certbot_config_dir=edge.config.paths.certbot_config_dir,
+        certbot_config_dir=Path(edge.settings.letsencrypt_dir),
         evolution_key=os.environ.get("EVOLUTION_API_KEY"),
         now=datetime.now(UTC),
     )

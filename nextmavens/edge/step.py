@@ -65,7 +65,7 @@ def _checked(host: EdgeHost, config_path: Path, manifests: ManifestSet, unchange
         running = running_refs(host)
     except EdgeConfigError as exc:
         raise Failure(f"{exc}; {unchanged}") from None
-    certificates = observe_certificates(host.config.paths.certbot_config_dir)
+    certificates = observe_certificates(host.settings.letsencrypt_dir)
     try:
         checked = check_edge(host.settings, [p.manifest for p in manifests.projects], running, certificates)
     except EdgeRefused as refused:

@@ -136,7 +136,6 @@ def _edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextManager[
             "paths": {
                 "nginx_site": str(nginx.site),
                 "state_dir": str(tmp_path / "edge-state"),
-                "certbot_config_dir": str(tmp_path / "le"),
                 "certbot_work_dir": str(tmp_path / "le-work"),
                 "certbot_logs_dir": str(tmp_path / "le-logs"),
             },

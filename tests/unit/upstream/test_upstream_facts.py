@@ -28,7 +28,6 @@ from nextmavens.upstream.checks import (
     kong_config_problems,
     kong_enabled_plugins,
     postgrest_ready_url,
-    unknown_env,
 )
 from nextmavens.upstream.facts import (
     FACTS,
@@ -38,6 +37,7 @@ from nextmavens.upstream.facts import (
     POSTGREST_V14_5,
     REALTIME_SLOTS_PER_TENANT,
     REALTIME_WAL_SENDERS_PER_TENANT,
+    Facts,
     pinned,
     pinned_kong,
 )
@@ -174,6 +174,11 @@ def test_kong_plugins_value_is_read_as_kong_reads_it():
 
 
 # ---------------------------------------------------------------- shared stacks
+
+
+def unknown_env(names: set[str], facts: Facts) -> list[str]:
+    """The names the pinned program does not read."""
+    return sorted(n for n in names if not facts.reads_env(n))
 
 
 def test_rendered_stacks_set_only_what_the_pinned_programs_read(configs):
