@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 from psycopg import sql
 
+from devkit.localdb.datagen import generate
 from nextmavens.backup.cli import backup
 from nextmavens.backup.stats import table_stats
-from tests.integration.backup.datagen import generate
 
 
 @pytest.fixture

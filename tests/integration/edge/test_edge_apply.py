@@ -13,16 +13,16 @@ from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
 from nextmavens.edge.inputs import EdgeProject
 from nextmavens.edge.nginx import NginxApplier
-from tests.integration.edge.harness import (
+from tests.support.edgesamples import SHARED_MB, project, sample_projects, settings
+from tests.support.localnginx import (
     LocalNginx,
     echo_server,
     get_after_reload,
     need,
     wait_port,
 )
-from tests.integration.edge.standins import KongStandIn, RealtimeStandIn, SupavisorStandIn, serve
 from tests.support.ports import free_ports
-from tests.unit.edge.fixtures import SHARED_MB, project, sample_projects, settings
+from tests.support.standins import KongStandIn, RealtimeStandIn, SupavisorStandIn, serve
 
 INITIAL_SITE = "server {{ listen 127.0.0.1:{port} default_server; return 444; }}\n"
 

@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from nextmavens.edge.nginx import NginxApplier, NginxApplyError, render_nginx
-from tests.integration.edge.harness import (
+from tests.support.edgesamples import sample_projects, settings
+from tests.support.localnginx import (
     LocalNginx,
     closed_without_answer,
     echo_server,
@@ -27,7 +28,6 @@ from tests.integration.edge.harness import (
     wait_port,
 )
 from tests.support.ports import free_ports
-from tests.unit.edge.fixtures import sample_projects, settings
 
 pytestmark = pytest.mark.integration
 

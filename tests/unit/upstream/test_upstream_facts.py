@@ -12,7 +12,6 @@ import json
 import re
 import runpy
 import shlex
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,10 +41,10 @@ from nextmavens.upstream.facts import (
     pinned_kong,
 )
 from tasks.stacks import STACKS
-from tests.integration.host.hostfixtures import group_configs
-from tests.unit.edge.fixtures import manifest, sample_projects, secrets_for, settings
+from tests.support.edgesamples import manifest, sample_projects, secrets_for, settings
+from tests.support.groupdata import group_configs
+from tests.support.repo import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 STANDIN_ENV = re.compile(r"^STANDIN_")
 
 
@@ -365,7 +364,7 @@ def test_the_images_own_replication_figures_would_starve_a_sixth_project():
 
 def test_sandbox_postgres_image_runs_the_pinned_images_command():
     """The sandbox renders the same `command:`: its image keeps its config under the same directory."""
-    image_dir = REPO / "nextmavens/sandbox/images/postgres"
+    image_dir = REPO / "devkit/sandbox/images/postgres"
     dockerfile = (image_dir / "Dockerfile").read_text()
     config_dir = pinned("postgres").cmd[-1]
     assert f"CMD {json.dumps(list(pinned('postgres').cmd))}" in dockerfile

@@ -1,5 +1,5 @@
 """`nextmavens doctor` end to end on this machine: projects applied on a real PostgreSQL, then the edge with a real
-nginx, the Kong/Supavisor/Realtime stand-ins (tests/integration/edge/standins.py) and a docker stand-in answering
+nginx, the Kong/Supavisor/Realtime stand-ins (tests/support/standins.py) and a docker stand-in answering
 `ps`, `inspect` and `exec` from a state file. The doctor passes; then each broken piece makes it exit 1 naming
 exactly that check."""
 
@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.edge.harness import echo_server
-from tests.integration.edge.standins import KongProxyStandIn, serve_proxy
-from tests.integration.test_apply_with_edge import Edge, _edge
+from tests.support.edgehost import Edge, local_edge
 from tests.support.engine import Stage
+from tests.support.localnginx import echo_server
 from tests.support.ports import free_port
 from tests.support.projects import write_project
+from tests.support.standins import KongProxyStandIn, serve_proxy
 
 EVOLUTION_KEY = "evolution-platform-key-0123456789"
 PINS = {"rest": "postgrest/postgrest:v14.5", "auth": "supabase/gotrue:v2.177.0"}
@@ -130,7 +130,7 @@ def doctor_host(stage: Stage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     docker = tmp_path / "docker-doctor-standin"
     docker.write_text(DOCKER.format(python=sys.executable, state=str(state)))
     docker.chmod(0o755)
-    edges = _edge(tmp_path, lambda kong: serve_proxy(KongProxyStandIn(kong)))
+    edges = local_edge(tmp_path, lambda kong: serve_proxy(KongProxyStandIn(kong)))
     edge = next(edges)
     try:
         document = yaml.safe_load(edge.config.read_text())

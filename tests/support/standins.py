@@ -18,14 +18,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from nextmavens.edge.kong import KONG_PLUGINS as RENDERED_KONG_PLUGINS
+from tests.support.repo import REPO
 
-STANDIN_FILE = Path(__file__).resolve().parents[3] / "devkit/sandbox/images/standin/standin.py"
+STANDIN_FILE = REPO / "devkit/sandbox/images/standin/standin.py"
 
 
 def _load_standin() -> ModuleType:
