@@ -44,7 +44,7 @@ from nextmavens.control.store import backups
 from nextmavens.control.store.backups import BackupRecord
 from nextmavens.engine.desired import LAYER_ROLE
 from nextmavens.engine.scram import scram_verifier
-from nextmavens.monitor.superusers import superusers
+from nextmavens.engine.superusers import superusers
 from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES, project_names
 
 TERMINATE_SQL = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
