@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import yaml
 from tests.support.edgehost import Edge, local_edge
 from tests.support.engine import Stage
 from tests.support.localnginx import echo_server
+from tests.support.loopback import QuietHandler, serving
 from tests.support.ports import free_port
 from tests.support.projects import write_project
 from tests.support.standins import KongProxyStandIn, serve_proxy
@@ -70,31 +69,17 @@ sys.exit(1)
 """
 
 
-@contextmanager
-def evolution_standin() -> Iterator[str]:
-    """Evolution's API as far as the doctor asks it: 200 with the platform key, 401 otherwise."""
+def evolution_standin() -> AbstractContextManager[int]:
+    """Evolution's API as far as the doctor asks it: 200 with the platform key, 401 otherwise; yields the port."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802
-            status = 200 if self.headers.get("apikey") == EVOLUTION_KEY else 401
-            body = b"[]" if status == 200 else b'{"error": "Unauthorized"}'
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            if self.headers.get("apikey") == EVOLUTION_KEY:
+                self.reply(200, b"[]")
+            else:
+                self.reply(401, b'{"error": "Unauthorized"}')
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(Handler)
 
 
 class Host:
@@ -136,7 +121,7 @@ def doctor_host(stage: Stage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         document = yaml.safe_load(edge.config.read_text())
         document["docker"] = [str(docker)]
         edge.config.write_text(yaml.safe_dump(document))
-        with echo_server("postgres-meta") as meta_port, evolution_standin() as evolution_url:
+        with echo_server("postgres-meta") as meta_port, evolution_standin() as evolution_port:
             doctor_config = tmp_path / "doctor.yaml"
             doctor_config.write_text(
                 yaml.safe_dump(
@@ -144,7 +129,7 @@ def doctor_host(stage: Stage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
                         "shared_containers": {"nextmavens-kong": "kong:2.8.1"},
                         "images_are_substitutes": False,
                         "postgres_meta_url": f"http://127.0.0.1:{meta_port}",
-                        "evolution_url": evolution_url,
+                        "evolution_url": f"http://127.0.0.1:{evolution_port}",
                     }
                 )
             )
