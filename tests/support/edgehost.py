@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -67,6 +68,25 @@ def _secret_file(folder: Path, name: str, value: str) -> Path:
     return path
 
 
+def loopback_fields(
+    tmp_path: Path, proxy_port: int, kong_url: str, supavisor_url: str, realtime_url: str
+) -> dict[str, Any]:
+    """The edge's settings for stand-ins served on this machine, nginx on two free ports of its own."""
+    # nginx's ports last: a server bound to port 0 before could have been handed a port taken earlier
+    http_port, https_port = free_ports(2)
+    return {
+        "listen_address": "127.0.0.1",
+        "http_port": http_port,
+        "https_port": https_port,
+        "kong_proxy": f"127.0.0.1:{proxy_port}",
+        "kong_admin_url": kong_url,
+        "supavisor_api_url": supavisor_url,
+        "realtime_api_url": realtime_url,
+        "acme_webroot": str(tmp_path / "webroot"),
+        "letsencrypt_dir": str(tmp_path / "le"),
+    }
+
+
 def local_edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextManager[int]]) -> Iterator[Edge]:
     need("nginx")
     kong, supavisor, realtime = KongStandIn(), SupavisorStandIn(SUPAVISOR_SECRET), RealtimeStandIn(REALTIME_SECRET)
@@ -83,22 +103,11 @@ def local_edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextMan
         serve(realtime) as realtime_url,
         proxy(kong) as proxy_port,
     ):
-        # nginx's ports last: a server bound to port 0 above could have been handed a port taken earlier
-        http_port, https_port = free_ports(2)
+        fields = loopback_fields(tmp_path, proxy_port, kong_url, supavisor_url, realtime_url)
+        http_port = fields["http_port"]
         nginx.site.write_text(f"server {{ listen 127.0.0.1:{http_port} default_server; return 444; }}\n")
         config = {
-            "settings": settings_fields(
-                listen_address="127.0.0.1",
-                http_port=http_port,
-                https_port=https_port,
-                kong_proxy=f"127.0.0.1:{proxy_port}",
-                kong_admin_url=kong_url,
-                supavisor_api_url=supavisor_url,
-                realtime_api_url=realtime_url,
-                acme_webroot=str(tmp_path / "webroot"),
-                letsencrypt_dir=str(tmp_path / "le"),
-                services_dir=str(tmp_path / "services"),
-            ),
+            "settings": settings_fields(**fields, services_dir=str(tmp_path / "services")),
             "secret_files": {
                 "supavisor_api_secret": str(_secret_file(secrets_dir, "supavisor", SUPAVISOR_SECRET)),
                 "realtime_api_secret": str(_secret_file(secrets_dir, "realtime", REALTIME_SECRET)),

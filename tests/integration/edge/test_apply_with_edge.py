@@ -22,6 +22,16 @@ from tests.support.localnginx import get_after_reload
 from tests.support.projects import write_project
 
 
+def _apply_shop(stage: Stage, edge: Edge) -> None:
+    write_project(stage.projects, "acme", "shop")
+    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+
+
+def _latest_runs(stage: Stage) -> list[tuple[str, str]]:
+    """The audit record's two latest runs, newest first: (command, result)."""
+    return stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 2", dbname="nextmavens")
+
+
 def test_apply_serves_each_project_through_nginx_and_kong_and_converges(stage: Stage, edge: Edge) -> None:
     write_project(stage.projects, "acme", "shop", domains=["api.shop.acme.test"])
     write_project(stage.projects, "globex", "desk", state="suspended")
@@ -132,16 +142,14 @@ def test_keys_rotate_converges_the_edge_so_only_the_new_keys_work(stage: Stage, 
     calls = edge.docker_log.read_text().splitlines()
     assert sum(" up -d " in c for c in calls) == ups_before + 1 and calls[-1].startswith("compose -p nm-shop ")
     assert edge.realtime.tenants["shop"]["jwt_secret"] == new["jwt_secret"]
-    runs = stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 2", dbname="nextmavens")
-    assert runs == [("apply edge", "ok"), ("keys rotate", "ok")]
+    assert _latest_runs(stage) == [("apply edge", "ok"), ("keys rotate", "ok")]
 
 
 def test_keys_rotate_with_a_failing_edge_exits_non_zero_and_says_what_still_works(
     stage: Stage, gated_edge: Edge, tmp_path: Path
 ) -> None:
     edge = gated_edge
-    write_project(stage.projects, "acme", "shop")
-    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    _apply_shop(stage, edge)
     old = _keys(stage, "acme/shop")
 
     # Manifests that do not declare the project: refused before anything changes.
@@ -161,8 +169,7 @@ def test_keys_rotate_with_a_failing_edge_exits_non_zero_and_says_what_still_work
     new = _keys(stage, "acme/shop")
     assert new["anon_key"] != old["anon_key"]  # stored: the next edge step converges to them
     assert _env(edge, "shop", "rest.env")["PGRST_JWT_SECRET"] == new["jwt_secret"]
-    runs = stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 2", dbname="nextmavens")
-    assert runs == [("apply edge", "failed"), ("keys rotate", "ok")]
+    assert _latest_runs(stage) == [("apply edge", "failed"), ("keys rotate", "ok")]
 
     edge.break_docker(False)
     repaired = stage.cli("apply", "--yes", "--edge-config", str(edge.config))
@@ -200,16 +207,14 @@ def test_destroy_with_the_edge_removes_the_projects_containers_files_tenants_and
     assert "shop.api.example.test" not in site and "api.shop.acme.test" not in site
     still = edge.get("crm.api.example.test", "/rest/v1/", crm["anon_key"])
     assert still is not None and still[0] == 200
-    runs = stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 2", dbname="nextmavens")
-    assert runs == [("apply edge", "ok"), ("destroy", "ok")]
+    assert _latest_runs(stage) == [("apply edge", "ok"), ("destroy", "ok")]
 
 
 def test_destroy_stops_before_dropping_when_the_edge_cannot_serve_the_rest(
     stage: Stage, gated_edge: Edge, tmp_path: Path
 ) -> None:
     edge = gated_edge
-    write_project(stage.projects, "acme", "shop")
-    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    _apply_shop(stage, edge)
     write_project(stage.projects, "acme", "shop", state="absent")
     write_project(stage.projects, "acme", "desk", domains=["studio.example.test"])  # claims the platform's name
     refused = stage.cli(
@@ -225,8 +230,7 @@ def test_destroy_whose_edge_cleanup_fails_exits_non_zero_and_says_what_is_left(
     stage: Stage, gated_edge: Edge, tmp_path: Path
 ) -> None:
     edge = gated_edge
-    write_project(stage.projects, "acme", "shop")
-    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    _apply_shop(stage, edge)
     write_project(stage.projects, "acme", "shop", state="absent")
     edge.break_docker()
     failed = stage.cli(
