@@ -50,7 +50,7 @@ from nextmavens.control.store import backups
 from nextmavens.control.store.backups import BackupRecord
 from nextmavens.engine.desired import LAYER_ROLE
 from nextmavens.engine.scram import scram_verifier
-from nextmavens.monitor.superusers import superusers
+from nextmavens.engine.superusers import superusers
 from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES, project_names
 
 # Temporary login roles that replay a project's own objects (see restore_role).

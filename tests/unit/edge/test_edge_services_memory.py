@@ -12,7 +12,7 @@ from nextmavens.edge.memory import (
     projects_that_fit,
 )
 from nextmavens.edge.services import compose_command, render_project_services, write_project_files
-from tests.unit.edge.fixtures import BUDGET_MB, SHARED_MB, manifest, sample_projects, secrets_for, settings
+from tests.support.edgesamples import BUDGET_MB, SHARED_MB, manifest, sample_projects, secrets_for, settings
 
 
 def shop():

@@ -17,7 +17,7 @@ from nextmavens.edge.settingsfile import EdgeHost, EdgeHostConfig
 from nextmavens.keys import issue_api_keys, new_jwt_secret, new_password
 from nextmavens.monitor.storage import run_prune_command
 from tests.support.dotenv import compose_go_dotenv
-from tests.unit.edge.fixtures import manifest, secrets_for, settings
+from tests.support.edgesamples import manifest, secrets_for, settings
 
 COMPOSE_ENV = {"POSTGRES_PASSWORD": "cluster-superuser-password", "NEXTMAVENS_DSN": "postgresql://postgres:pw@db/"}
 

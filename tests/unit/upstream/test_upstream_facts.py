@@ -12,7 +12,6 @@ import json
 import re
 import runpy
 import shlex
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,10 +41,10 @@ from nextmavens.upstream.facts import (
     pinned_kong,
 )
 from tasks.stacks import STACKS
-from tests.integration.host.hostfixtures import group_configs
-from tests.unit.edge.fixtures import manifest, sample_projects, secrets_for, settings
+from tests.support.edgesamples import manifest, sample_projects, secrets_for, settings
+from tests.support.groupdata import group_configs
+from tests.support.repo import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 STANDIN_ENV = re.compile(r"^STANDIN_")
 
 
