@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import shutil
 import signal
@@ -38,8 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # This file's folder is first on the path when run as a script: its name would shadow the standard library's
 # `platform` module, which pydantic and others import. Look up modules from the repository instead.
-HERE = str(Path(__file__).resolve().parent)
-sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != Path(HERE)]
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -160,7 +161,8 @@ def wait_until_serving(port: int, server: subprocess.Popen[bytes]) -> None:
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
-    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values) + 0.5) - 1))
+    """Nearest rank: the smallest value with at least `fraction` of the values at or below it."""
+    index = min(len(sorted_values) - 1, max(0, math.ceil(fraction * len(sorted_values)) - 1))
     return sorted_values[index]
 
 
