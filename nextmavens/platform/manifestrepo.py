@@ -3,7 +3,7 @@ the loader a hand-written manifest goes through, apply it through the engine (th
 commit the file with the member as author. A change that is invalid or whose apply fails leaves the file as it
 was and no commit.
 
-The projects folder must be a git work tree; the service never pushes or pulls. Writes of this process are
+The projects folder must be the root of a git work tree; the service never pushes or pulls. Writes of this process are
 serialized by one lock, and the engine's apply lock serializes them with every other applier. Git runs from an
 argv list with a controlled environment: no system or user configuration, no hooks, no signing.
 """
@@ -121,17 +121,20 @@ class ManifestRepository:
         if not self.folder.is_dir():
             return False
         try:
-            done = self._git("rev-parse", "--is-inside-work-tree")
+            done = self._git("rev-parse", "--show-toplevel")
         except (OSError, subprocess.TimeoutExpired):
             return False
-        return done.returncode == 0 and done.stdout.strip() == "true"
+        # The folder must be the repository's root: a projects/ folder inside the operator's own checkout is not
+        # the manifest repository, and the service commits nothing there.
+        return done.returncode == 0 and Path(done.stdout.strip()).resolve() == self.folder.resolve()
 
     def change(self, relative: str, render: Render, engine: Engine, member: str, message: str) -> Written:
         """Write `relative` (`<org>/<file>.yaml`) as `render` says, validate, apply, commit as `member`."""
         with _WRITES:
             if not self.ready():
                 raise RepositoryMissing(
-                    f"the projects folder {self.folder} is not a git work tree: the manifest repository is not set up"
+                    f"the projects folder {self.folder} is not the root of a git work tree: the manifest repository is "
+                    "not set up"
                 )
             try:
                 current = load_manifests(self.folder)

@@ -133,9 +133,18 @@ def test_not_a_work_tree(tmp_path: Path) -> None:
     folder = tmp_path / "projects"
     folder.mkdir()
     assert not ManifestRepository(folder).ready()
-    with pytest.raises(RepositoryMissing, match="not a git work tree"):
+    with pytest.raises(RepositoryMissing, match="not the root of a git work tree"):
         ManifestRepository(folder).change("acme/shop.yaml", create(SHOP), cast(Engine, StubEngine()), "a@b.test", "m")
     assert not (folder / "acme").exists()
+
+
+def test_a_folder_inside_another_repository_is_not_the_manifest_repository(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    folder = tmp_path / "projects"
+    folder.mkdir()
+    assert not ManifestRepository(folder).ready()
+    git(folder, "init", "-q")
+    assert ManifestRepository(folder).ready()
 
 
 def test_hooks_never_run(repo: Path) -> None:
