@@ -139,7 +139,12 @@ class ManifestRepository:
             try:
                 current = load_manifests(self.folder)
             except ManifestErrors as exc:
-                raise ManifestRejected([f"the manifests already in the repository are invalid: {exc}"]) from None
+                problems = len(exc.errors)
+                raise Conflict(
+                    "manifests_invalid",
+                    f"the manifests in the repository are invalid ({problems} problem(s); `nextmavens validate` "
+                    "lists them): fix them before any change",
+                ) from None
             path = self.folder / relative
             original = path.read_bytes() if path.is_file() else None
             text = render(current, original.decode("utf-8") if original is not None else None)

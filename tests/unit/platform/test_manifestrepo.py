@@ -129,6 +129,14 @@ def test_uncommitted_edits_to_the_file_are_refused(repo: Path) -> None:
     assert (repo / "acme" / "shop.yaml").read_text() == SHOP + "# local edit\n"
 
 
+def test_an_invalid_set_already_there_refuses_every_write(repo: Path) -> None:
+    (repo / "acme" / "broken.yaml").write_text("ref: broken\n")
+    engine = StubEngine()
+    with pytest.raises(Conflict, match="manifests in the repository are invalid"):
+        ManifestRepository(repo).change("acme/shop.yaml", create(SHOP), cast(Engine, engine), "a@b.test", "m")
+    assert not (repo / "acme" / "shop.yaml").exists() and not engine.applied
+
+
 def test_not_a_work_tree(tmp_path: Path) -> None:
     folder = tmp_path / "projects"
     folder.mkdir()
