@@ -170,6 +170,8 @@ def change_state(
         declared = current.by_key(f"{org}/{ref}")
         if declared is None or existing is None:
             raise NotDeclared
+        if declared.manifest.state == "absent":  # an orphan awaiting destroy: bringing it back is the operator's call
+            raise Conflict("absent", f"{org}/{ref} is declared absent; only its manifest, by hand, brings it back")
         return None if declared.manifest.state == body.state else with_state(existing, body.state)
 
     verb = "Suspend" if body.state == "suspended" else "Resume"

@@ -22,6 +22,7 @@ from tests.integration.platform.harness import (
     write_manifests,
 )
 from tests.support.engine import Stage
+from tests.support.projects import write_project
 from tests.support.scratch import cloned_server
 
 
@@ -34,6 +35,7 @@ def stage(pg_template: Any) -> Iterator[PlatformStage]:
     with cloned_server(pg_template, "nextmavens-writes-") as (server, base):
         projects = base / "projects"
         write_manifests(projects)
+        write_project(projects, "acme", "gone", state="absent")
         git(projects, "init", "-q")
         git(projects, "add", ".")
         git(projects, "-c", "user.name=op", "-c", "user.email=op@example.test", "commit", "-qm", "start")
@@ -199,6 +201,9 @@ def test_suspend_and_resume(stage: PlatformStage, client: httpx.Client) -> None:
     assert missing.status_code == 404
     absent = client.patch("/v1/projects/acme/shop", json={"state": "absent"}, headers=admin)
     assert absent.status_code == 422
+    orphan = client.patch("/v1/projects/acme/gone", json={"state": "active"}, headers=admin)
+    assert orphan.status_code == 409 and orphan.json()["error"]["code"] == "absent"
+    assert "state: absent" in (stage.stage.projects / "acme" / "gone.yaml").read_text()
 
 
 def test_without_a_manifest_repository(stage: PlatformStage, client: httpx.Client) -> None:
