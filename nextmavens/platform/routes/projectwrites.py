@@ -97,12 +97,26 @@ def refusals(service: Service, caller: Caller, action: Action, org: str, ref: st
         raise ApiError(409, "busy", "another apply is running; try again when it ends") from None
     except PlanError as exc:
         audit_call(service, caller, action.value, "failed", org, ref, {"error": "apply_failed"})
-        raise ApiError(409, "apply_failed", f"the apply failed; nothing was committed: {exc}") from None
+        problems = own_problems(exc, org, ref)
+        raise ApiError(409, "apply_failed", f"the apply failed; nothing was committed: {problems}") from None
     except (ApiError, NotDeclared):
         raise
     except Exception as exc:
         audit_call(service, caller, action.value, "failed", org, ref, {"error": type(exc).__name__})
         raise
+
+
+def own_problems(exc: PlanError, org: str, ref: str) -> str:
+    """The plan's problems with this project's manifest; the others are counted, not shown (they may name another
+    org's projects). Each problem starts with its manifest's path."""
+    lines = str(exc).splitlines()
+    own = [line for line in lines if line.partition(": ")[0].endswith(f"/{org}/{ref}.yaml")]
+    others = len(lines) - len(own)
+    if others:
+        own.append(
+            f"and {others} problem(s) with other projects' manifests (the operator's `nextmavens plan` lists them)"
+        )
+    return "; ".join(own)
 
 
 def answer(service: Service, org: str, ref: str, written: Written) -> dict[str, Any]:
