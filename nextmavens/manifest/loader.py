@@ -206,9 +206,14 @@ def _load_model(
     except ValidationError as exc:
         for problem in exc.errors():
             loc = tuple(problem["loc"])
-            errors.append(ManifestError(shown, document.line_of(loc), _field_path(loc), _message(problem)))
+            errors.append(ManifestError(shown, document.line_of(loc), *describe(problem)))
         return None
     return (instance, document) if keep_document else instance
+
+
+def describe(problem: Any) -> tuple[str, str]:
+    """(field path, message) of one of a model's validation problems, as the operator reads them."""
+    return _field_path(tuple(problem["loc"])), _message(problem)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

@@ -42,6 +42,14 @@ CALLS = {
     "tokens": Call("GET", "/v1/tokens"),
     "revoke_other": Call("DELETE", "/v1/tokens/{victim}", write=True),
     "members": Call("GET", "/v1/orgs/acme/members"),
+    # The projects folder here is no git repository: an allowed write is refused as not set up (409).
+    "create": Call(
+        "POST",
+        "/v1/projects",
+        {"org": "acme", "ref": "newone", "name": "N", "site_url": "https://n.example"},
+        write=True,
+    ),
+    "suspend": Call("PATCH", "/v1/projects/acme/shop", {"state": "suspended"}, write=True),
     "audit": Call("GET", "/v1/orgs/acme/audit"),
 }
 
@@ -64,6 +72,8 @@ EXPECTED = {
     "tokens": [200] * 8,
     "revoke_other": [200, 404, 404, 404, 404, 403, 404, 404],
     "members": [200, 200, 200, 404, 200, 200, 403, 403],
+    "create": [409, 409, 403, 404, 403, 403, 403, 403],
+    "suspend": [409, 409, 403, 404, 403, 403, 403, 409],
     "audit": [200, 403, 403, 404, 403, 200, 403, 403],
 }
 UNAUTHENTICATED = ["expired", "revoked", "unknown", "malformed", "missing"]
@@ -125,7 +135,11 @@ def test_each_caller_gets_what_its_role_and_scope_allow(
     assert platform_stage.audit_count() - before == (1 if audited else 0)
     if expected >= 400:
         error = answer.json()["error"]
-        assert set(error) == {"code", "message"} and error["code"] in {"not_found", "forbidden"}
+        assert set(error) == {"code", "message"} and error["code"] in {
+            "not_found",
+            "forbidden",
+            "no_manifest_repository",
+        }
     if name not in ("keys", "web_keys", "create_token", "wider_token"):
         BODIES.append(answer.text)
 
