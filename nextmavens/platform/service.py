@@ -71,6 +71,11 @@ class ManifestSource:
             found.append((str(path), stat.st_mtime_ns, stat.st_size))
         return tuple(sorted(found))
 
+    def changed(self) -> None:
+        """The next `current` looks at the folder whatever the recheck time (the service itself wrote to it)."""
+        with self._lock:
+            self._checked_at = -math.inf
+
     def current(self) -> ManifestSet | None:
         with self._lock:
             now = time.monotonic()
@@ -151,6 +156,13 @@ class Service:
                 self._catalog = Catalog.of(project_views(manifests, self._applied))
                 self._catalog_from = (manifests, self._applied)
             return self._catalog
+
+    def projects_changed(self) -> None:
+        """After the service's own write (a manifest, an apply): the next answer reads both again, so the member
+        who wrote sees the change at once rather than after the recheck times."""
+        self.manifests.changed()
+        with self._catalog_lock:
+            self._applied_at = -math.inf
 
     def health_state(self) -> dict[str, Any]:
         """The health monitor's last record ({} when it never ran or its file cannot be read)."""
