@@ -27,6 +27,7 @@ from nextmavens.cliparts import (
 from nextmavens.engine.destroy import destroy_project
 from nextmavens.engine.plan import Change, Plan
 from nextmavens.engine.secretstore import SecretStore
+from nextmavens.engine.session import NotApplied
 from nextmavens.keys import expiry_warning
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ def keys_rotate(
     from nextmavens.keysview import iso_time
 
     engine = make_engine(dsn, master_key, lock_timeout)
-    _, ref = split_key(project)
+    org, ref = split_key(project)
     ready: ReadyEdge | None = None
     if edge_config is not None:
         from nextmavens.edge.step import ready_for_rotate
@@ -222,9 +223,11 @@ def keys_rotate(
         ready = ready_for_rotate(edge_config, projects_dir, ref)
 
     def rotate() -> tuple[int, int]:
-        with engine.changing("keys rotate", [{"project": project, "action": "rotate", "kind": "keys"}]) as (_, store):
-            keys = store.rotate_keys(known_project(store, project))
-            return keys.issued_at, keys.expires_at
+        try:
+            keys = engine.rotate_keys(org, ref)
+        except NotApplied:
+            raise Failure(f"no applied project {project!r} (apply it first, or check the name)") from None
+        return keys.issued_at, keys.expires_at
 
     issued, expires = run_engine(rotate)
     stored = f"New keys for {project} are issued (at {issued}, valid until {iso_time(expires)}) and stored"

@@ -23,6 +23,7 @@ from nextmavens.engine.observe import observe, observe_extensions
 from nextmavens.engine.observed import ObservedState
 from nextmavens.engine.plan import Plan, PlanError, databases_to_inspect, make_plan
 from nextmavens.engine.secretstore import SecretStore
+from nextmavens.keys import ApiKeys
 from nextmavens.manifest.loader import ManifestSet
 
 
@@ -120,3 +121,22 @@ class Engine:
         with self._working() as (cluster, control, sealer):
             with audited(control, command, self.config.who(), detail):
                 yield cluster, SecretStore(control, sealer)
+
+    def rotate_keys(self, org: str, ref: str) -> ApiKeys:
+        """A new JWT secret and keys for the applied project org/ref, under the apply lock and recorded as a
+        `keys rotate` run; the edge is the caller's to converge. NotApplied (the run recorded as failed) when no
+        applied project has that name: checked under the lock, so nobody renames or destroys it meanwhile."""
+        change = {"project": f"{org}/{ref}", "action": "rotate", "kind": "keys"}
+        with self.changing("keys rotate", [change]) as (_, store):
+            if store.project_org(ref) != org:
+                raise NotApplied(org, ref)
+            return store.rotate_keys(ref)
+
+
+class NotApplied(LookupError):
+    """No applied (and not destroyed) project of that org and ref."""
+
+    def __init__(self, org: str, ref: str) -> None:
+        super().__init__(f"no applied project {org}/{ref}")
+        self.org = org
+        self.ref = ref

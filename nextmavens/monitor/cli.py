@@ -20,7 +20,7 @@ from nextmavens.control.store import backups
 from nextmavens.engine.superusers import superusers
 from nextmavens.manifest.loader import ManifestErrors
 from nextmavens.monitor.health import check_health, docker_from_env, probe_targets
-from nextmavens.monitor.state import load_json, state_dir
+from nextmavens.monitor.state import HEALTH_FILE, load_json, state_dir
 from nextmavens.monitor.storage import check_storage
 from nextmavens.monitor.summary import Summary, backup_freshness, gather, render, unexpected_superuser
 
@@ -68,7 +68,7 @@ def status(as_json: bool) -> None:
     folder = state_dir()
     monitors: dict[str, Any] = {
         "storage": load_json(folder / "storage.json").get("paths", {}),
-        "health": load_json(folder / "health.json").get("health", {}),
+        "health": load_json(folder / HEALTH_FILE).get("health", {}),
     }
     if as_json:
         click.echo(json.dumps(summary.as_json() | {"monitors": monitors}, indent=2, default=str))
@@ -122,7 +122,7 @@ def health_command() -> None:
     check = check_health(
         docker_from_env(),
         probe_targets(dict(os.environ), refs),
-        state_dir() / "health.json",
+        state_dir() / HEALTH_FILE,
         alerts.send,
         extra=extra,
     )

@@ -14,6 +14,7 @@ from typing import Any
 from nextmavens.files import write_atomic
 
 DEFAULT_STATE_DIR = Path("/var/lib/nextmavens")
+HEALTH_FILE = "health.json"  # `monitor health`'s last checks; `status` and the platform service read it
 
 
 def state_dir() -> Path:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -52,3 +54,24 @@ def project_views(manifests: ManifestSet | None, applied: list[AppliedProject]) 
             known.last_applied_at if known else None,
         )
     return dict(sorted(views.items()))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The views with each one's JSON encoded once, when the catalog is built: a listing joins the encodings of
+    what the caller sees instead of validating and encoding every project again on every request."""
+
+    views: dict[tuple[str, str], ProjectView]
+    encoded: dict[tuple[str, str], bytes] = field(repr=False)
+
+    @classmethod
+    def of(cls, views: dict[tuple[str, str], ProjectView]) -> Catalog:
+        return cls(views, {key: encode(view.as_json()) for key, view in views.items()})
+
+    def listing(self, keys: Iterable[tuple[str, str]]) -> bytes:
+        """`{"projects": [...]}` of these views, in the order given."""
+        return b'{"projects":[' + b",".join(self.encoded[key] for key in keys) + b"]}"
+
+
+def encode(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()

@@ -18,6 +18,7 @@ from nextmavens import ui
 from nextmavens.cliparts import Failure, connection_options, make_engine, projects_option, run_engine
 from nextmavens.control.db import connect_control
 from nextmavens.control.store import access
+from nextmavens.monitor.state import HEALTH_FILE, state_dir
 from nextmavens.platform.issuing import Issued, IssueError, issue_token, revoke
 from nextmavens.platform.tokens import LifetimeError, parse_lifetime
 
@@ -193,6 +194,7 @@ def serve(
         projects_dir=projects_dir,
         lock_timeout_s=lock_timeout,
         api_domain=api_domain,
+        health_file=state_dir() / HEALTH_FILE,
     )
     run_engine(lambda: run_server(settings, host.strip("[]"), int(port)))
 

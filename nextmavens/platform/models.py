@@ -81,9 +81,23 @@ class BackupSummary(BaseModel):
     bytes: int | None
 
 
+class HealthCheck(BaseModel):
+    name: str = Field(description="container:nm-<ref>-<service>-<n>, probe:project:<ref> or backup:<org>/<ref>")
+    ok: bool
+    detail: str
+
+
+class ProjectHealth(BaseModel):
+    state: str = Field(description="ok, failing, or unknown (the health monitor has no record of the project)")
+    checked_at: str | None = Field(description="When the health monitor last ran; null: never")
+    stale: bool = Field(description="The last run is older than three of the monitor's 5-minute periods")
+    checks: list[HealthCheck]
+
+
 class ProjectDetail(Project):
     api_url: str
     last_good_backup: BackupSummary | None
+    health: ProjectHealth
 
 
 class Keys(BaseModel):

@@ -1,5 +1,5 @@
 """What the running service holds: its settings, the control database pool, the engine (secrets, the apply
-lock), the manifests as last read, and the failed-authentication limiter."""
+lock), the projects as last read (manifests and applied records), and the failed-authentication limiter."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-import psycopg
 from psycopg_pool import ConnectionPool
 
 from nextmavens.control.db import connect_control, dsn_for_database
 from nextmavens.control.store import access
 from nextmavens.engine.session import Engine, EngineConfig
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
+from nextmavens.monitor.state import load_json
 from nextmavens.naming import CONTROL_DATABASE
-from nextmavens.platform.catalog import ProjectView, project_views
+from nextmavens.platform.catalog import Catalog, project_views
 from nextmavens.platform.ratelimit import FailureLimiter
 
 log = logging.getLogger("nextmavens.platform")
@@ -40,6 +41,10 @@ class ServiceSettings:
     pool_timeout_s: float = 5.0  # waiting for a free connection: then 503
     statement_timeout_ms: int = 10_000
     manifest_recheck_s: float = 1.0
+    # The applied projects are read again at most this often: a listing then costs no query of its own (the
+    # token's lookup is the request's one query), and an apply shows within this time, as a manifest change does.
+    applied_recheck_s: float = 1.0
+    health_file: Path | None = None  # the health monitor's state file; None or unreadable: health "unknown"
 
 
 class ManifestSource:
@@ -65,6 +70,11 @@ class ManifestSource:
                 continue
             found.append((str(path), stat.st_mtime_ns, stat.st_size))
         return tuple(sorted(found))
+
+    def changed(self) -> None:
+        """The next `current` looks at the folder whatever the recheck time (the service itself wrote to it)."""
+        with self._lock:
+            self._checked_at = -math.inf
 
     def current(self) -> ManifestSet | None:
         with self._lock:
@@ -95,6 +105,12 @@ class Service:
         self.manifests = ManifestSource(settings.projects_dir, settings.manifest_recheck_s)
         self.limiter = FailureLimiter(settings.auth_burst, settings.auth_refill_s)
         self._limiter_lock = threading.Lock()
+        self._catalog_lock = threading.Lock()
+        self._health_unreadable = False
+        self._applied: list[access.AppliedProject] | None = None
+        self._applied_at = -math.inf
+        self._catalog = Catalog({}, {})
+        self._catalog_from: tuple[ManifestSet | None, list[access.AppliedProject] | None] = (None, None)
         self.engine = Engine(
             EngineConfig(dsn=settings.dsn, master_key_path=settings.master_key, lock_timeout_s=settings.lock_timeout_s)
         )
@@ -124,8 +140,44 @@ class Service:
         """The engine recording `actor` in its own audit runs (apply_runs), e.g. for a key rotation."""
         return Engine(replace(self.engine.config, actor=actor))
 
-    def projects(self, conn: psycopg.Connection) -> dict[tuple[str, str], ProjectView]:
-        return project_views(self.manifests.current(), access.applied_projects(conn))
+    def catalog(self) -> Catalog:
+        """The projects: built again only when the manifests or the applied records changed."""
+        manifests = self.manifests.current()
+        with self._catalog_lock:
+            now = time.monotonic()
+            if self._applied is None or now - self._applied_at >= self.settings.applied_recheck_s:
+                with self.pool.connection() as conn:
+                    applied = access.applied_projects(conn)
+                self._applied_at = now
+                if applied != self._applied:
+                    self._applied = applied
+            source = self._catalog_from
+            if source[0] is not manifests or source[1] is not self._applied:
+                self._catalog = Catalog.of(project_views(manifests, self._applied))
+                self._catalog_from = (manifests, self._applied)
+            return self._catalog
+
+    def projects_changed(self) -> None:
+        """After the service's own write (a manifest, an apply): the next answer reads both again, so the member
+        who wrote sees the change at once rather than after the recheck times."""
+        self.manifests.changed()
+        with self._catalog_lock:
+            self._applied_at = -math.inf
+
+    def health_state(self) -> dict[str, Any]:
+        """The health monitor's last record ({} when it never ran or its file cannot be read)."""
+        path = self.settings.health_file
+        if path is None:
+            return {}
+        try:
+            return load_json(path)
+        except OSError as exc:  # e.g. the monitor's 0600 file, not shared with the service's user
+            if not self._health_unreadable:
+                self._health_unreadable = True
+                log.warning(
+                    "cannot read the health monitor's state %s (%s): health shows unknown", path, type(exc).__name__
+                )
+            return {}
 
     def retry_after(self, address: str) -> int:
         with self._limiter_lock:

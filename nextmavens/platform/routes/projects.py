@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from nextmavens.control.locks import LockTimeout
 from nextmavens.control.store import backups as records
+from nextmavens.engine.session import NotApplied
 from nextmavens.keysview import api_url, iso_time, project_access
+from nextmavens.monitor.projecthealth import project_health
 from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, guard, refuse_missing, service_of
 from nextmavens.platform.authz import Action, Decision, decide
 from nextmavens.platform.catalog import ProjectView
@@ -34,32 +37,28 @@ def not_applied(org: str, ref: str) -> ApiError:
 
 def visible_project(service: Service, caller: Caller, action: Action, org: str, ref: str) -> ProjectView:
     guard(service, caller, action, org, ref)
-    with service.pool.connection() as conn:
-        view = service.projects(conn).get((org, ref))
+    view = service.catalog().views.get((org, ref))
     if view is None:
         raise refuse_missing(service, caller, action, org, ref)
     return view
 
 
 @router.get("/v1/projects", response_model=ProjectList)
-def list_projects(request: Request, caller: Annotated[Caller, Depends(authenticate)]) -> dict[str, Any]:
+def list_projects(request: Request, caller: Annotated[Caller, Depends(authenticate)]) -> Response:
     """The projects this token sees: declared in the manifests, applied, or both."""
-    service = service_of(request)
-    with service.pool.connection() as conn:
-        views = service.projects(conn)
-    seen = [
-        view.as_json()
-        for (org, ref), view in views.items()
-        if decide(caller.roles, caller.scope, Action.READ_PROJECT, org, ref) is Decision.ALLOW
-    ]
-    return {"projects": seen}
+    catalog = service_of(request).catalog()
+    roles, scope = caller.roles, caller.scope
+    seen = [key for key in catalog.views if decide(roles, scope, Action.READ_PROJECT, *key) is Decision.ALLOW]
+    # Encoded with the catalog (the shape ProjectList publishes): nothing to validate or encode per request.
+    return Response(catalog.listing(seen), media_type="application/json")
 
 
 @router.get("/v1/projects/{org}/{ref}", response_model=ProjectDetail)
 def get_project(
     org: OrgSlug, ref: ProjectRef, request: Request, caller: Annotated[Caller, Depends(authenticate)]
 ) -> dict[str, Any]:
-    """State (declared and applied), API URL, last apply and last good backup."""
+    """State (declared and applied), API URL, last apply, health (as the health monitor last recorded it) and
+    last good backup."""
     service = service_of(request)
     view = visible_project(service, caller, Action.READ_PROJECT, org, ref)
     with service.pool.connection() as conn:
@@ -75,6 +74,7 @@ def get_project(
         **view.as_json(),
         "api_url": api_url(ref, service.settings.api_domain),
         "last_good_backup": last_backup,
+        "health": project_health(service.health_state(), org, ref, time.time()),
     }
 
 
@@ -110,15 +110,12 @@ def rotate_keys(
     action = Action.ROTATE_KEYS
     visible_project(service, caller, action, org, ref)
     engine = service.engine_as(f"{caller.member} (platform token {caller.token.id})")
-    change = [{"project": f"{org}/{ref}", "action": "rotate", "kind": "keys"}]
     try:
-        with engine.changing("keys rotate", change) as (_, store):
-            if store.project_org(ref) != org:
-                raise not_applied(org, ref)
-            keys = store.rotate_keys(ref)
-    except ApiError as refused:
+        keys = engine.rotate_keys(org, ref)
+    except NotApplied:
+        refused = not_applied(org, ref)
         audit_call(service, caller, action.value, "failed", org, ref, {"error": refused.code})
-        raise
+        raise refused from None
     except LockTimeout:
         audit_call(service, caller, action.value, "failed", org, ref, {"error": "busy"})
         raise ApiError(409, "busy", "another apply is running; try again when it ends") from None

@@ -120,6 +120,7 @@ def own_problems(exc: PlanError, org: str, ref: str) -> str:
 
 
 def answer(service: Service, org: str, ref: str, written: Written) -> dict[str, Any]:
+    service.projects_changed()
     with service.pool.connection() as conn:
         view = project_views(written.manifests, access.applied_projects(conn))[(org, ref)]
     result = written.result

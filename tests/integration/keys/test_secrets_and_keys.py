@@ -131,6 +131,12 @@ def test_keys_rotate_issues_new_keys_and_revokes_the_old(shop: Stage) -> None:
         ("keys rotate", "ok")
     ]
     assert shop.plan().empty  # rotating keys is not drift of the database
+    elsewhere = shop.cli("keys", "rotate", "globex/shop")
+    assert elsewhere.returncode == 1 and "no applied project 'globex/shop'" in elsewhere.stderr
+    assert shop.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 1", dbname="nextmavens") == [
+        ("keys rotate", "failed")
+    ]
+    assert json.loads(shop.cli("keys", "show", "acme/shop", "--json").stdout)["anon_key"] == after["anon_key"]
 
 
 def test_destroy_needs_confirmation_and_an_undeclared_project_then_dumps_first(shop: Stage, tmp_path: Path) -> None:

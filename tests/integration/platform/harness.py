@@ -135,6 +135,8 @@ def service_settings(stage: Stage, **overrides: object) -> ServiceSettings:
         "auth_burst": 100_000,  # the matrix fails authentication on purpose, many times
         "lock_timeout_s": 30.0,
         "manifest_recheck_s": 0.0,  # tests change a manifest and ask at once
+        "applied_recheck_s": 0.0,  # ... or apply, and ask at once
+        "health_file": stage.projects.parent / "monitor-state" / "health.json",  # none until a test writes it
     }
     values.update(overrides)
     return ServiceSettings(**values)  # type: ignore[arg-type]

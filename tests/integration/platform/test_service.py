@@ -1,5 +1,6 @@
 """The service around the endpoints: JSON errors for every failure, the body limit, the rate limit on failed
-authentication, a removed member, a declared but unapplied project, the last good backup, and the commands."""
+authentication, a removed member, a declared but unapplied project, the last good backup, the health the
+monitor recorded, and the commands."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from nextmavens.control.db import connect_control
 from nextmavens.control.store import backups as records
 from nextmavens.control.store import projects
+from nextmavens.monitor.health import ProbeResult, check_health, probe_targets
 from tests.integration.platform.harness import (
     ACME_MEMBERS,
     PlatformStage,
@@ -142,6 +144,11 @@ def test_a_declared_project_shows_before_it_is_applied(
     assert listed["shop"]["applied_state"] == "active" and listed["shop"]["last_applied_at"]
     keys = client.get("/v1/projects/acme/draft/keys", headers=owner)
     assert keys.status_code == 409 and error_of(keys)["code"] == "not_applied"
+    rotated = client.post("/v1/projects/acme/draft/keys/rotate", headers=owner)
+    assert rotated.status_code == 409 and error_of(rotated)["code"] == "not_applied"
+    assert platform_stage.stage.sql(
+        "SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 1", dbname="nextmavens"
+    ) == [("keys rotate", "failed")]
     (platform_stage.stage.projects / "acme" / "draft.yaml").unlink()
     assert client.get("/v1/projects/acme/draft", headers=owner).status_code == 404
 
@@ -157,6 +164,57 @@ def test_the_project_shows_its_last_good_backup(
     shown = client.get("/v1/projects/acme/crm", headers=owner).json()
     assert shown["last_good_backup"]["id"] == backup_id
     assert shown["api_url"] == "https://crm.api.example.test"
+
+
+class Container:
+    def __init__(self, name: str, status: str, health: str | None) -> None:
+        self.name = name
+        self.attrs = {"Name": f"/{name}", "State": {"Status": status, "Health": {"Status": health}}, "RestartCount": 0}
+
+
+class Docker:
+    """The docker SDK's client as `monitor health` uses it: containers.list(all=True)."""
+
+    def __init__(self, containers: list[Container]) -> None:
+        self.containers = self
+        self._found = containers
+
+    def list(self, all: bool) -> list[Container]:  # noqa: A002 - the SDK's name
+        return self._found
+
+
+def test_the_project_shows_its_health_as_the_monitor_recorded_it(
+    platform_stage: PlatformStage, client: httpx.Client, owner: dict[str, str]
+) -> None:
+    before = client.get("/v1/projects/acme/shop", headers=owner).json()["health"]
+    assert before == {"state": "unknown", "checked_at": None, "stale": False, "checks": []}
+    docker = Docker(
+        [
+            Container("nm-shop-rest-1", "running", "healthy"),
+            Container("nm-shop-auth-1", "restarting", None),
+            Container("nm-crm-rest-1", "running", "healthy"),
+        ]
+    )
+
+    def prober(name: str, url: str) -> ProbeResult:
+        return ProbeResult(name, url, True, 401, None, 0.01)
+
+    targets = probe_targets({"NEXTMAVENS_API_DOMAIN": "api.example.test"}, ["shop", "crm"])
+    health_file = platform_stage.settings().health_file
+    assert health_file is not None
+    check_health(docker, targets, health_file, [].append, prober=prober)
+    shop = client.get("/v1/projects/acme/shop", headers=owner).json()["health"]
+    assert shop["state"] == "failing" and shop["stale"] is False and shop["checked_at"]
+    assert shop["checks"] == [
+        {"name": "container:nm-shop-auth-1", "ok": False, "detail": "restarting"},
+        {"name": "container:nm-shop-rest-1", "ok": True, "detail": "running (healthy)"},
+        {"name": "probe:project:shop", "ok": True, "detail": "HTTP 401"},
+    ]
+    crm = client.get("/v1/projects/acme/crm", headers=owner).json()["health"]
+    assert crm["state"] == "ok" and [c["name"] for c in crm["checks"]] == [
+        "container:nm-crm-rest-1",
+        "probe:project:crm",
+    ]
 
 
 def test_token_commands(platform_stage: PlatformStage, client: httpx.Client) -> None:

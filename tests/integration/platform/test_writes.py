@@ -216,3 +216,19 @@ def test_without_a_manifest_repository(stage: PlatformStage, client: httpx.Clien
     assert answer.status_code == 409 and answer.json()["error"]["code"] == "no_manifest_repository"
     assert "not the root of a git work tree" in answer.json()["error"]["message"]
     assert not (projects / "acme" / "norepo.yaml").exists()
+
+
+def test_the_writer_reads_its_write_at_once_whatever_the_recheck_times(stage: PlatformStage) -> None:
+    held = service_settings(stage.stage, manifest_recheck_s=3600.0, applied_recheck_s=3600.0)
+    admin = bearer(stage, "admin@acme.test")
+    with running_service(held) as url, httpx.Client(base_url=url, timeout=120) as session:
+        assert session.get("/v1/projects/acme/shop", headers=admin).json()["applied_state"] == "active"
+        assert session.get("/v1/projects/acme/fresh", headers=admin).status_code == 404  # the catalog is held now
+        created = session.post("/v1/projects", json=new_project("fresh"), headers=admin)
+        assert created.status_code == 201, created.text
+        shown = session.get("/v1/projects/acme/fresh", headers=admin)
+        assert shown.status_code == 200 and shown.json()["applied_state"] == "active"
+        suspended = session.patch("/v1/projects/acme/fresh", json={"state": "suspended"}, headers=admin)
+        assert suspended.status_code == 200, suspended.text
+        listed = {p["ref"]: p for p in session.get("/v1/projects", headers=admin).json()["projects"]}
+        assert listed["fresh"]["declared_state"] == listed["fresh"]["applied_state"] == "suspended"

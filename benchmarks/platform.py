@@ -1,0 +1,318 @@
+"""Benchmark of the platform service: `GET /v1/projects` with 200 projects, under load from a second process.
+
+    python benchmarks/platform.py [--projects 200] [--concurrency 8] [--requests 6000] [--warmup 300]
+                                  [--time-cap-s 60] [--tmp DIR]
+
+1. a throwaway PostgreSQL (initdb + pg_ctl, loopback only, fsync off: nothing here measures the disk);
+2. `--projects` manifests in a temporary folder (10 orgs, each org.yaml listing the benchmark's member as a
+   developer), applied for real by the engine;
+3. one access token issued for that member (role developer in every org, unscoped: it sees all the projects,
+   the largest answer and the visibility filter run on every project);
+4. `nextmavens platform serve` as its own process on a free loopback port, as the host runs it;
+5. a second process, the client: `--concurrency` threads, each with its own keep-alive HTTP/1.1 connection
+   (the standard library's http.client: a light client, so the client's CPU takes as little as possible of
+   the two cores from the server), first `--warmup` requests not counted, then `--requests` requests or
+   `--time-cap-s` seconds, whichever ends first. Every answer must be 200 with all the projects.
+
+It prints how it measured (cores, load average before and after, concurrency, requests, token role) and the
+server's CPU time per request, then exactly one last line: `rps=<n> p99_ms=<x>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# This file's folder is first on the path when run as a script: its name would shadow the standard library's
+# `platform` module, which pydantic and others import. Look up modules from the repository instead.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+ORGS = 10
+MEMBER = "bench@example.test"
+START_TIMEOUT_S = 60
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def write_manifests(root: Path, count: int) -> None:
+    import yaml
+
+    for org in range(ORGS):
+        folder = root / f"org{org}"
+        folder.mkdir(parents=True, exist_ok=True)
+        members = [{"email": MEMBER, "role": "developer"}, {"email": f"owner{org}@example.test", "role": "owner"}]
+        (folder / "org.yaml").write_text(yaml.safe_dump({"name": f"Org {org}", "members": members}))
+    for i in range(count):
+        ref = f"p{i:04d}"
+        manifest = {"ref": ref, "name": f"Bench project {i}", "auth": {"site_url": f"https://{ref}.example"}}
+        (root / f"org{i % ORGS}" / f"{ref}.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+
+
+# -- the client (its own process) ---------------------------------------------------------------------------
+
+
+def client_main(args: argparse.Namespace) -> int:
+    """Load the service; print one JSON object: latencies (ms) of the counted requests, wall time, failures."""
+    token = sys.stdin.readline().strip()  # not on the command line, where `ps` shows it
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    lock = threading.Lock()
+    issued = {"warmup": 0, "counted": 0}
+    latencies: list[float] = []
+    failures: list[str] = []
+    counting = threading.Event()
+    stop = threading.Event()
+    started_at: list[float] = []
+
+    def take() -> bool | None:
+        """True: a counted request; False: a warm-up one; None: stop."""
+        with lock:
+            if stop.is_set():
+                return None
+            if issued["warmup"] < args.warmup:
+                issued["warmup"] += 1
+                return False
+            if issued["counted"] >= args.requests:
+                return None
+            issued["counted"] += 1
+            return True
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(args.host, args.port, timeout=30)
+        try:
+            while (counted := take()) is not None:
+                if counted and not counting.is_set():
+                    with lock:
+                        if not counting.is_set():
+                            started_at.append(time.perf_counter())
+                            counting.set()
+                t0 = time.perf_counter()
+                conn.request("GET", "/v1/projects", headers=headers)
+                response = conn.getresponse()
+                body = response.read()
+                elapsed_ms = (time.perf_counter() - t0) * 1000
+                if response.status != 200 or body.count(b'"ref"') != args.expect:
+                    with lock:
+                        failures.append(f"{response.status}: {body[:200]!r}")
+                        stop.set()
+                    return
+                if counted:
+                    with lock:
+                        latencies.append(elapsed_ms)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.concurrency)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + args.time_cap_s
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    ended_at = time.perf_counter()
+    wall_s = ended_at - started_at[0] if started_at else 0.0
+    print(json.dumps({"latencies_ms": latencies, "wall_s": wall_s, "failures": failures}))
+    return 0
+
+
+# -- the driver ----------------------------------------------------------------------------------------------
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU time of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_serving(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"`nextmavens platform serve` exited with {server.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the service did not answer /healthz within {START_TIMEOUT_S} s")
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest rank: the smallest value with at least `fraction` of the values at or below it."""
+    index = min(len(sorted_values) - 1, max(0, math.ceil(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def run(args: argparse.Namespace, workdir: Path) -> str:
+    from devkit.localdb.server import LocalPostgres, free_port
+    from nextmavens.control.db import connect_control
+    from nextmavens.engine.session import Engine, EngineConfig
+    from nextmavens.manifest.loader import load_manifests
+    from nextmavens.platform.issuing import issue_token
+
+    server = LocalPostgres(base=workdir / "server", fast=True)
+    server.start()
+    service: subprocess.Popen[bytes] | None = None
+    try:
+        projects = workdir / "projects"
+        master_key = workdir / "keys" / "master.key"
+        write_manifests(projects, args.projects)
+        engine = Engine(EngineConfig(dsn=server.dsn, master_key_path=master_key, lock_timeout_s=60, actor="bench"))
+        t0 = time.perf_counter()
+        engine.apply(load_manifests(projects))
+        say(f"applied {args.projects} projects in {ORGS} orgs in {time.perf_counter() - t0:.1f} s")
+        with connect_control(server.dsn) as conn:
+            token = issue_token(
+                conn,
+                member=MEMBER,
+                org=None,
+                project=None,
+                read_only=False,
+                name="benchmark",
+                expires_at=datetime.now(UTC) + timedelta(hours=2),
+                created_by="bench",
+            ).token
+
+        port = free_port()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "NEXTMAVENS_"))},
+            "NEXTMAVENS_DSN": server.dsn,
+            "NEXTMAVENS_MASTER_KEY": str(master_key),
+            "NEXTMAVENS_PROJECTS": str(projects),
+            "PYTHONPATH": str(REPO),
+        }
+        service = subprocess.Popen(
+            [sys.executable, "-m", "nextmavens.cli", "platform", "serve", "--listen", f"127.0.0.1:{port}"],
+            env=env,
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=(workdir / "service.log").open("wb"),
+        )
+        wait_until_serving(port, service)
+
+        load_before = os.getloadavg()
+        say(
+            f"cores: {os.cpu_count()} (client and server share them); load average before: "
+            + " ".join(f"{x:.2f}" for x in load_before)
+        )
+        say(
+            f"load: GET /v1/projects from a second process, {args.concurrency} threads with one keep-alive "
+            f"connection each, {args.warmup} warm-up requests not counted, then {args.requests} requests "
+            f"or {args.time_cap_s:.0f} s; token: member {MEMBER}, role developer in all {ORGS} orgs, unscoped, "
+            f"sees all {args.projects} projects"
+        )
+        cpu_before = process_cpu_s(service.pid)
+        client = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--client",
+                "--port",
+                str(port),
+                "--concurrency",
+                str(args.concurrency),
+                "--requests",
+                str(args.requests),
+                "--warmup",
+                str(args.warmup),
+                "--time-cap-s",
+                str(args.time_cap_s),
+                "--expect",
+                str(args.projects),
+            ],
+            input=token + "\n",
+            capture_output=True,
+            text=True,
+            timeout=args.time_cap_s + 120,
+            check=False,
+        )
+        cpu_after = process_cpu_s(service.pid)
+        if client.returncode != 0:
+            raise RuntimeError(f"the client failed: {client.stderr[-2000:]}")
+        result = json.loads(client.stdout)
+        if result["failures"]:
+            raise RuntimeError(f"the service answered wrongly: {result['failures'][:3]}")
+        latencies = sorted(result["latencies_ms"])
+        if not latencies:
+            raise RuntimeError("no request was counted (the time cap ended the warm-up?)")
+        count = len(latencies)
+        wall_s = result["wall_s"]
+        rps = count / wall_s
+        p99 = percentile(latencies, 0.99)
+        say(
+            f"counted {count} requests in {wall_s:.2f} s"
+            + (" (stopped by the time cap)" if count < args.requests else "")
+        )
+        say(
+            f"latency ms: median {statistics.median(latencies):.2f}, p90 {percentile(latencies, 0.90):.2f}, "
+            f"p99 {p99:.2f}, max {latencies[-1]:.2f}"
+        )
+        say(
+            f"server CPU per request (warm-up included): "
+            f"{(cpu_after - cpu_before) * 1000 / (count + args.warmup):.2f} ms"
+        )
+        say("load average after: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        return f"rps={rps:.0f} p99_ms={p99:.1f}"
+    finally:
+        if service is not None and service.poll() is None:
+            service.send_signal(signal.SIGTERM)
+            try:
+                service.wait(15)
+            except subprocess.TimeoutExpired:
+                service.kill()
+                service.wait()
+        server.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--projects", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=6000, help="counted requests (after the warm-up)")
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--time-cap-s", type=float, default=60.0)
+    parser.add_argument("--tmp", default=None, help="folder for the temporary files (default: the system's)")
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--expect", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        return client_main(args)
+    if args.projects < 1 or args.concurrency < 1 or args.requests < 1:
+        parser.error("--projects, --concurrency and --requests must be at least 1")
+    workdir = Path(tempfile.mkdtemp(prefix="nextmavens-bench-platform-", dir=args.tmp))
+    workdir.chmod(0o711)  # the server runs as `postgres` when we are root: it must pass through
+    try:
+        final_line = run(args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(final_line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
