@@ -1,0 +1,119 @@
+"""The upgrade path: a fresh sandbox is converged by the previous release's deploy before the session converges
+it with this tree, so the converges that follow are an upgrade of a host that release built.
+
+Only the deploy runs from the old tree: the sandbox itself is booted by this tree's devkit. The old deploy runs
+from a `git worktree` of PREVIOUS_RELEASE (its deploys/site.py, its group data, its `nextmavens` package on
+PYTHONPATH), and builds the host's wheel from that worktree's HEAD, as it would on an operator's checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .conftest import REPO, Sandbox
+
+# The previous release: the last commit of main that landed and passed CI. Bump it to the new main commit
+# once a release has landed and passed CI (the e2e suite then proves the upgrade from that release onwards).
+PREVIOUS_RELEASE = "2d299ea9ee214d0c6cb2d324a7e352b3149bf342"
+
+# The example project whose keys the previous release created: they must survive the upgrade unchanged.
+UPGRADE_PROBE = "acme/shop"
+
+
+@dataclass
+class PreviousConverge:
+    """What the previous release's converge did, or why it did not run (`problem`)."""
+
+    problem: str = ""
+    seconds: float = 0.0
+    changed: list[str] = field(default_factory=list)
+    keys: dict[str, Any] = field(default_factory=dict)  # UPGRADE_PROBE's keys as the previous release made them
+
+
+def release_missing(repo: Path = REPO, commit: str = PREVIOUS_RELEASE) -> str:
+    """Why `commit` cannot be checked out here ('' when it can): a shallow clone does not hold it."""
+    found = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True, check=False
+    )
+    if found.returncode == 0:
+        return ""
+    shallow = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--is-shallow-repository"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    how = "this is a shallow clone: " if shallow == "true" else ""
+    return (
+        f"the previous release {commit} is not in this repository ({how}fetch it with `git fetch origin {commit}`, "
+        "or clone with full history), so the upgrade from it was not tested"
+    )
+
+
+@contextmanager
+def release_tree(commit: str = PREVIOUS_RELEASE, repo: Path = REPO) -> Iterator[Path]:
+    """A temporary detached worktree of `commit`, removed (with its registration) afterwards."""
+    with tempfile.TemporaryDirectory(prefix="nextmavens-previous-release-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "-C", str(repo), "worktree", "add", "--detach", "--quiet", str(tree), commit],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run(
+                ["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], check=False, capture_output=True
+            )
+
+
+def converge_previous_release(
+    sandbox: Sandbox, platform_dir: str, converge: Callable[[Sandbox, Path], dict[str, Any]]
+) -> PreviousConverge:
+    """Converge a fresh sandbox with PREVIOUS_RELEASE's deploy; a guest converged before is left alone (a
+    reused sandbox already runs this tree, and the old deploy over it would be a downgrade)."""
+    missing = release_missing()
+    if missing:
+        return PreviousConverge(problem=missing)
+    if sandbox.run(f"test -e {shlex.quote(platform_dir)}/venv").returncode == 0:
+        return PreviousConverge(problem="the sandbox was converged before this session, so it is no upgrade")
+    t0 = time.monotonic()
+    with release_tree() as tree:
+        result = converge(sandbox, tree)
+    keys = sandbox.check(f"{shlex.quote(platform_dir)}/bin/nextmavens-env nextmavens keys show {UPGRADE_PROBE} --json")
+    return PreviousConverge(seconds=time.monotonic() - t0, changed=result["changed"], keys=json.loads(keys))
+
+
+# --- what an upgrade must not leave behind --------------------------------------------------------------------
+def package_files(repo: Path = REPO) -> set[str]:
+    """The product's Python modules in this tree, as paths below site-packages."""
+    listed = subprocess.run(
+        ["git", "-C", str(repo), "ls-files", "nextmavens"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return {p for p in listed if p.endswith(".py")}
+
+
+def installed_modules(sandbox: Sandbox, venv: str) -> set[str]:
+    """The `nextmavens` package's .py files installed in the host's venv, relative to site-packages."""
+    script = (
+        "import pathlib, nextmavens; root = pathlib.Path(nextmavens.__file__).parent; "
+        "print('\\n'.join(str(p.relative_to(root.parent)) for p in root.rglob('*.py')))"
+    )
+    out = sandbox.check(f"{shlex.quote(venv)}/bin/python -c {shlex.quote(script)}")
+    return set(out.split())
+
+
+def units_needing_reload(sandbox: Sandbox) -> list[str]:
+    """nextmavens-* units whose file changed on disk after systemd loaded it (a daemon-reload was missed)."""
+    out = sandbox.check(
+        "for u in $(systemctl list-unit-files --no-legend --plain 'nextmavens-*' | awk '{print $1}'); do "
+        'echo "$u $(systemctl show -p NeedDaemonReload --value "$u")"; done'
+    )
+    return [line.split()[0] for line in out.splitlines() if line.split()[1:] == ["yes"]]
