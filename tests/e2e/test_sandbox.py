@@ -221,7 +221,9 @@ def test_upgrade_from_the_previous_release_leaves_nothing_stale(
     """The guest was converged by the previous release first (tests/e2e/upgrade.py), so the converges above
     upgraded it with no manual step: nothing the old release installed lingers, and what it created stays."""
     previous = converged["previous"]
-    assert not previous.problem, previous.problem
+    if previous.reused:
+        pytest.skip(previous.problem)
+    assert not previous.problem, previous.problem  # a release missing from the clone fails: see upgrade.py
     assert previous.changed, "the previous release's converge changed nothing on the fresh guest"
     # the venv holds this tree's modules only (the old wheel had the workshop and modules since removed)
     venv = f"{data['platform_dir']}/venv"

@@ -39,6 +39,7 @@ class PreviousConverge:
     """What the previous release's converge did, or why it did not run (`problem`)."""
 
     problem: str = ""
+    reused: bool = False  # the guest was converged before the session (NEXTMAVENS_E2E_REUSE_SANDBOX=1)
     seconds: float = 0.0
     changed: list[str] = field(default_factory=list)
     keys: dict[str, Any] = field(default_factory=dict)  # UPGRADE_PROBE's keys as the previous release made them
@@ -92,14 +93,17 @@ def converge_previous_release(
 ) -> PreviousConverge:
     """Converge a fresh sandbox with PREVIOUS_RELEASE's deploy; a guest converged before is left alone (a
     reused sandbox already runs this tree, and the old deploy over it would be a downgrade)."""
+    if sandbox.run(f"test -e {shlex.quote(platform_dir)}/venv").returncode == 0:
+        return PreviousConverge(problem="the sandbox was converged before this session: no upgrade", reused=True)
     missing = release_missing()
     if missing:
         return PreviousConverge(problem=missing)
-    if sandbox.run(f"test -e {shlex.quote(platform_dir)}/venv").returncode == 0:
-        return PreviousConverge(problem="the sandbox was converged before this session, so it is no upgrade")
     t0 = time.monotonic()
     with release_tree() as tree:
-        result = converge(sandbox, tree)
+        try:
+            result = converge(sandbox, tree)
+        except AssertionError as failed:
+            raise AssertionError(f"the previous release's deploy ({PREVIOUS_RELEASE[:7]}) failed: {failed}") from None
     keys = sandbox.check(f"{shlex.quote(platform_dir)}/bin/nextmavens-env nextmavens keys show {UPGRADE_PROBE} --json")
     return PreviousConverge(seconds=time.monotonic() - t0, changed=result["changed"], keys=json.loads(keys))
 
