@@ -365,7 +365,7 @@ def test_the_images_own_replication_figures_would_starve_a_sixth_project():
 
 def test_sandbox_postgres_image_runs_the_pinned_images_command():
     """The sandbox renders the same `command:`: its image keeps its config under the same directory."""
-    image_dir = REPO / "nextmavens/sandbox/images/postgres"
+    image_dir = REPO / "devkit/sandbox/images/postgres"
     dockerfile = (image_dir / "Dockerfile").read_text()
     config_dir = pinned("postgres").cmd[-1]
     assert f"CMD {json.dumps(list(pinned('postgres').cmd))}" in dockerfile
