@@ -38,12 +38,12 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from devkit.localdb.datagen import generate  # noqa: E402
 from devkit.localdb.server import LocalPostgres  # noqa: E402
 from nextmavens.backup.pipeline import Target, backup_target  # noqa: E402
 from nextmavens.backup.settings import BackupSettings, TelegramSettings  # noqa: E402
 from nextmavens.backup.verify import restore_drill  # noqa: E402
 from nextmavens.control.db import connect_control, dsn_for_database, dsn_without_password  # noqa: E402
-from tests.integration.backup.datagen import generate  # noqa: E402
 
 
 def scratch(prefix: str, parent: Path) -> Path:

@@ -44,6 +44,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from devkit.localdb.server import LocalPostgres, free_port  # noqa: E402
+from devkit.sandbox.config import SandboxConfig  # noqa: E402
+from devkit.sandbox.sandbox import SandboxError  # noqa: E402
+from devkit.sandbox.sandbox import status as sandbox_status  # noqa: E402
 from nextmavens.edge.inputs import EdgeProject  # noqa: E402
 from nextmavens.edge.kong import render_kong  # noqa: E402
 from nextmavens.edge.memory import (  # noqa: E402
@@ -297,19 +300,12 @@ python3 -c "print(f'{{$t1 - $t0:.2f}}')"
 
 
 def _sandbox_env() -> dict[str, str] | None:
-    """The running sandbox's connection settings: from the environment, else `nextmavens sandbox status`."""
+    """The running sandbox's connection settings: from the environment, else the sandbox's own status."""
     if os.environ.get("NEXTMAVENS_SANDBOX_HOST"):
         return dict(os.environ)
-    status = subprocess.run(
-        [sys.executable, "-m", "devkit.sandbox.cli", "status", "--json"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
     try:
-        state = json.loads(status.stdout)
-    except ValueError:
+        state = sandbox_status(SandboxConfig.from_env())
+    except (SandboxError, OSError, ValueError):
         return None
     return {**os.environ, **state["env"]} if state.get("running") and state.get("ssh_reachable") else None
 

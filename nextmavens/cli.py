@@ -20,7 +20,6 @@ from nextmavens.cliparts import (
     connection_options,
     edge_option,
     load,
-    load_edge,
     make_engine,
     projects_option,
     run_engine,
@@ -123,7 +122,9 @@ def apply(
         else:
             ui.out.print(f"[green]Applied {len(result.plan.changes)} change(s)[/] (run {result.run_id}).")
         if report is not None:
-            ui.print_edge_report(report)
+            from nextmavens.edge.step import print_edge_report
+
+            print_edge_report(report)
     if report is not None and report.errors:
         sys.exit(EXIT_ERROR)
 
@@ -179,8 +180,12 @@ def keys_show(
             secrets = store.project_secrets(ref)
         if secrets is None:
             raise Failure(f"{project} has no keys yet; run apply first")
-        edge = load_edge(edge_config)
-        access = project_access(ref, secrets, engine.config.dsn, api_domain, edge.settings if edge else None)
+        edge_settings = None
+        if edge_config is not None:
+            from nextmavens.edge.step import load_edge
+
+            edge_settings = load_edge(edge_config).settings
+        access = project_access(ref, secrets, engine.config.dsn, api_domain, edge_settings)
         return access, secrets.keys.expires_at
 
     access, expires_at = run_engine(read)
@@ -319,8 +324,9 @@ def register_optional_commands() -> None:
     from nextmavens.doctor.cli import doctor
     from nextmavens.manifest.schema import schema_command
     from nextmavens.monitor.cli import monitor, status
+    from nextmavens.platform.cli import platform_commands
 
-    for command in (schema_command, backup, monitor, status, doctor):
+    for command in (schema_command, backup, monitor, status, doctor, *platform_commands):
         main.add_command(command)
     add_plugin_commands(main)
 

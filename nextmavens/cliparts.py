@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 import psycopg
@@ -25,9 +25,6 @@ from nextmavens.engine.plan import PlanError
 from nextmavens.engine.session import Engine, EngineConfig
 from nextmavens.keys import KeyLifetimeError, key_lifetime_days
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
-
-if TYPE_CHECKING:
-    from nextmavens.edge.settingsfile import EdgeHost
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -134,14 +131,3 @@ def edge_option(func: F) -> F:
         help="Edge settings on the host (Kong, nginx, TLS, tenants); without it only the database is applied "
         "[env NEXTMAVENS_EDGE_CONFIG].",
     )(func)
-
-
-def load_edge(path: Path | None) -> EdgeHost | None:
-    if path is None:
-        return None
-    from nextmavens.edge.settingsfile import EdgeConfigError, load_edge_host
-
-    try:
-        return load_edge_host(path)
-    except EdgeConfigError as exc:
-        raise Failure(str(exc)) from None

@@ -27,17 +27,12 @@ def project_access(
     password = quote(secrets.passwords.get(names.owner, ""), safe="")
     pooler_host, transaction_port, session_port = host, POOLER_TRANSACTION_PORT, POOLER_SESSION_PORT
     if edge is not None:
-        api_url = edge.api_url(ref)
         pooler_host = edge.pooler_public_host
         transaction_port, session_port = edge.pooler_transaction_port, edge.pooler_session_port
-    elif api_domain:
-        api_url = f"https://{ref}.{api_domain}"
-    else:
-        api_url = f"https://{ref}.<api domain> (set NEXTMAVENS_API_DOMAIN or pass --edge-config)"
     pooled = f"postgresql://{names.owner}.{ref}:{password}@{pooler_host}"
     return {
         "project": ref,
-        "api_url": api_url,
+        "api_url": api_url(ref, api_domain, edge),
         "anon_key": secrets.keys.anon,
         "service_role_key": secrets.keys.service_role,
         "keys_expire_at": iso_time(secrets.keys.expires_at),
@@ -46,6 +41,15 @@ def project_access(
         "pooler_transaction_url": f"{pooled}:{transaction_port}/{names.database}",
         "pooler_session_url": f"{pooled}:{session_port}/{names.database}",
     }
+
+
+def api_url(ref: str, api_domain: str | None, edge: EdgeSettings | None = None) -> str:
+    """The project's public API URL: from the host's edge settings, else the API domain, else a placeholder."""
+    if edge is not None:
+        return edge.api_url(ref)
+    if api_domain:
+        return f"https://{ref}.{api_domain}"
+    return f"https://{ref}.<api domain> (set NEXTMAVENS_API_DOMAIN or pass --edge-config)"
 
 
 def iso_time(epoch: int) -> str:

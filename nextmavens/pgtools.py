@@ -13,11 +13,18 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
-def pg_tool(name: str, env: Mapping[str, str] | None = None) -> str:
+def pg_bin_dir(env: Mapping[str, str] | None = None) -> Path | None:
+    """The folder NEXTMAVENS_PG_BIN names, if any."""
+    configured = (os.environ if env is None else env).get("NEXTMAVENS_PG_BIN")
+    return Path(configured) if configured else None
+
+
+def pg_tool(name: str, env: Mapping[str, str] | None = None, folder: Path | None = None) -> str:
+    """The program to run: from `folder` when given, else from NEXTMAVENS_PG_BIN, else found on PATH."""
     environ = os.environ if env is None else env
-    configured = environ.get("NEXTMAVENS_PG_BIN")
-    if configured:
-        return str(Path(configured) / name)
+    folder = folder or pg_bin_dir(environ)
+    if folder:
+        return str(folder / name)
     found = shutil.which(name, path=environ.get("PATH"))
     if found:
         return found

@@ -7,16 +7,12 @@ before it is printed, so `[/x]` shows as itself instead of raising MarkupError o
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from nextmavens.engine.plan import Plan
-
-if TYPE_CHECKING:  # a type only: importing the edge here would make every command pay for it
-    from nextmavens.edge.apply import EdgeReport
 
 # Wide when piped, so plans in logs and CI output stay one change per line.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -67,12 +63,3 @@ def say(text: str) -> None:
 
 def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
-
-
-def print_edge_report(report: EdgeReport) -> None:
-    for line in report.done:
-        out.print(f"  edge: {escape(line)}")
-    for line in report.warnings:
-        out.print(f"  [yellow]edge warning[/]: {escape(line)}")
-    for line in report.errors:
-        err.print(f"  [red]edge error[/]: {escape(line)}")

@@ -11,7 +11,8 @@ from pyinfra.operations.util import any_changed
 from nextmavens.host.context import host_config
 from nextmavens.host.dist import file_sha256, resolve_wheel
 from nextmavens.host.operations import prune_units, venv_wheel
-from nextmavens.host.render import REPO_ROOT, render, template_context
+from nextmavens.host.render import template_context
+from nextmavens.templates import REPO_ROOT, render
 
 # The first line of templates/systemd/job.*.j2: only units carrying it are ever pruned.
 JOB_UNIT_MARKER = "# Managed by NextMavens (tasks/app.py) from group data `timers`; edits are overwritten."

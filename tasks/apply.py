@@ -6,7 +6,8 @@ from nextmavens.host.context import host_config
 from nextmavens.host.dist import file_sha256, resolve_wheel, tree_sha256, wheel_has_module
 from nextmavens.host.edgeconfig import render_edge_config
 from nextmavens.host.operations import engine_apply, notice
-from nextmavens.host.render import REPO_ROOT, sha256
+from nextmavens.host.render import sha256
+from nextmavens.templates import REPO_ROOT
 
 
 @deploy("Apply project manifests")

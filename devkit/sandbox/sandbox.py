@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nextmavens.files import write_atomic
+
 from . import commands, imagebuild, machine, network, rootfs
 from .config import LOCAL_IMAGES, SandboxConfig
 from .util import log
@@ -43,9 +45,7 @@ def load_state(cfg: SandboxConfig) -> dict[str, Any]:
 
 def save_state(cfg: SandboxConfig, state: dict[str, Any]) -> None:
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cfg.state_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-    tmp.replace(cfg.state_file)
+    write_atomic(cfg.state_file, json.dumps(state, indent=2, sort_keys=True) + "\n", 0o644)
 
 
 def preflight(cfg: SandboxConfig) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 import psycopg
 
+from nextmavens.backup.alerts import Alerts, alerts_from_env
 from nextmavens.backup.masterkey import recover_master_key
 from nextmavens.backup.pipeline import BackupError, BackupLock, Target, backup_target, run_backups
 from nextmavens.backup.restore import RestoreError, choose_backup, replace_locked, restore_backup, scratch_name
@@ -26,7 +27,6 @@ from nextmavens.control.crypto import MasterKeyError
 from nextmavens.control.db import connect_control
 from nextmavens.control.store import backups
 from nextmavens.manifest.loader import ManifestErrors
-from nextmavens.monitor.alerts import Alerts, alerts_from_env
 
 
 def _log(line: str) -> None:

@@ -39,6 +39,7 @@ from nextmavens.backup.uploads import BackupResult, chunk_name, delete_uploaded
 from nextmavens.control.crypto import KEY_BYTES, MasterKeyError, load_master_key
 from nextmavens.control.store import backups
 from nextmavens.control.store import secrets as sealed_secrets
+from nextmavens.files import write_atomic
 
 
 def backup_master_key(
@@ -123,25 +124,10 @@ def recover_master_key(
         key = b""
     if len(key) != KEY_BYTES:
         raise RestoreError(f"backup {record.id} does not hold a master key")
-    _write_new_private(out, decrypted.stdout)
+    out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        write_atomic(out, decrypted.stdout, 0o600, exclusive=True)  # never a half-written key, never over a file
+    except FileExistsError:
+        raise RestoreError(f"{out} already exists: a master key is never overwritten") from None
     load_master_key(out)  # the engine's own checks: mode and content
     return record.id
-
-
-def _write_new_private(path: Path, content: bytes) -> None:
-    """Write a 0600 file that must not exist yet: a temporary file linked into place (never a half-written
-    key under the real name, never over another file)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            raise RestoreError(f"{path} already exists: a master key is never overwritten") from None
-    finally:
-        temp.unlink(missing_ok=True)

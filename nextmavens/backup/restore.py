@@ -38,17 +38,20 @@ from psycopg.conninfo import make_conninfo
 from nextmavens.backup.replay import ReplayError, list_file_text, parse_listing, plan_replay
 from nextmavens.backup.settings import CONTROL_KEY, BackupSettings
 from nextmavens.backup.telegram import TelegramClient, TelegramError
-from nextmavens.control.db import dsn_for_database, dsn_without_password, trusted_dsn
+from nextmavens.control.db import (
+    dsn_for_database,
+    dsn_without_password,
+    end_database_sessions,
+    end_role_sessions,
+    trusted_dsn,
+)
 from nextmavens.control.locks import LockTimeout, apply_lock, join_work
 from nextmavens.control.store import backups
 from nextmavens.control.store.backups import BackupRecord
 from nextmavens.engine.desired import LAYER_ROLE
 from nextmavens.engine.scram import scram_verifier
-from nextmavens.monitor.superusers import superusers
+from nextmavens.engine.superusers import superusers
 from nextmavens.naming import PG_IDENTIFIER_MAX_BYTES, project_names
-
-TERMINATE_SQL = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
-
 
 # Temporary login roles that replay a project's own objects (see restore_role).
 RESTORE_ROLE_PREFIX = "nextmavens_restore_"
@@ -164,10 +167,7 @@ def create_database(settings: BackupSettings, name: str, owner: str | None) -> N
 
 def drop_database(settings: BackupSettings, name: str) -> None:
     with psycopg.connect(cluster_dsn(settings), autocommit=True) as conn:
-        conn.execute(
-            TERMINATE_SQL,
-            (name,),
-        )
+        end_database_sessions(conn, name)
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
@@ -291,7 +291,7 @@ def restore_role(settings: BackupSettings, database: str, member_of: list[str]) 
             conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), role))
             yield name, password
         finally:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,))
+            end_role_sessions(conn, name)
             with psycopg.connect(trusted_dsn(dsn_for_database(settings.dsn, database)), autocommit=True) as inside:
                 # The role legitimately owns nothing (pg_restore hands each object to its owner): anything
                 # it does own was made by code running during the restore, and goes.
@@ -523,7 +523,7 @@ def _swap(conn: psycopg.Connection, live: str, restored: str, kept: str) -> None
         " JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = %s ORDER BY 1, 3",
         (live,),
     ).fetchall()
-    conn.execute(TERMINATE_SQL, (live,))
+    end_database_sessions(conn, live)
     # The rename locks the database (new sessions wait) and waits a few seconds for ended sessions to go.
     conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(live), sql.Identifier(kept)))
     conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(kept)))

@@ -7,13 +7,13 @@ Secrets are never values here, only paths to files on the host (0600): the bot t
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nextmavens import files
 from nextmavens.backup.telegram import DEFAULT_API_BASE, RetryPolicy, TelegramClient
 from nextmavens.control.crypto import DEFAULT_MASTER_KEY
-from nextmavens.pgtools import pg_tool
+from nextmavens.pgtools import pg_bin_dir, pg_tool
 
 # Chunks stay below the Bot API's 20 MB download limit with margin for either reading of "MB".
 DEFAULT_CHUNK_BYTES = 19_000_000
@@ -26,17 +26,10 @@ class ConfigError(Exception):
 
 
 def read_secret_file(path: Path) -> str:
-    """The stripped content of a secret file, refused if group or others may read or write it."""
     try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"secret file {path} does not exist") from None
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        raise ConfigError(f"secret file {path} must be mode 0600 (it is {stat.S_IMODE(info.st_mode):04o})")
-    value = path.read_text().strip()
-    if not value:
-        raise ConfigError(f"secret file {path} is empty")
-    return value
+        return files.read_secret_file(path)
+    except files.SecretFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -73,7 +66,7 @@ class BackupSettings:
             raise ConfigError("backup chunks must be below 20 MB: Telegram bots cannot download larger files")
 
     def tool(self, name: str) -> str:
-        return str(self.pg_bin / name) if self.pg_bin else pg_tool(name)
+        return pg_tool(name, folder=self.pg_bin)
 
 
 def telegram_from_env(env: dict[str, str] | None = None) -> TelegramSettings | None:
@@ -121,7 +114,7 @@ def settings_from_env(env: dict[str, str] | None = None, require_recipient: bool
         projects_dir=Path(env.get("NEXTMAVENS_PROJECTS") or "projects"),
         work_dir=Path(env.get("NEXTMAVENS_BACKUP_WORK_DIR", "/var/tmp")),
         chunk_bytes=int(env.get("NEXTMAVENS_BACKUP_CHUNK_BYTES", DEFAULT_CHUNK_BYTES)),
-        pg_bin=Path(env["NEXTMAVENS_PG_BIN"]) if env.get("NEXTMAVENS_PG_BIN") else None,
+        pg_bin=pg_bin_dir(env),
         # The same settings and defaults as the engine's --master-key and --lock-timeout.
         master_key=Path(env.get("NEXTMAVENS_MASTER_KEY") or _default_master_key()),
         lock_timeout_s=float(env.get("NEXTMAVENS_LOCK_TIMEOUT") or 60.0),

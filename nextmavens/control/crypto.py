@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import os
-import stat
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from nextmavens.files import SecretFileError, read_secret_file, write_atomic
 
 # Where the engine keeps its master key on a host (NEXTMAVENS_MASTER_KEY overrides it).
 DEFAULT_MASTER_KEY = "/etc/nextmavens/master.key"
@@ -30,41 +30,22 @@ def load_or_create_master_key(path: Path) -> bytes:
         return load_master_key(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
-    # Written whole to a private temporary file, then linked into place: a reader never sees a partial
-    # key, and of two processes creating it at once the first link wins and the other reads that key.
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    # Linked into place whole: a reader never sees a partial key, and of two processes creating it at once
+    # the first link wins and the other reads that key.
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(base64.b64encode(key).decode() + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return load_master_key(path)
-    finally:
-        os.unlink(temp)
-    # The name must survive a crash too: secrets sealed with this key are committed right after.
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+        write_atomic(path, base64.b64encode(key).decode() + "\n", 0o600, exclusive=True)
+    except FileExistsError:
+        return load_master_key(path)
     return key
 
 
 def load_master_key(path: Path) -> bytes:
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise MasterKeyError(f"master key file {path} does not exist") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise MasterKeyError(
-            f"master key file {path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); "
-            f"run: chmod 600 {path}"
-        )
+        text = read_secret_file(path, "master key file")
+    except SecretFileError as exc:
+        raise MasterKeyError(str(exc)) from None
     try:
-        key = base64.b64decode(path.read_text().strip(), validate=True)
+        key = base64.b64decode(text, validate=True)
     except ValueError:
         raise MasterKeyError(f"master key file {path} does not hold a base64 key") from None
     if len(key) != KEY_BYTES:

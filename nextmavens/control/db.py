@@ -63,6 +63,27 @@ def connect_cluster(dsn: str, dbname: str | None = None, trusted_path: bool = Fa
     return psycopg.connect(target, autocommit=True, application_name="nextmavens")
 
 
+def end_role_sessions(conn: psycopg.Connection, role: str) -> int:
+    """End every session logged in as `role`; how many were asked to end."""
+    row = conn.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = %s", (role,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def end_database_sessions(conn: psycopg.Connection, database: str) -> None:
+    """End every other session in `database` (before it is dropped or renamed)."""
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        (database,),
+    )
+
+
+def end_session(conn: psycopg.Connection, pid: int, wait_ms: int) -> None:
+    """End one server process, waiting up to `wait_ms` for it to go."""
+    conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, wait_ms))
+
+
 def connect_control(dsn: str) -> psycopg.Connection:
     """The control database, created and migrated on first use."""
     target = dsn_for_database(dsn, CONTROL_DATABASE)

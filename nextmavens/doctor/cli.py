@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nextmavens import ui
-from nextmavens.cliparts import Failure, load, load_edge, make_engine, projects_option, run_engine
+from nextmavens.cliparts import Failure, load, make_engine, projects_option, run_engine
 from nextmavens.control.crypto import DEFAULT_MASTER_KEY
 from nextmavens.doctor.checks import Check, failed, healthy
 from nextmavens.doctor.hostfile import DoctorConfigError, default_path, load_doctor_config
@@ -79,10 +79,9 @@ def doctor(
     from nextmavens.doctor.observe import DoctorInputs, run_doctor
     from nextmavens.edge.hostruntime import edge_runtime
     from nextmavens.edge.inputs import EdgeProject
-    from nextmavens.edge.step import applied_projects
+    from nextmavens.edge.step import applied_projects, load_edge
 
     edge = load_edge(edge_config)
-    assert edge is not None
     path = doctor_config or default_path({**os.environ, "NEXTMAVENS_EDGE_CONFIG": str(edge_config)})
     assert path is not None
     try:
@@ -109,7 +108,7 @@ def doctor(
         runtime=edge_runtime(edge),
         host=host,
         projects=projects,
-        certbot_config_dir=edge.config.paths.certbot_config_dir,
+        certbot_config_dir=Path(edge.settings.letsencrypt_dir),
         evolution_key=os.environ.get("EVOLUTION_API_KEY"),
         now=datetime.now(UTC),
     )

@@ -10,8 +10,7 @@ state is kept.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +35,7 @@ from nextmavens.edge.settings import EdgeSettings
 from nextmavens.keys import ProjectSecrets, issue_api_keys, new_jwt_secret, new_password
 from nextmavens.manifest.models import ProjectManifest
 from nextmavens.naming import project_names
-
-Runner = Callable[[list[str]], subprocess.CompletedProcess[str]]
+from nextmavens.runner import Runner
 
 
 class EdgeRefused(RuntimeError):

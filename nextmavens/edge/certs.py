@@ -13,6 +13,7 @@ observed lineages, the back-off state and the clock are inputs.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -22,7 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nextmavens.edge.inputs import EdgeProject, project_hostnames, served
-from nextmavens.edge.settings import EdgeSettings
+from nextmavens.edge.settings import LETSENCRYPT_DIR, EdgeSettings
+from nextmavens.files import write_atomic
+from nextmavens.runner import Runner, run_command
 
 BACKOFF_BASE_S = 300  # first retry after 5 minutes
 BACKOFF_MAX_S = 24 * 3600  # then doubling, at most a day
@@ -108,9 +111,7 @@ class BackoffState:
         return cls.from_json(path.read_text()) if path.exists() else cls()
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
+        write_atomic(path, self.to_json(), 0o644)
 
 
 # ---------------------------------------------------------------- planning
@@ -184,7 +185,7 @@ def system_resolver(name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class CertbotDirs:
-    config_dir: str = "/etc/letsencrypt"
+    config_dir: str = LETSENCRYPT_DIR  # the host wires EdgeSettings.letsencrypt_dir in
     work_dir: str = "/var/lib/letsencrypt"
     logs_dir: str = "/var/log/letsencrypt"
 
@@ -265,16 +266,13 @@ class CertRunReport:
         return lines
 
 
-CertbotRunner = Callable[[list[str]], subprocess.CompletedProcess[str]]
-
-
 def ensure_certificates(
     settings: EdgeSettings,
     projects: Sequence[EdgeProject],
     dirs: CertbotDirs,
     backoff_file: Path,
     resolve: Resolver = system_resolver,
-    runner: CertbotRunner | None = None,
+    runner: Runner | None = None,
     env: Mapping[str, str] | None = None,
     now: float | None = None,
     certbot: str = "certbot",
@@ -291,12 +289,7 @@ def ensure_certificates(
     decisions = plan_certificates(settings, desired, observe_certificates(dirs.config_dir), backoff, resolve, current)
     run_env = dict(os.environ if env is None else env)
 
-    def default_runner(argv: list[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 - argv list, no shell
-            argv, capture_output=True, text=True, timeout=300, check=False, env=run_env
-        )
-
-    run = runner or default_runner
+    run = runner or functools.partial(run_command, timeout=300, env=run_env)
     issued: list[str] = []
     failed: dict[str, str] = {}
     for decision in decisions:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from nextmavens.dockerenv import docker_environment
 from nextmavens.edge.apply import EdgeRuntime
@@ -15,12 +14,13 @@ from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
 from nextmavens.edge.nginx import NginxApplier
 from nextmavens.edge.services import compose_project_name
 from nextmavens.edge.settingsfile import EdgeConfigError, EdgeHost
+from nextmavens.runner import Runner, run_command
 
 
-def _runner(docker: list[str]) -> Any:
+def _runner(docker: list[str]) -> Runner:
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
         command = [*docker, *argv[1:]] if argv and argv[0] == "docker" else argv
-        return subprocess.run(command, capture_output=True, text=True, timeout=600, env=docker_environment())
+        return run_command(command, timeout=600, env=docker_environment())
 
     return run
 
@@ -35,7 +35,7 @@ def edge_runtime(host: EdgeHost) -> EdgeRuntime:
         kong=KongAdmin(settings.kong_admin_url, state_file=paths.state_dir / "kong-hash"),
         nginx=NginxApplier(paths.nginx_site, paths.state_dir, host.config.nginx_test, host.config.nginx_reload),
         certbot_dirs=CertbotDirs(
-            str(paths.certbot_config_dir), str(paths.certbot_work_dir), str(paths.certbot_logs_dir)
+            settings.letsencrypt_dir, str(paths.certbot_work_dir), str(paths.certbot_logs_dir)
         ),
         cert_backoff_file=paths.state_dir / "certificate-backoff.json",
         resolve=system_resolver,

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.keys import ProjectSecrets
-from nextmavens.manifest.models import ProjectManifest, check_domain
+from nextmavens.manifest.models import ProjectManifest
+from nextmavens.validation import check_domain
 
 
 @dataclass(frozen=True)

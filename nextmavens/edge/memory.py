@@ -4,7 +4,8 @@ Footprints are expected resident memory (docker stats medians, reference section
 limits (limits are caps above the footprint). Each always-on database pool also costs Postgres a backend
 per connection. A manifest's `resources.memory_mb` replaces the computed figure for its project.
 
-Pure: plain values in, a decision out. `nextmavens apply` calls `check_admission` before changing anything.
+Pure: plain values in, a decision out. The edge's precheck (edge/apply.py) refuses an apply that `admit` does not
+admit whole, before anything changes.
 """
 
 from __future__ import annotations
@@ -85,12 +86,6 @@ class Admission:
         )
 
 
-class MemoryAdmissionError(RuntimeError):
-    def __init__(self, admission: Admission) -> None:
-        self.admission = admission
-        super().__init__(admission.message())
-
-
 def shared_services_mb(settings: EdgeSettings) -> int:
     return sum(settings.shared_services_mb.values())
 
@@ -118,15 +113,6 @@ def admit(settings: EdgeSettings, manifests: Sequence[ProjectManifest], running:
         refused=tuple(refused),
         footprints=tuple(sorted(footprints, key=lambda f: f.ref)),
     )
-
-
-def check_admission(
-    settings: EdgeSettings, manifests: Sequence[ProjectManifest], running: Collection[str] = ()
-) -> Admission:
-    admission = admit(settings, manifests, running)
-    if not admission.ok:
-        raise MemoryAdmissionError(admission)
-    return admission
 
 
 def projects_that_fit(settings: EdgeSettings, per_project_mb: int) -> int:

@@ -15,35 +15,19 @@ Names and what they serve:
 
 from __future__ import annotations
 
-import os
 import subprocess
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import jinja2
 
 from nextmavens.edge.certs import cert_for_name, desired_certificates, live_paths
 from nextmavens.edge.inputs import EdgeProject, check_edge_inputs, project_hostnames, served
 from nextmavens.edge.settings import EdgeSettings
+from nextmavens.files import write_atomic
+from nextmavens.runner import Runner, run_command
+from nextmavens.templates import EDGE_TEMPLATES, environment
 
-# Shipped inside the package (nextmavens/edge/templates/), so the wheel installed on the host has it;
-# NEXTMAVENS_TEMPLATES=<dir> overrides it with <dir>/edge.
-TEMPLATES = (
-    Path(os.environ["NEXTMAVENS_TEMPLATES"]) / "edge"
-    if os.environ.get("NEXTMAVENS_TEMPLATES")
-    else Path(__file__).resolve().parent / "templates"
-)
 STUDIO_REALM = "NextMavens Studio"
-
-
-def template_env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # nginx config, not HTML # noqa: S701
-    )
 
 
 @dataclass(frozen=True)
@@ -113,7 +97,7 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
     vhosts = nginx_vhosts(settings, projects, certificates)
     https_suffix = "" if settings.https_port == 443 else f":{settings.https_port}"
     return (
-        template_env()
+        environment(EDGE_TEMPLATES, trim_blocks=False)
         .get_template("nginx-edge.conf.j2")
         .render(
             vhosts=vhosts,
@@ -134,13 +118,6 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
 
 class NginxApplyError(RuntimeError):
     """The new config was refused; the previous one is back in place and still serving."""
-
-
-Runner = Callable[[list[str]], subprocess.CompletedProcess[str]]
-
-
-def run_command(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
 
 
 @dataclass
@@ -190,10 +167,7 @@ class NginxApplier:
 
     @staticmethod
     def _write(path: Path, text: str) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        os.chmod(tmp, 0o644)
-        tmp.replace(path)
+        write_atomic(path, text, 0o644)
 
 
 def _tail(result: subprocess.CompletedProcess[str]) -> str:

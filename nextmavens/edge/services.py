@@ -22,6 +22,7 @@ import yaml
 
 from nextmavens.edge.kong import AUTH_PORT, STORAGE_PORT, service_hosts
 from nextmavens.edge.settings import GOTRUE_MB, POSTGREST_MB, STORAGE_MB, EdgeSettings
+from nextmavens.files import write_atomic
 from nextmavens.keys import ProjectSecrets
 from nextmavens.manifest.models import ProjectManifest
 from nextmavens.naming import project_names
@@ -245,12 +246,7 @@ def write_project_files(base_dir: Path, rendered: RenderedServices) -> list[Path
         if path.exists() and path.read_text() == text:
             os.chmod(path, mode)
             continue
-        tmp = directory / f".{name}.tmp"
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        tmp.replace(path)
+        write_atomic(path, text, mode)
         changed.append(path)
     return changed
 

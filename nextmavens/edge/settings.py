@@ -14,9 +14,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from nextmavens.manifest.models import check_domain
+from nextmavens.validation import check_domain
 
 # Per-project footprints in MiB, measured with docker stats (DESIGN.md section 4; reference section 8).
+# certbot's --config-dir: its live/ holds the certificates nginx serves, so certbot and nginx take it from here.
+LETSENCRYPT_DIR = "/etc/letsencrypt"
+
 POSTGREST_MB = 120
 GOTRUE_MB = 34
 STORAGE_MB = 125
@@ -74,7 +77,7 @@ class EdgeSettings(BaseModel):
     http_port: int = 80
     https_port: int = 443
     listen_address: str = ""  # empty: all addresses; tests use 127.0.0.1
-    letsencrypt_dir: str = "/etc/letsencrypt"
+    letsencrypt_dir: str = LETSENCRYPT_DIR
     studio_htpasswd: str = "/etc/nginx/nextmavens-studio.htpasswd"
 
     # Certificates

@@ -6,7 +6,6 @@ paths of the files holding its platform secrets; the secrets themselves never si
 
 from __future__ import annotations
 
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +13,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from nextmavens.edge.certs import CertbotDirs
 from nextmavens.edge.settings import EdgeSettings
+from nextmavens.files import SecretFileError, read_secret_file
 
 SecretField = Literal["supavisor_api_secret", "realtime_api_secret", "pooler_manager_password", "realtime_db_password"]
 
@@ -28,9 +29,9 @@ class EdgePaths(BaseModel):
 
     nginx_site: Path = Path("/etc/nginx/conf.d/nextmavens-edge.conf")  # the one file the edge writes
     state_dir: Path = Path("/var/lib/nextmavens/edge")  # last good nginx config, Kong hash, cert back-off
-    certbot_config_dir: Path = Path("/etc/letsencrypt")
-    certbot_work_dir: Path = Path("/var/lib/letsencrypt")
-    certbot_logs_dir: Path = Path("/var/log/letsencrypt")
+    # certbot's --config-dir is settings.letsencrypt_dir: nginx reads the certificates from the same folder.
+    certbot_work_dir: Path = Path(CertbotDirs.work_dir)
+    certbot_logs_dir: Path = Path(CertbotDirs.logs_dir)
 
 
 class EdgeHostConfig(BaseModel):
@@ -68,9 +69,6 @@ def load_edge_host(path: Path) -> EdgeHost:
 
 def _read_secret(path: Path) -> str:
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise EdgeConfigError(f"secret file {path} does not exist") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise EdgeConfigError(f"secret file {path} is accessible by group or others; run: chmod 600 {path}")
-    return path.read_text().strip()
+        return read_secret_file(path)
+    except SecretFileError as exc:
+        raise EdgeConfigError(str(exc)) from None

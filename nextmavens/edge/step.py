@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
+from rich.markup import escape
 
 from nextmavens import ui
-from nextmavens.cliparts import Failure, load, load_edge, run_engine
+from nextmavens.cliparts import Failure, load, run_engine
 from nextmavens.edge.apply import EdgeCheck, EdgeRefused, EdgeReport, apply_edge, check_edge, remove_project
 from nextmavens.edge.certs import observe_certificates
 from nextmavens.edge.hostruntime import edge_runtime, running_refs
 from nextmavens.edge.inputs import EdgeProject
-from nextmavens.edge.settingsfile import EdgeConfigError, EdgeHost
+from nextmavens.edge.settingsfile import EdgeConfigError, EdgeHost, load_edge_host
 from nextmavens.engine.desired import CLUSTER_SCOPE
 from nextmavens.engine.secretstore import SecretStore
 from nextmavens.engine.session import Engine
@@ -39,12 +40,12 @@ class ReadyEdge:
 def ready_edge(config_path: Path, manifests: ManifestSet, unchanged: str) -> ReadyEdge:
     """The edge's one check, before the command changes anything; a refusal says what was not done
     (`unchanged`)."""
-    return _checked(_load(config_path), config_path, manifests, unchanged)
+    return _checked(load_edge(config_path), config_path, manifests, unchanged)
 
 
 def ready_for_rotate(config_path: Path, projects_dir: Path, ref: str) -> ReadyEdge:
     """`keys rotate` renders every project again: its manifests must be the ones apply uses."""
-    host = _load(config_path)  # a bad settings file is named before the manifests
+    host = load_edge(config_path)  # a bad settings file is named before the manifests
     manifests = load(projects_dir) if projects_dir.is_dir() else None
     if manifests is None or manifests.by_ref(ref) is None:
         raise Failure(
@@ -54,10 +55,12 @@ def ready_for_rotate(config_path: Path, projects_dir: Path, ref: str) -> ReadyEd
     return _checked(host, config_path, manifests, "no keys were rotated")
 
 
-def _load(config_path: Path) -> EdgeHost:
-    host = load_edge(config_path)
-    assert host is not None  # given a path, load_edge returns the edge or raises
-    return host
+def load_edge(config_path: Path) -> EdgeHost:
+    """The host's edge settings (`--edge-config`); a bad file is an expected failure that names it."""
+    try:
+        return load_edge_host(config_path)
+    except EdgeConfigError as exc:
+        raise Failure(str(exc)) from None
 
 
 def _checked(host: EdgeHost, config_path: Path, manifests: ManifestSet, unchanged: str) -> ReadyEdge:
@@ -65,7 +68,7 @@ def _checked(host: EdgeHost, config_path: Path, manifests: ManifestSet, unchange
         running = running_refs(host)
     except EdgeConfigError as exc:
         raise Failure(f"{exc}; {unchanged}") from None
-    certificates = observe_certificates(host.config.paths.certbot_config_dir)
+    certificates = observe_certificates(host.settings.letsencrypt_dir)
     try:
         checked = check_edge(host.settings, [p.manifest for p in manifests.projects], running, certificates)
     except EdgeRefused as refused:
@@ -118,10 +121,19 @@ def edge_step_or_fail(
         report = edge_step(engine, ready, removed)
     except Failure as exc:
         raise Failure(f"{done}, but the edge step failed: {exc.message}\nOnce fixed, run: {retry}") from None
-    ui.print_edge_report(report)
+    print_edge_report(report)
     if report.errors:
         raise Failure(f"{done}, but the edge step failed (errors above). Once fixed, run: {retry}")
     return report
+
+
+def print_edge_report(report: EdgeReport) -> None:
+    for line in report.done:
+        ui.out.print(f"  edge: {escape(line)}")
+    for line in report.warnings:
+        ui.out.print(f"  [yellow]edge warning[/]: {escape(line)}")
+    for line in report.errors:
+        ui.err.print(f"  [red]edge error[/]: {escape(line)}")
 
 
 def applied_projects(manifests: ManifestSet, store: SecretStore) -> list[EdgeProject]:

@@ -20,11 +20,12 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from nextmavens.control.db import dsn_for_database, dsn_without_password
+from nextmavens.control.db import dsn_for_database, dsn_without_password, end_session
+from nextmavens.files import create_private_file
 from nextmavens.naming import ProjectNames, project_names
 from nextmavens.pgtools import pg_tool
 
-# How long ended sessions get to go away (each pg_terminate_backend waits up to TERMINATE_WAIT_MS).
+# How long ended sessions get to go away (each end_session waits up to TERMINATE_WAIT_MS).
 SESSIONS_GONE_TIMEOUT_S = 30.0
 TERMINATE_WAIT_MS = 2000
 
@@ -53,7 +54,7 @@ def reserve_dump_file(dump_dir: Path, database: str, stamp: str) -> Path:
     target = dump_dir / f"{database}-{stamp}.dump"
     try:
         dump_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        create_private_file(target)
     except OSError as exc:
         raise DestroyError(f"cannot create the dump file {target}: {exc.strerror}; nothing was changed") from None
     return target
@@ -126,7 +127,7 @@ def end_sessions(cluster: psycopg.Connection, names: ProjectNames) -> None:
                 f"(server pids {', '.join(map(str, pids[:10]))})"
             )
         for pid in pids:
-            cluster.execute("SELECT pg_terminate_backend(%s, %s)", (pid, TERMINATE_WAIT_MS))
+            end_session(cluster, pid, TERMINATE_WAIT_MS)
 
 
 def destroy_project(cluster: psycopg.Connection, dsn: str, ref: str, dump_dir: Path) -> DestroyResult:

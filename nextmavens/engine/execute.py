@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from nextmavens.control.db import connect_cluster
+from nextmavens.control.db import connect_cluster, end_role_sessions
 from nextmavens.control.locks import join_work
 from nextmavens.control.store import projects
 from nextmavens.engine import sqlgen
@@ -123,7 +123,7 @@ class Executor:
                     conn.execute(statement)
 
     def _do_sessions(self, change: Change) -> None:
-        self._cluster.execute(sqlgen.terminate_sessions(), (change.target,))
+        end_role_sessions(self._cluster, change.target)
 
     def _do_record(self, change: Change) -> None:
         project = self._project(change)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from nextmavens.control.store.projects import ControlProject
 from nextmavens.engine.desired import (
     CLUSTER,
     CLUSTER_SCOPE,
@@ -237,30 +238,25 @@ def _project_changes(project: ProjectSpec, observed: ObservedState) -> list[Chan
                     f"end the open sessions of {user} (project is {project.state})",
                 )
             )
-    wanted = (
+    if record is None or replace(record, keys_issued_at=None) != applied_record(project):
+        changes.append(Change(key, "record", "record", project.ref, "record the project in the control database"))
+    return changes
+
+
+def applied_record(project: ProjectSpec) -> ControlProject:
+    """The control database's record of `project` as an apply leaves it; when its keys were issued is the
+    secrets' business, not the manifests', so it is left out (None)."""
+    return ControlProject(
+        project.ref,
         project.org,
         project.name,
         project.state,
         project.manifest_path,
+        None,
         LAYER_VERSION,
         False,
         tuple(sorted(project.layer.extensions)),
     )
-    if (
-        record is None
-        or (
-            record.org,
-            record.name,
-            record.state,
-            record.manifest_path,
-            record.layer_version,
-            record.destroyed,
-            record.extensions,
-        )
-        != wanted
-    ):
-        changes.append(Change(key, "record", "record", project.ref, "record the project in the control database"))
-    return changes
 
 
 def _role_changes(owner: str, role: RoleSpec, observed: ObservedState) -> list[Change]:

@@ -97,11 +97,6 @@ def grant_connect(database: str, grantee: str) -> Statement:
     return sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(_ident(database), _grantee(grantee))
 
 
-def terminate_sessions() -> sql.SQL:
-    """Parameterised by the role name."""
-    return sql.SQL("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = %s")
-
-
 def _api_roles() -> sql.Composable:
     return sql.SQL(", ").join(_ident(r) for r in API_ROLES)
 

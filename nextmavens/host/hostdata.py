@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from nextmavens.validation import check_domain, reject_repeats
+
 # pyinfra reads these underscore names in group data as defaults for its global arguments.
 PYINFRA_GLOBAL_DEFAULTS = {"_sudo", "_sudo_user", "_use_sudo_login", "_preserve_sudo_env", "_su_user"}
 
@@ -76,17 +78,11 @@ def _size(value: str) -> str:
     return value
 
 
-def _domain(value: str) -> str:
-    if not re.fullmatch(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", value):
-        raise ValueError(f"{value!r} is not a lower-case domain name")
-    return value
-
-
 Image = Annotated[str, AfterValidator(_pinned_image)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 PortRule = Annotated[str, AfterValidator(_port_rule)]
 Size = Annotated[str, AfterValidator(_size)]
-Domain = Annotated[str, AfterValidator(_domain)]
+Domain = Annotated[str, AfterValidator(check_domain)]
 AbsPath = Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$")]
 
 
@@ -218,9 +214,7 @@ class HostData(Strict):
         total = sum(self.memory_limits_mb.values())
         if total > self.memory_budget_mb:
             raise ValueError(f"memory_limits_mb adds up to {total} MiB, above memory_budget_mb={self.memory_budget_mb}")
-        names = [timer.name for timer in self.timers]
-        if len(names) != len(set(names)):
-            raise ValueError(f"timers: duplicate names in {names}")
+        reject_repeats((timer.name for timer in self.timers), "timer name")
         if self.images_are_substitutes != (self.image_pull_policy == "never"):
             raise ValueError("images_are_substitutes requires image_pull_policy='never' and vice versa")
         return self

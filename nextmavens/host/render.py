@@ -1,42 +1,17 @@
-"""Render the repository's host templates (templates/, stacks/) with jinja2: strict about undefined
-names, loaded from the repository root whatever the CWD, no process-global cache."""
+"""The host deploy's renders: stacks (compose files with their services' settings inlined) and the context
+every host template sees. The Jinja environment and the repository root are nextmavens.templates'."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import shlex
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import yaml
 
 from nextmavens.edge.kong import KONG_PLUGINS
 from nextmavens.host.pgsizing import replication_capacity
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@cache
-def _environment(root: str) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(root),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # noqa: S701 - config files, not HTML
-    )
-    env.filters["tojson"] = lambda value: json.dumps(value)
-    env.filters["quote"] = lambda value: shlex.quote(str(value))
-    return env
-
-
-def render(template: str, root: Path = REPO_ROOT, **context: Any) -> str:
-    """Render `template` (a path relative to the repository root)."""
-    return _environment(str(root)).get_template(template).render(**context)
+from nextmavens.templates import REPO_ROOT, render
 
 
 def sha256(text: str) -> str:

@@ -6,7 +6,6 @@ typing (`"5"`, `yes`) is not coerced. Pure: no I/O; the loader feeds these plain
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import unicodedata
 from typing import Annotated, Literal
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nextmavens.naming import RESERVED_REF_PREFIXES, RESERVED_REFS, pg_name
+from nextmavens.validation import check_domain, reject_repeats
 
 # A DNS label that is also safe in PostgreSQL names once hyphens become underscores. ASCII only, so
 # unicode look-alikes (a Cyrillic "а") never pass.
@@ -22,7 +22,6 @@ REF_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
 SCHEMA_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 INSTANCE_NAME_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
 # Python's `$` also matches before a trailing newline: every check in Python code uses fullmatch.
-_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # URLs are plain ASCII from RFC 3986's unreserved and reserved sets plus `%`, without `$`: manifest URLs
 # reach env files that docker compose reads, where `${VAR}` would pull in compose's own environment.
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]")
@@ -134,31 +133,6 @@ def check_redirect_url(value: str) -> str:
     return value
 
 
-def check_domain(value: str) -> str:
-    """A fully qualified, lowercase, ASCII host name: no wildcard, no IP address, no trailing dot."""
-    if value != value.lower():
-        raise ValueError(f"domain {value!r} must be lowercase")
-    if "*" in value:
-        raise ValueError(f"domain {value!r}: wildcards are not allowed as custom domains")
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        pass
-    else:
-        raise ValueError(f"domain {value!r} is an IP address; a custom domain must be a host name")
-    if len(value) > 253:
-        raise ValueError(f"domain {value!r} is longer than 253 characters")
-    labels = value.split(".")
-    if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
-        raise ValueError(
-            f"domain {value!r} is not a valid host name (lowercase ASCII labels of letters, digits and "
-            "hyphens, at least two labels)"
-        )
-    if labels[-1].isdigit():
-        raise ValueError(f"domain {value!r} has a numeric top-level label")
-    return value
-
-
 # The same rules for editors, in the JSON Schema only: the validators above give the clearer messages.
 URL_SCHEMA_PATTERN = r"^https?://[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]+$"
 TEXT_SCHEMA_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]*$"
@@ -199,13 +173,13 @@ class Database(Strict):
     @field_validator("extensions")
     @classmethod
     def _unique_extensions(cls, value: list[str]) -> list[str]:
-        _reject_repeats(value, "extension")
+        reject_repeats(value, "extension")
         return value
 
     @field_validator("schemas")
     @classmethod
     def _schemas_not_reserved(cls, value: list[str]) -> list[str]:
-        _reject_repeats(value, "schema")
+        reject_repeats(value, "schema")
         for name in value:
             if name in RESERVED_SCHEMAS or name.startswith(("pg_", "supabase_")):
                 raise ValueError(f"schema {name!r} is reserved")
@@ -264,7 +238,7 @@ class WhatsApp(Strict):
     @field_validator("instances")
     @classmethod
     def _unique(cls, value: list[WhatsAppInstance]) -> list[WhatsAppInstance]:
-        _reject_repeats([i.name for i in value], "WhatsApp instance")
+        reject_repeats([i.name for i in value], "WhatsApp instance")
         return value
 
 
@@ -309,7 +283,7 @@ class ProjectManifest(Strict):
     @field_validator("domains")
     @classmethod
     def _domains(cls, value: list[str]) -> list[str]:
-        _reject_repeats(value, "domain")
+        reject_repeats(value, "domain")
         return value
 
 
@@ -327,13 +301,5 @@ class OrgManifest(Strict):
     @field_validator("members")
     @classmethod
     def _unique_members(cls, value: list[Member]) -> list[Member]:
-        _reject_repeats([m.email.lower() for m in value], "member email")
+        reject_repeats([m.email.lower() for m in value], "member email")
         return value
-
-
-def _reject_repeats(values: list[str], what: str) -> None:
-    seen: set[str] = set()
-    for item in values:
-        if item in seen:
-            raise ValueError(f"{what} {item!r} is listed twice")
-        seen.add(item)

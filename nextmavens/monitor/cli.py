@@ -12,17 +12,17 @@ from typing import Any
 import click
 import psycopg
 
+from nextmavens.backup.alerts import alerts_from_env
 from nextmavens.backup.pipeline import Target
 from nextmavens.backup.targets import all_targets
 from nextmavens.control.db import connect_control
 from nextmavens.control.store import backups
+from nextmavens.engine.superusers import superusers
 from nextmavens.manifest.loader import ManifestErrors
-from nextmavens.monitor.alerts import alerts_from_env
 from nextmavens.monitor.health import check_health, docker_from_env, probe_targets
 from nextmavens.monitor.state import load_json, state_dir
 from nextmavens.monitor.storage import check_storage
 from nextmavens.monitor.summary import Summary, backup_freshness, gather, render, unexpected_superuser
-from nextmavens.monitor.superusers import superusers
 
 
 def _paths() -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from nextmavens.dockerenv import docker_environment
 from nextmavens.monitor.state import load_json, save_json
+from nextmavens.runner import Runner, run_command
 
 THRESHOLDS = (80, 90, 95)
 HYSTERESIS = 2.0
@@ -122,19 +123,14 @@ def assert_safe(argv: Sequence[str]) -> None:
         raise ValueError(f"refusing an unsafe prune command: {' '.join(argv)}")
 
 
-Runner = Callable[[list[str]], tuple[int, str]]
-
-
-def run_command(argv: list[str]) -> tuple[int, str]:
+def run_prune_command(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """A prune command that cannot run reports it as a failed command: the monitor must go on."""
     try:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=docker_environment()
-        )
+        return run_command(argv, timeout=600, env=docker_environment())
     except FileNotFoundError:
-        return 127, f"{argv[0]}: not installed"
+        return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: not installed")
     except subprocess.TimeoutExpired:
-        return 124, f"{argv[0]}: timed out"
-    return done.returncode, (done.stdout + done.stderr).strip()[-500:]
+        return subprocess.CompletedProcess(argv, 124, "", f"{argv[0]}: timed out")
 
 
 @dataclass
@@ -149,13 +145,13 @@ class PruneReport:
         return max(0, self.before.used - self.after.used)
 
 
-def prune(path: str, runner: Runner = run_command, commands: list[list[str]] | None = None) -> PruneReport:
+def prune(path: str, runner: Runner = run_prune_command, commands: list[list[str]] | None = None) -> PruneReport:
     before = measure(path)
     report = PruneReport(path, before, before)
     for argv in commands if commands is not None else prune_commands():
         assert_safe(argv)
-        code, output = runner(argv)
-        report.commands.append((argv, code, output))
+        done = runner(argv)
+        report.commands.append((argv, done.returncode, (done.stdout + done.stderr).strip()[-500:]))
     report.after = measure(path)
     return report
 
@@ -171,7 +167,7 @@ def check_storage(
     paths: Sequence[str],
     state_file: Path,
     send: Callable[[str], Any],
-    runner: Runner = run_command,
+    runner: Runner = run_prune_command,
     now: float | None = None,
     prune_at: float = PRUNE_AT,
     prune_interval: float = PRUNE_MIN_INTERVAL,

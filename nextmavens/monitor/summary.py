@@ -1,6 +1,6 @@
 """The daily summary and `nextmavens status`: disk use, each database's size, the last good backup per
 project (stale when older than its schedule allows), the last restore drill, container memory, and any
-superuser role the platform does not manage (monitor.superusers).
+superuser role the platform does not manage (engine.superusers).
 
 Each section is gathered on its own; a source that cannot be reached (PostgreSQL down, no docker engine)
 is reported as such instead of failing the whole picture.
@@ -17,9 +17,9 @@ import psycopg
 
 from nextmavens.backup.pipeline import Target
 from nextmavens.control.store import backups
+from nextmavens.engine.superusers import superusers
 from nextmavens.monitor.health import read_containers
 from nextmavens.monitor.storage import measure
-from nextmavens.monitor.superusers import superusers
 
 # A schedule's last good backup may be this old before it is stale (the period plus slack for the run).
 STALE_AFTER = {

@@ -105,8 +105,3 @@ def postgrest_ready_url(env: Mapping[str, str], facts: Facts) -> tuple[str | Non
         return None, f'The `--ready` flag cannot be used when server-host is configured as "{host}".'
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/ready", ""
-
-
-def unknown_env(names: Iterator[str] | list[str] | set[str], facts: Facts) -> list[str]:
-    """The names the pinned program does not read."""
-    return sorted(n for n in names if not facts.reads_env(n))

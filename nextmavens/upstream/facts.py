@@ -4,7 +4,7 @@ Every environment variable, CLI flag, config key, Kong format version and plugin
 the project renders for an upstream program must appear in the table of the pinned image; the tests
 (tests/unit/upstream/) render everything and check it against these tables, and fail when a pin in
 group_data/all.py has no table for its exact tag. The stand-ins (devkit/sandbox/images/standin/standin.py and
-tests/integration/edge/standins.py) read the same tables and refuse what the pinned program refuses.
+tests/support/standins.py) read the same tables and refuse what the pinned program refuses.
 
 Each table names the repository, tag and file its facts were read from (`git show <tag>:<file>`). Facts are
 names only, never upstream code. To move a pin: read the new tag, add its table here, then change the pin.

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.repo import REPO
+
 CLI = [sys.executable, "-m", "devkit.sandbox.cli"]
 
 

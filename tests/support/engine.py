@@ -14,8 +14,7 @@ from devkit.localdb.server import LocalPostgres
 from nextmavens.engine.plan import Plan
 from nextmavens.engine.session import ApplyResult, Engine, EngineConfig
 from nextmavens.manifest.loader import load_manifests
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.repo import REPO
 
 
 @dataclass

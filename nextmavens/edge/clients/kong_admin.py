@@ -9,7 +9,6 @@ with every key scrubbed from Kong's message. Contract: kong/api/routes/config.lu
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from nextmavens.edge.clients.http import AdminApiError, check_internal, request_json, scrub
 from nextmavens.edge.kong import KongConfig, kong_json
+from nextmavens.files import write_atomic
 
 
 class KongLoadError(AdminApiError):
@@ -86,9 +86,4 @@ class KongAdmin:
         if self.state_file is None:
             return
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_name(f".{self.state_file.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        tmp.replace(self.state_file)
+        write_atomic(self.state_file, text, 0o600)

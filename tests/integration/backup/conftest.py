@@ -11,11 +11,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from devkit.localdb.datagen import generate
 from devkit.standins.telegram import TelegramStandin
 from nextmavens.backup.settings import BackupSettings, TelegramSettings
 from nextmavens.backup.telegram import RetryPolicy, TelegramClient
 from nextmavens.control.db import connect_control
-from tests.integration.backup.datagen import generate
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, total_seconds=20, request_timeout=30)
 _names = itertools.count(1)

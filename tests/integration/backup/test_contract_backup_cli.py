@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 from psycopg import sql
 
+from devkit.localdb.datagen import generate
 from nextmavens.backup.cli import backup
 from nextmavens.backup.stats import table_stats
-from tests.integration.backup.datagen import generate
 
 
 @pytest.fixture
@@ -98,34 +98,11 @@ def test_contract_cli_run_list_restore_verify_replace(fresh_pg, standin, age_key
         conn.execute("ALTER DATABASE clishop CONNECTION LIMIT 7")
     with psycopg.connect(pg.dsn_for("clishop"), autocommit=True) as conn:
         conn.execute("DELETE FROM public.t000_users")  # the accident being undone
-    declined = runner.invoke(
-        backup,
-        [
-            "restore",
-            "clitest/clishop",
-            "--backup",
-            str(entry["id"]),
-            "--identity",
-            str(age_key[0]),
-            "--replace",
-        ],
-        input="n\n",
-    )
+    replace = ["restore", "clitest/clishop", "--backup", str(entry["id"]), "--identity", str(age_key[0]), "--replace"]
+    declined = runner.invoke(backup, replace, input="n\n")
     assert declined.exit_code != 0 and "Aborted" in declined.output
     # ...and with it: a fresh backup first, then the swap; the old database is kept under a new name.
-    replaced = runner.invoke(
-        backup,
-        [
-            "restore",
-            "clitest/clishop",
-            "--backup",
-            str(entry["id"]),
-            "--identity",
-            str(age_key[0]),
-            "--replace",
-        ],
-        input="y\n",
-    )
+    replaced = runner.invoke(backup, replace, input="y\n")
     assert replaced.exit_code == 0, replaced.output
     assert "fresh backup" in replaced.output
     assert stats(pg, "clishop") == before

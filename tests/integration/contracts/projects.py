@@ -14,9 +14,9 @@ from nextmavens.keys import ProjectSecrets
 from nextmavens.manifest.loader import load_manifests
 from nextmavens.manifest.models import ProjectManifest
 from nextmavens.naming import ProjectNames, project_names
+from tests.support.edgesamples import settings
 from tests.support.engine import Stage
 from tests.support.projects import write_project
-from tests.unit.edge.fixtures import settings
 
 # shop takes non-default values, so a renderer or the engine ignoring them shows.
 SHOP_MAX_ROWS = 3

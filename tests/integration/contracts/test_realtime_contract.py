@@ -14,8 +14,8 @@ import pytest
 from nextmavens.edge.clients.tenants import desired_realtime_tenant
 from nextmavens.naming import LAYER_ROLE
 from tests.integration.contracts.projects import apply_two_projects
+from tests.support.edgesamples import settings
 from tests.support.engine import Stage
-from tests.unit.edge.fixtures import settings
 
 # lib/extensions/postgres_cdc_rls/replications.ex, prepare_replication (the third argument: a temporary slot).
 PREPARE_REPLICATION = """select

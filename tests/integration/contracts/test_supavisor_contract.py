@@ -23,9 +23,9 @@ from devkit.localdb.server import SERVER_USER, free_port
 from nextmavens.edge.clients.tenants import desired_supavisor_tenant
 from nextmavens.naming import POOLER_ROLE
 from tests.integration.contracts.projects import Applied, apply_two_projects
+from tests.support.edgesamples import settings
 from tests.support.engine import Stage
 from tests.support.scratch import scratch_dir
-from tests.unit.edge.fixtures import settings
 
 READY_TIMEOUT_S = 15.0
 # How pgbouncer 1.18 refuses a client: a failed SCRAM exchange, or a user the auth query knows nothing of.

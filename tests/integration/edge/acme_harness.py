@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.integration.edge.harness import need, wait_port
+from tests.support.localnginx import need, wait_port
 from tests.support.ports import free_ports
 
 

@@ -13,16 +13,16 @@ from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
 from nextmavens.edge.inputs import EdgeProject
 from nextmavens.edge.nginx import NginxApplier
-from tests.integration.edge.harness import (
+from tests.support.edgehost import REALTIME_SECRET, SUPAVISOR_SECRET, loopback_fields
+from tests.support.edgesamples import SHARED_MB, project, sample_projects, settings
+from tests.support.localnginx import (
     LocalNginx,
     echo_server,
     get_after_reload,
     need,
     wait_port,
 )
-from tests.integration.edge.standins import KongStandIn, RealtimeStandIn, SupavisorStandIn, serve
-from tests.support.ports import free_ports
-from tests.unit.edge.fixtures import SHARED_MB, project, sample_projects, settings
+from tests.support.standins import KongStandIn, RealtimeStandIn, SupavisorStandIn, serve
 
 INITIAL_SITE = "server {{ listen 127.0.0.1:{port} default_server; return 444; }}\n"
 
@@ -39,28 +39,15 @@ def elsewhere(name: str) -> list[str]:
 @pytest.fixture
 def world(tmp_path):
     need("nginx")
-    kong, supavisor, realtime = KongStandIn(), SupavisorStandIn(), RealtimeStandIn()
-    supavisor.secret = "platform-supavisor-secret-0123456789abcdef"
-    realtime.secret = "platform-realtime-secret-0123456789abcdef"
+    kong, supavisor, realtime = KongStandIn(), SupavisorStandIn(SUPAVISOR_SECRET), RealtimeStandIn(REALTIME_SECRET)
     with (
         serve(kong) as kong_url,
         serve(supavisor) as supavisor_url,
         serve(realtime) as realtime_url,
         echo_server("kong-proxy") as proxy_port,
     ):
-        # nginx's ports last: a server bound to port 0 above could have been handed a port taken earlier
-        http_port, https_port = free_ports(2)
-        config = settings(
-            listen_address="127.0.0.1",
-            http_port=http_port,
-            https_port=https_port,
-            kong_proxy=f"127.0.0.1:{proxy_port}",
-            kong_admin_url=kong_url,
-            supavisor_api_url=supavisor_url,
-            realtime_api_url=realtime_url,
-            acme_webroot=str(tmp_path / "webroot"),
-            letsencrypt_dir=str(tmp_path / "le"),
-        )
+        config = settings(**loopback_fields(tmp_path, proxy_port, kong_url, supavisor_url, realtime_url))
+        http_port = config.http_port
         nginx = LocalNginx(tmp_path / "nginx")
         nginx.site.write_text(INITIAL_SITE.format(port=http_port))
         nginx.start()

@@ -21,9 +21,9 @@ from nextmavens.edge.certs import (
 )
 from nextmavens.edge.nginx import NginxApplier, render_nginx
 from tests.integration.edge.acme_harness import pebble
-from tests.integration.edge.harness import LocalNginx, echo_server, http_get, need, wait_port
+from tests.support.edgesamples import project, settings
+from tests.support.localnginx import LocalNginx, echo_server, http_get, need, wait_port
 from tests.support.ports import free_ports
-from tests.unit.edge.fixtures import project, settings
 
 pytestmark = pytest.mark.integration
 

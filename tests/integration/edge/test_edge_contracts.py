@@ -12,14 +12,14 @@ from nextmavens.edge.clients.kong_admin import KongAdmin, KongLoadError
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
 from nextmavens.edge.kong import render_kong
 from nextmavens.naming import project_names
-from tests.integration.edge.standins import (
+from tests.support.edgesamples import manifest, project, sample_projects, secrets_for, settings
+from tests.support.standins import (
     SUPABASE_KONG_PLUGINS,
     KongStandIn,
     RealtimeStandIn,
     SupavisorStandIn,
     serve,
 )
-from tests.unit.edge.fixtures import manifest, project, sample_projects, secrets_for, settings
 
 SUPAVISOR_SECRET = "platform-supavisor-secret-0123456789abcdef"
 REALTIME_SECRET = "platform-realtime-secret-0123456789abcdef"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
-import http.client
 import json
 import ssl
 import time
@@ -18,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from nextmavens.edge.nginx import NginxApplier, NginxApplyError, render_nginx
-from tests.integration.edge.harness import (
+from tests.support.edgesamples import sample_projects, settings
+from tests.support.localnginx import (
     LocalNginx,
     closed_without_answer,
     echo_server,
@@ -27,7 +27,6 @@ from tests.integration.edge.harness import (
     wait_port,
 )
 from tests.support.ports import free_ports
-from tests.unit.edge.fixtures import sample_projects, settings
 
 pytestmark = pytest.mark.integration
 
@@ -94,21 +93,7 @@ def edge(tmp_path):
 
 
 def https_get(config, host: str, path: str = "/", headers: dict[str, str] | None = None):
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection("127.0.0.1", config.https_port, context=context, timeout=5)
-    conn._tunnel_host = None  # plain connection; SNI comes from server_hostname below
-    conn.sock = context.wrap_socket(
-        __import__("socket").create_connection(("127.0.0.1", config.https_port), timeout=5),
-        server_hostname=host,
-    )
-    try:
-        conn.request("GET", path, headers={"Host": host, **(headers or {})})
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()
+    return http_get(config.https_port, host, path, headers=headers, tls=True)
 
 
 def test_api_host_without_certificate_is_proxied_to_kong_over_http(edge):

@@ -23,8 +23,9 @@ import pytest
 
 from devkit.sandbox.imagebuild import context_tar
 from nextmavens.edge.kong import PLUGIN_CONFIGS, kong_json, render_kong
+from tests.support.edgesamples import sample_projects, settings
 from tests.support.ports import free_ports
-from tests.unit.edge.fixtures import sample_projects, settings
+from tests.support.repo import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +92,7 @@ def _kong(context: Path, kong_plugins: str):
 def test_the_image_context_ships_the_facts_the_stand_in_reads(context):
     for name in ("__init__.py", "facts.py", "checks.py"):
         shipped = (context / "upstream/nextmavens/upstream" / name).read_bytes()
-        assert shipped == (Path(__file__).resolve().parents[3] / "nextmavens/upstream" / name).read_bytes()
+        assert shipped == (REPO / "nextmavens/upstream" / name).read_bytes()
 
 
 def _proxy_status(port: int, host: str, path: str) -> int:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.repo import REPO
+
 pytestmark = pytest.mark.integration  # real nginx/sshd/PostgreSQL/pyinfra where available
 
-REPO = Path(__file__).resolve().parents[3]
 
 
 def _tiny_wheel(directory: Path) -> Path:

@@ -16,7 +16,8 @@ from nextmavens.host.hostdata import HostData
 from nextmavens.host.render import load_stack, render_stack, template_context
 from nextmavens.upstream.facts import pinned
 from tasks.stacks import STACKS, wanted_secrets
-from tests.integration.host.hostfixtures import group_configs
+from tests.support.groupdata import group_configs
+from tests.support.repo import REPO
 
 pytestmark = pytest.mark.integration  # real nginx/sshd/PostgreSQL/pyinfra where available
 
@@ -164,7 +165,7 @@ def test_sandbox_says_its_images_are_substitutes(tmp_path, monkeypatch) -> None:
     assert sandbox.images_are_substitutes and sandbox.image_pull_policy == "never"
     assert all(ref.startswith("nextmavens-local/") for ref in sandbox.images.model_dump().values())
     assert not any(ref.startswith("nextmavens-local/") for ref in production.images.model_dump().values())
-    text = (Path(__file__).resolve().parents[3] / "group_data/sandbox.py").read_text()
+    text = (REPO / "group_data/sandbox.py").read_text()
     assert "SUBSTITUTE" in text
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from nextmavens.host.hostdata import HostData
 from nextmavens.host.render import REPO_ROOT, render, template_context
-from tests.integration.host.hostfixtures import group_configs
+from tests.support.groupdata import group_configs
 from tests.support.ports import free_ports
 
 pytestmark = pytest.mark.integration  # real nginx/sshd/PostgreSQL/pyinfra where available

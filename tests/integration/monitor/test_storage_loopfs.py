@@ -51,11 +51,11 @@ def test_alert_sequence_is_exactly_80_90_95_then_recovery(loopfs: Path, tmp_path
     ran: list[list[str]] = []
     cache = loopfs / "build-cache.bin"
 
-    def runner(argv: list[str]) -> tuple[int, str]:
+    def runner(argv: list[str]) -> subprocess.CompletedProcess[str]:
         ran.append(argv)
         if argv[1:3] == ["builder", "prune"] and cache.exists():
             cache.unlink()  # stands in for the build cache docker would free
-        return 0, ""
+        return subprocess.CompletedProcess(argv, 0, "", "")
 
     state = tmp_path / "state" / "storage.json"
     kinds: list[tuple[str, int]] = []

@@ -20,8 +20,8 @@ from nextmavens.doctor.hostfile import (
 from nextmavens.host.hostdata import validate_groups
 from nextmavens.host.render import render_stack, template_context
 from tasks.stacks import STACKS
+from tests.support.repo import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 SHARED = {
     "nextmavens-postgres": "postgres",
     "nextmavens-kong": "kong",

@@ -14,7 +14,7 @@ from nextmavens.edge.certs import (
     ensure_certificates,
     plan_certificates,
 )
-from tests.unit.edge.fixtures import project, sample_projects, settings
+from tests.support.edgesamples import project, sample_projects, settings
 
 NOW = 1_800_000_000.0
 

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from nextmavens.edge.inputs import EdgeInputError, project_hostnames
 from nextmavens.edge.kong import AUTH_OPEN_PATHS, KongConfig, kong_json, render_kong
+from tests.support.edgesamples import project, sample_projects, settings
 from tests.support.kongroutes import consumer_with_key, route_admissions
-from tests.unit.edge.fixtures import project, sample_projects, settings
 
 GOLDEN = Path(__file__).parent / "golden" / "kong.json"
 OPEN_PATHS = {f"/auth/v1{p}" for p in AUTH_OPEN_PATHS.values()}

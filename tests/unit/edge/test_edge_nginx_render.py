@@ -9,7 +9,7 @@ import pytest
 
 from nextmavens.edge.inputs import EdgeInputError
 from nextmavens.edge.nginx import nginx_vhosts, render_nginx
-from tests.unit.edge.fixtures import project, sample_projects, settings
+from tests.support.edgesamples import project, sample_projects, settings
 
 GOLDEN = Path(__file__).parent / "golden" / "nginx-edge.conf"
 CERTS = {"shop.api.example.test", "studio.example.test", "api.shop.acme.test"}

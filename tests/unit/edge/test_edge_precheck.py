@@ -10,7 +10,7 @@ import pytest
 
 from nextmavens.edge.apply import EdgeCheck, EdgeRefused, EdgeRuntime, apply_edge, check_edge, plan_edge
 from nextmavens.edge.inputs import EdgeProject
-from tests.unit.edge.fixtures import manifest, project, sample_projects, secrets_for, settings
+from tests.support.edgesamples import manifest, project, sample_projects, secrets_for, settings
 
 
 def test_a_renderable_set_passes_and_names_what_was_checked() -> None:

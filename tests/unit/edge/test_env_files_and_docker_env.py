@@ -15,9 +15,9 @@ from nextmavens.edge.hostruntime import edge_runtime, running_refs
 from nextmavens.edge.services import env_file_text, env_file_value, render_project_services, write_project_files
 from nextmavens.edge.settingsfile import EdgeHost, EdgeHostConfig
 from nextmavens.keys import issue_api_keys, new_jwt_secret, new_password
-from nextmavens.monitor.storage import run_command
+from nextmavens.monitor.storage import run_prune_command
 from tests.support.dotenv import compose_go_dotenv
-from tests.unit.edge.fixtures import manifest, secrets_for, settings
+from tests.support.edgesamples import manifest, secrets_for, settings
 
 COMPOSE_ENV = {"POSTGRES_PASSWORD": "cluster-superuser-password", "NEXTMAVENS_DSN": "postgresql://postgres:pw@db/"}
 
@@ -141,7 +141,6 @@ def test_docker_and_compose_from_the_edge_get_no_secret(env_recorder: tuple[Path
 
 def test_the_monitors_docker_prune_gets_no_secret(env_recorder: tuple[Path, Path]) -> None:
     script, record = env_recorder
-    code, _ = run_command([str(script), "image", "prune", "--force"])
-    assert code == 0
+    assert run_prune_command([str(script), "image", "prune", "--force"]).returncode == 0
     (env,) = _recorded(record)
     assert not set(SECRETS) & set(env), sorted(env)

@@ -16,7 +16,7 @@ from nextmavens.edge.settingsfile import EdgeConfigError, EdgeHostConfig, load_e
 from nextmavens.host.edgeconfig import edge_settings, render_edge_config, secret_files
 from nextmavens.host.hostdata import HostData
 from nextmavens.manifest.models import ProjectManifest
-from tests.integration.host.hostfixtures import REPO, group_configs
+from tests.support.groupdata import REPO, group_configs
 
 HOST_SET = {name for name, field in EdgeSettings.model_fields.items() if field.is_required()}
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from nextmavens.host.hostdata import HostDataError, validate_groups
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.repo import REPO
 
 
 @pytest.fixture

@@ -40,20 +40,12 @@ def test_level_for() -> None:
 
 
 def test_prune_plan_is_exact_and_never_touches_volumes() -> None:
+    # the command lines as an operator would type them: the plan is checked word for word
     assert prune_commands() == [
-        [
-            "docker",
-            "container",
-            "prune",
-            "--force",
-            "--filter",
-            "until=24h",
-            "--filter",
-            "label!=nextmavens.keep",
-        ],
-        ["docker", "image", "prune", "--all", "--force", "--filter", "until=24h"],
-        ["docker", "builder", "prune", "--force", "--filter", "until=24h"],
-        ["journalctl", "--vacuum-time=7d"],
+        "docker container prune --force --filter until=24h --filter label!=nextmavens.keep".split(),
+        "docker image prune --all --force --filter until=24h".split(),
+        "docker builder prune --force --filter until=24h".split(),
+        "journalctl --vacuum-time=7d".split(),
     ]
     for argv in prune_commands():
         assert_safe(argv)

@@ -4,7 +4,6 @@ nextmavens command that exists."""
 from __future__ import annotations
 
 import runpy
-from pathlib import Path
 from typing import Any
 
 import click
@@ -13,8 +12,9 @@ import pytest
 from nextmavens.cli import main
 from nextmavens.host.hostdata import TimerUnit
 from nextmavens.host.render import render
+from tests.support.repo import REPO
 
-GROUP_DATA = Path(__file__).resolve().parents[3] / "group_data" / "all.py"
+GROUP_DATA = REPO / "group_data" / "all.py"
 TIMERS: list[dict[str, Any]] = runpy.run_path(str(GROUP_DATA))["timers"]
 
 

@@ -14,8 +14,7 @@ import pytest
 
 from devkit.sandbox import imagebuild, npm, rootfs
 from devkit.sandbox.config import LOCAL_IMAGES, SandboxConfig
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.repo import REPO
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import re
 import runpy
 import shlex
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +27,6 @@ from nextmavens.upstream.checks import (
     kong_config_problems,
     kong_enabled_plugins,
     postgrest_ready_url,
-    unknown_env,
 )
 from nextmavens.upstream.facts import (
     FACTS,
@@ -38,14 +36,15 @@ from nextmavens.upstream.facts import (
     POSTGREST_V14_5,
     REALTIME_SLOTS_PER_TENANT,
     REALTIME_WAL_SENDERS_PER_TENANT,
+    Facts,
     pinned,
     pinned_kong,
 )
 from tasks.stacks import STACKS
-from tests.integration.host.hostfixtures import group_configs
-from tests.unit.edge.fixtures import manifest, sample_projects, secrets_for, settings
+from tests.support.edgesamples import manifest, sample_projects, secrets_for, settings
+from tests.support.groupdata import group_configs
+from tests.support.repo import REPO
 
-REPO = Path(__file__).resolve().parents[3]
 STANDIN_ENV = re.compile(r"^STANDIN_")
 
 
@@ -174,6 +173,11 @@ def test_kong_plugins_value_is_read_as_kong_reads_it():
 
 
 # ---------------------------------------------------------------- shared stacks
+
+
+def unknown_env(names: set[str], facts: Facts) -> list[str]:
+    """The names the pinned program does not read."""
+    return sorted(n for n in names if not facts.reads_env(n))
 
 
 def test_rendered_stacks_set_only_what_the_pinned_programs_read(configs):

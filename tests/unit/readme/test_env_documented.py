@@ -4,9 +4,9 @@ configuration table, and the table names none that nothing reads: the table cann
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.repo import REPO
+
 # Where an operator-facing name can be read: the package, the deploy, its data and templates, the scripts.
 READERS = ["nextmavens", "devkit", "tasks", "deploys", "group_data", "templates", "stacks", "scripts", "inventory.py"]
 NAME = re.compile(r"NEXTMAVENS_[A-Z0-9_]*[A-Z0-9]")

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from nextmavens.naming import project_names
-from tests.integration.test_apply_with_edge import Edge, edge  # noqa: F401 - the fixture
+from tests.support.edgehost import Edge
 from tests.support.engine import Stage
 from tests.support.projects import write_project
 
 
 def test_an_edge_config_that_cannot_render_stops_apply_before_any_change(
     stage: Stage,
-    edge: Edge,  # noqa: F811 - the fixture imported above
+    edge: Edge,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from nextmavens.host.hostdata import HostData, validate_groups
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.repo import REPO
 
 
 def group_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, HostData]:

@@ -6,19 +6,19 @@ Everything listens on 127.0.0.1 high ports; processes are ended by the pid the t
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
-import threading
 import time
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+
+from tests.support.loopback import QuietHandler, serving
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -44,34 +44,16 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
-class _Echo(BaseHTTPRequestHandler):
+class _Echo(QuietHandler):
     name = "upstream"
 
     def do_GET(self) -> None:  # noqa: N802
-        body = json.dumps({"upstream": self.name, "host": self.headers.get("Host"), "path": self.path}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply_json(200, {"upstream": self.name, "host": self.headers.get("Host"), "path": self.path})
 
 
-@contextmanager
-def echo_server(name: str):
-    handler = type(f"Echo_{name}", (_Echo,), {"name": name})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    server.block_on_close = False
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+def echo_server(name: str) -> AbstractContextManager[int]:
+    """An upstream that answers every GET with its name, the Host it was asked for and the path; yields the port."""
+    return serving(type(f"Echo_{name}", (_Echo,), {"name": name}))
 
 
 MAIN_CONF = """\
@@ -144,9 +126,23 @@ class LocalNginx:
 
 
 def http_get(
-    port: int, host: str, path: str = "/", timeout: float = 5.0, headers: dict[str, str] | None = None
+    port: int,
+    host: str,
+    path: str = "/",
+    timeout: float = 5.0,
+    headers: dict[str, str] | None = None,
+    tls: bool = False,
 ) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    """GET from 127.0.0.1:port as `host` (its SNI too with `tls`, certificates not checked)."""
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        conn.sock = context.wrap_socket(raw, server_hostname=host)  # SNI: the name asked for, not the address
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Host": host, **(headers or {})})
         response = conn.getresponse()

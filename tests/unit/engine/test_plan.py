@@ -17,7 +17,7 @@ from nextmavens.engine.observed import (
     ObservedRole,
     ObservedState,
 )
-from nextmavens.engine.plan import PHASES, databases_to_inspect, make_plan
+from nextmavens.engine.plan import PHASES, applied_record, databases_to_inspect, make_plan
 from nextmavens.manifest.loader import load_manifests
 from tests.support.projects import write_project
 
@@ -59,17 +59,7 @@ def converged(manifests) -> ObservedState:  # type: ignore[no-untyped-def]
         for (catalog, role, deptype), count in project.layer.expected_dependencies().items():
             state.dependencies[(db.name, catalog, role, deptype)] = count
         state.secret_names[project.ref] = {"jwt_secret"} | {f"password:{r.name}" for r in project.roles}
-        state.control_projects[project.ref] = ControlProject(
-            project.ref,
-            project.org,
-            project.name,
-            project.state,
-            project.manifest_path,
-            1,
-            LAYER_VERSION,
-            False,
-            tuple(sorted(project.layer.extensions)),
-        )
+        state.control_projects[project.ref] = dataclasses.replace(applied_record(project), keys_issued_at=1)
     for org in desired.orgs:
         state.control_orgs[org.slug] = (org.name, org.members)
     return state

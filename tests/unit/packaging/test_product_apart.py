@@ -10,7 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.repo import REPO
+
 PRODUCT = REPO / "nextmavens"
 WORKSHOP_WORDS = ("devkit", "sandbox", "localdb", "standin")
 

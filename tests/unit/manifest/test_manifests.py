@@ -10,8 +10,7 @@ import pytest
 from nextmavens.manifest.loader import ManifestErrors, load_manifests
 from nextmavens.manifest.schema import schema_documents
 from tests.support.projects import write_project, write_raw
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.repo import REPO
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nextmavens.keysview import project_access
-from tests.unit.edge.fixtures import secrets_for, settings
+from tests.support.edgesamples import secrets_for, settings
 
 DSN = "postgresql://postgres:pw@db.internal:5433/postgres"
 

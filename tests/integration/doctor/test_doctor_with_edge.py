@@ -1,5 +1,5 @@
 """`nextmavens doctor` end to end on this machine: projects applied on a real PostgreSQL, then the edge with a real
-nginx, the Kong/Supavisor/Realtime stand-ins (tests/integration/edge/standins.py) and a docker stand-in answering
+nginx, the Kong/Supavisor/Realtime stand-ins (tests/support/standins.py) and a docker stand-in answering
 `ps`, `inspect` and `exec` from a state file. The doctor passes; then each broken piece makes it exit 1 naming
 exactly that check."""
 
@@ -7,22 +7,21 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.integration.edge.harness import echo_server
-from tests.integration.edge.standins import KongProxyStandIn, serve_proxy
-from tests.integration.test_apply_with_edge import Edge, _edge
+from tests.support.edgehost import Edge, local_edge
 from tests.support.engine import Stage
+from tests.support.localnginx import echo_server
+from tests.support.loopback import QuietHandler, serving
 from tests.support.ports import free_port
 from tests.support.projects import write_project
+from tests.support.standins import KongProxyStandIn, serve_proxy
 
 EVOLUTION_KEY = "evolution-platform-key-0123456789"
 PINS = {"rest": "postgrest/postgrest:v14.5", "auth": "supabase/gotrue:v2.177.0"}
@@ -70,31 +69,17 @@ sys.exit(1)
 """
 
 
-@contextmanager
-def evolution_standin() -> Iterator[str]:
-    """Evolution's API as far as the doctor asks it: 200 with the platform key, 401 otherwise."""
+def evolution_standin() -> AbstractContextManager[int]:
+    """Evolution's API as far as the doctor asks it: 200 with the platform key, 401 otherwise; yields the port."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802
-            status = 200 if self.headers.get("apikey") == EVOLUTION_KEY else 401
-            body = b"[]" if status == 200 else b'{"error": "Unauthorized"}'
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            if self.headers.get("apikey") == EVOLUTION_KEY:
+                self.reply(200, b"[]")
+            else:
+                self.reply(401, b'{"error": "Unauthorized"}')
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(Handler)
 
 
 class Host:
@@ -130,13 +115,13 @@ def doctor_host(stage: Stage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     docker = tmp_path / "docker-doctor-standin"
     docker.write_text(DOCKER.format(python=sys.executable, state=str(state)))
     docker.chmod(0o755)
-    edges = _edge(tmp_path, lambda kong: serve_proxy(KongProxyStandIn(kong)))
+    edges = local_edge(tmp_path, lambda kong: serve_proxy(KongProxyStandIn(kong)))
     edge = next(edges)
     try:
         document = yaml.safe_load(edge.config.read_text())
         document["docker"] = [str(docker)]
         edge.config.write_text(yaml.safe_dump(document))
-        with echo_server("postgres-meta") as meta_port, evolution_standin() as evolution_url:
+        with echo_server("postgres-meta") as meta_port, evolution_standin() as evolution_port:
             doctor_config = tmp_path / "doctor.yaml"
             doctor_config.write_text(
                 yaml.safe_dump(
@@ -144,7 +129,7 @@ def doctor_host(stage: Stage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
                         "shared_containers": {"nextmavens-kong": "kong:2.8.1"},
                         "images_are_substitutes": False,
                         "postgres_meta_url": f"http://127.0.0.1:{meta_port}",
-                        "evolution_url": evolution_url,
+                        "evolution_url": f"http://127.0.0.1:{evolution_port}",
                     }
                 )
             )

@@ -5,10 +5,6 @@ stand-in that records the commands it gets (no Docker engine runs here; the sand
 from __future__ import annotations
 
 import json
-import stat
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,141 +14,22 @@ from click.testing import CliRunner
 
 from nextmavens.cli import main
 from nextmavens.edge import apply, step
-from tests.integration.edge.harness import LocalNginx, echo_server, get_after_reload, need, wait_port
-from tests.integration.edge.standins import (
-    KongProxyStandIn,
-    KongStandIn,
-    RealtimeStandIn,
-    SupavisorStandIn,
-    serve,
-    serve_proxy,
-)
 from tests.support.dotenv import compose_go_dotenv
+from tests.support.edgehost import SUPAVISOR_SECRET, Edge
+from tests.support.edgesamples import SHARED_MB
 from tests.support.engine import Stage
-from tests.support.ports import free_ports
+from tests.support.localnginx import get_after_reload
 from tests.support.projects import write_project
-from tests.unit.edge.fixtures import SHARED_MB, settings_fields
-
-SUPAVISOR_SECRET = "platform-supavisor-secret-0123456789abcdef"
-REALTIME_SECRET = "platform-realtime-secret-0123456789abcdef"
-
-DOCKER_STANDIN = """#!/bin/sh
-# docker stand-in: records each call; `docker ps` lists nothing running. While {log}.fail exists,
-# `docker compose` fails as a broken engine would.
-echo "$*" >> {log}
-if [ "$1" = compose ] && [ -e {log}.fail ]; then echo "Cannot connect to the Docker daemon" >&2; exit 1; fi
-exit 0
-"""
 
 
-@dataclass
-class Edge:
-    config: Path
-    http_port: int
-    docker_log: Path
-    kong: KongStandIn
-    supavisor: SupavisorStandIn
-    realtime: RealtimeStandIn
-
-    def rewrite(self, **settings: object) -> None:
-        document = yaml.safe_load(self.config.read_text())
-        document["settings"].update(settings)
-        self.config.write_text(yaml.safe_dump(document))
-
-    @property
-    def services_dir(self) -> Path:
-        return Path(yaml.safe_load(self.config.read_text())["settings"]["services_dir"])
-
-    def break_docker(self, broken: bool = True) -> None:
-        flag = self.docker_log.with_name(self.docker_log.name + ".fail")
-        if broken:
-            flag.touch()
-        else:
-            flag.unlink(missing_ok=True)
-
-    def get(self, host: str, path: str, apikey: str | None = None, want: int = 200):
-        """Through nginx to the Kong proxy, polled (bounded) for `want` while a reload settles."""
-        headers = {"apikey": apikey} if apikey else None
-        return get_after_reload(self.http_port, host, path, want=want, headers=headers)
+def _apply_shop(stage: Stage, edge: Edge) -> None:
+    write_project(stage.projects, "acme", "shop")
+    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
 
 
-def _secret_file(folder: Path, name: str, value: str) -> Path:
-    path = folder / name
-    path.write_text(value + "\n")
-    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
-    return path
-
-
-@pytest.fixture
-def edge(stage: Stage, tmp_path: Path) -> Iterator[Edge]:
-    """Kong's proxy side is an echo server: nginx's routing is what is checked."""
-    yield from _edge(tmp_path, lambda kong: echo_server("kong-proxy"))
-
-
-@pytest.fixture
-def gated_edge(stage: Stage, tmp_path: Path) -> Iterator[Edge]:
-    """Kong's proxy side checks keys against the config loaded into the Kong stand-in."""
-    yield from _edge(tmp_path, lambda kong: serve_proxy(KongProxyStandIn(kong)))
-
-
-def _edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextManager[int]]) -> Iterator[Edge]:
-    need("nginx")
-    kong, supavisor, realtime = KongStandIn(), SupavisorStandIn(SUPAVISOR_SECRET), RealtimeStandIn(REALTIME_SECRET)
-    docker_log = tmp_path / "docker.log"
-    docker = tmp_path / "docker-standin"
-    docker.write_text(DOCKER_STANDIN.format(log=docker_log))
-    docker.chmod(0o755)
-    secrets_dir = tmp_path / "platform-secrets"
-    secrets_dir.mkdir(mode=0o700)
-    nginx = LocalNginx(tmp_path / "nginx")
-    with (
-        serve(kong) as kong_url,
-        serve(supavisor) as supavisor_url,
-        serve(realtime) as realtime_url,
-        proxy(kong) as proxy_port,
-    ):
-        # nginx's ports last: a server bound to port 0 above could have been handed a port taken earlier
-        http_port, https_port = free_ports(2)
-        nginx.site.write_text(f"server {{ listen 127.0.0.1:{http_port} default_server; return 444; }}\n")
-        config = {
-            "settings": settings_fields(
-                listen_address="127.0.0.1",
-                http_port=http_port,
-                https_port=https_port,
-                kong_proxy=f"127.0.0.1:{proxy_port}",
-                kong_admin_url=kong_url,
-                supavisor_api_url=supavisor_url,
-                realtime_api_url=realtime_url,
-                acme_webroot=str(tmp_path / "webroot"),
-                letsencrypt_dir=str(tmp_path / "le"),
-                services_dir=str(tmp_path / "services"),
-            ),
-            "secret_files": {
-                "supavisor_api_secret": str(_secret_file(secrets_dir, "supavisor", SUPAVISOR_SECRET)),
-                "realtime_api_secret": str(_secret_file(secrets_dir, "realtime", REALTIME_SECRET)),
-                "pooler_manager_password": str(_secret_file(secrets_dir, "pgbouncer", "pooler-password-x")),
-                "realtime_db_password": str(_secret_file(secrets_dir, "realtime-db", "realtime-db-password-x")),
-            },
-            "paths": {
-                "nginx_site": str(nginx.site),
-                "state_dir": str(tmp_path / "edge-state"),
-                "certbot_config_dir": str(tmp_path / "le"),
-                "certbot_work_dir": str(tmp_path / "le-work"),
-                "certbot_logs_dir": str(tmp_path / "le-logs"),
-            },
-            "issue_certificates": False,  # real certbot against pebble is tested in tests/integration/edge
-            "docker": [str(docker)],
-            "nginx_test": nginx.test_cmd,
-            "nginx_reload": nginx.reload_cmd,
-        }
-        path = tmp_path / "edge.yaml"
-        path.write_text(yaml.safe_dump(config))
-        nginx.start()
-        try:
-            wait_port(http_port)
-            yield Edge(path, http_port, docker_log, kong, supavisor, realtime)
-        finally:
-            nginx.stop()
+def _latest_runs(stage: Stage) -> list[tuple[str, str]]:
+    """The audit record's two latest runs, newest first: (command, result)."""
+    return stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 2", dbname="nextmavens")
 
 
 def test_apply_serves_each_project_through_nginx_and_kong_and_converges(stage: Stage, edge: Edge) -> None:
@@ -265,16 +142,14 @@ def test_keys_rotate_converges_the_edge_so_only_the_new_keys_work(stage: Stage, 
     calls = edge.docker_log.read_text().splitlines()
     assert sum(" up -d " in c for c in calls) == ups_before + 1 and calls[-1].startswith("compose -p nm-shop ")
     assert edge.realtime.tenants["shop"]["jwt_secret"] == new["jwt_secret"]
-    runs = stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 2", dbname="nextmavens")
-    assert runs == [("apply edge", "ok"), ("keys rotate", "ok")]
+    assert _latest_runs(stage) == [("apply edge", "ok"), ("keys rotate", "ok")]
 
 
 def test_keys_rotate_with_a_failing_edge_exits_non_zero_and_says_what_still_works(
     stage: Stage, gated_edge: Edge, tmp_path: Path
 ) -> None:
     edge = gated_edge
-    write_project(stage.projects, "acme", "shop")
-    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    _apply_shop(stage, edge)
     old = _keys(stage, "acme/shop")
 
     # Manifests that do not declare the project: refused before anything changes.
@@ -294,8 +169,7 @@ def test_keys_rotate_with_a_failing_edge_exits_non_zero_and_says_what_still_work
     new = _keys(stage, "acme/shop")
     assert new["anon_key"] != old["anon_key"]  # stored: the next edge step converges to them
     assert _env(edge, "shop", "rest.env")["PGRST_JWT_SECRET"] == new["jwt_secret"]
-    runs = stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 2", dbname="nextmavens")
-    assert runs == [("apply edge", "failed"), ("keys rotate", "ok")]
+    assert _latest_runs(stage) == [("apply edge", "failed"), ("keys rotate", "ok")]
 
     edge.break_docker(False)
     repaired = stage.cli("apply", "--yes", "--edge-config", str(edge.config))
@@ -333,16 +207,14 @@ def test_destroy_with_the_edge_removes_the_projects_containers_files_tenants_and
     assert "shop.api.example.test" not in site and "api.shop.acme.test" not in site
     still = edge.get("crm.api.example.test", "/rest/v1/", crm["anon_key"])
     assert still is not None and still[0] == 200
-    runs = stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 2", dbname="nextmavens")
-    assert runs == [("apply edge", "ok"), ("destroy", "ok")]
+    assert _latest_runs(stage) == [("apply edge", "ok"), ("destroy", "ok")]
 
 
 def test_destroy_stops_before_dropping_when_the_edge_cannot_serve_the_rest(
     stage: Stage, gated_edge: Edge, tmp_path: Path
 ) -> None:
     edge = gated_edge
-    write_project(stage.projects, "acme", "shop")
-    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    _apply_shop(stage, edge)
     write_project(stage.projects, "acme", "shop", state="absent")
     write_project(stage.projects, "acme", "desk", domains=["studio.example.test"])  # claims the platform's name
     refused = stage.cli(
@@ -358,8 +230,7 @@ def test_destroy_whose_edge_cleanup_fails_exits_non_zero_and_says_what_is_left(
     stage: Stage, gated_edge: Edge, tmp_path: Path
 ) -> None:
     edge = gated_edge
-    write_project(stage.projects, "acme", "shop")
-    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+    _apply_shop(stage, edge)
     write_project(stage.projects, "acme", "shop", state="absent")
     edge.break_docker()
     failed = stage.cli(

@@ -16,16 +16,16 @@ import importlib.util
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from contextlib import AbstractContextManager, contextmanager
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from nextmavens.edge.kong import KONG_PLUGINS as RENDERED_KONG_PLUGINS
+from tests.support.loopback import QuietHandler, serving
+from tests.support.repo import REPO
 
-STANDIN_FILE = Path(__file__).resolve().parents[3] / "devkit/sandbox/images/standin/standin.py"
+STANDIN_FILE = REPO / "devkit/sandbox/images/standin/standin.py"
 
 
 def _load_standin() -> ModuleType:
@@ -131,7 +131,9 @@ class KongStandIn(StandIn):
 
 @contextmanager
 def serve(standin: StandIn) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
+    """The stand-in's admin API on a free loopback port; yields its base URL."""
+
+    class Handler(QuietHandler):
         def _run(self, method: str) -> None:
             url = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
@@ -143,12 +145,7 @@ def serve(standin: StandIn) -> Iterator[str]:
             else:
                 status, body = standin.handle(method, url.path, parse_qs(url.query), raw)
             payload = b"" if body is None or status in (204, 304) else json.dumps(body).encode()
-            self.send_response(status)
-            if payload:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.reply(status, payload, "application/json" if payload else None)
 
         def do_GET(self) -> None:  # noqa: N802
             self._run("GET")
@@ -162,18 +159,8 @@ def serve(standin: StandIn) -> Iterator[str]:
         def do_DELETE(self) -> None:  # noqa: N802
             self._run("DELETE")
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 class KongProxyStandIn(StandIn):
@@ -195,11 +182,10 @@ class KongProxyStandIn(StandIn):
         return 200, {"upstream": "kong-proxy", "route": route["name"], "consumer": consumer, "path": path}
 
 
-@contextmanager
-def serve_proxy(proxy: KongProxyStandIn):
+def serve_proxy(proxy: KongProxyStandIn) -> AbstractContextManager[int]:
     """The proxy stand-in on a free loopback port; yields the port."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802
             url = urlsplit(self.path)
             with proxy.lock:
@@ -207,22 +193,6 @@ def serve_proxy(proxy: KongProxyStandIn):
                 status, body = proxy.answer(
                     "GET", self.headers.get("Host", ""), url.path, parse_qs(url.query), self.headers
                 )
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.reply_json(status, body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(Handler)

@@ -1,5 +1,7 @@
 """Alerts: to the operator's Telegram chat when configured, and always to stderr (the journal).
 
+They live beside the Telegram client they are sent through; backups, drills and the monitor's checks raise them.
+
 A failed delivery never raises: the caller's own result (a backup, a check) matters more than the alert,
 and the line on stderr still reaches the journal.
 """

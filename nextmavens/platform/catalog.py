@@ -1,0 +1,54 @@
+"""The projects the service knows: declared in the manifests, applied by the engine, or both. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from nextmavens.control.store.access import AppliedProject
+from nextmavens.manifest.loader import ManifestSet
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    org: str
+    ref: str
+    name: str
+    declared_state: str | None  # the manifest's state; None: no manifest declares it (any more)
+    applied_state: str | None  # the state last applied; None: never applied
+    manifest_path: str | None
+    last_applied_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "org": self.org,
+            "ref": self.ref,
+            "name": self.name,
+            "declared_state": self.declared_state,
+            "applied_state": self.applied_state,
+            "manifest_path": self.manifest_path,
+            "last_applied_at": self.last_applied_at.isoformat() if self.last_applied_at else None,
+        }
+
+
+def project_views(manifests: ManifestSet | None, applied: list[AppliedProject]) -> dict[tuple[str, str], ProjectView]:
+    """(org, ref) -> view. A ref applied under another org than its manifest now names shows under both."""
+    views: dict[tuple[str, str], ProjectView] = {}
+    for record in applied:
+        views[(record.org, record.ref)] = ProjectView(
+            record.org, record.ref, record.name, None, record.state, record.manifest_path, record.last_applied_at
+        )
+    for project in manifests.projects if manifests else ():
+        key = (project.org, project.ref)
+        known = views.get(key)
+        views[key] = ProjectView(
+            project.org,
+            project.ref,
+            project.manifest.name,
+            project.manifest.state,
+            known.applied_state if known else None,
+            project.path,
+            known.last_applied_at if known else None,
+        )
+    return dict(sorted(views.items()))

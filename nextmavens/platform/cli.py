@@ -1,0 +1,201 @@
+"""`nextmavens token create|list|revoke` and `nextmavens platform serve`.
+
+The service's modules (FastAPI, uvicorn) load only when `platform serve` runs: every other command starts
+without them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from nextmavens import ui
+from nextmavens.cliparts import Failure, connection_options, make_engine, projects_option, run_engine
+from nextmavens.control.db import connect_control
+from nextmavens.control.store import access
+from nextmavens.platform.issuing import Issued, IssueError, issue_token, revoke
+from nextmavens.platform.tokens import LifetimeError, parse_lifetime
+
+DEFAULT_LISTEN = "127.0.0.1:8100"
+
+
+@click.group("token")
+def token() -> None:
+    """Access tokens for the platform service: shown once at creation, only their hash is stored."""
+
+
+@token.command("create")
+@click.option("--member", required=True, help="The member's email, as listed in an org.yaml (and applied).")
+@click.option("--project", default=None, help="ORG/PROJECT: the token reaches this project only.")
+@click.option("--org", default=None, help="The token reaches this org only (default: every org of the member).")
+@click.option("--read-only", is_flag=True, help="Reads only, whatever the member's role.")
+@click.option("--expires", default="90d", show_default=True, help="<n>d, <n>h or never.")
+@click.option("--name", default="", help="What the token is for (shown in listings).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "token", ...} as JSON.')
+@connection_options
+def token_create(
+    member: str,
+    project: str | None,
+    org: str | None,
+    read_only: bool,
+    expires: str,
+    name: str,
+    as_json: bool,
+    dsn: str | None,
+    master_key: Path,
+    lock_timeout: float,
+) -> None:
+    """Create a token for a member; it never grants more than the member's role at each request."""
+    engine = make_engine(dsn, master_key, lock_timeout)
+    try:
+        lifetime = parse_lifetime(expires)
+    except LifetimeError as exc:
+        raise Failure(f"--expires: {exc}") from None
+    ref = None
+    if project is not None:
+        project_org, _, ref = project.partition("/")
+        if not project_org or not ref or "/" in ref:
+            raise Failure(f"--project names a project as ORG/PROJECT, got {project!r}")
+        if org is not None and org != project_org:
+            raise Failure(f"--org {org} and --project {project} name different orgs")
+        org = project_org
+    expires_at = None if lifetime is None else datetime.now(UTC) + lifetime
+
+    def create() -> Issued:
+        with connect_control(engine.config.dsn) as conn:
+            return issue_token(
+                conn,
+                member=member,
+                org=org,
+                project=ref,
+                read_only=read_only,
+                name=name,
+                expires_at=expires_at,
+                created_by=engine.config.who(),
+            )
+
+    try:
+        issued: Issued = run_engine(create)
+    except IssueError as exc:
+        raise Failure(f"{exc}; no token was created") from None
+    if as_json:
+        click.echo(json.dumps({**issued.record.as_json(), "token": issued.token}, indent=2))
+        return
+    record = issued.record
+    ui.err.print(
+        f"Token {record.id} for {escape(record.member)} ({escape(describe_scope(record))}, expires "
+        f"{record.expires_at.isoformat() if record.expires_at else 'never'}). It is shown only now:",
+        soft_wrap=True,
+    )
+    click.echo(issued.token)
+
+
+def describe_scope(record: access.TokenRecord) -> str:
+    reach = (
+        f"project {record.org}/{record.project}"
+        if record.project
+        else f"org {record.org}"
+        if record.org
+        else "all orgs"
+    )
+    return f"{reach}{', read-only' if record.read_only else ''}"
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@connection_options
+def token_list(as_json: bool, dsn: str | None, master_key: Path, lock_timeout: float) -> None:
+    """Every token (never its text): member, scope, expiry, last use, revocation."""
+    engine = make_engine(dsn, master_key, lock_timeout)
+
+    def read() -> list[access.TokenRecord]:
+        with connect_control(engine.config.dsn) as conn:
+            return access.tokens(conn)
+
+    found: list[access.TokenRecord] = run_engine(read)
+    if as_json:
+        click.echo(json.dumps([t.as_json() for t in found], indent=2))
+        return
+    table = Table(title="access tokens", title_justify="left")
+    for column in ("id", "member", "scope", "name", "expires", "last used", "revoked"):
+        table.add_column(column, overflow="fold")
+    for t in found:
+        table.add_row(
+            t.id,
+            escape(t.member),
+            escape(describe_scope(t)),
+            escape(t.name),
+            f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never",
+            f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "",
+            f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "",
+        )
+    ui.out.print(table)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@connection_options
+def token_revoke(token_id: str, dsn: str | None, master_key: Path, lock_timeout: float) -> None:
+    """Revoke a token at once (revoking it again changes nothing)."""
+    engine = make_engine(dsn, master_key, lock_timeout)
+
+    def drop() -> datetime | None:
+        with connect_control(engine.config.dsn) as conn:
+            record = access.token(conn, token_id)
+            return None if record is None else revoke(conn, record, engine.config.who())
+
+    revoked_at = run_engine(drop)
+    if revoked_at is None:
+        raise Failure(f"no token {token_id!r} (see nextmavens token list)")
+    ui.out.print(f"Token {escape(token_id)} is revoked (since {revoked_at.isoformat()}).")
+
+
+@click.group("platform")
+def platform() -> None:
+    """The platform service: the authenticated HTTP API for the CLI's remote commands, MCP and the dashboard."""
+
+
+@platform.command("serve")
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    envvar="NEXTMAVENS_PLATFORM_LISTEN",
+    help="HOST:PORT to listen on (loopback: nginx serves it) [env NEXTMAVENS_PLATFORM_LISTEN].",
+)
+@click.option(
+    "--api-domain",
+    envvar="NEXTMAVENS_API_DOMAIN",
+    default=None,
+    help="Platform API domain for project URLs [env NEXTMAVENS_API_DOMAIN].",
+)
+@projects_option
+@connection_options
+def serve(
+    listen: str, api_domain: str | None, projects_dir: Path, dsn: str | None, master_key: Path, lock_timeout: float
+) -> None:
+    """Serve the /v1 API (OpenAPI document at /openapi.json) until stopped."""
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise Failure(f"--listen takes HOST:PORT, got {listen!r}")
+    engine = make_engine(dsn, master_key, lock_timeout)
+    from nextmavens.platform.server import serve as run_server
+    from nextmavens.platform.service import ServiceSettings
+
+    settings = ServiceSettings(
+        dsn=engine.config.dsn,
+        master_key=master_key,
+        projects_dir=projects_dir,
+        lock_timeout_s=lock_timeout,
+        api_domain=api_domain,
+    )
+    run_engine(lambda: run_server(settings, host.strip("[]"), int(port)))
+
+
+# Registered by nextmavens/cli.py.
+platform_commands = (token, platform)

@@ -1,0 +1,136 @@
+"""What the running service holds: its settings, the control database pool, the engine (secrets, the apply
+lock), the manifests as last read, and the failed-authentication limiter."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from nextmavens.control.db import connect_control, dsn_for_database
+from nextmavens.control.store import access
+from nextmavens.engine.session import Engine, EngineConfig
+from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
+from nextmavens.naming import CONTROL_DATABASE
+from nextmavens.platform.catalog import ProjectView, project_views
+from nextmavens.platform.ratelimit import FailureLimiter
+
+log = logging.getLogger("nextmavens.platform")
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    dsn: str
+    master_key: Path
+    projects_dir: Path
+    lock_timeout_s: float = 60.0
+    api_domain: str | None = None
+    max_body_bytes: int = MIB
+    auth_burst: int = 10  # failed authentications per client address at once ...
+    auth_refill_s: float = 6.0  # ... then one more every this many seconds
+    pool_size: int = 8
+    pool_timeout_s: float = 5.0  # waiting for a free connection: then 503
+    statement_timeout_ms: int = 10_000
+    manifest_recheck_s: float = 1.0
+
+
+class ManifestSource:
+    """The manifests, read again when a file under the folder changes (looked for at most every `recheck_s`
+    seconds); an invalid set keeps the last valid one (the engine refuses to apply it too), logged once."""
+
+    def __init__(self, folder: Path, recheck_s: float = 1.0) -> None:
+        self.folder = folder
+        self.recheck_s = recheck_s
+        self._lock = threading.Lock()
+        self._signature: tuple[tuple[str, int, int], ...] | None = None
+        self._checked_at = -math.inf
+        self._current: ManifestSet | None = None
+
+    def _scan(self) -> tuple[tuple[str, int, int], ...]:
+        if not self.folder.is_dir():
+            return ()
+        found = []
+        for path in self.folder.glob("*/*.yaml"):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            found.append((str(path), stat.st_mtime_ns, stat.st_size))
+        return tuple(sorted(found))
+
+    def current(self) -> ManifestSet | None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._checked_at < self.recheck_s:
+                return self._current
+            self._checked_at = now
+            signature = self._scan()
+            if signature != self._signature:
+                self._signature = signature
+                if not signature:
+                    self._current = None
+                else:
+                    try:
+                        self._current = load_manifests(self.folder)
+                    except ManifestErrors as exc:
+                        log.warning(
+                            "manifests in %s are invalid (%d problems); serving the last valid set",
+                            self.folder,
+                            len(exc.errors),
+                        )
+            return self._current
+
+
+class Service:
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.manifests = ManifestSource(settings.projects_dir, settings.manifest_recheck_s)
+        self.limiter = FailureLimiter(settings.auth_burst, settings.auth_refill_s)
+        self._limiter_lock = threading.Lock()
+        self.engine = Engine(
+            EngineConfig(dsn=settings.dsn, master_key_path=settings.master_key, lock_timeout_s=settings.lock_timeout_s)
+        )
+        self.pool = ConnectionPool(
+            dsn_for_database(settings.dsn, CONTROL_DATABASE),
+            min_size=1,
+            max_size=settings.pool_size,
+            timeout=settings.pool_timeout_s,
+            kwargs={
+                "autocommit": True,
+                "application_name": "nextmavens-platform",
+                "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            },
+            open=False,
+            name="control",
+        )
+
+    def open(self) -> None:
+        """Create and migrate the control database if needed, then open the pool."""
+        connect_control(self.settings.dsn).close()
+        self.pool.open(wait=True, timeout=30)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def engine_as(self, actor: str) -> Engine:
+        """The engine recording `actor` in its own audit runs (apply_runs), e.g. for a key rotation."""
+        return Engine(replace(self.engine.config, actor=actor))
+
+    def projects(self, conn: psycopg.Connection) -> dict[tuple[str, str], ProjectView]:
+        return project_views(self.manifests.current(), access.applied_projects(conn))
+
+    def retry_after(self, address: str) -> int:
+        with self._limiter_lock:
+            return self.limiter.retry_after(address, time.monotonic())
+
+    def auth_failed(self, address: str) -> None:
+        with self._limiter_lock:
+            self.limiter.failed(address, time.monotonic())

@@ -1,0 +1,140 @@
+"""A real platform service for the integration tests: applied manifests on a throwaway PostgreSQL, uvicorn on a
+loopback port in a thread of the test process, tokens issued straight into the control database, and every
+log line the service writes kept for inspection."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import uvicorn
+
+from nextmavens.control.db import connect_control
+from nextmavens.platform.issuing import issue_token
+from nextmavens.platform.server import server_config
+from nextmavens.platform.service import ServiceSettings
+from tests.support.engine import Stage
+from tests.support.ports import free_port
+from tests.support.projects import write_project, write_raw
+
+ACME_MEMBERS = {
+    "owner@acme.test": "owner",
+    "admin@acme.test": "admin",
+    "dev@acme.test": "developer",
+    "ci@acme.test": "developer",
+    "leaver@acme.test": "developer",
+}
+GLOBEX_MEMBERS = {"boss@globex.test": "owner"}
+
+
+def org_yaml(name: str, members: dict[str, str]) -> str:
+    lines = [f"name: {name}", "members:"]
+    lines += [f"  - email: {email}\n    role: {role}" for email, role in members.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_manifests(projects: Path) -> None:
+    write_raw(projects, "acme", "org.yaml", org_yaml("Acme", ACME_MEMBERS))
+    write_raw(projects, "globex", "org.yaml", org_yaml("Globex", GLOBEX_MEMBERS))
+    write_project(projects, "acme", "shop")
+    write_project(projects, "acme", "crm")
+    write_project(projects, "globex", "web")
+
+
+class LogLines(logging.Handler):
+    """Every record any logger writes while installed, formatted with its traceback if any."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@contextmanager
+def captured_logs() -> Iterator[LogLines]:
+    handler = LogLines()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+
+
+@contextmanager
+def running_service(settings: ServiceSettings) -> Iterator[str]:
+    """The service on a free loopback port until the block ends; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(server_config(settings, "127.0.0.1", port, log_config=None, log_level="info"))
+    thread = threading.Thread(target=server.run, name="platform-service", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the platform service did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+@dataclass
+class PlatformStage:
+    stage: Stage
+    url: str
+    logs: LogLines
+    tokens: dict[str, str] = field(default_factory=dict)  # persona -> token text
+    token_ids: dict[str, str] = field(default_factory=dict)
+
+    def settings(self, **overrides: object) -> ServiceSettings:
+        return service_settings(self.stage, **overrides)
+
+    def issue(
+        self,
+        member: str,
+        org: str | None = None,
+        project: str | None = None,
+        read_only: bool = False,
+        expires_at: datetime | None = None,
+    ) -> tuple[str, str]:
+        """(id, token text) of a new token, issued as the operator's CLI does."""
+        with connect_control(self.stage.server.dsn) as conn:
+            issued = issue_token(
+                conn,
+                member=member,
+                org=org,
+                project=project,
+                read_only=read_only,
+                name="test",
+                expires_at=expires_at,
+                created_by="tests",
+            )
+        return issued.record.id, issued.token
+
+    def audit_count(self) -> int:
+        return int(self.stage.sql("SELECT count(*) FROM audit_log", dbname="nextmavens")[0][0])
+
+
+def service_settings(stage: Stage, **overrides: object) -> ServiceSettings:
+    values: dict[str, object] = {
+        "dsn": stage.server.dsn,
+        "master_key": stage.master_key,
+        "projects_dir": stage.projects,
+        "api_domain": "api.example.test",
+        "auth_burst": 100_000,  # the matrix fails authentication on purpose, many times
+        "lock_timeout_s": 30.0,
+        "manifest_recheck_s": 0.0,  # tests change a manifest and ask at once
+    }
+    values.update(overrides)
+    return ServiceSettings(**values)  # type: ignore[arg-type]
