@@ -12,7 +12,7 @@ import pytest
 
 from nextmavens.edge.settingsfile import load_edge_host
 from nextmavens.host.hostdata import RETIRED_KEYS, HostData, HostDataError, validate_groups, validate_host_data
-from tests.integration.host.hostfixtures import REPO, group_configs
+from tests.support.groupdata import REPO, group_configs
 
 # /etc/nextmavens/edge.yaml as the previous release (2d299ea) rendered it for the sandbox group, verbatim
 # (secret file paths aside): every EdgeSettings field spelled out, db_port included.
