@@ -26,6 +26,17 @@ from nextmavens.validation import check_domain, reject_repeats
 # pyinfra reads these underscore names in group data as defaults for its global arguments.
 PYINFRA_GLOBAL_DEFAULTS = {"_sudo", "_sudo_user", "_use_sudo_login", "_preserve_sudo_env", "_su_user"}
 
+# Knobs an earlier release had and this one dropped because nothing read them, with what to do instead. A group
+# file that still sets one (an operator's own edit that survived the upgrade) is accepted with its value ignored,
+# and the deploy says which line to delete; any other unknown key stays an error (a typo must not pass).
+RETIRED_KEYS: dict[str, str] = {
+    "platform_domain": "api_domain and studio_domain name the served hosts",
+    "project_memory_mb": "the edge admits projects by its own measured footprints",
+    "disk_alert_percent": "the storage monitor alerts at 80, 90 and 95 percent",
+    "memory_alert_percent": "nothing read it",
+    "backup_retention_days": "each manifest's backup retention_days sets it",
+}
+
 # An image reference pinned to a tag or a digest; ":latest" and bare names are refused.
 _IMAGE_RE = re.compile(
     r"^(?P<name>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+/[a-z0-9._/-]+)?)"
@@ -222,13 +233,21 @@ def read_group_file(path: Path) -> dict[str, Any]:
     return {k: v for k, v in namespace.items() if not k.startswith("__") and k not in imported}
 
 
-def _split(raw: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Drop pyinfra's global-argument defaults; refuse any other underscore name."""
+def _split(raw: dict[str, Any], path: Path, notices: list[str] | None = None) -> dict[str, Any]:
+    """Drop pyinfra's global-argument defaults and retired knobs (noting each in `notices`); refuse any other
+    underscore name."""
     data: dict[str, Any] = {}
     for key, value in raw.items():
         if key.startswith("_"):
             if key not in PYINFRA_GLOBAL_DEFAULTS:
                 raise HostDataError(f"{path.name}: unknown pyinfra default {key!r}")
+            continue
+        if key in RETIRED_KEYS:
+            if notices is not None:
+                notices.append(
+                    f"group_data/{path.name}: {key!r} is no longer used and is ignored ({RETIRED_KEYS[key]}); "
+                    "delete it"
+                )
             continue
         data[key] = value
     return data
@@ -252,16 +271,19 @@ def _describe(err: ValidationError, origin: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def validate_groups(group_data_dir: Path, groups: list[str]) -> dict[str, HostData]:
-    """Validate all.py merged with each group's file; return the models, or raise HostDataError."""
+def validate_groups(
+    group_data_dir: Path, groups: list[str], notices: list[str] | None = None
+) -> dict[str, HostData]:
+    """Validate all.py merged with each group's file; return the models, or raise HostDataError. Retired knobs
+    are ignored, with one line each appended to `notices` for the operator."""
     all_path = group_data_dir / "all.py"
-    base = _split(read_group_file(all_path), all_path)
+    base = _split(read_group_file(all_path), all_path, notices)
     problems: list[str] = []
     results: dict[str, HostData] = {}
     known = set(HostData.model_fields)
     for group in groups:
         path = group_data_dir / f"{group}.py"
-        override = _split(read_group_file(path), path) if path.exists() else {}
+        override = _split(read_group_file(path), path, notices) if path.exists() else {}
         origin = {key: f"group_data/{path.name}" for key in override}
         typos = sorted(set(override) - known)
         if typos:

@@ -15,10 +15,12 @@ import runpy
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import upgrade
 from .conftest import REPO, Sandbox
 
 pytestmark = pytest.mark.e2e
@@ -125,20 +127,22 @@ def test_docker_runs_local_images_on_loopback_only(sandbox: Sandbox) -> None:
 
 
 # --- the deploy ---------------------------------------------------------------------------------------------
-def deploy_env(sandbox: Sandbox) -> dict[str, str]:
+def deploy_env(sandbox: Sandbox, root: Path = REPO) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTMAVENS_PROD_")}
     env.update(sandbox.env)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    # `root`'s own nextmavens package first: the previous release's deploy runs with its own code
+    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
-def converge(sandbox: Sandbox) -> dict[str, Any]:
+def converge(sandbox: Sandbox, root: Path = REPO) -> dict[str, Any]:
+    """Run `root`'s deploy (this tree, or a worktree of the previous release) against the sandbox."""
     for path in ("inventory.py", "deploys/site.py"):
-        assert (REPO / path).is_file(), f"{path} is missing: the deploy has not landed"
+        assert (root / path).is_file(), f"{path} is missing: the deploy has not landed"
     argv = [*PYINFRA, "-y", "-vv", "--json", "inventory.py", "deploys/site.py"]
     t0 = time.monotonic()
     proc = subprocess.run(
-        argv, cwd=REPO, env=deploy_env(sandbox), capture_output=True, text=True, timeout=CONVERGE_TIMEOUT_S
+        argv, cwd=root, env=deploy_env(sandbox, root), capture_output=True, text=True, timeout=CONVERGE_TIMEOUT_S
     )
     elapsed = time.monotonic() - t0
     tail = "\n".join(proc.stderr.splitlines()[-60:])
@@ -160,14 +164,19 @@ def converge(sandbox: Sandbox) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def converged(sandbox: Sandbox) -> dict[str, Any]:
+    """The previous release's converge of the fresh guest (tests/e2e/upgrade.py), then this tree's: the first
+    one upgrades the host, the second finds nothing to change."""
+    previous = upgrade.converge_previous_release(sandbox, group_data(sandbox)["platform_dir"], converge)
     first = converge(sandbox)
     second = converge(sandbox)
     sys.stderr.write(
-        f"\nconverge: first {first['seconds']:.0f}s ({len(first['changed'])} changed of {first['ops']}), "
+        (f"\nprevious release: {previous.problem}" if previous.problem else
+         f"\nprevious release: {previous.seconds:.0f}s ({len(previous.changed)} changed)")
+        + f"\nconverge: first {first['seconds']:.0f}s ({len(first['changed'])} changed of {first['ops']}), "
         f"second {second['seconds']:.0f}s ({len(second['changed'])} changed, "
         f"{second['remote_commands']} remote commands)\n"
-    )
-    return {"first": first, "second": second}
+    )  # fmt: skip
+    return {"previous": previous, "first": first, "second": second}
 
 
 def group_data(sandbox: Sandbox) -> dict[str, Any]:
@@ -204,6 +213,55 @@ def test_first_converge_changes_the_host(converged: dict[str, Any]) -> None:
 def test_second_converge_changes_nothing(converged: dict[str, Any]) -> None:
     second = converged["second"]
     assert second["changed"] == [], f"second converge changed: {second['changed']}"
+
+
+def test_upgrade_from_the_previous_release_leaves_nothing_stale(
+    sandbox: Sandbox, converged: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """The guest was converged by the previous release first (tests/e2e/upgrade.py), so the converges above
+    upgraded it with no manual step: nothing the old release installed lingers, and what it created stays."""
+    previous = converged["previous"]
+    if previous.reused:
+        pytest.skip(previous.problem)
+    assert not previous.problem, previous.problem  # a release missing from the clone fails: see upgrade.py
+    assert previous.changed, "the previous release's converge changed nothing on the fresh guest"
+    # the venv holds this tree's modules only (the old wheel had the workshop and modules since removed)
+    venv = f"{data['platform_dir']}/venv"
+    installed, shipped = upgrade.installed_modules(sandbox, venv), upgrade.package_files()
+    assert installed == shipped, f"stale: {sorted(installed - shipped)}; missing: {sorted(shipped - installed)}"
+    # one wheel uploaded, this tree's; units rewritten by the upgrade are the ones systemd runs
+    wheels = sandbox.check(f"ls {data['platform_dir']}/dist").split()
+    assert len(wheels) == 1, wheels
+    assert upgrade.units_needing_reload(sandbox) == []
+    declared = {f"nextmavens-{t['name']}.{kind}" for t in data["timers"] for kind in ("service", "timer")}
+    assert upgrade.job_units(sandbox) == declared
+    # the control database is at this tree's migrations, with the old release's rows kept
+    from nextmavens.control.db import migration_files
+    from nextmavens.naming import CONTROL_DATABASE
+
+    recorded = _psql_lines(sandbox, data, CONTROL_DATABASE, "SELECT version FROM schema_migrations ORDER BY 1")
+    assert recorded == [version for version, _ in migration_files()]
+    # the project the old release created kept its database and keys, and still answers at the edge
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    now = json.loads(sandbox.check(f"{wrapper} nextmavens keys show {upgrade.UPGRADE_PROBE} --json"))
+    for key in ("database_url", "anon_key", "service_role_key", "jwt_secret"):
+        assert now.get(key) == previous.keys.get(key), f"{key} of {upgrade.UPGRADE_PROBE} changed in the upgrade"
+    ref = upgrade.UPGRADE_PROBE.split("/")[1]
+    status = sandbox.check(
+        f"curl -sS -o /dev/null -w '%{{http_code}}' -H 'Host: {ref}.{data['api_domain']}' "
+        f"-H 'apikey: {now['anon_key']}' http://127.0.0.1/rest/v1/"
+    )
+    assert status.strip() == "200", status
+
+
+def _psql_lines(sandbox: Sandbox, data: dict[str, Any], database: str, sql: str) -> list[str]:
+    from shlex import quote
+
+    out = sandbox.check(
+        f"docker exec nextmavens-postgres psql -X -qtA -v ON_ERROR_STOP=1 -U {quote(data['postgres_admin_user'])} "
+        f"-d {quote(database)} -c {quote(sql)}"
+    )
+    return out.split()
 
 
 def _ufw_rules(host) -> set[str]:
