@@ -40,6 +40,7 @@ class PreviousConverge:
 
     problem: str = ""
     reused: bool = False  # the guest was converged before the session (NEXTMAVENS_E2E_REUSE_SANDBOX=1)
+    shallow: bool = False  # a shallow clone whose origin could not give the release: no history to upgrade from
     seconds: float = 0.0
     changed: list[str] = field(default_factory=list)
     keys: dict[str, Any] = field(default_factory=dict)  # UPGRADE_PROBE's keys as the previous release made them
@@ -50,7 +51,7 @@ def release_missing(repo: Path = REPO, commit: str = PREVIOUS_RELEASE) -> str:
     origin is asked for that one commit first."""
     if _has_commit(repo, commit):
         return ""
-    shallow = _git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+    shallow = is_shallow(repo)
     if shallow and _git(repo, "remote", "get-url", "origin").returncode == 0:
         _git(repo, "fetch", "--quiet", "--depth", "1", "origin", commit)
         if _has_commit(repo, commit):
@@ -60,6 +61,10 @@ def release_missing(repo: Path = REPO, commit: str = PREVIOUS_RELEASE) -> str:
         f"the previous release {commit} is not in this repository ({how}fetch it with `git fetch origin {commit}` "
         "or clone with full history), so the upgrade from it was not tested"
     )
+
+
+def is_shallow(repo: Path = REPO) -> bool:
+    return _git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
 
 
 def _has_commit(repo: Path, commit: str) -> bool:
@@ -97,7 +102,7 @@ def converge_previous_release(
         return PreviousConverge(problem="the sandbox was converged before this session: no upgrade", reused=True)
     missing = release_missing()
     if missing:
-        return PreviousConverge(problem=missing)
+        return PreviousConverge(problem=missing, shallow=is_shallow())
     t0 = time.monotonic()
     with release_tree() as tree:
         try:
