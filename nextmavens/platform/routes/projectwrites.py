@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from nextmavens.control.locks import LockTimeout
 from nextmavens.control.store import access
 from nextmavens.engine.plan import PlanError
-from nextmavens.manifest.loader import ManifestSet
+from nextmavens.manifest.loader import ORG_FILE, ManifestSet
 from nextmavens.manifest.models import REF_PATTERN
 from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, guard, refuse_missing, service_of
 from nextmavens.platform.authz import Action
@@ -79,7 +79,7 @@ def repository(service: Service) -> ManifestRepository:
 
 
 @contextmanager
-def refusals(service: Service, caller: Caller, action: Action, org: str, ref: str) -> Iterator[None]:
+def refusals(service: Service, caller: Caller, action: Action, org: str, ref: str | None) -> Iterator[None]:
     """The write path's failures as answers, each audited; the file is already back as it was."""
     try:
         yield
@@ -106,11 +106,12 @@ def refusals(service: Service, caller: Caller, action: Action, org: str, ref: st
         raise
 
 
-def own_problems(exc: PlanError, org: str, ref: str) -> str:
-    """The plan's problems with this project's manifest; the others are counted, not shown (they may name another
-    org's projects). Each problem starts with its manifest's path."""
+def own_problems(exc: PlanError, org: str, ref: str | None) -> str:
+    """The plan's problems with this project's manifest (the org.yaml's when `ref` is None); the others are counted,
+    not shown (they may name another org's projects). Each problem starts with its manifest's path."""
     lines = str(exc).splitlines()
-    own = [line for line in lines if line.partition(": ")[0].endswith(f"/{org}/{ref}.yaml")]
+    own_file = f"/{org}/{ref}.yaml" if ref is not None else f"/{org}/{ORG_FILE}"
+    own = [line for line in lines if line.partition(": ")[0].endswith(own_file)]
     others = len(lines) - len(own)
     if others:
         own.append(
