@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nextmavens.control.store import projects
 from nextmavens.manifest.loader import ORG_FILE, ManifestSet
-from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, guard, refuse_missing, service_of
+from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, guard, service_of
 from nextmavens.platform.authz import Action
 from nextmavens.platform.manifestedit import (
     ORG_SCHEMA_HEADER,
@@ -23,13 +23,7 @@ from nextmavens.platform.manifestedit import (
 from nextmavens.platform.manifestrepo import Conflict
 from nextmavens.platform.models import ERRORS, ErrorBody, Member
 from nextmavens.platform.routes import OrgSlug
-from nextmavens.platform.routes.projectwrites import (
-    ApplyOutcome,
-    NotDeclared,
-    commit_message,
-    refusals,
-    repository,
-)
+from nextmavens.platform.routes.projectwrites import ApplyOutcome, NotDeclared, write_manifest
 
 router = APIRouter(tags=["orgs"], responses=ERRORS)
 
@@ -90,18 +84,7 @@ def replace_members(
         document = with_members(values, members)
         return None if document == values else render_document(document, ORG_SCHEMA_HEADER)
 
-    engine = service.engine_as(f"{caller.member} (platform token {caller.token.id})")
-    try:
-        with refusals(service, caller, action, org, None):
-            written = repository(service).change(
-                f"{org}/{ORG_FILE}",
-                render,
-                engine,
-                caller.member,
-                commit_message(f"Set the members of {org} ({len(members)})", caller),
-            )
-    except NotDeclared:
-        raise refuse_missing(service, caller, action, org) from None
+    written = write_manifest(service, caller, action, org, None, render, f"Set the members of {org} ({len(members)})")
     audit_call(
         service,
         caller,

@@ -129,6 +129,11 @@ class PlatformStage:
         return int(self.stage.sql("SELECT count(*) FROM audit_log", dbname="nextmavens")[0][0])
 
 
+def bearer(stage: PlatformStage, member: str, **scope: Any) -> dict[str, str]:
+    """The Authorization header of a new token of `member` (scope as PlatformStage.issue takes it)."""
+    return {"Authorization": f"Bearer {stage.issue(member, **scope)[1]}"}
+
+
 def service_settings(stage: Stage, **overrides: object) -> ServiceSettings:
     values: dict[str, object] = {
         "dsn": stage.server.dsn,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.integration.platform.harness import ACME_MEMBERS, PlatformStage, git, repository_stage
+from tests.integration.platform.harness import ACME_MEMBERS, PlatformStage, bearer, git, repository_stage
 
 PATH = "/v1/orgs/acme/members"
 
@@ -26,10 +26,6 @@ def stage(pg_template: Any) -> Iterator[PlatformStage]:
 def client(stage: PlatformStage) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stage.url, timeout=120) as session:
         yield session
-
-
-def bearer(stage: PlatformStage, member: str, **scope: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {stage.issue(member, **scope)[1]}"}
 
 
 def listing(members: dict[str, str]) -> list[dict[str, str]]:
@@ -162,3 +158,18 @@ def test_without_a_manifest_repository(stage: PlatformStage, client: httpx.Clien
     assert answer.status_code == 409 and answer.json()["error"]["code"] == "no_manifest_repository"
     assert org_file(stage) == text
     assert audit_results(stage)[-1] == "failed"
+
+
+def test_an_org_without_its_org_file_in_the_repository_is_not_found(stage: PlatformStage, client: httpx.Client) -> None:
+    # Removed from the work tree but not applied yet: the members (and the owner's role) are still recorded.
+    org_yaml = stage.stage.projects / "acme" / "org.yaml"
+    away = stage.stage.projects.parent / "org-away.yaml"
+    before = head(stage)
+    org_yaml.rename(away)
+    try:
+        answer = client.put(PATH, json=listing(ACME_MEMBERS), headers=bearer(stage, "owner@acme.test"))
+    finally:
+        away.rename(org_yaml)
+    assert answer.status_code == 404 and answer.json()["error"]["message"] == "no org acme"
+    assert head(stage) == before and git(stage.stage.projects, "status", "--porcelain") == ""
+    assert audit_results(stage)[-1] == "not_found"

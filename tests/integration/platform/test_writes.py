@@ -13,7 +13,14 @@ import psycopg
 import pytest
 
 from nextmavens.control.locks import APPLY_LOCK_KEY
-from tests.integration.platform.harness import PlatformStage, git, repository_stage, running_service, service_settings
+from tests.integration.platform.harness import (
+    PlatformStage,
+    bearer,
+    git,
+    repository_stage,
+    running_service,
+    service_settings,
+)
 from tests.support.projects import write_project
 
 
@@ -32,10 +39,6 @@ def stage(pg_template: Any) -> Iterator[PlatformStage]:
 def client(stage: PlatformStage) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stage.url, timeout=120) as session:
         yield session
-
-
-def bearer(stage: PlatformStage, member: str, **scope: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {stage.issue(member, **scope)[1]}"}
 
 
 def new_project(ref: str, **fields: Any) -> dict[str, Any]:
