@@ -13,13 +13,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from nextmavens.control.locks import LockTimeout
 from nextmavens.control.store import access
 from nextmavens.engine.plan import PlanError
-from nextmavens.manifest.loader import ManifestSet
+from nextmavens.manifest.loader import ORG_FILE, ManifestSet
 from nextmavens.manifest.models import REF_PATTERN
 from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, guard, refuse_missing, service_of
 from nextmavens.platform.authz import Action
 from nextmavens.platform.catalog import project_views
 from nextmavens.platform.manifestedit import document_problems, project_document, render_document, with_state
-from nextmavens.platform.manifestrepo import Conflict, ManifestRejected, ManifestRepository, RepositoryMissing, Written
+from nextmavens.platform.manifestrepo import (
+    Conflict,
+    ManifestRejected,
+    ManifestRepository,
+    Render,
+    RepositoryMissing,
+    Written,
+)
 from nextmavens.platform.models import ERRORS, ErrorBody, Project
 from nextmavens.platform.routes import OrgSlug, ProjectRef
 from nextmavens.platform.service import Service
@@ -79,7 +86,7 @@ def repository(service: Service) -> ManifestRepository:
 
 
 @contextmanager
-def refusals(service: Service, caller: Caller, action: Action, org: str, ref: str) -> Iterator[None]:
+def refusals(service: Service, caller: Caller, action: Action, org: str, ref: str | None) -> Iterator[None]:
     """The write path's failures as answers, each audited; the file is already back as it was."""
     try:
         yield
@@ -106,11 +113,12 @@ def refusals(service: Service, caller: Caller, action: Action, org: str, ref: st
         raise
 
 
-def own_problems(exc: PlanError, org: str, ref: str) -> str:
-    """The plan's problems with this project's manifest; the others are counted, not shown (they may name another
-    org's projects). Each problem starts with its manifest's path."""
+def own_problems(exc: PlanError, org: str, ref: str | None) -> str:
+    """The plan's problems with this project's manifest (the org.yaml's when `ref` is None); the others are counted,
+    not shown (they may name another org's projects). Each problem starts with its manifest's path."""
     lines = str(exc).splitlines()
-    own = [line for line in lines if line.partition(": ")[0].endswith(f"/{org}/{ref}.yaml")]
+    own_file = f"/{org}/{ref}.yaml" if ref is not None else f"/{org}/{ORG_FILE}"
+    own = [line for line in lines if line.partition(": ")[0].endswith(own_file)]
     others = len(lines) - len(own)
     if others:
         own.append(
@@ -137,6 +145,20 @@ def commit_message(subject: str, caller: Caller) -> str:
     return f"{subject}\n\nRequested by {caller.member} through the platform API (token {caller.token.id})."
 
 
+def write_manifest(
+    service: Service, caller: Caller, action: Action, org: str, ref: str | None, render: Render, subject: str
+) -> Written:
+    """`<org>/<ref>.yaml` (the org.yaml when `ref` is None) as `render` says, through the manifest repository as
+    the caller; every failure answered and audited. `render` raises NotDeclared for a file that is not there: 404."""
+    relative = f"{org}/{ref}.yaml" if ref is not None else f"{org}/{ORG_FILE}"
+    engine = service.engine_as(f"{caller.member} (platform token {caller.token.id})")
+    try:
+        with refusals(service, caller, action, org, ref):
+            return repository(service).change(relative, render, engine, caller.member, commit_message(subject, caller))
+    except NotDeclared:
+        raise refuse_missing(service, caller, action, org, ref) from None
+
+
 @router.post("/v1/projects", status_code=201, response_model=WriteResult, responses=WRITE_ERRORS)
 def create_project(
     body: CreateProject, request: Request, caller: Annotated[Caller, Depends(authenticate)]
@@ -159,11 +181,7 @@ def create_project(
             raise Conflict("exists", f"a project with ref {ref!r} already exists (refs are unique across orgs)")
         return render_document(document)
 
-    engine = service.engine_as(f"{caller.member} (platform token {caller.token.id})")
-    with refusals(service, caller, action, org, ref):
-        written = repository(service).change(
-            f"{org}/{ref}.yaml", render, engine, caller.member, commit_message(f"Create project {org}/{ref}", caller)
-        )
+    written = write_manifest(service, caller, action, org, ref, render, f"Create project {org}/{ref}")
     audit_call(service, caller, action.value, "ok", org, ref, {"commit": written.commit})
     return answer(service, org, ref, written)
 
@@ -190,18 +208,7 @@ def change_state(
         return None if declared.manifest.state == body.state else with_state(existing, body.state)
 
     verb = "Suspend" if body.state == "suspended" else "Resume"
-    engine = service.engine_as(f"{caller.member} (platform token {caller.token.id})")
-    try:
-        with refusals(service, caller, action, org, ref):
-            written = repository(service).change(
-                f"{org}/{ref}.yaml",
-                render,
-                engine,
-                caller.member,
-                commit_message(f"{verb} project {org}/{ref}", caller),
-            )
-    except NotDeclared:
-        raise refuse_missing(service, caller, action, org, ref) from None
+    written = write_manifest(service, caller, action, org, ref, render, f"{verb} project {org}/{ref}")
     audit_call(
         service, caller, action.value, "ok" if written.commit else "unchanged", org, ref, {"commit": written.commit}
     )

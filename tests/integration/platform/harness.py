@@ -5,13 +5,15 @@ log line the service writes kept for inspection."""
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -22,6 +24,7 @@ from nextmavens.platform.service import ServiceSettings
 from tests.support.engine import Stage
 from tests.support.ports import free_port
 from tests.support.projects import write_project, write_raw
+from tests.support.scratch import cloned_server
 
 ACME_MEMBERS = {
     "owner@acme.test": "owner",
@@ -126,6 +129,11 @@ class PlatformStage:
         return int(self.stage.sql("SELECT count(*) FROM audit_log", dbname="nextmavens")[0][0])
 
 
+def bearer(stage: PlatformStage, member: str, **scope: Any) -> dict[str, str]:
+    """The Authorization header of a new token of `member` (scope as PlatformStage.issue takes it)."""
+    return {"Authorization": f"Bearer {stage.issue(member, **scope)[1]}"}
+
+
 def service_settings(stage: Stage, **overrides: object) -> ServiceSettings:
     values: dict[str, object] = {
         "dsn": stage.server.dsn,
@@ -140,3 +148,27 @@ def service_settings(stage: Stage, **overrides: object) -> ServiceSettings:
     }
     values.update(overrides)
     return ServiceSettings(**values)  # type: ignore[arg-type]
+
+
+def git(folder: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=True).stdout
+
+
+@contextmanager
+def repository_stage(
+    pg_template: Any, prefix: str, extra: Callable[[Path], None] | None = None, **overrides: object
+) -> Iterator[PlatformStage]:
+    """The test manifests (and `extra`'s) committed in a git repository that is the projects folder, applied, and
+    the service running on them with `overrides`."""
+    with cloned_server(pg_template, prefix) as (server, base):
+        projects = base / "projects"
+        write_manifests(projects)
+        if extra is not None:
+            extra(projects)
+        git(projects, "init", "-q")
+        git(projects, "add", ".")
+        git(projects, "-c", "user.name=op", "-c", "user.email=op@example.test", "commit", "-qm", "start")
+        applied = Stage(server=server, projects=projects, master_key=base / "keys" / "master.key")
+        applied.apply()
+        with captured_logs() as logs, running_service(service_settings(applied, **overrides)) as url:
+            yield PlatformStage(stage=applied, url=url, logs=logs)

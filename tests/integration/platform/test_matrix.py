@@ -22,7 +22,7 @@ from tests.integration.platform.harness import PlatformStage
 class Call:
     method: str
     path: str
-    body: dict[str, Any] | None = None
+    body: dict[str, Any] | list[dict[str, str]] | None = None
     write: bool = False
 
 
@@ -50,6 +50,7 @@ CALLS = {
         write=True,
     ),
     "suspend": Call("PATCH", "/v1/projects/acme/shop", {"state": "suspended"}, write=True),
+    "set_members": Call("PUT", "/v1/orgs/acme/members", [{"email": "owner@acme.test", "role": "owner"}], write=True),
     "audit": Call("GET", "/v1/orgs/acme/audit"),
 }
 
@@ -74,6 +75,7 @@ EXPECTED = {
     "members": [200, 200, 200, 404, 200, 200, 403, 403],
     "create": [409, 409, 403, 404, 403, 403, 403, 403],
     "suspend": [409, 409, 403, 404, 403, 403, 403, 409],
+    "set_members": [409, 403, 403, 404, 403, 403, 403, 403],
     "audit": [200, 403, 403, 404, 403, 200, 403, 403],
 }
 UNAUTHENTICATED = ["expired", "revoked", "unknown", "malformed", "missing"]

@@ -3,7 +3,6 @@ folder. Creates and state changes are committed as the member only after the eng
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,44 +15,30 @@ import pytest
 from nextmavens.control.locks import APPLY_LOCK_KEY
 from tests.integration.platform.harness import (
     PlatformStage,
-    captured_logs,
+    bearer,
+    git,
+    repository_stage,
     running_service,
     service_settings,
-    write_manifests,
 )
-from tests.support.engine import Stage
 from tests.support.projects import write_project
-from tests.support.scratch import cloned_server
 
 
-def git(folder: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=True).stdout
+def extra_manifests(projects: Path) -> None:
+    write_project(projects, "acme", "gone", state="absent")
 
 
 @pytest.fixture(scope="module")
 def stage(pg_template: Any) -> Iterator[PlatformStage]:
-    with cloned_server(pg_template, "nextmavens-writes-") as (server, base):
-        projects = base / "projects"
-        write_manifests(projects)
-        write_project(projects, "acme", "gone", state="absent")
-        git(projects, "init", "-q")
-        git(projects, "add", ".")
-        git(projects, "-c", "user.name=op", "-c", "user.email=op@example.test", "commit", "-qm", "start")
-        applied = Stage(server=server, projects=projects, master_key=base / "keys" / "master.key")
-        applied.apply()
-        # A short lock timeout: the test that holds the apply lock waits for it seconds, not half a minute.
-        with captured_logs() as logs, running_service(service_settings(applied, lock_timeout_s=3.0)) as url:
-            yield PlatformStage(stage=applied, url=url, logs=logs)
+    # A short lock timeout: the test that holds the apply lock waits for it seconds, not half a minute.
+    with repository_stage(pg_template, "nextmavens-writes-", extra_manifests, lock_timeout_s=3.0) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def client(stage: PlatformStage) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stage.url, timeout=120) as session:
         yield session
-
-
-def bearer(stage: PlatformStage, member: str, **scope: Any) -> dict[str, str]:
-    return {"Authorization": f"Bearer {stage.issue(member, **scope)[1]}"}
 
 
 def new_project(ref: str, **fields: Any) -> dict[str, Any]:

@@ -1,12 +1,23 @@
-"""Manifest text the service writes: built from values, checked by the models, state edited in place."""
+"""Manifest text the service writes: built from values, checked by the models, state edited in place, members
+replaced whole with at least one owner kept."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from nextmavens.manifest.models import ProjectManifest
-from nextmavens.platform.manifestedit import document_problems, project_document, render_document, with_state
+from nextmavens.manifest.models import OrgManifest, ProjectManifest
+from nextmavens.platform.manifestedit import (
+    NO_OWNER,
+    ORG_SCHEMA_HEADER,
+    document_problems,
+    members_problems,
+    org_values,
+    project_document,
+    render_document,
+    with_members,
+    with_state,
+)
 
 
 def test_a_new_document_round_trips_through_the_model() -> None:
@@ -50,3 +61,50 @@ def test_state_is_added_when_absent_and_dumped_when_written_otherwise() -> None:
 def test_only_active_and_suspended() -> None:
     with pytest.raises(ValueError, match="state must be one of"):
         with_state("ref: shop\n", "absent")
+
+
+ORG_TEXT = "# ours\nname: 'Acme: \"the\" org'\nmembers:\n  - email: ana@acme.example\n    role: owner\n"
+
+
+def test_members_replace_the_list_and_keep_the_other_values() -> None:
+    values = org_values(ORG_TEXT)
+    members = [
+        {"email": "ana@acme.example", "role": "admin"},
+        {"email": "bo+x@acme.example", "role": "owner"},
+        {"email": "cy@acme.example", "role": "developer"},
+    ]
+    document = with_members(values, members)
+    assert members_problems(document) == []
+    text = render_document(document, ORG_SCHEMA_HEADER)
+    assert text.startswith(ORG_SCHEMA_HEADER)
+    loaded = OrgManifest.model_validate(yaml.safe_load(text))
+    assert loaded.name == 'Acme: "the" org'
+    assert [(m.email, m.role) for m in loaded.members] == [(m["email"], m["role"]) for m in members]
+    assert with_members(values, [{"email": "ana@acme.example", "role": "owner"}]) == values  # nothing to change
+
+
+def test_members_are_refused_field_by_field() -> None:
+    values = org_values(ORG_TEXT)
+    invalid = with_members(values, [{"email": "ana@acme.example", "role": "king"}, {"email": "no at", "role": "owner"}])
+    problems = members_problems(invalid)
+    assert problems[0].startswith("members[0].role: Input should be 'owner', 'admin' or 'developer'")
+    assert problems[1].startswith("members[1].email: ")
+    repeated = with_members(
+        values, [{"email": "ana@acme.example", "role": "owner"}, {"email": "Ana@Acme.example", "role": "developer"}]
+    )
+    assert len(members_problems(repeated)) == 1 and "members: " in members_problems(repeated)[0]
+    assert "ana@acme.example" in members_problems(repeated)[0].lower()
+
+
+def test_an_org_keeps_at_least_one_owner() -> None:
+    values = org_values(ORG_TEXT)
+    assert members_problems(with_members(values, [])) == [NO_OWNER]
+    assert members_problems(with_members(values, [{"email": "ana@acme.example", "role": "admin"}])) == [NO_OWNER]
+    # The owner may step down while another owner remains.
+    handed_over = [{"email": "ana@acme.example", "role": "developer"}, {"email": "bo@acme.example", "role": "owner"}]
+    assert members_problems(with_members(values, handed_over)) == []
+
+
+def test_an_org_file_must_be_a_mapping() -> None:
+    with pytest.raises(ValueError, match="mapping"):
+        org_values("- a\n- b\n")

@@ -19,3 +19,11 @@ def test_only_the_changed_projects_problems_are_shown() -> None:
         "and 2 problem(s) with other projects' manifests (the operator's `nextmavens plan` lists them)"
     )
     assert own_problems(PlanError("projects/acme/shop.yaml: x"), "acme", "shop") == "projects/acme/shop.yaml: x"
+
+
+def test_a_member_write_shows_only_the_org_files_problems() -> None:
+    failed = PlanError("projects/acme/shop.yaml: x\nprojects/acme/org.yaml: y")
+    assert own_problems(failed, "acme", None) == (
+        "projects/acme/org.yaml: y; and 1 problem(s) with other projects' manifests (the operator's `nextmavens plan` "
+        "lists them)"
+    )
