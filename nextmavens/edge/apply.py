@@ -20,7 +20,7 @@ from nextmavens.edge.certs import CertbotDirs, Resolver, ensure_certificates, ob
 from nextmavens.edge.clients.http import AdminApiError, scrub
 from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
-from nextmavens.edge.inputs import EdgeInputError, EdgeProject, hostname_problems
+from nextmavens.edge.inputs import EdgeInputError, EdgeProject, capacity_problems, hostname_problems
 from nextmavens.edge.kong import KongConfig, render_kong
 from nextmavens.edge.memory import admit
 from nextmavens.edge.nginx import NginxApplier, NginxApplyError, render_nginx
@@ -64,7 +64,7 @@ def check_edge(
     Renders what the edge step renders (services, Kong, nginx), so a set that cannot render stops a command
     before anything changes instead of after. Projects without secrets yet get throwaway ones: secrets only
     fill values, they never decide whether a config renders."""
-    problems = hostname_problems(settings, manifests)
+    problems = hostname_problems(settings, manifests) + capacity_problems(settings, manifests)
     admission = admit(settings, manifests, running)
     if not admission.ok:
         problems.append(admission.message())

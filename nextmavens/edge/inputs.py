@@ -76,6 +76,20 @@ def hostname_problems(settings: EdgeSettings, manifests: Sequence[ProjectManifes
     return problems
 
 
+def capacity_problems(settings: EdgeSettings, manifests: Sequence[ProjectManifest]) -> list[str]:
+    """More served projects than the shared Postgres has Realtime replication slots for. Suspended projects
+    count: they keep their Realtime tenant (edge/clients/tenants.py), and with it their slot."""
+    limit = settings.max_projects
+    served_refs = sorted(m.ref for m in manifests if m.state != "absent")
+    if limit is None or len(served_refs) <= limit:
+        return []
+    return [
+        f"{len(served_refs)} projects would be served (active and suspended), but the host is sized for "
+        f"max_projects = {limit}: the shared Postgres has a Realtime replication slot and walsender for "
+        f"{limit} projects only. Raise `max_projects` in group data and deploy the host, or mark projects absent."
+    ]
+
+
 def key_problems(projects: Sequence[EdgeProject]) -> list[str]:
     keys: dict[str, str] = {}
     problems: list[str] = []

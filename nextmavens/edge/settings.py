@@ -3,9 +3,11 @@
 On the host, `nextmavens.host.edgeconfig.edge_settings` builds it from validated host data (group_data/ holds those
 defaults), and `nextmavens apply` reads it back from the file the deploy writes, adding the platform-only
 secrets from their 0600 files. So a field the host data decides has NO default here: a settings file without
-it is an error naming the field, never a silent second default. The other fields are the edge's own, with
-their default here next to their meaning (tests/unit/host/test_host_edge_settings.py keeps the two groups
-apart). Secrets are `SecretStr`, so printing the settings never shows them.
+it is an error naming the field, never a silent second default. One exception, `max_projects`: its None
+("not sized") lets the previous release's file load; it is not a second value for the knob. The other
+fields are the edge's own, with their default here next to their meaning
+(tests/unit/host/test_host_edge_settings.py keeps the two groups apart). Secrets are `SecretStr`, so
+printing the settings never shows them.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class EdgeSettings(BaseModel):
     postgrest_image: str
     gotrue_image: str
     storage_image: str
+    # Projects the shared Postgres is sized for (group data `max_projects`): a Realtime replication slot and
+    # walsender each. Set by the host like the fields above, but an edge file written by the release before it
+    # lacks it and must still load (a reconcile timer may run before the deploy rewrites the file): None means
+    # "not sized", and the check then refuses nothing on this count.
+    max_projects: Annotated[int, Field(ge=1)] | None = None
 
     # --- The edge's own (no host-data knob) ----------------------------------------------------------------
     db_port: int = 5432  # Postgres' port inside the platform network

@@ -81,6 +81,7 @@ def edge_settings(config: HostData) -> EdgeSettings:
         postgrest_image=config.images.postgrest,
         gotrue_image=config.images.gotrue,
         storage_image=config.images.storage_api,
+        max_projects=config.max_projects,
     )
 
 

@@ -90,6 +90,25 @@ def test_an_edge_that_cannot_serve_the_manifests_stops_apply_before_any_change(s
     assert stage.sql("SELECT count(*) FROM pg_roles") == before
 
 
+def test_more_projects_than_max_projects_stops_apply_before_any_change(stage: Stage, edge: Edge) -> None:
+    for index in range(3):
+        write_project(stage.projects, "acme", f"app{index}")
+    edge.rewrite(max_projects=2)  # the shared Postgres has Realtime slots for two
+    before = stage.sql("SELECT count(*) FROM pg_roles"), stage.sql("SELECT datname FROM pg_database ORDER BY 1")
+    refused = stage.cli("apply", "--yes", "--edge-config", str(edge.config))
+    assert refused.returncode == 1
+    assert "nothing was applied" in refused.stderr, refused.stderr
+    assert "3 projects would be served" in refused.stderr and "max_projects = 2" in refused.stderr
+    assert (
+        stage.sql("SELECT count(*) FROM pg_roles"),
+        stage.sql("SELECT datname FROM pg_database ORDER BY 1"),
+    ) == before
+    assert edge.kong.loads == 0 and "compose -p" not in edge.docker_log.read_text()
+
+    edge.rewrite(max_projects=3)
+    assert stage.cli("apply", "--yes", "--edge-config", str(edge.config)).returncode == 0
+
+
 def test_a_loose_platform_secret_file_is_refused(stage: Stage, edge: Edge) -> None:
     write_project(stage.projects, "acme", "shop")
     document = yaml.safe_load(edge.config.read_text())

@@ -47,3 +47,20 @@ def test_the_edge_step_refuses_a_project_the_check_did_not_see(tmp_path: Path) -
     with pytest.raises(EdgeRefused, match="crm: not in the set the edge checked"):
         apply_edge(runtime, [project("shop"), project("crm")], EdgeCheck(refs=frozenset({"shop"})))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_projects_up_to_max_projects_pass_and_one_more_is_refused_naming_the_knob() -> None:
+    # Suspended projects keep their Realtime tenant, so they count; absent ones do not.
+    at_limit = [manifest("one"), manifest("two", state="suspended"), manifest("gone", state="absent")]
+    assert check_edge(settings(max_projects=2), at_limit).refs == {"one", "two", "gone"}
+    with pytest.raises(EdgeRefused) as refused:
+        check_edge(settings(max_projects=2), [*at_limit, manifest("three")])
+    (problem,) = refused.value.problems
+    assert "3 projects would be served" in problem and "max_projects = 2" in problem
+    assert "`max_projects` in group data" in problem
+
+
+def test_an_edge_file_without_max_projects_refuses_nothing_on_that_count() -> None:
+    many = [manifest(f"app{index}") for index in range(5)]
+    assert settings().max_projects is None
+    assert len(check_edge(settings(), many).refs) == 5

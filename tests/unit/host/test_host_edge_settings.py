@@ -18,7 +18,12 @@ from nextmavens.host.hostdata import HostData
 from nextmavens.manifest.models import ProjectManifest
 from tests.support.groupdata import REPO, group_configs
 
-HOST_SET = {name for name, field in EdgeSettings.model_fields.items() if field.is_required()}
+# Host-set fields with a default only so the previous release's edge file still loads (its default means "not
+# sized", never a second value for the knob): the host data still writes them, and nothing else defaults them.
+HOST_SET_UPGRADE_DEFAULTS = {"max_projects": None}
+HOST_SET = {name for name, field in EdgeSettings.model_fields.items() if field.is_required()} | set(
+    HOST_SET_UPGRADE_DEFAULTS
+)
 
 
 @pytest.fixture
@@ -56,6 +61,7 @@ def test_edge_settings_follow_the_host_data(configs, group: str) -> None:
         config.images.storage_api,
     )
     assert settings.api_domain == config.api_domain and settings.acme_email == config.admin_email
+    assert settings.max_projects == config.max_projects
 
 
 def test_every_edge_setting_has_exactly_one_default_source(configs) -> None:
@@ -63,7 +69,9 @@ def test_every_edge_setting_has_exactly_one_default_source(configs) -> None:
     for config in configs.values():
         assert edge_settings(config).model_fields_set == HOST_SET
     for name, field in EdgeSettings.model_fields.items():
-        if name in HOST_SET:
+        if name in HOST_SET_UPGRADE_DEFAULTS:
+            assert field.default is HOST_SET_UPGRADE_DEFAULTS[name], name
+        elif name in HOST_SET:
             assert field.is_required(), name
         else:
             assert not field.is_required(), name

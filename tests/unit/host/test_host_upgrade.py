@@ -68,6 +68,7 @@ def test_the_previous_release_edge_file_is_read_as_it_is(tmp_path: Path) -> None
     assert edge.settings.services_dir == "/etc/nextmavens/projects"  # where the old release put them too
     assert edge.settings.shared_services_mb["postgres-meta"] == 192
     assert edge.settings.realtime_api_secret.get_secret_value() == "s3cret-value"
+    assert edge.settings.max_projects is None  # the old release did not write it: not sized, nothing refused
 
 
 @pytest.fixture
