@@ -1,5 +1,5 @@
 """Every host knob with its default, the only place host defaults live. Group files (production.py,
-sandbox.py) override; nothing else. The edge's settings file is rendered from these (nextmavens/host/edge.py):
+sandbox.py) override; nothing else. The edge's settings file is rendered from these (nextmavens/host/edgeconfig.py):
 the edge's code holds no second default for what is decided here.
 
 nextmavens.host.hostdata.HostData validates the merged result before pyinfra connects: an unknown key,

@@ -25,3 +25,16 @@ def replication_capacity(max_projects: int) -> ReplicationCapacity:
         max_replication_slots=int(defaults["max_replication_slots"]) + REALTIME_SLOTS_PER_TENANT * max_projects,
         max_wal_senders=int(defaults["max_wal_senders"]) + REALTIME_WAL_SENDERS_PER_TENANT * max_projects,
     )
+
+
+def postgres_command(max_projects: int) -> list[str]:
+    """The shared Postgres's compose `command:`: the pinned image's own CMD (its config directory holds the
+    preloads and hba) with the replication capacity for `max_projects` on top."""
+    capacity = replication_capacity(max_projects)
+    return [
+        *pinned("postgres").cmd,
+        "-c",
+        f"max_replication_slots={capacity.max_replication_slots}",
+        "-c",
+        f"max_wal_senders={capacity.max_wal_senders}",
+    ]

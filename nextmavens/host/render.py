@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from nextmavens.edge.kong import KONG_PLUGINS
-from nextmavens.host.pgsizing import replication_capacity
+from nextmavens.host.pgsizing import postgres_command
 from nextmavens.templates import REPO_ROOT, render
 
 
@@ -71,6 +71,6 @@ def template_context(data: Any) -> dict[str, Any]:
         nginx_reject_unknown_tls=True,
         # Kong's KONG_PLUGINS: exactly what the rendered declarative config uses (nextmavens.edge.kong).
         kong_plugins=",".join(KONG_PLUGINS),
-        postgres_replication=replication_capacity(data.max_projects),
+        postgres_command=postgres_command(data.max_projects),
     )
     return context

@@ -84,8 +84,9 @@ def documented(folder: str, entries: list[Entry]) -> bool:
 
 
 def test_every_folder_is_on_the_map() -> None:
-    entries = layout_entries()
-    missing = [folder for folder in folders_to_map() if not documented(folder, entries)]
+    entries, folders = layout_entries(), folders_to_map()
+    assert len(folders) > 10 and len(entries) > 10  # the walk and the README's parse saw something
+    missing = [folder for folder in folders if not documented(folder, entries)]
     assert not missing, f"folders missing from the README's Layout section: {missing}"
 
 
@@ -97,6 +98,7 @@ def test_every_top_level_module_of_the_product_is_on_the_map() -> None:
 
 
 def test_every_path_on_the_map_exists() -> None:
+    assert len(layout_entries()) > 10  # an empty parse would pass the check below
     gone = [
         head
         for entry in layout_entries()
