@@ -56,7 +56,7 @@ from nextmavens.edge.memory import (  # noqa: E402
     STORAGE_POOL,
     project_footprint,
     projects_that_fit,
-    shared_services_mb,
+    shared_services_total_mb,
 )
 from nextmavens.edge.nginx import render_nginx  # noqa: E402
 from nextmavens.edge.services import render_project_services  # noqa: E402
@@ -352,7 +352,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = production_settings()
     budget_mb = settings.memory_budget_mb
-    shared = shared_services_mb(settings)
+    shared = shared_services_total_mb(settings)
     rest_auth = project_footprint(sample("probe").manifest).total_mb
     with_storage = project_footprint(sample("probe2", storage=True).manifest).total_mb
     full_stack = sum(FULL_STACK_MEDIANS_MB.values())

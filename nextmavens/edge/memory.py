@@ -86,7 +86,7 @@ class Admission:
         )
 
 
-def shared_services_mb(settings: EdgeSettings) -> int:
+def shared_services_total_mb(settings: EdgeSettings) -> int:
     return sum(settings.shared_services_mb.values())
 
 
@@ -94,7 +94,7 @@ def admit(settings: EdgeSettings, manifests: Sequence[ProjectManifest], running:
     """Admit running projects first (they already hold their memory), then new ones in ref order."""
     footprints = [project_footprint(m) for m in manifests if m.state == "active"]
     order = sorted(footprints, key=lambda f: (f.ref not in running, f.ref))
-    shared = shared_services_mb(settings)
+    shared = shared_services_total_mb(settings)
     left = settings.memory_budget_mb - shared
     admitted: list[str] = []
     refused: list[str] = []
@@ -116,4 +116,4 @@ def admit(settings: EdgeSettings, manifests: Sequence[ProjectManifest], running:
 
 
 def projects_that_fit(settings: EdgeSettings, per_project_mb: int) -> int:
-    return max(0, (settings.memory_budget_mb - shared_services_mb(settings)) // per_project_mb)
+    return max(0, (settings.memory_budget_mb - shared_services_total_mb(settings)) // per_project_mb)

@@ -47,7 +47,7 @@ def _body_size_mb(size: str) -> int:
     return max(1, {"k": n // 1024, "m": n, "g": n * 1024}[unit])
 
 
-def shared_services_mb(memory_limits_mb: dict[str, int]) -> dict[str, int]:
+def shared_service_limits_mb(memory_limits_mb: dict[str, int]) -> dict[str, int]:
     """The edge's memory admission counts each shared service at its compose limit (group data)."""
     return {_SHARED_NAMES.get(k, k): v for k, v in memory_limits_mb.items()}
 
@@ -63,7 +63,7 @@ def edge_settings(config: HostData) -> EdgeSettings:
         host_ipv4=config.edge_host_ipv4,
         acme_email=config.admin_email,
         memory_budget_mb=config.memory_budget_mb,
-        shared_services_mb=shared_services_mb(config.memory_limits_mb),
+        shared_services_mb=shared_service_limits_mb(config.memory_limits_mb),
         platform_network=config.docker_network,
         # container names and in-network ports the stacks declare (stacks/supabase)
         db_host="nextmavens-postgres",
