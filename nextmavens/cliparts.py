@@ -53,7 +53,8 @@ def projects_option(func: F) -> F:
     )(func)
 
 
-def connection_options(func: F) -> F:
+def database_options(func: F) -> F:
+    """--dsn and --master-key: what a command needs to read the control database and its sealed secrets."""
     func = click.option("--dsn", envvar="NEXTMAVENS_DSN", help="Superuser connection string [env NEXTMAVENS_DSN].")(
         func
     )
@@ -66,6 +67,11 @@ def connection_options(func: F) -> F:
         show_default=True,
         help="AES key file sealing secrets [env NEXTMAVENS_MASTER_KEY].",
     )(func)
+    return func
+
+
+def connection_options(func: F) -> F:
+    func = database_options(func)
     func = click.option(
         "--lock-timeout",
         type=float,
