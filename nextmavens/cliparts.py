@@ -41,6 +41,9 @@ class Failure(click.ClickException):
         ui.fail(self.message)
 
 
+DEFAULT_LOCK_TIMEOUT = 60.0  # seconds to wait for another apply's lock
+
+
 def projects_option(func: F) -> F:
     return click.option(
         "--projects",
@@ -75,7 +78,7 @@ def connection_options(func: F) -> F:
     func = click.option(
         "--lock-timeout",
         type=float,
-        default=60.0,
+        default=DEFAULT_LOCK_TIMEOUT,
         show_default=True,
         envvar="NEXTMAVENS_LOCK_TIMEOUT",
         help="Seconds to wait for another apply to finish.",

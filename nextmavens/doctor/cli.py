@@ -13,7 +13,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from nextmavens import ui
-from nextmavens.cliparts import Failure, database_options, load, make_engine, projects_option, run_engine
+from nextmavens.cliparts import (
+    DEFAULT_LOCK_TIMEOUT,
+    Failure,
+    database_options,
+    load,
+    make_engine,
+    projects_option,
+    run_engine,
+)
 from nextmavens.doctor.checks import Check, failed, healthy
 from nextmavens.doctor.hostfile import DoctorConfigError, default_path, load_doctor_config
 
@@ -80,7 +88,7 @@ def doctor(
     except DoctorConfigError as exc:
         raise Failure(str(exc)) from None
     manifests = load(projects_dir)
-    engine = make_engine(dsn, master_key, 60.0)
+    engine = make_engine(dsn, master_key, DEFAULT_LOCK_TIMEOUT)
 
     def read_projects() -> list[EdgeProject]:
         with engine.secrets() as store:
