@@ -41,6 +41,9 @@ class Failure(click.ClickException):
         ui.fail(self.message)
 
 
+DEFAULT_LOCK_TIMEOUT = 60.0  # seconds to wait for another apply's lock
+
+
 def projects_option(func: F) -> F:
     return click.option(
         "--projects",
@@ -53,7 +56,8 @@ def projects_option(func: F) -> F:
     )(func)
 
 
-def connection_options(func: F) -> F:
+def database_options(func: F) -> F:
+    """--dsn and --master-key: what a command needs to read the control database and its sealed secrets."""
     func = click.option("--dsn", envvar="NEXTMAVENS_DSN", help="Superuser connection string [env NEXTMAVENS_DSN].")(
         func
     )
@@ -66,10 +70,15 @@ def connection_options(func: F) -> F:
         show_default=True,
         help="AES key file sealing secrets [env NEXTMAVENS_MASTER_KEY].",
     )(func)
+    return func
+
+
+def connection_options(func: F) -> F:
+    func = database_options(func)
     func = click.option(
         "--lock-timeout",
         type=float,
-        default=60.0,
+        default=DEFAULT_LOCK_TIMEOUT,
         show_default=True,
         envvar="NEXTMAVENS_LOCK_TIMEOUT",
         help="Seconds to wait for another apply to finish.",

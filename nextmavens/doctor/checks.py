@@ -209,30 +209,41 @@ def kong_config_check(loaded_hash: str | None, rendered_hash: str) -> Check:
 # ---------------------------------------------------------------- per-project services
 
 
-def postgrest_ready_check(ref: str, result: Exec | None) -> Check:
+def _container_probe(
+    name: str, ref: str, result: Exec | None, container: str, failure: str, hint: str, ok: str
+) -> Check:
+    """A probe run inside one project container: missing container, non-zero exit (output tail kept), or ok."""
     if result is None:
-        return failed("postgrest ready", ref, "no rest container", "run nextmavens apply")
+        return failed(name, ref, f"no {container} container", "run nextmavens apply")
     if result.returncode != 0:
-        return failed(
-            "postgrest ready",
-            ref,
-            f"postgrest --ready exited {result.returncode}: {result.output.strip()[-200:]}",
-            f"PostgREST is not ready (database login, schema cache): docker logs nm-{ref}-rest-1",
-        )
-    return passed("postgrest ready", ref, "postgrest --ready: ok")
+        return failed(name, ref, f"{failure}: {result.output.strip()[-200:]}", hint)
+    return passed(name, ref, ok)
+
+
+def postgrest_ready_check(ref: str, result: Exec | None) -> Check:
+    code = result.returncode if result else 0
+    return _container_probe(
+        "postgrest ready",
+        ref,
+        result,
+        "rest",
+        f"postgrest --ready exited {code}",
+        f"PostgREST is not ready (database login, schema cache): docker logs nm-{ref}-rest-1",
+        "postgrest --ready: ok",
+    )
 
 
 def gotrue_health_check(ref: str, result: Exec | None) -> Check:
-    if result is None:
-        return failed("gotrue health", ref, "no auth container", "run nextmavens apply")
-    if result.returncode != 0:
-        return failed(
-            "gotrue health",
-            ref,
-            f"GET /health failed ({result.returncode}): {result.output.strip()[-200:]}",
-            f"GoTrue does not answer /health (database login, migrations): docker logs nm-{ref}-auth-1",
-        )
-    return passed("gotrue health", ref, "GET /health: ok")
+    code = result.returncode if result else 0
+    return _container_probe(
+        "gotrue health",
+        ref,
+        result,
+        "auth",
+        f"GET /health failed ({code})",
+        f"GoTrue does not answer /health (database login, migrations): docker logs nm-{ref}-auth-1",
+        "GET /health: ok",
+    )
 
 
 def tenant_check(service: str, ref: str, observed: dict[str, Any] | None, differences: Sequence[str]) -> Check:

@@ -13,8 +13,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from nextmavens import ui
-from nextmavens.cliparts import Failure, load, make_engine, projects_option, run_engine
-from nextmavens.control.crypto import DEFAULT_MASTER_KEY
+from nextmavens.cliparts import (
+    DEFAULT_LOCK_TIMEOUT,
+    Failure,
+    database_options,
+    load,
+    make_engine,
+    projects_option,
+    run_engine,
+)
 from nextmavens.doctor.checks import Check, failed, healthy
 from nextmavens.doctor.hostfile import DoctorConfigError, default_path, load_doctor_config
 
@@ -44,15 +51,7 @@ def print_checks(checks: list[Check]) -> None:
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON (name, target, ok, detail, hint).")
 @projects_option
-@click.option("--dsn", envvar="NEXTMAVENS_DSN", help="Superuser connection string [env NEXTMAVENS_DSN].")
-@click.option(
-    "--master-key",
-    type=click.Path(path_type=Path),
-    envvar="NEXTMAVENS_MASTER_KEY",
-    default=DEFAULT_MASTER_KEY,
-    show_default=True,
-    help="AES key file sealing secrets [env NEXTMAVENS_MASTER_KEY].",
-)
+@database_options
 @click.option(
     "--edge-config",
     type=click.Path(path_type=Path),
@@ -89,7 +88,7 @@ def doctor(
     except DoctorConfigError as exc:
         raise Failure(str(exc)) from None
     manifests = load(projects_dir)
-    engine = make_engine(dsn, master_key, 60.0)
+    engine = make_engine(dsn, master_key, DEFAULT_LOCK_TIMEOUT)
 
     def read_projects() -> list[EdgeProject]:
         with engine.secrets() as store:

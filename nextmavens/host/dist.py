@@ -21,7 +21,7 @@ import zipfile
 from functools import cache
 from pathlib import Path
 
-from nextmavens.host.render import REPO_ROOT
+from nextmavens.templates import REPO_ROOT
 
 FIXED_EPOCH = "315532800"  # 1980-01-01, the earliest time a zip entry can hold
 BUILD_DIR = ".nextmavens/wheels"  # under the repository root (git-ignored)
