@@ -7,7 +7,8 @@ from pyinfra.operations import apt, files, server, systemd
 
 from nextmavens.host.context import host_config
 from nextmavens.host.operations import swap_file
-from nextmavens.host.render import render, template_context
+from nextmavens.host.render import template_context
+from nextmavens.templates import render
 
 SWAP_PATH = "/swapfile"
 

@@ -7,7 +7,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files
 
 from nextmavens.host.context import host_config
-from nextmavens.host.render import render, template_context
+from nextmavens.host.render import template_context
+from nextmavens.templates import render
 
 
 @deploy("certbot")

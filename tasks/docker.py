@@ -11,7 +11,8 @@ from pyinfra.operations.util import any_changed
 from nextmavens.host.context import host_config
 from nextmavens.host.facts import OsRelease
 from nextmavens.host.operations import docker_network
-from nextmavens.host.render import render, template_context
+from nextmavens.host.render import template_context
+from nextmavens.templates import render
 
 KEYRING = "/etc/apt/keyrings/docker.gpg"
 

@@ -8,7 +8,8 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from nextmavens.host.context import host_config
-from nextmavens.host.render import render, template_context
+from nextmavens.host.render import template_context
+from nextmavens.templates import render
 
 
 @deploy("nginx")

@@ -6,7 +6,8 @@ from pyinfra.api import deploy
 
 from nextmavens.host.context import host_config
 from nextmavens.host.operations import sshd_dropin
-from nextmavens.host.render import render, template_context
+from nextmavens.host.render import template_context
+from nextmavens.templates import render
 
 
 @deploy("SSH hardening")

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from nextmavens.host.hostdata import HostData
-from nextmavens.host.render import REPO_ROOT, render, template_context
+from nextmavens.host.render import template_context
+from nextmavens.templates import REPO_ROOT, render
 from tests.support.groupdata import group_configs
 from tests.support.ports import free_ports
 

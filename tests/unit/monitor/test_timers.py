@@ -11,7 +11,7 @@ import pytest
 
 from nextmavens.cli import main
 from nextmavens.host.hostdata import TimerUnit
-from nextmavens.host.render import render
+from nextmavens.templates import render
 from tests.support.repo import REPO
 
 GROUP_DATA = REPO / "group_data" / "all.py"
