@@ -41,6 +41,12 @@ def all_orgs(control: psycopg.Connection) -> dict[str, tuple[str, tuple[tuple[st
     }
 
 
+def org_members(control: psycopg.Connection, slug: str) -> tuple[tuple[str, str], ...]:
+    """((email, role), ...) of one org as last applied; empty when the org is not recorded."""
+    row = control.execute("SELECT members FROM orgs WHERE slug = %s", (slug,)).fetchone()
+    return () if row is None else tuple((m["email"], m["role"]) for m in row[0])
+
+
 def live_projects(control: psycopg.Connection) -> list[tuple[str, str]]:
     """(org, ref) of every project not destroyed, in that order."""
     rows = control.execute("SELECT org, ref FROM projects WHERE destroyed_at IS NULL ORDER BY org, ref").fetchall()

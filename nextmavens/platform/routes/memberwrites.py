@@ -95,7 +95,7 @@ def replace_members(
         {"commit": written.commit, "members": len(members)},
     )
     with service.pool.connection() as conn:
-        _, listed = projects.all_orgs(conn).get(org, ("", ()))
+        listed = projects.org_members(conn, org)
     result = written.result
     return {
         "org": org,

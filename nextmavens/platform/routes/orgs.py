@@ -20,7 +20,7 @@ def members(org: OrgSlug, request: Request, caller: Annotated[Caller, Depends(au
     service = service_of(request)
     guard(service, caller, Action.READ_MEMBERS, org)
     with service.pool.connection() as conn:
-        _, listed = projects.all_orgs(conn).get(org, ("", ()))
+        listed = projects.org_members(conn, org)
     return {"org": org, "members": [{"email": email, "role": role} for email, role in listed]}
 
 

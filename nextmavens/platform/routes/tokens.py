@@ -125,7 +125,9 @@ def list_tokens(request: Request, caller: Annotated[Caller, Depends(authenticate
     orgs = owned_orgs(caller, Action.READ_ORG_TOKENS)
     with service.pool.connection() as conn:
         found = access.tokens(conn, member=caller.member, orgs=orgs)
-        memberships = {t.member: access.member_roles(conn, t.member) for t in found if t.org is None and orgs}
+        # One lookup per member whose all-org tokens are listed, not one per token.
+        wide = {t.member for t in found if t.org is None} if orgs else set()
+        memberships = {member: access.member_roles(conn, member) for member in wide}
     visible = [
         t
         for t in found

@@ -91,7 +91,7 @@ def test_an_internal_error_says_nothing_of_itself(
     def broken(*_: object) -> None:
         raise RuntimeError("postgresql://admin:hunter2-internal@db/x")
 
-    monkeypatch.setattr(projects, "all_orgs", broken)
+    monkeypatch.setattr(projects, "org_members", broken)
     answer = client.get("/v1/orgs/acme/members", headers=owner)
     assert answer.status_code == 500
     assert error_of(answer) == {

@@ -156,9 +156,11 @@ def test_a_folder_inside_another_repository_is_not_the_manifest_repository(tmp_p
 
 
 def test_hooks_never_run(repo: Path) -> None:
-    hook = repo / ".git" / "hooks" / "pre-commit"
-    hook.write_text('#!/bin/sh\ntouch "$(dirname "$0")/ran"\nexit 1\n')
-    hook.chmod(0o755)
+    # --no-verify alone skips pre-commit but not post-commit: only core.hooksPath keeps both from running.
+    for name in ("pre-commit", "post-commit"):
+        hook = repo / ".git" / "hooks" / name
+        hook.write_text('#!/bin/sh\ntouch "$(dirname "$0")/ran"\nexit 1\n')
+        hook.chmod(0o755)
     ManifestRepository(repo).change("acme/shop.yaml", create(SHOP), cast(Engine, StubEngine()), "a@b.test", "m")
     assert not (repo / ".git" / "hooks" / "ran").exists()
 
