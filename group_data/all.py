@@ -44,6 +44,8 @@ journald_max_use = "500M"  # journald SystemMaxUse: caps the disk used by logs.
 
 # --- admin user and SSH --------------------------------------------------------------------------
 admin_user = "nextmavens"  # Login user with passwordless sudo; deploys connect as this user.
+platform_user = "nextmavens-platform"  # The platform service's own unprivileged system user (no login, no sudo
+#                                       but the narrow rules tasks/ grant it); it owns the manifest repository.
 admin_ssh_public_keys = None  # REQUIRED. Public keys (one string each) for the admin user.
 ssh_port = 22  # sshd's port, always allowed by the firewall. It is also pyinfra's connection port, and
 #               the inventory's NEXTMAVENS_*_PORT (host data) wins over this default: sshd stays on the

@@ -162,6 +162,7 @@ class HostData(Strict):
     journald_max_use: Size
     # admin and ssh
     admin_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
+    platform_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
     admin_ssh_public_keys: list[Annotated[str, Field(pattern=r"^(ssh-|ecdsa-|sk-)\S+ \S+")]] = Field(min_length=1)
     ssh_port: Port
     ssh_permit_root_login: Literal["no", "prohibit-password"]
