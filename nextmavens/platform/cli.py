@@ -7,6 +7,7 @@ without them.
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -175,10 +176,23 @@ def platform() -> None:
     default=None,
     help="Platform API domain for project URLs [env NEXTMAVENS_API_DOMAIN].",
 )
+@click.option(
+    "--privileged",
+    envvar="NEXTMAVENS_PLATFORM_PRIVILEGED",
+    default="",
+    help="Argv prefix (shell words) for the steps that need root, e.g. 'sudo -n WRAPPER nextmavens'; "
+    "empty: run them in this process [env NEXTMAVENS_PLATFORM_PRIVILEGED].",
+)
 @projects_option
 @connection_options
 def serve(
-    listen: str, api_domain: str | None, projects_dir: Path, dsn: str | None, master_key: Path, lock_timeout: float
+    listen: str,
+    api_domain: str | None,
+    privileged: str,
+    projects_dir: Path,
+    dsn: str | None,
+    master_key: Path,
+    lock_timeout: float,
 ) -> None:
     """Serve the /v1 API (OpenAPI document at /openapi.json) until stopped."""
     host, _, port = listen.rpartition(":")
@@ -195,6 +209,7 @@ def serve(
         lock_timeout_s=lock_timeout,
         api_domain=api_domain,
         health_file=state_dir() / HEALTH_FILE,
+        privileged_argv=tuple(shlex.split(privileged)),
     )
     run_engine(lambda: run_server(settings, host.strip("[]"), int(port)))
 

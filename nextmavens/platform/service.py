@@ -45,6 +45,10 @@ class ServiceSettings:
     # token's lookup is the request's one query), and an apply shows within this time, as a manifest change does.
     applied_recheck_s: float = 1.0
     health_file: Path | None = None  # the health monitor's state file; None or unreadable: health "unknown"
+    # How the service reaches what needs root (apply, container logs): () runs them in this process (tests, a
+    # developer's machine); on the host an argv prefix such as `sudo -n <wrapper> nextmavens`, which sudoers
+    # allows for the exact commands the service needs and nothing else.
+    privileged_argv: tuple[str, ...] = ()
 
 
 class ManifestSource:
