@@ -143,18 +143,11 @@ memory_limits_mb = {  # Per shared service (compose mem_limit); must add up to <
 nextmavens_wheel = None  # None: build a wheel of this checkout on each deploy (reproducible, so the
 #                         host reinstalls only when the code changed); or a path to a prebuilt wheel.
 #                         Installed in <platform_dir>/venv on the host.
-nextmavens_deps_from = "pypi"  # "pypi": pip resolves dependencies; "apt": the venv uses the
-#                                distribution's python3-* packages (hosts that cannot reach PyPI).
-nextmavens_apt_deps = [
-    "python3-pydantic",
-    "python3-psycopg",
-    "python3-yaml",
-    "python3-click",
-    "python3-jinja2",
-    "python3-jwt",
-    "python3-cryptography",
-    "python3-rich",
-]
+nextmavens_deps_from = "pypi"  # Where the venv's dependencies come from; either way exactly the versions and
+#                                hashes requirements/host.lock pins (scripts/lock-host-deps makes it), installed
+#                                in a fresh venv swapped in only once it works. "pypi": the host's pip fetches
+#                                them from its package index. "wheelhouse": the deploying machine fetches the
+#                                wheels for the host's Python and uploads them (a host that reaches no index).
 projects_dir = "/opt/nextmavens/projects"  # Project manifests on the host (synced from the repo). The
 #                                          nextmavens-env wrapper exports it as NEXTMAVENS_PROJECTS, so
 #                                          every command below (and an operator's shell) reads it there.

@@ -17,7 +17,7 @@ ssh_port = int(os.environ.get("NEXTMAVENS_SANDBOX_PORT", "22"))  # sshd keeps th
 swap_size_mb = 0  # a container guest cannot swapon
 time_sync = False  # systemd-timesyncd does not run in a container guest (the host keeps time)
 docker_source = "distro"  # Debian 13: docker.io 26 and docker-compose 2.26 (the compose v2 plugin)
-nextmavens_deps_from = "apt"  # the guest reaches Debian's packages through the sandbox proxy only
+nextmavens_deps_from = "wheelhouse"  # the guest reaches Debian's mirror only (the sandbox proxy): wheels uploaded
 
 api_domain = "api.sandbox.test"
 studio_domain = "studio.sandbox.test"

@@ -1,7 +1,10 @@
-"""The nextmavens package in its own venv on the host, its secrets-loading wrapper, the project
-manifests, and one systemd service+timer pair per entry of group data `timers`."""
+"""The nextmavens package in its own venv on the host, with exactly the dependencies requirements/host.lock pins
+(from the host's package index, or from wheels the deploying machine fetched and uploaded: group data
+`nextmavens_deps_from`), its secrets-loading wrapper, the project manifests, and one systemd service+timer pair
+per entry of group data `timers`."""
 
-from io import StringIO
+import hashlib
+from io import BytesIO, StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -9,9 +12,12 @@ from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
 from nextmavens.host.context import host_config
-from nextmavens.host.dist import file_sha256, resolve_wheel
-from nextmavens.host.operations import prune_units, venv_wheel
+from nextmavens.host.dist import committed_file, file_sha256, resolve_wheel, wheel_requirements
+from nextmavens.host.facts import PythonTarget as PythonTargetFact
+from nextmavens.host.lockfile import LOCK_PATH, host_environment, host_environments, parse_lock, require_agreement
+from nextmavens.host.operations import prune_units, venv_locked
 from nextmavens.host.render import template_context
+from nextmavens.host.wheelhouse import PythonTarget, WheelhouseError, locked_wheels
 from nextmavens.templates import REPO_ROOT, render
 
 # The first line of templates/systemd/job.*.j2: only units carrying it are ever pruned.
@@ -22,20 +28,38 @@ JOB_UNIT_MARKER = "# Managed by NextMavens (tasks/app.py) from group data `timer
 def app():
     config = host_config()
     context = template_context(config)
-    from_apt = config.nextmavens_deps_from == "apt"
-    apt.packages(
-        name="Python venv support" + (" and the engine's dependencies from apt" if from_apt else ""),
-        packages=["python3-venv", *(config.nextmavens_apt_deps if from_apt else [])],
-    )
+    apt.packages(name="Python venv support", packages=["python3-venv"])
     wheel = resolve_wheel(config.nextmavens_wheel)
+    lock = committed_file(LOCK_PATH)
+    pins = parse_lock(lock.decode("utf-8"))
+    python = host.get_fact(PythonTargetFact)  # {} before python3 is installed: then every host Python is checked
+    envs = [host_environment(python["version"], python["machine"])] if python else host_environments()
+    require_agreement(wheel_requirements(wheel), pins, envs, wheel.name)
     remote_wheel = f"{config.platform_dir}/dist/{wheel.name}"
+    remote_lock = f"{config.platform_dir}/dist/host.lock"
     files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=remote_wheel, mode="644", create_remote_dir=True)
-    venv_wheel(
-        name="Install nextmavens in its venv",
+    files.put(name=f"Upload {LOCK_PATH}", src=BytesIO(lock), dest=remote_lock, mode="644", create_remote_dir=True)
+    find_links = None
+    if config.nextmavens_deps_from == "wheelhouse":
+        if not python:
+            raise WheelhouseError(f"{host.name}: no python3 on the host, so no wheels can be chosen for it")
+        target = PythonTarget(**python)
+        find_links = f"{config.platform_dir}/wheelhouse"
+        files.sync(
+            name=f"Upload the locked wheels for Python {target.version} on {target.machine}",
+            src=str(locked_wheels(pins, target)),
+            dest=find_links,
+            delete=True,
+        )
+    venv_locked(
+        name="Install nextmavens and its locked dependencies in its venv",
         venv=f"{config.platform_dir}/venv",
+        builds_dir=f"{config.platform_dir}/venvs",
         wheel=remote_wheel,
         wheel_sha256=file_sha256(wheel),
-        system_site_packages=from_apt,
+        lock=remote_lock,
+        lock_sha256=hashlib.sha256(lock).hexdigest(),
+        find_links=find_links,
     )
     files.put(
         name="nextmavens-env: runs nextmavens with the host's secrets loaded",

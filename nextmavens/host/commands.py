@@ -259,3 +259,52 @@ def sshd_install_command(staged: str, dropin: str) -> str:
         f" else if [ -f {prev} ]; then mv {prev} {d}; else rm -f {d}; fi;"
         " echo 'sshd -t refused the new configuration; the previous one is kept' >&2; exit 1; fi"
     )
+
+
+# --- the nextmavens venv -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockedVenv:
+    """A venv built beside the live one (`build`, under `builds_dir`) from the lock and the wheel, then swapped in:
+    `venv` becomes a symlink to it. Until the swap the live venv is untouched, so a failed install leaves it working.
+    `find_links`: a directory of uploaded wheels, installed from alone (no index); None: the host's index.
+    `check`: a command of the new venv's bin/ that must succeed before the swap."""
+
+    venv: str
+    builds_dir: str
+    digest: str
+    lock: str
+    wheel: str
+    find_links: str | None = None
+    check: tuple[str, ...] = ("nextmavens", "--help")
+
+    @property
+    def build(self) -> str:
+        return f"{self.builds_dir}/{self.digest[:16]}"
+
+    @property
+    def marker(self) -> str:
+        return f"{self.venv}/.nextmavens-install.sha256"
+
+    def commands(self) -> list[str]:
+        b, v, builds = shlex.quote(self.build), shlex.quote(self.venv), shlex.quote(self.builds_dir)
+        # -I and no PYTHONPATH: what the deploy's own environment holds must not count as installed
+        pip = [f"{self.build}/bin/python", "-I", "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+        pip.append("--quiet")
+        source = ["--no-index", "--find-links", self.find_links] if self.find_links else []
+        swap = shlex.quote(f"{self.venv}.swap")
+        return [
+            f"mkdir -p {builds} && rm -rf {b} && python3 -m venv {b}",
+            shlex.join([*pip, "--require-hashes", "--no-deps", *source, "--requirement", self.lock]),
+            shlex.join([*pip, "--no-deps", self.wheel]),
+            # every dependency of every installed distribution is there, and the program starts
+            f"{b}/bin/python -I -m pip check --disable-pip-version-check >/dev/null && "
+            f"env -u PYTHONPATH {shlex.join([f'{self.build}/bin/{self.check[0]}', *self.check[1:]])} >/dev/null",
+            f"echo {shlex.quote(self.digest)} > {shlex.quote(self.build + '/.nextmavens-install.sha256')}",
+            # A venv left by an earlier release is a directory: kept beside the builds as the one to go back to.
+            f"prev=$(readlink -f {v} || true); "
+            f'if [ -d {v} ] && [ ! -L {v} ]; then prev={builds}/replaced-$(date +%s); mv -T {v} "$prev"; fi; '
+            f"ln -sfn {b} {swap} && mv -T {swap} {v} && "
+            f'for old in {builds}/*; do [ "$old" = {b} ] || [ "$old" = "$prev" ] || rm -rf "$old"; done',
+        ]

@@ -86,6 +86,26 @@ def wheel_has_module(wheel: Path, module_path: str) -> bool:
         return module_path in archive.namelist()
 
 
+def wheel_requirements(wheel: Path) -> list[str]:
+    """The wheel's Requires-Dist lines (PEP 508 strings, extras' included with their `extra ==` marker)."""
+    with zipfile.ZipFile(wheel) as archive:
+        found = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        if len(found) != 1:
+            raise ValueError(f"{wheel}: not a wheel (no single .dist-info/METADATA)")
+        text = archive.read(found[0]).decode("utf-8")
+    headers = text.split("\n\n", 1)[0]
+    return [line.split(":", 1)[1].strip() for line in headers.splitlines() if line.startswith("Requires-Dist:")]
+
+
+def committed_file(relpath: str, root: Path = REPO_ROOT) -> bytes:
+    """A file as HEAD holds it (what the deploy's wheel is built from), or the working tree's outside git."""
+    if committed_revision(root):
+        return subprocess.run(
+            ["git", "-C", str(root), "show", f"HEAD:{relpath}"], capture_output=True, check=True
+        ).stdout
+    return (root / relpath).read_bytes()
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -226,6 +226,24 @@ class FileSha256(FactBase[str]):
         return output[0].strip() if output else ""
 
 
+class PythonTarget(FactBase[dict]):
+    """The host's python3: {"version": "3.13", "machine": "x86_64", "glibc": "2.41"}, or {} without python3."""
+
+    def command(self) -> str:
+        script = "import platform, sys; print(*sys.version_info[:2], platform.machine(), *platform.libc_ver())"
+        return f"command -v python3 >/dev/null && python3 -c {shlex.quote(script)} || true"
+
+    @staticmethod
+    def default() -> dict:
+        return {}
+
+    def process(self, output: list[str]) -> dict:
+        fields = output[0].split() if output else []
+        if len(fields) != 5 or fields[3] != "glibc":
+            return {}
+        return {"version": f"{fields[0]}.{fields[1]}", "machine": fields[2], "glibc": fields[4]}
+
+
 class ManagedUnits(FactBase[list]):
     """Unit files in /etc/systemd/system named <prefix>* that carry `marker` (the header our job
     templates write), so units others install under the same prefix are never touched."""

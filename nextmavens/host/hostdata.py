@@ -35,6 +35,18 @@ RETIRED_KEYS: dict[str, str] = {
     "disk_alert_percent": "the storage monitor alerts at 80, 90 and 95 percent",
     "memory_alert_percent": "nothing read it",
     "backup_retention_days": "each manifest's backup retention_days sets it",
+    "nextmavens_apt_deps": "the host venv takes exactly the dependencies requirements/host.lock pins",
+}
+
+# Values an earlier release accepted for a knob that this one replaced: key -> {old: (new, why)}. A group file that
+# still sets one is accepted as the new value, and the deploy says which line to change.
+RETIRED_VALUES: dict[str, dict[Any, tuple[Any, str]]] = {
+    "nextmavens_deps_from": {
+        "apt": (
+            "wheelhouse",
+            "Debian's python3-* packages lack the platform service's; the deploying machine uploads the locked wheels",
+        ),
+    },
 }
 
 # An image reference pinned to a tag or a digest; ":latest" and bare names are refused.
@@ -202,8 +214,7 @@ class HostData(Strict):
     memory_limits_mb: dict[str, Annotated[int, Field(ge=16)]]
     # the nextmavens package on the host
     nextmavens_wheel: str | None
-    nextmavens_deps_from: Literal["pypi", "apt"]
-    nextmavens_apt_deps: list[str]
+    nextmavens_deps_from: Literal["pypi", "wheelhouse"]
     projects_dir: AbsPath
     timers: list[TimerUnit]
 
@@ -235,8 +246,8 @@ def read_group_file(path: Path) -> dict[str, Any]:
 
 
 def _split(raw: dict[str, Any], path: Path, notices: list[str] | None = None) -> dict[str, Any]:
-    """Drop pyinfra's global-argument defaults and retired knobs (noting each in `notices`); refuse any other
-    underscore name."""
+    """Drop pyinfra's global-argument defaults and retired knobs and map retired values (noting each in `notices`);
+    refuse any other underscore name."""
     data: dict[str, Any] = {}
     for key, value in raw.items():
         if key.startswith("_"):
@@ -250,8 +261,22 @@ def _split(raw: dict[str, Any], path: Path, notices: list[str] | None = None) ->
                     "delete it"
                 )
             continue
+        replaced = _retired_value(key, value)
+        if replaced is not None:
+            new, why = replaced
+            if notices is not None:
+                notices.append(f"group_data/{path.name}: {key} = {value!r} is now {key} = {new!r} ({why}); write that")
+            value = new
         data[key] = value
     return data
+
+
+def _retired_value(key: str, value: Any) -> tuple[Any, str] | None:
+    """(the value that replaced it, why) when `value` is one an earlier release accepted for `key`."""
+    try:
+        return RETIRED_VALUES.get(key, {}).get(value)
+    except TypeError:  # an unhashable value (a list) is never a retired one
+        return None
 
 
 def _describe(err: ValidationError, origin: dict[str, str]) -> str:
@@ -302,6 +327,10 @@ def validate_groups(
 def validate_host_data(data: dict[str, Any], source: str) -> HostData:
     """Validate one host's merged data (as pyinfra's host.data holds it)."""
     fields = {k: v for k, v in data.items() if k in HostData.model_fields}
+    for key, value in fields.items():  # the inventory's validate_groups already told the operator
+        replaced = _retired_value(key, value)
+        if replaced is not None:
+            fields[key] = replaced[0]
     try:
         return HostData.model_validate(fields)
     except ValidationError as err:

@@ -21,6 +21,7 @@ from nextmavens.host.facts import (
     ManagedUnits,
     OsRelease,
     PostgresObjects,
+    PythonTarget,
     SecretCopies,
     SecretFileKeys,
     SwapState,
@@ -168,22 +169,26 @@ def sshd_dropin(path: str, content: str):
 
 
 @operation()
-def venv_wheel(venv: str, wheel: str, wheel_sha256: str, system_site_packages: bool = False):
-    """Install an uploaded wheel into its own virtual environment once per wheel content: a marker
-    in the venv holds the sha256 of the wheel last installed."""
-    marker = f"{venv}/.nextmavens-wheel.sha256"
-    if host.get_fact(FileSha256, path=marker) == hashlib.sha256(f"{wheel_sha256}\n".encode()).hexdigest():
-        host.noop(f"{wheel} is installed in {venv}")
+def venv_locked(
+    venv: str,
+    builds_dir: str,
+    wheel: str,
+    wheel_sha256: str,
+    lock: str,
+    lock_sha256: str,
+    find_links: str | None = None,
+    check: Sequence[str] = ("nextmavens", "--help"),
+):
+    """The uploaded wheel and exactly the lock's dependencies (hash-checked) in a venv of their own, rebuilt beside
+    the live one and swapped in when the wheel, the lock or the host's Python changed: a marker in the venv holds
+    the digest of the three as last installed. `check` (argv in the venv's bin/) must pass before the swap."""
+    python = host.get_fact(PythonTarget).get("version", "")
+    digest = hashlib.sha256(f"{wheel_sha256}\n{lock_sha256}\n{python}".encode()).hexdigest()
+    plan = commands.LockedVenv(venv, builds_dir, digest, lock, wheel, find_links, tuple(check))
+    if host.get_fact(FileSha256, path=plan.marker) == hashlib.sha256(f"{digest}\n".encode()).hexdigest():
+        host.noop(f"{wheel} and the locked dependencies are installed in {venv}")
         return
-    qv, qw = shlex.quote(venv), shlex.quote(wheel)
-    site = " --system-site-packages" if system_site_packages else ""
-    # Recreate the venv when its python is missing (first run, or after a python upgrade broke it).
-    yield f"test -x {qv}/bin/python || python3 -m venv{site} {qv}"
-    deps = "--no-deps " if system_site_packages else ""
-    yield (
-        f"{qv}/bin/pip install --disable-pip-version-check -q --force-reinstall {deps}{qw} && "
-        f"echo {shlex.quote(wheel_sha256)} > {shlex.quote(marker)}"
-    )
+    yield from plan.commands()
 
 
 @operation()

@@ -232,8 +232,12 @@ def test_upgrade_from_the_previous_release_leaves_nothing_stale(
     installed, shipped = upgrade.installed_modules(sandbox, venv), upgrade.package_files()
     assert installed == shipped, f"stale: {sorted(installed - shipped)}; missing: {sorted(shipped - installed)}"
     # one wheel uploaded, this tree's; units rewritten by the upgrade are the ones systemd runs
-    wheels = sandbox.check(f"ls {data['platform_dir']}/dist").split()
+    wheels = sandbox.check(f"ls {data['platform_dir']}/dist/*.whl").split()
     assert len(wheels) == 1, wheels
+    # the old venv over Debian's packages is now a clean venv (the old one kept beside it, to go back to)
+    assert sandbox.run(f"test -L {venv}").returncode == 0
+    assert "include-system-site-packages = false" in sandbox.check(f"cat {venv}/pyvenv.cfg")
+    assert len(sandbox.check(f"ls -d {data['platform_dir']}/venvs/replaced-*").split()) == 1
     assert upgrade.units_needing_reload(sandbox) == []
     declared = {f"nextmavens-{t['name']}.{kind}" for t in data["timers"] for kind in ("service", "timer")}
     assert upgrade.job_units(sandbox) == declared
@@ -375,9 +379,9 @@ def test_secrets_files_private(host, data: dict[str, Any]) -> None:
     assert secrets.exists and secrets.is_file
     assert secrets.mode == 0o600 and secrets.user == "root"
     platform = data["platform_dir"]
-    # The venv is code (it has a module named secretstore.py), not secrets: leave it out of the name match.
+    # The venvs are code (a module named secretstore.py), not secrets: leave them out of the name match.
     loose = host.check_output(
-        f"find {platform} /etc/nextmavens -path {platform}/venv -prune -o -type f \\( -name '*.env' -o -name '.env' "
+        f"find {platform} /etc/nextmavens -path {platform}/venvs -prune -o -type f \\( -name '*.env' -o -name '.env' "
         "-o -name '*secret*' -o -name '*.key' \\) -perm /077 -print"
     )
     assert loose == "", f"secret files readable by others:\n{loose}"
@@ -400,7 +404,7 @@ values = [ln.split("=", 1)[1].strip() for ln in open({secrets!r}) if "=" in ln a
 values = [v for v in values if len(v) >= 8]
 for base in {bases!r}:
     for d, dirs, files in os.walk(base):
-        dirs[:] = [x for x in dirs if x != "venv"]
+        dirs[:] = [x for x in dirs if x not in ("venv", "venvs", "wheelhouse")]
         for f in files:
             path = os.path.join(d, f)
             try:
@@ -410,6 +414,25 @@ for base in {bases!r}:
             if any(v in data for v in values):
                 print(oct(os.stat(path).st_mode & 0o777)[2:], path)
 """
+
+
+def test_the_venv_holds_exactly_the_locked_dependencies(sandbox: Sandbox, data: dict[str, Any]) -> None:
+    """The platform service's dependencies are importable on the host, at the versions requirements/host.lock pins,
+    in a venv that sees none of Debian's python3-* packages."""
+    from nextmavens.host.lockfile import LOCK_PATH, host_environment, parse_lock, pins_for
+
+    python = f"{data['platform_dir']}/venv/bin/python"
+    sandbox.check(f"{python} -c 'import fastapi, uvicorn, psycopg_pool, nextmavens.platform'")
+    listed = json.loads(sandbox.check(f"{python} -m pip list --format json --disable-pip-version-check"))
+    installed = {re.sub(r"[-_.]+", "-", p["name"]).lower(): p["version"] for p in listed}
+    version = sandbox.check(f"{python} -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'").strip()
+    machine = sandbox.check("uname -m").strip()
+    locked = pins_for(parse_lock((REPO / LOCK_PATH).read_text()), host_environment(version, machine))
+    assert {pin.name: installed.get(pin.name) for pin in locked} == {pin.name: pin.version for pin in locked}
+    extra = set(installed) - {pin.name for pin in locked} - {"nextmavens", "pip"}
+    assert not extra, f"installed beyond the lock: {sorted(extra)}"
+    cfg = sandbox.check(f"cat {data['platform_dir']}/venv/pyvenv.cfg")
+    assert "include-system-site-packages = false" in cfg
 
 
 def test_break_and_repair(sandbox: Sandbox, host, data: dict[str, Any]) -> None:

@@ -24,16 +24,25 @@ UBUNTU_22 = ["ID=ubuntu", 'VERSION_ID="22.04"', "VERSION_CODENAME=jammy", 'PRETT
 
 
 def pyinfra(
-    tmp_path: Path, os_release: list[str], *args: str, with_cli: bool = True, group: str = "sandbox"
+    tmp_path: Path,
+    os_release: list[str],
+    *args: str,
+    with_cli: bool = True,
+    group: str = "sandbox",
+    requires: str = "fastapi>=0.110",
 ) -> subprocess.CompletedProcess:
     inventory = tmp_path / "inventory.py"
-    fake = {"fake_delay": 0, "fake_responses": {"/etc/os-release": os_release}}
+    python3 = "3 13 x86_64 glibc 2.41"  # the PythonTarget fact's answer
+    fake = {"fake_delay": 0, "fake_responses": {"/etc/os-release": os_release, "platform.libc_ver()": python3}}
     inventory.write_text(f"{group} = [('@fake/{group}-1', {fake!r})]\n")
     key = tmp_path / "key"
     key.with_suffix(".pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests test\n")
     wheel = tmp_path / "nextmavens-0.0.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:  # only uploaded (to nowhere) in this test
         archive.writestr("nextmavens/__init__.py", "")
+        # the deploy checks the lock against these (requirements/host.lock pins fastapi)
+        metadata = f"Metadata-Version: 2.1\nName: nextmavens\nVersion: 0.0.0\nRequires-Dist: {requires}\n"
+        archive.writestr("nextmavens-0.0.0.dist-info/METADATA", metadata)
         if with_cli:
             archive.writestr("nextmavens/cli.py", "")
             archive.writestr("nextmavens/doctor/cli.py", "")
@@ -50,6 +59,8 @@ def pyinfra(
             "deploys/site.py",
             "--data",
             f"nextmavens_wheel={wheel}",
+            "--data",
+            "nextmavens_deps_from=pypi",  # a plan fetches no wheels (the wheelhouse is tests/unit/host's)
             *args,
         ],
         cwd=REPO,
@@ -144,3 +155,11 @@ def test_real_inventory_loads_without_hosts() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_wheel_the_lock_does_not_satisfy_stops_the_deploy_with_the_fix(tmp_path: Path) -> None:
+    result = pyinfra(tmp_path, DEBIAN_13, "--dry", requires="fastapi>=99")
+    assert result.returncode != 0
+    assert "requirements/host.lock does not satisfy" in result.stderr + result.stdout
+    assert "is outside 'fastapi>=99'" in result.stderr + result.stdout
+    assert "scripts/lock-host-deps" in result.stderr + result.stdout

@@ -196,3 +196,11 @@ def test_managed_units_sample() -> None:
         "nextmavens-reconcile.service",
         "nextmavens-reconcile.timer",
     ]
+
+
+def test_python_target_of_this_machine_and_without_python3() -> None:
+    fact = facts.PythonTarget()
+    found = fact.process(run(fact.command()))
+    assert set(found) == {"version", "machine", "glibc"} and found["version"].startswith("3.")
+    assert fact.process(["3 13 x86_64 glibc 2.41"]) == {"version": "3.13", "machine": "x86_64", "glibc": "2.41"}
+    assert fact.process([]) == {} and fact.process(["3 12 x86_64 musl 1.2"]) == {}

@@ -219,16 +219,54 @@ def test_sshd_dropin_unchanged_and_changed() -> None:
     assert "restart ssh.service" not in install.replace("try-reload-or-restart ssh.service", "")
 
 
-def test_venv_wheel_installs_once_per_wheel_content() -> None:
-    marker_sha = hashlib.sha256(b"abc\n").hexdigest()
-    args = {"venv": "/opt/nextmavens/venv", "wheel": "/opt/nextmavens/dist/n.whl", "wheel_sha256": "abc"}
-    commands, _ = run_op(operations.venv_wheel, {facts.FileSha256: marker_sha}, **args)
-    assert commands == []
-    commands, _ = run_op(operations.venv_wheel, {facts.FileSha256: ""}, **args, system_site_packages=True)
-    assert commands[0] == (
-        "test -x /opt/nextmavens/venv/bin/python || python3 -m venv --system-site-packages /opt/nextmavens/venv"
-    )
-    assert "--no-deps /opt/nextmavens/dist/n.whl" in commands[1]
+VENV_ARGS = {
+    "venv": "/opt/nextmavens/venv",
+    "builds_dir": "/opt/nextmavens/venvs",
+    "wheel": "/opt/nextmavens/dist/n.whl",
+    "wheel_sha256": "abc",
+    "lock": "/opt/nextmavens/dist/host.lock",
+    "lock_sha256": "def",
+}
+PYTHON_313 = {"version": "3.13", "machine": "x86_64", "glibc": "2.41"}
+
+
+def _installed(python: str = "3.13") -> str:
+    """The marker's sha256 as a venv installed from VENV_ARGS under `python` holds it."""
+    digest = hashlib.sha256(f"abc\ndef\n{python}".encode()).hexdigest()
+    return hashlib.sha256(f"{digest}\n".encode()).hexdigest()
+
+
+def test_venv_locked_installs_once_per_wheel_lock_and_python() -> None:
+    facts_now = {facts.PythonTarget: PYTHON_313, facts.FileSha256: _installed()}
+    assert run_op(operations.venv_locked, facts_now, **VENV_ARGS)[0] == []
+    # the host's Python changed (a release upgrade): the venv's interpreter is gone, so it is rebuilt
+    changed = {facts.PythonTarget: {**PYTHON_313, "version": "3.14"}, facts.FileSha256: _installed()}
+    assert run_op(operations.venv_locked, changed, **VENV_ARGS)[0] != []
+    assert run_op(operations.venv_locked, facts_now, **{**VENV_ARGS, "lock_sha256": "new"})[0] != []
+
+
+def test_venv_locked_builds_beside_then_swaps() -> None:
+    commands, _ = run_op(operations.venv_locked, {facts.PythonTarget: PYTHON_313, facts.FileSha256: ""}, **VENV_ARGS)
+    digest = hashlib.sha256(b"abc\ndef\n3.13").hexdigest()
+    build = f"/opt/nextmavens/venvs/{digest[:16]}"
+    create, deps, wheel, check, marker, swap = commands
+    assert create == f"mkdir -p /opt/nextmavens/venvs && rm -rf {build} && python3 -m venv {build}"
+    assert "--system-site-packages" not in create
+    assert deps.startswith(f"{build}/bin/python -I -m pip install ")
+    assert deps.endswith("--require-hashes --no-deps --requirement /opt/nextmavens/dist/host.lock")
+    assert "--no-index" not in deps  # the host's own index
+    assert wheel.endswith("--no-deps /opt/nextmavens/dist/n.whl")
+    assert f"{build}/bin/python -I -m pip check" in check and f"{build}/bin/nextmavens --help" in check
+    assert marker == f"echo {digest} > {build}/.nextmavens-install.sha256"
+    # the live venv changes only in the last command, after every step above succeeded
+    assert "ln -sfn" in swap and "mv -T /opt/nextmavens/venv.swap /opt/nextmavens/venv" in swap
+    assert all("/opt/nextmavens/venv " not in c and not c.endswith("/opt/nextmavens/venv") for c in commands[:5])
+
+
+def test_venv_locked_installs_from_uploaded_wheels_alone() -> None:
+    fact_values = {facts.PythonTarget: PYTHON_313, facts.FileSha256: ""}
+    commands, _ = run_op(operations.venv_locked, fact_values, **VENV_ARGS, find_links="/opt/nextmavens/wheelhouse")
+    assert "--require-hashes --no-deps --no-index --find-links /opt/nextmavens/wheelhouse --requirement" in commands[1]
 
 
 def test_engine_apply_runs_when_inputs_change() -> None:

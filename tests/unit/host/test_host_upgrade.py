@@ -110,3 +110,25 @@ def test_a_retired_knob_in_pyinfra_host_data_is_ignored(tmp_path: Path, monkeypa
 def test_no_retired_knob_is_a_knob_again() -> None:
     """A name coming back as a knob would be dropped before validation, its value silently ignored."""
     assert not set(RETIRED_KEYS) & set(HostData.model_fields)
+
+
+def test_the_retired_apt_source_becomes_the_wheelhouse_with_a_notice(group_dir: Path) -> None:
+    # as the previous release's sandbox.py and all.py set them
+    _append(group_dir / "sandbox.py", "nextmavens_deps_from = 'apt'")
+    _append(group_dir / "all.py", "nextmavens_apt_deps = ['python3-pydantic']")
+    notices: list[str] = []
+    data = validate_groups(group_dir, ["sandbox"], notices)["sandbox"]
+    assert data.nextmavens_deps_from == "wheelhouse"
+    assert any(n.startswith("group_data/all.py: 'nextmavens_apt_deps' is no longer used") for n in notices)
+    assert any(
+        n.startswith("group_data/sandbox.py: nextmavens_deps_from = 'apt' is now nextmavens_deps_from = 'wheelhouse'")
+        for n in notices
+    ), notices
+    merged = {**data.model_dump(), "nextmavens_deps_from": "apt"}  # pyinfra's host.data holds the file's value
+    assert validate_host_data(merged, "group_data/sandbox.py") == data
+
+
+def test_an_unknown_deps_source_is_still_refused(group_dir: Path) -> None:
+    _append(group_dir / "sandbox.py", "nextmavens_deps_from = 'conda'")
+    with pytest.raises(HostDataError, match="group_data/sandbox.py: key 'nextmavens_deps_from'"):
+        validate_groups(group_dir, ["sandbox"])
