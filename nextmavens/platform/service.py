@@ -49,6 +49,15 @@ class ServiceSettings:
     # developer's machine); on the host an argv prefix such as `sudo -n <wrapper> nextmavens`, which sudoers
     # allows for the exact commands the service needs and nothing else.
     privileged_argv: tuple[str, ...] = ()
+    # Migrations run as the project's owner: each statement, and the whole request, within these times.
+    migration_statement_timeout_ms: int = 60_000
+    migration_run_timeout_s: float = 120.0
+    # A log stream ends after this long (following or not), or this much output, whichever comes first; a
+    # token holds at most this many streams at once.
+    logs_max_seconds: float = 300.0
+    logs_max_bytes: int = 8 * MIB
+    logs_max_lines: int = 50_000
+    logs_streams_per_token: int = 2
 
 
 class ManifestSource:
