@@ -20,6 +20,7 @@ from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifes
 from nextmavens.monitor.state import load_json
 from nextmavens.naming import CONTROL_DATABASE
 from nextmavens.platform.catalog import Catalog, project_views
+from nextmavens.platform.logstream import StreamSlots
 from nextmavens.platform.ratelimit import FailureLimiter
 
 log = logging.getLogger("nextmavens.platform")
@@ -118,6 +119,7 @@ class Service:
         self.manifests = ManifestSource(settings.projects_dir, settings.manifest_recheck_s)
         self.limiter = FailureLimiter(settings.auth_burst, settings.auth_refill_s)
         self._limiter_lock = threading.Lock()
+        self.log_streams = StreamSlots(settings.logs_streams_per_token)
         self._catalog_lock = threading.Lock()
         self._health_unreadable = False
         self._applied: list[access.AppliedProject] | None = None
