@@ -324,22 +324,12 @@ def destroy(
 @click.argument("service")
 @click.option("--since", default=None, help="10m, 2h, 1d or an RFC 3339 time.")
 @click.option("--follow", is_flag=True, help="Keep printing new lines until stopped.")
-@projects_option
-@connection_options
-def container_logs(
-    project: str,
-    service: str,
-    since: str | None,
-    follow: bool,
-    projects_dir: Path,
-    dsn: str | None,
-    master_key: Path,
-    lock_timeout: float,
-) -> None:
+def container_logs(project: str, service: str, since: str | None, follow: bool) -> None:
     """Print a project's service log (rest, auth or storage) with timestamps, as `docker logs` does.
 
-    The platform service runs this as root through sudo with a request's arguments: it reads only the container
-    of a declared and applied project's service, with no option but these."""
+    The platform service runs this as root through sudo with a request's arguments, so it takes no option but
+    these: the manifests and the control database are the ones NEXTMAVENS_PROJECTS and NEXTMAVENS_DSN name (the
+    host's wrapper sets them), and it reads only the container of a declared and applied project's service."""
     import os
     from datetime import UTC, datetime
 
@@ -348,14 +338,16 @@ def container_logs(
     from nextmavens.control.store import access
     from nextmavens.dockerenv import docker_environment
 
-    engine = make_engine(dsn, master_key, lock_timeout)
+    dsn = os.environ.get("NEXTMAVENS_DSN")
+    if not dsn:
+        raise Failure("no database connection: set NEXTMAVENS_DSN")
     try:
         org, ref = split_project(project)
         cutoff = None if since is None else parse_since(since, datetime.now(UTC))
-        declared = load(projects_dir).by_key(f"{org}/{ref}")
+        declared = load(Path(os.environ.get("NEXTMAVENS_PROJECTS", "projects"))).by_key(f"{org}/{ref}")
 
         def applied() -> bool:
-            with connect_control(engine.config.dsn) as conn:
+            with connect_control(dsn) as conn:
                 return any((p.org, p.ref) == (org, ref) for p in access.applied_projects(conn))
 
         target = log_target(org, ref, service, declared.manifest if declared else None, run_engine(applied))

@@ -207,6 +207,8 @@ def test_the_command_checks_every_argument_then_becomes_docker_logs(
         (("../etc", "rest"), "ORG/REF"),
         (("acme/shop", "rest", "--since", "--volumes"), "since takes"),
         (("acme/shop", "rest", "--tail", "5"), "No such option"),
+        (("acme/shop", "rest", "--projects", "/tmp"), "No such option"),
+        (("acme/shop", "rest", "--dsn", "postgresql://elsewhere"), "No such option"),
     ):
         refused = container_logs(platform_stage, *args)
         assert refused.returncode != 0 and says in refused.stderr, (args, refused.stderr)
