@@ -25,7 +25,7 @@ from nextmavens.platform.authz import Action
 from nextmavens.platform.logstream import Bounds, EventStream, start
 from nextmavens.platform.models import ERRORS, ErrorBody
 from nextmavens.platform.routes import OrgSlug, ProjectRef
-from nextmavens.platform.routes.projects import visible_project
+from nextmavens.platform.routes.projects import not_applied, visible_project
 from nextmavens.platform.service import Service
 
 router = APIRouter(tags=["logs"], responses=ERRORS)
@@ -37,7 +37,7 @@ STREAM = (
 )
 LOG_ERRORS: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": STREAM},
-    409: {"model": ErrorBody, "description": "The project is not applied, or has no such service"},
+    409: {"model": ErrorBody, "description": "The project is not applied (not_applied), or has no such service"},
     429: {"model": ErrorBody, "description": "This token already holds its limit of open log streams"},
     503: {"model": ErrorBody, "description": "The host cannot read container logs (no docker, no privilege)"},
 }
@@ -56,11 +56,13 @@ def checked_target(
             raise ApiError(422, "invalid_request", f"since: {exc}") from None
     manifests = service.manifests.current()
     declared = manifests.by_key(f"{org}/{ref}") if manifests else None
+    applied = view.applied_state is not None
     try:
-        target = log_target(org, ref, name, declared.manifest if declared else None, view.applied_state is not None)
+        target = log_target(org, ref, name, declared.manifest if declared else None, applied)
     except LogsRefused as exc:
-        audit_call(service, caller, action.value, "refused", org, ref, {"service": name})
-        raise ApiError(409, "no_such_service", str(exc)) from None
+        refused = ApiError(409, "no_such_service", str(exc)) if applied else not_applied(org, ref)
+        audit_call(service, caller, action.value, "refused", org, ref, {"service": name, "error": refused.code})
+        raise refused from None
     return target, since
 
 

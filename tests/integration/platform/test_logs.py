@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.integration.platform.harness import PlatformStage, bearer, fake_docker, running_service
+from tests.support.projects import write_project
 
 PATH = "/v1/projects/acme/shop/logs"
 
@@ -213,3 +214,19 @@ def test_the_command_checks_every_argument_then_becomes_docker_logs(
         refused = container_logs(platform_stage, *args)
         assert refused.returncode != 0 and says in refused.stderr, (args, refused.stderr)
     assert not (docker / "argv").exists()
+
+
+def test_a_declared_but_unapplied_project_has_no_logs_or_migrations_yet(
+    platform_stage: PlatformStage, docker: Path
+) -> None:
+    path = write_project(platform_stage.stage.projects, "acme", "fresh")
+    try:
+        headers = bearer(platform_stage, "dev@acme.test")
+        for url, params in (
+            ("/v1/projects/acme/fresh/logs", {"service": "rest"}),
+            ("/v1/projects/acme/fresh/migrations", {}),
+        ):
+            answer = httpx.get(f"{platform_stage.url}{url}", params=params, headers=headers)
+            assert answer.status_code == 409 and answer.json()["error"]["code"] == "not_applied", answer.text
+    finally:
+        path.unlink()
