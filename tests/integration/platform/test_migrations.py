@@ -90,7 +90,7 @@ def test_a_failing_migration_rolls_back_with_its_row_and_stops_the_run(
         client,
         dev,
         (V1, "who", WHO),
-        (V2, "fine", "create table public.fine (id int)"),
+        (V2, "fine", "create table public.fine (id int);\n-- a trailing note\n"),
         (V3, "broken", "create table public.half (id int); select 1/0"),
         (V4, "later", "create table public.later (id int)"),
     )
