@@ -319,6 +319,46 @@ def destroy(
     ui.out.print(f"Removed {project} from the edge (its storage files and volumes are kept).")
 
 
+@main.command("container-logs")
+@click.argument("project")
+@click.argument("service")
+@click.option("--since", default=None, help="10m, 2h, 1d or an RFC 3339 time.")
+@click.option("--follow", is_flag=True, help="Keep printing new lines until stopped.")
+def container_logs(project: str, service: str, since: str | None, follow: bool) -> None:
+    """Print a project's service log (rest, auth or storage) with timestamps, as `docker logs` does.
+
+    The platform service runs this as root through sudo with a request's arguments, so it takes no option but
+    these: the manifests and the control database are the ones NEXTMAVENS_PROJECTS and NEXTMAVENS_DSN name (the
+    host's wrapper sets them), and it reads only the container of a declared and applied project's service."""
+    import os
+    from datetime import UTC, datetime
+
+    from nextmavens.containerlogs import LogsRefused, docker_logs_argv, log_target, parse_since, split_project
+    from nextmavens.control.db import connect_control
+    from nextmavens.control.store import access
+    from nextmavens.dockerenv import docker_environment
+
+    dsn = os.environ.get("NEXTMAVENS_DSN")
+    if not dsn:
+        raise Failure("no database connection: set NEXTMAVENS_DSN")
+    try:
+        org, ref = split_project(project)
+        cutoff = None if since is None else parse_since(since, datetime.now(UTC))
+        declared = load(Path(os.environ.get("NEXTMAVENS_PROJECTS", "projects"))).by_key(f"{org}/{ref}")
+
+        def applied() -> bool:
+            with connect_control(dsn) as conn:
+                return any((p.org, p.ref) == (org, ref) for p in access.applied_projects(conn))
+
+        target = log_target(org, ref, service, declared.manifest if declared else None, run_engine(applied))
+    except LogsRefused as exc:
+        raise Failure(str(exc)) from None
+    argv = docker_logs_argv(target, cutoff, follow)
+    sys.stdout.flush()
+    # Replaced by docker itself: a signal to this process (sudo relays the caller's) reaches docker directly.
+    os.execvpe(argv[0], argv, docker_environment())  # noqa: S606 - argv built from checked values only
+
+
 def register_optional_commands() -> None:
     """Commands that live beside the engine: schema export, backups, monitoring, doctor; then those other installed
     distributions add (a development install's sandbox and local database)."""

@@ -104,3 +104,13 @@ def overlong_identifiers(ref: str) -> list[tuple[str, str]]:
         for what, name in project_names(ref).all_identifiers().items()
         if len(name.encode()) > PG_IDENTIFIER_MAX_BYTES
     ]
+
+
+def compose_project_name(ref: str) -> str:
+    """The docker compose project holding the project's containers (rest, auth, storage)."""
+    return f"nm-{ref}"
+
+
+def service_container(ref: str, service: str) -> str:
+    """The container compose names for one of the project's services (its only replica)."""
+    return f"{compose_project_name(ref)}-{service}-1"

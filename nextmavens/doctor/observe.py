@@ -30,7 +30,7 @@ from nextmavens.edge.clients.tenants import (
 )
 from nextmavens.edge.inputs import EdgeProject, project_hostnames, served
 from nextmavens.edge.kong import AUTH_PORT, kong_json, render_kong
-from nextmavens.edge.services import compose_project_name
+from nextmavens.naming import compose_project_name
 
 TIMEOUT_S = 10.0
 

@@ -12,8 +12,8 @@ from nextmavens.edge.certs import CertbotDirs, system_resolver
 from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
 from nextmavens.edge.nginx import NginxApplier
-from nextmavens.edge.services import compose_project_name
 from nextmavens.edge.settingsfile import EdgeConfigError, EdgeHost
+from nextmavens.naming import compose_project_name
 from nextmavens.runner import Runner, run_command
 
 

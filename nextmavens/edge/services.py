@@ -25,7 +25,7 @@ from nextmavens.edge.settings import GOTRUE_MB, POSTGREST_MB, STORAGE_MB, EdgeSe
 from nextmavens.files import write_atomic
 from nextmavens.keys import ProjectSecrets
 from nextmavens.manifest.models import ProjectManifest
-from nextmavens.naming import project_names
+from nextmavens.naming import compose_project_name, project_names
 
 from .memory import GOTRUE_POOL, POSTGREST_POOL, STORAGE_POOL
 
@@ -51,10 +51,6 @@ def _healthcheck(command: list[str]) -> dict[str, Any]:
         "start_period": "10s",
         "start_interval": "1s",
     }
-
-
-def compose_project_name(ref: str) -> str:
-    return f"nm-{ref}"
 
 
 def _limit_mb(footprint: int) -> int:

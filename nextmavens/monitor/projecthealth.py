@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from nextmavens.edge.services import compose_project_name
+from nextmavens.naming import compose_project_name
 
 # The health timer runs every 5 minutes: a record older than three runs says the monitor stopped.
 STALE_AFTER_S = 15 * 60

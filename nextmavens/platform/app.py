@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from nextmavens.control.crypto import MasterKeyError
 from nextmavens.platform.auth import ApiError, service_of
 from nextmavens.platform.models import ErrorBody
-from nextmavens.platform.routes import me, memberwrites, orgs, projects, projectwrites, tokens
+from nextmavens.platform.routes import logs, me, memberwrites, migrations, orgs, projects, projectwrites, tokens
 from nextmavens.platform.service import Service, ServiceSettings
 
 log = logging.getLogger("nextmavens.platform")
@@ -176,7 +176,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
             conn.execute("SELECT 1")
         return {"status": "ok"}
 
-    for router in (me.router, projects.router, tokens.router, orgs.router):
+    for router in (me.router, projects.router, logs.router, migrations.router, tokens.router, orgs.router):
         app.include_router(router)
     for writes in (projectwrites.router, memberwrites.router):  # the writes through the manifest repository
         app.include_router(writes)

@@ -20,6 +20,7 @@ from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifes
 from nextmavens.monitor.state import load_json
 from nextmavens.naming import CONTROL_DATABASE
 from nextmavens.platform.catalog import Catalog, project_views
+from nextmavens.platform.logstream import StreamSlots
 from nextmavens.platform.ratelimit import FailureLimiter
 
 log = logging.getLogger("nextmavens.platform")
@@ -49,6 +50,15 @@ class ServiceSettings:
     # developer's machine); on the host an argv prefix such as `sudo -n <wrapper> nextmavens`, which sudoers
     # allows for the exact commands the service needs and nothing else.
     privileged_argv: tuple[str, ...] = ()
+    # Migrations run as the project's owner: each statement, and the whole request, within these times.
+    migration_statement_timeout_ms: int = 60_000
+    migration_run_timeout_s: float = 120.0
+    # A log stream ends after this long (following or not), or this much output, whichever comes first; a
+    # token holds at most this many streams at once.
+    logs_max_seconds: float = 300.0
+    logs_max_bytes: int = 8 * MIB
+    logs_max_lines: int = 50_000
+    logs_streams_per_token: int = 2
 
 
 class ManifestSource:
@@ -109,6 +119,7 @@ class Service:
         self.manifests = ManifestSource(settings.projects_dir, settings.manifest_recheck_s)
         self.limiter = FailureLimiter(settings.auth_burst, settings.auth_refill_s)
         self._limiter_lock = threading.Lock()
+        self.log_streams = StreamSlots(settings.logs_streams_per_token)
         self._catalog_lock = threading.Lock()
         self._health_unreadable = False
         self._applied: list[access.AppliedProject] | None = None

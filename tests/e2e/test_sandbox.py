@@ -529,6 +529,69 @@ def test_project_containers_run_with_memory_limits(host) -> None:
         assert c["HostConfig"]["Memory"] > 0, f"{c['Name']} runs without a memory limit"
 
 
+def test_container_logs_follows_a_project_container_on_the_host(
+    sandbox: Sandbox, host, data: dict[str, Any]
+) -> None:
+    """`nextmavens container-logs` through the host's wrapper, as sudo runs it for the platform service: requests
+    made while it follows show up in its output, and a stop signal leaves no `docker logs` behind. Then the
+    service's own streaming (logstream) with the guest as its privileged prefix: the lines arrive as events while
+    the stream is open, and the stream ends at its time bound."""
+    import asyncio
+    import threading
+
+    from nextmavens.containerlogs import command_argv
+    from nextmavens.platform.logstream import Bounds, start, stream_events
+
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    key = _keys(host, data, "acme/shop")["anon_key"]
+    name = f"shop.{data['api_domain']}"
+
+    def requests(probe: str) -> None:
+        for _ in range(3):
+            sandbox.run(
+                f"curl -sS -m 5 -o /dev/null -H 'Host: {name}' -H 'apikey: {key}' http://127.0.0.1/rest/v1/{probe}"
+            )
+            time.sleep(0.5)
+
+    probe = f"logs-probe-{int(time.time())}"
+    followed = host.run(
+        f"timeout -s TERM 10 {wrapper} nextmavens container-logs acme/shop rest --since 1m --follow"
+        f" > /tmp/nm-logs-e2e.out 2>&1 & sleep 4; "
+        + "; ".join(
+            f"curl -sS -m 5 -o /dev/null -H 'Host: {name}' -H 'apikey: {key}' http://127.0.0.1/rest/v1/{probe}"
+            for _ in range(3)
+        )
+        + "; wait; cat /tmp/nm-logs-e2e.out; rm -f /tmp/nm-logs-e2e.out"
+    )
+    assert probe in followed.stdout, followed.stdout[-3000:] + followed.stderr[-2000:]
+    assert re.search(rf"^20\d\d-\d\d-\d\dT[\d:.]+Z .*{probe}", followed.stdout, re.M), followed.stdout[-2000:]
+    assert host.run("pgrep -f 'docker logs --timestamp[s]'").rc == 1, "a docker logs process outlived its command"
+    refused = host.run(f"{wrapper} nextmavens container-logs acme/shop rest --since '1m --volumes'")
+    assert refused.rc != 0 and "since takes" in refused.stderr
+
+    # The service's path: privileged_argv (here: into the guest, with a terminal so the remote end stops with it).
+    prefix = [*(arg if arg != "-T" else "-tt" for arg in sandbox.ssh_argv()), "--", wrapper, "nextmavens"]
+    probe = f"stream-probe-{int(time.time())}"
+    started = time.monotonic()
+    later = threading.Timer(4, requests, (probe,))
+
+    async def collect() -> list[tuple[float, bytes]]:
+        child = await start([*prefix, *command_argv("acme", "shop", "rest", None, True)], os.environ)
+        later.start()
+        stream = stream_events(child, Bounds(12, 1 << 20, 10_000))
+        return [(time.monotonic() - started, chunk) async for chunk in stream]
+
+    received = asyncio.run(collect())
+    later.join()
+    arrived = [at for at, chunk in received if chunk.startswith(b"data: ") and probe.encode() in chunk]
+    assert arrived and all(4 < at < 11.5 for at in arrived), [(at, chunk[:120]) for at, chunk in received][-20:]
+    assert received[-1][1].startswith(b'event: end\ndata: {"reason": "max_seconds"'), received[-1]
+    deadline = time.monotonic() + 10
+    while host.run("pgrep -f 'docker logs --timestamp[s]'").rc != 1:
+        assert time.monotonic() < deadline, "the guest's docker logs outlived the stream"
+        time.sleep(0.5)
+
+
 def test_keys_rotate_on_the_host_revokes_the_old_key_at_the_edge(host, data: dict[str, Any]) -> None:
     """After `keys rotate`, nginx -> Kong refuses the old key and passes the new one, and
     the project's REST container runs with the new JWT secret."""

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from nextmavens.control.locks import LockTimeout
 from nextmavens.control.store import backups as records
 from nextmavens.engine.session import NotApplied
+from nextmavens.keys import ProjectSecrets
 from nextmavens.keysview import api_url, iso_time, project_access
 from nextmavens.monitor.projecthealth import project_health
 from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, guard, refuse_missing, service_of
@@ -33,6 +34,15 @@ EDGE_NOT_CONVERGED = (
 
 def not_applied(org: str, ref: str) -> ApiError:
     return ApiError(409, "not_applied", f"{org}/{ref} has no keys yet: it is declared but not applied")
+
+
+def applied_secrets(service: Service, org: str, ref: str) -> ProjectSecrets:
+    """The project's keys and passwords as the engine holds them; 409 when it was never applied (under `org`)."""
+    with service.engine.secrets() as store:
+        secrets = store.project_secrets(ref) if store.project_org(ref) == org else None
+    if secrets is None:
+        raise not_applied(org, ref)
+    return secrets
 
 
 def visible_project(service: Service, caller: Caller, action: Action, org: str, ref: str) -> ProjectView:
@@ -85,10 +95,7 @@ def get_keys(
     """The API URL and anon key; the service_role key too for admins and owners. Never the JWT secret."""
     service = service_of(request)
     visible_project(service, caller, Action.READ_ANON_KEY, org, ref)
-    with service.engine.secrets() as store:
-        secrets = store.project_secrets(ref) if store.project_org(ref) == org else None
-    if secrets is None:
-        raise not_applied(org, ref)
+    secrets = applied_secrets(service, org, ref)
     view = project_access(ref, secrets, service.settings.dsn, service.settings.api_domain)
     keys = {field: view[field] for field in ANON_FIELDS}
     if decide(caller.roles, caller.scope, Action.READ_SERVICE_KEY, org, ref) is Decision.ALLOW:

@@ -10,6 +10,7 @@ import pytest
 from tests.integration.platform.harness import (
     PlatformStage,
     captured_logs,
+    fake_docker,
     running_service,
     service_settings,
     write_manifests,
@@ -25,5 +26,9 @@ def platform_stage(pg_template: Any) -> Iterator[PlatformStage]:
         write_manifests(projects)
         stage = Stage(server=server, projects=projects, master_key=base / "keys" / "master.key")
         stage.apply()
-        with captured_logs() as logs, running_service(service_settings(stage)) as url:
+        with (
+            fake_docker(base / "fake-docker"),
+            captured_logs() as logs,
+            running_service(service_settings(stage)) as url,
+        ):
             yield PlatformStage(stage=stage, url=url, logs=logs)

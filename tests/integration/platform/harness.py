@@ -5,6 +5,7 @@ log line the service writes kept for inspection."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import threading
 import time
@@ -172,3 +173,32 @@ def repository_stage(
         applied.apply()
         with captured_logs() as logs, running_service(service_settings(applied, **overrides)) as url:
             yield PlatformStage(stage=applied, url=url, logs=logs)
+
+
+# A stand-in for `docker` (a real executable): records its argv and pid in its folder, prints `count` lines and one
+# on stderr; following, it prints a tick every 0.1 s until stopped.
+FAKE_DOCKER = """#!/bin/sh
+printf '%s\\n' "$@" > "{folder}/argv"
+echo $$ > "{folder}/pid"
+count=$(cat "{folder}/count" 2>/dev/null || echo 5)
+i=0
+while [ "$i" -lt "$count" ]; do echo "2025-01-01T00:00:0${{i}}Z line $i"; i=$((i + 1)); done
+echo "an error on stderr" >&2
+case " $* " in *" --follow "*) while :; do echo "tick $i"; i=$((i + 1)); sleep 0.1; done ;; esac
+exit 0
+"""
+
+
+@contextmanager
+def fake_docker(folder: Path, name: str = "docker") -> Iterator[Path]:
+    """`name` (the stand-in) first on PATH until the block ends; yields its folder (argv, pid, count files)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    program = folder / name
+    program.write_text(FAKE_DOCKER.format(folder=folder))
+    program.chmod(0o755)
+    before = os.environ["PATH"]
+    os.environ["PATH"] = f"{folder}{os.pathsep}{before}"
+    try:
+        yield folder
+    finally:
+        os.environ["PATH"] = before

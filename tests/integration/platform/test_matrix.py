@@ -52,6 +52,19 @@ CALLS = {
     "suspend": Call("PATCH", "/v1/projects/acme/shop", {"state": "suspended"}, write=True),
     "set_members": Call("PUT", "/v1/orgs/acme/members", [{"email": "owner@acme.test", "role": "owner"}], write=True),
     "audit": Call("GET", "/v1/orgs/acme/audit"),
+    "logs": Call("GET", "/v1/projects/acme/shop/logs?service=rest"),
+    "crm_logs": Call("GET", "/v1/projects/acme/crm/logs?service=auth"),
+    "migrations": Call("GET", "/v1/projects/acme/shop/migrations"),
+    # The first allowed caller applies it; the others find it applied (200, audited all the same).
+    "migrate": Call(
+        "POST",
+        "/v1/projects/acme/shop/migrations",
+        {"migrations": [{"version": "20250101000000", "name": "matrix", "sql": "create table matrix (id int)"}]},
+        write=True,
+    ),
+    "migrate_web": Call(
+        "POST", "/v1/projects/globex/web/migrations", {"migrations": [], "include_all": True}, write=True
+    ),
 }
 
 PERSONAS = ["owner", "admin", "developer", "outsider", "dev_ro", "owner_ro", "dev_shop", "admin_shop"]
@@ -77,6 +90,11 @@ EXPECTED = {
     "suspend": [409, 409, 403, 404, 403, 403, 403, 409],
     "set_members": [409, 403, 403, 404, 403, 403, 403, 403],
     "audit": [200, 403, 403, 404, 403, 200, 403, 403],
+    "logs": [200, 200, 200, 404, 200, 200, 200, 200],
+    "crm_logs": [200, 200, 200, 404, 200, 200, 404, 404],
+    "migrations": [200, 200, 200, 404, 200, 200, 200, 200],
+    "migrate": [200, 200, 200, 404, 403, 403, 200, 200],
+    "migrate_web": [404, 404, 404, 200, 404, 404, 404, 404],
 }
 UNAUTHENTICATED = ["expired", "revoked", "unknown", "malformed", "missing"]
 
