@@ -77,6 +77,16 @@ def plan_migrations(local: Iterable[Migration], applied: Iterable[str], include_
         seen.add(migration.version)
     history = set(applied)
     pending = [m for m in wanted if m.version not in history]
+    for migration in pending:
+        ending = next((st for st in split_statements(migration.sql) if ends_transaction(st)), None)
+        if ending is not None:
+            raise PlanRefused(
+                "transaction_control",
+                f"migration {migration.version} has a statement that ends or opens a transaction"
+                f" ({_first_words(ending)!r}): each migration runs in one transaction with its history row,"
+                " so a COMMIT there would keep half of it; remove it",
+                [migration.version],
+            )
     skipped = [m.version for m in wanted if m.version in history]
     if include_all:
         return MigrationPlan(pending, skipped)
@@ -145,6 +155,38 @@ def split_statements(text: str) -> list[str]:
         index += 1
     _keep(statements, text[start:])
     return statements
+
+
+# Top-level statements that end (or open) the transaction a migration runs in. ROLLBACK TO SAVEPOINT stays
+# inside it; COMMIT/ROLLBACK inside a DO block or procedure fail by themselves within a transaction block.
+_TRANSACTION_CONTROL = re.compile(
+    r"^(begin|start\s+transaction|commit|end|abort|prepare\s+transaction|rollback(?!\s+(?:work\s+|transaction\s+)?to\b))\b",
+    re.IGNORECASE,
+)
+
+
+def ends_transaction(statement: str) -> bool:
+    """Whether a split statement, past its leading comments, is BEGIN, COMMIT, END, ROLLBACK (not ROLLBACK TO),
+    ABORT, START TRANSACTION or PREPARE TRANSACTION."""
+    return _TRANSACTION_CONTROL.match(_past_comments(statement)) is not None
+
+
+def _past_comments(statement: str) -> str:
+    index = 0
+    while True:
+        while index < len(statement) and statement[index].isspace():
+            index += 1
+        if statement.startswith("--", index):
+            newline = statement.find("\n", index)
+            index = len(statement) if newline < 0 else newline + 1
+        elif statement.startswith("/*", index):
+            index = _block_end(statement, index)
+        else:
+            return statement[index:]
+
+
+def _first_words(statement: str) -> str:
+    return " ".join(_past_comments(statement).split()[:3])
 
 
 def _keep(statements: list[str], piece: str) -> None:

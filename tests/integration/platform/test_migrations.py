@@ -103,11 +103,14 @@ def test_a_failing_migration_rolls_back_with_its_row_and_stops_the_run(
     assert versions == [V1, V2]
 
 
-def test_a_migration_that_ends_its_transaction_fails(
+def test_a_migration_that_would_end_its_transaction_is_refused_before_anything_runs(
     platform_stage: PlatformStage, client: httpx.Client, dev: dict[str, str]
 ) -> None:
-    body = post(client, dev, (V1, "", ""), (V2, "", ""), (V3, "commits", "select 1; commit")).json()
-    assert body["failed"]["version"] == V3 and "transaction" in body["failed"]["message"]
+    answer = post(
+        client, dev, (V1, "", ""), (V2, "", ""), (V3, "commits", "create table public.early (id int); /* x */ commit")
+    )
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "transaction_control"
+    assert "early" not in {r[0] for r in crm(platform_stage, "SELECT tablename FROM pg_tables")}
     assert V3 not in [r[0] for r in crm(platform_stage, "SELECT version FROM supabase_migrations.schema_migrations")]
 
 

@@ -9,6 +9,7 @@ from nextmavens.platform.migrationplan import (
     PlanRefused,
     VersionError,
     check_version,
+    ends_transaction,
     plan_migrations,
     split_statements,
 )
@@ -83,3 +84,45 @@ def test_unterminated_text_stays_one_statement_and_blank_text_none() -> None:
     assert split_statements("select $$ open; dollar") == ["select $$ open; dollar"]
     assert split_statements(" \n ;; \n") == []
     assert split_statements("select a$b; select 2") == ["select a$b", "select 2"]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COMMIT",
+        "commit work",
+        "-- done\nEND",
+        "/* a /* nested */ b */ rollback",
+        "Begin",
+        "start transaction",
+        "ABORT",
+        "prepare transaction 'x'",
+    ],
+)
+def test_statements_that_end_or_open_the_transaction_are_seen(statement: str) -> None:
+    assert ends_transaction(statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "rollback to savepoint a",
+        "ROLLBACK TRANSACTION TO a",
+        "savepoint a",
+        "create table commits (id int)",
+        "do $$ begin commit; end $$",
+        "-- commit\nselect 1",
+        "endpoint_check()",
+    ],
+)
+def test_other_statements_are_not(statement: str) -> None:
+    assert not ends_transaction(statement)
+
+
+def test_a_pending_migration_with_a_commit_refuses_the_whole_plan() -> None:
+    local = [Migration("20260101000000", "a", "select 1"), Migration("20260102000000", "b", "select 1;\ncommit;")]
+    with pytest.raises(PlanRefused) as refused:
+        plan_migrations(local, [], include_all=False)
+    assert refused.value.code == "transaction_control" and refused.value.versions == ["20260102000000"]
+    # an already applied one is history: not looked at again
+    assert plan_migrations(local, ["20260101000000", "20260102000000"], include_all=False).pending == []
