@@ -22,6 +22,7 @@ from nextmavens.whatsapp.instances import (
     hook_url,
     instance_changes,
     observed_from_row,
+    orphan_notice,
     orphans,
 )
 
@@ -78,10 +79,7 @@ def converge_whatsapp(
     for project in sorted(projects, key=lambda p: p.ref):
         declared = [i.name for i in project.manifest.whatsapp.instances]
         for name in orphans(project.ref, declared, observed):
-            report.warnings.append(
-                f"{project.ref}: whatsapp instance {name} is no longer declared; left alone (remove it with "
-                f"`nextmavens whatsapp delete {project.org}/{project.ref} {name.split('--', 1)[1]} --confirm ...`)"
-            )
+            report.warnings.append(f"{project.ref}: whatsapp instance {name} is {orphan_notice(project.org, name)}")
         if project.state != "active":
             continue
         wanted, missing = desired_instances(project, hooks_url)

@@ -161,6 +161,18 @@ def settings_differences(observed: Mapping[str, Any] | None) -> list[str]:
     return [key for key, value in SETTINGS.items() if observed.get(key) is not value]
 
 
+def orphan_notice(org: str, evolution_name: str) -> str:
+    """What an orphan report says about an instance no longer declared, with the command that removes it."""
+    owner = evolution_instance_owner(evolution_name)
+    if owner is None:
+        return "not one of the platform's"
+    project = f"{org}/{owner[0]}"
+    return (
+        f"no longer declared; left alone (remove it: nextmavens whatsapp delete {project} {owner[1]} "
+        f"--confirm {project}/{owner[1]})"
+    )
+
+
 def orphans(ref: str, declared: Iterable[str], observed_names: Iterable[str]) -> list[str]:
     """Evolution names of this project's instances that its manifest no longer declares (left alone)."""
     wanted = set(declared)

@@ -15,6 +15,7 @@ from nextmavens.whatsapp.instances import (
     ObservedInstance,
     instance_changes,
     observed_from_row,
+    orphan_notice,
     orphans,
 )
 from nextmavens.whatsapp.view import instance_rows
@@ -128,3 +129,10 @@ def test_show_rows_join_sealed_secrets_with_evolution() -> None:
     assert rows[2]["webhook_url"] == "http://hooks/x" and rows[2]["number"] == "5511999"
     assert set(rows[0]) == {"name", "evolution_name", "state", "number", "webhook_url", "token", "webhook_secret"}
     assert [r["state"] for r in instance_rows("shop", sealed, None, {})] == ["unknown", "unknown"]
+
+
+def test_an_orphan_notice_names_the_exact_delete_command() -> None:
+    assert orphan_notice("acme", "shop-eu--old-line") == (
+        "no longer declared; left alone (remove it: nextmavens whatsapp delete acme/shop-eu old-line "
+        "--confirm acme/shop-eu/old-line)"
+    )
