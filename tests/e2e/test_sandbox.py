@@ -451,11 +451,15 @@ def test_the_example_projects_are_applied_on_the_host(host, data: dict[str, Any]
 def test_the_example_whatsapp_instance_is_in_evolution_and_a_second_apply_changes_nothing(
     host, data: dict[str, Any]
 ) -> None:
-    """projects/acme/shop.yaml declares `orders`: the deploy's apply created it in the Evolution stand-in (its
-    container), with the token and webhook secret sealed in the control database."""
+    """projects/acme/shop.yaml declares `orders`: apply converges it in the Evolution stand-in (its container),
+    with the token and webhook secret sealed in the control database. Applied here first: the break-and-repair
+    test stops the Evolution container, and the repair's converge runs no apply (nothing it hashes changed)."""
     from shlex import quote
 
     wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    first = host.run(f"{wrapper} nextmavens apply --yes")
+    assert first.rc == 0, first.stderr
+    assert "whatsapp instance shop--orders" in first.stdout, first.stdout
     shown = host.run(f"{wrapper} nextmavens whatsapp show acme/shop --json")
     assert shown.rc == 0, shown.stderr
     rows = {r["name"]: r for r in json.loads(shown.stdout)["instances"]}

@@ -98,9 +98,9 @@ class RealtimeStandIn(_TenantsStandIn):
 class EvolutionStandIn(StandIn):
     """Evolution API 2.3.7's instance, webhook and settings routes behind the `apikey` header. STAND-IN."""
 
-    def __init__(self, api_key: str, client_name: str = "nextmavens") -> None:
+    def __init__(self, api_key: str, client_name: str = "nextmavens", state_file: str | None = None) -> None:
         super().__init__(None)
-        self.api = IMAGE.Evolution(api_key, client_name)
+        self.api = IMAGE.Evolution(api_key, client_name, state_file)
 
     @property
     def instances(self) -> dict[str, dict[str, Any]]:

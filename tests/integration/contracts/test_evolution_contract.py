@@ -7,6 +7,7 @@ failed create whose name stays taken for a moment."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -183,3 +184,11 @@ def test_contract_stand_in_reads_the_pinned_facts() -> None:
     facts = pinned_evolution()
     assert facts.routes["create"] == ("POST", "/instance/create")
     assert EvolutionStandIn(KEY).api.facts is facts
+
+
+
+def test_stand_in_instances_outlive_a_restart_with_a_state_file(tmp_path: Path) -> None:
+    state = str(tmp_path / "evolution.json")
+    with serve(EvolutionStandIn(KEY, state_file=state)) as url:
+        _api(url).create(_desired().create_body(), _desired().secrets())
+    assert EvolutionStandIn(KEY, state_file=state).instances["shop--orders"]["token"] == TOKEN

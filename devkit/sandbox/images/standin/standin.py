@@ -231,16 +231,27 @@ def evolution_error(status, message):
 
 class Evolution:
     """The instance routes the platform uses. `fail_creates`: that many creates fail with 400 after the name
-    was taken, and the name stays taken for one more create (2.3.7 removes a failed create asynchronously)."""
+    was taken, and the name stays taken for one more create (2.3.7 removes a failed create asynchronously).
+    With `state_file`, instances outlive a restart of the container (2.3.7 keeps them in its database)."""
 
-    def __init__(self, api_key, client_name):
+    def __init__(self, api_key, client_name, state_file=None):
         self.facts = facts.pinned_evolution()
         self.key = api_key
         self.client_name = client_name
+        self.state_file = state_file
         self.instances = {}
+        if state_file and os.path.exists(state_file):
+            with open(state_file) as f:
+                self.instances = json.load(f)
         self.dying = set()
         self.fail_creates = 0
         self.lock = threading.Lock()
+
+    def _save(self):
+        if self.state_file:
+            with open(self.state_file + ".tmp", "w") as f:
+                json.dump(self.instances, f)
+            os.replace(self.state_file + ".tmp", self.state_file)
 
     def _authorised(self, key, name, route):
         if not key:
@@ -278,7 +289,10 @@ class Evolution:
                 body = json.loads(raw) if raw else {}
             except ValueError:
                 return evolution_error(400, "Unexpected token in JSON")
-            return getattr(self, "_" + route)(name, body, query, headers.get("apikey"))
+            answer = getattr(self, "_" + route)(name, body, query, headers.get("apikey"))
+            if method != "GET":
+                self._save()
+            return answer
 
     def _create(self, _, body, query, key):
         if not isinstance(body, dict) or not isinstance(body.get("instanceName"), str) or not body["instanceName"]:
@@ -675,7 +689,11 @@ def main():
     if ROLE in ("supavisor", "realtime"):
         STATE["tenants"] = Tenants(ROLE)
     if ROLE == "evolution":
-        STATE["evolution"] = Evolution(ENV["AUTHENTICATION_API_KEY"], ENV.get("DATABASE_CONNECTION_CLIENT_NAME", ""))
+        STATE["evolution"] = Evolution(
+            ENV["AUTHENTICATION_API_KEY"],
+            ENV.get("DATABASE_CONNECTION_CLIENT_NAME", ""),
+            ENV.get("STANDIN_STATE_FILE", "/tmp/standin-evolution.json"),  # noqa: S108 - the container's own /tmp
+        )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     servers = [ThreadingHTTPServer(address, Handler) for address in listeners()]
     for s in servers:
