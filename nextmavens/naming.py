@@ -55,6 +55,33 @@ def pg_name(ref: str) -> str:
     return ref.replace("-", "_")
 
 
+# Evolution API instance names are unique across its whole database, which every project shares. Refs are
+# unique across all orgs (manifest loader), and neither a ref nor an instance name may hold "--" (their
+# patterns allow single hyphens only), so joining them with "--" can never give two (ref, instance) pairs the
+# same name: with a single hyphen, ref `shop-eu` + `main` and ref `shop` + `eu-main` would both be
+# `shop-eu-main`.
+EVOLUTION_NAME_SEPARATOR = "--"
+
+
+def evolution_instance_name(ref: str, instance: str) -> str:
+    """The instance's name in the shared Evolution API."""
+    return f"{ref}{EVOLUTION_NAME_SEPARATOR}{instance}"
+
+
+def evolution_instance_owner(name: str) -> tuple[str, str] | None:
+    """(ref, instance) of an Evolution name made by `evolution_instance_name`; None for any other name."""
+    ref, separator, instance = name.partition(EVOLUTION_NAME_SEPARATOR)
+    if not separator or not ref or not instance or EVOLUTION_NAME_SEPARATOR in instance:
+        return None
+    return ref, instance
+
+
+def whatsapp_secret_names(instance: str) -> tuple[str, str]:
+    """Names, in the project's secret scope, of an instance's Evolution token and its webhook secret (the
+    `jwt_key` Evolution signs each webhook with)."""
+    return f"whatsapp-token:{instance}", f"whatsapp-webhook-secret:{instance}"
+
+
 @dataclass(frozen=True)
 class ProjectNames:
     """Every cluster-level name one project owns."""
@@ -102,30 +129,3 @@ def overlong_identifiers(ref: str) -> list[tuple[str, str]]:
         for what, name in project_names(ref).all_identifiers().items()
         if len(name.encode()) > PG_IDENTIFIER_MAX_BYTES
     ]
-
-
-# Evolution API instance names are unique across its whole database, which every project shares. Refs are
-# unique across all orgs (manifest loader), and neither a ref nor an instance name may hold "--" (their
-# patterns allow single hyphens only), so joining them with "--" can never give two (ref, instance) pairs the
-# same name: with a single hyphen, ref `shop-eu` + `main` and ref `shop` + `eu-main` would both be
-# `shop-eu-main`.
-EVOLUTION_NAME_SEPARATOR = "--"
-
-
-def evolution_instance_name(ref: str, instance: str) -> str:
-    """The instance's name in the shared Evolution API."""
-    return f"{ref}{EVOLUTION_NAME_SEPARATOR}{instance}"
-
-
-def evolution_instance_owner(name: str) -> tuple[str, str] | None:
-    """(ref, instance) of an Evolution name made by `evolution_instance_name`; None for any other name."""
-    ref, separator, instance = name.partition(EVOLUTION_NAME_SEPARATOR)
-    if not separator or not ref or not instance or EVOLUTION_NAME_SEPARATOR in instance:
-        return None
-    return ref, instance
-
-
-def whatsapp_secret_names(instance: str) -> tuple[str, str]:
-    """Names, in the project's secret scope, of an instance's Evolution token and its webhook secret (the
-    `jwt_key` Evolution signs each webhook with)."""
-    return f"whatsapp-token:{instance}", f"whatsapp-webhook-secret:{instance}"
