@@ -125,6 +125,10 @@ evolution_database = "evolution"  # Evolution API's own database (and role) in t
 evolution_server_url = "http://127.0.0.1:8080"  # Public URL Evolution echoes in webhooks.
 evolution_client_name = "nextmavens"  # DATABASE_CONNECTION_CLIENT_NAME: scopes instances to this host.
 evolution_qrcode_limit = 30  # QR refreshes before Evolution gives up on a pairing (~20 min).
+# The platform service as the Evolution container reaches it (scheme://host:port, no path): each WhatsApp
+# instance's webhook posts to <this>/hooks/evolution/<org>/<ref>/<instance>. host.docker.internal is the host
+# (the Evolution stack maps it to Docker's host gateway); 8100 is the platform service's port.
+evolution_hooks_url = "http://host.docker.internal:8100"
 
 # --- memory budget (MiB) ---------------------------------------------------------------------------
 memory_budget_mb = 6144  # What containers may use on an 8 GiB host; the rest is OS, nginx, cache.

@@ -19,14 +19,15 @@ from nextmavens.cliparts import (
     Failure,
     connection_options,
     edge_option,
+    known_project,
     load,
     make_engine,
     projects_option,
     run_engine,
+    split_key,
 )
 from nextmavens.engine.destroy import destroy_project
 from nextmavens.engine.plan import Change, Plan
-from nextmavens.engine.secretstore import SecretStore
 from nextmavens.engine.session import NotApplied
 from nextmavens.keys import expiry_warning
 
@@ -133,21 +134,6 @@ def apply(
 @main.group()
 def keys() -> None:
     """Show or rotate a project's API keys and connection strings."""
-
-
-def split_key(project: str) -> tuple[str, str]:
-    org, _, ref = project.partition("/")
-    if not org or not ref or "/" in ref:
-        raise Failure(f"name the project as ORG/PROJECT, got {project!r}")
-    return org, ref
-
-
-def known_project(store: SecretStore, project: str) -> str:
-    """The ref of ORG/PROJECT as recorded in the control database (checked on the caller's connection)."""
-    org, ref = split_key(project)
-    if store.project_org(ref) != org:
-        raise Failure(f"no applied project {project!r} (apply it first, or check the name)")
-    return ref
 
 
 @keys.command("show")
@@ -368,8 +354,9 @@ def register_optional_commands() -> None:
     from nextmavens.manifest.schema import schema_command
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.platform.cli import platform_commands
+    from nextmavens.whatsapp.cli import whatsapp
 
-    for command in (schema_command, backup, monitor, status, doctor, *platform_commands):
+    for command in (schema_command, backup, monitor, status, doctor, whatsapp, *platform_commands):
         main.add_command(command)
     add_plugin_commands(main)
 

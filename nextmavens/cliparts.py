@@ -22,6 +22,7 @@ from nextmavens.control.crypto import DEFAULT_MASTER_KEY, MasterKeyError
 from nextmavens.control.locks import LockTimeout
 from nextmavens.engine.destroy import DestroyError
 from nextmavens.engine.plan import PlanError
+from nextmavens.engine.secretstore import SecretStore
 from nextmavens.engine.session import Engine, EngineConfig
 from nextmavens.keys import KeyLifetimeError, key_lifetime_days
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
@@ -140,3 +141,18 @@ def edge_option(func: F) -> F:
         help="Edge settings on the host (Kong, nginx, TLS, tenants); without it only the database is applied "
         "[env NEXTMAVENS_EDGE_CONFIG].",
     )(func)
+
+
+def split_key(project: str) -> tuple[str, str]:
+    org, _, ref = project.partition("/")
+    if not org or not ref or "/" in ref:
+        raise Failure(f"name the project as ORG/PROJECT, got {project!r}")
+    return org, ref
+
+
+def known_project(store: SecretStore, project: str) -> str:
+    """The ref of ORG/PROJECT as recorded in the control database (checked on the caller's connection)."""
+    org, ref = split_key(project)
+    if store.project_org(ref) != org:
+        raise Failure(f"no applied project {project!r} (apply it first, or check the name)")
+    return ref

@@ -41,9 +41,7 @@ SUPABASE_ROLE_NAMES = frozenset(
 PLATFORM_DATABASES = frozenset({"postgres", "template0", "template1", CONTROL_DATABASE, "_supabase", "evolution"})
 PLATFORM_ROLES = SUPABASE_ROLE_NAMES | frozenset({"evolution", LAYER_ROLE})
 # The one list of names a project ref may not take (validation and the planner both read it).
-RESERVED_REFS = (
-    PLATFORM_ROLES | PLATFORM_DATABASES | frozenset({"public", "realtime", "supavisor", "kong", "studio"})
-)
+RESERVED_REFS = PLATFORM_ROLES | PLATFORM_DATABASES | frozenset({"public", "realtime", "supavisor", "kong", "studio"})
 RESERVED_REF_PREFIXES = ("pg-", "supabase", "nextmavens")
 
 
@@ -55,6 +53,33 @@ def reserved_ref(ref: str) -> bool:
 def pg_name(ref: str) -> str:
     """The ref as it appears inside PostgreSQL identifiers."""
     return ref.replace("-", "_")
+
+
+# Evolution API instance names are unique across its whole database, which every project shares. Refs are
+# unique across all orgs (manifest loader), and neither a ref nor an instance name may hold "--" (their
+# patterns allow single hyphens only), so joining them with "--" can never give two (ref, instance) pairs the
+# same name: with a single hyphen, ref `shop-eu` + `main` and ref `shop` + `eu-main` would both be
+# `shop-eu-main`.
+EVOLUTION_NAME_SEPARATOR = "--"
+
+
+def evolution_instance_name(ref: str, instance: str) -> str:
+    """The instance's name in the shared Evolution API."""
+    return f"{ref}{EVOLUTION_NAME_SEPARATOR}{instance}"
+
+
+def evolution_instance_owner(name: str) -> tuple[str, str] | None:
+    """(ref, instance) of an Evolution name made by `evolution_instance_name`; None for any other name."""
+    ref, separator, instance = name.partition(EVOLUTION_NAME_SEPARATOR)
+    if not separator or not ref or not instance or EVOLUTION_NAME_SEPARATOR in instance:
+        return None
+    return ref, instance
+
+
+def whatsapp_secret_names(instance: str) -> tuple[str, str]:
+    """Names, in the project's secret scope, of an instance's Evolution token and its webhook secret (the
+    `jwt_key` Evolution signs each webhook with)."""
+    return f"whatsapp-token:{instance}", f"whatsapp-webhook-secret:{instance}"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 `check_edge` runs once, before anything changes (the commands run it before their database change): host
 names, memory admission, and a render of every artifact. `apply_edge` takes its result, renders
 with the real secrets, and converges in DESIGN.md's order: per-project containers -> Kong config -> nginx
-(+ certificates, then nginx again for the new names) -> Supavisor/Realtime tenants. A failing step is
+(+ certificates, then nginx again for the new names) -> Supavisor/Realtime tenants -> WhatsApp instances in
+Evolution. A failing step is
 reported and, where a safe previous state exists (Kong's running config, nginx's last good config), that
 state is kept.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 import jinja2
 
 from nextmavens.edge.certs import CertbotDirs, Resolver, ensure_certificates, observe_certificates
+from nextmavens.edge.clients.evolution import EvolutionApi
 from nextmavens.edge.clients.http import AdminApiError, scrub
 from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
@@ -32,6 +34,7 @@ from nextmavens.edge.services import (
     write_project_files,
 )
 from nextmavens.edge.settings import EdgeSettings
+from nextmavens.edge.whatsapp import converge_whatsapp
 from nextmavens.keys import ProjectSecrets, issue_api_keys, new_jwt_secret, new_password
 from nextmavens.manifest.models import ProjectManifest
 from nextmavens.naming import project_names
@@ -122,6 +125,7 @@ class EdgeRuntime:
     resolve: Resolver
     supavisor: SupavisorTenants | None = None
     realtime: RealtimeTenants | None = None
+    evolution: EvolutionApi | None = None  # None: no Evolution API on this host (or no key for it)
     issue_certificates: bool = True
 
 
@@ -208,6 +212,12 @@ def apply_edge(runtime: EdgeRuntime, projects: Sequence[EdgeProject], checked: E
                 report.done.append(f"{project.ref}: realtime tenant {outcome.action}")
         except AdminApiError as exc:
             report.errors.append(f"{project.ref}: {exc}")
+
+    # 5. WhatsApp instances in the shared Evolution API
+    whatsapp = converge_whatsapp(runtime.evolution, settings.evolution_hooks_url, projects)
+    report.done += whatsapp.done
+    report.warnings += whatsapp.warnings
+    report.errors += whatsapp.errors
     return report
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from nextmavens.dockerenv import docker_environment
 from nextmavens.edge.apply import EdgeRuntime
 from nextmavens.edge.certs import CertbotDirs, system_resolver
+from nextmavens.edge.clients.evolution import EvolutionApi
 from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
 from nextmavens.edge.nginx import NginxApplier
@@ -41,8 +42,18 @@ def edge_runtime(host: EdgeHost) -> EdgeRuntime:
         resolve=system_resolver,
         supavisor=SupavisorTenants(settings),
         realtime=RealtimeTenants(settings),
+        evolution=evolution_api(host),
         issue_certificates=host.config.issue_certificates,
     )
+
+
+def evolution_api(host: EdgeHost) -> EvolutionApi | None:
+    """The shared Evolution API, where the host has one and its key; None otherwise."""
+    settings = host.settings
+    key = settings.evolution_api_key.get_secret_value()
+    if not settings.evolution_api_url or not key:
+        return None
+    return EvolutionApi(settings.evolution_api_url, key)
 
 
 def running_refs(host: EdgeHost) -> set[str]:

@@ -6,8 +6,8 @@ changes; the renderers run every check (`check_edge_inputs`) as their own guard.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.keys import ProjectSecrets
@@ -21,6 +21,9 @@ class EdgeProject:
 
     manifest: ProjectManifest
     secrets: ProjectSecrets
+    org: str = ""
+    # WhatsApp instance name -> (Evolution token, webhook secret), as the database step sealed them
+    whatsapp_secrets: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     @property
     def ref(self) -> str:

@@ -63,6 +63,12 @@ class EdgeSettings(BaseModel):
     # lacks it and must still load (a reconcile timer may run before the deploy rewrites the file): None means
     # "not sized", and the check then refuses nothing on this count.
     max_projects: Annotated[int, Field(ge=1)] | None = None
+    # Evolution API (WhatsApp): its API on the host's loopback, and the base URL of the platform service's webhook
+    # receiver as the Evolution container reaches it (each instance's webhook is <this>/hooks/evolution/...).
+    # Set by the host like max_projects, with None for the same reason: the previous release's file lacks them;
+    # the edge then leaves WhatsApp instances alone and warns about the declared ones.
+    evolution_api_url: str | None = None
+    evolution_hooks_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+$")] | None = None
 
     # --- The edge's own (no host-data knob) ----------------------------------------------------------------
     db_port: int = 5432  # Postgres' port inside the platform network
@@ -74,6 +80,7 @@ class EdgeSettings(BaseModel):
     realtime_api_secret: SecretStr = Field(default=SecretStr(""))
     pooler_manager_password: SecretStr = Field(default=SecretStr(""), description="pgbouncer role")
     realtime_db_password: SecretStr = Field(default=SecretStr(""), description="supabase_admin for CDC")
+    evolution_api_key: SecretStr = Field(default=SecretStr(""), description="Evolution's global API key")
     realtime_db_user: str = "supabase_admin"
     realtime_region: str = "local"
 

@@ -17,7 +17,13 @@ from nextmavens.edge.certs import CertbotDirs
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import SecretFileError, read_secret_file
 
-SecretField = Literal["supavisor_api_secret", "realtime_api_secret", "pooler_manager_password", "realtime_db_password"]
+SecretField = Literal[
+    "supavisor_api_secret",
+    "realtime_api_secret",
+    "pooler_manager_password",
+    "realtime_db_password",
+    "evolution_api_key",
+]
 
 
 class EdgeConfigError(Exception):

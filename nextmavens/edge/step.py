@@ -141,8 +141,14 @@ def applied_projects(manifests: ManifestSet, store: SecretStore) -> list[EdgePro
     found = []
     for loaded in manifests.projects:
         secrets = store.project_secrets(loaded.ref)
-        if secrets is not None:
-            found.append(EdgeProject(loaded.manifest, secrets))
+        if secrets is None:
+            continue
+        whatsapp = {}
+        for instance in loaded.manifest.whatsapp.instances:
+            pair = store.whatsapp_secrets(loaded.ref, instance.name)
+            if pair is not None:
+                whatsapp[instance.name] = pair
+        found.append(EdgeProject(loaded.manifest, secrets, loaded.org, whatsapp))
     return found
 
 

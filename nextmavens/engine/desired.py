@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nextmavens.manifest.loader import LoadedOrg, LoadedProject, ManifestSet
-from nextmavens.naming import API_ROLES, LAYER_ROLE, POOLER_ROLE, ProjectNames, project_names
+from nextmavens.naming import (
+    API_ROLES,
+    LAYER_ROLE,
+    POOLER_ROLE,
+    ProjectNames,
+    project_names,
+    whatsapp_secret_names,
+)
 
 # LAYER_ROLE owns the superuser-only objects of every project database (extensions, event triggers,
 # get_auth): a NOLOGIN role of our own rather than the bootstrap superuser, because PostgreSQL records
@@ -108,6 +115,20 @@ class ProjectSpec:
     roles: tuple[RoleSpec, ...]
     database: DatabaseSpec
     layer: LayerSpec
+    whatsapp_instances: tuple[str, ...] = ()  # declared instance names: each gets a token and webhook secret
+
+    @property
+    def database_secret_names(self) -> set[str]:
+        """The JWT secret and one password per login role."""
+        return {"jwt_secret"} | {f"password:{r.name}" for r in self.roles}
+
+    @property
+    def secret_names(self) -> set[str]:
+        """The names this project's secret scope must hold once the database step has run."""
+        needed = self.database_secret_names
+        for instance in self.whatsapp_instances:
+            needed.update(whatsapp_secret_names(instance))
+        return needed
 
     @property
     def managed(self) -> bool:
@@ -201,6 +222,7 @@ def project_spec(project: LoadedProject) -> ProjectSpec:
         roles=roles,
         database=database,
         layer=layer,
+        whatsapp_instances=tuple(i.name for i in manifest.whatsapp.instances),
     )
 
 

@@ -67,7 +67,14 @@ class Executor:
 
     def _do_secrets(self, change: Change) -> None:
         project = self._project(change)
-        self._secrets.ensure_project(project.ref, project.org, project.name, project.state, project.names.login_roles)
+        self._secrets.ensure_project(
+            project.ref,
+            project.org,
+            project.name,
+            project.state,
+            project.names.login_roles,
+            project.whatsapp_instances,
+        )
 
     def _do_role(self, change: Change) -> None:
         role = self._roles[change.target]

@@ -17,7 +17,7 @@ from nextmavens.engine.desired import (
     RoleSpec,
 )
 from nextmavens.engine.observed import PUBLIC, ObservedState
-from nextmavens.naming import project_names, reserved_ref
+from nextmavens.naming import project_names, reserved_ref, whatsapp_secret_names
 
 # Order in which kinds of change are applied within one project (and the cluster before projects).
 PHASES = (
@@ -212,16 +212,9 @@ def _project_changes(project: ProjectSpec, observed: ObservedState) -> list[Chan
             Change(key, "record", "claim", project.ref, "record the project's names as its own, before creating them")
         )
     stored = observed.secret_names.get(project.ref, set())
-    needed = {"jwt_secret"} | {f"password:{r.name}" for r in project.roles}
-    if not needed <= stored:
+    if not project.secret_names <= stored:
         changes.append(
-            Change(
-                key,
-                "create",
-                "secrets",
-                project.ref,
-                "generate the missing JWT secret, API keys and role passwords (stored encrypted)",
-            )
+            Change(key, "create", "secrets", project.ref, _secrets_detail(project, stored)),
         )
     for role in project.roles:
         changes += _role_changes(key, role, observed)
@@ -241,6 +234,17 @@ def _project_changes(project: ProjectSpec, observed: ObservedState) -> list[Chan
     if record is None or replace(record, keys_issued_at=None) != applied_record(project):
         changes.append(Change(key, "record", "record", project.ref, "record the project in the control database"))
     return changes
+
+
+def _secrets_detail(project: ProjectSpec, stored: set[str]) -> str:
+    """What the secrets step generates: names only, never a value."""
+    detail = "generate the missing JWT secret, API keys and role passwords (stored encrypted)"
+    if project.database_secret_names <= stored:
+        detail = "generate missing secrets (stored encrypted)"
+    instances = [i for i in project.whatsapp_instances if not set(whatsapp_secret_names(i)) <= stored]
+    if instances:
+        detail += f"; WhatsApp token and webhook secret for {', '.join(instances)}"
+    return detail
 
 
 def applied_record(project: ProjectSpec) -> ControlProject:

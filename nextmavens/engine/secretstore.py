@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable
 
 import psycopg
 
@@ -21,7 +22,7 @@ from nextmavens.keys import (
     new_jwt_secret,
     new_password,
 )
-from nextmavens.naming import project_names
+from nextmavens.naming import project_names, whatsapp_secret_names
 
 
 class SecretStore:
@@ -36,25 +37,41 @@ class SecretStore:
     def put(self, scope: str, name: str, value: str) -> None:
         sealed.store_sealed(self._control, scope, name, self._sealer.seal(value, f"{scope}/{name}"))
 
-    def get_or_create(self, scope: str, name: str) -> str:
-        """The stored value, or a new one stored first. Never replaces an existing value, so an apply
-        interrupted and re-run cannot lose a password already given to a role."""
+    def get_or_create(self, scope: str, name: str, generate: Callable[[], str] | None = None) -> str:
+        """The stored value, or a new one (`generate`, by default a password) stored first. Never replaces an
+        existing value, so an apply interrupted and re-run cannot lose a password already given to a role."""
         existing = self.get(scope, name)
         if existing is not None:
             return existing
-        value = new_jwt_secret() if name == "jwt_secret" else new_password()
+        if generate is None:
+            generate = new_jwt_secret if name == "jwt_secret" else new_password
+        value = generate()
         sealed.add_sealed_if_missing(self._control, scope, name, self._sealer.seal(value, f"{scope}/{name}"))
         stored = self.get(scope, name)
         assert stored is not None
         return stored
 
-    def ensure_project(self, ref: str, org: str, name: str, state: str, roles: tuple[str, ...]) -> None:
-        """Generate whatever the project lacks: JWT secret, key issue time, one password per login role."""
+    def ensure_project(
+        self,
+        ref: str,
+        org: str,
+        name: str,
+        state: str,
+        roles: tuple[str, ...],
+        whatsapp_instances: tuple[str, ...] = (),
+    ) -> None:
+        """Generate whatever the project lacks: JWT secret, key issue time, one password per login role, and
+        each WhatsApp instance's Evolution token and webhook secret (made here, whether or not Evolution can be
+        reached now, so the edge step only ever reads them)."""
         with self._control.transaction():
             projects.add_project_if_missing(self._control, ref, org, name, state)
             jwt_secret = self.get_or_create(ref, "jwt_secret")
             for role in roles:
                 self.get_or_create(ref, f"password:{role}")
+            for instance in whatsapp_instances:
+                token_name, webhook_secret_name = whatsapp_secret_names(instance)
+                self.get_or_create(ref, token_name)
+                self.get_or_create(ref, webhook_secret_name, new_jwt_secret)
             if projects.lock_keys_issued_at(self._control, ref) is None:
                 self._store_keys(ref, self._new_keys(jwt_secret, int(time.time())))
 
@@ -84,6 +101,25 @@ class SecretStore:
     def project_org(self, ref: str) -> str | None:
         """The org of an applied, not destroyed project."""
         return projects.project_org(self._control, ref)
+
+    def whatsapp_secrets(self, ref: str, instance: str) -> tuple[str, str] | None:
+        """(Evolution token, webhook secret) of a declared instance, once the database step made them."""
+        token_name, webhook_secret_name = whatsapp_secret_names(instance)
+        token, webhook_secret = self.get(ref, token_name), self.get(ref, webhook_secret_name)
+        if token is None or webhook_secret is None:
+            return None
+        return token, webhook_secret
+
+    def whatsapp_instances(self, ref: str) -> list[str]:
+        """Instances of the project whose secrets are sealed (declared now or before)."""
+        prefix = whatsapp_secret_names("")[0]
+        return [name.removeprefix(prefix) for name in sealed.names_in_scope(self._control, ref, prefix)]
+
+    def forget_whatsapp(self, ref: str, instance: str) -> None:
+        """After the instance is deleted from Evolution: a declared one gets new secrets at the next apply."""
+        with self._control.transaction():
+            for name in whatsapp_secret_names(instance):
+                sealed.delete_sealed(self._control, ref, name)
 
     def forget_project(self, ref: str) -> None:
         """After destroy: its secrets go, its record stays (marked destroyed) for the audit trail."""

@@ -24,6 +24,7 @@ EDGE_SECRETS: dict[str, str] = {
     "realtime_api_secret": "REALTIME_API_JWT_SECRET",  # Realtime's API_JWT_SECRET (tenant API)
     "pooler_manager_password": "POOLER_MANAGER_PASSWORD",  # the pooler's manager role in project databases
     "realtime_db_password": "POSTGRES_PASSWORD",  # supabase_admin, as the Realtime stack connects
+    "evolution_api_key": "EVOLUTION_API_KEY",  # Evolution's global AUTHENTICATION_API_KEY (instances, webhooks)
 }
 # group data memory_limits_mb names -> the edge's shared-service names (memory admission)
 _SHARED_NAMES = {"postgres_meta": "postgres-meta", "evolution": "evolution-api"}
@@ -82,6 +83,8 @@ def edge_settings(config: HostData) -> EdgeSettings:
         gotrue_image=config.images.gotrue,
         storage_image=config.images.storage_api,
         max_projects=config.max_projects,
+        evolution_api_url=f"http://127.0.0.1:{ports.evolution}",
+        evolution_hooks_url=config.evolution_hooks_url,
     )
 
 

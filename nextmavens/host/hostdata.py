@@ -209,6 +209,7 @@ class HostData(Strict):
     evolution_server_url: Annotated[str, Field(pattern=r"^https?://")]
     evolution_client_name: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,40}$")]
     evolution_qrcode_limit: Annotated[int, Field(ge=1, le=100)]
+    evolution_hooks_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]
     # memory budget (MiB)
     memory_budget_mb: Annotated[int, Field(ge=512)]
     memory_limits_mb: dict[str, Annotated[int, Field(ge=16)]]

@@ -1805,12 +1805,92 @@ LOGFLARE_1_14_2 = Facts(
     env_source="config/*.exs, lib/ (System.get_env, System.fetch_env!); rel/env.sh.eex, run.sh (LOGFLARE_NODE_HOST)",
 )
 
-EVOLUTION_2_3_7 = Facts(
+
+@dataclass(frozen=True, kw_only=True)
+class EvolutionFacts(Facts):
+    """Evolution API's HTTP surface as the platform uses it: routes, accepted bodies, event names."""
+
+    routes: Mapping[str, tuple[str, str]]  # what the platform calls -> (method, path; {name} = instance name)
+    routes_source: str
+    route_status: Mapping[str, int]  # the status a success answers with
+    integrations: frozenset[str]  # accepted `integration` values at create
+    integrations_source: str
+    webhook_events: frozenset[str]  # accepted in a webhook's `events`
+    webhook_events_source: str
+    webhook_fields: frozenset[str]  # keys of the nested `webhook` body; `enabled` and `url` required
+    webhook_required: frozenset[str]
+    webhook_source: str
+    settings_required: frozenset[str]  # POST /settings/set: every one a boolean, all required
+    settings_optional: frozenset[str]
+    settings_source: str
+    errors_as_200: frozenset[str]  # routes that answer some failures as HTTP 200 {"error": true, ...}
+    errors_source: str
+
+
+EVOLUTION_2_3_7 = EvolutionFacts(
     program="evolution",
     image="evoapicloud/evolution-api:v2.3.7",
     source="evolution-foundation/evolution-api@2.3.7 (cd800f29)",
     env=_EVOLUTION_2_3_7_ENV | {"TZ"},
     env_source="src/config/env.config.ts (process.env); TZ is read by Node's runtime",
+    routes={
+        "create": ("POST", "/instance/create"),
+        "fetch_instances": ("GET", "/instance/fetchInstances"),
+        "connection_state": ("GET", "/instance/connectionState/{name}"),
+        "connect": ("GET", "/instance/connect/{name}"),
+        "restart": ("POST", "/instance/restart/{name}"),
+        "logout": ("DELETE", "/instance/logout/{name}"),
+        "delete": ("DELETE", "/instance/delete/{name}"),
+        "webhook_set": ("POST", "/webhook/set/{name}"),
+        "webhook_find": ("GET", "/webhook/find/{name}"),
+        "settings_set": ("POST", "/settings/set/{name}"),
+        "settings_find": ("GET", "/settings/find/{name}"),
+    },
+    routes_source=(
+        "src/api/routes/instance.router.ts, src/api/integrations/event/webhook/webhook.router.ts, "
+        "src/api/routes/settings.router.ts; guards: src/api/guards/auth.guard.ts (apikey header: the global key, "
+        "or the instance's own token on /{x}/{name}), instance.guard.ts (unknown name 404, taken name 403 at create)"
+    ),
+    route_status={
+        "create": 201,
+        "fetch_instances": 200,
+        "connection_state": 200,
+        "connect": 200,
+        "restart": 200,
+        "logout": 200,
+        "delete": 200,
+        "webhook_set": 201,
+        "webhook_find": 200,
+        "settings_set": 201,
+        "settings_find": 200,
+    },
+    integrations=frozenset({"WHATSAPP-BAILEYS", "WHATSAPP-BUSINESS", "EVOLUTION"}),
+    integrations_source="src/api/types/wa.types.ts (Integration); instance.controller.ts: 400 'Invalid integration'",
+    webhook_events=frozenset(
+        {
+            "APPLICATION_STARTUP", "QRCODE_UPDATED", "MESSAGES_SET", "MESSAGES_UPSERT", "MESSAGES_EDITED",
+            "MESSAGES_UPDATE", "MESSAGES_DELETE", "SEND_MESSAGE", "SEND_MESSAGE_UPDATE", "CONTACTS_SET",
+            "CONTACTS_UPSERT", "CONTACTS_UPDATE", "PRESENCE_UPDATE", "CHATS_SET", "CHATS_UPSERT", "CHATS_UPDATE",
+            "CHATS_DELETE", "GROUPS_UPSERT", "GROUP_UPDATE", "GROUP_PARTICIPANTS_UPDATE", "CONNECTION_UPDATE",
+            "LABELS_EDIT", "LABELS_ASSOCIATION", "CALL", "TYPEBOT_START", "TYPEBOT_CHANGE_STATUS",
+            "REMOVE_INSTANCE", "LOGOUT_INSTANCE", "INSTANCE_CREATE", "INSTANCE_DELETE", "STATUS_INSTANCE",
+        }
+    ),  # fmt: skip
+    webhook_events_source="src/api/integrations/event/event.controller.ts (EventController.events)",
+    webhook_fields=frozenset({"enabled", "url", "headers", "byEvents", "base64", "events"}),
+    webhook_required=frozenset({"enabled", "url"}),
+    webhook_source=(
+        "src/api/integrations/event/webhook/webhook.schema.ts (body {webhook: {...}}, `webhook` required; a flat "
+        "body is 400); webhook.controller.ts set(): events omitted is a 500, [] means every event, enabled=false "
+        "clears them; an upsert. headers.jwt_key is replaced by `Authorization: Bearer <HS256 JWT>` per event"
+    ),
+    settings_required=frozenset(
+        {"rejectCall", "groupsIgnore", "alwaysOnline", "readMessages", "readStatus", "syncFullHistory"}
+    ),
+    settings_optional=frozenset({"msgCall", "wavoipToken"}),
+    settings_source="src/validate/settings.schema.ts; channel.service.ts findSettings (the flat settings or null)",
+    errors_as_200=frozenset({"connect", "restart"}),
+    errors_source="src/api/controllers/instance.controller.ts (connectToWhatsapp, restartInstance catch blocks)",
 )
 
 # Every table, by the image it describes.
@@ -1862,6 +1942,12 @@ NOT_READ: dict[str, str] = {
 def pinned(program: str) -> Facts:
     """The table of the production pin of `program` (a group-data images key)."""
     return FACTS[PINNED[program]]
+
+
+def pinned_evolution() -> EvolutionFacts:
+    facts = pinned("evolution")
+    assert isinstance(facts, EvolutionFacts)  # noqa: S101 - a table of the wrong kind is a bug in this file
+    return facts
 
 
 def pinned_kong() -> KongFacts:

@@ -471,6 +471,37 @@ def test_the_example_projects_are_applied_on_the_host(host, data: dict[str, Any]
     assert access["anon_key"].count(".") == 2
 
 
+def test_the_example_whatsapp_instance_is_in_evolution_and_a_second_apply_changes_nothing(
+    host, data: dict[str, Any]
+) -> None:
+    """projects/acme/shop.yaml declares `orders`: apply converges it in the Evolution stand-in (its container),
+    with the token and webhook secret sealed in the control database. Applied here first: the break-and-repair
+    test stops the Evolution container, and the repair's converge runs no apply (nothing it hashes changed)."""
+    from shlex import quote
+
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    first = host.run(f"{wrapper} nextmavens apply --yes")
+    assert first.rc == 0, first.stderr
+    assert "whatsapp instance shop--orders" in first.stdout, first.stdout
+    shown = host.run(f"{wrapper} nextmavens whatsapp show acme/shop --json")
+    assert shown.rc == 0, shown.stderr
+    rows = {r["name"]: r for r in json.loads(shown.stdout)["instances"]}
+    assert set(rows) == {"orders"}
+    orders = rows["orders"]
+    assert (orders["evolution_name"], orders["state"]) == ("shop--orders", "close")
+    assert orders["webhook_url"] == f"{data['evolution_hooks_url']}/hooks/evolution/acme/shop/orders"
+    assert len(orders["token"]) >= 32 and len(orders["webhook_secret"]) >= 43
+    port = data["loopback_ports"]["evolution"]
+    fetch = f'curl -sS -m 10 -H "apikey: $EVOLUTION_API_KEY" http://127.0.0.1:{port}/instance/fetchInstances'
+    listed = host.run(f"{wrapper} sh -c {quote(fetch)}")
+    assert listed.rc == 0, listed.stderr
+    held = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert "shop--orders" in held and held["shop--orders"]["token"] == orders["token"]
+    again = host.run(f"{wrapper} nextmavens apply --yes")
+    assert again.rc == 0, again.stderr
+    assert "edge: shop: whatsapp instance shop--orders unchanged" in again.stdout, again.stdout
+
+
 # --- the edge: nginx -> Kong stand-in -> each project's REST stand-in ---------------------------
 def _keys(host, data: dict[str, Any], ref: str) -> dict[str, Any]:
     wrapper = f"{data['platform_dir']}/bin/nextmavens-env"

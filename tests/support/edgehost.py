@@ -1,5 +1,5 @@
 """An edge on this machine for the command-line tests: a real nginx of the test's own, the admin API
-stand-ins of Kong, Supavisor and Realtime, a docker stand-in that records its calls, and the settings file
+stand-ins of Kong, Supavisor, Realtime and Evolution, a docker stand-in that records its calls, and the settings file
 (`--edge-config`) naming them all, with its platform secrets in 0600 files."""
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ import yaml
 from tests.support.edgesamples import settings_fields
 from tests.support.localnginx import LocalNginx, get_after_reload, need, wait_port
 from tests.support.ports import free_ports
-from tests.support.standins import KongStandIn, RealtimeStandIn, SupavisorStandIn, serve
+from tests.support.standins import EvolutionStandIn, KongStandIn, RealtimeStandIn, SupavisorStandIn, serve
 
 SUPAVISOR_SECRET = "platform-supavisor-secret-0123456789abcdef"
 REALTIME_SECRET = "platform-realtime-secret-0123456789abcdef"
+EVOLUTION_KEY = "platform-evolution-key-0123456789abcdef"
+EVOLUTION_HOOKS_URL = "http://host.docker.internal:8100"
 
 DOCKER_STANDIN = """#!/bin/sh
 # docker stand-in: records each call; `docker ps` lists nothing running. While {log}.fail exists,
@@ -38,6 +40,7 @@ class Edge:
     kong: KongStandIn
     supavisor: SupavisorStandIn
     realtime: RealtimeStandIn
+    evolution: EvolutionStandIn
 
     def rewrite(self, **settings: object) -> None:
         document = yaml.safe_load(self.config.read_text())
@@ -90,6 +93,7 @@ def loopback_fields(
 def local_edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextManager[int]]) -> Iterator[Edge]:
     need("nginx")
     kong, supavisor, realtime = KongStandIn(), SupavisorStandIn(SUPAVISOR_SECRET), RealtimeStandIn(REALTIME_SECRET)
+    evolution = EvolutionStandIn(EVOLUTION_KEY)
     docker_log = tmp_path / "docker.log"
     docker = tmp_path / "docker-standin"
     docker.write_text(DOCKER_STANDIN.format(log=docker_log))
@@ -101,9 +105,11 @@ def local_edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextMan
         serve(kong) as kong_url,
         serve(supavisor) as supavisor_url,
         serve(realtime) as realtime_url,
+        serve(evolution) as evolution_url,
         proxy(kong) as proxy_port,
     ):
         fields = loopback_fields(tmp_path, proxy_port, kong_url, supavisor_url, realtime_url)
+        fields.update(evolution_api_url=evolution_url, evolution_hooks_url=EVOLUTION_HOOKS_URL)
         http_port = fields["http_port"]
         nginx.site.write_text(f"server {{ listen 127.0.0.1:{http_port} default_server; return 444; }}\n")
         config = {
@@ -113,6 +119,7 @@ def local_edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextMan
                 "realtime_api_secret": str(_secret_file(secrets_dir, "realtime", REALTIME_SECRET)),
                 "pooler_manager_password": str(_secret_file(secrets_dir, "pgbouncer", "pooler-password-x")),
                 "realtime_db_password": str(_secret_file(secrets_dir, "realtime-db", "realtime-db-password-x")),
+                "evolution_api_key": str(_secret_file(secrets_dir, "evolution", EVOLUTION_KEY)),
             },
             "paths": {
                 "nginx_site": str(nginx.site),
@@ -130,6 +137,6 @@ def local_edge(tmp_path: Path, proxy: Callable[[KongStandIn], AbstractContextMan
         nginx.start()
         try:
             wait_port(http_port)
-            yield Edge(path, http_port, docker_log, kong, supavisor, realtime)
+            yield Edge(path, http_port, docker_log, kong, supavisor, realtime, evolution)
         finally:
             nginx.stop()

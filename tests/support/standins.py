@@ -6,6 +6,8 @@ only what tests need: a request log, and a Kong refusal that quotes a credential
 quote entity values), so the tests prove the client never repeats what Kong says.
 
 - Supavisor / Realtime: GET/PUT/DELETE /api/tenants/:external_id behind an HS256 bearer JWT; views omit passwords.
+- Evolution API 2.3.7: instance create/fetch/state/restart/logout/delete, webhook and settings set/find, behind
+  the `apikey` header, with 2.3.7's refusals and its HTTP 200 `{"error": true}` answers.
 - Kong 2.8.1 DB-less admin API: POST /config, check_hash=1 -> 304, refusals with code 14 (format version,
   plugins not in KONG_PLUGINS, unknown plugin fields: the pinned facts), GET /status configuration_hash.
 """
@@ -61,6 +63,10 @@ class StandIn:
     def handle(self, method: str, path: str, query: dict[str, list[str]], raw: bytes) -> tuple[int, Any]:
         raise NotImplementedError
 
+    def respond(self, method: str, path: str, query: dict[str, list[str]], raw: bytes, headers: Any) -> tuple[int, Any]:
+        """`handle`, for stand-ins whose API authorises by a header of its own (Evolution's `apikey`)."""
+        return self.handle(method, path, query, raw)
+
 
 class _TenantsStandIn(StandIn):
     kind = ""
@@ -87,6 +93,21 @@ class SupavisorStandIn(_TenantsStandIn):
 
 class RealtimeStandIn(_TenantsStandIn):
     kind = "realtime"
+
+
+class EvolutionStandIn(StandIn):
+    """Evolution API 2.3.7's instance, webhook and settings routes behind the `apikey` header. STAND-IN."""
+
+    def __init__(self, api_key: str, client_name: str = "nextmavens", state_file: str | None = None) -> None:
+        super().__init__(None)
+        self.api = IMAGE.Evolution(api_key, client_name, state_file)
+
+    @property
+    def instances(self) -> dict[str, dict[str, Any]]:
+        return self.api.instances  # type: ignore[no-any-return]
+
+    def respond(self, method: str, path: str, query: dict[str, list[str]], raw: bytes, headers: Any) -> tuple[int, Any]:
+        return self.api.handle(method, path, query, headers, raw)  # type: ignore[no-any-return]
 
 
 class KongStandIn(StandIn):
@@ -143,7 +164,7 @@ def serve(standin: StandIn) -> Iterator[str]:
             if not standin.authorised(self.headers.get("Authorization")):
                 status, body = 401, {"message": "unauthorized"}
             else:
-                status, body = standin.handle(method, url.path, parse_qs(url.query), raw)
+                status, body = standin.respond(method, url.path, parse_qs(url.query), raw, self.headers)
             payload = b"" if body is None or status in (204, 304) else json.dumps(body).encode()
             self.reply(status, payload, "application/json" if payload else None)
 

@@ -49,6 +49,18 @@ def add_sealed_if_missing(control: psycopg.Connection, scope: str, name: str, va
     )
 
 
+def names_in_scope(control: psycopg.Connection, scope: str, prefix: str) -> list[str]:
+    """Names stored in `scope` that start with `prefix` (no values)."""
+    rows = control.execute(
+        "SELECT name FROM secrets WHERE scope = %s AND starts_with(name, %s) ORDER BY name", (scope, prefix)
+    )
+    return [str(name) for (name,) in rows]
+
+
+def delete_sealed(control: psycopg.Connection, scope: str, name: str) -> None:
+    control.execute("DELETE FROM secrets WHERE scope = %s AND name = %s", (scope, name))
+
+
 def delete_scope(control: psycopg.Connection, scope: str) -> None:
     control.execute("DELETE FROM secrets WHERE scope = %s", (scope,))
 

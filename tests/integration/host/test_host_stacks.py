@@ -49,6 +49,8 @@ class Service(Strict):
     mem_limit: Annotated[str, Field(pattern=r"^[0-9]+m$")] | None = None
     shm_size: str | None = None
     labels: dict[str, str] | None = None
+    # only the host itself, through Docker's gateway (Evolution posts webhooks to the platform service)
+    extra_hosts: list[Annotated[str, Field(pattern=r"^host\.docker\.internal:host-gateway$")]] | None = None
 
 
 class Network(Strict):

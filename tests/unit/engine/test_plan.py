@@ -313,3 +313,16 @@ def test_the_audit_actor_comes_from_the_environment_when_set(monkeypatch: pytest
     assert "@" in config.who()
     monkeypatch.setenv("NEXTMAVENS_ACTOR", "timer:reconcile")
     assert config.who() == "timer:reconcile"
+
+
+def test_a_declared_whatsapp_instance_needs_its_secrets_generated_once(tmp_path: Path) -> None:
+    write_project(tmp_path / "p", "acme", "shop", whatsapp={"instances": [{"name": "orders"}]})
+    loaded = load_manifests(tmp_path / "p")
+    state = converged(loaded)  # the project's own secrets, not the instance's
+    changes = make_plan(desired_state(loaded), state).changes
+    assert [(c.kind, c.target) for c in changes] == [("secrets", "shop")]
+    assert changes[0].detail == (
+        "generate missing secrets (stored encrypted); WhatsApp token and webhook secret for orders"
+    )
+    state.secret_names["shop"] |= {"whatsapp-token:orders", "whatsapp-webhook-secret:orders"}
+    assert make_plan(desired_state(loaded), state).empty

@@ -20,7 +20,7 @@ from tests.support.groupdata import REPO, group_configs
 
 # Host-set fields with a default only so the previous release's edge file still loads (its default means "not
 # sized", never a second value for the knob): the host data still writes them, and nothing else defaults them.
-HOST_SET_UPGRADE_DEFAULTS = {"max_projects": None}
+HOST_SET_UPGRADE_DEFAULTS = {"max_projects": None, "evolution_api_url": None, "evolution_hooks_url": None}
 HOST_SET = {name for name, field in EdgeSettings.model_fields.items() if field.is_required()} | set(
     HOST_SET_UPGRADE_DEFAULTS
 )

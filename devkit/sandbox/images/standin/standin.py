@@ -14,6 +14,12 @@ Roles (STANDIN_ROLE, else detected from the service's own environment):
                upstreams, plugins request-termination, key-auth (key_names; header, query when key_in_query),
                acl (allow groups of the consumer), cors, request-transformer (add.headers), then forwards.
                rate-limiting is accepted and not enforced.
+- evolution  : (AUTHENTICATION_API_KEY set) Evolution API 2.3.7's instance, webhook and settings routes on
+               8080 (create, fetchInstances, connectionState, restart, logout, delete, webhook/set|find,
+               settings/set|find) behind the `apikey` header (the global key, or an instance's own token on
+               its routes). Refuses what 2.3.7 refuses (a taken name 403, a bad integration or body 400, a flat
+               webhook body 400, a webhook without events 500) and answers restart on a closed instance with
+               HTTP 200 {"error": true}, as 2.3.7 does.
 - supavisor / realtime : the tenant APIs (GET/PUT/DELETE /api/tenants/<id>) behind an HS256 bearer JWT
                signed with API_JWT_SECRET; views never return passwords (Realtime drops db_password and
                jwt_secret).
@@ -36,6 +42,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,6 +66,8 @@ def detect_role():
         return "gotrue"
     if "STORAGE_BACKEND" in ENV:
         return "storage"
+    if "AUTHENTICATION_API_KEY" in ENV:
+        return "evolution"
     return "plain"
 
 
@@ -210,6 +219,212 @@ class Tenants:
                 # Realtime answers 204 for an unknown tenant too; Supavisor 404.
                 return (204, None) if found or self.kind == "realtime" else (404, None)
         return 405, {"error": "method not allowed"}
+
+
+# --- Evolution API 2.3.7 ----------------------------------------------------------------------------------
+# src/api/routes/instance.router.ts, guards/auth.guard.ts and instance.guard.ts, controllers/instance.controller.ts,
+# integrations/event/webhook/*, validate/*.schema.ts, exceptions/* at 2.3.7: names and shapes from the pinned facts.
+def evolution_error(status, message):
+    names = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}
+    return status, {"status": status, "error": names.get(status, "Error"), "response": {"message": [message]}}
+
+
+class Evolution:
+    """The instance routes the platform uses. `fail_creates`: that many creates fail with 400 after the name
+    was taken, and the name stays taken for one more create (2.3.7 removes a failed create asynchronously).
+    With `state_file`, instances outlive a restart of the container (2.3.7 keeps them in its database)."""
+
+    def __init__(self, api_key, client_name, state_file=None):
+        self.facts = facts.pinned_evolution()
+        self.key = api_key
+        self.client_name = client_name
+        self.state_file = state_file
+        self.instances = {}
+        if state_file and os.path.exists(state_file):
+            with open(state_file) as f:
+                self.instances = json.load(f)
+        self.dying = set()
+        self.fail_creates = 0
+        self.lock = threading.Lock()
+
+    def _save(self):
+        if self.state_file:
+            with open(self.state_file + ".tmp", "w") as f:
+                json.dump(self.instances, f)
+            os.replace(self.state_file + ".tmp", self.state_file)
+
+    def _authorised(self, key, name, route):
+        if not key:
+            return False
+        if key == self.key:
+            return True
+        if route == "create":
+            return False
+        if name:
+            return name in self.instances and self.instances[name]["token"] == key
+        return route == "fetch_instances" and any(i["token"] == key for i in self.instances.values())
+
+    def _route(self, method, path):
+        """(route, instance name) for a path the facts table names."""
+        for route, (want_method, pattern) in self.facts.routes.items():
+            if method != want_method:
+                continue
+            prefix = pattern.split("{name}")[0]
+            if "{name}" not in pattern and path.rstrip("/") == pattern:
+                return route, ""
+            if "{name}" in pattern and path.startswith(prefix) and "/" not in path[len(prefix):] and path[len(prefix):]:
+                return route, urllib.parse.unquote(path[len(prefix):])
+        return None, ""
+
+    def handle(self, method, path, query, headers, raw):
+        route, name = self._route(method, path)
+        if route is None:
+            return evolution_error(404, f"Cannot {method} {path}")
+        with self.lock:
+            if not self._authorised(headers.get("apikey"), name, route):
+                return evolution_error(401, "Unauthorized")
+            if name and name not in self.instances:
+                return evolution_error(404, f'The "{name}" instance does not exist')
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError:
+                return evolution_error(400, "Unexpected token in JSON")
+            answer = getattr(self, "_" + route)(name, body, query, headers.get("apikey"))
+            if method != "GET":
+                self._save()
+            return answer
+
+    def _create(self, _, body, query, key):
+        if not isinstance(body, dict) or not isinstance(body.get("instanceName"), str) or not body["instanceName"]:
+            return evolution_error(400, 'instance requires property "instanceName"')
+        name = body["instanceName"]
+        if name in self.instances or name in self.dying:
+            self.dying.discard(name)
+            return evolution_error(403, f'This name "{name}" is already in use.')
+        if body.get("integration") not in self.facts.integrations:
+            return evolution_error(400, "Invalid integration")
+        for setting in self.facts.settings_required:
+            if setting in body and not isinstance(body[setting], bool):
+                return evolution_error(400, f'instance.{setting} is not of a type(s) boolean')
+        webhook = body.get("webhook")
+        if webhook is not None:
+            problem = self._webhook_problem(webhook)
+            if problem:
+                return problem
+        if self.fail_creates > 0:
+            self.fail_creates -= 1
+            self.dying.add(name)
+            return evolution_error(400, "stand-in: create failed")
+        token = body.get("token") or str(uuid.uuid4()).upper()
+        instance_id = str(uuid.uuid4())
+        settings = {k: body.get(k) is True for k in sorted(self.facts.settings_required)}
+        settings.update(msgCall=body.get("msgCall") or "", wavoipToken=body.get("wavoipToken") or "")
+        self.instances[name] = {
+            "id": instance_id, "name": name, "connectionStatus": "close", "ownerJid": None, "profileName": None,
+            "integration": body["integration"], "number": body.get("number"), "token": token,
+            "clientName": self.client_name, "Setting": settings, "webhook": None,
+        }  # fmt: skip
+        if webhook is not None:
+            self._store_webhook(name, webhook)
+        hook = webhook or {}
+        return 201, {
+            "instance": {"instanceName": name, "instanceId": instance_id, "integration": body["integration"],
+                         "status": "close"},
+            "hash": token,
+            "webhook": {"webhookUrl": hook.get("url"), "webhookHeaders": hook.get("headers"),
+                        "webhookByEvents": hook.get("byEvents"), "webhookBase64": hook.get("base64")},
+            "settings": settings,
+        }  # fmt: skip
+
+    def _fetch_instances(self, _, body, query, key):
+        rows = [i for i in self.instances.values() if i["clientName"] == self.client_name]
+        if key != self.key:
+            rows = [i for i in rows if i["token"] == key]
+        wanted = query.get("instanceName", [None])[0]
+        if wanted is not None:
+            if wanted not in self.instances:
+                return evolution_error(404, f'Instance "{wanted}" not found')
+            rows = [i for i in rows if i["name"] == wanted]
+        return 200, [{k: v for k, v in i.items() if k != "webhook"} for i in rows]
+
+    def _connection_state(self, name, body, query, key):
+        return 200, {"instance": {"instanceName": name, "state": self.instances[name]["connectionStatus"]}}
+
+    def _connect(self, name, body, query, key):
+        instance = self.instances[name]
+        if instance["connectionStatus"] == "open":
+            return self._connection_state(name, body, query, key)
+        instance["connectionStatus"] = "connecting"
+        return 200, {"pairingCode": None, "code": f"standin-qr-{name}", "base64": "data:image/png;base64,", "count": 1}
+
+    def _restart(self, name, body, query, key):
+        if self.instances[name]["connectionStatus"] == "close":
+            return 200, {"error": True, "message": "[object Object]"}
+        return 200, {"instance": {"instanceName": name, "state": self.instances[name]["connectionStatus"]}}
+
+    def _logout(self, name, body, query, key):
+        instance = self.instances[name]
+        if instance["connectionStatus"] == "close":
+            return evolution_error(400, f'The "{name}" instance is not connected')
+        instance["connectionStatus"] = "close"
+        return 200, {"status": "SUCCESS", "error": False, "response": {"message": "Instance logged out"}}
+
+    def _delete(self, name, body, query, key):
+        self.instances.pop(name)
+        return 200, {"status": "SUCCESS", "error": False, "response": {"message": "Instance deleted"}}
+
+    def _webhook_problem(self, webhook):
+        if not isinstance(webhook, dict):
+            return evolution_error(400, 'instance requires property "webhook"')
+        for required in sorted(self.facts.webhook_required):
+            if required not in webhook:
+                return evolution_error(400, f'instance.webhook requires property "{required}"')
+        unknown = set(webhook) - self.facts.webhook_fields
+        if unknown:
+            extra = sorted(unknown)[0]
+            return evolution_error(400, f"instance.webhook is not allowed to have the additional property {extra!r}")
+        if webhook.get("enabled") and "events" not in webhook:
+            return evolution_error(500, "Cannot read properties of undefined (reading 'length')")
+        bad = [e for e in webhook.get("events") or [] if e not in self.facts.webhook_events]
+        if bad:
+            return evolution_error(400, f"instance.webhook.events[0] is not one of enum values: {bad[0]}")
+        return None
+
+    def _store_webhook(self, name, webhook):
+        events = list(webhook.get("events") or []) if webhook.get("enabled") else []
+        if webhook.get("enabled") and not events:
+            events = sorted(self.facts.webhook_events)
+        row = {
+            "id": (self.instances[name]["webhook"] or {}).get("id") or str(uuid.uuid4()), "url": webhook["url"],
+            "headers": webhook.get("headers"), "enabled": webhook["enabled"], "events": events,
+            "webhookByEvents": webhook.get("byEvents"), "webhookBase64": webhook.get("base64"),
+            "instanceId": self.instances[name]["id"],
+        }  # fmt: skip
+        self.instances[name]["webhook"] = row
+        return row
+
+    def _webhook_set(self, name, body, query, key):
+        if not isinstance(body, dict) or "webhook" not in body:
+            return evolution_error(400, 'instance requires property "webhook"')
+        problem = self._webhook_problem(body["webhook"])
+        if problem:
+            return problem
+        return 201, self._store_webhook(name, body["webhook"])
+
+    def _webhook_find(self, name, body, query, key):
+        return 200, self.instances[name]["webhook"]
+
+    def _settings_set(self, name, body, query, key):
+        for setting in sorted(self.facts.settings_required):
+            if not isinstance(body, dict) or not isinstance(body.get(setting), bool):
+                return evolution_error(400, f'instance requires property "{setting}"')
+        settings = {k: body[k] for k in sorted(self.facts.settings_required)}
+        settings.update(msgCall=body.get("msgCall") or "", wavoipToken=body.get("wavoipToken") or "")
+        self.instances[name]["Setting"] = settings
+        return 201, {"settings": {"instanceName": name, "settings": body}}
+
+    def _settings_find(self, name, body, query, key):
+        return 200, self.instances[name]["Setting"]
 
 
 # --- Kong (DB-less) ---------------------------------------------------------------------------------------
@@ -420,6 +635,9 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 body = None
             return self._send(*STATE["tenants"].handle(self.command, url.path, body))
+        if ROLE == "evolution":
+            status, body = STATE["evolution"].handle(self.command, url.path, parse_qs(url.query), self.headers, raw)
+            return self._send(status, body)
         if ROLE == "postgrest" and len(ports()) > 1 and port == ports()[1]:
             ok = url.path in ("/ready", "/live")
             return self._send(200 if ok else 404, None if ok else {"message": "not found"})
@@ -470,6 +688,12 @@ def main():
         STATE["kong"] = KongAdmin(ENV.get("KONG_PLUGINS"))  # as the pinned Kong reads its environment
     if ROLE in ("supavisor", "realtime"):
         STATE["tenants"] = Tenants(ROLE)
+    if ROLE == "evolution":
+        STATE["evolution"] = Evolution(
+            ENV["AUTHENTICATION_API_KEY"],
+            ENV.get("DATABASE_CONNECTION_CLIENT_NAME", ""),
+            ENV.get("STANDIN_STATE_FILE", "/tmp/standin-evolution.json"),  # noqa: S108 - the container's own /tmp
+        )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     servers = [ThreadingHTTPServer(address, Handler) for address in listeners()]
     for s in servers:
