@@ -1,5 +1,5 @@
-"""The nextmavens package in its own venv on the host, its secrets-loading wrapper, the project
-manifests, and one systemd service+timer pair per entry of group data `timers`."""
+"""The nextmavens package in its own venv on the host, its secrets-loading wrapper, and one systemd
+service+timer pair per entry of group data `timers`."""
 
 from io import StringIO
 
@@ -12,7 +12,7 @@ from nextmavens.host.context import host_config
 from nextmavens.host.dist import file_sha256, resolve_wheel
 from nextmavens.host.operations import prune_units, venv_wheel
 from nextmavens.host.render import template_context
-from nextmavens.templates import REPO_ROOT, render
+from nextmavens.templates import render
 
 # The first line of templates/systemd/job.*.j2: only units carrying it are ever pruned.
 JOB_UNIT_MARKER = "# Managed by NextMavens (tasks/app.py) from group data `timers`; edits are overwritten."
@@ -44,7 +44,6 @@ def app():
         mode="750",
         create_remote_dir=True,
     )
-    files.sync(name="Project manifests", src=str(REPO_ROOT / "projects"), dest=config.projects_dir, delete=True)
     units = []
     for timer in host.loop(config.timers):
         unit_context = {**context, "timer": timer.model_dump()}

@@ -205,6 +205,7 @@ class HostData(Strict):
     nextmavens_deps_from: Literal["pypi", "apt"]
     nextmavens_apt_deps: list[str]
     projects_dir: AbsPath
+    manifest_source: Annotated[str, Field(min_length=1)]
     timers: list[TimerUnit]
 
     @model_validator(mode="after")
@@ -246,8 +247,7 @@ def _split(raw: dict[str, Any], path: Path, notices: list[str] | None = None) ->
         if key in RETIRED_KEYS:
             if notices is not None:
                 notices.append(
-                    f"group_data/{path.name}: {key!r} is no longer used and is ignored ({RETIRED_KEYS[key]}); "
-                    "delete it"
+                    f"group_data/{path.name}: {key!r} is no longer used and is ignored ({RETIRED_KEYS[key]}); delete it"
                 )
             continue
         data[key] = value
@@ -272,9 +272,7 @@ def _describe(err: ValidationError, origin: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def validate_groups(
-    group_data_dir: Path, groups: list[str], notices: list[str] | None = None
-) -> dict[str, HostData]:
+def validate_groups(group_data_dir: Path, groups: list[str], notices: list[str] | None = None) -> dict[str, HostData]:
     """Validate all.py merged with each group's file; return the models, or raise HostDataError. Retired knobs
     are ignored, with one line each appended to `notices` for the operator."""
     all_path = group_data_dir / "all.py"
