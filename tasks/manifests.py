@@ -43,7 +43,7 @@ def manifests():
         create_home=False,
     )
     publish_manifests(
-        name=f"Publish {source.path.name} {source.commit[:12]} to {config.projects_dir} (fast-forward only)",
+        name=f"Publish manifests {source.commit[:12]} to {config.projects_dir} (fast-forward only)",
         path=config.projects_dir,
         source=str(source.path),
         commit=source.commit,
