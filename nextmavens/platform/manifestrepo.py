@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nextmavens.engine.session import ApplyResult, Engine
 from nextmavens.files import write_atomic
-from nextmavens.gitrepo import git, git_ok, is_repository_root
+from nextmavens.gitrepo import git, git_ok, is_repository_root, revision
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
 
 log = logging.getLogger("nextmavens.platform")
@@ -118,7 +118,8 @@ class ManifestRepository:
                     manifests = load_manifests(self.folder)
                 except ManifestErrors as exc:
                     raise ManifestRejected([str(error) for error in exc.errors]) from None
-                result = engine.apply(manifests)
+                # HEAD and dirty: the file is applied before it is committed
+                result = engine.apply(manifests, revision=revision(self.folder))
                 if result is None:  # only a declined confirmation returns None, and none is asked
                     raise RuntimeError("the engine applied nothing")
                 self._git_ok("add", "--", relative)
