@@ -109,6 +109,6 @@ def current_branch(folder: Path) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def bundle(folder: Path, target: Path) -> None:
-    """A bundle of HEAD's whole history at `target` (the host fetches its `HEAD`)."""
-    git_ok(folder, "bundle", "create", "--quiet", str(target), "HEAD", timeout=120)
+def bundle(folder: Path, target: Path, *refs: str) -> None:
+    """A bundle at `target` of the history of `refs` (default HEAD, which the host fetches; `--all` for a backup)."""
+    git_ok(folder, "bundle", "create", "--quiet", str(target), *(refs or ("HEAD",)), timeout=300)
