@@ -29,6 +29,7 @@ from nextmavens.backup.settings import BackupSettings
 from nextmavens.backup.telegram import TelegramClient, TelegramError
 from nextmavens.backup.uploads import BackupResult, chunk_name, delete_uploaded
 from nextmavens.control.store import backups
+from nextmavens.files import write_atomic
 
 
 def backup_artifact(
@@ -94,10 +95,35 @@ def recover_artifact(
     client: TelegramClient,
     key: str,
     identity: Path,
+    out: Path,
+    *,
+    mode: int,
+    check: Callable[[int, bytes], None],
     backup_id: int | None = None,
+) -> int:
+    """Write the decrypted backup (the newest complete one of `key` unless `backup_id`) to `out` with `mode`, created,
+    never over an existing file, once its chunk's sha256 matched and `check(backup id, bytes)` accepted it. Returns
+    the backup id used."""
+    if out.exists():
+        raise RestoreError(f"{out} already exists: it is never overwritten")
+    used, data = _decrypted(settings, conn, client, key, identity, backup_id)
+    check(used, data)
+    out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        write_atomic(out, data, mode, exclusive=True)  # never half-written, never over a file
+    except FileExistsError:
+        raise RestoreError(f"{out} already exists: it is never overwritten") from None
+    return used
+
+
+def _decrypted(
+    settings: BackupSettings,
+    conn: psycopg.Connection,
+    client: TelegramClient,
+    key: str,
+    identity: Path,
+    backup_id: int | None,
 ) -> tuple[int, bytes]:
-    """The backup's id and its decrypted bytes (the newest complete backup of `key` unless `backup_id`), its
-    chunk's sha256 checked before decryption."""
     record = choose_backup(conn, key, backup_id)
     check_identity(record, identity)
     chunks = chunk_records(conn, record)

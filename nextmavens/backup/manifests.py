@@ -17,7 +17,6 @@ from nextmavens.backup.restore import RestoreError
 from nextmavens.backup.settings import MANIFESTS_KEY, BackupSettings
 from nextmavens.backup.telegram import TelegramClient
 from nextmavens.backup.uploads import BackupResult
-from nextmavens.files import write_atomic
 
 BUNDLE_MODE = 0o644  # manifests hold no secret
 
@@ -66,14 +65,11 @@ def recover_manifests(
 ) -> int:
     """Download, check and decrypt a manifest repository backup into the bundle file `out` (never overwritten);
     returns the backup id used."""
-    if out.exists():
-        raise RestoreError(f"{out} already exists: it is never overwritten")
-    used, bundle = recover_artifact(settings, conn, client, MANIFESTS_KEY, identity, backup_id)
-    if not bundle.startswith(b"# v2 git bundle") and not bundle.startswith(b"# v3 git bundle"):
-        raise RestoreError(f"backup {used} does not hold a git bundle")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        write_atomic(out, bundle, BUNDLE_MODE, exclusive=True)
-    except FileExistsError:
-        raise RestoreError(f"{out} already exists: it is never overwritten") from None
-    return used
+    return recover_artifact(
+        settings, conn, client, MANIFESTS_KEY, identity, out, mode=BUNDLE_MODE, check=_is_bundle, backup_id=backup_id
+    )
+
+
+def _is_bundle(backup_id: int, data: bytes) -> None:
+    if not data.startswith((b"# v2 git bundle", b"# v3 git bundle")):
+        raise RestoreError(f"backup {backup_id} does not hold a git bundle")

@@ -24,7 +24,6 @@ from nextmavens.backup.telegram import TelegramClient
 from nextmavens.backup.uploads import BackupResult
 from nextmavens.control.crypto import KEY_BYTES, MasterKeyError, load_master_key
 from nextmavens.control.store import secrets as sealed_secrets
-from nextmavens.files import write_atomic
 
 
 def backup_master_key(
@@ -64,19 +63,17 @@ def recover_master_key(
 ) -> int:
     """Download, check and decrypt a master key backup into `out` (0600, created, never overwritten).
     Returns the backup id used."""
-    if out.exists():
-        raise RestoreError(f"{out} already exists: a master key is never overwritten")
-    used, decrypted = recover_artifact(settings, conn, client, MASTER_KEY_KEY, identity, backup_id)
+    used = recover_artifact(
+        settings, conn, client, MASTER_KEY_KEY, identity, out, mode=0o600, check=_holds_a_key, backup_id=backup_id
+    )
+    load_master_key(out)  # the engine's own checks: mode and content
+    return used
+
+
+def _holds_a_key(backup_id: int, decrypted: bytes) -> None:
     try:
         key = base64.b64decode(decrypted.strip(), validate=True)
     except ValueError:
         key = b""
     if len(key) != KEY_BYTES:
-        raise RestoreError(f"backup {used} does not hold a master key")
-    out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        write_atomic(out, decrypted, 0o600, exclusive=True)  # never a half-written key, never over a file
-    except FileExistsError:
-        raise RestoreError(f"{out} already exists: a master key is never overwritten") from None
-    load_master_key(out)  # the engine's own checks: mode and content
-    return used
+        raise RestoreError(f"backup {backup_id} does not hold a master key")
