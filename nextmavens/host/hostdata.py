@@ -247,7 +247,8 @@ def _split(raw: dict[str, Any], path: Path, notices: list[str] | None = None) ->
         if key in RETIRED_KEYS:
             if notices is not None:
                 notices.append(
-                    f"group_data/{path.name}: {key!r} is no longer used and is ignored ({RETIRED_KEYS[key]}); delete it"
+                    f"group_data/{path.name}: {key!r} is no longer used and is ignored ({RETIRED_KEYS[key]}); "
+                    "delete it"
                 )
             continue
         data[key] = value
