@@ -273,7 +273,9 @@ def _describe(err: ValidationError, origin: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def validate_groups(group_data_dir: Path, groups: list[str], notices: list[str] | None = None) -> dict[str, HostData]:
+def validate_groups(
+    group_data_dir: Path, groups: list[str], notices: list[str] | None = None
+) -> dict[str, HostData]:
     """Validate all.py merged with each group's file; return the models, or raise HostDataError. Retired knobs
     are ignored, with one line each appended to `notices` for the operator."""
     all_path = group_data_dir / "all.py"
