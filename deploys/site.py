@@ -9,6 +9,7 @@ from tasks.docker import docker
 from tasks.doctor import doctor
 from tasks.edge import edge
 from tasks.firewall import firewall
+from tasks.manifests import manifests
 from tasks.nginx import nginx
 from tasks.preflight import preflight
 from tasks.ssh import ssh
@@ -24,6 +25,7 @@ nginx()
 certbot()
 stacks()
 app()
+manifests()
 edge()
 apply()
 summary()

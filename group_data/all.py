@@ -152,9 +152,14 @@ nextmavens_deps_from = "pypi"  # Where the venv's dependencies come from; either
 #                                in a fresh venv swapped in only once it works. "pypi": the host's pip fetches
 #                                them from its package index. "wheelhouse": the deploying machine fetches the
 #                                wheels for the host's Python and uploads them (a host that reaches no index).
-projects_dir = "/opt/nextmavens/projects"  # Project manifests on the host (synced from the repo). The
-#                                          nextmavens-env wrapper exports it as NEXTMAVENS_PROJECTS, so
-#                                          every command below (and an operator's shell) reads it there.
+projects_dir = "/opt/nextmavens/projects"  # The host's manifest repository: a git work tree the engine reads,
+#                                          owned by platform_user (the service commits there). The deploy
+#                                          publishes manifest_source's HEAD to it, fast-forward only. The
+#                                          nextmavens-env wrapper exports it as NEXTMAVENS_PROJECTS, so every
+#                                          command below (and an operator's shell) reads it there.
+manifest_source = "projects"  # The operator's manifest repository (relative to this checkout, or absolute): the
+#                               root of its own git repository, <org>/org.yaml and <org>/<ref>.yaml at its root.
+#                               The checkout's projects/ (examples) is not one: point this at yours.
 # systemd jobs: one service+timer pair each, rendered from templates/systemd/job.*.j2, run through the
 # nextmavens-env wrapper (secrets file, NEXTMAVENS_DSN, NEXTMAVENS_PROJECTS, NEXTMAVENS_EDGE_CONFIG).
 # Add a dict here (in a group file) to add a job.

@@ -23,6 +23,8 @@ api_domain = "api.sandbox.test"
 studio_domain = "studio.sandbox.test"
 admin_email = "operator@sandbox.test"
 # The public half of the key `sandbox up` made; no key file means the sandbox is not up (an error).
+# The operator's manifest repository: the one `sandbox up` seeds from the checkout's examples.
+manifest_source = os.environ.get("NEXTMAVENS_SANDBOX_MANIFESTS") or "projects"
 admin_ssh_public_keys = [
     open(path, encoding="utf-8").read().strip()
     for path in [f"{os.environ.get('NEXTMAVENS_SANDBOX_KEY', '')}.pub"]

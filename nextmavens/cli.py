@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from nextmavens import ui
+from nextmavens import gitrepo, ui
 from nextmavens.cliparts import (
     DEFAULT_DUMP_DIR,
     EXIT_CHANGES,
@@ -85,6 +85,8 @@ def apply(
     as_json: bool,
 ) -> None:
     """Converge the cluster to the manifests (never drops anything), then the edge when configured."""
+    # Read before the files: the run records the commit (and whether files differed from it) it applies.
+    revision = gitrepo.revision(projects_dir)
     manifests = load(projects_dir)
     engine = make_engine(dsn, master_key, lock_timeout)
     if not yes and not ui.stdin_is_terminal():
@@ -104,7 +106,7 @@ def apply(
         if not as_json:
             ui.say(f"  {change.project}: {change.kind} {change.target}: {change.detail}")
 
-    result = run_engine(lambda: engine.apply(manifests, confirm=confirm, on_change=progress))
+    result = run_engine(lambda: engine.apply(manifests, confirm=confirm, on_change=progress, revision=revision))
     if result is None:
         ui.out.print("Nothing applied.")
         sys.exit(EXIT_ERROR)

@@ -1,6 +1,6 @@
 """The nextmavens package in its own venv on the host, with exactly the dependencies requirements/host.lock pins
 (from the host's package index, or from wheels the deploying machine fetched and uploaded: group data
-`nextmavens_deps_from`), its secrets-loading wrapper, the project manifests, and one systemd service+timer pair
+`nextmavens_deps_from`), its secrets-loading wrapper, and one systemd service+timer pair
 per entry of group data `timers`."""
 
 import hashlib
@@ -18,7 +18,7 @@ from nextmavens.host.lockfile import LOCK_PATH, host_environment, host_environme
 from nextmavens.host.operations import prune_units, venv_locked
 from nextmavens.host.render import template_context
 from nextmavens.host.wheelhouse import PythonTarget, WheelhouseError, locked_wheels
-from nextmavens.templates import REPO_ROOT, render
+from nextmavens.templates import render
 
 # The first line of templates/systemd/job.*.j2: only units carrying it are ever pruned.
 JOB_UNIT_MARKER = "# Managed by NextMavens (tasks/app.py) from group data `timers`; edits are overwritten."
@@ -68,7 +68,6 @@ def app():
         mode="750",
         create_remote_dir=True,
     )
-    files.sync(name="Project manifests", src=str(REPO_ROOT / "projects"), dest=config.projects_dir, delete=True)
     units = []
     for timer in host.loop(config.timers):
         unit_context = {**context, "timer": timer.model_dump()}

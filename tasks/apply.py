@@ -5,6 +5,7 @@ from pyinfra.api import deploy
 from nextmavens.host.context import host_config
 from nextmavens.host.dist import file_sha256, resolve_wheel, tree_sha256, wheel_has_module
 from nextmavens.host.edgeconfig import render_edge_config
+from nextmavens.host.manifestsource import manifest_source
 from nextmavens.host.operations import engine_apply, notice
 from nextmavens.host.render import sha256
 from nextmavens.templates import REPO_ROOT
@@ -24,9 +25,9 @@ def apply():
         return
     # The edge settings are inputs too: a changed domain or address re-applies the edge.
     edge = render_edge_config(config) if config.edge_enabled else ""
-    inputs = sha256(
-        tree_sha256(REPO_ROOT / "projects") + file_sha256(wheel) + tree_sha256(REPO_ROOT / "stacks") + sha256(edge)
-    )
+    # The manifests are the commit the deploy publishes (tasks/manifests.py), whatever the folder holds besides.
+    commit = manifest_source(config.manifest_source).commit
+    inputs = sha256(commit + file_sha256(wheel) + tree_sha256(REPO_ROOT / "stacks") + sha256(edge))
     engine_apply(
         name="nextmavens apply --projects DIR --yes (when manifests, engine or stacks changed)",
         wrapper=f"{config.platform_dir}/bin/nextmavens-env",

@@ -213,4 +213,5 @@ def env_lines(cfg: SandboxConfig) -> dict[str, str]:
         "NEXTMAVENS_SANDBOX_USER": "root",
         "NEXTMAVENS_SANDBOX_KNOWN_HOSTS": str(cfg.known_hosts),
         "NEXTMAVENS_SANDBOX_PROXY": cfg.proxy_url,
+        "NEXTMAVENS_SANDBOX_MANIFESTS": str(cfg.manifests_dir),
     }

@@ -154,6 +154,11 @@ class SandboxConfig:
         return self.run_dir / "state.json"
 
     @property
+    def manifests_dir(self) -> Path:
+        """The sandbox operator's manifest repository (devkit/sandbox/manifests.py)."""
+        return self.state_dir / "manifests"
+
+    @property
     def ssh_dir(self) -> Path:
         return self.state_dir / "ssh"
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from nextmavens.files import write_atomic
+from nextmavens.templates import REPO_ROOT
 
-from . import commands, imagebuild, machine, network, rootfs
+from . import commands, imagebuild, machine, manifests, network, rootfs
 from .config import LOCAL_IMAGES, SandboxConfig
 from .util import log
 
@@ -85,6 +86,8 @@ def up(cfg: SandboxConfig, *, keep_root: bool = False, build_images: bool = True
 
     with locked(cfg):
         state = load_state(cfg)
+        # what the deploy publishes (group data `manifest_source`), ready before any deploy runs
+        manifests.seed_manifests(REPO_ROOT / "projects", cfg.manifests_dir)
         mirror, security = rootfs.host_mirrors()
         if is_running(cfg, state):
             imgs: dict[str, str] = {}

@@ -15,11 +15,19 @@ import click
 import psycopg
 
 from nextmavens.backup.alerts import Alerts, alerts_from_env
+from nextmavens.backup.manifests import recover_manifests
 from nextmavens.backup.masterkey import recover_master_key
 from nextmavens.backup.pipeline import BackupError, BackupLock, Target, backup_target, run_backups
 from nextmavens.backup.restore import RestoreError, choose_backup, replace_locked, restore_backup, scratch_name
 from nextmavens.backup.retention import apply_retention
-from nextmavens.backup.settings import CONTROL_KEY, MASTER_KEY_KEY, BackupSettings, ConfigError, settings_from_env
+from nextmavens.backup.settings import (
+    CONTROL_KEY,
+    MANIFESTS_KEY,
+    MASTER_KEY_KEY,
+    BackupSettings,
+    ConfigError,
+    settings_from_env,
+)
 from nextmavens.backup.targets import all_targets, due, select, with_master_key
 from nextmavens.backup.telegram import TelegramClient
 from nextmavens.backup.verify import drill
@@ -153,6 +161,10 @@ def restore_command(project: str, backup_id: int | None, identity: Path, into: s
         raise click.UsageError("--replace and --into exclude each other")
     if project == MASTER_KEY_KEY:
         raise click.UsageError("the master key is not a database: recover it with `nextmavens backup recover-key`")
+    if project == MANIFESTS_KEY:
+        raise click.UsageError(
+            "the manifest repository is not a database: recover it with `nextmavens backup recover-manifests`"
+        )
     if replace and project == CONTROL_KEY:
         raise click.UsageError(
             "the control database is not replaced in place: restore it --into a new database, or follow the "
@@ -219,6 +231,24 @@ def recover_key_command(backup_id: int | None, identity: Path, out: Path | None)
     except (RestoreError, MasterKeyError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"master key from backup {used} written to {target} (0600)")
+
+
+@backup.command("recover-manifests")
+@backup_choice
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The bundle file to write (never overwritten); `git clone FILE DIR` makes the repository of it.",
+)
+def recover_manifests_command(backup_id: int | None, identity: Path, out: Path) -> None:
+    """Recover the manifest repository (a git bundle of every branch) from its backup."""
+    settings, conn, client = _setup(require_recipient=False)
+    try:
+        used = recover_manifests(settings, conn, client, identity, out, backup_id)
+    except (RestoreError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"manifest repository from backup {used} written to {out}; `git clone {shlex.quote(str(out))} DIR`")
 
 
 @backup.command("verify")

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import psycopg
 
+from nextmavens.backup.manifests import backup_manifests
 from nextmavens.backup.masterkey import backup_master_key
 from nextmavens.backup.settings import CONTROL_KEY, BackupSettings
 from nextmavens.backup.stats import safe_dsn, table_stats
@@ -310,5 +311,8 @@ def run_backups(
                 key_result = backup_master_key(settings, conn, client, kind, log)
                 if key_result is not None:
                     results.append(key_result)
+                manifests_result = backup_manifests(settings, conn, client, kind, log)
+                if manifests_result is not None:
+                    results.append(manifests_result)
             results.append(backup_target(settings, conn, client, target, kind, with_stats, log))
     return results

@@ -19,6 +19,7 @@ from nextmavens.pgtools import pg_bin_dir, pg_tool
 DEFAULT_CHUNK_BYTES = 19_000_000
 CONTROL_KEY = "_platform/control"
 MASTER_KEY_KEY = "_platform/master-key"  # the engine's master key, age-encrypted (nextmavens.backup.masterkey)
+MANIFESTS_KEY = "_platform/manifests"  # the manifest repository as a git bundle (nextmavens.backup.manifests)
 
 
 class ConfigError(Exception):

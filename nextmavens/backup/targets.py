@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 
 from nextmavens.backup.pipeline import Target
-from nextmavens.backup.settings import CONTROL_KEY, MASTER_KEY_KEY
+from nextmavens.backup.settings import CONTROL_KEY, MANIFESTS_KEY, MASTER_KEY_KEY
 from nextmavens.control.store import projects
 from nextmavens.manifest.loader import load_manifests
 from nextmavens.naming import CONTROL_DATABASE, project_names
@@ -47,11 +47,17 @@ def all_targets(projects_dir: Path | None, control: psycopg.Connection | None = 
 
 
 def with_master_key(targets: list[Target]) -> list[Target]:
-    """Targets for retention: the master key's backups are kept as long as the control database's."""
+    """Targets for retention: the master key's and the manifest repository's backups are kept as long as the
+    control database's."""
     control = next((t for t in targets if t.key == CONTROL_KEY), None)
     if control is None:
         return targets
-    return [*targets, Target(key=MASTER_KEY_KEY, database="-", retention_days=control.retention_days)]
+    days = control.retention_days
+    return [
+        *targets,
+        Target(key=MANIFESTS_KEY, database="-", retention_days=days),
+        Target(key=MASTER_KEY_KEY, database="-", retention_days=days),
+    ]
 
 
 def select(targets: list[Target], keys: tuple[str, ...] | list[str]) -> list[Target]:

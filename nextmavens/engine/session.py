@@ -16,6 +16,7 @@ from nextmavens.control.audit import audited
 from nextmavens.control.crypto import MasterKeyError, Sealer, load_master_key, load_or_create_master_key
 from nextmavens.control.db import connect_cluster, connect_control
 from nextmavens.control.locks import apply_lock, join_work
+from nextmavens.control.store import projects as projects_store
 from nextmavens.control.store import secrets as sealed_secrets
 from nextmavens.engine.desired import DesiredState, desired_state
 from nextmavens.engine.execute import ChangeCallback, Executor
@@ -23,6 +24,7 @@ from nextmavens.engine.observe import observe, observe_extensions
 from nextmavens.engine.observed import ObservedState
 from nextmavens.engine.plan import Plan, PlanError, databases_to_inspect, make_plan
 from nextmavens.engine.secretstore import SecretStore
+from nextmavens.gitrepo import Revision
 from nextmavens.keys import ApiKeys
 from nextmavens.manifest.loader import ManifestSet
 
@@ -97,8 +99,10 @@ class Engine:
         confirm: Callable[[Plan], bool] | None = None,
         on_change: ChangeCallback | None = None,
         command: str = "apply",
+        revision: Revision | None = None,
     ) -> ApplyResult | None:
-        """Plan under the lock, ask `confirm`, execute. Returns None when the operator declined."""
+        """Plan under the lock, ask `confirm`, execute. Returns None when the operator declined. `revision`: the
+        manifest repository's commit the manifests were read from, recorded in the run and on each project."""
         desired = desired_state(manifests)
         with self._working() as (cluster, control, sealer):
             plan = make_plan(desired, self._observe(cluster, control, sealer, desired))
@@ -106,8 +110,12 @@ class Engine:
                 raise PlanError("\n".join(plan.errors))
             if confirm is not None and not plan.empty and not confirm(plan):
                 return None
-            with audited(control, command, self.config.who(), [c.as_json() for c in plan.changes]) as run_id:
+            changes = [c.as_json() for c in plan.changes]
+            with audited(control, command, self.config.who(), changes, revision) as run_id:
                 Executor(self.config.dsn, cluster, control, SecretStore(control, sealer), desired).run(plan, on_change)
+                if revision is not None:
+                    refs = [p.ref for p in desired.projects]
+                    projects_store.record_applied_commit(control, refs, revision.commit, revision.dirty)
             return ApplyResult(run_id, plan)
 
     @contextmanager

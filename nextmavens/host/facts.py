@@ -12,6 +12,7 @@ from typing import Any
 from pyinfra.api import FactBase
 
 from nextmavens.host.commands import ComposeProject, load_secrets, psql_argv, wait_for_postgres
+from nextmavens.host.publish import HostRepo, parse_state, state_command
 
 _SECTION = "--nextmavens-section--"
 
@@ -285,3 +286,18 @@ class SecretCopies(FactBase[dict]):
 
     def process(self, output: list[str]) -> dict:
         return {line.split(" ", 1)[1]: line.split(" ", 1)[0] for line in output if " " in line}
+
+
+class ManifestRepoState(FactBase[Any]):
+    """The host's manifest repository: absent, a plain folder, or a repository with its HEAD, uncommitted files and
+    recent commits (nextmavens.host.publish.HostRepo)."""
+
+    def command(self, path: str) -> str:
+        return state_command(path)
+
+    @staticmethod
+    def default() -> Any:
+        return HostRepo("absent")
+
+    def process(self, output: list[str]) -> Any:
+        return parse_state(output)

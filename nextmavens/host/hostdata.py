@@ -217,6 +217,7 @@ class HostData(Strict):
     nextmavens_wheel: str | None
     nextmavens_deps_from: Literal["pypi", "wheelhouse"]
     projects_dir: AbsPath
+    manifest_source: Annotated[str, Field(min_length=1)]
     timers: list[TimerUnit]
 
     @model_validator(mode="after")

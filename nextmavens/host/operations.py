@@ -13,12 +13,13 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.api.exceptions import OperationError
 
-from nextmavens.host import commands
+from nextmavens.host import commands, publish
 from nextmavens.host.facts import (
     ComposeState,
     DockerNetworks,
     FileSha256,
     ManagedUnits,
+    ManifestRepoState,
     OsRelease,
     PostgresObjects,
     PythonTarget,
@@ -27,6 +28,7 @@ from nextmavens.host.facts import (
     SwapState,
     UfwState,
 )
+from nextmavens.host.manifestsource import publish_action
 
 
 @operation()
@@ -220,6 +222,23 @@ def engine_apply(wrapper: str, projects_dir: str, marker: str, inputs_sha256: st
         return
     apply = shlex.join([wrapper, "nextmavens", "apply", "--projects", projects_dir, "--yes"])
     yield f"{apply} && echo {shlex.quote(inputs_sha256)} > {shlex.quote(marker)}"
+
+
+@operation()
+def publish_manifests(
+    path: str, source: str, commit: str, bundle: bytes, branch: str, owner: str, pull: str, remote_bundle: str
+):
+    """Fast-forward the host's manifest repository at `path` to `commit` (HEAD of the operator's repository at
+    `source`, carried in `bundle`), creating it (or converting an earlier release's plain folder) the first time.
+    Fails, before anything is published, when the host has commits `commit` lacks or uncommitted files."""
+    action = publish_action(host.get_fact(ManifestRepoState, path=path), source, commit, path, pull)
+    if action.kind == "refuse":
+        raise OperationError(action.message)
+    if action.kind == "none":
+        host.noop(action.message)
+        return
+    yield FileUploadCommand(BytesIO(bundle), remote_bundle)
+    yield from publish.publish_commands(action, path, remote_bundle, commit, branch, owner)
 
 
 @operation()

@@ -21,6 +21,7 @@ class ProjectView:
     applied_state: str | None  # the state last applied; None: never applied
     manifest_path: str | None
     last_applied_at: datetime | None
+    last_apply_commit: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -31,6 +32,7 @@ class ProjectView:
             "applied_state": self.applied_state,
             "manifest_path": self.manifest_path,
             "last_applied_at": self.last_applied_at.isoformat() if self.last_applied_at else None,
+            "last_apply_commit": self.last_apply_commit,
         }
 
 
@@ -39,7 +41,14 @@ def project_views(manifests: ManifestSet | None, applied: list[AppliedProject]) 
     views: dict[tuple[str, str], ProjectView] = {}
     for record in applied:
         views[(record.org, record.ref)] = ProjectView(
-            record.org, record.ref, record.name, None, record.state, record.manifest_path, record.last_applied_at
+            record.org,
+            record.ref,
+            record.name,
+            None,
+            record.state,
+            record.manifest_path,
+            record.last_applied_at,
+            record.last_apply_commit,
         )
     for project in manifests.projects if manifests else ():
         key = (project.org, project.ref)
@@ -52,6 +61,7 @@ def project_views(manifests: ManifestSet | None, applied: list[AppliedProject]) 
             known.applied_state if known else None,
             project.path,
             known.last_applied_at if known else None,
+            known.last_apply_commit if known else None,
         )
     return dict(sorted(views.items()))
 

@@ -11,7 +11,6 @@ argv list with a controlled environment: no system or user configuration, no hoo
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import threading
 from collections.abc import Callable
@@ -20,14 +19,13 @@ from pathlib import Path
 
 from nextmavens.engine.session import ApplyResult, Engine
 from nextmavens.files import write_atomic
+from nextmavens.gitrepo import git, git_ok, is_repository_root, revision
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
-from nextmavens.runner import run_command
 
 log = logging.getLogger("nextmavens.platform")
 
 COMMITTER = ("NextMavens platform", "platform@nextmavens.invalid")
 MANIFEST_MODE = 0o644  # manifests hold no secret
-GIT_TIMEOUT_S = 30.0
 # Every write of this process, from reading the current set to the commit.
 _WRITES = threading.Lock()
 
@@ -53,10 +51,6 @@ class Conflict(Exception):
         self.message = message
 
 
-class GitFailed(Exception):
-    pass
-
-
 # Given the current (valid) set and the file's text (None when absent): the new text, or None for "no change".
 Render = Callable[[ManifestSet, str | None], str | None]
 
@@ -67,19 +61,6 @@ class Written:
     commit: str | None  # None: nothing changed, nothing applied
     result: ApplyResult | None
     manifests: ManifestSet  # the set as it now stands
-
-
-def git_environment() -> dict[str, str]:
-    """Only what git needs: none of the caller's GIT_* variables, no system or user configuration."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": "/nonexistent",
-        "LC_ALL": "C",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": "/dev/null",
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_OPTIONAL_LOCKS": "0",
-    }
 
 
 def author_ident(member: str) -> str:
@@ -94,39 +75,16 @@ class ManifestRepository:
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
         committer_name, committer_email = COMMITTER
-        argv = [
-            "git",
-            "-C",
-            str(self.folder),
-            "-c",
-            "core.hooksPath=/dev/null",
-            "-c",
-            "commit.gpgSign=false",
-            "-c",
-            f"user.name={committer_name}",
-            "-c",
-            f"user.email={committer_email}",
-            *args,
-        ]
-        return run_command(argv, timeout=GIT_TIMEOUT_S, env=git_environment())
+        return git(self.folder, "-c", f"user.name={committer_name}", "-c", f"user.email={committer_email}", *args)
 
     def _git_ok(self, *args: str) -> str:
-        done = self._git(*args)
-        if done.returncode != 0:
-            first = (done.stderr.strip().splitlines() or ["no message"])[0][:300]
-            raise GitFailed(f"git {args[0]} failed: {first}")
-        return done.stdout
+        committer_name, committer_email = COMMITTER
+        return git_ok(self.folder, "-c", f"user.name={committer_name}", "-c", f"user.email={committer_email}", *args)
 
     def ready(self) -> bool:
-        if not self.folder.is_dir():
-            return False
-        try:
-            done = self._git("rev-parse", "--show-toplevel")
-        except (OSError, subprocess.TimeoutExpired):
-            return False
         # The folder must be the repository's root: a projects/ folder inside the operator's own checkout is not
         # the manifest repository, and the service commits nothing there.
-        return done.returncode == 0 and Path(done.stdout.strip()).resolve() == self.folder.resolve()
+        return is_repository_root(self.folder)
 
     def change(self, relative: str, render: Render, engine: Engine, member: str, message: str) -> Written:
         """Write `relative` (`<org>/<file>.yaml`) as `render` says, validate, apply, commit as `member`."""
@@ -160,7 +118,8 @@ class ManifestRepository:
                     manifests = load_manifests(self.folder)
                 except ManifestErrors as exc:
                     raise ManifestRejected([str(error) for error in exc.errors]) from None
-                result = engine.apply(manifests)
+                # HEAD and dirty: the file is applied before it is committed
+                result = engine.apply(manifests, revision=revision(self.folder))
                 if result is None:  # only a declined confirmation returns None, and none is asked
                     raise RuntimeError("the engine applied nothing")
                 self._git_ok("add", "--", relative)

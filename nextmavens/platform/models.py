@@ -69,6 +69,9 @@ class Project(BaseModel):
     applied_state: str | None = Field(description="The state last applied; null when never applied")
     manifest_path: str | None
     last_applied_at: str | None
+    last_apply_commit: str | None = Field(
+        default=None, description="The manifest repository's commit it was last applied from; null when unknown"
+    )
 
 
 class ProjectList(BaseModel):

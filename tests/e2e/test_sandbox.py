@@ -502,6 +502,83 @@ def test_the_example_whatsapp_instance_is_in_evolution_and_a_second_apply_change
     assert "edge: shop: whatsapp instance shop--orders unchanged" in again.stdout, again.stdout
 
 
+# --- the manifest repository on the host ---------------------------------------------------------------------
+def _host_git(data: dict[str, Any], *args: str) -> str:
+    """git in the host's manifest repository as the service's user (who owns it)."""
+    from shlex import join
+
+    path = data["projects_dir"]
+    return join(["runuser", "-u", data["platform_user"], "--", "git", "-C", path, *args])
+
+
+def test_the_host_keeps_the_published_manifest_repository(
+    sandbox: Sandbox, host, data: dict[str, Any], converged: dict[str, Any]
+) -> None:
+    """projects_dir is a git work tree owned by the service's user, at the commit the deploy published (the sandbox
+    operator's repository), with nothing uncommitted; the applies recorded that commit."""
+    from nextmavens.gitrepo import git_ok
+
+    local = git_ok(Path(sandbox.env["NEXTMAVENS_SANDBOX_MANIFESTS"]), "rev-parse", "HEAD").strip()
+    path = data["projects_dir"]
+    assert host.check_output(_host_git(data, "rev-parse", "HEAD")) == local
+    assert host.check_output(_host_git(data, "status", "--porcelain", "--untracked-files=all")) == ""
+    assert host.file(path).user == data["platform_user"]
+    assert host.file(f"{path}/.git/HEAD").user == data["platform_user"]
+    assert not any(op.startswith("Manifest repository | Publish") for op in converged["second"]["changed"])
+    recorded = _psql_lines(
+        sandbox, data, "nextmavens", "SELECT manifest_commit FROM apply_runs WHERE manifest_commit IS NOT NULL"
+    )
+    assert recorded and set(recorded) == {local}, recorded
+
+
+def _converge_output(sandbox: Sandbox) -> subprocess.CompletedProcess[str]:
+    argv = [*PYINFRA, "-y", "inventory.py", "deploys/site.py"]
+    return subprocess.run(
+        argv, cwd=REPO, env=deploy_env(sandbox), capture_output=True, text=True, timeout=CONVERGE_TIMEOUT_S
+    )
+
+
+def test_a_commit_made_on_the_host_stops_the_deploy_until_the_operator_pulls_it(
+    sandbox: Sandbox, host, data: dict[str, Any], tmp_path: Path
+) -> None:
+    """The service's commits are the host's: a deploy that would overwrite them refuses before any change and names
+    them with the pull command, and that command, run as printed, brings them to the operator."""
+    from shlex import quote
+
+    from nextmavens.gitrepo import git_ok
+
+    local = git_ok(Path(sandbox.env["NEXTMAVENS_SANDBOX_MANIFESTS"]), "rev-parse", "HEAD").strip()
+    note = f"{data['projects_dir']}/acme/e2e-note.txt"
+    host.check_output(f"runuser -u {quote(data['platform_user'])} -- sh -c 'echo note > {quote(note)}'")
+    ident = ["-c", "user.name=Service", "-c", "user.email=service@sandbox.test"]
+    host.check_output(_host_git(data, "add", "acme/e2e-note.txt"))
+    host.check_output(_host_git(data, *ident, "commit", "--quiet", "-m", "A commit made on the host"))
+    try:
+        refused = _converge_output(sandbox)
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0, output[-3000:]
+        assert "has commits that" in output and "Service: A commit made on the host" in output, output[-3000:]
+        assert "Starting operation" not in output, "the refused deploy ran operations"
+        pull = next(line.strip() for line in output.splitlines() if line.strip().startswith("git pull "))
+        # the printed command, run in a clone of the operator's repository, fetches the host's commit
+        clone = tmp_path / "operator"
+        git_ok(tmp_path, "clone", "--quiet", sandbox.env["NEXTMAVENS_SANDBOX_MANIFESTS"], str(clone))
+        ssh = " ".join(sandbox.ssh_argv(data["admin_user"])[:-2])  # without -T and the destination
+        pulled = subprocess.run(
+            ["sh", "-c", f"{pull.replace('git pull ', 'git pull --quiet --ff-only ', 1)}"],
+            cwd=clone,
+            env={**os.environ, "GIT_SSH_COMMAND": ssh},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert pulled.returncode == 0, pulled.stderr
+        assert (clone / "acme" / "e2e-note.txt").read_text() == "note\n"
+    finally:
+        host.check_output(_host_git(data, "reset", "--quiet", "--hard", local))
+    assert host.check_output(_host_git(data, "rev-parse", "HEAD")) == local
+
+
 # --- the edge: nginx -> Kong stand-in -> each project's REST stand-in ---------------------------
 def _keys(host, data: dict[str, Any], ref: str) -> dict[str, Any]:
     wrapper = f"{data['platform_dir']}/bin/nextmavens-env"

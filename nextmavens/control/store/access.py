@@ -79,6 +79,7 @@ class AppliedProject:
     state: str
     manifest_path: str | None
     last_applied_at: datetime | None
+    last_apply_commit: str | None = None  # the manifest repository's commit it was last applied from
 
 
 def insert_token(
@@ -173,7 +174,7 @@ def applied_projects(conn: psycopg.Connection) -> list[AppliedProject]:
     """Projects the engine applied and has not destroyed."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            "SELECT org, ref, name, state, manifest_path, last_applied_at FROM projects"
+            "SELECT org, ref, name, state, manifest_path, last_applied_at, last_apply_commit FROM projects"
             " WHERE destroyed_at IS NULL ORDER BY org, ref"
         ).fetchall()
     return [AppliedProject(**r) for r in rows]

@@ -105,6 +105,15 @@ def record_applied(
     )
 
 
+def record_applied_commit(control: psycopg.Connection, refs: list[str], commit: str, dirty: bool) -> None:
+    """The manifest commit the projects `refs` were just applied from."""
+    control.execute(
+        "UPDATE projects SET last_apply_commit = %s, last_apply_dirty = %s"
+        " WHERE ref = ANY(%s) AND destroyed_at IS NULL",
+        (commit, dirty, refs),
+    )
+
+
 def lock_keys_issued_at(control: psycopg.Connection, ref: str) -> int | None:
     """When the project's keys were issued (None: not yet), its row locked until the transaction ends."""
     row = control.execute("SELECT keys_issued_at FROM projects WHERE ref = %s FOR UPDATE", (ref,)).fetchone()

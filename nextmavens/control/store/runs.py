@@ -6,11 +6,27 @@ import json
 
 import psycopg
 
+from nextmavens.gitrepo import Revision
 
-def start_run(control: psycopg.Connection, command: str, actor: str, changes: list[dict[str, str]]) -> int:
+
+def start_run(
+    control: psycopg.Connection,
+    command: str,
+    actor: str,
+    changes: list[dict[str, str]],
+    revision: Revision | None = None,
+) -> int:
+    """A running row; `revision`: the manifest repository's commit the run reads (None: no repository)."""
     row = control.execute(
-        "INSERT INTO apply_runs (command, actor, changes) VALUES (%s, %s, %s) RETURNING id",
-        (command, actor, json.dumps(changes)),
+        "INSERT INTO apply_runs (command, actor, changes, manifest_commit, manifest_dirty)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (
+            command,
+            actor,
+            json.dumps(changes),
+            revision.commit if revision else None,
+            revision.dirty if revision else None,
+        ),
     ).fetchone()
     assert row is not None
     return int(row[0])

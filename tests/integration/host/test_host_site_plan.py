@@ -3,6 +3,7 @@ the whole deploy prepares, tasks run in order, and the preflight stops bad hosts
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devkit.sandbox.manifests import seed_manifests
+from nextmavens.host.publish import SECTION
 from tests.support.repo import REPO
 
 pytestmark = pytest.mark.integration  # real nginx/sshd/PostgreSQL/pyinfra where available
@@ -30,11 +33,20 @@ def pyinfra(
     with_cli: bool = True,
     group: str = "sandbox",
     requires: str = "fastapi>=0.110",
+    host_manifests: list[str] | None = None,
 ) -> subprocess.CompletedProcess:
     inventory = tmp_path / "inventory.py"
-    python3 = "3 13 x86_64 glibc 2.41"  # the PythonTarget fact's answer
-    fake = {"fake_delay": 0, "fake_responses": {"/etc/os-release": os_release, "platform.libc_ver()": python3}}
-    inventory.write_text(f"{group} = [('@fake/{group}-1', {fake!r})]\n")
+    # server.user(system=True) asks the kernel's name, and then whether useradd exists
+    responses = {
+        "/etc/os-release": os_release,
+        "platform.libc_ver()": "3 13 x86_64 glibc 2.41",  # the PythonTarget fact's answer
+        re.compile("^uname -s$"): ["Linux"],
+        re.compile("^command -v useradd"): ["/usr/sbin/useradd"],
+    }
+    if host_manifests is not None:  # what the ManifestRepoState fact reads on the host
+        responses[re.compile(r"^if \[ ! -e /opt/nextmavens/projects \]")] = host_manifests
+    fake = {"fake_delay": 0, "fake_responses": responses}
+    inventory.write_text(f"import re\n{group} = [('@fake/{group}-1', {fake!r})]\n")
     key = tmp_path / "key"
     key.with_suffix(".pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests test\n")
     wheel = tmp_path / "nextmavens-0.0.0-py3-none-any.whl"
@@ -50,6 +62,8 @@ def pyinfra(
     env.update(NEXTMAVENS_SANDBOX_KEY=str(key), PYINFRA_FAKE_DELAY="0")
     env.update(NEXTMAVENS_DOMAIN="example.com", NEXTMAVENS_ADMIN_EMAIL="ops@example.com")
     env.update(NEXTMAVENS_ADMIN_PUBKEYS=str(key.with_suffix(".pub")))
+    manifests = tmp_path / "manifests"
+    seed_manifests(REPO / "projects", manifests)  # the operator's manifest repository, as `sandbox up` seeds it
     return subprocess.run(
         [
             sys.executable,
@@ -61,6 +75,8 @@ def pyinfra(
             f"nextmavens_wheel={wheel}",
             "--data",
             "nextmavens_deps_from=pypi",  # a plan fetches no wheels (the wheelhouse is tests/unit/host's)
+            "--data",
+            f"manifest_source={manifests}",
             *args,
         ],
         cwd=REPO,
@@ -86,12 +102,15 @@ def test_site_plans_every_task_in_order(tmp_path: Path) -> None:
         "certbot",
         "Shared stacks",
         "nextmavens on the host",
+        "Manifest repository",
         "Edge settings",
         "Apply project manifests",
         "Summary",
         "Doctor",
     ]
     assert names[0] == "Preflight | Check the OS release is supported"
+    published = [n for n in names if n.startswith("Manifest repository | Publish manifests ")]
+    assert len(published) == 1 and published[0].endswith("to /opt/nextmavens/projects (fast-forward only)")
     assert any("SUBSTITUTE images" in name for name in names)
     stacks = [n for n in names if n.startswith("Shared stacks |") and "compose up" in n]
     assert [n.split(" | ")[1].split(":")[0] for n in stacks] == ["supabase", "redis", "evolution"]
@@ -142,6 +161,25 @@ def test_invalid_override_is_refused_before_any_operation(tmp_path: Path) -> Non
     result = pyinfra(tmp_path, DEBIAN_13, "-y", "--data", "ssh_port=notaport")
     output = result.stdout + result.stderr
     assert "host data is invalid" in output and "'ssh_port'" in output
+
+
+def test_a_manifest_source_that_is_no_repository_stops_before_any_operation(tmp_path: Path) -> None:
+    result = pyinfra(tmp_path, DEBIAN_13, "-y", "--data", "manifest_source=projects")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "is not the root of a git repository" in output and "nothing was run" in output
+    assert "Starting operation" not in output
+
+
+def test_host_commits_the_operator_lacks_stop_the_deploy_before_any_operation(tmp_path: Path) -> None:
+    service = "f" * 40
+    state = ["repository", service, SECTION, SECTION, f"{service} fffffff ann@example.com: Add crm"]
+    result = pyinfra(tmp_path, DEBIAN_13, "-y", host_manifests=state)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "has commits that" in output and "fffffff ann@example.com: Add crm" in output
+    assert "git pull '--upload-pack=git -c safe.directory=/opt/nextmavens/projects/.git upload-pack'" in output
+    assert "Starting operation" not in output
 
 
 def test_real_inventory_loads_without_hosts() -> None:

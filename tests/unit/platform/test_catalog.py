@@ -67,6 +67,15 @@ def test_manifests_are_read_again_when_a_file_changes(tmp_path: Path) -> None:
     assert [p.ref for p in held.current().projects] == ["crm", "shop"]  # type: ignore[union-attr]
 
 
+def test_a_project_shows_the_commit_it_was_last_applied_from(tmp_path: Path) -> None:
+    write_project(tmp_path, "acme", "shop")
+    write_project(tmp_path, "acme", "crm")
+    applied = [AppliedProject("acme", "shop", "Shop", "active", None, APPLIED_AT, "c0ffee" * 6 + "c0ff")]
+    views = project_views(load_manifests(tmp_path), applied)
+    shown = ProjectList.model_validate({"projects": [v.as_json() for v in views.values()]}).projects
+    assert {p.ref: p.last_apply_commit for p in shown} == {"shop": "c0ffee" * 6 + "c0ff", "crm": None}
+
+
 def test_a_listing_is_the_views_json_in_the_published_shape(tmp_path: Path) -> None:
     write_project(tmp_path, "acme", "shop")
     write_project(tmp_path, "acme", "crm")
