@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -24,11 +24,13 @@ from nextmavens.cliparts import (
     projects_option,
     run_engine,
 )
+from nextmavens.control.locks import LockTimeout
 from nextmavens.engine.destroy import destroy_project
-from nextmavens.engine.plan import Change, Plan
+from nextmavens.engine.plan import Change, Plan, PlanError
 from nextmavens.engine.secretstore import SecretStore
-from nextmavens.engine.session import NotApplied
+from nextmavens.engine.session import ApplyResult, NotApplied
 from nextmavens.keys import expiry_warning
+from nextmavens.manifest.loader import ManifestErrors, load_manifests
 
 if TYPE_CHECKING:
     # The edge's modules (jinja2, certificates, Kong and nginx rendering, their settings models) and the key
@@ -84,7 +86,13 @@ def apply(
     as_json: bool,
 ) -> None:
     """Converge the cluster to the manifests (never drops anything), then the edge when configured."""
-    manifests = load(projects_dir)
+    if as_json:
+        try:
+            manifests = load_manifests(projects_dir)
+        except ManifestErrors as exc:
+            json_failure("manifests", [str(error) for error in exc.errors])
+    else:
+        manifests = load(projects_dir)
     engine = make_engine(dsn, master_key, lock_timeout)
     if not yes and not ui.stdin_is_terminal():
         raise Failure("apply asks for confirmation; pass --yes when not at a terminal")
@@ -103,7 +111,15 @@ def apply(
         if not as_json:
             ui.say(f"  {change.project}: {change.kind} {change.target}: {change.detail}")
 
-    result = run_engine(lambda: engine.apply(manifests, confirm=confirm, on_change=progress))
+    def attempt() -> ApplyResult | None:
+        try:
+            return engine.apply(manifests, confirm=confirm, on_change=progress)
+        except (LockTimeout, PlanError) as exc:
+            if as_json:  # typed for a caller that parses the answer (the platform service's privileged apply)
+                json_failure("busy" if isinstance(exc, LockTimeout) else "plan", str(exc).splitlines())
+            raise
+
+    result = run_engine(attempt)
     if result is None:
         ui.out.print("Nothing applied.")
         sys.exit(EXIT_ERROR)
@@ -128,6 +144,14 @@ def apply(
             print_edge_report(report)
     if report is not None and report.errors:
         sys.exit(EXIT_ERROR)
+
+
+def json_failure(kind: str, problems: list[str]) -> NoReturn:
+    """`apply --json`'s answer to an expected failure, exit 1: {"result": "failed", "error": {"kind", "problems"}}
+    with kind `manifests` (the set is invalid), `busy` (another apply holds the lock) or `plan` (the server cannot
+    reach the desired state). Nothing was applied in any of them."""
+    click.echo(json.dumps({"result": "failed", "error": {"kind": kind, "problems": problems}}, indent=2))
+    sys.exit(EXIT_ERROR)
 
 
 @main.group()

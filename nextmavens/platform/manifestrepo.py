@@ -17,11 +17,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nextmavens.engine.session import ApplyResult, Engine
 from nextmavens.files import write_atomic
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
 from nextmavens.runner import run_command
+
+if TYPE_CHECKING:
+    from nextmavens.platform.privileged import Applied, Applier
 
 log = logging.getLogger("nextmavens.platform")
 
@@ -65,7 +68,7 @@ Render = Callable[[ManifestSet, str | None], str | None]
 class Written:
     path: str  # relative to the projects folder
     commit: str | None  # None: nothing changed, nothing applied
-    result: ApplyResult | None
+    applied: Applied | None
     manifests: ManifestSet  # the set as it now stands
 
 
@@ -128,8 +131,9 @@ class ManifestRepository:
         # the manifest repository, and the service commits nothing there.
         return done.returncode == 0 and Path(done.stdout.strip()).resolve() == self.folder.resolve()
 
-    def change(self, relative: str, render: Render, engine: Engine, member: str, message: str) -> Written:
-        """Write `relative` (`<org>/<file>.yaml`) as `render` says, validate, apply, commit as `member`."""
+    def change(self, relative: str, render: Render, applier: Applier, member: str, message: str) -> Written:
+        """Write `relative` (`<org>/<file>.yaml`) as `render` says, validate, apply (`applier`: the engine in this
+        process, or the privileged apply), commit as `member`."""
         with _WRITES:
             if not self.ready():
                 raise RepositoryMissing(
@@ -160,9 +164,7 @@ class ManifestRepository:
                     manifests = load_manifests(self.folder)
                 except ManifestErrors as exc:
                     raise ManifestRejected([str(error) for error in exc.errors]) from None
-                result = engine.apply(manifests)
-                if result is None:  # only a declined confirmation returns None, and none is asked
-                    raise RuntimeError("the engine applied nothing")
+                applied = applier.apply(manifests)
                 self._git_ok("add", "--", relative)
                 # Only this file: whatever else the operator staged stays out of the member's commit.
                 author = f"--author={author_ident(member)}"
@@ -172,7 +174,7 @@ class ManifestRepository:
                 self._restore(path, relative, original, created_folder)
                 raise
             log.info("committed %s as %s (%s)", relative, commit[:12], message.splitlines()[0])
-            return Written(relative, commit, result, manifests)
+            return Written(relative, commit, applied, manifests)
 
     def _restore(self, path: Path, relative: str, original: bytes | None, created_folder: bool) -> None:
         """Put the file (and the index) back as they were before the change."""
