@@ -10,6 +10,7 @@ from tasks.doctor import doctor
 from tasks.edge import edge
 from tasks.firewall import firewall
 from tasks.nginx import nginx
+from tasks.platform import platform
 from tasks.preflight import preflight
 from tasks.ssh import ssh
 from tasks.stacks import stacks
@@ -26,5 +27,6 @@ stacks()
 app()
 edge()
 apply()
+platform()  # after apply: the service reads the master key the first apply creates
 summary()
 doctor()

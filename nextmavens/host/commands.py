@@ -259,3 +259,13 @@ def sshd_install_command(staged: str, dropin: str) -> str:
         f" else if [ -f {prev} ]; then mv {prev} {d}; else rm -f {d}; fi;"
         " echo 'sshd -t refused the new configuration; the previous one is kept' >&2; exit 1; fi"
     )
+
+
+def sudoers_install_command(staged: str, dropin: str) -> str:
+    """Install the staged sudoers drop-in (root, 0440) only if `visudo -cf` accepts it; otherwise delete it and
+    fail, keeping the installed one."""
+    s, d = shlex.quote(staged), shlex.quote(dropin)
+    return (
+        f"if visudo -cqf {s}; then install -m 0440 -o root -g root {s} {d} && rm -f {s};"
+        f" else rm -f {s}; echo 'visudo refused the new sudoers rule; the previous one is kept' >&2; exit 1; fi"
+    )

@@ -82,6 +82,8 @@ def edge_settings(config: HostData) -> EdgeSettings:
         gotrue_image=config.images.gotrue,
         storage_image=config.images.storage_api,
         max_projects=config.max_projects,
+        platform_domain=config.platform_service_domain,
+        platform_upstream=f"127.0.0.1:{ports.platform}",
     )
 
 

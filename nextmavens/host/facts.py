@@ -245,19 +245,20 @@ class ManagedUnits(FactBase[list]):
 
 
 class SecretCopies(FactBase[dict]):
-    """For each file -> KEY: whether the file is root's, 0600 and holds exactly the value of KEY in the secrets
-    file ("ok") or not ("stale"). The comparison runs on the host; no value is ever printed."""
+    """For each file -> KEY: whether the file is root's, 0600 and holds exactly its prefix and the value of KEY in
+    the secrets file ("ok") or not ("stale"). The comparison runs on the host; no value is ever printed."""
 
     def command(self, secrets_file: str, files: str) -> str:
-        """files: "dest=KEY" pairs, one a line (a string, so the fact's arguments hash)."""
+        """files: "dest=KEY" or "dest=KEY=prefix" lines (a string, so the fact's arguments hash)."""
         src = shlex.quote(secrets_file)
         checks = []
-        for dest, key in sorted(tuple(line.rsplit("=", 1)) for line in files.splitlines() if line):
+        for line in sorted(line for line in files.splitlines() if line):
+            dest, key, prefix = (line.split("=", 2) + [""])[:3]
             d = shlex.quote(dest)
             checks.append(
                 f"v=$(sed -n 's/^{key}=//p' {src} 2>/dev/null | head -n1); "
                 f"if [ -f {d} ] && [ \"$(stat -c '%a %U' {d})\" = '600 root' ] && [ -n \"$v\" ] "
-                f'&& [ "$(cat {d})" = "$v" ]; then echo ok {d}; else echo stale {d}; fi'
+                f'&& [ "$(cat {d})" = {shlex.quote(prefix)}"$v" ]; then echo ok {d}; else echo stale {d}; fi'
             )
         return "; ".join(checks) + "; true"
 

@@ -79,13 +79,21 @@ def secrets_file(path: str, wanted: Mapping[str, int]):
 
 
 @operation()
-def secret_copies(secrets_file: str, files: Mapping[str, str]):
+def secret_copies(secrets_file: str, files: Mapping[str, str], prefixes: Mapping[str, str] | None = None):
     """Copy single values out of the secrets file into their own 0600 root files (dest -> KEY), on the host,
-    where a program wants one secret per file. Commands carry only key names and paths."""
+    where a program wants one secret per file; `prefixes` (dest -> text) puts literal text before a value (a pgpass
+    line's host:port:database:user:). Commands carry only key names, paths and those prefixes."""
+    prefixes = prefixes or {}
     for key in files.values():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise ValueError(f"not a secret key name: {key!r}")
-    pairs = "".join(f"{dest}={key}\n" for dest, key in sorted(files.items()))
+    for prefix in prefixes.values():
+        if "\n" in prefix:
+            raise ValueError("a prefix is one line")
+    pairs = "".join(
+        f"{dest}={key}" + (f"={prefixes[dest]}" if prefixes.get(dest) else "") + "\n"
+        for dest, key in sorted(files.items())
+    )
     state = host.get_fact(SecretCopies, secrets_file=secrets_file, files=pairs)
     stale = sorted(dest for dest in files if state.get(dest) != "ok")
     if not stale:
@@ -95,9 +103,11 @@ def secret_copies(secrets_file: str, files: Mapping[str, str]):
     for dest in stale:
         d, tmp = shlex.quote(dest), shlex.quote(dest + ".tmp")
         parent = shlex.quote(dest.rsplit("/", 1)[0] or "/")
+        prefix = shlex.quote(prefixes.get(dest, ""))
         yield (
-            f"umask 077 && mkdir -p {parent} && rm -f {tmp} && sed -n 's/^{files[dest]}=//p' {src} | head -n1 > {tmp}"
-            f" && [ -s {tmp} ] && chown root:root {tmp} && chmod 600 {tmp} && mv -f {tmp} {d}"
+            f"umask 077 && mkdir -p {parent} && rm -f {tmp} && v=$(sed -n 's/^{files[dest]}=//p' {src} | head -n1)"
+            f' && [ -n "$v" ] && printf \'%s%s\\n\' {prefix} "$v" > {tmp}'
+            f" && chown root:root {tmp} && chmod 600 {tmp} && mv -f {tmp} {d}"
         )
 
 
@@ -165,6 +175,19 @@ def sshd_dropin(path: str, content: str):
     staged = f"{path}.staged"
     yield FileUploadCommand(BytesIO(data), staged)
     yield commands.sshd_install_command(staged, path)
+
+
+@operation()
+def sudoers_dropin(path: str, content: str):
+    """A sudoers drop-in installed only if `visudo -cf` accepts it (a broken file in sudoers.d breaks every sudo on
+    the host); a refused one is deleted and fails the deploy, leaving the previous file in place."""
+    data = content.encode()
+    if host.get_fact(FileSha256, path=path) == hashlib.sha256(data).hexdigest():
+        host.noop(f"{path} is up to date")
+        return
+    staged = f"{path.rsplit('/', 1)[0]}/.{path.rsplit('/', 1)[1]}.staged"  # a dot: sudo never reads it
+    yield FileUploadCommand(BytesIO(data), staged)
+    yield commands.sudoers_install_command(staged, path)
 
 
 @operation()

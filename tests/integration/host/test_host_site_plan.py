@@ -77,6 +77,7 @@ def test_site_plans_every_task_in_order(tmp_path: Path) -> None:
         "nextmavens on the host",
         "Edge settings",
         "Apply project manifests",
+        "The platform service",
         "Summary",
         "Doctor",
     ]
