@@ -8,9 +8,10 @@ import shlex
 from pathlib import PurePosixPath
 from typing import Any
 
+from nextmavens.doctor.hostfile import PLATFORM_UNIT
 from nextmavens.host.hostdata import HostData
 
-UNIT = "nextmavens-platform.service"
+UNIT = PLATFORM_UNIT  # the doctor's settings name it too
 APPLY_UNIT = "nextmavens-platform-apply.service"
 # The apply unit's JSON answer: root's (0600), read back by nextmavens-privileged; /run, so never stale across boots.
 APPLY_RESULT = "/run/nextmavens-platform-apply.json"
