@@ -37,6 +37,7 @@ base_packages = [  # Installed on every host before anything else.
     "jq",
     "postgresql-client",  # pg_dump/pg_restore for backups and destroy (the server itself runs in a container)
     "age",  # backups are encrypted to the operator's age recipient
+    "git",  # the platform service commits each manifest change to the manifest repository (projects_dir)
 ]
 unattended_upgrades = True  # Security updates applied daily by unattended-upgrades.
 time_sync = True  # systemd-timesyncd enabled and running.
