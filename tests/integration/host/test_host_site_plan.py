@@ -27,7 +27,9 @@ def pyinfra(
     tmp_path: Path, os_release: list[str], *args: str, with_cli: bool = True, group: str = "sandbox"
 ) -> subprocess.CompletedProcess:
     inventory = tmp_path / "inventory.py"
-    fake = {"fake_delay": 0, "fake_responses": {"/etc/os-release": os_release}}
+    # pyinfra's system users and groups ask the kernel's name, and then for useradd (the platform service's user)
+    responses = {"/etc/os-release": os_release, "uname -s": ["Linux"], "command -v useradd": ["/usr/sbin/useradd"]}
+    fake = {"fake_delay": 0, "fake_responses": responses}
     inventory.write_text(f"{group} = [('@fake/{group}-1', {fake!r})]\n")
     key = tmp_path / "key"
     key.with_suffix(".pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests test\n")
