@@ -100,7 +100,12 @@ def apply(
     if edge_config is not None:
         from nextmavens.edge.step import ready_edge
 
-        ready = ready_edge(edge_config, manifests, "nothing was applied")
+        try:
+            ready = ready_edge(edge_config, manifests, "nothing was applied")
+        except Failure as exc:
+            if as_json:
+                json_failure("edge", [line.strip() for line in exc.message.splitlines()])
+            raise
 
     def confirm(pending: Plan) -> bool:
         if not as_json:
@@ -148,8 +153,9 @@ def apply(
 
 def json_failure(kind: str, problems: list[str]) -> NoReturn:
     """`apply --json`'s answer to an expected failure, exit 1: {"result": "failed", "error": {"kind", "problems"}}
-    with kind `manifests` (the set is invalid), `busy` (another apply holds the lock) or `plan` (the server cannot
-    reach the desired state). Nothing was applied in any of them."""
+    with kind `manifests` (the set is invalid), `edge` (the edge cannot serve it: names, memory, its settings),
+    `busy` (another apply holds the lock) or `plan` (the server cannot reach the desired state). Nothing was applied
+    in any of them."""
     click.echo(json.dumps({"result": "failed", "error": {"kind": kind, "problems": problems}}, indent=2))
     sys.exit(EXIT_ERROR)
 

@@ -119,7 +119,7 @@ def parse_apply_answer(returncode: int, stdout: str) -> Applied:
         kind, problems = error.get("kind"), [str(p) for p in error.get("problems") or []]
         if kind == "busy":
             raise LockTimeout("\n".join(problems))
-        if kind == "plan":
+        if kind in ("plan", "edge"):  # the set cannot be reached here: answered as the engine's refusal
             raise PlanError("\n".join(problems))
         if kind == "manifests":
             raise ManifestRejected(problems)

@@ -47,6 +47,7 @@ def test_the_edge_step_is_reported() -> None:
         (failed("busy", "another apply (pid 9) holds the lock"), LockTimeout, "pid 9"),
         (failed("plan", "/p/acme/shop.yaml: extension x is not installed", "other"), PlanError, "extension x"),
         (failed("manifests", "acme/shop.yaml:3: name: required"), ManifestRejected, "name: required"),
+        (failed("edge", "the edge cannot serve these manifests", "shop: over budget"), PlanError, "over budget"),
         (failed("surprise"), PrivilegedFailed, "surprise"),
         ("sudo: a password is required\n", PrivilegedFailed, "exited 1 without a JSON answer"),
         (json.dumps({"run": "x"}), PrivilegedFailed, "not an apply result"),
