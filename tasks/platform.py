@@ -10,7 +10,7 @@ from pyinfra.operations.util import any_changed
 
 from nextmavens.host.context import host_config
 from nextmavens.host.dist import file_sha256, resolve_wheel
-from nextmavens.host.operations import secret_copies, sudoers_dropin
+from nextmavens.host.operations import only_own_group, secret_copies, sudoers_dropin
 from nextmavens.host.platformservice import (
     APPLY_UNIT,
     PGPASS_SECRET,
@@ -30,17 +30,16 @@ def platform():
     user = config.platform_user
     server.group(name=f"Group {user}", group=user, system=True)
     server.user(
-        name=f"System user {user}: no login shell, no home, only its own group (not docker, not sudo)",
+        name=f"System user {user}: no login shell, no home",
         user=user,
         group=user,
-        groups=[],
-        append=False,
         system=True,
         shell="/usr/sbin/nologin",
         home="/nonexistent",
         ensure_home=False,
         create_home=False,
     )
+    only_own_group(name=f"{user} in its own group only (never docker, never sudo)", user=user)
     pgpass = secret_copies(
         name="The service's pgpass line (0600 root; systemd hands it over as a credential)",
         secrets_file=config.secrets_file,

@@ -12,6 +12,7 @@ from io import BytesIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.api.exceptions import OperationError
+from pyinfra.facts.server import Users
 
 from nextmavens.host import commands
 from nextmavens.host.facts import (
@@ -175,6 +176,17 @@ def sshd_dropin(path: str, content: str):
     staged = f"{path}.staged"
     yield FileUploadCommand(BytesIO(data), staged)
     yield commands.sshd_install_command(staged, path)
+
+
+@operation()
+def only_own_group(user: str):
+    """`user` in no group but its primary one (a service account: never docker, never sudo); pyinfra's server.user
+    only adds supplementary groups. A user that does not exist yet (its useradd is in this run) has none."""
+    existing = (host.get_fact(Users) or {}).get(user)
+    if not existing or not existing["groups"]:
+        host.noop(f"{user} is in its own group only")
+        return
+    yield f"usermod -G '' {shlex.quote(user)}"
 
 
 @operation()

@@ -67,3 +67,17 @@ def test_visudo_decides_whether_a_sudoers_file_is_installed(tmp_path: Path) -> N
     refused = sh(commands.sudoers_install_command(str(staged), str(dropin)))
     assert refused.returncode == 1 and "visudo refused" in refused.stderr
     assert dropin.read_text().endswith("apply --yes --json\n") and not staged.exists()
+
+
+def test_a_service_user_is_taken_out_of_every_other_group() -> None:
+    from pyinfra.facts.server import Users
+
+    user = "nextmavens-platform"
+    commands_, host = run_op(operations.only_own_group, {Users: {user: {"group": user, "groups": []}}}, user=user)
+    assert commands_ == [] and host.noops
+    commands_, _ = run_op(operations.only_own_group, {Users: {}}, user=user)  # created later in this run
+    assert commands_ == []
+    commands_, _ = run_op(
+        operations.only_own_group, {Users: {user: {"group": user, "groups": ["docker", "sudo"]}}}, user=user
+    )
+    assert commands_ == ["usermod -G '' nextmavens-platform"]
