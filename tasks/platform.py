@@ -10,15 +10,18 @@ from pyinfra.operations.util import any_changed
 
 from nextmavens.host.context import host_config
 from nextmavens.host.dist import file_sha256, resolve_wheel
-from nextmavens.host.operations import only_own_group, secret_copies, sudoers_dropin
+from nextmavens.host.operations import only_own_group, private_copy, secret_copies, sudoers_dropin
 from nextmavens.host.platformservice import (
     APPLY_UNIT,
     PGPASS_SECRET,
     SUDOERS_FILE,
     UNIT,
+    master_key_copy,
+    master_key_source,
     pgpass_file,
     pgpass_prefix,
     privileged_command,
+    secrets_dir,
 )
 from nextmavens.host.render import template_context
 from nextmavens.templates import render
@@ -40,11 +43,25 @@ def platform():
         create_home=False,
     )
     only_own_group(name=f"{user} in its own group only (never docker, never sudo)", user=user)
+    files.directory(
+        name="The service's secrets directory (its user's, 0700)",
+        path=secrets_dir(config),
+        user=user,
+        group=user,
+        mode="700",
+    )
     pgpass = secret_copies(
-        name="The service's pgpass line (0600 root; systemd hands it over as a credential)",
+        name="The service's pgpass line (its user's, 0600), from the secrets file",
         secrets_file=config.secrets_file,
         files={pgpass_file(config): PGPASS_SECRET},
         prefixes={pgpass_file(config): pgpass_prefix(config)},
+        owner=user,
+    )
+    master_key = private_copy(
+        name="The service's copy of the master key (its user's, 0600)",
+        src=master_key_source(config),
+        dest=master_key_copy(config),
+        owner=user,
     )
     wheel = resolve_wheel(config.nextmavens_wheel)
     # The package the venv holds is named in the service's unit: a new one changes the unit and restarts the service.
@@ -71,7 +88,7 @@ def platform():
         content=render("templates/sudoers/platform.j2", **context),
     )
     units_changed = any_changed(*changed)
-    restart = any_changed(*changed, pgpass)
+    restart = any_changed(*changed, pgpass, master_key)
     systemd.daemon_reload(name="systemd daemon-reload for the platform units", _if=units_changed)
     systemd.service(
         name=f"{UNIT} restarted (its unit, the package it runs or its credential changed)",

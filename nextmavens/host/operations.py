@@ -22,6 +22,7 @@ from nextmavens.host.facts import (
     ManagedUnits,
     OsRelease,
     PostgresObjects,
+    PrivateCopy,
     SecretCopies,
     SecretFileKeys,
     SwapState,
@@ -80,8 +81,10 @@ def secrets_file(path: str, wanted: Mapping[str, int]):
 
 
 @operation()
-def secret_copies(secrets_file: str, files: Mapping[str, str], prefixes: Mapping[str, str] | None = None):
-    """Copy single values out of the secrets file into their own 0600 root files (dest -> KEY), on the host,
+def secret_copies(
+    secrets_file: str, files: Mapping[str, str], prefixes: Mapping[str, str] | None = None, owner: str = "root"
+):
+    """Copy single values out of the secrets file into their own 0600 files of `owner` (dest -> KEY), on the host,
     where a program wants one secret per file; `prefixes` (dest -> text) puts literal text before a value (a pgpass
     line's host:port:database:user:). Commands carry only key names, paths and those prefixes."""
     prefixes = prefixes or {}
@@ -95,7 +98,7 @@ def secret_copies(secrets_file: str, files: Mapping[str, str], prefixes: Mapping
         f"{dest}={key}" + (f"={prefixes[dest]}" if prefixes.get(dest) else "") + "\n"
         for dest, key in sorted(files.items())
     )
-    state = host.get_fact(SecretCopies, secrets_file=secrets_file, files=pairs)
+    state = host.get_fact(SecretCopies, secrets_file=secrets_file, files=pairs, owner=owner)
     stale = sorted(dest for dest in files if state.get(dest) != "ok")
     if not stale:
         host.noop(f"{len(files)} secret files hold their values, 0600")
@@ -108,7 +111,7 @@ def secret_copies(secrets_file: str, files: Mapping[str, str], prefixes: Mapping
         yield (
             f"umask 077 && mkdir -p {parent} && rm -f {tmp} && v=$(sed -n 's/^{files[dest]}=//p' {src} | head -n1)"
             f' && [ -n "$v" ] && printf \'%s%s\\n\' {prefix} "$v" > {tmp}'
-            f" && chown root:root {tmp} && chmod 600 {tmp} && mv -f {tmp} {d}"
+            f" && chown {shlex.quote(owner)}: {tmp} && chmod 600 {tmp} && mv -f {tmp} {d}"
         )
 
 
@@ -176,6 +179,21 @@ def sshd_dropin(path: str, content: str):
     staged = f"{path}.staged"
     yield FileUploadCommand(BytesIO(data), staged)
     yield commands.sshd_install_command(staged, path)
+
+
+@operation()
+def private_copy(src: str, dest: str, owner: str):
+    """`dest`: a 0600 copy of `src` for `owner` (a secret file another user's program reads, e.g. the master key for
+    the platform service), rewritten when it differs; nothing while `src` does not exist yet."""
+    state = host.get_fact(PrivateCopy, src=src, dest=dest, owner=owner)
+    if state == "ok":
+        host.noop(f"{dest} is {owner}'s 0600 copy of {src}")
+        return
+    if state == "missing":
+        host.noop(f"no {src} yet: nothing to copy")
+        return
+    s, d, tmp, o = shlex.quote(src), shlex.quote(dest), shlex.quote(dest + ".tmp"), shlex.quote(owner)
+    yield f"install -m 600 -o {o} -g {o} {s} {tmp} && mv -f {tmp} {d}"
 
 
 @operation()

@@ -5,7 +5,6 @@ from validated host data. Pure; tasks/platform.py renders and installs them."""
 from __future__ import annotations
 
 import shlex
-from pathlib import PurePosixPath
 from typing import Any
 
 from nextmavens.doctor.hostfile import PLATFORM_UNIT
@@ -29,9 +28,25 @@ def privileged_prefix(config: HostData) -> list[str]:
     return ["sudo", "-n", privileged_command(config)]
 
 
+def secrets_dir(config: HostData) -> str:
+    """The service's own secrets (its user's, 0700; named after it: the secrets file's folder is root's alone): the
+    copies below, and nothing else of the host's."""
+    return f"/etc/{config.platform_user}"
+
+
 def pgpass_file(config: HostData) -> str:
-    """Root's 0600 pgpass line for the control database, handed to the service as a systemd credential."""
-    return str(PurePosixPath(config.secrets_file).parent / "platform" / "pgpass")
+    """The service's pgpass line (its user's, 0600) for the shared PostgreSQL, from the secrets file."""
+    return f"{secrets_dir(config)}/pgpass"
+
+
+def master_key_source(config: HostData) -> str:
+    """Where the nextmavens-env wrapper points NEXTMAVENS_MASTER_KEY (the engine creates it at the first apply)."""
+    return f"{config.platform_dir}/master.key"
+
+
+def master_key_copy(config: HostData) -> str:
+    """The service's copy of the master key (its user's, 0600): the engine refuses a key file others can read."""
+    return f"{secrets_dir(config)}/master.key"
 
 
 def pgpass_prefix(config: HostData) -> str:
@@ -44,6 +59,7 @@ def platform_paths(config: HostData) -> dict[str, Any]:
     """The platform templates' variables beyond the host data (nextmavens.host.render.template_context adds them)."""
     return {
         "platform_pgpass": pgpass_file(config),
+        "platform_master_key": master_key_copy(config),
         "platform_apply_result": APPLY_RESULT,
         "platform_privileged_command": privileged_command(config),
         "platform_privileged_prefix": shlex.join(privileged_prefix(config)),

@@ -81,3 +81,23 @@ def test_a_service_user_is_taken_out_of_every_other_group() -> None:
         operations.only_own_group, {Users: {user: {"group": user, "groups": ["docker", "sudo"]}}}, user=user
     )
     assert commands_ == ["usermod -G '' nextmavens-platform"]
+
+
+def test_a_private_copy_is_made_for_its_owner_and_then_found_current(tmp_path: Path) -> None:
+    src, dest = tmp_path / "master.key", tmp_path / "copy" / "master.key"
+    dest.parent.mkdir()
+    fact = facts.PrivateCopy()
+    check = fact.command(src=str(src), dest=str(dest), owner="root")
+    assert fact.process(sh(check).stdout.splitlines()) == "missing"
+    src.write_bytes(b"k" * 32)
+    assert fact.process(sh(check).stdout.splitlines()) == "stale"
+    written, _ = run_op(
+        operations.private_copy, {facts.PrivateCopy: "stale"}, src=str(src), dest=str(dest), owner="root"
+    )
+    assert sh(written[0]).returncode == 0 and dest.read_bytes() == b"k" * 32
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    assert fact.process(sh(check).stdout.splitlines()) == "ok"
+    src.write_bytes(b"n" * 32)  # a recovered key: copied again
+    assert fact.process(sh(check).stdout.splitlines()) == "stale"
+    for state in ("ok", "missing"):
+        assert run_op(operations.private_copy, {facts.PrivateCopy: state}, src="/a", dest="/b", owner="x")[0] == []

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from nextmavens.host.hostdata import HostData
-from nextmavens.host.platformservice import APPLY_RESULT, pgpass_file, pgpass_prefix, privileged_prefix
+from nextmavens.host.platformservice import (
+    APPLY_RESULT,
+    master_key_copy,
+    pgpass_file,
+    pgpass_prefix,
+    privileged_prefix,
+)
 from nextmavens.host.render import template_context
 from nextmavens.templates import render
 from tests.support.groupdata import group_configs
@@ -62,16 +68,13 @@ def test_the_service_runs_unprivileged_with_only_what_it_needs(config: HostData)
     assert values["ProtectSystem"] == "strict" and values["PrivateTmp"] == "yes" and values["ProtectHome"] == "yes"
     assert [v for k, v in settings if k == "ReadWritePaths"] == [config.projects_dir]  # the manifest repository only
     assert not [k for k, _ in settings if k.startswith(IMPLIES_NO_NEW_PRIVILEGES)]
-    assert [v for k, v in settings if k == "LoadCredential"] == [
-        f"master-key:{config.platform_dir}/master.key",
-        f"pgpass:{pgpass_file(config)}",
-    ]
+    assert not [k for k, _ in settings if k == "LoadCredential"]  # systemd's ACL on them reads as group access
     environment = dict(v.strip('"').split("=", 1) for k, v in settings if k == "Environment")
     port = config.loopback_ports
     assert environment == {
         "NEXTMAVENS_DSN": f"postgresql://{config.postgres_admin_user}@127.0.0.1:{port.postgres}/nextmavens"
-        "?passfile=%d/pgpass",
-        "NEXTMAVENS_MASTER_KEY": "%d/master-key",
+        f"?passfile=/etc/{config.platform_user}/pgpass",
+        "NEXTMAVENS_MASTER_KEY": f"/etc/{config.platform_user}/master.key",
         "NEXTMAVENS_PROJECTS": config.projects_dir,
         "NEXTMAVENS_API_DOMAIN": config.api_domain,
         "NEXTMAVENS_PLATFORM_LISTEN": f"127.0.0.1:{port.platform}",
@@ -85,7 +88,9 @@ def test_the_service_runs_unprivileged_with_only_what_it_needs(config: HostData)
 def test_the_pgpass_line_names_the_loopback_server_and_the_admin_user(config: HostData) -> None:
     port, user = config.loopback_ports.postgres, config.postgres_admin_user
     assert pgpass_prefix(config) == f"127.0.0.1:{port}:*:{user}:"
-    assert pgpass_file(config).startswith(str(Path(config.secrets_file).parent) + "/")
+    # the service's own folder: the secrets file's folder is root's alone (0700)
+    assert pgpass_file(config) == f"/etc/{config.platform_user}/pgpass"
+    assert master_key_copy(config) == f"/etc/{config.platform_user}/master.key"
 
 
 def test_the_apply_unit_is_roots_and_answers_in_json(config: HostData) -> None:
