@@ -386,10 +386,13 @@ def test_secrets_files_private(host, data: dict[str, Any]) -> None:
     master_key = host.file(f"{platform}/master.key")
     assert master_key.exists and master_key.mode == 0o600 and master_key.user == "root"
     # any file on the platform's paths that holds a generated secret value must be private too
-    script = SECRET_SCAN.format(secrets=data["secrets_file"], bases=[platform, "/etc/nextmavens"])
+    # ... and the platform service's own copies (its user's, 0600)
+    own = f"/etc/{data['platform_user']}"
+    script = SECRET_SCAN.format(secrets=data["secrets_file"], bases=[platform, "/etc/nextmavens", own])
     holders = host.check_output(f"python3 - <<'PY'\n{script}PY")
     lines = [ln.split(" ", 1) for ln in holders.splitlines() if ln.strip()]
     assert [p for _, p in lines if p == data["secrets_file"]], "the secrets file holds no secret values"
+    assert [p for _, p in lines if p == f"{own}/pgpass"], "the platform service's pgpass holds no secret value"
     leaked = [f"{mode} {p}" for mode, p in lines if int(mode, 8) & 0o077]
     assert not leaked, "files holding secret values readable by others:\n" + "\n".join(leaked)
 
