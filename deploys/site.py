@@ -11,6 +11,8 @@ from tasks.edge import edge
 from tasks.firewall import firewall
 from tasks.manifests import manifests
 from tasks.nginx import nginx
+from tasks.platform import platform
+from tasks.platformuser import platform_user
 from tasks.preflight import preflight
 from tasks.ssh import ssh
 from tasks.stacks import stacks
@@ -25,8 +27,10 @@ nginx()
 certbot()
 stacks()
 app()
+platform_user()
 manifests()
 edge()
 apply()
+platform()  # after apply: the service reads the master key the first apply creates
 summary()
 doctor()

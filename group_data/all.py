@@ -10,6 +10,8 @@ A value of None below means "required: the group file must set it".
 # --- identity and edge ---------------------------------------------------------------------------
 api_domain = None  # REQUIRED. Projects are served at <project>.<api_domain> (wildcard DNS).
 studio_domain = None  # REQUIRED. Supabase Studio for the operator, behind nginx auth.
+platform_service_domain = None  # REQUIRED. The platform service (the /v1 API), HTTPS through nginx to its loopback
+#                                 port (loopback_ports.platform); production: platform.<NEXTMAVENS_DOMAIN>.
 admin_email = None  # REQUIRED. Let's Encrypt account and alert address.
 timezone = "Etc/UTC"  # Host clock zone, as /etc/localtime resolves it ("Etc/UTC", not "UTC":
 #                       pyinfra compares with the resolved link, so "UTC" would change every run).
@@ -35,6 +37,7 @@ base_packages = [  # Installed on every host before anything else.
     "jq",
     "postgresql-client",  # pg_dump/pg_restore for backups and destroy (the server itself runs in a container)
     "age",  # backups are encrypted to the operator's age recipient
+    "git",  # the platform service commits each manifest change to the manifest repository (projects_dir)
 ]
 unattended_upgrades = True  # Security updates applied daily by unattended-upgrades.
 time_sync = True  # systemd-timesyncd enabled and running.
@@ -115,6 +118,7 @@ loopback_ports = {  # Published on 127.0.0.1 only: Docker bypasses ufw for publi
     "supavisor_api": 4001,
     "supavisor_pooler": 6543,
     "evolution": 8080,
+    "platform": 8100,  # the platform service (`nextmavens platform serve`, a systemd unit, not a container)
 }  # Redis publishes nothing: only the docker network reaches it.
 kong_worker_processes = 2  # Kong's default is one per core at ~100 MB each.
 supabase_analytics_enabled = False  # Logflare + Vector (~2.4 GB together): off on an 8 GB host.

@@ -9,12 +9,16 @@ import re
 # (NEXTMAVENS_PROD_USER=root), which needs no sudo (minimal images may not have it yet).
 _sudo = os.environ.get("NEXTMAVENS_PROD_USER", "nextmavens") != "root"
 
-# NEXTMAVENS_DOMAIN: the operator's main domain; the API and Studio names default to api./studio. below it.
+# NEXTMAVENS_DOMAIN: the operator's main domain; the API, Studio and platform service names default to api.,
+# studio. and platform. below it.
 api_domain = os.environ.get("NEXTMAVENS_API_DOMAIN") or (
     f"api.{os.environ['NEXTMAVENS_DOMAIN']}" if os.environ.get("NEXTMAVENS_DOMAIN") else None
 )
 studio_domain = os.environ.get("NEXTMAVENS_STUDIO_DOMAIN") or (
     f"studio.{os.environ['NEXTMAVENS_DOMAIN']}" if os.environ.get("NEXTMAVENS_DOMAIN") else None
+)
+platform_service_domain = os.environ.get("NEXTMAVENS_PLATFORM_DOMAIN") or (
+    f"platform.{os.environ['NEXTMAVENS_DOMAIN']}" if os.environ.get("NEXTMAVENS_DOMAIN") else None
 )
 admin_email = os.environ.get("NEXTMAVENS_ADMIN_EMAIL")
 # One public key per line in the file NEXTMAVENS_ADMIN_PUBKEYS points at (e.g. ~/.ssh/id_ed25519.pub).

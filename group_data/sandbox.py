@@ -21,6 +21,7 @@ nextmavens_deps_from = "wheelhouse"  # the guest reaches Debian's mirror only (t
 
 api_domain = "api.sandbox.test"
 studio_domain = "studio.sandbox.test"
+platform_service_domain = "platform.sandbox.test"
 admin_email = "operator@sandbox.test"
 # The public half of the key `sandbox up` made; no key file means the sandbox is not up (an error).
 # The operator's manifest repository: the one `sandbox up` seeds from the checkout's examples.

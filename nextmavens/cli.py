@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -26,10 +26,12 @@ from nextmavens.cliparts import (
     run_engine,
     split_key,
 )
+from nextmavens.control.locks import LockTimeout
 from nextmavens.engine.destroy import destroy_project
-from nextmavens.engine.plan import Change, Plan
-from nextmavens.engine.session import NotApplied
+from nextmavens.engine.plan import Change, Plan, PlanError
+from nextmavens.engine.session import ApplyResult, NotApplied
 from nextmavens.keys import expiry_warning
+from nextmavens.manifest.loader import ManifestErrors, load_manifests
 
 if TYPE_CHECKING:
     # The edge's modules (jinja2, certificates, Kong and nginx rendering, their settings models) and the key
@@ -87,7 +89,13 @@ def apply(
     """Converge the cluster to the manifests (never drops anything), then the edge when configured."""
     # Read before the files: the run records the commit (and whether files differed from it) it applies.
     revision = gitrepo.revision(projects_dir)
-    manifests = load(projects_dir)
+    if as_json:
+        try:
+            manifests = load_manifests(projects_dir)
+        except ManifestErrors as exc:
+            json_failure("manifests", [str(error) for error in exc.errors])
+    else:
+        manifests = load(projects_dir)
     engine = make_engine(dsn, master_key, lock_timeout)
     if not yes and not ui.stdin_is_terminal():
         raise Failure("apply asks for confirmation; pass --yes when not at a terminal")
@@ -95,7 +103,12 @@ def apply(
     if edge_config is not None:
         from nextmavens.edge.step import ready_edge
 
-        ready = ready_edge(edge_config, manifests, "nothing was applied")
+        try:
+            ready = ready_edge(edge_config, manifests, "nothing was applied")
+        except Failure as exc:
+            if as_json:
+                json_failure("edge", [line.strip() for line in exc.message.splitlines()])
+            raise
 
     def confirm(pending: Plan) -> bool:
         if not as_json:
@@ -106,7 +119,15 @@ def apply(
         if not as_json:
             ui.say(f"  {change.project}: {change.kind} {change.target}: {change.detail}")
 
-    result = run_engine(lambda: engine.apply(manifests, confirm=confirm, on_change=progress, revision=revision))
+    def attempt() -> ApplyResult | None:
+        try:
+            return engine.apply(manifests, confirm=confirm, on_change=progress, revision=revision)
+        except (LockTimeout, PlanError) as exc:
+            if as_json:  # typed for a caller that parses the answer (the platform service's privileged apply)
+                json_failure("busy" if isinstance(exc, LockTimeout) else "plan", str(exc).splitlines())
+            raise
+
+    result = run_engine(attempt)
     if result is None:
         ui.out.print("Nothing applied.")
         sys.exit(EXIT_ERROR)
@@ -131,6 +152,15 @@ def apply(
             print_edge_report(report)
     if report is not None and report.errors:
         sys.exit(EXIT_ERROR)
+
+
+def json_failure(kind: str, problems: list[str]) -> NoReturn:
+    """`apply --json`'s answer to an expected failure, exit 1: {"result": "failed", "error": {"kind", "problems"}}
+    with kind `manifests` (the set is invalid), `edge` (the edge cannot serve it: names, memory, its settings),
+    `busy` (another apply holds the lock) or `plan` (the server cannot reach the desired state). Nothing was applied
+    in any of them."""
+    click.echo(json.dumps({"result": "failed", "error": {"kind": kind, "problems": problems}}, indent=2))
+    sys.exit(EXIT_ERROR)
 
 
 @main.group()

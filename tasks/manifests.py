@@ -4,7 +4,7 @@ fast-forward (nextmavens/host/publish.py), owned by the platform service's user,
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
-from pyinfra.operations import apt, server
+from pyinfra.operations import apt
 
 from nextmavens.host import publish
 from nextmavens.host.context import host_config
@@ -35,13 +35,6 @@ def manifests():
             message="commit them to publish them",
         )
     apt.packages(name="git for the manifest repository", packages=["git"])
-    server.user(
-        name=f"Platform service user {config.platform_user} (owns the manifest repository)",
-        user=config.platform_user,
-        system=True,
-        shell="/usr/sbin/nologin",
-        create_home=False,
-    )
     publish_manifests(
         name=f"Publish manifests {source.commit[:12]} to {config.projects_dir} (fast-forward only)",
         path=config.projects_dir,

@@ -327,6 +327,37 @@ def nginx_check(name: str, ref: str, state: str, answer: Answer) -> Check:
     return failed("nginx", target, answer.describe(), hints.get(status, f"see nginx's error log and nm-{ref}-rest-1"))
 
 
+# ---------------------------------------------------------------- the platform service
+
+
+def platform_service_check(unit: str, state: str, answer: Answer) -> Check:
+    """The unit is active (systemd) and the service's /healthz answers 200 on its loopback port."""
+    if state != "active":
+        return failed(
+            "platform service", unit, f"systemd: {state or 'unknown'}", f"systemctl status {unit}; journalctl -u {unit}"
+        )
+    if answer.status != 200:
+        hint = (
+            "the service cannot reach the control database: journalctl -u " + unit
+            if answer.status == 503
+            else f"journalctl -u {unit}"
+        )
+        return failed("platform service", unit, f"active, but GET /healthz: {answer.describe()}", hint)
+    return passed("platform service", unit, "active; GET /healthz: 200")
+
+
+def platform_vhost_check(name: str, answer: Answer) -> Check:
+    """GET /healthz with Host: name at the local nginx: 200 (plain HTTP before its certificate) or a redirect."""
+    if answer.status == 200 or answer.status in (301, 302, 307, 308):
+        return passed("nginx", name, answer.describe() + (" (to HTTPS)" if answer.status != 200 else ""))
+    if answer.status is None:
+        return failed(
+            "nginx", name, answer.describe(), f"nginx has no vhost for {name}: nginx -T, then nextmavens apply"
+        )
+    hints = {502: "nothing answers behind nginx: the platform service (see the platform service check)"}
+    return failed("nginx", name, answer.describe(), hints.get(answer.status, "see nginx's error log"))
+
+
 # ---------------------------------------------------------------- certificates
 
 

@@ -1,5 +1,6 @@
 """What the doctor expects of the host beyond the edge settings: the shared containers and their pinned images,
-whether images are substitutes (the sandbox), and where postgres-meta and Evolution answer.
+whether images are substitutes (the sandbox), where postgres-meta and Evolution answer, and the platform service's
+unit and address.
 
 The deploy renders it (tasks/doctor.py) from the same group data and stack templates that start the containers,
 next to the edge settings file; `nextmavens doctor` reads it. No secrets in it.
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # the deploy side renders the file; `nextmavens doctor` on th
     from nextmavens.host.hostdata import HostData
 
 FILE_NAME = "doctor.yaml"
+PLATFORM_UNIT = "nextmavens-platform.service"  # the platform service (tasks/platform.py installs it)
 
 
 class DoctorConfigError(Exception):
@@ -31,6 +33,8 @@ class DoctorHostConfig(BaseModel):
     images_are_substitutes: bool = False
     postgres_meta_url: str = ""  # empty: no postgres-meta on this host
     evolution_url: str = ""  # empty: no Evolution API on this host
+    platform_unit: str = ""  # the platform service's systemd unit; empty: not on this host (or an older file)
+    platform_url: str = ""  # where it listens (loopback), for /healthz
 
 
 def doctor_file(config: HostData) -> PurePosixPath:
@@ -70,6 +74,8 @@ def doctor_document(config: HostData, stacks: Iterable[tuple[str, str]]) -> dict
         "images_are_substitutes": bool(config.images_are_substitutes),
         "postgres_meta_url": f"http://127.0.0.1:{ports.postgres_meta}",
         "evolution_url": f"http://127.0.0.1:{ports.evolution}",
+        "platform_unit": PLATFORM_UNIT,
+        "platform_url": f"http://127.0.0.1:{ports.platform}",
     }
 
 

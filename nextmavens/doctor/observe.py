@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from nextmavens.edge.clients.tenants import (
 from nextmavens.edge.inputs import EdgeProject, project_hostnames, served
 from nextmavens.edge.kong import AUTH_PORT, kong_json, render_kong
 from nextmavens.naming import compose_project_name
+from nextmavens.runner import run_command
 
 TIMEOUT_S = 10.0
 
@@ -92,10 +94,10 @@ def get(url: str, headers: dict[str, str] | None = None) -> Answer:
     return Answer(status, body)
 
 
-def nginx_get(address: str, port: int, host: str, apikey: str) -> Answer:
+def nginx_get(address: str, port: int, host: str, path: str, headers: dict[str, str] | None = None) -> Answer:
     conn = http.client.HTTPConnection(address, port, timeout=TIMEOUT_S)
     try:
-        conn.request("GET", "/rest/v1/", headers={"Host": host, "apikey": apikey})
+        conn.request("GET", path, headers={"Host": host, **(headers or {})})
         response = conn.getresponse()
         response.read()
         return Answer(response.status)
@@ -173,7 +175,11 @@ def project_checks(inputs: DoctorInputs, containers: list[Container] | None) -> 
     for project in served(list(inputs.projects)):
         for name in project_hostnames(settings, project):
             answer = nginx_get(
-                settings.listen_address or "127.0.0.1", settings.http_port, name, project.secrets.keys.anon
+                settings.listen_address or "127.0.0.1",
+                settings.http_port,
+                name,
+                "/rest/v1/",
+                {"apikey": project.secrets.keys.anon},
             )
             found.append(c.nginx_check(name, project.ref, project.state, answer))
     _ = runtime
@@ -216,6 +222,31 @@ def shared_http_checks(inputs: DoctorInputs) -> list[Check]:
     return found
 
 
+def unit_state(unit: str) -> str:
+    """`systemctl is-active UNIT`: active, inactive, failed, activating, ... ("" when systemctl cannot say)."""
+    try:
+        return run_command(["systemctl", "is-active", unit], timeout=TIMEOUT_S).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def platform_checks(inputs: DoctorInputs) -> list[Check]:
+    """The platform service: its unit and /healthz on loopback, then its name through the local nginx."""
+    host, settings = inputs.host, inputs.runtime.settings
+    if not host.platform_unit:
+        return []
+    found = [
+        c.platform_service_check(
+            host.platform_unit, unit_state(host.platform_unit), get(f"{host.platform_url}/healthz")
+        )
+    ]
+    if settings.platform_domain:
+        address = settings.listen_address or "127.0.0.1"
+        answer = nginx_get(address, settings.http_port, settings.platform_domain, "/healthz")
+        found.append(c.platform_vhost_check(settings.platform_domain, answer))
+    return found
+
+
 def certificate_checks(inputs: DoctorInputs) -> list[Check]:
     if not inputs.runtime.issue_certificates:
         return [c.certificates_off()]
@@ -235,6 +266,7 @@ def run_doctor(inputs: DoctorInputs) -> list[Check]:
     found, containers = container_checks(inputs)
     found += kong_checks(inputs)
     found += shared_http_checks(inputs)
+    found += platform_checks(inputs)
     found += project_checks(inputs, containers)
     found += certificate_checks(inputs)
     return found

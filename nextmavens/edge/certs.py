@@ -47,6 +47,8 @@ def desired_certificates(settings: EdgeSettings, projects: Sequence[EdgeProject]
             CertSpec(settings.api_domain, (settings.api_domain, f"*.{settings.api_domain}"), "dns-01-cloudflare")
         )
     specs.append(CertSpec(settings.studio_domain, (settings.studio_domain,)))
+    if settings.platform_domain is not None:
+        specs.append(CertSpec(settings.platform_domain, (settings.platform_domain,)))
     for project in served(projects):
         for index, name in enumerate(project_hostnames(settings, project)):
             if index == 0 and settings.wildcard_dns01:

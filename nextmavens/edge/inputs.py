@@ -56,6 +56,8 @@ def hostname_problems(settings: EdgeSettings, manifests: Sequence[ProjectManifes
         settings.api_domain: "the platform (API domain)",
         settings.studio_domain: "the platform (Studio)",
     }
+    if settings.platform_domain is not None:
+        owner[settings.platform_domain] = "the platform service"
     refs: set[str] = set()
     for manifest in sorted(manifests, key=lambda m: m.ref):
         if manifest.ref in refs:

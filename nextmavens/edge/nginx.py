@@ -8,6 +8,10 @@ Names and what they serve:
 - each custom domain without a certificate yet: ACME plus plain HTTP to Kong;
 - Studio: HTTPS with basic auth; before its certificate exists only the ACME path (503 otherwise), so the
   operator's password never crosses the network in clear;
+- the platform service (platform_domain): HTTPS to its loopback port; before its certificate exists only the ACME
+  path and `/healthz` (503 otherwise), so no access token crosses the network in clear. nginx sets
+  X-Forwarded-For to the address it saw (a client's own header is dropped), which the service trusts from loopback
+  only and counts failed logins by;
 - any other name: the connection is closed (444; TLS handshakes are rejected).
 
 `render_nginx` is pure; `NginxApplier` does the I/O.
@@ -40,6 +44,27 @@ class Vhost:
     frame: str = "DENY"
     basic_auth: tuple[str, str] | None = None
     plain_ok: bool = True  # without a certificate: proxy over HTTP (True) or only ACME (False)
+
+
+@dataclass(frozen=True)
+class PlatformVhost:
+    name: str
+    upstream: str  # host:port of `nextmavens platform serve`
+    cert: tuple[str, str] | None  # (fullchain, privkey) when the certificate exists
+
+
+# Bodies the service accepts (ServiceSettings.max_body_bytes is 1 MiB): nginx refuses larger ones first.
+PLATFORM_BODY_MB = 1
+# A write answers after its apply, and a first apply starts containers and requests certificates.
+PLATFORM_READ_TIMEOUT_S = 960
+
+
+def platform_vhost(settings: EdgeSettings, certificates: Collection[str]) -> PlatformVhost | None:
+    if settings.platform_domain is None or settings.platform_upstream is None:
+        return None
+    name = settings.platform_domain
+    cert = live_paths(settings, name) if name in certificates else None
+    return PlatformVhost(name, settings.platform_upstream, cert)
 
 
 def _listen(address: str, port: int) -> str:
@@ -109,6 +134,9 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
             studio_upstream=settings.studio_upstream,
             acme_webroot=settings.acme_webroot,
             default_server=settings.default_server,
+            platform=platform_vhost(settings, certificates),
+            platform_body_mb=PLATFORM_BODY_MB,
+            platform_read_timeout_s=PLATFORM_READ_TIMEOUT_S,
         )
     )
 

@@ -69,6 +69,10 @@ class EdgeSettings(BaseModel):
     # the edge then leaves WhatsApp instances alone and warns about the declared ones.
     evolution_api_url: str | None = None
     evolution_hooks_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+$")] | None = None
+    # The platform service (`nextmavens platform serve`, loopback) that nginx serves at platform_domain: set by the
+    # host like the fields above; None (an edge file of the release before) renders no platform vhost.
+    platform_domain: str | None = None
+    platform_upstream: str | None = None  # host:port the service listens on
 
     # --- The edge's own (no host-data knob) ----------------------------------------------------------------
     db_port: int = 5432  # Postgres' port inside the platform network
@@ -108,6 +112,11 @@ class EdgeSettings(BaseModel):
     @classmethod
     def _domain(cls, value: str) -> str:
         return check_domain(value)
+
+    @field_validator("platform_domain")
+    @classmethod
+    def _platform_domain(cls, value: str | None) -> str | None:
+        return None if value is None else check_domain(value)
 
     def project_host(self, ref: str) -> str:
         return f"{ref}.{self.api_domain}"

@@ -308,3 +308,13 @@ class LockedVenv:
             f"ln -sfn {b} {swap} && mv -T {swap} {v} && "
             f'for old in {builds}/*; do [ "$old" = {b} ] || [ "$old" = "$prev" ] || rm -rf "$old"; done',
         ]
+
+
+def sudoers_install_command(staged: str, dropin: str) -> str:
+    """Install the staged sudoers drop-in (root, 0440) only if `visudo -cf` accepts it; otherwise delete it and
+    fail, keeping the installed one."""
+    s, d = shlex.quote(staged), shlex.quote(dropin)
+    return (
+        f"if visudo -cqf {s}; then install -m 0440 -o root -g root {s} {d} && rm -f {s};"
+        f" else rm -f {s}; echo 'visudo refused the new sudoers rule; the previous one is kept' >&2; exit 1; fi"
+    )

@@ -85,6 +85,8 @@ def edge_settings(config: HostData) -> EdgeSettings:
         max_projects=config.max_projects,
         evolution_api_url=f"http://127.0.0.1:{ports.evolution}",
         evolution_hooks_url=config.evolution_hooks_url,
+        platform_domain=config.platform_service_domain,
+        platform_upstream=f"127.0.0.1:{ports.platform}",
     )
 
 

@@ -264,19 +264,21 @@ class ManagedUnits(FactBase[list]):
 
 
 class SecretCopies(FactBase[dict]):
-    """For each file -> KEY: whether the file is root's, 0600 and holds exactly the value of KEY in the secrets
-    file ("ok") or not ("stale"). The comparison runs on the host; no value is ever printed."""
+    """For each file -> KEY: whether the file is the owner's, 0600 and holds exactly its prefix and the value of KEY
+    in the secrets file ("ok") or not ("stale"). The comparison runs on the host; no value is ever printed."""
 
-    def command(self, secrets_file: str, files: str) -> str:
-        """files: "dest=KEY" pairs, one a line (a string, so the fact's arguments hash)."""
+    def command(self, secrets_file: str, files: str, owner: str = "root") -> str:
+        """files: "dest=KEY" or "dest=KEY=prefix" lines (a string, so the fact's arguments hash); owner: whose 0600
+        files they are."""
         src = shlex.quote(secrets_file)
         checks = []
-        for dest, key in sorted(tuple(line.rsplit("=", 1)) for line in files.splitlines() if line):
+        for line in sorted(line for line in files.splitlines() if line):
+            dest, key, prefix = (line.split("=", 2) + [""])[:3]
             d = shlex.quote(dest)
             checks.append(
                 f"v=$(sed -n 's/^{key}=//p' {src} 2>/dev/null | head -n1); "
-                f"if [ -f {d} ] && [ \"$(stat -c '%a %U' {d})\" = '600 root' ] && [ -n \"$v\" ] "
-                f'&& [ "$(cat {d})" = "$v" ]; then echo ok {d}; else echo stale {d}; fi'
+                f"if [ -f {d} ] && [ \"$(stat -c '%a %U' {d})\" = {shlex.quote('600 ' + owner)} ] && [ -n \"$v\" ] "
+                f'&& [ "$(cat {d})" = {shlex.quote(prefix)}"$v" ]; then echo ok {d}; else echo stale {d}; fi'
             )
         return "; ".join(checks) + "; true"
 
@@ -301,3 +303,18 @@ class ManifestRepoState(FactBase[Any]):
 
     def process(self, output: list[str]) -> Any:
         return parse_state(output)
+
+
+class PrivateCopy(FactBase[str]):
+    """Whether `dest` is an exact copy of `src`, 0600 and `owner`'s ("ok"), differs ("stale"), or `src` does not
+    exist ("missing"). Compared on the host with cmp; no content is printed."""
+
+    def command(self, src: str, dest: str, owner: str) -> str:
+        s, d, mode = shlex.quote(src), shlex.quote(dest), shlex.quote(f"600 {owner}")
+        return (
+            f"if [ ! -f {s} ]; then echo missing; elif [ -f {d} ] && cmp -s {s} {d} "
+            f"&& [ \"$(stat -c '%a %U' {d})\" = {mode} ]; then echo ok; else echo stale; fi"
+        )
+
+    def process(self, output: list[str]) -> str:
+        return output[0].strip() if output else "missing"

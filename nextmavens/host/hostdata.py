@@ -30,7 +30,7 @@ PYINFRA_GLOBAL_DEFAULTS = {"_sudo", "_sudo_user", "_use_sudo_login", "_preserve_
 # file that still sets one (an operator's own edit that survived the upgrade) is accepted with its value ignored,
 # and the deploy says which line to delete; any other unknown key stays an error (a typo must not pass).
 RETIRED_KEYS: dict[str, str] = {
-    "platform_domain": "api_domain and studio_domain name the served hosts",
+    "platform_domain": "platform_service_domain names the platform service's host",
     "project_memory_mb": "the edge admits projects by its own measured footprints",
     "disk_alert_percent": "the storage monitor alerts at 80, 90 and 95 percent",
     "memory_alert_percent": "nothing read it",
@@ -131,6 +131,7 @@ class LoopbackPorts(Strict):
     supavisor_api: Port
     supavisor_pooler: Port
     evolution: Port
+    platform: Port  # the platform service itself (a systemd unit), not a container
 
     @model_validator(mode="after")
     def _distinct(self) -> LoopbackPorts:
@@ -159,6 +160,7 @@ class HostData(Strict):
     # identity and edge
     api_domain: Domain
     studio_domain: Domain
+    platform_service_domain: Domain
     admin_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
     timezone: Annotated[str, Field(pattern=r"^[A-Za-z0-9_+/-]+$")]
     # the edge (Kong routes, nginx vhosts, TLS, tenants) converged by `nextmavens apply`

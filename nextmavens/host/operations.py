@@ -12,6 +12,7 @@ from io import BytesIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.api.exceptions import OperationError
+from pyinfra.facts.server import Users
 
 from nextmavens.host import commands, publish
 from nextmavens.host.facts import (
@@ -22,6 +23,7 @@ from nextmavens.host.facts import (
     ManifestRepoState,
     OsRelease,
     PostgresObjects,
+    PrivateCopy,
     PythonTarget,
     SecretCopies,
     SecretFileKeys,
@@ -82,14 +84,24 @@ def secrets_file(path: str, wanted: Mapping[str, int]):
 
 
 @operation()
-def secret_copies(secrets_file: str, files: Mapping[str, str]):
-    """Copy single values out of the secrets file into their own 0600 root files (dest -> KEY), on the host,
-    where a program wants one secret per file. Commands carry only key names and paths."""
+def secret_copies(
+    secrets_file: str, files: Mapping[str, str], prefixes: Mapping[str, str] | None = None, owner: str = "root"
+):
+    """Copy single values out of the secrets file into their own 0600 files of `owner` (dest -> KEY), on the host,
+    where a program wants one secret per file; `prefixes` (dest -> text) puts literal text before a value (a pgpass
+    line's host:port:database:user:). Commands carry only key names, paths and those prefixes."""
+    prefixes = prefixes or {}
     for key in files.values():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise ValueError(f"not a secret key name: {key!r}")
-    pairs = "".join(f"{dest}={key}\n" for dest, key in sorted(files.items()))
-    state = host.get_fact(SecretCopies, secrets_file=secrets_file, files=pairs)
+    for prefix in prefixes.values():
+        if "\n" in prefix:
+            raise ValueError("a prefix is one line")
+    pairs = "".join(
+        f"{dest}={key}" + (f"={prefixes[dest]}" if prefixes.get(dest) else "") + "\n"
+        for dest, key in sorted(files.items())
+    )
+    state = host.get_fact(SecretCopies, secrets_file=secrets_file, files=pairs, owner=owner)
     stale = sorted(dest for dest in files if state.get(dest) != "ok")
     if not stale:
         host.noop(f"{len(files)} secret files hold their values, 0600")
@@ -98,9 +110,11 @@ def secret_copies(secrets_file: str, files: Mapping[str, str]):
     for dest in stale:
         d, tmp = shlex.quote(dest), shlex.quote(dest + ".tmp")
         parent = shlex.quote(dest.rsplit("/", 1)[0] or "/")
+        prefix = shlex.quote(prefixes.get(dest, ""))
         yield (
-            f"umask 077 && mkdir -p {parent} && rm -f {tmp} && sed -n 's/^{files[dest]}=//p' {src} | head -n1 > {tmp}"
-            f" && [ -s {tmp} ] && chown root:root {tmp} && chmod 600 {tmp} && mv -f {tmp} {d}"
+            f"umask 077 && mkdir -p {parent} && rm -f {tmp} && v=$(sed -n 's/^{files[dest]}=//p' {src} | head -n1)"
+            f' && [ -n "$v" ] && printf \'%s%s\\n\' {prefix} "$v" > {tmp}'
+            f" && chown {shlex.quote(owner)}: {tmp} && chmod 600 {tmp} && mv -f {tmp} {d}"
         )
 
 
@@ -168,6 +182,45 @@ def sshd_dropin(path: str, content: str):
     staged = f"{path}.staged"
     yield FileUploadCommand(BytesIO(data), staged)
     yield commands.sshd_install_command(staged, path)
+
+
+@operation()
+def private_copy(src: str, dest: str, owner: str):
+    """`dest`: a 0600 copy of `src` for `owner` (a secret file another user's program reads, e.g. the master key for
+    the platform service), rewritten when it differs; nothing while `src` does not exist yet."""
+    state = host.get_fact(PrivateCopy, src=src, dest=dest, owner=owner)
+    if state == "ok":
+        host.noop(f"{dest} is {owner}'s 0600 copy of {src}")
+        return
+    if state == "missing":
+        host.noop(f"no {src} yet: nothing to copy")
+        return
+    s, d, tmp, o = shlex.quote(src), shlex.quote(dest), shlex.quote(dest + ".tmp"), shlex.quote(owner)
+    yield f"install -m 600 -o {o} -g {o} {s} {tmp} && mv -f {tmp} {d}"
+
+
+@operation()
+def only_own_group(user: str):
+    """`user` in no group but its primary one (a service account: never docker, never sudo); pyinfra's server.user
+    only adds supplementary groups. A user that does not exist yet (its useradd is in this run) has none."""
+    existing = (host.get_fact(Users) or {}).get(user)
+    if not existing or not existing["groups"]:
+        host.noop(f"{user} is in its own group only")
+        return
+    yield f"usermod -G '' {shlex.quote(user)}"
+
+
+@operation()
+def sudoers_dropin(path: str, content: str):
+    """A sudoers drop-in installed only if `visudo -cf` accepts it (a broken file in sudoers.d breaks every sudo on
+    the host); a refused one is deleted and fails the deploy, leaving the previous file in place."""
+    data = content.encode()
+    if host.get_fact(FileSha256, path=path) == hashlib.sha256(data).hexdigest():
+        host.noop(f"{path} is up to date")
+        return
+    staged = f"{path.rsplit('/', 1)[0]}/.{path.rsplit('/', 1)[1]}.staged"  # a dot: sudo never reads it
+    yield FileUploadCommand(BytesIO(data), staged)
+    yield commands.sudoers_install_command(staged, path)
 
 
 @operation()

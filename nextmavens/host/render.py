@@ -11,6 +11,7 @@ import yaml
 
 from nextmavens.edge.kong import KONG_PLUGINS
 from nextmavens.host.pgsizing import postgres_command
+from nextmavens.host.platformservice import platform_paths
 from nextmavens.templates import REPO_ROOT, render
 
 
@@ -72,5 +73,6 @@ def template_context(data: Any) -> dict[str, Any]:
         # Kong's KONG_PLUGINS: exactly what the rendered declarative config uses (nextmavens.edge.kong).
         kong_plugins=",".join(KONG_PLUGINS),
         postgres_command=postgres_command(data.max_projects),
+        **platform_paths(data),
     )
     return context

@@ -211,7 +211,8 @@ def serve(
         health_file=state_dir() / HEALTH_FILE,
         privileged_argv=tuple(shlex.split(privileged)),
     )
-    run_engine(lambda: run_server(settings, host.strip("[]"), int(port)))
+    if not run_engine(lambda: run_server(settings, host.strip("[]"), int(port))):
+        raise Failure("the platform service did not start (its log above says why)")
 
 
 # Registered by nextmavens/cli.py.

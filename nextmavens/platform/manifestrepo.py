@@ -16,11 +16,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nextmavens.engine.session import ApplyResult, Engine
 from nextmavens.files import write_atomic
 from nextmavens.gitrepo import git, git_ok, is_repository_root, revision
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
+
+if TYPE_CHECKING:
+    from nextmavens.platform.privileged import Applied, Applier
 
 log = logging.getLogger("nextmavens.platform")
 
@@ -59,7 +62,7 @@ Render = Callable[[ManifestSet, str | None], str | None]
 class Written:
     path: str  # relative to the projects folder
     commit: str | None  # None: nothing changed, nothing applied
-    result: ApplyResult | None
+    applied: Applied | None
     manifests: ManifestSet  # the set as it now stands
 
 
@@ -86,8 +89,9 @@ class ManifestRepository:
         # the manifest repository, and the service commits nothing there.
         return is_repository_root(self.folder)
 
-    def change(self, relative: str, render: Render, engine: Engine, member: str, message: str) -> Written:
-        """Write `relative` (`<org>/<file>.yaml`) as `render` says, validate, apply, commit as `member`."""
+    def change(self, relative: str, render: Render, applier: Applier, member: str, message: str) -> Written:
+        """Write `relative` (`<org>/<file>.yaml`) as `render` says, validate, apply (`applier`: the engine in this
+        process, or the privileged apply), commit as `member`."""
         with _WRITES:
             if not self.ready():
                 raise RepositoryMissing(
@@ -119,9 +123,7 @@ class ManifestRepository:
                 except ManifestErrors as exc:
                     raise ManifestRejected([str(error) for error in exc.errors]) from None
                 # HEAD and dirty: the file is applied before it is committed
-                result = engine.apply(manifests, revision=revision(self.folder))
-                if result is None:  # only a declined confirmation returns None, and none is asked
-                    raise RuntimeError("the engine applied nothing")
+                applied = applier.apply(manifests, revision=revision(self.folder))
                 self._git_ok("add", "--", relative)
                 # Only this file: whatever else the operator staged stays out of the member's commit.
                 author = f"--author={author_ident(member)}"
@@ -131,7 +133,7 @@ class ManifestRepository:
                 self._restore(path, relative, original, created_folder)
                 raise
             log.info("committed %s as %s (%s)", relative, commit[:12], message.splitlines()[0])
-            return Written(relative, commit, result, manifests)
+            return Written(relative, commit, applied, manifests)
 
     def _restore(self, path: Path, relative: str, original: bytes | None, created_folder: bool) -> None:
         """Put the file (and the index) back as they were before the change."""

@@ -116,7 +116,7 @@ class Rotation(BaseModel):
     issued_at: int
     keys_expire_at: str
     edge_converged: bool
-    warning: str
+    warning: str | None
 
 
 class Member(BaseModel):

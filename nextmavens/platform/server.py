@@ -26,5 +26,9 @@ def server_config(settings: ServiceSettings, host: str, port: int, **options: An
     )
 
 
-def serve(settings: ServiceSettings, host: str, port: int) -> None:
-    uvicorn.Server(server_config(settings, host, port)).run()
+def serve(settings: ServiceSettings, host: str, port: int) -> bool:
+    """Serve until stopped; False when the server never started (uvicorn logs why, e.g. the control database refused
+    the connection, and returns as if stopped: systemd's Restart=on-failure needs the failure as an exit code)."""
+    server = uvicorn.Server(server_config(settings, host, port))
+    server.run()
+    return bool(server.started)

@@ -390,10 +390,13 @@ def test_secrets_files_private(host, data: dict[str, Any]) -> None:
     master_key = host.file(f"{platform}/master.key")
     assert master_key.exists and master_key.mode == 0o600 and master_key.user == "root"
     # any file on the platform's paths that holds a generated secret value must be private too
-    script = SECRET_SCAN.format(secrets=data["secrets_file"], bases=[platform, "/etc/nextmavens"])
+    # ... and the platform service's own copies (its user's, 0600)
+    own = f"/etc/{data['platform_user']}"
+    script = SECRET_SCAN.format(secrets=data["secrets_file"], bases=[platform, "/etc/nextmavens", own])
     holders = host.check_output(f"python3 - <<'PY'\n{script}PY")
     lines = [ln.split(" ", 1) for ln in holders.splitlines() if ln.strip()]
     assert [p for _, p in lines if p == data["secrets_file"]], "the secrets file holds no secret values"
+    assert [p for _, p in lines if p == f"{own}/pgpass"], "the platform service's pgpass holds no secret value"
     leaked = [f"{mode} {p}" for mode, p in lines if int(mode, 8) & 0o077]
     assert not leaked, "files holding secret values readable by others:\n" + "\n".join(leaked)
 
@@ -1004,3 +1007,70 @@ def test_destroy_on_the_host_drops_the_sandbox_only_project(host, data: dict[str
     )
     assert destroyed.rc == 0, destroyed.stdout[-3000:] + destroyed.stderr[-3000:]
     assert database not in _psql(host, data, "postgres", "SELECT datname FROM pg_database").splitlines()
+
+
+# --- the platform service: unprivileged behind nginx, its applies in the root-owned unit -------------------
+def _platform_repository(host, data: dict[str, Any]) -> None:
+    """The manifest repository the service commits to: projects_dir as a git work tree owned by platform_user.
+    Made here only where the deploy has not made it yet."""
+    from shlex import quote
+
+    user, projects = data["platform_user"], quote(data["projects_dir"])
+    if not host.file(f"{data['projects_dir']}/.git").exists:
+        host.check_output(f"chown -R {user}: {projects}")
+        git = f"runuser -u {user} -- git -C {projects} -c user.name=operator -c user.email=operator@sandbox.test"
+        host.check_output(f"{git} init -q && {git} add -A && {git} commit -qm 'manifests on the host'")
+
+
+def test_the_platform_service_runs_unprivileged_behind_nginx(host, data: dict[str, Any]) -> None:
+    user, unit = data["platform_user"], "nextmavens-platform.service"
+    assert host.service(unit).is_running and host.service(unit).is_enabled
+    pid = host.check_output(f"systemctl show -p MainPID --value {unit}").strip()
+    assert pid != "0"
+    assert host.check_output(f"stat -c %U /proc/{pid}") == user  # the process's owner, not root
+    account = host.user(user)
+    assert account.shell == "/usr/sbin/nologin" and account.groups == [user], account.groups
+    # sudo lets it run the two exact commands, nothing else
+    allowed = host.check_output(f"sudo -l -U {user}")
+    command = f"{data['platform_dir']}/bin/nextmavens-privileged"
+    assert f"{command} apply --yes --json" in allowed and f"{command} container-logs *" in allowed, allowed
+    assert "NOPASSWD: ALL" not in allowed and allowed.count("NOPASSWD") == 1, allowed
+    # /healthz through nginx by its name; plain HTTP carries nothing else (no certificate here: no token in clear)
+    name = data["platform_service_domain"]
+    health = host.check_output(f"curl -sS -m 10 -H 'Host: {name}' http://127.0.0.1/healthz")
+    assert json.loads(health) == {"status": "ok"}
+    refused = host.check_output(
+        f"curl -sS -m 10 -o /dev/null -w '%{{http_code}}' -H 'Host: {name}' http://127.0.0.1/v1/me"
+    )
+    assert refused == "503"
+
+
+def test_a_project_created_through_the_service_is_applied_by_the_root_unit(host, data: dict[str, Any]) -> None:
+    from shlex import quote
+
+    _platform_repository(host, data)
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    token = json.loads(
+        host.check_output(
+            f"{wrapper} nextmavens token create --member ana@acme.example --org acme --expires 1d --json"
+        )
+    )["token"]
+    body = json.dumps({"org": "acme", "ref": "ledger", "name": "Ledger", "site_url": "https://ledger.example"})
+    port = data["loopback_ports"]["platform"]
+    answer = host.run(
+        f"curl -sS -m 600 -w '\\n%{{http_code}}' -H 'Authorization: Bearer {token}' "
+        f"-H 'Content-Type: application/json' --data {quote(body)} http://127.0.0.1:{port}/v1/projects"
+    )
+    text, _, status = answer.stdout.rpartition("\n")
+    assert status == "201", answer.stdout[-3000:] + answer.stderr[-2000:]
+    created = json.loads(text)
+    assert created["project"]["applied_state"] == "active" and created["commit"]
+    # the root unit's apply had the edge config: the project's containers, Kong and nginx followed
+    assert created["edge_converged"] is True and created["warning"] is None, created
+    assert "ledger" in _psql(host, data, "postgres", "SELECT datname FROM pg_database").splitlines()
+    # the run is the root unit's (its actor), not an apply inside the service's process
+    runs = _psql(host, data, "nextmavens", "SELECT id || ' ' || actor FROM apply_runs ORDER BY id DESC LIMIT 20")
+    assert f"{int(created['apply']['run'])} platform-service" in runs.splitlines(), runs
+    assert host.check_output("systemctl show -p Result --value nextmavens-platform-apply.service") == "success"
+    git = f"runuser -u {data['platform_user']} -- git -C {quote(data['projects_dir'])}"
+    assert host.check_output(f"{git} log -1 --format=%an") == "ana@acme.example"

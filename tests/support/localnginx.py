@@ -5,6 +5,7 @@ Everything listens on 127.0.0.1 high ports; processes are ended by the pid the t
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import os
 import shutil
@@ -17,6 +18,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.support.loopback import QuietHandler, serving
 
@@ -177,3 +182,26 @@ def get_after_reload(
             pass
         time.sleep(0.1)
     return last
+
+
+def self_signed(directory: Path, name: str) -> None:
+    """fullchain.pem and privkey.pem of a self-signed certificate for `name`, laid out as certbot's live/<name>."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "fullchain.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "privkey.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )

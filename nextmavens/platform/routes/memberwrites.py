@@ -23,7 +23,7 @@ from nextmavens.platform.manifestedit import (
 from nextmavens.platform.manifestrepo import Conflict
 from nextmavens.platform.models import ERRORS, ErrorBody, Member
 from nextmavens.platform.routes import OrgSlug
-from nextmavens.platform.routes.projectwrites import ApplyOutcome, NotDeclared, write_manifest
+from nextmavens.platform.routes.projectwrites import ApplyOutcome, NotDeclared, apply_outcome, write_manifest
 
 router = APIRouter(tags=["orgs"], responses=ERRORS)
 
@@ -96,10 +96,9 @@ def replace_members(
     )
     with service.pool.connection() as conn:
         listed = projects.org_members(conn, org)
-    result = written.result
     return {
         "org": org,
         "members": [{"email": email, "role": role} for email, role in listed],
         "commit": written.commit,
-        "apply": None if result is None else {"run": result.run_id, **result.plan.as_json()},
+        "apply": apply_outcome(written.applied)["apply"],
     }

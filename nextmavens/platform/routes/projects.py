@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from nextmavens.control.locks import LockTimeout
 from nextmavens.control.store import backups as records
-from nextmavens.engine.session import NotApplied
+from nextmavens.engine.session import Engine, NotApplied
 from nextmavens.keys import ProjectSecrets
 from nextmavens.keysview import api_url, iso_time, project_access
 from nextmavens.monitor.projecthealth import project_health
@@ -18,6 +18,7 @@ from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate,
 from nextmavens.platform.authz import Action, Decision, decide
 from nextmavens.platform.catalog import ProjectView
 from nextmavens.platform.models import ERRORS, ErrorBody, Keys, ProjectDetail, ProjectList, Rotation
+from nextmavens.platform.privileged import applier
 from nextmavens.platform.routes import OrgSlug, ProjectRef
 from nextmavens.platform.service import Service
 
@@ -27,7 +28,7 @@ log = logging.getLogger("nextmavens.platform")
 # What the keys endpoint returns of `keys show`'s view: never the JWT secret or a database password.
 ANON_FIELDS = ("project", "api_url", "anon_key", "keys_expire_at")
 EDGE_NOT_CONVERGED = (
-    "the service stores the new keys but does not converge the edge (containers, Kong, tenants): until the next "
+    "the service stored the new keys but did not converge the edge (containers, Kong, tenants): until the next "
     "apply on the host (the reconcile timer's), the edge still accepts the old keys and refuses the new ones"
 )
 
@@ -116,7 +117,8 @@ def rotate_keys(
     service = service_of(request)
     action = Action.ROTATE_KEYS
     visible_project(service, caller, action, org, ref)
-    engine = service.engine_as(f"{caller.member} (platform token {caller.token.id})")
+    actor = f"{caller.member} (platform token {caller.token.id})"
+    engine = service.engine_as(actor)
     try:
         keys = engine.rotate_keys(org, ref)
     except NotApplied:
@@ -129,11 +131,29 @@ def rotate_keys(
     except Exception as exc:
         audit_call(service, caller, action.value, "failed", org, ref, {"error": type(exc).__name__})
         raise
-    audit_call(service, caller, action.value, "ok", org, ref, {"issued_at": keys.issued_at})
+    converged = converge_edge(service, engine, actor)
+    audit_call(service, caller, action.value, "ok", org, ref, {"issued_at": keys.issued_at, "edge": converged})
     return {
         "project": f"{org}/{ref}",
         "issued_at": keys.issued_at,
         "keys_expire_at": iso_time(keys.expires_at),
-        "edge_converged": False,
-        "warning": EDGE_NOT_CONVERGED,
+        "edge_converged": converged,
+        "warning": None if converged else EDGE_NOT_CONVERGED,
     }
+
+
+def converge_edge(service: Service, engine: Engine, actor: str) -> bool:
+    """After a rotation: the host's privileged apply gives the edge the new keys (containers, Kong, tenants), as
+    `keys rotate --edge-config` does. In-process there is no edge (False). The keys are stored either way, so a
+    failure here is the answer's warning, not an error."""
+    if not service.settings.privileged_argv:
+        return False
+    manifests = service.manifests.current()
+    if manifests is None:
+        return False
+    try:
+        edge = applier(engine, service.settings.privileged_argv, actor).apply(manifests).edge
+    except Exception as exc:  # noqa: BLE001 - any failure leaves the stored keys valid; the timer's apply retries
+        log.warning("the edge step after a key rotation failed (%s): the next apply converges it", type(exc).__name__)
+        return False
+    return edge is not None and edge.converged

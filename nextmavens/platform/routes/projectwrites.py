@@ -28,6 +28,7 @@ from nextmavens.platform.manifestrepo import (
     Written,
 )
 from nextmavens.platform.models import ERRORS, ErrorBody, Project
+from nextmavens.platform.privileged import Applied, applier
 from nextmavens.platform.routes import OrgSlug, ProjectRef
 from nextmavens.platform.service import Service
 
@@ -36,6 +37,10 @@ router = APIRouter(tags=["projects"], responses=ERRORS)
 EDGE_NOT_APPLIED = (
     "the service applies the database side only (it has no edge config): the project's containers, Kong and "
     "domains follow at the next apply on the host (the reconcile timer's)"
+)
+EDGE_FAILED = (
+    "the database side is applied and committed, but the edge step failed: the host's apply reports it, and the "
+    "next apply (the reconcile timer's) tries again"
 )
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {
@@ -131,13 +136,26 @@ def answer(service: Service, org: str, ref: str, written: Written) -> dict[str, 
     service.projects_changed()
     with service.pool.connection() as conn:
         view = project_views(written.manifests, access.applied_projects(conn))[(org, ref)]
-    result = written.result
+    return {"project": view.as_json(), "commit": written.commit, **apply_outcome(written.applied)}
+
+
+def apply_outcome(applied: Applied | None) -> dict[str, Any]:
+    """The engine's run and whether the edge followed: the privileged apply (the host) converges it, the in-process
+    engine has no edge config. Problems of the edge step are the operator's (they may name other projects), so
+    the answer counts them."""
+    if applied is None:
+        return {"apply": None, "edge_converged": False, "warning": None}
+    result, edge = applied.result, applied.edge
+    if edge is None:
+        warning: str | None = EDGE_NOT_APPLIED
+    elif edge.errors:
+        warning = f"{EDGE_FAILED} ({len(edge.errors)} problem(s))"
+    else:
+        warning = None
     return {
-        "project": view.as_json(),
-        "commit": written.commit,
-        "apply": None if result is None else {"run": result.run_id, **result.plan.as_json()},
-        "edge_converged": False,
-        "warning": EDGE_NOT_APPLIED if result is not None else None,
+        "apply": {"run": result.run_id, **result.plan.as_json()},
+        "edge_converged": edge is not None and edge.converged,
+        "warning": warning,
     }
 
 
@@ -151,10 +169,11 @@ def write_manifest(
     """`<org>/<ref>.yaml` (the org.yaml when `ref` is None) as `render` says, through the manifest repository as
     the caller; every failure answered and audited. `render` raises NotDeclared for a file that is not there: 404."""
     relative = f"{org}/{ref}.yaml" if ref is not None else f"{org}/{ORG_FILE}"
-    engine = service.engine_as(f"{caller.member} (platform token {caller.token.id})")
+    actor = f"{caller.member} (platform token {caller.token.id})"
+    write = applier(service.engine_as(actor), service.settings.privileged_argv, actor)
     try:
         with refusals(service, caller, action, org, ref):
-            return repository(service).change(relative, render, engine, caller.member, commit_message(subject, caller))
+            return repository(service).change(relative, render, write, caller.member, commit_message(subject, caller))
     except NotDeclared:
         raise refuse_missing(service, caller, action, org, ref) from None
 

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import json
 import ssl
 import time
-from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from nextmavens.edge.nginx import NginxApplier, NginxApplyError, render_nginx
 from tests.support.edgesamples import sample_projects, settings
@@ -24,6 +18,7 @@ from tests.support.localnginx import (
     echo_server,
     http_get,
     need,
+    self_signed,
     wait_port,
 )
 from tests.support.ports import free_ports
@@ -31,28 +26,6 @@ from tests.support.ports import free_ports
 pytestmark = pytest.mark.integration
 
 STUDIO_USER, STUDIO_PASSWORD = "operator", "studio-test-password"
-
-
-def self_signed(directory: Path, name: str) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "fullchain.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "privkey.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
 
 
 @pytest.fixture

@@ -102,9 +102,11 @@ def test_site_plans_every_task_in_order(tmp_path: Path) -> None:
         "certbot",
         "Shared stacks",
         "nextmavens on the host",
+        "Platform service user",
         "Manifest repository",
         "Edge settings",
         "Apply project manifests",
+        "The platform service",
         "Summary",
         "Doctor",
     ]

@@ -166,3 +166,24 @@ def test_the_deploy_reads_the_doctors_json_and_exit_code() -> None:
     assert not crashed.ok and "NEXTMAVENS_DSN" in crashed.message
     # exit 0 with a failed check in the list (never expected) still fails the deploy
     assert not verdict([*json.dumps(bad).splitlines(), f"{EXIT_MARK}0"]).ok
+
+
+def test_the_platform_service_must_be_active_and_healthy() -> None:
+    unit = "nextmavens-platform.service"
+    ok = c.platform_service_check(unit, "active", Answer(200, {"status": "ok"}))
+    assert ok.status == "ok" and ok.target == unit
+    stopped = c.platform_service_check(unit, "failed", Answer(None, error="connection refused"))
+    assert stopped.status == "failed" and "systemd: failed" in stopped.detail and "journalctl -u" in stopped.hint
+    no_database = c.platform_service_check(unit, "active", Answer(503))
+    assert no_database.status == "failed" and "control database" in no_database.hint
+    unknown = c.platform_service_check(unit, "", Answer(200))
+    assert unknown.status == "failed" and "unknown" in unknown.detail
+
+
+def test_the_platform_name_answers_through_nginx() -> None:
+    name = "platform.example.test"
+    assert c.platform_vhost_check(name, Answer(200)).status == "ok"
+    assert c.platform_vhost_check(name, Answer(301)).detail == "HTTP 301 (to HTTPS)"
+    behind = c.platform_vhost_check(name, Answer(502))
+    assert behind.status == "failed" and "platform service" in behind.hint
+    assert "no vhost" in c.platform_vhost_check(name, Answer(None, error="closed")).hint

@@ -58,6 +58,8 @@ def test_every_shared_container_is_expected_with_its_groups_pin(group_dir: Path,
     assert document["images_are_substitutes"] is (group == "sandbox")
     assert document["postgres_meta_url"] == f"http://127.0.0.1:{data.loopback_ports.postgres_meta}"
     assert document["evolution_url"] == f"http://127.0.0.1:{data.loopback_ports.evolution}"
+    assert document["platform_unit"] == "nextmavens-platform.service"
+    assert document["platform_url"] == f"http://127.0.0.1:{data.loopback_ports.platform}"
     assert str(doctor_file(data)) == "/etc/nextmavens/doctor.yaml"  # beside edge_config_file
     path = tmp_path / "doctor.yaml"
     path.write_text(text)

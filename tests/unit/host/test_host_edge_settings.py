@@ -20,7 +20,13 @@ from tests.support.groupdata import REPO, group_configs
 
 # Host-set fields with a default only so the previous release's edge file still loads (its default means "not
 # sized", never a second value for the knob): the host data still writes them, and nothing else defaults them.
-HOST_SET_UPGRADE_DEFAULTS = {"max_projects": None, "evolution_api_url": None, "evolution_hooks_url": None}
+HOST_SET_UPGRADE_DEFAULTS = {
+    "max_projects": None,
+    "evolution_api_url": None,
+    "evolution_hooks_url": None,
+    "platform_domain": None,
+    "platform_upstream": None,
+}
 HOST_SET = {name for name, field in EdgeSettings.model_fields.items() if field.is_required()} | set(
     HOST_SET_UPGRADE_DEFAULTS
 )
@@ -62,6 +68,8 @@ def test_edge_settings_follow_the_host_data(configs, group: str) -> None:
     )
     assert settings.api_domain == config.api_domain and settings.acme_email == config.admin_email
     assert settings.max_projects == config.max_projects
+    assert settings.platform_domain == config.platform_service_domain
+    assert settings.platform_upstream == f"127.0.0.1:{ports.platform}"
 
 
 def test_every_edge_setting_has_exactly_one_default_source(configs) -> None:

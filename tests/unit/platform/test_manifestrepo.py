@@ -19,6 +19,7 @@ from nextmavens.platform.manifestrepo import (
     RepositoryMissing,
     author_ident,
 )
+from nextmavens.platform.privileged import InProcess
 
 SHOP = "ref: shop\nname: Shop\nauth:\n  site_url: https://shop.example\n"
 
@@ -62,7 +63,7 @@ def create(text: str) -> Any:
 def test_commits_as_the_member_after_the_apply(repo: Path) -> None:
     engine = StubEngine()
     written = ManifestRepository(repo).change(
-        "acme/shop.yaml", create(SHOP), cast(Engine, engine), "ana@acme.test", "Create project acme/shop"
+        "acme/shop.yaml", create(SHOP), InProcess(cast(Engine, engine)), "ana@acme.test", "Create project acme/shop"
     )
     assert written.commit == git(repo, "rev-parse", "HEAD").strip()
     assert (
@@ -77,7 +78,9 @@ def test_commits_as_the_member_after_the_apply(repo: Path) -> None:
 def test_other_staged_changes_stay_out_of_the_commit(repo: Path) -> None:
     (repo / "acme" / "org.yaml").write_text("name: Acme Corp\n")
     git(repo, "add", "acme/org.yaml")
-    ManifestRepository(repo).change("acme/shop.yaml", create(SHOP), cast(Engine, StubEngine()), "a@b.test", "m")
+    ManifestRepository(repo).change(
+        "acme/shop.yaml", create(SHOP), InProcess(cast(Engine, StubEngine())), "a@b.test", "m"
+    )
     assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["acme/shop.yaml"]
     assert git(repo, "status", "--porcelain").strip() == "M  acme/org.yaml"
 
@@ -96,7 +99,9 @@ def test_a_refused_change_leaves_no_file_and_no_commit(
 ) -> None:
     before = git(repo, "rev-parse", "HEAD")
     with pytest.raises(raised) as caught:
-        ManifestRepository(repo).change("acme/shop.yaml", create(text), cast(Engine, engine), "a@b.test", "m")
+        ManifestRepository(repo).change(
+            "acme/shop.yaml", create(text), InProcess(cast(Engine, engine)), "a@b.test", "m"
+        )
     assert git(repo, "rev-parse", "HEAD") == before
     assert not (repo / "acme" / "shop.yaml").exists()
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
@@ -105,7 +110,9 @@ def test_a_refused_change_leaves_no_file_and_no_commit(
 
 
 def test_a_failed_edit_puts_the_old_text_back(repo: Path) -> None:
-    ManifestRepository(repo).change("acme/shop.yaml", create(SHOP), cast(Engine, StubEngine()), "a@b.test", "m")
+    ManifestRepository(repo).change(
+        "acme/shop.yaml", create(SHOP), InProcess(cast(Engine, StubEngine())), "a@b.test", "m"
+    )
     head = git(repo, "rev-parse", "HEAD")
     with pytest.raises(PlanError):
         ManifestRepository(repo).change(
@@ -120,11 +127,17 @@ def test_a_failed_edit_puts_the_old_text_back(repo: Path) -> None:
 
 
 def test_uncommitted_edits_to_the_file_are_refused(repo: Path) -> None:
-    ManifestRepository(repo).change("acme/shop.yaml", create(SHOP), cast(Engine, StubEngine()), "a@b.test", "m")
+    ManifestRepository(repo).change(
+        "acme/shop.yaml", create(SHOP), InProcess(cast(Engine, StubEngine())), "a@b.test", "m"
+    )
     (repo / "acme" / "shop.yaml").write_text(SHOP + "# local edit\n")
     with pytest.raises(Conflict, match="uncommitted"):
         ManifestRepository(repo).change(
-            "acme/shop.yaml", lambda c, e: SHOP + "state: suspended\n", cast(Engine, StubEngine()), "a@b.test", "m"
+            "acme/shop.yaml",
+            lambda c, e: SHOP + "state: suspended\n",
+            InProcess(cast(Engine, StubEngine())),
+            "a@b.test",
+            "m",
         )
     assert (repo / "acme" / "shop.yaml").read_text() == SHOP + "# local edit\n"
 
@@ -133,7 +146,9 @@ def test_an_invalid_set_already_there_refuses_every_write(repo: Path) -> None:
     (repo / "acme" / "broken.yaml").write_text("ref: broken\n")
     engine = StubEngine()
     with pytest.raises(Conflict, match="manifests in the repository are invalid"):
-        ManifestRepository(repo).change("acme/shop.yaml", create(SHOP), cast(Engine, engine), "a@b.test", "m")
+        ManifestRepository(repo).change(
+            "acme/shop.yaml", create(SHOP), InProcess(cast(Engine, engine)), "a@b.test", "m"
+        )
     assert not (repo / "acme" / "shop.yaml").exists() and not engine.applied
 
 
@@ -142,7 +157,9 @@ def test_not_a_work_tree(tmp_path: Path) -> None:
     folder.mkdir()
     assert not ManifestRepository(folder).ready()
     with pytest.raises(RepositoryMissing, match="not the root of a git work tree"):
-        ManifestRepository(folder).change("acme/shop.yaml", create(SHOP), cast(Engine, StubEngine()), "a@b.test", "m")
+        ManifestRepository(folder).change(
+            "acme/shop.yaml", create(SHOP), InProcess(cast(Engine, StubEngine())), "a@b.test", "m"
+        )
     assert not (folder / "acme").exists()
 
 
@@ -161,7 +178,9 @@ def test_hooks_never_run(repo: Path) -> None:
         hook = repo / ".git" / "hooks" / name
         hook.write_text('#!/bin/sh\ntouch "$(dirname "$0")/ran"\nexit 1\n')
         hook.chmod(0o755)
-    ManifestRepository(repo).change("acme/shop.yaml", create(SHOP), cast(Engine, StubEngine()), "a@b.test", "m")
+    ManifestRepository(repo).change(
+        "acme/shop.yaml", create(SHOP), InProcess(cast(Engine, StubEngine())), "a@b.test", "m"
+    )
     assert not (repo / ".git" / "hooks" / "ran").exists()
 
 

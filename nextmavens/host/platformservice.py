@@ -1,0 +1,66 @@
+"""The platform service on the host: the names and paths its templates share (templates/systemd/platform*.j2, the
+root command it may run, templates/nextmavens/nextmavens-privileged.j2, and its sudoers rule) and how they follow
+from validated host data. Pure; tasks/platform.py renders and installs them."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from nextmavens.doctor.hostfile import PLATFORM_UNIT
+from nextmavens.host.hostdata import HostData
+
+UNIT = PLATFORM_UNIT  # the doctor's settings name it too
+APPLY_UNIT = "nextmavens-platform-apply.service"
+# The apply unit's JSON answer: root's (0600), read back by nextmavens-privileged; /run, so never stale across boots.
+APPLY_RESULT = "/run/nextmavens-platform-apply.json"
+SUDOERS_FILE = "/etc/sudoers.d/nextmavens-platform"  # no dot in the name: sudo skips files with one
+# The secrets file's key the control database's password is copied from, into the service's pgpass credential.
+PGPASS_SECRET = "POSTGRES_PASSWORD"
+
+
+def privileged_command(config: HostData) -> str:
+    return f"{config.platform_dir}/bin/nextmavens-privileged"
+
+
+def privileged_prefix(config: HostData) -> list[str]:
+    """NEXTMAVENS_PLATFORM_PRIVILEGED: the argv the service puts before `apply --yes --json` or `container-logs`."""
+    return ["sudo", "-n", privileged_command(config)]
+
+
+def secrets_dir(config: HostData) -> str:
+    """The service's own secrets (its user's, 0700; named after it: the secrets file's folder is root's alone): the
+    copies below, and nothing else of the host's."""
+    return f"/etc/{config.platform_user}"
+
+
+def pgpass_file(config: HostData) -> str:
+    """The service's pgpass line (its user's, 0600) for the shared PostgreSQL, from the secrets file."""
+    return f"{secrets_dir(config)}/pgpass"
+
+
+def master_key_source(config: HostData) -> str:
+    """Where the nextmavens-env wrapper points NEXTMAVENS_MASTER_KEY (the engine creates it at the first apply)."""
+    return f"{config.platform_dir}/master.key"
+
+
+def master_key_copy(config: HostData) -> str:
+    """The service's copy of the master key (its user's, 0600): the engine refuses a key file others can read."""
+    return f"{secrets_dir(config)}/master.key"
+
+
+def pgpass_prefix(config: HostData) -> str:
+    """host:port:database:user: before the password (libpq's passfile format; the generated password is hex). Any
+    database: a key rotation also connects to the cluster's maintenance database."""
+    return f"127.0.0.1:{config.loopback_ports.postgres}:*:{config.postgres_admin_user}:"
+
+
+def platform_paths(config: HostData) -> dict[str, Any]:
+    """The platform templates' variables beyond the host data (nextmavens.host.render.template_context adds them)."""
+    return {
+        "platform_pgpass": pgpass_file(config),
+        "platform_master_key": master_key_copy(config),
+        "platform_apply_result": APPLY_RESULT,
+        "platform_privileged_command": privileged_command(config),
+        "platform_privileged_prefix": shlex.join(privileged_prefix(config)),
+    }

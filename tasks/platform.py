@@ -1,0 +1,87 @@
+"""The platform service (`nextmavens platform serve`) as a systemd unit running as its own unprivileged user, with
+the root-owned apply unit it may start through one sudoers rule; nginx serves it at platform_service_domain (the
+edge's vhost). After `apply`: the service reads the master key that the first apply creates."""
+
+from io import StringIO
+
+from pyinfra.api import deploy
+from pyinfra.operations import files, systemd
+from pyinfra.operations.util import any_changed
+
+from nextmavens.host.context import host_config
+from nextmavens.host.dist import file_sha256, resolve_wheel
+from nextmavens.host.operations import private_copy, secret_copies, sudoers_dropin
+from nextmavens.host.platformservice import (
+    APPLY_UNIT,
+    PGPASS_SECRET,
+    SUDOERS_FILE,
+    UNIT,
+    master_key_copy,
+    master_key_source,
+    pgpass_file,
+    pgpass_prefix,
+    privileged_command,
+    secrets_dir,
+)
+from nextmavens.host.render import template_context
+from nextmavens.templates import render
+
+
+@deploy("The platform service")
+def platform():
+    config = host_config()
+    user = config.platform_user
+    files.directory(
+        name="The service's secrets directory (its user's, 0700)",
+        path=secrets_dir(config),
+        user=user,
+        group=user,
+        mode="700",
+    )
+    pgpass = secret_copies(
+        name="The service's pgpass line (its user's, 0600), from the secrets file",
+        secrets_file=config.secrets_file,
+        files={pgpass_file(config): PGPASS_SECRET},
+        prefixes={pgpass_file(config): pgpass_prefix(config)},
+        owner=user,
+    )
+    master_key = private_copy(
+        name="The service's copy of the master key (its user's, 0600)",
+        src=master_key_source(config),
+        dest=master_key_copy(config),
+        owner=user,
+    )
+    wheel = resolve_wheel(config.nextmavens_wheel)
+    # The package the venv holds is named in the service's unit: a new one changes the unit and restarts the service.
+    context = {**template_context(config), "platform_package": f"{wheel.name} sha256:{file_sha256(wheel)}"}
+    rendered = {
+        f"/etc/systemd/system/{UNIT}": render("templates/systemd/platform.service.j2", **context),
+        f"/etc/systemd/system/{APPLY_UNIT}": render("templates/systemd/platform-apply.service.j2", **context),
+        privileged_command(config): render("templates/nextmavens/nextmavens-privileged.j2", **context),
+    }
+    changed = [
+        files.put(
+            name=f"{path}",
+            src=StringIO(text),
+            dest=path,
+            mode="755" if path == privileged_command(config) else "644",
+            user="root",
+            group="root",
+        )
+        for path, text in rendered.items()
+    ]
+    sudoers_dropin(
+        name=f"sudoers: {user} may run `{privileged_command(config)} apply --yes --json | container-logs ...` only",
+        path=SUDOERS_FILE,
+        content=render("templates/sudoers/platform.j2", **context),
+    )
+    units_changed = any_changed(*changed)
+    restart = any_changed(*changed, pgpass, master_key)
+    systemd.daemon_reload(name="systemd daemon-reload for the platform units", _if=units_changed)
+    systemd.service(
+        name=f"{UNIT} restarted (its unit, the package it runs or its credential changed)",
+        service=UNIT,
+        restarted=True,
+        _if=restart,
+    )
+    systemd.service(name=f"{UNIT} running and enabled", service=UNIT, running=True, enabled=True)

@@ -1,0 +1,158 @@
+"""The platform service's host files rendered from the repository's group data: the unprivileged unit, the
+root-owned apply unit, the one root command and the sudoers rule allowing exactly it (checked by the real
+`visudo` where installed), and that command's behaviour with a stand-in `systemctl`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nextmavens.host.hostdata import HostData
+from nextmavens.host.platformservice import (
+    APPLY_RESULT,
+    master_key_copy,
+    pgpass_file,
+    pgpass_prefix,
+    privileged_prefix,
+)
+from nextmavens.host.render import template_context
+from nextmavens.templates import render
+from tests.support.groupdata import group_configs
+from tests.support.localnginx import need
+
+# systemd implies NoNewPrivileges=yes for a unit with User= and any of these: sudo (setuid) would then fail.
+IMPLIES_NO_NEW_PRIVILEGES = (
+    "NoNewPrivileges=yes",
+    "SystemCallFilter",
+    "SystemCallArchitectures",
+    "RestrictAddressFamilies",
+    "RestrictNamespaces",
+    "PrivateDevices",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectKernelLogs",
+    "ProtectClock",
+    "MemoryDenyWriteExecute",
+    "RestrictRealtime",
+    "RestrictSUIDSGID",
+    "DynamicUser",
+    "LockPersonality",
+)
+
+
+@pytest.fixture(params=["sandbox", "production"])
+def config(request, tmp_path, monkeypatch) -> HostData:
+    return group_configs(tmp_path, monkeypatch)[request.param]
+
+
+def directives(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for line in text.splitlines():
+        if line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            pairs.append((key, value))
+    return pairs
+
+
+def test_the_service_runs_unprivileged_with_only_what_it_needs(config: HostData) -> None:
+    text = render("templates/systemd/platform.service.j2", **template_context(config))
+    settings = directives(text)
+    values = dict(settings)
+    assert values["User"] == values["Group"] == config.platform_user
+    assert values["ExecStart"] == f"{config.platform_dir}/venv/bin/nextmavens platform serve"
+    assert values["Restart"] == "on-failure"
+    assert values["ProtectSystem"] == "strict" and values["PrivateTmp"] == "yes" and values["ProtectHome"] == "yes"
+    assert [v for k, v in settings if k == "ReadWritePaths"] == [config.projects_dir]  # the manifest repository only
+    assert not [k for k, _ in settings if k.startswith(IMPLIES_NO_NEW_PRIVILEGES)]
+    assert not [k for k, _ in settings if k == "LoadCredential"]  # systemd's ACL on them reads as group access
+    environment = dict(v.strip('"').split("=", 1) for k, v in settings if k == "Environment")
+    port = config.loopback_ports
+    assert environment == {
+        "NEXTMAVENS_DSN": f"postgresql://{config.postgres_admin_user}@127.0.0.1:{port.postgres}/nextmavens"
+        f"?passfile=/etc/{config.platform_user}/pgpass",
+        "NEXTMAVENS_MASTER_KEY": f"/etc/{config.platform_user}/master.key",
+        "NEXTMAVENS_PROJECTS": config.projects_dir,
+        "NEXTMAVENS_API_DOMAIN": config.api_domain,
+        "NEXTMAVENS_PLATFORM_LISTEN": f"127.0.0.1:{port.platform}",
+        "NEXTMAVENS_PLATFORM_PRIVILEGED": shlex.join(privileged_prefix(config)),
+    }
+    # what the service splits it into (`platform serve --privileged` takes shell words)
+    assert shlex.split(environment["NEXTMAVENS_PLATFORM_PRIVILEGED"]) == privileged_prefix(config)
+    assert "POSTGRES_PASSWORD" not in text and config.secrets_file not in text
+
+
+def test_the_pgpass_line_names_the_loopback_server_and_the_admin_user(config: HostData) -> None:
+    port, user = config.loopback_ports.postgres, config.postgres_admin_user
+    assert pgpass_prefix(config) == f"127.0.0.1:{port}:*:{user}:"
+    # the service's own folder: the secrets file's folder is root's alone (0700)
+    assert pgpass_file(config) == f"/etc/{config.platform_user}/pgpass"
+    assert master_key_copy(config) == f"/etc/{config.platform_user}/master.key"
+
+
+def test_the_apply_unit_is_roots_and_answers_in_json(config: HostData) -> None:
+    values = dict(directives(render("templates/systemd/platform-apply.service.j2", **template_context(config))))
+    assert "User" not in values and values["Type"] == "oneshot"
+    assert values["ExecStart"] == f"{config.platform_dir}/bin/nextmavens-env nextmavens apply --yes --json"
+    assert values["StandardOutput"] == f"truncate:{APPLY_RESULT}" and values["UMask"] == "0077"
+
+
+def test_the_sudoers_rule_allows_the_two_commands_alone(config: HostData, tmp_path: Path) -> None:
+    text = render("templates/sudoers/platform.j2", **template_context(config))
+    command = privileged_prefix(config)[-1]
+    rules = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert rules == [
+        f"{config.platform_user} ALL=(root) NOPASSWD: {command} apply --yes --json, {command} container-logs *"
+    ]
+    visudo = need("visudo")  # scripts/bootstrap installs sudo; the deploy checks the file with it on the host
+    staged = tmp_path / "platform"
+    staged.write_text(text)
+    checked = subprocess.run([visudo, "-cf", str(staged)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def privileged_script(config: HostData, tmp_path: Path, unit_exit: int, answer: str) -> tuple[Path, dict[str, str]]:
+    """The root command rendered with its answer file in tmp_path, and a PATH whose `systemctl` is a stand-in that
+    writes `answer` there (as the apply unit's StandardOutput does) and exits `unit_exit`."""
+    result = tmp_path / "apply.json"
+    context = {**template_context(config), "platform_apply_result": str(result)}
+    script = tmp_path / "nextmavens-privileged"
+    script.write_text(render("templates/nextmavens/nextmavens-privileged.j2", **context))
+    script.chmod(0o755)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "systemctl.log"
+    stand_in = bin_dir / "systemctl"
+    stand_in.write_text(
+        f'#!/bin/sh\necho "$@" >> {shlex.quote(str(log))}\n'
+        f"printf '%s' {shlex.quote(answer)} > {shlex.quote(str(result))}\nexit {unit_exit}\n"
+    )
+    stand_in.chmod(0o755)
+    return script, {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+
+def test_the_root_command_starts_the_apply_unit_and_prints_its_answer(config: HostData, tmp_path: Path) -> None:
+    answer = json.dumps({"run": 3, "result": "ok", "changes": [], "notices": [], "errors": []})
+    script, env = privileged_script(config, tmp_path, 0, answer)
+    done = subprocess.run([str(script), "apply", "--yes", "--json"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and json.loads(done.stdout)["run"] == 3
+    assert (tmp_path / "systemctl.log").read_text() == "start nextmavens-platform-apply.service\n"
+    failed = json.dumps({"result": "failed", "error": {"kind": "busy", "problems": ["held"]}})
+    (tmp_path / "again").mkdir()
+    script, env = privileged_script(config, tmp_path / "again", 3, failed)
+    done = subprocess.run([str(script), "apply", "--yes", "--json"], capture_output=True, text=True, env=env)
+    assert done.returncode == 3 and json.loads(done.stdout)["error"]["kind"] == "busy"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["apply"], ["apply", "--yes"], ["apply", "--json", "--yes"], ["apply", "--yes", "--json", "x"], ["sh"]],
+)
+def test_the_root_command_refuses_any_other_shape(config: HostData, tmp_path: Path, argv: list[str]) -> None:
+    script, env = privileged_script(config, tmp_path, 0, "{}")
+    done = subprocess.run([str(script), *argv], capture_output=True, text=True, env=env)
+    assert done.returncode == 64 and done.stdout == ""
+    assert not (tmp_path / "systemctl.log").exists()
