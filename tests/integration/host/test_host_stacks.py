@@ -154,6 +154,33 @@ def test_evolution_sets_every_setting_explicitly(config: HostData) -> None:
     assert config.images.evolution in {"evoapicloud/evolution-api:v2.3.7", "nextmavens-local/standin:1"}
 
 
+# Evolution 2.3.7's webhook retries (retryWebhookRequest, in its webhook controller):
+# after failed attempt k it waits max(initial, min(initial * 2^(k-1), max) * (1 + jitter * u)), u in [-1, 1];
+# each attempt lasts up to the request timeout; the JWT it minted once before the loop lives 600 s.
+EVOLUTION_WEBHOOK_TOKEN_LIFETIME_S = 600
+
+
+def worst_case_retry_end_s(env: dict[str, str]) -> float:
+    """When the last attempt ends at the latest, counted from the token's minting."""
+    attempts = int(env["WEBHOOK_RETRY_MAX_ATTEMPTS"])
+    initial = float(env["WEBHOOK_RETRY_INITIAL_DELAY_SECONDS"])
+    longest = float(env["WEBHOOK_RETRY_MAX_DELAY_SECONDS"])
+    jitter = float(env["WEBHOOK_RETRY_JITTER_FACTOR"])
+    assert env["WEBHOOK_RETRY_USE_EXPONENTIAL_BACKOFF"] == "true"
+    waits = sum(max(initial, min(initial * 2 ** (k - 1), longest) * (1 + jitter)) for k in range(1, attempts))
+    return waits + attempts * int(env["WEBHOOK_REQUEST_TIMEOUT_MS"]) / 1000
+
+
+def test_every_webhook_retry_ends_while_its_token_is_valid(config: HostData) -> None:
+    compose, _ = _compose(config, "evolution")
+    env = compose.services["evolution"].environment or {}
+    assert worst_case_retry_end_s(env) <= EVOLUTION_WEBHOOK_TOKEN_LIFETIME_S
+    assert int(env["WEBHOOK_RETRY_MAX_ATTEMPTS"]) >= 5  # still rides out a short receiver outage
+    # Evolution's own defaults would not: about 20 minutes
+    defaults = {**env, "WEBHOOK_RETRY_MAX_ATTEMPTS": "10", "WEBHOOK_RETRY_MAX_DELAY_SECONDS": "300"}
+    assert worst_case_retry_end_s({**defaults, "WEBHOOK_REQUEST_TIMEOUT_MS": "30000"}) > 1200
+
+
 def test_env_template_settings_are_inlined_into_compose(config: HostData) -> None:
     _, before = _compose(config, "evolution")
     _, after = _compose(config.model_copy(update={"evolution_qrcode_limit": 5}), "evolution")
