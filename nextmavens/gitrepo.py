@@ -1,6 +1,9 @@
 """Git for the manifest repository, run one way everywhere: an argv list, a controlled environment (no system or user
-configuration, no hooks, no prompts) and `safe.directory` for the one folder, so root can read a repository the
-platform service's user owns without touching any configuration file.
+configuration, no hooks, no prompts) and `safe.directory` for the one folder.
+
+Root never runs git in a repository another user owns: that user writes its `.git/config`, and git runs commands
+named there (core.fsmonitor on `status`, filter drivers on checkout), so the service's user could make root run
+anything. Run by root, git runs as the owner of the repository's `.git` instead (`owner_uid`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from nextmavens.runner import run_command
+from nextmavens.runner import identity, run_command
 
 GIT_TIMEOUT_S = 30.0
 
@@ -51,8 +54,22 @@ def git_argv(folder: str | Path, *args: str) -> list[str]:
     ]
 
 
+def owner_uid(folder: str | Path) -> int | None:
+    """For a root caller: the uid to run git as in `folder` (the owner of its `.git`, or of the folder while it has
+    none) when that is not root; None: run as the caller."""
+    if os.geteuid() != 0:
+        return None
+    for path in (Path(folder) / ".git", Path(folder)):
+        try:
+            uid = path.stat().st_uid
+        except OSError:
+            continue
+        return uid or None
+    return None
+
+
 def git(folder: str | Path, *args: str, timeout: float = GIT_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-    return run_command(git_argv(folder, *args), timeout=timeout, env=git_environment())
+    return run_command(git_argv(folder, *args), timeout=timeout, env=git_environment(), as_uid=owner_uid(folder))
 
 
 def git_ok(folder: str | Path, *args: str, timeout: float = GIT_TIMEOUT_S) -> str:
@@ -110,5 +127,21 @@ def current_branch(folder: Path) -> str | None:
 
 
 def bundle(folder: Path, target: Path, *refs: str) -> None:
-    """A bundle at `target` of the history of `refs` (default HEAD, which the host fetches; `--all` for a backup)."""
-    git_ok(folder, "bundle", "create", "--quiet", str(target), *(refs or ("HEAD",)), timeout=300)
+    """A bundle at `target` of the history of `refs` (default HEAD, which the host fetches; `--all` for a backup).
+    Written by this process from git's output, so git (perhaps run as the repository's owner) needs no write access
+    to `target`'s folder."""
+    argv = git_argv(folder, "bundle", "create", "--quiet", "-", *(refs or ("HEAD",)))
+    with open(target, "wb") as out:
+        done = subprocess.run(  # noqa: S603 - argv list, no shell
+            argv,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=git_environment(),
+            timeout=300,
+            check=False,
+            **identity(owner_uid(folder)),
+        )
+    if done.returncode != 0:
+        first = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[0][:300]
+        raise GitFailed(f"git bundle failed: {first}")

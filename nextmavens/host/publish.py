@@ -76,9 +76,12 @@ def decide(host: HostRepo, published: str, lacking: Sequence[HostCommit], path: 
     )
 
 
-def _git(path: str, *args: str) -> str:
+def _git(path: str, *args: str, user: str | None = None) -> str:
+    """git in `path` as `user`, or (None) as whoever owns `path`/.git: never as root in a repository another user
+    owns, whose .git/config could name a command for git to run (see nextmavens/gitrepo.py)."""
     env = [f"{key}={value}" for key, value in sorted(git_environment().items()) if key != "PATH"]
-    return shlex.join(["env", *env, *git_argv(path, *args)])
+    who = shlex.quote(user) if user else f'"$(stat -c %U {shlex.quote(path.rstrip("/") + "/.git")})"'
+    return f"runuser -u {who} -- " + shlex.join(["env", *env, *git_argv(path, *args)])
 
 
 def state_command(path: str) -> str:
@@ -124,13 +127,16 @@ def publish_commands(action: Action, path: str, bundle: str, commit: str, branch
     status = _git(path, "status", "--porcelain", "--untracked-files=all")
     finish = [
         _git(path, "update-ref", "-d", PUBLISHED_REF),
-        shlex.join(["chown", "-R", f"{owner}:{owner}", path]),
         shlex.join(["rm", "-f", bundle]),
     ]
+    readable = shlex.join(["chmod", "644", bundle])  # git reads it as the repository's owner; manifests only
     if action.kind in ("create", "convert"):
         return [
             *([shlex.join(["install", "-d", "-m", "755", path])] if action.kind == "create" else []),
-            _git(path, "init", "--quiet", f"--initial-branch={branch}"),
+            # the owner's before git first runs in it: from then on git runs as the owner only
+            shlex.join(["chown", "-R", f"{owner}:{owner}", path]),
+            readable,
+            _git(path, "init", "--quiet", f"--initial-branch={branch}", user=owner),
             fetch,
             verify,
             # --mixed: HEAD and index at the commit, files left as they are (a converted folder loses nothing); then
@@ -146,6 +152,7 @@ def publish_commands(action: Action, path: str, bundle: str, commit: str, branch
         moved = f"{path} received a commit during the deploy; nothing was published (deploy again)"
         return [
             _refuse_if(status, f"{path} changed on the host during the deploy; nothing was published:"),
+            readable,
             fetch,
             verify,
             f"if {head} >/dev/null; then {ancestor} || {{ echo {shlex.quote(moved)} >&2; exit 1; }}; fi",
