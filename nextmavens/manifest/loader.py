@@ -7,7 +7,9 @@ from an invalid set: callers only get a set when there is no error.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +94,9 @@ def load_manifests(projects_dir: Path) -> ManifestSet:
     projects: list[LoadedProject] = []
     for org_dir in sorted(p for p in projects_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         org = org_dir.name
+        if org_dir.is_symlink():
+            errors.append(ManifestError(_display(org_dir, display_root), 1, "", NOT_REAL))
+            continue
         if not re.fullmatch(REF_PATTERN, org, flags=re.ASCII) or len(org) > 63:
             errors.append(
                 ManifestError(
@@ -112,6 +117,9 @@ def load_manifests(projects_dir: Path) -> ManifestSet:
                 errors.append(ManifestError(shown, 1, "", "manifests end in .yaml, not .yml"))
                 continue
             if file.suffix != ".yaml":
+                continue
+            if file.is_symlink():
+                errors.append(ManifestError(shown, 1, "", NOT_REAL))
                 continue
             if file.name == ORG_FILE:
                 org_path = shown
@@ -180,11 +188,42 @@ def cross_file_errors(projects: Iterable[LoadedProject]) -> list[ManifestError]:
     return errors
 
 
+# The manifest repository on the host belongs to the platform service's user, and root applies it: a link there
+# could make root read (and quote in its errors) any file, and a FIFO would hang the apply.
+NOT_REAL = "not a regular file or folder (a symbolic link?): manifests are plain files in plain folders"
+
+
+class _NotRegular(Exception):
+    pass
+
+
+def _read_regular(file: Path) -> bytes:
+    """At most MAX_BYTES + 1 bytes of `file`, refusing (_NotRegular) a symbolic link as the file or its folder at the
+    moment of opening, and anything but a regular file."""
+    try:
+        folder = os.open(file.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        raise _NotRegular from None
+    try:
+        fd = os.open(file.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:
+        raise _NotRegular from None
+    finally:
+        os.close(folder)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise _NotRegular
+        return handle.read(MAX_BYTES + 1)  # never read more than the limit, whatever the file's size
+
+
 def _load_model(
     file: Path, shown: str, model: type[BaseModel], errors: list[ManifestError], keep_document: bool = False
 ) -> Any:
-    with file.open("rb") as handle:
-        data = handle.read(MAX_BYTES + 1)  # never read more than the limit, whatever the file's size
+    try:
+        data = _read_regular(file)
+    except _NotRegular:
+        errors.append(ManifestError(shown, 1, "", NOT_REAL))
+        return None
     if len(data) > MAX_BYTES:
         errors.append(ManifestError(shown, 1, "", f"the file is larger than {MAX_BYTES // 1024} KiB"))
         return None

@@ -250,3 +250,38 @@ def test_the_json_schema_gives_editors_the_same_url_and_text_rules() -> None:
     assert re.search(TEXT_SCHEMA_PATTERN, "Café [/x] 東京")
     for bad in ("a\0b", "a\x1b[31m", "a\u202eb", "a\u200bb", "a\x85b"):
         assert not re.search(TEXT_SCHEMA_PATTERN, bad), repr(bad)
+
+
+# ------------------------------------------------------------------ links and special files (the host's repository
+# belongs to the platform service's user; root applies it)
+
+
+def test_a_linked_manifest_is_refused_and_never_read(projects: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secrets.env"
+    secret.write_text("NEXTMAVENS_SECRET=do-not-quote-me\n")
+    (projects / "acme").mkdir(parents=True)
+    (projects / "acme" / "shop.yaml").symlink_to(secret)
+    (projects / "acme" / "org.yaml").symlink_to(secret)
+    found = errors_of(projects)
+    assert len([e for e in found if "not a regular file or folder" in e]) == 2, found
+    assert not any("do-not-quote-me" in e for e in found)
+
+
+def test_a_linked_org_folder_is_refused(projects: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    write_raw(elsewhere, "acme", "shop.yaml", HEAD + "auth:\n  site_url: https://shop.example\n")
+    projects.mkdir()
+    (projects / "acme").symlink_to(elsewhere / "acme")
+    found = errors_of(projects)
+    assert any("acme" in e and "not a regular file or folder" in e for e in found), found
+
+
+def test_a_fifo_named_like_a_manifest_is_refused_without_hanging(projects: Path) -> None:
+    import os
+
+    (projects / "acme").mkdir(parents=True)
+    os.mkfifo(projects / "acme" / "shop.yaml")
+    started = time.monotonic()
+    found = errors_of(projects)
+    assert time.monotonic() - started < 5
+    assert any("not a regular file or folder" in e for e in found), found
