@@ -1,12 +1,17 @@
 """`nextmavens destroy` of a project with WhatsApp instances, on a real PostgreSQL and the Evolution stand-in:
 destroy logs out and deletes them (declared or orphaned) with their secrets; when Evolution cannot be reached it
 refuses before anything is dropped, unless --leave-whatsapp says to leave them; a project that never had an
-instance is destroyed without a word to Evolution."""
+instance is destroyed without a word to Evolution; one stopped by Evolution after the drop finishes when run again."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from nextmavens.cli import main
+from nextmavens.edge.clients.evolution import EvolutionApi, EvolutionError
 from tests.support.edgehost import Edge
 from tests.support.engine import Stage
 from tests.support.ports import free_ports
@@ -98,3 +103,34 @@ def test_a_project_without_instances_is_destroyed_without_asking_evolution(
     assert "WhatsApp" not in out + err
     assert len(edge.evolution.requests) == requests
     assert stage.sql("SELECT 1 FROM pg_database WHERE datname = 'shop'") == []
+
+
+def test_a_destroy_stopped_by_evolution_after_the_drop_keeps_the_secrets_and_finishes_when_run_again(
+    stage: Stage, edge: Edge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _apply_shop_with_instances(stage, edge)
+    real_delete = EvolutionApi.delete
+
+    def failing_delete(api: EvolutionApi, name: str) -> None:
+        if name == "shop--support":
+            raise EvolutionError("evolution: DELETE /instance/delete answered 503: down", 503)
+        real_delete(api, name)
+
+    monkeypatch.setattr(EvolutionApi, "delete", failing_delete)
+    args = ["destroy", "acme/shop", "--confirm", "acme/shop", "--dump-dir", str(tmp_path / "dumps")]
+    args += ["--edge-config", str(edge.config)]
+    failed = CliRunner(env=stage.env()).invoke(main, args)
+    assert failed.exit_code == 1, failed.output
+    assert "Destroyed acme/shop" in failed.output and "deleting WhatsApp instance shop--support failed" in failed.output
+    assert "run the same destroy again" in failed.output
+    assert stage.sql("SELECT 1 FROM pg_database WHERE datname = 'shop'") == []
+    assert "shop--orders" not in edge.evolution.instances and "shop--support" in edge.evolution.instances
+    assert _sealed(stage, "shop") == ["orders", "support"]
+
+    monkeypatch.setattr(EvolutionApi, "delete", real_delete)
+    code, out, err = _destroy(stage, tmp_path, "--edge-config", str(edge.config))
+    assert code == 0, out + err
+    assert "database was already gone" in out and "shop--support deleted from Evolution" in out
+    assert "shop--support" not in edge.evolution.instances and _sealed(stage, "shop") == []
+    runs = stage.sql("SELECT command, result FROM apply_runs ORDER BY id DESC LIMIT 3", dbname="nextmavens")
+    assert runs == [("apply edge", "ok"), ("destroy", "ok"), ("destroy", "failed")]
