@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+from rich.markup import escape
 
 from nextmavens import gitrepo, ui
 from nextmavens.cliparts import (
@@ -27,11 +28,13 @@ from nextmavens.cliparts import (
     split_key,
 )
 from nextmavens.control.locks import LockTimeout
-from nextmavens.engine.destroy import destroy_project
+from nextmavens.engine.destroy import DestroyResult, destroy_project
 from nextmavens.engine.plan import Change, Plan, PlanError
 from nextmavens.engine.session import ApplyResult, NotApplied
 from nextmavens.keys import expiry_warning
 from nextmavens.manifest.loader import ManifestErrors, load_manifests
+from nextmavens.naming import evolution_instance_name
+from nextmavens.whatsapp.removal import LEAVE_FLAG, instances_before_destroy, remove_project_instances
 
 if TYPE_CHECKING:
     # The edge's modules (jinja2, certificates, Kong and nginx rendering, their settings models) and the key
@@ -279,6 +282,11 @@ def keys_rotate(
     help="Where the final pg_dump is written before anything is dropped.",
 )
 @edge_option
+@click.option(
+    "--leave-whatsapp",
+    is_flag=True,
+    help="Leave the project's WhatsApp instances in Evolution (paired, managed by nothing) instead of deleting them.",
+)
 def destroy(
     project: str,
     confirmation: str,
@@ -288,9 +296,11 @@ def destroy(
     lock_timeout: float,
     dump_dir: Path,
     edge_config: Path | None,
+    leave_whatsapp: bool,
 ) -> None:
-    """Block a project, write a fresh pg_dump, drop its database and roles; with the edge, remove its
-    containers (volumes kept), compose and env files, tenants, Kong consumers and nginx vhost."""
+    """Block a project, write a fresh pg_dump, drop its database and roles, log out and delete its WhatsApp
+    instances in Evolution; with the edge, remove its containers (volumes kept), compose and env files, tenants,
+    Kong consumers and nginx vhost."""
     if confirmation != project:
         raise Failure(f"--confirm must repeat the project exactly ({project!r}); nothing was dropped")
     org, ref = split_key(project)
@@ -308,24 +318,44 @@ def destroy(
 
         ready = ready_edge(edge_config, manifests, "nothing was dropped")
 
+    def sealed_whatsapp() -> list[str]:
+        with engine.secrets() as store:
+            return store.whatsapp_instances(ref)
+
+    sealed = run_engine(sealed_whatsapp)
+    api = None
+    if sealed and not leave_whatsapp and ready is not None:
+        from nextmavens.edge.hostruntime import evolution_api
+
+        api = evolution_api(ready.host)
+    instances = [] if leave_whatsapp else instances_before_destroy(api, project, ref, sealed)
+    detail = [{"project": project, "action": "destroy", "kind": "project"}]
+    detail += [{"project": project, "action": "delete", "kind": "whatsapp", "target": name} for name in instances]
+
     def drop() -> Any:
-        with engine.changing("destroy", [{"project": project, "action": "destroy", "kind": "project"}]) as (
-            cluster,
-            store,
-        ):
+        with engine.changing("destroy", detail) as (cluster, store):
             known_project(store, project)  # under the lock: nobody renames or destroys it meanwhile
             result = destroy_project(cluster, engine.config.dsn, ref, dump_dir)
+            # After the drop (a failed dump leaves the phone sessions paired); the secrets stay until Evolution
+            # answered, so a destroy run again after an Evolution failure finds the project and finishes.
+            done = [] if api is None else remove_project_instances(api, instances, destroyed_line(project, result))
             store.forget_project(ref)
-            return result
+            return result, done
 
-    result = run_engine(drop)
+    result, removed = run_engine(drop)
     if result.dump_path:
         ui.out.print(f"Dump written: {result.dump_path}")
-    dropped = (
-        f"Destroyed {project}: database {'dropped' if result.dropped_database else 'was already gone'}, "
-        f"roles dropped: {', '.join(result.dropped_roles) or 'none'}"
-    )
+    dropped = destroyed_line(project, result)
     ui.out.print(f"{dropped}.")
+    if removed:
+        ui.out.print("WhatsApp: " + "; ".join(escape(line) for line in removed) + ".", soft_wrap=True)
+    if leave_whatsapp and sealed:
+        left = ", ".join(evolution_instance_name(ref, name) for name in sealed)
+        ui.err.print(
+            f"[yellow]warning[/]: WhatsApp instances left in Evolution ({LEAVE_FLAG}), their secrets forgotten: "
+            f"{escape(left)}; remove them with Evolution's own API",
+            soft_wrap=True,
+        )
     if ready is None:
         from nextmavens.edge.step import destroyed_without_edge
 
@@ -335,6 +365,13 @@ def destroy(
 
     edge_step_or_fail(engine, ready, dropped, after_failed_destroy(ready, ref), removed=ref)
     ui.out.print(f"Removed {project} from the edge (its storage files and volumes are kept).")
+
+
+def destroyed_line(project: str, result: DestroyResult) -> str:
+    return (
+        f"Destroyed {project}: database {'dropped' if result.dropped_database else 'was already gone'}, "
+        f"roles dropped: {', '.join(result.dropped_roles) or 'none'}"
+    )
 
 
 @main.command("container-logs")

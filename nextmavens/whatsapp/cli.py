@@ -17,6 +17,7 @@ from nextmavens import ui
 from nextmavens.cliparts import Failure, connection_options, edge_option, known_project, make_engine, run_engine
 from nextmavens.naming import evolution_instance_name
 from nextmavens.whatsapp.instances import ObservedInstance, observed_from_row
+from nextmavens.whatsapp.removal import remove_from_evolution
 from nextmavens.whatsapp.view import instance_rows
 
 if TYPE_CHECKING:
@@ -119,13 +120,7 @@ def delete(
         with engine.changing("whatsapp delete", detail) as (_, store):
             ref = known_project(store, project)
             name = evolution_instance_name(ref, instance)
-            done = []
-            if api.connection_state(name) == "missing":
-                done.append(f"{name} was not in Evolution")
-            else:
-                done.append(f"{name} logged out" if api.logout(name) else f"{name} had no WhatsApp session")
-                api.delete(name)
-                done.append(f"{name} deleted from Evolution")
+            done = remove_from_evolution(api, name)
             if store.whatsapp_secrets(ref, instance) is not None:
                 store.forget_whatsapp(ref, instance)
                 done.append("its token and webhook secret forgotten")

@@ -173,12 +173,12 @@ def orphan_notice(org: str, evolution_name: str) -> str:
     )
 
 
+def owned_by(ref: str, observed_names: Iterable[str]) -> list[str]:
+    """Evolution names of this project's instances, declared or not."""
+    return sorted(n for n in observed_names if (owner := evolution_instance_owner(n)) is not None and owner[0] == ref)
+
+
 def orphans(ref: str, declared: Iterable[str], observed_names: Iterable[str]) -> list[str]:
     """Evolution names of this project's instances that its manifest no longer declares (left alone)."""
-    wanted = set(declared)
-    found = []
-    for name in observed_names:
-        owner = evolution_instance_owner(name)
-        if owner is not None and owner[0] == ref and owner[1] not in wanted:
-            found.append(name)
-    return sorted(found)
+    wanted = {evolution_instance_name(ref, name) for name in declared}
+    return [name for name in owned_by(ref, observed_names) if name not in wanted]

@@ -17,6 +17,7 @@ from nextmavens.whatsapp.instances import (
     observed_from_row,
     orphan_notice,
     orphans,
+    owned_by,
 )
 from nextmavens.whatsapp.view import instance_rows
 
@@ -105,6 +106,12 @@ def test_secrets_stay_out_of_reprs() -> None:
 def test_orphans_are_this_projects_names_no_longer_declared() -> None:
     names = ["shop--orders", "shop--old", "shop-eu--old", "crm--old", "hand-made"]
     assert orphans("shop", ["orders"], names) == ["shop--old"]
+
+
+def test_a_projects_instances_are_its_names_declared_or_not() -> None:
+    names = ["shop--orders", "shop--old", "shop-eu--old", "crm--old", "hand-made", "shop--a--b"]
+    assert owned_by("shop", names) == ["shop--old", "shop--orders"]
+    assert owned_by("shop-eu", names) == ["shop-eu--old"] and owned_by("none", names) == []
 
 
 def test_a_fetch_instances_row_becomes_an_observed_instance() -> None:
