@@ -16,14 +16,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from nextmavens.files import write_atomic
 from nextmavens.gitrepo import git, git_ok, is_repository_root, revision
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
 
-if TYPE_CHECKING:
-    from nextmavens.platform.privileged import Applied, Applier
+# The write path applies through an applier (in-process or privileged); a rejected set is its error as well.
+from nextmavens.platform.privileged import Applied, Applier, ManifestRejected
 
 log = logging.getLogger("nextmavens.platform")
 
@@ -35,14 +34,6 @@ _WRITES = threading.Lock()
 
 class RepositoryMissing(Exception):
     """The projects folder is not a git work tree: the service has nowhere to record a change."""
-
-
-class ManifestRejected(Exception):
-    """The change (or the set it would join) is invalid: `problems` as the CLI prints them."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 class Conflict(Exception):

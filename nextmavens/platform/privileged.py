@@ -19,13 +19,20 @@ from nextmavens.engine.plan import Change, Notice, Plan, PlanError
 from nextmavens.engine.session import ApplyResult, Engine
 from nextmavens.gitrepo import Revision
 from nextmavens.manifest.loader import ManifestSet
-from nextmavens.platform.manifestrepo import ManifestRejected
 from nextmavens.runner import Runner, run_command
 
 log = logging.getLogger("nextmavens.platform")
 
 APPLY_ARGS = ("apply", "--yes", "--json")  # the exact words the host's sudoers rule allows after the prefix
 APPLY_TIMEOUT_S = 900.0  # a first apply pulls images and waits for containers and certificates
+
+
+class ManifestRejected(Exception):
+    """The change (or the set it would join) is invalid: `problems` as the CLI prints them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 class PrivilegedFailed(RuntimeError):
