@@ -55,6 +55,10 @@ def pg_name(ref: str) -> str:
     return ref.replace("-", "_")
 
 
+# The platform service's systemd unit: tasks/platform.py installs it, the doctor checks it.
+PLATFORM_UNIT = "nextmavens-platform.service"
+
+
 # Evolution API instance names are unique across its whole database, which every project shares. Refs are
 # unique across all orgs (manifest loader), and neither a ref nor an instance name may hold "--" (their
 # patterns allow single hyphens only), so joining them with "--" can never give two (ref, instance) pairs the

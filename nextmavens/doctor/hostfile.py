@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from nextmavens.naming import PLATFORM_UNIT
+
 if TYPE_CHECKING:  # the deploy side renders the file; `nextmavens doctor` on the host only reads it
     from nextmavens.host.hostdata import HostData
 
 FILE_NAME = "doctor.yaml"
-PLATFORM_UNIT = "nextmavens-platform.service"  # the platform service (tasks/platform.py installs it)
 
 
 class DoctorConfigError(Exception):

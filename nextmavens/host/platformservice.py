@@ -7,8 +7,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from nextmavens.doctor.hostfile import PLATFORM_UNIT
 from nextmavens.host.hostdata import HostData
+from nextmavens.naming import PLATFORM_UNIT
 
 UNIT = PLATFORM_UNIT  # the doctor's settings name it too
 APPLY_UNIT = "nextmavens-platform-apply.service"
