@@ -1,7 +1,7 @@
 """The edge's WhatsApp step: each active project's declared instances converged in the shared Evolution API.
 
 Read first (fetchInstances once, then webhook/find and settings/find per existing instance), write only what
-nextmavens.whatsapp.instances lists, and report each write as a line. An instance no longer declared is left
+nextmavens.edge.whatsappinstances lists, and report each write as a line. An instance no longer declared is left
 alone and reported (`nextmavens whatsapp delete` removes it). A suspended project's instances are left as they
 are. Secrets go to Evolution in request bodies only; every error text is scrubbed of them.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from nextmavens.edge.clients.evolution import EvolutionApi
 from nextmavens.edge.clients.http import AdminApiError
 from nextmavens.edge.inputs import EdgeProject
-from nextmavens.whatsapp.instances import (
+from nextmavens.edge.whatsappinstances import (
     SETTINGS,
     DesiredInstance,
     NotOurs,

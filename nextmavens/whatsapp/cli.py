@@ -15,8 +15,8 @@ from rich.markup import escape
 
 from nextmavens import ui
 from nextmavens.cliparts import Failure, connection_options, edge_option, known_project, make_engine, run_engine
+from nextmavens.edge.whatsappinstances import ObservedInstance, observed_from_row
 from nextmavens.naming import evolution_instance_name
-from nextmavens.whatsapp.instances import ObservedInstance, observed_from_row
 from nextmavens.whatsapp.removal import remove_from_evolution
 from nextmavens.whatsapp.view import instance_rows
 

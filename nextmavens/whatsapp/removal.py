@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from nextmavens.cliparts import Failure
+from nextmavens.edge.whatsappinstances import owned_by
 from nextmavens.naming import evolution_instance_name
-from nextmavens.whatsapp.instances import owned_by
 
 if TYPE_CHECKING:
     from nextmavens.edge.clients.evolution import EvolutionApi

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nextmavens.edge.whatsappinstances import ObservedInstance
 from nextmavens.naming import evolution_instance_name, evolution_instance_owner
-from nextmavens.whatsapp.instances import ObservedInstance
 
 UNKNOWN = "unknown"  # Evolution was not asked (no --edge-config) or did not answer
 MISSING = "missing"  # sealed here, absent from Evolution (apply creates it)

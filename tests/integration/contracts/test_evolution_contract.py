@@ -16,9 +16,9 @@ from nextmavens.edge.clients.evolution import CREATE_RETRY_DELAYS_S, EvolutionAp
 from nextmavens.edge.clients.http import request_json
 from nextmavens.edge.inputs import EdgeProject
 from nextmavens.edge.whatsapp import converge_whatsapp
+from nextmavens.edge.whatsappinstances import DesiredInstance
 from nextmavens.manifest.models import ProjectManifest
 from nextmavens.upstream.facts import pinned_evolution
-from nextmavens.whatsapp.instances import DesiredInstance
 from tests.support.edgesamples import secrets_for
 from tests.support.standins import EvolutionStandIn, serve
 

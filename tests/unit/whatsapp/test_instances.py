@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from nextmavens.manifest.models import WHATSAPP_EVENTS
-from nextmavens.naming import evolution_instance_name, evolution_instance_owner
-from nextmavens.upstream.facts import pinned_evolution
-from nextmavens.whatsapp.instances import (
+from nextmavens.edge.whatsappinstances import (
     SETTINGS,
     DesiredInstance,
     NotOurs,
@@ -19,6 +16,9 @@ from nextmavens.whatsapp.instances import (
     orphans,
     owned_by,
 )
+from nextmavens.manifest.models import WHATSAPP_EVENTS
+from nextmavens.naming import evolution_instance_name, evolution_instance_owner
+from nextmavens.upstream.facts import pinned_evolution
 from nextmavens.whatsapp.view import instance_rows
 
 TOKEN, SECRET = "token-0123456789abcdef", "jwt-key-0123456789abcdef0123456789"
