@@ -156,3 +156,12 @@ def test_the_root_command_refuses_any_other_shape(config: HostData, tmp_path: Pa
     done = subprocess.run([str(script), *argv], capture_output=True, text=True, env=env)
     assert done.returncode == 64 and done.stdout == ""
     assert not (tmp_path / "systemctl.log").exists()
+
+
+def test_an_earlier_answer_never_stands_for_a_unit_that_did_not_run(config: HostData, tmp_path: Path) -> None:
+    """A unit that fails to start writes no answer: the one left by the run before must not be printed as this one's."""
+    script, env = privileged_script(config, tmp_path, 1, "")
+    (tmp_path / "bin" / "systemctl").write_text("#!/bin/sh\nexit 1\n")  # the unit never starts: no answer written
+    (tmp_path / "apply.json").write_text(json.dumps({"run": 1, "result": "ok", "changes": []}))
+    done = subprocess.run([str(script), "apply", "--yes", "--json"], capture_output=True, text=True, env=env)
+    assert done.returncode == 1 and done.stdout == ""
