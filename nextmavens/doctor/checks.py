@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from nextmavens.naming import service_container
+
 Status = Literal["ok", "failed", "skipped"]
 CERTIFICATE_MIN_DAYS = 14
 
@@ -228,7 +230,7 @@ def postgrest_ready_check(ref: str, result: Exec | None) -> Check:
         result,
         "rest",
         f"postgrest --ready exited {code}",
-        f"PostgREST is not ready (database login, schema cache): docker logs nm-{ref}-rest-1",
+        f"PostgREST is not ready (database login, schema cache): docker logs {service_container(ref, 'rest')}",
         "postgrest --ready: ok",
     )
 
@@ -241,7 +243,7 @@ def gotrue_health_check(ref: str, result: Exec | None) -> Check:
         result,
         "auth",
         f"GET /health failed ({code})",
-        f"GoTrue does not answer /health (database login, migrations): docker logs nm-{ref}-auth-1",
+        f"GoTrue does not answer /health (database login, migrations): docker logs {service_container(ref, 'auth')}",
         "GET /health: ok",
     )
 
@@ -321,10 +323,11 @@ def nginx_check(name: str, ref: str, state: str, answer: Answer) -> Check:
         401: "Kong does not know the project's anon key: its config is stale (see the kong config check)",
         404: "Kong has no route for this name: nextmavens apply",
         502: f"nothing answers behind nginx: Kong (docker logs nextmavens-kong) or rest-{ref}",
-        503: f"the service behind Kong is down: docker logs nm-{ref}-rest-1",
-        504: f"the service behind Kong times out: docker logs nm-{ref}-rest-1",
+        503: f"the service behind Kong is down: docker logs {service_container(ref, 'rest')}",
+        504: f"the service behind Kong times out: docker logs {service_container(ref, 'rest')}",
     }
-    return failed("nginx", target, answer.describe(), hints.get(status, f"see nginx's error log and nm-{ref}-rest-1"))
+    fallback = f"see nginx's error log and {service_container(ref, 'rest')}"
+    return failed("nginx", target, answer.describe(), hints.get(status, fallback))
 
 
 # ---------------------------------------------------------------- the platform service

@@ -22,7 +22,7 @@ from nextmavens.engine.desired import CLUSTER_SCOPE
 from nextmavens.engine.secretstore import SecretStore
 from nextmavens.engine.session import Engine
 from nextmavens.manifest.loader import ManifestSet
-from nextmavens.naming import POOLER_ROLE
+from nextmavens.naming import POOLER_ROLE, compose_project_name
 
 NO_EDGE = "no --edge-config or NEXTMAVENS_EDGE_CONFIG"
 
@@ -175,8 +175,8 @@ def rotated_without_edge() -> str:
 
 def destroyed_without_edge(ref: str) -> str:
     return (
-        f"the edge was not cleaned up ({NO_EDGE}): the compose project nm-{ref}, its env files and tenants stay "
-        "until removed by hand."
+        f"the edge was not cleaned up ({NO_EDGE}): the compose project {compose_project_name(ref)}, its env files and"
+        " tenants stay until removed by hand."
     )
 
 
@@ -184,6 +184,6 @@ def after_failed_destroy(ready: ReadyEdge, ref: str) -> str:
     """What to run by hand when the edge could not remove a destroyed project."""
     folder = Path(ready.host.settings.services_dir) / ref
     return (
-        f"docker compose -p nm-{ref} -f {folder / 'compose.yaml'} down (never -v), remove {folder}, "
+        f"docker compose -p {compose_project_name(ref)} -f {folder / 'compose.yaml'} down (never -v), remove {folder}, "
         f"then {apply_again(ready)}"
     )
