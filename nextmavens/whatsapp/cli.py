@@ -15,7 +15,6 @@ from rich.markup import escape
 
 from nextmavens import ui
 from nextmavens.cliparts import Failure, connection_options, edge_option, known_project, make_engine, run_engine
-from nextmavens.edge.whatsappinstances import ObservedInstance, observed_from_row
 from nextmavens.naming import evolution_instance_name
 from nextmavens.whatsapp.removal import remove_from_evolution
 from nextmavens.whatsapp.view import instance_rows
@@ -23,6 +22,7 @@ from nextmavens.whatsapp.view import instance_rows
 if TYPE_CHECKING:
     # The edge's modules are imported by the commands that use them: the CLI starts faster without them.
     from nextmavens.edge.clients.evolution import EvolutionApi
+    from nextmavens.edge.whatsappinstances import ObservedInstance
 
 
 def _evolution(edge_config: Path | None) -> EvolutionApi | None:
@@ -63,6 +63,7 @@ def show(
 
     ref, sealed = run_engine(read)
     from nextmavens.edge.clients.http import AdminApiError
+    from nextmavens.edge.whatsappinstances import observed_from_row
 
     api = _evolution(edge_config)
     observed: dict[str, ObservedInstance] | None = None

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from nextmavens.cliparts import Failure
-from nextmavens.edge.whatsappinstances import owned_by
 from nextmavens.naming import evolution_instance_name
 
 if TYPE_CHECKING:
@@ -41,6 +40,8 @@ def instances_before_destroy(api: EvolutionApi | None, project: str, ref: str, s
         reason = "no --edge-config or NEXTMAVENS_EDGE_CONFIG naming Evolution (evolution_api_url and its key)"
     else:
         try:
+            from nextmavens.edge.whatsappinstances import owned_by  # the edge loads only for a destroy that needs it
+
             return owned_by(ref, [str(row.get("name") or "") for row in api.fetch_instances()])
         except AdminApiError as exc:
             reason = str(exc)

@@ -4,10 +4,12 @@ secrets and Evolution's answers. Pure."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nextmavens.edge.whatsappinstances import ObservedInstance
 from nextmavens.naming import evolution_instance_name, evolution_instance_owner
+
+if TYPE_CHECKING:
+    from nextmavens.edge.whatsappinstances import ObservedInstance
 
 UNKNOWN = "unknown"  # Evolution was not asked (no --edge-config) or did not answer
 MISSING = "missing"  # sealed here, absent from Evolution (apply creates it)
