@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 # this tree (2d299ea: the workshop still inside the package, the untyped edge settings file, the five retired
 # knobs). Bump it to main's commit each time a release lands and passes CI, so every session proves the upgrade
 # from the release operators run now.
-PREVIOUS_RELEASE = "8d87a983d36fb2530a75e31a63df19306408a7c9"
+PREVIOUS_RELEASE = "0d5162ffc869c6395a71f1db4ad63604e973613e"
 
 # The example project whose keys the previous release created: they must survive the upgrade unchanged.
 UPGRADE_PROBE = "acme/shop"
