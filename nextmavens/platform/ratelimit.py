@@ -1,4 +1,5 @@
-"""Failed authentications per client address: a token bucket each, in a table of bounded size.
+"""Token buckets per key (a client address's failed authentications, an instance's webhooks), in a table of
+bounded size.
 
 In-process (one service process on the host); the clock is passed in, so the logic is tested with plain values.
 """
@@ -52,6 +53,14 @@ class FailureLimiter:
             while len(self._buckets) > self.max_addresses:
                 self._buckets.popitem(last=False)
         bucket.tokens = max(0.0, bucket.tokens - 1)
+
+    def take(self, key: str, now: float) -> int:
+        """Spend one token of `key`'s bucket: 0 when there was one, else whole seconds until there is (nothing
+        spent). A rate limit on every event, where `retry_after` and `failed` limit failures only."""
+        wait = self.retry_after(key, now)
+        if wait == 0:
+            self.failed(key, now)
+        return wait
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -59,6 +59,15 @@ class ServiceSettings:
     logs_max_bytes: int = 8 * MIB
     logs_max_lines: int = 50_000
     logs_streams_per_token: int = 2
+    # Evolution's webhooks (POST /hooks/evolution/...): their body limit; a token bucket per instance (rows per
+    # second, burst); the connections per project (as its owner role) and their statement timeout; how long an
+    # instance's secrets and owner login are kept in memory (a revoked secret or suspended project: this long).
+    hook_max_body_bytes: int = MIB
+    hook_rate_per_s: float = 200.0
+    hook_burst: int = 2000
+    hook_pool_size: int = 4
+    hook_statement_timeout_ms: int = 5_000
+    hook_secret_ttl_s: float = 30.0
 
 
 class ManifestSource:
