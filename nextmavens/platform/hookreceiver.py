@@ -257,6 +257,9 @@ class HookReceiver:
             if not isinstance(exc, PoolTimeout):
                 await pool.check()  # drop the connections a restart left dead, so the retry finds a live one
             return UNAVAILABLE
+        except psycopg.ProgrammingError as exc:  # no whatsapp tables or grants yet: an apply fixes it, keep retrying
+            log.error("webhook for %s not stored (%s): answered 503; has apply run?", where, type(exc).__name__)
+            return UNAVAILABLE
         except psycopg.DataError as exc:  # e.g. a \u0000 jsonb cannot hold: sending it again cannot help
             log.warning("webhook for %s not storable (%s): answered 422", where, type(exc).__name__)
             return Answer(422)

@@ -38,6 +38,7 @@ def extra_manifests(stage_projects: Any) -> None:
     )
     write_project(stage_projects, "globex", "web", whatsapp={"instances": [{"name": "sales"}]})
     write_project(stage_projects, "acme", "crm", state="suspended", whatsapp={"instances": [{"name": "sales"}]})
+    write_project(stage_projects, "globex", "blog", whatsapp={"instances": [{"name": "main"}]})  # no tables made
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +209,19 @@ def test_over_the_instances_rate_429_then_it_refills(hooks_stage: PlatformStage)
         time.sleep(0.3)
         assert post(limited, f"{SHOP}/sales", upsert("L-2"), token(secret)).status_code == 200
     assert [count(hooks_stage, f"L-{n}") for n in range(3)] == [1, 1, 1]
+
+
+def test_a_database_without_the_tables_is_503_and_an_unstorable_body_422(
+    hooks_stage: PlatformStage, client: httpx.Client
+) -> None:
+    """503: Evolution keeps the webhook and retries until an apply creates the tables; 422: no retry can help."""
+    blog = webhook_secret(hooks_stage, "blog", "main")
+    answer = post(client, "/hooks/evolution/globex/blog/main", upsert("T-1", instance="blog--main"), token(blog))
+    assert answer.status_code == 503, answer.text
+    nul = upsert("NUL-1", text="a\u0000b")
+    answer = post(client, f"{SHOP}/sales", nul, token(webhook_secret(hooks_stage, "shop", "sales")))
+    assert answer.status_code == 422, answer.text
+    assert count(hooks_stage, "NUL-1") == 0
 
 
 def test_database_down_is_503_and_the_retry_stores_it_once_back(
