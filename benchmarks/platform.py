@@ -23,10 +23,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import math
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,9 +42,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.serving import percentile, process_cpu_s, start_service, stop_service  # noqa: E402
+
 ORGS = 10
 MEMBER = "bench@example.test"
-START_TIMEOUT_S = 60
 
 
 def say(text: str = "") -> None:
@@ -138,34 +137,6 @@ def client_main(args: argparse.Namespace) -> int:
 # -- the driver ----------------------------------------------------------------------------------------------
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU time of a running process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_until_serving(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"`nextmavens platform serve` exited with {server.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the service did not answer /healthz within {START_TIMEOUT_S} s")
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest rank: the smallest value with at least `fraction` of the values at or below it."""
-    index = min(len(sorted_values) - 1, max(0, math.ceil(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
-
-
 def run(args: argparse.Namespace, workdir: Path) -> str:
     from devkit.localdb.server import LocalPostgres, free_port
     from nextmavens.control.db import connect_control
@@ -197,21 +168,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
             ).token
 
         port = free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "NEXTMAVENS_"))},
-            "NEXTMAVENS_DSN": server.dsn,
-            "NEXTMAVENS_MASTER_KEY": str(master_key),
-            "NEXTMAVENS_PROJECTS": str(projects),
-            "PYTHONPATH": str(REPO),
-        }
-        service = subprocess.Popen(
-            [sys.executable, "-m", "nextmavens.cli", "platform", "serve", "--listen", f"127.0.0.1:{port}"],
-            env=env,
-            cwd=workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=(workdir / "service.log").open("wb"),
-        )
-        wait_until_serving(port, service)
+        service = start_service(server.dsn, master_key, projects, workdir, port)
 
         load_before = os.getloadavg()
         say(
@@ -277,13 +234,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         say("load average after: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         return f"rps={rps:.0f} p99_ms={p99:.1f}"
     finally:
-        if service is not None and service.poll() is None:
-            service.send_signal(signal.SIGTERM)
-            try:
-                service.wait(15)
-            except subprocess.TimeoutExpired:
-                service.kill()
-                service.wait()
+        stop_service(service)
         server.stop()
 
 

@@ -29,10 +29,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import math
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -47,9 +45,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.serving import percentile, process_cpu_s, start_service, stop_service  # noqa: E402
+
 ORG = "bench"
 PROJECTS = {"shop": ("sales", "support"), "news": ("alerts", "desk")}
-START_TIMEOUT_S = 60
 RETRIES = 5
 RETRY_DELAY_S = 0.2
 
@@ -237,11 +236,6 @@ def client_main(args: argparse.Namespace) -> int:
 # -- the driver ----------------------------------------------------------------------------------------------
 
 
-def process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def postgres_cpu_s(data_dir: Path) -> float:
     """CPU time of the postmaster and its children now alive (the service's pooled backends stay alive)."""
     postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
@@ -256,27 +250,6 @@ def postgres_cpu_s(data_dir: Path) -> float:
         if int(entry.name) == postmaster or int(fields[1]) == postmaster:
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
-
-
-def wait_until_serving(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"`nextmavens platform serve` exited with {server.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the service did not answer /healthz within {START_TIMEOUT_S} s")
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    index = min(len(sorted_values) - 1, max(0, math.ceil(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 def pure_steps_us(secret: str) -> dict[str, float]:
@@ -350,21 +323,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         )
 
         port = args.port or free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "NEXTMAVENS_"))},
-            "NEXTMAVENS_DSN": server.dsn,
-            "NEXTMAVENS_MASTER_KEY": str(master_key),
-            "NEXTMAVENS_PROJECTS": str(projects),
-            "PYTHONPATH": str(REPO),
-        }
-        service = subprocess.Popen(
-            [sys.executable, "-m", "nextmavens.cli", "platform", "serve", "--listen", f"127.0.0.1:{port}"],
-            env=env,
-            cwd=workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=(workdir / "service.log").open("wb"),
-        )
-        wait_until_serving(port, service)
+        service = start_service(server.dsn, master_key, projects, workdir, port)
 
         say(
             f"cores: {os.cpu_count()} (client and server share them); load average before: "
@@ -448,13 +407,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         say("load average after: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         return f"webhooks_per_s={rate:.0f} p99_ms={p99:.1f} lost={lost} duplicates={duplicates}"
     finally:
-        if service is not None and service.poll() is None:
-            service.send_signal(signal.SIGTERM)
-            try:
-                service.wait(15)
-            except subprocess.TimeoutExpired:
-                service.kill()
-                service.wait()
+        stop_service(service)
         server.stop()
 
 
