@@ -30,22 +30,30 @@ import argparse
 import http.client
 import json
 import os
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# This folder is first on the path when run as a script, and its platform.py would shadow the standard library's.
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.serving import percentile, process_cpu_s, start_service, stop_service  # noqa: E402
+from benchmarks.serving import (  # noqa: E402
+    latency_line,
+    load_line,
+    percentile,
+    process_cpu_s,
+    run_client,
+    run_in_workdir,
+    run_workers,
+    start_service,
+    stop_service,
+)
 
 ORG = "bench"
 PROJECTS = {"shop": ("sales", "support"), "news": ("alerts", "desk")}
@@ -202,15 +210,7 @@ def client_main(args: argparse.Namespace) -> int:
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.concurrency)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + args.time_cap_s
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    stop.set()
-    for thread in threads:
-        thread.join(60)
+    run_workers(worker, args.concurrency, args.time_cap_s, stop)
     wall_s = time.perf_counter() - started_at[0] if started_at else 0.0
     client_cpu_s = time.process_time() - cpu_at_start[0] if cpu_at_start else 0.0
     acknowledged = sorted(message_id for message_id in stored_first)
@@ -325,10 +325,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         port = args.port or free_port()
         service = start_service(server.dsn, master_key, projects, workdir, port)
 
-        say(
-            f"cores: {os.cpu_count()} (client and server share them); load average before: "
-            + " ".join(f"{x:.2f}" for x in os.getloadavg())
-        )
+        say(f"cores: {os.cpu_count()} (client and server share them); {load_line('before')}")
         say(
             f"load: POST /hooks/evolution/... from a second process, {args.concurrency} threads with one keep-alive "
             f"connection each, over {len(secrets)} instances of {len(PROJECTS)} projects; {args.warmup} warm-up "
@@ -337,35 +334,11 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         )
         cpu_before = process_cpu_s(service.pid)
         pg_cpu_before = postgres_cpu_s(server.data_dir)
-        client = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--client",
-                "--port",
-                str(port),
-                "--concurrency",
-                str(args.concurrency),
-                "--requests",
-                str(args.requests),
-                "--warmup",
-                str(args.warmup),
-                "--resend-every",
-                str(args.resend_every),
-                "--time-cap-s",
-                str(args.time_cap_s),
-            ],
-            input=json.dumps(secrets) + "\n",
-            capture_output=True,
-            text=True,
-            timeout=args.time_cap_s + 180,
-            check=False,
-        )
+        options = {"concurrency": args.concurrency, "requests": args.requests, "warmup": args.warmup}
+        options |= {"resend_every": args.resend_every, "time_cap_s": args.time_cap_s}
+        result = run_client(__file__, port, options, json.dumps(secrets) + "\n", args.time_cap_s + 180)
         cpu_after = process_cpu_s(service.pid)
         pg_cpu_after = postgres_cpu_s(server.data_dir)
-        if client.returncode != 0:
-            raise RuntimeError(f"the client failed: {client.stderr[-2000:]}")
-        result = json.loads(client.stdout)
         if result["unexpected"]:
             raise RuntimeError(f"the service answered wrongly: {result['unexpected']}")
         latencies = sorted(result["latencies_ms"])
@@ -392,10 +365,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
             + f"; {len(rows)} rows for {len(acknowledged)} acknowledged message ids; "
             f"{result['retried']} answers 429/503 sent again"
         )
-        say(
-            f"latency ms: median {statistics.median(latencies):.2f}, p90 {percentile(latencies, 0.90):.2f}, "
-            f"p99 {p99:.2f}, max {latencies[-1]:.2f}"
-        )
+        say(latency_line(latencies))
         issued = result["issued"]
         say(
             f"CPU per request: server {(cpu_after - cpu_before) * 1000 / issued:.2f} ms (warm-up included), "
@@ -404,7 +374,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         )
         steps = pure_steps_us(secrets["shop/sales"])
         say("receiver's pure steps per request (in-process): " + ", ".join(f"{k} {v:.0f} us" for k, v in steps.items()))
-        say("load average after: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        say(load_line("after"))
         return f"webhooks_per_s={rate:.0f} p99_ms={p99:.1f} lost={lost} duplicates={duplicates}"
     finally:
         stop_service(service)
@@ -428,14 +398,7 @@ def main() -> int:
         return client_main(args)
     if args.concurrency < 1 or args.requests < 1 or args.warmup < 0 or args.resend_every < 0:
         parser.error("--concurrency and --requests must be at least 1, --warmup and --resend-every at least 0")
-    workdir = Path(tempfile.mkdtemp(prefix="nextmavens-bench-whatsapp-", dir=args.tmp))
-    workdir.chmod(0o711)  # the server runs as `postgres` when we are root: it must pass through
-    try:
-        final_line = run(args, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(final_line, flush=True)
-    return 0
+    return run_in_workdir("nextmavens-bench-whatsapp-", args.tmp, lambda workdir: run(args, workdir))
 
 
 if __name__ == "__main__":
