@@ -23,6 +23,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
+from nextmavens.manifest.models import REF_PATTERN
 from nextmavens.naming import evolution_instance_name, project_names
 from nextmavens.platform.hookauth import webhook_token_problem
 from nextmavens.platform.hookstore import insert_row, row_from_webhook
@@ -32,8 +33,10 @@ from nextmavens.platform.service import Service
 
 log = logging.getLogger("nextmavens.platform.hooks")
 
-# Path segments of the shape manifests allow; anything else is refused before any lookup (nor is it cached).
-SEGMENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# Path segments of the shape manifests allow (orgs, refs and instance names alike); anything else is refused
+# before any lookup, and not cached.
+SEGMENT = re.compile(REF_PATTERN)
+MAX_SEGMENT = 63
 MAX_TARGETS = 1024  # (org, ref, instance) lookups kept at once
 UNKNOWN_TTL_S = 5.0  # a refused lookup is tried again this soon (an instance applied just now)
 # Errors after which the same webhook may well succeed: the database restarting, refusing connections, a
@@ -222,7 +225,7 @@ class HookReceiver:
             self.targets.put(key, done.result(), time.monotonic())
 
     async def receive(self, org: str, ref: str, instance: str, authorization: str | None, raw: bytes) -> Answer:
-        if not all(SEGMENT.fullmatch(part) for part in (org, ref, instance)):
+        if not all(len(part) <= MAX_SEGMENT and SEGMENT.fullmatch(part) for part in (org, ref, instance)):
             webhook_token_problem(authorization, self._decoy_secret, time.time())
             log.warning("webhook refused: malformed path")
             return REFUSED

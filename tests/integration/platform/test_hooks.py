@@ -178,6 +178,7 @@ def test_every_refusal_answers_the_same_401_and_stores_nothing(
         "unknown instance": (f"{SHOP}/nosuch", body, token(secret)),
         "suspended project": ("/hooks/evolution/acme/crm/sales", body, token(suspended)),
         "malformed path": ("/hooks/evolution/acme/Shop!/sales", body, token(secret)),
+        "a newline after the ref": ("/hooks/evolution/acme/shop%0A/sales", body, token(secret)),
     }
     answers = {name: post(client, *case) for name, case in cases.items()}
     reference = answers["forged"]
