@@ -175,7 +175,8 @@ class _Screen:
 
     def draw(self, text: str) -> None:
         if self.tty and self.drawn_lines:
-            click.echo(f"\x1b[{self.drawn_lines}F\x1b[J", nl=False)  # up to the previous drawing, erase below
+            # up to the previous drawing's first line, erase from there down (kept: click strips escapes otherwise)
+            click.echo(f"\x1b[{self.drawn_lines}F\x1b[J", nl=False, color=True)
         click.echo(text)
         self.drawn_lines = text.count("\n") + 1
 
@@ -190,7 +191,7 @@ class _Screen:
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(5, 3600),
+    type=click.FloatRange(1, 3600),
     default=180,
     show_default=True,
     help="Seconds to wait for the phone before giving up.",
@@ -204,7 +205,7 @@ def connect(
     phone scans it (Linked devices), then the paired number and profile name. ORG/REF defaults to the project
     this folder is linked to (.nextmavens/project)."""
     from nextmavens.edge.clients.http import AdminApiError
-    from nextmavens.whatsapp.connecting import PairingFailed, wait_for_pairing
+    from nextmavens.whatsapp import connecting
     from nextmavens.whatsapp.qr import qr_text
 
     if len(names) > 2:
@@ -242,8 +243,10 @@ def connect(
 
     ui.err.print(f"Connecting {escape(project)} {escape(instance)} ({escape(name)}); waiting up to {timeout:.0f} s.")
     try:
-        paired = wait_for_pairing(api, name, show, number=number, timeout_s=timeout)
-    except PairingFailed as exc:
+        paired = connecting.wait_for_pairing(
+            api, name, show, number=number, timeout_s=timeout, interval_s=connecting.POLL_INTERVAL_S
+        )
+    except connecting.PairingFailed as exc:
         raise Failure(f"{project} {instance}: {exc}") from None
     except AdminApiError as exc:
         raise Failure(
