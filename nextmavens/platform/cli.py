@@ -183,12 +183,27 @@ def platform() -> None:
     help="Argv prefix (shell words) for the steps that need root, e.g. 'sudo -n WRAPPER nextmavens'; "
     "empty: run them in this process [env NEXTMAVENS_PLATFORM_PRIVILEGED].",
 )
+@click.option(
+    "--evolution-url",
+    envvar="NEXTMAVENS_EVOLUTION_URL",
+    default=None,
+    help="Evolution API's URL on the host, for the WhatsApp endpoints [env NEXTMAVENS_EVOLUTION_URL].",
+)
+@click.option(
+    "--evolution-key-file",
+    type=click.Path(path_type=Path),
+    envvar="NEXTMAVENS_EVOLUTION_KEY_FILE",
+    default=None,
+    help="A 0600 file holding Evolution's global API key [env NEXTMAVENS_EVOLUTION_KEY_FILE].",
+)
 @projects_option
 @connection_options
 def serve(
     listen: str,
     api_domain: str | None,
     privileged: str,
+    evolution_url: str | None,
+    evolution_key_file: Path | None,
     projects_dir: Path,
     dsn: str | None,
     master_key: Path,
@@ -210,6 +225,8 @@ def serve(
         api_domain=api_domain,
         health_file=state_dir() / HEALTH_FILE,
         privileged_argv=tuple(shlex.split(privileged)),
+        evolution_url=evolution_url or None,
+        evolution_key_file=evolution_key_file,
     )
     if not run_engine(lambda: run_server(settings, host.strip("[]"), int(port))):
         raise Failure("the platform service did not start (its log above says why)")
