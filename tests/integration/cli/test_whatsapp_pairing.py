@@ -48,11 +48,7 @@ class Setup:
 def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
     monkeypatch.setattr(connecting, "POLL_INTERVAL_S", 0.02)
     standin = EvolutionStandIn(KEY)
-    standin.api.instances[NAME] = {
-        "id": "i-1", "name": NAME, "connectionStatus": "close", "ownerJid": None, "profileName": None,
-        "integration": "WHATSAPP-BAILEYS", "number": None, "token": "instance-token-0123456789",
-        "clientName": "nextmavens", "Setting": {}, "webhook": None,
-    }  # fmt: skip
+    standin.add_instance(NAME)
     key_file = tmp_path / "evolution.key"
     key_file.write_text(KEY + "\n")
     key_file.chmod(0o600)

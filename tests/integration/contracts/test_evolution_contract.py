@@ -186,7 +186,6 @@ def test_contract_stand_in_reads_the_pinned_facts() -> None:
     assert EvolutionStandIn(KEY).api.facts is facts
 
 
-
 def test_stand_in_instances_outlive_a_restart_with_a_state_file(tmp_path: Path) -> None:
     state = str(tmp_path / "evolution.json")
     with serve(EvolutionStandIn(KEY, state_file=state)) as url:

@@ -163,12 +163,7 @@ def evolution_standin(folder: Path) -> Iterator[tuple[EvolutionStandIn, dict[str
     """The Evolution STAND-IN on loopback holding acme/shop's instance `orders`, paired; yields it and the
     service's settings naming it (its key in a 0600 file under `folder`)."""
     standin = EvolutionStandIn(EVOLUTION_KEY)
-    standin.api.instances["shop--orders"] = {
-        "id": "instance-1", "name": "shop--orders", "connectionStatus": "open",
-        "ownerJid": f"{PAIRED_NUMBER}@s.whatsapp.net", "profileName": "Acme Shop", "integration": "WHATSAPP-BAILEYS",
-        "number": None, "token": "shop-orders-instance-token-0123456789", "clientName": "nextmavens",
-        "Setting": {}, "webhook": None,
-    }  # fmt: skip
+    standin.add_instance("shop--orders", "open", ownerJid=f"{PAIRED_NUMBER}@s.whatsapp.net", profileName="Acme Shop")
     folder.mkdir(parents=True, exist_ok=True)
     key_file = folder / "evolution.key"
     key_file.write_text(EVOLUTION_KEY + "\n")

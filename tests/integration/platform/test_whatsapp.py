@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -48,20 +47,12 @@ def client(platform_stage: PlatformStage) -> Iterator[httpx.Client]:
         yield session
 
 
-def _instance(evolution: EvolutionStandIn, name: str, state: str = "close", **fields: Any) -> None:
-    evolution.api.instances[name] = {
-        "id": f"id-{name}", "name": name, "connectionStatus": state, "ownerJid": None, "profileName": None,
-        "integration": "WHATSAPP-BAILEYS", "number": None, "token": f"token-of-{name}-0123456789",
-        "clientName": "nextmavens", "Setting": {}, "webhook": None, **fields,
-    }  # fmt: skip
-
-
 def test_the_list_shows_state_number_and_webhook_url_and_no_secret(
     client: httpx.Client, evolution: EvolutionStandIn, developer: dict[str, str]
 ) -> None:
     hook = {"url": "http://hooks.internal:8100/hooks/evolution/acme/shop/orders", "headers": {"jwt_key": "jwt-s3cret"}}
     evolution.instances["shop--orders"]["webhook"] = {**hook, "enabled": True, "events": ["MESSAGES_UPSERT"]}
-    _instance(evolution, "crm--sales")  # another project's
+    evolution.add_instance("crm--sales")  # another project's
     answer = client.get(SHOP, headers=developer)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
@@ -92,7 +83,7 @@ def test_status_names_the_paired_phone(client: httpx.Client, developer: dict[str
 def test_connect_answers_no_code_then_qr_codes_then_a_pairing_code_then_open(
     client: httpx.Client, evolution: EvolutionStandIn, admin: dict[str, str], developer: dict[str, str]
 ) -> None:
-    _instance(evolution, "shop--support")
+    evolution.add_instance("shop--support")
     evolution.api.open_after = 3  # {count: 0}, two QR codes, then the phone has scanned
     url = f"{SHOP}/support/connect"
     first = client.post(url, headers=admin).json()
@@ -114,7 +105,7 @@ def test_connect_answers_no_code_then_qr_codes_then_a_pairing_code_then_open(
 def test_the_qr_limit_is_a_409_that_says_to_connect_again(
     client: httpx.Client, evolution: EvolutionStandIn, admin: dict[str, str]
 ) -> None:
-    _instance(evolution, "shop--limited", state="refused")
+    evolution.add_instance("shop--limited", state="refused")
     answer = client.post(f"{SHOP}/limited/connect", headers=admin)
     assert answer.status_code == 409 and "call connect again" in answer.json()["error"]["message"]
 
@@ -140,7 +131,7 @@ def test_send_returns_the_message_id_and_refuses_what_it_must(
         assert refused.status_code == 422, (body, refused.text)
         assert "5511900001111" not in refused.text  # the input is not echoed
     assert client.post(url, headers=developer, json={"number": "5511900001111", "text": "x"}).status_code == 403
-    _instance(evolution, "shop--idle")
+    evolution.add_instance("shop--idle")
     idle = client.post(f"{SHOP}/idle/messages", headers=admin, json={"number": "5511900001111", "text": "x"})
     assert idle.status_code == 409 and idle.json()["error"]["code"] == "not_connected"
     evolution.api.not_on_whatsapp.add("5511900002222")
@@ -153,7 +144,7 @@ def test_send_returns_the_message_id_and_refuses_what_it_must(
 def test_sending_is_rate_limited_per_instance(
     platform_stage: PlatformStage, evolution: EvolutionStandIn, admin: dict[str, str]
 ) -> None:
-    _instance(evolution, "shop--other", state="open", ownerJid="15550009999@s.whatsapp.net")
+    evolution.add_instance("shop--other", state="open", ownerJid="15550009999@s.whatsapp.net")
     settings = platform_stage.settings(whatsapp_send_burst=2, whatsapp_send_refill_s=60)
     body = {"number": "5511900001111", "text": "hello"}
     with running_service(settings) as url, httpx.Client(base_url=url, timeout=30) as client:
