@@ -26,7 +26,7 @@ from nextmavens.cliparts import (
     run_engine,
     split_key,
 )
-from nextmavens.manifest.models import INSTANCE_NAME_PATTERN
+from nextmavens.manifest.models import INSTANCE_NAME_PATTERN, REF_PATTERN
 from nextmavens.naming import evolution_instance_name
 from nextmavens.projectlink import ProjectLinkError, linked_project
 from nextmavens.whatsapp.pairing import ConnectAnswer, InvalidMessage, check_number, check_text
@@ -60,7 +60,9 @@ def _required_evolution(edge_config: Path | None, doing: str) -> EvolutionApi:
 
 def _instance_name(project: str, instance: str) -> str:
     """The Evolution name of ORG/REF's instance, both checked as manifests spell them."""
-    _, ref = split_key(project)
+    org, ref = split_key(project)
+    if not (re.fullmatch(REF_PATTERN, org) and re.fullmatch(REF_PATTERN, ref)):
+        raise Failure(f"{project!r} is not ORG/REF (lowercase letters, digits and single hyphens each)")
     if not re.fullmatch(INSTANCE_NAME_PATTERN, instance):
         raise Failure(f"{instance!r} is not an instance name (lowercase letters, digits and single hyphens)")
     return evolution_instance_name(ref, instance)

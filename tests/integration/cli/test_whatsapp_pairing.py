@@ -138,6 +138,8 @@ def test_an_unknown_instance_or_no_evolution_is_said_plainly(setup: Setup, tmp_p
     assert missing.exit_code == 1 and "Evolution has no instance shop--billing" in missing.stderr
     bad_name = setup.run("connect", "acme/shop", "Orders!")
     assert bad_name.exit_code == 1 and "is not an instance name" in bad_name.stderr
+    bad_project = setup.run("send", "Acme/sh op", "orders", "5511987654321", "hi")
+    assert bad_project.exit_code == 1 and "is not ORG/REF" in bad_project.stderr
     no_edge = CliRunner().invoke(
         main, ["whatsapp", "connect", "acme/shop", "orders"], env={"NEXTMAVENS_EDGE_CONFIG": ""}
     )
