@@ -2,7 +2,8 @@
 
 The session logs in as the owner with its own password, never a superuser's (the tables' policies let the owner
 role read and update them), with `search_path` pg_catalog so no object the tenant creates is resolved instead of
-a built-in, and bounded statement and lock times. Only the forward_* columns are ever written.
+a built-in, and bounded statement and lock times. Only the forward_* columns are ever written, with the time of the
+outcome (clock_timestamp(): a batch's transaction began before its posts, which may take seconds each).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def claim_due(conn: psycopg.Connection, kind: RowKind, instances: list[str], lim
 def mark_delivered(conn: psycopg.Connection, row: PendingRow) -> None:
     conn.execute(
         sql.SQL(
-            "UPDATE {table} SET forward_pending = false, forwarded_at = now(), forward_next_at = NULL WHERE id = %s"
+            "UPDATE {table} SET forward_pending = false, forwarded_at = clock_timestamp(), forward_next_at = NULL"
+            " WHERE id = %s"
         ).format(table=sql.Identifier("whatsapp", TABLES[row.kind])),
         (row.id,),
     )
@@ -89,6 +91,6 @@ def mark_failed(conn: psycopg.Connection, row: PendingRow, delay_s: float | None
         return
     query = sql.SQL(
         "UPDATE {table} SET forward_attempts = forward_attempts + 1,"
-        " forward_next_at = now() + make_interval(secs => %s) WHERE id = %s"
+        " forward_next_at = clock_timestamp() + make_interval(secs => %s) WHERE id = %s"
     ).format(table=table)
     conn.execute(query, (delay_s, row.id))
