@@ -51,6 +51,10 @@ class Credentials:
 CredentialSource = Callable[[str], "Credentials | None"]
 
 
+class NoTables(Exception):
+    """The project's database has no whatsapp tables (yet): its rows, if any, cannot be read."""
+
+
 def engine_credentials(engine: Engine) -> CredentialSource:
     """The owner's password and the forwarding secret of a project, as the database step sealed them (None when it
     has not run for the project yet)."""
@@ -107,8 +111,10 @@ class Forwarder:
             try:
                 busy = self.run_pass()
             except Exception as exc:  # the worker outlives any one failure; the next pass tries again
-                log.warning("forwarding pass failed (%s)", type(exc).__name__)
+                self._note("", "pass", f"forwarding pass failed ({type(exc).__name__})")
                 busy = False
+            else:
+                self._noted.discard(("", "pass"))
             if not busy:
                 self._stop.wait(self.settings.poll_s)
 
@@ -127,6 +133,12 @@ class Forwarder:
             except (OwnerLoginFailed, NotOwnerSession) as exc:
                 self._cached.pop(target.ref, None)  # a password sealed again is read at the next pass
                 self._note(target.ref, "login", f"{exc}; its rows wait")
+            except NoTables:
+                self._note(target.ref, "tables", "no whatsapp tables in its database yet (apply); its rows wait")
+            except psycopg.Error as exc:
+                self._note(target.ref, "database", f"forwarding failed ({type(exc).__name__}); its rows wait")
+            else:
+                self._noted = {(ref, problem) for ref, problem in self._noted if ref != target.ref}
         return busy
 
     def _credentials_of(self, ref: str) -> Credentials | None:
@@ -138,10 +150,10 @@ class Forwarder:
         return cached[1]
 
     def _note(self, ref: str, problem: str, message: str) -> None:
-        """Log a project's problem once, not at every pass; once it is gone (tables found), it may be logged anew."""
+        """Log a problem once, not at every pass; once a pass goes through, it is logged again if it comes back."""
         if (ref, problem) not in self._noted:
             self._noted.add((ref, problem))
-            log.warning("%s: %s", ref, message)
+            log.warning("%s", f"{ref}: {message}" if ref else message)
 
     def _forward_project(self, target: Target, credentials: Credentials) -> bool:
         settings = self.settings
@@ -149,12 +161,10 @@ class Forwarder:
         with forwardqueue.owner_connection(
             settings.dsn, target.ref, credentials.owner_password, settings.statement_timeout_ms
         ) as conn:
-            if not forwardqueue.tables_exist(conn):
-                conn.rollback()
-                self._note(target.ref, "tables", "no whatsapp tables in its database yet (apply)")
-                return False
+            exists = forwardqueue.tables_exist(conn)
             conn.rollback()
-            self._noted = {(ref, problem) for ref, problem in self._noted if ref != target.ref}
+            if not exists:
+                raise NoTables(target.ref)
             with conn.transaction():
                 rows = [
                     *forwardqueue.claim_due(conn, "message", instances, settings.batch),

@@ -298,6 +298,27 @@ def test_a_wrong_owner_password_leaves_the_rows_waiting(stage: Stage, fresh: Rec
     assert fresh.received == [] and forward_state(stage, "messages", row) == (True, 0, False, None)
 
 
+def test_a_project_not_applied_yet_is_logged_once_and_the_others_go_on(
+    stage: Stage, fresh: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    row = add_message(stage, "after", "A1")
+    worker = Forwarder(
+        ForwarderSettings(dsn=stage.server.dsn, allow_private=True, retry=QUICK, credentials_recheck_s=0.0),
+        targets=lambda: [
+            Target("acme", "ghost", {"after": fresh.url("/ghost")}),
+            Target("acme", "shop", {"after": fresh.url("/after")}),
+        ],
+        credentials=engine_credentials(stage.engine()),
+    )
+    with caplog.at_level(logging.INFO, logger="nextmavens.platform.forwarder"):
+        worker.run_pass()
+        worker.run_pass()
+    assert [r.getMessage() for r in caplog.records] == [
+        "ghost: no sealed owner password or forwarding secret yet (apply)"
+    ]
+    assert [b["id"] for b in fresh.bodies("/after")] == [row] and fresh.bodies("/ghost") == []
+
+
 def test_the_service_forwards_in_the_background_and_stops_within_two_seconds(stage: Stage, fresh: Receiver) -> None:
     row = add_message(stage, "orders", "S1")
     service = Service(service_settings(stage, forward_poll_s=0.05, forward_allow_private=True))
