@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from nextmavens.platform import forwardqueue
 from nextmavens.platform.forwarder import Credentials, Forwarder, ForwarderSettings, engine_credentials
 from nextmavens.platform.service import Service
 from nextmavens.whatsapp.forwarding import RetryPolicy, Target
@@ -285,6 +286,13 @@ def test_the_forwarder_logs_in_as_the_projects_owner_role(stage: Stage, fresh: R
     add_message(stage, "whoami", "W1")
     forwarder(stage, {"whoami": fresh.url("/whoami")}).run_pass()
     assert seen == [("owner_shop", False)]
+    credentials = engine_credentials(stage.engine())("shop")
+    assert credentials is not None
+    with forwardqueue.owner_connection(stage.server.dsn, "shop", credentials.owner_password, 10_000) as conn:
+        settings = conn.execute(
+            "SELECT current_user::text, current_setting('search_path'), current_setting('statement_timeout')"
+        ).fetchone()
+    assert settings == ("owner_shop", "pg_catalog", "10s")
 
 
 def test_a_wrong_owner_password_leaves_the_rows_waiting(stage: Stage, fresh: Receiver) -> None:
