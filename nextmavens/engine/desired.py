@@ -9,6 +9,7 @@ from nextmavens.naming import (
     API_ROLES,
     LAYER_ROLE,
     POOLER_ROLE,
+    WHATSAPP_FORWARD_SECRET,
     ProjectNames,
     project_names,
     whatsapp_secret_names,
@@ -115,7 +116,8 @@ class ProjectSpec:
     roles: tuple[RoleSpec, ...]
     database: DatabaseSpec
     layer: LayerSpec
-    whatsapp_instances: tuple[str, ...] = ()  # declared instance names: each gets a token and webhook secret
+    # Declared instance names: each gets a token and webhook secret, and any one the project's forwarding secret.
+    whatsapp_instances: tuple[str, ...] = ()
 
     @property
     def database_secret_names(self) -> set[str]:
@@ -128,6 +130,8 @@ class ProjectSpec:
         needed = self.database_secret_names
         for instance in self.whatsapp_instances:
             needed.update(whatsapp_secret_names(instance))
+        if self.whatsapp_instances:
+            needed.add(WHATSAPP_FORWARD_SECRET)
         return needed
 
     @property

@@ -17,7 +17,7 @@ from nextmavens.engine.desired import (
     RoleSpec,
 )
 from nextmavens.engine.observed import PUBLIC, ObservedState
-from nextmavens.naming import project_names, reserved_ref, whatsapp_secret_names
+from nextmavens.naming import WHATSAPP_FORWARD_SECRET, project_names, reserved_ref, whatsapp_secret_names
 
 # Order in which kinds of change are applied within one project (and the cluster before projects).
 PHASES = (
@@ -244,6 +244,8 @@ def _secrets_detail(project: ProjectSpec, stored: set[str]) -> str:
     instances = [i for i in project.whatsapp_instances if not set(whatsapp_secret_names(i)) <= stored]
     if instances:
         detail += f"; WhatsApp token and webhook secret for {', '.join(instances)}"
+    if project.whatsapp_instances and WHATSAPP_FORWARD_SECRET not in stored:
+        detail += "; the WhatsApp forwarding secret"
     return detail
 
 

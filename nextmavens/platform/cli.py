@@ -183,12 +183,20 @@ def platform() -> None:
     help="Argv prefix (shell words) for the steps that need root, e.g. 'sudo -n WRAPPER nextmavens'; "
     "empty: run them in this process [env NEXTMAVENS_PLATFORM_PRIVILEGED].",
 )
+@click.option(
+    "--forward-allow-private",
+    is_flag=True,
+    envvar="NEXTMAVENS_PLATFORM_FORWARD_ALLOW_PRIVATE",
+    help="Forward WhatsApp rows to loopback and private addresses too (tests, the sandbox; never on a real host) "
+    "[env NEXTMAVENS_PLATFORM_FORWARD_ALLOW_PRIVATE].",
+)
 @projects_option
 @connection_options
 def serve(
     listen: str,
     api_domain: str | None,
     privileged: str,
+    forward_allow_private: bool,
     projects_dir: Path,
     dsn: str | None,
     master_key: Path,
@@ -210,6 +218,7 @@ def serve(
         api_domain=api_domain,
         health_file=state_dir() / HEALTH_FILE,
         privileged_argv=tuple(shlex.split(privileged)),
+        forward_allow_private=forward_allow_private,
     )
     if not run_engine(lambda: run_server(settings, host.strip("[]"), int(port))):
         raise Failure("the platform service did not start (its log above says why)")

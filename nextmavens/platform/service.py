@@ -20,8 +20,10 @@ from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifes
 from nextmavens.monitor.state import load_json
 from nextmavens.naming import CONTROL_DATABASE
 from nextmavens.platform.catalog import Catalog, project_views
+from nextmavens.platform.forwarder import Forwarder, ForwarderSettings, engine_credentials
 from nextmavens.platform.logstream import StreamSlots
 from nextmavens.platform.ratelimit import FailureLimiter
+from nextmavens.whatsapp.forwarding import forward_targets
 
 log = logging.getLogger("nextmavens.platform")
 
@@ -59,6 +61,10 @@ class ServiceSettings:
     logs_max_bytes: int = 8 * MIB
     logs_max_lines: int = 50_000
     logs_streams_per_token: int = 2
+    # Forwarding stored WhatsApp rows to the instances' webhook_url: looked for this often; posting to loopback,
+    # private and link-local addresses is refused unless allowed (tests, the sandbox).
+    forward_poll_s: float = 2.0
+    forward_allow_private: bool = False
 
 
 class ManifestSource:
@@ -142,13 +148,23 @@ class Service:
             open=False,
             name="control",
         )
+        self.forwarder = Forwarder(
+            ForwarderSettings(
+                dsn=settings.dsn, allow_private=settings.forward_allow_private, poll_s=settings.forward_poll_s
+            ),
+            targets=lambda: forward_targets(self.manifests.current()),
+            credentials=engine_credentials(self.engine),
+        )
 
     def open(self) -> None:
-        """Create and migrate the control database if needed, then open the pool."""
+        """Create and migrate the control database if needed, open the pool, start forwarding."""
         connect_control(self.settings.dsn).close()
         self.pool.open(wait=True, timeout=30)
+        self.forwarder.start()
 
     def close(self) -> None:
+        if not self.forwarder.stop():
+            log.warning("the WhatsApp forwarder did not stop in time; left to end with the process")
         self.pool.close()
 
     def engine_as(self, actor: str) -> Engine:
