@@ -7,9 +7,8 @@ from pathlib import Path
 
 from nextmavens.backup.pipeline import Target, backup_target
 from nextmavens.backup.restore import choose_backup, restore_backup
-from nextmavens.backup.settings import BackupSettings, TelegramSettings
 from nextmavens.control.db import connect_control
-from tests.integration.backup.conftest import FAST_RETRY
+from tests.integration.backup.conftest import backup_settings
 from tests.support.projects import write_project
 
 
@@ -24,17 +23,7 @@ def test_contract_the_whatsapp_schema_survives_backup_and_restore(stage, standin
         owner.execute(
             "INSERT INTO whatsapp.events (instance, event, event_key, payload) VALUES ('main', 'x', 'k', '{}')"
         )
-    token = tmp_path / "token"
-    token.write_text(standin.state.token)
-    token.chmod(0o600)
-    settings = BackupSettings(
-        dsn=stage.server.dsn,
-        recipient=age_key[1],
-        telegram=TelegramSettings(token, standin.state.chat_id, standin.base_url, FAST_RETRY),
-        work_dir=tmp_path / "work",
-        chunk_bytes=64 * 1024,
-        pg_bin=stage.server.bin_dir,
-    )
+    settings = backup_settings(stage.server, standin, age_key[1], tmp_path, 64 * 1024)
     with connect_control(stage.server.dsn) as control:
         client = settings.telegram.client()
         made = backup_target(settings, control, client, Target(key="acme/shop", database="shop"))
