@@ -414,7 +414,7 @@ def _layer_changes(project: ProjectSpec, observed: ObservedState) -> list[Change
     expected = layer.expected_dependencies()
     whatsapp = layer.whatsapp_dependencies()
     by_name = observed.extensions.get(database)
-    # pg_extension rows are read by name below when they were read: a count misses one extension swapped for another
+    # extensions read by name are checked by name below: a count misses one extension swapped for another
     skipped = {"pg_extension"} if by_name is not None else set()
     base = {k: count - whatsapp.get(k, 0) for k, count in expected.items() if k[0] not in skipped}
     problems = _shortfalls(database, base, observed)
