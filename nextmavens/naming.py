@@ -86,6 +86,11 @@ def whatsapp_secret_names(instance: str) -> tuple[str, str]:
     return f"whatsapp-token:{instance}", f"whatsapp-webhook-secret:{instance}"
 
 
+# Name, in the project's secret scope, of the key the platform signs each WhatsApp row it forwards to the project's
+# own app with (the instances' `webhook_url`): one per project, whichever instance the row came from.
+WHATSAPP_FORWARD_SECRET = "whatsapp-forward-secret"
+
+
 @dataclass(frozen=True)
 class ProjectNames:
     """Every cluster-level name one project owns."""

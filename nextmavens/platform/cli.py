@@ -196,6 +196,13 @@ def platform() -> None:
     default=None,
     help="A 0600 file holding Evolution's global API key [env NEXTMAVENS_EVOLUTION_KEY_FILE].",
 )
+@click.option(
+    "--forward-allow-private",
+    is_flag=True,
+    envvar="NEXTMAVENS_PLATFORM_FORWARD_ALLOW_PRIVATE",
+    help="Forward WhatsApp rows to loopback and private addresses too (tests, the sandbox; never on a real host) "
+    "[env NEXTMAVENS_PLATFORM_FORWARD_ALLOW_PRIVATE].",
+)
 @projects_option
 @connection_options
 def serve(
@@ -204,6 +211,7 @@ def serve(
     privileged: str,
     evolution_url: str | None,
     evolution_key_file: Path | None,
+    forward_allow_private: bool,
     projects_dir: Path,
     dsn: str | None,
     master_key: Path,
@@ -227,6 +235,7 @@ def serve(
         privileged_argv=tuple(shlex.split(privileged)),
         evolution_url=evolution_url or None,
         evolution_key_file=evolution_key_file,
+        forward_allow_private=forward_allow_private,
     )
     if not run_engine(lambda: run_server(settings, host.strip("[]"), int(port))):
         raise Failure("the platform service did not start (its log above says why)")

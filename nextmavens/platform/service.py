@@ -22,8 +22,10 @@ from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifes
 from nextmavens.monitor.state import load_json
 from nextmavens.naming import CONTROL_DATABASE
 from nextmavens.platform.catalog import Catalog, project_views
+from nextmavens.platform.forwarder import Forwarder, ForwarderSettings, engine_credentials
 from nextmavens.platform.logstream import StreamSlots
 from nextmavens.platform.ratelimit import FailureLimiter
+from nextmavens.whatsapp.forwarding import forward_targets
 
 log = logging.getLogger("nextmavens.platform")
 
@@ -68,6 +70,10 @@ class ServiceSettings:
     # Messages sent through one instance: this many at once, then one more every this many seconds.
     whatsapp_send_burst: int = 20
     whatsapp_send_refill_s: float = 3.0
+    # Forwarding stored WhatsApp rows to the instances' webhook_url: looked for this often; posting to loopback,
+    # private and link-local addresses is refused unless allowed (tests, the sandbox).
+    forward_poll_s: float = 2.0
+    forward_allow_private: bool = False
 
 
 class ManifestSource:
@@ -153,13 +159,23 @@ class Service:
             open=False,
             name="control",
         )
+        self.forwarder = Forwarder(
+            ForwarderSettings(
+                dsn=settings.dsn, allow_private=settings.forward_allow_private, poll_s=settings.forward_poll_s
+            ),
+            targets=lambda: forward_targets(self.manifests.current()),
+            credentials=engine_credentials(self.engine),
+        )
 
     def open(self) -> None:
-        """Create and migrate the control database if needed, then open the pool."""
+        """Create and migrate the control database if needed, open the pool, start forwarding."""
         connect_control(self.settings.dsn).close()
         self.pool.open(wait=True, timeout=30)
+        self.forwarder.start()
 
     def close(self) -> None:
+        if not self.forwarder.stop():
+            log.warning("the WhatsApp forwarder did not stop in time; left to end with the process")
         self.pool.close()
 
     def engine_as(self, actor: str) -> Engine:

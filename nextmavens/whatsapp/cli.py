@@ -81,11 +81,12 @@ def whatsapp() -> None:
 def show(
     project: str, dsn: str | None, master_key: Path, lock_timeout: float, edge_config: Path | None, as_json: bool
 ) -> None:
-    """Instances, state, number, webhook URL, and each instance's token and webhook secret (printed on purpose,
-    like `keys show`). Without --edge-config, Evolution is not asked and the state is `unknown`."""
+    """Instances, state, number, webhook URL, each instance's token and webhook secret, and the project's
+    forwarding secret (printed on purpose, like `keys show`). Without --edge-config, Evolution is not asked and the
+    state is `unknown`."""
     engine = make_engine(dsn, master_key, lock_timeout)
 
-    def read() -> tuple[str, dict[str, tuple[str, str]]]:
+    def read() -> tuple[str, dict[str, tuple[str, str]], str | None]:
         with engine.secrets() as store:
             ref = known_project(store, project)
             sealed = {}
@@ -93,9 +94,9 @@ def show(
                 pair = store.whatsapp_secrets(ref, name)
                 if pair is not None:
                     sealed[name] = pair
-        return ref, sealed
+            return ref, sealed, store.whatsapp_forward_secret(ref)
 
-    ref, sealed = run_engine(read)
+    ref, sealed, forward_secret = run_engine(read)
     from nextmavens.edge.clients.http import AdminApiError
     from nextmavens.edge.whatsappinstances import observed_from_row
 
@@ -114,10 +115,12 @@ def show(
             observed, webhook_urls = None, {}
     rows = instance_rows(ref, sealed, observed, webhook_urls)
     if as_json:
-        click.echo(json.dumps({"instances": rows}, indent=2))
+        click.echo(json.dumps({"forward_secret": forward_secret, "instances": rows}, indent=2))
         return
     if not rows:
         ui.out.print(f"{project}: no WhatsApp instances")
+    # Signs what the platform forwards to the instances' webhook_url: the project's app checks it.
+    ui.out.print(f"forward_secret: {escape(forward_secret or '-')}", soft_wrap=True)
     for row in rows:
         ui.out.print(f"[bold]{escape(row['name'])}[/] ({escape(row['evolution_name'])})", soft_wrap=True)
         for label in ("state", "number", "webhook_url", "token", "webhook_secret"):
