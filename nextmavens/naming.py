@@ -66,6 +66,9 @@ PLATFORM_UNIT = "nextmavens-platform.service"
 # `shop-eu-main`.
 EVOLUTION_NAME_SEPARATOR = "--"
 
+# The schema apply makes in each project database with a WhatsApp instance (the rows the receiver stores).
+WHATSAPP_SCHEMA = "whatsapp"
+
 
 def evolution_instance_name(ref: str, instance: str) -> str:
     """The instance's name in the shared Evolution API."""

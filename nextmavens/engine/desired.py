@@ -33,10 +33,10 @@ OWNER_USAGE_SCHEMAS = ("extensions", "auth", "storage", "graphql_public")
 DEFAULT_PRIVILEGE_KINDS = ("TABLES", "SEQUENCES", "FUNCTIONS")
 AUTH_FUNCTIONS = ("uid", "role", "email", "jwt")
 
-# The schema where the platform stores a project's WhatsApp messages and events (whatsapp/rows.py, store.py):
+# The tables of the schema naming.WHATSAPP_SCHEMA holding a project's WhatsApp messages and events (rows.py,
+# store.py):
 # created with the layer when the manifest declares an instance, owned by LAYER_ROLE so the project's owner
 # may read and write rows but never alter the tables; never dropped (it holds the project's data).
-WHATSAPP_SCHEMA = "whatsapp"
 WHATSAPP_TABLES = ("messages", "events")
 WHATSAPP_WRITERS = ("service_role",)  # besides the project's owner role
 

@@ -12,14 +12,19 @@ from nextmavens.engine.desired import (
     EXTENSION_SCHEMA,
     LAYER_ROLE,
     LAYER_VERSION,
-    WHATSAPP_SCHEMA,
     WHATSAPP_TABLES,
     DesiredState,
     ProjectSpec,
     RoleSpec,
 )
 from nextmavens.engine.observed import PUBLIC, ObservedState
-from nextmavens.naming import WHATSAPP_FORWARD_SECRET, project_names, reserved_ref, whatsapp_secret_names
+from nextmavens.naming import (
+    WHATSAPP_FORWARD_SECRET,
+    WHATSAPP_SCHEMA,
+    project_names,
+    reserved_ref,
+    whatsapp_secret_names,
+)
 
 # Order in which kinds of change are applied within one project (and the cluster before projects).
 PHASES = (

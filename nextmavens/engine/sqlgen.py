@@ -232,4 +232,3 @@ def layer_statements(layer: LayerSpec) -> list[Statement]:
         )
     out.append(sql.SQL("RESET ROLE"))
     return out
-

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from nextmavens.engine.desired import LAYER_ROLE, WHATSAPP_SCHEMA, WHATSAPP_TABLES, WHATSAPP_WRITERS
-from nextmavens.naming import ProjectNames
+from nextmavens.engine.desired import LAYER_ROLE, WHATSAPP_TABLES, WHATSAPP_WRITERS
+from nextmavens.naming import WHATSAPP_SCHEMA, ProjectNames
 
 Statement = sql.Composed | sql.SQL  # as sqlgen's
 

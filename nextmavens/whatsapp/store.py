@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from nextmavens.engine.desired import WHATSAPP_SCHEMA
+from nextmavens.naming import WHATSAPP_SCHEMA
 from nextmavens.whatsapp.rows import EventRow, MessageRow
 
 

@@ -27,7 +27,6 @@ from tests.integration.platform.harness import service_settings
 from tests.support.engine import Stage
 from tests.support.projects import write_project
 from tests.support.scratch import cloned_server
-from tests.support.whatsapptables import create_whatsapp_tables
 
 PORTS = range(25600, 25700)  # this test's own port range
 QUICK = RetryPolicy(first_delay_s=0.3, max_delay_s=0.6, max_attempts=3)
@@ -110,7 +109,6 @@ def stage(pg_template: Any, receiver: Receiver) -> Iterator[Stage]:
         write_project(projects, "acme", "shop", whatsapp={"instances": instances})
         applied = Stage(server=server, projects=projects, master_key=base / "keys" / "master.key")
         applied.apply()
-        create_whatsapp_tables(server.dsn_for("shop"), "shop")
         yield applied
 
 

@@ -8,10 +8,11 @@ from nextmavens.engine import sqlgen
 from nextmavens.engine.desired import desired_state
 from nextmavens.engine.plan import make_plan
 from nextmavens.manifest.loader import ManifestSet, load_manifests
+from nextmavens.naming import WHATSAPP_FORWARD_SECRET
 from tests.support.projects import write_project
 from tests.unit.engine.test_plan import converged
 
-SECRETS = {"whatsapp-token:main", "whatsapp-webhook-secret:main"}
+SECRETS = {"whatsapp-token:main", "whatsapp-webhook-secret:main", WHATSAPP_FORWARD_SECRET}
 
 
 def _load(root: Path, **fields: object) -> ManifestSet:
@@ -68,9 +69,7 @@ def test_a_layer_repair_names_the_schema_too(tmp_path: Path) -> None:
     del state.dependencies[("shop", "pg_event_trigger", "nextmavens_layer", "o")]
     del state.dependencies[("shop", "pg_class", "owner_shop", "a")]
     [change] = make_plan(desired_state(loaded), state).changes
-    assert change.detail == (
-        "restore the Supabase layer: PostgREST reload event triggers: 0 of 2; the whatsapp schema"
-    )
+    assert change.detail == ("restore the Supabase layer: PostgREST reload event triggers: 0 of 2; the whatsapp schema")
 
 
 def test_the_layer_sql_holds_the_schema_only_when_wanted(tmp_path: Path) -> None:
