@@ -133,7 +133,7 @@ evolution_qrcode_limit = 30  # QR refreshes before Evolution gives up on a pairi
 # /hooks/evolution/ alone, from one address: the Evolution container's on a small docker network of its own
 # (nextmavens/host/evolutionhooks.py says why). ufw opens evolution_hooks_port to that subnet only.
 evolution_hooks_network = "nextmavens-hooks"  # only the Evolution container joins it (created once, never recreated)
-evolution_hooks_subnet = "10.213.77.0/29"  # fixed: .1 is the host (gateway), .2 the Evolution container. Pick
+evolution_hooks_subnet = "10.254.213.0/29"  # fixed: .1 is the host (gateway), .2 the Evolution container. Pick
 #                                           another when a network the host routes overlaps it.
 evolution_hooks_port = 8101  # nginx's webhook server (every address; ufw: the subnet above only)
 # The platform service as the Evolution container reaches it (scheme://host:port, no path): each WhatsApp

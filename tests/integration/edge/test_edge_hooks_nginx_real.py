@@ -26,7 +26,7 @@ def _serve(source: str):
     )
 
 
-@pytest.mark.parametrize(("source", "allowed"), [("127.0.0.1", True), ("10.213.77.2", False)])
+@pytest.mark.parametrize(("source", "allowed"), [("127.0.0.1", True), ("10.254.213.2", False)])
 def test_the_webhook_path_from_the_allowed_address_only(tmp_path, source: str, allowed: bool) -> None:
     need("nginx")
     with echo_server("platform") as service_port:

@@ -14,7 +14,7 @@ def hooks_settings(**overrides: object):
         "platform_domain": "platform.example.test",
         "platform_upstream": "127.0.0.1:8100",
         "evolution_hooks_port": 8101,
-        "evolution_hooks_source": "10.213.77.2",
+        "evolution_hooks_source": "10.254.213.2",
     }
     return settings(**{**values, **overrides})
 
@@ -26,7 +26,7 @@ def hooks_block(text: str) -> str:
 
 def test_only_the_webhook_path_from_evolution_s_address_reaches_the_service() -> None:
     block = hooks_block(render_nginx(hooks_settings(), sample_projects(), set()))
-    assert "    allow 10.213.77.2;\n    deny all;\n" in block
+    assert "    allow 10.254.213.2;\n    deny all;\n" in block
     assert re.findall(r"location (\S+) \{", block) == ["/hooks/evolution/", "/"]
     hooks = block[block.index("location /hooks/evolution/") : block.index("location / {")]
     assert "proxy_pass http://nm_platform;" in hooks

@@ -19,13 +19,13 @@ from tests.unit.host.test_host_operations import CONVERGED_UFW, run_op
 
 
 def test_the_route_takes_the_first_two_addresses_of_its_subnet() -> None:
-    route = hooks_route("nextmavens-hooks", "10.213.77.0/29", 8101)
-    assert (route.gateway, route.evolution_address) == ("10.213.77.1", "10.213.77.2")
-    assert route.firewall_rule == "from 10.213.77.0/29 to any port 8101 proto tcp"
+    route = hooks_route("nextmavens-hooks", "10.254.213.0/29", 8101)
+    assert (route.gateway, route.evolution_address) == ("10.254.213.1", "10.254.213.2")
+    assert route.firewall_rule == "from 10.254.213.0/29 to any port 8101 proto tcp"
     with pytest.raises(ValueError, match="fewer than two host addresses"):
-        hooks_route("h", "10.213.77.0/31", 8101)
+        hooks_route("h", "10.254.213.0/31", 8101)
     with pytest.raises(ValueError):
-        hooks_route("h", "10.213.77.1/29", 8101)  # host bits set: not a network
+        hooks_route("h", "10.254.213.1/29", 8101)  # host bits set: not a network
 
 
 @pytest.mark.parametrize("group", ["sandbox", "production"])
@@ -43,26 +43,26 @@ def test_group_data_opens_the_port_to_the_hooks_subnet_only(tmp_path: Path, monk
 
 
 def test_the_hooks_network_is_created_on_its_fixed_subnet_once() -> None:
-    args = {"network": "nextmavens-hooks", "subnet": "10.213.77.0/29", "gateway": "10.213.77.1"}
+    args = {"network": "nextmavens-hooks", "subnet": "10.254.213.0/29", "gateway": "10.254.213.1"}
     commands, _ = run_op(operations.docker_network, {facts.DockerNetworks: ["bridge"]}, **args)
     assert commands == [
-        "docker network create --driver bridge --subnet 10.213.77.0/29 --gateway 10.213.77.1 nextmavens-hooks"
+        "docker network create --driver bridge --subnet 10.254.213.0/29 --gateway 10.254.213.1 nextmavens-hooks"
     ]
-    present = {facts.DockerNetworks: ["nextmavens-hooks"], facts.DockerNetworkSubnets: ["10.213.77.0/29"]}
+    present = {facts.DockerNetworks: ["nextmavens-hooks"], facts.DockerNetworkSubnets: ["10.254.213.0/29"]}
     assert run_op(operations.docker_network, present, **args)[0] == []
 
 
 def test_a_moved_subnet_stops_the_deploy_instead_of_recreating_the_network() -> None:
     from pyinfra.api.exceptions import OperationError
 
-    args = {"network": "nextmavens-hooks", "subnet": "10.213.78.0/29", "gateway": "10.213.78.1"}
-    present = {facts.DockerNetworks: ["nextmavens-hooks"], facts.DockerNetworkSubnets: ["10.213.77.0/29"]}
-    with pytest.raises(OperationError, match="has subnet 10.213.77.0/29, group data says 10.213.78.0/29"):
+    args = {"network": "nextmavens-hooks", "subnet": "10.254.214.0/29", "gateway": "10.254.214.1"}
+    present = {facts.DockerNetworks: ["nextmavens-hooks"], facts.DockerNetworkSubnets: ["10.254.213.0/29"]}
+    with pytest.raises(OperationError, match="has subnet 10.254.213.0/29, group data says 10.254.214.0/29"):
         run_op(operations.docker_network, present, **args)
 
 
 def test_docker_network_subnets_sample() -> None:
-    assert facts.DockerNetworkSubnets().process(["10.213.77.0/29 fd00::/64 "]) == ["10.213.77.0/29", "fd00::/64"]
+    assert facts.DockerNetworkSubnets().process(["10.254.213.0/29 fd00::/64 "]) == ["10.254.213.0/29", "fd00::/64"]
     assert facts.DockerNetworkSubnets().process([""]) == []
 
 
