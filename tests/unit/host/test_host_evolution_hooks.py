@@ -1,9 +1,8 @@
 """Evolution's webhook path on the host, from group data: the fixed network, the ufw rule that opens the webhook
-port to that network only, the nginx server's settings, and the refusals of host data that would break it."""
+port to that network only and the nginx server's settings (refused host data: test_host_hostdata.py)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,7 @@ from nextmavens.host import facts, operations
 from nextmavens.host.commands import ufw_commands
 from nextmavens.host.edgeconfig import edge_settings
 from nextmavens.host.evolutionhooks import hooks_route, host_hooks_route
-from nextmavens.host.hostdata import HostDataError, validate_groups
 from tests.support.groupdata import group_configs
-from tests.support.repo import REPO
 from tests.unit.host.test_host_operations import CONVERGED_UFW, run_op
 
 
@@ -64,32 +61,3 @@ def test_a_moved_subnet_stops_the_deploy_instead_of_recreating_the_network() -> 
 def test_docker_network_subnets_sample() -> None:
     assert facts.DockerNetworkSubnets().process(["10.254.213.0/29 fd00::/64 "]) == ["10.254.213.0/29", "fd00::/64"]
     assert facts.DockerNetworkSubnets().process([""]) == []
-
-
-@pytest.fixture
-def group_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    key = tmp_path / "key"
-    key.with_suffix(".pub").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests test\n")
-    monkeypatch.setenv("NEXTMAVENS_SANDBOX_KEY", str(key))
-    target = tmp_path / "group_data"
-    shutil.copytree(REPO / "group_data", target)
-    return target
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ('evolution_hooks_subnet = "10.1.1.0/31"', "'evolution_hooks_subnet': Value error, '10.1.1.0/31' holds fewer"),
-        ('evolution_hooks_subnet = "10.1.1.1/29"', "'evolution_hooks_subnet': Value error, 10.1.1.1/29 has host bits"),
-        ("evolution_hooks_port = 8100", "evolution_hooks_port 8100 is taken by loopback_ports.platform"),
-        ("evolution_hooks_port = 443", "evolution_hooks_port 443 is taken by https"),
-        ('evolution_hooks_network = "nextmavens"', "evolution_hooks_network must differ from docker_network"),
-        ('evolution_hooks_url = "http://host.docker.internal:8100"', "must use evolution_hooks_port 8101"),
-    ],
-)
-def test_host_data_that_would_break_the_path_is_refused(group_dir: Path, text: str, message: str) -> None:
-    path = group_dir / "sandbox.py"
-    path.write_text(path.read_text() + "\n" + text + "\n")
-    with pytest.raises(HostDataError) as err:
-        validate_groups(group_dir, ["sandbox"])
-    assert message in str(err.value)
