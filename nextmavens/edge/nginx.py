@@ -52,7 +52,6 @@ class Vhost:
 @dataclass(frozen=True)
 class PlatformVhost:
     name: str
-    upstream: str  # host:port of `nextmavens platform serve`
     cert: tuple[str, str] | None  # (fullchain, privkey) when the certificate exists
 
 
@@ -74,11 +73,11 @@ HOOKS_READ_TIMEOUT_S = 8
 
 
 def hooks_server(settings: EdgeSettings) -> HooksServer | None:
-    if settings.evolution_hooks_port is None or settings.evolution_hooks_source is None:
+    """nginx's server for Evolution's webhooks; None from an edge file of the release before it."""
+    port, source = settings.evolution_hooks_port, settings.evolution_hooks_source
+    if port is None or source is None or settings.platform_upstream is None:
         return None
-    if settings.platform_upstream is None:
-        return None
-    return HooksServer(_listen(settings.listen_address, settings.evolution_hooks_port), settings.evolution_hooks_source)
+    return HooksServer(_listen(settings.listen_address, port), source)
 
 
 def platform_vhost(settings: EdgeSettings, certificates: Collection[str]) -> PlatformVhost | None:
@@ -86,7 +85,7 @@ def platform_vhost(settings: EdgeSettings, certificates: Collection[str]) -> Pla
         return None
     name = settings.platform_domain
     cert = live_paths(settings, name) if name in certificates else None
-    return PlatformVhost(name, settings.platform_upstream, cert)
+    return PlatformVhost(name, cert)
 
 
 def _listen(address: str, port: int) -> str:
@@ -157,7 +156,7 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
             acme_webroot=settings.acme_webroot,
             default_server=settings.default_server,
             platform=platform_vhost(settings, certificates),
-            platform_upstream=settings.platform_upstream,
+            platform_upstream=settings.platform_upstream,  # host:port of `nextmavens platform serve`
             hooks=hooks_server(settings),
             hooks_read_timeout_s=HOOKS_READ_TIMEOUT_S,
             platform_body_mb=PLATFORM_BODY_MB,
