@@ -234,10 +234,13 @@ def test_upgrade_from_the_previous_release_leaves_nothing_stale(
     # one wheel uploaded, this tree's; units rewritten by the upgrade are the ones systemd runs
     wheels = sandbox.check(f"ls {data['platform_dir']}/dist/*.whl").split()
     assert len(wheels) == 1, wheels
-    # the old venv over Debian's packages is now a clean venv (the old one kept beside it, to go back to)
+    # the venv is this tree's build, switched to through its symlink; the previous release's build is kept
+    # beside it, to go back to, and nothing older
     assert sandbox.run(f"test -L {venv}").returncode == 0
     assert "include-system-site-packages = false" in sandbox.check(f"cat {venv}/pyvenv.cfg")
-    assert len(sandbox.check(f"ls -d {data['platform_dir']}/venvs/replaced-*").split()) == 1
+    current = sandbox.check(f"readlink -f {venv}").strip()
+    builds = sandbox.check(f"ls -d {data['platform_dir']}/venvs/*").split()
+    assert current in builds and len(builds) == 2, builds
     assert upgrade.units_needing_reload(sandbox) == []
     declared = {f"nextmavens-{t['name']}.{kind}" for t in data["timers"] for kind in ("service", "timer")}
     assert upgrade.job_units(sandbox) == declared
