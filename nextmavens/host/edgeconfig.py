@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from nextmavens.edge.settings import EdgeSettings
+from nextmavens.host.evolutionhooks import host_hooks_route
 from nextmavens.host.hostdata import HostData
 
 # EdgeSettings secret field -> the key in the host's secrets file holding its value
@@ -63,6 +64,7 @@ def edge_settings(config: HostData) -> EdgeSettings:
 
     Sets exactly the EdgeSettings fields that have no default there: the host data is their one source."""
     ports = config.loopback_ports
+    hooks = host_hooks_route(config)
     return EdgeSettings(
         api_domain=config.api_domain,
         studio_domain=config.studio_domain,
@@ -90,6 +92,8 @@ def edge_settings(config: HostData) -> EdgeSettings:
         max_projects=config.max_projects,
         evolution_api_url=evolution_api_url(config),
         evolution_hooks_url=config.evolution_hooks_url,
+        evolution_hooks_port=hooks.port,
+        evolution_hooks_source=hooks.evolution_address,
         platform_domain=config.platform_service_domain,
         platform_upstream=f"127.0.0.1:{ports.platform}",
     )
