@@ -184,6 +184,19 @@ def platform() -> None:
     "empty: run them in this process [env NEXTMAVENS_PLATFORM_PRIVILEGED].",
 )
 @click.option(
+    "--evolution-url",
+    envvar="NEXTMAVENS_EVOLUTION_URL",
+    default=None,
+    help="Evolution API's URL on the host, for the WhatsApp endpoints [env NEXTMAVENS_EVOLUTION_URL].",
+)
+@click.option(
+    "--evolution-key-file",
+    type=click.Path(path_type=Path),
+    envvar="NEXTMAVENS_EVOLUTION_KEY_FILE",
+    default=None,
+    help="A 0600 file holding Evolution's global API key [env NEXTMAVENS_EVOLUTION_KEY_FILE].",
+)
+@click.option(
     "--forward-allow-private",
     is_flag=True,
     envvar="NEXTMAVENS_PLATFORM_FORWARD_ALLOW_PRIVATE",
@@ -196,6 +209,8 @@ def serve(
     listen: str,
     api_domain: str | None,
     privileged: str,
+    evolution_url: str | None,
+    evolution_key_file: Path | None,
     forward_allow_private: bool,
     projects_dir: Path,
     dsn: str | None,
@@ -218,6 +233,8 @@ def serve(
         api_domain=api_domain,
         health_file=state_dir() / HEALTH_FILE,
         privileged_argv=tuple(shlex.split(privileged)),
+        evolution_url=evolution_url or None,
+        evolution_key_file=evolution_key_file,
         forward_allow_private=forward_allow_private,
     )
     if not run_engine(lambda: run_server(settings, host.strip("[]"), int(port))):

@@ -1,4 +1,5 @@
-"""Failed authentications per client address: a token bucket each, in a table of bounded size.
+"""Token buckets per key, in a table of bounded size: failed authentications per client address, and messages
+sent per WhatsApp instance.
 
 In-process (one service process on the host); the clock is passed in, so the logic is tested with plain values.
 """
@@ -52,6 +53,13 @@ class FailureLimiter:
             while len(self._buckets) > self.max_addresses:
                 self._buckets.popitem(last=False)
         bucket.tokens = max(0.0, bucket.tokens - 1)
+
+    def take(self, key: str, now: float) -> int:
+        """One event for `key` if its bucket allows it now (0, counted); else whole seconds until it would."""
+        wait = self.retry_after(key, now)
+        if not wait:
+            self.failed(key, now)
+        return wait
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -15,7 +15,9 @@ from psycopg_pool import ConnectionPool
 
 from nextmavens.control.db import connect_control, dsn_for_database
 from nextmavens.control.store import access
+from nextmavens.edge.clients.evolution import EvolutionApi
 from nextmavens.engine.session import Engine, EngineConfig
+from nextmavens.files import read_secret_file
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
 from nextmavens.monitor.state import load_json
 from nextmavens.naming import CONTROL_DATABASE
@@ -61,6 +63,13 @@ class ServiceSettings:
     logs_max_bytes: int = 8 * MIB
     logs_max_lines: int = 50_000
     logs_streams_per_token: int = 2
+    # Evolution API (WhatsApp pairing and sending): its URL on the host and a 0600 file holding its global key;
+    # without both, the WhatsApp endpoints answer 503.
+    evolution_url: str | None = None
+    evolution_key_file: Path | None = None
+    # Messages sent through one instance: this many at once, then one more every this many seconds.
+    whatsapp_send_burst: int = 20
+    whatsapp_send_refill_s: float = 3.0
     # Forwarding stored WhatsApp rows to the instances' webhook_url: looked for this often; posting to loopback,
     # private and link-local addresses is refused unless allowed (tests, the sandbox).
     forward_poll_s: float = 2.0
@@ -126,6 +135,8 @@ class Service:
         self.limiter = FailureLimiter(settings.auth_burst, settings.auth_refill_s)
         self._limiter_lock = threading.Lock()
         self.log_streams = StreamSlots(settings.logs_streams_per_token)
+        self.send_limiter = FailureLimiter(settings.whatsapp_send_burst, settings.whatsapp_send_refill_s)
+        self._evolution: EvolutionApi | None = None
         self._catalog_lock = threading.Lock()
         self._health_unreadable = False
         self._applied: list[access.AppliedProject] | None = None
@@ -209,6 +220,22 @@ class Service:
                     "cannot read the health monitor's state %s (%s): health shows unknown", path, type(exc).__name__
                 )
             return {}
+
+    def evolution(self) -> EvolutionApi | None:
+        """The Evolution client, its key read once from the key file; None when the settings name no Evolution.
+        An unreadable key file raises SecretFileError (its message names the file, never the key)."""
+        settings = self.settings
+        if not settings.evolution_url or settings.evolution_key_file is None:
+            return None
+        if self._evolution is None:
+            key = read_secret_file(settings.evolution_key_file, "Evolution's key file")
+            self._evolution = EvolutionApi(settings.evolution_url, key)
+        return self._evolution
+
+    def send_allowed(self, instance: str) -> int:
+        """0 when one more message may go through `instance` now (it is counted); else seconds to wait."""
+        with self._limiter_lock:
+            return self.send_limiter.take(instance, time.monotonic())
 
     def retry_after(self, address: str) -> int:
         with self._limiter_lock:

@@ -402,6 +402,8 @@ def test_secrets_files_private(host, data: dict[str, Any]) -> None:
     lines = [ln.split(" ", 1) for ln in holders.splitlines() if ln.strip()]
     assert [p for _, p in lines if p == data["secrets_file"]], "the secrets file holds no secret values"
     assert [p for _, p in lines if p == f"{own}/pgpass"], "the platform service's pgpass holds no secret value"
+    assert [p for _, p in lines if p == f"{own}/evolution.key"], "the platform service has no Evolution key"
+    assert host.file(f"{own}/evolution.key").user == data["platform_user"]
     leaked = [f"{mode} {p}" for mode, p in lines if int(mode, 8) & 0o077]
     assert not leaked, "files holding secret values readable by others:\n" + "\n".join(leaked)
 
@@ -1154,3 +1156,30 @@ def test_a_project_created_through_the_service_is_applied_by_the_root_unit(host,
     assert host.check_output("systemctl show -p Result --value nextmavens-platform-apply.service") == "success"
     git = f"runuser -u {data['platform_user']} -- git -C {quote(data['projects_dir'])}"
     assert host.check_output(f"{git} log -1 --format=%an") == "ana@acme.example"
+
+
+def test_whatsapp_pairs_and_sends_through_the_cli_and_the_service(host, data: dict[str, Any]) -> None:
+    """`whatsapp connect` on the host pairs acme/shop's `orders` with the Evolution STAND-IN (its phone scans after
+    a few connect calls), `whatsapp send` sends through it, and the platform service, with its own copy of
+    Evolution's key, reports the paired phone and sends too."""
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    paired = host.run(f"{wrapper} nextmavens whatsapp connect acme/shop orders --timeout 60")
+    assert paired.rc == 0, paired.stdout[-2000:] + paired.stderr[-2000:]
+    assert "Scan with WhatsApp" in paired.stdout and "acme/shop orders is connected: +" in paired.stdout
+    sent = host.run(f"{wrapper} nextmavens whatsapp send acme/shop orders 5511987654321 'sent from the host'")
+    assert sent.rc == 0 and sent.stdout.strip(), sent.stderr
+    token = json.loads(
+        host.check_output(
+            f"{wrapper} nextmavens token create --member ana@acme.example --project acme/shop --expires 1d --json"
+        )
+    )["token"]
+    base = f"http://127.0.0.1:{data['loopback_ports']['platform']}/v1/projects/acme/shop/whatsapp/orders"
+    auth = f"-H 'Authorization: Bearer {token}'"
+    status = json.loads(host.check_output(f"curl -sS -m 30 {auth} {base}/status"))
+    assert status["state"] == "open" and status["number"], status
+    answer = host.run(
+        f"curl -sS -m 30 -w '\\n%{{http_code}}' {auth} -H 'Content-Type: application/json' "
+        f"""--data '{{"number": "5511987654321", "text": "sent by the service"}}' {base}/messages"""
+    )
+    text, _, code = answer.stdout.rpartition("\n")
+    assert code == "201" and json.loads(text)["message_id"], answer.stdout + answer.stderr

@@ -31,3 +31,10 @@ def test_the_table_is_bounded_and_forgets_full_buckets() -> None:
     assert len(limiter) == 100
     assert limiter.retry_after("10.0.3.231", 100) == 0  # refilled: nothing to remember
     assert len(limiter) == 99
+
+
+def test_take_counts_only_what_it_allows() -> None:
+    limiter = FailureLimiter(burst=2, refill_s=5)
+    assert [limiter.take("shop--orders", 0) for _ in range(4)] == [0, 0, 5, 5]  # refused takes cost nothing
+    assert limiter.take("shop--orders", 5) == 0 and limiter.take("shop--orders", 5) == 5
+    assert limiter.take("crm--sales", 5) == 0

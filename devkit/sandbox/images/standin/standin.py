@@ -15,10 +15,13 @@ Roles (STANDIN_ROLE, else detected from the service's own environment):
                acl (allow groups of the consumer), cors, request-transformer (add.headers), then forwards.
                rate-limiting is accepted and not enforced.
 - evolution  : (AUTHENTICATION_API_KEY set) Evolution API 2.3.7's instance, webhook and settings routes on
-               8080 (create, fetchInstances, connectionState, restart, logout, delete, webhook/set|find,
-               settings/set|find) behind the `apikey` header (the global key, or an instance's own token on
-               its routes). Refuses what 2.3.7 refuses (a taken name 403, a bad integration or body 400, a flat
-               webhook body 400, a webhook without events 500) and answers restart on a closed instance with
+               8080 (create, fetchInstances, connectionState, connect, restart, logout, delete, webhook/set|find,
+               settings/set|find, message/sendText) behind the `apikey` header (the global key, or an instance's
+               own token on its routes). Pairing: connect answers {count: 0} first, then a new QR code each call
+               (a pairingCode with ?number=), and opens after STANDIN_EVOLUTION_OPEN_AFTER calls (default 3) or
+               is refused after STANDIN_EVOLUTION_REFUSE_AFTER (default 0: never). sendText needs an open session
+               (500 Connection Closed). Refuses what 2.3.7 refuses (a taken name 403, a bad integration or body
+               400, a flat webhook body 400, a webhook without events 500) and answers restart on a closed instance with
                HTTP 200 {"error": true}, as 2.3.7 does.
 - supavisor / realtime : the tenant APIs (GET/PUT/DELETE /api/tenants/<id>) behind an HS256 bearer JWT
                signed with API_JWT_SECRET; views never return passwords (Realtime drops db_password and
@@ -379,8 +382,17 @@ class Evolution:
     was taken, and the name stays taken for one more create (2.3.7 removes a failed create asynchronously).
     With `state_file`, instances outlive a restart of the container (2.3.7 keeps them in its database)."""
 
-    def __init__(self, api_key, client_name, state_file=None):
+    def __init__(self, api_key, client_name, state_file=None, open_after=None, refuse_after=None):
         self.facts = facts.pinned_evolution()
+        # Pairing (see _connect): connect calls until the phone scans, or until the QR limit; 0 never.
+        self.open_after = int(ENV.get("STANDIN_EVOLUTION_OPEN_AFTER", "3") if open_after is None else open_after)
+        refuse = ENV.get("STANDIN_EVOLUTION_REFUSE_AFTER", "0") if refuse_after is None else refuse_after
+        self.refuse_after = int(refuse)
+        self.phone_number = ENV.get("STANDIN_EVOLUTION_PHONE", "15550001234")
+        self.profile_name = "Stand-in phone"
+        self.not_on_whatsapp = set()  # numbers sendText answers {exists: false}
+        self.sent = []  # the messages sendText accepted
+        self.connects = {}  # instance -> connect calls since its session started
         self.key = api_key
         self.client_name = client_name
         self.state_file = state_file
@@ -493,14 +505,60 @@ class Evolution:
         return 200, [{k: v for k, v in i.items() if k != "webhook"} for i in rows]
 
     def _connection_state(self, name, body, query, key):
-        return 200, {"instance": {"instanceName": name, "state": self.instances[name]["connectionStatus"]}}
+        instance = self.instances[name]
+        state = instance["connectionStatus"]
+        if state == "refused":  # shown once: 2.3.7 then logs the session out and resets its QR count
+            instance["connectionStatus"] = "close"
+        return 200, {"instance": {"instanceName": name, "state": state}}
 
     def _connect(self, name, body, query, key):
+        """Pairing as a phone would see it, in connect calls: the first starts the socket and answers {count: 0},
+        each later one a new QR code (and with ?number= a pairing code); after `open_after` calls the phone has
+        scanned (state open, ownerJid set); after `refuse_after` the QR limit is reached (refused, then close).
+        0 means never."""
         instance = self.instances[name]
         if instance["connectionStatus"] == "open":
             return self._connection_state(name, body, query, key)
-        instance["connectionStatus"] = "connecting"
-        return 200, {"pairingCode": None, "code": f"standin-qr-{name}", "base64": "data:image/png;base64,", "count": 1}
+        if instance["connectionStatus"] == "close":
+            instance["connectionStatus"] = "connecting"
+            self.connects[name] = 0
+            return 200, {"count": 0}
+        self.connects[name] = count = self.connects.get(name, 0) + 1
+        number = query.get("number", [None])[0]
+        if self.open_after and count >= self.open_after:
+            owner = number or self.phone_number
+            instance.update(connectionStatus="open", ownerJid=f"{owner}@s.whatsapp.net", profileName=self.profile_name)
+            return 200, {"instance": {"instanceName": name, "state": "open"}}
+        if self.refuse_after and count >= self.refuse_after:
+            instance["connectionStatus"] = "refused"
+            return 200, {"count": 0}
+        code = f"2@standin{count}{hashlib.sha256(f'{name}:{count}'.encode()).hexdigest()},{name},{count}"
+        pairing = hashlib.sha256(f"{name}:{number}".encode()).hexdigest()[:8].upper() if number else None
+        return 200, {"pairingCode": pairing, "code": code, "base64": "data:image/png;base64,", "count": count}
+
+    def _send_text(self, name, body, query, key):
+        for field in sorted(self.facts.send_text_required):
+            if not isinstance(body, dict) or field not in body:
+                return evolution_error(400, f'instance requires property "{field}"')
+            if not isinstance(body[field], str):
+                return evolution_error(400, f"instance.{field} is not of a type(s) string")
+        if not body["text"].strip():
+            return evolution_error(400, "Text is required")
+        if self.instances[name]["connectionStatus"] != "open":
+            return evolution_error(500, "Error: Connection Closed")
+        number = body["number"].split("@")[0]
+        if not number.isdigit() or number in self.not_on_whatsapp:
+            return 400, {"status": 400, "error": "Bad Request",
+                         "response": {"message": [{"exists": False, "jid": f"{number}@s.whatsapp.net",
+                                                   "number": body["number"]}]}}  # fmt: skip
+        message_id = "3EB0" + uuid.uuid4().hex[:16].upper()
+        self.sent.append({"instance": name, "number": number, "text": body["text"], "id": message_id})
+        return 201, {
+            "key": {"remoteJid": f"{number}@s.whatsapp.net", "fromMe": True, "id": message_id},
+            "pushName": "", "status": "PENDING", "message": {"conversation": body["text"]},
+            "messageType": "conversation", "messageTimestamp": int(time.time()),
+            "instanceId": self.instances[name]["id"], "source": "unknown",
+        }  # fmt: skip
 
     def _restart(self, name, body, query, key):
         if self.instances[name]["connectionStatus"] == "close":
