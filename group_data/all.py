@@ -129,10 +129,17 @@ evolution_database = "evolution"  # Evolution API's own database (and role) in t
 evolution_server_url = "http://127.0.0.1:8080"  # Public URL Evolution echoes in webhooks.
 evolution_client_name = "nextmavens"  # DATABASE_CONNECTION_CLIENT_NAME: scopes instances to this host.
 evolution_qrcode_limit = 30  # QR refreshes before Evolution gives up on a pairing (~20 min).
+# Evolution's webhooks reach the platform service (loopback only) through a host nginx server that proxies
+# /hooks/evolution/ alone, from one address: the Evolution container's on a small docker network of its own
+# (nextmavens/host/evolutionhooks.py says why). ufw opens evolution_hooks_port to that subnet only.
+evolution_hooks_network = "nextmavens-hooks"  # only the Evolution container joins it (created once, never recreated)
+evolution_hooks_subnet = "10.254.213.0/29"  # fixed: .1 is the host (gateway), .2 the Evolution container. Pick
+#                                           another when a network the host routes overlaps it.
+evolution_hooks_port = 8101  # nginx's webhook server (every address; ufw: the subnet above only)
 # The platform service as the Evolution container reaches it (scheme://host:port, no path): each WhatsApp
-# instance's webhook posts to <this>/hooks/evolution/<org>/<ref>/<instance>. host.docker.internal is the host
-# (the Evolution stack maps it to Docker's host gateway); 8100 is the platform service's port.
-evolution_hooks_url = "http://host.docker.internal:8100"
+# instance's webhook posts to <this>/hooks/evolution/<org>/<ref>/<instance>. Inside the Evolution container
+# host.docker.internal is the host's address on evolution_hooks_network; the port is evolution_hooks_port.
+evolution_hooks_url = "http://host.docker.internal:8101"
 
 # --- memory budget (MiB) ---------------------------------------------------------------------------
 memory_budget_mb = 6144  # What containers may use on an 8 GiB host; the rest is OS, nginx, cache.

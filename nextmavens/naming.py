@@ -66,6 +66,9 @@ PLATFORM_UNIT = "nextmavens-platform.service"
 # `shop-eu-main`.
 EVOLUTION_NAME_SEPARATOR = "--"
 
+# The schema apply makes in each project database with a WhatsApp instance (the rows the receiver stores).
+WHATSAPP_SCHEMA = "whatsapp"
+
 
 def evolution_instance_name(ref: str, instance: str) -> str:
     """The instance's name in the shared Evolution API."""
@@ -84,6 +87,11 @@ def whatsapp_secret_names(instance: str) -> tuple[str, str]:
     """Names, in the project's secret scope, of an instance's Evolution token and its webhook secret (the
     `jwt_key` Evolution signs each webhook with)."""
     return f"whatsapp-token:{instance}", f"whatsapp-webhook-secret:{instance}"
+
+
+# Name, in the project's secret scope, of the key the platform signs each WhatsApp row it forwards to the project's
+# own app with (the instances' `webhook_url`): one per project, whichever instance the row came from.
+WHATSAPP_FORWARD_SECRET = "whatsapp-forward-secret"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Docker Engine and compose v2: Docker's apt repository (signed-by keyring) or the distribution's
-packages, as group data says; daemon.json with log rotation and live-restore; the platform network."""
+packages, as group data says; daemon.json with log rotation and live-restore; the platform network, and the
+Evolution webhooks' network on its fixed subnet (nextmavens/host/evolutionhooks.py)."""
 
 from io import StringIO
 
@@ -9,6 +10,7 @@ from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
 from nextmavens.host.context import host_config
+from nextmavens.host.evolutionhooks import host_hooks_route
 from nextmavens.host.facts import OsRelease
 from nextmavens.host.operations import docker_network
 from nextmavens.host.render import template_context
@@ -50,3 +52,10 @@ def docker():
     )
     systemd.service(name="Docker running and enabled", service="docker.service", running=True, enabled=True)
     docker_network(name=f"Docker network {config.docker_network}", network=config.docker_network)
+    hooks = host_hooks_route(config)
+    docker_network(
+        name=f"Docker network {hooks.network} ({hooks.subnet}: Evolution's webhooks to the host)",
+        network=hooks.network,
+        subnet=hooks.subnet,
+        gateway=hooks.gateway,
+    )

@@ -13,9 +13,11 @@ from nextmavens.host.dist import file_sha256, resolve_wheel
 from nextmavens.host.operations import private_copy, secret_copies, sudoers_dropin
 from nextmavens.host.platformservice import (
     APPLY_UNIT,
+    EVOLUTION_KEY_SECRET,
     PGPASS_SECRET,
     SUDOERS_FILE,
     UNIT,
+    evolution_key_file,
     master_key_copy,
     master_key_source,
     pgpass_file,
@@ -39,9 +41,9 @@ def platform():
         mode="700",
     )
     pgpass = secret_copies(
-        name="The service's pgpass line (its user's, 0600), from the secrets file",
+        name="The service's pgpass line and Evolution key (its user's, 0600), from the secrets file",
         secrets_file=config.secrets_file,
-        files={pgpass_file(config): PGPASS_SECRET},
+        files={pgpass_file(config): PGPASS_SECRET, evolution_key_file(config): EVOLUTION_KEY_SECRET},
         prefixes={pgpass_file(config): pgpass_prefix(config)},
         owner=user,
     )

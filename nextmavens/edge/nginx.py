@@ -12,6 +12,9 @@ Names and what they serve:
   path and `/healthz` (503 otherwise), so no access token crosses the network in clear. nginx sets
   X-Forwarded-For to the address it saw (a client's own header is dropped), which the service trusts from loopback
   only and counts failed logins by;
+- Evolution's webhooks (evolution_hooks_port, every address): `/hooks/evolution/` to the service from the Evolution
+  container's address only (403 for any other; ufw also opens the port to its network alone), everything else
+  404; bodies capped like the service's, timeouts inside Evolution's own request timeout;
 - any other name: the connection is closed (444; TLS handshakes are rejected).
 
 `render_nginx` is pure; `NginxApplier` does the I/O.
@@ -49,7 +52,6 @@ class Vhost:
 @dataclass(frozen=True)
 class PlatformVhost:
     name: str
-    upstream: str  # host:port of `nextmavens platform serve`
     cert: tuple[str, str] | None  # (fullchain, privkey) when the certificate exists
 
 
@@ -59,12 +61,31 @@ PLATFORM_BODY_MB = 1
 PLATFORM_READ_TIMEOUT_S = 960
 
 
+@dataclass(frozen=True)
+class HooksServer:
+    listen: str  # [address:]port
+    source: str  # the one address allowed: the Evolution container's
+
+
+# Evolution waits WEBHOOK_REQUEST_TIMEOUT_MS (10 s, stacks/evolution) per try and retries on a timeout: nginx gives
+# up first, so the try ends with nginx's 504 (retried) rather than a cut connection.
+HOOKS_READ_TIMEOUT_S = 8
+
+
+def hooks_server(settings: EdgeSettings) -> HooksServer | None:
+    """nginx's server for Evolution's webhooks; None from an edge file of the release before it."""
+    port, source = settings.evolution_hooks_port, settings.evolution_hooks_source
+    if port is None or source is None or settings.platform_upstream is None:
+        return None
+    return HooksServer(_listen(settings.listen_address, port), source)
+
+
 def platform_vhost(settings: EdgeSettings, certificates: Collection[str]) -> PlatformVhost | None:
     if settings.platform_domain is None or settings.platform_upstream is None:
         return None
     name = settings.platform_domain
     cert = live_paths(settings, name) if name in certificates else None
-    return PlatformVhost(name, settings.platform_upstream, cert)
+    return PlatformVhost(name, cert)
 
 
 def _listen(address: str, port: int) -> str:
@@ -135,6 +156,9 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
             acme_webroot=settings.acme_webroot,
             default_server=settings.default_server,
             platform=platform_vhost(settings, certificates),
+            platform_upstream=settings.platform_upstream,  # host:port of `nextmavens platform serve`
+            hooks=hooks_server(settings),
+            hooks_read_timeout_s=HOOKS_READ_TIMEOUT_S,
             platform_body_mb=PLATFORM_BODY_MB,
             platform_read_timeout_s=PLATFORM_READ_TIMEOUT_S,
         )

@@ -25,7 +25,7 @@ from nextmavens.edge.settings import GOTRUE_MB, POSTGREST_MB, STORAGE_MB, EdgeSe
 from nextmavens.files import write_atomic
 from nextmavens.keys import ProjectSecrets
 from nextmavens.manifest.models import ProjectManifest
-from nextmavens.naming import compose_project_name, project_names
+from nextmavens.naming import WHATSAPP_SCHEMA, compose_project_name, project_names
 
 from .memory import GOTRUE_POOL, POSTGREST_POOL, STORAGE_POOL
 
@@ -86,6 +86,8 @@ def render_project_services(
     hosts = service_hosts(ref)
     api_url = settings.api_url(ref)
     schemas = [*DEFAULT_SCHEMAS, *manifest.database.schemas]
+    if manifest.whatsapp.instances:  # apply made the whatsapp schema: service_role reads it through the API
+        schemas.append(WHATSAPP_SCHEMA)
 
     rest_env = {
         "PGRST_DB_URI": db_uri(settings, names.authenticator, _password(secrets, names.authenticator), names.database),

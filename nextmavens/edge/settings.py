@@ -12,6 +12,7 @@ printing the settings never shows them.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -69,6 +70,10 @@ class EdgeSettings(BaseModel):
     # the edge then leaves WhatsApp instances alone and warns about the declared ones.
     evolution_api_url: str | None = None
     evolution_hooks_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+$")] | None = None
+    # nginx's server for those webhooks (nextmavens/host/evolutionhooks.py): its port on every address, and the one
+    # source address it allows (the Evolution container's); None (the previous release's file) renders no server.
+    evolution_hooks_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    evolution_hooks_source: str | None = None
     # The platform service (`nextmavens platform serve`, loopback) that nginx serves at platform_domain: set by the
     # host like the fields above; None (an edge file of the release before) renders no platform vhost.
     platform_domain: str | None = None
@@ -112,6 +117,11 @@ class EdgeSettings(BaseModel):
     @classmethod
     def _domain(cls, value: str) -> str:
         return check_domain(value)
+
+    @field_validator("evolution_hooks_source")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else str(ipaddress.ip_address(value))  # it goes into nginx's allow line
 
     @field_validator("platform_domain")
     @classmethod

@@ -9,6 +9,7 @@ from nextmavens.naming import (
     API_ROLES,
     LAYER_ROLE,
     POOLER_ROLE,
+    WHATSAPP_FORWARD_SECRET,
     ProjectNames,
     project_names,
     whatsapp_secret_names,
@@ -31,6 +32,13 @@ API_SCHEMAS = ("public", "extensions", "auth", "storage", "graphql_public")
 OWNER_USAGE_SCHEMAS = ("extensions", "auth", "storage", "graphql_public")
 DEFAULT_PRIVILEGE_KINDS = ("TABLES", "SEQUENCES", "FUNCTIONS")
 AUTH_FUNCTIONS = ("uid", "role", "email", "jwt")
+
+# The tables of the schema naming.WHATSAPP_SCHEMA holding a project's WhatsApp messages and events (rows.py,
+# store.py):
+# created with the layer when the manifest declares an instance, owned by LAYER_ROLE so the project's owner
+# may read and write rows but never alter the tables; never dropped (it holds the project's data).
+WHATSAPP_TABLES = ("messages", "events")
+WHATSAPP_WRITERS = ("service_role",)  # besides the project's owner role
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class LayerSpec:
     names: ProjectNames
     extensions: tuple[str, ...]
     extra_schemas: tuple[str, ...]
+    whatsapp: bool = False  # the project declares a WhatsApp instance: its database gets the whatsapp schema
 
     @property
     def api_schemas(self) -> tuple[str, ...]:
@@ -100,7 +109,29 @@ class LayerSpec:
         for role in API_ROLES:
             expected[("pg_namespace", role, "a")] = api_schema_count
             expected[("pg_default_acl", role, "a")] = default_acls
+        for key, count in self.whatsapp_dependencies().items():
+            expected[key] = expected.get(key, 0) + count
         return {key: count for key, count in expected.items() if count > 0}
+
+    def whatsapp_dependencies(self) -> dict[tuple[str, str, str], int]:
+        """The pg_shdepend rows the whatsapp schema adds (part of expected_dependencies); none when not wanted.
+
+        The project's owner gets no table privileges and no policies from anything else the platform
+        creates, so its pg_class and pg_policy rows tell whether this schema was created.
+        """
+        if not self.whatsapp:
+            return {}
+        tables = len(WHATSAPP_TABLES)
+        expected = {
+            ("pg_namespace", LAYER_ROLE, "o"): 1,
+            # each table and the sequence of its identity column
+            ("pg_class", LAYER_ROLE, "o"): 2 * tables,
+        }
+        for role in (self.names.owner, *WHATSAPP_WRITERS):
+            expected[("pg_namespace", role, "a")] = 1
+            expected[("pg_class", role, "a")] = tables
+            expected[("pg_policy", role, "r")] = tables
+        return expected
 
 
 @dataclass(frozen=True)
@@ -115,7 +146,8 @@ class ProjectSpec:
     roles: tuple[RoleSpec, ...]
     database: DatabaseSpec
     layer: LayerSpec
-    whatsapp_instances: tuple[str, ...] = ()  # declared instance names: each gets a token and webhook secret
+    # Declared instance names: each gets a token and webhook secret, and any one the project's forwarding secret.
+    whatsapp_instances: tuple[str, ...] = ()
 
     @property
     def database_secret_names(self) -> set[str]:
@@ -128,6 +160,8 @@ class ProjectSpec:
         needed = self.database_secret_names
         for instance in self.whatsapp_instances:
             needed.update(whatsapp_secret_names(instance))
+        if self.whatsapp_instances:
+            needed.add(WHATSAPP_FORWARD_SECRET)
         return needed
 
     @property
@@ -210,6 +244,7 @@ def project_spec(project: LoadedProject) -> ProjectSpec:
         names=names,
         extensions=tuple(manifest.database.extensions),
         extra_schemas=tuple(manifest.database.schemas),
+        whatsapp=bool(manifest.whatsapp.instances),
     )
     return ProjectSpec(
         key=project.key,

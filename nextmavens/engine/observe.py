@@ -32,6 +32,8 @@ TRACKED_CATALOGS = (
     "pg_event_trigger",
     "pg_publication",
     "pg_proc",
+    "pg_class",  # the whatsapp schema's tables, and privileges on them
+    "pg_policy",
 )
 
 

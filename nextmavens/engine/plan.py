@@ -12,12 +12,19 @@ from nextmavens.engine.desired import (
     EXTENSION_SCHEMA,
     LAYER_ROLE,
     LAYER_VERSION,
+    WHATSAPP_TABLES,
     DesiredState,
     ProjectSpec,
     RoleSpec,
 )
 from nextmavens.engine.observed import PUBLIC, ObservedState
-from nextmavens.naming import project_names, reserved_ref, whatsapp_secret_names
+from nextmavens.naming import (
+    WHATSAPP_FORWARD_SECRET,
+    WHATSAPP_SCHEMA,
+    project_names,
+    reserved_ref,
+    whatsapp_secret_names,
+)
 
 # Order in which kinds of change are applied within one project (and the cluster before projects).
 PHASES = (
@@ -244,6 +251,8 @@ def _secrets_detail(project: ProjectSpec, stored: set[str]) -> str:
     instances = [i for i in project.whatsapp_instances if not set(whatsapp_secret_names(i)) <= stored]
     if instances:
         detail += f"; WhatsApp token and webhook secret for {', '.join(instances)}"
+    if project.whatsapp_instances and WHATSAPP_FORWARD_SECRET not in stored:
+        detail += "; the WhatsApp forwarding secret"
     return detail
 
 
@@ -405,15 +414,17 @@ def _layer_changes(project: ProjectSpec, observed: ObservedState) -> list[Change
     key, layer = project.key, project.layer
     database = project.database.name
     if database not in observed.databases:
-        return [Change(key, "create", "layer", database, "create the Supabase layer inside the new database")]
-    problems = []
+        detail = "create the Supabase layer inside the new database"
+        if layer.whatsapp:
+            detail += f", with the whatsapp schema ({_whatsapp_tables()})"
+        return [Change(key, "create", "layer", database, detail)]
+    expected = layer.expected_dependencies()
+    whatsapp = layer.whatsapp_dependencies()
     by_name = observed.extensions.get(database)
-    for (catalog, role, deptype), minimum in sorted(layer.expected_dependencies().items()):
-        if catalog == "pg_extension" and by_name is not None:
-            continue  # read by name below: a count misses one extension swapped for another
-        found = observed.dependencies.get((database, catalog, role, deptype), 0)
-        if found < minimum:
-            problems.append(f"{_describe_dependency(catalog, role, deptype)}: {found} of {minimum}")
+    # extensions read by name are checked by name below: a count misses one extension swapped for another
+    skipped = {"pg_extension"} if by_name is not None else set()
+    base = {k: count - whatsapp.get(k, 0) for k, count in expected.items() if k[0] not in skipped}
+    problems = _shortfalls(database, base, observed)
     if by_name is not None:
         missing = [name for name in layer.extensions if name not in by_name]
         if missing:
@@ -421,9 +432,34 @@ def _layer_changes(project: ProjectSpec, observed: ObservedState) -> list[Change
     record = observed.control_projects.get(project.ref)
     if record is not None and record.layer_version < LAYER_VERSION and not problems:
         problems.append(f"layer version {record.layer_version} -> {LAYER_VERSION}")
-    if not problems:
+    # The whatsapp schema's rows come on top of the layer's; its statements are part of the layer's, so
+    # running the layer again restores whichever falls short.
+    whatsapp_short = _shortfalls(database, {k: expected[k] for k in whatsapp}, observed)
+    if problems:
+        if whatsapp_short:
+            problems.append("the whatsapp schema")
+        return [Change(key, "update", "layer", database, "restore the Supabase layer: " + "; ".join(problems))]
+    if not whatsapp_short:
         return []
-    return [Change(key, "update", "layer", database, "restore the Supabase layer: " + "; ".join(problems))]
+    if not observed.dependencies.get((database, "pg_class", project.names.owner, "a")):
+        # the owner is granted privileges on no table but the whatsapp schema's: it was never created
+        return [Change(key, "create", "layer", database, f"create whatsapp schema ({_whatsapp_tables()})")]
+    detail = "restore the whatsapp schema: " + "; ".join(whatsapp_short)
+    return [Change(key, "update", "layer", database, detail)]
+
+
+def _shortfalls(database: str, minimums: dict[tuple[str, str, str], int], observed: ObservedState) -> list[str]:
+    """The pg_shdepend counts of `database` below their minimum, described."""
+    problems = []
+    for (catalog, role, deptype), minimum in sorted(minimums.items()):
+        found = observed.dependencies.get((database, catalog, role, deptype), 0)
+        if found < minimum:
+            problems.append(f"{_describe_dependency(catalog, role, deptype)}: {found} of {minimum}")
+    return problems
+
+
+def _whatsapp_tables() -> str:
+    return "tables " + " and ".join(f"{WHATSAPP_SCHEMA}.{t}" for t in WHATSAPP_TABLES)
 
 
 def _notices(desired: DesiredState, observed: ObservedState) -> list[Notice]:
@@ -505,6 +541,9 @@ _DEPENDENCY_WORDS = {
     ("pg_publication", "o"): "the supabase_realtime publication",
     ("pg_proc", "a"): "functions {role} may execute (pgbouncer.get_auth)",
     ("pg_proc", "o"): "functions owned by {role}",
+    ("pg_class", "o"): "tables and sequences owned by {role}",
+    ("pg_class", "a"): "table privileges granted to {role}",
+    ("pg_policy", "r"): "row security policies for {role}",
 }
 
 

@@ -22,7 +22,7 @@ from nextmavens.keys import (
     new_jwt_secret,
     new_password,
 )
-from nextmavens.naming import project_names, whatsapp_secret_names
+from nextmavens.naming import WHATSAPP_FORWARD_SECRET, project_names, whatsapp_secret_names
 
 
 class SecretStore:
@@ -60,9 +60,10 @@ class SecretStore:
         roles: tuple[str, ...],
         whatsapp_instances: tuple[str, ...] = (),
     ) -> None:
-        """Generate whatever the project lacks: JWT secret, key issue time, one password per login role, and
-        each WhatsApp instance's Evolution token and webhook secret (made here, whether or not Evolution can be
-        reached now, so the edge step only ever reads them)."""
+        """Generate whatever the project lacks: JWT secret, key issue time, one password per login role, each
+        WhatsApp instance's Evolution token and webhook secret (made here, whether or not Evolution can be
+        reached now, so the edge step only ever reads them) and, with any instance, the project's forwarding
+        secret (made before any `webhook_url` is declared, so the app can hold it before the first row comes)."""
         with self._control.transaction():
             projects.add_project_if_missing(self._control, ref, org, name, state)
             jwt_secret = self.get_or_create(ref, "jwt_secret")
@@ -72,6 +73,8 @@ class SecretStore:
                 token_name, webhook_secret_name = whatsapp_secret_names(instance)
                 self.get_or_create(ref, token_name)
                 self.get_or_create(ref, webhook_secret_name, new_jwt_secret)
+            if whatsapp_instances:
+                self.get_or_create(ref, WHATSAPP_FORWARD_SECRET, new_jwt_secret)
             if projects.lock_keys_issued_at(self._control, ref) is None:
                 self._store_keys(ref, self._new_keys(jwt_secret, int(time.time())))
 
@@ -109,6 +112,10 @@ class SecretStore:
         if token is None or webhook_secret is None:
             return None
         return token, webhook_secret
+
+    def whatsapp_forward_secret(self, ref: str) -> str | None:
+        """The key rows forwarded to the project's app are signed with, once the database step made it."""
+        return self.get(ref, WHATSAPP_FORWARD_SECRET)
 
     def whatsapp_instances(self, ref: str) -> list[str]:
         """Instances of the project whose secrets are sealed (declared now or before)."""

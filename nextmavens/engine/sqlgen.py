@@ -20,6 +20,7 @@ from nextmavens.engine.desired import (
     RoleSpec,
 )
 from nextmavens.engine.observed import PUBLIC
+from nextmavens.engine.whatsappsql import whatsapp_statements
 from nextmavens.naming import API_ROLES, POOLER_ROLE
 
 Statement = sql.Composed | sql.SQL
@@ -190,6 +191,8 @@ def layer_statements(layer: LayerSpec) -> list[Statement]:
             " THEN CREATE PUBLICATION supabase_realtime; END IF; END $do$"
         )
     )
+    if layer.whatsapp:
+        out += whatsapp_statements(n)
     out.append(sql.SQL("RESET ROLE"))
 
     out += _create_schema("auth", n.auth_admin)

@@ -51,6 +51,18 @@ def ufw_commands(
     return commands
 
 
+# --- docker networks ------------------------------------------------------------------------------
+
+
+def network_subnet_mismatch(network: str, want: str, have: Sequence[str]) -> str:
+    """Why a deploy stops when group data moved a fixed network's subnet, and the operator's way through."""
+    return (
+        f"docker network {network} has subnet {' '.join(have) or '(none)'}, group data says {want}: the deploy "
+        f"does not recreate a network under running containers. Stop the containers on it "
+        f"(`docker network inspect {network}`), run `docker network rm {network}` and deploy again"
+    )
+
+
 # --- docker compose ------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from nextmavens.edge.settings import EdgeSettings
+from nextmavens.host.evolutionhooks import host_hooks_route
 from nextmavens.host.hostdata import HostData
 
 # EdgeSettings secret field -> the key in the host's secrets file holding its value
@@ -53,11 +54,17 @@ def shared_service_limits_mb(memory_limits_mb: dict[str, int]) -> dict[str, int]
     return {_SHARED_NAMES.get(k, k): v for k, v in memory_limits_mb.items()}
 
 
+def evolution_api_url(config: HostData) -> str:
+    """Evolution's API on the host's loopback: for the edge, and for the platform service's WhatsApp endpoints."""
+    return f"http://127.0.0.1:{config.loopback_ports.evolution}"
+
+
 def edge_settings(config: HostData) -> EdgeSettings:
     """The edge's settings from host data, without the platform secrets (their files are named beside them).
 
     Sets exactly the EdgeSettings fields that have no default there: the host data is their one source."""
     ports = config.loopback_ports
+    hooks = host_hooks_route(config)
     return EdgeSettings(
         api_domain=config.api_domain,
         studio_domain=config.studio_domain,
@@ -83,8 +90,10 @@ def edge_settings(config: HostData) -> EdgeSettings:
         gotrue_image=config.images.gotrue,
         storage_image=config.images.storage_api,
         max_projects=config.max_projects,
-        evolution_api_url=f"http://127.0.0.1:{ports.evolution}",
+        evolution_api_url=evolution_api_url(config),
         evolution_hooks_url=config.evolution_hooks_url,
+        evolution_hooks_port=hooks.port,
+        evolution_hooks_source=hooks.evolution_address,
         platform_domain=config.platform_service_domain,
         platform_upstream=f"127.0.0.1:{ports.platform}",
     )

@@ -175,6 +175,24 @@ class DockerNetworks(FactBase[list]):
         return [line.strip() for line in output if line.strip()]
 
 
+class DockerNetworkSubnets(FactBase[list]):
+    """The IPv4/IPv6 subnets a docker network was created with (empty when it does not exist)."""
+
+    def requires_command(self, network: str) -> str:
+        return "docker"
+
+    def command(self, network: str) -> str:
+        fmt = "{{range .IPAM.Config}}{{.Subnet}} {{end}}"
+        return f"docker network inspect --format {shlex.quote(fmt)} {shlex.quote(network)} 2>/dev/null || true"
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def process(self, output: list[str]) -> list:
+        return [word for line in output for word in line.split()]
+
+
 class PostgresObjects(FactBase[dict]):
     """Roles and databases in a running Postgres container, and the schemas of one database; empty
     when the container is not running yet (the bootstrap SQL is idempotent either way). Connects over

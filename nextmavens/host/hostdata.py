@@ -11,6 +11,7 @@ import ast
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -21,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from nextmavens.host.evolutionhooks import hooks_route
 from nextmavens.validation import check_domain, reject_repeats
 
 # pyinfra reads these underscore names in group data as defaults for its global arguments.
@@ -87,6 +89,11 @@ def _port_rule(rule: str) -> str:
 def _size(value: str) -> str:
     if not _SIZE_RE.fullmatch(value):
         raise ValueError(f"{value!r} must be a size like 500M or 2G")
+    return value
+
+
+def _hooks_subnet(value: str) -> str:
+    hooks_route("", value, 1)  # ValueError when it cannot hold the host's and Evolution's addresses
     return value
 
 
@@ -212,6 +219,9 @@ class HostData(Strict):
     evolution_client_name: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,40}$")]
     evolution_qrcode_limit: Annotated[int, Field(ge=1, le=100)]
     evolution_hooks_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]
+    evolution_hooks_network: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    evolution_hooks_subnet: Annotated[str, AfterValidator(_hooks_subnet)]
+    evolution_hooks_port: Port
     # memory budget (MiB)
     memory_budget_mb: Annotated[int, Field(ge=512)]
     memory_limits_mb: dict[str, Annotated[int, Field(ge=16)]]
@@ -233,7 +243,24 @@ class HostData(Strict):
         reject_repeats((timer.name for timer in self.timers), "timer name")
         if self.images_are_substitutes != (self.image_pull_policy == "never"):
             raise ValueError("images_are_substitutes requires image_pull_policy='never' and vice versa")
+        self._check_hooks_route()
         return self
+
+    def _check_hooks_route(self) -> None:
+        """Evolution's webhook path: its own network, a port no other listener takes, a URL that uses it."""
+        if self.evolution_hooks_network == self.docker_network:
+            raise ValueError("evolution_hooks_network must differ from docker_network (only Evolution joins it)")
+        taken = {80: "http", 443: "https", self.ssh_port: "ssh_port"}
+        taken.update({port: f"loopback_ports.{name}" for name, port in self.loopback_ports.model_dump().items()})
+        port = self.evolution_hooks_port
+        if port in taken:
+            raise ValueError(f"evolution_hooks_port {port} is taken by {taken[port]}")
+        url = urlsplit(self.evolution_hooks_url)
+        if url.hostname == "host.docker.internal" and url.port != self.evolution_hooks_port:
+            raise ValueError(
+                f"evolution_hooks_url {self.evolution_hooks_url!r} must use evolution_hooks_port "
+                f"{self.evolution_hooks_port}: nginx serves the webhooks there"
+            )
 
 
 def read_group_file(path: Path) -> dict[str, Any]:
@@ -261,8 +288,7 @@ def _split(raw: dict[str, Any], path: Path, notices: list[str] | None = None) ->
         if key in RETIRED_KEYS:
             if notices is not None:
                 notices.append(
-                    f"group_data/{path.name}: {key!r} is no longer used and is ignored ({RETIRED_KEYS[key]}); "
-                    "delete it"
+                    f"group_data/{path.name}: {key!r} is no longer used and is ignored ({RETIRED_KEYS[key]}); delete it"
                 )
             continue
         replaced = _retired_value(key, value)
@@ -301,9 +327,7 @@ def _describe(err: ValidationError, origin: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def validate_groups(
-    group_data_dir: Path, groups: list[str], notices: list[str] | None = None
-) -> dict[str, HostData]:
+def validate_groups(group_data_dir: Path, groups: list[str], notices: list[str] | None = None) -> dict[str, HostData]:
     """Validate all.py merged with each group's file; return the models, or raise HostDataError. Retired knobs
     are ignored, with one line each appended to `notices` for the operator."""
     all_path = group_data_dir / "all.py"

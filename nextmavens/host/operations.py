@@ -18,6 +18,7 @@ from nextmavens.host import commands, publish
 from nextmavens.host.facts import (
     ComposeState,
     DockerNetworks,
+    DockerNetworkSubnets,
     FileSha256,
     ManagedUnits,
     ManifestRepoState,
@@ -131,12 +132,18 @@ def swap_file(path: str = "/swapfile", size_mb: int = -1):
 
 
 @operation()
-def docker_network(network: str):
-    """A user-defined bridge network the stacks share (created once, never recreated)."""
+def docker_network(network: str, subnet: str | None = None, gateway: str | None = None):
+    """A user-defined bridge network (created once, never recreated), with a fixed `subnet` and `gateway` when
+    given. An existing network on another subnet stops the deploy: recreating it would cut every container on it."""
     if network in host.get_fact(DockerNetworks):
+        if subnet is not None:
+            have = host.get_fact(DockerNetworkSubnets, network=network)
+            if subnet not in have:
+                raise OperationError(commands.network_subnet_mismatch(network, subnet, have))
         host.noop(f"docker network {network} exists")
         return
-    yield shlex.join(["docker", "network", "create", "--driver", "bridge", network])
+    fixed = ["--subnet", subnet, "--gateway", gateway] if subnet is not None and gateway is not None else []
+    yield shlex.join(["docker", "network", "create", "--driver", "bridge", *fixed, network])
 
 
 @operation()

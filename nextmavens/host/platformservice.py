@@ -7,6 +7,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from nextmavens.host.edgeconfig import evolution_api_url
 from nextmavens.host.hostdata import HostData
 from nextmavens.naming import PLATFORM_UNIT
 
@@ -17,6 +18,8 @@ APPLY_RESULT = "/run/nextmavens-platform-apply.json"
 SUDOERS_FILE = "/etc/sudoers.d/nextmavens-platform"  # no dot in the name: sudo skips files with one
 # The secrets file's key the control database's password is copied from, into the service's pgpass credential.
 PGPASS_SECRET = "POSTGRES_PASSWORD"
+# ... and Evolution's global key, into the service's key file (its WhatsApp endpoints)
+EVOLUTION_KEY_SECRET = "EVOLUTION_API_KEY"
 
 
 def privileged_command(config: HostData) -> str:
@@ -49,6 +52,11 @@ def master_key_copy(config: HostData) -> str:
     return f"{secrets_dir(config)}/master.key"
 
 
+def evolution_key_file(config: HostData) -> str:
+    """The service's copy of Evolution's global key (its user's, 0600), from the secrets file."""
+    return f"{secrets_dir(config)}/evolution.key"
+
+
 def pgpass_prefix(config: HostData) -> str:
     """host:port:database:user: before the password (libpq's passfile format; the generated password is hex). Any
     database: a key rotation also connects to the cluster's maintenance database."""
@@ -60,6 +68,8 @@ def platform_paths(config: HostData) -> dict[str, Any]:
     return {
         "platform_pgpass": pgpass_file(config),
         "platform_master_key": master_key_copy(config),
+        "platform_evolution_url": evolution_api_url(config),
+        "platform_evolution_key": evolution_key_file(config),
         "platform_apply_result": APPLY_RESULT,
         "platform_privileged_command": privileged_command(config),
         "platform_privileged_prefix": shlex.join(privileged_prefix(config)),

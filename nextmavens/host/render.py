@@ -4,12 +4,14 @@ every host template sees. The Jinja environment and the repository root are next
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from nextmavens.edge.kong import KONG_PLUGINS
+from nextmavens.host.evolutionhooks import host_hooks_route
 from nextmavens.host.pgsizing import postgres_command
 from nextmavens.host.platformservice import platform_paths
 from nextmavens.templates import REPO_ROOT, render
@@ -73,6 +75,8 @@ def template_context(data: Any) -> dict[str, Any]:
         # Kong's KONG_PLUGINS: exactly what the rendered declarative config uses (nextmavens.edge.kong).
         kong_plugins=",".join(KONG_PLUGINS),
         postgres_command=postgres_command(data.max_projects),
+        # Evolution's webhook network: its gateway and the container's fixed address (nextmavens.host.evolutionhooks)
+        evolution_hooks=asdict(host_hooks_route(data)),
         **platform_paths(data),
     )
     return context

@@ -66,6 +66,7 @@ RESERVED_SCHEMAS = frozenset(
         "vault",
         "pgsodium",
         "information_schema",
+        "whatsapp",  # the platform's, with the project's WhatsApp messages (engine/sqlgen.whatsapp_statements)
     }
 )
 WHATSAPP_EVENTS = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from nextmavens.monitor.health import check_health, docker_from_env, probe_targe
 from nextmavens.monitor.state import HEALTH_FILE, load_json, state_dir
 from nextmavens.monitor.storage import check_storage
 from nextmavens.monitor.summary import Summary, backup_freshness, gather, render, unexpected_superuser
+from nextmavens.monitor.whatsapphealth import WHATSAPP_FILE, evolution_from_edge, whatsapp_checks
 
 
 def _paths() -> list[str]:
@@ -97,7 +99,8 @@ def storage_command() -> None:
 
 @monitor.command("health")
 def health_command() -> None:
-    """Container state, health and restarts; HTTP probes; alerts when something changes state."""
+    """Container state, health and restarts; HTTP probes; WhatsApp instances stuck connecting or closed longer than
+    NEXTMAVENS_WHATSAPP_STUCK_MINUTES (default 10); alerts when something changes state."""
     alerts = alerts_from_env()
     dsn = os.environ.get("NEXTMAVENS_DSN")
     control = _optional_control(dsn)
@@ -119,6 +122,18 @@ def health_command() -> None:
         _, unexpected = superusers(control)
         extra |= {f"superuser:{name}": {"ok": False, "detail": unexpected_superuser(name)} for name in unexpected}
         control.close()
+    # WhatsApp instances stuck connecting or closed (Evolution through the edge settings, when the host has them)
+    previous = load_json(state_dir() / HEALTH_FILE).get("health", {})
+    try:
+        extra |= whatsapp_checks(
+            lambda: evolution_from_edge(os.environ.get("NEXTMAVENS_EDGE_CONFIG")),
+            state_dir() / WHATSAPP_FILE,
+            previous,
+            time.time(),
+            os.environ,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     check = check_health(
         docker_from_env(),
         probe_targets(dict(os.environ), refs),

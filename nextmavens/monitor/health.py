@@ -113,6 +113,8 @@ def changes(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
                 messages.append(f"{key} disappeared")
             elif key.startswith("superuser:") and before is not None and not before["ok"]:
                 messages.append(f"{key} recovered: no longer a superuser")
+            elif key.startswith("whatsapp:") and before is not None and not before["ok"]:
+                messages.append(f"{key} recovered: the instance is gone from Evolution")
             elif key == "docker" and before is not None and not before["ok"]:
                 messages.append("docker engine reachable again")
             continue

@@ -31,6 +31,7 @@ class Action(StrEnum):
     ROTATE_KEYS = "keys.rotate"
     SUSPEND_PROJECT = "projects.suspend"
     MANAGE_WHATSAPP = "whatsapp.manage"
+    SEND_WHATSAPP = "whatsapp.send"
     CREATE_PROJECT = "projects.create"
     READ_MEMBERS = "members.read"
     MANAGE_MEMBERS = "members.manage"
@@ -56,6 +57,7 @@ RULES: dict[Action, Rule] = {
     Action.ROTATE_KEYS: Rule("admin", write=True, on_project=True),
     Action.SUSPEND_PROJECT: Rule("admin", write=True, on_project=True),
     Action.MANAGE_WHATSAPP: Rule("admin", write=True, on_project=True),
+    Action.SEND_WHATSAPP: Rule("admin", write=True, on_project=True),
     Action.CREATE_PROJECT: Rule("admin", write=True, on_project=False),
     Action.READ_MEMBERS: Rule("developer", write=False, on_project=False),
     Action.MANAGE_MEMBERS: Rule("owner", write=True, on_project=False),

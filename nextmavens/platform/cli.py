@@ -186,6 +186,26 @@ def platform() -> None:
     "empty: run them in this process [env NEXTMAVENS_PLATFORM_PRIVILEGED].",
 )
 @click.option(
+    "--evolution-url",
+    envvar="NEXTMAVENS_EVOLUTION_URL",
+    default=None,
+    help="Evolution API's URL on the host, for the WhatsApp endpoints [env NEXTMAVENS_EVOLUTION_URL].",
+)
+@click.option(
+    "--evolution-key-file",
+    type=click.Path(path_type=Path),
+    envvar="NEXTMAVENS_EVOLUTION_KEY_FILE",
+    default=None,
+    help="A 0600 file holding Evolution's global API key [env NEXTMAVENS_EVOLUTION_KEY_FILE].",
+)
+@click.option(
+    "--forward-allow-private",
+    is_flag=True,
+    envvar="NEXTMAVENS_PLATFORM_FORWARD_ALLOW_PRIVATE",
+    help="Forward WhatsApp rows to loopback and private addresses too (tests, the sandbox; never on a real host) "
+    "[env NEXTMAVENS_PLATFORM_FORWARD_ALLOW_PRIVATE].",
+)
+@click.option(
     "--webhook-max-body-bytes",
     envvar="NEXTMAVENS_WEBHOOK_MAX_BODY_BYTES",
     type=click.IntRange(1024),
@@ -212,6 +232,9 @@ def serve(
     listen: str,
     api_domain: str | None,
     privileged: str,
+    evolution_url: str | None,
+    evolution_key_file: Path | None,
+    forward_allow_private: bool,
     webhook_max_body_bytes: int | None,
     webhook_rate: float | None,
     webhook_burst: int | None,
@@ -236,6 +259,9 @@ def serve(
         api_domain=api_domain,
         health_file=state_dir() / HEALTH_FILE,
         privileged_argv=tuple(shlex.split(privileged)),
+        evolution_url=evolution_url or None,
+        evolution_key_file=evolution_key_file,
+        forward_allow_private=forward_allow_private,
     )
     given: dict[str, Any] = {
         "hook_max_body_bytes": webhook_max_body_bytes,

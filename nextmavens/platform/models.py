@@ -143,3 +143,32 @@ class AuditEntry(BaseModel):
 class AuditLog(BaseModel):
     org: str
     entries: list[AuditEntry]
+
+
+class WhatsAppInstance(BaseModel):
+    name: str = Field(description="The manifest's instance name")
+    evolution_name: str = Field(description="Its name in the shared Evolution API")
+    state: str = Field(description="open, connecting, close, refused; missing: apply has not created it (yet)")
+    number: str = Field(description="The paired phone's number (digits), empty before pairing")
+    webhook_url: str = Field(description="Where Evolution sends the instance's events")
+
+
+class WhatsAppInstances(BaseModel):
+    instances: list[WhatsAppInstance]
+
+
+class WhatsAppConnect(BaseModel):
+    code: str | None = Field(description="The QR code's text; null before Evolution has one, or once open")
+    png_base64: str | None = Field(description="The same QR code as a PNG, base64")
+    pairing_code: str | None = Field(description="With a number: the 8-character code to type on that phone")
+    state: str
+
+
+class WhatsAppStatus(BaseModel):
+    state: str
+    number: str = Field(description="The paired phone's number (digits), empty when not paired")
+    profile_name: str
+
+
+class WhatsAppSent(BaseModel):
+    message_id: str

@@ -1,5 +1,5 @@
-"""Token buckets per key (a client address's failed authentications, an instance's webhooks), in a table of
-bounded size.
+"""Token buckets per key, in a table of bounded size: failed authentications per client address, and messages
+sent per WhatsApp instance.
 
 In-process (one service process on the host); the clock is passed in, so the logic is tested with plain values.
 """
@@ -55,10 +55,9 @@ class FailureLimiter:
         bucket.tokens = max(0.0, bucket.tokens - 1)
 
     def take(self, key: str, now: float) -> int:
-        """Spend one token of `key`'s bucket: 0 when there was one, else whole seconds until there is (nothing
-        spent). A rate limit on every event, where `retry_after` and `failed` limit failures only."""
+        """One event for `key` if its bucket allows it now (0, counted); else whole seconds until it would."""
         wait = self.retry_after(key, now)
-        if wait == 0:
+        if not wait:
             self.failed(key, now)
         return wait
 

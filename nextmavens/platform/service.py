@@ -15,13 +15,17 @@ from psycopg_pool import ConnectionPool
 
 from nextmavens.control.db import connect_control, dsn_for_database
 from nextmavens.control.store import access
+from nextmavens.edge.clients.evolution import EvolutionApi
 from nextmavens.engine.session import Engine, EngineConfig
+from nextmavens.files import read_secret_file
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
 from nextmavens.monitor.state import load_json
 from nextmavens.naming import CONTROL_DATABASE
 from nextmavens.platform.catalog import Catalog, project_views
+from nextmavens.platform.forwarder import Forwarder, ForwarderSettings, engine_credentials
 from nextmavens.platform.logstream import StreamSlots
 from nextmavens.platform.ratelimit import FailureLimiter
+from nextmavens.whatsapp.forwarding import forward_targets
 
 log = logging.getLogger("nextmavens.platform")
 
@@ -59,6 +63,17 @@ class ServiceSettings:
     logs_max_bytes: int = 8 * MIB
     logs_max_lines: int = 50_000
     logs_streams_per_token: int = 2
+    # Evolution API (WhatsApp pairing and sending): its URL on the host and a 0600 file holding its global key;
+    # without both, the WhatsApp endpoints answer 503.
+    evolution_url: str | None = None
+    evolution_key_file: Path | None = None
+    # Messages sent through one instance: this many at once, then one more every this many seconds.
+    whatsapp_send_burst: int = 20
+    whatsapp_send_refill_s: float = 3.0
+    # Forwarding stored WhatsApp rows to the instances' webhook_url: looked for this often; posting to loopback,
+    # private and link-local addresses is refused unless allowed (tests, the sandbox).
+    forward_poll_s: float = 2.0
+    forward_allow_private: bool = False
     # Evolution's webhooks (POST /hooks/evolution/...): their body limit; a token bucket per instance (rows per
     # second, burst); the connections per project (as its owner role) and their statement timeout; how long an
     # instance's secrets and owner login are kept in memory (a revoked secret or suspended project: this long).
@@ -129,6 +144,8 @@ class Service:
         self.limiter = FailureLimiter(settings.auth_burst, settings.auth_refill_s)
         self._limiter_lock = threading.Lock()
         self.log_streams = StreamSlots(settings.logs_streams_per_token)
+        self.send_limiter = FailureLimiter(settings.whatsapp_send_burst, settings.whatsapp_send_refill_s)
+        self._evolution: EvolutionApi | None = None
         self._catalog_lock = threading.Lock()
         self._health_unreadable = False
         self._applied: list[access.AppliedProject] | None = None
@@ -151,13 +168,23 @@ class Service:
             open=False,
             name="control",
         )
+        self.forwarder = Forwarder(
+            ForwarderSettings(
+                dsn=settings.dsn, allow_private=settings.forward_allow_private, poll_s=settings.forward_poll_s
+            ),
+            targets=lambda: forward_targets(self.manifests.current()),
+            credentials=engine_credentials(self.engine),
+        )
 
     def open(self) -> None:
-        """Create and migrate the control database if needed, then open the pool."""
+        """Create and migrate the control database if needed, open the pool, start forwarding."""
         connect_control(self.settings.dsn).close()
         self.pool.open(wait=True, timeout=30)
+        self.forwarder.start()
 
     def close(self) -> None:
+        if not self.forwarder.stop():
+            log.warning("the WhatsApp forwarder did not stop in time; left to end with the process")
         self.pool.close()
 
     def engine_as(self, actor: str) -> Engine:
@@ -202,6 +229,22 @@ class Service:
                     "cannot read the health monitor's state %s (%s): health shows unknown", path, type(exc).__name__
                 )
             return {}
+
+    def evolution(self) -> EvolutionApi | None:
+        """The Evolution client, its key read once from the key file; None when the settings name no Evolution.
+        An unreadable key file raises SecretFileError (its message names the file, never the key)."""
+        settings = self.settings
+        if not settings.evolution_url or settings.evolution_key_file is None:
+            return None
+        if self._evolution is None:
+            key = read_secret_file(settings.evolution_key_file, "Evolution's key file")
+            self._evolution = EvolutionApi(settings.evolution_url, key)
+        return self._evolution
+
+    def send_allowed(self, instance: str) -> int:
+        """0 when one more message may go through `instance` now (it is counted); else seconds to wait."""
+        with self._limiter_lock:
+            return self.send_limiter.take(instance, time.monotonic())
 
     def retry_after(self, address: str) -> int:
         with self._limiter_lock:

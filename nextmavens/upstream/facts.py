@@ -1825,6 +1825,10 @@ class EvolutionFacts(Facts):
     settings_source: str
     errors_as_200: frozenset[str]  # routes that answer some failures as HTTP 200 {"error": true, ...}
     errors_source: str
+    send_text_required: frozenset[str]  # POST /message/sendText: required fields (strings; `text` not blank)
+    send_text_optional: frozenset[str]
+    send_text_source: str
+    connect_source: str  # GET /instance/connect: `?number=` asks for a pairing code; early answers are {count: 0}
 
 
 EVOLUTION_2_3_7 = EvolutionFacts(
@@ -1845,10 +1849,12 @@ EVOLUTION_2_3_7 = EvolutionFacts(
         "webhook_find": ("GET", "/webhook/find/{name}"),
         "settings_set": ("POST", "/settings/set/{name}"),
         "settings_find": ("GET", "/settings/find/{name}"),
+        "send_text": ("POST", "/message/sendText/{name}"),
     },
     routes_source=(
         "src/api/routes/instance.router.ts, src/api/integrations/event/webhook/webhook.router.ts, "
-        "src/api/routes/settings.router.ts; guards: src/api/guards/auth.guard.ts (apikey header: the global key, "
+        "src/api/routes/settings.router.ts, src/api/routes/sendMessage.router.ts; guards: src/api/guards/auth.guard.ts "
+        "(apikey header: the global key, "
         "or the instance's own token on /{x}/{name}), instance.guard.ts (unknown name 404, taken name 403 at create)"
     ),
     route_status={
@@ -1863,6 +1869,7 @@ EVOLUTION_2_3_7 = EvolutionFacts(
         "webhook_find": 200,
         "settings_set": 201,
         "settings_find": 200,
+        "send_text": 201,
     },
     integrations=frozenset({"WHATSAPP-BAILEYS", "WHATSAPP-BUSINESS", "EVOLUTION"}),
     integrations_source="src/api/types/wa.types.ts (Integration); instance.controller.ts: 400 'Invalid integration'",
@@ -1891,6 +1898,18 @@ EVOLUTION_2_3_7 = EvolutionFacts(
     settings_source="src/validate/settings.schema.ts; channel.service.ts findSettings (the flat settings or null)",
     errors_as_200=frozenset({"connect", "restart"}),
     errors_source="src/api/controllers/instance.controller.ts (connectToWhatsapp, restartInstance catch blocks)",
+    send_text_required=frozenset({"number", "text"}),
+    send_text_optional=frozenset({"delay", "linkPreview", "quoted", "mentionsEveryOne", "everyOne", "mentioned"}),
+    send_text_source=(
+        "src/validate/message.schema.ts (textMessageSchema: number and text required); sendMessage.controller.ts "
+        "(201, the message record: key.id is the message id); whatsapp.baileys.service.ts (a number not on "
+        "WhatsApp is 400 {exists: false, jid, number})"
+    ),
+    connect_source=(
+        "src/api/controllers/instance.controller.ts connectToWhatsapp: state close starts the socket and answers "
+        "{pairingCode, code, base64, count} ({count: 0} before the first QR), connecting answers the current QR, "
+        "open answers {instance: {instanceName, state}}; ?number= gets an 8-character pairingCode"
+    ),
 )
 
 # Every table, by the image it describes.

@@ -1,12 +1,15 @@
-"""`nextmavens whatsapp`: a project's WhatsApp instances in the shared Evolution API (show, delete).
+"""`nextmavens whatsapp`: a project's WhatsApp instances in the shared Evolution API (show, connect, send, delete).
 
-Instances are created and kept in shape by `apply`; these commands read them and remove one that is no longer
-wanted. Evolution is reached through the host's edge settings (--edge-config), where its global key lives.
+Instances are created and kept in shape by `apply`; these commands read them, pair a phone with one, send through
+one, and remove one that is no longer wanted. Evolution is reached through the host's edge settings
+(--edge-config), where its global key lives.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,8 +17,19 @@ import click
 from rich.markup import escape
 
 from nextmavens import ui
-from nextmavens.cliparts import Failure, connection_options, edge_option, known_project, make_engine, run_engine
+from nextmavens.cliparts import (
+    Failure,
+    connection_options,
+    edge_option,
+    known_project,
+    make_engine,
+    run_engine,
+    split_key,
+)
+from nextmavens.manifest.models import INSTANCE_NAME_PATTERN, REF_PATTERN
 from nextmavens.naming import evolution_instance_name
+from nextmavens.projectlink import ProjectLinkError, linked_project
+from nextmavens.whatsapp.pairing import ConnectAnswer, InvalidMessage, check_number, check_text
 from nextmavens.whatsapp.removal import remove_from_evolution
 from nextmavens.whatsapp.view import instance_rows
 
@@ -34,6 +48,26 @@ def _evolution(edge_config: Path | None) -> EvolutionApi | None:
     return evolution_api(load_edge(edge_config))
 
 
+def _required_evolution(edge_config: Path | None, doing: str) -> EvolutionApi:
+    api = _evolution(edge_config)
+    if api is None:
+        raise Failure(
+            f"no Evolution API to {doing}: pass --edge-config (its settings name Evolution and its key), and check "
+            "that they set evolution_api_url and the key's file"
+        )
+    return api
+
+
+def _instance_name(project: str, instance: str) -> str:
+    """The Evolution name of ORG/REF's instance, both checked as manifests spell them."""
+    org, ref = split_key(project)
+    if not (re.fullmatch(REF_PATTERN, org) and re.fullmatch(REF_PATTERN, ref)):
+        raise Failure(f"{project!r} is not ORG/REF (lowercase letters, digits and single hyphens each)")
+    if not re.fullmatch(INSTANCE_NAME_PATTERN, instance):
+        raise Failure(f"{instance!r} is not an instance name (lowercase letters, digits and single hyphens)")
+    return evolution_instance_name(ref, instance)
+
+
 @click.group()
 def whatsapp() -> None:
     """A project's WhatsApp instances (created by apply from the manifest's `whatsapp.instances`)."""
@@ -47,11 +81,12 @@ def whatsapp() -> None:
 def show(
     project: str, dsn: str | None, master_key: Path, lock_timeout: float, edge_config: Path | None, as_json: bool
 ) -> None:
-    """Instances, state, number, webhook URL, and each instance's token and webhook secret (printed on purpose,
-    like `keys show`). Without --edge-config, Evolution is not asked and the state is `unknown`."""
+    """Instances, state, number, webhook URL, each instance's token and webhook secret, and the project's
+    forwarding secret (printed on purpose, like `keys show`). Without --edge-config, Evolution is not asked and the
+    state is `unknown`."""
     engine = make_engine(dsn, master_key, lock_timeout)
 
-    def read() -> tuple[str, dict[str, tuple[str, str]]]:
+    def read() -> tuple[str, dict[str, tuple[str, str]], str | None]:
         with engine.secrets() as store:
             ref = known_project(store, project)
             sealed = {}
@@ -59,9 +94,9 @@ def show(
                 pair = store.whatsapp_secrets(ref, name)
                 if pair is not None:
                     sealed[name] = pair
-        return ref, sealed
+            return ref, sealed, store.whatsapp_forward_secret(ref)
 
-    ref, sealed = run_engine(read)
+    ref, sealed, forward_secret = run_engine(read)
     from nextmavens.edge.clients.http import AdminApiError
     from nextmavens.edge.whatsappinstances import observed_from_row
 
@@ -80,10 +115,12 @@ def show(
             observed, webhook_urls = None, {}
     rows = instance_rows(ref, sealed, observed, webhook_urls)
     if as_json:
-        click.echo(json.dumps({"instances": rows}, indent=2))
+        click.echo(json.dumps({"forward_secret": forward_secret, "instances": rows}, indent=2))
         return
     if not rows:
         ui.out.print(f"{project}: no WhatsApp instances")
+    # Signs what the platform forwards to the instances' webhook_url: the project's app checks it.
+    ui.out.print(f"forward_secret: {escape(forward_secret or '-')}", soft_wrap=True)
     for row in rows:
         ui.out.print(f"[bold]{escape(row['name'])}[/] ({escape(row['evolution_name'])})", soft_wrap=True)
         for label in ("state", "number", "webhook_url", "token", "webhook_secret"):
@@ -132,3 +169,120 @@ def delete(
     except AdminApiError as exc:
         raise Failure(f"{exc}; check with: nextmavens whatsapp show {project}") from None
     ui.out.print(f"{escape(project)}: " + "; ".join(escape(line) for line in done) + ".", soft_wrap=True)
+
+
+class _Screen:
+    """Draws each new code below the last; on a terminal the previous drawing is erased first (a redraw)."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self.drawn_lines = 0
+
+    def draw(self, text: str) -> None:
+        if self.tty and self.drawn_lines:
+            # up to the previous drawing's first line, erase from there down (kept: click strips escapes otherwise)
+            click.echo(f"\x1b[{self.drawn_lines}F\x1b[J", nl=False, color=True)
+        click.echo(text)
+        self.drawn_lines = text.count("\n") + 1
+
+
+@whatsapp.command("connect")
+@click.argument("names", nargs=-1, required=True, metavar="[ORG/REF] INSTANCE")
+@click.option(
+    "--number",
+    default=None,
+    help="The phone's number (digits, country code first): show an 8-character "
+    "pairing code to type on that phone instead of a QR code.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 3600),
+    default=180,
+    show_default=True,
+    help="Seconds to wait for the phone before giving up.",
+)
+@click.option("--light-background", is_flag=True, help="Draw the QR code for a terminal with a light background.")
+@edge_option
+def connect(
+    names: tuple[str, ...], number: str | None, timeout: float, light_background: bool, edge_config: Path | None
+) -> None:
+    """Pair a phone with an instance: shows Evolution's QR code (redrawn when it changes) until WhatsApp on the
+    phone scans it (Linked devices), then the paired number and profile name. ORG/REF defaults to the project
+    this folder is linked to (.nextmavens/project)."""
+    from nextmavens.edge.clients.http import AdminApiError
+    from nextmavens.whatsapp import connecting
+    from nextmavens.whatsapp.qr import qr_text
+
+    if len(names) > 2:
+        raise Failure("connect takes [ORG/REF] INSTANCE")
+    if len(names) == 2:
+        project, instance = names
+    else:
+        try:
+            project = linked_project(Path.cwd())
+        except ProjectLinkError as exc:
+            raise Failure(str(exc)) from None
+        instance = names[0]
+    name = _instance_name(project, instance)
+    if number is not None:
+        try:
+            check_number(number, "--number")
+        except InvalidMessage as exc:
+            raise Failure(str(exc)) from None
+    api = _required_evolution(edge_config, "pair with")
+    screen = _Screen(sys.stdout.isatty())
+
+    def show(answer: ConnectAnswer) -> None:
+        if number is not None:
+            if answer.pairing_code:
+                screen.draw(
+                    f"Pairing code for {number}: {answer.pairing_code}\n"
+                    "On the phone: WhatsApp > Linked devices > Link a device > Link with phone number."
+                )
+            return
+        if answer.code:
+            screen.draw(
+                qr_text(answer.code, light_background) + "\nScan with WhatsApp > Linked devices > Link a "
+                "device (a new code replaces this one every ~45 s)."
+            )
+
+    ui.err.print(f"Connecting {escape(project)} {escape(instance)} ({escape(name)}); waiting up to {timeout:.0f} s.")
+    try:
+        paired = connecting.wait_for_pairing(
+            api, name, show, number=number, timeout_s=timeout, interval_s=connecting.POLL_INTERVAL_S
+        )
+    except connecting.PairingFailed as exc:
+        raise Failure(f"{project} {instance}: {exc}") from None
+    except AdminApiError as exc:
+        raise Failure(
+            f"{exc}; run the same connect command again, or check Evolution with: nextmavens whatsapp "
+            f"show {project} --edge-config FILE"
+        ) from None
+    who = f" ({paired.profile_name})" if paired.profile_name else ""
+    ui.out.print(
+        f"{escape(project)} {escape(instance)} is connected: +{escape(paired.number)}{escape(who)}", soft_wrap=True
+    )
+
+
+@whatsapp.command("send")
+@click.argument("project")
+@click.argument("instance")
+@click.argument("number")
+@click.argument("text")
+@edge_option
+def send(project: str, instance: str, number: str, text: str, edge_config: Path | None) -> None:
+    """Send TEXT to NUMBER (digits, country code first) through a connected instance; prints the message id."""
+    from nextmavens.edge.clients.http import AdminApiError
+
+    name = _instance_name(project, instance)
+    try:
+        check_number(number, "NUMBER")
+        check_text(text, "TEXT")
+    except InvalidMessage as exc:
+        raise Failure(f"{exc}; nothing was sent") from None
+    api = _required_evolution(edge_config, "send through")
+    try:
+        message_id = api.send_text(name, number, text)
+    except AdminApiError as exc:
+        raise Failure(f"{exc}; nothing was sent (is the instance connected? nextmavens whatsapp connect)") from None
+    click.echo(message_id)

@@ -234,10 +234,13 @@ def test_upgrade_from_the_previous_release_leaves_nothing_stale(
     # one wheel uploaded, this tree's; units rewritten by the upgrade are the ones systemd runs
     wheels = sandbox.check(f"ls {data['platform_dir']}/dist/*.whl").split()
     assert len(wheels) == 1, wheels
-    # the old venv over Debian's packages is now a clean venv (the old one kept beside it, to go back to)
+    # the venv is this tree's build, switched to through its symlink; the previous release's build is kept
+    # beside it, to go back to, and nothing older
     assert sandbox.run(f"test -L {venv}").returncode == 0
     assert "include-system-site-packages = false" in sandbox.check(f"cat {venv}/pyvenv.cfg")
-    assert len(sandbox.check(f"ls -d {data['platform_dir']}/venvs/replaced-*").split()) == 1
+    current = sandbox.check(f"readlink -f {venv}").strip()
+    builds = sandbox.check(f"ls -d {data['platform_dir']}/venvs/*").split()
+    assert current in builds and len(builds) == 2, builds
     assert upgrade.units_needing_reload(sandbox) == []
     declared = {f"nextmavens-{t['name']}.{kind}" for t in data["timers"] for kind in ("service", "timer")}
     assert upgrade.job_units(sandbox) == declared
@@ -288,6 +291,8 @@ def test_ufw_active_with_exactly_the_expected_rules(host, data: dict[str, Any]) 
     for port in [f"{data['ssh_port']}/tcp", *data["firewall_allowed_ports"]]:
         expected.add(f"{port} ALLOW Anywhere")
         expected.add(f"{port} (v6) ALLOW Anywhere (v6)")
+    # Evolution's webhook port, from its own docker network only (IPv4: the network has no IPv6)
+    expected.add(f"{data['evolution_hooks_port']}/tcp ALLOW {data['evolution_hooks_subnet']}")
     assert _ufw_rules(host) == expected
 
 
@@ -397,6 +402,8 @@ def test_secrets_files_private(host, data: dict[str, Any]) -> None:
     lines = [ln.split(" ", 1) for ln in holders.splitlines() if ln.strip()]
     assert [p for _, p in lines if p == data["secrets_file"]], "the secrets file holds no secret values"
     assert [p for _, p in lines if p == f"{own}/pgpass"], "the platform service's pgpass holds no secret value"
+    assert [p for _, p in lines if p == f"{own}/evolution.key"], "the platform service has no Evolution key"
+    assert host.file(f"{own}/evolution.key").user == data["platform_user"]
     leaked = [f"{mode} {p}" for mode, p in lines if int(mode, 8) & 0o077]
     assert not leaked, "files holding secret values readable by others:\n" + "\n".join(leaked)
 
@@ -503,6 +510,81 @@ def test_the_example_whatsapp_instance_is_in_evolution_and_a_second_apply_change
     again = host.run(f"{wrapper} nextmavens apply --yes")
     assert again.rc == 0, again.stderr
     assert "edge: shop: whatsapp instance shop--orders unchanged" in again.stdout, again.stdout
+
+
+def _hooks_probe(host, network: str, url: str) -> str:
+    """POST `url` from a throwaway container on `network` (the stand-in image, not Evolution): the HTTP status, or
+    the error that stopped the request (a firewall drop is a timeout)."""
+    from shlex import quote
+
+    probe = (
+        "import urllib.request, urllib.error\n"
+        f"req = urllib.request.Request({url!r}, data=b'{{}}', headers={{'Content-Type': 'application/json'}})\n"
+        "try:\n    print(urllib.request.urlopen(req, timeout=5).status)\n"
+        "except urllib.error.HTTPError as e:\n    print(e.code)\n"
+        "except OSError as e:\n    print(type(getattr(e, 'reason', e)).__name__)\n"
+    )
+    return host.check_output(
+        f"docker run --rm --network {quote(network)} --entrypoint python3 nextmavens-local/standin:1 -c {quote(probe)}"
+    ).strip()
+
+
+def test_an_inbound_whatsapp_message_reaches_the_platform_service_through_nginx_from_evolution_only(
+    host, data: dict[str, Any]
+) -> None:
+    """The stand-in inside the Evolution container sends a messages.upsert for `orders` (as 2.3.7 would for an
+    incoming message) to its webhook URL: host.docker.internal on the hooks network, the host's nginx, the platform
+    service. Runs after the test above (the instance exists, its webhook set). Any other source is refused."""
+    from shlex import quote
+
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    port, hooks_port = data["loopback_ports"]["evolution"], data["evolution_hooks_port"]
+    # the Evolution container is on the hooks network at the address nginx allows
+    addresses = host.check_output(
+        "docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}' "
+        "nextmavens-evolution"
+    )
+    gateway = str(ipaddress.ip_network(data["evolution_hooks_subnet"]).network_address + 1)
+    evolution_ip = str(ipaddress.ip_network(data["evolution_hooks_subnet"]).network_address + 2)
+    assert f"{data['evolution_hooks_network']}={evolution_ip}" in addresses.split(), addresses
+    text = f"e2e hello {time.time_ns()}"
+    simulate = (
+        f'curl -sS -m 30 -H "apikey: $EVOLUTION_API_KEY" -H "Content-Type: application/json" '
+        f"--data {quote(json.dumps({'event': 'messages.upsert', 'text': text}))} "
+        f"http://127.0.0.1:{port}/standin/evolution/simulate/shop--orders"
+    )
+    answer = json.loads(host.check_output(f"{wrapper} sh -c {quote(simulate)}"))
+    assert answer["sent"] is True, answer
+    assert answer["url"] == f"{data['evolution_hooks_url']}/hooks/evolution/acme/shop/orders", answer
+    # The platform service answered (its JSON error shape, not nginx's HTML page or 403/502): the request crossed
+    # the hooks network, ufw and nginx. Before the receiver route is merged the service has no such route.
+    assert answer["status"] is not None, answer
+    assert answer["status"] != 403 and answer["status"] < 500, answer
+    body = json.loads(answer["answer"])
+    if answer["status"] == 404:
+        assert body["error"]["message"] == "no such route", body
+    else:
+        # With the receiver route (POST /hooks/evolution/{org}/{ref}/{instance}): 2xx after the commit, and the
+        # message is a row of the project's whatsapp.messages.
+        assert 200 <= answer["status"] < 300, answer
+        assert re.fullmatch(r"[0-9A-F]{20}", answer["message_id"]), answer  # the stand-in's id: safe in SQL below
+        query = f"SELECT instance || ' ' || remote_jid || ' ' || text FROM whatsapp.messages WHERE message_id = '{answer['message_id']}'"  # noqa: S608, E501 - the id is checked just above
+        rows = _psql(host, data, "shop", query)
+        assert rows.strip() == f"orders 5511999990000@s.whatsapp.net {text}", rows
+    hooks_path = "/hooks/evolution/acme/shop/orders"
+    # anything else on the port: nginx's 404, never the service
+    other = host.check_output(f"curl -sS -m 10 -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{hooks_port}/v1/me")
+    assert other == "404", other
+    # another address: the host itself (loopback) is refused by nginx's allow list
+    mine = host.check_output(
+        f"curl -sS -m 10 -o /dev/null -w '%{{http_code}}' -X POST http://127.0.0.1:{hooks_port}{hooks_path}"
+    )
+    assert mine == "403", mine
+    # another container on the hooks network (not Evolution's address): nginx refuses it
+    assert _hooks_probe(host, data["evolution_hooks_network"], f"http://{gateway}:{hooks_port}{hooks_path}") == "403"
+    # a container on the shared network (every project's containers): ufw drops it before nginx
+    dropped = _hooks_probe(host, data["docker_network"], f"http://{gateway}:{hooks_port}{hooks_path}")
+    assert dropped == "TimeoutError", dropped
 
 
 # --- the manifest repository on the host ---------------------------------------------------------------------
@@ -1074,3 +1156,30 @@ def test_a_project_created_through_the_service_is_applied_by_the_root_unit(host,
     assert host.check_output("systemctl show -p Result --value nextmavens-platform-apply.service") == "success"
     git = f"runuser -u {data['platform_user']} -- git -C {quote(data['projects_dir'])}"
     assert host.check_output(f"{git} log -1 --format=%an") == "ana@acme.example"
+
+
+def test_whatsapp_pairs_and_sends_through_the_cli_and_the_service(host, data: dict[str, Any]) -> None:
+    """`whatsapp connect` on the host pairs acme/shop's `orders` with the Evolution STAND-IN (its phone scans after
+    a few connect calls), `whatsapp send` sends through it, and the platform service, with its own copy of
+    Evolution's key, reports the paired phone and sends too."""
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    paired = host.run(f"{wrapper} nextmavens whatsapp connect acme/shop orders --timeout 60")
+    assert paired.rc == 0, paired.stdout[-2000:] + paired.stderr[-2000:]
+    assert "Scan with WhatsApp" in paired.stdout and "acme/shop orders is connected: +" in paired.stdout
+    sent = host.run(f"{wrapper} nextmavens whatsapp send acme/shop orders 5511987654321 'sent from the host'")
+    assert sent.rc == 0 and sent.stdout.strip(), sent.stderr
+    token = json.loads(
+        host.check_output(
+            f"{wrapper} nextmavens token create --member ana@acme.example --project acme/shop --expires 1d --json"
+        )
+    )["token"]
+    base = f"http://127.0.0.1:{data['loopback_ports']['platform']}/v1/projects/acme/shop/whatsapp/orders"
+    auth = f"-H 'Authorization: Bearer {token}'"
+    status = json.loads(host.check_output(f"curl -sS -m 30 {auth} {base}/status"))
+    assert status["state"] == "open" and status["number"], status
+    answer = host.run(
+        f"curl -sS -m 30 -w '\\n%{{http_code}}' {auth} -H 'Content-Type: application/json' "
+        f"""--data '{{"number": "5511987654321", "text": "sent by the service"}}' {base}/messages"""
+    )
+    text, _, code = answer.stdout.rpartition("\n")
+    assert code == "201" and json.loads(text)["message_id"], answer.stdout + answer.stderr

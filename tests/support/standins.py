@@ -109,6 +109,15 @@ class EvolutionStandIn(StandIn):
     def respond(self, method: str, path: str, query: dict[str, list[str]], raw: bytes, headers: Any) -> tuple[int, Any]:
         return self.api.handle(method, path, query, headers, raw)  # type: ignore[no-any-return]
 
+    def add_instance(self, name: str, state: str = "close", **fields: Any) -> None:
+        """An instance as if created earlier (a row as the stand-in's create stores it), in `state`; `fields`
+        override the row's, e.g. ownerJid and profileName for a paired one."""
+        self.api.instances[name] = {
+            "id": f"id-{name}", "name": name, "connectionStatus": state, "ownerJid": None, "profileName": None,
+            "integration": "WHATSAPP-BAILEYS", "number": None, "token": f"token-of-{name}-0123456789",
+            "clientName": self.api.client_name, "Setting": {}, "webhook": None, **fields,
+        }  # fmt: skip
+
 
 class KongStandIn(StandIn):
     """Kong 2.8.1 DB-less, as far as its admin API and declarative-config refusals go. STAND-IN."""

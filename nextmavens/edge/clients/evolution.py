@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from nextmavens.edge.clients.http import AdminApiError, check_internal, request_json, scrub
 from nextmavens.upstream.facts import EVOLUTION_2_3_7, EvolutionFacts
@@ -60,9 +60,12 @@ class EvolutionApi:
         body: Mapping[str, Any] | None = None,
         secrets: Iterable[str] = (),
         missing_ok: bool = False,
+        query: Mapping[str, str] | None = None,
     ) -> Any:
         method, path = self._facts.routes[route]
         url = self.base_url + path.format(name=quote(name, safe=""))
+        if query:
+            url += "?" + urlencode(query)
         hidden = [self._key, *secrets]
         status, answer = request_json(
             method, url, body, headers={"apikey": self._key}, timeout=self.timeout, secrets=hidden
@@ -99,6 +102,14 @@ class EvolutionApi:
         instance = found.get("instance")
         return str(instance.get("state") or "") if isinstance(instance, Mapping) else ""
 
+    def fetch_instance(self, name: str) -> dict[str, Any] | None:
+        """The instance's row (owner JID, profile name, ...; it holds the token), or None when it does not exist."""
+        rows = self._call("fetch_instances", query={"instanceName": name}, missing_ok=True)
+        if not isinstance(rows, list):
+            return None
+        found = [dict(r) for r in rows if isinstance(r, Mapping) and r.get("name") == name]
+        return found[0] if found else None
+
     # --- writes ----------------------------------------------------------------------------------------
     def create(self, body: Mapping[str, Any], secrets: Iterable[str]) -> dict[str, Any]:
         """POST /instance/create, retried with back-off: Evolution removes a failed create's rows
@@ -133,6 +144,22 @@ class EvolutionApi:
     def restart(self, name: str) -> None:
         """Reconnects the session (and reloads the webhook's flags); a closed instance is an error."""
         self._call("restart", name)
+
+    def connect(self, name: str, number: str | None = None) -> dict[str, Any]:
+        """GET /instance/connect: starts the session when closed. The answer as Evolution gives it: a QR object
+        ({pairingCode, code, base64, count}; early ones only {count: 0}) or, once open, {instance: {state}}.
+        `number` (digits) asks for a pairing code to type on the phone instead of scanning."""
+        answer = self._call("connect", name, query={"number": number} if number else None)
+        return dict(answer) if isinstance(answer, Mapping) else {}
+
+    def send_text(self, name: str, number: str, text: str) -> str:
+        """POST /message/sendText: the message's id (Evolution's key.id)."""
+        answer = self._call("send_text", name, {"number": number, "text": text})
+        key = answer.get("key") if isinstance(answer, Mapping) else None
+        message_id = key.get("id") if isinstance(key, Mapping) else None
+        if not isinstance(message_id, str) or not message_id:
+            raise EvolutionError(f"evolution: sendText for {name} answered no message id")
+        return message_id
 
     def delete(self, name: str) -> None:
         """Deletes the instance (its rows go asynchronously)."""

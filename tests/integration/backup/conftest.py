@@ -12,6 +12,7 @@ import pytest
 from psycopg import sql
 
 from devkit.localdb.datagen import generate
+from devkit.localdb.server import LocalPostgres
 from devkit.standins.telegram import TelegramStandin
 from nextmavens.backup.settings import BackupSettings, TelegramSettings
 from nextmavens.backup.telegram import RetryPolicy, TelegramClient
@@ -39,19 +40,26 @@ def standin(tmp_path: Path) -> Iterator[TelegramStandin]:
         yield api
 
 
-@pytest.fixture
-def settings(pg, standin: TelegramStandin, age_key: tuple[Path, str], tmp_path: Path) -> BackupSettings:
-    token_file = tmp_path / "token"
+def backup_settings(
+    server: LocalPostgres, standin: TelegramStandin, recipient: str, folder: Path, chunk_bytes: int
+) -> BackupSettings:
+    """Backups of `server` to the stand-in, encrypted to `recipient`; the token file and work folder in `folder`."""
+    token_file = folder / "token"
     token_file.write_text(standin.state.token + "\n")
     token_file.chmod(0o600)
     return BackupSettings(
-        dsn=pg.dsn,
-        recipient=age_key[1],
+        dsn=server.dsn,
+        recipient=recipient,
         telegram=TelegramSettings(token_file, standin.state.chat_id, standin.base_url, FAST_RETRY),
-        work_dir=tmp_path / "work",
-        chunk_bytes=256 * 1024,
-        pg_bin=pg.bin_dir,
+        work_dir=folder / "work",
+        chunk_bytes=chunk_bytes,
+        pg_bin=server.bin_dir,
     )
+
+
+@pytest.fixture
+def settings(pg, standin: TelegramStandin, age_key: tuple[Path, str], tmp_path: Path) -> BackupSettings:
+    return backup_settings(pg, standin, age_key[1], tmp_path, 256 * 1024)
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import pytest
 
 from nextmavens.backup.pipeline import Target, backup_target
 from nextmavens.backup.restore import RestoreError, choose_backup, restore_backup
-from nextmavens.backup.settings import BackupSettings, TelegramSettings
+from nextmavens.backup.settings import BackupSettings
 from nextmavens.backup.stats import table_stats
 from nextmavens.backup.verify import drill
 from nextmavens.control.db import connect_control
-from tests.integration.backup.conftest import FAST_RETRY
+from tests.integration.backup.conftest import backup_settings
 from tests.support.projects import write_project
 
 # Tries every way back to the session's superuser, then to make the owner superuser; never fails, so
@@ -75,17 +75,7 @@ def shop(stage, standin, age_key, tmp_path: Path) -> tuple[BackupSettings, psyco
         " INSERT INTO realtime.subscription VALUES (1, 'public.orders')",
         dbname="shop",
     )
-    token = tmp_path / "token"
-    token.write_text(standin.state.token)
-    token.chmod(0o600)
-    settings = BackupSettings(
-        dsn=stage.server.dsn,
-        recipient=age_key[1],
-        telegram=TelegramSettings(token, standin.state.chat_id, standin.base_url, FAST_RETRY),
-        work_dir=tmp_path / "work",
-        chunk_bytes=64 * 1024,
-        pg_bin=stage.server.bin_dir,
-    )
+    settings = backup_settings(stage.server, standin, age_key[1], tmp_path, 64 * 1024)
     control = connect_control(stage.server.dsn)
     yield settings, control
     control.close()

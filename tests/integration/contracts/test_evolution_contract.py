@@ -186,9 +186,74 @@ def test_contract_stand_in_reads_the_pinned_facts() -> None:
     assert EvolutionStandIn(KEY).api.facts is facts
 
 
-
 def test_stand_in_instances_outlive_a_restart_with_a_state_file(tmp_path: Path) -> None:
     state = str(tmp_path / "evolution.json")
     with serve(EvolutionStandIn(KEY, state_file=state)) as url:
         _api(url).create(_desired().create_body(), _desired().secrets())
     assert EvolutionStandIn(KEY, state_file=state).instances["shop--orders"]["token"] == TOKEN
+
+
+def _created(url: str, name: str = "shop--orders") -> EvolutionApi:
+    api, desired = _api(url), _desired()
+    api.create(desired.create_body(), desired.secrets())
+    return api
+
+
+def test_contract_connect_answers_count_0_first_then_changing_qr_codes_then_open(evolution) -> None:
+    standin, url = evolution
+    standin.api.open_after = 3
+    api = _created(url)
+    assert api.connect("shop--orders") == {"count": 0}  # the socket starts: no QR yet
+    assert api.connection_state("shop--orders") == "connecting"
+    first, second = api.connect("shop--orders"), api.connect("shop--orders")
+    assert first["code"] and second["code"] and first["code"] != second["code"]
+    assert first["code"].startswith("2@") and first["pairingCode"] is None
+    assert api.connect("shop--orders") == {"instance": {"instanceName": "shop--orders", "state": "open"}}
+    assert api.connection_state("shop--orders") == "open"
+    row = api.fetch_instance("shop--orders")
+    assert row is not None and row["ownerJid"] == "15550001234@s.whatsapp.net" and row["profileName"]
+    assert api.fetch_instance("shop--nothing") is None
+
+
+def test_contract_connect_with_a_number_gives_an_8_character_pairing_code(evolution) -> None:
+    standin, url = evolution
+    standin.api.open_after = 0
+    api = _created(url)
+    api.connect("shop--orders", number="5511987654321")
+    answer = api.connect("shop--orders", number="5511987654321")
+    assert len(answer["pairingCode"]) == 8 and answer["pairingCode"].isalnum()
+    assert ("GET", "/instance/connect/shop--orders") in standin.requests
+
+
+def test_contract_the_qr_limit_is_refused_once_then_closed(evolution) -> None:
+    standin, url = evolution
+    standin.api.open_after, standin.api.refuse_after = 0, 2
+    api = _created(url)
+    for _ in range(3):
+        api.connect("shop--orders")
+    assert api.connection_state("shop--orders") == "refused"
+    assert api.connection_state("shop--orders") == "close"  # 2.3.7 logs the session out and resets its count
+
+
+def test_contract_send_text_needs_an_open_session_and_answers_the_message_id(evolution) -> None:
+    standin, url = evolution
+    standin.api.open_after = 1
+    api = _created(url)
+    with pytest.raises(EvolutionError, match="answered 500: Error: Connection Closed"):
+        api.send_text("shop--orders", "5511987654321", "hello")
+    api.connect("shop--orders")
+    api.connect("shop--orders")
+    message_id = api.send_text("shop--orders", "5511987654321", "hello")
+    assert standin.api.sent == [
+        {"instance": "shop--orders", "number": "5511987654321", "text": "hello", "id": message_id}
+    ]
+    # what 2.3.7 refuses: a body without number or text, a blank text, a number not on WhatsApp
+    send = "/message/sendText/shop--orders"
+    assert _raw(url, "POST", send, {"text": "hi"})[0] == 400
+    assert _raw(url, "POST", send, {"number": "5511987654321"})[0] == 400
+    assert _raw(url, "POST", send, {"number": "5511987654321", "text": "  "})[0] == 400
+    standin.api.not_on_whatsapp.add("5511000000000")
+    with pytest.raises(EvolutionError, match=r"answered 400: .*\"exists\": false") as caught:
+        api.send_text("shop--orders", "5511000000000", "hi")
+    assert KEY not in str(caught.value)
+    assert _raw(url, "POST", "/message/sendText/other--one", {"number": "1", "text": "x"})[0] == 404

@@ -1,7 +1,8 @@
 """`nextmavens apply` with WhatsApp instances, on a real PostgreSQL: each instance's token and webhook secret are
-sealed at the database step (with or without Evolution), the edge step converges them in the Evolution stand-in
-(created with that token, webhook signed with that secret), a second apply changes nothing, and an instance
-removed from the manifest is left alone, reported, shown, and deleted by `whatsapp delete`."""
+sealed at the database step (with or without Evolution), with the project's forwarding secret, the edge step
+converges them in the Evolution stand-in (created with that token, webhook signed with that secret), a second
+apply changes nothing, and an instance removed from the manifest is left alone, reported, shown, and deleted by
+`whatsapp delete`."""
 
 from __future__ import annotations
 
@@ -34,6 +35,16 @@ def test_secrets_are_sealed_at_the_database_step_even_without_evolution(stage: S
     assert token not in applied.stdout + applied.stderr and webhook_secret not in applied.stdout + applied.stderr
     assert stage.cli("plan").returncode == 0  # sealed once: nothing left to generate
     assert _sealed(stage, "orders") == (token, webhook_secret)
+    with stage.engine().secrets() as store:
+        forward_secret = store.whatsapp_forward_secret("shop")
+    assert forward_secret is not None and len(forward_secret) >= 43
+    assert forward_secret not in applied.stdout + applied.stderr and forward_secret not in (token, webhook_secret)
+    shown = stage.cli("whatsapp", "show", "acme/shop")  # printed on purpose, as `keys show` prints keys
+    assert shown.returncode == 0, shown.stderr
+    assert f"forward_secret: {forward_secret}" in shown.stdout and f"webhook_secret: {webhook_secret}" in shown.stdout
+    document = json.loads(stage.cli("whatsapp", "show", "acme/shop", "--json", check=True).stdout)
+    assert document["forward_secret"] == forward_secret
+    assert [row["name"] for row in document["instances"]] == ["orders"]
 
 
 def test_apply_converges_instances_then_changes_nothing_and_leaves_orphans(stage: Stage, edge: Edge) -> None:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from nextmavens.host.evolutionhooks import host_hooks_route
 from nextmavens.host.hostdata import HostData
 from nextmavens.host.render import load_stack, render_stack, template_context
 from nextmavens.upstream.facts import pinned
@@ -35,6 +36,10 @@ class Healthcheck(Strict):
     retries: int
 
 
+class ServiceNetwork(Strict):
+    ipv4_address: str | None = None
+
+
 class Service(Strict):
     image: str
     pull_policy: Literal["missing", "never", "always"]
@@ -49,8 +54,9 @@ class Service(Strict):
     mem_limit: Annotated[str, Field(pattern=r"^[0-9]+m$")] | None = None
     shm_size: str | None = None
     labels: dict[str, str] | None = None
-    # only the host itself, through Docker's gateway (Evolution posts webhooks to the platform service)
-    extra_hosts: list[Annotated[str, Field(pattern=r"^host\.docker\.internal:host-gateway$")]] | None = None
+    # only the host itself, at its address on the hooks network (Evolution posts webhooks to the host's nginx)
+    extra_hosts: list[Annotated[str, Field(pattern=r"^host\.docker\.internal:[0-9.]+$")]] | None = None
+    networks: dict[Literal["default", "hooks"], ServiceNetwork] | None = None
 
 
 class Network(Strict):
@@ -62,7 +68,7 @@ class ComposeFile(Strict):
     name: str
     services: dict[str, Service]
     volumes: dict[str, dict] | None = None
-    networks: dict[Literal["default"], Network]
+    networks: dict[Literal["default", "hooks"], Network]
 
 
 def _compose(config: HostData, stack: str) -> tuple[ComposeFile, dict[str, str]]:
@@ -82,6 +88,7 @@ def test_compose_strict_model_without_compose_v2(config: HostData, stack: str) -
     compose, _ = _compose(config, stack)
     assert compose.name == load_stack(stack)["project"]
     assert compose.networks["default"].name == config.docker_network
+    assert set(compose.networks) == ({"default", "hooks"} if stack == "evolution" else {"default"})
     for service in compose.services.values():
         assert service.pull_policy == config.image_pull_policy
         assert service.image in config.images.model_dump().values()
@@ -227,3 +234,14 @@ def test_docker_compose_config(config: HostData, stack: str, tmp_path: Path) -> 
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_evolution_alone_joins_the_hooks_network_at_its_fixed_address(config: HostData) -> None:
+    """host.docker.internal is the host's address on the hooks network: webhooks leave from the address nginx allows."""
+    compose, _ = _compose(config, "evolution")
+    route = host_hooks_route(config)
+    assert compose.networks["hooks"].name == route.network == config.evolution_hooks_network
+    evolution = compose.services["evolution"]
+    assert evolution.extra_hosts == [f"host.docker.internal:{route.gateway}"]
+    assert evolution.networks is not None and evolution.networks["hooks"].ipv4_address == route.evolution_address
+    assert config.evolution_hooks_url == f"http://host.docker.internal:{config.evolution_hooks_port}"

@@ -10,6 +10,7 @@ import pytest
 from tests.integration.platform.harness import (
     PlatformStage,
     captured_logs,
+    evolution_standin,
     fake_docker,
     running_service,
     service_settings,
@@ -28,7 +29,8 @@ def platform_stage(pg_template: Any) -> Iterator[PlatformStage]:
         stage.apply()
         with (
             fake_docker(base / "fake-docker"),
+            evolution_standin(base / "evolution") as (evolution, evolution_settings),
             captured_logs() as logs,
-            running_service(service_settings(stage)) as url,
+            running_service(service_settings(stage, **evolution_settings)) as url,
         ):
-            yield PlatformStage(stage=stage, url=url, logs=logs)
+            yield PlatformStage(stage, url, logs, evolution=evolution, evolution_settings=evolution_settings)

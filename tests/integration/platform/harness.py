@@ -26,6 +26,7 @@ from tests.support.engine import Stage
 from tests.support.ports import free_port
 from tests.support.projects import write_project, write_raw
 from tests.support.scratch import cloned_server
+from tests.support.standins import EvolutionStandIn, serve
 
 ACME_MEMBERS = {
     "owner@acme.test": "owner",
@@ -100,9 +101,11 @@ class PlatformStage:
     logs: LogLines
     tokens: dict[str, str] = field(default_factory=dict)  # persona -> token text
     token_ids: dict[str, str] = field(default_factory=dict)
+    evolution: EvolutionStandIn | None = None  # the Evolution stand-in the service is given
+    evolution_settings: dict[str, object] = field(default_factory=dict)
 
     def settings(self, **overrides: object) -> ServiceSettings:
-        return service_settings(self.stage, **overrides)
+        return service_settings(self.stage, **{**self.evolution_settings, **overrides})
 
     def issue(
         self,
@@ -149,6 +152,24 @@ def service_settings(stage: Stage, **overrides: object) -> ServiceSettings:
     }
     values.update(overrides)
     return ServiceSettings(**values)  # type: ignore[arg-type]
+
+
+EVOLUTION_KEY = "platform-evolution-key-0123456789abcdef"
+PAIRED_NUMBER = "5511987654321"
+
+
+@contextmanager
+def evolution_standin(folder: Path) -> Iterator[tuple[EvolutionStandIn, dict[str, object]]]:
+    """The Evolution STAND-IN on loopback holding acme/shop's instance `orders`, paired; yields it and the
+    service's settings naming it (its key in a 0600 file under `folder`)."""
+    standin = EvolutionStandIn(EVOLUTION_KEY)
+    standin.add_instance("shop--orders", "open", ownerJid=f"{PAIRED_NUMBER}@s.whatsapp.net", profileName="Acme Shop")
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = folder / "evolution.key"
+    key_file.write_text(EVOLUTION_KEY + "\n")
+    key_file.chmod(0o600)
+    with serve(standin) as url:
+        yield standin, {"evolution_url": url, "evolution_key_file": key_file}
 
 
 def git(folder: Path, *args: str) -> str:

@@ -15,7 +15,7 @@ from nextmavens.control.db import connect_control
 from nextmavens.control.store import access
 from nextmavens.platform.issuing import revoke
 from nextmavens.platform.tokens import new_token
-from tests.integration.platform.harness import PlatformStage
+from tests.integration.platform.harness import EVOLUTION_KEY, PlatformStage
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,13 @@ CALLS = {
     "migrate_web": Call(
         "POST", "/v1/projects/globex/web/migrations", {"migrations": [], "include_all": True}, write=True
     ),
+    # WhatsApp, through the Evolution stand-in holding acme/shop's paired instance `orders`
+    "wa_list": Call("GET", "/v1/projects/acme/shop/whatsapp"),
+    "wa_status": Call("GET", "/v1/projects/acme/shop/whatsapp/orders/status"),
+    "wa_connect": Call("POST", "/v1/projects/acme/shop/whatsapp/orders/connect", write=True),
+    "wa_send": Call(
+        "POST", "/v1/projects/acme/shop/whatsapp/orders/messages", {"number": "5511987654321", "text": "hi"}, write=True
+    ),
 }
 
 PERSONAS = ["owner", "admin", "developer", "outsider", "dev_ro", "owner_ro", "dev_shop", "admin_shop"]
@@ -95,6 +102,10 @@ EXPECTED = {
     "migrations": [200, 200, 200, 404, 200, 200, 200, 200],
     "migrate": [200, 200, 200, 404, 403, 403, 200, 200],
     "migrate_web": [404, 404, 404, 200, 404, 404, 404, 404],
+    "wa_list": [200, 200, 200, 404, 200, 200, 200, 200],
+    "wa_status": [200, 200, 200, 404, 200, 200, 200, 200],
+    "wa_connect": [200, 200, 403, 404, 403, 403, 403, 200],
+    "wa_send": [201, 201, 403, 404, 403, 403, 403, 201],
 }
 UNAUTHENTICATED = ["expired", "revoked", "unknown", "malformed", "missing"]
 
@@ -260,6 +271,8 @@ def test_no_secret_in_any_body_or_log_line(platform_stage: PlatformStage, person
             project = store.project_secrets(ref)
             assert project is not None
             secrets += [project.jwt_secret, project.keys.service_role, project.keys.anon, *project.passwords.values()]
+    assert platform_stage.evolution is not None
+    secrets += [EVOLUTION_KEY, *(i["token"] for i in platform_stage.evolution.instances.values())]
     logs = "\n".join(platform_stage.logs.lines)
     assert "GET /v1/projects" in logs  # the access log was captured
     for secret in secrets:

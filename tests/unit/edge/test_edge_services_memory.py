@@ -62,6 +62,16 @@ def test_passwords_are_url_quoted_in_uris():
     assert env["rest.env"]["PGRST_DB_URI"] == "postgres://authenticator_odd:p%40ss%3Aw%2Frd@db:5432/odd"
 
 
+def test_postgrest_serves_the_whatsapp_schema_only_to_projects_with_instances():
+    def schemas(**fields: object) -> list[str]:
+        env = render_project_services(settings(), manifest("crm", **fields), secrets_for("crm")).env_files
+        return env["rest.env"]["PGRST_DB_SCHEMAS"].split(",")
+
+    assert "whatsapp" not in schemas()
+    with_instance = schemas(whatsapp={"instances": [{"name": "main"}]})
+    assert with_instance[0] == "public" and with_instance[-1] == "whatsapp"  # never the default schema
+
+
 def test_no_storage_service_unless_enabled():
     rendered = render_project_services(settings(), manifest("crm"), secrets_for("crm"))
     assert set(yaml.safe_load(rendered.compose)["services"]) == {"rest", "auth"}

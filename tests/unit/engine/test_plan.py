@@ -322,7 +322,11 @@ def test_a_declared_whatsapp_instance_needs_its_secrets_generated_once(tmp_path:
     changes = make_plan(desired_state(loaded), state).changes
     assert [(c.kind, c.target) for c in changes] == [("secrets", "shop")]
     assert changes[0].detail == (
-        "generate missing secrets (stored encrypted); WhatsApp token and webhook secret for orders"
+        "generate missing secrets (stored encrypted); WhatsApp token and webhook secret for orders; "
+        "the WhatsApp forwarding secret"
     )
     state.secret_names["shop"] |= {"whatsapp-token:orders", "whatsapp-webhook-secret:orders"}
+    [change] = make_plan(desired_state(loaded), state).changes
+    assert change.detail == "generate missing secrets (stored encrypted); the WhatsApp forwarding secret"
+    state.secret_names["shop"].add("whatsapp-forward-secret")
     assert make_plan(desired_state(loaded), state).empty

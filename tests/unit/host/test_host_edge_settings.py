@@ -24,6 +24,8 @@ HOST_SET_UPGRADE_DEFAULTS = {
     "max_projects": None,
     "evolution_api_url": None,
     "evolution_hooks_url": None,
+    "evolution_hooks_port": None,
+    "evolution_hooks_source": None,
     "platform_domain": None,
     "platform_upstream": None,
 }

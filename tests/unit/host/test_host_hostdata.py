@@ -138,3 +138,21 @@ def test_inventory_without_hosts_validates_nothing() -> None:
     code = "import runpy; g = runpy.run_path('inventory.py'); print(g['production'], g['sandbox'])"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "[] []"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('evolution_hooks_subnet = "10.1.1.0/31"', "'evolution_hooks_subnet': Value error, '10.1.1.0/31' holds fewer"),
+        ('evolution_hooks_subnet = "10.1.1.1/29"', "'evolution_hooks_subnet': Value error, 10.1.1.1/29 has host bits"),
+        ("evolution_hooks_port = 8100", "evolution_hooks_port 8100 is taken by loopback_ports.platform"),
+        ("evolution_hooks_port = 443", "evolution_hooks_port 443 is taken by https"),
+        ('evolution_hooks_network = "nextmavens"', "evolution_hooks_network must differ from docker_network"),
+        ('evolution_hooks_url = "http://host.docker.internal:8100"', "must use evolution_hooks_port 8101"),
+    ],
+)
+def test_host_data_that_would_break_evolution_s_webhook_path_is_refused(
+    group_dir: Path, text: str, message: str
+) -> None:
+    _with(group_dir, "sandbox", text)
+    assert message in _error(group_dir)

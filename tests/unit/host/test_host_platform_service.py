@@ -14,6 +14,7 @@ import pytest
 from nextmavens.host.hostdata import HostData
 from nextmavens.host.platformservice import (
     APPLY_RESULT,
+    evolution_key_file,
     master_key_copy,
     pgpass_file,
     pgpass_prefix,
@@ -79,10 +80,12 @@ def test_the_service_runs_unprivileged_with_only_what_it_needs(config: HostData)
         "NEXTMAVENS_API_DOMAIN": config.api_domain,
         "NEXTMAVENS_PLATFORM_LISTEN": f"127.0.0.1:{port.platform}",
         "NEXTMAVENS_PLATFORM_PRIVILEGED": shlex.join(privileged_prefix(config)),
+        "NEXTMAVENS_EVOLUTION_URL": f"http://127.0.0.1:{port.evolution}",
+        "NEXTMAVENS_EVOLUTION_KEY_FILE": f"/etc/{config.platform_user}/evolution.key",
     }
     # what the service splits it into (`platform serve --privileged` takes shell words)
     assert shlex.split(environment["NEXTMAVENS_PLATFORM_PRIVILEGED"]) == privileged_prefix(config)
-    assert "POSTGRES_PASSWORD" not in text and config.secrets_file not in text
+    assert "POSTGRES_PASSWORD" not in text and "EVOLUTION_API_KEY" not in text and config.secrets_file not in text
 
 
 def test_the_pgpass_line_names_the_loopback_server_and_the_admin_user(config: HostData) -> None:
@@ -91,6 +94,7 @@ def test_the_pgpass_line_names_the_loopback_server_and_the_admin_user(config: Ho
     # the service's own folder: the secrets file's folder is root's alone (0700)
     assert pgpass_file(config) == f"/etc/{config.platform_user}/pgpass"
     assert master_key_copy(config) == f"/etc/{config.platform_user}/master.key"
+    assert evolution_key_file(config) == f"/etc/{config.platform_user}/evolution.key"
 
 
 def test_the_apply_unit_is_roots_and_answers_in_json(config: HostData) -> None:

@@ -174,7 +174,7 @@ def test_a_rate_limit_of_zero_is_refused(projects: Path) -> None:
     assert any("api.rate_limits.anon.second" in e and "greater than or equal to 1" in e for e in errors_of(projects))
 
 
-@pytest.mark.parametrize("schema", ["auth", "pg_temp", "public", "app; drop", "App", "supabase_x"])
+@pytest.mark.parametrize("schema", ["auth", "pg_temp", "public", "app; drop", "App", "supabase_x", "whatsapp"])
 def test_reserved_or_unsafe_schema_names_are_refused(projects: Path, schema: str) -> None:
     write_project(projects, "acme", "shop", database={"schemas": [schema]})
     assert any("database.schemas" in e for e in errors_of(projects))

@@ -15,10 +15,13 @@ Roles (STANDIN_ROLE, else detected from the service's own environment):
                acl (allow groups of the consumer), cors, request-transformer (add.headers), then forwards.
                rate-limiting is accepted and not enforced.
 - evolution  : (AUTHENTICATION_API_KEY set) Evolution API 2.3.7's instance, webhook and settings routes on
-               8080 (create, fetchInstances, connectionState, restart, logout, delete, webhook/set|find,
-               settings/set|find) behind the `apikey` header (the global key, or an instance's own token on
-               its routes). Refuses what 2.3.7 refuses (a taken name 403, a bad integration or body 400, a flat
-               webhook body 400, a webhook without events 500) and answers restart on a closed instance with
+               8080 (create, fetchInstances, connectionState, connect, restart, logout, delete, webhook/set|find,
+               settings/set|find, message/sendText) behind the `apikey` header (the global key, or an instance's
+               own token on its routes). Pairing: connect answers {count: 0} first, then a new QR code each call
+               (a pairingCode with ?number=), and opens after STANDIN_EVOLUTION_OPEN_AFTER calls (default 3) or
+               is refused after STANDIN_EVOLUTION_REFUSE_AFTER (default 0: never). sendText needs an open session
+               (500 Connection Closed). Refuses what 2.3.7 refuses (a taken name 403, a bad integration or body
+               400, a flat webhook body 400, a webhook without events 500) and answers restart on a closed instance with
                HTTP 200 {"error": true}, as 2.3.7 does.
 - supavisor / realtime : the tenant APIs (GET/PUT/DELETE /api/tenants/<id>) behind an HS256 bearer JWT
                signed with API_JWT_SECRET; views never return passwords (Realtime drops db_password and
@@ -42,6 +45,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -133,6 +137,150 @@ def jwt_valid(header, secret):
         return isinstance(exp, int | float) and exp > time.time()
     except (ValueError, TypeError):
         return False
+
+
+# --- Evolution API 2.3.7's webhooks -------------------------------------------------------------------------
+# integrations/event/webhook/webhook.controller.ts (emit, retryWebhookRequest) and channel.service.ts
+# (sendDataWebhook) at 2.3.7: the envelope, the JWT minted from the instance's `jwt_key` header once per event and
+# reused on every retry, the retries WEBHOOK_RETRY_* configure. A workshop-only route makes an instance send one.
+SIMULATE = "/standin/evolution/simulate/"
+WEBHOOK_TOKEN_LIFETIME_S = 600
+
+
+def _b64encode(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def webhook_token(secret, now):
+    """Evolution's webhook JWT: HS256 over {iat, exp: iat+600, app, action}, signed with the jwt_key string."""
+    iat = int(now)
+    head = _b64encode(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    claims = {"iat": iat, "exp": iat + WEBHOOK_TOKEN_LIFETIME_S, "app": "evolution", "action": "webhook"}
+    payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
+    sig = hmac.new(secret.encode(), f"{head}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{head}.{payload}.{_b64encode(sig)}"
+
+
+def webhook_headers(custom, now):
+    """The instance's custom headers as sent: `jwt_key` removed and replaced by its bearer token."""
+    headers = {str(k): str(v) for k, v in (custom or {}).items() if k != "jwt_key"}
+    if (custom or {}).get("jwt_key"):
+        headers["Authorization"] = f"Bearer {webhook_token(str(custom['jwt_key']), now)}"
+    headers["Content-Type"] = "application/json"
+    return headers
+
+
+def webhook_envelope(event, instance, data, destination, server_url, now):
+    """{event, instance, data, destination, date_time, sender, server_url, apikey}; `sender` only when known."""
+    body = {"event": event, "instance": instance["name"], "data": data, "destination": destination,
+            "date_time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+            "sender": instance.get("ownerJid"), "server_url": server_url, "apikey": None}  # fmt: skip
+    if body["sender"] is None:
+        del body["sender"]
+    return body
+
+
+def webhook_retry_config(env):
+    """WEBHOOK_REQUEST_TIMEOUT_MS and WEBHOOK_RETRY_*, with 2.3.7's defaults (src/config/env.config.ts)."""
+    return {
+        "timeout_s": int(env.get("WEBHOOK_REQUEST_TIMEOUT_MS", "30000")) / 1000,
+        "attempts": int(env.get("WEBHOOK_RETRY_MAX_ATTEMPTS", "10")),
+        "initial_s": float(env.get("WEBHOOK_RETRY_INITIAL_DELAY_SECONDS", "5")),
+        "exponential": env.get("WEBHOOK_RETRY_USE_EXPONENTIAL_BACKOFF", "true") == "true",
+        "max_delay_s": float(env.get("WEBHOOK_RETRY_MAX_DELAY_SECONDS", "300")),
+        "jitter": float(env.get("WEBHOOK_RETRY_JITTER_FACTOR", "0.2")),
+        "final": {int(c) for c in env.get("WEBHOOK_RETRY_NON_RETRYABLE_STATUS_CODES", "400,401,403,404,422").split(",")
+                  if c.strip()},
+    }  # fmt: skip
+
+
+def webhook_delay(config, attempt, random_unit):
+    """The wait after failed try `attempt` (1-based): exponential from initial_s, capped, with +-jitter."""
+    base = config["initial_s"] * 2 ** (attempt - 1) if config["exponential"] else config["initial_s"]
+    base = min(base, config["max_delay_s"])
+    return max(config["initial_s"], base * (1 + config["jitter"] * (2 * random_unit - 1)))
+
+
+def post_once(url, headers, raw, timeout_s):
+    """(status, answer text); status None for a timeout or a network error (retried, as 2.3.7 does)."""
+    request = urllib.request.Request(url, data=raw, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as answer:  # noqa: S310 - the instance's own URL
+            return answer.status, answer.read(4096).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(4096).decode("utf-8", "replace")
+    except OSError as exc:
+        return None, str(exc)
+
+
+def deliver_webhook(url, headers, raw, config, post=post_once, sleep=time.sleep, random_unit=None, on_try=None):
+    """Every try of one event, the same headers (token) each time; stops at a 2xx or a non-retryable status.
+    `on_try(attempt, status, answer)` is called after each try."""
+    import random
+
+    tries = []
+    for attempt in range(1, config["attempts"] + 1):
+        status, text = post(url, headers, raw, config["timeout_s"])
+        tries.append({"status": status, "answer": text})
+        if on_try is not None:
+            on_try(attempt, status, text)
+        if status is not None and (200 <= status < 300 or status in config["final"]):
+            break
+        if attempt < config["attempts"]:
+            sleep(webhook_delay(config, attempt, random.random() if random_unit is None else random_unit))
+    return tries
+
+
+def simulated_message(instance, text, now):
+    """A messages.upsert `data` as 2.3.7 sends one for an incoming text (conversation) message."""
+    return {
+        "key": {"remoteJid": "5511999990000@s.whatsapp.net", "fromMe": False, "id": uuid.uuid4().hex[:20].upper()},
+        "pushName": "Stand-in Sender", "status": "DELIVERY_ACK", "message": {"conversation": text},
+        "contextInfo": None, "messageType": "conversation", "messageTimestamp": int(now),
+        "instanceId": instance["id"], "source": "android",
+    }  # fmt: skip
+
+
+def evolution_simulate(evolution, method, path, headers, raw, env=ENV, deliver=deliver_webhook):
+    """POST /standin/evolution/simulate/<instance> {"event": "messages.upsert", "text": ...} (the global key):
+    the instance sends that event to its webhook; the answer holds the first try (later ones run in the background)."""
+    if method != "POST" or headers.get("apikey") != evolution.key:
+        return evolution_error(401, "Unauthorized")
+    name = urllib.parse.unquote(path[len(SIMULATE):])
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return evolution_error(400, "Unexpected token in JSON")
+    with evolution.lock:
+        instance = evolution.instances.get(name)
+        hook = (instance or {}).get("webhook") or {}
+    if instance is None:
+        return evolution_error(404, f'The "{name}" instance does not exist')
+    event = body.get("event", "messages.upsert")
+    if event != "messages.upsert":
+        return evolution_error(400, "stand-in: only messages.upsert is simulated")
+    if not hook.get("enabled") or event.upper().replace(".", "_") not in hook.get("events", []):
+        return 200, {"sent": False, "reason": "the instance's webhook is off or not subscribed to " + event}
+    now = time.time()
+    url = hook["url"] + ("/" + event.replace(".", "-") if hook.get("webhookByEvents") else "")
+    envelope = webhook_envelope(event, instance, simulated_message(instance, str(body.get("text", "")), now),
+                                hook["url"], env.get("SERVER_URL", ""), now)  # fmt: skip
+    sent = webhook_headers(hook.get("headers"), now)
+    first, answered = [], threading.Event()
+
+    def note(attempt, status, text):
+        if attempt == 1:
+            first.append((status, text))
+            answered.set()
+
+    config = webhook_retry_config(env)
+    args = (url, sent, json.dumps(envelope).encode(), config)
+    threading.Thread(target=deliver, args=args, kwargs={"on_try": note}, daemon=True).start()
+    answered.wait(config["timeout_s"] + 5)
+    status, text = first[0] if first else (None, "no answer yet")
+    retrying = status is None or not (200 <= status < 300 or status in config["final"])
+    return 200, {"sent": True, "url": url, "status": status, "answer": text, "retrying": retrying,
+                 "message_id": envelope["data"]["key"]["id"]}  # fmt: skip
 
 
 # --- tenant APIs ------------------------------------------------------------------------------------------
@@ -234,8 +382,17 @@ class Evolution:
     was taken, and the name stays taken for one more create (2.3.7 removes a failed create asynchronously).
     With `state_file`, instances outlive a restart of the container (2.3.7 keeps them in its database)."""
 
-    def __init__(self, api_key, client_name, state_file=None):
+    def __init__(self, api_key, client_name, state_file=None, open_after=None, refuse_after=None):
         self.facts = facts.pinned_evolution()
+        # Pairing (see _connect): connect calls until the phone scans, or until the QR limit; 0 never.
+        self.open_after = int(ENV.get("STANDIN_EVOLUTION_OPEN_AFTER", "3") if open_after is None else open_after)
+        refuse = ENV.get("STANDIN_EVOLUTION_REFUSE_AFTER", "0") if refuse_after is None else refuse_after
+        self.refuse_after = int(refuse)
+        self.phone_number = ENV.get("STANDIN_EVOLUTION_PHONE", "15550001234")
+        self.profile_name = "Stand-in phone"
+        self.not_on_whatsapp = set()  # numbers sendText answers {exists: false}
+        self.sent = []  # the messages sendText accepted
+        self.connects = {}  # instance -> connect calls since its session started
         self.key = api_key
         self.client_name = client_name
         self.state_file = state_file
@@ -348,14 +505,60 @@ class Evolution:
         return 200, [{k: v for k, v in i.items() if k != "webhook"} for i in rows]
 
     def _connection_state(self, name, body, query, key):
-        return 200, {"instance": {"instanceName": name, "state": self.instances[name]["connectionStatus"]}}
+        instance = self.instances[name]
+        state = instance["connectionStatus"]
+        if state == "refused":  # shown once: 2.3.7 then logs the session out and resets its QR count
+            instance["connectionStatus"] = "close"
+        return 200, {"instance": {"instanceName": name, "state": state}}
 
     def _connect(self, name, body, query, key):
+        """Pairing as a phone would see it, in connect calls: the first starts the socket and answers {count: 0},
+        each later one a new QR code (and with ?number= a pairing code); after `open_after` calls the phone has
+        scanned (state open, ownerJid set); after `refuse_after` the QR limit is reached (refused, then close).
+        0 means never."""
         instance = self.instances[name]
         if instance["connectionStatus"] == "open":
             return self._connection_state(name, body, query, key)
-        instance["connectionStatus"] = "connecting"
-        return 200, {"pairingCode": None, "code": f"standin-qr-{name}", "base64": "data:image/png;base64,", "count": 1}
+        if instance["connectionStatus"] == "close":
+            instance["connectionStatus"] = "connecting"
+            self.connects[name] = 0
+            return 200, {"count": 0}
+        self.connects[name] = count = self.connects.get(name, 0) + 1
+        number = query.get("number", [None])[0]
+        if self.open_after and count >= self.open_after:
+            owner = number or self.phone_number
+            instance.update(connectionStatus="open", ownerJid=f"{owner}@s.whatsapp.net", profileName=self.profile_name)
+            return 200, {"instance": {"instanceName": name, "state": "open"}}
+        if self.refuse_after and count >= self.refuse_after:
+            instance["connectionStatus"] = "refused"
+            return 200, {"count": 0}
+        code = f"2@standin{count}{hashlib.sha256(f'{name}:{count}'.encode()).hexdigest()},{name},{count}"
+        pairing = hashlib.sha256(f"{name}:{number}".encode()).hexdigest()[:8].upper() if number else None
+        return 200, {"pairingCode": pairing, "code": code, "base64": "data:image/png;base64,", "count": count}
+
+    def _send_text(self, name, body, query, key):
+        for field in sorted(self.facts.send_text_required):
+            if not isinstance(body, dict) or field not in body:
+                return evolution_error(400, f'instance requires property "{field}"')
+            if not isinstance(body[field], str):
+                return evolution_error(400, f"instance.{field} is not of a type(s) string")
+        if not body["text"].strip():
+            return evolution_error(400, "Text is required")
+        if self.instances[name]["connectionStatus"] != "open":
+            return evolution_error(500, "Error: Connection Closed")
+        number = body["number"].split("@")[0]
+        if not number.isdigit() or number in self.not_on_whatsapp:
+            return 400, {"status": 400, "error": "Bad Request",
+                         "response": {"message": [{"exists": False, "jid": f"{number}@s.whatsapp.net",
+                                                   "number": body["number"]}]}}  # fmt: skip
+        message_id = "3EB0" + uuid.uuid4().hex[:16].upper()
+        self.sent.append({"instance": name, "number": number, "text": body["text"], "id": message_id})
+        return 201, {
+            "key": {"remoteJid": f"{number}@s.whatsapp.net", "fromMe": True, "id": message_id},
+            "pushName": "", "status": "PENDING", "message": {"conversation": body["text"]},
+            "messageType": "conversation", "messageTimestamp": int(time.time()),
+            "instanceId": self.instances[name]["id"], "source": "unknown",
+        }  # fmt: skip
 
     def _restart(self, name, body, query, key):
         if self.instances[name]["connectionStatus"] == "close":
@@ -635,6 +838,8 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 body = None
             return self._send(*STATE["tenants"].handle(self.command, url.path, body))
+        if ROLE == "evolution" and url.path.startswith(SIMULATE):
+            return self._send(*evolution_simulate(STATE["evolution"], self.command, url.path, self.headers, raw))
         if ROLE == "evolution":
             status, body = STATE["evolution"].handle(self.command, url.path, parse_qs(url.query), self.headers, raw)
             return self._send(status, body)

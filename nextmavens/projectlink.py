@@ -1,0 +1,33 @@
+"""The project a folder is linked to: `.nextmavens/project` in it holds one line, ORG/REF (written by
+`nextmavens link`). Commands that take ORG/REF as an optional first argument read it when it is left out."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from nextmavens.manifest.models import REF_PATTERN
+
+LINK_FILE = Path(".nextmavens") / "project"
+
+
+class ProjectLinkError(ValueError):
+    """No link, or an unreadable one; the message names the file."""
+
+
+def linked_project(folder: Path) -> str:
+    """ORG/REF from `folder`'s link file."""
+    path = folder / LINK_FILE
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise ProjectLinkError(
+            f"no project named and no linked project here ({path} does not exist): pass ORG/REF first"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProjectLinkError(f"cannot read {path}: {type(exc).__name__}") from None
+    named = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    org, _, ref = named[0].partition("/") if len(named) == 1 else ("", "", "")
+    if not (re.fullmatch(REF_PATTERN, org) and re.fullmatch(REF_PATTERN, ref)):
+        raise ProjectLinkError(f"{path}: must hold exactly one line ORG/REF, e.g. acme/shop")
+    return f"{org}/{ref}"
