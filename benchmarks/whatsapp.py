@@ -7,7 +7,7 @@ service into a real PostgreSQL, from a second process.
 1. a throwaway PostgreSQL (initdb + pg_ctl, loopback only) with fsync and synchronous_commit ON, as in
    production: every webhook is answered after its commit reached the disk (`--fast` turns them off);
 2. two projects with two WhatsApp instances each, applied for real by the engine (which seals each instance's
-   webhook secret), and the `whatsapp` tables of the agreed layout in both databases;
+   webhook secret and creates the `whatsapp` tables);
 3. `nextmavens platform serve` as its own process on a loopback port, as the host runs it (uvicorn);
 4. a second process, the client: `--concurrency` threads, each with its own keep-alive HTTP/1.1 connection
    (the standard library's http.client), round-robin over the four instances. Each webhook is a realistic
@@ -72,8 +72,9 @@ def write_manifests(root: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "org.yaml").write_text(yaml.safe_dump({"name": "Bench", "members": []}))
     for ref, instances in PROJECTS.items():
-        # the first instance forwards (its rows wait for the forwarder), the second does not
-        declared = [{"name": instances[0], "webhook_url": f"https://{ref}.example/hook"}, {"name": instances[1]}]
+        # No webhook_url: the service's forwarder stays idle (it would post each row on), so only the receiver
+        # is measured.
+        declared = [{"name": instance} for instance in instances]
         manifest = {
             "ref": ref,
             "name": f"Bench {ref}",
@@ -259,7 +260,7 @@ def pure_steps_us(secret: str) -> dict[str, float]:
 
     from nextmavens.platform.hookauth import webhook_token_problem
     from nextmavens.platform.hookreceiver import parse_body
-    from nextmavens.platform.hookstore import row_from_webhook
+    from nextmavens.whatsapp.rows import row_from_webhook
 
     raw = webhook_body("shop", "sales", "PROBE", 1)
     now = int(time.time())
@@ -289,7 +290,6 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
     from devkit.localdb.server import LocalPostgres, free_port
     from nextmavens.engine.session import Engine, EngineConfig
     from nextmavens.manifest.loader import load_manifests
-    from tests.support.whatsapp_tables import create_whatsapp_tables  # until apply creates them itself
 
     server = LocalPostgres(base=workdir / "server", fast=args.fast)
     server.start()
@@ -303,7 +303,6 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         secrets: dict[str, str] = {}
         with engine.secrets() as store:
             for ref, instances in PROJECTS.items():
-                create_whatsapp_tables(server.dsn_for(ref), ref)
                 for instance in instances:
                     pair = store.whatsapp_secrets(ref, instance)
                     assert pair is not None

@@ -26,10 +26,11 @@ from starlette.concurrency import run_in_threadpool
 from nextmavens.manifest.models import REF_PATTERN
 from nextmavens.naming import evolution_instance_name, project_names
 from nextmavens.platform.hookauth import webhook_token_problem
-from nextmavens.platform.hookstore import insert_row, row_from_webhook
 from nextmavens.platform.migrationrun import owner_dsn
 from nextmavens.platform.ratelimit import FailureLimiter
 from nextmavens.platform.service import Service
+from nextmavens.whatsapp.rows import row_from_webhook
+from nextmavens.whatsapp.store import insert_row_async
 
 log = logging.getLogger("nextmavens.platform.hooks")
 
@@ -250,11 +251,15 @@ class HookReceiver:
         if wait:
             log.warning("webhook for %s rate limited (%d s)", where, wait)
             return Answer(429, retry_after_s=wait)
-        row = row_from_webhook(body, raw, instance)
+        try:
+            row = row_from_webhook(body, raw, instance)
+        except ValueError as exc:  # names the field it lacks, never its value; sending it again cannot help
+            log.warning("webhook for %s not storable: %s; answered 422", where, exc)
+            return Answer(422)
         pool = await self.pools.get(ref, target.owner_dsn)
         try:
             async with pool.connection() as conn:
-                stored = await insert_row(conn, row, target.forward_pending)
+                stored = await insert_row_async(conn, row, target.forward_pending)
         except TRANSIENT as exc:
             log.warning("webhook for %s not stored (%s): answered 503, Evolution retries", where, type(exc).__name__)
             if not isinstance(exc, PoolTimeout):
