@@ -13,6 +13,7 @@ import httpx
 import jwt
 import pytest
 
+from nextmavens.edge.whatsappinstances import DesiredInstance
 from tests.integration.platform.harness import (
     PlatformStage,
     captured_logs,
@@ -23,6 +24,7 @@ from tests.integration.platform.harness import (
 from tests.support.engine import Stage
 from tests.support.projects import write_project
 from tests.support.scratch import cloned_server
+from tests.support.standins import IMAGE, EvolutionStandIn
 
 SHOP = "/hooks/evolution/acme/shop"
 HOOK_URL = "https://shop.example/whatsapp"
@@ -223,6 +225,26 @@ def test_a_database_without_the_tables_is_503_and_an_unstorable_body_422(
     answer = post(client, f"{SHOP}/sales", nul, token(webhook_secret(hooks_stage, "shop", "sales")))
     assert answer.status_code == 422, answer.text
     assert count(hooks_stage, "NUL-1") == 0
+
+
+def test_a_message_sent_as_evolution_sends_it_is_stored(hooks_stage: PlatformStage) -> None:
+    """The Evolution stand-in (which sends webhooks as 2.3.7 does: envelope, HS256 bearer from the jwt_key
+    header) delivers a message to the running service: 200, and the row is there."""
+    key = "global-evolution-key-0123456789abcdef"
+    evolution = EvolutionStandIn(key)
+    secret = webhook_secret(hooks_stage, "shop", "sales")
+    desired = DesiredInstance("acme", "shop", "sales", f"{hooks_stage.url}{SHOP}/sales", ("MESSAGES_UPSERT",),
+                              "tok-0123456789", secret)  # fmt: skip
+    created = json.dumps(desired.create_body()).encode()
+    assert evolution.respond("POST", "/instance/create", {}, created, {"apikey": key})[0] == 201
+    request = json.dumps({"event": "messages.upsert", "text": "from the stand-in"}).encode()
+    status, answer = IMAGE.evolution_simulate(
+        evolution.api, "POST", IMAGE.SIMULATE + "shop--sales", {"apikey": key}, request
+    )
+    assert status == 200 and answer["status"] == 200, answer
+    assert shop(hooks_stage, "SELECT text FROM whatsapp.messages WHERE message_id = %s", (answer["message_id"],)) == [
+        ("from the stand-in",)
+    ]
 
 
 def test_database_down_is_503_and_the_retry_stores_it_once_back(
