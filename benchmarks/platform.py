@@ -23,14 +23,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import math
 import os
-import shutil
-import signal
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -44,9 +39,20 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.serving import (  # noqa: E402
+    latency_line,
+    load_line,
+    percentile,
+    process_cpu_s,
+    run_client,
+    run_in_workdir,
+    run_workers,
+    start_service,
+    stop_service,
+)
+
 ORGS = 10
 MEMBER = "bench@example.test"
-START_TIMEOUT_S = 60
 
 
 def say(text: str = "") -> None:
@@ -120,15 +126,7 @@ def client_main(args: argparse.Namespace) -> int:
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.concurrency)]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + args.time_cap_s
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    stop.set()
-    for thread in threads:
-        thread.join(30)
+    run_workers(worker, args.concurrency, args.time_cap_s, stop)
     ended_at = time.perf_counter()
     wall_s = ended_at - started_at[0] if started_at else 0.0
     print(json.dumps({"latencies_ms": latencies, "wall_s": wall_s, "failures": failures}))
@@ -136,34 +134,6 @@ def client_main(args: argparse.Namespace) -> int:
 
 
 # -- the driver ----------------------------------------------------------------------------------------------
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU time of a running process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_until_serving(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"`nextmavens platform serve` exited with {server.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the service did not answer /healthz within {START_TIMEOUT_S} s")
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest rank: the smallest value with at least `fraction` of the values at or below it."""
-    index = min(len(sorted_values) - 1, max(0, math.ceil(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 def run(args: argparse.Namespace, workdir: Path) -> str:
@@ -197,27 +167,9 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
             ).token
 
         port = free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "NEXTMAVENS_"))},
-            "NEXTMAVENS_DSN": server.dsn,
-            "NEXTMAVENS_MASTER_KEY": str(master_key),
-            "NEXTMAVENS_PROJECTS": str(projects),
-            "PYTHONPATH": str(REPO),
-        }
-        service = subprocess.Popen(
-            [sys.executable, "-m", "nextmavens.cli", "platform", "serve", "--listen", f"127.0.0.1:{port}"],
-            env=env,
-            cwd=workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=(workdir / "service.log").open("wb"),
-        )
-        wait_until_serving(port, service)
+        service = start_service(server.dsn, master_key, projects, workdir, port)
 
-        load_before = os.getloadavg()
-        say(
-            f"cores: {os.cpu_count()} (client and server share them); load average before: "
-            + " ".join(f"{x:.2f}" for x in load_before)
-        )
+        say(f"cores: {os.cpu_count()} (client and server share them); {load_line('before')}")
         say(
             f"load: GET /v1/projects from a second process, {args.concurrency} threads with one keep-alive "
             f"connection each, {args.warmup} warm-up requests not counted, then {args.requests} requests "
@@ -225,34 +177,10 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
             f"sees all {args.projects} projects"
         )
         cpu_before = process_cpu_s(service.pid)
-        client = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--client",
-                "--port",
-                str(port),
-                "--concurrency",
-                str(args.concurrency),
-                "--requests",
-                str(args.requests),
-                "--warmup",
-                str(args.warmup),
-                "--time-cap-s",
-                str(args.time_cap_s),
-                "--expect",
-                str(args.projects),
-            ],
-            input=token + "\n",
-            capture_output=True,
-            text=True,
-            timeout=args.time_cap_s + 120,
-            check=False,
-        )
+        options = {"concurrency": args.concurrency, "requests": args.requests, "warmup": args.warmup}
+        options |= {"time_cap_s": args.time_cap_s, "expect": args.projects}
+        result = run_client(__file__, port, options, token + "\n", args.time_cap_s + 120)
         cpu_after = process_cpu_s(service.pid)
-        if client.returncode != 0:
-            raise RuntimeError(f"the client failed: {client.stderr[-2000:]}")
-        result = json.loads(client.stdout)
         if result["failures"]:
             raise RuntimeError(f"the service answered wrongly: {result['failures'][:3]}")
         latencies = sorted(result["latencies_ms"])
@@ -266,24 +194,15 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
             f"counted {count} requests in {wall_s:.2f} s"
             + (" (stopped by the time cap)" if count < args.requests else "")
         )
-        say(
-            f"latency ms: median {statistics.median(latencies):.2f}, p90 {percentile(latencies, 0.90):.2f}, "
-            f"p99 {p99:.2f}, max {latencies[-1]:.2f}"
-        )
+        say(latency_line(latencies))
         say(
             f"server CPU per request (warm-up included): "
             f"{(cpu_after - cpu_before) * 1000 / (count + args.warmup):.2f} ms"
         )
-        say("load average after: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        say(load_line("after"))
         return f"rps={rps:.0f} p99_ms={p99:.1f}"
     finally:
-        if service is not None and service.poll() is None:
-            service.send_signal(signal.SIGTERM)
-            try:
-                service.wait(15)
-            except subprocess.TimeoutExpired:
-                service.kill()
-                service.wait()
+        stop_service(service)
         server.stop()
 
 
@@ -304,14 +223,7 @@ def main() -> int:
         return client_main(args)
     if args.projects < 1 or args.concurrency < 1 or args.requests < 1:
         parser.error("--projects, --concurrency and --requests must be at least 1")
-    workdir = Path(tempfile.mkdtemp(prefix="nextmavens-bench-platform-", dir=args.tmp))
-    workdir.chmod(0o711)  # the server runs as `postgres` when we are root: it must pass through
-    try:
-        final_line = run(args, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(final_line, flush=True)
-    return 0
+    return run_in_workdir("nextmavens-bench-platform-", args.tmp, lambda workdir: run(args, workdir))
 
 
 if __name__ == "__main__":

@@ -24,8 +24,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextmavens.control.crypto import MasterKeyError
 from nextmavens.platform.auth import ApiError, service_of
+from nextmavens.platform.hookreceiver import HookReceiver
 from nextmavens.platform.models import ErrorBody
-from nextmavens.platform.routes import logs, me, memberwrites, migrations, orgs, projects, projectwrites, tokens
+from nextmavens.platform.routes import (
+    hooks,
+    logs,
+    me,
+    memberwrites,
+    migrations,
+    orgs,
+    projects,
+    projectwrites,
+    tokens,
+)
 from nextmavens.platform.routes import whatsapp as whatsapp_routes
 from nextmavens.platform.service import Service, ServiceSettings
 
@@ -42,6 +53,9 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
+HOOKS_PREFIX = "/hooks/"
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -50,28 +64,31 @@ class Guard:
     """Outermost of the application's own layers: refuses bodies over the limit (413), and turns any exception
     that escapes into a 500 that says nothing of it."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, hook_max_body_bytes: int | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.hook_max_body_bytes = max_body_bytes if hook_max_body_bytes is None else hook_max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # Webhooks have their own limit: Evolution's bodies carry media as base64 when an instance asks for it.
+        limit = self.hook_max_body_bytes if scope["path"].startswith(HOOKS_PREFIX) else self.max_body_bytes
+        too_large = f"request bodies are limited to {limit} bytes"
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._send(send, 413, "too_large", f"request bodies are limited to {self.max_body_bytes} bytes")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._send(send, 413, "too_large", too_large)
             return
         received = 0
         started = overflow = False
-        too_large = f"request bodies are limited to {self.max_body_bytes} bytes"
 
         async def counted_receive() -> Message:
             nonlocal received, overflow
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     overflow = True
                     raise BodyTooLarge
             return message
@@ -113,6 +130,7 @@ async def _no_body() -> Message:
 def create_app(settings: ServiceSettings, service: Service | None = None) -> FastAPI:
     """The application for `settings`; the service (pool, engine) opens when the server starts."""
     running = service or Service(settings)
+    receiver = HookReceiver(running)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,6 +138,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
         try:
             yield
         finally:
+            await receiver.close()
             running.close()
 
     app = FastAPI(
@@ -131,7 +150,8 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
         redoc_url=None,
     )
     app.state.service = running
-    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes)
+    app.state.hooks = receiver
+    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, hook_max_body_bytes=settings.hook_max_body_bytes)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -177,6 +197,8 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
             conn.execute("SELECT 1")
         return {"status": "ok"}
 
+    # First: the table is walked in order for every request, and the webhooks are the busiest route by far.
+    app.include_router(hooks.router)  # Evolution's webhooks: signed by the instance, not by an access token
     for router in (me.router, projects.router, logs.router, migrations.router, tokens.router, orgs.router):
         app.include_router(router)
     for writes in (projectwrites.router, memberwrites.router):  # the writes through the manifest repository

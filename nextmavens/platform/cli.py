@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -203,6 +205,27 @@ def platform() -> None:
     help="Forward WhatsApp rows to loopback and private addresses too (tests, the sandbox; never on a real host) "
     "[env NEXTMAVENS_PLATFORM_FORWARD_ALLOW_PRIVATE].",
 )
+@click.option(
+    "--webhook-max-body-bytes",
+    envvar="NEXTMAVENS_WEBHOOK_MAX_BODY_BYTES",
+    type=click.IntRange(1024),
+    default=None,
+    help="Largest webhook body accepted, 413 above (default 1 MiB) [env NEXTMAVENS_WEBHOOK_MAX_BODY_BYTES].",
+)
+@click.option(
+    "--webhook-rate",
+    envvar="NEXTMAVENS_WEBHOOK_RATE",
+    type=click.FloatRange(min=0.001),
+    default=None,
+    help="Webhooks per second per instance beyond the burst, 429 above (default 200) [env NEXTMAVENS_WEBHOOK_RATE].",
+)
+@click.option(
+    "--webhook-burst",
+    envvar="NEXTMAVENS_WEBHOOK_BURST",
+    type=click.IntRange(1),
+    default=None,
+    help="Webhooks per instance accepted at once (default 2000) [env NEXTMAVENS_WEBHOOK_BURST].",
+)
 @projects_option
 @connection_options
 def serve(
@@ -212,6 +235,9 @@ def serve(
     evolution_url: str | None,
     evolution_key_file: Path | None,
     forward_allow_private: bool,
+    webhook_max_body_bytes: int | None,
+    webhook_rate: float | None,
+    webhook_burst: int | None,
     projects_dir: Path,
     dsn: str | None,
     master_key: Path,
@@ -237,6 +263,12 @@ def serve(
         evolution_key_file=evolution_key_file,
         forward_allow_private=forward_allow_private,
     )
+    given: dict[str, Any] = {
+        "hook_max_body_bytes": webhook_max_body_bytes,
+        "hook_rate_per_s": webhook_rate,
+        "hook_burst": webhook_burst,
+    }  # unset: ServiceSettings' defaults, the one place they are written
+    settings = replace(settings, **{name: value for name, value in given.items() if value is not None})
     if not run_engine(lambda: run_server(settings, host.strip("[]"), int(port))):
         raise Failure("the platform service did not start (its log above says why)")
 

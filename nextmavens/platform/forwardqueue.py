@@ -13,7 +13,6 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from nextmavens.platform.migrationrun import NotOwnerSession, OwnerLoginFailed, owner_dsn
 from nextmavens.whatsapp.forwarding import PendingRow, RowKind
@@ -30,13 +29,8 @@ EVENT_COLUMN: dict[RowKind, sql.Composable] = {
 @contextmanager
 def owner_connection(dsn: str, ref: str, password: str, statement_timeout_ms: int) -> Iterator[psycopg.Connection]:
     """A transaction-per-block session of the project's owner role in its database."""
-    conninfo = make_conninfo(
-        owner_dsn(dsn, ref, password, statement_timeout_ms),
-        application_name=APPLICATION_NAME,
-        options=(
-            f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={statement_timeout_ms} "
-            "-c search_path=pg_catalog"
-        ),
+    conninfo = owner_dsn(
+        dsn, ref, password, statement_timeout_ms, application_name=APPLICATION_NAME, search_path="pg_catalog"
     )
     try:
         conn = psycopg.connect(conninfo, connect_timeout=10)

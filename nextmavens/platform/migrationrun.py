@@ -55,17 +55,27 @@ class Outcome:
     failed: Failed | None
 
 
-def owner_dsn(dsn: str, ref: str, password: str, statement_timeout_ms: int) -> str:
+def owner_dsn(
+    dsn: str,
+    ref: str,
+    password: str,
+    statement_timeout_ms: int,
+    application_name: str = "nextmavens-migrations",
+    search_path: str | None = None,
+) -> str:
     """The service's DSN (host, port, TLS), logged in as the project's owner into its database."""
     names = project_names(ref)
+    # Client options outrank the owner's ALTER ROLE/DATABASE settings; SQL may still change them, so the
+    # migrations' watchdog (cancel) bounds the whole run as well.
+    options = f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={statement_timeout_ms}"
+    if search_path is not None:
+        options += f" -c search_path={search_path}"
     return make_conninfo(
         dsn_for_database(dsn, names.database),
         user=names.owner,
         password=password,
-        application_name="nextmavens-migrations",
-        # Client options outrank the owner's ALTER ROLE/DATABASE settings; SQL may still change them, so the
-        # caller's watchdog (cancel) bounds the whole run as well.
-        options=f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={statement_timeout_ms}",
+        application_name=application_name,
+        options=options,
     )
 
 

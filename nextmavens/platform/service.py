@@ -74,6 +74,15 @@ class ServiceSettings:
     # private and link-local addresses is refused unless allowed (tests, the sandbox).
     forward_poll_s: float = 2.0
     forward_allow_private: bool = False
+    # Evolution's webhooks (POST /hooks/evolution/...): their body limit; a token bucket per instance (rows per
+    # second, burst); the connections per project (as its owner role) and their statement timeout; how long an
+    # instance's secrets and owner login are kept in memory (a revoked secret or suspended project: this long).
+    hook_max_body_bytes: int = MIB
+    hook_rate_per_s: float = 200.0
+    hook_burst: int = 2000
+    hook_pool_size: int = 4
+    hook_statement_timeout_ms: int = 5_000
+    hook_secret_ttl_s: float = 30.0
 
 
 class ManifestSource:
