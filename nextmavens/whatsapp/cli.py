@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -208,10 +210,12 @@ def connect(
 ) -> None:
     """Pair a phone with an instance: shows Evolution's QR code (redrawn when it changes) until WhatsApp on the
     phone scans it (Linked devices), then the paired number and profile name. ORG/REF defaults to the project
-    this folder is linked to (.nextmavens/project)."""
-    from nextmavens.edge.clients.http import AdminApiError
+    this folder is linked to (.nextmavens/project).
+
+    With --edge-config it asks Evolution on the host; without it, and with a login (`nextmavens login`, or
+    NEXTMAVENS_URL and NEXTMAVENS_TOKEN) while NEXTMAVENS_DSN is not set, it goes through the platform service."""
+    from nextmavens.remote.credentials import uses_api
     from nextmavens.whatsapp import connecting
-    from nextmavens.whatsapp.qr import qr_text
 
     if len(names) > 2:
         raise Failure("connect takes [ORG/REF] INSTANCE")
@@ -229,7 +233,39 @@ def connect(
             check_number(number, "--number")
         except InvalidMessage as exc:
             raise Failure(str(exc)) from None
-    api = _required_evolution(edge_config, "pair with")
+    if edge_config is None and uses_api():
+        from nextmavens.devcli.session import api_client, remote_failures
+        from nextmavens.devcli.whatsapp import ApiTarget
+
+        org, ref = split_key(project)
+        target: connecting.PairingTarget = ApiTarget(api_client(), org, ref, instance)
+        where = "through the platform service"
+        failures = remote_failures(f"pairing {project} {instance}")
+    else:
+        from nextmavens.edge.clients.http import AdminApiError
+
+        target = connecting.EvolutionTarget(_required_evolution(edge_config, "pair with"), name)
+        where = name
+        failures = _evolution_failures(project, AdminApiError)
+    ui.err.print(f"Connecting {escape(project)} {escape(instance)} ({escape(where)}); waiting up to {timeout:.0f} s.")
+    try:
+        with failures:
+            paired = connecting.wait_for_pairing(
+                target, _drawing(number, light_background), number=number, timeout_s=timeout,
+                interval_s=connecting.POLL_INTERVAL_S,
+            )  # fmt: skip
+    except connecting.PairingFailed as exc:
+        raise Failure(f"{project} {instance}: {exc}") from None
+    who = f" ({paired.profile_name})" if paired.profile_name else ""
+    ui.out.print(
+        f"{escape(project)} {escape(instance)} is connected: +{escape(paired.number)}{escape(who)}", soft_wrap=True
+    )
+
+
+def _drawing(number: str | None, light_background: bool) -> Callable[[ConnectAnswer], None]:
+    """Draws each new code: the pairing code for `number`, else the QR code, in place on a terminal."""
+    from nextmavens.whatsapp.qr import qr_text
+
     screen = _Screen(sys.stdout.isatty())
 
     def show(answer: ConnectAnswer) -> None:
@@ -246,22 +282,18 @@ def connect(
                 "device (a new code replaces this one every ~45 s)."
             )
 
-    ui.err.print(f"Connecting {escape(project)} {escape(instance)} ({escape(name)}); waiting up to {timeout:.0f} s.")
+    return show
+
+
+@contextmanager
+def _evolution_failures(project: str, error: type[Exception]) -> Iterator[None]:
     try:
-        paired = connecting.wait_for_pairing(
-            api, name, show, number=number, timeout_s=timeout, interval_s=connecting.POLL_INTERVAL_S
-        )
-    except connecting.PairingFailed as exc:
-        raise Failure(f"{project} {instance}: {exc}") from None
-    except AdminApiError as exc:
+        yield
+    except error as exc:
         raise Failure(
             f"{exc}; run the same connect command again, or check Evolution with: nextmavens whatsapp "
             f"show {project} --edge-config FILE"
         ) from None
-    who = f" ({paired.profile_name})" if paired.profile_name else ""
-    ui.out.print(
-        f"{escape(project)} {escape(instance)} is connected: +{escape(paired.number)}{escape(who)}", soft_wrap=True
-    )
 
 
 @whatsapp.command("send")

@@ -1,0 +1,160 @@
+"""`nextmavens db new|migrate|migrations`: the local `supabase/migrations` folder, applied through the platform
+service's API (GET/POST /v1/projects/{org}/{ref}/migrations), which runs each file with its history row in one
+transaction as the project's owner role and records it as the Supabase CLI does.
+
+The plan is made here first, with the service's own rules (platform/migrationplan.py), so a refusal names the
+local files and `--dry-run` needs no write; the service plans again under its lock and decides.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+from rich.markup import escape
+
+from nextmavens import ui
+from nextmavens.cliparts import Failure
+from nextmavens.devcli.session import api_client, project_of, project_path, remote_call
+from nextmavens.migrationfiles import (
+    MIGRATIONS_DIR,
+    LocalFolder,
+    LocalMigration,
+    MigrationFileError,
+    compare,
+    new_file_name,
+    read_folder,
+)
+from nextmavens.platform.migrationplan import Applied, PlanRefused, plan_migrations, split_statements
+from nextmavens.remote.api import ApiClient
+
+PROJECT = click.argument("project", required=False, metavar="[ORG/REF]")
+
+
+@click.group()
+def db() -> None:
+    """The project's database migrations (supabase/migrations, as the Supabase CLI lays them out)."""
+
+
+@db.command("new")
+@click.argument("name")
+def new(name: str) -> None:
+    """Create supabase/migrations/<UTC timestamp>_NAME.sql (empty) and print its path."""
+    try:
+        file_name = new_file_name(name, datetime.now(UTC))
+    except MigrationFileError as exc:
+        raise Failure(str(exc)) from None
+    MIGRATIONS_DIR.mkdir(parents=True, exist_ok=True)
+    path = MIGRATIONS_DIR / file_name
+    try:
+        with path.open("x") as created:  # never over an existing file
+            created.write("")
+    except FileExistsError:
+        raise Failure(f"{path} exists already; wait a second and run it again") from None
+    click.echo(str(path))
+
+
+def _local() -> LocalFolder:
+    try:
+        folder = read_folder(MIGRATIONS_DIR)
+    except MigrationFileError as exc:
+        raise Failure(f"{exc}; nothing was applied") from None
+    for path in folder.skipped:
+        ui.err.print(f"skipped {escape(str(path))}: not named <timestamp>_<name>.sql", soft_wrap=True)
+    return folder
+
+
+def _history(client: ApiClient, org: str, ref: str) -> list[Applied]:
+    answer = remote_call(
+        f"reading {org}/{ref}'s migration history", lambda: client.get(project_path(org, ref, "migrations"))
+    )
+    return [Applied(str(row["version"]), str(row.get("name") or "")) for row in answer["migrations"]]
+
+
+@db.command("migrations")
+@PROJECT
+@click.option("--json", "as_json", is_flag=True, help='Print {"project", "applied": [...], "pending": [...]}.')
+def migrations(project: str | None, as_json: bool) -> None:
+    """List the migrations the project's database has applied (and the local file of each) and the local files
+    still pending. ORG/REF defaults to the linked project."""
+    org, ref = project_of(project)
+    folder = _local()
+    status = compare(folder.migrations, _history(api_client(), org, ref))
+    if as_json:
+        click.echo(json.dumps({"project": f"{org}/{ref}", **status.as_json()}, indent=2))
+        return
+    ui.out.print(f"{org}/{ref}: {len(status.applied)} applied, {len(status.pending)} pending", soft_wrap=True)
+    for label, rows in (("applied", status.applied), ("pending", status.pending)):
+        for row in rows:
+            where = row.file or "(no local file)"
+            ui.out.print(f"  {label:8} {row.version}  {escape(row.name):30} {escape(where)}", soft_wrap=True)
+
+
+@db.command("migrate")
+@PROJECT
+@click.option("--dry-run", is_flag=True, help="Say what would be applied; change nothing.")
+@click.option(
+    "--include-all",
+    is_flag=True,
+    help="Apply local files older than the last applied one, and despite versions the folder lacks.",
+)
+def migrate(project: str | None, dry_run: bool, include_all: bool) -> None:
+    """Apply the pending files of supabase/migrations in version order, each with its history row in one
+    transaction, as the project's owner role. Refused (nothing applied) when the database has versions the
+    folder lacks or a pending file is older than the last applied one, unless --include-all. A failing file is
+    rolled back with its row and ends the run (exit 1). ORG/REF defaults to the linked project."""
+    org, ref = project_of(project)
+    folder = _local()
+    client = api_client()
+    local = [item.migration for item in folder.migrations]
+    try:
+        plan = plan_migrations(local, [row.version for row in _history(client, org, ref)], include_all)
+    except PlanRefused as refused:
+        raise Failure(f"{_refusal(refused, folder.migrations)}; nothing was applied") from None
+    if not plan.pending:
+        ui.out.print(f"{org}/{ref}: nothing to do ({len(plan.skipped)} applied, none pending).")
+        return
+    files = {item.migration.version: item for item in folder.migrations}
+    if dry_run:
+        ui.out.print(f"{org}/{ref}: would apply {len(plan.pending)} migration(s) (dry run, nothing changed):")
+        for migration in plan.pending:
+            ui.out.print(f"  {escape(str(files[migration.version].path))}", soft_wrap=True)
+        return
+    body = {
+        "migrations": [{"version": m.version, "name": m.name, "sql": m.sql} for m in local],
+        "include_all": include_all,
+    }
+    answer = remote_call(
+        f"applying {org}/{ref}'s migrations (nothing was applied)",
+        lambda: client.post(project_path(org, ref, "migrations"), body),
+    )
+    for row in answer["applied"]:
+        ui.out.print(f"applied {escape(str(files[row['version']].path))}", soft_wrap=True)
+    failed = answer.get("failed")
+    if failed is not None:
+        raise Failure(_failure(failed, files[failed["version"]], len(answer["applied"])))
+    ui.out.print(f"{org}/{ref}: {len(answer['applied'])} migration(s) applied.")
+
+
+def _refusal(refused: PlanRefused, local: list[LocalMigration]) -> str:
+    """The plan's refusal with the local files it is about (versions the database has alone stay versions)."""
+    paths = {item.migration.version: str(item.path) for item in local}
+    named = [paths.get(version, version) for version in refused.versions[:10]]
+    more = f" and {len(refused.versions) - 10} more" if len(refused.versions) > 10 else ""
+    return f"{refused.message} [{', '.join(named)}{more}]"
+
+
+def _failure(failed: dict[str, object], item: LocalMigration, applied_before: int) -> str:
+    number = int(str(failed.get("statement") or 0))
+    statements = split_statements(item.migration.sql)
+    where = "its history row"
+    if 0 < number <= len(statements):
+        first = statements[number - 1].splitlines()[0][:80]
+        where = f"statement {number} ({first!r})"
+    sqlstate = f" [SQLSTATE {failed['sqlstate']}]" if failed.get("sqlstate") else ""
+    return (
+        f"{item.path}: {where} failed: {failed.get('message')}{sqlstate}. It was rolled back with its history "
+        f"row; later files were not tried ({applied_before} applied before it). Fix the file and run "
+        "`nextmavens db migrate` again"
+    )
