@@ -142,7 +142,8 @@ def _refusal(refused: PlanRefused, local: list[LocalMigration]) -> str:
     paths = {item.migration.version: str(item.path) for item in local}
     named = [paths.get(version, version) for version in refused.versions[:10]]
     more = f" and {len(refused.versions) - 10} more" if len(refused.versions) > 10 else ""
-    return f"{refused.message} [{', '.join(named)}{more}]"
+    message = refused.message.replace("include_all", "--include-all")  # the service names its request's field
+    return f"{message} [{', '.join(named)}{more}]"
 
 
 def _failure(failed: dict[str, object], item: LocalMigration, applied_before: int) -> str:
