@@ -415,17 +415,19 @@ def container_logs(project: str, service: str, since: str | None, follow: bool) 
 
 
 def register_optional_commands() -> None:
-    """Commands that live beside the engine: schema export, backups, monitoring, doctor; then those other installed
-    distributions add (a development install's sandbox and local database)."""
+    """Commands that live beside the engine: schema export, backups, monitoring, doctor, the developer commands
+    (through the platform API); then those other installed distributions add (a development install's sandbox
+    and local database)."""
     from nextmavens.backup.cli import backup
     from nextmavens.commandplugins import add_plugin_commands
     from nextmavens.doctor.cli import doctor
     from nextmavens.manifest.schema import schema_command
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.platform.cli import platform_commands
+    from nextmavens.remote.commands import DEVELOPER_COMMANDS
     from nextmavens.whatsapp.cli import whatsapp
 
-    for command in (schema_command, backup, monitor, status, doctor, whatsapp, *platform_commands):
+    for command in (schema_command, backup, monitor, status, doctor, whatsapp, *platform_commands, *DEVELOPER_COMMANDS):
         main.add_command(command)
     add_plugin_commands(main)
 
