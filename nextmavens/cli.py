@@ -423,8 +423,9 @@ def alias(command: click.Command) -> click.Command:
 
 
 def register_optional_commands() -> None:
-    """Commands that live beside the engine: schema export, backups, monitoring, doctor; then those other installed
-    distributions add (a development install's sandbox and local database)."""
+    """Commands that live beside the engine: schema export, backups, monitoring, doctor, the developer commands
+    (through the platform API); then those other installed distributions add (a development install's sandbox
+    and local database)."""
     from nextmavens.backup.cli import backup
     from nextmavens.commandplugins import add_plugin_commands
     from nextmavens.devcli.db import db, migrate
@@ -433,9 +434,14 @@ def register_optional_commands() -> None:
     from nextmavens.manifest.schema import schema_command
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.platform.cli import platform_commands
+    from nextmavens.remote.commands import DEVELOPER_COMMANDS
     from nextmavens.whatsapp.cli import connect, whatsapp
 
-    for command in (schema_command, backup, monitor, status, doctor, whatsapp, db, logs, *platform_commands):
+    for command in (
+        *(schema_command, backup, monitor, status, doctor, whatsapp, db, logs),
+        *platform_commands,
+        *DEVELOPER_COMMANDS,
+    ):
         main.add_command(command)
     # The spellings of the first plan, kept working (not listed in --help)
     main.add_command(alias(migrate), "db:migrate")

@@ -33,11 +33,17 @@ def linked_project(folder: Path) -> str:
     return f"{org}/{ref}"
 
 
-def write_link(folder: Path, project: str) -> Path:
-    """Links `folder` to ORG/REF (checked as linked_project reads it): `.nextmavens/project`, replaced whole."""
+def check_project(project: str) -> str:
+    """ORG/REF as given, or ProjectLinkError naming it."""
     org, _, ref = project.partition("/")
     if not (re.fullmatch(REF_PATTERN, org) and re.fullmatch(REF_PATTERN, ref)):
         raise ProjectLinkError(f"{project!r} is not ORG/REF, e.g. acme/shop")
+    return project
+
+
+def write_link(folder: Path, project: str) -> Path:
+    """Links `folder` to ORG/REF (checked as linked_project reads it): `.nextmavens/project`, replaced whole."""
+    org, _, ref = check_project(project).partition("/")
     path = folder / LINK_FILE
     path.parent.mkdir(exist_ok=True)
     staging = path.with_name(f".{path.name}.tmp")

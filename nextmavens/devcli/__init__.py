@@ -1,6 +1,6 @@
 """The developer's commands that work through the platform service's API from a laptop: `db` (new, migrate,
-migrations) and `logs`; `whatsapp connect` picks the API the same way (see session.uses_api).
+migrations) and `logs`; `whatsapp connect` picks the API by the same rule (remote/credentials.uses_api).
 
-Exit codes: 0 done (also: nothing to do); 1 an expected failure (message on stderr, naming what to do);
-2 a usage error (click's); 130 stopped by Ctrl-C (SIGINT) or SIGTERM while following logs.
+They speak as every developer command does (nextmavens/remote/output.py: JSON only on stdout, messages on
+stderr, the same exit codes); `logs` adds 130, stopped by Ctrl-C (SIGINT) or SIGTERM.
 """

@@ -8,15 +8,10 @@ local files and `--dry-run` needs no write; the service plans again under its lo
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import click
-from rich.markup import escape
 
-from nextmavens import ui
-from nextmavens.cliparts import Failure
-from nextmavens.devcli.session import api_client, project_of, project_path, remote_call
 from nextmavens.migrationfiles import (
     MIGRATIONS_DIR,
     LocalFolder,
@@ -27,7 +22,9 @@ from nextmavens.migrationfiles import (
     read_folder,
 )
 from nextmavens.platform.migrationplan import Applied, PlanRefused, plan_migrations, split_statements
-from nextmavens.remote.api import ApiClient
+from nextmavens.remote.api import ApiClient, path_of
+from nextmavens.remote.output import DevFailure, emit_json, say, show
+from nextmavens.remote.session import api_errors, chosen_project, client_for
 
 PROJECT = click.argument("project", required=False, metavar="[ORG/REF]")
 
@@ -44,14 +41,14 @@ def new(name: str) -> None:
     try:
         file_name = new_file_name(name, datetime.now(UTC))
     except MigrationFileError as exc:
-        raise Failure(str(exc)) from None
+        raise DevFailure(str(exc)) from None
     MIGRATIONS_DIR.mkdir(parents=True, exist_ok=True)
     path = MIGRATIONS_DIR / file_name
     try:
         with path.open("x") as created:  # never over an existing file
             created.write("")
     except FileExistsError:
-        raise Failure(f"{path} exists already; wait a second and run it again") from None
+        raise DevFailure(f"{path} exists already; wait a second and run it again") from None
     click.echo(str(path))
 
 
@@ -59,36 +56,34 @@ def _local() -> LocalFolder:
     try:
         folder = read_folder(MIGRATIONS_DIR)
     except MigrationFileError as exc:
-        raise Failure(f"{exc}; nothing was applied") from None
+        raise DevFailure(f"{exc}; nothing was applied") from None
     for path in folder.skipped:
-        ui.err.print(f"skipped {escape(str(path))}: not named <timestamp>_<name>.sql", soft_wrap=True)
+        say(f"skipped {path}: not named <timestamp>_<name>.sql")
     return folder
 
 
 def _history(client: ApiClient, org: str, ref: str) -> list[Applied]:
-    answer = remote_call(
-        f"reading {org}/{ref}'s migration history", lambda: client.get(project_path(org, ref, "migrations"))
-    )
+    answer = client.get(path_of("v1", "projects", org, ref, "migrations"))
     return [Applied(str(row["version"]), str(row.get("name") or "")) for row in answer["migrations"]]
 
 
 @db.command("migrations")
 @PROJECT
 @click.option("--json", "as_json", is_flag=True, help='Print {"project", "applied": [...], "pending": [...]}.')
+@api_errors
 def migrations(project: str | None, as_json: bool) -> None:
     """List the migrations the project's database has applied (and the local file of each) and the local files
     still pending. ORG/REF defaults to the linked project."""
-    org, ref = project_of(project)
+    org, ref = chosen_project(project)
     folder = _local()
-    status = compare(folder.migrations, _history(api_client(), org, ref))
+    status = compare(folder.migrations, _history(client_for(), org, ref))
     if as_json:
-        click.echo(json.dumps({"project": f"{org}/{ref}", **status.as_json()}, indent=2))
+        emit_json({"project": f"{org}/{ref}", **status.as_json()})
         return
-    ui.out.print(f"{org}/{ref}: {len(status.applied)} applied, {len(status.pending)} pending", soft_wrap=True)
+    show(f"{org}/{ref}: {len(status.applied)} applied, {len(status.pending)} pending")
     for label, rows in (("applied", status.applied), ("pending", status.pending)):
         for row in rows:
-            where = row.file or "(no local file)"
-            ui.out.print(f"  {label:8} {row.version}  {escape(row.name):30} {escape(where)}", soft_wrap=True)
+            show(f"  {label:8} {row.version}  {row.name:30} {row.file or '(no local file)'}")
 
 
 @db.command("migrate")
@@ -99,42 +94,40 @@ def migrations(project: str | None, as_json: bool) -> None:
     is_flag=True,
     help="Apply local files older than the last applied one, and despite versions the folder lacks.",
 )
+@api_errors
 def migrate(project: str | None, dry_run: bool, include_all: bool) -> None:
     """Apply the pending files of supabase/migrations in version order, each with its history row in one
     transaction, as the project's owner role. Refused (nothing applied) when the database has versions the
     folder lacks or a pending file is older than the last applied one, unless --include-all. A failing file is
     rolled back with its row and ends the run (exit 1). ORG/REF defaults to the linked project."""
-    org, ref = project_of(project)
+    org, ref = chosen_project(project)
     folder = _local()
-    client = api_client()
+    client = client_for()
     local = [item.migration for item in folder.migrations]
     try:
         plan = plan_migrations(local, [row.version for row in _history(client, org, ref)], include_all)
     except PlanRefused as refused:
-        raise Failure(f"{_refusal(refused, folder.migrations)}; nothing was applied") from None
+        raise DevFailure(f"{_refusal(refused, folder.migrations)}; nothing was applied") from None
     if not plan.pending:
-        ui.out.print(f"{org}/{ref}: nothing to do ({len(plan.skipped)} applied, none pending).")
+        show(f"{org}/{ref}: nothing to do ({len(plan.skipped)} applied, none pending).")
         return
     files = {item.migration.version: item for item in folder.migrations}
     if dry_run:
-        ui.out.print(f"{org}/{ref}: would apply {len(plan.pending)} migration(s) (dry run, nothing changed):")
+        show(f"{org}/{ref}: would apply {len(plan.pending)} migration(s) (dry run, nothing changed):")
         for migration in plan.pending:
-            ui.out.print(f"  {escape(str(files[migration.version].path))}", soft_wrap=True)
+            show(f"  {files[migration.version].path}")
         return
     body = {
         "migrations": [{"version": m.version, "name": m.name, "sql": m.sql} for m in local],
         "include_all": include_all,
     }
-    answer = remote_call(
-        f"applying {org}/{ref}'s migrations (nothing was applied)",
-        lambda: client.post(project_path(org, ref, "migrations"), body),
-    )
+    answer = client.post(path_of("v1", "projects", org, ref, "migrations"), body)
     for row in answer["applied"]:
-        ui.out.print(f"applied {escape(str(files[row['version']].path))}", soft_wrap=True)
+        show(f"applied {files[row['version']].path}")
     failed = answer.get("failed")
     if failed is not None:
-        raise Failure(_failure(failed, files[failed["version"]], len(answer["applied"])))
-    ui.out.print(f"{org}/{ref}: {len(answer['applied'])} migration(s) applied.")
+        raise DevFailure(_failure(failed, files[failed["version"]], len(answer["applied"])))
+    show(f"{org}/{ref}: {len(answer['applied'])} migration(s) applied.")
 
 
 def _refusal(refused: PlanRefused, local: list[LocalMigration]) -> str:

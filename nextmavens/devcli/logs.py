@@ -15,9 +15,12 @@ from types import FrameType
 
 import click
 
-from nextmavens import ui
 from nextmavens.devcli.events import read_events
-from nextmavens.devcli.session import EXIT_INTERRUPTED, api_client, project_of, project_path, remote_failures
+from nextmavens.remote.api import path_of
+from nextmavens.remote.output import say
+from nextmavens.remote.session import api_errors, chosen_project, client_for
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 # A following stream is quiet while the log is; the service sends a comment every 15 s, so a minute of nothing
 # means the connection is gone.
@@ -41,25 +44,26 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 @click.option("--since", default=None, help="Only lines since: 10m, 2h, 1d or an RFC 3339 time.")
 @click.option("--follow", is_flag=True, help="Keep printing new lines until stopped (Ctrl-C: exit 130).")
 @click.option("--json", "as_json", is_flag=True, help='JSON lines: {"line": ...} each, then {"end": {"reason", ...}}.')
+@api_errors
 def logs(project: str | None, service: str, since: str | None, follow: bool, as_json: bool) -> None:
     """Print the project's service log (stdout and stderr, docker's timestamp first). ORG/REF defaults to the
-    linked project. Exit 0 at the log's end, 1 on an error, 130 when stopped by Ctrl-C or SIGTERM."""
-    org, ref = project_of(project)
-    client = api_client()
+    linked project. Exit 0 at the log's end, 130 when stopped by Ctrl-C or SIGTERM; otherwise as every developer
+    command (nextmavens/remote/output.py)."""
+    org, ref = chosen_project(project)
+    client = client_for()
     params = {"service": service, "follow": "true" if follow else "false"}
     if since is not None:
         params["since"] = since
     previous = signal.signal(signal.SIGTERM, _stop)
     end: dict[str, object] | None = None
     try:
-        with remote_failures(f"reading the {service} log of {org}/{ref}"):
-            lines = client.stream_lines(project_path(org, ref, "logs"), params, read_timeout=READ_TIMEOUT_S)
-            for event in read_events(lines):
-                if event.name == "end":
-                    end = json.loads(event.data)
-                    break
-                click.echo(json.dumps({"line": event.data}) if as_json else event.data)
-                sys.stdout.flush()
+        path = path_of("v1", "projects", org, ref, "logs")
+        for event in read_events(client.stream_lines(path, params, read_timeout=READ_TIMEOUT_S)):
+            if event.name == "end":
+                end = json.loads(event.data)
+                break
+            click.echo(json.dumps({"line": event.data}) if as_json else event.data)
+            sys.stdout.flush()
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
@@ -72,6 +76,6 @@ def logs(project: str | None, service: str, since: str | None, follow: bool, as_
         click.echo(json.dumps({"end": end}))
     reason = str((end or {}).get("reason") or "")
     if reason in BOUNDS:
-        ui.err.print(f"The stream ended at {BOUNDS[reason]}; run it again (with --since) for more.", soft_wrap=True)
+        say(f"The stream ended at {BOUNDS[reason]}; run it again (with --since) for more.")
     elif end is None:
-        ui.err.print("The stream ended without its last event (the connection closed).", soft_wrap=True)
+        say("The stream ended without its last event (the connection closed).")

@@ -3,9 +3,11 @@ the same loop and drawing as on the host (whatsapp/connecting.py), from a laptop
 
 from __future__ import annotations
 
-from nextmavens.devcli.session import project_path
-from nextmavens.remote.api import ApiClient, RemoteError
-from nextmavens.whatsapp.connecting import MISSING
+from collections.abc import Callable
+
+from nextmavens.remote.api import ApiClient, RemoteError, path_of
+from nextmavens.remote.session import api_errors, client_for
+from nextmavens.whatsapp import connecting
 from nextmavens.whatsapp.pairing import ConnectAnswer, Paired
 
 
@@ -15,7 +17,7 @@ class ApiTarget:
     def __init__(self, client: ApiClient, org: str, ref: str, instance: str) -> None:
         self.client = client
         self.org, self.ref, self.instance = org, ref, instance
-        self.path = project_path(org, ref, "whatsapp", instance)
+        self.path = path_of("v1", "projects", org, ref, "whatsapp", instance)
 
     def _status(self) -> dict[str, str | None]:
         answer: dict[str, str | None] = self.client.get(f"{self.path}/status")
@@ -26,7 +28,7 @@ class ApiTarget:
             return str(self._status()["state"])
         except RemoteError as exc:
             if exc.status == 404 and exc.code == "not_found":
-                return MISSING
+                return connecting.MISSING
             raise
 
     def connect(self, number: str | None) -> ConnectAnswer:
@@ -42,3 +44,14 @@ class ApiTarget:
             f"{self.org}/{self.ref} has no WhatsApp instance {self.instance} (declare it under whatsapp.instances "
             "in the project's manifest; apply creates it)"
         )
+
+
+@api_errors
+def pair_through_api(
+    org: str, ref: str, instance: str, show: Callable[[ConnectAnswer], None], number: str | None, timeout: float
+) -> Paired:
+    """connecting.wait_for_pairing through the service; its errors as every developer command's."""
+    target = ApiTarget(client_for(), org, ref, instance)
+    return connecting.wait_for_pairing(
+        target, show, number=number, timeout_s=timeout, interval_s=connecting.POLL_INTERVAL_S
+    )

@@ -65,6 +65,11 @@ def resolve_login() -> Login | None:
     return read_login(login_path())
 
 
+def environment_login() -> bool:
+    """Both NEXTMAVENS_URL and NEXTMAVENS_TOKEN are set (they override the stored login)."""
+    return bool(os.environ.get(URL_ENV, "").strip() and os.environ.get(TOKEN_ENV, "").strip())
+
+
 def require_login() -> Login:
     login = resolve_login()
     if login is None:

