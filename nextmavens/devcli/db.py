@@ -9,6 +9,7 @@ local files and `--dry-run` needs no write; the service plans again under its lo
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -36,7 +37,8 @@ def db() -> None:
 
 @db.command("new")
 @click.argument("name")
-def new(name: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help='Print {"path"}.')
+def new(name: str, as_json: bool) -> None:
     """Create supabase/migrations/<UTC timestamp>_NAME.sql (empty) and print its path."""
     try:
         file_name = new_file_name(name, datetime.now(UTC))
@@ -49,7 +51,10 @@ def new(name: str) -> None:
             created.write("")
     except FileExistsError:
         raise DevFailure(f"{path} exists already; wait a second and run it again") from None
-    click.echo(str(path))
+    if as_json:
+        emit_json({"path": str(path)})
+    else:
+        show(str(path))
 
 
 def _local() -> LocalFolder:
@@ -94,8 +99,14 @@ def migrations(project: str | None, as_json: bool) -> None:
     is_flag=True,
     help="Apply local files older than the last applied one, and despite versions the folder lacks.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"project", "dry_run", "applied", "pending", "failed"} (files as {"version", "name", "file"}).',
+)
 @api_errors
-def migrate(project: str | None, dry_run: bool, include_all: bool) -> None:
+def migrate(project: str | None, dry_run: bool, include_all: bool, as_json: bool) -> None:
     """Apply the pending files of supabase/migrations in version order, each with its history row in one
     transaction, as the project's owner role. Refused (nothing applied) when the database has versions the
     folder lacks or a pending file is older than the last applied one, unless --include-all. A failing file is
@@ -108,26 +119,43 @@ def migrate(project: str | None, dry_run: bool, include_all: bool) -> None:
         plan = plan_migrations(local, [row.version for row in _history(client, org, ref)], include_all)
     except PlanRefused as refused:
         raise DevFailure(f"{_refusal(refused, folder.migrations)}; nothing was applied") from None
-    if not plan.pending:
-        show(f"{org}/{ref}: nothing to do ({len(plan.skipped)} applied, none pending).")
-        return
     files = {item.migration.version: item for item in folder.migrations}
-    if dry_run:
-        show(f"{org}/{ref}: would apply {len(plan.pending)} migration(s) (dry run, nothing changed):")
-        for migration in plan.pending:
-            show(f"  {files[migration.version].path}")
+    report: dict[str, Any] = {"project": f"{org}/{ref}", "dry_run": dry_run, "applied": [], "failed": None}
+    report["pending"] = [_row(files[m.version]) for m in plan.pending]
+    if not plan.pending or dry_run:
+        if as_json:
+            emit_json(report)
+        elif not plan.pending:
+            show(f"{org}/{ref}: nothing to do ({len(plan.skipped)} applied, none pending).")
+        else:
+            show(f"{org}/{ref}: would apply {len(plan.pending)} migration(s) (dry run, nothing changed):")
+            for migration in plan.pending:
+                show(f"  {files[migration.version].path}")
         return
     body = {
         "migrations": [{"version": m.version, "name": m.name, "sql": m.sql} for m in local],
         "include_all": include_all,
     }
     answer = client.post(path_of("v1", "projects", org, ref, "migrations"), body)
-    for row in answer["applied"]:
-        show(f"applied {files[row['version']].path}")
+    applied = [files[row["version"]] for row in answer["applied"]]
     failed = answer.get("failed")
+    report["applied"] = [_row(item) for item in applied]
+    report["pending"] = [row for row in report["pending"] if row not in report["applied"]]
     if failed is not None:
-        raise DevFailure(_failure(failed, files[failed["version"]], len(answer["applied"])))
-    show(f"{org}/{ref}: {len(answer['applied'])} migration(s) applied.")
+        report["failed"] = {**failed, "file": str(files[failed["version"]].path)}
+    if as_json:
+        emit_json(report)
+    else:
+        for item in applied:
+            show(f"applied {item.path}")
+    if failed is not None:
+        raise DevFailure(_failure(failed, files[failed["version"]], len(applied)))
+    if not as_json:
+        show(f"{org}/{ref}: {len(applied)} migration(s) applied.")
+
+
+def _row(item: LocalMigration) -> dict[str, str]:
+    return {"version": item.migration.version, "name": item.migration.name, "file": str(item.path)}
 
 
 def _refusal(refused: PlanRefused, local: list[LocalMigration]) -> str:

@@ -66,6 +66,9 @@ def test_db_new_makes_a_file_as_supabase_migration_new_does(folder: Path) -> Non
     assert re.fullmatch(r"20[0-9]{12}_create_orders\.sql", path.name)
     assert made.stdout.strip() == str(Path("supabase") / "migrations" / path.name)
     assert path.read_text() == ""
+    other = run("db", "new", "add-index", "--json")
+    assert other.exit_code == 0 and json.loads(other.stdout)["path"].endswith("_add-index.sql")
+    (folder / Path(json.loads(other.stdout)["path"]).name).unlink()
     for bad in ("../escape", "a/b", "", "has space", ".hidden", "x" * 101):
         refused = run("db", "new", bad)
         assert refused.exit_code == 1 and "NAME" in refused.stderr, (bad, refused.output)
@@ -83,6 +86,11 @@ def test_migrate_applies_in_order_then_has_nothing_to_do_and_dry_run_changes_not
     assert dry.exit_code == 0, dry.output
     assert "would apply 2 migration(s)" in dry.stdout and str(Path("supabase/migrations") / first.name) in dry.stdout
     assert "skipped" in dry.stderr and "README.md" in dry.stderr
+    dry_json = run("db", "migrate", "--dry-run", "--json")
+    assert dry_json.exit_code == 0, dry_json.output
+    planned = json.loads(dry_json.stdout)
+    assert planned["dry_run"] is True and planned["applied"] == [] and planned["failed"] is None
+    assert [row["version"] for row in planned["pending"]] == [V1, V2]
     assert versions(platform_stage) == [] and "orders" not in tables(platform_stage)
 
     done = run("db", "migrate")
@@ -126,8 +134,13 @@ def test_a_failing_migration_rolls_back_with_its_row_and_names_the_file(
     write(folder, fine, "fine", "create table public.fine (id int);")
     bad = write(folder, broken, "broken", "create table public.half (id int);\nselect 1/0;\n")
     write(folder, after, "after", "create table public.after_broken (id int)")
-    failed = run("db", "migrate", "--include-all")
+    failed = run("db", "migrate", "--include-all", "--json")
     assert failed.exit_code == 1, failed.output
+    report = json.loads(failed.stdout)  # the JSON alone on stdout, the message on stderr
+    assert [row["version"] for row in report["applied"]] == [fine]
+    assert report["failed"]["version"] == broken and report["failed"]["sqlstate"] == "22012"
+    assert report["failed"]["file"] == str(Path("supabase/migrations") / bad.name)
+    assert [row["version"] for row in report["pending"]] == [broken, after]
     message = " ".join(failed.stderr.split())
     assert str(Path("supabase/migrations") / bad.name) in message and "division by zero" in message
     assert "statement 2 ('select 1/0')" in message and "rolled back with its history row" in message

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from nextmavens.cli import main
 from nextmavens.projectlink import LINK_FILE
 from nextmavens.whatsapp import connecting
 from nextmavens.whatsapp.qr import qr_text
-from tests.integration.platform.harness import PAIRED_NUMBER, PlatformStage, fake_docker
+from tests.integration.platform.harness import PAIRED_NUMBER, PlatformStage, fake_docker, gone
 from tests.support.standins import EvolutionStandIn
 
 
@@ -50,17 +49,6 @@ def linked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, platform_stage: Plat
 
 def run(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
-
-
-def gone(pid: int, within: float = 5.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_logs_prints_the_lines_of_the_linked_projects_service(docker: Path, linked: dict[str, str]) -> None:
