@@ -2,7 +2,8 @@
 server-sent events), printed line by line as it arrives.
 
 Ctrl-C (SIGINT) or SIGTERM ends it with exit 130 and no traceback; a reader that closes the pipe (`| head`) ends it
-with exit 0. The service bounds every stream (time, bytes, lines); when it ends one early, stderr says why.
+with exit 0. The service bounds every stream (time, bytes, lines): a followed stream ended at the time bound is
+opened again from where it ended (logtimes.py); at another bound stderr says why it ended.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import json
 import os
 import signal
 import sys
+from datetime import UTC, datetime
 from types import FrameType
 
 import click
 
 from nextmavens.devcli.events import read_events
+from nextmavens.devcli.logtimes import line_time, printed_already, resume_since
 from nextmavens.remote.api import path_of
 from nextmavens.remote.output import say
 from nextmavens.remote.session import api_errors, chosen_project, client_for
@@ -56,14 +59,26 @@ def logs(project: str | None, service: str, since: str | None, follow: bool, as_
         params["since"] = since
     previous = signal.signal(signal.SIGTERM, _stop)
     end: dict[str, object] | None = None
+    last: str | None = None  # the time of the last line printed
+    resumed = False
     try:
         path = path_of("v1", "projects", org, ref, "logs")
-        for event in read_events(client.stream_lines(path, params, read_timeout=READ_TIMEOUT_S)):
-            if event.name == "end":
-                end = json.loads(event.data)
+        while True:
+            started = datetime.now(UTC)
+            end = None
+            for event in read_events(client.stream_lines(path, params, read_timeout=READ_TIMEOUT_S)):
+                if event.name == "end":
+                    end = json.loads(event.data)
+                    break
+                if resumed and printed_already(event.data, last):
+                    continue
+                last = line_time(event.data) or last
+                click.echo(json.dumps({"line": event.data}) if as_json else event.data)
+                sys.stdout.flush()
+            # Following outlives the service's time bound for one stream: the next one resumes where it ended.
+            if not (follow and end is not None and end.get("reason") == "max_seconds"):
                 break
-            click.echo(json.dumps({"line": event.data}) if as_json else event.data)
-            sys.stdout.flush()
+            params["since"], resumed = resume_since(last, started), True
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:

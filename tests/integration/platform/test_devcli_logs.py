@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from nextmavens.cli import main
 from nextmavens.projectlink import LINK_FILE
 from nextmavens.whatsapp import connecting
 from nextmavens.whatsapp.qr import qr_text
-from tests.integration.platform.harness import PAIRED_NUMBER, PlatformStage, fake_docker, gone
+from tests.integration.platform.harness import PAIRED_NUMBER, PlatformStage, fake_docker, gone, running_service
 from tests.support.standins import EvolutionStandIn
 
 
@@ -101,6 +102,44 @@ def test_following_ends_cleanly_on_a_signal(
     assert follower.returncode == 130, stderr
     assert "Traceback" not in stderr and "Aborted" not in stderr
     assert gone(reader)  # the service stopped the host's reader when the client went away
+
+
+def test_following_outlives_the_services_time_bound_for_one_stream(
+    platform_stage: PlatformStage, docker: Path, linked: dict[str, str], tmp_path: Path
+) -> None:
+    (docker / "count").write_text("0")  # ticks only: lines without a time resume at the stream's start
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NEXTMAVENS_")}, **linked}
+    try:
+        with running_service(platform_stage.settings(logs_max_seconds=1.0)) as url:
+            follower = subprocess.Popen(
+                [sys.executable, "-m", "nextmavens.cli", "logs", "--follow", "--since", "1h"],
+                cwd=tmp_path,
+                env={**env, "NEXTMAVENS_URL": url},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                assert follower.stdout is not None
+                starts = 0
+                for line in follower.stdout:
+                    starts += line.startswith("tick 0")  # each stream's reader starts again at tick 0
+                    if starts == 2:
+                        break
+                argv = (docker / "argv").read_text().split("\n")[:-1]
+                follower.send_signal(signal.SIGINT)
+                _, stderr = follower.communicate(timeout=20)
+            finally:
+                if follower.poll() is None:
+                    follower.kill()
+                    follower.wait()
+    finally:
+        (docker / "count").unlink()
+    assert starts == 2 and follower.returncode == 130, stderr
+    # the second stream asked from the second the first one started, not from an hour ago
+    since = datetime.strptime(argv[2].removeprefix("--since="), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert argv[3] == "--follow" and datetime.now(UTC) - since < timedelta(seconds=30), argv
+    assert "time limit" not in stderr
 
 
 def test_whatsapp_connect_pairs_through_the_api_with_the_terminal_qr_code(

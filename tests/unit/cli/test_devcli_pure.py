@@ -1,5 +1,5 @@
 """The local migrations folder: names of new files, which files are migrations, errors naming the file, and how
-the folder compares with a history. The SSE reader the logs command uses."""
+the folder compares with a history. The SSE reader the logs command uses, and where a followed log resumes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from nextmavens.devcli.events import Event, read_events
+from nextmavens.devcli.logtimes import line_time, printed_already, resume_since
 from nextmavens.migrationfiles import MigrationFileError, compare, new_file_name, parse_file_name, read_folder
 from nextmavens.platform.migrationplan import Applied
 
@@ -89,3 +90,16 @@ def test_events_are_read_from_lines() -> None:
         Event("end", '{"x": 1}'),
     ]
     assert list(read_events(["data: cut off"])) == []  # an event without its blank line never arrived whole
+
+
+def test_a_followed_log_resumes_at_the_last_printed_line() -> None:
+    assert line_time("2026-12-02T09:11:11.1234Z GET /") == "2026-12-02T09:11:11.123400000"
+    assert line_time("2026-12-02T09:11:11Z x") == "2026-12-02T09:11:11.000000000"
+    assert line_time("tick 3") is None and line_time("2026-12-02T09:11:11.5+01:00 x") is None
+    last = line_time("2026-12-02T09:11:11.5Z b")
+    assert resume_since(last, NOW) == "2026-12-02T09:11:11Z"
+    assert resume_since(None, NOW) == "2026-12-02T09:05:07Z"
+    assert printed_already("2026-12-02T09:11:11.123456789Z a", last)
+    assert printed_already("2026-12-02T09:11:11.5Z b", last)
+    assert not printed_already("2026-12-02T09:11:11.500000001Z c", last)
+    assert not printed_already("no time on this line", last) and not printed_already("2026-12-02T09:11:11Z a", None)
