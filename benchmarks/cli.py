@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +34,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.platform import MEMBER, ORGS, write_manifests  # noqa: E402
+from benchmarks.platform import MEMBER, ORGS, applied_projects  # noqa: E402
 from benchmarks.serving import load_line, run_in_workdir, start_service, stop_service  # noqa: E402
 
 
@@ -78,10 +77,6 @@ def import_profile(env: dict[str, str], top: int = 8) -> list[str]:
 
 def run(args: argparse.Namespace, workdir: Path) -> str:
     from devkit.localdb.server import LocalPostgres
-    from nextmavens.control.db import connect_control
-    from nextmavens.engine.session import Engine, EngineConfig
-    from nextmavens.manifest.loader import load_manifests
-    from nextmavens.platform.issuing import issue_token
 
     executable = Path(sys.executable).parent / "nextmavens"
     if not executable.exists():
@@ -90,24 +85,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
     server.start()
     service = None
     try:
-        projects = workdir / "projects"
-        master_key = workdir / "keys" / "master.key"
-        write_manifests(projects, args.projects)
-        engine = Engine(EngineConfig(dsn=server.dsn, master_key_path=master_key, lock_timeout_s=60, actor="bench"))
-        t0 = time.perf_counter()
-        engine.apply(load_manifests(projects))
-        say(f"applied {args.projects} projects in {ORGS} orgs in {time.perf_counter() - t0:.1f} s")
-        with connect_control(server.dsn) as conn:
-            token = issue_token(
-                conn,
-                member=MEMBER,
-                org=None,
-                project=None,
-                read_only=True,
-                name="benchmark",
-                expires_at=datetime.now(UTC) + timedelta(hours=1),
-                created_by="bench",
-            ).token
+        projects, master_key, token = applied_projects(server.dsn, workdir, args.projects, read_only=True)
         service = start_service(server.dsn, master_key, projects, workdir, args.port)
         env = cli_environment(f"http://127.0.0.1:{args.port}", token, workdir)
 

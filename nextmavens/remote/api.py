@@ -23,6 +23,7 @@ CA_BUNDLE_ENV = "NEXTMAVENS_CA_BUNDLE"
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "nextmavens-cli"
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 LOGIN_AGAIN = "the token is invalid, expired or revoked: run `nextmavens login` with a new token"
 
 
@@ -51,6 +52,11 @@ class ApiClient:
         parts = urlsplit(url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RemoteError(0, "bad_url", f"{url!r} is not an http(s) URL of the platform service")
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK:
+            # the token would cross the network in clear
+            raise RemoteError(0, "bad_url", f"{url!r}: use https:// (plain http only to this machine, for tests)")
+        if not (token.isascii() and token.isprintable() and " " not in token):
+            raise RemoteError(0, "bad_token", "the token holds characters no access token has: copy it again")
         self.url = f"{parts.scheme}://{parts.netloc}{parts.path}"
         self._https = parts.scheme == "https"
         self._host = parts.hostname

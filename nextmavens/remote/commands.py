@@ -7,6 +7,7 @@ commands). Output and exit codes: nextmavens.remote.output.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,10 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON o
 
 
 @click.command()
-@click.option("--url", help="The platform service, e.g. https://api.example.com (default: the stored login's).")
+@click.option(
+    "--url",
+    help="The platform service, e.g. https://platform.example.com (default: NEXTMAVENS_URL, else the stored login's).",
+)
 @click.option(
     "--token",
     help="An access token (nmp_...). Asked for with hidden input when left out: a token on the command line "
@@ -32,7 +36,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON o
 def login(url: str | None, token: str | None, as_json: bool) -> None:
     """Check a token with the service (GET /v1/me) and store the URL and token for later commands (mode 0600)."""
     stored = _stored_login()
-    url = (url or (stored.url if stored else None) or click.prompt("Platform URL", err=True)).strip()
+    url = url or os.environ.get(credentials.URL_ENV) or (stored.url if stored else None)
+    url = (url or click.prompt("Platform URL", err=True)).strip()
+    url = ApiClient(url, "").url  # checked (and normalized) before the token is asked for
     if token is None:
         token = click.prompt("Access token (nmp_...)", hide_input=True, err=True)
     token = token.strip()

@@ -67,6 +67,8 @@ class DevFailure(click.ClickException):
 def failure_of(error: RemoteError) -> DevFailure:
     if error.status == 401:
         return DevFailure(error.message, EXIT_LOGIN)
+    if error.code in ("bad_url", "bad_token"):
+        return DevFailure(error.message)
     if error.status == 0:
         return DevFailure(error.message, EXIT_UNREACHABLE)
     return DevFailure(f"{error.message} ({error.code}, HTTP {error.status})")

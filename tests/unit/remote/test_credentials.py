@@ -56,4 +56,9 @@ def test_errors_carry_the_service_code_and_never_the_token() -> None:
     assert "owner role" in role_needed("your role or token does not allow members.manage here")
     with pytest.raises(RemoteError, match="not an http"):
         ApiClient("ftp://x", "nmp_secret")
+    with pytest.raises(RemoteError, match="use https"):  # a token never crosses the network in clear
+        ApiClient("http://platform.example.com", "nmp_secret")
+    with pytest.raises(RemoteError, match="characters no access token has") as caught:
+        ApiClient("https://platform.example.com", "nmp_a\r\nX-Injected: 1")
+    assert "nmp_a" not in str(caught.value)
     assert "nmp_secret" not in repr(ApiClient("https://api.a.example", "nmp_secret"))
