@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,34 +71,47 @@ def test_logs_prints_the_lines_of_the_linked_projects_service(docker: Path, link
     assert bad_since.exit_code == 1 and "since" in bad_since.stderr
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
-def test_following_ends_cleanly_on_a_signal(
-    docker: Path, linked: dict[str, str], tmp_path: Path, stop: signal.Signals
-) -> None:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NEXTMAVENS_")}, **linked}
+@contextmanager
+def following(env: dict[str, str], cwd: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`nextmavens logs --follow ARGS` as its own process with `env` (a developer's), killed if still running."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("NEXTMAVENS_")}
     follower = subprocess.Popen(
-        [sys.executable, "-m", "nextmavens.cli", "logs", "--follow"],
-        cwd=tmp_path,
-        env=env,
+        [sys.executable, "-m", "nextmavens.cli", "logs", "--follow", *args],
+        cwd=cwd,
+        env={**inherited, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert follower.stdout is not None
-        ticks = 0
-        for line in follower.stdout:
-            ticks += line.startswith("tick")
-            if ticks == 3:
-                break
-        reader = int((docker / "pid").read_text())
-        assert not gone(reader, within=0.2)  # still following
-        follower.send_signal(stop)
-        _, stderr = follower.communicate(timeout=20)
+        yield follower
     finally:
         if follower.poll() is None:
             follower.kill()
             follower.wait()
+
+
+def read_until(follower: subprocess.Popen[str], prefix: str, count: int) -> int:
+    """Reads stdout until `count` lines started with `prefix`; how many did."""
+    assert follower.stdout is not None
+    seen = 0
+    for line in follower.stdout:
+        seen += line.startswith(prefix)
+        if seen == count:
+            break
+    return seen
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_following_ends_cleanly_on_a_signal(
+    docker: Path, linked: dict[str, str], tmp_path: Path, stop: signal.Signals
+) -> None:
+    with following(linked, tmp_path) as follower:
+        ticks = read_until(follower, "tick", 3)
+        reader = int((docker / "pid").read_text())
+        assert not gone(reader, within=0.2)  # still following
+        follower.send_signal(stop)
+        _, stderr = follower.communicate(timeout=20)
     assert ticks == 3
     assert follower.returncode == 130, stderr
     assert "Traceback" not in stderr and "Aborted" not in stderr
@@ -108,31 +122,15 @@ def test_following_outlives_the_services_time_bound_for_one_stream(
     platform_stage: PlatformStage, docker: Path, linked: dict[str, str], tmp_path: Path
 ) -> None:
     (docker / "count").write_text("0")  # ticks only: lines without a time resume at the stream's start
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("NEXTMAVENS_")}, **linked}
     try:
-        with running_service(platform_stage.settings(logs_max_seconds=1.0)) as url:
-            follower = subprocess.Popen(
-                [sys.executable, "-m", "nextmavens.cli", "logs", "--follow", "--since", "1h"],
-                cwd=tmp_path,
-                env={**env, "NEXTMAVENS_URL": url},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                assert follower.stdout is not None
-                starts = 0
-                for line in follower.stdout:
-                    starts += line.startswith("tick 0")  # each stream's reader starts again at tick 0
-                    if starts == 2:
-                        break
-                argv = (docker / "argv").read_text().split("\n")[:-1]
-                follower.send_signal(signal.SIGINT)
-                _, stderr = follower.communicate(timeout=20)
-            finally:
-                if follower.poll() is None:
-                    follower.kill()
-                    follower.wait()
+        with (
+            running_service(platform_stage.settings(logs_max_seconds=1.0)) as url,
+            following({**linked, "NEXTMAVENS_URL": url}, tmp_path, "--since", "1h") as follower,
+        ):
+            starts = read_until(follower, "tick 0", 2)  # each stream's reader starts again at tick 0
+            argv = (docker / "argv").read_text().split("\n")[:-1]
+            follower.send_signal(signal.SIGINT)
+            _, stderr = follower.communicate(timeout=20)
     finally:
         (docker / "count").unlink()
     assert starts == 2 and follower.returncode == 130, stderr
