@@ -136,36 +136,43 @@ def client_main(args: argparse.Namespace) -> int:
 # -- the driver ----------------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace, workdir: Path) -> str:
-    from devkit.localdb.server import LocalPostgres, free_port
+def applied_projects(dsn: str, workdir: Path, count: int, read_only: bool = False) -> tuple[Path, Path, str]:
+    """`count` generated projects applied for real on the server at `dsn`, and a token of MEMBER (developer in
+    every org, unscoped): (projects folder, master key, token)."""
     from nextmavens.control.db import connect_control
     from nextmavens.engine.session import Engine, EngineConfig
     from nextmavens.manifest.loader import load_manifests
     from nextmavens.platform.issuing import issue_token
 
+    projects = workdir / "projects"
+    master_key = workdir / "keys" / "master.key"
+    write_manifests(projects, count)
+    engine = Engine(EngineConfig(dsn=dsn, master_key_path=master_key, lock_timeout_s=60, actor="bench"))
+    t0 = time.perf_counter()
+    engine.apply(load_manifests(projects))
+    say(f"applied {count} projects in {ORGS} orgs in {time.perf_counter() - t0:.1f} s")
+    with connect_control(dsn) as conn:
+        token = issue_token(
+            conn,
+            member=MEMBER,
+            org=None,
+            project=None,
+            read_only=read_only,
+            name="benchmark",
+            expires_at=datetime.now(UTC) + timedelta(hours=2),
+            created_by="bench",
+        ).token
+    return projects, master_key, token
+
+
+def run(args: argparse.Namespace, workdir: Path) -> str:
+    from devkit.localdb.server import LocalPostgres, free_port
+
     server = LocalPostgres(base=workdir / "server", fast=True)
     server.start()
     service: subprocess.Popen[bytes] | None = None
     try:
-        projects = workdir / "projects"
-        master_key = workdir / "keys" / "master.key"
-        write_manifests(projects, args.projects)
-        engine = Engine(EngineConfig(dsn=server.dsn, master_key_path=master_key, lock_timeout_s=60, actor="bench"))
-        t0 = time.perf_counter()
-        engine.apply(load_manifests(projects))
-        say(f"applied {args.projects} projects in {ORGS} orgs in {time.perf_counter() - t0:.1f} s")
-        with connect_control(server.dsn) as conn:
-            token = issue_token(
-                conn,
-                member=MEMBER,
-                org=None,
-                project=None,
-                read_only=False,
-                name="benchmark",
-                expires_at=datetime.now(UTC) + timedelta(hours=2),
-                created_by="bench",
-            ).token
-
+        projects, master_key, token = applied_projects(server.dsn, workdir, args.projects)
         port = free_port()
         service = start_service(server.dsn, master_key, projects, workdir, port)
 

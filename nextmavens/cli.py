@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -414,19 +415,37 @@ def container_logs(project: str, service: str, since: str | None, follow: bool) 
     os.execvpe(argv[0], argv, docker_environment())  # noqa: S606 - argv built from checked values only
 
 
+def alias(command: click.Command) -> click.Command:
+    """The same command under another name, left out of --help."""
+    hidden = copy.copy(command)
+    hidden.hidden = True
+    return hidden
+
+
 def register_optional_commands() -> None:
-    """Commands that live beside the engine: schema export, backups, monitoring, doctor; then those other installed
-    distributions add (a development install's sandbox and local database)."""
+    """Commands that live beside the engine: schema export, backups, monitoring, doctor, the developer commands
+    (through the platform API); then those other installed distributions add (a development install's sandbox
+    and local database)."""
     from nextmavens.backup.cli import backup
     from nextmavens.commandplugins import add_plugin_commands
+    from nextmavens.devcli.db import db, migrate
+    from nextmavens.devcli.logs import logs
     from nextmavens.doctor.cli import doctor
     from nextmavens.manifest.schema import schema_command
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.platform.cli import platform_commands
-    from nextmavens.whatsapp.cli import whatsapp
+    from nextmavens.remote.commands import DEVELOPER_COMMANDS
+    from nextmavens.whatsapp.cli import connect, whatsapp
 
-    for command in (schema_command, backup, monitor, status, doctor, whatsapp, *platform_commands):
+    for command in (
+        *(schema_command, backup, monitor, status, doctor, whatsapp, db, logs),
+        *platform_commands,
+        *DEVELOPER_COMMANDS,
+    ):
         main.add_command(command)
+    # The spellings of the first plan, kept working (not listed in --help)
+    main.add_command(alias(migrate), "db:migrate")
+    main.add_command(alias(connect), "whatsapp-connect")
     add_plugin_commands(main)
 
 

@@ -1,5 +1,5 @@
 """The project a folder is linked to: `.nextmavens/project` in it holds one line, ORG/REF (written by
-`nextmavens link`). Commands that take ORG/REF as an optional first argument read it when it is left out."""
+`nextmavens link`, write_link). Commands that take ORG/REF as an optional first argument read it when it is left out."""
 
 from __future__ import annotations
 
@@ -31,3 +31,22 @@ def linked_project(folder: Path) -> str:
     if not (re.fullmatch(REF_PATTERN, org) and re.fullmatch(REF_PATTERN, ref)):
         raise ProjectLinkError(f"{path}: must hold exactly one line ORG/REF, e.g. acme/shop")
     return f"{org}/{ref}"
+
+
+def check_project(project: str) -> str:
+    """ORG/REF as given, or ProjectLinkError naming it."""
+    org, _, ref = project.partition("/")
+    if not (re.fullmatch(REF_PATTERN, org) and re.fullmatch(REF_PATTERN, ref)):
+        raise ProjectLinkError(f"{project!r} is not ORG/REF, e.g. acme/shop")
+    return project
+
+
+def write_link(folder: Path, project: str) -> Path:
+    """Links `folder` to ORG/REF (checked as linked_project reads it): `.nextmavens/project`, replaced whole."""
+    org, _, ref = check_project(project).partition("/")
+    path = folder / LINK_FILE
+    path.parent.mkdir(exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(f"{org}/{ref}\n")
+    staging.replace(path)
+    return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ from nextmavens.cliparts import (
 from nextmavens.manifest.models import INSTANCE_NAME_PATTERN, REF_PATTERN
 from nextmavens.naming import evolution_instance_name
 from nextmavens.projectlink import ProjectLinkError, linked_project
-from nextmavens.whatsapp.pairing import ConnectAnswer, InvalidMessage, check_number, check_text
+from nextmavens.whatsapp.pairing import ConnectAnswer, InvalidMessage, Paired, check_number, check_text
 from nextmavens.whatsapp.removal import remove_from_evolution
 from nextmavens.whatsapp.view import instance_rows
 
@@ -208,10 +209,12 @@ def connect(
 ) -> None:
     """Pair a phone with an instance: shows Evolution's QR code (redrawn when it changes) until WhatsApp on the
     phone scans it (Linked devices), then the paired number and profile name. ORG/REF defaults to the project
-    this folder is linked to (.nextmavens/project)."""
-    from nextmavens.edge.clients.http import AdminApiError
+    this folder is linked to (.nextmavens/project).
+
+    With --edge-config it asks Evolution on the host; without it, and with a login (`nextmavens login`, or
+    NEXTMAVENS_URL and NEXTMAVENS_TOKEN) while NEXTMAVENS_DSN is not set, it goes through the platform service."""
+    from nextmavens.remote.credentials import uses_api
     from nextmavens.whatsapp import connecting
-    from nextmavens.whatsapp.qr import qr_text
 
     if len(names) > 2:
         raise Failure("connect takes [ORG/REF] INSTANCE")
@@ -229,7 +232,30 @@ def connect(
             check_number(number, "--number")
         except InvalidMessage as exc:
             raise Failure(str(exc)) from None
-    api = _required_evolution(edge_config, "pair with")
+    show = _drawing(number, light_background)
+    through_api = edge_config is None and uses_api()
+    where = "through the platform service" if through_api else name
+    ui.err.print(f"Connecting {escape(project)} {escape(instance)} ({escape(where)}); waiting up to {timeout:.0f} s.")
+    try:
+        if through_api:
+            from nextmavens.devcli.whatsapp import pair_through_api
+
+            org, ref = split_key(project)
+            paired = pair_through_api(org, ref, instance, show, number, timeout)
+        else:
+            paired = _pair_through_evolution(project, name, show, number, timeout, edge_config)
+    except connecting.PairingFailed as exc:
+        raise Failure(f"{project} {instance}: {exc}") from None
+    who = f" ({paired.profile_name})" if paired.profile_name else ""
+    ui.out.print(
+        f"{escape(project)} {escape(instance)} is connected: +{escape(paired.number)}{escape(who)}", soft_wrap=True
+    )
+
+
+def _drawing(number: str | None, light_background: bool) -> Callable[[ConnectAnswer], None]:
+    """Draws each new code: the pairing code for `number`, else the QR code, in place on a terminal."""
+    from nextmavens.whatsapp.qr import qr_text
+
     screen = _Screen(sys.stdout.isatty())
 
     def show(answer: ConnectAnswer) -> None:
@@ -246,22 +272,30 @@ def connect(
                 "device (a new code replaces this one every ~45 s)."
             )
 
-    ui.err.print(f"Connecting {escape(project)} {escape(instance)} ({escape(name)}); waiting up to {timeout:.0f} s.")
+    return show
+
+
+def _pair_through_evolution(
+    project: str,
+    name: str,
+    show: Callable[[ConnectAnswer], None],
+    number: str | None,
+    timeout: float,
+    edge_config: Path | None,
+) -> Paired:
+    from nextmavens.edge.clients.http import AdminApiError
+    from nextmavens.whatsapp import connecting
+
+    target = connecting.EvolutionTarget(_required_evolution(edge_config, "pair with"), name)
     try:
-        paired = connecting.wait_for_pairing(
-            api, name, show, number=number, timeout_s=timeout, interval_s=connecting.POLL_INTERVAL_S
+        return connecting.wait_for_pairing(
+            target, show, number=number, timeout_s=timeout, interval_s=connecting.POLL_INTERVAL_S
         )
-    except connecting.PairingFailed as exc:
-        raise Failure(f"{project} {instance}: {exc}") from None
     except AdminApiError as exc:
         raise Failure(
             f"{exc}; run the same connect command again, or check Evolution with: nextmavens whatsapp "
             f"show {project} --edge-config FILE"
         ) from None
-    who = f" ({paired.profile_name})" if paired.profile_name else ""
-    ui.out.print(
-        f"{escape(project)} {escape(instance)} is connected: +{escape(paired.number)}{escape(who)}", soft_wrap=True
-    )
 
 
 @whatsapp.command("send")

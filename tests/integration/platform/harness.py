@@ -223,3 +223,15 @@ def fake_docker(folder: Path, name: str = "docker") -> Iterator[Path]:
         yield folder
     finally:
         os.environ["PATH"] = before
+
+
+def gone(pid: int, within: float = 5.0) -> bool:
+    """Whether process `pid` has ended (within `within` seconds)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False

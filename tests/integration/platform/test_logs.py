@@ -3,7 +3,6 @@ is exactly the one allowed, the bounds end the stream, and the reading process n
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.platform.harness import PlatformStage, bearer, fake_docker, running_service
+from tests.integration.platform.harness import PlatformStage, bearer, fake_docker, gone, running_service
 from tests.support.projects import write_project
 
 PATH = "/v1/projects/acme/shop/logs"
@@ -39,17 +38,6 @@ def events(text: str) -> list[tuple[str, str]]:
             name = next((f[7:] for f in fields if f.startswith("event: ")), "message")
             found.append((name, "\n".join(f[6:] for f in fields if f.startswith("data: "))))
     return found
-
-
-def gone(pid: int, within: float = 5.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_the_log_streams_as_events_with_exactly_the_allowed_argv(

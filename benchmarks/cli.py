@@ -1,0 +1,121 @@
+"""Benchmark of the developer CLI: `nextmavens projects --json` as a whole process against a running platform
+service with 200 projects.
+
+    python benchmarks/cli.py [--projects 200] [--runs 10] [--port 25410] [--tmp DIR]
+
+1. a throwaway PostgreSQL (loopback only, fsync off) and `--projects` generated manifests in 10 orgs, applied
+   for real by the engine (as benchmarks/platform.py does);
+2. one access token for a member who is a developer in every org (unscoped: the answer lists every project);
+3. `nextmavens platform serve` as its own process on 127.0.0.1:`--port`;
+4. the `nextmavens` executable installed beside this Python (the console script a laptop runs), with
+   NEXTMAVENS_URL and NEXTMAVENS_TOKEN in its environment: one warm-up run (bytecode written), then `--runs`
+   runs, each timed from spawn to exit, each checked to print JSON listing every project.
+
+It prints each run's time, the import time of the command's start-up path (`python -X importtime`, the largest
+modules), and exactly one last line: `projects_cmd_s=<median seconds>`. Goal: <= 0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# This folder holds platform.py, which would shadow the standard library's `platform` module when this file is
+# run as a script: look up modules from the repository instead.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.platform import MEMBER, ORGS, applied_projects  # noqa: E402
+from benchmarks.serving import load_line, run_in_workdir, start_service, stop_service  # noqa: E402
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def cli_environment(url: str, token: str, workdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "NEXTMAVENS_"))}
+    return env | {
+        "NEXTMAVENS_URL": url,
+        "NEXTMAVENS_TOKEN": token,
+        "NEXTMAVENS_CONFIG_DIR": str(workdir / "config"),  # no stored login of the user's is read
+    }
+
+
+def timed_run(executable: Path, env: dict[str, str], expect: int) -> float:
+    started = time.perf_counter()
+    done = subprocess.run([str(executable), "projects", "--json"], env=env, capture_output=True, timeout=60)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"`nextmavens projects --json` exited {done.returncode}: {done.stderr[-1000:]!r}")
+    listed = len(json.loads(done.stdout)["projects"])
+    if listed != expect:
+        raise RuntimeError(f"`nextmavens projects --json` listed {listed} projects, not {expect}")
+    return elapsed
+
+
+def import_profile(env: dict[str, str], top: int = 8) -> list[str]:
+    """The largest cumulative imports of the command's start-up path (the entry and the developer commands)."""
+    probe = "import nextmavens.entry, nextmavens.remote.commands"
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", probe], env=env, capture_output=True, text=True)
+    rows = []
+    for line in done.stderr.splitlines():
+        parts = line.removeprefix("import time:").split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            rows.append((int(parts[1]), parts[2].rstrip()))
+    return [f"{micros / 1000:7.1f} ms {name}" for micros, name in sorted(rows, reverse=True)[:top]]
+
+
+def run(args: argparse.Namespace, workdir: Path) -> str:
+    from devkit.localdb.server import LocalPostgres
+
+    executable = Path(sys.executable).parent / "nextmavens"
+    if not executable.exists():
+        raise RuntimeError(f"no `nextmavens` beside {sys.executable}: install the checkout (pip install -e .)")
+    server = LocalPostgres(base=workdir / "server", fast=True)
+    server.start()
+    service = None
+    try:
+        projects, master_key, token = applied_projects(server.dsn, workdir, args.projects, read_only=True)
+        service = start_service(server.dsn, master_key, projects, workdir, args.port)
+        env = cli_environment(f"http://127.0.0.1:{args.port}", token, workdir)
+
+        say(f"cores: {os.cpu_count()}; {load_line('before')}")
+        say(f"command: {executable} projects --json (token: {MEMBER}, developer in all {ORGS} orgs, read-only)")
+        timed_run(executable, env, args.projects)  # warm-up: bytecode written, the service's first answer
+        times = [timed_run(executable, env, args.projects) for _ in range(args.runs)]
+        say("runs (s): " + " ".join(f"{t:.3f}" for t in times))
+        say(f"min {min(times):.3f} s, median {statistics.median(times):.3f} s, max {max(times):.3f} s")
+        say("largest imports on the start-up path (cumulative):")
+        for line in import_profile(env):
+            say(f"  {line}")
+        say(load_line("after"))
+        return f"projects_cmd_s={statistics.median(times):.3f}"
+    finally:
+        stop_service(service)
+        server.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--projects", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--port", type=int, default=25410, help="the service's loopback port")
+    parser.add_argument("--tmp", default=None, help="folder for the temporary files (default: the system's)")
+    args = parser.parse_args()
+    if args.projects < 1 or args.runs < 1:
+        parser.error("--projects and --runs must be at least 1")
+    return run_in_workdir("nextmavens-bench-cli-", args.tmp, lambda workdir: run(args, workdir))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
