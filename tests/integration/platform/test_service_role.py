@@ -15,6 +15,7 @@ import pytest
 
 from nextmavens.naming import CONTROL_DATABASE, PLATFORM_ROLE
 from nextmavens.platform.dbrole import ControlNotReady, prepare_control
+from nextmavens.platform.service import Service
 from tests.integration.platform.harness import (
     PlatformStage,
     bearer,
@@ -209,3 +210,13 @@ def test_a_new_cluster_without_grants_refuses_the_role_clearly(pg_template: Any)
             prepare_control(server.dsn_for("postgres", user=PLATFORM_ROLE, password=PASSWORD))
         assert prepare_control(server.dsn) is True  # the admin's login creates and migrates it, as before
         prepare_control(server.dsn_for("postgres", user=PLATFORM_ROLE, password=PASSWORD))
+
+
+def test_privileged_mode_warns_when_its_login_is_a_superuser(role_stage: PlatformStage) -> None:
+    stage = role_stage.stage
+    for dsn, warned in ((stage.server.dsn, True), (role_dsn(stage), False)):
+        service = Service(service_settings(stage, dsn=dsn, privileged_argv=("false",), forward_poll_s=3600.0))
+        with captured_logs() as logs:
+            service.open()
+            service.close()
+        assert any("login is a superuser" in line and PLATFORM_ROLE in line for line in logs.lines) is warned
