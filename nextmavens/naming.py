@@ -57,6 +57,8 @@ def pg_name(ref: str) -> str:
 
 # The platform service's systemd unit: tasks/platform.py installs it, the doctor checks it.
 PLATFORM_UNIT = "nextmavens-platform.service"
+# ... and the PostgreSQL role it logs in as: no superuser; its grants are control migration 0500_platform_role.sql.
+PLATFORM_ROLE = "nextmavens_platform"
 
 
 # Evolution API instance names are unique across its whole database, which every project shares. Refs are

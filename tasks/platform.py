@@ -1,6 +1,7 @@
 """The platform service (`nextmavens platform serve`) as a systemd unit running as its own unprivileged user, with
 the root-owned apply unit it may start through one sudoers rule; nginx serves it at platform_service_domain (the
-edge's vhost). After `apply`: the service reads the master key that the first apply creates."""
+edge's vhost). It logs in to PostgreSQL as its own role (no superuser). After `apply`: the service reads the master
+key that the first apply creates, and its role's grants come with the control migrations that apply runs."""
 
 from io import StringIO
 
@@ -10,11 +11,12 @@ from pyinfra.operations.util import any_changed
 
 from nextmavens.host.context import host_config
 from nextmavens.host.dist import file_sha256, resolve_wheel
-from nextmavens.host.operations import private_copy, secret_copies, sudoers_dropin
+from nextmavens.host.operations import postgres_login_role, private_copy, secret_copies, sudoers_dropin
 from nextmavens.host.platformservice import (
     APPLY_UNIT,
     EVOLUTION_KEY_SECRET,
     PGPASS_SECRET,
+    PLATFORM_DB_PASSWORD,
     SUDOERS_FILE,
     UNIT,
     evolution_key_file,
@@ -26,7 +28,9 @@ from nextmavens.host.platformservice import (
     secrets_dir,
 )
 from nextmavens.host.render import template_context
+from nextmavens.naming import CONTROL_DATABASE, PLATFORM_ROLE
 from nextmavens.templates import render
+from tasks.stacks import POSTGRES_CONTAINER, POSTGRES_PASSWORD_ENV
 
 
 @deploy("The platform service")
@@ -39,6 +43,17 @@ def platform():
         user=user,
         group=user,
         mode="700",
+    )
+    # Its grants on the control database are a control migration's (the apply before this task runs it).
+    role = postgres_login_role(
+        name=f"PostgreSQL role {PLATFORM_ROLE}: logs in, no superuser, creates nothing, CONNECT on {CONTROL_DATABASE}",
+        container=POSTGRES_CONTAINER,
+        admin_user=config.postgres_admin_user,
+        secrets_path=config.secrets_file,
+        admin_password_env=POSTGRES_PASSWORD_ENV,
+        role=PLATFORM_ROLE,
+        database=CONTROL_DATABASE,
+        password_env=PLATFORM_DB_PASSWORD,
     )
     pgpass = secret_copies(
         name="The service's pgpass line and Evolution key (its user's, 0600), from the secrets file",
@@ -78,7 +93,7 @@ def platform():
         content=render("templates/sudoers/platform.j2", **context),
     )
     units_changed = any_changed(*changed)
-    restart = any_changed(*changed, pgpass, master_key)
+    restart = any_changed(*changed, role, pgpass, master_key)
     systemd.daemon_reload(name="systemd daemon-reload for the platform units", _if=units_changed)
     systemd.service(
         name=f"{UNIT} restarted (its unit, the package it runs or its credential changed)",

@@ -129,17 +129,24 @@ def migration_files() -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def pending_migrations(conn: psycopg.Connection, shipped: list[tuple[str, str]] | None = None) -> list[str]:
+    """The shipped migrations the control database has not recorded (all of them before the first); reads only."""
+    versions = [version for version, _ in (migration_files() if shipped is None else shipped)]
+    known = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if not (known and known[0]):
+        return versions
+    recorded = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+    return [version for version in versions if version not in recorded]
+
+
 def migrate(conn: psycopg.Connection) -> list[str]:
     """Apply pending migrations, each in its own transaction, serialized by a lock so two processes
     starting at once do not both apply one. Returns the versions applied."""
     applied_now: list[str] = []
     shipped = migration_files()
     # The common case, every run: one cheap read finds nothing pending and takes no lock.
-    known = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
-    if known and known[0]:
-        recorded = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
-        if all(version in recorded for version, _ in shipped):
-            return applied_now
+    if not pending_migrations(conn, shipped):
+        return applied_now
     # One migrating process at a time (CREATE TABLE IF NOT EXISTS itself is not safe against a concurrent one).
     conn.execute("SELECT set_config('lock_timeout', %s, false)", (SETUP_LOCK_TIMEOUT,))
     conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK_KEY,))

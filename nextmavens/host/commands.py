@@ -6,6 +6,7 @@ Every argument goes through shlex.quote / shlex.join.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -233,6 +234,70 @@ def load_secrets(secrets_file: str, admin_password_env: str) -> str:
 def wait_for_postgres(container: str, admin_user: str, seconds: int) -> str:
     ready = shlex.join(["docker", "exec", container, "pg_isready", "-q", "-h", "127.0.0.1", "-U", admin_user])
     return f"for _ in $(seq {int(seconds)}); do {ready} && break; sleep 1; done"
+
+
+@dataclass(frozen=True)
+class PgLoginRole:
+    """A login role that is no superuser and may create nothing (the platform service's), with CONNECT on one
+    database; its password is the host's secrets file's `password_env`."""
+
+    role: str
+    database: str
+    password_env: str
+
+    # rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, has a password, CONNECT
+    WANTED = "t f f f f f t t"
+
+    def __post_init__(self) -> None:
+        for name in (self.role, self.database):
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+                raise ValueError(f"not a plain PostgreSQL name: {name!r}")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.password_env):
+            raise ValueError(f"not a secret key name: {self.password_env!r}")
+
+    # psql input (the names as variables, see psql_variables): one line of t/f in WANTED's order; no line when the
+    # role does not exist (an error, so no line either, when the database does not).
+    STATE_SQL = (
+        "SELECT concat_ws(' ', r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication,"
+        " r.rolbypassrls, a.rolpassword IS NOT NULL, has_database_privilege(r.rolname, :'db', 'CONNECT'))"
+        " FROM pg_roles r JOIN pg_authid a ON a.oid = r.oid WHERE r.rolname = :'role';"
+    )
+
+    def psql_variables(self) -> list[str]:
+        return ["-v", f"role={self.role}", "-v", f"db={self.database}"]
+
+    def converged(self, state: str) -> bool:
+        return " ".join(state.split()) == self.WANTED
+
+    def sql(self) -> list[str]:
+        """psql input: the role created if missing, its attributes and password set, CONNECT granted. The password
+        reaches the statement as a psql variable, and this session logs no statement (nor one that fails)."""
+        return [
+            f"\\getenv pw {self.password_env}",
+            "SET log_statement = 'none';",
+            "SET log_min_error_statement = 'panic';",
+            "SET pgaudit.log = 'none';",
+            "SELECT format('CREATE ROLE %I', :'role')"
+            " WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \\gexec",
+            "SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+            " PASSWORD %L', :'role', :'pw') \\gexec",
+            "SELECT format('GRANT CONNECT ON DATABASE %I TO %I', :'db', :'role') \\gexec",
+        ]
+
+
+def postgres_login_role_command(
+    container: str, admin_user: str, secrets_file: str, admin_password_env: str, login: PgLoginRole
+) -> str:
+    feed = "printf '%s\\n' " + " ".join(shlex.quote(line) for line in login.sql())
+    psql = shlex.join(
+        psql_argv(
+            container, admin_user, [login.password_env], "-d", "postgres", *login.psql_variables(),
+        )
+    )  # fmt: skip
+    return (
+        f'{load_secrets(secrets_file, admin_password_env)} && [ -n "${{{login.password_env}:-}}" ] && '
+        f"{{ {wait_for_postgres(container, admin_user, 90)}; {feed} | {psql} >/dev/null; }}"
+    )
 
 
 def postgres_bootstrap_command(

@@ -11,7 +11,7 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
-from nextmavens.host.commands import ComposeProject, load_secrets, psql_argv, wait_for_postgres
+from nextmavens.host.commands import ComposeProject, PgLoginRole, load_secrets, psql_argv, wait_for_postgres
 from nextmavens.host.publish import HostRepo, parse_state, state_command
 
 _SECTION = "--nextmavens-section--"
@@ -229,6 +229,33 @@ class PostgresObjects(FactBase[dict]):
             if kind in ("role", "database", "schema"):
                 result[f"{kind}s"].append(name)
         return result
+
+
+class PostgresLoginRole(FactBase[str]):
+    """A login role's attributes, password set and CONNECT on its database, as PgLoginRole.STATE_SQL's one line;
+    '' when the role is missing or the container is not running. Prints no secret."""
+
+    def requires_command(self, container: str, admin_user: str, secrets_file: str, admin_password_env: str,
+                         role: str, database: str, password_env: str) -> str:  # fmt: skip
+        return "docker"
+
+    def command(self, container: str, admin_user: str, secrets_file: str, admin_password_env: str,
+                role: str, database: str, password_env: str) -> str:  # fmt: skip
+        login = PgLoginRole(role, database, password_env)
+        psql = shlex.join(psql_argv(container, admin_user, (), "-d", "postgres", "-tA", *login.psql_variables()))
+        running = f"docker inspect -f '{{{{.State.Running}}}}' {shlex.quote(container)} 2>/dev/null"
+        return (
+            f'if [ "$({running})" = true ]; then {load_secrets(secrets_file, admin_password_env)} && '
+            f"{wait_for_postgres(container, admin_user, 30)}; "
+            f"printf '%s\\n' {shlex.quote(login.STATE_SQL)} | {psql} 2>/dev/null; fi; true"
+        )
+
+    @staticmethod
+    def default() -> str:
+        return ""
+
+    def process(self, output: list[str]) -> str:
+        return " ".join(line.strip() for line in output if line.strip())
 
 
 class FileSha256(FactBase[str]):

@@ -23,6 +23,7 @@ from nextmavens.host.facts import (
     ManagedUnits,
     ManifestRepoState,
     OsRelease,
+    PostgresLoginRole,
     PostgresObjects,
     PrivateCopy,
     PythonTarget,
@@ -176,6 +177,30 @@ def postgres_database(
         host.noop(f"database {database} and its role and schemas exist")
         return
     yield commands.postgres_bootstrap_command(container, admin_user, secrets_path, admin_password_env, db)
+
+
+@operation()
+def postgres_login_role(
+    container: str, admin_user: str, secrets_path: str, admin_password_env: str, role: str, database: str,
+    password_env: str,
+):  # fmt: skip
+    """`role` in the shared Postgres: it logs in with the password the host's secrets file holds as `password_env`,
+    is no superuser and may create nothing, with CONNECT on `database`; set again only when the fact finds it off."""
+    login = commands.PgLoginRole(role, database, password_env)
+    state = host.get_fact(
+        PostgresLoginRole,
+        container=container,
+        admin_user=admin_user,
+        secrets_file=secrets_path,
+        admin_password_env=admin_password_env,
+        role=role,
+        database=database,
+        password_env=password_env,
+    )
+    if login.converged(state):
+        host.noop(f"role {login.role} logs in, no superuser, with CONNECT on {login.database}")
+        return
+    yield commands.postgres_login_role_command(container, admin_user, secrets_path, admin_password_env, login)
 
 
 @operation()

@@ -9,15 +9,17 @@ from typing import Any
 
 from nextmavens.host.edgeconfig import evolution_api_url
 from nextmavens.host.hostdata import HostData
-from nextmavens.naming import PLATFORM_UNIT
+from nextmavens.naming import PLATFORM_ROLE, PLATFORM_UNIT
 
 UNIT = PLATFORM_UNIT  # the doctor's settings name it too
 APPLY_UNIT = "nextmavens-platform-apply.service"
 # The apply unit's JSON answer: root's (0600), read back by nextmavens-privileged; /run, so never stale across boots.
 APPLY_RESULT = "/run/nextmavens-platform-apply.json"
 SUDOERS_FILE = "/etc/sudoers.d/nextmavens-platform"  # no dot in the name: sudo skips files with one
-# The secrets file's key the control database's password is copied from, into the service's pgpass credential.
-PGPASS_SECRET = "POSTGRES_PASSWORD"
+# The secrets file's key holding the password of the service's own PostgreSQL role (PLATFORM_ROLE, no superuser):
+# the deploy sets it on the role and copies it into the service's pgpass credential.
+PLATFORM_DB_PASSWORD = "PLATFORM_DB_PASSWORD"
+PGPASS_SECRET = PLATFORM_DB_PASSWORD
 # ... and Evolution's global key, into the service's key file (its WhatsApp endpoints)
 EVOLUTION_KEY_SECRET = "EVOLUTION_API_KEY"
 
@@ -58,15 +60,16 @@ def evolution_key_file(config: HostData) -> str:
 
 
 def pgpass_prefix(config: HostData) -> str:
-    """host:port:database:user: before the password (libpq's passfile format; the generated password is hex). Any
-    database: a key rotation also connects to the cluster's maintenance database."""
-    return f"127.0.0.1:{config.loopback_ports.postgres}:*:{config.postgres_admin_user}:"
+    """host:port:database:user: before the password (libpq's passfile format; the generated password is hex), for
+    the service's own role. Any database: the role's grants decide where it may connect (the control database)."""
+    return f"127.0.0.1:{config.loopback_ports.postgres}:*:{PLATFORM_ROLE}:"
 
 
 def platform_paths(config: HostData) -> dict[str, Any]:
     """The platform templates' variables beyond the host data (nextmavens.host.render.template_context adds them)."""
     return {
         "platform_pgpass": pgpass_file(config),
+        "platform_db_role": PLATFORM_ROLE,
         "platform_master_key": master_key_copy(config),
         "platform_evolution_url": evolution_api_url(config),
         "platform_evolution_key": evolution_key_file(config),

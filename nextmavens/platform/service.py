@@ -13,15 +13,16 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from nextmavens.control.db import connect_control, dsn_for_database
+from nextmavens.control.db import dsn_for_database
 from nextmavens.control.store import access
 from nextmavens.edge.clients.evolution import EvolutionApi
 from nextmavens.engine.session import Engine, EngineConfig
 from nextmavens.files import read_secret_file
 from nextmavens.manifest.loader import ManifestErrors, ManifestSet, load_manifests
 from nextmavens.monitor.state import load_json
-from nextmavens.naming import CONTROL_DATABASE
+from nextmavens.naming import CONTROL_DATABASE, PLATFORM_ROLE
 from nextmavens.platform.catalog import Catalog, project_views
+from nextmavens.platform.dbrole import APPLICATION_NAME, prepare_control
 from nextmavens.platform.forwarder import Forwarder, ForwarderSettings, engine_credentials
 from nextmavens.platform.logstream import StreamSlots
 from nextmavens.platform.ratelimit import FailureLimiter
@@ -162,7 +163,7 @@ class Service:
             timeout=settings.pool_timeout_s,
             kwargs={
                 "autocommit": True,
-                "application_name": "nextmavens-platform",
+                "application_name": APPLICATION_NAME,
                 "options": f"-c statement_timeout={settings.statement_timeout_ms}",
             },
             open=False,
@@ -177,8 +178,15 @@ class Service:
         )
 
     def open(self) -> None:
-        """Create and migrate the control database if needed, open the pool, start forwarding."""
-        connect_control(self.settings.dsn).close()
+        """Check the control database (a superuser login creates and migrates it), open the pool, start forwarding.
+        Privileged mode (the host) with a superuser login works, with a warning: the host's service logs in as
+        PLATFORM_ROLE, which the deploy sets up."""
+        if prepare_control(self.settings.dsn) and self.settings.privileged_argv:
+            log.warning(
+                "the service's PostgreSQL login is a superuser; on the host it should be %s (its pgpass, written by"
+                " the deploy)",
+                PLATFORM_ROLE,
+            )
         self.pool.open(wait=True, timeout=30)
         self.forwarder.start()
 

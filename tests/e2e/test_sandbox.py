@@ -1117,6 +1117,16 @@ def test_the_platform_service_runs_unprivileged_behind_nginx(host, data: dict[st
     command = f"{data['platform_dir']}/bin/nextmavens-privileged"
     assert f"{command} apply --yes --json" in allowed and f"{command} container-logs *" in allowed, allowed
     assert "NOPASSWD: ALL" not in allowed and allowed.count("NOPASSWD") == 1, allowed
+    # its PostgreSQL sessions are its own role's, no superuser's (its pool keeps one open); its pgpass names that role
+    sessions = _psql(
+        host,
+        data,
+        "postgres",
+        "SELECT DISTINCT a.usename || ' ' || r.rolsuper FROM pg_stat_activity a"
+        " JOIN pg_roles r ON r.rolname = a.usename WHERE a.application_name = 'nextmavens-platform'",
+    )
+    assert sessions.splitlines() == ["nextmavens_platform false"], sessions
+    assert host.check_output(f"cut -d: -f4 /etc/{user}/pgpass") == "nextmavens_platform"
     # /healthz through nginx by its name; plain HTTP carries nothing else (no certificate here: no token in clear)
     name = data["platform_service_domain"]
     health = host.check_output(f"curl -sS -m 10 -H 'Host: {name}' http://127.0.0.1/healthz")

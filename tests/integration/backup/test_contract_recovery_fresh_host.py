@@ -17,11 +17,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from click.testing import CliRunner
+from psycopg import sql
 
 from devkit.localdb.server import LocalPostgres
 from nextmavens.backup.cli import backup
 from nextmavens.control.db import connect_control, dsn_without_password
 from nextmavens.control.store import backups
+from nextmavens.naming import PLATFORM_ROLE
 from tests.support.engine import Stage
 from tests.support.projects import write_project
 from tests.support.scratch import cloned_server
@@ -98,8 +100,10 @@ def test_contract_recovery_on_a_fresh_host(
             parts.append(path)
     stage.server.stop()
 
-    # The new host, step 1: the control database, exactly as the README says.
+    # The new host, step 1: the control database, exactly as the README says (its grants name the service's role,
+    # which a converged host has: the deploy creates it; a bare server, as here, needs it created first).
     with psycopg.connect(new_host.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(PLATFORM_ROLE)))
         conn.execute("CREATE DATABASE nextmavens")
         conn.execute("REVOKE ALL ON DATABASE nextmavens FROM PUBLIC")
     decrypt = subprocess.Popen(

@@ -185,6 +185,7 @@ def test_absent_or_deleted_projects_are_orphans_and_never_dropped(two_projects: 
 
 def test_an_extension_the_server_lacks_is_a_clear_error_and_nothing_changes(stage: Stage) -> None:
     write_project(stage.projects, "acme", "geo", database={"extensions": ["postgis"]})
+    stage.plan()  # first use: creates the control database, whose migrations add the service's role
     before = stage.sql("SELECT count(*) FROM pg_roles")
     result = stage.cli("apply", "--yes")
     assert result.returncode == 1

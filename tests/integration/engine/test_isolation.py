@@ -140,8 +140,8 @@ def test_a_ref_naming_a_database_or_role_the_platform_did_not_create_is_refused(
     write_project(stage.projects, "acme", "ledger")
     write_project(stage.projects, "acme", "crm")
     before = _database_facts(stage, "ledger")
+    plan = stage.plan()  # first use: creates the control database, whose migrations add the service's role
     roles_before = stage.sql("SELECT rolname FROM pg_roles ORDER BY 1")
-    plan = stage.plan()
     crm, ledger = plan.errors
     assert crm.startswith("projects/acme/crm.yaml: role 'authenticator_crm' already exists on this server")
     assert ledger.startswith("projects/acme/ledger.yaml: database 'ledger' already exists on this server")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nextmavens.host.commands import PgDatabase, postgres_bootstrap_sql, secret_commands
+from nextmavens.host.commands import PgDatabase, PgLoginRole, postgres_bootstrap_sql, secret_commands
 from nextmavens.host.facts import SecretFileKeys
 
 pytestmark = pytest.mark.integration  # real nginx/sshd/PostgreSQL/pyinfra where available
@@ -179,3 +179,22 @@ def test_postgres_bootstrap_sql_is_idempotent(postgres: dict) -> None:
     assert public.strip() == "t"
     schema = _psql(postgres, "-c", "SELECT count(*) FROM pg_namespace WHERE nspname = '_realtime'")
     assert schema.strip() == "1"
+
+
+def test_the_platform_login_role_sql_converges_whatever_the_role_was(postgres: dict) -> None:
+    login = PgLoginRole("nextmavens_platform", "nextmavens", "PLATFORM_DB_PASSWORD")
+    env = {"PLATFORM_DB_PASSWORD": "s3cr3t-'quoted\"-value"}
+    _psql(postgres, "-c", "CREATE DATABASE nextmavens")
+    assert _psql(postgres, *login.psql_variables(), stdin=login.STATE_SQL).strip() == ""  # missing: the operation runs
+    sql = "\n".join(login.sql()) + "\n"
+    # the migration's NOLOGIN role, a superuser, none: each converges (the second run of each changes nothing)
+    for before in (
+        "CREATE ROLE nextmavens_platform NOLOGIN",
+        "ALTER ROLE nextmavens_platform SUPERUSER CREATEDB",
+        "DROP OWNED BY nextmavens_platform; DROP ROLE nextmavens_platform",
+    ):
+        _psql(postgres, "-c", before)
+        _psql(postgres, "-v", "role=nextmavens_platform", "-v", "db=nextmavens", stdin=sql, env=env)
+        assert login.converged(_psql(postgres, *login.psql_variables(), stdin=login.STATE_SQL))
+    verifier = _psql(postgres, "-c", "SELECT rolpassword FROM pg_authid WHERE rolname = 'nextmavens_platform'")
+    assert verifier.startswith("SCRAM-SHA-256$") and "s3cr3t" not in verifier

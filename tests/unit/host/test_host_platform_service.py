@@ -14,6 +14,7 @@ import pytest
 from nextmavens.host.hostdata import HostData
 from nextmavens.host.platformservice import (
     APPLY_RESULT,
+    PGPASS_SECRET,
     evolution_key_file,
     master_key_copy,
     pgpass_file,
@@ -21,7 +22,9 @@ from nextmavens.host.platformservice import (
     privileged_prefix,
 )
 from nextmavens.host.render import template_context
+from nextmavens.naming import PLATFORM_ROLE
 from nextmavens.templates import render
+from tasks.stacks import wanted_secrets
 from tests.support.groupdata import group_configs
 from tests.support.localnginx import need
 
@@ -73,7 +76,7 @@ def test_the_service_runs_unprivileged_with_only_what_it_needs(config: HostData)
     environment = dict(v.strip('"').split("=", 1) for k, v in settings if k == "Environment")
     port = config.loopback_ports
     assert environment == {
-        "NEXTMAVENS_DSN": f"postgresql://{config.postgres_admin_user}@127.0.0.1:{port.postgres}/nextmavens"
+        "NEXTMAVENS_DSN": f"postgresql://{PLATFORM_ROLE}@127.0.0.1:{port.postgres}/nextmavens"
         f"?passfile=/etc/{config.platform_user}/pgpass",
         "NEXTMAVENS_MASTER_KEY": f"/etc/{config.platform_user}/master.key",
         "NEXTMAVENS_PROJECTS": config.projects_dir,
@@ -86,11 +89,14 @@ def test_the_service_runs_unprivileged_with_only_what_it_needs(config: HostData)
     # what the service splits it into (`platform serve --privileged` takes shell words)
     assert shlex.split(environment["NEXTMAVENS_PLATFORM_PRIVILEGED"]) == privileged_prefix(config)
     assert "POSTGRES_PASSWORD" not in text and "EVOLUTION_API_KEY" not in text and config.secrets_file not in text
+    assert "PLATFORM_DB_PASSWORD" not in text
+    assert not environment["NEXTMAVENS_DSN"].startswith(f"postgresql://{config.postgres_admin_user}@")
 
 
-def test_the_pgpass_line_names_the_loopback_server_and_the_admin_user(config: HostData) -> None:
-    port, user = config.loopback_ports.postgres, config.postgres_admin_user
-    assert pgpass_prefix(config) == f"127.0.0.1:{port}:*:{user}:"
+def test_the_pgpass_line_names_the_loopback_server_and_the_services_own_role(config: HostData) -> None:
+    port = config.loopback_ports.postgres
+    assert pgpass_prefix(config) == f"127.0.0.1:{port}:*:nextmavens_platform:"
+    assert PGPASS_SECRET == "PLATFORM_DB_PASSWORD" and PGPASS_SECRET in wanted_secrets()  # generated on the host
     # the service's own folder: the secrets file's folder is root's alone (0700)
     assert pgpass_file(config) == f"/etc/{config.platform_user}/pgpass"
     assert master_key_copy(config) == f"/etc/{config.platform_user}/master.key"
