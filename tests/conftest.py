@@ -51,11 +51,13 @@ def master_key_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _no_inherited_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests set what they need; an operator's environment must never leak into them."""
+def _no_inherited_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests set what they need; an operator's environment must never leak into them, nor the developer's
+    stored login (a command would otherwise go through the API instead of the path under test)."""
     for name in list(os.environ):
         if name.startswith("NEXTMAVENS_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("NEXTMAVENS_CONFIG_DIR", str(tmp_path_factory.mktemp("no-login")))
 
 
 @pytest.fixture
