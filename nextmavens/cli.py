@@ -430,13 +430,15 @@ def register_optional_commands() -> None:
     from nextmavens.commandplugins import add_plugin_commands
     from nextmavens.devcli.db import db, migrate
     from nextmavens.devcli.logs import logs
+    from nextmavens.devcli.whatsapp import connect
     from nextmavens.doctor.cli import doctor
     from nextmavens.manifest.schema import schema_command
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.platform.cli import platform_commands
     from nextmavens.remote.commands import DEVELOPER_COMMANDS
-    from nextmavens.whatsapp.cli import connect, whatsapp
+    from nextmavens.whatsapp.cli import whatsapp
 
+    whatsapp.add_command(connect)  # it chooses between Evolution on the host and the API: it stands above both
     for command in (
         *(schema_command, backup, monitor, status, doctor, whatsapp, db, logs),
         *platform_commands,

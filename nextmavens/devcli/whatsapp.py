@@ -1,14 +1,25 @@
-"""Pairing a phone through the platform service's API (POST .../whatsapp/{instance}/connect, GET .../status):
-the same loop and drawing as on the host (whatsapp/connecting.py), from a laptop with a login."""
+"""`nextmavens whatsapp connect`: pairing a phone with an instance, through Evolution on the host or through the
+platform service's API (POST .../whatsapp/{instance}/connect, GET .../status) from a laptop with a login; the same
+loop (whatsapp/connecting.py) and drawing either way. It stands here, above both the host's whatsapp commands and
+the API client, because it chooses between them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import click
+from rich.markup import escape
+
+from nextmavens import ui
+from nextmavens.cliparts import Failure, edge_option, split_key
+from nextmavens.projectlink import ProjectLinkError, linked_project
 from nextmavens.remote.api import ApiClient, RemoteError, path_of
+from nextmavens.remote.credentials import uses_api
 from nextmavens.remote.session import api_errors, client_for
 from nextmavens.whatsapp import connecting
-from nextmavens.whatsapp.pairing import ConnectAnswer, Paired
+from nextmavens.whatsapp.cli import drawing, instance_name, pair_through_evolution
+from nextmavens.whatsapp.pairing import ConnectAnswer, InvalidMessage, Paired, check_number
 
 
 class ApiTarget:
@@ -54,4 +65,64 @@ def pair_through_api(
     target = ApiTarget(client_for(), org, ref, instance)
     return connecting.wait_for_pairing(
         target, show, number=number, timeout_s=timeout, interval_s=connecting.POLL_INTERVAL_S
+    )
+
+
+@click.command("connect")
+@click.argument("names", nargs=-1, required=True, metavar="[ORG/REF] INSTANCE")
+@click.option(
+    "--number",
+    default=None,
+    help="The phone's number (digits, country code first): show an 8-character "
+    "pairing code to type on that phone instead of a QR code.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 3600),
+    default=180,
+    show_default=True,
+    help="Seconds to wait for the phone before giving up.",
+)
+@click.option("--light-background", is_flag=True, help="Draw the QR code for a terminal with a light background.")
+@edge_option
+def connect(
+    names: tuple[str, ...], number: str | None, timeout: float, light_background: bool, edge_config: Path | None
+) -> None:
+    """Pair a phone with an instance: shows Evolution's QR code (redrawn when it changes) until WhatsApp on the
+    phone scans it (Linked devices), then the paired number and profile name. ORG/REF defaults to the project
+    this folder is linked to (.nextmavens/project).
+
+    With --edge-config it asks Evolution on the host; without it, and with a login (`nextmavens login`, or
+    NEXTMAVENS_URL and NEXTMAVENS_TOKEN) while NEXTMAVENS_DSN is not set, it goes through the platform service."""
+    if len(names) > 2:
+        raise Failure("connect takes [ORG/REF] INSTANCE")
+    if len(names) == 2:
+        project, instance = names
+    else:
+        try:
+            project = linked_project(Path.cwd())
+        except ProjectLinkError as exc:
+            raise Failure(str(exc)) from None
+        instance = names[0]
+    name = instance_name(project, instance)
+    if number is not None:
+        try:
+            check_number(number, "--number")
+        except InvalidMessage as exc:
+            raise Failure(str(exc)) from None
+    show = drawing(number, light_background)
+    through_api = edge_config is None and uses_api()
+    where = "through the platform service" if through_api else name
+    ui.err.print(f"Connecting {escape(project)} {escape(instance)} ({escape(where)}); waiting up to {timeout:.0f} s.")
+    try:
+        if through_api:
+            org, ref = split_key(project)
+            paired = pair_through_api(org, ref, instance, show, number, timeout)
+        else:
+            paired = pair_through_evolution(project, name, show, number, timeout, edge_config)
+    except connecting.PairingFailed as exc:
+        raise Failure(f"{project} {instance}: {exc}") from None
+    who = f" ({paired.profile_name})" if paired.profile_name else ""
+    ui.out.print(
+        f"{escape(project)} {escape(instance)} is connected: +{escape(paired.number)}{escape(who)}", soft_wrap=True
     )

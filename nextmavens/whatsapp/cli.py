@@ -29,7 +29,6 @@ from nextmavens.cliparts import (
 )
 from nextmavens.manifest.models import INSTANCE_NAME_PATTERN, REF_PATTERN
 from nextmavens.naming import evolution_instance_name
-from nextmavens.projectlink import ProjectLinkError, linked_project
 from nextmavens.whatsapp.pairing import ConnectAnswer, InvalidMessage, Paired, check_number, check_text
 from nextmavens.whatsapp.removal import remove_from_evolution
 from nextmavens.whatsapp.view import instance_rows
@@ -59,7 +58,7 @@ def _required_evolution(edge_config: Path | None, doing: str) -> EvolutionApi:
     return api
 
 
-def _instance_name(project: str, instance: str) -> str:
+def instance_name(project: str, instance: str) -> str:
     """The Evolution name of ORG/REF's instance, both checked as manifests spell them."""
     org, ref = split_key(project)
     if not (re.fullmatch(REF_PATTERN, org) and re.fullmatch(REF_PATTERN, ref)):
@@ -187,72 +186,7 @@ class _Screen:
         self.drawn_lines = text.count("\n") + 1
 
 
-@whatsapp.command("connect")
-@click.argument("names", nargs=-1, required=True, metavar="[ORG/REF] INSTANCE")
-@click.option(
-    "--number",
-    default=None,
-    help="The phone's number (digits, country code first): show an 8-character "
-    "pairing code to type on that phone instead of a QR code.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(1, 3600),
-    default=180,
-    show_default=True,
-    help="Seconds to wait for the phone before giving up.",
-)
-@click.option("--light-background", is_flag=True, help="Draw the QR code for a terminal with a light background.")
-@edge_option
-def connect(
-    names: tuple[str, ...], number: str | None, timeout: float, light_background: bool, edge_config: Path | None
-) -> None:
-    """Pair a phone with an instance: shows Evolution's QR code (redrawn when it changes) until WhatsApp on the
-    phone scans it (Linked devices), then the paired number and profile name. ORG/REF defaults to the project
-    this folder is linked to (.nextmavens/project).
-
-    With --edge-config it asks Evolution on the host; without it, and with a login (`nextmavens login`, or
-    NEXTMAVENS_URL and NEXTMAVENS_TOKEN) while NEXTMAVENS_DSN is not set, it goes through the platform service."""
-    from nextmavens.remote.credentials import uses_api
-    from nextmavens.whatsapp import connecting
-
-    if len(names) > 2:
-        raise Failure("connect takes [ORG/REF] INSTANCE")
-    if len(names) == 2:
-        project, instance = names
-    else:
-        try:
-            project = linked_project(Path.cwd())
-        except ProjectLinkError as exc:
-            raise Failure(str(exc)) from None
-        instance = names[0]
-    name = _instance_name(project, instance)
-    if number is not None:
-        try:
-            check_number(number, "--number")
-        except InvalidMessage as exc:
-            raise Failure(str(exc)) from None
-    show = _drawing(number, light_background)
-    through_api = edge_config is None and uses_api()
-    where = "through the platform service" if through_api else name
-    ui.err.print(f"Connecting {escape(project)} {escape(instance)} ({escape(where)}); waiting up to {timeout:.0f} s.")
-    try:
-        if through_api:
-            from nextmavens.devcli.whatsapp import pair_through_api
-
-            org, ref = split_key(project)
-            paired = pair_through_api(org, ref, instance, show, number, timeout)
-        else:
-            paired = _pair_through_evolution(project, name, show, number, timeout, edge_config)
-    except connecting.PairingFailed as exc:
-        raise Failure(f"{project} {instance}: {exc}") from None
-    who = f" ({paired.profile_name})" if paired.profile_name else ""
-    ui.out.print(
-        f"{escape(project)} {escape(instance)} is connected: +{escape(paired.number)}{escape(who)}", soft_wrap=True
-    )
-
-
-def _drawing(number: str | None, light_background: bool) -> Callable[[ConnectAnswer], None]:
+def drawing(number: str | None, light_background: bool) -> Callable[[ConnectAnswer], None]:
     """Draws each new code: the pairing code for `number`, else the QR code, in place on a terminal."""
     from nextmavens.whatsapp.qr import qr_text
 
@@ -275,7 +209,7 @@ def _drawing(number: str | None, light_background: bool) -> Callable[[ConnectAns
     return show
 
 
-def _pair_through_evolution(
+def pair_through_evolution(
     project: str,
     name: str,
     show: Callable[[ConnectAnswer], None],
@@ -308,7 +242,7 @@ def send(project: str, instance: str, number: str, text: str, edge_config: Path 
     """Send TEXT to NUMBER (digits, country code first) through a connected instance; prints the message id."""
     from nextmavens.edge.clients.http import AdminApiError
 
-    name = _instance_name(project, instance)
+    name = instance_name(project, instance)
     try:
         check_number(number, "NUMBER")
         check_text(text, "TEXT")
