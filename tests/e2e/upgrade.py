@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[2]
 
 # The previous release, the one place it is named: the last commit of main that landed and passed CI before
-# this tree (2d299ea: the workshop still inside the package, the untyped edge settings file, the five retired
-# knobs). Bump it to main's commit each time a release lands and passes CI, so every session proves the upgrade
-# from the release operators run now.
-PREVIOUS_RELEASE = "0d5162ffc869c6395a71f1db4ad63604e973613e"
+# this tree (1b6bf29: WhatsApp for every project, the developer CLI, the service as nextmavens_platform). Bump it
+# to main's commit each time a release lands and passes CI, so every session proves the upgrade from the release
+# operators run now.
+PREVIOUS_RELEASE = "1b6bf29a56a32f80392aae4ffd13e03607028701"
 
 # The example project whose keys the previous release created: they must survive the upgrade unchanged.
 UPGRADE_PROBE = "acme/shop"
