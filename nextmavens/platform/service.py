@@ -13,6 +13,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from nextmavens.control.crypto import Sealer, load_master_key
 from nextmavens.control.db import dsn_for_database
 from nextmavens.control.store import access
 from nextmavens.edge.clients.evolution import EvolutionApi
@@ -84,6 +85,18 @@ class ServiceSettings:
     hook_pool_size: int = 4
     hook_statement_timeout_ms: int = 5_000
     hook_secret_ttl_s: float = 30.0
+    # The dashboard: a session ends after this long unused, or this long after sign-in whatever its use; its
+    # last use is written at most every session_touch_s. An account locks for signin_lock_s after
+    # signin_lock_after wrong passwords or codes in a row; a client address may fail signin_burst times at once,
+    # then once more every signin_refill_s. Cookies are Secure unless cookie_secure is off (plain-http tests).
+    session_idle_s: float = 30 * 60.0
+    session_max_s: float = 12 * 3600.0
+    session_touch_s: float = 60.0
+    signin_lock_after: int = 5
+    signin_lock_s: float = 15 * 60.0
+    signin_burst: int = 20
+    signin_refill_s: float = 30.0
+    cookie_secure: bool = True
 
 
 class ManifestSource:
@@ -146,6 +159,8 @@ class Service:
         self._limiter_lock = threading.Lock()
         self.log_streams = StreamSlots(settings.logs_streams_per_token)
         self.send_limiter = FailureLimiter(settings.whatsapp_send_burst, settings.whatsapp_send_refill_s)
+        self.signin_limiter = FailureLimiter(settings.signin_burst, settings.signin_refill_s)
+        self._sealer: Sealer | None = None
         self._evolution: EvolutionApi | None = None
         self._catalog_lock = threading.Lock()
         self._health_unreadable = False
@@ -248,6 +263,20 @@ class Service:
             key = read_secret_file(settings.evolution_key_file, "Evolution's key file")
             self._evolution = EvolutionApi(settings.evolution_url, key)
         return self._evolution
+
+    def sealer(self) -> Sealer:
+        """Seals and opens members' TOTP secrets with the control master key (read once)."""
+        if self._sealer is None:
+            self._sealer = Sealer(load_master_key(self.settings.master_key))
+        return self._sealer
+
+    def signin_retry_after(self, address: str) -> int:
+        with self._limiter_lock:
+            return self.signin_limiter.retry_after(address, time.monotonic())
+
+    def signin_failed(self, address: str) -> None:
+        with self._limiter_lock:
+            self.signin_limiter.failed(address, time.monotonic())
 
     def send_allowed(self, instance: str) -> int:
         """0 when one more message may go through `instance` now (it is counted); else seconds to wait."""

@@ -24,8 +24,8 @@ from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate,
 from nextmavens.platform.authz import Action
 from nextmavens.platform.logstream import Bounds, EventStream, start
 from nextmavens.platform.models import ERRORS, ErrorBody
+from nextmavens.platform.projectaccess import not_applied, visible_project
 from nextmavens.platform.routes import OrgSlug, ProjectRef
-from nextmavens.platform.routes.projects import not_applied, visible_project
 from nextmavens.platform.service import Service
 
 router = APIRouter(tags=["logs"], responses=ERRORS)

@@ -31,8 +31,8 @@ from nextmavens.platform.migrationrun import (
     watchdog,
 )
 from nextmavens.platform.models import ERRORS, ErrorBody
+from nextmavens.platform.projectaccess import applied_secrets, visible_project
 from nextmavens.platform.routes import OrgSlug, ProjectRef
-from nextmavens.platform.routes.projects import applied_secrets, visible_project
 from nextmavens.platform.service import Service
 
 router = APIRouter(tags=["migrations"], responses=ERRORS)

@@ -32,8 +32,8 @@ from nextmavens.platform.models import (
     WhatsAppSent,
     WhatsAppStatus,
 )
+from nextmavens.platform.projectaccess import visible_project
 from nextmavens.platform.routes import OrgSlug, ProjectRef
-from nextmavens.platform.routes.projects import visible_project
 from nextmavens.platform.service import Service
 from nextmavens.whatsapp.pairing import (
     NUMBER_PATTERN,
