@@ -162,3 +162,21 @@ def test_totp_once_enabled_is_asked_at_sign_in(dash: DashboardStage) -> None:
         "/signin/code", data={"csrf": csrf_of(code_page.text), "code": totp.code_at(secret, time.time())}
     )
     assert right.status_code == 303 and fresh.get("/orgs/acme").status_code == 200
+
+
+def test_an_admin_suspends_and_resumes_from_the_list_through_the_write_path(dash: DashboardStage) -> None:
+    admin = signed_in_client(dash.url, "admin@acme.test")
+    listing = admin.get("/orgs/acme").text
+    assert 'formaction="/orgs/acme/projects/crm/state"' in listing and 'form="state-form"' in listing
+    token = csrf_of(listing)
+    suspended = admin.post("/orgs/acme/projects/crm/state", data={"csrf": token, "state": "suspended"})
+    assert suspended.status_code == 303
+    assert dash.sql("SELECT state FROM projects WHERE ref = 'crm'") == [("suspended",)]
+    assert "Resume crm" in admin.get("/orgs/acme").text
+    assert admin.post("/orgs/acme/projects/crm/state", data={"csrf": token, "state": "absent"}).status_code == 422
+    resumed = admin.post("/orgs/acme/projects/crm/state", data={"csrf": token, "state": "active"})
+    assert resumed.status_code == 303 and dash.sql("SELECT state FROM projects WHERE ref = 'crm'") == [("active",)]
+    developer = signed_in_client(dash.url, "dev@acme.test")
+    form = {"csrf": csrf_of(developer.get("/tokens").text), "state": "suspended"}
+    refused = developer.post("/orgs/acme/projects/crm/state", data=form)
+    assert refused.status_code == 403 and dash.sql("SELECT state FROM projects WHERE ref = 'crm'") == [("active",)]
