@@ -301,21 +301,23 @@ def org_rows(request: Request, who: SessionMember, org: str) -> Markup:
     service = service_of(request)
     caller = who.caller
     catalog = service.catalog()
-    keys = [
-        key
-        for key in catalog.views
-        if key[0] == org and decide(caller.roles, caller.scope, Action.READ_PROJECT, *key) is Decision.ALLOW
-    ]
     health = service.health_state()
     with service.pool.connection() as conn:
         last_good = records.last_good_by_target(conn)
     admin = is_admin(who, org)
     prefix = f"{org}/"
     backups = tuple(sorted((target, when) for target, when in last_good.items() if target.startswith(prefix)))
-    cache_key = (id(catalog), org, admin, tuple(keys), health.get("checked_at"), backups)
+    # authz.decide on a project of `org` reads only the member's role there and the credential's scope: with the
+    # catalog, they decide which rows show, so they key the cache (decide runs for every row on a miss).
+    cache_key = (id(catalog), org, caller.roles.get(org), caller.scope, health.get("checked_at"), backups)
     cached = ROWS.get(cache_key, catalog)
     if cached is not None:
         return cached
+    keys = [
+        key
+        for key in catalog.views
+        if key[0] == org and decide(caller.roles, caller.scope, Action.READ_PROJECT, *key) is Decision.ALLOW
+    ]
     now = time.time()
     rows = []
     for key in keys:
