@@ -2,6 +2,8 @@
 undefined names (a typo fails the render instead of writing an empty value), never HTML-escaped, no
 process-global cache between folders.
 
+HTML (the dashboard's pages) has its own environment, html_environment, with autoescape on.
+
 Two folders: the repository's host templates (templates/, stacks/; rendered by the host deploy, which runs
 from a checkout) and the edge's nginx template, shipped inside the package so the wheel on the host has it
 (NEXTMAVENS_TEMPLATES=<dir> replaces it with <dir>/edge).
@@ -41,6 +43,19 @@ def environment(root: Path, trim_blocks: bool = True) -> jinja2.Environment:
     env.filters["tojson"] = lambda value: json.dumps(value)
     env.filters["quote"] = lambda value: shlex.quote(str(value))
     return env
+
+
+@cache
+def html_environment(root: Path) -> jinja2.Environment:
+    """The sibling for HTML pages (the platform service's dashboard): every value HTML-escaped, strict about
+    undefined names like the configuration templates."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def render(template: str, root: Path = REPO_ROOT, **context: Any) -> str:

@@ -6,7 +6,7 @@ key that the first apply creates, and its role's grants come with the control mi
 from io import StringIO
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, systemd
+from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
 from nextmavens.host.context import host_config
@@ -37,6 +37,8 @@ from tasks.stacks import POSTGRES_CONTAINER, POSTGRES_PASSWORD_ENV
 def platform():
     config = host_config()
     user = config.platform_user
+    # The dashboard serves Inter from Debian's package (nextmavens.platform.dashboard.assets reads it there).
+    apt.packages(name="Inter for the dashboard", packages=["fonts-inter"])
     files.directory(
         name="The service's secrets directory (its user's, 0700)",
         path=secrets_dir(config),

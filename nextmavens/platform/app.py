@@ -17,13 +17,15 @@ import psycopg
 from cryptography.exceptions import InvalidTag
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextmavens.control.crypto import MasterKeyError
 from nextmavens.platform.auth import ApiError, service_of
+from nextmavens.platform.dashboard import assets, pages
+from nextmavens.platform.dashboard.web import FormRefused, SignInRequired, signin_redirect
 from nextmavens.platform.hookreceiver import HookReceiver
 from nextmavens.platform.models import ErrorBody
 from nextmavens.platform.routes import (
@@ -157,6 +159,14 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
+    @app.exception_handler(SignInRequired)
+    async def sign_in_first(request: Request, exc: SignInRequired) -> Response:
+        return signin_redirect(exc)
+
+    @app.exception_handler(FormRefused)
+    async def form_refused(request: Request, exc: FormRefused) -> Response:
+        return PlainTextResponse(exc.message, status_code=exc.status, headers={"Cache-Control": "no-store"})
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "http_error")
@@ -204,4 +214,6 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     for writes in (projectwrites.router, memberwrites.router):  # the writes through the manifest repository
         app.include_router(writes)
     app.include_router(whatsapp_routes.router)  # through Evolution: pairing and sending
+    app.include_router(assets.router)  # the dashboard: its stylesheet, script and fonts, then its pages
+    app.include_router(pages.router)
     return app

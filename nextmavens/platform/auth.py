@@ -35,13 +35,22 @@ def not_found(what: str) -> ApiError:
 
 @dataclass(frozen=True)
 class Caller:
+    """Who acts: a member through an access token, or (kind "session") through a dashboard session, whose record
+    is a token of the member's full reach that lives as long as the session."""
+
     token: TokenRecord
     roles: dict[str, str]  # org -> role, as last applied
     address: str
+    kind: str = "token"  # "token" or "session": the key of the credential's id in audit rows
 
     @property
     def member(self) -> str:
         return self.token.member
+
+    @property
+    def via(self) -> str:
+        """The credential in words, for engine runs and commit messages."""
+        return f"platform token {self.token.id}" if self.kind == "token" else f"dashboard session {self.token.id}"
 
     @property
     def scope(self) -> Scope:
@@ -116,7 +125,7 @@ def audit_call(
     """One audit row for a call: the member, what, where, the result, and the token used (its id)."""
     with service.pool.connection() as conn:
         access.write_audit(
-            conn, caller.member, action, result, org, project, {"token": caller.token.id, **(detail or {})}
+            conn, caller.member, action, result, org, project, {caller.kind: caller.token.id, **(detail or {})}
         )
 
 

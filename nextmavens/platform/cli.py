@@ -1,4 +1,4 @@
-"""`nextmavens token create|list|revoke` and `nextmavens platform serve`.
+"""`nextmavens token create|list|revoke`, `nextmavens members invite` and `nextmavens platform serve`.
 
 The service's modules (FastAPI, uvicorn) load only when `platform serve` runs: every other command starts
 without them.
@@ -159,6 +159,52 @@ def token_revoke(token_id: str, dsn: str | None, master_key: Path, lock_timeout:
     ui.out.print(f"Token {escape(token_id)} is revoked (since {revoked_at.isoformat()}).")
 
 
+@click.group("members")
+def members() -> None:
+    """Members' dashboard sign-in (their roles come from org.yaml)."""
+
+
+@members.command("invite")
+@click.argument("email")
+@click.option("--expires", default="72h", show_default=True, help="How long the link works: <n>h or <n>d.")
+@click.option(
+    "--url",
+    "base_url",
+    envvar="NEXTMAVENS_DASHBOARD_URL",
+    default=f"http://{DEFAULT_LISTEN}",
+    show_default=True,
+    help="The dashboard's address the link starts with [env NEXTMAVENS_DASHBOARD_URL].",
+)
+@connection_options
+def members_invite(
+    email: str, expires: str, base_url: str, dsn: str | None, master_key: Path, lock_timeout: float
+) -> None:
+    """Print a single-use link where EMAIL sets their dashboard password (again: it replaces the old one and ends
+    their sessions). Only the link's hash is stored."""
+    from nextmavens.platform.invites import Invite, InviteError, create_invite
+
+    engine = make_engine(dsn, master_key, lock_timeout)
+    try:
+        lifetime = parse_lifetime(expires)
+    except LifetimeError as exc:
+        raise Failure(f"--expires: {exc}") from None
+    if lifetime is None:
+        raise Failure("--expires: an invite link always expires; give <n>h or <n>d")
+    if not base_url.startswith(("https://", "http://")):
+        raise Failure(f"--url takes an http(s) address, got {base_url[:80]!r}")
+
+    def create() -> Invite:
+        with connect_control(engine.config.dsn) as conn:
+            return create_invite(conn, email, lifetime, engine.config.who())
+
+    try:
+        invite = run_engine(create)
+    except InviteError as exc:
+        raise Failure(str(exc)) from None
+    ui.err.print(f"Invite for {escape(invite.member)}, single use, expires {invite.expires_at:%Y-%m-%d %H:%M} UTC:")
+    click.echo(invite.link(base_url))
+
+
 @click.group("platform")
 def platform() -> None:
     """The platform service: the authenticated HTTP API for the CLI's remote commands, MCP and the dashboard."""
@@ -274,4 +320,4 @@ def serve(
 
 
 # Registered by nextmavens/cli.py.
-platform_commands = (token, platform)
+platform_commands = (token, members, platform)

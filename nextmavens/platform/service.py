@@ -8,13 +8,15 @@ import math
 import threading
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from psycopg_pool import ConnectionPool
 
+from nextmavens.control.crypto import Sealer, load_master_key
 from nextmavens.control.db import dsn_for_database
-from nextmavens.control.store import access
+from nextmavens.control.store import access, backups
 from nextmavens.edge.clients.evolution import EvolutionApi
 from nextmavens.engine.session import Engine, EngineConfig
 from nextmavens.files import read_secret_file
@@ -84,6 +86,18 @@ class ServiceSettings:
     hook_pool_size: int = 4
     hook_statement_timeout_ms: int = 5_000
     hook_secret_ttl_s: float = 30.0
+    # The dashboard: a session ends after this long unused, or this long after sign-in whatever its use; its
+    # last use is written at most every session_touch_s. An account locks for signin_lock_s after
+    # signin_lock_after wrong passwords or codes in a row; a client address may fail signin_burst times at once,
+    # then once more every signin_refill_s. Cookies are Secure unless cookie_secure is off (plain-http tests).
+    session_idle_s: float = 30 * 60.0
+    session_max_s: float = 12 * 3600.0
+    session_touch_s: float = 60.0
+    signin_lock_after: int = 5
+    signin_lock_s: float = 15 * 60.0
+    signin_burst: int = 20
+    signin_refill_s: float = 30.0
+    cookie_secure: bool = True
 
 
 class ManifestSource:
@@ -146,6 +160,8 @@ class Service:
         self._limiter_lock = threading.Lock()
         self.log_streams = StreamSlots(settings.logs_streams_per_token)
         self.send_limiter = FailureLimiter(settings.whatsapp_send_burst, settings.whatsapp_send_refill_s)
+        self.signin_limiter = FailureLimiter(settings.signin_burst, settings.signin_refill_s)
+        self._sealer: Sealer | None = None
         self._evolution: EvolutionApi | None = None
         self._catalog_lock = threading.Lock()
         self._health_unreadable = False
@@ -153,6 +169,8 @@ class Service:
         self._applied_at = -math.inf
         self._catalog = Catalog({}, {})
         self._catalog_from: tuple[ManifestSet | None, list[access.AppliedProject] | None] = (None, None)
+        self._last_good: dict[str, datetime] | None = None
+        self._last_good_at = -math.inf
         self.engine = Engine(
             EngineConfig(dsn=settings.dsn, master_key_path=settings.master_key, lock_timeout_s=settings.lock_timeout_s)
         )
@@ -216,6 +234,17 @@ class Service:
                 self._catalog_from = (manifests, self._applied)
             return self._catalog
 
+    def last_good_backups(self) -> dict[str, datetime]:
+        """target (org/ref) -> when its last complete backup finished: read again at most every applied_recheck_s,
+        like the applied projects (the dashboard's project list shows it on every request)."""
+        with self._catalog_lock:
+            now = time.monotonic()
+            if self._last_good is None or now - self._last_good_at >= self.settings.applied_recheck_s:
+                with self.pool.connection() as conn:
+                    self._last_good = backups.last_good_by_target(conn)
+                self._last_good_at = now
+            return self._last_good
+
     def projects_changed(self) -> None:
         """After the service's own write (a manifest, an apply): the next answer reads both again, so the member
         who wrote sees the change at once rather than after the recheck times."""
@@ -248,6 +277,20 @@ class Service:
             key = read_secret_file(settings.evolution_key_file, "Evolution's key file")
             self._evolution = EvolutionApi(settings.evolution_url, key)
         return self._evolution
+
+    def sealer(self) -> Sealer:
+        """Seals and opens members' TOTP secrets with the control master key (read once)."""
+        if self._sealer is None:
+            self._sealer = Sealer(load_master_key(self.settings.master_key))
+        return self._sealer
+
+    def signin_retry_after(self, address: str) -> int:
+        with self._limiter_lock:
+            return self.signin_limiter.retry_after(address, time.monotonic())
+
+    def signin_failed(self, address: str) -> None:
+        with self._limiter_lock:
+            self.signin_limiter.failed(address, time.monotonic())
 
     def send_allowed(self, instance: str) -> int:
         """0 when one more message may go through `instance` now (it is counted); else seconds to wait."""

@@ -22,8 +22,9 @@ from nextmavens.platform.manifestedit import (
 )
 from nextmavens.platform.manifestrepo import Conflict
 from nextmavens.platform.models import ERRORS, ErrorBody, Member
+from nextmavens.platform.projectwrite import NotDeclared, apply_outcome, write_manifest
 from nextmavens.platform.routes import OrgSlug
-from nextmavens.platform.routes.projectwrites import ApplyOutcome, NotDeclared, apply_outcome, write_manifest
+from nextmavens.platform.routes.projectwrites import ApplyOutcome
 
 router = APIRouter(tags=["orgs"], responses=ERRORS)
 

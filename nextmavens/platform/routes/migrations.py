@@ -9,7 +9,6 @@ import psycopg
 from fastapi import APIRouter, Depends, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from nextmavens.naming import project_names
 from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, service_of
 from nextmavens.platform.authz import Action
 from nextmavens.platform.migrationplan import (
@@ -21,19 +20,17 @@ from nextmavens.platform.migrationplan import (
     plan_migrations,
 )
 from nextmavens.platform.migrationrun import (
-    HISTORY_TABLE,
     NotOwnerSession,
     OwnerLoginFailed,
     apply_plan,
     ensure_history,
-    owner_session,
     read_history,
     watchdog,
 )
 from nextmavens.platform.models import ERRORS, ErrorBody
+from nextmavens.platform.projectaccess import visible_project
+from nextmavens.platform.projectmigrations import history_failed, migration_history, session_for, unavailable
 from nextmavens.platform.routes import OrgSlug, ProjectRef
-from nextmavens.platform.routes.projects import applied_secrets, visible_project
-from nextmavens.platform.service import Service
 
 router = APIRouter(tags=["migrations"], responses=ERRORS)
 
@@ -96,42 +93,12 @@ class ApplyResult(BaseModel):
     )
 
 
-def session_for(service: Service, org: str, ref: str) -> Any:
-    """A session logged in as the project's owner (409 when it cannot be had)."""
-    secrets = applied_secrets(service, org, ref)
-    password = secrets.passwords.get(project_names(ref).owner)
-    if password is None:
-        raise ApiError(409, "not_applied", f"{org}/{ref} has no owner password yet: apply it first")
-    return owner_session(service.settings.dsn, ref, password, service.settings.migration_statement_timeout_ms)
-
-
-def unavailable(org: str, ref: str) -> ApiError:
-    return ApiError(
-        409, "owner_login_failed", f"the owner role of {org}/{ref} cannot log in to its database (is it suspended?)"
-    )
-
-
-def history_failed(exc: psycopg.Error) -> ApiError:
-    """The history table could not be read or created (the project's own table: its owner may have changed it)."""
-    reason = exc.diag.message_primary or type(exc).__name__
-    return ApiError(409, "history_failed", f"{HISTORY_TABLE} cannot be read or created: {reason}")
-
-
 @router.get("/v1/projects/{org}/{ref}/migrations", response_model=MigrationHistory, responses=CONFLICTS)
 def list_migrations(
     org: OrgSlug, ref: ProjectRef, request: Request, caller: Annotated[Caller, Depends(authenticate)]
 ) -> dict[str, Any]:
     """The versions recorded in the project's `supabase_migrations.schema_migrations`, oldest first."""
-    service = service_of(request)
-    visible_project(service, caller, Action.READ_MIGRATIONS, org, ref)
-    try:
-        with session_for(service, org, ref) as conn:
-            history = read_history(conn)
-    except (OwnerLoginFailed, NotOwnerSession):
-        raise unavailable(org, ref) from None
-    except psycopg.Error as exc:
-        raise history_failed(exc) from None
-    return {"project": f"{org}/{ref}", "migrations": [{"version": m.version, "name": m.name} for m in history]}
+    return {"project": f"{org}/{ref}", "migrations": migration_history(service_of(request), caller, org, ref)}
 
 
 @router.post("/v1/projects/{org}/{ref}/migrations", response_model=ApplyResult, responses=CONFLICTS)

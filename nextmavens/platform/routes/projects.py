@@ -3,55 +3,28 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from nextmavens.control.locks import LockTimeout
-from nextmavens.control.store import backups as records
 from nextmavens.engine.session import Engine, NotApplied
-from nextmavens.keys import ProjectSecrets
-from nextmavens.keysview import api_url, iso_time, project_access
-from nextmavens.monitor.projecthealth import project_health
-from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, guard, refuse_missing, service_of
+from nextmavens.keysview import iso_time
+from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, service_of
 from nextmavens.platform.authz import Action, Decision, decide
-from nextmavens.platform.catalog import ProjectView
 from nextmavens.platform.models import ERRORS, ErrorBody, Keys, ProjectDetail, ProjectList, Rotation
 from nextmavens.platform.privileged import applier
+from nextmavens.platform.projectaccess import not_applied, project_detail, project_keys, visible_project
 from nextmavens.platform.routes import OrgSlug, ProjectRef
 from nextmavens.platform.service import Service
 
 router = APIRouter(tags=["projects"], responses=ERRORS)
 log = logging.getLogger("nextmavens.platform")
 
-# What the keys endpoint returns of `keys show`'s view: never the JWT secret or a database password.
-ANON_FIELDS = ("project", "api_url", "anon_key", "keys_expire_at")
 EDGE_NOT_CONVERGED = (
     "the service stored the new keys but did not converge the edge (containers, Kong, tenants): until the next "
     "apply on the host (the reconcile timer's), the edge still accepts the old keys and refuses the new ones"
 )
-
-
-def not_applied(org: str, ref: str) -> ApiError:
-    return ApiError(409, "not_applied", f"{org}/{ref} has no keys yet: it is declared but not applied")
-
-
-def applied_secrets(service: Service, org: str, ref: str) -> ProjectSecrets:
-    """The project's keys and passwords as the engine holds them; 409 when it was never applied (under `org`)."""
-    with service.engine.secrets() as store:
-        secrets = store.project_secrets(ref) if store.project_org(ref) == org else None
-    if secrets is None:
-        raise not_applied(org, ref)
-    return secrets
-
-
-def visible_project(service: Service, caller: Caller, action: Action, org: str, ref: str) -> ProjectView:
-    guard(service, caller, action, org, ref)
-    view = service.catalog().views.get((org, ref))
-    if view is None:
-        raise refuse_missing(service, caller, action, org, ref)
-    return view
 
 
 @router.get("/v1/projects", response_model=ProjectList)
@@ -70,23 +43,7 @@ def get_project(
 ) -> dict[str, Any]:
     """State (declared and applied), API URL, last apply, health (as the health monitor last recorded it) and
     last good backup."""
-    service = service_of(request)
-    view = visible_project(service, caller, Action.READ_PROJECT, org, ref)
-    with service.pool.connection() as conn:
-        backup = records.latest_complete(conn, f"{org}/{ref}")
-    last_backup = None
-    if backup is not None:
-        last_backup = {
-            "id": backup.id,
-            "finished_at": backup.finished_at.isoformat() if backup.finished_at else None,
-            "bytes": backup.total_bytes,
-        }
-    return {
-        **view.as_json(),
-        "api_url": api_url(ref, service.settings.api_domain),
-        "last_good_backup": last_backup,
-        "health": project_health(service.health_state(), org, ref, time.time()),
-    }
+    return project_detail(service_of(request), caller, org, ref)
 
 
 @router.get("/v1/projects/{org}/{ref}/keys", response_model=Keys, response_model_exclude_none=True)
@@ -94,14 +51,7 @@ def get_keys(
     org: OrgSlug, ref: ProjectRef, request: Request, caller: Annotated[Caller, Depends(authenticate)]
 ) -> dict[str, Any]:
     """The API URL and anon key; the service_role key too for admins and owners. Never the JWT secret."""
-    service = service_of(request)
-    visible_project(service, caller, Action.READ_ANON_KEY, org, ref)
-    secrets = applied_secrets(service, org, ref)
-    view = project_access(ref, secrets, service.settings.dsn, service.settings.api_domain)
-    keys = {field: view[field] for field in ANON_FIELDS}
-    if decide(caller.roles, caller.scope, Action.READ_SERVICE_KEY, org, ref) is Decision.ALLOW:
-        keys["service_role_key"] = view["service_role_key"]
-    return keys
+    return project_keys(service_of(request), caller, org, ref)
 
 
 @router.post(
@@ -117,7 +67,7 @@ def rotate_keys(
     service = service_of(request)
     action = Action.ROTATE_KEYS
     visible_project(service, caller, action, org, ref)
-    actor = f"{caller.member} (platform token {caller.token.id})"
+    actor = f"{caller.member} ({caller.via})"
     engine = service.engine_as(actor)
     try:
         keys = engine.rotate_keys(org, ref)

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from nextmavens.control.store import access
-from nextmavens.control.store.access import TokenRecord
 from nextmavens.manifest.models import REF_PATTERN
+from nextmavens.platform import tokenops
 from nextmavens.platform.auth import (
-    ApiError,
     Caller,
-    audit_call,
     authenticate,
-    not_found,
-    scope_of,
     service_of,
 )
-from nextmavens.platform.authz import Action, Decision, Scope, decide, within
-from nextmavens.platform.issuing import MAX_NAME_CHARS, IssueError, issue_token, revoke
+from nextmavens.platform.issuing import MAX_NAME_CHARS
 from nextmavens.platform.models import ERRORS, CreatedToken, Revoked, TokenList
-from nextmavens.platform.tokens import DEFAULT_LIFETIME, LifetimeError, parse_lifetime
 
 router = APIRouter(tags=["tokens"], responses=ERRORS)
-CREATE, REVOKE = "tokens.create", "tokens.revoke"
 
 
 class TokenCreate(BaseModel):
@@ -48,92 +39,20 @@ class TokenCreate(BaseModel):
     )
 
 
-def forbidden(message: str) -> ApiError:
-    return ApiError(403, "forbidden", message)
-
-
 @router.post("/v1/tokens", status_code=201, response_model=CreatedToken)
 def create_token(
     body: TokenCreate, request: Request, caller: Annotated[Caller, Depends(authenticate)]
 ) -> dict[str, Any]:
     """A token for the calling member, holding no more than the calling token: the text is shown only here."""
-    service = service_of(request)
-    # Naming neither org nor project keeps the calling token's reach; naming either asks for exactly that.
-    inherit = body.org is None and body.project is None
-    org = caller.token.org if inherit or body.org is None else body.org
-    project = caller.token.project if inherit else body.project
-    wanted = Scope(org=org, project=project, read_only=body.read_only or caller.scope.read_only)
-
-    def refuse(error: ApiError, result: str) -> ApiError:
-        audit_call(service, caller, CREATE, result, org, project)
-        return error
-
-    if project is not None and org is None:
-        raise refuse(ApiError(422, "invalid_request", "project: a project token names its org"), "invalid")
-    if caller.scope.read_only:
-        raise refuse(forbidden("a read-only token cannot create tokens"), "forbidden")
-    if org is not None and decide(caller.roles, caller.scope, Action.READ_MEMBERS, org) is Decision.NOT_FOUND:
-        raise refuse(not_found(f"org {org}"), "not_found")
-    if project is not None and decide(caller.roles, caller.scope, Action.READ_PROJECT, org or "", project) is (
-        Decision.NOT_FOUND
-    ):
-        raise refuse(not_found(f"project {org}/{project}"), "not_found")
-    if not within(wanted, caller.scope):
-        raise refuse(forbidden("a token can only create tokens of equal or narrower scope"), "forbidden")
-    try:
-        lifetime = parse_lifetime(body.expires) if body.expires is not None else DEFAULT_LIFETIME
-    except LifetimeError as exc:
-        raise refuse(ApiError(422, "invalid_request", f"expires: {exc}"), "invalid") from None
-    now = datetime.now(UTC)
-    expires_at = None if lifetime is None else now + lifetime
-    ceiling = caller.token.expires_at
-    if ceiling is not None and (expires_at is None or expires_at > ceiling):
-        if body.expires is not None:
-            raise refuse(forbidden("a token cannot outlive the token that creates it"), "forbidden")
-        expires_at = ceiling
-    try:
-        with service.pool.connection() as conn:
-            issued = issue_token(
-                conn,
-                member=caller.member,
-                org=wanted.org,
-                project=wanted.project,
-                read_only=wanted.read_only,
-                name=body.name,
-                expires_at=expires_at,
-                created_by=caller.member,
-            )
-    except IssueError as exc:
-        raise refuse(ApiError(404, "not_found", str(exc)), "not_found") from None
-    return {**issued.record.as_json(), "token": issued.token}
-
-
-def owned_orgs(caller: Caller, action: Action) -> list[str]:
-    """The orgs whose tokens the caller may see (READ_ORG_TOKENS) or manage (MANAGE_ORG_TOKENS)."""
-    return [org for org in caller.roles if decide(caller.roles, caller.scope, action, org) is Decision.ALLOW]
-
-
-def own(caller: Caller, token: TokenRecord) -> bool:
-    """The caller's own token, within what the calling token reaches (a narrow token sees no wider sibling)."""
-    return token.member == caller.member and (token.id == caller.token.id or within(scope_of(token), caller.scope))
+    return tokenops.create_token(
+        service_of(request), caller, body.name, body.org, body.project, body.read_only, body.expires
+    )
 
 
 @router.get("/v1/tokens", response_model=TokenList)
 def list_tokens(request: Request, caller: Annotated[Caller, Depends(authenticate)]) -> dict[str, Any]:
     """The caller's own tokens; for owners, also every token that reaches into their orgs. Never token text."""
-    service = service_of(request)
-    orgs = owned_orgs(caller, Action.READ_ORG_TOKENS)
-    with service.pool.connection() as conn:
-        found = access.tokens(conn, member=caller.member, orgs=orgs)
-        # One lookup per member whose all-org tokens are listed, not one per token.
-        wide = {t.member for t in found if t.org is None} if orgs else set()
-        memberships = {member: access.member_roles(conn, member) for member in wide}
-    visible = [
-        t
-        for t in found
-        if own(caller, t) or (t.org in orgs if t.org else any(o in orgs for o in memberships.get(t.member, {})))
-    ]
-    return {"tokens": [t.as_json() for t in visible]}
+    return {"tokens": [t.as_json() for t in tokenops.list_tokens(service_of(request), caller)]}
 
 
 @router.delete("/v1/tokens/{token_id}", response_model=Revoked)
@@ -141,21 +60,4 @@ def revoke_token(
     token_id: Annotated[str, Path(max_length=40)], request: Request, caller: Annotated[Caller, Depends(authenticate)]
 ) -> dict[str, Any]:
     """Revoke one of the caller's tokens, or (owners) any token reaching into their org."""
-    service = service_of(request)
-    with service.pool.connection() as conn:
-        record = access.token(conn, token_id)
-        reach = (
-            [] if record is None else ([record.org] if record.org else list(access.member_roles(conn, record.member)))
-        )
-    org = record.org if record else None
-    project = record.project if record else None
-    if record is None or not (own(caller, record) or set(reach) & set(owned_orgs(caller, Action.READ_ORG_TOKENS))):
-        audit_call(service, caller, REVOKE, "not_found", org, project, {"target": token_id})
-        raise not_found(f"token {token_id}")
-    managed = own(caller, record) or set(reach) & set(owned_orgs(caller, Action.MANAGE_ORG_TOKENS))
-    if caller.scope.read_only or not managed:
-        audit_call(service, caller, REVOKE, "forbidden", org, project, {"target": token_id})
-        raise forbidden("your role or token does not allow revoking this token")
-    with service.pool.connection() as conn:
-        revoked_at = revoke(conn, record, caller.member)
-    return {"id": record.id, "revoked_at": revoked_at.isoformat()}
+    return tokenops.revoke_token(service_of(request), caller, token_id)

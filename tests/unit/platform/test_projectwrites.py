@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nextmavens.engine.plan import PlanError
-from nextmavens.platform.routes.projectwrites import own_problems
+from nextmavens.platform.projectwrite import own_problems
 
 
 def test_only_the_changed_projects_problems_are_shown() -> None:

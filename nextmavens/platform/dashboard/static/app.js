@@ -1,0 +1,62 @@
+// NextMavens dashboard: the few things a page does without reloading. Written for this service, no library.
+"use strict";
+document.addEventListener("DOMContentLoaded", function () {
+  // The org switcher goes on choosing (its button stays for keyboards without script).
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
+  // Copy buttons.
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var text = document.getElementById(button.dataset.copy).textContent;
+      navigator.clipboard.writeText(text).then(function () { button.textContent = "Copied"; });
+    });
+  });
+  // The live log tail: server-sent events, one line each.
+  var logs = document.querySelector("form[data-logs]");
+  if (logs) {
+    var source = null;
+    logs.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var out = document.getElementById("log-lines");
+      if (source) { source.close(); }
+      out.textContent = "";
+      source = new EventSource(logs.dataset.logs + "?service=" + encodeURIComponent(logs.elements.service.value));
+      source.onmessage = function (message) {
+        out.textContent += message.data + "\n";
+        out.scrollTop = out.scrollHeight;
+      };
+      source.addEventListener("end", function () { source.close(); });
+      source.onerror = function () { source.close(); };
+    });
+  }
+  // WhatsApp pairing: ask for a fresh QR code every 3 s until the phone is connected, then show its number.
+  var pairing = document.getElementById("pairing");
+  var start = document.getElementById("wa-pair");
+  if (pairing && start) {
+    var rounds = 0;
+    var step = function () {
+      rounds += 1;
+      fetch(pairing.dataset.pairing, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/x-www-form-urlencoded" },
+        body: "csrf=" + encodeURIComponent(pairing.dataset.csrf)
+      }).then(function (response) { return response.json(); }).then(function (answer) {
+        var qr = document.getElementById("wa-qr");
+        if (answer.error) { document.getElementById("wa-state").textContent = answer.error; return; }
+        document.getElementById("wa-state").textContent = answer.state;
+        if (answer.state === "open") {
+          qr.hidden = true;
+          start.hidden = true;
+          document.getElementById("wa-number-value").textContent = answer.number || "";
+          document.getElementById("wa-number").hidden = false;
+          return;
+        }
+        if (answer.qr) { qr.src = answer.qr; qr.hidden = false; }
+        if (rounds < 100) { setTimeout(step, 3000); }
+      });
+    };
+    start.addEventListener("click", function () { start.disabled = true; step(); });
+  }
+});
