@@ -11,8 +11,13 @@ service with 200 projects.
    NEXTMAVENS_URL and NEXTMAVENS_TOKEN in its environment: one warm-up run (bytecode written), then `--runs`
    runs, each timed from spawn to exit, each checked to print JSON listing every project.
 
+5. the same for `nextmavens db migrations org0/p0000 --json` in a folder with one local migration (a shared
+   command: the developer commands' fast start when it goes through the API), and once more with NEXTMAVENS_DSN
+   set, which sends the same command through the whole command line (the engine's imports) as it went before.
+
 It prints each run's time, the import time of the command's start-up path (`python -X importtime`, the largest
-modules), and exactly one last line: `projects_cmd_s=<median seconds>`. Goal: <= 0.5 s.
+modules), `db_migrations_cmd_s=<median>` and `db_migrations_whole_cli_s=<median>`, and exactly one last line:
+`projects_cmd_s=<median seconds>`. Goal: <= 0.5 s.
 """
 
 from __future__ import annotations
@@ -63,6 +68,27 @@ def timed_run(executable: Path, env: dict[str, str], expect: int) -> float:
     return elapsed
 
 
+DB_PROJECT = "org0/p0000"  # benchmarks/platform.py's first generated project
+
+
+def timed_migrations(executable: Path, env: dict[str, str], folder: Path) -> float:
+    started = time.perf_counter()
+    argv = [str(executable), "db", "migrations", DB_PROJECT, "--json"]
+    done = subprocess.run(argv, env=env, cwd=folder, capture_output=True, timeout=60)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"`nextmavens db migrations --json` exited {done.returncode}: {done.stderr[-1000:]!r}")
+    answer = json.loads(done.stdout)
+    if answer["project"] != DB_PROJECT or [m["version"] for m in answer["pending"]] != ["20250101000000"]:
+        raise RuntimeError(f"`nextmavens db migrations --json` answered {answer!r}")
+    return elapsed
+
+
+def median_of(label: str, runs: list[float]) -> float:
+    say(f"{label} runs (s): " + " ".join(f"{t:.3f}" for t in runs))
+    return statistics.median(runs)
+
+
 def import_profile(env: dict[str, str], top: int = 8) -> list[str]:
     """The largest cumulative imports of the command's start-up path (the entry and the developer commands)."""
     probe = "import nextmavens.entry, nextmavens.remote.commands"
@@ -98,7 +124,20 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         say("largest imports on the start-up path (cumulative):")
         for line in import_profile(env):
             say(f"  {line}")
+
+        folder = workdir / "app"
+        (folder / "supabase" / "migrations").mkdir(parents=True)
+        (folder / "supabase" / "migrations" / "20250101000000_first.sql").write_text("create table t (id int);\n")
+        whole_env = env | {"NEXTMAVENS_DSN": server.dsn}  # the host's side: the whole command line, same API call
+        timed_migrations(executable, env, folder)  # warm-up
+        fast = median_of("db migrations", [timed_migrations(executable, env, folder) for _ in range(args.runs)])
+        whole = median_of(
+            "db migrations (NEXTMAVENS_DSN set: whole CLI)",
+            [timed_migrations(executable, whole_env, folder) for _ in range(args.runs)],
+        )
         say(load_line("after"))
+        say(f"db_migrations_cmd_s={fast:.3f}")
+        say(f"db_migrations_whole_cli_s={whole:.3f}")
         return f"projects_cmd_s={statistics.median(times):.3f}"
     finally:
         stop_service(service)
