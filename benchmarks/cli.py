@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -71,11 +72,21 @@ def timed_run(executable: Path, env: dict[str, str], expect: int) -> float:
 DB_PROJECT = "org0/p0000"  # benchmarks/platform.py's first generated project
 
 
-def timed_migrations(executable: Path, env: dict[str, str], folder: Path) -> float:
-    started = time.perf_counter()
+CPU_S: dict[str, list[float]] = {}  # label -> the CPU seconds (user + system) each run's process used
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_migrations(executable: Path, env: dict[str, str], folder: Path, label: str = "") -> float:
+    """Wall seconds of one run; its CPU seconds go to CPU_S[label] (a figure a loaded machine inflates less)."""
+    started, cpu = time.perf_counter(), children_cpu()
     argv = [str(executable), "db", "migrations", DB_PROJECT, "--json"]
     done = subprocess.run(argv, env=env, cwd=folder, capture_output=True, timeout=60)
     elapsed = time.perf_counter() - started
+    CPU_S.setdefault(label, []).append(children_cpu() - cpu)
     if done.returncode != 0:
         raise RuntimeError(f"`nextmavens db migrations --json` exited {done.returncode}: {done.stderr[-1000:]!r}")
     answer = json.loads(done.stdout)
@@ -86,6 +97,7 @@ def timed_migrations(executable: Path, env: dict[str, str], folder: Path) -> flo
 
 def median_of(label: str, runs: list[float]) -> float:
     say(f"{label} runs (s): " + " ".join(f"{t:.3f}" for t in runs))
+    say(f"{label} CPU per run (s): median {statistics.median(CPU_S[label]):.3f}")
     return statistics.median(runs)
 
 
@@ -130,10 +142,10 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         (folder / "supabase" / "migrations" / "20250101000000_first.sql").write_text("create table t (id int);\n")
         whole_env = env | {"NEXTMAVENS_DSN": server.dsn}  # the host's side: the whole command line, same API call
         timed_migrations(executable, env, folder)  # warm-up
-        fast = median_of("db migrations", [timed_migrations(executable, env, folder) for _ in range(args.runs)])
+        fast_label, whole_label = "db migrations", "db migrations (NEXTMAVENS_DSN set: whole CLI)"
+        fast = median_of(fast_label, [timed_migrations(executable, env, folder, fast_label) for _ in range(args.runs)])
         whole = median_of(
-            "db migrations (NEXTMAVENS_DSN set: whole CLI)",
-            [timed_migrations(executable, whole_env, folder) for _ in range(args.runs)],
+            whole_label, [timed_migrations(executable, whole_env, folder, whole_label) for _ in range(args.runs)]
         )
         say(load_line("after"))
         say(f"db_migrations_cmd_s={fast:.3f}")
