@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 import time
@@ -415,22 +414,13 @@ def container_logs(project: str, service: str, since: str | None, follow: bool) 
     os.execvpe(argv[0], argv, docker_environment())  # noqa: S606 - argv built from checked values only
 
 
-def alias(command: click.Command) -> click.Command:
-    """The same command under another name, left out of --help."""
-    hidden = copy.copy(command)
-    hidden.hidden = True
-    return hidden
-
-
 def register_optional_commands() -> None:
     """Commands that live beside the engine: schema export, backups, monitoring, doctor, the developer commands
     (through the platform API); then those other installed distributions add (a development install's sandbox
     and local database)."""
     from nextmavens.backup.cli import backup
     from nextmavens.commandplugins import add_plugin_commands
-    from nextmavens.devcli.db import db, migrate
-    from nextmavens.devcli.logs import logs
-    from nextmavens.devcli.whatsapp import connect
+    from nextmavens.devcli import shared_commands
     from nextmavens.doctor.cli import doctor
     from nextmavens.manifest.schema import schema_command
     from nextmavens.monitor.cli import monitor, status
@@ -438,16 +428,11 @@ def register_optional_commands() -> None:
     from nextmavens.remote.commands import DEVELOPER_COMMANDS
     from nextmavens.whatsapp.cli import whatsapp
 
-    whatsapp.add_command(connect)  # it chooses between Evolution on the host and the API: it stands above both
-    for command in (
-        *(schema_command, backup, monitor, status, doctor, whatsapp, db, logs),
-        *platform_commands,
-        *DEVELOPER_COMMANDS,
-    ):
+    for command in (*(schema_command, backup, monitor, status, doctor), *platform_commands, *DEVELOPER_COMMANDS):
         main.add_command(command)
-    # The spellings of the first plan, kept working (not listed in --help)
-    main.add_command(alias(migrate), "db:migrate")
-    main.add_command(alias(connect), "whatsapp-connect")
+    # db, logs, whatsapp (with connect), and the first plan's spellings db:migrate and whatsapp-connect (hidden)
+    for name, command in shared_commands(whatsapp).items():
+        main.add_command(command, name)
     add_plugin_commands(main)
 
 

@@ -18,6 +18,7 @@ import psycopg
 from cryptography.exceptions import InvalidTag
 
 from nextmavens import ui
+from nextmavens.clioptions import edge_option as edge_option  # one definition, light for the developer commands
 from nextmavens.control.crypto import DEFAULT_MASTER_KEY, MasterKeyError
 from nextmavens.control.locks import LockTimeout
 from nextmavens.engine.destroy import DestroyError
@@ -130,17 +131,6 @@ def run_engine(action: Callable[[], Any]) -> Any:
     except psycopg.Error as exc:
         diag = exc.diag.message_primary or type(exc).__name__
         raise Failure(f"PostgreSQL refused a change: {diag}") from None
-
-
-def edge_option(func: F) -> F:
-    return click.option(
-        "--edge-config",
-        type=click.Path(path_type=Path),
-        envvar="NEXTMAVENS_EDGE_CONFIG",
-        default=None,
-        help="Edge settings on the host (Kong, nginx, TLS, tenants); without it only the database is applied "
-        "[env NEXTMAVENS_EDGE_CONFIG].",
-    )(func)
 
 
 def split_key(project: str) -> tuple[str, str]:

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# A DNS label that is also safe in PostgreSQL names once hyphens become underscores. ASCII only, so
+# unicode look-alikes (a Cyrillic "а") never pass. Manifests, the platform's routes and the developer commands
+# all check refs (and org slugs) with it; WhatsApp instance names follow the same rule.
+REF_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+INSTANCE_NAME_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+
 PG_IDENTIFIER_MAX_BYTES = 63
 CONTROL_DATABASE = "nextmavens"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from nextmavens.manifest.models import REF_PATTERN
+from nextmavens.naming import REF_PATTERN
 
 LINK_FILE = Path(".nextmavens") / "project"
 

@@ -1,24 +1,25 @@
 """`nextmavens whatsapp connect`: pairing a phone with an instance, through Evolution on the host or through the
 platform service's API (POST .../whatsapp/{instance}/connect, GET .../status) from a laptop with a login; the same
 loop (whatsapp/connecting.py) and drawing either way. It stands here, above both the host's whatsapp commands and
-the API client, because it chooses between them."""
+the API client, because it chooses between them. Light at import (click, the API client, the pairing loop): the
+developer commands' fast start (nextmavens.entry) runs it; the host's Evolution path is imported when used."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
-from nextmavens import ui
-from nextmavens.cliparts import Failure, edge_option, split_key
-from nextmavens.projectlink import ProjectLinkError, linked_project
+from nextmavens.clioptions import edge_option
+from nextmavens.naming import INSTANCE_NAME_PATTERN
 from nextmavens.remote.api import ApiClient, RemoteError, path_of
 from nextmavens.remote.credentials import uses_api
-from nextmavens.remote.session import api_errors, client_for
+from nextmavens.remote.output import DevFailure, say, show
+from nextmavens.remote.session import api_errors, chosen_project, client_for
 from nextmavens.whatsapp import connecting
-from nextmavens.whatsapp.cli import drawing, instance_name, pair_through_evolution
+from nextmavens.whatsapp.drawing import drawing
 from nextmavens.whatsapp.pairing import ConnectAnswer, InvalidMessage, Paired, check_number
 
 
@@ -95,34 +96,29 @@ def connect(
     With --edge-config it asks Evolution on the host; without it, and with a login (`nextmavens login`, or
     NEXTMAVENS_URL and NEXTMAVENS_TOKEN) while NEXTMAVENS_DSN is not set, it goes through the platform service."""
     if len(names) > 2:
-        raise Failure("connect takes [ORG/REF] INSTANCE")
-    if len(names) == 2:
-        project, instance = names
-    else:
-        try:
-            project = linked_project(Path.cwd())
-        except ProjectLinkError as exc:
-            raise Failure(str(exc)) from None
-        instance = names[0]
-    name = instance_name(project, instance)
+        raise DevFailure("connect takes [ORG/REF] INSTANCE")
+    org, ref = chosen_project(names[0] if len(names) == 2 else None)  # ORG/REF as given, else the linked one
+    project, instance = f"{org}/{ref}", names[-1]
+    if not re.fullmatch(INSTANCE_NAME_PATTERN, instance):
+        raise DevFailure(f"{instance!r} is not an instance name (lowercase letters, digits and single hyphens)")
     if number is not None:
         try:
             check_number(number, "--number")
         except InvalidMessage as exc:
-            raise Failure(str(exc)) from None
-    show = drawing(number, light_background)
+            raise DevFailure(str(exc)) from None
+    draw = drawing(number, light_background)
     through_api = edge_config is None and uses_api()
-    where = "through the platform service" if through_api else name
-    ui.err.print(f"Connecting {escape(project)} {escape(instance)} ({escape(where)}); waiting up to {timeout:.0f} s.")
     try:
         if through_api:
-            org, ref = split_key(project)
-            paired = pair_through_api(org, ref, instance, show, number, timeout)
+            say(f"Connecting {project} {instance} (through the platform service); waiting up to {timeout:.0f} s.")
+            paired = pair_through_api(org, ref, instance, draw, number, timeout)
         else:
-            paired = pair_through_evolution(project, name, show, number, timeout, edge_config)
+            from nextmavens.whatsapp.cli import instance_name, pair_through_evolution
+
+            name = instance_name(project, instance)
+            say(f"Connecting {project} {instance} ({name}); waiting up to {timeout:.0f} s.")
+            paired = pair_through_evolution(project, name, draw, number, timeout, edge_config)
     except connecting.PairingFailed as exc:
-        raise Failure(f"{project} {instance}: {exc}") from None
+        raise DevFailure(f"{project} {instance}: {exc}") from None
     who = f" ({paired.profile_name})" if paired.profile_name else ""
-    ui.out.print(
-        f"{escape(project)} {escape(instance)} is connected: +{escape(paired.number)}{escape(who)}", soft_wrap=True
-    )
+    show(f"{project} {instance} is connected: +{paired.number}{who}")

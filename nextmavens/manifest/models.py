@@ -13,14 +13,14 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from nextmavens.naming import INSTANCE_NAME_PATTERN as INSTANCE_NAME_PATTERN
+from nextmavens.naming import REF_PATTERN as REF_PATTERN
 from nextmavens.naming import RESERVED_REF_PREFIXES, RESERVED_REFS, pg_name
 from nextmavens.validation import check_domain, reject_repeats
 
-# A DNS label that is also safe in PostgreSQL names once hyphens become underscores. ASCII only, so
-# unicode look-alikes (a Cyrillic "а") never pass.
-REF_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+# REF_PATTERN and INSTANCE_NAME_PATTERN live in nextmavens.naming (free of pydantic: the developer commands read
+# them at start-up); the models and the modules that import them from here use the same two.
 SCHEMA_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
-INSTANCE_NAME_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
 # Python's `$` also matches before a trailing newline: every check in Python code uses fullmatch.
 # URLs are plain ASCII from RFC 3986's unreserved and reserved sets plus `%`, without `$`: manifest URLs
 # reach env files that docker compose reads, where `${VAR}` would pull in compose's own environment.

@@ -77,6 +77,9 @@ class ApiClient:
     def patch(self, path: str, body: dict[str, Any]) -> Any:
         return self.request("PATCH", path, body=body)
 
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
     def request(
         self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
     ) -> Any:

@@ -15,7 +15,7 @@ import click
 
 from nextmavens.remote import credentials
 from nextmavens.remote.api import ApiClient, RemoteError, path_of
-from nextmavens.remote.output import EXIT_LOGIN, DevFailure, done, emit_json, say, show
+from nextmavens.remote.output import EXIT_LOGIN, DevFailure, done, emit_json, failure_of, say, show
 from nextmavens.remote.session import api_errors, chosen_project, client_for
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON only, on stdout.")
@@ -52,7 +52,7 @@ def login(url: str | None, token: str | None, as_json: bool) -> None:
                 f"{url} refused the token (invalid, expired or revoked); nothing was stored", EXIT_LOGIN
             ) from None
         raise
-    path = credentials.store_login(url, token)
+    path = credentials.store_login(url, token, token_id=me["token"]["id"])
     if as_json:
         emit_json({"url": url, "stored_at": str(path), **me})
     done(f"Logged in to {url} as {me['member']} ({_roles(me)}); stored in {path}")
@@ -62,14 +62,52 @@ def login(url: str | None, token: str | None, as_json: bool) -> None:
 
 @click.command()
 def logout() -> None:
-    """Forget the stored login (the token itself stays valid until it expires or is revoked)."""
+    """Revoke the stored login's token on the service (DELETE /v1/me/token), then remove the stored login. When
+    the service cannot be reached or refuses, the login is removed all the same and the message says the token
+    was not revoked and how to revoke it (exit 4 or 1)."""
     path = credentials.login_path()
-    if credentials.forget_login(path):
-        done(f"Logged out: removed {path}")
-    else:
+    try:
+        stored = credentials.read_login(path)
+        unreadable = None
+    except credentials.LoginError as exc:
+        stored, unreadable = None, str(exc)
+    if stored is None and unreadable is None:
         say(f"No stored login ({path} does not exist)")
+    failure = None if stored is None else _revoke(stored)
+    if stored is not None or unreadable is not None:
+        credentials.forget_login(path)
     if credentials.environment_login():
         say(f"note: {credentials.URL_ENV} and {credentials.TOKEN_ENV} are still set: commands keep using them")
+    if unreadable is not None:
+        raise DevFailure(
+            f"removed {path}, which could not be read, so no token was revoked; if it held one, ask an owner of your "
+            "org to revoke it (`nextmavens token list` and `nextmavens token revoke ID` on the host)"
+        )
+    if failure is not None:
+        assert stored is not None
+        which = f"token {stored.token_id}" if stored.token_id else "the token"
+        raise DevFailure(
+            f"removed {path}, but {which} was NOT revoked ({failure.message}); it stays valid until it expires. "
+            f"Revoke it once {stored.url} answers: an owner of your org runs `nextmavens token revoke "
+            f"{stored.token_id or 'ID'}` on the host, or another login of yours sends DELETE /v1/tokens/"
+            f"{stored.token_id or 'ID'}",
+            failure_of(failure).exit_code,
+        )
+    if stored is not None:
+        done(f"Logged out: the token is revoked and {path} removed")
+
+
+def _revoke(login: credentials.Login) -> RemoteError | None:
+    """Revokes the login's token; None when done, or when the service already refuses it (invalid, expired or
+    revoked: nothing left to revoke)."""
+    try:
+        ApiClient(login.url, login.token).delete("/v1/me/token")
+    except RemoteError as exc:
+        if exc.status == 401:
+            say("The token was already invalid, expired or revoked.")
+            return None
+        return exc
+    return None
 
 
 @click.command()

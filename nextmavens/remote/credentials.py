@@ -36,6 +36,7 @@ class Login:
     url: str
     token: str
     source: str  # "environment" or the file's path
+    token_id: str | None = None  # the token's public id (tok_...), stored by `login` so `logout` can name it
 
     def __repr__(self) -> str:  # never the token
         return f"Login(url={self.url!r}, source={self.source!r})"
@@ -95,13 +96,13 @@ def read_login(path: Path) -> Login | None:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         problem = type(exc).__name__
         raise LoginError(f"cannot read the stored login {path} ({problem}): run `nextmavens login`") from None
-    url, token = (data.get(key) if isinstance(data, dict) else None for key in ("url", "token"))
+    url, token, token_id = (data.get(key) if isinstance(data, dict) else None for key in ("url", "token", "token_id"))
     if not (isinstance(url, str) and isinstance(token, str) and url and token):
         raise LoginError(f"the stored login {path} lacks url or token: run `nextmavens login`")
-    return Login(url, token, str(path))
+    return Login(url, token, str(path), token_id if isinstance(token_id, str) and token_id else None)
 
 
-def store_login(url: str, token: str, path: Path | None = None) -> Path:
+def store_login(url: str, token: str, path: Path | None = None, token_id: str | None = None) -> Path:
     """Writes the login: a new file created 0600 (never widened, never chmod'ed after writing), then renamed over
     the old one; the folder is created 0700."""
     target = path or login_path()
@@ -114,7 +115,7 @@ def store_login(url: str, token: str, path: Path | None = None) -> Path:
     fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump({"url": url, "token": token}, handle)
+            json.dump({"url": url, "token": token, **({"token_id": token_id} if token_id else {})}, handle)
             handle.write("\n")
         os.replace(staging, target)
     except BaseException:

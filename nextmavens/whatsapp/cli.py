@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -169,44 +168,6 @@ def delete(
     except AdminApiError as exc:
         raise Failure(f"{exc}; check with: nextmavens whatsapp show {project}") from None
     ui.out.print(f"{escape(project)}: " + "; ".join(escape(line) for line in done) + ".", soft_wrap=True)
-
-
-class _Screen:
-    """Draws each new code below the last; on a terminal the previous drawing is erased first (a redraw)."""
-
-    def __init__(self, tty: bool) -> None:
-        self.tty = tty
-        self.drawn_lines = 0
-
-    def draw(self, text: str) -> None:
-        if self.tty and self.drawn_lines:
-            # up to the previous drawing's first line, erase from there down (kept: click strips escapes otherwise)
-            click.echo(f"\x1b[{self.drawn_lines}F\x1b[J", nl=False, color=True)
-        click.echo(text)
-        self.drawn_lines = text.count("\n") + 1
-
-
-def drawing(number: str | None, light_background: bool) -> Callable[[ConnectAnswer], None]:
-    """Draws each new code: the pairing code for `number`, else the QR code, in place on a terminal."""
-    from nextmavens.whatsapp.qr import qr_text
-
-    screen = _Screen(sys.stdout.isatty())
-
-    def show(answer: ConnectAnswer) -> None:
-        if number is not None:
-            if answer.pairing_code:
-                screen.draw(
-                    f"Pairing code for {number}: {answer.pairing_code}\n"
-                    "On the phone: WhatsApp > Linked devices > Link a device > Link with phone number."
-                )
-            return
-        if answer.code:
-            screen.draw(
-                qr_text(answer.code, light_background) + "\nScan with WhatsApp > Linked devices > Link a "
-                "device (a new code replaces this one every ~45 s)."
-            )
-
-    return show
 
 
 def pair_through_evolution(

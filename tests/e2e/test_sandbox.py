@@ -1085,6 +1085,85 @@ def test_destroy_on_the_host_drops_the_sandbox_only_project(host, data: dict[str
 
 
 # --- the platform service: unprivileged behind nginx, its applies in the root-owned unit -------------------
+def test_the_developer_cli_follows_a_project_container_through_the_platform_service(
+    sandbox: Sandbox, host, data: dict[str, Any], tmp_path: Path
+) -> None:
+    """A laptop's `nextmavens logs --follow` (the executable beside this Python, through the developer commands'
+    fast start) against the sandbox's platform service, reached through an SSH tunnel to its loopback port: a
+    line the container writes after the command started arrives while it follows, Ctrl-C ends it with exit 130
+    and no traceback, and the service then stops the guest's `docker logs`."""
+    import signal
+    import socket
+    import threading
+
+    from tests.support.ports import free_port
+
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    token = json.loads(
+        host.check_output(
+            f"{wrapper} nextmavens token create --member ana@acme.example --project acme/shop --read-only "
+            "--expires 1h --json"
+        )
+    )["token"]
+    local = free_port()
+    ssh = sandbox.ssh_argv()
+    tunnel = subprocess.Popen(
+        [*ssh[:-1], "-N", "-o", "ExitOnForwardFailure=yes", "-L",
+         f"127.0.0.1:{local}:127.0.0.1:{data['loopback_ports']['platform']}", ssh[-1]],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    follower: subprocess.Popen[str] | None = None
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert tunnel.poll() is None, f"the tunnel ended: {tunnel.stderr.read() if tunnel.stderr else ''}"
+            try:
+                socket.create_connection(("127.0.0.1", local), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the tunnel to the platform service did not open"
+                time.sleep(0.3)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEXTMAVENS_")} | {
+            "NEXTMAVENS_URL": f"http://127.0.0.1:{local}",
+            "NEXTMAVENS_TOKEN": token,
+            "NEXTMAVENS_CONFIG_DIR": str(tmp_path / "config"),
+        }
+        executable = Path(sys.executable).parent / "nextmavens"
+        argv = [str(executable), "logs", "acme/shop", "--service", "rest", "--since", "1m", "--follow"]
+        follower = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)  # fmt: skip
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(follower.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        time.sleep(4)  # the stream is open; what follows is written after the command started
+        probe = f"devcli-follow-{int(time.time())}-{os.getpid()}"
+        key = _keys(host, data, "acme/shop")["anon_key"]
+        name = f"shop.{data['api_domain']}"
+        deadline = time.monotonic() + 40
+        while not any(probe in line for line in lines):
+            assert follower.poll() is None, f"logs ended early ({follower.returncode}): {follower.stderr.read()}"  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, f"{probe} never arrived; got: {lines[-20:]}"
+            sandbox.run(
+                f"curl -sS -m 5 -o /dev/null -H 'Host: {name}' -H 'apikey: {key}' http://127.0.0.1/rest/v1/{probe}"
+            )
+            time.sleep(1)
+        seen = next(line for line in lines if probe in line)
+        assert re.match(r"^20\d\d-\d\d-\d\dT[\d:.]+Z ", seen), seen  # docker's timestamp first
+        follower.send_signal(signal.SIGINT)  # Ctrl-C
+        _, errors = follower.communicate(timeout=20)
+        assert follower.returncode == 130, errors
+        assert "Traceback" not in errors, errors
+        deadline = time.monotonic() + 40  # the service notices the closed stream at its next write at the latest
+        while host.run("pgrep -f 'docker logs --timestamp[s]'").rc != 1:
+            assert time.monotonic() < deadline, "the guest's docker logs outlived the developer's command"
+            time.sleep(1)
+    finally:
+        for process in (follower, tunnel):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+
+
 def _platform_repository(host, data: dict[str, Any]) -> None:
     """The manifest repository the service commits to: projects_dir as a git work tree owned by platform_user.
     Made here only where the deploy has not made it yet."""

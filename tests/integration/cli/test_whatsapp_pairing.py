@@ -17,8 +17,8 @@ from click.testing import CliRunner, Result
 
 from nextmavens.cli import main
 from nextmavens.projectlink import LINK_FILE
-from nextmavens.whatsapp import cli as whatsapp_cli
 from nextmavens.whatsapp import connecting
+from nextmavens.whatsapp import drawing as whatsapp_drawing
 from nextmavens.whatsapp.qr import qr_text
 from tests.support.edgesamples import settings_fields
 from tests.support.standins import EvolutionStandIn, serve
@@ -184,9 +184,9 @@ def test_send_refuses_a_bad_number_or_text_before_evolution_and_says_when_it_is_
 def test_a_terminal_redraw_erases_the_previous_code() -> None:
     runner = CliRunner()
 
-    @whatsapp_cli.click.command()
+    @whatsapp_drawing.click.command()
     def draw() -> None:
-        screen = whatsapp_cli._Screen(tty=True)
+        screen = whatsapp_drawing._Screen(tty=True)
         screen.draw("one\ntwo")
         screen.draw("three")
 

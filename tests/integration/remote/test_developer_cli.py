@@ -14,8 +14,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from nextmavens.entry import developer_group
+from nextmavens.remote.api import ApiClient, RemoteError
 from nextmavens.remote.credentials import store_login
 from tests.integration.platform.harness import PlatformStage, repository_stage
+from tests.support.ports import free_port
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,9 @@ def test_login_checks_the_token_and_stores_it_private(stage: PlatformStage, home
     stored = home / "config" / "nextmavens" / "login.json"
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert stat.S_IMODE(stored.parent.stat().st_mode) == 0o700
-    assert json.loads(stored.read_text()) == {"url": stage.url, "token": token}
+    stored_login = json.loads(stored.read_text())
+    assert stored_login == {"url": stage.url, "token": token, "token_id": stored_login["token_id"]}
+    assert stored_login["token_id"].startswith("tok_")  # its public id, named by `logout` when it cannot revoke
 
     whoami = run("whoami", "--json")
     assert whoami.exit_code == 0
@@ -154,3 +158,75 @@ def test_an_unreachable_service_names_the_url(home: Path) -> None:
     assert result.exit_code == 4
     assert "http://127.0.0.1:25401" in result.stderr and "connection refused" in result.stderr
     assert "nmp_x" not in result.output
+
+
+def answers(stage: PlatformStage, token: str) -> int:
+    """The status GET /v1/me answers the token with."""
+    try:
+        ApiClient(stage.url, token).get("/v1/me")
+    except RemoteError as exc:
+        return exc.status
+    return 200
+
+
+def revocations(stage: PlatformStage, token_id: str) -> list[tuple[str, str]]:
+    return [
+        (str(actor), str(result))
+        for actor, result in stage.stage.sql(
+            "SELECT actor, result FROM audit_log WHERE action = 'tokens.revoke' AND detail->>'token' = %s",
+            (token_id,),
+            dbname="nextmavens",
+        )
+    ]
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_logout_revokes_the_token_on_the_service_then_removes_the_login(
+    stage: PlatformStage, home: Path, read_only: bool
+) -> None:
+    token_id, token = stage.issue("dev@acme.test", read_only=read_only)  # a read-only token may end itself too
+    assert run("login", "--url", stage.url, "--token", token).exit_code == 0
+    stored = home / "config" / "nextmavens" / "login.json"
+    assert answers(stage, token) == 200
+
+    result = run("logout")
+    assert result.exit_code == 0, result.output
+    assert "revoked" in result.stderr and not stored.exists()
+    assert answers(stage, token) == 401  # revoked on the service, not only forgotten here
+    assert revocations(stage, token_id) == [("dev@acme.test", "ok")]  # audited as every revocation
+
+    again = run("logout")
+    assert again.exit_code == 0 and "No stored login" in again.stderr
+
+
+def test_logout_with_a_token_the_service_already_refuses_removes_the_login(stage: PlatformStage, home: Path) -> None:
+    expired = stage.issue("dev@acme.test", expires_at=datetime.now(UTC) - timedelta(seconds=1))[1]
+    stored = store_login(stage.url, expired)
+    result = run("logout")
+    assert result.exit_code == 0, result.output
+    assert "already invalid, expired or revoked" in result.stderr and not stored.exists()
+
+
+def test_logout_without_the_service_removes_the_login_and_says_the_token_lives_on(
+    stage: PlatformStage, home: Path
+) -> None:
+    token_id, token = stage.issue("dev@acme.test")
+    closed = f"http://127.0.0.1:{free_port()}"
+    stored = store_login(closed, token, token_id=token_id)
+    result = run("logout")
+    assert result.exit_code == 4, result.output  # unreachable, as every developer command says it
+    assert not stored.exists()
+    message = " ".join(result.stderr.split())
+    assert f"token {token_id} was NOT revoked" in message and closed in message
+    assert f"nextmavens token revoke {token_id}" in message and f"DELETE /v1/tokens/{token_id}" in message
+    assert token not in result.output
+    assert answers(stage, token) == 200 and revocations(stage, token_id) == []  # it does live on
+
+
+def test_logout_removes_an_unreadable_login_and_says_nothing_was_revoked(home: Path) -> None:
+    stored = home / "config" / "nextmavens" / "login.json"
+    stored.parent.mkdir(parents=True)
+    stored.write_text("{not json")
+    result = run("logout")
+    assert result.exit_code == 1 and not stored.exists()
+    assert "no token was revoked" in " ".join(result.stderr.split())

@@ -39,7 +39,9 @@ def test_the_wheel_runs_the_developer_commands_without_host_tools(tmp_path: Path
     helped = nextmavens("--help")
     assert helped.returncode == 0, helped.stderr
     listed = {line.split()[0] for line in helped.stdout.splitlines() if line.startswith("  ") and line.split()}
-    assert {"login", "logout", "whoami", "projects", "link", "create-project"} <= listed
+    developer = {"login", "logout", "whoami", "projects", "project", "link", "create-project", "db", "logs"}
+    assert developer | {"whatsapp"} <= listed
+    assert "connect" in nextmavens("whatsapp", "--help").stdout
 
     # Not logged in: the documented exit code and what to do; then the API client itself, against a closed port.
     missing = nextmavens("projects", "--json")
@@ -47,3 +49,8 @@ def test_the_wheel_runs_the_developer_commands_without_host_tools(tmp_path: Path
     closed = {**env, "NEXTMAVENS_URL": "http://127.0.0.1:25402", "NEXTMAVENS_TOKEN": "nmp_x"}
     refused = nextmavens("whoami", env=closed)
     assert refused.returncode == 4 and "http://127.0.0.1:25402" in refused.stderr
+    (tmp_path / ".nextmavens").mkdir()
+    (tmp_path / ".nextmavens" / "project").write_text("acme/shop\n")
+    for shared in (["db", "migrations"], ["db:migrate", "--dry-run"], ["logs"]):  # the linked project, over the API
+        answer = nextmavens(*shared, env=closed)
+        assert answer.returncode == 4 and "http://127.0.0.1:25402" in answer.stderr, (shared, answer.stderr)
