@@ -30,6 +30,13 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] in developer_command_names():
         developer_group()(prog_name="nextmavens")
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "mcp":  # an AI tool starts it often: no engine, no edge
+        from nextmavens.mcp.cli import mcp
+
+        group = click.Group("nextmavens")
+        group.add_command(mcp)
+        group(prog_name="nextmavens")
+        return
     from nextmavens.cli import main as whole
 
     whole()
