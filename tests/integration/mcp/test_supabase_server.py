@@ -122,7 +122,9 @@ async def test_every_execute_sql_attack_fails(platform_stage: PlatformStage, tmp
     assert platform_stage.stage.sql("SELECT count(*) FROM public.victim", dbname="shop") == [(1,)]
 
 
-async def test_rows_come_inside_a_fresh_random_boundary_each_call(platform_stage: PlatformStage, tmp_path: Path) -> None:
+async def test_rows_come_inside_a_fresh_random_boundary_each_call(
+    platform_stage: PlatformStage, tmp_path: Path
+) -> None:
     async with session(platform_stage, tmp_path, "dev@acme.test") as client:
         outputs = [(await sql(client, "SELECT note FROM victim"))[1] for _ in range(2)]
     boundaries = []
@@ -137,7 +139,9 @@ async def test_rows_come_inside_a_fresh_random_boundary_each_call(platform_stage
     assert boundaries[0] != boundaries[1]
 
 
-async def test_apply_migration_is_recorded_in_the_shared_history(platform_stage: PlatformStage, tmp_path: Path) -> None:
+async def test_apply_migration_is_recorded_in_the_shared_history(
+    platform_stage: PlatformStage, tmp_path: Path
+) -> None:
     async with session(platform_stage, tmp_path, "admin@acme.test", mode="legacy") as client:
         applied = await client.call_tool(
             "apply_migration", {"name": "create_orders", "query": "create table orders (id int primary key)"}
