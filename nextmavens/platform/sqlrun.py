@@ -45,6 +45,9 @@ MULTIPLE = (
     "one statement per call: the text holds more than one (separated by ';'); send each statement in a call of its own"
 )
 
+COPY = "COPY to or from the client is not supported here: use SELECT to read, INSERT ... SELECT or VALUES to write"
+EMPTY = "the query holds no SQL statement"
+
 
 @dataclass(frozen=True)
 class SqlLimits:
@@ -139,6 +142,10 @@ def run_statement(conn: psycopg.Connection, query: str, read_only: bool, limits:
     except psycopg.Error as exc:
         if conn.broken or conn.closed:
             raise SessionUnavailable("the session broke during the statement") from None
+        _refuse_copy(conn)
+        if exc.sqlstate is None and not query.strip(" \t\r\n;"):
+            _rollback(conn)
+            raise SqlRefused("empty", EMPTY) from None
         # a command that returns no rows (CREATE, INSERT without RETURNING, COMMIT) ends the stream with this
         # client-side error (no SQLSTATE); whether it ended the transaction is checked below
         command_done = exc.sqlstate is None and conn.info.transaction_status in (
@@ -152,6 +159,7 @@ def run_statement(conn: psycopg.Connection, query: str, read_only: bool, limits:
                     "timeout", f"the statement ran longer than {limits.timeout_ms} ms and was cancelled"
                 ) from None
             raise _refusal(exc) from None
+    _refuse_copy(conn)
     if read_only:
         ended = conn.info.transaction_status == TransactionStatus.IDLE
         _rollback(conn)  # also after the cancel of the rows beyond the cap
@@ -163,6 +171,14 @@ def run_statement(conn: psycopg.Connection, query: str, read_only: bool, limits:
         raise SqlRefused("transaction_ended", TRANSACTION_ENDED)
     conn.execute("COMMIT")
     return SqlResult(columns, rows, truncated)
+
+
+def _refuse_copy(conn: psycopg.Connection) -> None:
+    """A COPY to or from the client leaves the session mid-command: it is closed (its transaction, and any write
+    in it, abandoned) and the pool opens another."""
+    if conn.info.transaction_status == TransactionStatus.ACTIVE:
+        conn.close()
+        raise SqlRefused("copy_refused", COPY)
 
 
 def _rollback(conn: psycopg.Connection) -> None:

@@ -27,8 +27,8 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "Not applied (or applied before its read-only role), or suspended"},
     422: {
         "model": ErrorBody,
-        "description": "The statement failed or was refused: multiple_statements, timeout, transaction_ended, or "
-        "sql_failed with the SQLSTATE and PostgreSQL's message",
+        "description": "The statement failed or was refused: multiple_statements, timeout, transaction_ended, "
+        "copy_refused, empty, or sql_failed with the SQLSTATE and PostgreSQL's message",
     },
 }
 
@@ -77,7 +77,7 @@ def run_sql(
 
 
 def sql_failure(refused: SqlRefused) -> ApiError:
-    if refused.code in ("multiple_statements", "timeout", "transaction_ended"):
+    if refused.code in ("multiple_statements", "timeout", "transaction_ended", "copy_refused", "empty"):
         return ApiError(422, refused.code, refused.message)
     return ApiError(422, "sql_failed", f"{refused.code}: {refused.message}" if refused.code else refused.message)
 

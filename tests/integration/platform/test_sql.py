@@ -94,6 +94,8 @@ def test_a_second_statement_is_refused_and_never_runs(
         ("SELECT rolname, rolpassword FROM pg_authid", "sql_failed"),
         ("SELECT * FROM auth.users", "sql_failed"),
         ("COMMIT", "transaction_ended"),
+        ("COPY victim TO STDOUT", "copy_refused"),
+        (" ; ", "empty"),
     ],
 )
 def test_read_only_mode_refuses_writes_and_escapes(
@@ -140,6 +142,14 @@ def test_write_mode_runs_as_the_owner_and_commits(
         refused = run(client, admin, escape, read_only=False)
         assert refused.status_code == 422 and refused.json()["error"]["code"] == "sql_failed", escape
     assert run(client, admin, "SELECT rolpassword FROM pg_authid", read_only=False).status_code == 422
+
+
+def test_copy_from_the_client_is_refused_and_writes_nothing(
+    platform_stage: PlatformStage, client: httpx.Client, admin: dict[str, str]
+) -> None:
+    answer = run(client, admin, "COPY victim FROM STDIN", read_only=False)
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "copy_refused"
+    assert run(client, admin, "SELECT count(*) FROM victim", read_only=False).json()["rows"] == [[1]]
 
 
 def test_session_settings_of_a_write_do_not_reach_the_next_call(client: httpx.Client, admin: dict[str, str]) -> None:

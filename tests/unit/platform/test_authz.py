@@ -12,7 +12,8 @@ ORG_ACTIONS = [a for a, rule in RULES.items() if not rule.on_project]
 
 # The lowest role for each action, as the roles are defined: developer reads projects, anon keys, logs and
 # migrations and applies migrations; admin also creates and suspends projects, reads service_role keys, rotates
-# keys, manages WhatsApp and runs SQL as the owner role (developers: as the read-only role); owner also manages members and others' tokens, and reads the audit log.
+# keys, manages WhatsApp and runs SQL as the owner role (developers: as the read-only role); owner also manages
+# members and others' tokens, and reads the audit log.
 LOWEST = {
     Action.READ_PROJECT: "developer",
     Action.READ_ANON_KEY: "developer",
