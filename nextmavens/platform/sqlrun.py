@@ -109,11 +109,10 @@ def _stream_size() -> int:
 def run_statement(conn: psycopg.Connection, query: str, read_only: bool, limits: SqlLimits) -> SqlResult:
     """Run `query` on `conn` (autocommit, idle) in a transaction of its own; SqlRefused for its failure,
     SessionUnavailable when the session broke."""
-    conn.execute("BEGIN READ ONLY" if read_only else "BEGIN")
-    timeout = str(limits.timeout_ms)
-    conn.execute(
-        "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)", (timeout, timeout)
-    )
+    # One round trip, our own text (the simple protocol takes several statements; the numbers are ints)
+    timeout = int(limits.timeout_ms)
+    begin = "BEGIN READ ONLY" if read_only else "BEGIN"
+    conn.execute(f"{begin}; SET LOCAL statement_timeout = {timeout}; SET LOCAL lock_timeout = {timeout}".encode())
     columns: list[str] = []
     rows: list[list[Any]] = []
     truncated = False
