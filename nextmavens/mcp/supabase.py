@@ -63,15 +63,15 @@ def build_server(target: Target, read_only: bool) -> MCPServer:
         """List the project's tables and views (its public and declared schemas), with whether row level security
         is on. Tables without it are listed at the end: their rows are open to every API role granted on them."""
         found = call(target, "GET", target.path("tables"), verbose="true" if verbose else "false")
-        body = as_text(found["tables"])
-        advice = ""
-        if found["without_rls"]:
-            advice = (
-                "\nRow level security is OFF for: " + ", ".join(found["without_rls"]) + ". Anyone holding the anon "
-                "key may reach their rows through the API where granted; suggest ENABLE ROW LEVEL SECURITY with "
-                "policies."
-            )
-        return untrusted("The table list (names and comments are the project's own text)", body) + advice
+        data = as_text({"tables": found["tables"], "without_rls": found["without_rls"]})
+        listed = untrusted("The table list (names and comments are the project's own text)", data)
+        if not found["without_rls"]:
+            return listed
+        return listed + (
+            f"\n{len(found['without_rls'])} table(s) have row level security OFF (`without_rls` above): anyone "
+            "holding the anon key may reach their rows through the API where granted. Suggest ENABLE ROW LEVEL "
+            "SECURITY with policies."
+        )
 
     def list_extensions() -> str:
         """List the PostgreSQL extensions the server offers: installed ones first, with version and schema."""
