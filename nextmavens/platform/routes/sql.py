@@ -51,6 +51,16 @@ class SqlAnswer(BaseModel):
     timeout_ms: int
 
 
+def sql_project(service: Service, caller: Caller, action: Action, org: str, ref: str) -> None:
+    """Visible and allowed (404/403 as every route), and applied as active: a suspended project's roles cannot log
+    in, so it is refused at once rather than after the pool's wait."""
+    view = visible_project(service, caller, action, org, ref)
+    if view.applied_state is None:
+        raise ApiError(409, "not_applied", f"{org}/{ref} is declared but not applied yet")
+    if view.applied_state != "active":
+        raise ApiError(409, "unavailable", f"{org}/{ref} is {view.applied_state}: its database takes no sessions")
+
+
 def role_password(service: Service, org: str, ref: str, role: str) -> str:
     passwords = service.sql_logins.passwords(org, ref, lambda: dict(applied_secrets(service, org, ref).passwords))
     password = passwords.get(role)
@@ -98,7 +108,7 @@ async def execute_sql(
 def execute_blocking(service: Service, caller: Caller, org: str, ref: str, body: SqlRequest) -> dict[str, Any]:
     settings = service.settings
     action = Action.READ_SQL if body.read_only else Action.WRITE_SQL
-    visible_project(service, caller, action, org, ref)
+    sql_project(service, caller, action, org, ref)
     limits = SqlLimits(
         timeout_ms=min(body.timeout_ms or settings.sql_timeout_ms, settings.sql_max_timeout_ms),
         max_rows=min(body.max_rows or settings.sql_max_rows, settings.sql_max_rows),
@@ -195,7 +205,7 @@ async def list_tables(
     service = service_of(request)
 
     def read() -> dict[str, Any]:
-        visible_project(service, caller, Action.READ_SQL, org, ref)
+        sql_project(service, caller, Action.READ_SQL, org, ref)
         tables = catalog_rows(service, org, ref, TABLES.replace("{verbose}", "true" if verbose else "false"))
         if not verbose:
             for table in tables:
@@ -215,7 +225,7 @@ async def list_extensions(
     service = service_of(request)
 
     def read() -> dict[str, Any]:
-        visible_project(service, caller, Action.READ_SQL, org, ref)
+        sql_project(service, caller, Action.READ_SQL, org, ref)
         return {"project": f"{org}/{ref}", "extensions": catalog_rows(service, org, ref, EXTENSIONS)}
 
     return await run_in_threadpool(read)

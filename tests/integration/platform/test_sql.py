@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.integration.platform.harness import PlatformStage, bearer
+from tests.support.projects import write_project
 
 SQL = "/v1/projects/acme/shop/sql"
 
@@ -232,3 +233,24 @@ def test_the_sql_is_never_in_the_audit_log(platform_stage: PlatformStage, client
     )
     assert rows and marker not in rows[0][0]
     assert all(marker not in line for line in platform_stage.logs.lines)
+
+
+def test_a_suspended_project_is_refused_at_once(platform_stage: PlatformStage, client: httpx.Client) -> None:
+    boss = bearer(platform_stage, "boss@globex.test")
+    path = "/v1/projects/globex/web/sql"
+    assert client.post(path, json={"query": "SELECT 1"}, headers=boss).status_code == 200
+    stage = platform_stage.stage
+    write_project(stage.projects, "globex", "web", state="suspended")
+    stage.apply()
+    try:
+        started = time.monotonic()
+        answer = client.post(path, json={"query": "SELECT 1"}, headers=boss)
+        assert answer.status_code == 409 and answer.json()["error"]["code"] == "unavailable"
+        assert "suspended" in answer.json()["error"]["message"] and time.monotonic() - started < 2
+        # and its read-only role's pooled session was ended by the suspension, not kept
+        sessions = stage.sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'readonly_web'")
+        assert sessions == [(0,)]
+    finally:
+        write_project(stage.projects, "globex", "web")
+        stage.apply()
+    assert client.post(path, json={"query": "SELECT 1"}, headers=boss).status_code == 200
