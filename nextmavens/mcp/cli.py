@@ -17,13 +17,20 @@ READ_ONLY_HELP = "Only the reading tools (forced for developers' and read-only t
 
 
 def _serve(kind: str, project: str, read_only: bool, sends_per_minute: int) -> None:
+    import importlib
+    import threading
+
     from nextmavens.mcp.common import StartRefused, connect
 
+    # The SDK's import (most of the start) runs while the service answers who the token is (network waits).
+    importer = threading.Thread(target=importlib.import_module, args=(f"nextmavens.mcp.{kind}",), daemon=True)
+    importer.start()
     try:
         target = connect(project)
     except StartRefused as exc:
         click.echo(f"nextmavens mcp {kind}: {exc}", err=True)
         sys.exit(3)
+    importer.join()
     if kind == "supabase":
         from nextmavens.mcp.supabase import build_server
 
