@@ -69,6 +69,13 @@ def main() -> None:
     if fast(sys.argv):
         developer_group(shared=sys.argv[1] in shared_command_names())(prog_name="nextmavens")
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "mcp":  # an AI tool starts it often: no engine, no edge
+        from nextmavens.mcp.cli import mcp
+
+        group = click.Group("nextmavens")
+        group.add_command(mcp)
+        group(prog_name="nextmavens")
+        return
     from nextmavens.cli import main as whole
 
     whole()

@@ -113,10 +113,12 @@ class ProjectNames:
     auth_admin: str
     storage_admin: str
     realtime_slot: str
+    # SELECT only, on the project's own schemas: the role read-only SQL (the MCP server's execute_sql) runs as
+    readonly: str
 
     @property
-    def login_roles(self) -> tuple[str, str, str, str]:
-        return (self.owner, self.authenticator, self.auth_admin, self.storage_admin)
+    def login_roles(self) -> tuple[str, str, str, str, str]:
+        return (self.owner, self.authenticator, self.auth_admin, self.storage_admin, self.readonly)
 
     def all_identifiers(self) -> dict[str, str]:
         return {
@@ -125,6 +127,7 @@ class ProjectNames:
             "authenticator role": self.authenticator,
             "auth admin role": self.auth_admin,
             "storage admin role": self.storage_admin,
+            "read-only role": self.readonly,
             "realtime replication slot": self.realtime_slot,
         }
 
@@ -139,6 +142,7 @@ def project_names(ref: str) -> ProjectNames:
         auth_admin=f"auth_admin_{base}",
         storage_admin=f"storage_admin_{base}",
         realtime_slot=f"realtime_rls_{base}",
+        readonly=f"readonly_{base}",
     )
 
 

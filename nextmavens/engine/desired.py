@@ -21,7 +21,7 @@ from nextmavens.naming import (
 # whole cluster see whether these objects still exist in every project database.
 
 # Bumped whenever the SQL of the per-database layer changes, so existing projects get it re-applied.
-LAYER_VERSION = 1
+LAYER_VERSION = 2  # 2: the read-only role's grants
 CLUSTER_SCOPE = "_cluster"
 CLUSTER = "cluster"
 
@@ -32,6 +32,13 @@ API_SCHEMAS = ("public", "extensions", "auth", "storage", "graphql_public")
 OWNER_USAGE_SCHEMAS = ("extensions", "auth", "storage", "graphql_public")
 DEFAULT_PRIVILEGE_KINDS = ("TABLES", "SEQUENCES", "FUNCTIONS")
 AUTH_FUNCTIONS = ("uid", "role", "email", "jwt")
+# The project's read-only login role (naming.ProjectNames.readonly): read-only SQL runs as it. It may connect to
+# its own database only, and read (USAGE, SELECT, default privileges for the owner's new tables) the project's own
+# schemas (`default_privilege_schemas`: public and the manifest's), never auth, storage, extensions or the
+# whatsapp schema; it is a member of no role (so SET ROLE has nowhere to go) and never of pg_read_all_data, which
+# reads every role's password hash cluster-wide. BYPASSRLS, like the owner that owns the tables (and Supabase's
+# read-only user): it reads what the owner reads, no more. Its sessions start read-only and time out.
+READONLY_SETTINGS = (("default_transaction_read_only", "on"), ("statement_timeout", "30s"))
 
 # The tables of the schema naming.WHATSAPP_SCHEMA holding a project's WhatsApp messages and events (rows.py,
 # store.py):
@@ -90,6 +97,8 @@ class LayerSpec:
         api_schema_count = len(self.api_schemas)
         default_acls = len(DEFAULT_PRIVILEGE_KINDS) * len(self.default_privilege_schemas)
         expected = {
+            ("pg_namespace", n.readonly, "a"): len(self.default_privilege_schemas),
+            ("pg_default_acl", n.readonly, "a"): len(self.default_privilege_schemas),
             ("pg_namespace", n.auth_admin, "o"): 1,
             ("pg_namespace", n.storage_admin, "o"): 1,
             ("pg_namespace", LAYER_ROLE, "o"): len(LAYER_OWNED_SCHEMAS),
@@ -229,6 +238,15 @@ def project_spec(project: LoadedProject) -> ProjectSpec:
             inherit=False,
             member_of=(names.authenticator,),
             settings=(("search_path", "storage"),),
+            has_password=True,
+            scope=scope,
+        ),
+        RoleSpec(
+            names.readonly,
+            login=can_login,
+            inherit=False,
+            bypassrls=True,
+            settings=READONLY_SETTINGS,
             has_password=True,
             scope=scope,
         ),

@@ -159,6 +159,23 @@ END
 $body$"""
 
 
+def readonly_grants(layer: LayerSpec) -> list[Statement]:
+    """The read-only role reads the project's own schemas: what is there now and what the owner creates later."""
+    n = layer.names
+    schemas = sql.SQL(", ").join(_ident(s) for s in layer.default_privilege_schemas)
+    out: list[Statement] = [
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schemas, _ident(n.readonly)),
+        sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schemas, _ident(n.readonly)),
+    ]
+    for schema in layer.default_privilege_schemas:
+        out.append(
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(
+                _ident(n.owner), _ident(schema), _ident(n.readonly)
+            )
+        )
+    return out
+
+
 def layer_statements(layer: LayerSpec) -> list[Statement]:
     """The Supabase layer inside one project database, run as one transaction by a superuser."""
     n = layer.names
@@ -221,6 +238,7 @@ def layer_statements(layer: LayerSpec) -> list[Statement]:
                     _ident(n.owner), _ident(schema), sql.SQL(kind), _api_roles()
                 )
             )
+    out += readonly_grants(layer)
     # auth.* functions belong to the project's auth admin, so GoTrue's own migrations may replace them.
     out.append(sql.SQL("SET LOCAL ROLE {}").format(_ident(n.auth_admin)))
     for name in AUTH_FUNCTIONS:

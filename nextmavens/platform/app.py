@@ -37,6 +37,7 @@ from nextmavens.platform.routes import (
     orgs,
     projects,
     projectwrites,
+    sql,
     tokens,
 )
 from nextmavens.platform.routes import whatsapp as whatsapp_routes
@@ -209,7 +210,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
 
     # First: the table is walked in order for every request, and the webhooks are the busiest route by far.
     app.include_router(hooks.router)  # Evolution's webhooks: signed by the instance, not by an access token
-    for router in (me.router, projects.router, logs.router, migrations.router, tokens.router, orgs.router):
+    for router in (me.router, projects.router, logs.router, migrations.router, sql.router, tokens.router, orgs.router):
         app.include_router(router)
     for writes in (projectwrites.router, memberwrites.router):  # the writes through the manifest repository
         app.include_router(writes)

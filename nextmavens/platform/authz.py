@@ -38,6 +38,8 @@ class Action(StrEnum):
     READ_ORG_TOKENS = "tokens.read_org"
     MANAGE_ORG_TOKENS = "tokens.manage_org"
     READ_AUDIT = "audit.read"
+    READ_SQL = "sql.read"  # one statement as the project's read-only role; its tables, extensions, types
+    WRITE_SQL = "sql.write"  # one statement as the project's owner role
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ RULES: dict[Action, Rule] = {
     Action.READ_ORG_TOKENS: Rule("owner", write=False, on_project=False),
     Action.MANAGE_ORG_TOKENS: Rule("owner", write=True, on_project=False),
     Action.READ_AUDIT: Rule("owner", write=False, on_project=False),
+    Action.READ_SQL: Rule("developer", write=False, on_project=True),
+    Action.WRITE_SQL: Rule("admin", write=True, on_project=True),
 }
 
 

@@ -62,8 +62,10 @@ def owner_dsn(
     statement_timeout_ms: int,
     application_name: str = "nextmavens-migrations",
     search_path: str | None = None,
+    role: str | None = None,
 ) -> str:
-    """The service's DSN (host, port, TLS), logged in as the project's owner into its database."""
+    """The service's DSN (host, port, TLS), logged in as the project's owner (or another of its login roles,
+    `role`) into its database."""
     names = project_names(ref)
     # Client options outrank the owner's ALTER ROLE/DATABASE settings; SQL may still change them, so the
     # migrations' watchdog (cancel) bounds the whole run as well.
@@ -72,7 +74,7 @@ def owner_dsn(
         options += f" -c search_path={search_path}"
     return make_conninfo(
         dsn_for_database(dsn, names.database),
-        user=names.owner,
+        user=role or names.owner,
         password=password,
         application_name=application_name,
         options=options,

@@ -28,6 +28,7 @@ from nextmavens.platform.dbrole import APPLICATION_NAME, prepare_control
 from nextmavens.platform.forwarder import Forwarder, ForwarderSettings, engine_credentials
 from nextmavens.platform.logstream import StreamSlots
 from nextmavens.platform.ratelimit import FailureLimiter
+from nextmavens.platform.sqlrun import ProjectSessions, RoleLogins
 from nextmavens.whatsapp.forwarding import forward_targets
 
 log = logging.getLogger("nextmavens.platform")
@@ -98,6 +99,12 @@ class ServiceSettings:
     signin_burst: int = 20
     signin_refill_s: float = 30.0
     cookie_secure: bool = True
+    # SQL run for a caller (POST .../sql, the MCP server's execute_sql): its statement timeout and row cap by
+    # default (the request may ask for less, never more than the maximums); sessions per project and role.
+    sql_timeout_ms: int = 10_000
+    sql_max_timeout_ms: int = 60_000
+    sql_max_rows: int = 1000
+    sql_pool_size: int = 2
 
 
 class ManifestSource:
@@ -187,6 +194,8 @@ class Service:
             open=False,
             name="control",
         )
+        self.sql_sessions = ProjectSessions(settings.dsn, settings.sql_pool_size, settings.pool_timeout_s)
+        self.sql_logins = RoleLogins(settings.hook_secret_ttl_s)
         self.forwarder = Forwarder(
             ForwarderSettings(
                 dsn=settings.dsn, allow_private=settings.forward_allow_private, poll_s=settings.forward_poll_s
@@ -211,6 +220,7 @@ class Service:
     def close(self) -> None:
         if not self.forwarder.stop():
             log.warning("the WhatsApp forwarder did not stop in time; left to end with the process")
+        self.sql_sessions.close()
         self.pool.close()
 
     def engine_as(self, actor: str) -> Engine:

@@ -52,7 +52,7 @@ def test_secrets_never_appear_in_plan_apply_output_or_the_audit_log(shop: Stage)
     )
     server_log = (shop.server.base / "server.log").read_text()
     secrets = _all_secret_values(shop)
-    assert len(secrets) == 11  # JWT secret, 4 passwords + 4 verifiers, the pooler password + verifier
+    assert len(secrets) == 13  # JWT secret, 5 passwords + 5 verifiers, the pooler password + verifier
     with shop.engine().secrets() as store:
         project = store.project_secrets("shop")
     assert project is not None

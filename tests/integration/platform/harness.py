@@ -172,6 +172,24 @@ def evolution_standin(folder: Path) -> Iterator[tuple[EvolutionStandIn, dict[str
         yield standin, {"evolution_url": url, "evolution_key_file": key_file}
 
 
+@contextmanager
+def applied_service(pg_template: Any, prefix: str) -> Iterator[PlatformStage]:
+    """The test manifests applied on a clone of the template server, and the service running on them with the
+    `docker` and Evolution stand-ins (one per test module: applying takes seconds)."""
+    with cloned_server(pg_template, prefix) as (server, base):
+        projects = base / "projects"
+        write_manifests(projects)
+        stage = Stage(server=server, projects=projects, master_key=base / "keys" / "master.key")
+        stage.apply()
+        with (
+            fake_docker(base / "fake-docker"),
+            evolution_standin(base / "evolution") as (evolution, evolution_settings),
+            captured_logs() as logs,
+            running_service(service_settings(stage, **evolution_settings)) as url,
+        ):
+            yield PlatformStage(stage, url, logs, evolution=evolution, evolution_settings=evolution_settings)
+
+
 def git(folder: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=True).stdout
 

@@ -72,6 +72,12 @@ CALLS = {
     "wa_send": Call(
         "POST", "/v1/projects/acme/shop/whatsapp/orders/messages", {"number": "5511987654321", "text": "hi"}, write=True
     ),
+    # SQL: read-only as the project's read-only role (developers), writes as its owner (admins, writing tokens)
+    "sql_read": Call("POST", "/v1/projects/acme/shop/sql", {"query": "SELECT 1"}),
+    "sql_write": Call("POST", "/v1/projects/acme/shop/sql", {"query": "SELECT 1", "read_only": False}, write=True),
+    "sql_crm": Call("POST", "/v1/projects/acme/crm/sql", {"query": "SELECT 1"}),
+    "tables": Call("GET", "/v1/projects/acme/shop/tables"),
+    "extensions": Call("GET", "/v1/projects/acme/shop/extensions"),
 }
 
 PERSONAS = ["owner", "admin", "developer", "outsider", "dev_ro", "owner_ro", "dev_shop", "admin_shop"]
@@ -106,6 +112,11 @@ EXPECTED = {
     "wa_status": [200, 200, 200, 404, 200, 200, 200, 200],
     "wa_connect": [200, 200, 403, 404, 403, 403, 403, 200],
     "wa_send": [201, 201, 403, 404, 403, 403, 403, 201],
+    "sql_read": [200, 200, 200, 404, 200, 200, 200, 200],
+    "sql_write": [200, 200, 403, 404, 403, 403, 403, 200],
+    "sql_crm": [200, 200, 200, 404, 200, 200, 404, 404],
+    "tables": [200, 200, 200, 404, 200, 200, 200, 200],
+    "extensions": [200, 200, 200, 404, 200, 200, 200, 200],
 }
 UNAUTHENTICATED = ["expired", "revoked", "unknown", "malformed", "missing"]
 

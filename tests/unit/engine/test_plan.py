@@ -77,6 +77,7 @@ def test_hyphenated_refs_become_underscored_postgres_names(manifests) -> None:  
         "authenticator_my_shop",
         "auth_admin_my_shop",
         "storage_admin_my_shop",
+        "readonly_my_shop",
     ]
     assert spec.names.realtime_slot == "realtime_rls_my_shop"
 

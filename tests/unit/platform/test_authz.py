@@ -12,7 +12,8 @@ ORG_ACTIONS = [a for a, rule in RULES.items() if not rule.on_project]
 
 # The lowest role for each action, as the roles are defined: developer reads projects, anon keys, logs and
 # migrations and applies migrations; admin also creates and suspends projects, reads service_role keys, rotates
-# keys and manages WhatsApp; owner also manages members and others' tokens, and reads the audit log.
+# keys, manages WhatsApp and runs SQL as the owner role (developers: as the read-only role); owner also manages
+# members and others' tokens, and reads the audit log.
 LOWEST = {
     Action.READ_PROJECT: "developer",
     Action.READ_ANON_KEY: "developer",
@@ -20,7 +21,9 @@ LOWEST = {
     Action.READ_MIGRATIONS: "developer",
     Action.APPLY_MIGRATIONS: "developer",
     Action.READ_MEMBERS: "developer",
+    Action.READ_SQL: "developer",
     Action.READ_SERVICE_KEY: "admin",
+    Action.WRITE_SQL: "admin",
     Action.ROTATE_KEYS: "admin",
     Action.SUSPEND_PROJECT: "admin",
     Action.MANAGE_WHATSAPP: "admin",
@@ -40,6 +43,7 @@ WRITES = {
     Action.CREATE_PROJECT,
     Action.MANAGE_MEMBERS,
     Action.MANAGE_ORG_TOKENS,
+    Action.WRITE_SQL,
 }
 RANK = ["developer", "admin", "owner"]
 
