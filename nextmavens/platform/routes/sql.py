@@ -15,8 +15,8 @@ from nextmavens.naming import project_names
 from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, service_of
 from nextmavens.platform.authz import Action
 from nextmavens.platform.models import ERRORS, ErrorBody
+from nextmavens.platform.projectaccess import applied_secrets, visible_project
 from nextmavens.platform.routes import OrgSlug, ProjectRef
-from nextmavens.platform.routes.projects import applied_secrets, visible_project
 from nextmavens.platform.service import Service
 from nextmavens.platform.sqlrun import SessionUnavailable, SqlLimits, SqlRefused, SqlResult
 
