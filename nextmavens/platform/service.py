@@ -84,6 +84,13 @@ class ServiceSettings:
     hook_pool_size: int = 4
     hook_statement_timeout_ms: int = 5_000
     hook_secret_ttl_s: float = 30.0
+    # Email (platform/emailsend.py, platform/emailhooks.py): Resend's API and three 0600 files: the platform's Resend
+    # key, the whsec_ secret Resend's webhooks are signed with, the secret the inbound mail worker signs with. Each
+    # missing: what needs it answers 503.
+    resend_url: str = "https://api.resend.com"
+    resend_key_file: Path | None = None
+    resend_webhook_secret_file: Path | None = None
+    inbound_email_secret_file: Path | None = None
 
 
 class ManifestSource:
