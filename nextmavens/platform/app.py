@@ -24,8 +24,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextmavens.control.crypto import MasterKeyError
 from nextmavens.platform.auth import ApiError, service_of
+from nextmavens.platform.emailsend import Mailer
 from nextmavens.platform.hookreceiver import HookReceiver
 from nextmavens.platform.models import ErrorBody
+from nextmavens.platform.routes import email as email_routes
 from nextmavens.platform.routes import (
     hooks,
     logs,
@@ -131,6 +133,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     """The application for `settings`; the service (pool, engine) opens when the server starts."""
     running = service or Service(settings)
     receiver = HookReceiver(running)
+    mailer = Mailer(running)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -139,6 +142,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
             yield
         finally:
             await receiver.close()
+            mailer.close()
             running.close()
 
     app = FastAPI(
@@ -151,6 +155,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     )
     app.state.service = running
     app.state.hooks = receiver
+    app.state.mailer = mailer
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, hook_max_body_bytes=settings.hook_max_body_bytes)
 
     @app.exception_handler(ApiError)
@@ -204,4 +209,5 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     for writes in (projectwrites.router, memberwrites.router):  # the writes through the manifest repository
         app.include_router(writes)
     app.include_router(whatsapp_routes.router)  # through Evolution: pairing and sending
+    app.include_router(email_routes.router)  # through Resend: sending, and the templates to send with
     return app

@@ -11,8 +11,8 @@ PROJECT_ACTIONS = [a for a, rule in RULES.items() if rule.on_project]
 ORG_ACTIONS = [a for a, rule in RULES.items() if not rule.on_project]
 
 # The lowest role for each action, as the roles are defined: developer reads projects, anon keys, logs and
-# migrations and applies migrations; admin also creates and suspends projects, reads service_role keys, rotates
-# keys and manages WhatsApp; owner also manages members and others' tokens, and reads the audit log.
+# migrations, applies migrations and sends email; admin also creates and suspends projects, reads service_role
+# keys, rotates keys and manages WhatsApp; owner also manages members and others' tokens, and reads the audit log.
 LOWEST = {
     Action.READ_PROJECT: "developer",
     Action.READ_ANON_KEY: "developer",
@@ -20,6 +20,7 @@ LOWEST = {
     Action.READ_MIGRATIONS: "developer",
     Action.APPLY_MIGRATIONS: "developer",
     Action.READ_MEMBERS: "developer",
+    Action.SEND_EMAIL: "developer",
     Action.READ_SERVICE_KEY: "admin",
     Action.ROTATE_KEYS: "admin",
     Action.SUSPEND_PROJECT: "admin",
@@ -37,6 +38,7 @@ WRITES = {
     Action.SUSPEND_PROJECT,
     Action.MANAGE_WHATSAPP,
     Action.SEND_WHATSAPP,
+    Action.SEND_EMAIL,
     Action.CREATE_PROJECT,
     Action.MANAGE_MEMBERS,
     Action.MANAGE_ORG_TOKENS,
