@@ -24,11 +24,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextmavens.control.crypto import MasterKeyError
 from nextmavens.platform.auth import ApiError, service_of
+from nextmavens.platform.emailhooks import EmailHooks
 from nextmavens.platform.emailsend import Mailer
 from nextmavens.platform.hookreceiver import HookReceiver
 from nextmavens.platform.models import ErrorBody
 from nextmavens.platform.routes import email as email_routes
 from nextmavens.platform.routes import (
+    emailhooks,
     hooks,
     logs,
     me,
@@ -134,6 +136,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     running = service or Service(settings)
     receiver = HookReceiver(running)
     mailer = Mailer(running)
+    email_hooks = EmailHooks(mailer)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -142,6 +145,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
             yield
         finally:
             await receiver.close()
+            await email_hooks.close()
             mailer.close()
             running.close()
 
@@ -156,6 +160,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     app.state.service = running
     app.state.hooks = receiver
     app.state.mailer = mailer
+    app.state.email_hooks = email_hooks
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, hook_max_body_bytes=settings.hook_max_body_bytes)
 
     @app.exception_handler(ApiError)
@@ -204,6 +209,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
 
     # First: the table is walked in order for every request, and the webhooks are the busiest route by far.
     app.include_router(hooks.router)  # Evolution's webhooks: signed by the instance, not by an access token
+    app.include_router(emailhooks.router)  # Resend's (Svix-signed) and the inbound mail worker's (HMAC)
     for router in (me.router, projects.router, logs.router, migrations.router, tokens.router, orgs.router):
         app.include_router(router)
     for writes in (projectwrites.router, memberwrites.router):  # the writes through the manifest repository
