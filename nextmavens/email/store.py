@@ -49,13 +49,14 @@ class MessageRow:
     error: str | None
 
 
+# One round trip: the new row, or (the insert did nothing) the row an earlier send claimed.
 _CLAIM = sql.SQL(
-    "INSERT INTO {t} (idempotency_key, to_addresses, subject, template) VALUES (%s, %s, %s, %s)"
-    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+    "WITH made AS (INSERT INTO {t} (idempotency_key, to_addresses, subject, template) VALUES (%(key)s, %(to)s,"
+    " %(subject)s, %(template)s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, status, provider_id, error)"
+    " SELECT id, status, provider_id, error, true FROM made UNION ALL"
+    " SELECT id, status, provider_id, error, false FROM {t} WHERE idempotency_key = %(key)s"
+    " AND NOT EXISTS (SELECT 1 FROM made)"
 ).format(t=_table("messages"))
-_FIND = sql.SQL("SELECT id, status, provider_id, error FROM {t} WHERE idempotency_key = %s").format(
-    t=_table("messages")
-)
 _SENT = sql.SQL(
     "UPDATE {t} SET provider_id = %s, sent_at = now(), error = NULL,"
     " status = CASE WHEN status IN ('queued', 'failed') THEN 'sent' ELSE status END,"
@@ -70,10 +71,11 @@ def claim_message(
     conn: psycopg.Connection, key: str, to: list[str], subject: str, template: str | None
 ) -> tuple[MessageRow, bool]:
     """(the row for `key`, whether this call made it). An existing row was claimed by an earlier send."""
-    made = conn.execute(_CLAIM, (key, to, subject, template)).fetchone()
-    row = conn.execute(_FIND, (key,)).fetchone()
-    assert row is not None  # made now or before; rows are never deleted by the platform
-    return MessageRow(*row), made is not None
+    row = conn.execute(_CLAIM, {"key": key, "to": to, "subject": subject, "template": template}).fetchone()
+    if row is None:  # a concurrent claim of the same key not committed yet when this one looked: ask again
+        row = conn.execute(_CLAIM, {"key": key, "to": to, "subject": subject, "template": template}).fetchone()
+    assert row is not None
+    return MessageRow(*row[:4]), bool(row[4])
 
 
 def mark_sent(conn: psycopg.Connection, message_id: int, provider_id: str) -> None:

@@ -15,6 +15,7 @@ import re
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,14 @@ def _read_plain(folder: Path, filename: str) -> str:
         raise TemplateError(f"template {filename} is not UTF-8 text") from None
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        found = path.lstat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
+
+
 class _PlainFiles(jinja2.BaseLoader):
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -86,17 +95,22 @@ class _PlainFiles(jinja2.BaseLoader):
     def get_source(
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str | None, Callable[[], bool] | None]:
-        return _read_plain(self.folder, template), None, None
+        path = self.folder / template
+        before = _stamp(path)
+        source = _read_plain(self.folder, template)
+        # compiled once, read again (through the same checks) when the file is replaced or changed
+        return source, None, lambda: before is not None and _stamp(path) == before
 
 
+@lru_cache(maxsize=64)
 def environment(folder: Path) -> ImmutableSandboxedEnvironment:
-    """A sandbox for one org's templates: no cache shared with another org, autoescape for .html only."""
+    """A sandbox for one org's templates (its own, never shared with another org's), autoescape for .html only."""
     return ImmutableSandboxedEnvironment(
         loader=_PlainFiles(folder),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        cache_size=0,
+        auto_reload=True,
     )
 
 
