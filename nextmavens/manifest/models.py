@@ -297,6 +297,31 @@ class Email(Strict):
         return value
 
 
+# A file pattern of the offload policy, relative to the project's storage folder: `*`, `?`, `[...]` and `**`,
+# no `..`, no leading `/`, no backslash.
+OFFLOAD_PATTERN = r"^[A-Za-z0-9_.*?\[\]!/-]{1,200}$"
+
+
+class MediaOffload(Strict):
+    """Moving the project's large files to Cloudinary: off unless declared."""
+
+    paths: list[Annotated[str, Field(pattern=OFFLOAD_PATTERN)]] = Field(
+        min_length=1, description="Glob patterns of the files to offload, relative to the project's storage folder"
+    )
+    older_than_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        description="Only files not modified for this many days"
+    )
+
+    @field_validator("paths")
+    @classmethod
+    def _unique_paths(cls, value: list[str]) -> list[str]:
+        reject_repeats(value, "offload path")
+        for pattern in value:
+            if pattern.startswith("/") or ".." in pattern.split("/"):
+                raise ValueError(f"offload path {pattern!r} must stay inside the storage folder (no leading /, no ..)")
+        return value
+
+
 class Backup(Strict):
     schedule: Literal["hourly", "daily", "weekly"] = "daily"
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 14
@@ -325,6 +350,9 @@ class ProjectManifest(Strict):
     domains: list[Domain] = Field(default_factory=list, description="Custom domains served by this project")
     whatsapp: WhatsApp = Field(default_factory=WhatsApp)
     email: Email | None = Field(default=None, description="Email sending and receiving (off unless declared)")
+    media_offload: MediaOffload | None = Field(
+        default=None, description="Large files moved to Cloudinary (off unless declared)"
+    )
     backup: Backup = Field(default_factory=Backup)
     storage: Storage = Field(default_factory=Storage)
     resources: Resources = Field(default_factory=Resources)

@@ -91,3 +91,17 @@ def test_the_json_schema_describes_email() -> None:
     assert set(email["properties"]) == {"from_domain", "from_name", "reply_to", "inbound_addresses"}
     assert set(email["required"]) == {"from_domain", "from_name"}
     assert email["additionalProperties"] is False
+
+
+def test_media_offload_is_off_unless_declared_and_stays_inside_the_folder(tmp_path: Path) -> None:
+    write_project(tmp_path, "acme", "shop", media_offload={"paths": ["uploads/**/*.jpg"], "older_than_days": 30})
+    write_project(tmp_path, "acme", "plain")
+    loaded = load_manifests(tmp_path)
+    shop, plain = loaded.by_ref("shop"), loaded.by_ref("plain")
+    assert shop is not None and shop.manifest.media_offload is not None and plain is not None
+    assert plain.manifest.media_offload is None
+    write_project(tmp_path, "acme", "shop", media_offload={"paths": ["../etc/*"], "older_than_days": 30})
+    [error] = errors_of(tmp_path)
+    assert "media_offload.paths: offload path '../etc/*' must stay inside the storage folder" in error
+    write_project(tmp_path, "acme", "shop", media_offload={"paths": [], "older_than_days": 0})
+    assert len(errors_of(tmp_path)) == 2
