@@ -121,8 +121,9 @@ def _service_role_actor(request: Request, org: str, ref: str, presented: str) ->
     return f"service_role@{org}/{ref}" if claims.get("role") == "service_role" else None
 
 
-def _sender(request: Request, org: str, ref: str) -> tuple[str, Caller | None]:
-    """(actor, the token's caller or None for the service_role key); 401/429 otherwise."""
+def email_sender(org: OrgSlug, ref: ProjectRef, request: Request) -> tuple[str, Caller | None]:
+    """(actor, the token's caller or None for the service_role key); 401/429 otherwise. A dependency: it runs
+    before the body is read, so an unauthenticated request learns nothing from the body's validation."""
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     presented = presented.strip()
     if scheme.lower() != "bearer" or looks_like_token(presented) or presented.count(".") != 2:
@@ -169,11 +170,17 @@ def _audit(
         503: {"model": ErrorBody, "description": "No Resend key, or the project's database is unavailable"},
     },
 )
-def send(org: OrgSlug, ref: ProjectRef, body: SendBody, request: Request) -> JSONResponse:
+def send(
+    org: OrgSlug,
+    ref: ProjectRef,
+    body: SendBody,
+    request: Request,
+    sender: Annotated[tuple[str, Caller | None], Depends(email_sender)],
+) -> JSONResponse:
     """Send one email from the manifest's `from_name <sender@from_domain>` (a platform token of a developer or
     above, or the project's service_role key), rendered from a template or given as html/text, and record it in
     the project's email.messages."""
-    actor, caller = _sender(request, org, ref)
+    actor, caller = sender
     detail: dict[str, Any] = {"recipients": len(body.to), "template": body.template}
     message = EmailRequest(
         to=tuple(body.to),

@@ -107,6 +107,7 @@ def test_who_may_send_with_a_token(email_stage: EmailStage, client: httpx.Client
     read_only = bearer(email_stage.platform, "dev@acme.test", read_only=True)
     assert client.post("/v1/projects/acme/shop/email", json=request, headers=read_only).status_code == 403
     assert client.post("/v1/projects/acme/shop/email", json=request).status_code == 401
+    assert client.post(SHOP, json={"to": []}).status_code == 401  # authentication before the body's validation
     no_email = client.post("/v1/projects/acme/crm/email", json=request, headers=dev(email_stage))
     assert no_email.status_code == 409 and no_email.json()["error"]["code"] == "email_not_declared"
 

@@ -109,9 +109,9 @@ def test_contract_the_rate_limit_headers_pace_the_next_request(resend: ResendSta
 
 
 def test_contract_a_send_retried_after_a_timeout_is_not_duplicated(resend: ResendStandin) -> None:
-    resend.state.delay_next_sends, resend.state.delay_s = 1, 1.5
-    provider_id = client(resend, timeout_s=0.5).send(MAIL, "shop/k1")
-    time.sleep(1.2)  # the delayed first answer has come and gone
+    resend.state.delay_next_sends, resend.state.delay_s = 1, 2.5
+    provider_id = client(resend, timeout_s=1.0).send(MAIL, "shop/k1")
+    time.sleep(1.0)  # the delayed first answer has come and gone
     assert [s.id for s in resend.state.sent] == [provider_id]
     assert resend.state.requests >= 2  # it was sent again, and answered with the first send's id
 
