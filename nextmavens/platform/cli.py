@@ -229,6 +229,25 @@ def platform() -> None:
     "answers 503 [env NEXTMAVENS_INBOUND_EMAIL_SECRET_FILE].",
 )
 @click.option(
+    "--cloudinary-cloud",
+    envvar="NEXTMAVENS_CLOUDINARY_CLOUD",
+    default=None,
+    help="Cloudinary's cloud name, where received mail's attachments go [env NEXTMAVENS_CLOUDINARY_CLOUD].",
+)
+@click.option(
+    "--cloudinary-key-file",
+    type=click.Path(path_type=Path),
+    envvar="NEXTMAVENS_CLOUDINARY_KEY_FILE",
+    default=None,
+    help="A 0600 file holding Cloudinary's api_key:api_secret [env NEXTMAVENS_CLOUDINARY_KEY_FILE].",
+)
+@click.option(
+    "--cloudinary-url",
+    envvar="NEXTMAVENS_CLOUDINARY_URL",
+    default=None,
+    help="Cloudinary's API (default https://api.cloudinary.com) [env NEXTMAVENS_CLOUDINARY_URL].",
+)
+@click.option(
     "--forward-allow-private",
     is_flag=True,
     envvar="NEXTMAVENS_PLATFORM_FORWARD_ALLOW_PRIVATE",
@@ -268,6 +287,9 @@ def serve(
     resend_key_file: Path | None,
     resend_webhook_secret_file: Path | None,
     inbound_email_secret_file: Path | None,
+    cloudinary_cloud: str | None,
+    cloudinary_key_file: Path | None,
+    cloudinary_url: str | None,
     forward_allow_private: bool,
     webhook_max_body_bytes: int | None,
     webhook_rate: float | None,
@@ -298,6 +320,8 @@ def serve(
         resend_key_file=resend_key_file,
         resend_webhook_secret_file=resend_webhook_secret_file,
         inbound_email_secret_file=inbound_email_secret_file,
+        cloudinary_cloud=cloudinary_cloud or None,
+        cloudinary_key_file=cloudinary_key_file,
         forward_allow_private=forward_allow_private,
     )
     given: dict[str, Any] = {
@@ -305,6 +329,7 @@ def serve(
         "hook_rate_per_s": webhook_rate,
         "hook_burst": webhook_burst,
         "resend_url": resend_url,
+        "cloudinary_url": cloudinary_url,
     }  # unset: ServiceSettings' defaults, the one place they are written
     settings = replace(settings, **{name: value for name, value in given.items() if value is not None})
     if not run_engine(lambda: run_server(settings, host.strip("[]"), int(port))):

@@ -25,6 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from nextmavens.email import inboundauth, svix
 from nextmavens.email.store import insert_inbound, record_event
 from nextmavens.files import SecretFileError, read_secret_file
+from nextmavens.media.attachments import offload_attachments
+from nextmavens.media.cloudinary import CloudinaryClient
 from nextmavens.platform.emailsend import EmailError, Mailer, MailTarget
 from nextmavens.platform.hookreceiver import TRANSIENT, OwnerPools
 
@@ -74,6 +76,19 @@ class EmailHooks:
         settings = mailer.service.settings
         self.pools = OwnerPools(settings.hook_pool_size, settings.pool_timeout_s)
         self._secrets: dict[Path, str] = {}
+        self._cloudinary: CloudinaryClient | None = None
+
+    def cloudinary(self) -> CloudinaryClient | None:
+        """Where attachments go; None without Cloudinary settings or with an unreadable key file (logged)."""
+        settings = self.mailer.service.settings
+        if self._cloudinary is None and settings.cloudinary_cloud and settings.cloudinary_key_file is not None:
+            secret = self._secret(settings.cloudinary_key_file, "Cloudinary's key file")
+            api_key, _, api_secret = (secret or "").partition(":")
+            if api_key and api_secret:
+                self._cloudinary = CloudinaryClient(
+                    settings.cloudinary_cloud, api_key, api_secret, settings.cloudinary_url
+                )
+        return self._cloudinary
 
     def _secret(self, path: Path, what: str) -> str | None:
         if path not in self._secrets:
@@ -161,6 +176,12 @@ class EmailHooks:
         if target is None:
             log.warning("inbound email for an address no project lists: answered 404")
             return HookAnswer(404)
+        contents = [a.get("content_base64") for a in (body or {}).get("attachments") or [] if isinstance(a, dict)]
+        client = self.cloudinary()
+        if client is not None and any(isinstance(c, str) for c in contents):
+            row["attachments"] = await run_in_threadpool(
+                offload_attachments, client, target.ref, row["delivery_id"], row["attachments"], contents
+            )
         return await self._write(target, lambda conn: insert_inbound(conn, row))
 
     async def _write(self, target: MailTarget, write: Any) -> HookAnswer:

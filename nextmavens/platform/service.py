@@ -91,6 +91,11 @@ class ServiceSettings:
     resend_key_file: Path | None = None
     resend_webhook_secret_file: Path | None = None
     inbound_email_secret_file: Path | None = None
+    # Cloudinary, where received mail's attachments go (media/cloudinary.py): the cloud name and a 0600 file holding
+    # api_key:api_secret; without them attachments are described (name, type, size, sha256) and not kept.
+    cloudinary_cloud: str | None = None
+    cloudinary_key_file: Path | None = None
+    cloudinary_url: str = "https://api.cloudinary.com"
 
 
 class ManifestSource:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from devkit.standins.cloudinary import CloudinaryStandin
 from devkit.standins.resend import ResendStandin, new_signing_secret
 from tests.integration.platform.harness import (
     PlatformStage,
@@ -24,6 +25,7 @@ from tests.support.projects import write_project, write_raw
 from tests.support.scratch import cloned_server
 
 RESEND_KEY = "re_platform_standin_key_0123456789"
+CLOUDINARY_SECRET = "cloudinary-standin-secret-for-email"
 INBOUND_SECRET = "inbound-worker-secret-0123456789abcdef"
 SHOP_EMAIL = {
     "from_domain": "mail.shop.example",
@@ -45,6 +47,7 @@ class EmailStage:
     platform: PlatformStage
     resend: ResendStandin
     webhook_secret: str
+    cloudinary: CloudinaryStandin
 
     @property
     def stage(self) -> Stage:
@@ -78,14 +81,20 @@ def email_stage(pg_template: Any) -> Iterator[EmailStage]:
         secrets = base / "secrets"
         secrets.mkdir(mode=0o700)
         webhook_secret = new_signing_secret()
-        with ResendStandin(RESEND_KEY, {"mail.shop.example", "web.example"}) as resend:
+        with (
+            ResendStandin(RESEND_KEY, {"mail.shop.example", "web.example"}) as resend,
+            CloudinaryStandin("demo", "4242", CLOUDINARY_SECRET) as cloudinary,
+        ):
             settings = service_settings(
                 stage,
                 resend_url=resend.base_url,
                 resend_key_file=secret_file(secrets / "resend.key", RESEND_KEY),
                 resend_webhook_secret_file=secret_file(secrets / "resend-webhook.secret", webhook_secret),
                 inbound_email_secret_file=secret_file(secrets / "inbound.secret", INBOUND_SECRET),
+                cloudinary_cloud="demo",
+                cloudinary_key_file=secret_file(secrets / "cloudinary.key", f"4242:{CLOUDINARY_SECRET}"),
+                cloudinary_url=cloudinary.base_url,
                 forward_poll_s=3600.0,
             )
             with captured_logs() as logs, running_service(settings) as url:
-                yield EmailStage(PlatformStage(stage, url, logs), resend, webhook_secret)
+                yield EmailStage(PlatformStage(stage, url, logs), resend, webhook_secret, cloudinary)

@@ -156,3 +156,24 @@ def test_the_media_offload_command_runs_a_pass_per_declared_project(
     key_file.write_text("no-colon\n")
     refused = CliRunner().invoke(main, ["media", "offload", "--projects", str(projects)])
     assert refused.exit_code == 1 and "api_key:api_secret" in refused.output
+
+
+def test_attachments_are_offloaded_only_when_their_content_checks_out(cloud: CloudinaryStandin) -> None:
+    import base64
+
+    from nextmavens.media.attachments import offload_attachments
+
+    good, bad = b"invoice-pdf", b"tampered"
+    described = [
+        {"filename": "invoice.pdf", "sha256": hashlib.sha256(good).hexdigest()},
+        {"filename": "x.png", "sha256": hashlib.sha256(b"original").hexdigest()},
+        {"filename": "big.bin", "sha256": "0" * 64},
+    ]
+    contents = [base64.b64encode(good).decode(), base64.b64encode(bad).decode(), None]
+    out = offload_attachments(client(cloud), "shop", "d1", described, contents)
+    assert out[0]["url"].endswith("nextmavens/shop/inbound/d1/0-invoice.pdf")
+    assert "sha256" in out[1]["offload_error"] and "url" not in out[1]
+    assert out[2] == described[2]
+    cloud.state.corrupt_next_uploads = 1
+    [again] = offload_attachments(client(cloud), "shop", "d2", described[:1], contents[:1])
+    assert "checksum" in again["offload_error"] and "url" not in again

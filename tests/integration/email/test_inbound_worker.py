@@ -62,7 +62,12 @@ def test_the_worker_in_miniflare_stores_a_message_in_the_projects_table(
     to, sender, subject, _, text, attachments = rows[0]
     assert (to, sender, subject, text) == ("help@shop.example", "ann@x.example", "Café help", "Hi, I need help.\n")
     digest = hashlib.sha256(b"attached").hexdigest()
-    assert attachments == [{"filename": "note.txt", "mime_type": "text/plain", "size": 8, "sha256": digest}]
+    [attachment] = attachments  # type: ignore[misc]
+    url = attachment.pop("url")
+    assert attachment == {"filename": "note.txt", "mime_type": "text/plain", "size": 8, "sha256": digest}
+    # offloaded to Cloudinary (the stand-in) under the project's folder; its content is not in the database
+    [(key, asset)] = [(k, a) for k, a in email_stage.cloudinary.state.assets.items() if a.public_id in url]
+    assert key[1].startswith("nextmavens/shop/inbound/") and asset.content == b"attached"
     # the same message delivered again (Cloudflare retries) is stored once
     assert deliver(email_stage, tmp_path, "ann@x.example", "help@shop.example", "w1")["status"] == 200
     assert len([r for r in inbound(email_stage) if r[3] == "<w1@x.example>"]) == 1

@@ -5,7 +5,8 @@
 // "<t>.<body>" keyed by INBOUND_SECRET>` (nextmavens/email/inboundauth.py checks it). The service stores it in the
 // project whose manifest lists the recipient; it answers 404 for an address no project lists, and the worker then
 // rejects the message. Any other failure throws, so Cloudflare does not accept the message (the sender's server
-// retries later). Attachments are described (name, type, size, sha256), not posted.
+// retries later). Attachments are described (name, type, size, sha256) and, up to MAX_ATTACHED_BYTES in all, sent
+// too: the service offloads them to Cloudinary and keeps their URL.
 //
 // Bindings: PLATFORM_URL (https://platform.<domain>), INBOUND_SECRET (a secret: `wrangler secret put`).
 
@@ -13,6 +14,17 @@ import PostalMime from "postal-mime";
 
 const MAX_RAW_BYTES = 10 * 1024 * 1024;
 const MAX_PART_CHARS = 1000000;
+// Attachments' content travels (base64) up to this many bytes in all, under the service's webhook body limit; the
+// service offloads it to Cloudinary. Larger ones are described only.
+const MAX_ATTACHED_BYTES = 512 * 1024;
+
+function base64(bytes) {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(text);
+}
 
 function hex(buffer) {
   return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -40,14 +52,21 @@ function cut(text) {
 export async function describe(message, raw) {
   const parsed = await PostalMime.parse(raw);
   const attachments = [];
+  let attached = 0;
   for (const item of parsed.attachments || []) {
-    const content = typeof item.content === "string" ? new TextEncoder().encode(item.content) : item.content;
-    attachments.push({
+    const raw = typeof item.content === "string" ? new TextEncoder().encode(item.content) : item.content;
+    const content = new Uint8Array(raw);
+    const described = {
       filename: item.filename || null,
       mime_type: item.mimeType || null,
       size: content.byteLength,
       sha256: hex(await crypto.subtle.digest("SHA-256", content)),
-    });
+    };
+    if (attached + content.byteLength <= MAX_ATTACHED_BYTES) {
+      attached += content.byteLength;
+      described.content_base64 = base64(content);
+    }
+    attachments.push(described);
   }
   return {
     // the same message delivered again (a retry) has the same id: the service stores it once per recipient
