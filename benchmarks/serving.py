@@ -51,14 +51,18 @@ def wait_until_serving(port: int, server: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"the service did not answer /healthz within {START_TIMEOUT_S} s")
 
 
-def start_service(dsn: str, master_key: Path, projects: Path, workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    """`nextmavens platform serve` on 127.0.0.1:`port`, answering /healthz; its log in `workdir`/service.log."""
+def start_service(
+    dsn: str, master_key: Path, projects: Path, workdir: Path, port: int, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`nextmavens platform serve` on 127.0.0.1:`port`, answering /healthz; its log in `workdir`/service.log.
+    `extra_env`: more of its NEXTMAVENS_* settings (the email benchmark's Resend stand-in)."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PG", "NEXTMAVENS_"))},
         "NEXTMAVENS_DSN": dsn,
         "NEXTMAVENS_MASTER_KEY": str(master_key),
         "NEXTMAVENS_PROJECTS": str(projects),
         "PYTHONPATH": str(REPO),
+        **(extra_env or {}),
     }
     service = subprocess.Popen(
         [sys.executable, "-m", "nextmavens.cli", "platform", "serve", "--listen", f"127.0.0.1:{port}"],

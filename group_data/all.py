@@ -212,6 +212,16 @@ timers = [
         "randomized_delay_s": 0,
         "enabled": False,
     },
+    # Off until the host's secrets file names the Cloudinary account (NEXTMAVENS_CLOUDINARY_CLOUD and a 0600
+    # NEXTMAVENS_CLOUDINARY_KEY_FILE holding api_key:api_secret); it moves only what manifests' media_offload asks.
+    {
+        "name": "media-offload",
+        "description": "Offload old project files to Cloudinary (projects declaring media_offload)",
+        "command": ["nextmavens", "media", "offload"],
+        "on_calendar": "*-*-* 02:30:00",
+        "randomized_delay_s": 600,
+        "enabled": False,
+    },
     {
         "name": "health",
         "description": "Container and endpoint health, alerts on change",

@@ -421,15 +421,21 @@ def register_optional_commands() -> None:
     from nextmavens.backup.cli import backup
     from nextmavens.commandplugins import add_plugin_commands
     from nextmavens.devcli import shared_commands
+    from nextmavens.devcli.email import email
     from nextmavens.doctor.cli import doctor
     from nextmavens.manifest.schema import schema_command
     from nextmavens.mcp.cli import mcp
+    from nextmavens.media.cli import media
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.platform.cli import platform_commands
     from nextmavens.remote.commands import DEVELOPER_COMMANDS
     from nextmavens.whatsapp.cli import whatsapp
 
-    for command in (*(schema_command, backup, monitor, status, doctor, mcp), *platform_commands, *DEVELOPER_COMMANDS):
+    for command in (
+        *(schema_command, backup, monitor, status, doctor, mcp, email, media),
+        *platform_commands,
+        *DEVELOPER_COMMANDS,
+    ):
         main.add_command(command)
     # db, logs, whatsapp (with connect), and the first plan's spellings db:migrate and whatsapp-connect (hidden)
     for name, command in shared_commands(whatsapp).items():

@@ -76,6 +76,8 @@ EVOLUTION_NAME_SEPARATOR = "--"
 
 # The schema apply makes in each project database with a WhatsApp instance (the rows the receiver stores).
 WHATSAPP_SCHEMA = "whatsapp"
+# ... and in each project database whose manifest declares `email` (sent and received mail).
+EMAIL_SCHEMA = "email"
 
 
 def evolution_instance_name(ref: str, instance: str) -> str:

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from nextmavens.manifest.loader import LoadedOrg, LoadedProject, ManifestSet
 from nextmavens.naming import (
     API_ROLES,
+    EMAIL_SCHEMA,
     LAYER_ROLE,
     POOLER_ROLE,
     WHATSAPP_FORWARD_SECRET,
+    WHATSAPP_SCHEMA,
     ProjectNames,
     project_names,
     whatsapp_secret_names,
@@ -46,6 +48,10 @@ READONLY_SETTINGS = (("default_transaction_read_only", "on"), ("statement_timeou
 # may read and write rows but never alter the tables; never dropped (it holds the project's data).
 WHATSAPP_TABLES = ("messages", "events")
 WHATSAPP_WRITERS = ("service_role",)  # besides the project's owner role
+# The tables of the schema naming.EMAIL_SCHEMA (engine/emailsql.py, email/store.py): sent mail and its delivery
+# reports, received mail. Made like the whatsapp schema's when the manifest declares `email`; never dropped.
+EMAIL_TABLES = ("messages", "events", "inbound")
+EMAIL_WRITERS = ("service_role",)  # besides the project's owner role
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class LayerSpec:
     extensions: tuple[str, ...]
     extra_schemas: tuple[str, ...]
     whatsapp: bool = False  # the project declares a WhatsApp instance: its database gets the whatsapp schema
+    email: bool = False  # the project declares `email`: its database gets the email schema
 
     @property
     def api_schemas(self) -> tuple[str, ...]:
@@ -118,28 +125,41 @@ class LayerSpec:
         for role in API_ROLES:
             expected[("pg_namespace", role, "a")] = api_schema_count
             expected[("pg_default_acl", role, "a")] = default_acls
-        for key, count in self.whatsapp_dependencies().items():
+        for key, count in self.tenant_dependencies().items():
             expected[key] = expected.get(key, 0) + count
         return {key: count for key, count in expected.items() if count > 0}
 
-    def whatsapp_dependencies(self) -> dict[tuple[str, str, str], int]:
-        """The pg_shdepend rows the whatsapp schema adds (part of expected_dependencies); none when not wanted.
+    @property
+    def tenant_schemas(self) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
+        """(schema, its tables, its writers besides the owner) of the platform's schemas this database should hold."""
+        wanted: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        if self.whatsapp:
+            wanted.append((WHATSAPP_SCHEMA, WHATSAPP_TABLES, WHATSAPP_WRITERS))
+        if self.email:
+            wanted.append((EMAIL_SCHEMA, EMAIL_TABLES, EMAIL_WRITERS))
+        return tuple(wanted)
+
+    def tenant_dependencies(self) -> dict[tuple[str, str, str], int]:
+        """The pg_shdepend rows the platform's schemas (whatsapp, email) add (part of expected_dependencies); none
+        when none is wanted.
 
         The project's owner gets no table privileges and no policies from anything else the platform
-        creates, so its pg_class and pg_policy rows tell whether this schema was created.
+        creates, so its pg_class and pg_policy rows tell whether these schemas were created.
         """
-        if not self.whatsapp:
-            return {}
-        tables = len(WHATSAPP_TABLES)
-        expected = {
-            ("pg_namespace", LAYER_ROLE, "o"): 1,
-            # each table and the sequence of its identity column
-            ("pg_class", LAYER_ROLE, "o"): 2 * tables,
-        }
-        for role in (self.names.owner, *WHATSAPP_WRITERS):
-            expected[("pg_namespace", role, "a")] = 1
-            expected[("pg_class", role, "a")] = tables
-            expected[("pg_policy", role, "r")] = tables
+        expected: dict[tuple[str, str, str], int] = {}
+        for _, tables, writers in self.tenant_schemas:
+            count = len(tables)
+            found = {
+                ("pg_namespace", LAYER_ROLE, "o"): 1,
+                # each table and the sequence of its identity column
+                ("pg_class", LAYER_ROLE, "o"): 2 * count,
+            }
+            for role in (self.names.owner, *writers):
+                found[("pg_namespace", role, "a")] = 1
+                found[("pg_class", role, "a")] = count
+                found[("pg_policy", role, "r")] = count
+            for key, value in found.items():
+                expected[key] = expected.get(key, 0) + value
         return expected
 
 
@@ -263,6 +283,7 @@ def project_spec(project: LoadedProject) -> ProjectSpec:
         extensions=tuple(manifest.database.extensions),
         extra_schemas=tuple(manifest.database.schemas),
         whatsapp=bool(manifest.whatsapp.instances),
+        email=manifest.email is not None,
     )
     return ProjectSpec(
         key=project.key,

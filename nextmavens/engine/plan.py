@@ -12,15 +12,14 @@ from nextmavens.engine.desired import (
     EXTENSION_SCHEMA,
     LAYER_ROLE,
     LAYER_VERSION,
-    WHATSAPP_TABLES,
     DesiredState,
+    LayerSpec,
     ProjectSpec,
     RoleSpec,
 )
 from nextmavens.engine.observed import PUBLIC, ObservedState
 from nextmavens.naming import (
     WHATSAPP_FORWARD_SECRET,
-    WHATSAPP_SCHEMA,
     project_names,
     reserved_ref,
     whatsapp_secret_names,
@@ -415,15 +414,15 @@ def _layer_changes(project: ProjectSpec, observed: ObservedState) -> list[Change
     database = project.database.name
     if database not in observed.databases:
         detail = "create the Supabase layer inside the new database"
-        if layer.whatsapp:
-            detail += f", with the whatsapp schema ({_whatsapp_tables()})"
+        if layer.tenant_schemas:
+            detail += f", with the {_tenant_schemas(layer)}"
         return [Change(key, "create", "layer", database, detail)]
     expected = layer.expected_dependencies()
-    whatsapp = layer.whatsapp_dependencies()
+    tenant = layer.tenant_dependencies()
     by_name = observed.extensions.get(database)
     # extensions read by name are checked by name below: a count misses one extension swapped for another
     skipped = {"pg_extension"} if by_name is not None else set()
-    base = {k: count - whatsapp.get(k, 0) for k, count in expected.items() if k[0] not in skipped}
+    base = {k: count - tenant.get(k, 0) for k, count in expected.items() if k[0] not in skipped}
     problems = _shortfalls(database, base, observed)
     if by_name is not None:
         missing = [name for name in layer.extensions if name not in by_name]
@@ -432,19 +431,20 @@ def _layer_changes(project: ProjectSpec, observed: ObservedState) -> list[Change
     record = observed.control_projects.get(project.ref)
     if record is not None and record.layer_version < LAYER_VERSION and not problems:
         problems.append(f"layer version {record.layer_version} -> {LAYER_VERSION}")
-    # The whatsapp schema's rows come on top of the layer's; its statements are part of the layer's, so
-    # running the layer again restores whichever falls short.
-    whatsapp_short = _shortfalls(database, {k: expected[k] for k in whatsapp}, observed)
+    # The platform schemas' rows (whatsapp, email) come on top of the layer's; their statements are part of the
+    # layer's, so running the layer again restores whichever falls short.
+    tenant_short = _shortfalls(database, {k: expected[k] for k in tenant}, observed)
+    names = " and ".join(f"the {schema} schema" for schema, _, _ in layer.tenant_schemas)
     if problems:
-        if whatsapp_short:
-            problems.append("the whatsapp schema")
+        if tenant_short:
+            problems.append(names)
         return [Change(key, "update", "layer", database, "restore the Supabase layer: " + "; ".join(problems))]
-    if not whatsapp_short:
+    if not tenant_short:
         return []
     if not observed.dependencies.get((database, "pg_class", project.names.owner, "a")):
-        # the owner is granted privileges on no table but the whatsapp schema's: it was never created
-        return [Change(key, "create", "layer", database, f"create whatsapp schema ({_whatsapp_tables()})")]
-    detail = "restore the whatsapp schema: " + "; ".join(whatsapp_short)
+        # the owner is granted privileges on no table but the platform schemas': they were never created
+        return [Change(key, "create", "layer", database, f"create {_tenant_schemas(layer)}")]
+    detail = f"restore {names}: " + "; ".join(tenant_short)
     return [Change(key, "update", "layer", database, detail)]
 
 
@@ -458,8 +458,12 @@ def _shortfalls(database: str, minimums: dict[tuple[str, str, str], int], observ
     return problems
 
 
-def _whatsapp_tables() -> str:
-    return "tables " + " and ".join(f"{WHATSAPP_SCHEMA}.{t}" for t in WHATSAPP_TABLES)
+def _tenant_schemas(layer: LayerSpec) -> str:
+    """e.g. `whatsapp schema (tables whatsapp.messages and whatsapp.events)`."""
+    return " and ".join(
+        f"{schema} schema (tables " + " and ".join(f"{schema}.{t}" for t in tables) + ")"
+        for schema, tables, _ in layer.tenant_schemas
+    )
 
 
 def _notices(desired: DesiredState, observed: ObservedState) -> list[Notice]:

@@ -19,6 +19,7 @@ from nextmavens.engine.desired import (
     LayerSpec,
     RoleSpec,
 )
+from nextmavens.engine.emailsql import email_statements
 from nextmavens.engine.observed import PUBLIC
 from nextmavens.engine.whatsappsql import whatsapp_statements
 from nextmavens.naming import API_ROLES, POOLER_ROLE
@@ -210,6 +211,8 @@ def layer_statements(layer: LayerSpec) -> list[Statement]:
     )
     if layer.whatsapp:
         out += whatsapp_statements(n)
+    if layer.email:
+        out += email_statements(n)
     out.append(sql.SQL("RESET ROLE"))
 
     out += _create_schema("auth", n.auth_admin)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from nextmavens.engine.desired import LAYER_ROLE, WHATSAPP_TABLES, WHATSAPP_WRITERS
+from nextmavens.engine.desired import WHATSAPP_TABLES, WHATSAPP_WRITERS
+from nextmavens.engine.tenantsql import Statement, create_schema, grant_writers, secure_table
 from nextmavens.naming import WHATSAPP_SCHEMA, ProjectNames
-
-Statement = sql.Composed | sql.SQL  # as sqlgen's
 
 _FORWARD_COLUMNS = """
     received_at timestamptz NOT NULL DEFAULT now(),
@@ -57,21 +56,8 @@ def whatsapp_statements(names: ProjectNames) -> list[Statement]:
     Nothing here is dropped or replaced: the tables hold the project's data, and a policy or publication
     entry already there is left as it is.
     """
-    schema = sql.Identifier(WHATSAPP_SCHEMA)
-    writers = sql.SQL(", ").join(sql.Identifier(r) for r in (names.owner, *WHATSAPP_WRITERS))
-    # A whatsapp schema created by someone else (the project's owner may create schemas in its database)
-    # is never taken over: the transaction fails and names it.
-    out: list[Statement] = [
-        sql.SQL(
-            "DO $do$ DECLARE found text; BEGIN"
-            " SELECT pg_get_userbyid(nspowner) INTO found FROM pg_namespace WHERE nspname = {name};"
-            " IF found IS NOT NULL AND found <> {layer} THEN RAISE EXCEPTION"
-            " 'schema % in database % is owned by %, not by %: the platform creates it itself and never takes"
-            " over one it did not create; rename or drop that schema (after saving its data) and apply again',"
-            " {name}, current_database(), found, {layer}; END IF; END $do$"
-        ).format(name=sql.Literal(WHATSAPP_SCHEMA), layer=sql.Literal(LAYER_ROLE)),
-        sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(schema, sql.Identifier(LAYER_ROLE)),
-    ]
+    writers = (names.owner, *WHATSAPP_WRITERS)
+    out = create_schema(WHATSAPP_SCHEMA)
     for table in WHATSAPP_TABLES:
         target = _whatsapp_table(table)
         out.append(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(target, sql.SQL(_WHATSAPP_COLUMNS[table])))
@@ -81,36 +67,6 @@ def whatsapp_statements(names: ProjectNames) -> list[Statement]:
                 sql.Identifier(f"{table}_forward_due"), target
             )
         )
-        out.append(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(target))
-        for role in (*WHATSAPP_WRITERS, names.owner):
-            out.append(_create_policy_if_absent(table, f"{role} writes", role))
-        out.append(
-            sql.SQL(
-                "DO $do$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication_rel r"
-                " JOIN pg_publication p ON p.oid = r.prpubid"
-                " WHERE p.pubname = 'supabase_realtime' AND r.prrelid = {}::regclass)"
-                " THEN ALTER PUBLICATION supabase_realtime ADD TABLE {}; END IF; END $do$"
-            ).format(sql.Literal(f"{WHATSAPP_SCHEMA}.{table}"), target)
-        )
-    out.append(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, writers))
-    out.append(
-        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
-            sql.SQL(", ").join(_whatsapp_table(t) for t in WHATSAPP_TABLES), writers
-        )
-    )
+        out += secure_table(WHATSAPP_SCHEMA, table, (*WHATSAPP_WRITERS, names.owner))
+    out += grant_writers(WHATSAPP_SCHEMA, WHATSAPP_TABLES, writers)
     return out
-
-
-def _create_policy_if_absent(table: str, policy: str, role: str) -> Statement:
-    """PostgreSQL has no CREATE POLICY IF NOT EXISTS."""
-    return sql.SQL(
-        "DO $do$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = {relation}::regclass"
-        " AND polname = {name}) THEN CREATE POLICY {policy} ON {table} FOR ALL TO {role} USING (true)"
-        " WITH CHECK (true); END IF; END $do$"
-    ).format(
-        relation=sql.Literal(f"{WHATSAPP_SCHEMA}.{table}"),
-        name=sql.Literal(policy),
-        policy=sql.Identifier(policy),
-        table=_whatsapp_table(table),
-        role=sql.Identifier(role),
-    )

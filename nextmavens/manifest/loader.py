@@ -152,6 +152,8 @@ def cross_file_errors(projects: Iterable[LoadedProject]) -> list[ManifestError]:
     errors: list[ManifestError] = []
     ref_owner: dict[str, LoadedProject] = {}
     domain_owner: dict[str, tuple[LoadedProject, int]] = {}
+    mail_domain_owner: dict[str, LoadedProject] = {}
+    inbound_owner: dict[str, LoadedProject] = {}
     for project in projects:
         doc = project.document
         first = ref_owner.setdefault(project.ref, project)
@@ -185,6 +187,41 @@ def cross_file_errors(projects: Iterable[LoadedProject]) -> list[ManifestError]:
                         f"domain {domain!r} is already claimed by {claimed[0].path}",
                     )
                 )
+        errors.extend(_email_claims(project, mail_domain_owner, inbound_owner))
+    return errors
+
+
+def _email_claims(
+    project: LoadedProject, domain_owner: dict[str, LoadedProject], address_owner: dict[str, LoadedProject]
+) -> list[ManifestError]:
+    """A sending domain and each inbound address belong to one project: mail to an address lands in exactly one
+    project's database, and a delivery report for a domain's mail updates exactly one."""
+    email = project.manifest.email
+    if email is None:
+        return []
+    doc = project.document
+    errors = []
+    first = domain_owner.setdefault(email.from_domain, project)
+    if first is not project:
+        errors.append(
+            ManifestError(
+                project.path,
+                doc.line_of(("email", "from_domain")),
+                "email.from_domain",
+                f"from_domain {email.from_domain!r} is already used by {first.path}; a domain sends for one project",
+            )
+        )
+    for index, address in enumerate(email.inbound_addresses):
+        first = address_owner.setdefault(address, project)
+        if first is not project:
+            errors.append(
+                ManifestError(
+                    project.path,
+                    doc.line_of(("email", "inbound_addresses", index)),
+                    f"email.inbound_addresses[{index}]",
+                    f"inbound address {address!r} is already listed by {first.path}",
+                )
+            )
     return errors
 
 

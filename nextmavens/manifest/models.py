@@ -67,6 +67,7 @@ RESERVED_SCHEMAS = frozenset(
         "pgsodium",
         "information_schema",
         "whatsapp",  # the platform's, with the project's WhatsApp messages (engine/sqlgen.whatsapp_statements)
+        "email",  # the platform's, with the project's sent and received email (engine/emailsql.py)
     }
 )
 WHATSAPP_EVENTS = (
@@ -243,6 +244,84 @@ class WhatsApp(Strict):
         return value
 
 
+# An address the platform sends from or receives at: ASCII, lowercase (addresses are compared as written, so
+# `Info@` and `info@` can never belong to two projects), a local part of RFC 5322's dot-atom characters.
+EMAIL_LOCAL_PATTERN = r"[a-z0-9!#%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#%&'*+/=?^_`{|}~-]+)*"
+EMAIL_ADDRESS_SCHEMA_PATTERN = rf"^{EMAIL_LOCAL_PATTERN}@[a-z0-9.-]+$"
+
+
+def check_email_address(value: str) -> str:
+    """A lowercase ASCII address `local@domain` whose domain passes check_domain."""
+    local, at, domain = value.rpartition("@")
+    if not at or len(value) > 254 or len(local) > 64 or not re.fullmatch(EMAIL_LOCAL_PATTERN, local, re.ASCII):
+        raise ValueError(
+            f"{value!r} is not an email address the platform accepts (lowercase ASCII local@domain, the local part "
+            "of letters, digits and .!#%&'*+/=?^_`{|}~- without leading, trailing or double dots)"
+        )
+    check_domain(domain)
+    return value
+
+
+EmailAddress = Annotated[
+    str,
+    AfterValidator(check_email_address),
+    Field(max_length=254, json_schema_extra={"pattern": EMAIL_ADDRESS_SCHEMA_PATTERN}),
+]
+
+
+class Email(Strict):
+    """Email through the platform: sent with Resend from `from_domain` (verified in the platform's Resend account),
+    received by the inbound mail worker at `inbound_addresses`. Declaring it gives the project's database the
+    `email` schema."""
+
+    from_domain: Domain = Field(description="The domain mail is sent from; one project per domain")
+    from_name: Text = Field(description="The sender's display name")
+    reply_to: EmailAddress | None = None
+    inbound_addresses: list[EmailAddress] = Field(
+        default_factory=list, description="Addresses whose mail lands in email.inbound; one project per address"
+    )
+
+    @field_validator("from_name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        # the name is written into a `From: Name <address>` header: these would end or split it
+        bad = next((ch for ch in value if ch in '<>"\\,;@'), None)
+        if bad is not None:
+            raise ValueError(f"from_name must not contain {bad!r} (it is written into the From header)")
+        return value
+
+    @field_validator("inbound_addresses")
+    @classmethod
+    def _unique_inbound(cls, value: list[str]) -> list[str]:
+        reject_repeats(value, "inbound address")
+        return value
+
+
+# A file pattern of the offload policy, relative to the project's storage folder: `*`, `?`, `[...]` and `**`,
+# no `..`, no leading `/`, no backslash.
+OFFLOAD_PATTERN = r"^[A-Za-z0-9_.*?\[\]!/-]{1,200}$"
+
+
+class MediaOffload(Strict):
+    """Moving the project's large files to Cloudinary: off unless declared."""
+
+    paths: list[Annotated[str, Field(pattern=OFFLOAD_PATTERN)]] = Field(
+        min_length=1, description="Glob patterns of the files to offload, relative to the project's storage folder"
+    )
+    older_than_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        description="Only files not modified for this many days"
+    )
+
+    @field_validator("paths")
+    @classmethod
+    def _unique_paths(cls, value: list[str]) -> list[str]:
+        reject_repeats(value, "offload path")
+        for pattern in value:
+            if pattern.startswith("/") or ".." in pattern.split("/"):
+                raise ValueError(f"offload path {pattern!r} must stay inside the storage folder (no leading /, no ..)")
+        return value
+
+
 class Backup(Strict):
     schedule: Literal["hourly", "daily", "weekly"] = "daily"
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 14
@@ -270,6 +349,10 @@ class ProjectManifest(Strict):
     auth: Auth
     domains: list[Domain] = Field(default_factory=list, description="Custom domains served by this project")
     whatsapp: WhatsApp = Field(default_factory=WhatsApp)
+    email: Email | None = Field(default=None, description="Email sending and receiving (off unless declared)")
+    media_offload: MediaOffload | None = Field(
+        default=None, description="Large files moved to Cloudinary (off unless declared)"
+    )
     backup: Backup = Field(default_factory=Backup)
     storage: Storage = Field(default_factory=Storage)
     resources: Resources = Field(default_factory=Resources)

@@ -90,9 +90,13 @@ def monitor() -> None:
 
 @monitor.command("storage")
 def storage_command() -> None:
-    """Measure disks, alert at 80/90/95 percent once per crossing, prune safely at 92 percent or more."""
+    """Measure disks, alert at 80/90/95 percent once per crossing, prune safely at 92 percent or more (with media
+    offload declared: only after an offload pass succeeded and the disk is still at 90 percent or more)."""
+    from nextmavens.media.run import monitor_pass
+
     alerts = alerts_from_env()
-    check = check_storage(_paths(), state_dir() / "storage.json", alerts.send)
+    offload = monitor_pass(Path(os.environ.get("NEXTMAVENS_PROJECTS") or "projects"))
+    check = check_storage(_paths(), state_dir() / "storage.json", alerts.send, offload=offload)
     for path, usage in check.usage.items():
         click.echo(f"{path}: {usage.percent:.1f}% used")
 

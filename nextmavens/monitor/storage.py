@@ -29,6 +29,9 @@ from nextmavens.runner import Runner, run_command
 THRESHOLDS = (80, 90, 95)
 HYSTERESIS = 2.0
 PRUNE_AT = 92.0
+# With media offload configured, the prune waits for an offload pass that succeeded and runs only if the disk is
+# still at or above this afterwards (the pass may have freed enough).
+PRUNE_AFTER_OFFLOAD_FLOOR = 90.0
 PRUNE_MIN_INTERVAL = 30 * 60  # seconds between prunes, so a disk stuck above 92% is not pruned every run
 KEEP_LABEL = "nextmavens.keep"
 JOURNAL_KEEP = "7d"
@@ -171,8 +174,12 @@ def check_storage(
     now: float | None = None,
     prune_at: float = PRUNE_AT,
     prune_interval: float = PRUNE_MIN_INTERVAL,
+    offload: Callable[[], bool] | None = None,
 ) -> StorageCheck:
-    """One monitor run: measure each path, alert on crossings, prune at prune_at, persist the state."""
+    """One monitor run: measure each path, alert on crossings, prune at prune_at, persist the state.
+
+    `offload`: runs a media offload pass and says whether it succeeded; given, a prune waits for it: none when the
+    pass failed, none when the disk is below PRUNE_AFTER_OFFLOAD_FLOOR after it."""
     now = time.time() if now is None else now
     state = load_json(state_file)
     paths_state: dict[str, Any] = state.setdefault("paths", {})
@@ -185,6 +192,21 @@ def check_storage(
         if usage.percent >= prune_at and (last_prune is None or now - float(last_prune) >= prune_interval):
             # Report the crossing first, then free space, then judge the new reading too.
             _apply(entry, path, usage, send, result)
+            if offload is not None:
+                entry["last_prune"] = now  # the offload pass is not run again before the interval either
+                if not offload():
+                    text = f"disk {path} at {usage.percent:.1f}%: the media offload pass failed, so nothing was pruned"
+                    result.events.append(Event("prune", path, int(entry["level"]), usage.percent, text))
+                    send(text)
+                    entry.update(percent=round(usage.percent, 2), checked_at=now)
+                    result.usage[path] = usage
+                    continue
+                usage = measure(path)
+                if usage.percent < PRUNE_AFTER_OFFLOAD_FLOOR:
+                    _apply(entry, path, usage, send, result)
+                    entry.update(percent=round(usage.percent, 2), checked_at=now)
+                    result.usage[path] = usage
+                    continue
             report = prune(path, runner)
             entry["last_prune"] = now
             result.prunes.append(report)

@@ -26,9 +26,13 @@ from nextmavens.control.crypto import MasterKeyError
 from nextmavens.platform.auth import ApiError, service_of
 from nextmavens.platform.dashboard import assets, pages
 from nextmavens.platform.dashboard.web import FormRefused, SignInRequired, signin_redirect
+from nextmavens.platform.emailhooks import EmailHooks
+from nextmavens.platform.emailsend import Mailer
 from nextmavens.platform.hookreceiver import HookReceiver
 from nextmavens.platform.models import ErrorBody
+from nextmavens.platform.routes import email as email_routes
 from nextmavens.platform.routes import (
+    emailhooks,
     hooks,
     logs,
     me,
@@ -134,6 +138,8 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     """The application for `settings`; the service (pool, engine) opens when the server starts."""
     running = service or Service(settings)
     receiver = HookReceiver(running)
+    mailer = Mailer(running)
+    email_hooks = EmailHooks(mailer)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -142,6 +148,8 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
             yield
         finally:
             await receiver.close()
+            await email_hooks.close()
+            mailer.close()
             running.close()
 
     app = FastAPI(
@@ -154,6 +162,8 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     )
     app.state.service = running
     app.state.hooks = receiver
+    app.state.mailer = mailer
+    app.state.email_hooks = email_hooks
     app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, hook_max_body_bytes=settings.hook_max_body_bytes)
 
     @app.exception_handler(ApiError)
@@ -210,11 +220,13 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
 
     # First: the table is walked in order for every request, and the webhooks are the busiest route by far.
     app.include_router(hooks.router)  # Evolution's webhooks: signed by the instance, not by an access token
+    app.include_router(emailhooks.router)  # Resend's (Svix-signed) and the inbound mail worker's (HMAC)
     for router in (me.router, projects.router, logs.router, migrations.router, sql.router, tokens.router, orgs.router):
         app.include_router(router)
     for writes in (projectwrites.router, memberwrites.router):  # the writes through the manifest repository
         app.include_router(writes)
     app.include_router(whatsapp_routes.router)  # through Evolution: pairing and sending
+    app.include_router(email_routes.router)  # through Resend: sending, and the templates to send with
     app.include_router(assets.router)  # the dashboard: its stylesheet, script and fonts, then its pages
     app.include_router(pages.router)
     return app

@@ -32,6 +32,7 @@ class Action(StrEnum):
     SUSPEND_PROJECT = "projects.suspend"
     MANAGE_WHATSAPP = "whatsapp.manage"
     SEND_WHATSAPP = "whatsapp.send"
+    SEND_EMAIL = "email.send"
     CREATE_PROJECT = "projects.create"
     READ_MEMBERS = "members.read"
     MANAGE_MEMBERS = "members.manage"
@@ -60,6 +61,7 @@ RULES: dict[Action, Rule] = {
     Action.SUSPEND_PROJECT: Rule("admin", write=True, on_project=True),
     Action.MANAGE_WHATSAPP: Rule("admin", write=True, on_project=True),
     Action.SEND_WHATSAPP: Rule("admin", write=True, on_project=True),
+    Action.SEND_EMAIL: Rule("developer", write=True, on_project=True),
     Action.CREATE_PROJECT: Rule("admin", write=True, on_project=False),
     Action.READ_MEMBERS: Rule("developer", write=False, on_project=False),
     Action.MANAGE_MEMBERS: Rule("owner", write=True, on_project=False),

@@ -245,6 +245,55 @@ def platform() -> None:
     help="A 0600 file holding Evolution's global API key [env NEXTMAVENS_EVOLUTION_KEY_FILE].",
 )
 @click.option(
+    "--resend-url",
+    envvar="NEXTMAVENS_RESEND_URL",
+    default=None,
+    help="Resend's API (default https://api.resend.com; http only to loopback) [env NEXTMAVENS_RESEND_URL].",
+)
+@click.option(
+    "--resend-key-file",
+    type=click.Path(path_type=Path),
+    envvar="NEXTMAVENS_RESEND_KEY_FILE",
+    default=None,
+    help="A 0600 file holding the platform's Resend API key; without it email sending answers 503 "
+    "[env NEXTMAVENS_RESEND_KEY_FILE].",
+)
+@click.option(
+    "--resend-webhook-secret-file",
+    type=click.Path(path_type=Path),
+    envvar="NEXTMAVENS_RESEND_WEBHOOK_SECRET_FILE",
+    default=None,
+    help="A 0600 file holding the whsec_ signing secret of Resend's webhook; without it /hooks/resend answers 503 "
+    "[env NEXTMAVENS_RESEND_WEBHOOK_SECRET_FILE].",
+)
+@click.option(
+    "--inbound-email-secret-file",
+    type=click.Path(path_type=Path),
+    envvar="NEXTMAVENS_INBOUND_EMAIL_SECRET_FILE",
+    default=None,
+    help="A 0600 file holding the secret the inbound mail worker signs with; without it /hooks/email/inbound "
+    "answers 503 [env NEXTMAVENS_INBOUND_EMAIL_SECRET_FILE].",
+)
+@click.option(
+    "--cloudinary-cloud",
+    envvar="NEXTMAVENS_CLOUDINARY_CLOUD",
+    default=None,
+    help="Cloudinary's cloud name, where received mail's attachments go [env NEXTMAVENS_CLOUDINARY_CLOUD].",
+)
+@click.option(
+    "--cloudinary-key-file",
+    type=click.Path(path_type=Path),
+    envvar="NEXTMAVENS_CLOUDINARY_KEY_FILE",
+    default=None,
+    help="A 0600 file holding Cloudinary's api_key:api_secret [env NEXTMAVENS_CLOUDINARY_KEY_FILE].",
+)
+@click.option(
+    "--cloudinary-url",
+    envvar="NEXTMAVENS_CLOUDINARY_URL",
+    default=None,
+    help="Cloudinary's API (default https://api.cloudinary.com) [env NEXTMAVENS_CLOUDINARY_URL].",
+)
+@click.option(
     "--forward-allow-private",
     is_flag=True,
     envvar="NEXTMAVENS_PLATFORM_FORWARD_ALLOW_PRIVATE",
@@ -280,6 +329,13 @@ def serve(
     privileged: str,
     evolution_url: str | None,
     evolution_key_file: Path | None,
+    resend_url: str | None,
+    resend_key_file: Path | None,
+    resend_webhook_secret_file: Path | None,
+    inbound_email_secret_file: Path | None,
+    cloudinary_cloud: str | None,
+    cloudinary_key_file: Path | None,
+    cloudinary_url: str | None,
     forward_allow_private: bool,
     webhook_max_body_bytes: int | None,
     webhook_rate: float | None,
@@ -307,12 +363,19 @@ def serve(
         privileged_argv=tuple(shlex.split(privileged)),
         evolution_url=evolution_url or None,
         evolution_key_file=evolution_key_file,
+        resend_key_file=resend_key_file,
+        resend_webhook_secret_file=resend_webhook_secret_file,
+        inbound_email_secret_file=inbound_email_secret_file,
+        cloudinary_cloud=cloudinary_cloud or None,
+        cloudinary_key_file=cloudinary_key_file,
         forward_allow_private=forward_allow_private,
     )
     given: dict[str, Any] = {
         "hook_max_body_bytes": webhook_max_body_bytes,
         "hook_rate_per_s": webhook_rate,
         "hook_burst": webhook_burst,
+        "resend_url": resend_url,
+        "cloudinary_url": cloudinary_url,
     }  # unset: ServiceSettings' defaults, the one place they are written
     settings = replace(settings, **{name: value for name, value in given.items() if value is not None})
     if not run_engine(lambda: run_server(settings, host.strip("[]"), int(port))):

@@ -105,6 +105,18 @@ class ServiceSettings:
     sql_max_timeout_ms: int = 60_000
     sql_max_rows: int = 1000
     sql_pool_size: int = 2
+    # Email (platform/emailsend.py, platform/emailhooks.py): Resend's API and three 0600 files: the platform's Resend
+    # key, the whsec_ secret Resend's webhooks are signed with, the secret the inbound mail worker signs with. Each
+    # missing: what needs it answers 503.
+    resend_url: str = "https://api.resend.com"
+    resend_key_file: Path | None = None
+    resend_webhook_secret_file: Path | None = None
+    inbound_email_secret_file: Path | None = None
+    # Cloudinary, where received mail's attachments go (media/cloudinary.py): the cloud name and a 0600 file holding
+    # api_key:api_secret; without them attachments are described (name, type, size, sha256) and not kept.
+    cloudinary_cloud: str | None = None
+    cloudinary_key_file: Path | None = None
+    cloudinary_url: str = "https://api.cloudinary.com"
 
 
 class ManifestSource:

@@ -108,3 +108,33 @@ def test_state_persists_between_runs(loopfs: Path, tmp_path: Path) -> None:
     check_storage([str(loopfs)], state, second.append, lambda argv: (0, ""), now=300)
     assert second == []
     assert oct(state.stat().st_mode & 0o777) == "0o600"
+
+
+def test_with_offload_the_prune_waits_for_a_pass_that_succeeded_and_the_disk_still_above_90(
+    loopfs: Path, tmp_path: Path
+) -> None:
+    sent: list[str] = []
+    ran: list[list[str]] = []
+
+    def runner(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        ran.append(argv)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    state = tmp_path / "state" / "storage.json"
+    fill_to(loopfs, 86, "big")
+    media = loopfs / "media.bin"
+    with media.open("wb") as handle:
+        handle.write(os.urandom(5 * 1024 * 1024))  # about 8 %: what the pass moves away
+    assert measure(loopfs).percent >= 92
+    check = check_storage([str(loopfs)], state, sent.append, runner, now=0, offload=lambda: False)
+    assert not ran and not check.prunes and "offload pass failed" in sent[-1]
+
+    def offloaded() -> bool:
+        media.unlink()
+        return True
+
+    check = check_storage([str(loopfs)], state, sent.append, runner, now=3600, offload=offloaded)
+    assert not ran and not check.prunes and measure(loopfs).percent < 90  # the pass freed enough
+    fill_to(loopfs, 93, "more")
+    check = check_storage([str(loopfs)], state, sent.append, runner, now=7200, offload=lambda: True)
+    assert ran and len(check.prunes) == 1  # a pass that succeeded, and still above 90 %: pruned

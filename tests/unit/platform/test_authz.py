@@ -11,9 +11,9 @@ PROJECT_ACTIONS = [a for a, rule in RULES.items() if rule.on_project]
 ORG_ACTIONS = [a for a, rule in RULES.items() if not rule.on_project]
 
 # The lowest role for each action, as the roles are defined: developer reads projects, anon keys, logs and
-# migrations and applies migrations; admin also creates and suspends projects, reads service_role keys, rotates
-# keys, manages WhatsApp and runs SQL as the owner role (developers: as the read-only role); owner also manages
-# members and others' tokens, and reads the audit log.
+# migrations, applies migrations and sends email; admin also creates and suspends projects, reads service_role
+# keys, rotates keys, manages WhatsApp and runs SQL as the owner role (developers: as the read-only role); owner
+# also manages members and others' tokens, and reads the audit log.
 LOWEST = {
     Action.READ_PROJECT: "developer",
     Action.READ_ANON_KEY: "developer",
@@ -22,6 +22,7 @@ LOWEST = {
     Action.APPLY_MIGRATIONS: "developer",
     Action.READ_MEMBERS: "developer",
     Action.READ_SQL: "developer",
+    Action.SEND_EMAIL: "developer",
     Action.READ_SERVICE_KEY: "admin",
     Action.WRITE_SQL: "admin",
     Action.ROTATE_KEYS: "admin",
@@ -40,6 +41,7 @@ WRITES = {
     Action.SUSPEND_PROJECT,
     Action.MANAGE_WHATSAPP,
     Action.SEND_WHATSAPP,
+    Action.SEND_EMAIL,
     Action.CREATE_PROJECT,
     Action.MANAGE_MEMBERS,
     Action.MANAGE_ORG_TOKENS,

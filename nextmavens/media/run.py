@@ -1,0 +1,79 @@
+"""Running offload passes on the host: `nextmavens media offload` (the timer's) and the storage monitor's pass
+before a prune. Its settings: NEXTMAVENS_CLOUDINARY_CLOUD (the cloud name), NEXTMAVENS_CLOUDINARY_KEY_FILE (a 0600
+file holding `api_key:api_secret`), NEXTMAVENS_CLOUDINARY_URL (default https://api.cloudinary.com); the projects'
+storage folders are `<storage_root>/<ref>`, storage_root from the edge settings (NEXTMAVENS_EDGE_CONFIG) or
+NEXTMAVENS_STORAGE_ROOT."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from nextmavens.files import read_secret_file
+from nextmavens.manifest.loader import load_manifests
+from nextmavens.media.cloudinary import DEFAULT_URL, CloudinaryClient
+from nextmavens.media.offload import OffloadReport, offload_pass
+
+log = logging.getLogger("nextmavens.media")
+
+DEFAULT_STORAGE_ROOT = "/var/lib/nextmavens/storage"  # the edge settings' default (edge/settings.py storage_root)
+
+
+class OffloadSettingsError(Exception):
+    pass
+
+
+def client_from_env(environ: Mapping[str, str]) -> CloudinaryClient:
+    cloud, key_file = environ.get("NEXTMAVENS_CLOUDINARY_CLOUD"), environ.get("NEXTMAVENS_CLOUDINARY_KEY_FILE")
+    if not cloud or not key_file:
+        raise OffloadSettingsError("media offload needs NEXTMAVENS_CLOUDINARY_CLOUD and NEXTMAVENS_CLOUDINARY_KEY_FILE")
+    api_key, _, api_secret = read_secret_file(Path(key_file), "Cloudinary's key file").partition(":")
+    if not api_key or not api_secret:
+        raise OffloadSettingsError(f"{key_file} must hold api_key:api_secret")
+    return CloudinaryClient(cloud, api_key, api_secret, environ.get("NEXTMAVENS_CLOUDINARY_URL") or DEFAULT_URL)
+
+
+def storage_root(environ: Mapping[str, str]) -> Path:
+    edge_config = environ.get("NEXTMAVENS_EDGE_CONFIG")
+    if edge_config:
+        from nextmavens.edge.settingsfile import load_edge_host
+
+        return Path(load_edge_host(Path(edge_config)).settings.storage_root)
+    return Path(environ.get("NEXTMAVENS_STORAGE_ROOT") or DEFAULT_STORAGE_ROOT)
+
+
+def offload_projects(
+    projects_dir: Path, root: Path, client: CloudinaryClient, now: float | None = None
+) -> dict[str, OffloadReport]:
+    """One pass for every active project whose manifest declares media_offload."""
+    reports = {}
+    for project in load_manifests(projects_dir).projects:
+        policy = project.manifest.media_offload
+        if policy is None or project.manifest.state != "active":
+            continue
+        reports[project.key] = offload_pass(root / project.ref, project.ref, policy, client, now or time.time())
+    return reports
+
+
+def monitor_pass(projects_dir: Path, environ: Mapping[str, str] = os.environ) -> Callable[[], bool] | None:
+    """What the storage monitor runs before a prune: None when no project declares media_offload (the prune goes as
+    before); else a pass over them all, True only when every file went (or none was due)."""
+    try:
+        declared = any(p.manifest.media_offload for p in load_manifests(projects_dir).projects)
+    except Exception:  # noqa: BLE001 - unreadable manifests: no offload, and the prune is not held back
+        return None
+    if not declared:
+        return None
+
+    def run() -> bool:
+        try:
+            reports = offload_projects(projects_dir, storage_root(environ), client_from_env(environ))
+        except Exception as exc:  # noqa: BLE001 - any failure means no pass succeeded
+            log.warning("media offload pass failed: %s", exc)
+            return False
+        return all(report.ok for report in reports.values())
+
+    return run

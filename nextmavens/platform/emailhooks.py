@@ -1,0 +1,245 @@
+"""Email's webhooks into the project's database: Resend's delivery reports (`POST /hooks/resend`, Svix-signed) and
+the inbound mail worker's messages (`POST /hooks/email/inbound`, HMAC over timestamp and body).
+
+Both are acknowledged (200) only after the row is committed, or when it was stored before (idempotent: the Svix
+message id; the worker's delivery id per recipient). A report is filed under the project whose manifest's
+`from_domain` sent it; a received message under the project whose `inbound_addresses` lists its recipient. Writes go
+through a small pool per project logged in as its owner role (hookreceiver.OwnerPools). Every refusal of a
+signature answers the same 401; the log line alone says why, and names no secret or signature.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import PoolTimeout
+from starlette.concurrency import run_in_threadpool
+
+from nextmavens.email import inboundauth, svix
+from nextmavens.email.store import insert_inbound, record_event
+from nextmavens.files import SecretFileError, read_secret_file
+from nextmavens.media.attachments import offload_attachments
+from nextmavens.media.cloudinary import CloudinaryClient
+from nextmavens.platform.emailsend import EmailError, Mailer, MailTarget
+from nextmavens.platform.hookreceiver import TRANSIENT, OwnerPools
+
+log = logging.getLogger("nextmavens.platform.hooks")
+
+MAX_TEXT = 1_000_000  # characters of a received message's text or html part kept
+MAX_HEADERS = 200
+MAX_ATTACHMENTS = 50
+_ADDRESS_IN = re.compile(r"<?([^<>\s]+@[^<>\s]+?)>?\s*$")
+
+
+@dataclass(frozen=True)
+class HookAnswer:
+    status: int  # 200, 401, 404 (no project for the recipient), 422, 503
+    stored: bool = False
+    retry_after_s: int | None = None
+    configured: bool = True  # False: the service has no secret for these webhooks (404: the receiver is absent)
+
+
+REFUSED = HookAnswer(401)
+UNAVAILABLE = HookAnswer(503, retry_after_s=5)
+NOT_CONFIGURED = HookAnswer(404, configured=False)
+
+
+def address_of(value: object) -> str | None:
+    """The lowercase address of `a@b` or `Name <a@b>`, or None."""
+    if not isinstance(value, str):
+        return None
+    match = _ADDRESS_IN.search(value.strip())
+    return match.group(1).lower() if match else None
+
+
+def parse_object(raw: bytes) -> dict[str, Any] | None:
+    def refuse(constant: str) -> Any:
+        raise ValueError(constant)
+
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=refuse)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+class EmailHooks:
+    def __init__(self, mailer: Mailer) -> None:
+        self.mailer = mailer
+        settings = mailer.service.settings
+        self.pools = OwnerPools(settings.hook_pool_size, settings.pool_timeout_s)
+        self._secrets: dict[Path, str] = {}
+        self._cloudinary: CloudinaryClient | None = None
+
+    def cloudinary(self) -> CloudinaryClient | None:
+        """Where attachments go; None without Cloudinary settings or with an unreadable key file (logged)."""
+        settings = self.mailer.service.settings
+        if self._cloudinary is None and settings.cloudinary_cloud and settings.cloudinary_key_file is not None:
+            secret = self._secret(settings.cloudinary_key_file, "Cloudinary's key file")
+            api_key, _, api_secret = (secret or "").partition(":")
+            if api_key and api_secret:
+                self._cloudinary = CloudinaryClient(
+                    settings.cloudinary_cloud, api_key, api_secret, settings.cloudinary_url
+                )
+        return self._cloudinary
+
+    def _secret(self, path: Path, what: str) -> str | None:
+        if path not in self._secrets:
+            try:
+                self._secrets[path] = read_secret_file(path, what)
+            except SecretFileError as exc:
+                log.error("cannot read %s: %s", what, exc)
+                return None
+        return self._secrets[path]
+
+    def _project_for(self, kind: str, address: str) -> tuple[str, str] | None:
+        """(org, ref) of the project whose manifest sends from (kind "from") or receives at (kind "to") `address`."""
+        manifests = self.mailer.service.manifests.current()
+        if manifests is None:
+            return None
+        domain = address.rpartition("@")[2]
+        for project in manifests.projects:
+            email = project.manifest.email
+            if email is None:
+                continue
+            sends = kind == "from" and email.from_domain == domain
+            if sends or (kind == "to" and address in email.inbound_addresses):
+                return project.org, project.ref
+        return None
+
+    def _target(self, kind: str, address: str) -> MailTarget | None:
+        found = self._project_for(kind, address)
+        if found is None:
+            return None
+        try:
+            return self.mailer.target(*found)
+        except EmailError as exc:
+            log.warning("email webhook for %s/%s not stored: %s", *found, exc.code)
+            return None
+
+    async def resend(self, headers: dict[str, str], raw: bytes) -> HookAnswer:
+        path = self.mailer.service.settings.resend_webhook_secret_file
+        if path is None:
+            return NOT_CONFIGURED
+        secret = self._secret(path, "Resend's webhook secret")
+        if secret is None:
+            return UNAVAILABLE
+        try:
+            key = svix.signing_key(secret)
+        except svix.SecretError as exc:
+            log.error("Resend's webhook secret is unusable: %s", exc)
+            return UNAVAILABLE
+        problem = svix.signature_problem(headers, raw, key, time.time())
+        if problem is not None:
+            log.warning("resend webhook refused: %s", problem)
+            return REFUSED
+        body = parse_object(raw)
+        data = body.get("data") if body else None
+        if body is None or not isinstance(body.get("type"), str) or not isinstance(data, dict):
+            log.warning("resend webhook not storable: not an object with type and data; answered 422")
+            return HookAnswer(422)
+        sender = address_of(data.get("from"))
+        target = await run_in_threadpool(self._target, "from", sender) if sender else None
+        if target is None:
+            # a domain no project sends from (any more): acknowledged, so Resend stops sending it
+            log.warning("resend webhook %s for no project's domain: acknowledged, not stored", headers["svix-id"][:64])
+            return HookAnswer(200, stored=False)
+        provider_id = data.get("email_id") if isinstance(data.get("email_id"), str) else None
+        return await self._write(
+            target, lambda conn: record_event(conn, headers["svix-id"], body["type"][:100], provider_id, body)
+        )
+
+    async def inbound(self, header: str | None, raw: bytes) -> HookAnswer:
+        path = self.mailer.service.settings.inbound_email_secret_file
+        if path is None:
+            return NOT_CONFIGURED
+        secret = self._secret(path, "the inbound mail secret")
+        if secret is None:
+            return UNAVAILABLE
+        problem = inboundauth.signature_problem(header, raw, secret, time.time())
+        if problem is not None:
+            log.warning("inbound email refused: %s", problem)
+            return REFUSED
+        body = parse_object(raw)
+        row = inbound_row(body) if body is not None else None
+        if row is None:
+            log.warning("inbound email not storable: missing delivery_id, to or from; answered 422")
+            return HookAnswer(422)
+        target = await run_in_threadpool(self._target, "to", row["to_address"])
+        if target is None:
+            log.warning("inbound email for an address no project lists: answered 404")
+            return HookAnswer(404)
+        contents = [a.get("content_base64") for a in (body or {}).get("attachments") or [] if isinstance(a, dict)]
+        client = self.cloudinary()
+        if client is not None and any(isinstance(c, str) for c in contents):
+            row["attachments"] = await run_in_threadpool(
+                offload_attachments, client, target.ref, row["delivery_id"], row["attachments"], contents
+            )
+        return await self._write(target, lambda conn: insert_inbound(conn, row))
+
+    async def _write(self, target: MailTarget, write: Any) -> HookAnswer:
+        pool = await self.pools.get(target.ref, target.owner_dsn)
+        try:
+            async with pool.connection() as conn:
+                stored = await write(conn)
+        except TRANSIENT as exc:
+            log.warning("email webhook for %s not stored (%s): answered 503", target.ref, type(exc).__name__)
+            if not isinstance(exc, PoolTimeout):
+                await pool.check()
+            return UNAVAILABLE
+        except psycopg.ProgrammingError as exc:
+            kind = type(exc).__name__
+            log.error("email webhook for %s not stored (%s): answered 503; has apply run?", target.ref, kind)
+            return UNAVAILABLE
+        except psycopg.DataError as exc:
+            log.warning("email webhook for %s not storable (%s): answered 422", target.ref, type(exc).__name__)
+            return HookAnswer(422)
+        return HookAnswer(200, stored=stored)
+
+    async def close(self) -> None:
+        await self.pools.close()
+
+
+def _text(value: object, limit: int = MAX_TEXT) -> str | None:
+    return value[:limit].replace("\x00", "") if isinstance(value, str) else None
+
+
+def inbound_row(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The email.inbound row of the worker's message, or None when it lacks delivery_id, to or from. Attachments
+    keep their name, type, size and checksum; their content is not stored in the database."""
+    delivery_id, to, sender = body.get("delivery_id"), address_of(body.get("to")), address_of(body.get("from"))
+    if not isinstance(delivery_id, str) or not 1 <= len(delivery_id) <= 200 or to is None or sender is None:
+        return None
+    headers = [
+        {"key": _text(h.get("key"), 200), "value": _text(h.get("value"), 4000)}
+        for h in (body.get("headers") or [])[:MAX_HEADERS]
+        if isinstance(h, dict)
+    ]
+    attachments = [
+        {
+            "filename": _text(a.get("filename"), 255),
+            "mime_type": _text(a.get("mime_type"), 255),
+            "size": a.get("size") if isinstance(a.get("size"), int) else None,
+            "sha256": _text(a.get("sha256"), 64),
+        }
+        for a in (body.get("attachments") or [])[:MAX_ATTACHMENTS]
+        if isinstance(a, dict)
+    ]
+    return {
+        "delivery_id": delivery_id,
+        "to_address": to,
+        "from_address": sender,
+        "subject": _text(body.get("subject"), 2000),
+        "message_id": _text(body.get("message_id"), 1000),
+        "text": _text(body.get("text")),
+        "html": _text(body.get("html")),
+        "headers": headers,
+        "attachments": attachments,
+    }

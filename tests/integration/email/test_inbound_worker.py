@@ -1,0 +1,114 @@
+"""Inbound mail end to end: the Cloudflare Email Worker (workers/inbound-email, postal-mime) running in miniflare
+(workerd, locally) posts each message to the real service on loopback, which verifies its signature, maps the
+recipient to the project whose manifest lists it, and stores it in that project's email.inbound. Also the receiver
+alone: forged, stale and replayed posts."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.email.conftest import INBOUND_SECRET, EmailStage
+from tests.support.repo import REPO
+
+WORKER = REPO / "workers" / "inbound-email"
+MESSAGE = (
+    "From: Ann <ann@x.example>\r\nTo: help@shop.example\r\nSubject: =?utf-8?q?Caf=C3=A9_help?=\r\n"
+    "Message-ID: <{id}@x.example>\r\nDate: Wed, 02 Dec 2026 14:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+    'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n'
+    "Hi, I need help.\r\n--b1\r\nContent-Type: text/plain; name=note.txt\r\nContent-Transfer-Encoding: base64\r\n"
+    'Content-Disposition: attachment; filename="note.txt"\r\n\r\nYXR0YWNoZWQ=\r\n--b1--\r\n'
+)
+
+
+def deliver(stage: EmailStage, tmp_path: Path, sender: str, to: str, message_id: str) -> dict[str, object]:
+    node = shutil.which("node")
+    assert node is not None, "node is missing: scripts/bootstrap installs it"
+    installed = (WORKER / "node_modules" / "miniflare").is_dir()
+    assert installed, "run scripts/bootstrap (npm install in workers/inbound-email)"
+    raw = tmp_path / f"{message_id}.eml"
+    raw.write_bytes(MESSAGE.format(id=message_id).encode())
+    env = {**os.environ, "PLATFORM_URL": stage.url, "INBOUND_SECRET": INBOUND_SECRET}
+    argv = [node, "test/deliver.mjs", sender, to, str(raw)]
+    done = subprocess.run(argv, cwd=WORKER, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def inbound(stage: EmailStage, dbname: str = "shop") -> list[tuple[object, ...]]:
+    return stage.stage.sql(
+        "SELECT to_address, from_address, subject, message_id, text, attachments FROM email.inbound ORDER BY id",
+        dbname=dbname,
+    )
+
+
+def test_the_worker_in_miniflare_stores_a_message_in_the_projects_table(
+    email_stage: EmailStage, tmp_path: Path
+) -> None:
+    answer = deliver(email_stage, tmp_path, "ann@x.example", "help@shop.example", "w1")
+    assert answer["status"] == 200, answer
+    rows = [r for r in inbound(email_stage) if r[3] == "<w1@x.example>"]
+    assert len(rows) == 1
+    to, sender, subject, _, text, attachments = rows[0]
+    assert (to, sender, subject, text) == ("help@shop.example", "ann@x.example", "Café help", "Hi, I need help.\n")
+    digest = hashlib.sha256(b"attached").hexdigest()
+    [attachment] = attachments  # type: ignore[misc]
+    url = attachment.pop("url")
+    assert attachment == {"filename": "note.txt", "mime_type": "text/plain", "size": 8, "sha256": digest}
+    # offloaded to Cloudinary (the stand-in) under the project's folder; its content is not in the database
+    [(key, asset)] = [(k, a) for k, a in email_stage.cloudinary.state.assets.items() if a.public_id in url]
+    assert key[1].startswith("nextmavens/shop/inbound/") and asset.content == b"attached"
+    # the same message delivered again (Cloudflare retries) is stored once
+    assert deliver(email_stage, tmp_path, "ann@x.example", "help@shop.example", "w1")["status"] == 200
+    assert len([r for r in inbound(email_stage) if r[3] == "<w1@x.example>"]) == 1
+
+
+def test_mail_to_an_address_no_project_lists_is_rejected_by_the_worker(
+    email_stage: EmailStage, tmp_path: Path
+) -> None:
+    answer = deliver(email_stage, tmp_path, "ann@x.example", "nobody@shop.example", "w2")
+    assert answer["status"] != 200 and "no such recipient" in str(answer["body"])
+    assert not [r for r in inbound(email_stage) if r[3] == "<w2@x.example>"]
+
+
+def test_each_address_lands_in_its_own_project(email_stage: EmailStage, tmp_path: Path) -> None:
+    assert deliver(email_stage, tmp_path, "ann@x.example", "hi@web.example", "w3")["status"] == 200
+    assert [r[0] for r in inbound(email_stage, "web") if r[3] == "<w3@x.example>"] == ["hi@web.example"]
+    assert not [r for r in inbound(email_stage) if r[3] == "<w3@x.example>"]
+
+
+@pytest.fixture(scope="module")
+def client(email_stage: EmailStage) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=email_stage.url, timeout=60) as session:
+        yield session
+
+
+def signed(body: bytes, secret: str = INBOUND_SECRET, at: float | None = None) -> dict[str, str]:
+    stamp = int(time.time() if at is None else at)
+    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"x-nextmavens-signature": f"t={stamp},v1={digest}", "content-type": "application/json"}
+
+
+def test_forged_stale_and_bad_posts_are_refused(email_stage: EmailStage, client: httpx.Client) -> None:
+    body = json.dumps({"delivery_id": "d-forged", "to": "help@shop.example", "from": "x@y.example"}).encode()
+    for headers in (signed(body, "another-secret"), signed(body, at=time.time() - 600), {}, signed(body + b" ")):
+        answer = client.post("/hooks/email/inbound", content=body, headers=headers)
+        assert answer.status_code == 401, headers
+    altered = client.post("/hooks/email/inbound", content=body.replace(b"help@", b"orders@"), headers=signed(body))
+    assert altered.status_code == 401
+    assert client.post("/hooks/email/inbound", content=b"[1]", headers=signed(b"[1]")).status_code == 422
+    count = "SELECT count(*) FROM email.inbound WHERE delivery_id = 'd-forged'"
+    assert email_stage.stage.sql(count, dbname="shop") == [(0,)]
+    good = client.post("/hooks/email/inbound", content=body, headers=signed(body))
+    assert good.json() == {"stored": True}
+    assert client.post("/hooks/email/inbound", content=body, headers=signed(body)).json() == {"stored": False}
