@@ -37,6 +37,7 @@ from nextmavens.platform.routes import (
     orgs,
     projects,
     projectwrites,
+    studio,
     tokens,
 )
 from nextmavens.platform.routes import whatsapp as whatsapp_routes
@@ -214,6 +215,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     for writes in (projectwrites.router, memberwrites.router):  # the writes through the manifest repository
         app.include_router(writes)
     app.include_router(whatsapp_routes.router)  # through Evolution: pairing and sending
+    app.include_router(studio.router)  # Studio for a project: behind the dashboard's session (nginx auth_request)
     app.include_router(assets.router)  # the dashboard: its stylesheet, script and fonts, then its pages
     app.include_router(pages.router)
     return app

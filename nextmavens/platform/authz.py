@@ -38,6 +38,7 @@ class Action(StrEnum):
     READ_ORG_TOKENS = "tokens.read_org"
     MANAGE_ORG_TOKENS = "tokens.manage_org"
     READ_AUDIT = "audit.read"
+    OPEN_STUDIO = "studio.open"  # Supabase Studio on the project's database, as its owner role
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ RULES: dict[Action, Rule] = {
     Action.READ_ORG_TOKENS: Rule("owner", write=False, on_project=False),
     Action.MANAGE_ORG_TOKENS: Rule("owner", write=True, on_project=False),
     Action.READ_AUDIT: Rule("owner", write=False, on_project=False),
+    Action.OPEN_STUDIO: Rule("admin", write=True, on_project=True),
 }
 
 
