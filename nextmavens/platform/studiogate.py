@@ -108,6 +108,23 @@ def studio_ref(connection: str, key: bytes, database_ref: dict[str, str]) -> str
     return ref
 
 
+def studio_env(ref: str, token: str, studio_crypto_key: str, meta_gate_url: str) -> dict[str, str]:
+    """The environment of a project's Studio (names from Studio's facts): its project's database, the token in
+    place of a password, its own crypto key (never postgres-meta's), and the meta gate as its postgres-meta. The
+    host and port are placeholders: the gate swaps the whole connection."""
+    return {
+        "HOSTNAME": "::",
+        "STUDIO_PG_META_URL": meta_gate_url,
+        "POSTGRES_HOST": "studio-gate",
+        "POSTGRES_PORT": "5432",
+        "POSTGRES_DB": project_names(ref).database,
+        "POSTGRES_PASSWORD": token,
+        "PG_META_CRYPTO_KEY": studio_crypto_key,
+        "DEFAULT_ORGANIZATION_NAME": "NextMavens",
+        "DEFAULT_PROJECT_NAME": ref,
+    }
+
+
 def owner_connection(host: str, port: int, ref: str, password: str) -> str:
     """The connection postgres-meta gets for a project's Studio: its owner role into its database, nothing else."""
     names = project_names(ref)

@@ -2,9 +2,10 @@
 real platform service over a real PostgreSQL: the dashboard's "Open Studio", the cookie on the Studio name, nginx's
 auth_request on every request, and the meta gate swapping Studio's connection for the project's owner role.
 
-Studio itself cannot run here: each project's Studio is a stand-in that echoes what reached it, and postgres-meta
-is a stand-in that echoes the connection header it was given (which the test decrypts with CRYPTO_KEY and logs in
-with, against the real PostgreSQL)."""
+Studio itself cannot run here: each project's Studio is the image's stand-in in its Studio role (a process started
+with the environment `studiogate.studio_env` gives it; its pg-meta API passes requests on with the connection Studio
+builds from that environment), and postgres-meta is a stand-in that echoes the connection header it was given
+(which the test decrypts with CRYPTO_KEY and logs in with, against the real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import pytest
 from nextmavens.control.crypto import load_master_key
 from nextmavens.edge.nginx import render_nginx
 from nextmavens.naming import project_names
+from nextmavens.platform.routes.studio import StudioKeys
 from nextmavens.platform.sessions import secret_hash
 from nextmavens.platform.studiogate import (
     COOKIE,
@@ -35,6 +37,7 @@ from nextmavens.platform.studiogate import (
     derive_key,
     read_grant,
     sign_grant,
+    studio_env,
     studio_token,
 )
 from tests.integration.dashboard.harness import DashboardStage, csrf_of, dashboard_stage, signed_in_client
@@ -42,6 +45,7 @@ from tests.support.edgesamples import settings
 from tests.support.localnginx import LocalNginx, need, self_signed, wait_port
 from tests.support.loopback import QuietHandler, serving
 from tests.support.ports import free_ports
+from tests.support.standins import studio_standin_process
 
 pytestmark = pytest.mark.integration
 
@@ -49,13 +53,6 @@ STUDIO = "studio-projects.example.test"
 PLATFORM = "platform.example.test"
 META_KEY = "meta-crypto-key-for-the-test-0123456789"
 DB_ADDRESS = "db.internal:5432"
-
-
-class _StudioStandIn(QuietHandler):
-    name = "studio"
-
-    def do_GET(self) -> None:  # noqa: N802
-        self.reply_json(200, {"studio": self.name, "path": self.path, "cookie": self.headers.get("Cookie", "")})
 
 
 class _MetaStandIn(QuietHandler):
@@ -91,9 +88,8 @@ def studio(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     meta_key.chmod(0o600)
     seen: list[dict[str, str]] = []
     meta_handler = type("Meta", (_MetaStandIn,), {"seen": seen})
+    shop_port, web_port = free_ports(2)
     with (
-        serving(type("StudioShop", (_StudioStandIn,), {"name": "studio-shop"})) as shop_port,
-        serving(type("StudioWeb", (_StudioStandIn,), {"name": "studio-web"})) as web_port,
         serving(meta_handler) as meta_port,
         dashboard_stage(
             pg_template,
@@ -124,11 +120,21 @@ def studio(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         )
         nginx = LocalNginx(base / "nginx")
         nginx.site.write_text(render_nginx(config, [], {STUDIO, PLATFORM}))
+        keys = StudioKeys(load_master_key(dash.stage.master_key))
+        gate_url = f"http://127.0.0.1:{gate_port}"
+
+        def env(ref: str) -> dict[str, str]:
+            return studio_env(ref, studio_token(keys.token, ref), keys.studio_crypto, gate_url)
+
         nginx.start()
         try:
             wait_port(https_port)
             wait_port(gate_port)
-            yield StudioStage(dash, https_port, gate_port, seen, dash.stage.master_key)
+            with (
+                studio_standin_process(shop_port, env("shop"), "studio-shop"),
+                studio_standin_process(web_port, env("web"), "studio-web"),
+            ):
+                yield StudioStage(dash, https_port, gate_port, seen, dash.stage.master_key)
         finally:
             nginx.stop()
 
@@ -179,8 +185,8 @@ def test_an_admin_reaches_studio_for_their_own_project_and_studio_never_sees_the
     cookie = studio_cookie(studio, client, "acme", "shop")
     status, _, body = tls_get(studio.https, STUDIO, "/project/default", {"Cookie": f"{cookie}; theme=dark"})
     answer = json.loads(body)
-    assert status == 200 and answer["studio"] == "studio-shop" and answer["path"] == "/project/default"
-    assert COOKIE not in answer["cookie"] and "theme=dark" in answer["cookie"]
+    assert status == 200 and answer["project"] == "shop" and answer["path"] == "/project/default"
+    assert answer["cookies"] == ["theme"]
     rows = studio.dash.sql(
         "SELECT actor, result FROM audit_log WHERE action = 'studio.open' AND project = 'shop'"
     )
@@ -191,7 +197,7 @@ def test_each_project_goes_to_its_own_studio(studio: StudioStage) -> None:
     client = signed_in_client(studio.dash.url, "boss@globex.test")
     cookie = studio_cookie(studio, client, "globex", "web")
     status, _, body = tls_get(studio.https, STUDIO, "/", {"Cookie": cookie})
-    assert status == 200 and json.loads(body)["studio"] == "studio-web"
+    assert status == 200 and json.loads(body)["project"] == "web"
 
 
 def test_another_orgs_project_is_refused_when_opened_and_when_a_grant_names_it(studio: StudioStage) -> None:
@@ -203,7 +209,7 @@ def test_another_orgs_project_is_refused_when_opened_and_when_a_grant_names_it(s
     assert own is not None
     foreign = sign_grant(grant_key, "cookie", replace(own, org="globex", ref="web"))
     status, _, body = tls_get(studio.https, STUDIO, "/", {"Cookie": f"{COOKIE}={foreign}"})
-    assert status == 403 and b"studio-web" not in body
+    assert status == 403 and b'"project"' not in body
 
 
 def test_a_developer_is_refused(studio: StudioStage) -> None:
@@ -213,7 +219,7 @@ def test_a_developer_is_refused(studio: StudioStage) -> None:
     grant = StudioGrant("acme", "shop", secret_hash(client.cookies["nm_session"]), 4_000_000_000)
     forged = sign_grant(studio.keys()[0], "cookie", grant)
     status, _, body = tls_get(studio.https, STUDIO, "/", {"Cookie": f"{COOKIE}={forged}"})
-    assert status == 403 and b"studio-shop" not in body
+    assert status == 403 and b'"project"' not in body
 
 
 def test_no_session_a_forged_cookie_and_a_signed_out_session_are_refused(studio: StudioStage) -> None:
@@ -229,6 +235,22 @@ def test_no_session_a_forged_cookie_and_a_signed_out_session_are_refused(studio:
     out = client.post("/signout", data={"csrf": csrf_of(client.get("/tokens").text)})
     assert out.status_code == 303
     assert tls_get(studio.https, STUDIO, "/", {"Cookie": cookie})[0] == 401
+
+
+def test_the_whole_path_browser_nginx_studio_gate_postgres_meta_as_the_owner_role(studio: StudioStage) -> None:
+    """The admin's browser asks shop's Studio (the stand-in) for its tables; Studio sends postgres-meta the
+    connection it builds from its own environment (a token, no password); the gate swaps in shop's owner role."""
+    client = signed_in_client(studio.dash.url, "admin@acme.test")
+    cookie = studio_cookie(studio, client, "acme", "shop")
+    studio.meta_seen.clear()
+    status, _, body = tls_get(studio.https, STUDIO, "/api/platform/pg-meta/default/tables", {"Cookie": cookie})
+    assert status == 200 and json.loads(body) == {"meta": True, "path": "/tables"}
+    (seen,) = studio.meta_seen
+    connection = cryptojs_decrypt(seen["x-connection-encrypted"], META_KEY)
+    assert connection is not None and urlsplit(connection).username == project_names("shop").owner
+    assert urlsplit(connection).path == f"/{project_names('shop').database}"
+    # Studio refuses what it refuses: its query route takes POST only.
+    assert tls_get(studio.https, STUDIO, "/api/platform/pg-meta/default/query", {"Cookie": cookie})[0] == 405
 
 
 def studio_header(stage: StudioStage, ref: str, database: str | None = None, key: str | None = None) -> str:

@@ -16,6 +16,7 @@ from nextmavens.platform.studiogate import (
     owner_connection,
     read_grant,
     sign_grant,
+    studio_env,
     studio_ref,
     studio_token,
 )
@@ -87,3 +88,12 @@ def test_the_owner_connection_names_the_owner_role_and_database_only(password: s
     names = project_names("shop")
     assert (url.scheme, url.hostname, url.port) == ("postgresql", "nextmavens-postgres", 5432)
     assert (url.username, unquote(url.password or ""), url.path) == (names.owner, password, f"/{names.database}")
+
+
+def test_a_projects_studio_gets_only_names_studio_reads_and_no_password_or_metas_key() -> None:
+    from nextmavens.upstream.facts import STUDIO_2025_06_30
+
+    env = studio_env("shop", "token-of-shop", "studio-side-key", "http://172.30.0.1:8102")
+    assert set(env) <= STUDIO_2025_06_30.env
+    assert env["POSTGRES_DB"] == project_names("shop").database and env["POSTGRES_PASSWORD"] == "token-of-shop"
+    assert env["PG_META_CRYPTO_KEY"] == "studio-side-key" and env["STUDIO_PG_META_URL"] == "http://172.30.0.1:8102"
