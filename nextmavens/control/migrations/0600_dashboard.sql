@@ -44,3 +44,5 @@ GRANT SELECT ON member_invites TO nextmavens_platform;
 GRANT UPDATE (used_at) ON member_invites TO nextmavens_platform;
 GRANT SELECT, INSERT ON dashboard_sessions TO nextmavens_platform;
 GRANT UPDATE (verified, last_seen_at, revoked_at) ON dashboard_sessions TO nextmavens_platform;
+-- The project page's last restore drill.
+GRANT SELECT ON backup_verifications TO nextmavens_platform;

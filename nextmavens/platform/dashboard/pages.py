@@ -4,11 +4,14 @@ theirs); a refusal (ApiError) is shown as the page's message with its status."""
 from __future__ import annotations
 
 import base64
+import threading
 import time
+from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
 from nextmavens.control.store import access, projects
@@ -18,9 +21,11 @@ from nextmavens.monitor.projecthealth import project_health
 from nextmavens.platform import projectwrite, signin, tokenops, totp, whatsappops
 from nextmavens.platform.auth import ApiError, client_address, guard, service_of
 from nextmavens.platform.authz import Action, Decision, decide
+from nextmavens.platform.catalog import Catalog
 from nextmavens.platform.dashboard.web import (
     SECURITY_HEADERS,
     check_csrf,
+    fragment,
     is_admin,
     local_path,
     nav,
@@ -263,20 +268,57 @@ def switch(request: Request, org: Annotated[str, Query(pattern=REF_PATTERN, max_
     return redirect(f"/orgs/{org}")
 
 
-def org_rows(request: Request, who: SessionMember, org: str) -> list[dict[str, Any]]:
-    """The org's projects the member sees, with state, health, last apply and last good backup."""
+class RowsCache:
+    """The project list's rows as HTML, rendered again only when what they show changes: the catalog (a new
+    object when manifests or applies change), the health record, the org's last good backups, the role. The rows
+    hold nothing of the session (their buttons post through one form carrying the CSRF token)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._rows: OrderedDict[tuple[Any, ...], tuple[Catalog, Markup]] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...], catalog: Catalog) -> Markup | None:
+        with self._lock:
+            found = self._rows.get(key)
+            if found is None or found[0] is not catalog:
+                return None
+            self._rows.move_to_end(key)
+            return found[1]
+
+    def put(self, key: tuple[Any, ...], catalog: Catalog, html: Markup) -> None:
+        with self._lock:
+            self._rows[key] = (catalog, html)
+            while len(self._rows) > self.size:
+                self._rows.popitem(last=False)
+
+
+ROWS = RowsCache()
+
+
+def org_rows(request: Request, who: SessionMember, org: str) -> Markup:
+    """The org's projects the member sees, with state, health, last apply and last good backup, as table rows."""
     service = service_of(request)
     caller = who.caller
     catalog = service.catalog()
+    health = service.health_state()
+    with service.pool.connection() as conn:
+        last_good = records.last_good_by_target(conn)
+    admin = is_admin(who, org)
+    prefix = f"{org}/"
+    backups = tuple(sorted((target, when) for target, when in last_good.items() if target.startswith(prefix)))
+    # authz.decide on a project of `org` reads only the member's role there and the credential's scope: with the
+    # catalog, they decide which rows show, so they key the cache (decide runs for every row on a miss).
+    cache_key = (id(catalog), org, caller.roles.get(org), caller.scope, health.get("checked_at"), backups)
+    cached = ROWS.get(cache_key, catalog)
+    if cached is not None:
+        return cached
     keys = [
         key
         for key in catalog.views
         if key[0] == org and decide(caller.roles, caller.scope, Action.READ_PROJECT, *key) is Decision.ALLOW
     ]
-    health = service.health_state()
     now = time.time()
-    with service.pool.connection() as conn:
-        last_good = records.last_good_by_target(conn)
     rows = []
     for key in keys:
         view = catalog.views[key]
@@ -292,7 +334,9 @@ def org_rows(request: Request, who: SessionMember, org: str) -> list[dict[str, A
                 "last_backup": backup.strftime("%Y-%m-%d %H:%M") if backup else "none",
             }
         )
-    return rows
+    html = Markup(fragment("org_rows.html", rows=rows, org=org, admin=admin))
+    ROWS.put(cache_key, catalog, html)
+    return html
 
 
 @router.get("/orgs/{org}")
@@ -304,7 +348,7 @@ def org_page(request: Request, org: Org) -> Response:
         request,
         "org.html",
         title=f"Projects in {org}",
-        rows=org_rows(request, who, org),
+        rows_html=org_rows(request, who, org),
         admin=is_admin(who, org),
         form={},
         error=None,
@@ -340,7 +384,7 @@ async def create_project(request: Request, org: Org) -> Response:
             "org.html",
             exc.status,
             title=f"Projects in {org}",
-            rows=rows,
+            rows_html=rows,
             admin=is_admin(who, org),
             form=form,
             error=exc.message,

@@ -52,6 +52,11 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
     return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
 
 
+def fragment(template: str, **context: Any) -> str:
+    """A part of a page (escaped like a page), to be cached and placed into one."""
+    return html_environment(TEMPLATES).get_template(template).render(**context)
+
+
 def redirect(path: str) -> RedirectResponse:
     """303 See Other to a path on this site (never an absolute URL: no open redirect)."""
     return RedirectResponse(local_path(path), status_code=303, headers={"Cache-Control": "no-store"})

@@ -7,7 +7,9 @@ import time
 from datetime import timedelta
 
 import httpx
+from click.testing import CliRunner
 
+from nextmavens.cli import main
 from nextmavens.control.db import connect_control
 from nextmavens.platform import totp
 from nextmavens.platform.invites import create_invite
@@ -162,3 +164,38 @@ def test_totp_once_enabled_is_asked_at_sign_in(dash: DashboardStage) -> None:
         "/signin/code", data={"csrf": csrf_of(code_page.text), "code": totp.code_at(secret, time.time())}
     )
     assert right.status_code == 303 and fresh.get("/orgs/acme").status_code == 200
+
+
+def test_an_admin_suspends_and_resumes_from_the_list_through_the_write_path(dash: DashboardStage) -> None:
+    admin = signed_in_client(dash.url, "admin@acme.test")
+    listing = admin.get("/orgs/acme").text
+    assert 'formaction="/orgs/acme/projects/crm/state"' in listing and 'form="state-form"' in listing
+    token = csrf_of(listing)
+    suspended = admin.post("/orgs/acme/projects/crm/state", data={"csrf": token, "state": "suspended"})
+    assert suspended.status_code == 303
+    assert dash.sql("SELECT state FROM projects WHERE ref = 'crm'") == [("suspended",)]
+    assert "Resume crm" in admin.get("/orgs/acme").text
+    assert admin.post("/orgs/acme/projects/crm/state", data={"csrf": token, "state": "absent"}).status_code == 422
+    resumed = admin.post("/orgs/acme/projects/crm/state", data={"csrf": token, "state": "active"})
+    assert resumed.status_code == 303 and dash.sql("SELECT state FROM projects WHERE ref = 'crm'") == [("active",)]
+    developer = signed_in_client(dash.url, "dev@acme.test")
+    form = {"csrf": csrf_of(developer.get("/tokens").text), "state": "suspended"}
+    refused = developer.post("/orgs/acme/projects/crm/state", data=form)
+    assert refused.status_code == 403 and dash.sql("SELECT state FROM projects WHERE ref = 'crm'") == [("active",)]
+
+
+def test_members_invite_prints_a_link_and_stores_only_its_hash(dash: DashboardStage) -> None:
+    argv = ["members", "invite", "Boss@Globex.test", "--expires", "2h", "--url", "https://platform.example.test/"]
+    argv += ["--dsn", dash.stage.server.dsn, "--master-key", str(dash.stage.master_key)]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    link = result.stdout.strip().splitlines()[-1]
+    assert link.startswith("https://platform.example.test/invite/")
+    secret = link.rsplit("/", 1)[1]
+    stored = dash.sql("SELECT token_hash, member FROM member_invites WHERE member = 'boss@globex.test'")
+    assert stored and all(secret not in row[0] for row in stored)
+    assert httpx.get(f"{dash.url}/invite/{secret}", timeout=30).status_code == 200
+    refused = CliRunner().invoke(main, [*argv[:2], "nobody@acme.test", *argv[3:]])
+    assert refused.exit_code != 0 and "member of no org" in refused.output
+    never = CliRunner().invoke(main, [*argv[:3], "--expires", "never", *argv[5:]])
+    assert never.exit_code != 0 and "always expires" in never.output

@@ -13,8 +13,11 @@ import jwt
 import psycopg
 import pytest
 
+from nextmavens.control.db import connect_control
+from nextmavens.control.store import members
 from nextmavens.naming import CONTROL_DATABASE, PLATFORM_ROLE
 from nextmavens.platform.dbrole import ControlNotReady, prepare_control
+from nextmavens.platform.passwords import hash_password
 from nextmavens.platform.service import Service
 from tests.integration.platform.harness import (
     PlatformStage,
@@ -37,8 +40,14 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
     "apply_runs": ({"SELECT", "INSERT"}, {"finished_at", "result", "error"}),
     "audit_log": ({"SELECT", "INSERT"}, set()),
     "backup_chunks": (set(), set()),
-    "backup_verifications": (set(), set()),
+    "backup_verifications": ({"SELECT"}, set()),
+    "dashboard_sessions": ({"SELECT", "INSERT"}, {"verified", "last_seen_at", "revoked_at"}),
     "backups": ({"SELECT"}, set()),
+    "member_credentials": (
+        {"SELECT", "INSERT"},
+        {"password_hash", "totp_nonce", "totp_ciphertext", "failed_signins", "locked_until", "updated_at"},
+    ),
+    "member_invites": ({"SELECT"}, {"used_at"}),
     "orgs": ({"SELECT"}, set()),
     "projects": ({"SELECT"}, {"keys_issued_at", "keys_expires_at"}),
     "schema_migrations": ({"SELECT"}, set()),
@@ -140,6 +149,27 @@ def test_migrations_run_as_the_owner_and_a_webhook_is_stored(role_stage: Platfor
     assert stored.status_code == 200 and stored.json() == {"stored": True}, stored.text
     rows = role_stage.stage.sql("SELECT count(*) FROM whatsapp.messages WHERE message_id = 'ROLE-1'", dbname="shop")
     assert rows == [(1,)]
+
+
+def test_the_dashboard_signs_in_and_shows_pages_as_the_role(role_stage: PlatformStage, client: httpx.Client) -> None:
+    with connect_control(role_stage.stage.server.dsn) as conn:
+        members.set_password(conn, "admin@acme.test", hash_password("dashboard password 123"))
+    form = client.get("/signin")
+    presign = form.headers["set-cookie"].split(";")[0]
+    assert "; Secure" in form.headers["set-cookie"]
+    token = form.text.split('name="csrf" value="')[1].split('"')[0]
+    answer = client.post(
+        "/signin",
+        data={"email": "admin@acme.test", "password": "dashboard password 123", "csrf": token},
+        headers={"Cookie": presign},
+    )
+    assert answer.status_code == 303, answer.text
+    session = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("nm_session="))
+    assert "; Secure" in session and "HttpOnly" in session
+    cookie = {"Cookie": session.split(";")[0]}
+    for path in ("/orgs/acme", "/orgs/acme/projects/shop", "/tokens", "/account"):
+        page = client.get(path, headers=cookie)
+        assert page.status_code == 200, (path, page.text[:300])
 
 
 def test_the_role_holds_exactly_the_listed_grants(role_stage: PlatformStage) -> None:
