@@ -310,3 +310,48 @@ def test_the_platforms_own_name_does_not_answer_the_gates_check(studio: StudioSt
     header = {"x-connection-encrypted": studio_header(studio, "shop")}
     status, _, _ = tls_get(studio.https, PLATFORM, "/studio/meta-auth", header)
     assert status == 404
+
+
+def test_in_a_browser_an_admin_opens_studio_for_their_project_and_not_for_another_orgs(
+    studio: StudioStage, tmp_path: Path
+) -> None:
+    """Debian's chromium (Playwright, executable_path): the project page's "Open Studio" link through the ticket to
+    shop's Studio behind nginx; another org's project is not found; a fresh browser without the cookie gets 401."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.dashboard.browser import ARGS, CHROMIUM, sign_in
+    from tests.integration.dashboard.harness import PASSWORD
+
+    need(CHROMIUM)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[*ARGS, f"--host-resolver-rules=MAP {STUDIO} 127.0.0.1"],
+            ignore_https_errors=True,  # the test's self-signed certificate
+        )
+        try:
+            page = context.new_page()
+            sign_in(page, studio.dash.url, "admin@acme.test", PASSWORD)
+            page.goto(f"{studio.dash.url}/orgs/acme/projects/shop")
+            page.get_by_role("link", name="Open Studio").click()
+            page.wait_for_url(f"https://{STUDIO}:{studio.https}/project/default")
+            answer = json.loads(page.locator("body").inner_text())
+            assert answer["project"] == "shop" and answer["cookies"] == []
+            refused = page.goto(f"{studio.dash.url}/studio/open/globex/web")
+            assert refused is not None and refused.status == 404
+        finally:
+            context.close()
+        fresh = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "fresh"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[*ARGS, f"--host-resolver-rules=MAP {STUDIO} 127.0.0.1"],
+            ignore_https_errors=True,
+        )
+        try:
+            answer_without = fresh.new_page().goto(f"https://{STUDIO}:{studio.https}/project/default")
+            assert answer_without is not None and answer_without.status == 401
+        finally:
+            fresh.close()
