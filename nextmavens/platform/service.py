@@ -8,6 +8,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from nextmavens.control.crypto import Sealer, load_master_key
 from nextmavens.control.db import dsn_for_database
-from nextmavens.control.store import access
+from nextmavens.control.store import access, backups
 from nextmavens.edge.clients.evolution import EvolutionApi
 from nextmavens.engine.session import Engine, EngineConfig
 from nextmavens.files import read_secret_file
@@ -175,6 +176,8 @@ class Service:
         self._applied_at = -math.inf
         self._catalog = Catalog({}, {})
         self._catalog_from: tuple[ManifestSet | None, list[access.AppliedProject] | None] = (None, None)
+        self._last_good: dict[str, datetime] | None = None
+        self._last_good_at = -math.inf
         self.engine = Engine(
             EngineConfig(dsn=settings.dsn, master_key_path=settings.master_key, lock_timeout_s=settings.lock_timeout_s)
         )
@@ -237,6 +240,17 @@ class Service:
                 self._catalog = Catalog.of(project_views(manifests, self._applied))
                 self._catalog_from = (manifests, self._applied)
             return self._catalog
+
+    def last_good_backups(self) -> dict[str, datetime]:
+        """target (org/ref) -> when its last complete backup finished: read again at most every applied_recheck_s,
+        like the applied projects (the dashboard's project list shows it on every request)."""
+        with self._catalog_lock:
+            now = time.monotonic()
+            if self._last_good is None or now - self._last_good_at >= self.settings.applied_recheck_s:
+                with self.pool.connection() as conn:
+                    self._last_good = backups.last_good_by_target(conn)
+                self._last_good_at = now
+            return self._last_good
 
     def projects_changed(self) -> None:
         """After the service's own write (a manifest, an apply): the next answer reads both again, so the member

@@ -302,8 +302,7 @@ def org_rows(request: Request, who: SessionMember, org: str) -> Markup:
     caller = who.caller
     catalog = service.catalog()
     health = service.health_state()
-    with service.pool.connection() as conn:
-        last_good = records.last_good_by_target(conn)
+    last_good = service.last_good_backups()
     admin = is_admin(who, org)
     prefix = f"{org}/"
     backups = tuple(sorted((target, when) for target, when in last_good.items() if target.startswith(prefix)))
