@@ -165,3 +165,8 @@ def compose_project_name(ref: str) -> str:
 def service_container(ref: str, service: str) -> str:
     """The container compose names for one of the project's services (its only replica)."""
     return f"{compose_project_name(ref)}-{service}-1"
+
+
+# Studio for a project: the path on the Studio name where the dashboard's ticket becomes the Studio cookie (nginx
+# sends it to the platform service; README "Studio for a project").
+STUDIO_ENTER_PATH = "/__nextmavens/studio/enter"

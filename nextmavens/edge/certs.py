@@ -49,6 +49,8 @@ def desired_certificates(settings: EdgeSettings, projects: Sequence[EdgeProject]
     specs.append(CertSpec(settings.studio_domain, (settings.studio_domain,)))
     if settings.platform_domain is not None:
         specs.append(CertSpec(settings.platform_domain, (settings.platform_domain,)))
+    if settings.project_studio_domain is not None:
+        specs.append(CertSpec(settings.project_studio_domain, (settings.project_studio_domain,)))
     for project in served(projects):
         for index, name in enumerate(project_hostnames(settings, project)):
             if index == 0 and settings.wildcard_dns01:

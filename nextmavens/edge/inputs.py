@@ -58,6 +58,8 @@ def hostname_problems(settings: EdgeSettings, manifests: Sequence[ProjectManifes
     }
     if settings.platform_domain is not None:
         owner[settings.platform_domain] = "the platform service"
+    if settings.project_studio_domain is not None:
+        owner[settings.project_studio_domain] = "Studio for projects"
     refs: set[str] = set()
     for manifest in sorted(manifests, key=lambda m: m.ref):
         if manifest.ref in refs:

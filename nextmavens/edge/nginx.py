@@ -15,6 +15,10 @@ Names and what they serve:
 - Evolution's webhooks (evolution_hooks_port, every address): `/hooks/evolution/` to the service from the Evolution
   container's address only (403 for any other; ufw also opens the port to its network alone), everything else
   404; bodies capped like the service's, timeouts inside Evolution's own request timeout;
+- Studio for projects (project_studio_domain): HTTPS only; every request through `auth_request` to the service,
+  which names the project's Studio (its `nm_studio` cookie removed on the way); the enter path to the service;
+- the meta gate (studio_meta_gate_listen, from studio_meta_gate_source only): postgres-meta behind `auth_request`,
+  its `x-connection-encrypted` replaced by the service's answer (the project's owner role) or the request refused;
 - any other name: the connection is closed (444; TLS handshakes are rejected).
 
 `render_nginx` is pure; `NginxApplier` does the I/O.
@@ -31,6 +35,7 @@ from nextmavens.edge.certs import cert_for_name, desired_certificates, live_path
 from nextmavens.edge.inputs import EdgeProject, check_edge_inputs, project_hostnames, served
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import write_atomic
+from nextmavens.naming import STUDIO_ENTER_PATH
 from nextmavens.runner import Runner, run_command
 from nextmavens.templates import EDGE_TEMPLATES, environment
 
@@ -53,6 +58,37 @@ class Vhost:
 class PlatformVhost:
     name: str
     cert: tuple[str, str] | None  # (fullchain, privkey) when the certificate exists
+
+
+@dataclass(frozen=True)
+class ProjectStudio:
+    name: str
+    cert: tuple[str, str] | None
+    body_mb: int
+
+
+@dataclass(frozen=True)
+class MetaGate:
+    listen: str  # [address:]port, on the per-project Studios' network
+    source: str  # the one network allowed: theirs
+    meta: str  # postgres-meta's host:port
+    body_mb: int
+
+
+def project_studio(settings: EdgeSettings, certificates: Collection[str]) -> ProjectStudio | None:
+    name = settings.project_studio_domain
+    if name is None or settings.platform_upstream is None:
+        return None
+    cert = live_paths(settings, name) if name in certificates else None
+    return ProjectStudio(name, cert, settings.client_max_body_size_mb)
+
+
+def meta_gate(settings: EdgeSettings) -> MetaGate | None:
+    listen, source = settings.studio_meta_gate_listen, settings.studio_meta_gate_source
+    meta = settings.postgres_meta_upstream
+    if listen is None or source is None or meta is None or settings.platform_upstream is None:
+        return None
+    return MetaGate(listen, source, meta, settings.client_max_body_size_mb)
 
 
 # Bodies the service accepts (ServiceSettings.max_body_bytes is 1 MiB): nginx refuses larger ones first.
@@ -158,6 +194,9 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
             platform=platform_vhost(settings, certificates),
             platform_upstream=settings.platform_upstream,  # host:port of `nextmavens platform serve`
             hooks=hooks_server(settings),
+            project_studio=project_studio(settings, certificates),
+            meta_gate=meta_gate(settings),
+            enter_path=STUDIO_ENTER_PATH,
             hooks_read_timeout_s=HOOKS_READ_TIMEOUT_S,
             platform_body_mb=PLATFORM_BODY_MB,
             platform_read_timeout_s=PLATFORM_READ_TIMEOUT_S,

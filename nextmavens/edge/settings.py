@@ -78,6 +78,13 @@ class EdgeSettings(BaseModel):
     # host like the fields above; None (an edge file of the release before) renders no platform vhost.
     platform_domain: str | None = None
     platform_upstream: str | None = None  # host:port the service listens on
+    # Studio for a project (README "Studio for a project"): its public name (behind the service's auth_request);
+    # the meta gate in front of postgres-meta, its listen address and the one network it allows (the per-project
+    # Studios'); postgres-meta's host:port. None renders neither (the operator's Studio stays as it is).
+    project_studio_domain: str | None = None
+    studio_meta_gate_listen: str | None = None
+    studio_meta_gate_source: str | None = None
+    postgres_meta_upstream: str | None = None
 
     # --- The edge's own (no host-data knob) ----------------------------------------------------------------
     db_port: int = 5432  # Postgres' port inside the platform network

@@ -41,6 +41,7 @@ class Action(StrEnum):
     READ_AUDIT = "audit.read"
     READ_SQL = "sql.read"  # one statement as the project's read-only role; its tables, extensions, types
     WRITE_SQL = "sql.write"  # one statement as the project's owner role
+    OPEN_STUDIO = "studio.open"  # Supabase Studio on the project's database, as its owner role
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ RULES: dict[Action, Rule] = {
     Action.READ_AUDIT: Rule("owner", write=False, on_project=False),
     Action.READ_SQL: Rule("developer", write=False, on_project=True),
     Action.WRITE_SQL: Rule("admin", write=True, on_project=True),
+    Action.OPEN_STUDIO: Rule("admin", write=True, on_project=True),
 }
 
 

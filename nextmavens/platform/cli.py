@@ -7,6 +7,7 @@ without them.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -321,6 +322,34 @@ def platform() -> None:
     default=None,
     help="Webhooks per instance accepted at once (default 2000) [env NEXTMAVENS_WEBHOOK_BURST].",
 )
+@click.option(
+    "--studio-url",
+    envvar="NEXTMAVENS_PLATFORM_STUDIO_URL",
+    default=None,
+    help="Public URL of the Studio name for projects (README 'Studio for a project'); unset: off "
+    "[env NEXTMAVENS_PLATFORM_STUDIO_URL].",
+)
+@click.option(
+    "--studio-meta-key-file",
+    type=click.Path(path_type=Path),
+    envvar="NEXTMAVENS_PLATFORM_STUDIO_META_KEY_FILE",
+    default=None,
+    help="A 0600 file holding postgres-meta's CRYPTO_KEY, for the meta gate "
+    "[env NEXTMAVENS_PLATFORM_STUDIO_META_KEY_FILE].",
+)
+@click.option(
+    "--studio-db-address",
+    envvar="NEXTMAVENS_PLATFORM_STUDIO_DB_ADDRESS",
+    default=None,
+    help="HOST:PORT where postgres-meta reaches the database (default: this service's DSN's) "
+    "[env NEXTMAVENS_PLATFORM_STUDIO_DB_ADDRESS].",
+)
+@click.option(
+    "--studio-upstreams",
+    envvar="NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS",
+    default="",
+    help="The running per-project Studios, 'REF=HOST:PORT ...' [env NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS].",
+)
 @projects_option
 @connection_options
 def serve(
@@ -340,6 +369,10 @@ def serve(
     webhook_max_body_bytes: int | None,
     webhook_rate: float | None,
     webhook_burst: int | None,
+    studio_url: str | None,
+    studio_meta_key_file: Path | None,
+    studio_db_address: str | None,
+    studio_upstreams: str,
     projects_dir: Path,
     dsn: str | None,
     master_key: Path,
@@ -349,6 +382,14 @@ def serve(
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise Failure(f"--listen takes HOST:PORT, got {listen!r}")
+    upstreams = []
+    for word in shlex.split(studio_upstreams):
+        ref, _, address = word.partition("=")
+        if not ref or not re.fullmatch(r"[^\s:]+:\d{1,5}", address):
+            raise Failure(f"--studio-upstreams takes REF=HOST:PORT words, got {word!r}")
+        upstreams.append((ref, address))
+    if studio_db_address is not None and not re.fullmatch(r"[^\s:]+:\d{1,5}", studio_db_address):
+        raise Failure(f"--studio-db-address takes HOST:PORT, got {studio_db_address!r}")
     engine = make_engine(dsn, master_key, lock_timeout)
     from nextmavens.platform.server import serve as run_server
     from nextmavens.platform.service import ServiceSettings
@@ -369,6 +410,10 @@ def serve(
         cloudinary_cloud=cloudinary_cloud or None,
         cloudinary_key_file=cloudinary_key_file,
         forward_allow_private=forward_allow_private,
+        studio_url=studio_url or None,
+        studio_meta_key_file=studio_meta_key_file,
+        studio_db_address=studio_db_address or None,
+        studio_upstreams=tuple(upstreams),
     )
     given: dict[str, Any] = {
         "hook_max_body_bytes": webhook_max_body_bytes,

@@ -117,6 +117,13 @@ class ServiceSettings:
     cloudinary_cloud: str | None = None
     cloudinary_key_file: Path | None = None
     cloudinary_url: str = "https://api.cloudinary.com"
+    # Studio for a project (README "Studio for a project"): the public URL of the Studio name (None: off); the file
+    # holding postgres-meta's CRYPTO_KEY; the database's host:port as postgres-meta reaches it (default: the
+    # service's own DSN's); the running per-project Studios, ref -> host:port (started by the operator for now).
+    studio_url: str | None = None
+    studio_meta_key_file: Path | None = None
+    studio_db_address: str | None = None
+    studio_upstreams: tuple[tuple[str, str], ...] = ()
 
 
 class ManifestSource:

@@ -41,10 +41,16 @@ def lookup(request: Request, verified: bool = True) -> SessionMember | None:
     secret = request.cookies.get(COOKIE, "")
     if not looks_like_secret(secret):
         return None
+    caller = lookup_hash(request, secret_hash(secret), verified)
+    return None if caller is None else SessionMember(caller[0], caller[1], csrf_token(secret))
+
+
+def lookup_hash(request: Request, stored_hash: str, verified: bool = True) -> tuple[Caller, SessionRecord] | None:
+    """The same check by the session's stored hash (Studio's signed cookie carries it, not the secret)."""
     service = service_of(request)
     settings = service.settings
     with service.pool.connection() as conn:
-        found = members.session_by_hash(conn, secret_hash(secret), settings.session_touch_s)
+        found = members.session_by_hash(conn, stored_hash, settings.session_touch_s)
     if found is None:
         return None
     session, roles = found
@@ -69,8 +75,7 @@ def lookup(request: Request, verified: bool = True) -> SessionMember | None:
         last_used_at=session.last_seen_at,
         revoked_at=None,
     )
-    caller = Caller(record, roles, client_address(request), kind="session")
-    return SessionMember(caller, session, csrf_token(secret))
+    return Caller(record, roles, client_address(request), kind="session"), session
 
 
 def session_member(request: Request) -> SessionMember | None:

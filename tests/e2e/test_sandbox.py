@@ -1265,3 +1265,47 @@ def test_whatsapp_pairs_and_sends_through_the_cli_and_the_service(host, data: di
     )
     text, _, code = answer.stdout.rpartition("\n")
     assert code == "201" and json.loads(text)["message_id"], answer.stdout + answer.stderr
+
+
+def test_postgres_meta_with_the_gates_owner_connection_sees_one_project(host, data: dict[str, Any]) -> None:
+    """Studio for a project: the connection the platform gives postgres-meta (studiogate.owner_connection,
+    encrypted as studiogate.cryptojs_encrypt does) makes the real 0.91.6 work as the project's owner role, in its
+    database."""
+    from shlex import quote
+    from urllib.parse import unquote, urlsplit
+
+    from nextmavens.naming import project_names
+    from nextmavens.platform.studiogate import cryptojs_encrypt, owner_connection
+
+    password = unquote(urlsplit(_keys(host, data, "acme/shop")["database_url"]).password or "")
+    crypto_key = host.check_output("docker exec nextmavens-meta printenv CRYPTO_KEY")
+    env = host.check_output("docker exec nextmavens-meta printenv PG_META_DB_HOST PG_META_DB_PORT").split()
+    shop = project_names("shop")
+    connection = owner_connection(env[0], int(env[1]), "shop", password)
+    port = data["loopback_ports"]["postgres_meta"]
+
+    def ask(header: str, path: str, body: str | None = None) -> tuple[int, str]:
+        post = f"-X POST -H 'content-type: application/json' --data {quote(body)} " if body else ""
+        out = host.run(
+            f"curl -sS -m 60 {post}-H {quote('x-connection-encrypted: ' + header)} -o /tmp/nm-meta-studio "
+            f"-w '%{{http_code}}' http://127.0.0.1:{port}{path}; cat /tmp/nm-meta-studio; rm -f /tmp/nm-meta-studio"
+        )
+        assert out.stdout[:3].isdigit(), out.stderr[-300:]
+        return int(out.stdout[:3]), out.stdout[3:]
+
+    header = cryptojs_encrypt(connection, crypto_key.strip())
+    sql = (
+        "SELECT current_user AS who, current_database() AS db,"
+        " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS super"
+    )
+    query = json.dumps({"query": sql})
+    status, body = ask(header, "/query", query)
+    assert status == 200, body[:300]
+    assert json.loads(body) == [{"who": shop.owner, "db": shop.database, "super": False}]
+    status, body = ask(header, "/schemas")
+    assert status == 200 and "catalog" in {s["name"] for s in json.loads(body)}, body[:300]
+    # The same owner into another project's database: refused by PostgreSQL (no CONNECT), not served.
+    crm = project_names("crm")
+    foreign = cryptojs_encrypt(connection.replace(f"/{shop.database}?", f"/{crm.database}?"), crypto_key.strip())
+    status, body = ask(foreign, "/query", json.dumps({"query": "SELECT 1"}))
+    assert status != 200 and "permission denied" in body, body[:300]

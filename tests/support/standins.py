@@ -16,7 +16,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from types import ModuleType
@@ -226,3 +231,40 @@ def serve_proxy(proxy: KongProxyStandIn) -> AbstractContextManager[int]:
             self.reply_json(status, body)
 
     return serving(Handler)
+
+
+@contextmanager
+def studio_standin_process(port: int, env: dict[str, str], name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The image's stand-in as a process in the Studio role (STANDIN_ROLE=studio), on 127.0.0.1:port with `env` (a
+    project's Studio environment); ended by its pid."""
+    environment = {
+        **os.environ,
+        **env,
+        "STANDIN_ROLE": "studio",
+        "STANDIN_NAME": name,
+        "STANDIN_BIND": "127.0.0.1",
+        "STANDIN_PORTS": str(port),
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(STANDIN_FILE)], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the Studio stand-in {name} exited with {process.returncode}") from None
+                time.sleep(0.05)
+        else:
+            raise TimeoutError(f"the Studio stand-in {name} did not listen on {port}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

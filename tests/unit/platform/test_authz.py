@@ -30,6 +30,7 @@ LOWEST = {
     Action.MANAGE_WHATSAPP: "admin",
     Action.SEND_WHATSAPP: "admin",
     Action.CREATE_PROJECT: "admin",
+    Action.OPEN_STUDIO: "admin",
     Action.MANAGE_MEMBERS: "owner",
     Action.READ_ORG_TOKENS: "owner",
     Action.MANAGE_ORG_TOKENS: "owner",
@@ -46,6 +47,7 @@ WRITES = {
     Action.MANAGE_MEMBERS,
     Action.MANAGE_ORG_TOKENS,
     Action.WRITE_SQL,
+    Action.OPEN_STUDIO,
 }
 RANK = ["developer", "admin", "owner"]
 

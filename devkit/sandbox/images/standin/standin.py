@@ -113,6 +113,8 @@ def project_name():
         return (urlsplit(ENV.get("API_EXTERNAL_URL", "")).hostname or "").split(".")[0]
     if ROLE == "storage":
         return ENV.get("TENANT_ID", "")
+    if ROLE == "studio":
+        return ENV.get("DEFAULT_PROJECT_NAME", "")
     return ""
 
 
@@ -843,6 +845,8 @@ class Handler(BaseHTTPRequestHandler):
         if ROLE == "evolution":
             status, body = STATE["evolution"].handle(self.command, url.path, parse_qs(url.query), self.headers, raw)
             return self._send(status, body)
+        if ROLE == "studio" and url.path.startswith(STUDIO_PG_META):
+            return self._send(*studio_pg_meta(self.command, url, raw))
         if ROLE == "postgrest" and len(ports()) > 1 and port == ports()[1]:
             ok = url.path in ("/ready", "/live")
             return self._send(200 if ok else 404, None if ok else {"message": "not found"})
@@ -850,6 +854,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"status": "ok", "service": NAME, "role": ROLE})
         body = {"standin": True, "service": ROLE if ROLE != "plain" else NAME, "project": project_name(),
                 "method": self.command, "path": self.path}  # fmt: skip
+        if ROLE == "studio":  # which cookies reached Studio (names only): the platform's must not
+            body["cookies"] = sorted(c.split("=", 1)[0].strip() for c in self.headers.get("Cookie", "").split(";") if c)
         return self._send(200, body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _reply
@@ -878,6 +884,48 @@ def postgrest_ready():
     sys.stdout.write(f"OK: {url}\n" if ok else "")
     sys.stderr.write("" if ok else f"ERROR: connection refused to {url}\n")
     sys.exit(0 if ok else 1)
+
+
+# --- Studio (self-hosted), only its pg-meta API: started with STANDIN_ROLE=studio (the tests' per-project Studios) --
+STUDIO_PG_META = "/api/platform/pg-meta/"
+# apps/studio/pages/api/platform/pg-meta/[ref]/*.ts: each answers GET only (405 otherwise); query/index.ts POST only
+STUDIO_GET_ONLY = frozenset(
+    {"tables", "schemas", "extensions", "views", "columns", "policies", "triggers", "types", "publications",
+     "materialized-views", "foreign-tables", "column-privileges"}
+)  # fmt: skip
+
+
+def studio_connection_header():
+    """What self-hosted Studio sends postgres-meta, built from its own environment whatever the browser sent
+    (lib/api/self-hosted/query.ts, util.ts, constants.ts): postgres://postgres:POSTGRES_PASSWORD@POSTGRES_HOST:
+    POSTGRES_PORT/POSTGRES_DB, CryptoJS AES with PG_META_CRYPTO_KEY (default SAMPLE_KEY). The encryption is the
+    product's (the image's python has no `cryptography`: the sandbox never starts this role)."""
+    from urllib.parse import quote
+
+    from nextmavens.platform.studiogate import cryptojs_encrypt
+
+    password, database = ENV.get("POSTGRES_PASSWORD", "postgres"), ENV.get("POSTGRES_DB", "postgres")
+    address = f"{ENV.get('POSTGRES_HOST', 'db')}:{ENV.get('POSTGRES_PORT', '5432')}"
+    url = f"postgresql://postgres:{quote(password, safe='')}@{address}/{quote(database, safe='')}"
+    return cryptojs_encrypt(url, ENV.get("PG_META_CRYPTO_KEY") or "SAMPLE_KEY")
+
+
+def studio_pg_meta(method, url, raw):
+    """/api/platform/pg-meta/<ref>/<endpoint>: passed on to STUDIO_PG_META_URL with Studio's own connection."""
+    ref, _, endpoint = url.path[len(STUDIO_PG_META) :].partition("/")
+    allowed = "POST" if endpoint == "query" else "GET" if endpoint in STUDIO_GET_ONLY else None
+    if not ref or allowed is None:
+        return 404, {"message": "not found"}, {}
+    if method != allowed:
+        return 405, {"error": {"message": f"Method {method} Not Allowed"}}, {"Allow": allowed}
+    target = ENV["STUDIO_PG_META_URL"].rstrip("/") + "/" + endpoint + (f"?{url.query}" if url.query else "")
+    headers = {"Content-Type": "application/json", "x-connection-encrypted": studio_connection_header()}
+    request = urllib.request.Request(target, data=raw if allowed == "POST" else None, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, r.read(), {"Content-Type": r.headers.get("Content-Type", "application/json")}
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), {"Content-Type": e.headers.get("Content-Type", "application/json")}
 
 
 # This process's state, made in main() for its role (importing this file starts nothing: the tests reuse it).

@@ -1,0 +1,174 @@
+"""Studio for a project (README "Studio for a project"): the dashboard's "Open Studio", the cookie on the Studio
+name, nginx's `auth_request` for every request to a project's Studio, and the meta gate's `auth_request` that swaps
+Studio's connection for the project's owner role.
+
+- GET /studio/open/{org}/{ref}: dashboard session, admins and owners (authz `studio.open`), the project applied
+  and active; audited; 303 to the Studio name's enter path with a ticket signed for this session and project.
+- GET /studio/enter?ticket=: sets `nm_studio` (the signed grant) on the Studio name, 303 to Studio's start page.
+- GET /studio/auth: 204 with the project's Studio upstream when the cookie is genuine, its dashboard session live
+  (sessioncheck) and authz still allows; 401 without a live grant, 403 when refused or no Studio runs for it.
+- GET /studio/meta-auth: 204 with the owner-role connection encrypted with postgres-meta's CRYPTO_KEY when
+  Studio's `x-connection-encrypted` proves one active project; 403 otherwise. nginx serves it to the meta gate
+  only (the platform's own name answers 404 for it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from psycopg.conninfo import conninfo_to_dict
+
+from nextmavens.control.crypto import load_master_key
+from nextmavens.control.store import access
+from nextmavens.files import read_secret_file
+from nextmavens.naming import project_names
+from nextmavens.platform.auth import ApiError, guard, refuse_missing, service_of
+from nextmavens.platform.authz import Action, Decision, decide
+from nextmavens.platform.dashboard.web import signed_in
+from nextmavens.platform.routes import OrgSlug, ProjectRef
+from nextmavens.platform.service import Service
+from nextmavens.platform.sessioncheck import lookup_hash
+from nextmavens.platform.sessions import COOKIE as SESSION_COOKIE
+from nextmavens.platform.sessions import cookie_header, secret_hash
+from nextmavens.platform.studiogate import (
+    CONNECTION_HEADER,
+    COOKIE,
+    COOKIE_TTL_S,
+    ENTER_PATH,
+    GATE_ANSWER_HEADER,
+    TICKET_TTL_S,
+    UPSTREAM_HEADER,
+    StudioGrant,
+    cryptojs_decrypt,
+    cryptojs_encrypt,
+    derive_key,
+    owner_connection,
+    read_grant,
+    sign_grant,
+    studio_ref,
+)
+
+router = APIRouter(include_in_schema=False)
+
+START_PAGE = "/project/default"  # self-hosted Studio's one project
+
+
+class StudioKeys:
+    def __init__(self, master: bytes) -> None:
+        self.grant = derive_key(master, "grant")  # the ticket and the cookie
+        self.token = derive_key(master, "token")  # each project's Studio's POSTGRES_PASSWORD
+        self.studio_crypto = derive_key(master, "studio-crypto").hex()  # Studio's PG_META_CRYPTO_KEY
+
+
+@lru_cache(maxsize=4)
+def _keys(path: Path) -> StudioKeys:
+    return StudioKeys(load_master_key(path))
+
+
+def studio_keys(service: Service) -> StudioKeys:
+    return _keys(service.settings.master_key)
+
+
+def _active(service: Service, org: str, ref: str) -> bool:
+    view = service.catalog().views.get((org, ref))
+    return view is not None and view.applied_state == "active"
+
+
+def _studio_url(service: Service) -> str:
+    url = service.settings.studio_url
+    if url is None:
+        raise ApiError(503, "studio_off", "Studio for projects is not configured on this host")
+    return url.rstrip("/")
+
+
+@router.get("/studio/open/{org}/{ref}")
+def open_studio(request: Request, org: OrgSlug, ref: ProjectRef) -> Response:
+    who = signed_in(request)
+    service = service_of(request)
+    base = _studio_url(service)
+    guard(service, who.caller, Action.OPEN_STUDIO, org, ref)
+    if not _active(service, org, ref):
+        raise refuse_missing(service, who.caller, Action.OPEN_STUDIO, org, ref)
+    grant = StudioGrant(org, ref, secret_hash(request.cookies[SESSION_COOKIE]), int(time.time()) + TICKET_TTL_S)
+    with service.pool.connection() as conn:
+        access.write_audit(conn, who.member, Action.OPEN_STUDIO.value, "ok", org, ref, {"session": who.session.id})
+    ticket = sign_grant(studio_keys(service).grant, "ticket", grant)
+    return RedirectResponse(f"{base}{ENTER_PATH}?ticket={quote(ticket)}", status_code=303)
+
+
+@router.get("/studio/enter")
+def enter_studio(request: Request, ticket: Annotated[str, Query(max_length=512)] = "") -> Response:
+    service = service_of(request)
+    keys = studio_keys(service)
+    now = time.time()
+    grant = read_grant(keys.grant, "ticket", ticket, now)
+    if grant is None:
+        raise ApiError(401, "unauthorized", "this Studio link is invalid or expired: open Studio from the dashboard")
+    lifetime = min(COOKIE_TTL_S, int(service.settings.session_max_s))
+    value = sign_grant(keys.grant, "cookie", replace(grant, expires_at=int(now) + lifetime))
+    response = RedirectResponse(START_PAGE, status_code=303)
+    response.headers["Set-Cookie"] = cookie_header(COOKIE, value, lifetime, service.settings.cookie_secure)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/studio/auth")
+def studio_auth(request: Request) -> Response:
+    service = service_of(request)
+    grant = read_grant(studio_keys(service).grant, "cookie", request.cookies.get(COOKIE, ""), time.time())
+    found = None if grant is None else lookup_hash(request, grant.session_hash)
+    if grant is None or found is None:
+        return Response(status_code=401)
+    caller, _ = found
+    if decide(caller.roles, caller.scope, Action.OPEN_STUDIO, grant.org, grant.ref) is not Decision.ALLOW:
+        return Response(status_code=403)
+    upstream = dict(service.settings.studio_upstreams).get(grant.ref)
+    if upstream is None or not _active(service, grant.org, grant.ref):
+        return Response(status_code=403)
+    return Response(status_code=204, headers={UPSTREAM_HEADER: upstream})
+
+
+def _db_address(service: Service) -> tuple[str, int]:
+    configured = service.settings.studio_db_address
+    if configured:
+        host, _, port = configured.rpartition(":")
+        return host, int(port)
+    params = conninfo_to_dict(service.settings.dsn)
+    return str(params.get("host") or "localhost"), int(params.get("port") or 5432)
+
+
+@router.get("/studio/meta-auth")
+def meta_auth(request: Request) -> Response:
+    service = service_of(request)
+    settings = service.settings
+    header = request.headers.get(CONNECTION_HEADER, "")
+    if settings.studio_meta_key_file is None or not header or len(header) > 4096:
+        return Response(status_code=403)
+    keys = studio_keys(service)
+    connection = cryptojs_decrypt(header, keys.studio_crypto)
+    if connection is None:
+        return Response(status_code=403)
+    databases = {
+        project_names(ref).database: ref
+        for (org, ref), view in service.catalog().views.items()
+        if view.applied_state == "active"
+    }
+    ref = studio_ref(connection, keys.token, databases)
+    if ref is None:
+        return Response(status_code=403)
+    with service.engine.secrets() as store:
+        secrets = store.project_secrets(ref)
+    password = secrets.passwords.get(project_names(ref).owner) if secrets else None
+    if password is None:
+        return Response(status_code=403)
+    host, port = _db_address(service)
+    meta_key = read_secret_file(settings.studio_meta_key_file, "postgres-meta's CRYPTO_KEY file")
+    encrypted = cryptojs_encrypt(owner_connection(host, port, ref, password), meta_key.strip())
+    return Response(status_code=204, headers={GATE_ANSWER_HEADER: encrypted, "Cache-Control": "no-store"})
