@@ -31,6 +31,7 @@ from nextmavens.edge.certs import cert_for_name, desired_certificates, live_path
 from nextmavens.edge.inputs import EdgeProject, check_edge_inputs, project_hostnames, served
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import write_atomic
+from nextmavens.metrics.accesslog import LOG_FORMAT as METRICS_LOG_FORMAT
 from nextmavens.runner import Runner, run_command
 from nextmavens.templates import EDGE_TEMPLATES, environment
 
@@ -139,6 +140,13 @@ def nginx_vhosts(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
     return vhosts
 
 
+def metrics_project_map(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> list[tuple[str, str]]:
+    """(custom domain, ref) for the structured log's `$nm_project`: the API names carry their ref in the host."""
+    return sorted(
+        (name, project.ref) for project in served(projects) for name in project_hostnames(settings, project)[1:]
+    )
+
+
 def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certificates: Collection[str] = ()) -> str:
     vhosts = nginx_vhosts(settings, projects, certificates)
     https_suffix = "" if settings.https_port == 443 else f":{settings.https_port}"
@@ -161,6 +169,9 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
             hooks_read_timeout_s=HOOKS_READ_TIMEOUT_S,
             platform_body_mb=PLATFORM_BODY_MB,
             platform_read_timeout_s=PLATFORM_READ_TIMEOUT_S,
+            metrics_log=settings.metrics_log,
+            metrics_log_format=METRICS_LOG_FORMAT,
+            metrics_projects=metrics_project_map(settings, projects) if settings.metrics_log else [],
         )
     )
 
