@@ -433,6 +433,7 @@ def register_optional_commands() -> None:
     from nextmavens.devcli.whatsapp import connect
     from nextmavens.doctor.cli import doctor
     from nextmavens.manifest.schema import schema_command
+    from nextmavens.metrics.cli import metrics
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.platform.cli import platform_commands
     from nextmavens.remote.commands import DEVELOPER_COMMANDS
@@ -440,7 +441,7 @@ def register_optional_commands() -> None:
 
     whatsapp.add_command(connect)  # it chooses between Evolution on the host and the API: it stands above both
     for command in (
-        *(schema_command, backup, monitor, status, doctor, whatsapp, db, logs),
+        *(schema_command, backup, monitor, status, doctor, whatsapp, db, logs, metrics),
         *platform_commands,
         *DEVELOPER_COMMANDS,
     ):

@@ -37,6 +37,7 @@ from nextmavens.platform.routes import (
     projectwrites,
     tokens,
 )
+from nextmavens.platform.routes import metrics as metrics_routes
 from nextmavens.platform.routes import whatsapp as whatsapp_routes
 from nextmavens.platform.service import Service, ServiceSettings
 
@@ -204,4 +205,5 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     for writes in (projectwrites.router, memberwrites.router):  # the writes through the manifest repository
         app.include_router(writes)
     app.include_router(whatsapp_routes.router)  # through Evolution: pairing and sending
+    app.include_router(metrics_routes.router)
     return app
