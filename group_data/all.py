@@ -221,6 +221,14 @@ timers = [
         "enabled": False,
     },
     {
+        "name": "uptime",
+        "description": "Every project's public names fetched as a user would; alerts on change, uptime per day",
+        "command": ["nextmavens", "monitor", "uptime"],  # NEXTMAVENS_API_DOMAIN: the wrapper's
+        "on_calendar": "*:0/2",
+        "randomized_delay_s": 10,
+        "enabled": False,
+    },
+    {
         "name": "summary",
         "description": "Daily summary: disk, databases, backups, drills, containers",
         "command": ["nextmavens", "monitor", "summary"],
