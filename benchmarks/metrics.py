@@ -96,6 +96,12 @@ def serve_engine(path: Path, listing: list[dict[str, object]]) -> EngineStandIn:
     return server
 
 
+def replace(path: Path, text: str) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text)
+    temporary.rename(path)
+
+
 def advance_cgroups(root: Path, listing: list[dict[str, object]], stop: threading.Event) -> None:
     usage = dict.fromkeys((str(c["Id"]) for c in listing), 0)
     while True:
@@ -103,11 +109,13 @@ def advance_cgroups(root: Path, listing: list[dict[str, object]], stop: threadin
             usage[container_id] += random.randint(10_000, 2_000_000)  # noqa: S311
             folder = root / "system.slice" / f"docker-{container_id}.scope"
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "cpu.stat").write_text(
+            # replaced whole, as the kernel's files read: never a half-written file
+            replace(
+                folder / "cpu.stat",
                 f"usage_usec {usage[container_id]}\nuser_usec 0\nsystem_usec 0\nnr_periods 0\n"
-                "nr_throttled 0\nthrottled_usec 0\nnr_bursts 0\nburst_usec 0\n"
+                "nr_throttled 0\nthrottled_usec 0\nnr_bursts 0\nburst_usec 0\n",
             )
-            (folder / "memory.current").write_text(f"{random.randint(20, 200) * 2**20}\n")  # noqa: S311
+            replace(folder / "memory.current", f"{random.randint(20, 200) * 2**20}\n")  # noqa: S311
         if stop.wait(10):
             return
 

@@ -72,11 +72,11 @@ class CgroupReader:
             self.found[container_id] = files
         try:
             cpu_text = files.cpu.read_text()
-            memory = int(files.memory.read_text().strip() or 0)
+            memory = int(files.memory.read_text().strip())
+            cpu = parse_cpu_stat(cpu_text) if files.v2 else int(cpu_text.strip()) / 1e9
         except (OSError, ValueError):
             self.found.pop(container_id, None)  # stopped or replaced: look again next time
             return None
-        cpu = parse_cpu_stat(cpu_text) if files.v2 else int(cpu_text.strip()) / 1e9
         return Usage(cpu, memory)
 
     def forget(self, keep: set[str]) -> None:

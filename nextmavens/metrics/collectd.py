@@ -25,6 +25,7 @@ from nextmavens.metrics.accesslog import LogFollower
 from nextmavens.metrics.cgroups import DEFAULT_ROOT, CgroupReader
 from nextmavens.metrics.collector import Collector, Sources
 from nextmavens.metrics.dockerapi import DEFAULT_SOCKET, DockerApi
+from nextmavens.metrics.erroralerts import ErrorAlerts
 
 DEFAULT_LOG = "/var/log/nginx/nextmavens-metrics.log"
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=3.0, help="--once: seconds between the two samples")
     args = parser.parse_args(argv)
     collector = Collector(sources_from_env(os.environ, from_start=args.once))
+    collector.on_minute.append(ErrorAlerts(collector).on_minute)
     if args.once:
         minute = int(time.time() // 60 * 60)
         collector.tick(minute - 60)  # primes the rates; this minute's row is the next

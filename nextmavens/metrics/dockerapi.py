@@ -59,6 +59,9 @@ class DockerApi:
         self.timeout = timeout
 
     def get(self, path: str) -> Any:
+        return json.loads(self.get_bytes(path))
+
+    def get_bytes(self, path: str) -> bytes:
         conn = _UnixConnection(self.socket_path, self.timeout)
         try:
             conn.request("GET", path, headers={"Host": "docker"})
@@ -70,10 +73,15 @@ class DockerApi:
             conn.close()
         if response.status != 200:
             raise DockerError(f"docker engine answered {response.status} to GET {path}")
-        return json.loads(body)
+        return body
 
     def containers(self) -> list[Container]:
         return [container_from(item) for item in self.get("/containers/json")]
+
+    def last_lines(self, container_id: str, lines: int = 20) -> list[str]:
+        """The container's last log lines (stdout and stderr, with their times)."""
+        body = self.get_bytes(f"/containers/{container_id}/logs?stdout=1&stderr=1&timestamps=1&tail={int(lines)}")
+        return log_lines(body)
 
     def stats(self, container_id: str) -> tuple[float, int]:
         """(cumulative CPU seconds, memory bytes) from the stats endpoint: the fallback where no cgroup file is
@@ -82,3 +90,18 @@ class DockerApi:
         cpu = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0
         memory = (stats.get("memory_stats") or {}).get("usage") or 0
         return int(cpu) / 1e9, int(memory)
+
+
+def log_lines(body: bytes) -> list[str]:
+    """The engine's log answer as text lines: without a TTY it is multiplexed, each frame an 8-byte header
+    (stream, 0, 0, 0, big-endian length) and its bytes; with one, plain text."""
+    text = bytearray()
+    position = 0
+    multiplexed = len(body) >= 8 and body[0] in (0, 1, 2) and body[1:4] == b"\0\0\0"
+    if not multiplexed:
+        text += body
+    while multiplexed and position + 8 <= len(body):
+        size = int.from_bytes(body[position + 4 : position + 8], "big")
+        text += body[position + 8 : position + 8 + size]
+        position += 8 + size
+    return [line for line in text.decode("utf-8", "replace").splitlines() if line]

@@ -77,3 +77,11 @@ def test_engine_containers_and_prometheus_text() -> None:
     for bad in ("0.0.0.0:9187", "10.0.0.1:80", "localhost:80", "127.0.0.1:x"):
         with pytest.raises(ValueError, match="loopback"):
             parse_listen(bad)
+
+
+def test_a_cgroup_file_read_mid_change_is_no_sample(tmp_path: Path) -> None:
+    folder = tmp_path / "system.slice" / "docker-abc.scope"
+    folder.mkdir(parents=True)
+    (folder / "cpu.stat").write_text("")
+    (folder / "memory.current").write_text("10\n")
+    assert CgroupReader(tmp_path).usage("abc") is None
