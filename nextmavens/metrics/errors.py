@@ -2,7 +2,8 @@
 
 Each minute the collector gives every project's requests, 5xx count and the paths of those 5xx. A project is
 rising when, over the last WINDOW minutes, it answered at least MIN_ERRORS 5xx and its 5xx share is at least
-FACTOR times its share over the BASELINE minutes before (and at least MIN_SHARE; with MIN_BASELINE of them): a project that always fails a
+FACTOR times its share over the BASELINE minutes before (and at least MIN_SHARE; with at least
+MIN_BASELINE of them): a project that always fails a
 fifth of its requests is not rising, one that goes from 0.5 % to 20 % is. It alerts once per rise; it is armed
 again after a whole WINDOW below the threshold.
 """
