@@ -434,6 +434,7 @@ def register_optional_commands() -> None:
     from nextmavens.doctor.cli import doctor
     from nextmavens.manifest.schema import schema_command
     from nextmavens.metrics.cli import metrics
+    from nextmavens.metrics.domainscli import domains
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.platform.cli import platform_commands
     from nextmavens.remote.commands import DEVELOPER_COMMANDS
@@ -441,7 +442,7 @@ def register_optional_commands() -> None:
 
     whatsapp.add_command(connect)  # it chooses between Evolution on the host and the API: it stands above both
     for command in (
-        *(schema_command, backup, monitor, status, doctor, whatsapp, db, logs, metrics),
+        *(schema_command, backup, monitor, status, doctor, whatsapp, db, logs, metrics, domains),
         *platform_commands,
         *DEVELOPER_COMMANDS,
     ):
