@@ -24,7 +24,7 @@ def domains(project: str, as_json: bool, projects_dir: Path, edge_config: Path |
 
     org, ref = split_key(project)
     if edge_config is None:
-        raise Failure("the edge settings are needed (--edge-config or NEXTMAVENS_EDGE_CONFIG): API domain, host address")
+        raise Failure("the edge settings are needed: --edge-config or NEXTMAVENS_EDGE_CONFIG")
     try:
         settings = load_edge_host(edge_config).settings
         manifests = load_manifests(projects_dir)

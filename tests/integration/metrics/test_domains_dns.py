@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
