@@ -110,17 +110,54 @@ class Traffic:
         }
 
 
+def _items(lines: list[bytes]) -> list[object]:
+    """The lines' JSON objects: parsed as one array (one call into the C parser instead of one per line: most of
+    the collector's CPU at a few thousand lines a minute), line by line only when some line is torn."""
+    try:
+        items: list[object] = json.loads(b"[" + b",".join(lines) + b"]")
+        return items
+    except ValueError:
+        parsed: list[object] = []
+        for line in lines:
+            try:
+                parsed.append(json.loads(line))
+            except ValueError:
+                parsed.append(None)
+        return parsed
+
+
 def traffic_by_ref(lines: Iterable[bytes], api_domain: str) -> tuple[dict[str, Traffic], int]:
     """Lines -> ({ref: Traffic}, lines that matched no project)."""
     found: dict[str, Traffic] = {}
     unmatched = 0
-    for line in lines:
-        hit = parse_line(line)
-        ref = ref_of(hit, api_domain) if hit is not None else None
-        if hit is None or ref is None:
+    refs: dict[str, str | None] = {}  # host -> ref, once per host
+    suffix = "." + api_domain.lower()
+    for item in _items(list(lines)):
+        try:
+            host, project, status, seconds = item["h"], item["p"], int(item["s"]), float(item["rt"])  # type: ignore[index]
+        except (KeyError, TypeError, ValueError):
             unmatched += 1
             continue
-        found.setdefault(ref, Traffic()).add(hit)
+        ref = project or None
+        if ref is None:
+            if host not in refs:
+                name = str(host).lower()
+                short = name[: -len(suffix)] if name.endswith(suffix) else ""
+                refs[host] = short if short and "." not in short else None
+            ref = refs[host]
+        if ref is None:
+            unmatched += 1
+            continue
+        traffic = found.get(ref)
+        if traffic is None:
+            traffic = found[ref] = Traffic()
+        traffic.requests += 1
+        if status >= 500:
+            traffic.server_errors += 1
+            traffic.error_paths[str(item.get("u", ""))] += 1  # type: ignore[union-attr]
+        elif status >= 400:
+            traffic.client_errors += 1
+        traffic.latencies.append(seconds)
     return found, unmatched
 
 
