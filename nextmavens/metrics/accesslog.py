@@ -154,7 +154,7 @@ def traffic_by_ref(lines: Iterable[bytes], api_domain: str) -> tuple[dict[str, T
         traffic.requests += 1
         if status >= 500:
             traffic.server_errors += 1
-            traffic.error_paths[str(item.get("u", ""))] += 1  # type: ignore[union-attr]
+            traffic.error_paths[str(item.get("u", ""))] += 1  # type: ignore[attr-defined]
         elif status >= 400:
             traffic.client_errors += 1
         traffic.latencies.append(seconds)
