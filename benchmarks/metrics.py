@@ -12,8 +12,9 @@
      projects (default 20: 1200 requests a minute), 3 % of them 5xx;
    - a real PostgreSQL with the control database and 50 real project databases (their size, connections and
      transactions read from its statistics views).
-   The collector's CPU (utime + stime from /proc/<pid>/stat) over the counted minutes is divided by their wall
-   time: the average share of one core. Its resident memory (VmRSS) is sampled every 5 s: the largest is reported.
+   The collector runs as its unit runs it (PSYCOPG_IMPL=python: psycopg through the system's libpq). Its CPU
+   (utime + stime from /proc/<pid>/stat) over the counted minutes is divided by their wall time: the average share
+   of one core. Its resident memory (VmRSS) is sampled every 5 s: the largest is reported.
 2. A year of downsampled metrics for the same series (the ones the collector created for 50 projects): hourly rows
    for 366 days, 5-minute rows for 30 days, raw minutes for 48 h, generated in SQL into the control database's real
    tables; their disk (tables, indexes, TOAST) after VACUUM is year_mb.
@@ -183,6 +184,7 @@ def measure_collector(server: LocalPostgres, work: Path, projects: int, minutes:
         "NEXTMAVENS_METRICS_CGROUP_ROOT": str(work / "cgroup"),
         "NEXTMAVENS_METRICS_DOCKER_SOCKET": str(work / "docker.sock"),
         "NEXTMAVENS_MONITOR_PATHS": "/",
+        "PSYCOPG_IMPL": "python",  # as nextmavens-metrics.service runs it: the system's libpq, not the wheel's copy
     }
     process = subprocess.Popen([sys.executable, "-m", "nextmavens.metrics.collectd"], env=env, cwd=str(ROOT))  # noqa: S603
     hz = os.sysconf("SC_CLK_TCK")
