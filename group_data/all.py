@@ -230,7 +230,7 @@ timers = [
     {
         "name": "uptime",
         "description": "Every project's public names fetched as a user would; alerts on change, uptime per day",
-        "command": ["nextmavens", "monitor", "uptime"],  # NEXTMAVENS_API_DOMAIN: the wrapper's
+        "command": ["nextmavens", "monitor", "uptime"],  # the API domain: from the edge settings the wrapper names
         "on_calendar": "*:0/2",
         "randomized_delay_s": 10,
         "enabled": False,

@@ -158,7 +158,16 @@ def uptime_command() -> None:
         names = project_names_from(projects)
     except (ManifestErrors, FileNotFoundError) as exc:
         raise click.ClickException(f"projects unreadable: {exc}") from None
-    targets = targets_of(os.environ.get("NEXTMAVENS_API_DOMAIN", "").strip().strip("."), names)
+    api_domain = os.environ.get("NEXTMAVENS_API_DOMAIN", "").strip().strip(".")
+    edge_config = os.environ.get("NEXTMAVENS_EDGE_CONFIG")
+    if not api_domain and edge_config:  # the host's wrapper names the edge settings, which hold the API domain
+        from nextmavens.edge.settingsfile import EdgeConfigError, load_edge_host
+
+        try:
+            api_domain = load_edge_host(Path(edge_config)).settings.api_domain
+        except EdgeConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    targets = targets_of(api_domain, names)
     alerts = alerts_from_env()
     with connect_control(dsn) as control:
         changes = run_uptime(control, targets, probe, alerts.send)
