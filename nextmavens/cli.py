@@ -435,12 +435,14 @@ def register_optional_commands() -> None:
     from nextmavens.manifest.schema import schema_command
     from nextmavens.metrics.cli import metrics
     from nextmavens.metrics.domainscli import domains
+    from nextmavens.metrics.uptimecli import uptime_command
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.platform.cli import platform_commands
     from nextmavens.remote.commands import DEVELOPER_COMMANDS
     from nextmavens.whatsapp.cli import whatsapp
 
     whatsapp.add_command(connect)  # it chooses between Evolution on the host and the API: it stands above both
+    monitor.add_command(uptime_command)  # uptime lives with the metrics, above the monitor group
     for command in (
         *(schema_command, backup, monitor, status, doctor, whatsapp, db, logs, metrics, domains),
         *platform_commands,

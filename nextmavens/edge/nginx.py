@@ -29,9 +29,9 @@ from pathlib import Path
 
 from nextmavens.edge.certs import cert_for_name, desired_certificates, live_paths
 from nextmavens.edge.inputs import EdgeProject, check_edge_inputs, project_hostnames, served
+from nextmavens.edge.logformat import LOG_FORMAT as METRICS_LOG_FORMAT
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import write_atomic
-from nextmavens.metrics.accesslog import LOG_FORMAT as METRICS_LOG_FORMAT
 from nextmavens.runner import Runner, run_command
 from nextmavens.templates import EDGE_TEMPLATES, environment
 

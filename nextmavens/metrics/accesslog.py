@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-FORMAT_NAME = "nm_metrics"
-LOG_FORMAT = (
-    "log_format " + FORMAT_NAME + " escape=json '{\"t\":$msec,\"h\":\"$host\",\"p\":\"$nm_project\","
-    "\"m\":\"$request_method\",\"u\":\"$uri\",\"s\":$status,\"rt\":$request_time}';"
-)
+from nextmavens.edge.logformat import FORMAT_NAME, LOG_FORMAT
+
+__all__ = ["FORMAT_NAME", "LOG_FORMAT", "Hit", "LogFollower", "Traffic", "parse_line", "traffic_by_ref"]
+
 # Bytes read per call at most (a minute at 500 requests a second is about 4 MB): a larger burst is read over the
 # next minutes, not at once, so the collector's memory stays bounded; those lines count in a later minute.
 READ_LIMIT = 4 * 1024 * 1024

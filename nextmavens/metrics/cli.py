@@ -13,14 +13,14 @@ from typing import Any
 import click
 
 from nextmavens.metrics.render import render_text
-from nextmavens.metrics.tiers import parse_since
-from nextmavens.metrics.view import HOST
+from nextmavens.metricsview import HOST
+from nextmavens.metrictiers import parse_since
 
 
 def read_view(dsn: str, scope: str, seconds: int) -> dict[str, Any]:
     from nextmavens.control.db import connect_control
     from nextmavens.control.store import metrics as store
-    from nextmavens.metrics.view import metrics_view
+    from nextmavens.metricsview import metrics_view
 
     now = int(time.time())
     with connect_control(dsn) as conn:

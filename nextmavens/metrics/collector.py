@@ -25,7 +25,7 @@ from nextmavens.metrics.dbstats import SIZE_EVERY, database_stats
 from nextmavens.metrics.dockerapi import Container, DockerApi, DockerError
 from nextmavens.metrics.hoststats import host_sample
 from nextmavens.metrics.rates import Rates
-from nextmavens.metrics.view import HOST
+from nextmavens.metricsview import HOST
 
 MAINTAIN_EVERY = 5  # minutes
 REFRESH_EVERY = 5  # minutes between reads of the container list and the project list

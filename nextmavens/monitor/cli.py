@@ -144,36 +144,6 @@ def health_command() -> None:
     click.echo(json.dumps(check.as_json(), indent=2, default=str))
 
 
-@monitor.command("uptime")
-def uptime_command() -> None:
-    """Fetch every active project's API name, custom domains and app through their public names; count each
-    check per day and alert on the first failure after a success and on the recovery."""
-    from nextmavens.metrics.uptime import probe, project_names_from, run_uptime, targets_of
-
-    dsn = os.environ.get("NEXTMAVENS_DSN")
-    if not dsn:
-        raise click.ClickException("NEXTMAVENS_DSN is not set (the host's nextmavens-env wrapper sets it)")
-    projects = Path(os.environ.get("NEXTMAVENS_PROJECTS") or "projects")
-    try:
-        names = project_names_from(projects)
-    except (ManifestErrors, FileNotFoundError) as exc:
-        raise click.ClickException(f"projects unreadable: {exc}") from None
-    api_domain = os.environ.get("NEXTMAVENS_API_DOMAIN", "").strip().strip(".")
-    edge_config = os.environ.get("NEXTMAVENS_EDGE_CONFIG")
-    if not api_domain and edge_config:  # the host's wrapper names the edge settings, which hold the API domain
-        from nextmavens.edge.settingsfile import EdgeConfigError, load_edge_host
-
-        try:
-            api_domain = load_edge_host(Path(edge_config)).settings.api_domain
-        except EdgeConfigError as exc:
-            raise click.ClickException(str(exc)) from None
-    targets = targets_of(api_domain, names)
-    alerts = alerts_from_env()
-    with connect_control(dsn) as control:
-        changes = run_uptime(control, targets, probe, alerts.send)
-    click.echo(f"{len(targets)} names checked, {len(changes)} changed")
-
-
 @monitor.command("summary")
 def summary_command() -> None:
     """Send the daily summary to the operator."""

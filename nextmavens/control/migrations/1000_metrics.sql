@@ -1,4 +1,4 @@
--- Metrics with history (issue 18): compact, downsampled, bounded by retention (nextmavens/metrics/tiers.py says how
+-- Metrics with history (issue 18): compact, downsampled, bounded by retention (nextmavens/metrictiers.py says how
 -- long each tier is kept; nextmavens/control/store/metrics.py holds every query on these tables).
 -- A scope is 'host' or a project 'org/ref'; a series is one measured quantity of a scope ('cpu_pct:rest').
 CREATE TABLE metric_scopes (

@@ -2,7 +2,7 @@
 
 Writes come from the collector (`nextmavens/metrics/collector.py`): one batch a minute, the roll-ups and the
 retention; reads from `nextmavens metrics`, the platform service and the dashboard. The arithmetic (which rows
-are due, what may be pruned, which tier serves which span) is `nextmavens/metrics/tiers.py`.
+are due, what may be pruned, which tier serves which span) is `nextmavens/metrictiers.py`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from nextmavens.metrics.tiers import FIVE, HOURLY, RAW, Read, Tier, expand_rows, prune_before, read_plan, rollup_window
+from nextmavens.metrictiers import FIVE, HOURLY, RAW, Read, Tier, expand_rows, prune_before, read_plan, rollup_window
 
 
 class SeriesIds:

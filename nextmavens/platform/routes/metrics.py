@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from nextmavens.control.store import metrics as store
-from nextmavens.metrics.tiers import parse_since
-from nextmavens.metrics.view import metrics_view
+from nextmavens.metricsview import metrics_view
+from nextmavens.metrictiers import parse_since
 from nextmavens.platform.auth import ApiError, Caller, authenticate, service_of
 from nextmavens.platform.authz import Action
 from nextmavens.platform.models import ERRORS

@@ -10,7 +10,7 @@ import pytest
 
 from nextmavens.control.db import connect_control
 from nextmavens.control.store import metrics as store
-from nextmavens.metrics.tiers import DAY, FIVE, HOUR, HOURLY, MINUTE, slot_aggregate
+from nextmavens.metrictiers import DAY, FIVE, HOUR, HOURLY, MINUTE, slot_aggregate
 
 T0 = 1_790_000_000 - 1_790_000_000 % DAY  # a UTC midnight
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from nextmavens.metrics.render import BLOCKS, render_text, sparkline, svg_chart
-from nextmavens.metrics.view import metrics_view
+from nextmavens.metricsview import metrics_view
 
 
 def test_sparklines_scale_between_their_own_extremes() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nextmavens.metrics.tiers import (
+from nextmavens.metrictiers import (
     DAY,
     FIVE,
     HOUR,

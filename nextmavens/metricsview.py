@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nextmavens.metrics.tiers import resample
+from nextmavens.metrictiers import resample
 
 HOST = "host"  # the scope of the host's own series (its memory, CPU, disks and the shared containers)
 BUCKETS = 60  # points per series in a view: a sparkline's width, a chart's resolution
