@@ -171,6 +171,13 @@ projects_dir = "/opt/nextmavens/projects"  # The host's manifest repository: a g
 manifest_source = "projects"  # The operator's manifest repository (relative to this checkout, or absolute): the
 #                               root of its own git repository, <org>/org.yaml and <org>/<ref>.yaml at its root.
 #                               The checkout's projects/ (examples) is not one: point this at yours.
+# Metrics (issue 18): nextmavens-metrics.service, the resident collector (python -m nextmavens.metrics.collectd, through
+# the nextmavens-env wrapper, as root: it reads the containers' cgroup files, the Docker socket and nginx's log).
+# Once a minute it stores every container's CPU and memory, each project's database and traffic figures and the host's
+# in the control database (raw 48 h, 5-minute 30 days, hourly a year). False: the unit is stopped and disabled.
+metrics_collector = True
+metrics_log = "/var/log/nginx/nextmavens-metrics.log"  # the edge's structured access log (JSON lines; logrotate's
+#                                                        nginx rule rotates it with the others)
 # systemd jobs: one service+timer pair each, rendered from templates/systemd/job.*.j2, run through the
 # nextmavens-env wrapper (secrets file, NEXTMAVENS_DSN, NEXTMAVENS_PROJECTS, NEXTMAVENS_EDGE_CONFIG).
 # Add a dict here (in a group file) to add a job.
@@ -228,6 +235,14 @@ timers = [
         "command": ["nextmavens", "monitor", "health"],
         "on_calendar": "*:0/5",
         "randomized_delay_s": 30,
+        "enabled": False,
+    },
+    {
+        "name": "uptime",
+        "description": "Every project's public names fetched as a user would; alerts on change, uptime per day",
+        "command": ["nextmavens", "monitor", "uptime"],  # the API domain: from the edge settings the wrapper names
+        "on_calendar": "*:0/2",
+        "randomized_delay_s": 10,
         "enabled": False,
     },
     {

@@ -426,13 +426,17 @@ def register_optional_commands() -> None:
     from nextmavens.manifest.schema import schema_command
     from nextmavens.mcp.cli import mcp
     from nextmavens.media.cli import media
+    from nextmavens.metrics.cli import metrics
+    from nextmavens.metrics.domainscli import domains
+    from nextmavens.metrics.uptimecli import uptime_command
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.platform.cli import platform_commands
     from nextmavens.remote.commands import DEVELOPER_COMMANDS
     from nextmavens.whatsapp.cli import whatsapp
 
+    monitor.add_command(uptime_command)  # uptime lives with the metrics, above the monitor group
     for command in (
-        *(schema_command, backup, monitor, status, doctor, mcp, email, media),
+        *(schema_command, backup, monitor, status, doctor, mcp, email, media, metrics, domains),
         *platform_commands,
         *DEVELOPER_COMMANDS,
     ):

@@ -88,6 +88,27 @@ def app():
     )
     if units:
         systemd.daemon_reload(name="systemd daemon-reload for changed units", _if=any_changed(*units))
+    collector = files.put(
+        name="systemd: nextmavens-metrics.service (the resident metrics collector)",
+        src=StringIO(render("templates/systemd/metrics.service.j2", **context)),
+        dest="/etc/systemd/system/nextmavens-metrics.service",
+        mode="644",
+    )
+    systemd.daemon_reload(name="systemd daemon-reload for the metrics collector", _if=collector.did_change)
+    systemd.service(
+        name=f"nextmavens-metrics.service {'running' if config.metrics_collector else 'stopped'}",
+        service="nextmavens-metrics.service",
+        running=config.metrics_collector,
+        enabled=config.metrics_collector,
+        restarted=config.metrics_collector,
+        _if=collector.did_change,
+    )
+    systemd.service(
+        name="nextmavens-metrics.service kept in its state",
+        service="nextmavens-metrics.service",
+        running=config.metrics_collector,
+        enabled=config.metrics_collector,
+    )
     for timer in host.loop(config.timers):
         systemd.service(
             name=f"nextmavens-{timer.name}.timer {'enabled' if timer.enabled else 'disabled'}",

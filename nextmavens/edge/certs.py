@@ -149,7 +149,7 @@ def plan_certificates(
             decisions.append(CertDecision(spec, "skip", f"{why}; backing off after a failure until {_utc(until)}"))
             continue
         if spec.challenge == "http-01":
-            wrong = _dns_problems(spec.names, settings.host_ipv4, resolve)
+            wrong = dns_problems(spec.names, settings.host_ipv4, resolve)
             if wrong:
                 decisions.append(CertDecision(spec, "skip", f"{why}; DNS check failed: {'; '.join(wrong)}"))
                 continue
@@ -157,7 +157,7 @@ def plan_certificates(
     return decisions
 
 
-def _dns_problems(names: Iterable[str], host_ip: str, resolve: Resolver) -> list[str]:
+def dns_problems(names: Iterable[str], host_ip: str, resolve: Resolver) -> list[str]:
     problems = []
     for name in names:
         try:

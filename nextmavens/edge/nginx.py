@@ -33,6 +33,7 @@ from pathlib import Path
 
 from nextmavens.edge.certs import cert_for_name, desired_certificates, live_paths
 from nextmavens.edge.inputs import EdgeProject, check_edge_inputs, project_hostnames, served
+from nextmavens.edge.logformat import LOG_FORMAT as METRICS_LOG_FORMAT
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import write_atomic
 from nextmavens.naming import STUDIO_ENTER_PATH
@@ -175,6 +176,13 @@ def nginx_vhosts(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
     return vhosts
 
 
+def metrics_project_map(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> list[tuple[str, str]]:
+    """(custom domain, ref) for the structured log's `$nm_project`: the API names carry their ref in the host."""
+    return sorted(
+        (name, project.ref) for project in served(projects) for name in project_hostnames(settings, project)[1:]
+    )
+
+
 def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certificates: Collection[str] = ()) -> str:
     vhosts = nginx_vhosts(settings, projects, certificates)
     https_suffix = "" if settings.https_port == 443 else f":{settings.https_port}"
@@ -200,6 +208,9 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
             hooks_read_timeout_s=HOOKS_READ_TIMEOUT_S,
             platform_body_mb=PLATFORM_BODY_MB,
             platform_read_timeout_s=PLATFORM_READ_TIMEOUT_S,
+            metrics_log=settings.metrics_log,
+            metrics_log_format=METRICS_LOG_FORMAT,
+            metrics_projects=metrics_project_map(settings, projects) if settings.metrics_log else [],
         )
     )
 

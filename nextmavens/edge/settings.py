@@ -109,6 +109,9 @@ class EdgeSettings(BaseModel):
     listen_address: str = ""  # empty: all addresses; tests use 127.0.0.1
     letsencrypt_dir: str = LETSENCRYPT_DIR
     studio_htpasswd: str = "/etc/nginx/nextmavens-studio.htpasswd"
+    # nginx's structured access log the metrics collector reads (nextmavens/metrics/accesslog.py): None renders
+    # none. Written at the http level, so an http-level `access_log off` in the host's nginx.conf would cancel it.
+    metrics_log: str | None = None
 
     # Certificates
     acme_server: str = ""  # empty: certbot's default (Let's Encrypt production)

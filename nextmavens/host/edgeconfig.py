@@ -96,6 +96,7 @@ def edge_settings(config: HostData) -> EdgeSettings:
         evolution_hooks_source=hooks.evolution_address,
         platform_domain=config.platform_service_domain,
         platform_upstream=f"127.0.0.1:{ports.platform}",
+        metrics_log=str(config.metrics_log),
     )
 
 

@@ -231,6 +231,9 @@ class HostData(Strict):
     projects_dir: AbsPath
     manifest_source: Annotated[str, Field(min_length=1)]
     timers: list[TimerUnit]
+    # metrics (issue 18): the resident collector's unit and nginx's structured log it reads
+    metrics_collector: bool = True
+    metrics_log: AbsPath = "/var/log/nginx/nextmavens-metrics.log"
 
     @model_validator(mode="after")
     def _consistent(self) -> HostData:

@@ -45,6 +45,7 @@ from nextmavens.platform.routes import (
     studio,
     tokens,
 )
+from nextmavens.platform.routes import metrics as metrics_routes
 from nextmavens.platform.routes import whatsapp as whatsapp_routes
 from nextmavens.platform.service import Service, ServiceSettings
 
@@ -228,6 +229,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
         app.include_router(writes)
     app.include_router(whatsapp_routes.router)  # through Evolution: pairing and sending
     app.include_router(email_routes.router)  # through Resend: sending, and the templates to send with
+    app.include_router(metrics_routes.router)
     app.include_router(studio.router)  # Studio for a project: behind the dashboard's session (nginx auth_request)
     app.include_router(assets.router)  # the dashboard: its stylesheet, script and fonts, then its pages
     app.include_router(pages.router)

@@ -52,6 +52,14 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
     "projects": ({"SELECT"}, {"keys_issued_at", "keys_expires_at"}),
     "schema_migrations": ({"SELECT"}, set()),
     "secrets": ({"SELECT", "INSERT"}, {"nonce", "ciphertext", "created_at"}),
+    # metrics, uptime and alerts (migrations 1000, 1010): read for the API and the dashboard, written by the collector
+    **{
+        table: ({"SELECT"}, set())
+        for table in (
+            "metric_scopes", "metric_series", "metric_raw", "metric_5m", "metric_1h", "metric_rollups",
+            "uptime_days", "uptime_events", "alerts",
+        )
+    },
 }
 
 

@@ -28,6 +28,7 @@ HOST_SET_UPGRADE_DEFAULTS = {
     "evolution_hooks_source": None,
     "platform_domain": None,
     "platform_upstream": None,
+    "metrics_log": None,
 }
 HOST_SET = {name for name, field in EdgeSettings.model_fields.items() if field.is_required()} | set(
     HOST_SET_UPGRADE_DEFAULTS

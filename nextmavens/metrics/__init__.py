@@ -1,0 +1,1 @@
+"""Metrics with history, uptime, error tracking and custom-domain onboarding (issue 18)."""
