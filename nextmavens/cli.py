@@ -426,6 +426,7 @@ def register_optional_commands() -> None:
     """Commands that live beside the engine: schema export, backups, monitoring, doctor, the developer commands
     (through the platform API); then those other installed distributions add (a development install's sandbox
     and local database)."""
+    from nextmavens.apps.cli import APP_COMMANDS
     from nextmavens.backup.cli import backup
     from nextmavens.commandplugins import add_plugin_commands
     from nextmavens.devcli.db import db, migrate
@@ -442,6 +443,7 @@ def register_optional_commands() -> None:
     for command in (
         *(schema_command, backup, monitor, status, doctor, whatsapp, db, logs),
         *platform_commands,
+        *APP_COMMANDS,
         *DEVELOPER_COMMANDS,
     ):
         main.add_command(command)
