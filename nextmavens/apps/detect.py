@@ -92,6 +92,9 @@ _needs = {
 }
 
 
+_PLAIN_NODE = re.compile(r"node\s+([A-Za-z0-9_][A-Za-z0-9_./-]*)")
+
+
 def _node(source: Source) -> BuildPlan | None:
     text = source.texts.get("package.json")
     if text is None:
@@ -117,7 +120,11 @@ def _node(source: Source) -> BuildPlan | None:
         )
     start = scripts.get("start") if isinstance(scripts, dict) else None
     if isinstance(start, str) and start.strip():
-        return BuildPlan("node", "package.json with a start script", start=("npm", "start"), install=install)
+        direct = _PLAIN_NODE.fullmatch(start.strip())
+        if direct:
+            # `node <file>` runs as PID 1 itself: it gets docker's SIGTERM (npm would not pass it on)
+            return BuildPlan("node", "package.json start script", start=("node", direct.group(1)), install=install)
+        return BuildPlan("node", "package.json start script", start=("npm", "start"), install=install)
     main = package.get("main")
     if isinstance(main, str) and main and source.has(main):
         return BuildPlan("node", f"package.json with main {main}", start=("node", main), install=install)

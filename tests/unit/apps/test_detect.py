@@ -39,7 +39,9 @@ def test_the_manifest_names_another_dockerfile() -> None:
 
 def test_node_with_a_start_script() -> None:
     plan = detect("auto", src(**{"package_dot_json": package(scripts={"start": "node server.js"})}))
-    assert (plan.kind, plan.start, plan.install) == ("node", ("npm", "start"), "")
+    assert (plan.kind, plan.start, plan.install) == ("node", ("node", "server.js"), "")
+    other = detect("auto", src(**{"package_dot_json": package(scripts={"start": "tsx src/index.ts"})}))
+    assert other.start == ("npm", "start")
     locked = Source(
         frozenset({"package.json", "package-lock.json"}),
         {"package.json": package(scripts={"start": "x"}, dependencies={"express": "4.21.2"})},
