@@ -145,7 +145,6 @@ class SdkDocker:
             mem_limit=f"{spec.memory_mb}m",
             memswap_limit=f"{spec.memory_mb}m",
             restart_policy={"Name": "unless-stopped"},
-            init=True,
             log_config={"type": "local", "config": {"max-size": "10m", "max-file": "3"}},
             volumes=volumes,
             entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
