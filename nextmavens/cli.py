@@ -430,6 +430,7 @@ def register_optional_commands() -> None:
     from nextmavens.backup.cli import backup
     from nextmavens.commandplugins import add_plugin_commands
     from nextmavens.devcli.db import db, migrate
+    from nextmavens.devcli.deploy import deploy
     from nextmavens.devcli.logs import logs
     from nextmavens.devcli.whatsapp import connect
     from nextmavens.doctor.cli import doctor
@@ -441,7 +442,7 @@ def register_optional_commands() -> None:
 
     whatsapp.add_command(connect)  # it chooses between Evolution on the host and the API: it stands above both
     for command in (
-        *(schema_command, backup, monitor, status, doctor, whatsapp, db, logs),
+        *(schema_command, backup, monitor, status, doctor, whatsapp, db, logs, deploy),
         *platform_commands,
         *APP_COMMANDS,
         *DEVELOPER_COMMANDS,

@@ -214,30 +214,6 @@ def host_deploy(
             raise Failure(str(exc)) from None
 
 
-@click.command("deploy")
-@click.argument("project", metavar="ORG/REF")
-@click.argument("app")
-@click.option("--ref", "gitref", default=None, help="Git ref to build (default: the manifest's, else HEAD).")
-@click.option("--archive", type=click.Path(path_type=Path, dir_okay=False), default=None, help="A `git archive` tar.")
-@projects_option
-@connection_options
-@edge_option
-def deploy_command(
-    project: str,
-    app: str,
-    gitref: str | None,
-    archive: Path | None,
-    projects_dir: Path,
-    dsn: str | None,
-    master_key: Path,
-    lock_timeout: float,
-    edge_config: Path | None,
-) -> None:
-    """(host) Build APP of ORG/REF from its declared source and release it: healthy first, then nginx switches."""
-    outcome = host_deploy(project, app, gitref, archive, projects_dir, dsn, master_key, lock_timeout, edge_config)
-    click.echo(f"deployed release {outcome.release} in {outcome.seconds:.1f} s")
-
-
 @click.command("releases")
 @click.argument("project", metavar="ORG/REF")
 @click.argument("app")
@@ -289,4 +265,4 @@ def rollback_command(
     click.echo(f"rolled back to release {outcome.release} in {outcome.seconds:.1f} s")
 
 
-APP_COMMANDS = (secrets, deploy_command, releases_command, rollback_command)
+APP_COMMANDS = (secrets, releases_command, rollback_command)  # deploy: nextmavens/devcli/deploy.py
