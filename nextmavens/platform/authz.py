@@ -38,6 +38,7 @@ class Action(StrEnum):
     READ_ORG_TOKENS = "tokens.read_org"
     MANAGE_ORG_TOKENS = "tokens.manage_org"
     READ_AUDIT = "audit.read"
+    DEPLOY_APP = "apps.deploy"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ RULES: dict[Action, Rule] = {
     Action.READ_ORG_TOKENS: Rule("owner", write=False, on_project=False),
     Action.MANAGE_ORG_TOKENS: Rule("owner", write=True, on_project=False),
     Action.READ_AUDIT: Rule("owner", write=False, on_project=False),
+    Action.DEPLOY_APP: Rule("developer", write=True, on_project=True),
 }
 
 

@@ -11,7 +11,8 @@ PROJECT_ACTIONS = [a for a, rule in RULES.items() if rule.on_project]
 ORG_ACTIONS = [a for a, rule in RULES.items() if not rule.on_project]
 
 # The lowest role for each action, as the roles are defined: developer reads projects, anon keys, logs and
-# migrations and applies migrations; admin also creates and suspends projects, reads service_role keys, rotates
+# migrations, applies migrations and deploys apps;
+# admin also creates and suspends projects, reads service_role keys, rotates
 # keys and manages WhatsApp; owner also manages members and others' tokens, and reads the audit log.
 LOWEST = {
     Action.READ_PROJECT: "developer",
@@ -19,6 +20,7 @@ LOWEST = {
     Action.READ_LOGS: "developer",
     Action.READ_MIGRATIONS: "developer",
     Action.APPLY_MIGRATIONS: "developer",
+    Action.DEPLOY_APP: "developer",
     Action.READ_MEMBERS: "developer",
     Action.READ_SERVICE_KEY: "admin",
     Action.ROTATE_KEYS: "admin",
@@ -33,6 +35,7 @@ LOWEST = {
 }
 WRITES = {
     Action.APPLY_MIGRATIONS,
+    Action.DEPLOY_APP,
     Action.ROTATE_KEYS,
     Action.SUSPEND_PROJECT,
     Action.MANAGE_WHATSAPP,
