@@ -59,6 +59,10 @@ class PlatformVhost:
 PLATFORM_BODY_MB = 1
 # A write answers after its apply, and a first apply starts containers and requests certificates.
 PLATFORM_READ_TIMEOUT_S = 960
+# App deploys (POST .../apps/{app}/deploys): the archive's bound (ServiceSettings.deploy_max_body_bytes) and the
+# stream's (deploy_max_seconds), so nginx refuses a larger upload first and never cuts a build short.
+DEPLOY_BODY_MB = 50
+DEPLOY_READ_TIMEOUT_S = 1800
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,8 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
             hooks_read_timeout_s=HOOKS_READ_TIMEOUT_S,
             platform_body_mb=PLATFORM_BODY_MB,
             platform_read_timeout_s=PLATFORM_READ_TIMEOUT_S,
+            deploy_body_mb=DEPLOY_BODY_MB,
+            deploy_read_timeout_s=DEPLOY_READ_TIMEOUT_S,
         )
     )
 
