@@ -6,7 +6,7 @@ one command as root, and it checks every argument again), or, with no prefix, `d
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +29,7 @@ from nextmavens.platform.routes.projects import not_applied, visible_project
 from nextmavens.platform.service import Service
 
 router = APIRouter(tags=["logs"], responses=ERRORS)
+SERVICE_PATTERN = r"^(rest|auth|storage|app:[a-z][a-z0-9]*(-[a-z0-9]+)*)$"
 
 STREAM = (
     "Server-sent events: one `data:` event per log line (docker's RFC 3339 timestamp first), comments while "
@@ -72,7 +73,14 @@ async def stream_logs(
     ref: ProjectRef,
     request: Request,
     caller: Annotated[Caller, Depends(authenticate)],
-    service: Annotated[Literal["rest", "auth", "storage"], Query(description="The project's service")],
+    service: Annotated[
+        str,
+        Query(
+            pattern=SERVICE_PATTERN,
+            max_length=34,
+            description="The project's service (rest, auth, storage), or app:<name> (the app's active release)",
+        ),
+    ],
     since: Annotated[str | None, Query(max_length=40, description="10m, 2h, 1d or an RFC 3339 time")] = None,
     follow: Annotated[bool, Query(description="Keep streaming new lines (until the time bound)")] = False,
 ) -> Response:
@@ -83,6 +91,8 @@ async def stream_logs(
     target, cutoff = await run_in_threadpool(checked_target, running, caller, org, ref, service, since)
     if settings.privileged_argv:
         argv = [*settings.privileged_argv, *command_argv(org, ref, service, cutoff, follow)]
+    elif target.app is not None:  # its active release is in the host's state, which root's command reads
+        raise ApiError(503, "logs_unavailable", "an app's log is read on the host, through its privileged command")
     else:
         argv = docker_logs_argv(target, cutoff, follow)
     slots = running.log_streams

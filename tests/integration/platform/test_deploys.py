@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from nextmavens.cli import main
 from nextmavens.projectlink import LINK_FILE
-from tests.integration.platform.harness import PlatformStage, bearer, running_service
+from tests.integration.platform.harness import PlatformStage, bearer, fake_docker, running_service
 from tests.support.projects import write_project
 
 PATH = "/v1/projects/acme/shop/apps/web/deploys"
@@ -188,3 +188,23 @@ def test_the_developer_cli_sends_the_linked_folders_commit(
     finally:
         (folder / "exit").write_text("0")
     assert failed.exit_code == 1 and "still serves" in failed.stderr
+
+
+def test_an_apps_log_is_read_through_the_hosts_command(
+    platform_stage: PlatformStage, deploying: tuple[str, Path], tmp_path: Path
+) -> None:
+    headers = bearer(platform_stage, "dev@acme.test")
+    logs = "/v1/projects/acme/shop/logs"
+    with fake_docker(tmp_path / "prefix", name="fake-sudo") as folder:
+        settings = platform_stage.settings(privileged_argv=(str(folder / "fake-sudo"), "-n", "WRAPPER", "nextmavens"))
+        with running_service(settings) as url:
+            answer = httpx.get(f"{url}{logs}", params={"service": "app:web"}, headers=headers)
+            unknown = httpx.get(f"{url}{logs}", params={"service": "app:api"}, headers=headers)
+            bad = httpx.get(f"{url}{logs}", params={"service": "app:../x"}, headers=headers)
+    assert answer.status_code == 200 and "line 0" in answer.text
+    argv = (folder / "argv").read_text().split("\n")[:-1]
+    assert argv == ["-n", "WRAPPER", "nextmavens", "container-logs", "acme/shop", "app:web"]
+    assert unknown.status_code == 409 and unknown.json()["error"]["code"] == "no_such_service"
+    assert bad.status_code == 422
+    in_process = httpx.get(f"{platform_stage.url}{logs}", params={"service": "app:web"}, headers=headers)
+    assert in_process.status_code == 503 and in_process.json()["error"]["code"] == "logs_unavailable"
