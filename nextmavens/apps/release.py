@@ -32,9 +32,9 @@ from nextmavens.apps.detect import detect
 from nextmavens.apps.dockerfiles import render_dockerfile
 from nextmavens.apps.dockerops import SECRETS_LOADER, DockerPort, RunSpec
 from nextmavens.apps.releases import release_labels, release_names, rollback_target, to_prune
-from nextmavens.apps.settings import AppDeploySettings
 from nextmavens.apps.source import read_source
 from nextmavens.apps.upstream import conf_filename, render_app_nginx
+from nextmavens.edge.appsettings import AppDeploySettings
 from nextmavens.edge.nginx import NginxApplier
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import write_atomic

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from nextmavens.apps.settings import AppDeploySettings
+from nextmavens.edge.appsettings import AppDeploySettings
 from nextmavens.edge.certs import CertbotDirs
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import SecretFileError, read_secret_file

@@ -24,8 +24,8 @@ from nextmavens.apps.release import (
     releases_view,
     rollback,
 )
-from nextmavens.apps.settings import AppDeploySettings, AppImages
 from nextmavens.apps.upstream import conf_filename
+from nextmavens.edge.appsettings import AppDeploySettings, AppImages
 from nextmavens.manifest.models import App
 from tests.support import loadloop
 from tests.support.edgesamples import settings

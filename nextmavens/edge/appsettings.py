@@ -1,4 +1,5 @@
-"""The host's settings for app deployments, as the edge settings file carries them (`apps:`).
+"""The host's settings for app deployments (nextmavens/apps/release.py), as the edge settings file carries them
+(`apps:`): here, beside the edge's other settings, because the file's model holds them.
 
 The knobs the operator tunes (base images, health timing, drain, the build's memory) come from group data
 (`app_deploys` in group_data/all.py, their one default) through nextmavens/host/edgeconfig.py and have no default
