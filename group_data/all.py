@@ -106,6 +106,20 @@ images = {
     "evolution": "evoapicloud/evolution-api:v2.3.7",  # stay on 2.3.7: 2.4 needs a license server
     "redis": "redis:7-alpine",
 }
+# App deployments (`nextmavens deploy`, issue 16): the rendered Dockerfiles' base images (pinned), the release's
+# health check (a release not answering 2xx on its health_path within health_timeout_s is stopped and nothing
+# switches; one request every health_interval_s, each bounded by health_request_timeout_s), how long the old
+# release keeps serving its open requests after nginx switched (drain_s), each build step's memory, and how long a
+# second deploy of the same app waits for the first (lock_timeout_s).
+app_deploys = {
+    "images": {"node": "node:22.12-bookworm-slim", "python": "python:3.12.8-slim-bookworm", "static": "nginx:1.27.3"},
+    "health_timeout_s": 60.0,
+    "health_interval_s": 1.0,
+    "health_request_timeout_s": 5.0,
+    "drain_s": 5.0,
+    "build_memory_mb": 2048,
+    "lock_timeout_s": 600.0,
+}
 images_are_substitutes = False  # True only where images are local stand-ins (the sandbox).
 image_pull_policy = "missing"  # compose pull_policy; "never" with local substitutes.
 loopback_ports = {  # Published on 127.0.0.1 only: Docker bypasses ufw for published ports.

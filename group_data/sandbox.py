@@ -55,6 +55,16 @@ images = {
     "vector": "nextmavens-local/standin:1",  # STAND-IN (analytics stay off)
     "evolution": "nextmavens-local/standin:1",  # STAND-IN: no Evolution API here
 }
+# App builds use the one local base built from Debian's packages (devkit/sandbox/images/app), never a registry.
+app_deploys = {
+    "images": {kind: "nextmavens-local/app:1" for kind in ("node", "python", "static")},
+    "health_timeout_s": 30.0,
+    "health_interval_s": 0.5,
+    "health_request_timeout_s": 2.0,
+    "drain_s": 2.0,
+    "build_memory_mb": 512,
+    "lock_timeout_s": 300.0,
+}
 memory_budget_mb = 3072  # the guest shares the development machine's memory
 memory_limits_mb = {
     "postgres": 512,

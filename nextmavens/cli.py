@@ -39,6 +39,7 @@ from nextmavens.whatsapp.removal import LEAVE_FLAG, instances_before_destroy, re
 if TYPE_CHECKING:
     # The edge's modules (jinja2, certificates, Kong and nginx rendering, their settings models) and the key
     # view are imported by the commands that use them: `plan` and `validate` start faster without them.
+    from nextmavens.containerlogs import LogTarget
     from nextmavens.edge.step import ReadyEdge
 
 
@@ -380,7 +381,8 @@ def destroyed_line(project: str, result: DestroyResult) -> str:
 @click.option("--since", default=None, help="10m, 2h, 1d or an RFC 3339 time.")
 @click.option("--follow", is_flag=True, help="Keep printing new lines until stopped.")
 def container_logs(project: str, service: str, since: str | None, follow: bool) -> None:
-    """Print a project's service log (rest, auth or storage) with timestamps, as `docker logs` does.
+    """Print a project's service log (rest, auth, storage, or app:<name>: the app's active release) with timestamps,
+    as `docker logs` does.
 
     The platform service runs this as root through sudo with a request's arguments, so it takes no option but
     these: the manifests and the control database are the ones NEXTMAVENS_PROJECTS and NEXTMAVENS_DSN name (the
@@ -406,21 +408,42 @@ def container_logs(project: str, service: str, since: str | None, follow: bool) 
                 return any((p.org, p.ref) == (org, ref) for p in access.applied_projects(conn))
 
         target = log_target(org, ref, service, declared.manifest if declared else None, run_engine(applied))
+        if target.app is not None:
+            target = active_app_release(target)
+        argv = docker_logs_argv(target, cutoff, follow)
     except LogsRefused as exc:
         raise Failure(str(exc)) from None
-    argv = docker_logs_argv(target, cutoff, follow)
     sys.stdout.flush()
     # Replaced by docker itself: a signal to this process (sudo relays the caller's) reaches docker directly.
     os.execvpe(argv[0], argv, docker_environment())  # noqa: S606 - argv built from checked values only
+
+
+def active_app_release(target: LogTarget) -> LogTarget:
+    """An app's log target with its active release, as the app's state on the host names it (the edge settings
+    file, NEXTMAVENS_EDGE_CONFIG, says where that state lives)."""
+    import dataclasses
+    import os
+
+    from nextmavens.apps.release import AppState
+    from nextmavens.edge.step import load_edge
+
+    config = os.environ.get("NEXTMAVENS_EDGE_CONFIG")
+    apps = load_edge(Path(config)).config.apps if config else None
+    if apps is None or target.app is None:
+        raise Failure("app logs are read on the host: NEXTMAVENS_EDGE_CONFIG names its app settings")
+    state = AppState.load(apps.state_dir / target.ref / target.app / "state.json")
+    return dataclasses.replace(target, release=state.active)
 
 
 def register_optional_commands() -> None:
     """Commands that live beside the engine: schema export, backups, monitoring, doctor, the developer commands
     (through the platform API); then those other installed distributions add (a development install's sandbox
     and local database)."""
+    from nextmavens.apps.cli import APP_COMMANDS
     from nextmavens.backup.cli import backup
     from nextmavens.commandplugins import add_plugin_commands
     from nextmavens.devcli import shared_commands
+    from nextmavens.devcli.deploy import deploy
     from nextmavens.devcli.email import email
     from nextmavens.doctor.cli import doctor
     from nextmavens.manifest.schema import schema_command
@@ -436,8 +459,9 @@ def register_optional_commands() -> None:
 
     monitor.add_command(uptime_command)  # uptime lives with the metrics, above the monitor group
     for command in (
-        *(schema_command, backup, monitor, status, doctor, mcp, email, media, metrics, domains),
+        *(schema_command, backup, monitor, status, doctor, mcp, email, media, metrics, domains, deploy),
         *platform_commands,
+        *APP_COMMANDS,
         *DEVELOPER_COMMANDS,
     ):
         main.add_command(command)

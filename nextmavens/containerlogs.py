@@ -11,10 +11,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from nextmavens.manifest.models import REF_PATTERN, ProjectManifest
+from nextmavens.apps.releases import release_names
+from nextmavens.manifest.models import APP_NAME_PATTERN, REF_PATTERN, ProjectManifest
 from nextmavens.naming import service_container
 
 SERVICES = ("rest", "auth", "storage")
+APP_PREFIX = "app:"  # `app:<name>`: the active release of one of the project's apps
+_APP = re.compile(APP_NAME_PATTERN)
 _REF = re.compile(REF_PATTERN)
 _DURATION = re.compile(r"^([1-9][0-9]{0,5})([smhd])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -30,9 +33,18 @@ class LogTarget:
     org: str
     ref: str
     service: str
+    release: int | None = None  # an app's: the active release, which the host's state names
+
+    @property
+    def app(self) -> str | None:
+        return self.service.removeprefix(APP_PREFIX) if self.service.startswith(APP_PREFIX) else None
 
     @property
     def container(self) -> str:
+        if self.app is not None:
+            if self.release is None:
+                raise LogsRefused(f"app {self.app!r} of {self.org}/{self.ref} has no active release")
+            return release_names(self.ref, self.app, self.release).container
         return service_container(self.ref, self.service)
 
 
@@ -53,8 +65,13 @@ def log_target(org: str, ref: str, service: str, manifest: ProjectManifest | Non
     """The container to read, for a project declared (`manifest`, not absent) and applied under `org`."""
     if manifest is None or manifest.state == "absent" or not applied:
         raise LogsRefused(f"no applied project {org}/{ref}")
+    if service.startswith(APP_PREFIX):
+        name = service.removeprefix(APP_PREFIX)
+        if not _APP.match(name) or len(name) > 30 or name not in {a.name for a in manifest.apps}:
+            raise LogsRefused(f"{org}/{ref} declares no app {name[:40]!r}")
+        return LogTarget(org, ref, service)
     if service not in SERVICES:
-        raise LogsRefused(f"service must be one of {', '.join(SERVICES)}, got {service[:40]!r}")
+        raise LogsRefused(f"service must be one of {', '.join(SERVICES)} or app:<name>, got {service[:40]!r}")
     if service not in project_services(manifest):
         raise LogsRefused(f"{org}/{ref} has no {service} service (storage is not enabled)")
     return LogTarget(org, ref, service)

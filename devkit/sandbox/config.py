@@ -40,6 +40,7 @@ LOCAL_IMAGES = {
     "redis": "nextmavens-local/redis:7",
     "standin": "nextmavens-local/standin:1",
     "meta": "nextmavens-local/postgres-meta:0.91.6",
+    "app": "nextmavens-local/app:1",  # app deployments' base (group data app_deploys)
 }
 
 

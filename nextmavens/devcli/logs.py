@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from datetime import UTC, datetime
@@ -35,6 +36,12 @@ BOUNDS = {
 }
 
 
+def _service(value: str) -> str:
+    if value in ("rest", "auth", "storage") or re.fullmatch(r"app:[a-z][a-z0-9]*(-[a-z0-9]+)*", value):
+        return value
+    raise click.BadParameter(f"{value!r}: rest, auth, storage or app:<name>")
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -42,7 +49,11 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 @click.command("logs")
 @click.argument("project", required=False, metavar="[ORG/REF]")
 @click.option(
-    "--service", type=click.Choice(["rest", "auth", "storage"]), default="rest", show_default=True, help="Which one."
+    "--service",
+    default="rest",
+    show_default=True,
+    callback=lambda ctx, param, value: _service(value),
+    help="rest, auth, storage, or app:<name> (the app's active release).",
 )
 @click.option("--since", default=None, help="Only lines since: 10m, 2h, 1d or an RFC 3339 time.")
 @click.option("--follow", is_flag=True, help="Keep printing new lines until stopped (Ctrl-C: exit 130).")

@@ -74,6 +74,18 @@ def hostname_problems(settings: EdgeSettings, manifests: Sequence[ProjectManifes
             claimed = owner.setdefault(name, f"project {manifest.ref!r}")
             if claimed != f"project {manifest.ref!r}":
                 problems.append(f"{manifest.ref}: host name {name!r} is already claimed by {claimed}")
+        for app in manifest.apps:
+            for name in app.domains:
+                claimed = owner.setdefault(name, f"app {manifest.ref}/{app.name}")
+                if claimed != f"app {manifest.ref}/{app.name}":
+                    problems.append(
+                        f"{manifest.ref}: app {app.name!r}: host name {name!r} is already claimed by {claimed}"
+                    )
+                if name.endswith("." + settings.api_domain):
+                    problems.append(
+                        f"{manifest.ref}: app {app.name!r}: domain {name!r} lies under the API domain "
+                        f"{settings.api_domain!r}, whose names belong to project refs"
+                    )
         for name in manifest.domains:
             if name.endswith("." + settings.api_domain):
                 problems.append(

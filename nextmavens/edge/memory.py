@@ -2,7 +2,8 @@
 
 Footprints are expected resident memory (docker stats medians, reference section 8), not the containers'
 limits (limits are caps above the footprint). Each always-on database pool also costs Postgres a backend
-per connection. A manifest's `resources.memory_mb` replaces the computed figure for its project.
+per connection. A manifest's `resources.memory_mb` replaces the computed figure for its project's services;
+each app's `memory_mb` counts on top.
 
 Pure: plain values in, a decision out. The edge's precheck (edge/apply.py) refuses an apply that `admit` does not
 admit whole, before anything changes.
@@ -45,9 +46,19 @@ def project_footprint(manifest: ProjectManifest) -> Footprint:
     if manifest.state != "active":
         return Footprint(manifest.ref, {}, 0, "stopped")
     services = service_footprints(manifest)
+    apps = app_footprints(manifest)
     if manifest.resources.memory_mb is not None:
-        return Footprint(manifest.ref, services, manifest.resources.memory_mb, "manifest")
-    return Footprint(manifest.ref, services, sum(services.values()), "services")
+        # resources.memory_mb stands for the project's own services; its apps' limits always count on top
+        return Footprint(
+            manifest.ref, {**services, **apps}, manifest.resources.memory_mb + sum(apps.values()), "manifest"
+        )
+    return Footprint(manifest.ref, {**services, **apps}, sum(services.values()) + sum(apps.values()), "services")
+
+
+def app_footprints(manifest: ProjectManifest) -> dict[str, int]:
+    """Each declared app at its memory limit (`app:<name>` -> MiB). A release switch runs two containers of an
+    app for a few seconds; the steady state is what admission counts."""
+    return {f"app:{app.name}": app.memory_mb for app in manifest.apps}
 
 
 @dataclass(frozen=True)

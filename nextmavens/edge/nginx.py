@@ -96,6 +96,10 @@ def meta_gate(settings: EdgeSettings) -> MetaGate | None:
 PLATFORM_BODY_MB = 1
 # A write answers after its apply, and a first apply starts containers and requests certificates.
 PLATFORM_READ_TIMEOUT_S = 960
+# App deploys (POST .../apps/{app}/deploys): the archive's bound (ServiceSettings.deploy_max_body_bytes) and the
+# stream's (deploy_max_seconds), so nginx refuses a larger upload first and never cuts a build short.
+DEPLOY_BODY_MB = 50
+DEPLOY_READ_TIMEOUT_S = 1800
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,8 @@ def render_nginx(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
             metrics_log=settings.metrics_log,
             metrics_log_format=METRICS_LOG_FORMAT,
             metrics_projects=metrics_project_map(settings, projects) if settings.metrics_log else [],
+            deploy_body_mb=DEPLOY_BODY_MB,
+            deploy_read_timeout_s=DEPLOY_READ_TIMEOUT_S,
         )
     )
 

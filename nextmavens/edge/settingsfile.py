@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from nextmavens.edge.appsettings import AppDeploySettings
 from nextmavens.edge.certs import CertbotDirs
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import SecretFileError, read_secret_file
@@ -50,6 +51,8 @@ class EdgeHostConfig(BaseModel):
     docker: list[str] = Field(default_factory=lambda: ["docker"], description="argv prefix replacing `docker`")
     nginx_test: list[str] = Field(default_factory=lambda: ["nginx", "-t", "-q"])
     nginx_reload: list[str] = Field(default_factory=lambda: ["nginx", "-s", "reload"])
+    # App deployments (group data `app_deploys`); None in a file of the release before: `deploy` then refuses
+    apps: AppDeploySettings | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import psycopg
 
@@ -128,6 +128,24 @@ class SecretStore:
             for name in whatsapp_secret_names(instance):
                 sealed.delete_sealed(self._control, ref, name)
 
+    def set_app_secret(self, ref: str, app: str, name: str, value: str) -> None:
+        """Seal the value of an app's declared secret (`nextmavens secrets set`), replacing any earlier one."""
+        self.put(ref, app_secret_name(app, name), value)
+
+    def app_secret_names(self, ref: str, app: str) -> list[str]:
+        """Names of the app's secrets that have a value (no values)."""
+        prefix = app_secret_name(app, "")
+        return [name.removeprefix(prefix) for name in sealed.names_in_scope(self._control, ref, prefix)]
+
+    def app_secrets(self, ref: str, app: str, names: Iterable[str]) -> dict[str, str]:
+        """The values of the named secrets that are set (a release reads them to write its 0600 file)."""
+        values = {}
+        for name in names:
+            value = self.get(ref, app_secret_name(app, name))
+            if value is not None:
+                values[name] = value
+        return values
+
     def forget_project(self, ref: str) -> None:
         """After destroy: its secrets go, its record stays (marked destroyed) for the audit trail."""
         with self._control.transaction():
@@ -153,6 +171,11 @@ class SecretStore:
     def _record_keys(self, ref: str, keys: ApiKeys) -> None:
         for role, token in (("anon", keys.anon), ("service_role", keys.service_role)):
             sealed.record_key(self._control, ref, role, keys.issued_at, keys.expires_at, key_fingerprint(token))
+
+
+def app_secret_name(app: str, name: str) -> str:
+    """Where an app's secret is sealed, in its project's scope: `app:<app>:<NAME>` (app names hold no ':')."""
+    return f"app:{app}:{name}"
 
 
 def key_fingerprint(token: str) -> str:

@@ -106,6 +106,7 @@ def edge_host_document(config: HostData) -> dict[str, Any]:
         "settings": edge_settings(config).model_dump(mode="json", exclude_unset=True),
         "secret_files": secret_files(config),
         "issue_certificates": config.edge_issue_certificates,
+        "apps": config.app_deploys.model_dump(mode="json"),
     }
 
 

@@ -150,6 +150,24 @@ class LoopbackPorts(Strict):
         return self
 
 
+class AppImages(Strict):
+    node: Image
+    python: Image
+    static: Image
+
+
+class AppDeploys(Strict):
+    """App deployments (issue 16): see group_data/all.py `app_deploys`."""
+
+    images: AppImages
+    health_timeout_s: Annotated[float, Field(gt=0, le=900)]
+    health_interval_s: Annotated[float, Field(gt=0, le=60)]
+    health_request_timeout_s: Annotated[float, Field(gt=0, le=60)]
+    drain_s: Annotated[float, Field(ge=0, le=600)]
+    build_memory_mb: Annotated[int, Field(ge=256, le=65536)]
+    lock_timeout_s: Annotated[float, Field(ge=0, le=3600)]
+
+
 class TimerUnit(Strict):
     """One systemd service+timer pair rendered from templates/systemd/job.{service,timer}.j2."""
 
@@ -213,6 +231,7 @@ class HostData(Strict):
     kong_worker_processes: Annotated[int, Field(ge=1, le=16)]
     supabase_analytics_enabled: bool
     max_projects: Annotated[int, Field(ge=1, le=1000)]
+    app_deploys: AppDeploys
     postgres_admin_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
     evolution_database: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
     evolution_server_url: Annotated[str, Field(pattern=r"^https?://")]

@@ -151,7 +151,7 @@ def cross_file_errors(projects: Iterable[LoadedProject]) -> list[ManifestError]:
     """Rules no single file can check: unique refs and domains, identifier lengths once prefixed."""
     errors: list[ManifestError] = []
     ref_owner: dict[str, LoadedProject] = {}
-    domain_owner: dict[str, tuple[LoadedProject, int]] = {}
+    domain_owner: dict[str, tuple[LoadedProject, tuple[str | int, ...]]] = {}
     mail_domain_owner: dict[str, LoadedProject] = {}
     inbound_owner: dict[str, LoadedProject] = {}
     for project in projects:
@@ -176,15 +176,21 @@ def cross_file_errors(projects: Iterable[LoadedProject]) -> list[ManifestError]:
                     f"(PostgreSQL allows {PG_IDENTIFIER_MAX_BYTES})",
                 )
             )
-        for index, domain in enumerate(project.manifest.domains):
-            claimed = domain_owner.setdefault(domain, (project, index))
-            if claimed[0] is not project:
+        claims: list[tuple[str, tuple[str | int, ...]]] = [
+            (domain, ("domains", index)) for index, domain in enumerate(project.manifest.domains)
+        ]
+        for app_index, app in enumerate(project.manifest.apps):
+            claims += [(domain, ("apps", app_index, "domains", i)) for i, domain in enumerate(app.domains)]
+        for domain, loc in claims:
+            claimed = domain_owner.setdefault(domain, (project, loc))
+            if claimed[1] != loc or claimed[0] is not project:
                 errors.append(
                     ManifestError(
                         project.path,
-                        doc.line_of(("domains", index)),
-                        f"domains[{index}]",
-                        f"domain {domain!r} is already claimed by {claimed[0].path}",
+                        doc.line_of(loc),
+                        _field_path(loc),
+                        f"domain {domain!r} is already claimed by {claimed[0].path} ({_field_path(claimed[1])}); "
+                        "a name is served by one project or app",
                     )
                 )
         errors.extend(_email_claims(project, mail_domain_owner, inbound_owner))
@@ -299,7 +305,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
             out += f"[{part}]"
         elif not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", str(part)) or str(part) in {"function-after"}:
             # Pydantic inserts validator names into locations; they mean nothing to an operator.
-            if str(part).startswith(("function-", "literal[")):
+            if str(part).startswith(("function-", "literal[")) or part == "[key]":
                 continue
             out += f".{part!r}" if out else repr(part)
         else:

@@ -338,6 +338,146 @@ class Resources(Strict):
     )
 
 
+APP_NAME_PATTERN = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+# Environment and secret names: what a POSIX shell and every runtime read without quoting.
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+# Names the platform sets in every app container itself.
+RESERVED_ENV = frozenset({"PORT", "HOSTNAME", "HOME", "PATH"})
+APP_BUILDS = ("auto", "dockerfile", "node", "python", "static")
+# A git ref or a path inside the source: no leading '-' (never an option to git), no '..', no spaces.
+_GIT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+_SOURCE_PATH = re.compile(r"/[A-Za-z0-9._/-]{1,400}")
+_RELATIVE_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}")
+_HEALTH_PATH = re.compile(r"/[A-Za-z0-9\-._~/%?=&]{0,199}")
+ENV_VALUE_MAX = 4096
+BUILD_SCHEMA_PATTERN = r"^(auto|dockerfile|node|python|static|dockerfile:[A-Za-z0-9_][A-Za-z0-9._/-]*)$"
+
+
+def _no_dot_dot(value: str, what: str) -> None:
+    if ".." in value.split("/") or "//" in value:
+        raise ValueError(f"{what} {value!r} must not contain '..' or empty path parts")
+
+
+def check_app_source(value: str) -> str:
+    """`upload` (the developer CLI sends a `git archive`), an absolute path on the host, or a git URL with an
+    optional `#ref` (default: the remote's HEAD)."""
+    if value == "upload":
+        return value
+    if value.startswith("/"):
+        if not _SOURCE_PATH.fullmatch(value):
+            raise ValueError(f"source path {value!r} may hold only letters, digits, '.', '_', '-' and '/'")
+        _no_dot_dot(value, "source path")
+        return value
+    url, _, ref = value.partition("#")
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("source must be 'upload', an absolute path on the host, or an http(s) git URL[#ref]")
+    check_url(url)
+    if "@" in url.split("/", 3)[2]:
+        raise ValueError("a git URL must not hold credentials (user@ or user:password@)")
+    if ref and not _GIT_REF.fullmatch(ref):
+        raise ValueError(f"git ref {ref!r} may hold only letters, digits, '.', '_', '-' and '/', not first")
+    if ref:
+        _no_dot_dot(ref, "git ref")
+    return value
+
+
+def check_app_build(value: str) -> str:
+    """One of APP_BUILDS, or `dockerfile:<path inside the source>`."""
+    if value in APP_BUILDS:
+        return value
+    kind, _, path = value.partition(":")
+    if kind != "dockerfile" or not path:
+        raise ValueError(f"build must be one of {', '.join(APP_BUILDS)} or dockerfile:<path>, got {value!r}")
+    if not _RELATIVE_PATH.fullmatch(path):
+        raise ValueError(f"dockerfile path {path!r} must be relative, of letters, digits, '.', '_', '-', '/'")
+    _no_dot_dot(path, "dockerfile path")
+    return value
+
+
+def check_health_path(value: str) -> str:
+    if not _HEALTH_PATH.fullmatch(value):
+        raise ValueError(f"health_path {value!r} must start with '/' and hold only URL path characters")
+    return value
+
+
+def check_env_value(value: str) -> str:
+    check_text(value)
+    if len(value) > ENV_VALUE_MAX:
+        raise ValueError(f"an env value is at most {ENV_VALUE_MAX} characters")
+    return value
+
+
+EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN, max_length=100)]
+
+
+class App(Strict):
+    """An app the platform builds and runs for the project (`nextmavens deploy`), served by nginx on its domains."""
+
+    name: Annotated[str, Field(pattern=APP_NAME_PATTERN, min_length=1, max_length=30)]
+    source: Annotated[
+        str,
+        AfterValidator(check_app_source),
+        Field(
+            description="'upload', an absolute path on the host, or an http(s) git URL with an optional #ref",
+            max_length=500,
+        ),
+    ] = "upload"
+    build: Annotated[
+        str,
+        AfterValidator(check_app_build),
+        Field(
+            description="auto (detect), dockerfile, dockerfile:<path>, node, python or static",
+            json_schema_extra={"pattern": BUILD_SCHEMA_PATTERN},
+        ),
+    ] = "auto"
+    port: Annotated[int, Field(ge=1, le=65535, description="The port the app listens on inside its container")] = 3000
+    health_path: Annotated[
+        str,
+        AfterValidator(check_health_path),
+        Field(description="Answers 2xx when the app is ready", json_schema_extra={"pattern": r"^/"}),
+    ] = "/"
+    env: dict[EnvName, Annotated[str, AfterValidator(check_env_value)]] = Field(
+        default_factory=dict, description="Plain values (they are in git; secrets go in `secrets`)"
+    )
+    secrets: list[EnvName] = Field(
+        default_factory=list,
+        description="Names whose values are set with `nextmavens secrets set ORG/REF APP NAME`",
+    )
+    domains: list[Domain] = Field(default_factory=list, description="Names nginx serves the app on")
+    memory_mb: Annotated[int, Field(ge=32, le=16384, description="Memory limit; counted by memory admission")] = 256
+    retain: Annotated[int, Field(ge=1, le=20, description="Old releases kept for rollback")] = 3
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name in RESERVED_ENV:
+                raise ValueError(f"env {name!r} is set by the platform")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: list[str]) -> list[str]:
+        reject_repeats(value, "secret")
+        for name in value:
+            if name in RESERVED_ENV:
+                raise ValueError(f"secret {name!r} is set by the platform")
+        return value
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        reject_repeats(value, "domain")
+        return value
+
+    @model_validator(mode="after")
+    def _env_or_secret(self) -> App:
+        both = sorted(set(self.env) & set(self.secrets))
+        if both:
+            raise ValueError(f"{', '.join(both)}: a name is either in env or in secrets, not both")
+        return self
+
+
 class ProjectManifest(Strict):
     """`projects/<org>/<ref>.yaml`."""
 
@@ -356,6 +496,19 @@ class ProjectManifest(Strict):
     backup: Backup = Field(default_factory=Backup)
     storage: Storage = Field(default_factory=Storage)
     resources: Resources = Field(default_factory=Resources)
+    apps: list[App] = Field(default_factory=list, description="Apps built and run for the project")
+
+    @field_validator("apps")
+    @classmethod
+    def _apps(cls, value: list[App]) -> list[App]:
+        reject_repeats([a.name for a in value], "app")
+        seen: dict[str, str] = {}
+        for app in value:
+            for domain in app.domains:
+                if domain in seen:
+                    raise ValueError(f"domain {domain!r} is served by both app {seen[domain]!r} and app {app.name!r}")
+                seen[domain] = app.name
+        return value
 
     @field_validator("ref")
     @classmethod

@@ -8,6 +8,7 @@ hold a secret (a key, a connection string), so it is never written out.
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,8 +31,8 @@ from nextmavens.platform.emailhooks import EmailHooks
 from nextmavens.platform.emailsend import Mailer
 from nextmavens.platform.hookreceiver import HookReceiver
 from nextmavens.platform.models import ErrorBody
-from nextmavens.platform.routes import email as email_routes
 from nextmavens.platform.routes import (
+    deploys,
     emailhooks,
     hooks,
     logs,
@@ -45,6 +46,7 @@ from nextmavens.platform.routes import (
     studio,
     tokens,
 )
+from nextmavens.platform.routes import email as email_routes
 from nextmavens.platform.routes import metrics as metrics_routes
 from nextmavens.platform.routes import whatsapp as whatsapp_routes
 from nextmavens.platform.service import Service, ServiceSettings
@@ -69,14 +71,24 @@ class BodyTooLarge(Exception):
     pass
 
 
+DEPLOY_PATH = re.compile(r"/v1/projects/[^/]+/[^/]+/apps/[^/]+/deploys")
+
+
 class Guard:
     """Outermost of the application's own layers: refuses bodies over the limit (413), and turns any exception
     that escapes into a 500 that says nothing of it."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, hook_max_body_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        hook_max_body_bytes: int | None = None,
+        deploy_max_body_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.hook_max_body_bytes = max_body_bytes if hook_max_body_bytes is None else hook_max_body_bytes
+        self.deploy_max_body_bytes = max_body_bytes if deploy_max_body_bytes is None else deploy_max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,6 +96,8 @@ class Guard:
             return
         # Webhooks have their own limit: Evolution's bodies carry media as base64 when an instance asks for it.
         limit = self.hook_max_body_bytes if scope["path"].startswith(HOOKS_PREFIX) else self.max_body_bytes
+        if scope["method"] == "POST" and DEPLOY_PATH.fullmatch(scope["path"]):
+            limit = self.deploy_max_body_bytes  # an app's `git archive`
         too_large = f"request bodies are limited to {limit} bytes"
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -166,7 +180,12 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     app.state.hooks = receiver
     app.state.mailer = mailer
     app.state.email_hooks = email_hooks
-    app.add_middleware(Guard, max_body_bytes=settings.max_body_bytes, hook_max_body_bytes=settings.hook_max_body_bytes)
+    app.add_middleware(
+        Guard,
+        max_body_bytes=settings.max_body_bytes,
+        hook_max_body_bytes=settings.hook_max_body_bytes,
+        deploy_max_body_bytes=settings.deploy_max_body_bytes,
+    )
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -230,6 +249,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     app.include_router(whatsapp_routes.router)  # through Evolution: pairing and sending
     app.include_router(email_routes.router)  # through Resend: sending, and the templates to send with
     app.include_router(metrics_routes.router)
+    app.include_router(deploys.router)  # app deploys: an uploaded archive, built on the host
     app.include_router(studio.router)  # Studio for a project: behind the dashboard's session (nginx auth_request)
     app.include_router(assets.router)  # the dashboard: its stylesheet, script and fonts, then its pages
     app.include_router(pages.router)

@@ -42,6 +42,7 @@ class Action(StrEnum):
     READ_SQL = "sql.read"  # one statement as the project's read-only role; its tables, extensions, types
     WRITE_SQL = "sql.write"  # one statement as the project's owner role
     OPEN_STUDIO = "studio.open"  # Supabase Studio on the project's database, as its owner role
+    DEPLOY_APP = "apps.deploy"
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ RULES: dict[Action, Rule] = {
     Action.READ_SQL: Rule("developer", write=False, on_project=True),
     Action.WRITE_SQL: Rule("admin", write=True, on_project=True),
     Action.OPEN_STUDIO: Rule("admin", write=True, on_project=True),
+    Action.DEPLOY_APP: Rule("developer", write=True, on_project=True),
 }
 
 

@@ -49,11 +49,13 @@ def checked_target(
 async def open_stream(
     service: Service, caller: Caller, org: str, ref: str, name: str, since: str | None, follow: bool
 ) -> EventStream:
-    """The stream of `name`'s log (rest, auth, storage), or the refusal (audited)."""
+    """The stream of `name`'s log (rest, auth, storage, app:<name>), or the refusal (audited)."""
     settings = service.settings
     target, cutoff = await run_in_threadpool(checked_target, service, caller, org, ref, name, since)
     if settings.privileged_argv:
         argv = [*settings.privileged_argv, *command_argv(org, ref, name, cutoff, follow)]
+    elif target.app is not None:  # its active release is in the host's state, which root's command reads
+        raise ApiError(503, "logs_unavailable", "an app's log is read on the host, through its privileged command")
     else:
         argv = docker_logs_argv(target, cutoff, follow)
     slots = service.log_streams

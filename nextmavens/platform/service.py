@@ -67,6 +67,11 @@ class ServiceSettings:
     logs_max_bytes: int = 8 * MIB
     logs_max_lines: int = 50_000
     logs_streams_per_token: int = 2
+    # App deploys (POST .../apps/{app}/deploys): the uploaded archive's size, the stream's time bound, and, with no
+    # privileged prefix, the edge settings the in-process deploy reads (on the host the wrapper sets them).
+    deploy_max_body_bytes: int = 50 * MIB
+    deploy_max_seconds: float = 1800.0
+    deploy_edge_config: Path | None = None
     # Evolution API (WhatsApp pairing and sending): its URL on the host and a 0600 file holding its global key;
     # without both, the WhatsApp endpoints answer 503.
     evolution_url: str | None = None

@@ -99,15 +99,21 @@ class ApiClient:
             raise RemoteError(response.status, "bad_answer", f"{method} {path}: the answer is not JSON") from None
 
     def stream_lines(
-        self, path: str, params: dict[str, str] | None = None, read_timeout: float = 300.0
+        self,
+        path: str,
+        params: dict[str, str] | None = None,
+        read_timeout: float = 300.0,
+        upload: tuple[bytes, str] | None = None,
     ) -> Iterator[str]:
         """The answer's lines as they arrive (text/event-stream or plain lines), without line ends. Ends when
-        the service closes the stream; RemoteError when nothing arrives for `read_timeout` seconds."""
+        the service closes the stream; RemoteError when nothing arrives for `read_timeout` seconds. With
+        `upload` (bytes, content type) it is a POST of those bytes (an app's `git archive`), else a GET."""
         conn = self._connection(read_timeout)
+        method = "GET" if upload is None else "POST"
         try:
-            response = self._send(conn, "GET", path, None, params, "text/event-stream")
+            response = self._send(conn, method, path, None, params, "text/event-stream", upload)
             if response.status >= 300:
-                self._raise_for(response.status, self._read(response), "GET", path)
+                self._raise_for(response.status, self._read(response), method, path)
             while True:
                 try:
                     line = response.readline()
@@ -137,6 +143,7 @@ class ApiClient:
         body: dict[str, Any] | None,
         params: dict[str, str] | None,
         accept: str,
+        upload: tuple[bytes, str] | None = None,
     ) -> http.client.HTTPResponse:
         target = self._prefix + path + (f"?{urlencode(params)}" if params else "")
         headers = {"Authorization": f"Bearer {self._token}", "Accept": accept, "User-Agent": USER_AGENT}
@@ -144,6 +151,8 @@ class ApiClient:
         if body is not None:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        elif upload is not None:
+            payload, headers["Content-Type"] = upload
         try:
             conn.request(method, target, body=payload, headers=headers)
             return conn.getresponse()

@@ -5,7 +5,7 @@ one command as root, and it checks every argument again), or, with no prefix, `d
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -15,6 +15,7 @@ from nextmavens.platform.projectlogs import open_stream
 from nextmavens.platform.routes import OrgSlug, ProjectRef
 
 router = APIRouter(tags=["logs"], responses=ERRORS)
+SERVICE_PATTERN = r"^(rest|auth|storage|app:[a-z][a-z0-9]*(-[a-z0-9]+)*)$"
 
 STREAM = (
     "Server-sent events: one `data:` event per log line (docker's RFC 3339 timestamp first), comments while "
@@ -35,7 +36,14 @@ async def stream_logs(
     ref: ProjectRef,
     request: Request,
     caller: Annotated[Caller, Depends(authenticate)],
-    service: Annotated[Literal["rest", "auth", "storage"], Query(description="The project's service")],
+    service: Annotated[
+        str,
+        Query(
+            pattern=SERVICE_PATTERN,
+            max_length=34,
+            description="The project's service (rest, auth, storage), or app:<name> (the app's active release)",
+        ),
+    ],
     since: Annotated[str | None, Query(max_length=40, description="10m, 2h, 1d or an RFC 3339 time")] = None,
     follow: Annotated[bool, Query(description="Keep streaming new lines (until the time bound)")] = False,
 ) -> Response:

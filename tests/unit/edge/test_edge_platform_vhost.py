@@ -37,12 +37,14 @@ def test_with_its_certificate_it_is_https_to_the_service() -> None:
     assert f"ssl_certificate /etc/letsencrypt/live/{NAME}/fullchain.pem;" in tls
     assert "client_max_body_size 1m;" in tls and "Strict-Transport-Security" in tls
     # the client's own X-Forwarded-For never reaches the service: nginx sets the address it saw
-    assert tls.count("proxy_set_header X-Forwarded-For $remote_addr;") == 2
+    assert tls.count("proxy_set_header X-Forwarded-For $remote_addr;") == 3
     assert "$proxy_add_x_forwarded_for" not in tls
     assert "proxy_read_timeout 960s;" in tls  # a write waits for its apply
     logs = tls[tls.index("location ~ ^/v1/projects/[^/]+/[^/]+/logs") :]
     assert "proxy_buffering off;" in logs and "proxy_read_timeout 3600s;" in logs
-    assert tls.count("proxy_buffering off;") == 1  # only the log streams
+    deploys = tls[tls.index("location ~ ^/v1/projects/[^/]+/[^/]+/apps/[^/]+/deploys$ {") :]
+    assert "client_max_body_size 50m;" in deploys and "proxy_read_timeout 1800s;" in deploys  # an app's archive
+    assert tls.count("proxy_buffering off;") == 2  # only the log and deploy streams
 
 
 def test_without_its_certificate_only_acme_and_healthz_in_clear() -> None:

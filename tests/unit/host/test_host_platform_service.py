@@ -110,12 +110,13 @@ def test_the_apply_unit_is_roots_and_answers_in_json(config: HostData) -> None:
     assert values["StandardOutput"] == f"truncate:{APPLY_RESULT}" and values["UMask"] == "0077"
 
 
-def test_the_sudoers_rule_allows_the_two_commands_alone(config: HostData, tmp_path: Path) -> None:
+def test_the_sudoers_rule_allows_the_three_commands_alone(config: HostData, tmp_path: Path) -> None:
     text = render("templates/sudoers/platform.j2", **template_context(config))
     command = privileged_prefix(config)[-1]
     rules = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert rules == [
-        f"{config.platform_user} ALL=(root) NOPASSWD: {command} apply --yes --json, {command} container-logs *"
+        f"{config.platform_user} ALL=(root) NOPASSWD: {command} apply --yes --json, {command} container-logs *, "
+        f"{command} deploy *"
     ]
     visudo = need("visudo")  # scripts/bootstrap installs sudo; the deploy checks the file with it on the host
     staged = tmp_path / "platform"
@@ -159,13 +160,35 @@ def test_the_root_command_starts_the_apply_unit_and_prints_its_answer(config: Ho
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["apply"], ["apply", "--yes"], ["apply", "--json", "--yes"], ["apply", "--yes", "--json", "x"], ["sh"]],
+    [
+        [],
+        ["apply"],
+        ["apply", "--yes"],
+        ["apply", "--json", "--yes"],
+        ["apply", "--yes", "--json", "x"],
+        ["sh"],
+        ["deploy", "acme/shop", "web"],
+        ["deploy", "acme/shop", "web", "--archive"],
+        ["deploy", "acme/shop", "web", "--ref", "x"],
+        ["deploy", "acme/shop", "web", "--archive", "f", "x"],
+    ],
 )
 def test_the_root_command_refuses_any_other_shape(config: HostData, tmp_path: Path, argv: list[str]) -> None:
     script, env = privileged_script(config, tmp_path, 0, "{}")
     done = subprocess.run([str(script), *argv], capture_output=True, text=True, env=env)
     assert done.returncode == 64 and done.stdout == ""
     assert not (tmp_path / "systemctl.log").exists()
+
+
+def test_the_root_command_builds_no_archive_the_service_could_not_read(config: HostData, tmp_path: Path) -> None:
+    """A deploy's archive must belong to the service's user: root never builds a file of someone else's."""
+    script, env = privileged_script(config, tmp_path, 0, "{}")
+    archive = tmp_path / "source.tar"
+    archive.write_bytes(b"x")  # owned by the test's user, not the platform's
+    done = subprocess.run(
+        [str(script), "deploy", "acme/shop", "web", "--archive", str(archive)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 77 and "must be a file of" in done.stderr
 
 
 def test_an_earlier_answer_never_stands_for_a_unit_that_did_not_run(config: HostData, tmp_path: Path) -> None:

@@ -11,15 +11,16 @@ PROJECT_ACTIONS = [a for a, rule in RULES.items() if rule.on_project]
 ORG_ACTIONS = [a for a, rule in RULES.items() if not rule.on_project]
 
 # The lowest role for each action, as the roles are defined: developer reads projects, anon keys, logs and
-# migrations, applies migrations and sends email; admin also creates and suspends projects, reads service_role
-# keys, rotates keys, manages WhatsApp and runs SQL as the owner role (developers: as the read-only role); owner
-# also manages members and others' tokens, and reads the audit log.
+# migrations, applies migrations, deploys apps and sends email; admin also creates and suspends projects, reads
+# service_role keys, rotates keys, manages WhatsApp and runs SQL as the owner role (developers: as the read-only
+# role); owner also manages members and others' tokens, and reads the audit log.
 LOWEST = {
     Action.READ_PROJECT: "developer",
     Action.READ_ANON_KEY: "developer",
     Action.READ_LOGS: "developer",
     Action.READ_MIGRATIONS: "developer",
     Action.APPLY_MIGRATIONS: "developer",
+    Action.DEPLOY_APP: "developer",
     Action.READ_MEMBERS: "developer",
     Action.READ_SQL: "developer",
     Action.SEND_EMAIL: "developer",
@@ -38,6 +39,7 @@ LOWEST = {
 }
 WRITES = {
     Action.APPLY_MIGRATIONS,
+    Action.DEPLOY_APP,
     Action.ROTATE_KEYS,
     Action.SUSPEND_PROJECT,
     Action.MANAGE_WHATSAPP,

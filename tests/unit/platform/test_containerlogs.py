@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -104,3 +105,19 @@ def test_the_argv_is_docker_logs_with_the_checked_values_only() -> None:
         "2026-12-02T11:50:00Z",
         "--follow",
     ]
+
+
+def test_an_apps_log_is_its_active_releases_container() -> None:
+    from nextmavens.containerlogs import LogsRefused as Refused
+
+    manifest = ProjectManifest.model_validate(
+        {"ref": "shop", "name": "Shop", "auth": {"site_url": "https://x.example"}, "apps": [{"name": "web"}]}
+    )
+    target = log_target("acme", "shop", "app:web", manifest, applied=True)
+    assert target.app == "web"
+    with pytest.raises(Refused, match="has no active release"):
+        _ = target.container
+    assert dataclasses.replace(target, release=7).container == "nm-app-shop-web-r7"
+    for name in ("app:api", "app:Web", "app:", "app:web/../x"):
+        with pytest.raises(Refused, match="declares no app"):
+            log_target("acme", "shop", name, manifest, applied=True)

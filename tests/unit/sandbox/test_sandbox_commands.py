@@ -165,6 +165,7 @@ def test_image_contexts_are_reproducible() -> None:
         "redis": "nextmavens-local/redis:7",
         "standin": "nextmavens-local/standin:1",
         "meta": "nextmavens-local/postgres-meta:0.91.6",
+        "app": "nextmavens-local/app:1",
     }
     for name in LOCAL_IMAGES:
         first, second = imagebuild.context_tar(name), imagebuild.context_tar(name)

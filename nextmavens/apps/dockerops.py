@@ -1,0 +1,212 @@
+"""What the release flow asks of Docker, and its one implementation on the docker SDK (docker 7.2.0, pinned in
+requirements/host.lock).
+
+The SDK builds with the legacy builder (no BuildKit: no `RUN --mount`, no build secrets); secrets are therefore
+never build arguments. A container's port is published on 127.0.0.1 only, on a port Docker picks (`HostPort ''`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from nextmavens.apps.releases import LABEL_COMMIT, app_filter, release_of
+
+SECRETS_MOUNT = "/run/nextmavens/secrets.env"
+# The wrapper a release with secrets starts through: the 0600 file's `NAME='value'` lines become the process's
+# environment, then the image's own entrypoint and command run in its place. The values are in no container setting.
+SECRETS_LOADER = ("/bin/sh", "-c", f'set -a; . {SECRETS_MOUNT}; set +a; exec "$@"', "nextmavens-app")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    image: str
+    container_port: int
+    environment: Mapping[str, str]
+    labels: Mapping[str, str]
+    network: str | None
+    memory_mb: int
+    secrets_file: Path | None = None  # bound read-only at SECRETS_MOUNT
+    entrypoint: Sequence[str] | None = None
+    command: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseContainer:
+    number: int
+    name: str
+    commit: str
+    created: str
+    running: bool
+    image: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class DockerPort(Protocol):
+    def build(
+        self,
+        context: Path,
+        dockerfile: str,
+        tag: str,
+        labels: Mapping[str, str],
+        memory_mb: int,
+        on_line: Callable[[str], None],
+    ) -> None: ...
+
+    def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
+        """(user, entrypoint, cmd) of an image."""
+        ...
+
+    def run(self, spec: RunSpec) -> None: ...
+
+    def start(self, name: str) -> None: ...
+
+    def host_port(self, name: str, container_port: int) -> int | None: ...
+
+    def running(self, name: str) -> bool: ...
+
+    def logs_tail(self, name: str, lines: int) -> str: ...
+
+    def stop(self, name: str, timeout: int) -> None: ...
+
+    def remove(self, name: str) -> None: ...
+
+    def remove_image(self, tag: str) -> None: ...
+
+    def releases(self, ref: str, app: str) -> list[ReleaseContainer]: ...
+
+
+class BuildFailed(RuntimeError):
+    pass
+
+
+class SdkDocker:
+    """DockerPort on the docker SDK; `client` is a `docker.DockerClient`."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @classmethod
+    def from_env(cls) -> SdkDocker:
+        import docker
+
+        from nextmavens.dockerenv import docker_environment
+
+        return cls(docker.from_env(environment=docker_environment(), timeout=120))
+
+    def build(
+        self,
+        context: Path,
+        dockerfile: str,
+        tag: str,
+        labels: Mapping[str, str],
+        memory_mb: int,
+        on_line: Callable[[str], None],
+    ) -> None:
+        stream = self.client.api.build(
+            path=str(context),
+            dockerfile=dockerfile,
+            tag=tag,
+            labels=dict(labels),
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+            container_limits={"memory": memory_mb * 1024 * 1024, "memswap": memory_mb * 1024 * 1024},
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                raise BuildFailed(str(chunk.get("error", "")).strip())
+            text = chunk.get("stream")
+            if isinstance(text, str):
+                for line in text.splitlines():
+                    if line.strip():
+                        on_line(line)
+
+    def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
+        config = self.client.images.get(tag).attrs.get("Config") or {}
+        return str(config.get("User") or ""), list(config.get("Entrypoint") or []), list(config.get("Cmd") or [])
+
+    def run(self, spec: RunSpec) -> None:
+        volumes = {}
+        if spec.secrets_file is not None:
+            volumes[str(spec.secrets_file)] = {"bind": SECRETS_MOUNT, "mode": "ro"}
+        self.client.containers.run(
+            spec.image,
+            name=spec.name,
+            detach=True,
+            environment=dict(spec.environment),
+            labels=dict(spec.labels),
+            ports={f"{spec.container_port}/tcp": ("127.0.0.1", None)},
+            network=spec.network,
+            mem_limit=f"{spec.memory_mb}m",
+            memswap_limit=f"{spec.memory_mb}m",
+            restart_policy={"Name": "unless-stopped"},
+            log_config={"type": "local", "config": {"max-size": "10m", "max-file": "3"}},
+            volumes=volumes,
+            entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+            command=list(spec.command) if spec.command is not None else None,
+        )
+
+    def start(self, name: str) -> None:
+        self.client.containers.get(name).start()
+
+    def host_port(self, name: str, container_port: int) -> int | None:
+        container = self.client.containers.get(name)
+        container.reload()
+        bindings = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        for binding in bindings.get(f"{container_port}/tcp") or []:
+            if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
+                return int(binding["HostPort"])
+        return None
+
+    def running(self, name: str) -> bool:
+        container = self.client.containers.get(name)
+        container.reload()
+        return bool(container.status == "running")
+
+    def logs_tail(self, name: str, lines: int) -> str:
+        raw = self.client.containers.get(name).logs(tail=lines, timestamps=False)
+        return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+
+    def stop(self, name: str, timeout: int) -> None:
+        self.client.containers.get(name).stop(timeout=timeout)
+
+    def remove(self, name: str) -> None:
+        import docker.errors
+
+        try:
+            self.client.containers.get(name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def remove_image(self, tag: str) -> None:
+        import docker.errors
+
+        try:
+            self.client.images.remove(tag, noprune=False)
+        except docker.errors.ImageNotFound:
+            pass
+
+    def releases(self, ref: str, app: str) -> list[ReleaseContainer]:
+        found = []
+        for container in self.client.containers.list(all=True, filters=app_filter(ref, app)):
+            labels = container.labels or {}
+            number = release_of(labels)
+            if number is None:
+                continue
+            found.append(
+                ReleaseContainer(
+                    number=number,
+                    name=container.name,
+                    commit=labels.get(LABEL_COMMIT, ""),
+                    created=str(container.attrs.get("Created", ""))[:19],
+                    running=container.status == "running",
+                    image=str((container.attrs.get("Config") or {}).get("Image", "")),
+                    labels=dict(labels),
+                )
+            )
+        return sorted(found, key=lambda r: r.number)

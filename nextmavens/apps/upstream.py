@@ -1,0 +1,70 @@
+"""nginx's file for one app: its upstream (the active release's loopback port) and a server per domain, with the
+ACME path, a redirect to HTTPS and an HTTPS server once the name's certificate exists (the edge's live paths).
+
+Pure: `render_app_nginx`. The switch writes it with the edge's NginxApplier (`nginx -t`, reload, last good kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nextmavens.edge.certs import live_paths
+from nextmavens.edge.settings import EdgeSettings
+from nextmavens.naming import pg_name
+from nextmavens.templates import environment
+from nextmavens.validation import check_domain
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass(frozen=True)
+class AppVhost:
+    name: str
+    cert: tuple[str, str] | None
+
+
+def upstream_name(ref: str, app: str) -> str:
+    return f"nm_app_{pg_name(ref)}__{pg_name(app)}"
+
+
+def conf_filename(ref: str, app: str) -> str:
+    return f"nextmavens-app-{ref}--{app}.conf"
+
+
+def render_app_nginx(
+    settings: EdgeSettings,
+    ref: str,
+    app: str,
+    domains: Sequence[str],
+    port: int,
+    release: int,
+    certificates: Collection[str] = (),
+    body_mb: int | None = None,
+) -> str:
+    """`port`: the active release's loopback port; `certificates`: names whose live certificate exists."""
+    if not 0 < port < 65536:
+        raise ValueError(f"not a port: {port}")
+    vhosts = [
+        AppVhost(check_domain(name), live_paths(settings, name) if name in certificates else None) for name in domains
+    ]
+    listen = settings.listen_address
+    https_suffix = "" if settings.https_port == 443 else f":{settings.https_port}"
+    return (
+        environment(TEMPLATES, trim_blocks=True)
+        .get_template("app-nginx.conf.j2")
+        .render(
+            ref=ref,
+            app=app,
+            release=release,
+            upstream=upstream_name(ref, app),
+            port=port,
+            vhosts=vhosts,
+            listen_http=f"{listen}:{settings.http_port}" if listen else str(settings.http_port),
+            listen_https=f"{listen}:{settings.https_port}" if listen else str(settings.https_port),
+            https_suffix=https_suffix,
+            acme_webroot=settings.acme_webroot,
+            body_mb=body_mb or settings.client_max_body_size_mb,
+        )
+    )

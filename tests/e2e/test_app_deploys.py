@@ -1,0 +1,207 @@
+"""End-to-end: app deployments on the booted sandbox host with its real Docker engine and nginx (issue 16).
+
+The host is converged from this tree first (the module's own fixture; after test_sandbox.py in a whole session
+it changes nothing). The apps are declared in a copy of the host's manifests (`--projects`), on the applied
+example project acme/shop, so the host's own manifest repository is never touched. A Node app (a host path's
+git commit) and a Python app (an uploaded `git archive`) are built on the sandbox's Debian-packaged base
+(devkit/sandbox/images/app) and reached through nginx on their names; a second deploy under a load loop in a
+second process on the host's loopback fails no request; an unhealthy release never takes traffic; rollback;
+the secret reaches the app's environment and is absent from `docker inspect`, logs, output and git.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import REPO, Sandbox
+from .test_sandbox import converge, group_data
+
+pytestmark = pytest.mark.e2e
+
+WORK = "/root/nm-e2e-apps"
+NODE_NAME = "node-hello.apps.test"
+PY_NAME = "python-hello.apps.test"
+SECRET = "e2e-secret-" + hashlib.sha256(b"nm-e2e-apps").hexdigest()[:20]
+FIXTURES = REPO / "tests" / "fixtures" / "apps"
+
+
+@pytest.fixture(scope="module")
+def host_data(sandbox: Sandbox) -> dict[str, Any]:
+    converge(sandbox)
+    data = group_data(sandbox)
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env nextmavens"
+    projects = f"{WORK}/projects"
+    sandbox.check(f"rm -rf {WORK} && mkdir -p {WORK}")
+    _copy_dir(sandbox, FIXTURES, WORK)
+    _copy_dir(sandbox, REPO / "tests" / "support", f"{WORK}/support", only=("loadloop.py",))
+    # the host's manifests, copied; acme/shop (applied) gets the two apps
+    sandbox.check(f"cp -r {data['projects_dir']} {projects} && rm -rf {projects}/.git")
+    shop = f"{projects}/acme/shop.yaml"
+    apps = {
+        "apps": [
+            {
+                "name": "node",
+                "source": f"{WORK}/node-hello",
+                "port": 3000,
+                "health_path": "/health",
+                "env": {"MODE": "e2e"},
+                "secrets": ["API_KEY"],
+                "domains": [NODE_NAME],
+                "memory_mb": 128,
+                "retain": 2,
+            },
+            {"name": "py", "port": 8000, "health_path": "/health", "domains": [PY_NAME], "memory_mb": 128},
+        ]
+    }
+    script = (
+        "import sys, yaml; p = sys.argv[1]; d = yaml.safe_load(open(p)); d.update(yaml.safe_load(sys.argv[2])); "
+        "open(p, 'w').write(yaml.safe_dump(d, sort_keys=False))"
+    )
+    python = f"{data['platform_dir']}/venv/bin/python"
+    sandbox.check(f"{python} -c {shlex.quote(script)} {shop} {shlex.quote(json.dumps(apps))}")
+    sandbox.check(
+        f"cd {WORK}/node-hello && git init -q && git add -A && "
+        "git -c user.email=e2e@example.invalid -c user.name=e2e commit -qm v1"
+    )
+    return {"data": data, "cli": f"{wrapper}", "projects": projects}
+
+
+def _copy_dir(sandbox: Sandbox, source: Path, target: str, only: tuple[str, ...] = ()) -> None:
+    names = list(only) if only else ["."]
+    tar = subprocess.run(["tar", "-C", str(source), "-cf", "-", *names], capture_output=True, check=True).stdout
+    proc = subprocess.run(
+        [*sandbox.ssh_argv(), "--", f"mkdir -p {target} && tar -C {target} -xf -"], input=tar, capture_output=True
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def _cli(
+    sandbox: Sandbox, env: dict[str, Any], args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = f"{env['cli']} {args} --projects {env['projects']}"
+    return subprocess.run(
+        [*sandbox.ssh_argv(), "--", command], input=stdin, capture_output=True, text=True, timeout=900
+    )
+
+
+def _get(sandbox: Sandbox, name: str, path: str = "/") -> tuple[int, str]:
+    out = sandbox.check(
+        f"curl -sS -m 10 -o /tmp/nm-e2e-body -w '%{{http_code}}' -H 'Host: {name}' "
+        f"http://127.0.0.1{path}; echo; cat /tmp/nm-e2e-body"
+    )
+    status, _, body = out.partition("\n")
+    return int(status or 0), body
+
+
+def _served(sandbox: Sandbox, name: str, version: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    last: tuple[int, str] = (0, "")
+    while time.monotonic() < deadline:
+        last = _get(sandbox, name)
+        if last[0] == 200 and json.loads(last[1]).get("version") == version:
+            return dict(json.loads(last[1]))
+        time.sleep(0.3)
+    raise AssertionError(f"{name} does not serve {version}: {last}")
+
+
+def _commit_release(sandbox: Sandbox, version: str, healthy: bool = True) -> None:
+    release = json.dumps({"version": version, "healthy": healthy})
+    sandbox.check(
+        f"cd {WORK}/node-hello && echo {shlex.quote(release)} > release.json && "
+        f"git -c user.email=e2e@example.invalid -c user.name=e2e commit -qam {version}"
+    )
+
+
+def test_a_node_app_with_a_secret_deploys_and_answers_through_nginx(sandbox: Sandbox, host_data) -> None:
+    stored = _cli(sandbox, host_data, "secrets set acme/shop node API_KEY", stdin=SECRET + "\n")
+    assert stored.returncode == 0, stored.stderr
+    deployed = _cli(sandbox, host_data, "deploy acme/shop node")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "build: node (package.json start script)" in deployed.stdout
+    assert "start: node server.js" in deployed.stdout
+    answer = _served(sandbox, NODE_NAME, "v1")
+    assert answer["mode"] == "e2e"
+    # the secret is in the app's environment ...
+    status, body = _get(sandbox, NODE_NAME, "/secret")
+    assert status == 200 and json.loads(body) == {"set": True, "sha256": hashlib.sha256(SECRET.encode()).hexdigest()}
+    # ... and nowhere else: docker inspect, the container's log, the deploy's output, git, the manifests
+    container = "nm-app-shop-node-r1"
+    inspect = sandbox.check(f"docker inspect {container}")
+    assert SECRET not in inspect and '"Memory": 134217728' in inspect
+    assert '"HostIp": "127.0.0.1"' in inspect
+    assert SECRET not in sandbox.check(f"docker logs {container} 2>&1")
+    assert SECRET not in deployed.stdout + deployed.stderr + stored.stdout + stored.stderr
+    leaks = sandbox.run(
+        f"grep -rl {shlex.quote(SECRET)} {WORK} {host_data['projects']}; "
+        f"cd {WORK}/node-hello && git log -p | grep -c {shlex.quote(SECRET)}"
+    )
+    assert leaks.stdout.strip() == "0", leaks.stdout
+    mode = sandbox.check("stat -c '%a %u' /var/lib/nextmavens/app-secrets/shop/node/r1.env").split()
+    assert mode == ["600", "10001"], mode
+    listed = _cli(sandbox, host_data, "releases acme/shop node --json")
+    assert json.loads(listed.stdout)["releases"][0]["state"] == "active", listed.stdout
+
+
+def test_a_python_app_deploys_from_an_uploaded_git_archive(sandbox: Sandbox, host_data, tmp_path: Path) -> None:
+    repo = tmp_path / "py"
+    subprocess.run(["cp", "-r", str(FIXTURES / "python-hello"), str(repo)], check=True)
+    identity = ["-c", "user.email=e2e@example.invalid", "-c", "user.name=e2e"]
+    for args in (["init", "-q"], ["add", "-A"], [*identity, "commit", "-qm", "py"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=repo, check=True, capture_output=True).stdout
+    proc = subprocess.run([*sandbox.ssh_argv(), "--", f"cat > {WORK}/py.tar"], input=archive, capture_output=True)
+    assert proc.returncode == 0
+    deployed = _cli(sandbox, host_data, f"deploy acme/shop py --archive {WORK}/py.tar")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "build: python (Flask in app.py, served by gunicorn)" in deployed.stdout
+    assert _served(sandbox, PY_NAME, "py-v1")["app"] == "python-hello"
+
+
+def test_a_second_deploy_under_load_fails_no_request(sandbox: Sandbox, host_data) -> None:
+    _commit_release(sandbox, "v2")
+    python = f"{host_data['data']['platform_dir']}/venv/bin/python"
+    command = f"rm -f {WORK}/stop; {python} {WORK}/support/loadloop.py 80 {NODE_NAME} / {WORK}/stop 300 100000"
+    loop = subprocess.Popen([*sandbox.ssh_argv(), "--", command], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        deployed = _cli(sandbox, host_data, "deploy acme/shop node")
+        time.sleep(1)
+    finally:
+        sandbox.check(f"touch {WORK}/stop")
+        out, _ = loop.communicate(timeout=60)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["failed"] == 0 and result["ok"] > 50, result
+    _served(sandbox, NODE_NAME, "v2")
+    assert sandbox.check("docker inspect -f '{{.State.Status}}' nm-app-shop-node-r1").strip() == "exited"
+
+
+def test_an_unhealthy_release_never_takes_traffic(sandbox: Sandbox, host_data) -> None:
+    _commit_release(sandbox, "v3", healthy=False)
+    failed = _cli(sandbox, host_data, "deploy acme/shop node")
+    assert failed.returncode == 1 and "never answered /health with 2xx" in failed.stderr, failed.stdout + failed.stderr
+    _served(sandbox, NODE_NAME, "v2")
+    assert sandbox.run("docker inspect nm-app-shop-node-r3").returncode != 0  # stopped and removed
+    _commit_release(sandbox, "v4")
+
+
+def test_rollback_switches_back_in_seconds_without_a_build(sandbox: Sandbox, host_data) -> None:
+    t0 = time.monotonic()
+    back = _cli(sandbox, host_data, "rollback acme/shop node")
+    elapsed = time.monotonic() - t0
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "building" not in back.stdout and elapsed < 30, (elapsed, back.stdout)
+    _served(sandbox, NODE_NAME, "v1")
+    status, body = _get(sandbox, NODE_NAME, "/secret")
+    assert json.loads(body)["set"] is True
+    listed = json.loads(_cli(sandbox, host_data, "releases acme/shop node --json").stdout)["releases"]
+    states = {r["release"]: r["state"] for r in listed}
+    assert states == {1: "active", 2: "previous"}, states

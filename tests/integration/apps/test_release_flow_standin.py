@@ -1,0 +1,186 @@
+"""The release flow against a real nginx and a stand-in docker engine (tests/support/standindocker.py): deploy,
+a second deploy under a load loop in another process with no failed request, an unhealthy release that never
+takes traffic, rollback without a build, pruning beyond retain, secrets only in a 0600 file, one deploy of an app
+at a time. The sandbox e2e test runs the same flow on a real Docker engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from nextmavens.apps.release import (
+    Context,
+    DeployBusy,
+    ReleaseFailed,
+    Target,
+    app_lock,
+    deploy,
+    releases_view,
+    rollback,
+)
+from nextmavens.apps.upstream import conf_filename
+from nextmavens.edge.appsettings import AppDeploySettings, AppImages
+from nextmavens.manifest.models import App
+from tests.support import loadloop
+from tests.support.edgesamples import settings
+from tests.support.localnginx import LocalNginx, http_get, need, wait_port
+from tests.support.ports import free_ports
+from tests.support.standindocker import StandinDocker
+
+pytestmark = pytest.mark.integration
+NAME = "web.acme.test"
+SECRET = "s3cr3t 'quoted' $HOME `x`"
+
+
+@pytest.fixture
+def stage(tmp_path: Path):
+    need("nginx")
+    http_port, https_port = free_ports(2)
+    nginx = LocalNginx(tmp_path / "nginx")
+    (nginx.prefix / "sites" / "placeholder.conf").write_text(
+        f"server {{ listen 127.0.0.1:{http_port} default_server; return 444; }}\n"
+    )
+    nginx.start()
+    wait_port(http_port)
+    docker = StandinDocker(tmp_path / "images")
+    docker.root.mkdir()
+    lines: list[str] = []
+    ctx = Context(
+        settings=AppDeploySettings(
+            images=AppImages(node="n:1", python="p:1", static="s:1"),
+            health_timeout_s=5,
+            health_interval_s=0.1,
+            health_request_timeout_s=1,
+            drain_s=0.5,
+            build_memory_mb=512,
+            lock_timeout_s=1,
+            state_dir=tmp_path / "state",
+            secrets_dir=tmp_path / "secrets",
+            nginx_dir=nginx.prefix / "sites",
+        ),
+        edge=settings(listen_address="127.0.0.1", http_port=http_port, https_port=https_port),
+        docker=docker,
+        nginx_test=tuple(nginx.test_cmd),
+        nginx_reload=tuple(nginx.reload_cmd),
+        say=lines.append,
+        certificates=(),
+    )
+    app = App(name="web", domains=[NAME], health_path="/health", retain=2, secrets=["API_KEY"], env={"MODE": "x"})
+    try:
+        yield ctx, Target("acme", "shop", app), docker, http_port, lines, tmp_path
+    finally:
+        docker.close()
+        nginx.stop()
+
+
+def source(tmp_path: Path, version: str, healthy: bool = True) -> Path:
+    folder = tmp_path / f"src-{version}"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM scratch\n")
+    (folder / "app.json").write_text(json.dumps({"version": version, "healthy": healthy}))
+    return folder
+
+
+def served(port: int, want: str) -> bool:
+    """nginx's reload is a signal: workers of the config before may answer a moment longer. Poll (bounded)."""
+    deadline = time.monotonic() + 10
+    seen = None
+    while time.monotonic() < deadline:
+        try:
+            status, _, body = http_get(port, NAME)
+            seen = (status, body)
+            if status == 200 and json.loads(body)["version"] == want:
+                return True
+        except OSError as exc:
+            seen = exc
+        time.sleep(0.05)
+    raise AssertionError(f"{NAME} never served {want}: {seen}")
+
+
+def test_deploy_switch_under_load_unhealthy_rollback_and_prune(stage) -> None:
+    ctx, target, docker, port, lines, tmp = stage
+    values = {"API_KEY": SECRET}
+    first = deploy(ctx, target, source(tmp, "v1"), "a" * 40, values)
+    assert (first.release, first.previous) == (1, None) and served(port, "v1")
+    assert any(line.startswith("  build: dockerfile") for line in lines)
+
+    stop = tmp / "stop"
+    loop = loadloop.start(port, NAME, "/", stop, max_s=60)
+    try:
+        time.sleep(0.5)
+        second = deploy(ctx, target, source(tmp, "v2"), "b" * 40, values)
+        time.sleep(0.5)
+    finally:
+        result = loadloop.finish(loop, stop)
+    assert result["failed"] == 0 and result["ok"] > 10, result
+    assert (second.release, second.previous) == (2, 1) and served(port, "v2")
+    assert not docker.running("nm-app-shop-web-r1")  # stopped after the drain, kept for rollback
+
+    with pytest.raises(ReleaseFailed, match="never answered /health with 2xx"):
+        deploy(ctx, target, source(tmp, "v3", healthy=False), "c" * 40, values)
+    assert served(port, "v2")
+    assert "nm-app-shop-web-r3" not in docker.containers and "nextmavens-app/shop-web:r3" not in docker.images
+
+    t0 = time.monotonic()
+    back = rollback(ctx, target, None, values)
+    assert back.release == 1 and time.monotonic() - t0 < 5 and served(port, "v1")
+    assert [(r["release"], r["state"]) for r in releases_view(ctx, target)] == [(2, "previous"), (1, "active")]
+
+    assert deploy(ctx, target, source(tmp, "v4"), "d" * 40, values).release == 4  # 3 is never given again
+    assert served(port, "v4")
+    for version in ("v5", "v6"):
+        deploy(ctx, target, source(tmp, version), "e" * 40, values)
+    states = [(r["release"], r["state"]) for r in releases_view(ctx, target)]
+    assert states == [(6, "active"), (5, "previous"), (4, "retained")]  # retain=2 old ones; 1 and 2 pruned
+    assert not {"nextmavens-app/shop-web:r1", "nextmavens-app/shop-web:r2"} & set(docker.images)
+    assert not (ctx.settings.secrets_dir / "shop" / "web" / "r1.env").exists()
+
+
+def test_secrets_reach_only_a_0600_file_bound_into_the_container(stage) -> None:
+    ctx, target, docker, port, lines, tmp = stage
+    deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": SECRET})
+    (spec,) = docker.runs
+    assert spec.environment == {"MODE": "x", "PORT": "3000"}
+    assert SECRET not in json.dumps([spec.environment, dict(spec.labels), list(spec.entrypoint or [])])
+    assert spec.entrypoint is not None and spec.entrypoint[0] == "/bin/sh" and list(spec.command or []) == ["serve"]
+    assert spec.secrets_file is not None
+    assert stat.S_IMODE(os.stat(spec.secrets_file).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(spec.secrets_file.parent).st_mode) == 0o700
+    assert spec.secrets_file.read_text() == "API_KEY='s3cr3t '\"'\"'quoted'\"'\"' $HOME `x`'\n"
+    assert not any(SECRET in line for line in lines)
+    assert SECRET not in (ctx.settings.nginx_dir / conf_filename("shop", "web")).read_text()
+
+
+def test_a_missing_secret_stops_the_deploy_before_the_build(stage) -> None:
+    ctx, target, docker, port, lines, tmp = stage
+    with pytest.raises(ReleaseFailed, match="secrets without a value: API_KEY"):
+        deploy(ctx, target, source(tmp, "v1"), "a" * 40, {})
+    assert docker.images == {}
+
+
+def test_a_second_deploy_of_the_app_waits_for_the_first(stage) -> None:
+    ctx, target, docker, port, lines, tmp = stage
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with app_lock(ctx, target):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(5)
+        with pytest.raises(DeployBusy, match="another deploy or rollback of acme/shop web"):
+            deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
+    finally:
+        release.set()
+        thread.join()
+    assert deploy(ctx, target, source(tmp, "v1b"), "a" * 40, {"API_KEY": "x"}).release == 1

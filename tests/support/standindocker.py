@@ -1,0 +1,155 @@
+"""A stand-in for the docker engine the release flow drives (nextmavens.apps.dockerops.DockerPort), for tests on a
+machine without Docker: an "image" is a copy of the build context, a "container" is a local HTTP server process
+on a free loopback port. It refuses what the engine refuses where the flow could trip on it: a second container
+of the same name, an unknown image or container, starting a running container. The app it serves is described
+by `app.json` in the source: {"version": ..., "healthy": true|false, "exit": false}.
+
+The real engine is exercised by the sandbox e2e tests (tests/e2e/test_app_deploys.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nextmavens.apps.dockerops import ReleaseContainer, RunSpec
+from nextmavens.apps.releases import LABEL_APP, LABEL_COMMIT, LABEL_PROJECT, release_of
+from tests.support.localnginx import wait_port
+from tests.support.ports import free_port
+
+SERVER = """
+import http.server, json, sys
+version, healthy = sys.argv[2], sys.argv[3] == "1"
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        ok = healthy or self.path != "/health"
+        body = json.dumps({"version": version}).encode()
+        self.send_response(200 if ok else 500)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+@dataclass
+class _Container:
+    spec: RunSpec
+    labels: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    port: int | None = None
+
+
+@dataclass
+class StandinDocker:
+    root: Path
+    images: dict[str, tuple[Path, dict[str, str]]] = field(default_factory=dict)
+    containers: dict[str, _Container] = field(default_factory=dict)
+    runs: list[RunSpec] = field(default_factory=list)
+
+    def build(
+        self,
+        context: Path,
+        dockerfile: str,
+        tag: str,
+        labels: Mapping[str, str],
+        memory_mb: int,
+        on_line: Callable[[str], None],
+    ) -> None:
+        if not (context / dockerfile).is_file():
+            raise RuntimeError(f"Cannot locate specified Dockerfile: {dockerfile}")
+        copy = Path(tempfile.mkdtemp(dir=self.root))
+        shutil.copytree(context, copy, dirs_exist_ok=True)
+        on_line(f"Step 1/1 : (stand-in) {dockerfile}")
+        self.images[tag] = (copy, dict(labels))
+
+    def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
+        self._image(tag)
+        return "10001", [], ["serve"]
+
+    def run(self, spec: RunSpec) -> None:
+        if spec.name in self.containers:
+            raise RuntimeError(f"Conflict. The container name {spec.name!r} is already in use")
+        self._image(spec.image)
+        self.runs.append(spec)
+        container = _Container(spec, dict(spec.labels))
+        self.containers[spec.name] = container
+        self._launch(container)
+
+    def _image(self, tag: str) -> tuple[Path, dict[str, str]]:
+        if tag not in self.images:
+            raise RuntimeError(f"No such image: {tag}")
+        return self.images[tag]
+
+    def _launch(self, container: _Container) -> None:
+        folder, _ = self._image(container.spec.image)
+        app = json.loads((folder / "app.json").read_text())
+        if app.get("exit"):
+            container.process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+            container.process.wait()
+            return
+        port = free_port()
+        argv = [sys.executable, "-c", SERVER, str(port), str(app["version"]), "1" if app.get("healthy", True) else "0"]
+        container.process = subprocess.Popen(argv)
+        container.port = port
+        wait_port(port)
+
+    def _get(self, name: str) -> _Container:
+        if name not in self.containers:
+            raise RuntimeError(f"No such container: {name}")
+        return self.containers[name]
+
+    def start(self, name: str) -> None:
+        container = self._get(name)
+        if self.running(name):
+            return
+        self._launch(container)
+
+    def host_port(self, name: str, container_port: int) -> int | None:
+        return self._get(name).port if self.running(name) else None
+
+    def running(self, name: str) -> bool:
+        process = self._get(name).process
+        return process is not None and process.poll() is None
+
+    def logs_tail(self, name: str, lines: int) -> str:
+        return f"(stand-in log of {name})"
+
+    def stop(self, name: str, timeout: int) -> None:
+        container = self._get(name)
+        if container.process is not None and container.process.poll() is None:
+            container.process.terminate()
+            container.process.wait(timeout=10)
+        container.port = None
+
+    def remove(self, name: str) -> None:
+        if name in self.containers:
+            self.stop(name, 0)
+            del self.containers[name]
+
+    def remove_image(self, tag: str) -> None:
+        if any(c.spec.image == tag for c in self.containers.values()):
+            raise RuntimeError(f"conflict: unable to remove {tag}: an existing container uses it")
+        self.images.pop(tag, None)
+
+    def releases(self, ref: str, app: str) -> list[ReleaseContainer]:
+        found = []
+        for name, container in self.containers.items():
+            labels = container.labels
+            number = release_of(labels)
+            if labels.get(LABEL_PROJECT) != ref or labels.get(LABEL_APP) != app or number is None:
+                continue
+            commit = labels.get(LABEL_COMMIT, "")
+            found.append(ReleaseContainer(number, name, commit, "", self.running(name), container.spec.image))
+        return sorted(found, key=lambda r: r.number)
+
+    def close(self) -> None:
+        for name in list(self.containers):
+            self.stop(name, 0)
