@@ -22,6 +22,7 @@ from nextmavens.platform import projectwrite, signin, tokenops, totp, whatsappop
 from nextmavens.platform.auth import ApiError, client_address, guard, service_of
 from nextmavens.platform.authz import Action, Decision, decide
 from nextmavens.platform.catalog import Catalog
+from nextmavens.platform.dashboard.charts import metrics_section
 from nextmavens.platform.dashboard.web import (
     SECURITY_HEADERS,
     check_csrf,
@@ -37,6 +38,7 @@ from nextmavens.platform.dashboard.web import (
 from nextmavens.platform.passwords import WeakPassword
 from nextmavens.platform.projectaccess import connection_strings, project_detail, project_keys
 from nextmavens.platform.projectlogs import open_stream
+from nextmavens.platform.projectmetrics import project_alerts, project_metrics
 from nextmavens.platform.projectmigrations import migration_history
 from nextmavens.platform.sessioncheck import SessionMember, lookup
 from nextmavens.platform.sessions import (
@@ -438,6 +440,7 @@ def project_context(request: Request, who: SessionMember, org: str, ref: str) ->
         backups = [b for b in records.listing(conn, f"{org}/{ref}")][:10]
         drill = next((d for d in records.last_verifications(conn) if d["target"] == f"{org}/{ref}"), None)
     instances, whatsapp_error = optional(whatsappops.list_instances, service, caller, org, ref)
+    metrics = metrics_section(project_metrics(service, caller, org, ref, "24h"))
     return {
         "org": org,
         "ref": ref,
@@ -457,6 +460,8 @@ def project_context(request: Request, who: SessionMember, org: str, ref: str) ->
         "drill": drill,
         "instances": (instances or {}).get("instances", []),
         "whatsapp_error": whatsapp_error,
+        "metrics": metrics,
+        "alerts": project_alerts(service, caller, org, ref),
         "service_key": None,
         "reveal_error": None,
     }

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from nextmavens.control.store import metrics as store
-from nextmavens.metricsview import metrics_view
-from nextmavens.metrictiers import parse_since
-from nextmavens.platform.auth import ApiError, Caller, authenticate, service_of
-from nextmavens.platform.authz import Action
+from nextmavens.platform.auth import Caller, authenticate, service_of
 from nextmavens.platform.models import ERRORS
+from nextmavens.platform.projectmetrics import project_metrics
 from nextmavens.platform.routes import OrgSlug, ProjectRef
-from nextmavens.platform.routes.projects import visible_project
 
 router = APIRouter(tags=["metrics"], responses=ERRORS)
 
@@ -30,15 +25,4 @@ def get_metrics(
     """Current values and each series over `since` in 60 buckets: requests, 4xx/5xx, latency percentiles,
     database size, connections and transactions, the containers' CPU and memory. A project the caller cannot see
     is 404."""
-    service = service_of(request)
-    visible_project(service, caller, Action.READ_PROJECT, org, ref)
-    try:
-        seconds = parse_since(since)
-    except ValueError as exc:
-        raise ApiError(400, "bad_request", str(exc)) from None
-    now = int(time.time())
-    scope = f"{org}/{ref}"
-    with service.pool.connection() as conn:
-        points = store.read_points(conn, scope, now - seconds, now)
-        current = store.latest(conn, scope)
-    return metrics_view(scope, now - seconds, now, points, current)
+    return project_metrics(service_of(request), caller, org, ref, since)

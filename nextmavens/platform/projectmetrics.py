@@ -1,0 +1,39 @@
+"""A project's metrics and alerts as a caller may see them: the one place `GET /v1/projects/{org}/{ref}/metrics`
+and the dashboard's project page read them from, each read authorized like the project itself (404 for a
+project the caller cannot see)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from nextmavens.control.store import metrics as store
+from nextmavens.control.store import monitoring
+from nextmavens.metricsview import metrics_view
+from nextmavens.metrictiers import parse_since
+from nextmavens.platform.auth import ApiError, Caller
+from nextmavens.platform.authz import Action
+from nextmavens.platform.projectaccess import visible_project
+from nextmavens.platform.service import Service
+
+
+def project_metrics(service: Service, caller: Caller, org: str, ref: str, since: str = "24h") -> dict[str, Any]:
+    """The metrics view (nextmavens.metricsview) of org/ref over `since`; 400 for a span it cannot read."""
+    visible_project(service, caller, Action.READ_PROJECT, org, ref)
+    try:
+        seconds = parse_since(since)
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+    now = int(time.time())
+    scope = f"{org}/{ref}"
+    with service.pool.connection() as conn:
+        points = store.read_points(conn, scope, now - seconds, now)
+        current = store.latest(conn, scope)
+    return metrics_view(scope, now - seconds, now, points, current)
+
+
+def project_alerts(service: Service, caller: Caller, org: str, ref: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The project's newest alerts (5xx rises, uptime changes), newest first."""
+    visible_project(service, caller, Action.READ_PROJECT, org, ref)
+    with service.pool.connection() as conn:
+        return [alert.as_json() for alert in monitoring.recent_alerts(conn, [f"{org}/{ref}"], limit)]
