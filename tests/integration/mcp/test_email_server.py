@@ -108,6 +108,18 @@ async def test_a_templated_send_lands_once(email_stage: EmailStage, tmp_path: Pa
     no_secret_in(email_stage, token, *outputs)
 
 
+async def test_the_connections_send_limit_holds(email_stage: EmailStage, tmp_path: Path) -> None:  # noqa: F811
+    resend = email_stage.resend.state
+    token = email_stage.platform.issue("admin@acme.test")[1]
+    before = len(resend.sent)
+    async with session(email_stage.url, token, tmp_path, "--sends-per-minute", "1") as client:
+        sent = await client.call_tool("send_email", WELCOME)
+        limited = await client.call_tool("send_email", WELCOME)
+    assert not sent.is_error and '"sent": true' in text_of(sent)
+    assert limited.is_error and "nothing was sent" in text_of(limited)
+    assert len(resend.sent) == before + 1
+
+
 async def test_a_read_only_token_cannot_send(email_stage: EmailStage, tmp_path: Path) -> None:  # noqa: F811
     resend = email_stage.resend.state
     before = len(resend.sent)
