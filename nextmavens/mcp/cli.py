@@ -14,6 +14,7 @@ import click
 
 PROJECT_HELP = "The project, ORG/REF (e.g. acme/shop)."
 READ_ONLY_HELP = "Only the reading tools (forced for developers' and read-only tokens)."
+EMAIL_READ_ONLY_HELP = "Only list_templates (forced for read-only tokens)."
 
 
 def _serve(kind: str, project: str, read_only: bool, sends_per_minute: int) -> None:
@@ -71,7 +72,7 @@ def whatsapp(project: str, read_only: bool, sends_per_minute: int) -> None:
 
 @mcp.command("email")
 @click.option("--project", required=True, help=PROJECT_HELP)
-@click.option("--read-only", is_flag=True, help=READ_ONLY_HELP)
+@click.option("--read-only", is_flag=True, help=EMAIL_READ_ONLY_HELP)
 @click.option("--sends-per-minute", type=click.IntRange(1, 60), default=10, show_default=True)
 def email(project: str, read_only: bool, sends_per_minute: int) -> None:
     """The project's email: its templates, and sending (writing tokens of developers and above)."""
