@@ -14,6 +14,7 @@ import click
 
 PROJECT_HELP = "The project, ORG/REF (e.g. acme/shop)."
 READ_ONLY_HELP = "Only the reading tools (forced for developers' and read-only tokens)."
+EMAIL_READ_ONLY_HELP = "Only list_templates (forced for read-only tokens)."
 
 
 def _serve(kind: str, project: str, read_only: bool, sends_per_minute: int) -> None:
@@ -35,6 +36,10 @@ def _serve(kind: str, project: str, read_only: bool, sends_per_minute: int) -> N
         from nextmavens.mcp.supabase import build_server
 
         server = build_server(target, read_only)
+    elif kind == "email":
+        from nextmavens.mcp.email import build_server as build_email
+
+        server = build_email(target, read_only, sends_per_minute)
     else:
         from nextmavens.mcp.whatsapp import build_server as build_whatsapp
 
@@ -65,6 +70,15 @@ def whatsapp(project: str, read_only: bool, sends_per_minute: int) -> None:
     _serve("whatsapp", project, read_only, sends_per_minute)
 
 
+@mcp.command("email")
+@click.option("--project", required=True, help=PROJECT_HELP)
+@click.option("--read-only", is_flag=True, help=EMAIL_READ_ONLY_HELP)
+@click.option("--sends-per-minute", type=click.IntRange(1, 60), default=10, show_default=True)
+def email(project: str, read_only: bool, sends_per_minute: int) -> None:
+    """The project's email: its templates, and sending (writing tokens of developers and above)."""
+    _serve("email", project, read_only, sends_per_minute)
+
+
 def config_block(project: str, read_only: bool, command: str) -> dict[str, object]:
     """The `mcpServers` block of Claude Desktop, Claude Code and Cursor for the project's servers. No token: the
     servers read the stored login (or NEXTMAVENS_URL/NEXTMAVENS_TOKEN added to each `env`)."""
@@ -77,6 +91,7 @@ def config_block(project: str, read_only: bool, command: str) -> dict[str, objec
                 "command": command,
                 "args": ["mcp", "whatsapp", "--project", project, *flag],
             },
+            f"nextmavens-{ref}-email": {"command": command, "args": ["mcp", "email", "--project", project, *flag]},
         }
     }
 

@@ -98,6 +98,19 @@ def call(target: Target, method: str, path: str, body: dict[str, Any] | None = N
         raise tool_error(exc) from None
 
 
+NOT_SENT_CODES = ("tls", "bad_url", "bad_token")
+
+
+def left_the_client(exc: RemoteError) -> bool:
+    """Whether a failed send (a message, an email) may have been delivered: the request left and no clear refusal
+    came back. 503: the service lacks the upstream's settings (or the project's database), nothing was tried."""
+    if exc.status == 0:
+        if exc.code in NOT_SENT_CODES:
+            return False
+        return not any(words in exc.message for words in ("connection refused", "cannot resolve"))
+    return exc.status >= 500 and exc.status != 503
+
+
 def as_text(value: Any) -> str:
     return json.dumps(value, indent=1, ensure_ascii=False, default=str)
 

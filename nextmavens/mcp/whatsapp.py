@@ -16,23 +16,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from nextmavens.mcp.common import PerMinute, Target, as_text, call, tool_error
+from nextmavens.mcp.common import PerMinute, Target, as_text, call, left_the_client, tool_error
 from nextmavens.platform.authz import Action
 from nextmavens.remote.api import RemoteError
 
 INSTANCE = Field(description="The instance's name as the project's manifest declares it", pattern=r"^[a-z0-9-]{1,40}$")
 NUMBER = Field(description="The recipient's number: digits only, country code first (E.164 without +)")
-NOT_SENT_CODES = ("tls", "bad_url", "bad_token")
 SENDS_PER_MINUTE = 10
-
-
-def left_the_client(exc: RemoteError) -> bool:
-    """Whether a failed send may have been delivered: the request left and no clear refusal came back."""
-    if exc.status == 0:
-        if exc.code in NOT_SENT_CODES:
-            return False
-        return not any(words in exc.message for words in ("connection refused", "cannot resolve"))
-    return exc.status >= 500 and exc.status != 503  # 503: no Evolution settings, nothing was tried
 
 
 def uncertain(instance: str, number: str, exc: RemoteError) -> ToolError:

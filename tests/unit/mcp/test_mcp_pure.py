@@ -12,9 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from nextmavens.mcp.cli import config_block, mcp
-from nextmavens.mcp.common import PerMinute, StartRefused, split_project, untrusted
+from nextmavens.mcp.common import PerMinute, StartRefused, left_the_client, split_project, untrusted
 from nextmavens.mcp.supabase import next_version
-from nextmavens.mcp.whatsapp import left_the_client
 from nextmavens.remote.api import RemoteError
 
 
@@ -49,10 +48,12 @@ def test_the_per_minute_limit_counts_a_sliding_window() -> None:
         (RemoteError(502, "evolution_failed", "Evolution failed: it did not answer"), True),
         (RemoteError(500, "internal", "internal error"), True),
         (RemoteError(0, "connection", "nothing answers at x (connection refused): is the URL right?"), False),
+        (RemoteError(502, "resend_failed", "Resend did not answer"), True),
         (RemoteError(0, "tls", "the certificate is not trusted"), False),
         (RemoteError(503, "unavailable", "no Evolution settings"), False),
         (RemoteError(429, "rate_limited", "slow down"), False),
         (RemoteError(409, "not_connected", "pair it first"), False),
+        (RemoteError(422, "resend_refused", "Resend refused the email"), False),
     ],
 )
 def test_which_failed_sends_may_have_gone(error: RemoteError, maybe_sent: bool) -> None:
@@ -67,6 +68,7 @@ def test_the_config_block_names_the_servers_and_holds_no_secret(monkeypatch: pyt
     servers = block["mcpServers"]
     assert servers["nextmavens-shop"]["args"] == ["mcp", "supabase", "--project", "acme/shop", "--read-only"]
     assert servers["nextmavens-shop-whatsapp"]["args"][:2] == ["mcp", "whatsapp"]
+    assert servers["nextmavens-shop-email"]["args"] == ["mcp", "email", "--project", "acme/shop", "--read-only"]
     assert "nmp_" not in result.stdout
     assert config_block("acme/shop", False, "nextmavens")["mcpServers"]["nextmavens-shop"]["args"][-1] == "acme/shop"
     assert CliRunner().invoke(mcp, ["config", "shop"]).exit_code == 2
@@ -89,4 +91,4 @@ def test_the_mcp_command_starts_without_engine_edge_or_a_postgresql_driver() -> 
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stderr.strip().splitlines()[-1] == "[]"
-    assert "supabase" in done.stdout and "whatsapp" in done.stdout and "config" in done.stdout
+    assert all(name in done.stdout for name in ("supabase", "whatsapp", "email", "config"))
