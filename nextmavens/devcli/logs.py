@@ -68,7 +68,9 @@ def logs(project: str | None, service: str, since: str | None, follow: bool, as_
     params = {"service": service, "follow": "true" if follow else "false"}
     if since is not None:
         params["since"] = since
-    previous = signal.signal(signal.SIGTERM, _stop)
+    # Both signals end it the same way, whatever the disposition it inherited: a process started in the
+    # background of a non-interactive shell begins with SIGINT ignored, and Python then leaves it so.
+    previous = {stop: signal.signal(stop, _stop) for stop in (signal.SIGINT, signal.SIGTERM)}
     end: dict[str, object] | None = None
     last: str | None = None  # the time of the last line printed
     resumed = False
@@ -97,7 +99,8 @@ def logs(project: str | None, service: str, since: str | None, follow: bool, as_
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
     if as_json and end is not None:
         click.echo(json.dumps({"end": end}))
     reason = str((end or {}).get("reason") or "")
