@@ -74,6 +74,12 @@ PLATFORM_ROLE = "nextmavens_platform"
 # `shop-eu-main`.
 EVOLUTION_NAME_SEPARATOR = "--"
 
+def app_stem(ref: str, app: str) -> str:
+    """One app of one project in Docker names (its release containers and images). App names follow the ref's
+    pattern (single hyphens only), so "--" keeps every (ref, app) pair apart, as for Evolution's instances."""
+    return f"{ref}{EVOLUTION_NAME_SEPARATOR}{app}"
+
+
 # The schema apply makes in each project database with a WhatsApp instance (the rows the receiver stores).
 WHATSAPP_SCHEMA = "whatsapp"
 # ... and in each project database whose manifest declares `email` (sent and received mail).

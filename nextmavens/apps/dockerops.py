@@ -54,7 +54,10 @@ class DockerPort(Protocol):
         labels: Mapping[str, str],
         memory_mb: int,
         on_line: Callable[[str], None],
-    ) -> None: ...
+    ) -> str:
+        """The built image's ID (`sha256:...`): the release's container starts from it, not from the tag, which a
+        later build could move."""
+        ...
 
     def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
         """(user, entrypoint, cmd) of an image."""
@@ -105,7 +108,7 @@ class SdkDocker:
         labels: Mapping[str, str],
         memory_mb: int,
         on_line: Callable[[str], None],
-    ) -> None:
+    ) -> str:
         stream = self.client.api.build(
             path=str(context),
             dockerfile=dockerfile,
@@ -117,14 +120,21 @@ class SdkDocker:
             decode=True,
             container_limits={"memory": memory_mb * 1024 * 1024, "memswap": memory_mb * 1024 * 1024},
         )
+        image_id = ""
         for chunk in stream:
             if "error" in chunk:
                 raise BuildFailed(str(chunk.get("error", "")).strip())
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
+                image_id = aux["ID"]  # the engine's record of the image this build made
             text = chunk.get("stream")
             if isinstance(text, str):
                 for line in text.splitlines():
                     if line.strip():
                         on_line(line)
+        if not image_id.startswith("sha256:"):
+            raise BuildFailed("the engine reported no image ID for the build")
+        return image_id
 
     def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
         config = self.client.images.get(tag).attrs.get("Config") or {}

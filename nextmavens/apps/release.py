@@ -210,13 +210,13 @@ def deploy(
         labels = release_labels(target.org, target.ref, target.app.name, commit, number)
         ctx.say(f"building {names.image}")
         try:
-            ctx.docker.build(
+            image_id = ctx.docker.build(
                 source, dockerfile, names.image, labels, ctx.settings.build_memory_mb, lambda line: ctx.say(f"  {line}")
             )
         except Exception as exc:
             raise ReleaseFailed(f"{target.key}: the build of release {number} failed: {exc}") from None
         try:
-            port = _boot_new(ctx, target, number, labels, secret_values)
+            port = _boot_new(ctx, target, number, image_id, labels, secret_values)
         except ReleaseFailed:
             ctx.docker.remove_image(names.image)
             raise
@@ -262,9 +262,12 @@ def rollback(ctx: Context, target: Target, wanted: int | None, secret_values: Ma
         return Outcome(number, port, previous, [], ctx.clock() - started)
 
 
-def _boot_new(ctx: Context, target: Target, number: int, labels: Mapping[str, str], values: Mapping[str, str]) -> int:
+def _boot_new(
+    ctx: Context, target: Target, number: int, image_id: str, labels: Mapping[str, str], values: Mapping[str, str]
+) -> int:
+    """Start release `number` from `image_id`, the image its build made (the tag is only a name for people)."""
     names = release_names(target.ref, target.app.name, number)
-    user, entrypoint, cmd = ctx.docker.image_config(names.image)
+    user, entrypoint, cmd = ctx.docker.image_config(image_id)
     secrets_file = None
     run_entrypoint: Sequence[str] | None = None
     run_command: Sequence[str] | None = None
@@ -275,7 +278,7 @@ def _boot_new(ctx: Context, target: Target, number: int, labels: Mapping[str, st
     ctx.docker.run(
         RunSpec(
             name=names.container,
-            image=names.image,
+            image=image_id,
             container_port=target.app.port,
             environment=environment,
             labels=labels,

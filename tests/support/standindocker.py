@@ -9,6 +9,7 @@ The real engine is exercised by the sandbox e2e tests (tests/e2e/test_app_deploy
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -50,7 +51,7 @@ class _Container:
 @dataclass
 class StandinDocker:
     root: Path
-    images: dict[str, tuple[Path, dict[str, str]]] = field(default_factory=dict)
+    images: dict[str, tuple[Path, dict[str, str], str]] = field(default_factory=dict)  # tag: (copy, labels, ID)
     containers: dict[str, _Container] = field(default_factory=dict)
     runs: list[RunSpec] = field(default_factory=list)
 
@@ -62,13 +63,15 @@ class StandinDocker:
         labels: Mapping[str, str],
         memory_mb: int,
         on_line: Callable[[str], None],
-    ) -> None:
+    ) -> str:
         if not (context / dockerfile).is_file():
             raise RuntimeError(f"Cannot locate specified Dockerfile: {dockerfile}")
         copy = Path(tempfile.mkdtemp(dir=self.root))
         shutil.copytree(context, copy, dirs_exist_ok=True)
         on_line(f"Step 1/1 : (stand-in) {dockerfile}")
-        self.images[tag] = (copy, dict(labels))
+        image_id = "sha256:" + hashlib.sha256(str(copy).encode()).hexdigest()
+        self.images[tag] = (copy, dict(labels), image_id)
+        return image_id
 
     def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
         self._image(tag)
@@ -83,13 +86,15 @@ class StandinDocker:
         self.containers[spec.name] = container
         self._launch(container)
 
-    def _image(self, tag: str) -> tuple[Path, dict[str, str]]:
-        if tag not in self.images:
-            raise RuntimeError(f"No such image: {tag}")
-        return self.images[tag]
+    def _image(self, reference: str) -> tuple[Path, dict[str, str], str]:
+        """An image by its tag or its ID, as the engine finds either."""
+        for tag, image in self.images.items():
+            if reference in (tag, image[2]):
+                return image
+        raise RuntimeError(f"No such image: {reference}")
 
     def _launch(self, container: _Container) -> None:
-        folder, _ = self._image(container.spec.image)
+        folder, _, _ = self._image(container.spec.image)
         app = json.loads((folder / "app.json").read_text())
         if app.get("exit"):
             container.process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
@@ -135,7 +140,8 @@ class StandinDocker:
             del self.containers[name]
 
     def remove_image(self, tag: str) -> None:
-        if any(c.spec.image == tag for c in self.containers.values()):
+        image_id = self.images[tag][2] if tag in self.images else tag
+        if any(c.spec.image in (tag, image_id) for c in self.containers.values()):
             raise RuntimeError(f"conflict: unable to remove {tag}: an existing container uses it")
         self.images.pop(tag, None)
 

@@ -120,12 +120,12 @@ def test_deploy_switch_under_load_unhealthy_rollback_and_prune(stage) -> None:
         result = loadloop.finish(loop, stop)
     assert result["failed"] == 0 and result["ok"] > 10, result
     assert (second.release, second.previous) == (2, 1) and served(port, "v2")
-    assert not docker.running("nm-app-shop-web-r1")  # stopped after the drain, kept for rollback
+    assert not docker.running("nm-app-shop--web-r1")  # stopped after the drain, kept for rollback
 
     with pytest.raises(ReleaseFailed, match="never answered /health with 2xx"):
         deploy(ctx, target, source(tmp, "v3", healthy=False), "c" * 40, values)
     assert served(port, "v2")
-    assert "nm-app-shop-web-r3" not in docker.containers and "nextmavens-app/shop-web:r3" not in docker.images
+    assert "nm-app-shop--web-r3" not in docker.containers and "nextmavens-app/shop--web:r3" not in docker.images
 
     t0 = time.monotonic()
     back = rollback(ctx, target, None, values)
@@ -138,7 +138,7 @@ def test_deploy_switch_under_load_unhealthy_rollback_and_prune(stage) -> None:
         deploy(ctx, target, source(tmp, version), "e" * 40, values)
     states = [(r["release"], r["state"]) for r in releases_view(ctx, target)]
     assert states == [(6, "active"), (5, "previous"), (4, "retained")]  # retain=2 old ones; 1 and 2 pruned
-    assert not {"nextmavens-app/shop-web:r1", "nextmavens-app/shop-web:r2"} & set(docker.images)
+    assert not {"nextmavens-app/shop--web:r1", "nextmavens-app/shop--web:r2"} & set(docker.images)
     assert not (ctx.settings.secrets_dir / "shop" / "web" / "r1.env").exists()
 
 
@@ -155,6 +155,14 @@ def test_secrets_reach_only_a_0600_file_bound_into_the_container(stage) -> None:
     assert spec.secrets_file.read_text() == "API_KEY='s3cr3t '\"'\"'quoted'\"'\"' $HOME `x`'\n"
     assert not any(SECRET in line for line in lines)
     assert SECRET not in (ctx.settings.nginx_dir / conf_filename("shop", "web")).read_text()
+
+
+def test_the_container_starts_from_the_image_id_the_build_returned(stage) -> None:
+    ctx, target, docker, port, lines, tmp = stage
+    deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
+    (spec,) = docker.runs
+    _, _, image_id = docker.images["nextmavens-app/shop--web:r1"]
+    assert spec.image == image_id and image_id.startswith("sha256:")
 
 
 def test_a_missing_secret_stops_the_deploy_before_the_build(stage) -> None:

@@ -14,9 +14,16 @@ from nextmavens.apps.releases import (
 )
 
 
+def test_names_of_two_projects_apps_never_collide() -> None:
+    # both allow single hyphens: ref `shop` + app `api-v2` and ref `shop-api` + app `v2` must stay apart
+    one, other = release_names("shop", "api-v2", 1), release_names("shop-api", "v2", 1)
+    assert one.container != other.container and one.image != other.image
+    assert one.container == "nm-app-shop--api-v2-r1" and other.image == "nextmavens-app/shop-api--v2:r1"
+
+
 def test_names_and_labels() -> None:
     names = release_names("shop", "web", 7)
-    assert (names.container, names.image) == ("nm-app-shop-web-r7", "nextmavens-app/shop-web:r7")
+    assert (names.container, names.image) == ("nm-app-shop--web-r7", "nextmavens-app/shop--web:r7")
     labels = release_labels("acme", "shop", "web", "0123abc", 7)
     assert labels == {
         "io.nextmavens.org": "acme",
