@@ -80,6 +80,12 @@ def app_stem(ref: str, app: str) -> str:
     return f"{ref}{EVOLUTION_NAME_SEPARATOR}{app}"
 
 
+def app_network(ref: str) -> str:
+    """The Docker network of one project's apps (tenant code): a bridge no platform service joins, so an app never
+    sits beside postgres-meta, Studio, Kong's admin API or another project's containers on the shared network."""
+    return f"nextmavens-apps-{ref}"
+
+
 # The schema apply makes in each project database with a WhatsApp instance (the rows the receiver stores).
 WHATSAPP_SCHEMA = "whatsapp"
 # ... and in each project database whose manifest declares `email` (sent and received mail).

@@ -63,6 +63,11 @@ class DockerPort(Protocol):
         """(user, entrypoint, cmd) of an image."""
         ...
 
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        """A bridge network `name` carrying `labels`: created when missing; refused when one of that name exists
+        without them (it is not this project's)."""
+        ...
+
     def run(self, spec: RunSpec) -> None: ...
 
     def start(self, name: str) -> None: ...
@@ -139,6 +144,24 @@ class SdkDocker:
     def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
         config = self.client.images.get(tag).attrs.get("Config") or {}
         return str(config.get("User") or ""), list(config.get("Entrypoint") or []), list(config.get("Cmd") or [])
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        import docker.errors
+
+        try:
+            network = self.client.networks.get(name)
+        except docker.errors.NotFound:
+            try:
+                self.client.networks.create(name, driver="bridge", labels=dict(labels), check_duplicate=True)
+                return
+            except docker.errors.APIError:
+                network = self.client.networks.get(name)  # another deploy of the project made it meanwhile
+        attrs = network.attrs or {}
+        found = attrs.get("Labels") or {}
+        if attrs.get("Name") != name or attrs.get("Driver") != "bridge" or any(
+            found.get(key) != value for key, value in labels.items()
+        ):
+            raise RuntimeError(f"docker network {name!r} exists but is not this project's bridge ({dict(labels)})")
 
     def run(self, spec: RunSpec) -> None:
         volumes = {}

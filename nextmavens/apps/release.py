@@ -1,11 +1,12 @@
 """The release flow of one app on the host: build, boot, health, switch, drain, prune; and rollback.
 
 deploy: detect and print the plan -> build the image (labels: org, project, app, commit, release) -> start the new
-container on the platform network with its memory limit, a loopback-only port and its secrets file -> wait until
-`health_path` answers 2xx (group data's timeout and interval) -> write the app's nginx file with the new port
-(`nginx -t`, reload; the last good file kept) -> record active/previous -> let the old release drain -> stop it
-(never remove: it is the rollback) -> prune releases beyond `retain` with their images, never the active or
-previous one. A release that is never healthy is stopped and removed, and nothing switches.
+container on the project's own apps network (never the platform's) with its memory limit, a loopback-only port
+and its secrets file -> wait until `health_path` answers 2xx (group data's timeout and interval) -> write the
+app's nginx file with the new port (`nginx -t`, reload; the last good file kept) -> record active/previous -> let
+the old release drain -> stop it (never remove: it is the rollback) -> prune releases beyond `retain` with their
+images, never the active or previous one. A release that is never healthy is stopped and removed, and nothing
+switches.
 
 rollback: the retained container of a release starts again (no build), with its secrets file rewritten from the
 current values, and goes through the same health check and switch.
@@ -31,7 +32,7 @@ from pathlib import Path
 from nextmavens.apps.detect import detect
 from nextmavens.apps.dockerfiles import render_dockerfile
 from nextmavens.apps.dockerops import SECRETS_LOADER, DockerPort, RunSpec
-from nextmavens.apps.releases import release_labels, release_names, rollback_target, to_prune
+from nextmavens.apps.releases import LABEL_PROJECT, release_labels, release_names, rollback_target, to_prune
 from nextmavens.apps.source import read_source
 from nextmavens.apps.upstream import conf_filename, render_app_nginx
 from nextmavens.edge.appsettings import AppDeploySettings
@@ -39,6 +40,7 @@ from nextmavens.edge.nginx import NginxApplier
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import write_atomic
 from nextmavens.manifest.models import App
+from nextmavens.naming import app_network
 
 RENDERED_DOCKERFILE = ".nextmavens.Dockerfile"
 LOG_TAIL_LINES = 50
@@ -275,6 +277,10 @@ def _boot_new(
         secrets_file = _write_secrets(ctx, target, number, values, _image_user_uid(user))
         run_entrypoint, run_command = SECRETS_LOADER, [*entrypoint, *cmd]
     environment = {**target.app.env, "PORT": str(target.app.port)}
+    # Tenant code never joins the platform network (postgres-meta, Studio, Kong's admin API, every project's
+    # services): each project's apps get a bridge of their own; nginx reaches them on their loopback port.
+    network = app_network(target.ref)
+    ctx.docker.ensure_network(network, {LABEL_PROJECT: target.ref})
     ctx.docker.run(
         RunSpec(
             name=names.container,
@@ -282,7 +288,7 @@ def _boot_new(
             container_port=target.app.port,
             environment=environment,
             labels=labels,
-            network=ctx.edge.platform_network,
+            network=network,
             memory_mb=target.app.memory_mb,
             secrets_file=secrets_file,
             entrypoint=run_entrypoint,

@@ -137,6 +137,9 @@ def test_a_node_app_with_a_secret_deploys_and_answers_through_nginx(sandbox: San
     inspect = sandbox.check(f"docker inspect {container}")
     assert SECRET not in inspect and '"Memory": 134217728' in inspect
     assert '"HostIp": "127.0.0.1"' in inspect
+    # tenant code runs on its project's own network, never on the platform's shared one
+    networks = json.loads(sandbox.check(f"docker inspect -f '{{{{json .NetworkSettings.Networks}}}}' {container}"))
+    assert list(networks) == ["nextmavens-apps-shop"], networks
     assert SECRET not in sandbox.check(f"docker logs {container} 2>&1")
     assert SECRET not in deployed.stdout + deployed.stderr + stored.stdout + stored.stderr
     leaks = sandbox.run(

@@ -1,8 +1,10 @@
 """A stand-in for the docker engine the release flow drives (nextmavens.apps.dockerops.DockerPort), for tests on a
 machine without Docker: an "image" is a copy of the build context, a "container" is a local HTTP server process
 on a free loopback port. It refuses what the engine refuses where the flow could trip on it: a second container
-of the same name, an unknown image or container, starting a running container. The app it serves is described
-by `app.json` in the source: {"version": ..., "healthy": true|false, "exit": false}.
+of the same name, an unknown image, container or network, starting a running container. Like a host, it starts
+with the platform's shared network (`nextmavens`) and its members, so a test can see where an app's container
+sits. The app it serves is described by `app.json` in the source: {"version": ..., "healthy": true|false,
+"exit": false}.
 
 The real engine is exercised by the sandbox e2e tests (tests/e2e/test_app_deploys.py).
 """
@@ -54,6 +56,21 @@ class StandinDocker:
     images: dict[str, tuple[Path, dict[str, str], str]] = field(default_factory=dict)  # tag: (copy, labels, ID)
     containers: dict[str, _Container] = field(default_factory=dict)
     runs: list[RunSpec] = field(default_factory=list)
+    # name: (labels, member containers); the platform's shared network and some of its services, as on a host
+    networks: dict[str, tuple[dict[str, str], list[str]]] = field(
+        default_factory=lambda: {"nextmavens": ({}, ["nextmavens-postgres-meta", "nextmavens-kong", "nm-shop-rest-1"])}
+    )
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        if name not in self.networks:
+            self.networks[name] = (dict(labels), [])
+        elif any(self.networks[name][0].get(k) != v for k, v in labels.items()):
+            raise RuntimeError(f"docker network {name!r} exists but is not this project's bridge")
+
+    def network_members(self, name: str) -> list[str]:
+        if name not in self.networks:
+            raise RuntimeError(f"network {name} not found")
+        return list(self.networks[name][1])
 
     def build(
         self,
@@ -81,7 +98,11 @@ class StandinDocker:
         if spec.name in self.containers:
             raise RuntimeError(f"Conflict. The container name {spec.name!r} is already in use")
         self._image(spec.image)
+        if spec.network is not None and spec.network not in self.networks:
+            raise RuntimeError(f"network {spec.network} not found")
         self.runs.append(spec)
+        if spec.network is not None:
+            self.networks[spec.network][1].append(spec.name)
         container = _Container(spec, dict(spec.labels))
         self.containers[spec.name] = container
         self._launch(container)
@@ -138,6 +159,9 @@ class StandinDocker:
         if name in self.containers:
             self.stop(name, 0)
             del self.containers[name]
+            for _, members in self.networks.values():
+                if name in members:
+                    members.remove(name)
 
     def remove_image(self, tag: str) -> None:
         image_id = self.images[tag][2] if tag in self.images else tag

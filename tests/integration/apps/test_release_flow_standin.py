@@ -165,6 +165,22 @@ def test_the_container_starts_from_the_image_id_the_build_returned(stage) -> Non
     assert spec.image == image_id and image_id.startswith("sha256:")
 
 
+def test_apps_run_on_their_projects_own_network_never_the_platforms(stage) -> None:
+    ctx, target, docker, port, lines, tmp = stage
+    other = Target("beta", "shop-api", target.app.model_copy(update={"domains": ["api.beta.test"]}))
+    deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
+    deploy(ctx, other, source(tmp, "v2"), "b" * 40, {"API_KEY": "y"})
+    ours, theirs = "nm-app-shop--web-r1", "nm-app-shop-api--web-r1"
+    assert ours not in docker.network_members(ctx.edge.platform_network)
+    assert theirs not in docker.network_members(ctx.edge.platform_network)
+    assert docker.network_members("nextmavens-apps-shop") == [ours]
+    assert docker.network_members("nextmavens-apps-shop-api") == [theirs]
+    assert docker.networks["nextmavens-apps-shop"][0] == {"io.nextmavens.project": "shop"}
+    assert {spec.network for spec in docker.runs} == {"nextmavens-apps-shop", "nextmavens-apps-shop-api"}
+    deploy(ctx, target, source(tmp, "v3"), "c" * 40, {"API_KEY": "x"})  # the network exists: used again
+    assert docker.network_members("nextmavens-apps-shop") == [ours, "nm-app-shop--web-r2"]
+
+
 def test_a_missing_secret_stops_the_deploy_before_the_build(stage) -> None:
     ctx, target, docker, port, lines, tmp = stage
     with pytest.raises(ReleaseFailed, match="secrets without a value: API_KEY"):
