@@ -18,6 +18,15 @@ SECRETS_MOUNT = "/run/nextmavens/secrets.env"
 # The wrapper a release with secrets starts through: the 0600 file's `NAME='value'` lines become the process's
 # environment, then the image's own entrypoint and command run in its place. The values are in no container setting.
 SECRETS_LOADER = ("/bin/sh", "-c", f'set -a; . {SECRETS_MOUNT}; set +a; exec "$@"', "nextmavens-app")
+# Capabilities a release keeps: none. Every one is dropped and nothing the flow does needs one back:
+# - the loader reads the secrets file as its owner (the flow gives the 0600 file to the image's uid, 0 included),
+#   so no DAC_OVERRIDE/DAC_READ_SEARCH;
+# - nothing in the flow changes user or owner at run time (rendered images already run as uid 10001 by USER; a
+#   tenant image that starts as root and drops to another user itself is not supported), so no SETUID/SETGID/CHOWN;
+# - a port below 1024 binds without NET_BIND_SERVICE: Docker sets net.ipv4.ip_unprivileged_port_start=0 in a
+#   container's own network namespace.
+# With no-new-privileges, a setuid binary in the image gains nothing either.
+CAP_ADD: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,7 @@ class RunSpec:
     labels: Mapping[str, str]
     network: str | None
     memory_mb: int
+    pids_limit: int
     secrets_file: Path | None = None  # bound read-only at SECRETS_MOUNT
     entrypoint: Sequence[str] | None = None
     command: Sequence[str] | None = None
@@ -89,6 +99,32 @@ class DockerPort(Protocol):
 
 class BuildFailed(RuntimeError):
     pass
+
+
+def run_kwargs(spec: RunSpec) -> dict[str, Any]:
+    """The docker SDK's `containers.run` keywords of a release (the image aside). Pure."""
+    volumes = {}
+    if spec.secrets_file is not None:
+        volumes[str(spec.secrets_file)] = {"bind": SECRETS_MOUNT, "mode": "ro"}
+    return {
+        "name": spec.name,
+        "detach": True,
+        "environment": dict(spec.environment),
+        "labels": dict(spec.labels),
+        "ports": {f"{spec.container_port}/tcp": ("127.0.0.1", None)},
+        "network": spec.network,
+        "mem_limit": f"{spec.memory_mb}m",
+        "memswap_limit": f"{spec.memory_mb}m",
+        "pids_limit": spec.pids_limit,
+        "security_opt": ["no-new-privileges"],
+        "cap_drop": ["ALL"],
+        "cap_add": list(CAP_ADD),
+        "restart_policy": {"Name": "unless-stopped"},
+        "log_config": {"type": "local", "config": {"max-size": "10m", "max-file": "3"}},
+        "volumes": volumes,
+        "entrypoint": list(spec.entrypoint) if spec.entrypoint is not None else None,
+        "command": list(spec.command) if spec.command is not None else None,
+    }
 
 
 class SdkDocker:
@@ -164,25 +200,7 @@ class SdkDocker:
             raise RuntimeError(f"docker network {name!r} exists but is not this project's bridge ({dict(labels)})")
 
     def run(self, spec: RunSpec) -> None:
-        volumes = {}
-        if spec.secrets_file is not None:
-            volumes[str(spec.secrets_file)] = {"bind": SECRETS_MOUNT, "mode": "ro"}
-        self.client.containers.run(
-            spec.image,
-            name=spec.name,
-            detach=True,
-            environment=dict(spec.environment),
-            labels=dict(spec.labels),
-            ports={f"{spec.container_port}/tcp": ("127.0.0.1", None)},
-            network=spec.network,
-            mem_limit=f"{spec.memory_mb}m",
-            memswap_limit=f"{spec.memory_mb}m",
-            restart_policy={"Name": "unless-stopped"},
-            log_config={"type": "local", "config": {"max-size": "10m", "max-file": "3"}},
-            volumes=volumes,
-            entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
-            command=list(spec.command) if spec.command is not None else None,
-        )
+        self.client.containers.run(spec.image, **run_kwargs(spec))
 
     def start(self, name: str) -> None:
         self.client.containers.get(name).start()

@@ -290,6 +290,7 @@ def _boot_new(
             labels=labels,
             network=network,
             memory_mb=target.app.memory_mb,
+            pids_limit=ctx.settings.pids_limit,
             secrets_file=secrets_file,
             entrypoint=run_entrypoint,
             command=run_command,

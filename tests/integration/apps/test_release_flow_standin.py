@@ -60,6 +60,7 @@ def stage(tmp_path: Path):
             drain_s=0.5,
             build_memory_mb=512,
             lock_timeout_s=1,
+            pids_limit=512,
             state_dir=tmp_path / "state",
             secrets_dir=tmp_path / "secrets",
             nginx_dir=nginx.prefix / "sites",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from nextmavens.apps.dockerops import BuildFailed, SdkDocker
+from nextmavens.apps.dockerops import BuildFailed, RunSpec, SdkDocker, run_kwargs
 
 
 def client_building(chunks: list[dict[str, Any]]) -> Any:
@@ -56,3 +56,28 @@ def test_ensure_network_creates_the_projects_bridge_once_and_refuses_a_foreign_o
     assert networks.created == [("nextmavens-apps-shop", "bridge", labels)]
     with pytest.raises(RuntimeError, match="not this project's bridge"):
         sdk.ensure_network("nextmavens-apps-other", {"io.nextmavens.project": "other"})
+
+
+def test_a_release_runs_with_a_process_limit_no_new_privileges_and_no_capabilities(tmp_path: Path) -> None:
+    spec = RunSpec(
+        name="nm-app-shop--web-r1",
+        image="sha256:" + "cd" * 32,
+        container_port=3000,
+        environment={"PORT": "3000"},
+        labels={"io.nextmavens.project": "shop"},
+        network="nextmavens-apps-shop",
+        memory_mb=256,
+        pids_limit=512,
+        secrets_file=tmp_path / "r1.env",
+    )
+    kwargs = run_kwargs(spec)
+    assert kwargs["pids_limit"] == 512
+    assert kwargs["security_opt"] == ["no-new-privileges"]
+    assert kwargs["cap_drop"] == ["ALL"] and kwargs["cap_add"] == []
+    assert (kwargs["mem_limit"], kwargs["memswap_limit"]) == ("256m", "256m")
+    assert kwargs["ports"] == {"3000/tcp": ("127.0.0.1", None)} and kwargs["network"] == "nextmavens-apps-shop"
+    assert kwargs["volumes"] == {str(tmp_path / "r1.env"): {"bind": "/run/nextmavens/secrets.env", "mode": "ro"}}
+    ran: list[tuple[str, dict[str, Any]]] = []
+    client = SimpleNamespace(containers=SimpleNamespace(run=lambda image, **kw: ran.append((image, kw))))
+    SdkDocker(client).run(spec)
+    assert ran == [(spec.image, kwargs)]
