@@ -69,8 +69,8 @@ class DockerPort(Protocol):
         later build could move."""
         ...
 
-    def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
-        """(user, entrypoint, cmd) of an image."""
+    def image_config(self, tag: str) -> tuple[str, list[str], list[str], dict[str, str]]:
+        """(user, entrypoint, cmd, labels) of an image."""
         ...
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
@@ -177,9 +177,15 @@ class SdkDocker:
             raise BuildFailed("the engine reported no image ID for the build")
         return image_id
 
-    def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
+    def image_config(self, tag: str) -> tuple[str, list[str], list[str], dict[str, str]]:
         config = self.client.images.get(tag).attrs.get("Config") or {}
-        return str(config.get("User") or ""), list(config.get("Entrypoint") or []), list(config.get("Cmd") or [])
+        labels = {str(key): str(value) for key, value in (config.get("Labels") or {}).items()}
+        return (
+            str(config.get("User") or ""),
+            list(config.get("Entrypoint") or []),
+            list(config.get("Cmd") or []),
+            labels,
+        )
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
         import docker.errors

@@ -32,7 +32,14 @@ from pathlib import Path
 from nextmavens.apps.detect import detect
 from nextmavens.apps.dockerfiles import render_dockerfile
 from nextmavens.apps.dockerops import SECRETS_LOADER, DockerPort, RunSpec
-from nextmavens.apps.releases import LABEL_PROJECT, release_labels, release_names, rollback_target, to_prune
+from nextmavens.apps.releases import (
+    LABEL_PROJECT,
+    foreign_labels,
+    release_labels,
+    release_names,
+    rollback_target,
+    to_prune,
+)
 from nextmavens.apps.source import read_source
 from nextmavens.apps.upstream import conf_filename, render_app_nginx
 from nextmavens.edge.appsettings import AppDeploySettings
@@ -248,7 +255,7 @@ def rollback(ctx: Context, target: Target, wanted: int | None, secret_values: Ma
             missing = missing_secrets(target, secret_values)
             if missing:
                 raise ReleaseFailed(f"{target.key}: secrets without a value: {', '.join(missing)}")
-            user, _, _ = ctx.docker.image_config(present[number].image or names.image)
+            user, _, _, _ = ctx.docker.image_config(present[number].image or names.image)
             _write_secrets(ctx, target, number, secret_values, _image_user_uid(user))
         if not present[number].running:
             ctx.docker.start(names.container)
@@ -269,7 +276,13 @@ def _boot_new(
 ) -> int:
     """Start release `number` from `image_id`, the image its build made (the tag is only a name for people)."""
     names = release_names(target.ref, target.app.name, number)
-    user, entrypoint, cmd = ctx.docker.image_config(image_id)
+    user, entrypoint, cmd, image_labels = ctx.docker.image_config(image_id)
+    foreign = foreign_labels(image_labels, labels)
+    if foreign:  # the tag is removed by the caller; nothing was started
+        raise ReleaseFailed(
+            f"{target.key}: the image of release {number} sets labels the platform reserves: {', '.join(foreign)} "
+            "(remove these LABELs, or the base image carrying them, from the Dockerfile); nothing was started"
+        )
     secrets_file = None
     run_entrypoint: Sequence[str] | None = None
     run_command: Sequence[str] | None = None

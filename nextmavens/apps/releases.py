@@ -52,6 +52,21 @@ def release_labels(org: str, ref: str, app: str, commit: str, release: int) -> d
     }
 
 
+# Label namespaces the platform reads as truth about a container (the metrics collector, memory admission, compose
+# drift): an image may carry them only as the release flow's own build labels.
+RESERVED_LABEL_PREFIXES = ("com.docker.compose.", f"{LABEL_PREFIX}.")
+
+
+def foreign_labels(image_labels: Mapping[str, str], ours: Mapping[str, str]) -> list[str]:
+    """Keys of `image_labels` in a reserved namespace that the build did not set to exactly these values (a
+    tenant's Dockerfile LABEL, or its base image's), sorted."""
+    return sorted(
+        key
+        for key, value in image_labels.items()
+        if key.startswith(RESERVED_LABEL_PREFIXES) and ours.get(key) != value
+    )
+
+
 def app_filter(ref: str, app: str) -> dict[str, list[str]]:
     """The docker SDK's `filters` that select one app's containers or images."""
     return {"label": [f"{LABEL_PROJECT}={ref}", f"{LABEL_APP}={app}"]}

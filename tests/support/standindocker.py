@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -83,16 +84,21 @@ class StandinDocker:
     ) -> str:
         if not (context / dockerfile).is_file():
             raise RuntimeError(f"Cannot locate specified Dockerfile: {dockerfile}")
+        built = {}  # the Dockerfile's own LABELs, then the build's (which win), as the engine merges them
+        for line in (context / dockerfile).read_text().splitlines():
+            if line.startswith("LABEL "):
+                built.update(word.split("=", 1) for word in shlex.split(line[len("LABEL ") :]) if "=" in word)
+        built.update(labels)
         copy = Path(tempfile.mkdtemp(dir=self.root))
         shutil.copytree(context, copy, dirs_exist_ok=True)
         on_line(f"Step 1/1 : (stand-in) {dockerfile}")
         image_id = "sha256:" + hashlib.sha256(str(copy).encode()).hexdigest()
-        self.images[tag] = (copy, dict(labels), image_id)
+        self.images[tag] = (copy, built, image_id)
         return image_id
 
-    def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
-        self._image(tag)
-        return "10001", [], ["serve"]
+    def image_config(self, tag: str) -> tuple[str, list[str], list[str], dict[str, str]]:
+        _, labels, _ = self._image(tag)
+        return "10001", [], ["serve"], dict(labels)
 
     def run(self, spec: RunSpec) -> None:
         if spec.name in self.containers:

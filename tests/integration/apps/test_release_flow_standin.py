@@ -182,6 +182,19 @@ def test_apps_run_on_their_projects_own_network_never_the_platforms(stage) -> No
     assert docker.network_members("nextmavens-apps-shop") == [ours, "nm-app-shop--web-r2"]
 
 
+def test_an_image_with_labels_the_platform_reserves_is_refused_and_nothing_starts(stage) -> None:
+    ctx, target, docker, port, lines, tmp = stage
+    folder = source(tmp, "v1")
+    (folder / "Dockerfile").write_text(
+        "FROM scratch\nLABEL com.docker.compose.project=nm-other io.nextmavens.project=other io.nextmavens.memory=1\n"
+    )
+    with pytest.raises(ReleaseFailed, match=r"reserves: com\.docker\.compose\.project, io\.nextmavens\.memory \("):
+        deploy(ctx, target, folder, "a" * 40, {"API_KEY": "x"})
+    assert docker.runs == [] and docker.containers == {} and docker.images == {}
+    assert not (ctx.settings.secrets_dir / "shop" / "web" / "r1.env").exists()
+    assert not (ctx.settings.nginx_dir / conf_filename("shop", "web")).exists()
+
+
 def test_a_missing_secret_stops_the_deploy_before_the_build(stage) -> None:
     ctx, target, docker, port, lines, tmp = stage
     with pytest.raises(ReleaseFailed, match="secrets without a value: API_KEY"):

@@ -81,3 +81,9 @@ def test_a_release_runs_with_a_process_limit_no_new_privileges_and_no_capabiliti
     client = SimpleNamespace(containers=SimpleNamespace(run=lambda image, **kw: ran.append((image, kw))))
     SdkDocker(client).run(spec)
     assert ran == [(spec.image, kwargs)]
+
+
+def test_image_config_reads_the_images_labels() -> None:
+    attrs = {"Config": {"User": "10001", "Entrypoint": None, "Cmd": ["node"], "Labels": {"io.nextmavens.app": "web"}}}
+    client = SimpleNamespace(images=SimpleNamespace(get=lambda ref: SimpleNamespace(attrs=attrs)))
+    assert SdkDocker(client).image_config("sha256:x") == ("10001", [], ["node"], {"io.nextmavens.app": "web"})
