@@ -283,6 +283,13 @@ def _boot_new(
             f"{target.key}: the image of release {number} sets labels the platform reserves: {', '.join(foreign)} "
             "(remove these LABELs, or the base image carrying them, from the Dockerfile); nothing was started"
         )
+    # Tenant code never joins the platform network (postgres-meta, Studio, Kong's admin API, every project's
+    # services): each project's apps get a bridge of their own; nginx reaches them on their loopback port.
+    network = app_network(target.ref)
+    try:
+        ctx.docker.ensure_network(network, {LABEL_PROJECT: target.ref})
+    except Exception as exc:  # before any secrets file: nothing to clean up but the image (the caller's)
+        raise ReleaseFailed(f"{target.key}: the apps network {network} is not usable: {exc}") from None
     secrets_file = None
     run_entrypoint: Sequence[str] | None = None
     run_command: Sequence[str] | None = None
@@ -290,10 +297,6 @@ def _boot_new(
         secrets_file = _write_secrets(ctx, target, number, values, _image_user_uid(user))
         run_entrypoint, run_command = SECRETS_LOADER, [*entrypoint, *cmd]
     environment = {**target.app.env, "PORT": str(target.app.port)}
-    # Tenant code never joins the platform network (postgres-meta, Studio, Kong's admin API, every project's
-    # services): each project's apps get a bridge of their own; nginx reaches them on their loopback port.
-    network = app_network(target.ref)
-    ctx.docker.ensure_network(network, {LABEL_PROJECT: target.ref})
     ctx.docker.run(
         RunSpec(
             name=names.container,

@@ -182,6 +182,15 @@ def test_apps_run_on_their_projects_own_network_never_the_platforms(stage) -> No
     assert docker.network_members("nextmavens-apps-shop") == [ours, "nm-app-shop--web-r2"]
 
 
+def test_a_network_of_the_apps_name_that_is_not_the_projects_stops_the_release(stage) -> None:
+    ctx, target, docker, port, lines, tmp = stage
+    docker.networks["nextmavens-apps-shop"] = ({"io.nextmavens.project": "someone-else"}, [])
+    with pytest.raises(ReleaseFailed, match="apps network nextmavens-apps-shop is not usable"):
+        deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
+    assert docker.runs == [] and docker.images == {}
+    assert not (ctx.settings.secrets_dir / "shop" / "web" / "r1.env").exists()
+
+
 def test_an_image_with_labels_the_platform_reserves_is_refused_and_nothing_starts(stage) -> None:
     ctx, target, docker, port, lines, tmp = stage
     folder = source(tmp, "v1")
