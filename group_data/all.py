@@ -110,7 +110,8 @@ images = {
 # health check (a release not answering 2xx on its health_path within health_timeout_s is stopped and nothing
 # switches; one request every health_interval_s, each bounded by health_request_timeout_s), how long the old
 # release keeps serving its open requests after nginx switched (drain_s), each build step's memory, and how long a
-# second deploy of the same app waits for the first (lock_timeout_s).
+# second deploy of the same app waits for the first (lock_timeout_s); each release container's process limit
+# (pids_limit: a fork bomb in tenant code stops there, not at the host's).
 app_deploys = {
     "images": {"node": "node:22.12-bookworm-slim", "python": "python:3.12.8-slim-bookworm", "static": "nginx:1.27.3"},
     "health_timeout_s": 60.0,
@@ -119,6 +120,7 @@ app_deploys = {
     "drain_s": 5.0,
     "build_memory_mb": 2048,
     "lock_timeout_s": 600.0,
+    "pids_limit": 512,
 }
 images_are_substitutes = False  # True only where images are local stand-ins (the sandbox).
 image_pull_policy = "missing"  # compose pull_policy; "never" with local substitutes.

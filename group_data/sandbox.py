@@ -64,6 +64,7 @@ app_deploys = {
     "drain_s": 2.0,
     "build_memory_mb": 512,
     "lock_timeout_s": 300.0,
+    "pids_limit": 512,
 }
 memory_budget_mb = 3072  # the guest shares the development machine's memory
 memory_limits_mb = {

@@ -74,6 +74,18 @@ PLATFORM_ROLE = "nextmavens_platform"
 # `shop-eu-main`.
 EVOLUTION_NAME_SEPARATOR = "--"
 
+def app_stem(ref: str, app: str) -> str:
+    """One app of one project in Docker names (its release containers and images). App names follow the ref's
+    pattern (single hyphens only), so "--" keeps every (ref, app) pair apart, as for Evolution's instances."""
+    return f"{ref}{EVOLUTION_NAME_SEPARATOR}{app}"
+
+
+def app_network(ref: str) -> str:
+    """The Docker network of one project's apps (tenant code): a bridge no platform service joins, so an app never
+    sits beside postgres-meta, Studio, Kong's admin API or another project's containers on the shared network."""
+    return f"nextmavens-apps-{ref}"
+
+
 # The schema apply makes in each project database with a WhatsApp instance (the rows the receiver stores).
 WHATSAPP_SCHEMA = "whatsapp"
 # ... and in each project database whose manifest declares `email` (sent and received mail).

@@ -18,6 +18,15 @@ SECRETS_MOUNT = "/run/nextmavens/secrets.env"
 # The wrapper a release with secrets starts through: the 0600 file's `NAME='value'` lines become the process's
 # environment, then the image's own entrypoint and command run in its place. The values are in no container setting.
 SECRETS_LOADER = ("/bin/sh", "-c", f'set -a; . {SECRETS_MOUNT}; set +a; exec "$@"', "nextmavens-app")
+# Capabilities a release keeps: none. Every one is dropped and nothing the flow does needs one back:
+# - the loader reads the secrets file as its owner (the flow gives the 0600 file to the image's uid, 0 included),
+#   so no DAC_OVERRIDE/DAC_READ_SEARCH;
+# - nothing in the flow changes user or owner at run time (rendered images already run as uid 10001 by USER; a
+#   tenant image that starts as root and drops to another user itself is not supported), so no SETUID/SETGID/CHOWN;
+# - a port below 1024 binds without NET_BIND_SERVICE: Docker sets net.ipv4.ip_unprivileged_port_start=0 in a
+#   container's own network namespace.
+# With no-new-privileges, a setuid binary in the image gains nothing either.
+CAP_ADD: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,7 @@ class RunSpec:
     labels: Mapping[str, str]
     network: str | None
     memory_mb: int
+    pids_limit: int
     secrets_file: Path | None = None  # bound read-only at SECRETS_MOUNT
     entrypoint: Sequence[str] | None = None
     command: Sequence[str] | None = None
@@ -54,10 +64,18 @@ class DockerPort(Protocol):
         labels: Mapping[str, str],
         memory_mb: int,
         on_line: Callable[[str], None],
-    ) -> None: ...
+    ) -> str:
+        """The built image's ID (`sha256:...`): the release's container starts from it, not from the tag, which a
+        later build could move."""
+        ...
 
-    def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
-        """(user, entrypoint, cmd) of an image."""
+    def image_config(self, tag: str) -> tuple[str, list[str], list[str], dict[str, str]]:
+        """(user, entrypoint, cmd, labels) of an image."""
+        ...
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        """A bridge network `name` carrying `labels`: created when missing; refused when one of that name exists
+        without them (it is not this project's)."""
         ...
 
     def run(self, spec: RunSpec) -> None: ...
@@ -83,6 +101,32 @@ class BuildFailed(RuntimeError):
     pass
 
 
+def run_kwargs(spec: RunSpec) -> dict[str, Any]:
+    """The docker SDK's `containers.run` keywords of a release (the image aside). Pure."""
+    volumes = {}
+    if spec.secrets_file is not None:
+        volumes[str(spec.secrets_file)] = {"bind": SECRETS_MOUNT, "mode": "ro"}
+    return {
+        "name": spec.name,
+        "detach": True,
+        "environment": dict(spec.environment),
+        "labels": dict(spec.labels),
+        "ports": {f"{spec.container_port}/tcp": ("127.0.0.1", None)},
+        "network": spec.network,
+        "mem_limit": f"{spec.memory_mb}m",
+        "memswap_limit": f"{spec.memory_mb}m",
+        "pids_limit": spec.pids_limit,
+        "security_opt": ["no-new-privileges"],
+        "cap_drop": ["ALL"],
+        "cap_add": list(CAP_ADD),
+        "restart_policy": {"Name": "unless-stopped"},
+        "log_config": {"type": "local", "config": {"max-size": "10m", "max-file": "3"}},
+        "volumes": volumes,
+        "entrypoint": list(spec.entrypoint) if spec.entrypoint is not None else None,
+        "command": list(spec.command) if spec.command is not None else None,
+    }
+
+
 class SdkDocker:
     """DockerPort on the docker SDK; `client` is a `docker.DockerClient`."""
 
@@ -105,7 +149,7 @@ class SdkDocker:
         labels: Mapping[str, str],
         memory_mb: int,
         on_line: Callable[[str], None],
-    ) -> None:
+    ) -> str:
         stream = self.client.api.build(
             path=str(context),
             dockerfile=dockerfile,
@@ -117,39 +161,52 @@ class SdkDocker:
             decode=True,
             container_limits={"memory": memory_mb * 1024 * 1024, "memswap": memory_mb * 1024 * 1024},
         )
+        image_id = ""
         for chunk in stream:
             if "error" in chunk:
                 raise BuildFailed(str(chunk.get("error", "")).strip())
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
+                image_id = aux["ID"]  # the engine's record of the image this build made
             text = chunk.get("stream")
             if isinstance(text, str):
                 for line in text.splitlines():
                     if line.strip():
                         on_line(line)
+        if not image_id.startswith("sha256:"):
+            raise BuildFailed("the engine reported no image ID for the build")
+        return image_id
 
-    def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
+    def image_config(self, tag: str) -> tuple[str, list[str], list[str], dict[str, str]]:
         config = self.client.images.get(tag).attrs.get("Config") or {}
-        return str(config.get("User") or ""), list(config.get("Entrypoint") or []), list(config.get("Cmd") or [])
+        labels = {str(key): str(value) for key, value in (config.get("Labels") or {}).items()}
+        return (
+            str(config.get("User") or ""),
+            list(config.get("Entrypoint") or []),
+            list(config.get("Cmd") or []),
+            labels,
+        )
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        import docker.errors
+
+        try:
+            network = self.client.networks.get(name)
+        except docker.errors.NotFound:
+            try:
+                self.client.networks.create(name, driver="bridge", labels=dict(labels), check_duplicate=True)
+                return
+            except docker.errors.APIError:
+                network = self.client.networks.get(name)  # another deploy of the project made it meanwhile
+        attrs = network.attrs or {}
+        found = attrs.get("Labels") or {}
+        if attrs.get("Name") != name or attrs.get("Driver") != "bridge" or any(
+            found.get(key) != value for key, value in labels.items()
+        ):
+            raise RuntimeError(f"docker network {name!r} exists but is not this project's bridge ({dict(labels)})")
 
     def run(self, spec: RunSpec) -> None:
-        volumes = {}
-        if spec.secrets_file is not None:
-            volumes[str(spec.secrets_file)] = {"bind": SECRETS_MOUNT, "mode": "ro"}
-        self.client.containers.run(
-            spec.image,
-            name=spec.name,
-            detach=True,
-            environment=dict(spec.environment),
-            labels=dict(spec.labels),
-            ports={f"{spec.container_port}/tcp": ("127.0.0.1", None)},
-            network=spec.network,
-            mem_limit=f"{spec.memory_mb}m",
-            memswap_limit=f"{spec.memory_mb}m",
-            restart_policy={"Name": "unless-stopped"},
-            log_config={"type": "local", "config": {"max-size": "10m", "max-file": "3"}},
-            volumes=volumes,
-            entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
-            command=list(spec.command) if spec.command is not None else None,
-        )
+        self.client.containers.run(spec.image, **run_kwargs(spec))
 
     def start(self, name: str) -> None:
         self.client.containers.get(name).start()

@@ -1,11 +1,12 @@
 """The release flow of one app on the host: build, boot, health, switch, drain, prune; and rollback.
 
 deploy: detect and print the plan -> build the image (labels: org, project, app, commit, release) -> start the new
-container on the platform network with its memory limit, a loopback-only port and its secrets file -> wait until
-`health_path` answers 2xx (group data's timeout and interval) -> write the app's nginx file with the new port
-(`nginx -t`, reload; the last good file kept) -> record active/previous -> let the old release drain -> stop it
-(never remove: it is the rollback) -> prune releases beyond `retain` with their images, never the active or
-previous one. A release that is never healthy is stopped and removed, and nothing switches.
+container on the project's own apps network (never the platform's) with its memory limit, a loopback-only port
+and its secrets file -> wait until `health_path` answers 2xx (group data's timeout and interval) -> write the
+app's nginx file with the new port (`nginx -t`, reload; the last good file kept) -> record active/previous -> let
+the old release drain -> stop it (never remove: it is the rollback) -> prune releases beyond `retain` with their
+images, never the active or previous one. A release that is never healthy is stopped and removed, and nothing
+switches.
 
 rollback: the retained container of a release starts again (no build), with its secrets file rewritten from the
 current values, and goes through the same health check and switch.
@@ -31,7 +32,14 @@ from pathlib import Path
 from nextmavens.apps.detect import detect
 from nextmavens.apps.dockerfiles import render_dockerfile
 from nextmavens.apps.dockerops import SECRETS_LOADER, DockerPort, RunSpec
-from nextmavens.apps.releases import release_labels, release_names, rollback_target, to_prune
+from nextmavens.apps.releases import (
+    LABEL_PROJECT,
+    foreign_labels,
+    release_labels,
+    release_names,
+    rollback_target,
+    to_prune,
+)
 from nextmavens.apps.source import read_source
 from nextmavens.apps.upstream import conf_filename, render_app_nginx
 from nextmavens.edge.appsettings import AppDeploySettings
@@ -39,6 +47,7 @@ from nextmavens.edge.nginx import NginxApplier
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import write_atomic
 from nextmavens.manifest.models import App
+from nextmavens.naming import app_network
 
 RENDERED_DOCKERFILE = ".nextmavens.Dockerfile"
 LOG_TAIL_LINES = 50
@@ -210,13 +219,13 @@ def deploy(
         labels = release_labels(target.org, target.ref, target.app.name, commit, number)
         ctx.say(f"building {names.image}")
         try:
-            ctx.docker.build(
+            image_id = ctx.docker.build(
                 source, dockerfile, names.image, labels, ctx.settings.build_memory_mb, lambda line: ctx.say(f"  {line}")
             )
         except Exception as exc:
             raise ReleaseFailed(f"{target.key}: the build of release {number} failed: {exc}") from None
         try:
-            port = _boot_new(ctx, target, number, labels, secret_values)
+            port = _boot_new(ctx, target, number, image_id, labels, secret_values)
         except ReleaseFailed:
             ctx.docker.remove_image(names.image)
             raise
@@ -246,7 +255,7 @@ def rollback(ctx: Context, target: Target, wanted: int | None, secret_values: Ma
             missing = missing_secrets(target, secret_values)
             if missing:
                 raise ReleaseFailed(f"{target.key}: secrets without a value: {', '.join(missing)}")
-            user, _, _ = ctx.docker.image_config(present[number].image or names.image)
+            user, _, _, _ = ctx.docker.image_config(present[number].image or names.image)
             _write_secrets(ctx, target, number, secret_values, _image_user_uid(user))
         if not present[number].running:
             ctx.docker.start(names.container)
@@ -262,9 +271,25 @@ def rollback(ctx: Context, target: Target, wanted: int | None, secret_values: Ma
         return Outcome(number, port, previous, [], ctx.clock() - started)
 
 
-def _boot_new(ctx: Context, target: Target, number: int, labels: Mapping[str, str], values: Mapping[str, str]) -> int:
+def _boot_new(
+    ctx: Context, target: Target, number: int, image_id: str, labels: Mapping[str, str], values: Mapping[str, str]
+) -> int:
+    """Start release `number` from `image_id`, the image its build made (the tag is only a name for people)."""
     names = release_names(target.ref, target.app.name, number)
-    user, entrypoint, cmd = ctx.docker.image_config(names.image)
+    user, entrypoint, cmd, image_labels = ctx.docker.image_config(image_id)
+    foreign = foreign_labels(image_labels, labels)
+    if foreign:  # the tag is removed by the caller; nothing was started
+        raise ReleaseFailed(
+            f"{target.key}: the image of release {number} sets labels the platform reserves: {', '.join(foreign)} "
+            "(remove these LABELs, or the base image carrying them, from the Dockerfile); nothing was started"
+        )
+    # Tenant code never joins the platform network (postgres-meta, Studio, Kong's admin API, every project's
+    # services): each project's apps get a bridge of their own; nginx reaches them on their loopback port.
+    network = app_network(target.ref)
+    try:
+        ctx.docker.ensure_network(network, {LABEL_PROJECT: target.ref})
+    except Exception as exc:  # before any secrets file: nothing to clean up but the image (the caller's)
+        raise ReleaseFailed(f"{target.key}: the apps network {network} is not usable: {exc}") from None
     secrets_file = None
     run_entrypoint: Sequence[str] | None = None
     run_command: Sequence[str] | None = None
@@ -275,12 +300,13 @@ def _boot_new(ctx: Context, target: Target, number: int, labels: Mapping[str, st
     ctx.docker.run(
         RunSpec(
             name=names.container,
-            image=names.image,
+            image=image_id,
             container_port=target.app.port,
             environment=environment,
             labels=labels,
-            network=ctx.edge.platform_network,
+            network=network,
             memory_mb=target.app.memory_mb,
+            pids_limit=ctx.settings.pids_limit,
             secrets_file=secrets_file,
             entrypoint=run_entrypoint,
             command=run_command,

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from nextmavens.naming import app_stem
+
 LABEL_PREFIX = "io.nextmavens"
 LABEL_ORG = f"{LABEL_PREFIX}.org"
 LABEL_PROJECT = f"{LABEL_PREFIX}.project"
@@ -27,11 +29,15 @@ class ReleaseNames:
 
 
 def release_names(ref: str, app: str, release: int) -> ReleaseNames:
-    return ReleaseNames(container=f"nm-app-{ref}-{app}-r{release}", image=f"nextmavens-app/{ref}-{app}:r{release}")
+    """`nm-app-<ref>--<app>-r<n>` and `nextmavens-app/<ref>--<app>:r<n>` (naming.app_stem: ref `shop` + app `api-v2`
+    and ref `shop-api` + app `v2` stay apart). No host holds names of the earlier single-hyphen spelling (the
+    feature is new today, nothing was deployed in production with it), so no migration of old names exists."""
+    stem = app_stem(ref, app)
+    return ReleaseNames(container=f"nm-app-{stem}-r{release}", image=f"{image_repository(ref, app)}:r{release}")
 
 
 def image_repository(ref: str, app: str) -> str:
-    return f"nextmavens-app/{ref}-{app}"
+    return f"nextmavens-app/{app_stem(ref, app)}"
 
 
 def release_labels(org: str, ref: str, app: str, commit: str, release: int) -> dict[str, str]:
@@ -44,6 +50,21 @@ def release_labels(org: str, ref: str, app: str, commit: str, release: int) -> d
         LABEL_COMMIT: commit,
         LABEL_RELEASE: str(release),
     }
+
+
+# Label namespaces the platform reads as truth about a container (the metrics collector, memory admission, compose
+# drift): an image may carry them only as the release flow's own build labels.
+RESERVED_LABEL_PREFIXES = ("com.docker.compose.", f"{LABEL_PREFIX}.")
+
+
+def foreign_labels(image_labels: Mapping[str, str], ours: Mapping[str, str]) -> list[str]:
+    """Keys of `image_labels` in a reserved namespace that the build did not set to exactly these values (a
+    tenant's Dockerfile LABEL, or its base image's), sorted."""
+    return sorted(
+        key
+        for key, value in image_labels.items()
+        if key.startswith(RESERVED_LABEL_PREFIXES) and ours.get(key) != value
+    )
 
 
 def app_filter(ref: str, app: str) -> dict[str, list[str]]:

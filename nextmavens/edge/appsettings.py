@@ -33,6 +33,7 @@ class AppDeploySettings(BaseModel):
     drain_s: Annotated[float, Field(ge=0, le=600)]  # the old release serves its open requests this long
     build_memory_mb: Annotated[int, Field(ge=256, le=65536)]  # each build step's container
     lock_timeout_s: Annotated[float, Field(ge=0, le=3600)]  # a second deploy of one app waits this long
+    pids_limit: Annotated[int, Field(ge=32, le=1_000_000)]  # processes (threads) in each release container
 
     # --- The release flow's own ---
     state_dir: Path = Path("/var/lib/nextmavens/apps")  # per app: state.json, the deploy lock, build logs

@@ -166,6 +166,7 @@ class AppDeploys(Strict):
     drain_s: Annotated[float, Field(ge=0, le=600)]
     build_memory_mb: Annotated[int, Field(ge=256, le=65536)]
     lock_timeout_s: Annotated[float, Field(ge=0, le=3600)]
+    pids_limit: Annotated[int, Field(ge=32, le=1_000_000)]
 
 
 class TimerUnit(Strict):

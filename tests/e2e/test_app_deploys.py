@@ -133,10 +133,13 @@ def test_a_node_app_with_a_secret_deploys_and_answers_through_nginx(sandbox: San
     status, body = _get(sandbox, NODE_NAME, "/secret")
     assert status == 200 and json.loads(body) == {"set": True, "sha256": hashlib.sha256(SECRET.encode()).hexdigest()}
     # ... and nowhere else: docker inspect, the container's log, the deploy's output, git, the manifests
-    container = "nm-app-shop-node-r1"
+    container = "nm-app-shop--node-r1"
     inspect = sandbox.check(f"docker inspect {container}")
     assert SECRET not in inspect and '"Memory": 134217728' in inspect
     assert '"HostIp": "127.0.0.1"' in inspect
+    # tenant code runs on its project's own network, never on the platform's shared one
+    networks = json.loads(sandbox.check(f"docker inspect -f '{{{{json .NetworkSettings.Networks}}}}' {container}"))
+    assert list(networks) == ["nextmavens-apps-shop"], networks
     assert SECRET not in sandbox.check(f"docker logs {container} 2>&1")
     assert SECRET not in deployed.stdout + deployed.stderr + stored.stdout + stored.stderr
     leaks = sandbox.run(
@@ -181,7 +184,7 @@ def test_a_second_deploy_under_load_fails_no_request(sandbox: Sandbox, host_data
     result = json.loads(out.strip().splitlines()[-1])
     assert result["failed"] == 0 and result["ok"] > 50, result
     _served(sandbox, NODE_NAME, "v2")
-    assert sandbox.check("docker inspect -f '{{.State.Status}}' nm-app-shop-node-r1").strip() == "exited"
+    assert sandbox.check("docker inspect -f '{{.State.Status}}' nm-app-shop--node-r1").strip() == "exited"
 
 
 def test_an_unhealthy_release_never_takes_traffic(sandbox: Sandbox, host_data) -> None:
@@ -189,7 +192,7 @@ def test_an_unhealthy_release_never_takes_traffic(sandbox: Sandbox, host_data) -
     failed = _cli(sandbox, host_data, "deploy acme/shop node")
     assert failed.returncode == 1 and "never answered /health with 2xx" in failed.stderr, failed.stdout + failed.stderr
     _served(sandbox, NODE_NAME, "v2")
-    assert sandbox.run("docker inspect nm-app-shop-node-r3").returncode != 0  # stopped and removed
+    assert sandbox.run("docker inspect nm-app-shop--node-r3").returncode != 0  # stopped and removed
     _commit_release(sandbox, "v4")
 
 

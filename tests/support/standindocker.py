@@ -1,15 +1,19 @@
 """A stand-in for the docker engine the release flow drives (nextmavens.apps.dockerops.DockerPort), for tests on a
 machine without Docker: an "image" is a copy of the build context, a "container" is a local HTTP server process
 on a free loopback port. It refuses what the engine refuses where the flow could trip on it: a second container
-of the same name, an unknown image or container, starting a running container. The app it serves is described
-by `app.json` in the source: {"version": ..., "healthy": true|false, "exit": false}.
+of the same name, an unknown image, container or network, starting a running container. Like a host, it starts
+with the platform's shared network (`nextmavens`) and its members, so a test can see where an app's container
+sits. The app it serves is described by `app.json` in the source: {"version": ..., "healthy": true|false,
+"exit": false}.
 
 The real engine is exercised by the sandbox e2e tests (tests/e2e/test_app_deploys.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -50,9 +54,24 @@ class _Container:
 @dataclass
 class StandinDocker:
     root: Path
-    images: dict[str, tuple[Path, dict[str, str]]] = field(default_factory=dict)
+    images: dict[str, tuple[Path, dict[str, str], str]] = field(default_factory=dict)  # tag: (copy, labels, ID)
     containers: dict[str, _Container] = field(default_factory=dict)
     runs: list[RunSpec] = field(default_factory=list)
+    # name: (labels, member containers); the platform's shared network and some of its services, as on a host
+    networks: dict[str, tuple[dict[str, str], list[str]]] = field(
+        default_factory=lambda: {"nextmavens": ({}, ["nextmavens-postgres-meta", "nextmavens-kong", "nm-shop-rest-1"])}
+    )
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> None:
+        if name not in self.networks:
+            self.networks[name] = (dict(labels), [])
+        elif any(self.networks[name][0].get(k) != v for k, v in labels.items()):
+            raise RuntimeError(f"docker network {name!r} exists but is not this project's bridge")
+
+    def network_members(self, name: str) -> list[str]:
+        if name not in self.networks:
+            raise RuntimeError(f"network {name} not found")
+        return list(self.networks[name][1])
 
     def build(
         self,
@@ -62,34 +81,47 @@ class StandinDocker:
         labels: Mapping[str, str],
         memory_mb: int,
         on_line: Callable[[str], None],
-    ) -> None:
+    ) -> str:
         if not (context / dockerfile).is_file():
             raise RuntimeError(f"Cannot locate specified Dockerfile: {dockerfile}")
+        built = {}  # the Dockerfile's own LABELs, then the build's (which win), as the engine merges them
+        for line in (context / dockerfile).read_text().splitlines():
+            if line.startswith("LABEL "):
+                built.update(word.split("=", 1) for word in shlex.split(line[len("LABEL ") :]) if "=" in word)
+        built.update(labels)
         copy = Path(tempfile.mkdtemp(dir=self.root))
         shutil.copytree(context, copy, dirs_exist_ok=True)
         on_line(f"Step 1/1 : (stand-in) {dockerfile}")
-        self.images[tag] = (copy, dict(labels))
+        image_id = "sha256:" + hashlib.sha256(str(copy).encode()).hexdigest()
+        self.images[tag] = (copy, built, image_id)
+        return image_id
 
-    def image_config(self, tag: str) -> tuple[str, list[str], list[str]]:
-        self._image(tag)
-        return "10001", [], ["serve"]
+    def image_config(self, tag: str) -> tuple[str, list[str], list[str], dict[str, str]]:
+        _, labels, _ = self._image(tag)
+        return "10001", [], ["serve"], dict(labels)
 
     def run(self, spec: RunSpec) -> None:
         if spec.name in self.containers:
             raise RuntimeError(f"Conflict. The container name {spec.name!r} is already in use")
         self._image(spec.image)
+        if spec.network is not None and spec.network not in self.networks:
+            raise RuntimeError(f"network {spec.network} not found")
         self.runs.append(spec)
+        if spec.network is not None:
+            self.networks[spec.network][1].append(spec.name)
         container = _Container(spec, dict(spec.labels))
         self.containers[spec.name] = container
         self._launch(container)
 
-    def _image(self, tag: str) -> tuple[Path, dict[str, str]]:
-        if tag not in self.images:
-            raise RuntimeError(f"No such image: {tag}")
-        return self.images[tag]
+    def _image(self, reference: str) -> tuple[Path, dict[str, str], str]:
+        """An image by its tag or its ID, as the engine finds either."""
+        for tag, image in self.images.items():
+            if reference in (tag, image[2]):
+                return image
+        raise RuntimeError(f"No such image: {reference}")
 
     def _launch(self, container: _Container) -> None:
-        folder, _ = self._image(container.spec.image)
+        folder, _, _ = self._image(container.spec.image)
         app = json.loads((folder / "app.json").read_text())
         if app.get("exit"):
             container.process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
@@ -133,9 +165,13 @@ class StandinDocker:
         if name in self.containers:
             self.stop(name, 0)
             del self.containers[name]
+            for _, members in self.networks.values():
+                if name in members:
+                    members.remove(name)
 
     def remove_image(self, tag: str) -> None:
-        if any(c.spec.image == tag for c in self.containers.values()):
+        image_id = self.images[tag][2] if tag in self.images else tag
+        if any(c.spec.image in (tag, image_id) for c in self.containers.values()):
             raise RuntimeError(f"conflict: unable to remove {tag}: an existing container uses it")
         self.images.pop(tag, None)
 

@@ -60,6 +60,7 @@ def stage(tmp_path: Path):
             drain_s=0.5,
             build_memory_mb=512,
             lock_timeout_s=1,
+            pids_limit=512,
             state_dir=tmp_path / "state",
             secrets_dir=tmp_path / "secrets",
             nginx_dir=nginx.prefix / "sites",
@@ -120,12 +121,12 @@ def test_deploy_switch_under_load_unhealthy_rollback_and_prune(stage) -> None:
         result = loadloop.finish(loop, stop)
     assert result["failed"] == 0 and result["ok"] > 10, result
     assert (second.release, second.previous) == (2, 1) and served(port, "v2")
-    assert not docker.running("nm-app-shop-web-r1")  # stopped after the drain, kept for rollback
+    assert not docker.running("nm-app-shop--web-r1")  # stopped after the drain, kept for rollback
 
     with pytest.raises(ReleaseFailed, match="never answered /health with 2xx"):
         deploy(ctx, target, source(tmp, "v3", healthy=False), "c" * 40, values)
     assert served(port, "v2")
-    assert "nm-app-shop-web-r3" not in docker.containers and "nextmavens-app/shop-web:r3" not in docker.images
+    assert "nm-app-shop--web-r3" not in docker.containers and "nextmavens-app/shop--web:r3" not in docker.images
 
     t0 = time.monotonic()
     back = rollback(ctx, target, None, values)
@@ -138,7 +139,7 @@ def test_deploy_switch_under_load_unhealthy_rollback_and_prune(stage) -> None:
         deploy(ctx, target, source(tmp, version), "e" * 40, values)
     states = [(r["release"], r["state"]) for r in releases_view(ctx, target)]
     assert states == [(6, "active"), (5, "previous"), (4, "retained")]  # retain=2 old ones; 1 and 2 pruned
-    assert not {"nextmavens-app/shop-web:r1", "nextmavens-app/shop-web:r2"} & set(docker.images)
+    assert not {"nextmavens-app/shop--web:r1", "nextmavens-app/shop--web:r2"} & set(docker.images)
     assert not (ctx.settings.secrets_dir / "shop" / "web" / "r1.env").exists()
 
 
@@ -155,6 +156,52 @@ def test_secrets_reach_only_a_0600_file_bound_into_the_container(stage) -> None:
     assert spec.secrets_file.read_text() == "API_KEY='s3cr3t '\"'\"'quoted'\"'\"' $HOME `x`'\n"
     assert not any(SECRET in line for line in lines)
     assert SECRET not in (ctx.settings.nginx_dir / conf_filename("shop", "web")).read_text()
+
+
+def test_the_container_starts_from_the_image_id_the_build_returned(stage) -> None:
+    ctx, target, docker, port, lines, tmp = stage
+    deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
+    (spec,) = docker.runs
+    _, _, image_id = docker.images["nextmavens-app/shop--web:r1"]
+    assert spec.image == image_id and image_id.startswith("sha256:")
+
+
+def test_apps_run_on_their_projects_own_network_never_the_platforms(stage) -> None:
+    ctx, target, docker, port, lines, tmp = stage
+    other = Target("beta", "shop-api", target.app.model_copy(update={"domains": ["api.beta.test"]}))
+    deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
+    deploy(ctx, other, source(tmp, "v2"), "b" * 40, {"API_KEY": "y"})
+    ours, theirs = "nm-app-shop--web-r1", "nm-app-shop-api--web-r1"
+    assert ours not in docker.network_members(ctx.edge.platform_network)
+    assert theirs not in docker.network_members(ctx.edge.platform_network)
+    assert docker.network_members("nextmavens-apps-shop") == [ours]
+    assert docker.network_members("nextmavens-apps-shop-api") == [theirs]
+    assert docker.networks["nextmavens-apps-shop"][0] == {"io.nextmavens.project": "shop"}
+    assert {spec.network for spec in docker.runs} == {"nextmavens-apps-shop", "nextmavens-apps-shop-api"}
+    deploy(ctx, target, source(tmp, "v3"), "c" * 40, {"API_KEY": "x"})  # the network exists: used again
+    assert docker.network_members("nextmavens-apps-shop") == [ours, "nm-app-shop--web-r2"]
+
+
+def test_a_network_of_the_apps_name_that_is_not_the_projects_stops_the_release(stage) -> None:
+    ctx, target, docker, port, lines, tmp = stage
+    docker.networks["nextmavens-apps-shop"] = ({"io.nextmavens.project": "someone-else"}, [])
+    with pytest.raises(ReleaseFailed, match="apps network nextmavens-apps-shop is not usable"):
+        deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
+    assert docker.runs == [] and docker.images == {}
+    assert not (ctx.settings.secrets_dir / "shop" / "web" / "r1.env").exists()
+
+
+def test_an_image_with_labels_the_platform_reserves_is_refused_and_nothing_starts(stage) -> None:
+    ctx, target, docker, port, lines, tmp = stage
+    folder = source(tmp, "v1")
+    (folder / "Dockerfile").write_text(
+        "FROM scratch\nLABEL com.docker.compose.project=nm-other io.nextmavens.project=other io.nextmavens.memory=1\n"
+    )
+    with pytest.raises(ReleaseFailed, match=r"reserves: com\.docker\.compose\.project, io\.nextmavens\.memory \("):
+        deploy(ctx, target, folder, "a" * 40, {"API_KEY": "x"})
+    assert docker.runs == [] and docker.containers == {} and docker.images == {}
+    assert not (ctx.settings.secrets_dir / "shop" / "web" / "r1.env").exists()
+    assert not (ctx.settings.nginx_dir / conf_filename("shop", "web")).exists()
 
 
 def test_a_missing_secret_stops_the_deploy_before_the_build(stage) -> None:

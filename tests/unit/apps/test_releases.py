@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nextmavens.apps.releases import (
+    foreign_labels,
     next_release,
     release_labels,
     release_names,
@@ -14,9 +15,23 @@ from nextmavens.apps.releases import (
 )
 
 
+def test_names_of_two_projects_apps_never_collide() -> None:
+    # both allow single hyphens: ref `shop` + app `api-v2` and ref `shop-api` + app `v2` must stay apart
+    one, other = release_names("shop", "api-v2", 1), release_names("shop-api", "v2", 1)
+    assert one.container != other.container and one.image != other.image
+    assert one.container == "nm-app-shop--api-v2-r1" and other.image == "nextmavens-app/shop-api--v2:r1"
+
+
+def test_foreign_labels_are_reserved_keys_the_build_did_not_set() -> None:
+    ours = release_labels("acme", "shop", "web", "0123abc", 7)
+    assert foreign_labels({**ours, "maintainer": "me", "org.opencontainers.image.title": "x"}, ours) == []
+    image = {**ours, "com.docker.compose.service": "rest", "io.nextmavens.memory_mb": "1", "io.nextmavens.app": "db"}
+    assert foreign_labels(image, ours) == ["com.docker.compose.service", "io.nextmavens.app", "io.nextmavens.memory_mb"]
+
+
 def test_names_and_labels() -> None:
     names = release_names("shop", "web", 7)
-    assert (names.container, names.image) == ("nm-app-shop-web-r7", "nextmavens-app/shop-web:r7")
+    assert (names.container, names.image) == ("nm-app-shop--web-r7", "nextmavens-app/shop--web:r7")
     labels = release_labels("acme", "shop", "web", "0123abc", 7)
     assert labels == {
         "io.nextmavens.org": "acme",

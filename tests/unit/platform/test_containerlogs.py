@@ -117,7 +117,7 @@ def test_an_apps_log_is_its_active_releases_container() -> None:
     assert target.app == "web"
     with pytest.raises(Refused, match="has no active release"):
         _ = target.container
-    assert dataclasses.replace(target, release=7).container == "nm-app-shop-web-r7"
+    assert dataclasses.replace(target, release=7).container == "nm-app-shop--web-r7"
     for name in ("app:api", "app:Web", "app:", "app:web/../x"):
         with pytest.raises(Refused, match="declares no app"):
             log_target("acme", "shop", name, manifest, applied=True)
