@@ -6,7 +6,7 @@ with the platform's shared network (`nextmavens`) and its members, so a test can
 sits. The app it serves is described by `app.json` in the source: {"version": ..., "healthy": true|false,
 "exit": false}.
 
-The real engine is exercised by the sandbox e2e tests (tests/e2e/test_app_deploys.py).
+The real engine is exercised by the sandbox e2e tests (tests/e2e/test_sandbox_apps.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The docker SDK side of the release flow (nextmavens.apps.dockerops.SdkDocker) against a recording client: what
-it asks the engine for and what it reads back. The real engine runs it in tests/e2e/test_app_deploys.py."""
+it asks the engine for and what it reads back. The real engine runs it in tests/e2e/test_sandbox_apps.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """End-to-end: app deployments on the booted sandbox host with its real Docker engine and nginx (issue 16).
 
-The host is converged from this tree first (the module's own fixture; after test_sandbox.py in a whole session
-it changes nothing). The apps are declared in a copy of the host's manifests (`--projects`), on the applied
+The host is converged from this tree first (the module's own fixture). The file's name sorts after
+test_sandbox.py, so in a whole session the upgrade from the previous release is test_sandbox.py's and this
+converge changes nothing. The apps are declared in a copy of the host's manifests (`--projects`), on the applied
 example project acme/shop, so the host's own manifest repository is never touched. A Node app (a host path's
 git commit) and a Python app (an uploaded `git archive`) are built on the sandbox's Debian-packaged base
 (devkit/sandbox/images/app) and reached through nginx on their names; a second deploy under a load loop in a
