@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from nextmavens.metrics.render import render_text
+from nextmavens.metricsrender import render_text
 from nextmavens.metricsview import HOST
 from nextmavens.metrictiers import parse_since
 

@@ -1,5 +1,5 @@
 """The project page's Metrics section (pure: the metrics view in, inline SVG charts and the containers' memory
-out). The charts are `nextmavens.metrics.render.svg_chart`'s, which escapes every text it draws."""
+out). The charts are `nextmavens.metricsrender.svg_chart`'s, which escapes every text it draws."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from nextmavens.metrics.render import number, svg_chart
+from nextmavens.metricsrender import number, svg_chart
 
 # The series the page charts, in this order, with their titles; then one memory chart per container.
 CHARTED = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from nextmavens.metrics.render import BLOCKS, render_text, sparkline, svg_chart
+from nextmavens.metricsrender import BLOCKS, render_text, sparkline, svg_chart
 from nextmavens.metricsview import metrics_view
 
 
