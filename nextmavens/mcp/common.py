@@ -147,3 +147,14 @@ class PerMinute:
             self._times.append(moment)
             return 0.0
 
+    def admit(self, what: str) -> None:
+        """Counts one more `what` (emails, messages), or refuses it with a ToolError saying nothing was sent."""
+        from mcp.server.mcpserver.exceptions import ToolError
+
+        wait = self.take()
+        if wait:
+            raise ToolError(
+                f"this connection's limit of {self.limit} {what} a minute is reached: nothing was sent; "
+                f"try again in {wait:.0f} s"
+            )
+

@@ -86,12 +86,7 @@ def build_server(target: Target, read_only: bool, sends_per_minute: int = SENDS_
     ) -> str:
         """Send one email to real people from the project's address, rendered from a template or given as
         html/text. Only when the user asked for this exact email and these recipients."""
-        wait = limit.take()
-        if wait:
-            raise ToolError(
-                f"this connection's limit of {sends_per_minute} emails a minute is reached: nothing was sent; "
-                f"try again in {wait:.0f} s"
-            )
+        limit.admit("emails")
         key = idempotency_key or new_key()
         body: dict[str, Any] = {"to": to, "subject": subject, "idempotency_key": key}
         for name, value in (("template", template), ("data", data), ("html", html), ("text", text)):

@@ -65,12 +65,7 @@ def build_server(target: Target, read_only: bool, sends_per_minute: int = SENDS_
     ) -> str:
         """Send a WhatsApp text message to a real person through a paired instance. Only when the user asked for
         this exact message and recipient."""
-        wait = limit.take()
-        if wait:
-            raise ToolError(
-                f"this connection's limit of {sends_per_minute} messages a minute is reached: nothing was sent; "
-                f"try again in {wait:.0f} s"
-            )
+        limit.admit("messages")
         try:
             answer = target.client.post(
                 target.path("whatsapp", instance, "messages"), {"number": number, "text": text}
