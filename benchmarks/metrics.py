@@ -24,6 +24,13 @@ Last line: `collect_cpu_pct=<x> collect_rss_mb=<n> year_mb=<n>` (goals <= 0.1, <
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder is first on the path, and its email.py and platform.py would shadow the
+# standard library's modules (http.client imports email): drop the folder before anything else is imported.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import json
 import os

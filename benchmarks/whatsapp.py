@@ -26,6 +26,13 @@ and the cost of the receiver's pure steps measured in-process; then exactly one 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder is first on the path, and its email.py and platform.py would shadow the
+# standard library's modules (http.client imports email): drop the folder before anything else is imported.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import http.client
 import json
