@@ -19,6 +19,13 @@ renders the page. Prints how it measured, then exactly one last line: `page_rps=
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder is first on the path, and its email.py and platform.py would shadow the
+# standard library's modules (http.client imports email): drop the folder before anything else is imported.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import http.client
 import json
@@ -26,7 +33,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -41,12 +47,12 @@ if str(REPO) not in sys.path:
 
 from benchmarks.serving import (  # noqa: E402
     latency_line,
+    load_client,
     load_line,
     percentile,
     process_cpu_s,
     run_client,
     run_in_workdir,
-    run_workers,
     start_service,
     stop_service,
 )
@@ -82,55 +88,12 @@ def client_main(args: argparse.Namespace) -> int:
     """Load the page; print one JSON object: latencies (ms) of the counted requests, wall time, failures."""
     cookie = sys.stdin.readline().strip()  # not on the command line, where `ps` shows it
     headers = {"Cookie": cookie, "Accept": "text/html"}
-    lock = threading.Lock()
-    issued = {"warmup": 0, "counted": 0}
-    latencies: list[float] = []
-    failures: list[str] = []
-    counting = threading.Event()
-    stop = threading.Event()
-    started_at: list[float] = []
 
-    def take() -> bool | None:
-        with lock:
-            if stop.is_set():
-                return None
-            if issued["warmup"] < args.warmup:
-                issued["warmup"] += 1
-                return False
-            if issued["counted"] >= args.requests:
-                return None
-            issued["counted"] += 1
-            return True
+    def check(status: int, body: bytes) -> str | None:
+        rows = body.count(ROW) - 1  # the header row
+        return None if status == 200 and rows == args.expect else f"{status}: {rows} rows"
 
-    def worker() -> None:
-        conn = http.client.HTTPConnection(args.host, args.port, timeout=30)
-        try:
-            while (counted := take()) is not None:
-                if counted and not counting.is_set():
-                    with lock:
-                        if not counting.is_set():
-                            started_at.append(time.perf_counter())
-                            counting.set()
-                t0 = time.perf_counter()
-                conn.request("GET", PAGE, headers=headers)
-                response = conn.getresponse()
-                body = response.read()
-                elapsed_ms = (time.perf_counter() - t0) * 1000
-                rows = body.count(ROW) - 1  # the header row
-                if response.status != 200 or rows != args.expect:
-                    with lock:
-                        failures.append(f"{response.status}: {rows} rows")
-                        stop.set()
-                    return
-                if counted:
-                    with lock:
-                        latencies.append(elapsed_ms)
-        finally:
-            conn.close()
-
-    run_workers(worker, args.concurrency, args.time_cap_s, stop)
-    wall_s = time.perf_counter() - started_at[0] if started_at else 0.0
-    print(json.dumps({"latencies_ms": latencies, "wall_s": wall_s, "failures": failures}))
+    print(json.dumps(load_client(args.host, args.port, PAGE, headers, args, check)))
     return 0
 
 

@@ -21,12 +21,10 @@ server's CPU time per request, then exactly one last line: `rps=<n> p99_ms=<x>`.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,12 +39,12 @@ if str(REPO) not in sys.path:
 
 from benchmarks.serving import (  # noqa: E402
     latency_line,
+    load_client,
     load_line,
     percentile,
     process_cpu_s,
     run_client,
     run_in_workdir,
-    run_workers,
     start_service,
     stop_service,
 )
@@ -80,56 +78,11 @@ def client_main(args: argparse.Namespace) -> int:
     """Load the service; print one JSON object: latencies (ms) of the counted requests, wall time, failures."""
     token = sys.stdin.readline().strip()  # not on the command line, where `ps` shows it
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    lock = threading.Lock()
-    issued = {"warmup": 0, "counted": 0}
-    latencies: list[float] = []
-    failures: list[str] = []
-    counting = threading.Event()
-    stop = threading.Event()
-    started_at: list[float] = []
 
-    def take() -> bool | None:
-        """True: a counted request; False: a warm-up one; None: stop."""
-        with lock:
-            if stop.is_set():
-                return None
-            if issued["warmup"] < args.warmup:
-                issued["warmup"] += 1
-                return False
-            if issued["counted"] >= args.requests:
-                return None
-            issued["counted"] += 1
-            return True
+    def check(status: int, body: bytes) -> str | None:
+        return None if status == 200 and body.count(b'"ref"') == args.expect else f"{status}: {body[:200]!r}"
 
-    def worker() -> None:
-        conn = http.client.HTTPConnection(args.host, args.port, timeout=30)
-        try:
-            while (counted := take()) is not None:
-                if counted and not counting.is_set():
-                    with lock:
-                        if not counting.is_set():
-                            started_at.append(time.perf_counter())
-                            counting.set()
-                t0 = time.perf_counter()
-                conn.request("GET", "/v1/projects", headers=headers)
-                response = conn.getresponse()
-                body = response.read()
-                elapsed_ms = (time.perf_counter() - t0) * 1000
-                if response.status != 200 or body.count(b'"ref"') != args.expect:
-                    with lock:
-                        failures.append(f"{response.status}: {body[:200]!r}")
-                        stop.set()
-                    return
-                if counted:
-                    with lock:
-                        latencies.append(elapsed_ms)
-        finally:
-            conn.close()
-
-    run_workers(worker, args.concurrency, args.time_cap_s, stop)
-    ended_at = time.perf_counter()
-    wall_s = ended_at - started_at[0] if started_at else 0.0
-    print(json.dumps({"latencies_ms": latencies, "wall_s": wall_s, "failures": failures}))
+    print(json.dumps(load_client(args.host, args.port, "/v1/projects", headers, args, check)))
     return 0
 
 

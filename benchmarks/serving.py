@@ -137,3 +137,62 @@ def run_in_workdir(prefix: str, tmp: str | None, run: Callable[[Path], str]) -> 
         shutil.rmtree(workdir, ignore_errors=True)
     print(final_line, flush=True)
     return 0
+
+
+def load_client(
+    host: str, port: int, path: str, headers: dict[str, str], args: Any, check: Callable[[int, bytes], str | None]
+) -> dict[str, Any]:
+    """GET `path` from `args.concurrency` keep-alive connections: `args.warmup` uncounted requests, then
+    `args.requests` counted ones, within `args.time_cap_s`. `check` names what is wrong with an answer (None: it
+    is right); the first wrong answer stops every worker. The latencies (ms) of the counted requests, the wall
+    time from the first counted request, and the failures."""
+    lock = threading.Lock()
+    issued = {"warmup": 0, "counted": 0}
+    latencies: list[float] = []
+    failures: list[str] = []
+    counting = threading.Event()
+    stop = threading.Event()
+    started_at: list[float] = []
+
+    def take() -> bool | None:
+        """True: a counted request; False: a warm-up one; None: stop."""
+        with lock:
+            if stop.is_set():
+                return None
+            if issued["warmup"] < args.warmup:
+                issued["warmup"] += 1
+                return False
+            if issued["counted"] >= args.requests:
+                return None
+            issued["counted"] += 1
+            return True
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        try:
+            while (counted := take()) is not None:
+                if counted and not counting.is_set():
+                    with lock:
+                        if not counting.is_set():
+                            started_at.append(time.perf_counter())
+                            counting.set()
+                t0 = time.perf_counter()
+                conn.request("GET", path, headers=headers)
+                response = conn.getresponse()
+                body = response.read()
+                elapsed_ms = (time.perf_counter() - t0) * 1000
+                problem = check(response.status, body)
+                if problem is not None:
+                    with lock:
+                        failures.append(problem)
+                        stop.set()
+                    return
+                if counted:
+                    with lock:
+                        latencies.append(elapsed_ms)
+        finally:
+            conn.close()
+
+    run_workers(worker, args.concurrency, args.time_cap_s, stop)
+    wall_s = time.perf_counter() - started_at[0] if started_at else 0.0
+    return {"latencies_ms": latencies, "wall_s": wall_s, "failures": failures}
