@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from devkit.standins.loopback import LoopbackStandin
+
 MAX_AGE_S = 3600
 _NOT_SIGNED = {"file", "cloud_name", "resource_type", "api_key", "signature", "signature_algorithm"}
 
@@ -186,24 +188,11 @@ class _Server(ThreadingHTTPServer):
     state: CloudinaryState
 
 
-class CloudinaryStandin:
+class CloudinaryStandin(LoopbackStandin):
     """`with CloudinaryStandin("demo", "key", "secret") as cloud:`; `cloud.base_url` is what the client gets."""
 
     def __init__(self, cloud_name: str, api_key: str, api_secret: str) -> None:
         self.state = CloudinaryState(cloud_name, api_key, api_secret)
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.state = self.state
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> CloudinaryStandin:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.state = self.state
+        super().__init__(server)

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from devkit.standins.loopback import LoopbackStandin
+
 IDEMPOTENCY_TTL_S = 24 * 3600
 MAX_RECIPIENTS = 50
 MAX_KEY = 256
@@ -211,27 +213,14 @@ class _Server(ThreadingHTTPServer):
     state: StandinState
 
 
-class ResendStandin:
+class ResendStandin(LoopbackStandin):
     """`with ResendStandin(api_key, {"mail.shop.example"}) as resend:`; `resend.base_url` is what the client gets."""
 
     def __init__(self, api_key: str, verified_domains: set[str], rate_per_s: int = 1000) -> None:
         self.state = StandinState(api_key=api_key, verified_domains=set(verified_domains), rate_per_s=rate_per_s)
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.state = self.state
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> ResendStandin:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.state = self.state
+        super().__init__(server)
 
 
 def new_signing_secret() -> str:

@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from devkit.standins.loopback import LoopbackStandin
+
 UPLOAD_LIMIT = 50 * 1024 * 1024
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 
@@ -301,29 +303,15 @@ class _Server(ThreadingHTTPServer):
     state: StandinState
 
 
-class TelegramStandin:
+class TelegramStandin(LoopbackStandin):
     """Start with `with TelegramStandin(...) as api:`; `api.base_url` is what the client gets."""
 
     def __init__(self, files_dir: Path, token: str = "123456:standin-token", chat_id: str = "-1001234567890"):
         files_dir.mkdir(parents=True, exist_ok=True)
         self.state = StandinState(token=token, chat_id=chat_id, files_dir=files_dir)
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.state = self.state
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        port = self._server.server_address[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __enter__(self) -> TelegramStandin:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.state = self.state
+        super().__init__(server)
 
 
 def main() -> None:
