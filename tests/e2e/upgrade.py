@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[2]
 
 # The previous release, the one place it is named: the last commit of main that landed and passed CI before
-# this tree (1b6bf29: WhatsApp for every project, the developer CLI, the service as nextmavens_platform). Bump it
+# this tree (d3fa5f1: the dashboard, MCP servers, app deploys, email and media, metrics). Bump it
 # to main's commit each time a release lands and passes CI, so every session proves the upgrade from the release
 # operators run now.
-PREVIOUS_RELEASE = "1b6bf29a56a32f80392aae4ffd13e03607028701"
+PREVIOUS_RELEASE = "d3fa5f1531e87cc381c536529dcdd930beb6db2d"
 
 # The example project whose keys the previous release created: they must survive the upgrade unchanged.
 UPGRADE_PROBE = "acme/shop"
