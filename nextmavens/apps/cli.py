@@ -166,6 +166,21 @@ def app_secret_values(dsn: str | None, master_key: Path, lock_timeout: float, pr
     return values
 
 
+MAX_ARCHIVE_BYTES = 50 * 1024 * 1024  # the service's bound on an upload (ServiceSettings.deploy_max_body_bytes)
+
+
+def read_archive(archive: Path) -> bytes:
+    """The archive's bytes, at most MAX_ARCHIVE_BYTES (a pipe or /dev/fd/N as much as a file)."""
+    try:
+        with archive.open("rb") as handle:
+            data = handle.read(MAX_ARCHIVE_BYTES + 1)
+    except OSError as exc:
+        raise Failure(f"cannot read the archive {archive}: {exc.strerror or exc}") from None
+    if len(data) > MAX_ARCHIVE_BYTES:
+        raise Failure(f"the archive is larger than {MAX_ARCHIVE_BYTES // (1024 * 1024)} MiB")
+    return data
+
+
 def host_deploy(
     project: str,
     app: str,
@@ -177,24 +192,34 @@ def host_deploy(
     lock_timeout: float,
     edge_config: Path | None,
     say: Callable[[str], None] = click.echo,
+    preview: str | None = None,
 ) -> Outcome:
-    """Build APP's declared source (or `archive`, a `git archive` tar) and release it."""
+    """Build APP's declared source (or `archive`, a `git archive` tar, for an app whose source is `upload`) and
+    release it, or run it as preview `preview`."""
     import tempfile
 
     from nextmavens.apps import source as sources
     from nextmavens.apps.release import ReleaseFailed, Target, deploy
 
     org, ref, declared = declared_app(projects_dir, project, app)
+    if archive is not None and declared.source != "upload":
+        raise Failure(
+            f"app {app!r} builds from its declared source ({declared.source}), not an archive; "
+            "--archive is for apps whose source is `upload`"
+        )
     context = release_context(edge_config, say)
+    if preview is not None:
+        check_preview(context, projects_dir, ref, declared, preview)
     values = app_secret_values(dsn, master_key, lock_timeout, project, declared)
     with tempfile.TemporaryDirectory(prefix="nextmavens-build-") as scratch:
         tree = Path(scratch) / "src"
         tree.mkdir()
         try:
             if archive is not None:
-                data = archive.read_bytes()
+                data = read_archive(archive)
                 sources.extract_archive(data, tree)
                 commit = sources.archive_commit(data)
+                del data
             elif declared.source == "upload":
                 raise Failure(
                     f"app {app!r} is deployed by upload: run `nextmavens deploy` from the developer's linked folder, "
@@ -209,9 +234,46 @@ def host_deploy(
         except sources.SourceError as exc:
             raise Failure(f"{project} {app}: {exc}") from None
         try:
-            return deploy(context, Target(org, ref, declared), tree, commit, values)
+            return deploy(context, Target(org, ref, declared), tree, commit, values, preview)
         except ReleaseFailed as exc:
             raise Failure(str(exc)) from None
+
+
+def check_preview(context: Context, projects_dir: Path, ref: str, declared: App, preview: str) -> None:
+    """Before anything builds: a valid name, host names no manifest claims, and room in memory admission (every
+    preview running on the host counted, the one this deploy replaces aside)."""
+    from nextmavens.apps.previews import host_conflicts, preview_admission
+    from nextmavens.apps.releases import LABEL_APP, LABEL_PROJECT
+
+    manifests = [p.manifest for p in load(projects_dir).projects]
+    if not declared.domains:
+        raise Failure(f"app {declared.name!r} declares no domains, so a preview has no NAME.<domain> to serve")
+    try:
+        taken = host_conflicts(preview, declared.domains, manifests)
+    except ValueError as exc:
+        raise Failure(str(exc)) from None
+    if taken:
+        raise Failure(f"preview {preview!r} would serve names a manifest claims: {', '.join(taken)}")
+    memory = {(m.ref, a.name): a.memory_mb for m in manifests for a in m.apps}
+    undeclared_mb = App.model_fields["memory_mb"].default  # a preview of an app no longer declared: the default
+    running = [
+        memory.get((r.labels.get(LABEL_PROJECT, ""), r.labels.get(LABEL_APP, "")), undeclared_mb)
+        for r in context.docker.previews()
+        if (r.labels.get(LABEL_PROJECT), r.labels.get(LABEL_APP), r.preview) != (ref, declared.name, preview)
+    ]
+    refused = preview_admission(context.edge, manifests, running, declared.memory_mb)
+    if refused:
+        raise Failure(refused)
+
+
+def host_remove_preview(project: str, app: str, preview: str, projects_dir: Path, edge_config: Path | None) -> None:
+    from nextmavens.apps.release import ReleaseFailed, Target, remove_preview
+
+    org, ref, declared = declared_app(projects_dir, project, app)
+    try:
+        remove_preview(release_context(edge_config, click.echo), Target(org, ref, declared), preview)
+    except ReleaseFailed as exc:
+        raise Failure(str(exc)) from None
 
 
 @click.command("releases")

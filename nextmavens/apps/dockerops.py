@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from nextmavens.apps.releases import LABEL_COMMIT, app_filter, release_of
+from nextmavens.apps.releases import LABEL_COMMIT, LABEL_PREVIEW, app_filter, preview_of, release_of
 
 SECRETS_MOUNT = "/run/nextmavens/secrets.env"
 # The wrapper a release with secrets starts through: the 0600 file's `NAME='value'` lines become the process's
@@ -54,6 +54,11 @@ class ReleaseContainer:
     image: str
     labels: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def preview(self) -> str:
+        """The preview's name, "" for one of the app's own releases."""
+        return preview_of(self.labels)
+
 
 class DockerPort(Protocol):
     def build(
@@ -94,7 +99,13 @@ class DockerPort(Protocol):
 
     def remove_image(self, tag: str) -> None: ...
 
-    def releases(self, ref: str, app: str) -> list[ReleaseContainer]: ...
+    def releases(self, ref: str, app: str) -> list[ReleaseContainer]:
+        """Every container of the app with a release label (its previews' too), by number."""
+        ...
+
+    def previews(self) -> list[ReleaseContainer]:
+        """Every preview's container on the host, of any project (memory admission counts them)."""
+        ...
 
 
 class BuildFailed(RuntimeError):
@@ -249,8 +260,14 @@ class SdkDocker:
             pass
 
     def releases(self, ref: str, app: str) -> list[ReleaseContainer]:
+        return self._labelled(app_filter(ref, app))
+
+    def previews(self) -> list[ReleaseContainer]:
+        return self._labelled({"label": [LABEL_PREVIEW]})
+
+    def _labelled(self, filters: dict[str, list[str]]) -> list[ReleaseContainer]:
         found = []
-        for container in self.client.containers.list(all=True, filters=app_filter(ref, app)):
+        for container in self.client.containers.list(all=True, filters=filters):
             labels = container.labels or {}
             number = release_of(labels)
             if number is None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nextmavens.apps.dockerops import ReleaseContainer, RunSpec
-from nextmavens.apps.releases import LABEL_APP, LABEL_COMMIT, LABEL_PROJECT, release_of
+from nextmavens.apps.releases import LABEL_APP, LABEL_COMMIT, LABEL_PREVIEW, LABEL_PROJECT, release_of
 from tests.support.localnginx import wait_port
 from tests.support.ports import free_port
 
@@ -176,14 +176,22 @@ class StandinDocker:
         self.images.pop(tag, None)
 
     def releases(self, ref: str, app: str) -> list[ReleaseContainer]:
+        return self._labelled(lambda labels: labels.get(LABEL_PROJECT) == ref and labels.get(LABEL_APP) == app)
+
+    def previews(self) -> list[ReleaseContainer]:
+        return self._labelled(lambda labels: LABEL_PREVIEW in labels)
+
+    def _labelled(self, wanted: Callable[[Mapping[str, str]], bool]) -> list[ReleaseContainer]:
         found = []
         for name, container in self.containers.items():
             labels = container.labels
             number = release_of(labels)
-            if labels.get(LABEL_PROJECT) != ref or labels.get(LABEL_APP) != app or number is None:
+            if not wanted(labels) or number is None:
                 continue
             commit = labels.get(LABEL_COMMIT, "")
-            found.append(ReleaseContainer(number, name, commit, "", self.running(name), container.spec.image))
+            found.append(
+                ReleaseContainer(number, name, commit, "", self.running(name), container.spec.image, dict(labels))
+            )
         return sorted(found, key=lambda r: r.number)
 
     def close(self) -> None:

@@ -10,12 +10,10 @@ import os
 import stat
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from nextmavens.apps.release import (
-    Context,
     DeployBusy,
     ReleaseFailed,
     Target,
@@ -25,83 +23,10 @@ from nextmavens.apps.release import (
     rollback,
 )
 from nextmavens.apps.upstream import conf_filename
-from nextmavens.edge.appsettings import AppDeploySettings, AppImages
-from nextmavens.manifest.models import App
+from tests.integration.apps.stage import NAME, SECRET, served, source
 from tests.support import loadloop
-from tests.support.edgesamples import settings
-from tests.support.localnginx import LocalNginx, http_get, need, wait_port
-from tests.support.ports import free_ports
-from tests.support.standindocker import StandinDocker
 
 pytestmark = pytest.mark.integration
-NAME = "web.acme.test"
-SECRET = "s3cr3t 'quoted' $HOME `x`"
-
-
-@pytest.fixture
-def stage(tmp_path: Path):
-    need("nginx")
-    http_port, https_port = free_ports(2)
-    nginx = LocalNginx(tmp_path / "nginx")
-    (nginx.prefix / "sites" / "placeholder.conf").write_text(
-        f"server {{ listen 127.0.0.1:{http_port} default_server; return 444; }}\n"
-    )
-    nginx.start()
-    wait_port(http_port)
-    docker = StandinDocker(tmp_path / "images")
-    docker.root.mkdir()
-    lines: list[str] = []
-    ctx = Context(
-        settings=AppDeploySettings(
-            images=AppImages(node="n:1", python="p:1", static="s:1"),
-            health_timeout_s=5,
-            health_interval_s=0.1,
-            health_request_timeout_s=1,
-            drain_s=0.5,
-            build_memory_mb=512,
-            lock_timeout_s=1,
-            pids_limit=512,
-            state_dir=tmp_path / "state",
-            secrets_dir=tmp_path / "secrets",
-            nginx_dir=nginx.prefix / "sites",
-        ),
-        edge=settings(listen_address="127.0.0.1", http_port=http_port, https_port=https_port),
-        docker=docker,
-        nginx_test=tuple(nginx.test_cmd),
-        nginx_reload=tuple(nginx.reload_cmd),
-        say=lines.append,
-        certificates=(),
-    )
-    app = App(name="web", domains=[NAME], health_path="/health", retain=2, secrets=["API_KEY"], env={"MODE": "x"})
-    try:
-        yield ctx, Target("acme", "shop", app), docker, http_port, lines, tmp_path
-    finally:
-        docker.close()
-        nginx.stop()
-
-
-def source(tmp_path: Path, version: str, healthy: bool = True) -> Path:
-    folder = tmp_path / f"src-{version}"
-    folder.mkdir()
-    (folder / "Dockerfile").write_text("FROM scratch\n")
-    (folder / "app.json").write_text(json.dumps({"version": version, "healthy": healthy}))
-    return folder
-
-
-def served(port: int, want: str) -> bool:
-    """nginx's reload is a signal: workers of the config before may answer a moment longer. Poll (bounded)."""
-    deadline = time.monotonic() + 10
-    seen = None
-    while time.monotonic() < deadline:
-        try:
-            status, _, body = http_get(port, NAME)
-            seen = (status, body)
-            if status == 200 and json.loads(body)["version"] == want:
-                return True
-        except OSError as exc:
-            seen = exc
-        time.sleep(0.05)
-    raise AssertionError(f"{NAME} never served {want}: {seen}")
 
 
 def test_deploy_switch_under_load_unhealthy_rollback_and_prune(stage) -> None:

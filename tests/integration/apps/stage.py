@@ -1,0 +1,37 @@
+"""Helpers of the release flow's stand-in tests (the `stage` fixture is in conftest.py): a source folder the
+stand-in docker builds, and a poll for what nginx serves on a name."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.support.localnginx import http_get
+
+NAME = "web.acme.test"
+SECRET = "s3cr3t 'quoted' $HOME `x`"
+
+
+def source(tmp_path: Path, version: str, healthy: bool = True) -> Path:
+    folder = tmp_path / f"src-{version}"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM scratch\n")
+    (folder / "app.json").write_text(json.dumps({"version": version, "healthy": healthy}))
+    return folder
+
+
+def served(port: int, want: str, host: str = NAME) -> bool:
+    """nginx's reload is a signal: workers of the config before may answer a moment longer. Poll (bounded)."""
+    deadline = time.monotonic() + 10
+    seen = None
+    while time.monotonic() < deadline:
+        try:
+            status, _, body = http_get(port, host)
+            seen = (status, body)
+            if status == 200 and json.loads(body)["version"] == want:
+                return True
+        except OSError as exc:
+            seen = exc
+        time.sleep(0.05)
+    raise AssertionError(f"{host} never served {want}: {seen}")
