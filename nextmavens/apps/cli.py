@@ -129,7 +129,7 @@ def secrets_list(
 def release_context(edge_config: Path | None, say: Callable[[str], None]) -> Context:
     """The release flow's context from the host's edge settings file (NEXTMAVENS_EDGE_CONFIG) and docker."""
     from nextmavens.apps.dockerops import SdkDocker
-    from nextmavens.apps.release import Context
+    from nextmavens.apps.reconcile import host_context
     from nextmavens.edge.step import load_edge
 
     if edge_config is None:
@@ -141,14 +141,7 @@ def release_context(edge_config: Path | None, say: Callable[[str], None]) -> Con
         docker = SdkDocker.from_env()
     except Exception as exc:
         raise Failure(f"cannot reach Docker: {type(exc).__name__}: {exc}") from None
-    return Context(
-        settings=host.config.apps,
-        edge=host.settings,
-        docker=docker,
-        nginx_test=tuple(host.config.nginx_test),
-        nginx_reload=tuple(host.config.nginx_reload),
-        say=say,
-    )
+    return host_context(host, docker, say)
 
 
 def app_secret_values(dsn: str | None, master_key: Path, lock_timeout: float, project: str, app: App) -> dict[str, str]:

@@ -83,6 +83,11 @@ class DockerPort(Protocol):
         without them (it is not this project's)."""
         ...
 
+    def remove_network(self, name: str, labels: Mapping[str, str]) -> bool:
+        """Remove network `name` when it carries `labels` (True), nothing when it does not exist (False); refused
+        when it exists without them (it is not ours to remove)."""
+        ...
+
     def run(self, spec: RunSpec) -> None: ...
 
     def start(self, name: str) -> None: ...
@@ -215,6 +220,19 @@ class SdkDocker:
             found.get(key) != value for key, value in labels.items()
         ):
             raise RuntimeError(f"docker network {name!r} exists but is not this project's bridge ({dict(labels)})")
+
+    def remove_network(self, name: str, labels: Mapping[str, str]) -> bool:
+        import docker.errors
+
+        try:
+            network = self.client.networks.get(name)
+        except docker.errors.NotFound:
+            return False
+        found = (network.attrs or {}).get("Labels") or {}
+        if any(found.get(key) != value for key, value in labels.items()):
+            raise RuntimeError(f"docker network {name!r} does not carry {dict(labels)}: not removed")
+        network.remove()
+        return True
 
     def run(self, spec: RunSpec) -> None:
         self.client.containers.run(spec.image, **run_kwargs(spec))

@@ -168,13 +168,15 @@ class Outcome:
 
 
 @contextmanager
-def app_lock(ctx: Context, target: Target) -> Iterator[None]:
-    """One deploy or rollback of an app at a time; waits up to lock_timeout_s, then DeployBusy."""
+def app_lock(ctx: Context, target: Target, timeout_s: float | None = None) -> Iterator[None]:
+    """One deploy or rollback of an app at a time; waits up to `timeout_s` (default lock_timeout_s), then
+    DeployBusy."""
     folder = ctx.app_dir(target)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     handle = open(folder / "deploy.lock", "a+")  # noqa: SIM115 - held for the whole block
     try:
-        deadline = ctx.clock() + ctx.settings.lock_timeout_s
+        wait = ctx.settings.lock_timeout_s if timeout_s is None else timeout_s
+        deadline = ctx.clock() + wait
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -183,7 +185,7 @@ def app_lock(ctx: Context, target: Target) -> Iterator[None]:
                 if ctx.clock() >= deadline:
                     raise DeployBusy(
                         f"another deploy or rollback of {target.key} is running (waited "
-                        f"{ctx.settings.lock_timeout_s:.0f} s)"
+                        f"{wait:.0f} s)"
                     ) from None
                 ctx.sleep(0.2)
         yield
@@ -278,7 +280,7 @@ def deploy(
         if preview is not None:
             return _release_preview(ctx, target, state, preview, number, port, started)
         previous = state.active
-        _switch(ctx, target, number, port, on_refused=lambda: _discard(ctx, target, number))
+        switch(ctx, target, number, port, on_refused=lambda: _discard(ctx, target, number))
         state.switched(number, [r.number for r in existing if not r.preview])
         state.save(state_file)
         _retire(ctx, target, previous)
@@ -300,12 +302,12 @@ def _release_preview(
 ) -> Outcome:
     """Serve release `number` as the preview, then remove the preview's release before (after the drain)."""
     before = state.previews.get(preview)
-    _switch(ctx, target, number, port, on_refused=lambda: _remove_release(ctx, target, number), preview=preview)
+    switch(ctx, target, number, port, on_refused=lambda: remove_release(ctx, target, number), preview=preview)
     state.previews[preview] = number
     state.save(ctx.app_dir(target) / "state.json")
     if before is not None:
         ctx.sleep(ctx.settings.drain_s)
-        _remove_release(ctx, target, before)
+        remove_release(ctx, target, before)
         ctx.say(f"removed preview {preview!r}'s release {before} (a preview keeps no rollback)")
     return Outcome(number, port, before, [], ctx.clock() - started)
 
@@ -321,13 +323,13 @@ def remove_preview(ctx: Context, target: Target, preview: str) -> list[int]:
         state_file = ctx.app_dir(target) / "state.json"
         state = AppState.load(state_file)
         numbers = [r.number for r in ctx.docker.releases(target.ref, target.app.name) if r.preview == preview]
-        applier = _applier(ctx, target, preview)
+        applier = nginx_applier(ctx, target, preview)
         if not numbers and preview not in state.previews and not applier.conf_path.exists():
             raise ReleaseFailed(f"{target.key}: no preview {preview!r}")
         if applier.remove():
             ctx.say(f"nginx no longer serves preview {preview!r}")
         for number in numbers:
-            _remove_release(ctx, target, number)
+            remove_release(ctx, target, number)
         state.previews.pop(preview, None)
         state.save(state_file)
         ctx.say(f"removed preview {preview!r} (releases {', '.join(map(str, numbers)) or 'none'})")
@@ -343,12 +345,12 @@ def clean_orphans(ctx: Context, target: Target, state: AppState) -> list[int]:
     removed = orphans(own, state.served, state.active, keep)
     removed += [r.number for r in found if r.preview and state.previews.get(r.preview) != r.number]
     for number in sorted(removed):
-        _remove_release(ctx, target, number)
+        remove_release(ctx, target, number)
         ctx.say(f"removed release {number}, left by an interrupted deploy (never served)")
     return sorted(removed)
 
 
-def _remove_release(ctx: Context, target: Target, number: int) -> None:
+def remove_release(ctx: Context, target: Target, number: int) -> None:
     names = release_names(target.ref, target.app.name, number)
     ctx.docker.remove(names.container)
     ctx.docker.remove_image(names.image)
@@ -376,12 +378,12 @@ def rollback(ctx: Context, target: Target, wanted: int | None, secret_values: Ma
             _write_secrets(ctx, target, number, secret_values, _image_user_uid(user))
         if not present[number].running:
             ctx.docker.start(names.container)
-        port = _healthy_port(ctx, target, names.container)
+        port = healthy_port(ctx, target, names.container)
         if port is None:
             ctx.docker.stop(names.container, ctx.settings.stop_timeout_s)
             raise ReleaseFailed(f"{target.key}: release {number} did not become healthy; nothing switched")
         previous = state.active
-        _switch(ctx, target, number, port, on_refused=lambda: ctx.docker.stop(names.container, 10))
+        switch(ctx, target, number, port, on_refused=lambda: ctx.docker.stop(names.container, 10))
         state.switched(number, present)
         state.save(state_file)
         _retire(ctx, target, previous)
@@ -429,7 +431,7 @@ def _boot_new(
             command=run_command,
         )
     )
-    port = _healthy_port(ctx, target, names.container)
+    port = healthy_port(ctx, target, names.container)
     if port is None:
         _discard(ctx, target, number)
         raise ReleaseFailed(f"{target.key}: release {number} never answered {target.app.health_path} with 2xx "
@@ -437,7 +439,7 @@ def _boot_new(
     return port
 
 
-def _healthy_port(ctx: Context, target: Target, container: str) -> int | None:
+def healthy_port(ctx: Context, target: Target, container: str) -> int | None:
     """The loopback port once `health_path` answers 2xx; None at the deadline or when the container exits (its last
     log lines are printed)."""
     settings = ctx.settings
@@ -471,17 +473,18 @@ def _discard(ctx: Context, target: Target, number: int) -> None:
     ctx.secrets_path(target, number).unlink(missing_ok=True)
 
 
-def _switch(
+def switch(
     ctx: Context,
     target: Target,
     number: int,
     port: int,
     on_refused: Callable[[], None],
     preview: str | None = None,
-) -> None:
+) -> bool:
+    """nginx serves release `number` on `port` for the app's names (or the preview's); True when its file changed."""
     if not target.app.domains:
         ctx.say("the app declares no domains: nothing to switch in nginx (reachable on loopback only)")
-        return
+        return False
     hosts = preview_hosts(preview, target.app.domains) if preview is not None else list(target.app.domains)
     certificates = ctx.certificates
     if certificates is None:
@@ -491,14 +494,16 @@ def _switch(
         ctx.edge, target.ref, target.app.name, target.app.domains, port, number, certificates, preview=preview
     )
     try:
-        _applier(ctx, target, preview).apply(text)
+        changed = nginx_applier(ctx, target, preview).apply(text)
     except Exception:
         on_refused()
         raise
-    ctx.say(f"switched: {', '.join(hosts)} -> release {number} (127.0.0.1:{port})")
+    if changed:
+        ctx.say(f"switched: {', '.join(hosts)} -> release {number} (127.0.0.1:{port})")
+    return changed
 
 
-def _applier(ctx: Context, target: Target, preview: str | None) -> NginxApplier:
+def nginx_applier(ctx: Context, target: Target, preview: str | None) -> NginxApplier:
     return NginxApplier(
         ctx.settings.nginx_dir / conf_filename(target.ref, target.app.name, preview),
         ctx.app_dir(target),
@@ -524,7 +529,7 @@ def prune(ctx: Context, target: Target, state: AppState) -> list[int]:
     numbers = [r.number for r in ctx.docker.releases(target.ref, target.app.name) if not r.preview]
     removed = to_prune(numbers, target.app.retain, state.active, state.previous)
     for number in removed:
-        _remove_release(ctx, target, number)
+        remove_release(ctx, target, number)
         ctx.say(f"pruned release {number} (beyond retain={target.app.retain})")
     return removed
 

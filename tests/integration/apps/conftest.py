@@ -1,4 +1,4 @@
-"""The `stage` of the release flow's stand-in tests: a real nginx on free loopback ports, a stand-in docker engine
+"""The `release_stage` of the release flow's stand-in tests: a real nginx on free loopback ports, a stand-in docker engine
 (tests/support/standindocker.py), a Context on them and one app `web` of acme/shop at web.acme.test."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.support.standindocker import StandinDocker
 
 
 @pytest.fixture
-def stage(tmp_path: Path):
+def release_stage(tmp_path: Path):
     need("nginx")
     http_port, https_port = free_ports(2)
     nginx = LocalNginx(tmp_path / "nginx")

@@ -1,4 +1,4 @@
-"""Helpers of the release flow's stand-in tests (the `stage` fixture is in conftest.py): a source folder the
+"""Helpers of the release flow's stand-in tests (the `release_stage` fixture is in conftest.py): a source folder the
 stand-in docker builds, and a poll for what nginx serves on a name."""
 
 from __future__ import annotations
@@ -7,7 +7,10 @@ import json
 import time
 from pathlib import Path
 
+from nextmavens.apps.dockerops import RunSpec
+from nextmavens.apps.releases import release_labels
 from tests.support.localnginx import http_get
+from tests.support.standindocker import StandinDocker
 
 NAME = "web.acme.test"
 SECRET = "s3cr3t 'quoted' $HOME `x`"
@@ -35,3 +38,14 @@ def served(port: int, want: str, host: str = NAME) -> bool:
             seen = exc
         time.sleep(0.05)
     raise AssertionError(f"{host} never served {want}: {seen}")
+
+
+def leave_orphan(docker: StandinDocker, tmp_path: Path, number: int, preview: str | None = None) -> str:
+    """What a deploy killed between its container's start and the switch leaves: a labelled, running release of
+    acme/shop web. Its container's name."""
+    tag = f"nextmavens-app/shop--web:r{number}"
+    image = docker.build(source(tmp_path, f"o{number}"), "Dockerfile", tag, {}, 256, lambda line: None)
+    labels = release_labels("acme", "shop", "web", "f" * 40, number, preview)
+    name = f"nm-app-shop--web-r{number}"
+    docker.run(RunSpec(name, image, 3000, {}, labels, None, 256, 64))
+    return name

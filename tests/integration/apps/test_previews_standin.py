@@ -18,9 +18,8 @@ from nextmavens.apps.release import (
     remove_preview,
     rollback,
 )
-from nextmavens.apps.releases import release_labels
 from nextmavens.apps.upstream import conf_filename
-from tests.integration.apps.stage import NAME, served, source
+from tests.integration.apps.stage import NAME, leave_orphan, served, source
 from tests.support.localnginx import http_get
 
 pytestmark = pytest.mark.integration
@@ -41,8 +40,8 @@ def not_served(port: int, host: str) -> None:
     raise AssertionError(f"{host} is still served: {seen}")
 
 
-def test_a_preview_runs_beside_the_release_and_is_removed(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_a_preview_runs_beside_the_release_and_is_removed(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     deploy(ctx, target, source(tmp, "v1"), "a" * 40, VALUES)
     first = deploy(ctx, target, source(tmp, "p1"), "b" * 40, VALUES, preview="pr-1")
     assert first.release == 2 and served(port, "p1", PREVIEW_HOST) and served(port, "v1")
@@ -78,8 +77,8 @@ def test_a_preview_runs_beside_the_release_and_is_removed(stage) -> None:
         remove_preview(ctx, target, "pr-1")
 
 
-def test_a_preview_needs_a_valid_name_and_a_domain(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_a_preview_needs_a_valid_name_and_a_domain(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     with pytest.raises(ReleaseFailed, match="preview name"):
         deploy(ctx, target, source(tmp, "p1"), "a" * 40, VALUES, preview="x;include /etc/passwd")
     bare = type(target)(target.org, target.ref, target.app.model_copy(update={"domains": []}))
@@ -90,17 +89,8 @@ def test_a_preview_needs_a_valid_name_and_a_domain(stage) -> None:
     assert docker.images == {} and list(ctx.settings.nginx_dir.glob("nextmavens-app-*")) == []
 
 
-def leave_orphan(docker, tmp, number: int, preview: str | None = None) -> str:
-    """What a deploy killed between its container's start and the switch leaves: a labelled, running release."""
-    image = docker.build(source(tmp, f"o{number}"), "Dockerfile", f"nextmavens-app/shop--web:r{number}", {}, 256, print)
-    labels = release_labels("acme", "shop", "web", "f" * 40, number, preview)
-    name = f"nm-app-shop--web-r{number}"
-    docker.run(RunSpec(name, image, 3000, {}, labels, None, 256, 64))
-    return name
-
-
-def test_an_interrupted_deploys_release_is_removed_by_the_next_deploy_and_nothing_else(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_an_interrupted_deploys_release_is_removed_by_the_next_deploy_and_nothing_else(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     deploy(ctx, target, source(tmp, "v1"), "a" * 40, VALUES)
     orphan = leave_orphan(docker, tmp, 2)
     stale_preview = leave_orphan(docker, tmp, 3, preview="pr-9")
@@ -118,8 +108,8 @@ def test_an_interrupted_deploys_release_is_removed_by_the_next_deploy_and_nothin
     assert any("left by an interrupted deploy" in line for line in lines)
 
 
-def test_a_state_file_from_before_served_was_recorded_removes_nothing(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_a_state_file_from_before_served_was_recorded_removes_nothing(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     deploy(ctx, target, source(tmp, "v1"), "a" * 40, VALUES)
     kept = leave_orphan(docker, tmp, 2)
     path = ctx.app_dir(target) / "state.json"

@@ -29,8 +29,8 @@ from tests.support import loadloop
 pytestmark = pytest.mark.integration
 
 
-def test_deploy_switch_under_load_unhealthy_rollback_and_prune(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_deploy_switch_under_load_unhealthy_rollback_and_prune(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     values = {"API_KEY": SECRET}
     first = deploy(ctx, target, source(tmp, "v1"), "a" * 40, values)
     assert (first.release, first.previous) == (1, None) and served(port, "v1")
@@ -68,8 +68,8 @@ def test_deploy_switch_under_load_unhealthy_rollback_and_prune(stage) -> None:
     assert not (ctx.settings.secrets_dir / "shop" / "web" / "r1.env").exists()
 
 
-def test_secrets_reach_only_a_0600_file_bound_into_the_container(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_secrets_reach_only_a_0600_file_bound_into_the_container(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": SECRET})
     (spec,) = docker.runs
     assert spec.environment == {"MODE": "x", "PORT": "3000"}
@@ -83,16 +83,16 @@ def test_secrets_reach_only_a_0600_file_bound_into_the_container(stage) -> None:
     assert SECRET not in (ctx.settings.nginx_dir / conf_filename("shop", "web")).read_text()
 
 
-def test_the_container_starts_from_the_image_id_the_build_returned(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_the_container_starts_from_the_image_id_the_build_returned(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
     (spec,) = docker.runs
     _, _, image_id = docker.images["nextmavens-app/shop--web:r1"]
     assert spec.image == image_id and image_id.startswith("sha256:")
 
 
-def test_apps_run_on_their_projects_own_network_never_the_platforms(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_apps_run_on_their_projects_own_network_never_the_platforms(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     other = Target("beta", "shop-api", target.app.model_copy(update={"domains": ["api.beta.test"]}))
     deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
     deploy(ctx, other, source(tmp, "v2"), "b" * 40, {"API_KEY": "y"})
@@ -107,8 +107,8 @@ def test_apps_run_on_their_projects_own_network_never_the_platforms(stage) -> No
     assert docker.network_members("nextmavens-apps-shop") == [ours, "nm-app-shop--web-r2"]
 
 
-def test_a_network_of_the_apps_name_that_is_not_the_projects_stops_the_release(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_a_network_of_the_apps_name_that_is_not_the_projects_stops_the_release(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     docker.networks["nextmavens-apps-shop"] = ({"io.nextmavens.project": "someone-else"}, [])
     with pytest.raises(ReleaseFailed, match="apps network nextmavens-apps-shop is not usable"):
         deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
@@ -116,8 +116,8 @@ def test_a_network_of_the_apps_name_that_is_not_the_projects_stops_the_release(s
     assert not (ctx.settings.secrets_dir / "shop" / "web" / "r1.env").exists()
 
 
-def test_an_image_with_labels_the_platform_reserves_is_refused_and_nothing_starts(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_an_image_with_labels_the_platform_reserves_is_refused_and_nothing_starts(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     folder = source(tmp, "v1")
     (folder / "Dockerfile").write_text(
         "FROM scratch\nLABEL com.docker.compose.project=nm-other io.nextmavens.project=other io.nextmavens.memory=1\n"
@@ -129,15 +129,15 @@ def test_an_image_with_labels_the_platform_reserves_is_refused_and_nothing_start
     assert not (ctx.settings.nginx_dir / conf_filename("shop", "web")).exists()
 
 
-def test_a_missing_secret_stops_the_deploy_before_the_build(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_a_missing_secret_stops_the_deploy_before_the_build(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     with pytest.raises(ReleaseFailed, match="secrets without a value: API_KEY"):
         deploy(ctx, target, source(tmp, "v1"), "a" * 40, {})
     assert docker.images == {}
 
 
-def test_a_second_deploy_of_the_app_waits_for_the_first(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_a_second_deploy_of_the_app_waits_for_the_first(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     held = threading.Event()
     release = threading.Event()
 
