@@ -1,5 +1,5 @@
-"""The `release_stage` of the release flow's stand-in tests: a real nginx on free loopback ports, a stand-in docker engine
-(tests/support/standindocker.py), a Context on them and one app `web` of acme/shop at web.acme.test."""
+"""The `release_stage` of the release flow's stand-in tests: a real nginx on free loopback ports, a stand-in docker
+engine (tests/support/standindocker.py), a Context on them and one app `web` of acme/shop at web.acme.test."""
 
 from __future__ import annotations
 
