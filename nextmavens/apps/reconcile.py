@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from nextmavens.apps.dockerops import DockerPort
@@ -36,17 +35,11 @@ from nextmavens.apps.release import (
 )
 from nextmavens.apps.releases import LABEL_PROJECT, preview_hosts
 from nextmavens.apps.upstream import conf_filename
+from nextmavens.edge.apply import EdgeReport
 from nextmavens.edge.inputs import EdgeProject
 from nextmavens.edge.settingsfile import EdgeHost
 from nextmavens.manifest.models import App
 from nextmavens.naming import app_network
-
-
-@dataclass
-class AppsReport:
-    done: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
 
 
 def deployed_targets(ctx: Context, projects: Iterable[EdgeProject]) -> list[Target]:
@@ -75,8 +68,8 @@ def served_names(ctx: Context, projects: Iterable[EdgeProject]) -> list[str]:
     return names
 
 
-def reconcile(ctx: Context, projects: Iterable[EdgeProject]) -> AppsReport:
-    report = AppsReport()
+def reconcile(ctx: Context, projects: Iterable[EdgeProject]) -> EdgeReport:
+    report = EdgeReport()
     for target in deployed_targets(ctx, projects):
         try:
             with app_lock(ctx, target, timeout_s=0):
@@ -88,7 +81,7 @@ def reconcile(ctx: Context, projects: Iterable[EdgeProject]) -> AppsReport:
     return report
 
 
-def _reconcile_app(ctx: Context, target: Target, report: AppsReport) -> None:
+def _reconcile_app(ctx: Context, target: Target, report: EdgeReport) -> None:
     state = AppState.load(ctx.app_dir(target) / "state.json")
     for number in clean_orphans(ctx, target, state):
         report.done.append(f"{target.key}: removed release {number}, left by an interrupted deploy")
@@ -131,20 +124,20 @@ class HostApps:
     def served_names(self, projects: Sequence[EdgeProject]) -> list[str]:
         return served_names(self.context(), projects)
 
-    def reconcile(self, projects: Sequence[EdgeProject]) -> AppsReport:
+    def reconcile(self, projects: Sequence[EdgeProject]) -> EdgeReport:
         try:
             ctx = self.context()
         except Exception as exc:
-            return AppsReport(errors=[f"apps: not checked, Docker is not reachable: {type(exc).__name__}: {exc}"])
+            return EdgeReport(errors=[f"apps: not checked, Docker is not reachable: {type(exc).__name__}: {exc}"])
         return reconcile(ctx, projects)
 
-    def remove_project(self, ref: str) -> AppsReport:
+    def remove_project(self, ref: str) -> EdgeReport:
         if not (self._state_dir / ref).is_dir():
-            return AppsReport()  # no app of it was ever deployed here (its network is made by a deploy)
+            return EdgeReport()  # no app of it was ever deployed here (its network is made by a deploy)
         try:
             ctx = self.context()
         except Exception as exc:
-            return AppsReport(errors=[f"{ref}: apps not removed, Docker is not reachable: {type(exc).__name__}: {exc}"])
+            return EdgeReport(errors=[f"{ref}: apps not removed, Docker is not reachable: {type(exc).__name__}: {exc}"])
         return remove_project(ctx, ref)
 
 
@@ -162,10 +155,10 @@ def host_context(host: EdgeHost, docker: DockerPort, say: Callable[[str], None])
     )
 
 
-def remove_project(ctx: Context, ref: str) -> AppsReport:
+def remove_project(ctx: Context, ref: str) -> EdgeReport:
     """Everything of a destroyed project's apps on this host; the apps are the folders of its state directory
     (a destroyed project's manifest no longer lists them)."""
-    report = AppsReport()
+    report = EdgeReport()
     folder = ctx.settings.state_dir / ref
     apps = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
     for app in apps:

@@ -4,10 +4,14 @@ stand-in docker builds, and a poll for what nginx serves on a name."""
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from nextmavens.apps.dockerops import RunSpec
+from nextmavens.apps.release import Context, Target, app_lock
 from nextmavens.apps.releases import release_labels
 from tests.support.localnginx import http_get
 from tests.support.standindocker import StandinDocker
@@ -49,3 +53,23 @@ def leave_orphan(docker: StandinDocker, tmp_path: Path, number: int, preview: st
     name = f"nm-app-shop--web-r{number}"
     docker.run(RunSpec(name, image, 3000, {}, labels, None, 256, 64))
     return name
+
+
+@contextmanager
+def lock_held_elsewhere(ctx: Context, target: Target) -> Iterator[None]:
+    """The app's deploy lock held by another thread (as by a deploy in progress) for the block."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with app_lock(ctx, target):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(5)
+        yield
+    finally:
+        release.set()
+        thread.join()

@@ -6,16 +6,14 @@ network go, nobody else's."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from nextmavens.apps.dockerops import RunSpec
 from nextmavens.apps.reconcile import reconcile, remove_project, served_names
-from nextmavens.apps.release import Target, app_lock, deploy
+from nextmavens.apps.release import Target, deploy
 from nextmavens.apps.upstream import conf_filename
 from nextmavens.edge.inputs import EdgeProject
-from tests.integration.apps.stage import NAME, leave_orphan, served, source
+from tests.integration.apps.stage import NAME, leave_orphan, lock_held_elsewhere, served, source
 from tests.support.edgesamples import manifest, secrets_for
 
 pytestmark = pytest.mark.integration
@@ -84,21 +82,8 @@ def test_an_app_being_deployed_is_left_to_the_next_run(release_stage) -> None:
     ctx, target, docker, port, lines, tmp = release_stage
     deploy(ctx, target, source(tmp, "v1"), "a" * 40, VALUES)
     docker.stop("nm-app-shop--web-r1", 0)
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with app_lock(ctx, target):
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert held.wait(5)
+    with lock_held_elsewhere(ctx, target):
         report = reconcile(ctx, projects_of(target))
-    finally:
-        release.set()
-        thread.join()
     assert report.warnings == ["acme/shop web: a deploy or rollback is running; checked at the next apply"]
     assert not docker.running("nm-app-shop--web-r1")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import threading
 import time
 
 import pytest
@@ -17,13 +16,12 @@ from nextmavens.apps.release import (
     DeployBusy,
     ReleaseFailed,
     Target,
-    app_lock,
     deploy,
     releases_view,
     rollback,
 )
 from nextmavens.apps.upstream import conf_filename
-from tests.integration.apps.stage import NAME, SECRET, served, source
+from tests.integration.apps.stage import NAME, SECRET, lock_held_elsewhere, served, source
 from tests.support import loadloop
 
 pytestmark = pytest.mark.integration
@@ -138,21 +136,9 @@ def test_a_missing_secret_stops_the_deploy_before_the_build(release_stage) -> No
 
 def test_a_second_deploy_of_the_app_waits_for_the_first(release_stage) -> None:
     ctx, target, docker, port, lines, tmp = release_stage
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with app_lock(ctx, target):
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert held.wait(5)
-        with pytest.raises(DeployBusy, match="another deploy or rollback of acme/shop web"):
-            deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
-    finally:
-        release.set()
-        thread.join()
+    with (
+        lock_held_elsewhere(ctx, target),
+        pytest.raises(DeployBusy, match="another deploy or rollback of acme/shop web"),
+    ):
+        deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
     assert deploy(ctx, target, source(tmp, "v1b"), "a" * 40, {"API_KEY": "x"}).release == 1
