@@ -22,6 +22,7 @@ from nextmavens.platform import projectwrite, signin, tokenops, totp, whatsappop
 from nextmavens.platform.auth import ApiError, client_address, guard, service_of
 from nextmavens.platform.authz import Action, Decision, decide
 from nextmavens.platform.catalog import Catalog
+from nextmavens.platform.dashboard.apps import LOG_SERVICES, declared_apps
 from nextmavens.platform.dashboard.charts import metrics_section
 from nextmavens.platform.dashboard.web import (
     SECURITY_HEADERS,
@@ -462,6 +463,7 @@ def project_context(request: Request, who: SessionMember, org: str, ref: str) ->
         "whatsapp_error": whatsapp_error,
         "metrics": metrics,
         "alerts": project_alerts(service, caller, org, ref),
+        "apps": declared_apps(service, org, ref),
         "service_key": None,
         "reveal_error": None,
     }
@@ -512,7 +514,7 @@ async def reveal_service_key(request: Request, org: Org, ref: Ref) -> Response:
 
 @router.get("/orgs/{org}/projects/{ref}/logs")
 async def logs_tail(
-    request: Request, org: Org, ref: Ref, service: Annotated[str, Query(pattern="^(rest|auth|storage)$")] = "rest"
+    request: Request, org: Org, ref: Ref, service: Annotated[str, Query(pattern=LOG_SERVICES)] = "rest"
 ) -> Response:
     """The live tail (server-sent events) the project page's script reads with EventSource."""
     who = await run_in_threadpool(signed_in, request)

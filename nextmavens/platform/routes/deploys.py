@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,15 +26,15 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from nextmavens.apps.releases import PREVIEW_NAME_MAX, PREVIEW_NAME_PATTERN
-from nextmavens.dockerenv import docker_environment
 from nextmavens.manifest.models import APP_NAME_PATTERN
+from nextmavens.platform.appreleases import host_argv, host_environment
 from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, service_of
 from nextmavens.platform.authz import Action
 from nextmavens.platform.logstream import Bounds, EventStream, start
 from nextmavens.platform.models import ERRORS, ErrorBody
 from nextmavens.platform.routes import OrgSlug, ProjectRef
 from nextmavens.platform.routes.projects import visible_project
-from nextmavens.platform.service import Service, ServiceSettings
+from nextmavens.platform.service import Service
 
 router = APIRouter(tags=["deploys"], responses=ERRORS)
 AppName = Annotated[str, PathParam(pattern=APP_NAME_PATTERN, max_length=30)]
@@ -86,25 +85,6 @@ def deploy_argv(
     words = ["deploy", f"{org}/{ref}", app, "--archive", str(archive)]
     words += ["--preview", preview] if preview is not None else []
     return host_argv(privileged, words)
-
-
-def host_argv(privileged: tuple[str, ...], words: list[str]) -> list[str]:
-    return [*privileged, *words] if privileged else [sys.executable, "-m", "nextmavens.cli", *words]
-
-
-def host_environment(settings: ServiceSettings) -> dict[str, str]:
-    """The host command's environment: Docker's, and with no privileged prefix this service's own database,
-    master key, manifests and edge settings (the child runs in this process's place)."""
-    environment = docker_environment()
-    if not settings.privileged_argv:
-        environment.update(
-            NEXTMAVENS_DSN=settings.dsn,
-            NEXTMAVENS_MASTER_KEY=str(settings.master_key),
-            NEXTMAVENS_PROJECTS=str(settings.projects_dir),
-        )
-        if settings.deploy_edge_config is not None:
-            environment["NEXTMAVENS_EDGE_CONFIG"] = str(settings.deploy_edge_config)
-    return environment
 
 
 @router.post("/v1/projects/{org}/{ref}/apps/{app}/deploys", response_class=Response, responses=DEPLOY_ERRORS)

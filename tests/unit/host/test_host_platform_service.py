@@ -117,7 +117,7 @@ def test_the_sudoers_rule_allows_the_three_commands_alone(config: HostData, tmp_
     rules = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert rules == [
         f"{config.platform_user} ALL=(root) NOPASSWD: {command} apply --yes --json, {command} container-logs *, "
-        f"{command} deploy *"
+        f"{command} deploy *, {command} releases *"
     ]
     visudo = need("visudo")  # scripts/bootstrap installs sudo; the deploy checks the file with it on the host
     staged = tmp_path / "platform"
@@ -177,6 +177,9 @@ def test_the_root_command_starts_the_apply_unit_and_prints_its_answer(config: Ho
         ["deploy", "acme/shop", "web", "--remove-preview"],
         ["deploy", "acme/shop", "web", "--remove-preview", "pr-1", "x"],
         ["deploy", "acme/shop", "web", "--preview", "pr-1"],
+        ["releases", "acme/shop", "web"],
+        ["releases", "acme/shop", "web", "--json", "x"],
+        ["releases", "acme/shop", "web", "--projects"],
     ],
 )
 def test_the_root_command_refuses_any_other_shape(config: HostData, tmp_path: Path, argv: list[str]) -> None:
@@ -225,9 +228,12 @@ def test_the_root_command_passes_a_preview_and_its_removal_through(config: HostD
     assert subprocess.run(argv, capture_output=True, text=True, env=env).returncode == 0
     argv = [str(script), "deploy", "acme/shop", "web", "--remove-preview", "pr-7"]
     assert subprocess.run(argv, capture_output=True, text=True, env=env).returncode == 0
+    argv = [str(script), "releases", "acme/shop", "web", "--json"]
+    assert subprocess.run(argv, capture_output=True, text=True, env=env).returncode == 0
     assert log.read_text().splitlines() == [
         "nextmavens deploy acme/shop web --archive /dev/fd/3 --preview pr-7",
         "tar..nextmavens deploy acme/shop web --remove-preview pr-7",
+        "nextmavens releases acme/shop web --json",
     ]
 
 

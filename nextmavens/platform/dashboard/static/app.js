@@ -30,6 +30,16 @@ document.addEventListener("DOMContentLoaded", function () {
       source.onerror = function () { source.close(); };
     });
   }
+  // An app's active release, asked of the host once the page is shown (the page never waits for it).
+  document.querySelectorAll("td[data-release]").forEach(function (cell) {
+    fetch(cell.dataset.release, { credentials: "same-origin" }).then(function (response) {
+      return response.json();
+    }).then(function (answer) {
+      if (answer.error) { cell.textContent = "unknown (" + answer.error + ")"; return; }
+      var r = answer.release;
+      cell.textContent = r ? "r" + r.release + " (" + r.commit + ", " + r.created + ")" : "none deployed";
+    }).catch(function () { cell.textContent = "unknown"; });
+  });
   // WhatsApp pairing: ask for a fresh QR code every 3 s until the phone is connected, then show its number.
   var pairing = document.getElementById("pairing");
   var start = document.getElementById("wa-pair");
