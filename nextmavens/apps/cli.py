@@ -27,7 +27,7 @@ from nextmavens.cliparts import (
 from nextmavens.manifest.models import App
 
 if TYPE_CHECKING:
-    from nextmavens.apps.release import Context, Outcome
+    from nextmavens.apps.release import Context, Outcome, Target
 
 SECRET_MAX_BYTES = 64 * 1024
 
@@ -191,8 +191,7 @@ def host_deploy(
     release it, or run it as preview `preview`."""
     import tempfile
 
-    from nextmavens.apps import source as sources
-    from nextmavens.apps.release import ReleaseFailed, Target, deploy
+    from nextmavens.apps.release import DeployBusy, Target, app_lock
 
     org, ref, declared = declared_app(projects_dir, project, app)
     if archive is not None and declared.source != "upload":
@@ -204,32 +203,56 @@ def host_deploy(
     if preview is not None:
         check_preview(context, projects_dir, ref, declared, preview)
     values = app_secret_values(dsn, master_key, lock_timeout, project, declared)
-    with tempfile.TemporaryDirectory(prefix="nextmavens-build-") as scratch:
-        tree = Path(scratch) / "src"
-        tree.mkdir()
-        try:
-            if archive is not None:
-                data = read_archive(archive)
-                sources.extract_archive(data, tree)
-                commit = sources.archive_commit(data)
-                del data
-            elif declared.source == "upload":
-                raise Failure(
-                    f"app {app!r} is deployed by upload: run `nextmavens deploy` from the developer's linked folder, "
-                    "or pass --archive FILE (a `git archive` tar)"
-                )
-            elif declared.source.startswith("/"):
-                commit = sources.archive_path(Path(declared.source), gitref, tree)
-            else:
-                url, _, declared_ref = declared.source.partition("#")
-                tree.rmdir()
-                commit = sources.clone(url, gitref or declared_ref or None, tree)
-        except sources.SourceError as exc:
-            raise Failure(f"{project} {app}: {exc}") from None
-        try:
-            return deploy(context, Target(org, ref, declared), tree, commit, values, preview)
-        except ReleaseFailed as exc:
-            raise Failure(str(exc)) from None
+    target = Target(org, ref, declared)
+    # The app's lock before the source is read or unpacked: a second deploy of the app waits (or is refused)
+    # before it takes memory or disk.
+    try:
+        with app_lock(context, target), tempfile.TemporaryDirectory(prefix="nextmavens-build-") as scratch:
+            return _build_and_release(context, target, gitref, archive, scratch, values, preview, project)
+    except DeployBusy as exc:
+        raise Failure(str(exc)) from None
+
+
+def _build_and_release(
+    context: Context,
+    target: Target,
+    gitref: str | None,
+    archive: Path | None,
+    scratch: str,
+    values: dict[str, str],
+    preview: str | None,
+    project: str,
+) -> Outcome:
+    """Read or unpack the source into `scratch` (the caller holds the app's lock) and release it."""
+    from nextmavens.apps import source as sources
+    from nextmavens.apps.release import ReleaseFailed, deploy
+
+    app, declared = target.app.name, target.app
+    tree = Path(scratch) / "src"
+    tree.mkdir()
+    try:
+        if archive is not None:
+            data = read_archive(archive)
+            sources.extract_archive(data, tree)
+            commit = sources.archive_commit(data)
+            del data
+        elif declared.source == "upload":
+            raise Failure(
+                f"app {app!r} is deployed by upload: run `nextmavens deploy` from the developer's linked folder, "
+                "or pass --archive FILE (a `git archive` tar)"
+            )
+        elif declared.source.startswith("/"):
+            commit = sources.archive_path(Path(declared.source), gitref, tree)
+        else:
+            url, _, declared_ref = declared.source.partition("#")
+            tree.rmdir()
+            commit = sources.clone(url, gitref or declared_ref or None, tree)
+    except sources.SourceError as exc:
+        raise Failure(f"{project} {app}: {exc}") from None
+    try:
+        return deploy(context, target, tree, commit, values, preview, locked=True)
+    except ReleaseFailed as exc:
+        raise Failure(str(exc)) from None
 
 
 def check_preview(context: Context, projects_dir: Path, ref: str, declared: App, preview: str) -> None:

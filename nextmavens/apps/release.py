@@ -33,7 +33,7 @@ import os
 import shlex
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,9 +232,11 @@ def deploy(
     commit: str,
     secret_values: Mapping[str, str],
     preview: str | None = None,
+    locked: bool = False,
 ) -> Outcome:
     """Build `source` (a folder holding the commit's tree) and release it, or run it as preview `preview`;
-    ReleaseFailed leaves traffic as it was."""
+    ReleaseFailed leaves traffic as it was. `locked`: the caller holds the app's lock already (it took it before
+    unpacking the source, so parallel uploads of one app wait instead of each taking disk)."""
     started = ctx.clock()
     missing = missing_secrets(target, secret_values)
     if missing:
@@ -244,7 +246,7 @@ def deploy(
         )
     if preview is not None:
         _check_preview(target, preview)
-    with app_lock(ctx, target):
+    with nullcontext() if locked else app_lock(ctx, target):
         state_file = ctx.app_dir(target) / "state.json"
         state = AppState.load(state_file)
         existing = ctx.docker.releases(target.ref, target.app.name)

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from nextmavens.apps import cli
 from nextmavens.apps.release import (
     DeployBusy,
     ReleaseFailed,
@@ -21,8 +22,10 @@ from nextmavens.apps.release import (
     rollback,
 )
 from nextmavens.apps.upstream import conf_filename
+from nextmavens.cliparts import Failure
 from tests.integration.apps.stage import NAME, SECRET, lock_held_elsewhere, served, source
 from tests.support import loadloop
+from tests.support.projects import write_project
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +145,23 @@ def test_a_second_deploy_of_the_app_waits_for_the_first(release_stage) -> None:
     ):
         deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
     assert deploy(ctx, target, source(tmp, "v1b"), "a" * 40, {"API_KEY": "x"}).release == 1
+
+
+def test_the_hosts_deploy_takes_the_apps_lock_before_it_reads_the_archive(
+    release_stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel uploads of one app wait for the lock before any of them is read or unpacked: with the lock held
+    elsewhere, a deploy whose archive is a FIFO nobody writes (reading it would block) is refused at once."""
+    ctx, target, docker, port, lines, tmp = release_stage
+    projects = tmp / "projects"
+    write_project(projects, "acme", "shop", apps=[{"name": "web", "domains": [NAME]}])
+    monkeypatch.setattr(cli, "release_context", lambda edge_config, say: ctx)
+    fifo = tmp / "upload.tar"
+    os.mkfifo(fifo)
+    upload_app = Target("acme", "shop", target.app.model_copy(update={"secrets": []}))
+    with lock_held_elsewhere(ctx, upload_app), pytest.raises(Failure, match="another deploy or rollback"):
+        cli.host_deploy("acme/shop", "web", None, fifo, projects, None, tmp / "key", 1.0, None)
+    write_project(projects, "acme", "shop", apps=[{"name": "web", "source": "/srv/site"}])
+    with pytest.raises(Failure, match="--archive is for apps whose source is `upload`"):
+        cli.host_deploy("acme/shop", "web", None, fifo, projects, None, tmp / "key", 1.0, None)
+    assert docker.images == {}
