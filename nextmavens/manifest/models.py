@@ -280,6 +280,11 @@ class Email(Strict):
     inbound_addresses: list[EmailAddress] = Field(
         default_factory=list, description="Addresses whose mail lands in email.inbound; one project per address"
     )
+    send_per_minute: Annotated[int, Field(ge=1, le=6000)] = Field(
+        default=60,
+        description="Emails the project may send a minute (a burst of as many, then one every 60/n s); "
+        "beyond: 429 with Retry-After",
+    )
 
     @field_validator("from_name")
     @classmethod
