@@ -109,3 +109,34 @@ def test_media_offload_is_off_unless_declared_and_stays_inside_the_folder(tmp_pa
     assert "media_offload.paths: offload path '../etc/*' must stay inside the storage folder" in error
     write_project(tmp_path, "acme", "shop", media_offload={"paths": [], "older_than_days": 0})
     assert len(errors_of(tmp_path)) == 2
+
+
+@pytest.mark.parametrize(
+    ("reference", "words"),
+    [
+        ({"schema": "pg_catalog", "table": "pg_class", "column": "relname"}, "PostgreSQL's own"),
+        ({"schema": "information_schema", "table": "t", "column": "c"}, "PostgreSQL's own"),
+        ({"schema": "public", "table": 'photos"; DROP TABLE x; --', "column": "path"}, "should match pattern"),
+        ({"schema": "public", "table": "Photos", "column": "path"}, "should match pattern"),
+        ({"schema": "public", "table": "photos"}, "column: required key is missing"),
+        ({"schema": "public", "table": "photos", "column": "path", "where": "1=1"}, "where: unknown key"),
+    ],
+)
+def test_offload_references_are_plain_names_of_the_projects_own_tables(
+    tmp_path: Path, reference: dict[str, str], words: str
+) -> None:
+    policy = {"paths": ["*.jpg"], "older_than_days": 30, "references": [reference]}
+    write_project(tmp_path, "acme", "shop", media_offload=policy)
+    [error] = errors_of(tmp_path)
+    assert error.startswith(f"{tmp_path.name}/acme/shop.yaml:") and "media_offload.references[0]." in error
+    assert words in error
+
+
+def test_offload_references_load(tmp_path: Path) -> None:
+    reference = {"schema": "public", "table": "photos", "column": "path"}
+    policy = {"paths": ["*.jpg"], "older_than_days": 3, "references": [reference]}
+    write_project(tmp_path, "acme", "shop", media_offload=policy)
+    shop = load_manifests(tmp_path).by_ref("shop")
+    assert shop is not None and shop.manifest.media_offload is not None
+    [loaded] = shop.manifest.media_offload.references
+    assert (loaded.schema_, loaded.table, loaded.column) == ("public", "photos", "path")
