@@ -159,7 +159,8 @@ class EmailHooks:
             target, lambda conn: record_event(conn, headers["svix-id"], body["type"][:100], provider_id, body)
         )
 
-    async def inbound(self, header: str | None, raw: bytes) -> HookAnswer:
+    def _worker_refusal(self, header: str | None, raw: bytes, what: str) -> HookAnswer | None:
+        """None when the inbound mail worker signed `raw`; else the answer (404 unconfigured, 503, 401)."""
         path = self.mailer.service.settings.inbound_email_secret_file
         if path is None:
             return NOT_CONFIGURED
@@ -168,8 +169,14 @@ class EmailHooks:
             return UNAVAILABLE
         problem = inboundauth.signature_problem(header, raw, secret, time.time())
         if problem is not None:
-            log.warning("inbound email refused: %s", problem)
+            log.warning("%s refused: %s", what, problem)
             return REFUSED
+        return None
+
+    async def inbound(self, header: str | None, raw: bytes) -> HookAnswer:
+        refused = self._worker_refusal(header, raw, "inbound email")
+        if refused is not None:
+            return refused
         body = parse_object(raw)
         row = inbound_row(body) if body is not None else None
         if row is None:
@@ -193,16 +200,9 @@ class EmailHooks:
         described there without a URL yet, and the content matches the described sha256; then its URL is recorded.
         200 (stored false when it was before), 404 no such message or attachment, 422 a content that does not match
         (the worker's retry cannot fix it) or a refused upload, 401, 503 as for messages."""
-        path = self.mailer.service.settings.inbound_email_secret_file
-        if path is None:
-            return NOT_CONFIGURED
-        secret = self._secret(path, "the inbound mail secret")
-        if secret is None:
-            return UNAVAILABLE
-        problem = inboundauth.signature_problem(header, raw, secret, time.time())
-        if problem is not None:
-            log.warning("inbound attachment refused: %s", problem)
-            return REFUSED
+        refused = self._worker_refusal(header, raw, "inbound attachment")
+        if refused is not None:
+            return refused
         body = parse_object(raw) or {}
         delivery_id, to, given = body.get("delivery_id"), address_of(body.get("to")), body.get("index")
         index = given if isinstance(given, int) and not isinstance(given, bool) and 0 <= given < MAX_ATTACHMENTS else -1
