@@ -283,14 +283,14 @@ class ProjectSessions:
     def run(self, ref: str, role: str, password: str, query: str, read_only: bool, limits: SqlLimits) -> SqlResult:
         pool = self.pool(ref, role, password)
         # Sessions are not checked with a round trip when taken from the pool: one found closed before the caller's
-        # SQL was sent is dropped (the pool discards a closed session) and the statement goes to another, once.
-        for attempt in range(2):
+        # SQL was sent is dropped (the pool discards a closed session) and the statement goes to the next one; after
+        # a server restart every pooled session is closed, so as many tries as the pool holds, then a new session.
+        for _ in range(self._size + 1):
             try:
                 with pool.connection() as conn:
                     return run_statement(conn, query, read_only, limits)
             except StaleSession:
-                if attempt:
-                    break
+                continue
             except (PoolTimeout, psycopg.OperationalError):
                 break
         raise SessionUnavailable(f"role {role} cannot open a session in its database")
