@@ -350,6 +350,13 @@ def platform() -> None:
     default="",
     help="The running per-project Studios, 'REF=HOST:PORT ...' [env NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS].",
 )
+@click.option(
+    "--postgres-meta-url",
+    envvar="NEXTMAVENS_PLATFORM_POSTGRES_META_URL",
+    default=None,
+    help="The host's postgres-meta (loopback URL) for TypeScript types, with --studio-meta-key-file "
+    "[env NEXTMAVENS_PLATFORM_POSTGRES_META_URL].",
+)
 @projects_option
 @connection_options
 def serve(
@@ -373,6 +380,7 @@ def serve(
     studio_meta_key_file: Path | None,
     studio_db_address: str | None,
     studio_upstreams: str,
+    postgres_meta_url: str | None,
     projects_dir: Path,
     dsn: str | None,
     master_key: Path,
@@ -414,6 +422,7 @@ def serve(
         studio_meta_key_file=studio_meta_key_file,
         studio_db_address=studio_db_address or None,
         studio_upstreams=tuple(upstreams),
+        postgres_meta_url=postgres_meta_url or None,
     )
     given: dict[str, Any] = {
         "hook_max_body_bytes": webhook_max_body_bytes,

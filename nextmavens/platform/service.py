@@ -129,6 +129,9 @@ class ServiceSettings:
     studio_meta_key_file: Path | None = None
     studio_db_address: str | None = None
     studio_upstreams: tuple[tuple[str, str], ...] = ()
+    # The host's postgres-meta (its loopback URL) for GET .../types/typescript, with studio_meta_key_file (its
+    # CRYPTO_KEY) and studio_db_address; None: that endpoint answers 503.
+    postgres_meta_url: str | None = None
 
 
 class ManifestSource:

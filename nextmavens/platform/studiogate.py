@@ -125,13 +125,17 @@ def studio_env(ref: str, token: str, studio_crypto_key: str, meta_gate_url: str)
     }
 
 
+def role_connection(host: str, port: int, ref: str, role: str, password: str, application_name: str) -> str:
+    """A connection string for postgres-meta: one of the project's own login roles into its database only."""
+    return (
+        f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}@{host}:{port}/"
+        f"{quote(project_names(ref).database, safe='')}?application_name={quote(application_name, safe='')}"
+    )
+
+
 def owner_connection(host: str, port: int, ref: str, password: str) -> str:
     """The connection postgres-meta gets for a project's Studio: its owner role into its database, nothing else."""
-    names = project_names(ref)
-    return (
-        f"postgresql://{quote(names.owner, safe='')}:{quote(password, safe='')}@{host}:{port}/"
-        f"{quote(names.database, safe='')}?application_name=nextmavens-studio"
-    )
+    return role_connection(host, port, ref, project_names(ref).owner, password, "nextmavens-studio")
 
 
 # ---------------------------------------------------------------- the Studio cookie and its ticket

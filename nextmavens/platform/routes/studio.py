@@ -135,7 +135,8 @@ def studio_auth(request: Request) -> Response:
     return Response(status_code=204, headers={UPSTREAM_HEADER: upstream})
 
 
-def _db_address(service: Service) -> tuple[str, int]:
+def meta_db_address(service: Service) -> tuple[str, int]:
+    """The database's host and port as postgres-meta reaches it (Studio's gate and the type generator)."""
     configured = service.settings.studio_db_address
     if configured:
         host, _, port = configured.rpartition(":")
@@ -168,7 +169,7 @@ def meta_auth(request: Request) -> Response:
     password = secrets.passwords.get(project_names(ref).owner) if secrets else None
     if password is None:
         return Response(status_code=403)
-    host, port = _db_address(service)
+    host, port = meta_db_address(service)
     meta_key = read_secret_file(settings.studio_meta_key_file, "postgres-meta's CRYPTO_KEY file")
     encrypted = cryptojs_encrypt(owner_connection(host, port, ref, password), meta_key.strip())
     return Response(status_code=204, headers={GATE_ANSWER_HEADER: encrypted, "Cache-Control": "no-store"})

@@ -78,6 +78,8 @@ CALLS = {
     "sql_crm": Call("POST", "/v1/projects/acme/crm/sql", {"query": "SELECT 1"}),
     "tables": Call("GET", "/v1/projects/acme/shop/tables"),
     "extensions": Call("GET", "/v1/projects/acme/shop/extensions"),
+    "types": Call("GET", "/v1/projects/acme/shop/types/typescript"),
+    "crm_types": Call("GET", "/v1/projects/acme/crm/types/typescript"),
 }
 
 PERSONAS = ["owner", "admin", "developer", "outsider", "dev_ro", "owner_ro", "dev_shop", "admin_shop"]
@@ -117,6 +119,8 @@ EXPECTED = {
     "sql_crm": [200, 200, 200, 404, 200, 200, 404, 404],
     "tables": [200, 200, 200, 404, 200, 200, 200, 200],
     "extensions": [200, 200, 200, 404, 200, 200, 200, 200],
+    "types": [200, 200, 200, 404, 200, 200, 200, 200],
+    "crm_types": [200, 200, 200, 404, 200, 200, 404, 404],
 }
 UNAUTHENTICATED = ["expired", "revoked", "unknown", "malformed", "missing"]
 
