@@ -1,10 +1,11 @@
-"""A project's metrics and alerts as a caller may see them: the one place `GET /v1/projects/{org}/{ref}/metrics`
-and the dashboard's project page read them from, each read authorized like the project itself (404 for a
-project the caller cannot see)."""
+"""A project's metrics, uptime and alerts as a caller may see them: the one place the API
+(`GET /v1/projects/{org}/{ref}/metrics`, `/uptime`, `/alerts`) and the dashboard's project page read them from, each
+read authorized like the project itself (404 for a project the caller cannot see)."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nextmavens.control.store import metrics as store
@@ -37,3 +38,24 @@ def project_alerts(service: Service, caller: Caller, org: str, ref: str, limit: 
     visible_project(service, caller, Action.READ_PROJECT, org, ref)
     with service.pool.connection() as conn:
         return [alert.as_json() for alert in monitoring.recent_alerts(conn, [f"{org}/{ref}"], limit)]
+
+
+def project_uptime(service: Service, caller: Caller, org: str, ref: str, days: int = 30) -> dict[str, Any]:
+    """Per checked name (API name, custom domains, app) its uptime per UTC day over the last `days` days, oldest
+    first, and the newest state changes (the outage history)."""
+    visible_project(service, caller, Action.READ_PROJECT, org, ref)
+    scope = f"{org}/{ref}"
+    since = datetime.now(UTC).date() - timedelta(days=days - 1)
+    with service.pool.connection() as conn:
+        rows = monitoring.uptime_by_day(conn, scope, since)
+        events = monitoring.uptime_events(conn, scope)
+    targets: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        day = {k: row[k] for k in ("day", "checks", "up", "uptime_pct")}
+        targets.setdefault((row["kind"], row["name"]), []).append(day)
+    return {
+        "scope": scope,
+        "since": since.isoformat(),
+        "targets": [{"kind": kind, "name": name, "days": days_} for (kind, name), days_ in targets.items()],
+        "events": events,
+    }
