@@ -1,0 +1,102 @@
+"""The dashboard's monitoring parts over HTTP against the real service and PostgreSQL (issue 18): the span picker
+reading the downsampled tiers, the uptime-by-day table, and the host (operator) page, shown only to an owner of every
+org. Rows are written through the collector's and the uptime check's own store functions."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from nextmavens.control.db import connect_control
+from nextmavens.control.store import metrics, monitoring
+from nextmavens.control.store.projects import save_org
+from tests.integration.dashboard.harness import DashboardStage, dashboard_stage, signed_in_client
+from tests.integration.platform.harness import ACME_MEMBERS
+
+OPERATOR = "boss@globex.test"  # owner of globex, and made owner of acme below: an owner of every org
+
+
+@pytest.fixture(scope="module")
+def dash(pg_template: Any) -> Iterator[DashboardStage]:
+    with dashboard_stage(pg_template, "nextmavens-dashmon-") as stage:
+        for member in ("dev@acme.test", "owner@acme.test", OPERATOR):
+            stage.set_password(member)
+        now = int(time.time()) // 60 * 60
+        today = datetime.now(UTC).date()
+        with connect_control(stage.stage.server.dsn) as conn:
+            members = [{"email": e, "role": r} for e, r in ACME_MEMBERS.items()]
+            save_org(conn, "acme", "Acme", [*members, {"email": OPERATOR, "role": "owner"}])
+            ids = metrics.SeriesIds()
+            # three days ago, an hour of a container since gone: after maintain only the 5-minute tier holds it
+            for back in range(60):
+                old = now - 3 * 86400 - 60 * back
+                metrics.write_minute(conn, ids, old, {"acme/shop": {"mem_mb:gone": 77.0}})
+            for back in range(30, 0, -1):
+                metrics.write_minute(
+                    conn,
+                    ids,
+                    now - 60 * back,
+                    {
+                        "acme/shop": {"requests": 12.0, "mem_mb:rest": 42.5},
+                        "host": {"mem_used_pct": 55.0, "cpu_pct": 7.5, "disk_used_pct:/": 31.0,
+                                 "cpu_pct:nextmavens-postgres": 3.25, "mem_mb:nextmavens-postgres": 210.0},
+                    },
+                )  # fmt: skip
+            metrics.maintain(conn, now)
+            assert conn.execute("SELECT count(*) FROM metric_raw WHERE ts < %s", (now - 2 * 86400,)).fetchone() == (0,)
+            api = monitoring.Target("acme/shop", "api", "shop.api.example.test")
+            for _ in range(3):
+                monitoring.record_checks(conn, today - timedelta(days=1), [(api, True)])
+            monitoring.record_checks(conn, today, [(api, True)])
+            monitoring.record_checks(conn, today, [(api, False)])
+            monitoring.record_change(conn, api, False, "HTTP 502")
+        yield stage
+
+
+def chart_titles(page: str) -> list[str]:
+    return re.findall(r"<title>([^<]*)</title>", page)
+
+
+def test_the_span_picker_reads_the_tier_that_holds_the_span(dash: DashboardStage) -> None:
+    client = signed_in_client(dash.url, "dev@acme.test")
+    day = client.get("/orgs/acme/projects/shop")
+    week = client.get("/orgs/acme/projects/shop", params={"span": "7d"})
+    odd = client.get("/orgs/acme/projects/shop", params={"span": "5y"})
+    assert day.status_code == week.status_code == odd.status_code == 200
+    # the container gone three days ago: no point in the last 24 h, its hour from the 5-minute tier over 7 days
+    assert "memory gone: 77 MB" not in chart_titles(day.text)
+    assert "memory gone: 77 MB" in chart_titles(week.text), chart_titles(week.text)
+    assert 'href="?span=7d#metrics-h" aria-current="page"' in week.text and "5-minute averages" in week.text
+    assert 'href="?span=24h#metrics-h" aria-current="page"' in odd.text  # an unknown span is the default
+
+
+def test_the_uptime_table_shows_each_day(dash: DashboardStage) -> None:
+    page = signed_in_client(dash.url, "dev@acme.test").get("/orgs/acme/projects/shop").text
+    today = datetime.now(UTC).date()
+    table = page[page.index('id="uptime-h"') :]
+    table = table[: table.index("</table>")]
+    assert f"<th scope=\"col\">{(today - timedelta(days=1)).isoformat()[5:]}</th>" in table
+    assert "<td>shop.api.example.test</td><td>api</td><td>100 %</td><td>50 %</td>" in table
+    assert "shop.api.example.test down" in page and "HTTP 502" in page
+    crm = signed_in_client(dash.url, "dev@acme.test").get("/orgs/acme/projects/crm").text
+    assert 'id="uptime-empty"' in crm
+
+
+def test_the_host_page_is_the_operators_only(dash: DashboardStage) -> None:
+    before = dash.sql("SELECT count(*) FROM audit_log WHERE action = 'host.read'")[0][0]
+    host = signed_in_client(dash.url, OPERATOR).get("/host", params={"span": "24h"})
+    assert host.status_code == 200, host.text
+    titles = chart_titles(host.text)
+    for expected in ("memory used: 55 %", "CPU: 7.5 %", "disk /: 31 %", "CPU nextmavens-postgres: 3.25 %",
+                     "memory nextmavens-postgres: 210 MB"):  # fmt: skip
+        assert any(t.startswith(expected.split(":")[0] + ":") for t in titles), (expected, titles)
+    for member in ("owner@acme.test", "dev@acme.test"):  # an owner of one org only, a developer
+        refused = signed_in_client(dash.url, member).get("/host")
+        assert refused.status_code == 404
+        assert "nextmavens-postgres" not in refused.text and "nm-chart" not in refused.text
+    assert dash.sql("SELECT count(*) FROM audit_log WHERE action = 'host.read'")[0][0] == before + 2
