@@ -11,26 +11,37 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import yaml
 
 from nextmavens.control.db import connect_control
 from nextmavens.control.store import metrics, monitoring
 from nextmavens.control.store.projects import save_org
-from tests.integration.dashboard.harness import DashboardStage, dashboard_stage, signed_in_client
+from tests.integration.dashboard.harness import DashboardStage, csrf_of, dashboard_stage, signed_in_client
+from tests.integration.metrics.test_domains_dns import HOST_IP, add, dns  # noqa: F401 - `dns` is a fixture
 from tests.integration.platform.harness import ACME_MEMBERS
+from tests.support.edgesamples import settings_fields
+from tests.support.projects import write_project
 
 OPERATOR = "boss@globex.test"  # owner of globex, and made owner of acme below: an owner of every org
+OUTSIDER = "dev@globex.test"  # a developer of globex only
 
 
 @pytest.fixture(scope="module")
-def dash(pg_template: Any) -> Iterator[DashboardStage]:
-    with dashboard_stage(pg_template, "nextmavens-dashmon-") as stage:
-        for member in ("dev@acme.test", "owner@acme.test", OPERATOR):
+def dash(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardStage]:
+    edge = tmp_path_factory.mktemp("edge") / "edge.yaml"  # what the domains check reads: names, address, certs
+    settings = settings_fields(letsencrypt_dir=str(edge.parent / "letsencrypt"))
+    edge.write_text(yaml.safe_dump({"settings": settings}))
+    with dashboard_stage(pg_template, "nextmavens-dashmon-", deploy_edge_config=edge) as stage:
+        write_project(stage.stage.projects, "acme", "shop", domains=["www.shop.test", "shop.test"])
+        for member in ("dev@acme.test", "owner@acme.test", OPERATOR, OUTSIDER):
             stage.set_password(member)
         now = int(time.time()) // 60 * 60
         today = datetime.now(UTC).date()
         with connect_control(stage.stage.server.dsn) as conn:
             members = [{"email": e, "role": r} for e, r in ACME_MEMBERS.items()]
             save_org(conn, "acme", "Acme", [*members, {"email": OPERATOR, "role": "owner"}])
+            globex = [{"email": OPERATOR, "role": "owner"}, {"email": OUTSIDER, "role": "developer"}]
+            save_org(conn, "globex", "Globex", globex)
             ids = metrics.SeriesIds()
             # three days ago, an hour of a container since gone: after maintain only the 5-minute tier holds it
             for back in range(60):
@@ -100,3 +111,42 @@ def test_the_host_page_is_the_operators_only(dash: DashboardStage) -> None:
         assert refused.status_code == 404
         assert "nextmavens-postgres" not in refused.text and "nm-chart" not in refused.text
     assert dash.sql("SELECT count(*) FROM audit_log WHERE action = 'host.read'")[0][0] == before + 2
+
+
+def test_custom_domains_and_the_recheck_button(
+    dash: DashboardStage, dns: tuple[int, str], monkeypatch: pytest.MonkeyPatch  # noqa: F811 - the fixture
+) -> None:
+    """The page shows the last check; Recheck (a POST with the form token) runs `domains` against pebble's DNS test
+    server again; a burst of rechecks is refused; a developer of another org cannot recheck."""
+    port, management = dns
+    monkeypatch.setenv("NEXTMAVENS_DNS_SERVER", f"127.0.0.1:{port}")
+    add(management, "add-a", {"host": "shop.api.example.test.", "addresses": [HOST_IP]})
+    add(management, "set-cname", {"host": "www.shop.test.", "target": "shop.api.example.test."})
+    client = signed_in_client(dash.url, "dev@acme.test")
+    before = client.get("/orgs/acme/projects/shop").text
+    assert 'id="domains-unchecked"' in before
+    form = csrf_of(before)
+    refused = client.post("/orgs/acme/projects/shop/domains/recheck", data={"csrf": "wrong"})
+    assert refused.status_code == 403
+    done = client.post("/orgs/acme/projects/shop/domains/recheck", data={"csrf": form})
+    assert done.status_code == 303 and done.headers["location"] == "/orgs/acme/projects/shop#domains-h"
+    page = client.get("/orgs/acme/projects/shop").text
+    table = page[page.index('id="domains-h"') : page.index("Recent alerts")]
+    assert "<td>www.shop.test</td><td><code>CNAME www.shop.test → shop.api.example.test</code></td>" in table
+    assert f"CNAME shop.api.example.test, {HOST_IP} (ready)" in table
+    assert f"<code>A shop.test → {HOST_IP}</code>" in table and "shop.test does not resolve" not in table
+    assert "create A shop.test" in table and "DNS is ready: the next apply" in table
+    # the apex gets its record: a recheck shows it ready
+    add(management, "add-a", {"host": "shop.test.", "addresses": [HOST_IP]})
+    assert client.post("/orgs/acme/projects/shop/domains/recheck", data={"csrf": form}).status_code == 303
+    table = client.get("/orgs/acme/projects/shop").text
+    assert "create A shop.test" not in table[table.index('id="domains-h"') :]
+    # rate limited per project: the third recheck within the burst's refill time is refused
+    assert client.post("/orgs/acme/projects/shop/domains/recheck", data={"csrf": form}).status_code == 303
+    limited = client.post("/orgs/acme/projects/shop/domains/recheck", data={"csrf": form})
+    assert limited.status_code == 429 and "try again in" in limited.text
+    # another org's developer: the project is not found, nothing checked
+    outsider = signed_in_client(dash.url, OUTSIDER)
+    token = csrf_of(outsider.get("/tokens").text)
+    denied = outsider.post("/orgs/acme/projects/shop/domains/recheck", data={"csrf": token})
+    assert denied.status_code == 404 and "www.shop.test" not in denied.text
