@@ -8,15 +8,18 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from playwright.sync_api import Playwright, expect, sync_playwright
 
 from nextmavens.control.db import connect_control
 from nextmavens.control.store import metrics, monitoring
 from nextmavens.control.store.projects import save_org
-from tests.integration.dashboard.harness import DashboardStage, csrf_of, dashboard_stage, signed_in_client
+from tests.integration.dashboard.browser import browser, screenshot, sign_in
+from tests.integration.dashboard.harness import PASSWORD, DashboardStage, csrf_of, dashboard_stage, signed_in_client
 from tests.integration.metrics.test_domains_dns import HOST_IP, add, dns  # noqa: F401 - `dns` is a fixture
 from tests.integration.platform.harness import ACME_MEMBERS
 from tests.support.edgesamples import settings_fields
@@ -150,3 +153,50 @@ def test_custom_domains_and_the_recheck_button(
     token = csrf_of(outsider.get("/tokens").text)
     denied = outsider.post("/orgs/acme/projects/shop/domains/recheck", data={"csrf": token})
     assert denied.status_code == 404 and "www.shop.test" not in denied.text
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+def test_in_the_browser_spans_uptime_domains_and_the_host_page(
+    dash: DashboardStage, playwright: Playwright, tmp_path: Path
+) -> None:
+    with browser(playwright, tmp_path / "dev") as context:
+        page = context.new_page()
+        sign_in(page, dash.url, "dev@acme.test", PASSWORD)
+        page.goto(f"{dash.url}/orgs/acme/projects/shop")
+        spans = page.get_by_role("navigation", name="Span")
+        expect(spans.get_by_role("link", name="24h")).to_have_attribute("aria-current", "page")
+        spans.get_by_role("link", name="7d").click()
+        expect(page).to_have_url(re.compile(r"\?span=7d#metrics-h$"))
+        expect(page.get_by_role("img", name="memory gone: 77 MB")).to_be_visible()
+        uptime = page.locator("table", has=page.get_by_role("columnheader", name="Kind"))
+        expect(uptime.get_by_role("row").nth(1)).to_contain_text("shop.api.example.test")
+        expect(uptime.get_by_role("row").nth(1)).to_contain_text("50 %")
+        screenshot(page, tmp_path, "project-monitoring")
+        page.goto(f"{dash.url}/orgs/acme/projects/crm")  # no custom domains: Recheck says so
+        page.get_by_role("button", name="Recheck").click()
+        expect(page).to_have_url(re.compile(r"/orgs/acme/projects/crm#domains-h$"))
+        expect(page.get_by_text("This project has no custom domains")).to_be_visible()
+        page.goto(f"{dash.url}/host")  # a developer is no operator
+        assert "nm-chart" not in page.content() and "no page" in page.content()
+    with browser(playwright, tmp_path / "operator") as context:
+        page = context.new_page()
+        sign_in(page, dash.url, OPERATOR, PASSWORD)
+        page.goto(f"{dash.url}/host")
+        expect(page.get_by_role("heading", name="Host", exact=True)).to_be_visible()
+        expect(page.get_by_role("img", name="memory used: 55 %")).to_be_visible()
+        expect(page.get_by_role("heading", name="nextmavens-postgres")).to_be_visible()
+        page.get_by_role("navigation", name="Span").get_by_role("link", name="30d").click()
+        expect(page).to_have_url(re.compile(r"/host\?span=30d$"))
+        screenshot(page, tmp_path, "host-page")
+    with browser(playwright, tmp_path / "outsider") as context:  # a developer of another org
+        page = context.new_page()
+        sign_in(page, dash.url, OUTSIDER, PASSWORD)
+        for path in ("/host", "/orgs/acme/projects/shop", "/orgs/acme/projects/shop?span=1y"):
+            answer = page.goto(f"{dash.url}{path}")
+            assert answer is not None and answer.status == 404, path
+            assert "shop.api.example.test" not in page.content() and "nm-chart" not in page.content()
