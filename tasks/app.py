@@ -15,13 +15,10 @@ from nextmavens.host.context import host_config
 from nextmavens.host.dist import committed_file, file_sha256, resolve_wheel, wheel_requirements
 from nextmavens.host.facts import PythonTarget as PythonTargetFact
 from nextmavens.host.lockfile import LOCK_PATH, host_environment, host_environments, parse_lock, require_agreement
-from nextmavens.host.operations import postgres_login_role, prune_units, venv_locked
-from nextmavens.host.platformservice import METRICS_DB_PASSWORD
+from nextmavens.host.operations import prune_units, venv_locked
 from nextmavens.host.render import template_context
 from nextmavens.host.wheelhouse import PythonTarget, WheelhouseError, locked_wheels
-from nextmavens.naming import CONTROL_DATABASE, METRICS_ROLE
 from nextmavens.templates import render
-from tasks.stacks import POSTGRES_CONTAINER, POSTGRES_PASSWORD_ENV
 
 # The first line of templates/systemd/job.*.j2: only units carrying it are ever pruned.
 JOB_UNIT_MARKER = "# Managed by NextMavens (tasks/app.py) from group data `timers`; edits are overwritten."
@@ -98,25 +95,13 @@ def app():
         mode="644",
     )
     systemd.daemon_reload(name="systemd daemon-reload for the metrics collector", _if=collector.did_change)
-    # The collector logs in as its own role (grants: control migration 1020, which the apply below runs), with the
-    # password the secrets file holds; the wrapper builds its NEXTMAVENS_METRICS_DSN.
-    role = postgres_login_role(
-        name=f"PostgreSQL role {METRICS_ROLE}: logs in, no superuser, creates nothing, CONNECT on {CONTROL_DATABASE}",
-        container=POSTGRES_CONTAINER,
-        admin_user=config.postgres_admin_user,
-        secrets_path=config.secrets_file,
-        admin_password_env=POSTGRES_PASSWORD_ENV,
-        role=METRICS_ROLE,
-        database=CONTROL_DATABASE,
-        password_env=METRICS_DB_PASSWORD,
-    )
     systemd.service(
         name=f"nextmavens-metrics.service {'running' if config.metrics_collector else 'stopped'}",
         service="nextmavens-metrics.service",
         running=config.metrics_collector,
         enabled=config.metrics_collector,
         restarted=config.metrics_collector,
-        _if=any_changed(collector, wrapper, role),
+        _if=any_changed(collector, wrapper),  # the wrapper builds its NEXTMAVENS_METRICS_DSN
     )
     systemd.service(
         name="nextmavens-metrics.service kept in its state",

@@ -15,6 +15,7 @@ from nextmavens.host.operations import postgres_login_role, private_copy, secret
 from nextmavens.host.platformservice import (
     APPLY_UNIT,
     EVOLUTION_KEY_SECRET,
+    METRICS_DB_PASSWORD,
     PGPASS_SECRET,
     PLATFORM_DB_PASSWORD,
     SUDOERS_FILE,
@@ -28,7 +29,7 @@ from nextmavens.host.platformservice import (
     secrets_dir,
 )
 from nextmavens.host.render import template_context
-from nextmavens.naming import CONTROL_DATABASE, PLATFORM_ROLE
+from nextmavens.naming import CONTROL_DATABASE, METRICS_ROLE, PLATFORM_ROLE
 from nextmavens.templates import render
 from tasks.stacks import POSTGRES_CONTAINER, POSTGRES_PASSWORD_ENV
 
@@ -56,6 +57,19 @@ def platform():
         role=PLATFORM_ROLE,
         database=CONTROL_DATABASE,
         password_env=PLATFORM_DB_PASSWORD,
+    )
+    # The metrics collector's role (nextmavens-metrics.service, tasks/app.py) likewise: its grants are control
+    # migration 1020's; here, after the apply, because CONNECT needs the control database to exist. Until then the
+    # collector's minutes fail to connect and it tries again the next minute.
+    postgres_login_role(
+        name=f"PostgreSQL role {METRICS_ROLE}: logs in, no superuser, creates nothing, CONNECT on {CONTROL_DATABASE}",
+        container=POSTGRES_CONTAINER,
+        admin_user=config.postgres_admin_user,
+        secrets_path=config.secrets_file,
+        admin_password_env=POSTGRES_PASSWORD_ENV,
+        role=METRICS_ROLE,
+        database=CONTROL_DATABASE,
+        password_env=METRICS_DB_PASSWORD,
     )
     pgpass = secret_copies(
         name="The service's pgpass line and Evolution key (its user's, 0600), from the secrets file",

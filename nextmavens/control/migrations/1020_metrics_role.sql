@@ -1,7 +1,7 @@
 -- The metrics collector's own role (issue 18): no superuser, and on this database only what the collector does:
 -- read which projects are live (org, ref, destroyed_at: no other column), write the metric tiers (insert, roll up,
 -- prune), and store the alerts it raises; uptime history too, for the uptime check. Nothing on secrets, api_keys,
--- tokens, members or the audit log. The deploy (tasks/app.py) gives it LOGIN and its password; created here too
+-- tokens, members or the audit log. The deploy (tasks/platform.py, after the apply) gives it LOGIN and its password; created here too
 -- (NOLOGIN) so the grants hold wherever the control database is migrated. The name is
 -- nextmavens.naming.METRICS_ROLE.
 DO $$

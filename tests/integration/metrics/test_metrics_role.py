@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def role_password(fresh_pg) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The control database migrated by the admin, two projects (one with its database), and the metrics role given
-    LOGIN as the deploy does (tasks/app.py)."""
+    LOGIN as the deploy does (tasks/platform.py)."""
     admin = connect_control(fresh_pg.dsn)
     add_project_if_missing(admin, "shop", "acme", "Shop", "active")
     add_project_if_missing(admin, "crm", "acme", "CRM", "active")
