@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from playwright.sync_api import Playwright, expect, sync_playwright
+from playwright.sync_api import Playwright, expect
 
 from nextmavens.control.db import connect_control
 from nextmavens.control.store import metrics, monitoring
@@ -153,12 +153,6 @@ def test_custom_domains_and_the_recheck_button(
     token = csrf_of(outsider.get("/tokens").text)
     denied = outsider.post("/orgs/acme/projects/shop/domains/recheck", data={"csrf": token})
     assert denied.status_code == 404 and "www.shop.test" not in denied.text
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as running:
-        yield running
 
 
 def test_in_the_browser_spans_uptime_domains_and_the_host_page(
