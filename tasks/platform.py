@@ -19,6 +19,7 @@ from nextmavens.host.platformservice import (
     CLOUDINARY_KEY_SECRET,
     EMAIL_SECRETS,
     EVOLUTION_KEY_SECRET,
+    METRICS_DB_PASSWORD,
     PGPASS_SECRET,
     PLATFORM_DB_PASSWORD,
     SUDOERS_FILE,
@@ -35,7 +36,7 @@ from nextmavens.host.platformservice import (
     secrets_dir,
 )
 from nextmavens.host.render import template_context
-from nextmavens.naming import CONTROL_DATABASE, PLATFORM_ROLE
+from nextmavens.naming import CONTROL_DATABASE, METRICS_ROLE, PLATFORM_ROLE
 from nextmavens.templates import render
 from tasks.stacks import PLATFORM_SECRETS, POSTGRES_CONTAINER, POSTGRES_PASSWORD_ENV
 
@@ -53,17 +54,25 @@ def platform():
         group=user,
         mode="700",
     )
-    # Its grants on the control database are a control migration's (the apply before this task runs it).
-    role = postgres_login_role(
-        name=f"PostgreSQL role {PLATFORM_ROLE}: logs in, no superuser, creates nothing, CONNECT on {CONTROL_DATABASE}",
-        container=POSTGRES_CONTAINER,
-        admin_user=config.postgres_admin_user,
-        secrets_path=config.secrets_file,
-        admin_password_env=POSTGRES_PASSWORD_ENV,
-        role=PLATFORM_ROLE,
-        database=CONTROL_DATABASE,
-        password_env=PLATFORM_DB_PASSWORD,
-    )
+    # Its grants on the control database are a control migration's (the apply before this task runs it). The
+    # metrics collector's role (nextmavens-metrics.service, tasks/app.py) likewise, migration 1020's: here, after the
+    # apply, because CONNECT needs the control database to exist (until then the collector's minutes fail to connect
+    # and it tries again the next minute).
+    logins = {PLATFORM_ROLE: PLATFORM_DB_PASSWORD, METRICS_ROLE: METRICS_DB_PASSWORD}
+    roles = {
+        name: postgres_login_role(
+            name=f"PostgreSQL role {name}: logs in, no superuser, creates nothing, CONNECT on {CONTROL_DATABASE}",
+            container=POSTGRES_CONTAINER,
+            admin_user=config.postgres_admin_user,
+            secrets_path=config.secrets_file,
+            admin_password_env=POSTGRES_PASSWORD_ENV,
+            role=name,
+            database=CONTROL_DATABASE,
+            password_env=logins[name],
+        )
+        for name in host.loop(logins)
+    }
+    role = roles[PLATFORM_ROLE]
     pgpass = secret_copies(
         name="The service's pgpass line and Evolution key (its user's, 0600), from the secrets file",
         secrets_file=config.secrets_file,

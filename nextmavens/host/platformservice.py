@@ -21,6 +21,9 @@ SUDOERS_FILE = "/etc/sudoers.d/nextmavens-platform"  # no dot in the name: sudo 
 # the deploy sets it on the role and copies it into the service's pgpass credential.
 PLATFORM_DB_PASSWORD = "PLATFORM_DB_PASSWORD"
 PGPASS_SECRET = PLATFORM_DB_PASSWORD
+# The metrics collector's own role's password (nextmavens.naming.METRICS_ROLE): the nextmavens-env wrapper builds
+# NEXTMAVENS_METRICS_DSN from it, which nextmavens-metrics.service uses instead of the admin's NEXTMAVENS_DSN.
+METRICS_DB_PASSWORD = "METRICS_DB_PASSWORD"
 # ... and Evolution's global key, into the service's key file (its WhatsApp endpoints)
 EVOLUTION_KEY_SECRET = "EVOLUTION_API_KEY"
 # The email and media secrets (issue 17): the secrets file's key -> (the service's 0600 copy, the variable naming it).
