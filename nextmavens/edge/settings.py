@@ -85,6 +85,12 @@ class EdgeSettings(BaseModel):
     studio_meta_gate_listen: str | None = None
     studio_meta_gate_source: str | None = None
     postgres_meta_upstream: str | None = None
+    # ... and how `nextmavens studio start` runs a project's Studio (nextmavens/studiohost.py): the pinned image, its
+    # memory limit, the Studios' docker network, and the meta gate's URL as a container there reaches it.
+    studio_image: str | None = None
+    project_studio_memory_mb: Annotated[int, Field(ge=64)] | None = None
+    project_studio_network: str | None = None
+    studio_meta_gate_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+$")] | None = None
 
     # --- The edge's own (no host-data knob) ----------------------------------------------------------------
     db_port: int = 5432  # Postgres' port inside the platform network

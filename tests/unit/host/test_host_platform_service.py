@@ -110,13 +110,13 @@ def test_the_apply_unit_is_roots_and_answers_in_json(config: HostData) -> None:
     assert values["StandardOutput"] == f"truncate:{APPLY_RESULT}" and values["UMask"] == "0077"
 
 
-def test_the_sudoers_rule_allows_the_three_commands_alone(config: HostData, tmp_path: Path) -> None:
+def test_the_sudoers_rule_allows_the_four_commands_alone(config: HostData, tmp_path: Path) -> None:
     text = render("templates/sudoers/platform.j2", **template_context(config))
     command = privileged_prefix(config)[-1]
     rules = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert rules == [
         f"{config.platform_user} ALL=(root) NOPASSWD: {command} apply --yes --json, {command} container-logs *, "
-        f"{command} deploy *"
+        f"{command} deploy *, {command} studio *"
     ]
     visudo = need("visudo")  # scripts/bootstrap installs sudo; the deploy checks the file with it on the host
     staged = tmp_path / "platform"
@@ -171,6 +171,12 @@ def test_the_root_command_starts_the_apply_unit_and_prints_its_answer(config: Ho
         ["deploy", "acme/shop", "web", "--archive"],
         ["deploy", "acme/shop", "web", "--ref", "x"],
         ["deploy", "acme/shop", "web", "--archive", "f", "x"],
+        ["studio"],
+        ["studio", "start"],
+        ["studio", "stop"],
+        ["studio", "list", "shop"],
+        ["studio", "start", "shop", "x"],
+        ["studio", "exec", "shop"],
     ],
 )
 def test_the_root_command_refuses_any_other_shape(config: HostData, tmp_path: Path, argv: list[str]) -> None:
