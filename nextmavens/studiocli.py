@@ -47,7 +47,7 @@ def _host_parts() -> tuple[StudioHost, bytes, str]:
     return host, load_master_key(Path(key)), dsn
 
 
-def _active(dsn: str, ref: str) -> bool:
+def project_active(dsn: str, ref: str) -> bool:
     from nextmavens.control.db import connect_control
     from nextmavens.control.store import access
 
@@ -65,7 +65,7 @@ def studio(action: str, ref: str | None) -> None:
 
     host, master_key, dsn = _host_parts()
     try:
-        active = action == "start" and ref is not None and _active(dsn, ref)
+        active = action == "start" and ref is not None and project_active(dsn, ref)
         answer = studio_action(action, ref, SdkDocker.from_env(), host, master_key, active)
     except StudioRefused as exc:
         raise Failure(str(exc)) from None

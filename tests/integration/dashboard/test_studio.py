@@ -253,12 +253,14 @@ def test_the_whole_path_browser_nginx_studio_gate_postgres_meta_as_the_owner_rol
     assert tls_get(studio.https, STUDIO, "/api/platform/pg-meta/default/query", {"Cookie": cookie})[0] == 405
 
 
-def studio_header(stage: StudioStage, ref: str, database: str | None = None, key: str | None = None) -> str:
+def studio_header(
+    stage: StudioStage, ref: str, database: str | None = None, key: str | None = None, user: str = "postgres"
+) -> str:
     """What a project's Studio sends postgres-meta: its own connection string, built from its environment
     (POSTGRES_PASSWORD = the project's token, POSTGRES_DB = its database), encrypted with its PG_META_CRYPTO_KEY."""
     _, token_key, studio_crypto = stage.keys()
     database = database or project_names(ref).database
-    connection = f"postgres://postgres:{studio_token(token_key, ref)}@{DB_ADDRESS}/{database}"
+    connection = f"postgres://{user}:{studio_token(token_key, ref)}@{DB_ADDRESS}/{database}"
     return cryptojs_encrypt(connection, key or studio_crypto)
 
 
@@ -289,9 +291,66 @@ def test_the_meta_gate_gives_postgres_meta_the_projects_owner_role_and_database_
     assert row == (names.owner, names.database, False)
 
 
+def test_the_gate_keeps_the_sealed_passwords_a_short_while_instead_of_unsealing_them_on_every_request(
+    studio: StudioStage,
+) -> None:
+    """With shop's sealed owner password renamed away in the control database, the gate still answers from what it
+    read a moment ago (the service's RoleLogins, 30 s); crm, never asked before, is read at once and refused."""
+    header = {"x-connection-encrypted": studio_header(studio, "shop")}
+    assert plain_get(studio.gate, "/tables", header)[0] == 200
+    owner, crm_owner = project_names("shop").owner, project_names("crm").owner
+    moved = "UPDATE secrets SET name = name || ':moved' WHERE scope = %s AND name = %s"
+    studio.dash.sql(moved, "shop", f"password:{owner}")
+    studio.dash.sql(moved, "crm", f"password:{crm_owner}")
+    try:
+        assert plain_get(studio.gate, "/tables", header)[0] == 200
+        crm = {"x-connection-encrypted": studio_header(studio, "crm")}
+        assert plain_get(studio.gate, "/tables", crm)[0] == 403
+    finally:
+        back = "UPDATE secrets SET name = %s WHERE scope = %s AND name = %s"
+        studio.dash.sql(back, f"password:{owner}", "shop", f"password:{owner}:moved")
+        studio.dash.sql(back, f"password:{crm_owner}", "crm", f"password:{crm_owner}:moved")
+
+
+def test_studios_read_only_user_gets_the_projects_read_only_login_not_its_owner(studio: StudioStage) -> None:
+    """Studio runs its read-only queries as `supabase_read_only_user`: the gate answers with the project's read-only
+    role, which logs in to the project's database and cannot write there."""
+    studio.meta_seen.clear()
+    sent = {"x-connection-encrypted": studio_header(studio, "shop", user="supabase_read_only_user")}
+    status, _ = plain_get(studio.gate, "/query", sent)
+    assert status == 200
+    connection = cryptojs_decrypt(studio.meta_seen[0]["x-connection-encrypted"], META_KEY)
+    assert connection is not None
+    parts = urlsplit(connection)
+    names = project_names("shop")
+    assert (parts.username, parts.path) == (names.readonly, f"/{names.database}")
+    server = studio.dash.stage.server
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=server.port,
+        user=parts.username,
+        password=parts.password,
+        dbname=names.database,
+        autocommit=True,
+    ) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (names.readonly,)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("CREATE TABLE public.studio_wrote_here (id int)")
+        conn.execute("SET default_transaction_read_only = off")  # even with the session's default lifted
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CREATE TABLE public.studio_wrote_here (id int)")
+
+
 @pytest.mark.parametrize(
     "case",
-    ["no header", "another project's database", "another key", "not encrypted", "suspended or unknown project"],
+    [
+        "no header",
+        "another project's database",
+        "another key",
+        "not encrypted",
+        "suspended or unknown project",
+        "another user name",
+    ],
 )
 def test_the_meta_gate_refuses_anything_else_and_postgres_meta_never_sees_it(studio: StudioStage, case: str) -> None:
     studio.meta_seen.clear()
@@ -301,6 +360,7 @@ def test_the_meta_gate_refuses_anything_else_and_postgres_meta_never_sees_it(stu
         "another key": {"x-connection-encrypted": studio_header(studio, "shop", key=META_KEY)},
         "not encrypted": {"x-connection-encrypted": "postgres://postgres:x@db/shop"},
         "suspended or unknown project": {"x-connection-encrypted": studio_header(studio, "nosuch")},
+        "another user name": {"x-connection-encrypted": studio_header(studio, "shop", user="owner_shop")},
     }[case]
     status, _ = plain_get(studio.gate, "/tables", headers)
     assert status == 403 and studio.meta_seen == []

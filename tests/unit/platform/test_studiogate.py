@@ -10,16 +10,16 @@ import pytest
 from nextmavens.naming import project_names
 from nextmavens.platform.studiogate import (
     StudioGrant,
+    StudioLogin,
     cryptojs_decrypt,
     cryptojs_encrypt,
     derive_key,
+    login_role,
     owner_connection,
     read_grant,
+    role_connection,
     sign_grant,
     studio_env,
-    StudioLogin,
-    login_role,
-    role_connection,
     studio_login,
     studio_token,
 )
