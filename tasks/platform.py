@@ -15,6 +15,7 @@ from nextmavens.host.operations import postgres_login_role, private_copy, secret
 from nextmavens.host.platformservice import (
     APPLY_UNIT,
     EVOLUTION_KEY_SECRET,
+    META_KEY_SECRET,
     PGPASS_SECRET,
     PLATFORM_DB_PASSWORD,
     SUDOERS_FILE,
@@ -22,11 +23,13 @@ from nextmavens.host.platformservice import (
     evolution_key_file,
     master_key_copy,
     master_key_source,
+    meta_key_file,
     pgpass_file,
     pgpass_prefix,
     privileged_command,
     secrets_dir,
 )
+from nextmavens.host.projectstudios import studio_route
 from nextmavens.host.render import template_context
 from nextmavens.naming import CONTROL_DATABASE, PLATFORM_ROLE
 from nextmavens.templates import render
@@ -57,10 +60,13 @@ def platform():
         database=CONTROL_DATABASE,
         password_env=PLATFORM_DB_PASSWORD,
     )
+    copies = {pgpass_file(config): PGPASS_SECRET, evolution_key_file(config): EVOLUTION_KEY_SECRET}
+    if studio_route(config) is not None:  # Studio for a project: the meta gate's answers use postgres-meta's key
+        copies[meta_key_file(config)] = META_KEY_SECRET
     pgpass = secret_copies(
-        name="The service's pgpass line and Evolution key (its user's, 0600), from the secrets file",
+        name="The service's pgpass line and keys (its user's, 0600), from the secrets file",
         secrets_file=config.secrets_file,
-        files={pgpass_file(config): PGPASS_SECRET, evolution_key_file(config): EVOLUTION_KEY_SECRET},
+        files=copies,
         prefixes={pgpass_file(config): pgpass_prefix(config)},
         owner=user,
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 from nextmavens.host.edgeconfig import evolution_api_url
 from nextmavens.host.hostdata import HostData
+from nextmavens.host.projectstudios import studio_route
 from nextmavens.naming import PLATFORM_ROLE, PLATFORM_UNIT
 
 UNIT = PLATFORM_UNIT  # the doctor's settings name it too
@@ -22,6 +23,10 @@ PLATFORM_DB_PASSWORD = "PLATFORM_DB_PASSWORD"
 PGPASS_SECRET = PLATFORM_DB_PASSWORD
 # ... and Evolution's global key, into the service's key file (its WhatsApp endpoints)
 EVOLUTION_KEY_SECRET = "EVOLUTION_API_KEY"
+# ... and postgres-meta's CRYPTO_KEY (the stack's), for the meta gate's answers (Studio for a project only)
+META_KEY_SECRET = "PG_META_CRYPTO_KEY"
+# Where postgres-meta (on the platform network) reaches the shared PostgreSQL: the gate's connections name it.
+STUDIO_DB_ADDRESS = "nextmavens-postgres:5432"
 
 
 def privileged_command(config: HostData) -> str:
@@ -59,6 +64,11 @@ def evolution_key_file(config: HostData) -> str:
     return f"{secrets_dir(config)}/evolution.key"
 
 
+def meta_key_file(config: HostData) -> str:
+    """The service's copy of postgres-meta's CRYPTO_KEY (its user's, 0600), from the secrets file."""
+    return f"{secrets_dir(config)}/pg-meta.key"
+
+
 def pgpass_prefix(config: HostData) -> str:
     """host:port:database:user: before the password (libpq's passfile format; the generated password is hex), for
     the service's own role. Any database: the role's grants decide where it may connect (the control database)."""
@@ -67,6 +77,7 @@ def pgpass_prefix(config: HostData) -> str:
 
 def platform_paths(config: HostData) -> dict[str, Any]:
     """The platform templates' variables beyond the host data (nextmavens.host.render.template_context adds them)."""
+    studios = studio_route(config)
     return {
         "platform_pgpass": pgpass_file(config),
         "platform_db_role": PLATFORM_ROLE,
@@ -76,4 +87,14 @@ def platform_paths(config: HostData) -> dict[str, Any]:
         "platform_apply_result": APPLY_RESULT,
         "platform_privileged_command": privileged_command(config),
         "platform_privileged_prefix": shlex.join(privileged_prefix(config)),
+        # Studio for a project (None: off): the service's settings for it (README "Studio for a project")
+        "platform_studio": None
+        if studios is None
+        else {
+            "url": f"https://{studios.domain}",
+            "meta_key_file": meta_key_file(config),
+            "db_address": STUDIO_DB_ADDRESS,
+            "max_running": studios.max_running,
+            "idle_minutes": studios.idle_minutes,
+        },
     }

@@ -348,7 +348,22 @@ def platform() -> None:
     "--studio-upstreams",
     envvar="NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS",
     default="",
-    help="The running per-project Studios, 'REF=HOST:PORT ...' [env NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS].",
+    help="Fixed per-project Studios, 'REF=HOST:PORT ...'; unset with --privileged: started on demand "
+    "[env NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS].",
+)
+@click.option(
+    "--studio-max-running",
+    envvar="NEXTMAVENS_PLATFORM_STUDIO_MAX_RUNNING",
+    type=click.IntRange(1, 20),
+    default=None,
+    help="Studios started on demand at once, at most (default 2) [env NEXTMAVENS_PLATFORM_STUDIO_MAX_RUNNING].",
+)
+@click.option(
+    "--studio-idle-minutes",
+    envvar="NEXTMAVENS_PLATFORM_STUDIO_IDLE_MINUTES",
+    type=click.IntRange(1, 1440),
+    default=None,
+    help="A Studio unused this long is stopped (default 15) [env NEXTMAVENS_PLATFORM_STUDIO_IDLE_MINUTES].",
 )
 @projects_option
 @connection_options
@@ -373,6 +388,8 @@ def serve(
     studio_meta_key_file: Path | None,
     studio_db_address: str | None,
     studio_upstreams: str,
+    studio_max_running: int | None,
+    studio_idle_minutes: int | None,
     projects_dir: Path,
     dsn: str | None,
     master_key: Path,
@@ -421,6 +438,8 @@ def serve(
         "hook_burst": webhook_burst,
         "resend_url": resend_url,
         "cloudinary_url": cloudinary_url,
+        "studio_max_running": studio_max_running,
+        "studio_idle_s": None if studio_idle_minutes is None else studio_idle_minutes * 60.0,
     }  # unset: ServiceSettings' defaults, the one place they are written
     settings = replace(settings, **{name: value for name, value in given.items() if value is not None})
     if not run_engine(lambda: run_server(settings, host.strip("[]"), int(port))):

@@ -75,7 +75,8 @@ def test_the_service_runs_unprivileged_with_only_what_it_needs(config: HostData)
     assert not [k for k, _ in settings if k == "LoadCredential"]  # systemd's ACL on them reads as group access
     environment = dict(v.strip('"').split("=", 1) for k, v in settings if k == "Environment")
     port = config.loopback_ports
-    assert environment == {
+    studio = {name for name in environment if name.startswith("NEXTMAVENS_PLATFORM_STUDIO_")}  # the test below
+    assert {name: value for name, value in environment.items() if name not in studio} == {
         "NEXTMAVENS_DSN": f"postgresql://{PLATFORM_ROLE}@127.0.0.1:{port.postgres}/nextmavens"
         f"?passfile=/etc/{config.platform_user}/pgpass",
         "NEXTMAVENS_MASTER_KEY": f"/etc/{config.platform_user}/master.key",
@@ -204,3 +205,27 @@ def test_an_earlier_answer_never_stands_for_a_unit_that_did_not_run(config: Host
     (tmp_path / "apply.json").write_text(json.dumps({"run": 1, "result": "ok", "changes": []}))
     done = subprocess.run([str(script), "apply", "--yes", "--json"], capture_output=True, text=True, env=env)
     assert done.returncode == 1 and done.stdout == ""
+
+
+def test_the_service_runs_studio_for_a_project_where_group_data_names_its_domain(tmp_path, monkeypatch) -> None:
+    """Production names project_studio_domain: the unit gives the service the Studio name, postgres-meta's key file
+    (the 0600 copy the deploy writes), the database as postgres-meta reaches it and the cap and idle time; the
+    sandbox names none and its unit says nothing of Studio."""
+    from nextmavens.host.platformservice import META_KEY_SECRET, meta_key_file
+
+    configs = group_configs(tmp_path, monkeypatch)
+    config = configs["production"]
+    unit = directives(render("templates/systemd/platform.service.j2", **template_context(config)))
+    production = dict(unit)
+    environment = [value for key, value in unit if key == "Environment"]
+    assert f"NEXTMAVENS_PLATFORM_STUDIO_URL=https://{config.studio_domain}" in environment
+    assert f"NEXTMAVENS_PLATFORM_STUDIO_META_KEY_FILE={meta_key_file(config)}" in environment
+    assert meta_key_file(config) == f"/etc/{config.platform_user}/pg-meta.key"
+    assert META_KEY_SECRET == "PG_META_CRYPTO_KEY"
+    assert "NEXTMAVENS_PLATFORM_STUDIO_DB_ADDRESS=nextmavens-postgres:5432" in environment
+    assert f"NEXTMAVENS_PLATFORM_STUDIO_MAX_RUNNING={config.project_studio_max_running}" in environment
+    assert f"NEXTMAVENS_PLATFORM_STUDIO_IDLE_MINUTES={config.project_studio_idle_minutes}" in environment
+    assert "NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS" not in "".join(environment)  # started on demand, never fixed
+    assert production["ExecStart"].endswith("nextmavens platform serve")
+    sandbox = render("templates/systemd/platform.service.j2", **template_context(configs["sandbox"]))
+    assert "STUDIO" not in sandbox
