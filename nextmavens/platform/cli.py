@@ -176,12 +176,39 @@ def members() -> None:
     show_default=True,
     help="The dashboard's address the link starts with [env NEXTMAVENS_DASHBOARD_URL].",
 )
+@click.option(
+    "--resend-key-file",
+    type=click.Path(path_type=Path),
+    envvar="NEXTMAVENS_RESEND_KEY_FILE",
+    default=None,
+    help="A 0600 file holding the platform's Resend key: with --from, the link is emailed "
+    "[env NEXTMAVENS_RESEND_KEY_FILE].",
+)
+@click.option(
+    "--resend-url", envvar="NEXTMAVENS_RESEND_URL", default=None, help="Resend's API [env NEXTMAVENS_RESEND_URL]."
+)
+@click.option(
+    "--from",
+    "sender",
+    envvar="NEXTMAVENS_INVITE_FROM",
+    default=None,
+    help="The invite's sender, an address of a domain Resend verified [env NEXTMAVENS_INVITE_FROM].",
+)
 @connection_options
 def members_invite(
-    email: str, expires: str, base_url: str, dsn: str | None, master_key: Path, lock_timeout: float
+    email: str,
+    expires: str,
+    base_url: str,
+    resend_key_file: Path | None,
+    resend_url: str | None,
+    sender: str | None,
+    dsn: str | None,
+    master_key: Path,
+    lock_timeout: float,
 ) -> None:
-    """Print a single-use link where EMAIL sets their dashboard password (again: it replaces the old one and ends
-    their sessions). Only the link's hash is stored."""
+    """Make a single-use link where EMAIL sets their dashboard password (again: it replaces the old one and ends
+    their sessions): emailed to them when the platform has email configured (a Resend key file and --from),
+    printed otherwise. Only the link's hash is stored."""
     from nextmavens.platform.invites import Invite, InviteError, create_invite
 
     engine = make_engine(dsn, master_key, lock_timeout)
@@ -202,6 +229,25 @@ def members_invite(
         invite = run_engine(create)
     except InviteError as exc:
         raise Failure(str(exc)) from None
+    if resend_key_file is not None and sender:
+        from nextmavens.email.resend import DEFAULT_URL, ResendClient, ResendError, check_url
+        from nextmavens.files import read_secret_file
+        from nextmavens.platform.invitemail import send_invite
+
+        try:
+            client = ResendClient(
+                read_secret_file(resend_key_file, "the Resend key file").strip(), check_url(resend_url or DEFAULT_URL)
+            )
+            provider_id = send_invite(client, invite, invite.link(base_url), sender)
+        except (ResendError, ValueError, OSError) as exc:
+            why = escape(str(exc))
+            ui.err.print(f"[yellow]warning[/]: the invite could not be emailed ({why}); give them the link:")
+        else:
+            ui.out.print(
+                f"Invite emailed to {escape(invite.member)} (Resend {escape(provider_id)}), single use, expires "
+                f"{invite.expires_at:%Y-%m-%d %H:%M} UTC."
+            )
+            return
     ui.err.print(f"Invite for {escape(invite.member)}, single use, expires {invite.expires_at:%Y-%m-%d %H:%M} UTC:")
     click.echo(invite.link(base_url))
 

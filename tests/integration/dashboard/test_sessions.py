@@ -219,3 +219,37 @@ def test_members_invite_prints_a_link_and_stores_only_its_hash(dash: DashboardSt
     assert refused.exit_code != 0 and "member of no org" in refused.output
     never = CliRunner().invoke(main, [*argv[:3], "--expires", "never", *argv[5:]])
     assert never.exit_code != 0 and "always expires" in never.output
+
+
+def test_members_invite_emails_the_link_when_the_platform_has_email_and_prints_it_otherwise(
+    dash: DashboardStage, tmp_path
+) -> None:
+    """Against the Resend STAND-IN (it checks the key, the sender's verified domain and the body as Resend does):
+    with a key file and a sender the link goes by email once (the invite's id as the idempotency key) and is not
+    printed; a sender of an unverified domain is refused by Resend, and the link is printed for the operator."""
+    from devkit.standins.resend import ResendStandin
+
+    key = tmp_path / "resend.key"
+    key.write_text("re_platform_key_for_the_test\n")
+    key.chmod(0o600)
+    base = ["members", "invite", "admin@acme.test", "--url", "https://platform.example.test"]
+    base += ["--dsn", dash.stage.server.dsn, "--master-key", str(dash.stage.master_key)]
+    with ResendStandin("re_platform_key_for_the_test", {"mail.platform.example"}) as resend:
+        email = ["--resend-key-file", str(key), "--resend-url", resend.base_url]
+        sent = CliRunner().invoke(main, [*base, *email, "--from", "NextMavens <invites@mail.platform.example>"])
+        assert sent.exit_code == 0, sent.output
+        assert "/invite/" not in sent.output and "Invite emailed to admin@acme.test" in sent.output
+        (mail,) = resend.state.sent
+        assert mail.body["to"] == ["admin@acme.test"] and mail.body["from"].endswith("<invites@mail.platform.example>")
+        link = next(word for word in mail.body["text"].split() if "/invite/" in word)
+        assert link.startswith("https://platform.example.test/invite/") and f'href="{link}"' in mail.body["html"]
+        assert mail.idempotency_key is not None and mail.idempotency_key.startswith("nextmavens-invite/inv")
+        assert httpx.get(f"{dash.url}/invite/{link.rsplit('/', 1)[1]}", timeout=30).status_code == 200
+
+        refused = CliRunner().invoke(main, [*base, *email, "--from", "invites@elsewhere.example"])
+        assert refused.exit_code == 0 and "could not be emailed" in refused.output
+        assert "https://platform.example.test/invite/" in refused.stdout and len(resend.state.sent) == 1
+    printed = CliRunner().invoke(main, base)  # no email configured: printed, as before
+    assert printed.exit_code == 0 and printed.stdout.strip().splitlines()[-1].startswith(
+        "https://platform.example.test/invite/"
+    )
