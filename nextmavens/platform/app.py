@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextmavens.control.crypto import MasterKeyError
 from nextmavens.platform.auth import ApiError, service_of
-from nextmavens.platform.dashboard import assets, pages
+from nextmavens.platform.dashboard import assets, live, pages
 from nextmavens.platform.dashboard.web import FormRefused, SignInRequired, signin_redirect
 from nextmavens.platform.emailhooks import EmailHooks
 from nextmavens.platform.emailsend import Mailer
@@ -253,4 +253,5 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     app.include_router(studio.router)  # Studio for a project: behind the dashboard's session (nginx auth_request)
     app.include_router(assets.router)  # the dashboard: its stylesheet, script and fonts, then its pages
     app.include_router(pages.router)
+    app.include_router(live.router)  # the pages' live state (server-sent events)
     return app
