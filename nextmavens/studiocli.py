@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from nextmavens.cliparts import Failure
-from nextmavens.studiohost import StudioDocker, StudioHost, StudioRefused, running_studios, start_studio, stop_studio
+
+if TYPE_CHECKING:  # the command line starts without the edge and Docker modules (tests/unit/cli)
+    from nextmavens.studiohost import StudioDocker, StudioHost
 
 
 def studio_action(
@@ -20,6 +23,7 @@ def studio_action(
 ) -> dict[str, object]:
     """The work of one command, given its parts (the command line reads them from the host; tests pass stand-ins)."""
     from nextmavens.platform.studiogate import StudioKeys
+    from nextmavens.studiohost import StudioRefused, running_studios, start_studio, stop_studio
 
     if action == "list":
         return {"studios": running_studios(docker)}
@@ -62,6 +66,7 @@ def studio(action: str, ref: str | None) -> None:
     """Start (or find) a project's Studio, stop it, or list the running ones, as JSON (the platform service's
     Studio for a project; README "Studio for a project")."""
     from nextmavens.apps.dockerops import SdkDocker
+    from nextmavens.studiohost import StudioRefused
 
     host, master_key, dsn = _host_parts()
     try:
