@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,6 +161,25 @@ def token_revoke(token_id: str, dsn: str | None, master_key: Path, lock_timeout:
     ui.out.print(f"Token {escape(token_id)} is revoked (since {revoked_at.isoformat()}).")
 
 
+# The platform's Resend account: `platform serve` sends projects' email with it, `members invite` invite links.
+resend_url_option = click.option(
+    "--resend-url",
+    envvar="NEXTMAVENS_RESEND_URL",
+    default=None,
+    help="Resend's API (default https://api.resend.com; http only to loopback) [env NEXTMAVENS_RESEND_URL].",
+)
+
+
+def resend_key_option(use: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--resend-key-file",
+        type=click.Path(path_type=Path),
+        envvar="NEXTMAVENS_RESEND_KEY_FILE",
+        default=None,
+        help=f"A 0600 file holding the platform's Resend API key; {use} [env NEXTMAVENS_RESEND_KEY_FILE].",
+    )
+
+
 @click.group("members")
 def members() -> None:
     """Members' dashboard sign-in (their roles come from org.yaml)."""
@@ -176,17 +196,8 @@ def members() -> None:
     show_default=True,
     help="The dashboard's address the link starts with [env NEXTMAVENS_DASHBOARD_URL].",
 )
-@click.option(
-    "--resend-key-file",
-    type=click.Path(path_type=Path),
-    envvar="NEXTMAVENS_RESEND_KEY_FILE",
-    default=None,
-    help="A 0600 file holding the platform's Resend key: with --from, the link is emailed "
-    "[env NEXTMAVENS_RESEND_KEY_FILE].",
-)
-@click.option(
-    "--resend-url", envvar="NEXTMAVENS_RESEND_URL", default=None, help="Resend's API [env NEXTMAVENS_RESEND_URL]."
-)
+@resend_key_option("with --from, the link is emailed")
+@resend_url_option
 @click.option(
     "--from",
     "sender",
@@ -291,20 +302,8 @@ def platform() -> None:
     default=None,
     help="A 0600 file holding Evolution's global API key [env NEXTMAVENS_EVOLUTION_KEY_FILE].",
 )
-@click.option(
-    "--resend-url",
-    envvar="NEXTMAVENS_RESEND_URL",
-    default=None,
-    help="Resend's API (default https://api.resend.com; http only to loopback) [env NEXTMAVENS_RESEND_URL].",
-)
-@click.option(
-    "--resend-key-file",
-    type=click.Path(path_type=Path),
-    envvar="NEXTMAVENS_RESEND_KEY_FILE",
-    default=None,
-    help="A 0600 file holding the platform's Resend API key; without it email sending answers 503 "
-    "[env NEXTMAVENS_RESEND_KEY_FILE].",
-)
+@resend_url_option
+@resend_key_option("without it email sending answers 503")
 @click.option(
     "--resend-webhook-secret-file",
     type=click.Path(path_type=Path),

@@ -26,7 +26,7 @@ from pathlib import Path
 from nextmavens.apps.dockerops import RunSpec
 from nextmavens.studiohost import StudioHost
 from tests.support.ports import free_port
-from tests.support.standins import STANDIN_FILE
+from tests.support.standins import STANDIN_FILE, wait_listening
 
 DOCKER_MIN_MEMORY_MB = 6  # the engine: "Minimum memory limit allowed is 6MB"
 
@@ -83,7 +83,7 @@ class StandinStudioDocker:
             "environment": dict(spec.environment),
         }
         self._save(containers)
-        _wait_listening(port, process)
+        wait_listening(port, process, f"the Studio stand-in {spec.name}")
 
     def host_port(self, name: str, container_port: int) -> int | None:
         found = self._load().get(name)
@@ -137,21 +137,6 @@ def _end(pid: int) -> None:
         time.sleep(0.05)
     if _alive(pid):
         os.killpg(pid, signal.SIGKILL)
-
-
-def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
-    import socket
-
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(f"the Studio stand-in exited with {process.returncode}") from None
-            time.sleep(0.05)
-    raise TimeoutError(f"the Studio stand-in did not listen on {port}")
 
 
 def write_host(folder: Path, host: StudioHost, master_key: Path, dsn: str) -> StandinStudioDocker:

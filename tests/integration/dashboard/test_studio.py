@@ -102,24 +102,7 @@ def studio(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     ):
         for member in ("admin@acme.test", "dev@acme.test", "boss@globex.test"):
             dash.set_password(member)
-        letsencrypt = base / "letsencrypt"
-        for name in (STUDIO, PLATFORM):
-            self_signed(letsencrypt / "live" / name, name)
-        config = settings(
-            listen_address="127.0.0.1",
-            http_port=http_port,
-            https_port=https_port,
-            letsencrypt_dir=str(letsencrypt),
-            acme_webroot=str(base / "webroot"),
-            platform_domain=PLATFORM,
-            platform_upstream=dash.url.removeprefix("http://"),
-            project_studio_domain=STUDIO,
-            studio_meta_gate_listen=f"127.0.0.1:{gate_port}",
-            studio_meta_gate_source="127.0.0.1",
-            postgres_meta_upstream=f"127.0.0.1:{meta_port}",
-        )
-        nginx = LocalNginx(base / "nginx")
-        nginx.site.write_text(render_nginx(config, [], {STUDIO, PLATFORM}))
+        nginx = studio_nginx(base, dash, (http_port, https_port, gate_port), meta_port)
         keys = StudioKeys(load_master_key(dash.stage.master_key))
         gate_url = f"http://127.0.0.1:{gate_port}"
 
@@ -137,6 +120,31 @@ def studio(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 yield StudioStage(dash, https_port, gate_port, seen, dash.stage.master_key)
         finally:
             nginx.stop()
+
+
+def studio_nginx(base: Path, dash: DashboardStage, ports: tuple[int, int, int], meta_port: int) -> LocalNginx:
+    """The edge's nginx (not started) for the Studio name, the platform's name and the meta gate, on loopback ports
+    (http, https, gate), with self-signed certificates for both names."""
+    http_port, https_port, gate_port = ports
+    letsencrypt = base / "letsencrypt"
+    for name in (STUDIO, PLATFORM):
+        self_signed(letsencrypt / "live" / name, name)
+    config = settings(
+        listen_address="127.0.0.1",
+        http_port=http_port,
+        https_port=https_port,
+        letsencrypt_dir=str(letsencrypt),
+        acme_webroot=str(base / "webroot"),
+        platform_domain=PLATFORM,
+        platform_upstream=dash.url.removeprefix("http://"),
+        project_studio_domain=STUDIO,
+        studio_meta_gate_listen=f"127.0.0.1:{gate_port}",
+        studio_meta_gate_source="127.0.0.1",
+        postgres_meta_upstream=f"127.0.0.1:{meta_port}",
+    )
+    nginx = LocalNginx(base / "nginx")
+    nginx.site.write_text(render_nginx(config, [], {STUDIO, PLATFORM}))
+    return nginx
 
 
 def tls_get(

@@ -21,14 +21,12 @@ import pytest
 
 from nextmavens.apps.dockerops import RunSpec
 from nextmavens.control.crypto import load_master_key
-from nextmavens.edge.nginx import render_nginx
 from nextmavens.naming import project_names
 from nextmavens.platform.studiogate import StudioKeys, cryptojs_decrypt, studio_token
 from nextmavens.studiohost import LABEL_STUDIO, StudioHost, container_name, studio_spec
 from tests.integration.dashboard.harness import DashboardStage, dashboard_stage, signed_in_client
-from tests.integration.dashboard.test_studio import META_KEY, PLATFORM, STUDIO, _MetaStandIn, tls_get
-from tests.support.edgesamples import settings
-from tests.support.localnginx import LocalNginx, need, self_signed, wait_port
+from tests.integration.dashboard.test_studio import META_KEY, STUDIO, _MetaStandIn, studio_nginx, tls_get
+from tests.support.localnginx import need, wait_port
 from tests.support.loopback import serving
 from tests.support.ports import free_ports
 from tests.support.repo import REPO
@@ -79,24 +77,7 @@ def on_demand(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         docker = write_host(folder, host, dash.stage.master_key, dash.stage.server.dsn)
         for member in ("admin@acme.test", "boss@globex.test"):
             dash.set_password(member)
-        letsencrypt = base / "letsencrypt"
-        for name in (STUDIO, PLATFORM):
-            self_signed(letsencrypt / "live" / name, name)
-        config = settings(
-            listen_address="127.0.0.1",
-            http_port=http_port,
-            https_port=https_port,
-            letsencrypt_dir=str(letsencrypt),
-            acme_webroot=str(base / "webroot"),
-            platform_domain=PLATFORM,
-            platform_upstream=dash.url.removeprefix("http://"),
-            project_studio_domain=STUDIO,
-            studio_meta_gate_listen=f"127.0.0.1:{gate_port}",
-            studio_meta_gate_source="127.0.0.1",
-            postgres_meta_upstream=f"127.0.0.1:{meta_port}",
-        )
-        nginx = LocalNginx(base / "nginx")
-        nginx.site.write_text(render_nginx(config, [], {STUDIO, PLATFORM}))
+        nginx = studio_nginx(base, dash, (http_port, https_port, gate_port), meta_port)
         nginx.start()
         try:
             wait_port(https_port)
