@@ -78,14 +78,20 @@ class StudioStage:
         return derive_key(master, "grant"), derive_key(master, "token"), derive_key(master, "studio-crypto").hex()
 
 
+def write_meta_key(base: Path) -> Path:
+    """postgres-meta's CRYPTO_KEY in a 0600 file, as the service reads it."""
+    meta_key = base / "meta.key"
+    meta_key.write_text(META_KEY + "\n")
+    meta_key.chmod(0o600)
+    return meta_key
+
+
 @pytest.fixture(scope="module")
 def studio(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioStage]:
     need("nginx")
     base = tmp_path_factory.mktemp("studio-nginx")
     http_port, https_port, gate_port = free_ports(3)
-    meta_key = base / "meta.key"
-    meta_key.write_text(META_KEY + "\n")
-    meta_key.chmod(0o600)
+    meta_key = write_meta_key(base)
     seen: list[dict[str, str]] = []
     meta_handler = type("Meta", (_MetaStandIn,), {"seen": seen})
     shop_port, web_port = free_ports(2)

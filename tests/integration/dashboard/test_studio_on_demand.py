@@ -25,7 +25,14 @@ from nextmavens.naming import project_names
 from nextmavens.platform.studiogate import StudioKeys, cryptojs_decrypt, studio_token
 from nextmavens.studiohost import LABEL_STUDIO, StudioHost, container_name, studio_spec
 from tests.integration.dashboard.harness import DashboardStage, dashboard_stage, signed_in_client
-from tests.integration.dashboard.test_studio import META_KEY, STUDIO, _MetaStandIn, studio_nginx, tls_get
+from tests.integration.dashboard.test_studio import (
+    META_KEY,
+    STUDIO,
+    _MetaStandIn,
+    studio_nginx,
+    tls_get,
+    write_meta_key,
+)
 from tests.support.localnginx import need, wait_port
 from tests.support.loopback import serving
 from tests.support.ports import free_ports
@@ -53,9 +60,7 @@ def on_demand(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
     need("nginx")
     base = tmp_path_factory.mktemp("studio-on-demand")
     http_port, https_port, gate_port = free_ports(3)
-    meta_key = base / "meta.key"
-    meta_key.write_text(META_KEY + "\n")
-    meta_key.chmod(0o600)
+    meta_key = write_meta_key(base)
     seen: list[dict[str, str]] = []
     folder = base / "docker"
     gate_url = f"http://127.0.0.1:{gate_port}"
