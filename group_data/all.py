@@ -206,6 +206,11 @@ manifest_source = "projects"  # The operator's manifest repository (relative to 
 # the nextmavens-env wrapper, as root: it reads the containers' cgroup files, the Docker socket and nginx's log).
 # Once a minute it stores every container's CPU and memory, each project's database and traffic figures and the host's
 # in the control database (raw 48 h, 5-minute 30 days, hourly a year). False: the unit is stopped and disabled.
+# Email and media (issue 17). The platform service's secrets come from the secrets file, each copied to its own 0600
+# file of platform_user and named in its unit once present (tasks/platform.py; add KEY=value lines, unquoted, then
+# deploy): RESEND_API_KEY (re_...), RESEND_WEBHOOK_SECRET (whsec_...), CLOUDINARY_KEY (api_key:api_secret). The
+# inbound worker's INBOUND_EMAIL_SECRET is generated there (give the worker the same value: wrangler secret put).
+cloudinary_cloud = None  # the Cloudinary account's cloud name; None: nothing is uploaded (CLOUDINARY_KEY unused)
 metrics_collector = True
 metrics_log = "/var/log/nginx/nextmavens-metrics.log"  # the edge's structured access log (JSON lines; logrotate's
 #                                                        nginx rule rotates it with the others)
@@ -250,8 +255,8 @@ timers = [
         "randomized_delay_s": 0,
         "enabled": False,
     },
-    # Off until the host's secrets file names the Cloudinary account (NEXTMAVENS_CLOUDINARY_CLOUD and a 0600
-    # NEXTMAVENS_CLOUDINARY_KEY_FILE holding api_key:api_secret); it moves only what manifests' media_offload asks.
+    # Off until Cloudinary is set up (cloudinary_cloud below and CLOUDINARY_KEY in the secrets file: the
+    # nextmavens-env wrapper then names root's 0600 copy); it moves only what manifests' media_offload asks.
     {
         "name": "media-offload",
         "description": "Offload old project files to Cloudinary (projects declaring media_offload)",

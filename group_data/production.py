@@ -44,3 +44,6 @@ evolution_server_url = (
 edge_host_ipv4 = os.environ.get("NEXTMAVENS_PUBLIC_IPV4") or next(
     (h for h in [os.environ.get("NEXTMAVENS_PROD_HOST", "")] if re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,3}){3}", h)), ""
 )
+
+# Cloudinary's cloud name (not a secret; its api_key:api_secret is the host secrets file's CLOUDINARY_KEY).
+cloudinary_cloud = os.environ.get("NEXTMAVENS_CLOUDINARY_CLOUD") or None

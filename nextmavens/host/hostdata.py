@@ -267,6 +267,9 @@ class HostData(Strict):
     # metrics (issue 18): the resident collector's unit and nginx's structured log it reads
     metrics_collector: bool = True
     metrics_log: AbsPath = "/var/log/nginx/nextmavens-metrics.log"
+    # media offload and received mail's attachments (issue 17): the Cloudinary account's cloud name (not a secret;
+    # its credentials are the secrets file's CLOUDINARY_KEY). None: nothing goes to Cloudinary.
+    cloudinary_cloud: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> HostData:

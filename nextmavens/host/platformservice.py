@@ -5,6 +5,7 @@ from validated host data. Pure; tasks/platform.py renders and installs them."""
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable
 from typing import Any
 
 from nextmavens.host.edgeconfig import evolution_api_url
@@ -27,6 +28,19 @@ EVOLUTION_KEY_SECRET = "EVOLUTION_API_KEY"
 META_KEY_SECRET = "PG_META_CRYPTO_KEY"
 # Where postgres-meta (on the platform network) reaches the shared PostgreSQL: the gate's connections name it.
 STUDIO_DB_ADDRESS = "nextmavens-postgres:5432"
+
+# The email and media secrets (issue 17): the secrets file's key -> (the service's 0600 copy, the variable naming it).
+# Resend's key and webhook secret and the Cloudinary credentials (`api_key:api_secret`) are the operator's: added to
+# the secrets file by hand, each copied (and named in the unit) only once present. The inbound worker's HMAC secret
+# is generated on the host (the operator gives the worker the same value with `wrangler secret put`).
+INBOUND_EMAIL_SECRET = "INBOUND_EMAIL_SECRET"
+CLOUDINARY_KEY_SECRET = "CLOUDINARY_KEY"
+EMAIL_SECRETS: dict[str, tuple[str, str]] = {
+    "RESEND_API_KEY": ("resend.key", "NEXTMAVENS_RESEND_KEY_FILE"),
+    "RESEND_WEBHOOK_SECRET": ("resend-webhook.secret", "NEXTMAVENS_RESEND_WEBHOOK_SECRET_FILE"),
+    INBOUND_EMAIL_SECRET: ("inbound-email.secret", "NEXTMAVENS_INBOUND_EMAIL_SECRET_FILE"),
+    CLOUDINARY_KEY_SECRET: ("cloudinary.key", "NEXTMAVENS_CLOUDINARY_KEY_FILE"),
+}
 
 
 def privileged_command(config: HostData) -> str:
@@ -69,6 +83,30 @@ def meta_key_file(config: HostData) -> str:
     return f"{secrets_dir(config)}/pg-meta.key"
 
 
+def email_secret_files(config: HostData, present: Iterable[str]) -> dict[str, str]:
+    """The service's 0600 copy -> secrets-file key, for the email and media secrets the secrets file holds (`present`:
+    its key names, never values). The Cloudinary key only with group data `cloudinary_cloud` (it names the account)."""
+    keys = set(present)
+    if config.cloudinary_cloud is None:
+        keys.discard(CLOUDINARY_KEY_SECRET)
+    return {f"{secrets_dir(config)}/{EMAIL_SECRETS[key][0]}": key for key in EMAIL_SECRETS if key in keys}
+
+
+def email_environment(config: HostData, present: Iterable[str]) -> dict[str, str]:
+    """The unit's NEXTMAVENS_* variables naming those copies (and the Cloudinary cloud beside its key): the service
+    answers 503 (or 404 for a hook) for what is not named, instead of failing on a file the deploy did not place."""
+    env = {EMAIL_SECRETS[key][1]: path for path, key in email_secret_files(config, present).items()}
+    if "NEXTMAVENS_CLOUDINARY_KEY_FILE" in env and config.cloudinary_cloud is not None:
+        env["NEXTMAVENS_CLOUDINARY_CLOUD"] = config.cloudinary_cloud
+    return dict(sorted(env.items()))
+
+
+def root_cloudinary_key(config: HostData) -> str:
+    """Root's copy of the Cloudinary credentials (0600, beside the secrets file): the nextmavens-env wrapper names it
+    to root's jobs (the media-offload and storage-monitor timers, `nextmavens media offload` by hand)."""
+    return f"{config.secrets_file.rsplit('/', 1)[0]}/cloudinary.key"
+
+
 def pgpass_prefix(config: HostData) -> str:
     """host:port:database:user: before the password (libpq's passfile format; the generated password is hex), for
     the service's own role. Any database: the role's grants decide where it may connect (the control database)."""
@@ -97,4 +135,6 @@ def platform_paths(config: HostData) -> dict[str, Any]:
             "max_running": studios.max_running,
             "idle_minutes": studios.idle_minutes,
         },
+        "platform_email_environment": {},  # tasks/platform.py: email_environment() of the secrets file's keys
+        "root_cloudinary_key": root_cloudinary_key(config),
     }

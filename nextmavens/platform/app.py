@@ -27,7 +27,7 @@ from nextmavens.control.crypto import MasterKeyError
 from nextmavens.platform.auth import ApiError, service_of
 from nextmavens.platform.dashboard import assets, live, pages
 from nextmavens.platform.dashboard.web import FormRefused, SignInRequired, signin_redirect
-from nextmavens.platform.emailhooks import EmailHooks
+from nextmavens.platform.emailhooks import ATTACHMENT_MAX_BODY_BYTES, ATTACHMENT_PATH, EmailHooks
 from nextmavens.platform.emailsend import Mailer
 from nextmavens.platform.hookreceiver import HookReceiver
 from nextmavens.platform.models import ErrorBody
@@ -98,6 +98,8 @@ class Guard:
         limit = self.hook_max_body_bytes if scope["path"].startswith(HOOKS_PREFIX) else self.max_body_bytes
         if scope["method"] == "POST" and DEPLOY_PATH.fullmatch(scope["path"]):
             limit = self.deploy_max_body_bytes  # an app's `git archive`
+        if scope["method"] == "POST" and scope["path"] == ATTACHMENT_PATH:
+            limit = max(limit, ATTACHMENT_MAX_BODY_BYTES)  # one received attachment, base64 (platform/emailhooks.py)
         too_large = f"request bodies are limited to {limit} bytes"
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):

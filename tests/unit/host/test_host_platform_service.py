@@ -14,12 +14,16 @@ import pytest
 from nextmavens.host.hostdata import HostData
 from nextmavens.host.platformservice import (
     APPLY_RESULT,
+    INBOUND_EMAIL_SECRET,
     PGPASS_SECRET,
+    email_environment,
+    email_secret_files,
     evolution_key_file,
     master_key_copy,
     pgpass_file,
     pgpass_prefix,
     privileged_prefix,
+    root_cloudinary_key,
 )
 from nextmavens.host.render import template_context
 from nextmavens.naming import PLATFORM_ROLE
@@ -229,3 +233,94 @@ def test_the_service_runs_studio_for_a_project_where_group_data_names_its_domain
     assert production["ExecStart"].endswith("nextmavens platform serve")
     sandbox = render("templates/systemd/platform.service.j2", **template_context(configs["sandbox"]))
     assert "STUDIO" not in sandbox
+
+
+BASE_ENVIRONMENT = {
+    "NEXTMAVENS_DSN", "NEXTMAVENS_MASTER_KEY", "NEXTMAVENS_PROJECTS", "NEXTMAVENS_API_DOMAIN",
+    "NEXTMAVENS_PLATFORM_LISTEN", "NEXTMAVENS_PLATFORM_PRIVILEGED", "NEXTMAVENS_EVOLUTION_URL",
+    "NEXTMAVENS_EVOLUTION_KEY_FILE",
+}  # fmt: skip
+
+
+def unit_context(config: HostData, present: list[str]) -> dict:
+    """The unit's context as tasks/platform.py builds it when the secrets file holds the keys `present`."""
+    return {**template_context(config), "platform_email_environment": email_environment(config, present)}
+
+
+def unit_environment(text: str) -> dict[str, str]:
+    """The unit's variables but Studio for a project's (production names them; tested above)."""
+    found = dict(v.strip('"').split("=", 1) for k, v in directives(text) if k == "Environment")
+    return {name: value for name, value in found.items() if not name.startswith("NEXTMAVENS_PLATFORM_STUDIO_")}
+
+
+def test_email_secrets_are_copied_and_named_only_once_the_secrets_file_holds_them(config: HostData) -> None:
+    """Issue 17: each email/media secret the secrets file holds becomes the service's own 0600 copy, named in its
+    unit by the variable the service reads; the generated inbound secret is always there; values never in the unit."""
+    own = f"/etc/{config.platform_user}"
+    assert INBOUND_EMAIL_SECRET in wanted_secrets()  # generated on the host like the service's database password
+    text = render("templates/systemd/platform.service.j2", **template_context(config))
+    assert "CLOUDINARY" not in text and "RESEND" not in text and "INBOUND" not in text  # nothing named by default
+    generated = unit_context(config, [INBOUND_EMAIL_SECRET])
+    env = unit_environment(render("templates/systemd/platform.service.j2", **generated))
+    email = {k: v for k, v in env.items() if k not in BASE_ENVIRONMENT}
+    assert email == {"NEXTMAVENS_INBOUND_EMAIL_SECRET_FILE": f"{own}/inbound-email.secret"}
+    every = ["RESEND_API_KEY", "RESEND_WEBHOOK_SECRET", INBOUND_EMAIL_SECRET, "CLOUDINARY_KEY", "POSTGRES_PASSWORD"]
+    text = render("templates/systemd/platform.service.j2", **unit_context(config, every))
+    email = {k: v for k, v in unit_environment(text).items() if k not in BASE_ENVIRONMENT}
+    expected = {
+        "NEXTMAVENS_RESEND_KEY_FILE": f"{own}/resend.key",
+        "NEXTMAVENS_RESEND_WEBHOOK_SECRET_FILE": f"{own}/resend-webhook.secret",
+        "NEXTMAVENS_INBOUND_EMAIL_SECRET_FILE": f"{own}/inbound-email.secret",
+    }
+    if config.cloudinary_cloud is not None:  # the sandbox names a cloud; production only from its environment
+        expected["NEXTMAVENS_CLOUDINARY_KEY_FILE"] = f"{own}/cloudinary.key"
+        expected["NEXTMAVENS_CLOUDINARY_CLOUD"] = config.cloudinary_cloud
+    assert email == expected
+    # the deploy copies exactly these keys into exactly these files (POSTGRES_PASSWORD is not the service's)
+    files = email_secret_files(config, every)
+    assert files == {
+        f"{own}/resend.key": "RESEND_API_KEY",
+        f"{own}/resend-webhook.secret": "RESEND_WEBHOOK_SECRET",
+        f"{own}/inbound-email.secret": INBOUND_EMAIL_SECRET,
+        **({f"{own}/cloudinary.key": "CLOUDINARY_KEY"} if config.cloudinary_cloud is not None else {}),
+    }
+    for key in every:
+        assert f"{key}=" not in text  # names of files, never a secrets-file line
+
+
+def test_cloudinary_needs_both_the_cloud_name_and_the_key(config: HostData) -> None:
+    without_cloud = config.model_copy(update={"cloudinary_cloud": None})
+    assert "NEXTMAVENS_CLOUDINARY_KEY_FILE" not in email_environment(without_cloud, ["CLOUDINARY_KEY"])
+    assert email_secret_files(without_cloud, ["CLOUDINARY_KEY"]) == {}
+    with_cloud = config.model_copy(update={"cloudinary_cloud": "acme"})
+    assert email_environment(with_cloud, []) == {}
+    assert email_environment(with_cloud, ["CLOUDINARY_KEY"]) == {
+        "NEXTMAVENS_CLOUDINARY_CLOUD": "acme",
+        "NEXTMAVENS_CLOUDINARY_KEY_FILE": f"/etc/{config.platform_user}/cloudinary.key",
+    }
+
+
+@pytest.mark.parametrize("copied", [True, False])
+def test_the_wrapper_names_roots_cloudinary_copy_for_the_jobs(config: HostData, tmp_path: Path, copied: bool) -> None:
+    """The nextmavens-env wrapper (every timer, media-offload and storage-monitor included) exports the Cloudinary
+    variables once root's 0600 copy exists, and nothing of Cloudinary before it; run for real with sh."""
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("POSTGRES_PASSWORD=pw\n")
+    key = tmp_path / "cloudinary.key"
+    if copied:
+        key.write_text("k:s\n")
+        key.chmod(0o600)
+    context = {
+        **template_context(config.model_copy(update={"cloudinary_cloud": "acme"})),
+        "secrets_file": str(secrets),
+        "root_cloudinary_key": str(key),
+    }
+    wrapper = tmp_path / "nextmavens-env"
+    wrapper.write_text(render("templates/nextmavens/nextmavens-env.j2", **context))
+    wrapper.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run([str(wrapper), "env"], capture_output=True, text=True, check=True, env=env).stdout
+    seen = dict(line.split("=", 1) for line in out.splitlines() if line.startswith("NEXTMAVENS_CLOUDINARY"))
+    named = {"NEXTMAVENS_CLOUDINARY_CLOUD": "acme", "NEXTMAVENS_CLOUDINARY_KEY_FILE": str(key)}
+    assert seen == (named if copied else {})
+    assert root_cloudinary_key(config) == f"{config.secrets_file.rsplit('/', 1)[0]}/cloudinary.key"
