@@ -157,6 +157,21 @@ evolution_hooks_port = 8101  # nginx's webhook server (every address; ufw: the s
 # host.docker.internal is the host's address on evolution_hooks_network; the port is evolution_hooks_port.
 evolution_hooks_url = "http://host.docker.internal:8101"
 
+# Studio for a project (README "Studio for a project", issue 14): admins open one project's Studio from the
+# dashboard, at this name, as that project's owner role. None: off (the operator's Studio behind basic auth,
+# studio_domain, is the only one). The same name as studio_domain replaces that one on the public name (the
+# operator's own Studio then stays on loopback_ports.studio, through an SSH tunnel). Each project's Studio is a
+# container started on demand and stopped after project_studio_idle_minutes unused, at most
+# project_studio_max_running at once, each limited to memory_limits_mb["studio"] (Studio's published median is 133 MiB):
+# their total counts against memory_budget_mb. They join project_studio_network (fixed subnet: .1 is the host) and
+# reach postgres-meta through the meta gate, nginx on studio_meta_gate_port (ufw: that subnet only).
+project_studio_domain = None
+project_studio_max_running = 2
+project_studio_idle_minutes = 15
+project_studio_network = "nextmavens-studios"
+project_studio_subnet = "10.254.214.0/28"
+studio_meta_gate_port = 8102
+
 # --- memory budget (MiB) ---------------------------------------------------------------------------
 memory_budget_mb = 6144  # What containers may use on an 8 GiB host; the rest is OS, nginx, cache.
 memory_limits_mb = {  # Per shared service (compose mem_limit); must add up to <= memory_budget_mb.

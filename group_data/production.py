@@ -17,6 +17,8 @@ api_domain = os.environ.get("NEXTMAVENS_API_DOMAIN") or (
 studio_domain = os.environ.get("NEXTMAVENS_STUDIO_DOMAIN") or (
     f"studio.{os.environ['NEXTMAVENS_DOMAIN']}" if os.environ.get("NEXTMAVENS_DOMAIN") else None
 )
+# Studio for a project replaces the operator's basic-auth Studio on the Studio name (group_data/all.py says how).
+project_studio_domain = studio_domain
 platform_service_domain = os.environ.get("NEXTMAVENS_PLATFORM_DOMAIN") or (
     f"platform.{os.environ['NEXTMAVENS_DOMAIN']}" if os.environ.get("NEXTMAVENS_DOMAIN") else None
 )

@@ -20,6 +20,7 @@ from nextmavens.host.platformservice import (
     EMAIL_SECRETS,
     EVOLUTION_KEY_SECRET,
     METRICS_DB_PASSWORD,
+    META_KEY_SECRET,
     PGPASS_SECRET,
     PLATFORM_DB_PASSWORD,
     SUDOERS_FILE,
@@ -29,12 +30,14 @@ from nextmavens.host.platformservice import (
     evolution_key_file,
     master_key_copy,
     master_key_source,
+    meta_key_file,
     pgpass_file,
     pgpass_prefix,
     privileged_command,
     root_cloudinary_key,
     secrets_dir,
 )
+from nextmavens.host.projectstudios import studio_route
 from nextmavens.host.render import template_context
 from nextmavens.naming import CONTROL_DATABASE, METRICS_ROLE, PLATFORM_ROLE
 from nextmavens.templates import render
@@ -73,10 +76,13 @@ def platform():
         for name in host.loop(logins)
     }
     role = roles[PLATFORM_ROLE]
+    copies = {pgpass_file(config): PGPASS_SECRET, evolution_key_file(config): EVOLUTION_KEY_SECRET}
+    if studio_route(config) is not None:  # Studio for a project: the meta gate's answers use postgres-meta's key
+        copies[meta_key_file(config)] = META_KEY_SECRET
     pgpass = secret_copies(
-        name="The service's pgpass line and Evolution key (its user's, 0600), from the secrets file",
+        name="The service's pgpass line and keys (its user's, 0600), from the secrets file",
         secrets_file=config.secrets_file,
-        files={pgpass_file(config): PGPASS_SECRET, evolution_key_file(config): EVOLUTION_KEY_SECRET},
+        files=copies,
         prefixes={pgpass_file(config): pgpass_prefix(config)},
         owner=user,
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from nextmavens.host.edgeconfig import evolution_api_url
 from nextmavens.host.hostdata import HostData
+from nextmavens.host.projectstudios import studio_route
 from nextmavens.naming import PLATFORM_ROLE, PLATFORM_UNIT
 
 UNIT = PLATFORM_UNIT  # the doctor's settings name it too
@@ -26,6 +27,11 @@ PGPASS_SECRET = PLATFORM_DB_PASSWORD
 METRICS_DB_PASSWORD = "METRICS_DB_PASSWORD"
 # ... and Evolution's global key, into the service's key file (its WhatsApp endpoints)
 EVOLUTION_KEY_SECRET = "EVOLUTION_API_KEY"
+# ... and postgres-meta's CRYPTO_KEY (the stack's), for the meta gate's answers (Studio for a project only)
+META_KEY_SECRET = "PG_META_CRYPTO_KEY"
+# Where postgres-meta (on the platform network) reaches the shared PostgreSQL: the gate's connections name it.
+STUDIO_DB_ADDRESS = "nextmavens-postgres:5432"
+
 # The email and media secrets (issue 17): the secrets file's key -> (the service's 0600 copy, the variable naming it).
 # Resend's key and webhook secret and the Cloudinary credentials (`api_key:api_secret`) are the operator's: added to
 # the secrets file by hand, each copied (and named in the unit) only once present. The inbound worker's HMAC secret
@@ -75,6 +81,11 @@ def evolution_key_file(config: HostData) -> str:
     return f"{secrets_dir(config)}/evolution.key"
 
 
+def meta_key_file(config: HostData) -> str:
+    """The service's copy of postgres-meta's CRYPTO_KEY (its user's, 0600), from the secrets file."""
+    return f"{secrets_dir(config)}/pg-meta.key"
+
+
 def email_secret_files(config: HostData, present: Iterable[str]) -> dict[str, str]:
     """The service's 0600 copy -> secrets-file key, for the email and media secrets the secrets file holds (`present`:
     its key names, never values). The Cloudinary key only with group data `cloudinary_cloud` (it names the account)."""
@@ -107,6 +118,7 @@ def pgpass_prefix(config: HostData) -> str:
 
 def platform_paths(config: HostData) -> dict[str, Any]:
     """The platform templates' variables beyond the host data (nextmavens.host.render.template_context adds them)."""
+    studios = studio_route(config)
     return {
         "platform_pgpass": pgpass_file(config),
         "platform_db_role": PLATFORM_ROLE,
@@ -116,6 +128,16 @@ def platform_paths(config: HostData) -> dict[str, Any]:
         "platform_apply_result": APPLY_RESULT,
         "platform_privileged_command": privileged_command(config),
         "platform_privileged_prefix": shlex.join(privileged_prefix(config)),
+        # Studio for a project (None: off): the service's settings for it (README "Studio for a project")
+        "platform_studio": None
+        if studios is None
+        else {
+            "url": f"https://{studios.domain}",
+            "meta_key_file": meta_key_file(config),
+            "db_address": STUDIO_DB_ADDRESS,
+            "max_running": studios.max_running,
+            "idle_minutes": studios.idle_minutes,
+        },
         "platform_email_environment": {},  # tasks/platform.py: email_environment() of the secrets file's keys
         "root_cloudinary_key": root_cloudinary_key(config),
     }

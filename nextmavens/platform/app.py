@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextmavens.control.crypto import MasterKeyError
 from nextmavens.platform.auth import ApiError, service_of
-from nextmavens.platform.dashboard import assets, pages
+from nextmavens.platform.dashboard import assets, live, pages
 from nextmavens.platform.dashboard import monitoring as dashboard_monitoring
 from nextmavens.platform.dashboard.web import FormRefused, SignInRequired, signin_redirect
 from nextmavens.platform.emailhooks import ATTACHMENT_MAX_BODY_BYTES, ATTACHMENT_PATH, EmailHooks
@@ -257,4 +257,5 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     app.include_router(assets.router)  # the dashboard: its stylesheet, script and fonts, then its pages
     app.include_router(pages.router)
     app.include_router(dashboard_monitoring.router)  # the dashboard's host (operator) page
+    app.include_router(live.router)  # the pages' live state (server-sent events)
     return app

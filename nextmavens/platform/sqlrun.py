@@ -222,15 +222,18 @@ def _configure(conn: psycopg.Connection) -> None:
 
 class RoleLogins:
     """Passwords of projects' roles read from the sealed secrets, kept in memory `ttl_s` seconds (a lookup opens
-    connections to the control database; a call should cost one round trip in the steady state)."""
+    connections to the control database; a call should cost one round trip in the steady state). Keyed by the
+    project the caller was already allowed (org, ref), never by what a request sent; `forget` drops a project's
+    at once (a key rotation)."""
 
-    def __init__(self, ttl_s: float = 30.0) -> None:
+    def __init__(self, ttl_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_s
+        self._clock = clock
         self._lock = threading.Lock()
         self._found: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
 
     def passwords(self, org: str, ref: str, load: Callable[[], dict[str, str]]) -> dict[str, str]:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             hit = self._found.get((org, ref))
         if hit is not None and now - hit[0] < self._ttl:
@@ -239,6 +242,10 @@ class RoleLogins:
         with self._lock:
             self._found[(org, ref)] = (now, found)
         return found
+
+    def forget(self, org: str, ref: str) -> None:
+        with self._lock:
+            self._found.pop((org, ref), None)
 
 
 class ProjectSessions:

@@ -79,7 +79,8 @@ def test_the_service_runs_unprivileged_with_only_what_it_needs(config: HostData)
     assert not [k for k, _ in settings if k == "LoadCredential"]  # systemd's ACL on them reads as group access
     environment = dict(v.strip('"').split("=", 1) for k, v in settings if k == "Environment")
     port = config.loopback_ports
-    assert environment == {
+    studio = {name for name in environment if name.startswith("NEXTMAVENS_PLATFORM_STUDIO_")}  # the test below
+    assert {name: value for name, value in environment.items() if name not in studio} == {
         "NEXTMAVENS_DSN": f"postgresql://{PLATFORM_ROLE}@127.0.0.1:{port.postgres}/nextmavens"
         f"?passfile=/etc/{config.platform_user}/pgpass",
         "NEXTMAVENS_MASTER_KEY": f"/etc/{config.platform_user}/master.key",
@@ -120,7 +121,7 @@ def test_the_sudoers_rule_allows_the_four_commands_alone(config: HostData, tmp_p
     rules = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert rules == [
         f"{config.platform_user} ALL=(root) NOPASSWD: {command} apply --yes --json, {command} container-logs *, "
-        f"{command} deploy *, {command} domains *"
+        f"{command} deploy *, {command} domains *, {command} studio *"
     ]
     visudo = need("visudo")  # scripts/bootstrap installs sudo; the deploy checks the file with it on the host
     staged = tmp_path / "platform"
@@ -179,6 +180,12 @@ def test_the_root_command_starts_the_apply_unit_and_prints_its_answer(config: Ho
         ["domains", "acme/shop", "--text"],
         ["domains", "acme/shop", "--json", "--edge-config", "/etc/passwd"],
         ["domains", "--edge-config=/tmp/x", "--json"],
+        ["studio"],
+        ["studio", "start"],
+        ["studio", "stop"],
+        ["studio", "list", "shop"],
+        ["studio", "start", "shop", "x"],
+        ["studio", "exec", "shop"],
     ],
 )
 def test_the_root_command_refuses_any_other_shape(config: HostData, tmp_path: Path, argv: list[str]) -> None:
@@ -208,6 +215,30 @@ def test_an_earlier_answer_never_stands_for_a_unit_that_did_not_run(config: Host
     assert done.returncode == 1 and done.stdout == ""
 
 
+def test_the_service_runs_studio_for_a_project_where_group_data_names_its_domain(tmp_path, monkeypatch) -> None:
+    """Production names project_studio_domain: the unit gives the service the Studio name, postgres-meta's key file
+    (the 0600 copy the deploy writes), the database as postgres-meta reaches it and the cap and idle time; the
+    sandbox names none and its unit says nothing of Studio."""
+    from nextmavens.host.platformservice import META_KEY_SECRET, meta_key_file
+
+    configs = group_configs(tmp_path, monkeypatch)
+    config = configs["production"]
+    unit = directives(render("templates/systemd/platform.service.j2", **template_context(config)))
+    production = dict(unit)
+    environment = [value for key, value in unit if key == "Environment"]
+    assert f"NEXTMAVENS_PLATFORM_STUDIO_URL=https://{config.studio_domain}" in environment
+    assert f"NEXTMAVENS_PLATFORM_STUDIO_META_KEY_FILE={meta_key_file(config)}" in environment
+    assert meta_key_file(config) == f"/etc/{config.platform_user}/pg-meta.key"
+    assert META_KEY_SECRET == "PG_META_CRYPTO_KEY"
+    assert "NEXTMAVENS_PLATFORM_STUDIO_DB_ADDRESS=nextmavens-postgres:5432" in environment
+    assert f"NEXTMAVENS_PLATFORM_STUDIO_MAX_RUNNING={config.project_studio_max_running}" in environment
+    assert f"NEXTMAVENS_PLATFORM_STUDIO_IDLE_MINUTES={config.project_studio_idle_minutes}" in environment
+    assert "NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS" not in "".join(environment)  # started on demand, never fixed
+    assert production["ExecStart"].endswith("nextmavens platform serve")
+    sandbox = render("templates/systemd/platform.service.j2", **template_context(configs["sandbox"]))
+    assert "STUDIO" not in sandbox
+
+
 BASE_ENVIRONMENT = {
     "NEXTMAVENS_DSN", "NEXTMAVENS_MASTER_KEY", "NEXTMAVENS_PROJECTS", "NEXTMAVENS_API_DOMAIN",
     "NEXTMAVENS_PLATFORM_LISTEN", "NEXTMAVENS_PLATFORM_PRIVILEGED", "NEXTMAVENS_EVOLUTION_URL",
@@ -221,7 +252,9 @@ def unit_context(config: HostData, present: list[str]) -> dict:
 
 
 def unit_environment(text: str) -> dict[str, str]:
-    return dict(v.strip('"').split("=", 1) for k, v in directives(text) if k == "Environment")
+    """The unit's variables but Studio for a project's (production names them; tested above)."""
+    found = dict(v.strip('"').split("=", 1) for k, v in directives(text) if k == "Environment")
+    return {name: value for name, value in found.items() if not name.startswith("NEXTMAVENS_PLATFORM_STUDIO_")}
 
 
 def test_email_secrets_are_copied_and_named_only_once_the_secrets_file_holds_them(config: HostData) -> None:
