@@ -37,7 +37,6 @@ from nextmavens.host.platformservice import (
     root_cloudinary_key,
     secrets_dir,
 )
-from nextmavens.host.projectstudios import studio_route
 from nextmavens.host.render import template_context
 from nextmavens.naming import CONTROL_DATABASE, METRICS_ROLE, PLATFORM_ROLE
 from nextmavens.templates import render
@@ -76,9 +75,12 @@ def platform():
         for name in host.loop(logins)
     }
     role = roles[PLATFORM_ROLE]
-    copies = {pgpass_file(config): PGPASS_SECRET, evolution_key_file(config): EVOLUTION_KEY_SECRET}
-    if studio_route(config) is not None:  # Studio for a project: the meta gate's answers use postgres-meta's key
-        copies[meta_key_file(config)] = META_KEY_SECRET
+    # postgres-meta's key: the connection the service sends it per request (types, Studio's meta gate) is sealed with it
+    copies = {
+        pgpass_file(config): PGPASS_SECRET,
+        evolution_key_file(config): EVOLUTION_KEY_SECRET,
+        meta_key_file(config): META_KEY_SECRET,
+    }
     pgpass = secret_copies(
         name="The service's pgpass line and keys (its user's, 0600), from the secrets file",
         secrets_file=config.secrets_file,

@@ -128,13 +128,17 @@ def platform_paths(config: HostData) -> dict[str, Any]:
         "platform_apply_result": APPLY_RESULT,
         "platform_privileged_command": privileged_command(config),
         "platform_privileged_prefix": shlex.join(privileged_prefix(config)),
+        # postgres-meta on loopback, asked with a per-request connection (types; Studio's meta gate)
+        "platform_postgres_meta": {
+            "url": f"http://127.0.0.1:{config.loopback_ports.postgres_meta}",
+            "meta_key_file": meta_key_file(config),
+            "db_address": STUDIO_DB_ADDRESS,
+        },
         # Studio for a project (None: off): the service's settings for it (README "Studio for a project")
         "platform_studio": None
         if studios is None
         else {
             "url": f"https://{studios.domain}",
-            "meta_key_file": meta_key_file(config),
-            "db_address": STUDIO_DB_ADDRESS,
             "max_running": studios.max_running,
             "idle_minutes": studios.idle_minutes,
         },

@@ -4,8 +4,8 @@ After this tree's converge, nextmavens-metrics.service is active, logged in to P
 (nextmavens_metrics, migration 1020) and not as the admin, and it has written minutes into the control database:
 containers' CPU and memory read from the real Docker engine's containers (their cgroup files, the Engine API's list
 and labels), the example project's database statistics, and the host's memory and disk. Its journal holds no error
-line. The host is converged from this tree by the module's fixture (the file sorts after test_sandbox.py, so in a
-whole session the first converges are that file's)."""
+line. The host is converged from this tree by the module's fixture (tests/e2e/conftest.py runs test_sandbox.py first, so
+in a whole session the first converges are that file's)."""
 
 from __future__ import annotations
 

@@ -90,3 +90,30 @@ def test_the_real_postgres_meta_generates_types_as_the_read_only_role(sandbox: S
     # PostgreSQL refuses the read-only role in another project's database; postgres-meta refuses another key
     assert "permission denied for database" in (found["refusals"]["crm"] or ""), found["refusals"]
     assert "upstream connection details" in (found["refusals"]["wrong key"] or ""), found["refusals"]
+
+
+def test_the_deployed_service_answers_types_for_its_token_only(sandbox: Sandbox) -> None:
+    """The same through the unit the deploy renders (its postgres-meta URL, key copy and database address): a
+    project-scoped token gets its project's types, and another project's are 404 to it."""
+    data = group_data(sandbox)
+    wrapper = f"{data['platform_dir']}/bin/nextmavens-env"
+    created = sandbox.check(
+        f"{wrapper} nextmavens token create --member ana@acme.example --project acme/shop --expires 1d --json"
+    )
+    token = json.loads(created)["token"]
+    base = f"http://127.0.0.1:{data['loopback_ports']['platform']}/v1/projects/acme"
+    answers = {}
+    for ref in ("shop", "crm"):
+        out = sandbox.check(
+            f"curl -sS -m 60 -o /tmp/nm-types.json -w '%{{http_code}}' -H 'Authorization: Bearer {token}' "
+            f"{base}/{ref}/types/typescript; echo; cat /tmp/nm-types.json; rm -f /tmp/nm-types.json",
+            timeout=90,
+        )
+        code, _, body = out.partition("\n")
+        answers[ref] = (code.strip(), body)
+    code, body = answers["shop"]
+    assert code == "200", answers["shop"]
+    found = json.loads(body)
+    assert found["project"] == "acme/shop" and found["schemas"] == ["catalog", "public"], found
+    assert "export type Database = {" in found["types"] and "  auth: {" not in found["types"]
+    assert answers["crm"][0] == "404", answers["crm"]

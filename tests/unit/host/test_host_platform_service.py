@@ -90,7 +90,12 @@ def test_the_service_runs_unprivileged_with_only_what_it_needs(config: HostData)
         "NEXTMAVENS_PLATFORM_PRIVILEGED": shlex.join(privileged_prefix(config)),
         "NEXTMAVENS_EVOLUTION_URL": f"http://127.0.0.1:{port.evolution}",
         "NEXTMAVENS_EVOLUTION_KEY_FILE": f"/etc/{config.platform_user}/evolution.key",
+        # postgres-meta, for TypeScript types (and Studio's meta gate): its loopback port, never a public name
+        "NEXTMAVENS_PLATFORM_POSTGRES_META_URL": f"http://127.0.0.1:{port.postgres_meta}",
     }
+    # the connection sent to postgres-meta per request is sealed with its key, the service's 0600 copy
+    assert environment["NEXTMAVENS_PLATFORM_STUDIO_META_KEY_FILE"] == f"/etc/{config.platform_user}/pg-meta.key"
+    assert environment["NEXTMAVENS_PLATFORM_STUDIO_DB_ADDRESS"] == "nextmavens-postgres:5432"
     # what the service splits it into (`platform serve --privileged` takes shell words)
     assert shlex.split(environment["NEXTMAVENS_PLATFORM_PRIVILEGED"]) == privileged_prefix(config)
     assert "POSTGRES_PASSWORD" not in text and "EVOLUTION_API_KEY" not in text and config.secrets_file not in text
@@ -236,13 +241,14 @@ def test_the_service_runs_studio_for_a_project_where_group_data_names_its_domain
     assert "NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS" not in "".join(environment)  # started on demand, never fixed
     assert production["ExecStart"].endswith("nextmavens platform serve")
     sandbox = render("templates/systemd/platform.service.j2", **template_context(configs["sandbox"]))
-    assert "STUDIO" not in sandbox
+    studio_only = ("STUDIO_URL", "STUDIO_MAX_RUNNING", "STUDIO_IDLE_MINUTES")
+    assert not [name for name in studio_only if name in sandbox]  # the sandbox names no Studio for projects
 
 
 BASE_ENVIRONMENT = {
     "NEXTMAVENS_DSN", "NEXTMAVENS_MASTER_KEY", "NEXTMAVENS_PROJECTS", "NEXTMAVENS_API_DOMAIN",
     "NEXTMAVENS_PLATFORM_LISTEN", "NEXTMAVENS_PLATFORM_PRIVILEGED", "NEXTMAVENS_EVOLUTION_URL",
-    "NEXTMAVENS_EVOLUTION_KEY_FILE",
+    "NEXTMAVENS_EVOLUTION_KEY_FILE", "NEXTMAVENS_PLATFORM_POSTGRES_META_URL",
 }  # fmt: skip
 
 
