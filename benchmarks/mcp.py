@@ -13,7 +13,9 @@ over stdio through the SDK's own client, as an AI tool runs it.
    then `--calls` calls or `--time-cap-s` seconds: round trips per second, with latency percentiles; then, for
    comparison, the same request through the API client alone (no MCP), which shows what the MCP layer adds.
 
-It prints how it measured (cores, load average before and after), then exactly one last line:
+It also prints the CPU time each part used (the MCP server process per start and per call, the platform service per
+call), since other work on the machine stretches the wall-clock figures. It prints how it measured (cores, load
+average before and after), then exactly one last line:
 `mcp_start_s=<x> sql_calls_per_s=<n>` (goals: <= 1.5 s, >= 100/s).
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -94,6 +97,18 @@ async def round_trips(params: object, mode: str, calls: int, cap_s: float) -> tu
     return len(latencies), wall, latencies
 
 
+def children_cpu_s() -> float:
+    """CPU seconds of this process's finished children (each MCP server, once its client has closed it)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds a running process has used (/proc/PID/stat: utime and stime, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def api_alone(url: str, token: str, cap_s: float) -> tuple[int, float]:
     """The same POST .../sql through the API client the MCP server uses, without MCP: what MCP adds is the rest."""
     from nextmavens.remote.api import ApiClient, path_of
@@ -125,11 +140,23 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         say(f"cores: {os.cpu_count()} (client, MCP server, platform service and PostgreSQL share them)")
         say(load_line("before"))
         anyio.run(one_start, params, args.mode)  # warm: bytecode written, as an installed package has it
-        starts = [anyio.run(one_start, params, args.mode) for _ in range(args.starts)]
+        starts, start_cpu = [], []
+        for _ in range(args.starts):
+            before = children_cpu_s()
+            starts.append(anyio.run(one_start, params, args.mode))
+            start_cpu.append(children_cpu_s() - before)
         say("start to first execute_sql result, s: " + " ".join(f"{s:.3f}" for s in starts))
+        say("  CPU of the MCP server process for it, s: " + " ".join(f"{s:.3f}" for s in start_cpu))
+        before, service_before = children_cpu_s(), process_cpu_s(service.pid)
         count, wall, latencies = anyio.run(round_trips, params, args.mode, args.calls, args.time_cap_s)
+        server_cpu = children_cpu_s() - before - statistics.median(start_cpu)
+        service_cpu = process_cpu_s(service.pid) - service_before
         rate = count / wall
         say(f"execute_sql round trips: {count} in {wall:.2f} s, one at a time; {latency_line(sorted(latencies))}")
+        say(
+            f"  CPU per call: MCP server {1000 * server_cpu / (count + 20):.2f} ms, platform service "
+            f"{1000 * service_cpu / (count + 20):.2f} ms (PostgreSQL and this client not counted)"
+        )
         alone, alone_s = api_alone(f"http://127.0.0.1:{port}", token, args.time_cap_s / 2)
         say(f"for comparison, POST .../sql without MCP (the same client, in this process): {alone / alone_s:.0f}/s")
         say(load_line("after"))

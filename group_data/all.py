@@ -157,6 +157,21 @@ evolution_hooks_port = 8101  # nginx's webhook server (every address; ufw: the s
 # host.docker.internal is the host's address on evolution_hooks_network; the port is evolution_hooks_port.
 evolution_hooks_url = "http://host.docker.internal:8101"
 
+# Studio for a project (README "Studio for a project", issue 14): admins open one project's Studio from the
+# dashboard, at this name, as that project's owner role. None: off (the operator's Studio behind basic auth,
+# studio_domain, is the only one). The same name as studio_domain replaces that one on the public name (the
+# operator's own Studio then stays on loopback_ports.studio, through an SSH tunnel). Each project's Studio is a
+# container started on demand and stopped after project_studio_idle_minutes unused, at most
+# project_studio_max_running at once, each limited to memory_limits_mb["studio"] (Studio's published median is 133 MiB):
+# their total counts against memory_budget_mb. They join project_studio_network (fixed subnet: .1 is the host) and
+# reach postgres-meta through the meta gate, nginx on studio_meta_gate_port (ufw: that subnet only).
+project_studio_domain = None
+project_studio_max_running = 2
+project_studio_idle_minutes = 15
+project_studio_network = "nextmavens-studios"
+project_studio_subnet = "10.254.214.0/28"
+studio_meta_gate_port = 8102
+
 # --- memory budget (MiB) ---------------------------------------------------------------------------
 memory_budget_mb = 6144  # What containers may use on an 8 GiB host; the rest is OS, nginx, cache.
 memory_limits_mb = {  # Per shared service (compose mem_limit); must add up to <= memory_budget_mb.
@@ -191,6 +206,11 @@ manifest_source = "projects"  # The operator's manifest repository (relative to 
 # the nextmavens-env wrapper, as root: it reads the containers' cgroup files, the Docker socket and nginx's log).
 # Once a minute it stores every container's CPU and memory, each project's database and traffic figures and the host's
 # in the control database (raw 48 h, 5-minute 30 days, hourly a year). False: the unit is stopped and disabled.
+# Email and media (issue 17). The platform service's secrets come from the secrets file, each copied to its own 0600
+# file of platform_user and named in its unit once present (tasks/platform.py; add KEY=value lines, unquoted, then
+# deploy): RESEND_API_KEY (re_...), RESEND_WEBHOOK_SECRET (whsec_...), CLOUDINARY_KEY (api_key:api_secret). The
+# inbound worker's INBOUND_EMAIL_SECRET is generated there (give the worker the same value: wrangler secret put).
+cloudinary_cloud = None  # the Cloudinary account's cloud name; None: nothing is uploaded (CLOUDINARY_KEY unused)
 metrics_collector = True
 metrics_log = "/var/log/nginx/nextmavens-metrics.log"  # the edge's structured access log (JSON lines; logrotate's
 #                                                        nginx rule rotates it with the others)
@@ -235,8 +255,8 @@ timers = [
         "randomized_delay_s": 0,
         "enabled": False,
     },
-    # Off until the host's secrets file names the Cloudinary account (NEXTMAVENS_CLOUDINARY_CLOUD and a 0600
-    # NEXTMAVENS_CLOUDINARY_KEY_FILE holding api_key:api_secret); it moves only what manifests' media_offload asks.
+    # Off until Cloudinary is set up (cloudinary_cloud below and CLOUDINARY_KEY in the secrets file: the
+    # nextmavens-env wrapper then names root's 0600 copy); it moves only what manifests' media_offload asks.
     {
         "name": "media-offload",
         "description": "Offload old project files to Cloudinary (projects declaring media_offload)",

@@ -17,6 +17,8 @@ api_domain = os.environ.get("NEXTMAVENS_API_DOMAIN") or (
 studio_domain = os.environ.get("NEXTMAVENS_STUDIO_DOMAIN") or (
     f"studio.{os.environ['NEXTMAVENS_DOMAIN']}" if os.environ.get("NEXTMAVENS_DOMAIN") else None
 )
+# Studio for a project replaces the operator's basic-auth Studio on the Studio name (group_data/all.py says how).
+project_studio_domain = studio_domain
 platform_service_domain = os.environ.get("NEXTMAVENS_PLATFORM_DOMAIN") or (
     f"platform.{os.environ['NEXTMAVENS_DOMAIN']}" if os.environ.get("NEXTMAVENS_DOMAIN") else None
 )
@@ -42,3 +44,6 @@ evolution_server_url = (
 edge_host_ipv4 = os.environ.get("NEXTMAVENS_PUBLIC_IPV4") or next(
     (h for h in [os.environ.get("NEXTMAVENS_PROD_HOST", "")] if re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,3}){3}", h)), ""
 )
+
+# Cloudinary's cloud name (not a secret; its api_key:api_secret is the host secrets file's CLOUDINARY_KEY).
+cloudinary_cloud = os.environ.get("NEXTMAVENS_CLOUDINARY_CLOUD") or None

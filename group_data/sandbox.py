@@ -77,3 +77,6 @@ memory_limits_mb = {
     "evolution": 256,
     "redis": 128,
 }
+# A cloud name for the deploy's Cloudinary placement (tests/e2e/test_email_sandbox.py adds a stand-in CLOUDINARY_KEY);
+# no Cloudinary is reachable from the guest, so nothing is offloaded unless a manifest asks.
+cloudinary_cloud = "nextmavens-sandbox"

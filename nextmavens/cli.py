@@ -455,11 +455,12 @@ def register_optional_commands() -> None:
     from nextmavens.monitor.cli import monitor, status
     from nextmavens.platform.cli import platform_commands
     from nextmavens.remote.commands import DEVELOPER_COMMANDS
+    from nextmavens.studiocli import studio
     from nextmavens.whatsapp.cli import whatsapp
 
     monitor.add_command(uptime_command)  # uptime lives with the metrics, above the monitor group
     for command in (
-        *(schema_command, backup, monitor, status, doctor, mcp, email, media, metrics, domains, deploy),
+        *(schema_command, backup, monitor, status, doctor, mcp, email, media, metrics, domains, deploy, studio),
         *platform_commands,
         *APP_COMMANDS,
         *DEVELOPER_COMMANDS,

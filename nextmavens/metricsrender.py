@@ -66,6 +66,8 @@ def svg_chart(
         segments[-1].append(f"{x:.1f},{y:.1f}")
     lines = "".join(
         f'<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{" ".join(points)}"/>'
+        if len(points) > 1
+        else '<circle cx="{}" cy="{}" r="2" fill="currentColor"/>'.format(*points[0].split(","))  # a lone value
         for points in segments
         if points
     )

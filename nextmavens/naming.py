@@ -65,6 +65,8 @@ def pg_name(ref: str) -> str:
 PLATFORM_UNIT = "nextmavens-platform.service"
 # ... and the PostgreSQL role it logs in as: no superuser; its grants are control migration 0500_platform_role.sql.
 PLATFORM_ROLE = "nextmavens_platform"
+# The metrics collector's role (nextmavens-metrics.service): its grants are control migration 1020_metrics_role.sql.
+METRICS_ROLE = "nextmavens_metrics"
 
 
 # Evolution API instance names are unique across its whole database, which every project shares. Refs are

@@ -61,7 +61,7 @@ def app():
         lock_sha256=hashlib.sha256(lock).hexdigest(),
         find_links=find_links,
     )
-    files.put(
+    wrapper = files.put(
         name="nextmavens-env: runs nextmavens with the host's secrets loaded",
         src=StringIO(render("templates/nextmavens/nextmavens-env.j2", **context)),
         dest=f"{config.platform_dir}/bin/nextmavens-env",
@@ -101,7 +101,7 @@ def app():
         running=config.metrics_collector,
         enabled=config.metrics_collector,
         restarted=config.metrics_collector,
-        _if=collector.did_change,
+        _if=any_changed(collector, wrapper),  # the wrapper builds its NEXTMAVENS_METRICS_DSN
     )
     systemd.service(
         name="nextmavens-metrics.service kept in its state",

@@ -13,6 +13,7 @@ from nextmavens.host.context import host_config
 from nextmavens.host.evolutionhooks import host_hooks_route
 from nextmavens.host.facts import OsRelease
 from nextmavens.host.operations import docker_network
+from nextmavens.host.projectstudios import studio_route
 from nextmavens.host.render import template_context
 from nextmavens.templates import render
 
@@ -59,3 +60,11 @@ def docker():
         subnet=hooks.subnet,
         gateway=hooks.gateway,
     )
+    studios = studio_route(config)
+    if studios is not None:
+        docker_network(
+            name=f"Docker network {studios.network} ({studios.subnet}: the per-project Studios, the meta gate)",
+            network=studios.network,
+            subnet=studios.subnet,
+            gateway=studios.gateway,
+        )

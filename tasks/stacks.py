@@ -9,14 +9,15 @@ from pyinfra.operations import files
 
 from nextmavens.host.context import host_config
 from nextmavens.host.operations import compose_up, file_if_missing, postgres_database, secrets_file
-from nextmavens.host.platformservice import PLATFORM_DB_PASSWORD
+from nextmavens.host.platformservice import INBOUND_EMAIL_SECRET, METRICS_DB_PASSWORD, PLATFORM_DB_PASSWORD
 from nextmavens.host.render import load_stack, render_stack, template_context
 
 # Order matters: Postgres first (the others use it), Redis before Evolution.
 STACKS = ("supabase", "redis", "evolution")
 # The engine's master key is not one of these: the engine creates its own key file (0600) on first apply,
 # at the path the nextmavens-env wrapper gives it in NEXTMAVENS_MASTER_KEY.
-PLATFORM_SECRETS: dict[str, int] = {PLATFORM_DB_PASSWORD: 32}
+# The inbound mail worker's HMAC secret is generated here too: the operator copies it into the worker (wrangler).
+PLATFORM_SECRETS: dict[str, int] = {PLATFORM_DB_PASSWORD: 32, INBOUND_EMAIL_SECRET: 32, METRICS_DB_PASSWORD: 32}
 POSTGRES_CONTAINER = "nextmavens-postgres"  # container_name in stacks/supabase/compose.yaml.j2
 POSTGRES_PASSWORD_ENV = "POSTGRES_PASSWORD"  # the admin password's key in the secrets file
 KONG_SEED = '_format_version: "2.1"\n_transform: true\nservices: []\n'

@@ -277,6 +277,13 @@ class SdkDocker:
         except docker.errors.ImageNotFound:
             pass
 
+    def labelled(self, label: str) -> dict[str, str]:
+        """Running containers carrying `label`: name -> its value (a project's Studio, nextmavens.studiohost)."""
+        return {
+            str(c.name): str((c.labels or {}).get(label, ""))
+            for c in self.client.containers.list(filters={"label": label, "status": "running"})
+        }
+
     def releases(self, ref: str, app: str) -> list[ReleaseContainer]:
         return self._labelled(app_filter(ref, app))
 

@@ -53,7 +53,7 @@ def desired_certificates(
     specs.append(CertSpec(settings.studio_domain, (settings.studio_domain,)))
     if settings.platform_domain is not None:
         specs.append(CertSpec(settings.platform_domain, (settings.platform_domain,)))
-    if settings.project_studio_domain is not None:
+    if settings.project_studio_domain not in (None, settings.studio_domain):  # the same name: one certificate
         specs.append(CertSpec(settings.project_studio_domain, (settings.project_studio_domain,)))
     for project in served(projects):
         for index, name in enumerate(project_hostnames(settings, project)):

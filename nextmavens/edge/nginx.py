@@ -152,18 +152,21 @@ def nginx_vhosts(settings: EdgeSettings, projects: Sequence[EdgeProject], certif
             return None
         return live_paths(settings, spec.cert_name)
 
-    vhosts: list[Vhost] = [
-        Vhost(
-            comment=f"Studio (operator only): {settings.studio_domain}",
-            server_names=(settings.studio_domain,),
-            upstream="nm_studio",
-            cert=cert_of(settings.studio_domain),
-            body_mb=body,
-            frame="SAMEORIGIN",
-            basic_auth=(STUDIO_REALM, settings.studio_htpasswd),
-            plain_ok=False,
+    vhosts: list[Vhost] = []
+    # Studio for projects on the operator's Studio name replaces the basic-auth vhost there (its own server).
+    if project_studio(settings, certificates) is None or settings.project_studio_domain != settings.studio_domain:
+        vhosts.append(
+            Vhost(
+                comment=f"Studio (operator only): {settings.studio_domain}",
+                server_names=(settings.studio_domain,),
+                upstream="nm_studio",
+                cert=cert_of(settings.studio_domain),
+                body_mb=body,
+                frame="SAMEORIGIN",
+                basic_auth=(STUDIO_REALM, settings.studio_htpasswd),
+                plain_ok=False,
+            )
         )
-    ]
     wildcard = f"*.{settings.api_domain}"
     if cert_of(wildcard) is not None:
         vhosts.append(Vhost(f"API, all projects: {wildcard}", (wildcard,), "nm_kong", cert_of(wildcard), api_body))

@@ -82,9 +82,15 @@ class EdgeSettings(BaseModel):
     # the meta gate in front of postgres-meta, its listen address and the one network it allows (the per-project
     # Studios'); postgres-meta's host:port. None renders neither (the operator's Studio stays as it is).
     project_studio_domain: str | None = None
-    studio_meta_gate_listen: str | None = None
-    studio_meta_gate_source: str | None = None
+    studio_meta_gate_listen: Annotated[str, Field(pattern=r"^([0-9.]+:)?[0-9]{1,5}$")] | None = None
+    studio_meta_gate_source: str | None = None  # an address or a network (CIDR)
     postgres_meta_upstream: str | None = None
+    # ... and how `nextmavens studio start` runs a project's Studio (nextmavens/studiohost.py): the pinned image, its
+    # memory limit, the Studios' docker network, and the meta gate's URL as a container there reaches it.
+    studio_image: str | None = None
+    project_studio_memory_mb: Annotated[int, Field(ge=64)] | None = None
+    project_studio_network: str | None = None
+    studio_meta_gate_url: Annotated[str, Field(pattern=r"^https?://[^/\s]+$")] | None = None
 
     # --- The edge's own (no host-data knob) ----------------------------------------------------------------
     db_port: int = 5432  # Postgres' port inside the platform network
@@ -133,7 +139,12 @@ class EdgeSettings(BaseModel):
     def _address(cls, value: str | None) -> str | None:
         return None if value is None else str(ipaddress.ip_address(value))  # it goes into nginx's allow line
 
-    @field_validator("platform_domain")
+    @field_validator("studio_meta_gate_source")
+    @classmethod
+    def _network(cls, value: str | None) -> str | None:
+        return None if value is None else str(ipaddress.ip_network(value, strict=True))  # nginx's allow line
+
+    @field_validator("platform_domain", "project_studio_domain")
     @classmethod
     def _platform_domain(cls, value: str | None) -> str | None:
         return None if value is None else check_domain(value)

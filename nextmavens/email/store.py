@@ -133,3 +133,33 @@ async def insert_inbound(conn: psycopg.AsyncConnection[Any], row: dict[str, Any]
     values["attachments"] = Jsonb(row.get("attachments") or [])
     cursor = await conn.execute(_INBOUND, values)
     return cursor.rowcount == 1
+
+
+_ATTACHMENT = sql.SQL(
+    "SELECT attachments -> %(index)s FROM {t} WHERE to_address = %(to)s AND delivery_id = %(delivery)s"
+).format(t=_table("inbound"))
+# Only the description the worker sent (same sha256), and only once: a second upload of it changes nothing.
+_SET_ATTACHMENT = sql.SQL(
+    "UPDATE {t} SET attachments = jsonb_set(attachments, ARRAY[%(index)s::text], %(item)s)"
+    " WHERE to_address = %(to)s AND delivery_id = %(delivery)s"
+    " AND attachments -> %(index)s ->> 'sha256' = %(sha256)s AND NOT (attachments -> %(index)s ? 'url')"
+).format(t=_table("inbound"))
+
+
+async def inbound_attachment(
+    conn: psycopg.AsyncConnection[Any], to: str, delivery_id: str, index: int
+) -> dict[str, Any] | None:
+    """The stored description of a received message's attachment `index`, or None (no such message or attachment)."""
+    cursor = await conn.execute(_ATTACHMENT, {"index": index, "to": to, "delivery": delivery_id})
+    row = await cursor.fetchone()
+    return row[0] if row and isinstance(row[0], dict) else None
+
+
+async def set_inbound_attachment(
+    conn: psycopg.AsyncConnection[Any], to: str, delivery_id: str, index: int, item: dict[str, Any]
+) -> bool:
+    """Replace attachment `index`'s description with `item` (its URL added) when it still has the same sha256 and no
+    URL; False when it was done before."""
+    values = {"index": index, "to": to, "delivery": delivery_id, "sha256": item.get("sha256"), "item": Jsonb(item)}
+    cursor = await conn.execute(_SET_ATTACHMENT, values)
+    return cursor.rowcount == 1

@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 import re
 import stat
+import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ NAME_PATTERN = r"[a-z][a-z0-9_-]{0,63}"
 KINDS = ("html", "txt")
 MAX_TEMPLATE_BYTES = 256 * 1024
 MAX_RENDERED_CHARS = 2 * 1024 * 1024
+MAX_RENDER_S = 1.0  # wall time one part may take to render (a loop over loops, a slow filter): refused beyond
+MAX_POWER_EXPONENT = 1000
 _FILE = re.compile(rf"({NAME_PATTERN})\.(html|txt)")
 
 
@@ -102,10 +106,58 @@ class _PlainFiles(jinja2.BaseLoader):
         return source, None, lambda: before is not None and _stamp(path) == before
 
 
+class _TooSlow(Exception):
+    """Raised inside a template's frame when its render passed the deadline."""
+
+
+def _within(seconds: float, work: Callable[[], str]) -> str:
+    """`work()`, stopped with _TooSlow once it has run `seconds`: a tracer on this thread alone checks the clock on
+    every call and on every line of the compiled templates' code (each loop iteration passes one), so a template's
+    own loops cannot run past it. Python's own builtins run uninterrupted; their inputs are bounded by the sandbox's
+    range limit, the power and repetition checks below and the request's size."""
+    deadline = time.monotonic() + seconds
+    fired = False
+
+    def check(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal fired
+        if not fired and time.monotonic() > deadline:
+            fired = True  # once: Jinja's own error handling then runs untraced
+            raise _TooSlow
+        return check
+
+    def start(frame: Any, event: str, arg: Any) -> Any:
+        check(frame, event, arg)
+        return check if frame.f_code.co_filename == "<template>" and not fired else None
+
+    previous = sys.gettrace()
+    sys.settrace(start)
+    try:
+        return work()
+    finally:
+        sys.settrace(previous)
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, also refusing `**` with a large exponent and `*` repeating a string or list past
+    the rendered-size cap (both would spend time and memory in one step the clock cannot interrupt)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_POWER_EXPONENT:
+            raise jinja2.exceptions.SecurityError("exponent too large")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, (str, list, tuple)) and isinstance(times, int)
+                if sized and len(seq) * times > MAX_RENDERED_CHARS:
+                    raise jinja2.exceptions.SecurityError("repetition too large")
+        return super().call_binop(context, operator, left, right)
+
+
 @lru_cache(maxsize=64)
 def environment(folder: Path) -> ImmutableSandboxedEnvironment:
     """A sandbox for one org's templates (its own, never shared with another org's), autoescape for .html only."""
-    return ImmutableSandboxedEnvironment(
+    return _BoundedSandbox(
         loader=_PlainFiles(folder),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
         undefined=jinja2.StrictUndefined,
@@ -145,9 +197,11 @@ def render(projects_dir: Path, org: str, name: str, data: Mapping[str, Any]) -> 
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template {name}.{kind} line {exc.lineno}: {exc.message}") from None
         try:
-            out = template.render(**dict(data))
+            out = _within(MAX_RENDER_S, partial(template.render, **dict(data)))
         except TemplateError:
             raise
+        except _TooSlow:
+            raise TemplateError(f"template {name}.{kind} takes longer than {MAX_RENDER_S:g} s to render") from None
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"template {name}.{kind}: {exc.message}") from None
         except jinja2.TemplateSyntaxError as exc:  # an included template's

@@ -18,6 +18,7 @@ import yaml
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.host.evolutionhooks import host_hooks_route
 from nextmavens.host.hostdata import HostData
+from nextmavens.host.projectstudios import studio_route, studios_memory_mb
 
 # EdgeSettings secret field -> the key in the host's secrets file holding its value
 EDGE_SECRETS: dict[str, str] = {
@@ -29,6 +30,7 @@ EDGE_SECRETS: dict[str, str] = {
 }
 # group data memory_limits_mb names -> the edge's shared-service names (memory admission)
 _SHARED_NAMES = {"postgres_meta": "postgres-meta", "evolution": "evolution-api"}
+PROJECT_STUDIOS = "project-studios"  # the memory admission's name for the per-project Studios' share
 _SIZE = re.compile(r"^([1-9][0-9]*)([kmg])$")
 
 
@@ -65,13 +67,17 @@ def edge_settings(config: HostData) -> EdgeSettings:
     Sets exactly the EdgeSettings fields that have no default there: the host data is their one source."""
     ports = config.loopback_ports
     hooks = host_hooks_route(config)
+    studios = studio_route(config)
+    shared = shared_service_limits_mb(config.memory_limits_mb)
+    if studios is not None:  # the memory admission counts the Studios that may run at once
+        shared[PROJECT_STUDIOS] = studios_memory_mb(config)
     return EdgeSettings(
         api_domain=config.api_domain,
         studio_domain=config.studio_domain,
         host_ipv4=config.edge_host_ipv4,
         acme_email=config.admin_email,
         memory_budget_mb=config.memory_budget_mb,
-        shared_services_mb=shared_service_limits_mb(config.memory_limits_mb),
+        shared_services_mb=shared,
         platform_network=config.docker_network,
         # container names and in-network ports the stacks declare (stacks/supabase)
         db_host="nextmavens-postgres",
@@ -97,6 +103,15 @@ def edge_settings(config: HostData) -> EdgeSettings:
         platform_domain=config.platform_service_domain,
         platform_upstream=f"127.0.0.1:{ports.platform}",
         metrics_log=str(config.metrics_log),
+        # Studio for a project: all None when off (the operator's Studio stays as it is)
+        project_studio_domain=None if studios is None else studios.domain,
+        studio_meta_gate_listen=None if studios is None else str(studios.gate_port),
+        studio_meta_gate_source=None if studios is None else studios.subnet,
+        postgres_meta_upstream=None if studios is None else f"127.0.0.1:{ports.postgres_meta}",
+        studio_image=None if studios is None else config.images.studio,
+        project_studio_memory_mb=None if studios is None else config.memory_limits_mb.get("studio"),
+        project_studio_network=None if studios is None else studios.network,
+        studio_meta_gate_url=None if studios is None else studios.gate_url,
     )
 
 

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from nextmavens.host.evolutionhooks import hooks_route
+from nextmavens.host.projectstudios import studio_subnet, studios_memory_mb
 from nextmavens.validation import check_domain, reject_repeats
 
 # pyinfra reads these underscore names in group data as defaults for its global arguments.
@@ -89,6 +90,11 @@ def _port_rule(rule: str) -> str:
 def _size(value: str) -> str:
     if not _SIZE_RE.fullmatch(value):
         raise ValueError(f"{value!r} must be a size like 500M or 2G")
+    return value
+
+
+def _studio_subnet(value: str) -> str:
+    studio_subnet(value)  # ValueError when it cannot hold the host and a Studio
     return value
 
 
@@ -242,6 +248,13 @@ class HostData(Strict):
     evolution_hooks_network: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
     evolution_hooks_subnet: Annotated[str, AfterValidator(_hooks_subnet)]
     evolution_hooks_port: Port
+    # Studio for a project (nextmavens/host/projectstudios.py)
+    project_studio_domain: Domain | None
+    project_studio_max_running: Annotated[int, Field(ge=1, le=20)]
+    project_studio_idle_minutes: Annotated[int, Field(ge=1, le=1440)]
+    project_studio_network: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    project_studio_subnet: Annotated[str, AfterValidator(_studio_subnet)]
+    studio_meta_gate_port: Port
     # memory budget (MiB)
     memory_budget_mb: Annotated[int, Field(ge=512)]
     memory_limits_mb: dict[str, Annotated[int, Field(ge=16)]]
@@ -254,6 +267,9 @@ class HostData(Strict):
     # metrics (issue 18): the resident collector's unit and nginx's structured log it reads
     metrics_collector: bool = True
     metrics_log: AbsPath = "/var/log/nginx/nextmavens-metrics.log"
+    # media offload and received mail's attachments (issue 17): the Cloudinary account's cloud name (not a secret;
+    # its credentials are the secrets file's CLOUDINARY_KEY). None: nothing goes to Cloudinary.
+    cloudinary_cloud: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> HostData:
@@ -263,11 +279,32 @@ class HostData(Strict):
         total = sum(self.memory_limits_mb.values())
         if total > self.memory_budget_mb:
             raise ValueError(f"memory_limits_mb adds up to {total} MiB, above memory_budget_mb={self.memory_budget_mb}")
+        studios = studios_memory_mb(self)
+        if total + studios > self.memory_budget_mb:
+            raise ValueError(
+                f"memory_limits_mb ({total} MiB) and project_studio_max_running Studios ({studios} MiB) add up to more"
+                f" than memory_budget_mb={self.memory_budget_mb}"
+            )
         reject_repeats((timer.name for timer in self.timers), "timer name")
         if self.images_are_substitutes != (self.image_pull_policy == "never"):
             raise ValueError("images_are_substitutes requires image_pull_policy='never' and vice versa")
         self._check_hooks_route()
+        self._check_studio_route()
         return self
+
+    def _check_studio_route(self) -> None:
+        if self.project_studio_domain is None:
+            return
+        studio_subnet(self.project_studio_subnet, self.project_studio_max_running)
+        if self.project_studio_network in (self.docker_network, self.evolution_hooks_network):
+            raise ValueError("project_studio_network must be a network of its own (only the Studios join it)")
+        if self.project_studio_domain in (self.api_domain, self.platform_service_domain):
+            raise ValueError("project_studio_domain must differ from api_domain and platform_service_domain")
+        taken = {80: "http", 443: "https", self.ssh_port: "ssh_port", self.evolution_hooks_port: "evolution_hooks_port"}
+        taken.update({port: f"loopback_ports.{name}" for name, port in self.loopback_ports.model_dump().items()})
+        if self.studio_meta_gate_port in taken:
+            port = self.studio_meta_gate_port
+            raise ValueError(f"studio_meta_gate_port {port} is taken by {taken[port]}")
 
     def _check_hooks_route(self) -> None:
         """Evolution's webhook path: its own network, a port no other listener takes, a URL that uses it."""

@@ -280,6 +280,11 @@ class Email(Strict):
     inbound_addresses: list[EmailAddress] = Field(
         default_factory=list, description="Addresses whose mail lands in email.inbound; one project per address"
     )
+    send_per_minute: Annotated[int, Field(ge=1, le=6000)] = Field(
+        default=60,
+        description="Emails the project may send a minute (a burst of as many, then one every 60/n s); "
+        "beyond: 429 with Retry-After",
+    )
 
     @field_validator("from_name")
     @classmethod
@@ -302,6 +307,27 @@ class Email(Strict):
 OFFLOAD_PATTERN = r"^[A-Za-z0-9_.*?\[\]!/-]{1,200}$"
 
 
+# A table column of the project's database named by the offload policy (plain lowercase SQL names).
+SQL_NAME_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+
+
+class OffloadReference(Strict):
+    """A text column of the project's database holding files' paths (relative to its storage folder, as the pass
+    names them): once a file's upload is verified, each row holding its path gets its URL instead, committed as the
+    project's owner role before the file is deleted."""
+
+    schema_: Annotated[str, Field(pattern=SQL_NAME_PATTERN)] = Field(alias="schema")
+    table: Annotated[str, Field(pattern=SQL_NAME_PATTERN)]
+    column: Annotated[str, Field(pattern=SQL_NAME_PATTERN)]
+
+    @field_validator("schema_")
+    @classmethod
+    def _project_schema(cls, value: str) -> str:
+        if value.startswith("pg_") or value == "information_schema":
+            raise ValueError(f"schema {value!r} is PostgreSQL's own, not the project's")
+        return value
+
+
 class MediaOffload(Strict):
     """Moving the project's large files to Cloudinary: off unless declared."""
 
@@ -310,6 +336,11 @@ class MediaOffload(Strict):
     )
     older_than_days: Annotated[int, Field(ge=1, le=3650)] = Field(
         description="Only files not modified for this many days"
+    )
+    references: list[OffloadReference] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Columns ({schema, table, column}) holding files' relative paths, rewritten to their URLs",
     )
 
     @field_validator("paths")

@@ -7,7 +7,7 @@ the read-only role, timeouts, row caps, who may write) is the service's, so thes
 - common: the start (login, the project, what the token may do), tool errors a model can act on, the untrusted-data
   envelope, the per-minute limit;
 - supabase: list_tables, list_extensions, list_migrations, apply_migration, execute_sql, get_logs,
-  get_project_url, get_anon_key;
+  get_project_url, get_anon_key, generate_typescript_types;
 - whatsapp: list_instances, get_status, get_qr, send_message;
 - cli: `nextmavens mcp supabase|whatsapp --project ORG/REF [--read-only]` and `nextmavens mcp config ORG/REF`.
 

@@ -10,6 +10,7 @@ email may have gone, so the model is told to check with the user instead of send
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Annotated, Any
 
@@ -36,6 +37,12 @@ TEMPLATE = Field(
 DATA = Field(default=None, description="The template's variables (JSON values)")
 HTML = Field(default=None, description="The HTML body, when no template is given")
 TEXT = Field(default=None, description="The plain-text body, when no template is given")
+SENDER = Field(
+    default=None,
+    description="The sender's local part only, e.g. billing for billing@<the project's from_domain>; the domain is "
+    "always the project's own (default: noreply)",
+    max_length=64,
+)
 KEY = Field(
     default=None,
     description="A key naming this one email (e.g. welcome-user-42): the same key never sends twice. One is made "
@@ -44,6 +51,22 @@ KEY = Field(
     max_length=200,
     pattern=r"^[\x21-\x7e]+$",
 )
+
+
+def sender_local_part(sender: str) -> str:
+    """The local part the service puts before the manifest's from_domain; any domain given is refused, since mail
+    is only ever sent from the project's own domain (the service refuses every other form too)."""
+    from nextmavens.manifest.models import EMAIL_LOCAL_PATTERN  # its pydantic models: only when a sender is given
+
+    local, at, domain = sender.strip().partition("@")
+    if at:
+        raise ToolError(
+            f"sender: give only the part before '@' (e.g. {local or 'billing'!r}); mail is sent from the project's "
+            f"own from_domain only, never from {domain!r} or any other domain"
+        )
+    if not re.fullmatch(EMAIL_LOCAL_PATTERN, local, re.ASCII):
+        raise ToolError("sender: lowercase letters, digits and . _ + - only, e.g. billing or no-reply")
+    return local
 
 
 def new_key() -> str:
@@ -83,12 +106,16 @@ def build_server(target: Target, read_only: bool, sends_per_minute: int = SENDS_
         html: Annotated[str | None, HTML] = None,
         text: Annotated[str | None, TEXT] = None,
         idempotency_key: Annotated[str | None, KEY] = None,
+        sender: Annotated[str | None, SENDER] = None,
     ) -> str:
-        """Send one email to real people from the project's address, rendered from a template or given as
-        html/text. Only when the user asked for this exact email and these recipients."""
+        """Send one email to real people from the project's address (sender@its from_domain), rendered from a
+        template or given as html/text. Only when the user asked for this exact email and these recipients."""
+        local = None if sender is None else sender_local_part(sender)  # refused before it counts or leaves
         limit.admit("emails")
         key = idempotency_key or new_key()
         body: dict[str, Any] = {"to": to, "subject": subject, "idempotency_key": key}
+        if local is not None:
+            body["sender"] = local
         for name, value in (("template", template), ("data", data), ("html", html), ("text", text)):
             if value is not None:
                 body[name] = value

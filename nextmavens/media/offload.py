@@ -1,11 +1,13 @@
 """One offload pass of a project's storage folder to Cloudinary, as its manifest's `media_offload` asks: each regular
 file matching one of `paths` and not modified for `older_than_days` is uploaded under `nextmavens/<ref>/`, and deleted
 here only once Cloudinary's answer proves it holds the same bytes (size and MD5 `etag`) and the file has not changed
-since it was read. Its URL is recorded in `<folder>/.offloaded.json` (relative path -> URL), written atomically, so
-what referred to the file can find it. Links are never followed; a failed or unverified upload leaves the local file.
+since it was read. Its URL is recorded in `<folder>/.offloaded.json` (relative path -> URL), written atomically, and,
+when the policy declares `references`, written over the file's path in those columns of the project's database
+(media/references.py: as its owner role, committed) before the file is deleted. Links are never followed; a failed or
+unverified upload, or references that could not be rewritten, leave the local file.
 
     select(files, policy, now)  pure: which of (relative path, size, mtime) to offload
-    offload_pass(root, ref, policy, client, now)  the pass; its report says whether every candidate went
+    offload_pass(root, ref, policy, client, now, owner_login)  the pass; its report says whether every candidate went
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nextmavens.files import write_atomic
 from nextmavens.manifest.models import MediaOffload
 from nextmavens.media.cloudinary import CloudinaryClient, CloudinaryError
+from nextmavens.media.references import ReferencesError, replace_references
 
 log = logging.getLogger("nextmavens.media")
 
@@ -46,6 +49,7 @@ class OffloadReport:
     offloaded: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (relative path, why)
     bytes_freed: int = 0
+    references: int = 0  # rows whose path became the URL
 
     @property
     def ok(self) -> bool:
@@ -120,10 +124,31 @@ def _read_unchanged(path: Path, expected: LocalFile) -> bytes | None:
         return handle.read(expected.size + 1)
 
 
-def offload_pass(root: Path, ref: str, policy: MediaOffload, client: CloudinaryClient, now: float) -> OffloadReport:
+def _login(owner_login: Callable[[], str] | None) -> str:
+    if owner_login is None:
+        raise ReferencesError("references are declared but the pass has no login to the project's database")
+    try:
+        return owner_login()
+    except ReferencesError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to find the login keeps the files
+        raise ReferencesError(f"no login to the project's database ({type(exc).__name__})") from None
+
+
+def offload_pass(
+    root: Path,
+    ref: str,
+    policy: MediaOffload,
+    client: CloudinaryClient,
+    now: float,
+    owner_login: Callable[[], str] | None = None,
+) -> OffloadReport:
+    """`owner_login`: the conninfo of the project's owner role into its database, asked once when the policy
+    declares references (without it, or when it fails, no file is deleted)."""
     report = OffloadReport()
     if not root.is_dir() or root.is_symlink():
         return report
+    conninfo: str | None = None
     record_path = root / RECORD
     record: dict[str, str] = json.loads(record_path.read_text()) if record_path.is_file() else {}
     folder = f"nextmavens/{ref}"
@@ -156,6 +181,13 @@ def offload_pass(root: Path, ref: str, policy: MediaOffload, client: CloudinaryC
             continue
         record[item.relative] = uploaded.secure_url
         write_atomic(record_path, json.dumps(record, indent=2, sort_keys=True) + "\n", 0o644)  # before the delete
+        if policy.references:
+            try:
+                conninfo = conninfo or _login(owner_login)
+                report.references += replace_references(conninfo, policy.references, item.relative, uploaded.secure_url)
+            except ReferencesError as exc:
+                report.failed.append((item.relative, f"{exc}: kept here"))
+                continue
         path.unlink()
         report.offloaded.append(item.relative)
         report.bytes_freed += item.size

@@ -2,7 +2,8 @@
 before a prune. Its settings: NEXTMAVENS_CLOUDINARY_CLOUD (the cloud name), NEXTMAVENS_CLOUDINARY_KEY_FILE (a 0600
 file holding `api_key:api_secret`), NEXTMAVENS_CLOUDINARY_URL (default https://api.cloudinary.com); the projects'
 storage folders are `<storage_root>/<ref>`, storage_root from the edge settings (NEXTMAVENS_EDGE_CONFIG) or
-NEXTMAVENS_STORAGE_ROOT."""
+NEXTMAVENS_STORAGE_ROOT. A policy declaring `references` logs in as the project's owner role, its password unsealed
+from the control database (NEXTMAVENS_DSN and NEXTMAVENS_MASTER_KEY, as the nextmavens-env wrapper sets them)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 from nextmavens.files import read_secret_file
 from nextmavens.manifest.loader import load_manifests
 from nextmavens.media.cloudinary import DEFAULT_URL, CloudinaryClient
 from nextmavens.media.offload import OffloadReport, offload_pass
+from nextmavens.media.references import ReferencesError
 
 log = logging.getLogger("nextmavens.media")
 
@@ -45,8 +48,32 @@ def storage_root(environ: Mapping[str, str]) -> Path:
     return Path(environ.get("NEXTMAVENS_STORAGE_ROOT") or DEFAULT_STORAGE_ROOT)
 
 
+OWNER_STATEMENT_TIMEOUT_MS = 30_000
+
+
+def owner_login(environ: Mapping[str, str], ref: str) -> str:
+    """The conninfo of project `ref`'s owner role into its database; ReferencesError (naming no secret) if none."""
+    from nextmavens.engine.session import Engine, EngineConfig
+    from nextmavens.naming import project_names
+    from nextmavens.platform.migrationrun import owner_dsn
+
+    dsn, key = environ.get("NEXTMAVENS_DSN"), environ.get("NEXTMAVENS_MASTER_KEY")
+    if not dsn or not key:
+        raise ReferencesError("references need NEXTMAVENS_DSN and NEXTMAVENS_MASTER_KEY (the nextmavens-env wrapper)")
+    with Engine(EngineConfig(dsn=dsn, master_key_path=Path(key), actor="media-offload")).secrets() as store:
+        secrets = store.project_secrets(ref)
+    password = secrets.passwords.get(project_names(ref).owner) if secrets else None
+    if password is None:
+        raise ReferencesError(f"{ref} has no owner login yet (not applied)")
+    return owner_dsn(dsn, ref, password, OWNER_STATEMENT_TIMEOUT_MS, application_name="nextmavens-media")
+
+
 def offload_projects(
-    projects_dir: Path, root: Path, client: CloudinaryClient, now: float | None = None
+    projects_dir: Path,
+    root: Path,
+    client: CloudinaryClient,
+    now: float | None = None,
+    environ: Mapping[str, str] = os.environ,
 ) -> dict[str, OffloadReport]:
     """One pass for every active project whose manifest declares media_offload."""
     reports = {}
@@ -54,7 +81,10 @@ def offload_projects(
         policy = project.manifest.media_offload
         if policy is None or project.manifest.state != "active":
             continue
-        reports[project.key] = offload_pass(root / project.ref, project.ref, policy, client, now or time.time())
+        login = partial(owner_login, environ, project.ref)
+        reports[project.key] = offload_pass(
+            root / project.ref, project.ref, policy, client, now or time.time(), owner_login=login
+        )
     return reports
 
 
@@ -70,7 +100,7 @@ def monitor_pass(projects_dir: Path, environ: Mapping[str, str] = os.environ) ->
 
     def run() -> bool:
         try:
-            reports = offload_projects(projects_dir, storage_root(environ), client_from_env(environ))
+            reports = offload_projects(projects_dir, storage_root(environ), client_from_env(environ), environ=environ)
         except Exception as exc:  # noqa: BLE001 - any failure means no pass succeeded
             log.warning("media offload pass failed: %s", exc)
             return False

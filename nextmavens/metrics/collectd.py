@@ -3,7 +3,8 @@ the host's nextmavens-env wrapper). A process of its own rather than a thread of
 cgroup tree, the engine's socket and nginx's log as root, which the service's unprivileged user must not, and it
 stays small (no web framework, no pydantic, no docker SDK): see `benchmarks/metrics.py` for its CPU and memory.
 
-Settings (environment): NEXTMAVENS_DSN, NEXTMAVENS_API_DOMAIN, NEXTMAVENS_METRICS_LOG, NEXTMAVENS_METRICS_LISTEN,
+Settings (environment): NEXTMAVENS_METRICS_DSN (its own role's connection, nextmavens_metrics; the host's wrapper
+sets it) or else NEXTMAVENS_DSN, NEXTMAVENS_API_DOMAIN, NEXTMAVENS_METRICS_LOG, NEXTMAVENS_METRICS_LISTEN,
 NEXTMAVENS_METRICS_CGROUP_ROOT, NEXTMAVENS_METRICS_DOCKER_SOCKET, NEXTMAVENS_MONITOR_PATHS.
 `--once` samples twice a few seconds apart (rates need two samples), writes the second, prints it as JSON and exits.
 """
@@ -32,9 +33,9 @@ DEFAULT_LOG = "/var/log/nginx/nextmavens-metrics.log"
 
 
 def sources_from_env(env: Mapping[str, str], from_start: bool = False) -> Sources:
-    dsn = env.get("NEXTMAVENS_DSN")
+    dsn = env.get("NEXTMAVENS_METRICS_DSN") or env.get("NEXTMAVENS_DSN")
     if not dsn:
-        raise SystemExit("NEXTMAVENS_DSN is not set (the host's nextmavens-env wrapper sets it)")
+        raise SystemExit("NEXTMAVENS_METRICS_DSN is not set (the host's nextmavens-env wrapper sets it)")
     socket_path = env.get("NEXTMAVENS_METRICS_DOCKER_SOCKET", DEFAULT_SOCKET)
     log_path = env.get("NEXTMAVENS_METRICS_LOG", DEFAULT_LOG)
     disks = tuple(p.strip() for p in env.get("NEXTMAVENS_MONITOR_PATHS", "/").split(",") if p.strip())

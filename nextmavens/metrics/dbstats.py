@@ -24,10 +24,12 @@ def database_stats(conn: psycopg.Connection, refs: list[str], with_size: bool) -
     databases = {project_names(ref).database: ref for ref in refs}
     if not databases:
         return {}
-    size = "pg_database_size(d.oid)" if with_size else "NULL::bigint"
+    # sizes through metric_database_sizes (migration 1020): the collector's role may not call pg_database_size on a
+    # project's database itself
+    size = "(SELECT z.size_bytes FROM metric_database_sizes(ARRAY[s.datname::text]) z)" if with_size else "NULL::bigint"
     rows = conn.execute(
         f"SELECT s.datname, s.numbackends, s.xact_commit + s.xact_rollback, {size}"  # noqa: S608 - fixed text
-        " FROM pg_stat_database s JOIN pg_database d ON d.oid = s.datid WHERE s.datname = ANY(%s)",
+        " FROM pg_stat_database s WHERE s.datname = ANY(%s)",
         (list(databases),),
     ).fetchall()
     return {

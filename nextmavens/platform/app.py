@@ -26,9 +26,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from nextmavens.control.crypto import MasterKeyError
 from nextmavens.platform.auth import ApiError, service_of
 from nextmavens.platform.dashboard import apps as dashboard_apps
-from nextmavens.platform.dashboard import assets, pages
+from nextmavens.platform.dashboard import assets, live, pages
+from nextmavens.platform.dashboard import monitoring as dashboard_monitoring
 from nextmavens.platform.dashboard.web import FormRefused, SignInRequired, signin_redirect
-from nextmavens.platform.emailhooks import EmailHooks
+from nextmavens.platform.emailhooks import ATTACHMENT_MAX_BODY_BYTES, ATTACHMENT_PATH, EmailHooks
 from nextmavens.platform.emailsend import Mailer
 from nextmavens.platform.hookreceiver import HookReceiver
 from nextmavens.platform.models import ErrorBody
@@ -99,6 +100,8 @@ class Guard:
         limit = self.hook_max_body_bytes if scope["path"].startswith(HOOKS_PREFIX) else self.max_body_bytes
         if scope["method"] == "POST" and DEPLOY_PATH.fullmatch(scope["path"]):
             limit = self.deploy_max_body_bytes  # an app's `git archive`
+        if scope["method"] == "POST" and scope["path"] == ATTACHMENT_PATH:
+            limit = max(limit, ATTACHMENT_MAX_BODY_BYTES)  # one received attachment, base64 (platform/emailhooks.py)
         too_large = f"request bodies are limited to {limit} bytes"
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -254,5 +257,7 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     app.include_router(studio.router)  # Studio for a project: behind the dashboard's session (nginx auth_request)
     app.include_router(assets.router)  # the dashboard: its stylesheet, script and fonts, then its pages
     app.include_router(pages.router)
+    app.include_router(dashboard_monitoring.router)  # the dashboard's host (operator) page
+    app.include_router(live.router)  # the pages' live state (server-sent events)
     app.include_router(dashboard_apps.router)  # the project page's apps: their active release
     return app

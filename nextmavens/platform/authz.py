@@ -8,7 +8,7 @@ through a read-only token, is forbidden (403).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -117,3 +117,13 @@ def within(new: Scope, holder: Scope) -> bool:
     if holder.project is not None and new.project != holder.project:
         return False
     return new.read_only or not holder.read_only
+
+
+def is_platform_operator(roles: Mapping[str, str], scope: Scope, orgs: Iterable[str]) -> bool:
+    """May this caller see the host as a whole (its memory, disks, every container: the dashboard's host page)?
+    Members have roles per org only, with no platform-wide one, so the narrowest rule that fits: an owner of every
+    org on the platform (at least one), through a token or session narrowed to none of them."""
+    every = list(orgs)
+    if not every or scope.org is not None or scope.project is not None:
+        return False
+    return all(roles.get(org) == "owner" for org in every)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,6 +161,25 @@ def token_revoke(token_id: str, dsn: str | None, master_key: Path, lock_timeout:
     ui.out.print(f"Token {escape(token_id)} is revoked (since {revoked_at.isoformat()}).")
 
 
+# The platform's Resend account: `platform serve` sends projects' email with it, `members invite` invite links.
+resend_url_option = click.option(
+    "--resend-url",
+    envvar="NEXTMAVENS_RESEND_URL",
+    default=None,
+    help="Resend's API (default https://api.resend.com; http only to loopback) [env NEXTMAVENS_RESEND_URL].",
+)
+
+
+def resend_key_option(use: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--resend-key-file",
+        type=click.Path(path_type=Path),
+        envvar="NEXTMAVENS_RESEND_KEY_FILE",
+        default=None,
+        help=f"A 0600 file holding the platform's Resend API key; {use} [env NEXTMAVENS_RESEND_KEY_FILE].",
+    )
+
+
 @click.group("members")
 def members() -> None:
     """Members' dashboard sign-in (their roles come from org.yaml)."""
@@ -176,12 +196,30 @@ def members() -> None:
     show_default=True,
     help="The dashboard's address the link starts with [env NEXTMAVENS_DASHBOARD_URL].",
 )
+@resend_key_option("with --from, the link is emailed")
+@resend_url_option
+@click.option(
+    "--from",
+    "sender",
+    envvar="NEXTMAVENS_INVITE_FROM",
+    default=None,
+    help="The invite's sender, an address of a domain Resend verified [env NEXTMAVENS_INVITE_FROM].",
+)
 @connection_options
 def members_invite(
-    email: str, expires: str, base_url: str, dsn: str | None, master_key: Path, lock_timeout: float
+    email: str,
+    expires: str,
+    base_url: str,
+    resend_key_file: Path | None,
+    resend_url: str | None,
+    sender: str | None,
+    dsn: str | None,
+    master_key: Path,
+    lock_timeout: float,
 ) -> None:
-    """Print a single-use link where EMAIL sets their dashboard password (again: it replaces the old one and ends
-    their sessions). Only the link's hash is stored."""
+    """Make a single-use link where EMAIL sets their dashboard password (again: it replaces the old one and ends
+    their sessions): emailed to them when the platform has email configured (a Resend key file and --from),
+    printed otherwise. Only the link's hash is stored."""
     from nextmavens.platform.invites import Invite, InviteError, create_invite
 
     engine = make_engine(dsn, master_key, lock_timeout)
@@ -202,6 +240,25 @@ def members_invite(
         invite = run_engine(create)
     except InviteError as exc:
         raise Failure(str(exc)) from None
+    if resend_key_file is not None and sender:
+        from nextmavens.email.resend import DEFAULT_URL, ResendClient, ResendError, check_url
+        from nextmavens.files import read_secret_file
+        from nextmavens.platform.invitemail import send_invite
+
+        try:
+            client = ResendClient(
+                read_secret_file(resend_key_file, "the Resend key file").strip(), check_url(resend_url or DEFAULT_URL)
+            )
+            provider_id = send_invite(client, invite, invite.link(base_url), sender)
+        except (ResendError, ValueError, OSError) as exc:
+            why = escape(str(exc))
+            ui.err.print(f"[yellow]warning[/]: the invite could not be emailed ({why}); give them the link:")
+        else:
+            ui.out.print(
+                f"Invite emailed to {escape(invite.member)} (Resend {escape(provider_id)}), single use, expires "
+                f"{invite.expires_at:%Y-%m-%d %H:%M} UTC."
+            )
+            return
     ui.err.print(f"Invite for {escape(invite.member)}, single use, expires {invite.expires_at:%Y-%m-%d %H:%M} UTC:")
     click.echo(invite.link(base_url))
 
@@ -245,20 +302,8 @@ def platform() -> None:
     default=None,
     help="A 0600 file holding Evolution's global API key [env NEXTMAVENS_EVOLUTION_KEY_FILE].",
 )
-@click.option(
-    "--resend-url",
-    envvar="NEXTMAVENS_RESEND_URL",
-    default=None,
-    help="Resend's API (default https://api.resend.com; http only to loopback) [env NEXTMAVENS_RESEND_URL].",
-)
-@click.option(
-    "--resend-key-file",
-    type=click.Path(path_type=Path),
-    envvar="NEXTMAVENS_RESEND_KEY_FILE",
-    default=None,
-    help="A 0600 file holding the platform's Resend API key; without it email sending answers 503 "
-    "[env NEXTMAVENS_RESEND_KEY_FILE].",
-)
+@resend_url_option
+@resend_key_option("without it email sending answers 503")
 @click.option(
     "--resend-webhook-secret-file",
     type=click.Path(path_type=Path),
@@ -348,7 +393,29 @@ def platform() -> None:
     "--studio-upstreams",
     envvar="NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS",
     default="",
-    help="The running per-project Studios, 'REF=HOST:PORT ...' [env NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS].",
+    help="Fixed per-project Studios, 'REF=HOST:PORT ...'; unset with --privileged: started on demand "
+    "[env NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS].",
+)
+@click.option(
+    "--studio-max-running",
+    envvar="NEXTMAVENS_PLATFORM_STUDIO_MAX_RUNNING",
+    type=click.IntRange(1, 20),
+    default=None,
+    help="Studios started on demand at once, at most (default 2) [env NEXTMAVENS_PLATFORM_STUDIO_MAX_RUNNING].",
+)
+@click.option(
+    "--studio-idle-minutes",
+    envvar="NEXTMAVENS_PLATFORM_STUDIO_IDLE_MINUTES",
+    type=click.IntRange(1, 1440),
+    default=None,
+    help="A Studio unused this long is stopped (default 15) [env NEXTMAVENS_PLATFORM_STUDIO_IDLE_MINUTES].",
+)
+@click.option(
+    "--postgres-meta-url",
+    envvar="NEXTMAVENS_PLATFORM_POSTGRES_META_URL",
+    default=None,
+    help="The host's postgres-meta (loopback URL) for TypeScript types, with --studio-meta-key-file "
+    "[env NEXTMAVENS_PLATFORM_POSTGRES_META_URL].",
 )
 @projects_option
 @connection_options
@@ -373,6 +440,9 @@ def serve(
     studio_meta_key_file: Path | None,
     studio_db_address: str | None,
     studio_upstreams: str,
+    postgres_meta_url: str | None,
+    studio_max_running: int | None,
+    studio_idle_minutes: int | None,
     projects_dir: Path,
     dsn: str | None,
     master_key: Path,
@@ -414,6 +484,7 @@ def serve(
         studio_meta_key_file=studio_meta_key_file,
         studio_db_address=studio_db_address or None,
         studio_upstreams=tuple(upstreams),
+        postgres_meta_url=postgres_meta_url or None,
     )
     given: dict[str, Any] = {
         "hook_max_body_bytes": webhook_max_body_bytes,
@@ -421,6 +492,8 @@ def serve(
         "hook_burst": webhook_burst,
         "resend_url": resend_url,
         "cloudinary_url": cloudinary_url,
+        "studio_max_running": studio_max_running,
+        "studio_idle_s": None if studio_idle_minutes is None else studio_idle_minutes * 60.0,
     }  # unset: ServiceSettings' defaults, the one place they are written
     settings = replace(settings, **{name: value for name, value in given.items() if value is not None})
     if not run_engine(lambda: run_server(settings, host.strip("[]"), int(port))):

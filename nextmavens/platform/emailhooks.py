@@ -23,9 +23,9 @@ from psycopg_pool import PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from nextmavens.email import inboundauth, svix
-from nextmavens.email.store import insert_inbound, record_event
+from nextmavens.email.store import inbound_attachment, insert_inbound, record_event, set_inbound_attachment
 from nextmavens.files import SecretFileError, read_secret_file
-from nextmavens.media.attachments import offload_attachments
+from nextmavens.media.attachments import decoded, offload_attachments, upload_attachment
 from nextmavens.media.cloudinary import CloudinaryClient
 from nextmavens.platform.emailsend import EmailError, Mailer, MailTarget
 from nextmavens.platform.hookreceiver import TRANSIENT, OwnerPools
@@ -35,6 +35,9 @@ log = logging.getLogger("nextmavens.platform.hooks")
 MAX_TEXT = 1_000_000  # characters of a received message's text or html part kept
 MAX_HEADERS = 200
 MAX_ATTACHMENTS = 50
+# One attachment the worker posts on its own (base64 in JSON): the worker takes messages up to 10 MiB.
+ATTACHMENT_PATH = "/hooks/email/inbound/attachment"
+ATTACHMENT_MAX_BODY_BYTES = 14 * 1024 * 1024
 _ADDRESS_IN = re.compile(r"<?([^<>\s]+@[^<>\s]+?)>?\s*$")
 
 
@@ -156,7 +159,8 @@ class EmailHooks:
             target, lambda conn: record_event(conn, headers["svix-id"], body["type"][:100], provider_id, body)
         )
 
-    async def inbound(self, header: str | None, raw: bytes) -> HookAnswer:
+    def _worker_refusal(self, header: str | None, raw: bytes, what: str) -> HookAnswer | None:
+        """None when the inbound mail worker signed `raw`; else the answer (404 unconfigured, 503, 401)."""
         path = self.mailer.service.settings.inbound_email_secret_file
         if path is None:
             return NOT_CONFIGURED
@@ -165,8 +169,14 @@ class EmailHooks:
             return UNAVAILABLE
         problem = inboundauth.signature_problem(header, raw, secret, time.time())
         if problem is not None:
-            log.warning("inbound email refused: %s", problem)
+            log.warning("%s refused: %s", what, problem)
             return REFUSED
+        return None
+
+    async def inbound(self, header: str | None, raw: bytes) -> HookAnswer:
+        refused = self._worker_refusal(header, raw, "inbound email")
+        if refused is not None:
+            return refused
         body = parse_object(raw)
         row = inbound_row(body) if body is not None else None
         if row is None:
@@ -183,6 +193,51 @@ class EmailHooks:
                 offload_attachments, client, target.ref, row["delivery_id"], row["attachments"], contents
             )
         return await self._write(target, lambda conn: insert_inbound(conn, row))
+
+    async def attachment(self, header: str | None, raw: bytes) -> HookAnswer:
+        """One attachment of a stored message, too large to travel with it: `{delivery_id, to, index,
+        content_base64}`, signed as the messages are. Uploaded only when the message is stored, the attachment is
+        described there without a URL yet, and the content matches the described sha256; then its URL is recorded.
+        200 (stored false when it was before), 404 no such message or attachment, 422 a content that does not match
+        (the worker's retry cannot fix it) or a refused upload, 401, 503 as for messages."""
+        refused = self._worker_refusal(header, raw, "inbound attachment")
+        if refused is not None:
+            return refused
+        body = parse_object(raw) or {}
+        delivery_id, to, given = body.get("delivery_id"), address_of(body.get("to")), body.get("index")
+        index = given if isinstance(given, int) and not isinstance(given, bool) and 0 <= given < MAX_ATTACHMENTS else -1
+        if not isinstance(delivery_id, str) or not 1 <= len(delivery_id) <= 200 or to is None or index < 0:
+            log.warning("inbound attachment not storable: missing delivery_id, to or index; answered 422")
+            return HookAnswer(422)
+        target = await run_in_threadpool(self._target, "to", to)
+        if target is None:
+            return HookAnswer(404)
+        pool = await self.pools.get(target.ref, target.owner_dsn)
+        try:
+            async with pool.connection() as conn:
+                item = await inbound_attachment(conn, to, delivery_id, index)
+        except (*TRANSIENT, psycopg.ProgrammingError) as exc:
+            log.warning("inbound attachment for %s not read (%s): answered 503", target.ref, type(exc).__name__)
+            return UNAVAILABLE
+        if item is None:
+            return HookAnswer(404)
+        if "url" in item:
+            return HookAnswer(200, stored=False)
+        client = self.cloudinary()
+        if client is None:
+            log.warning("inbound attachment for %s: no Cloudinary settings, kept described only", target.ref)
+            return HookAnswer(200, stored=False)
+        content = decoded(body.get("content_base64"))
+        if content is None or (isinstance(item.get("size"), int) and len(content) != item["size"]):
+            log.warning("inbound attachment for %s does not match its description: answered 422", target.ref)
+            return HookAnswer(422)
+        uploaded = await run_in_threadpool(upload_attachment, client, target.ref, delivery_id, index, item, content)
+        if "url" not in uploaded:
+            log.warning("inbound attachment for %s not offloaded: %s", target.ref, uploaded.get("offload_error"))
+            return HookAnswer(422) if uploaded.get("offload_error", "").startswith("the content") else UNAVAILABLE
+        return await self._write(
+            target, lambda conn: set_inbound_attachment(conn, to, delivery_id, index, uploaded)
+        )
 
     async def _write(self, target: MailTarget, write: Any) -> HookAnswer:
         pool = await self.pools.get(target.ref, target.owner_dsn)

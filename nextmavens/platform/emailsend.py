@@ -28,6 +28,7 @@ from nextmavens.files import read_secret_file
 from nextmavens.manifest.models import Email
 from nextmavens.naming import project_names
 from nextmavens.platform.migrationrun import owner_dsn
+from nextmavens.platform.ratelimit import FailureLimiter
 from nextmavens.platform.service import Service
 
 log = logging.getLogger("nextmavens.platform.email")
@@ -87,6 +88,9 @@ class Mailer:
         self._targets: dict[tuple[str, str], tuple[float, MailTarget]] = {}
         self._pools: dict[str, tuple[str, ConnectionPool[Any]]] = {}
         self._client: ResendClient | None = None
+        # each project's send budget (the manifest's email.send_per_minute): a bucket per (project, rate), so a
+        # changed rate starts a new one; in this process's memory (one service process on the host)
+        self._budgets: dict[tuple[str, int], FailureLimiter] = {}
 
     def client(self) -> ResendClient:
         settings = self.service.settings
@@ -138,6 +142,21 @@ class Mailer:
         with self._lock:
             self._targets[(org, ref)] = (now + service.settings.hook_secret_ttl_s, target)
         return target
+
+    def spend(self, target: MailTarget) -> None:
+        """One send of the project's budget, or EmailError 429 with the seconds until the next one is allowed."""
+        rate = target.email.send_per_minute
+        with self._lock:
+            limiter = self._budgets.get((target.ref, rate))
+            if limiter is None:
+                for stale in [k for k in self._budgets if k[0] == target.ref]:
+                    del self._budgets[stale]
+                limiter = self._budgets[(target.ref, rate)] = FailureLimiter(burst=rate, refill_s=60.0 / rate)
+            wait = limiter.take(target.ref, time.monotonic())
+        if wait:
+            raise EmailError(
+                429, "rate_limited", f"{target.org}/{target.ref} may send {rate} emails a minute; try again later", wait
+            )
 
     def pool(self, target: MailTarget) -> ConnectionPool[Any]:
         with self._lock:
@@ -200,6 +219,7 @@ def send_email(mailer: Mailer, org: str, ref: str, request: EmailRequest) -> Ema
     target = mailer.target(org, ref)
     content = _content(mailer.service, org, request)
     client = mailer.client()
+    mailer.spend(target)  # before the row is claimed: a refused send leaves nothing to retry but the request
     key = request.idempotency_key or uuid.uuid4().hex
     email = target.email
     outgoing = Outgoing(

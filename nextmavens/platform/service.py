@@ -29,6 +29,7 @@ from nextmavens.platform.forwarder import Forwarder, ForwarderSettings, engine_c
 from nextmavens.platform.logstream import StreamSlots
 from nextmavens.platform.ratelimit import FailureLimiter
 from nextmavens.platform.sqlrun import ProjectSessions, RoleLogins
+from nextmavens.platform.studiofleet import IdleReaper, PrivilegedStudios, StudioFleet
 from nextmavens.whatsapp.forwarding import forward_targets
 
 log = logging.getLogger("nextmavens.platform")
@@ -124,11 +125,19 @@ class ServiceSettings:
     cloudinary_url: str = "https://api.cloudinary.com"
     # Studio for a project (README "Studio for a project"): the public URL of the Studio name (None: off); the file
     # holding postgres-meta's CRYPTO_KEY; the database's host:port as postgres-meta reaches it (default: the
-    # service's own DSN's); the running per-project Studios, ref -> host:port (started by the operator for now).
+    # service's own DSN's); fixed per-project Studios, ref -> host:port (a developer's machine). With none fixed and a
+    # privileged prefix (the host), Studios start on demand through it (studiofleet): at most studio_max_running at
+    # once (the memory budget), each stopped after studio_idle_s without a request, looked for every studio_reap_s.
     studio_url: str | None = None
     studio_meta_key_file: Path | None = None
     studio_db_address: str | None = None
     studio_upstreams: tuple[tuple[str, str], ...] = ()
+    # The host's postgres-meta (its loopback URL) for GET .../types/typescript, with studio_meta_key_file (its
+    # CRYPTO_KEY) and studio_db_address; None: that endpoint answers 503.
+    postgres_meta_url: str | None = None
+    studio_max_running: int = 2
+    studio_idle_s: float = 15 * 60.0
+    studio_reap_s: float = 30.0
 
 
 class ManifestSource:
@@ -227,6 +236,12 @@ class Service:
             targets=lambda: forward_targets(self.manifests.current()),
             credentials=engine_credentials(self.engine),
         )
+        self.studios: StudioFleet | None = None  # Studios on demand (the host): see ServiceSettings.studio_*
+        self._reaper: IdleReaper | None = None
+        if settings.studio_url and settings.privileged_argv and not settings.studio_upstreams:
+            runner = PrivilegedStudios(settings.privileged_argv)
+            self.studios = StudioFleet(runner, settings.studio_max_running, settings.studio_idle_s)
+            self._reaper = IdleReaper(self.studios, settings.studio_reap_s)
 
     def open(self) -> None:
         """Check the control database (a superuser login creates and migrates it), open the pool, start forwarding.
@@ -240,10 +255,14 @@ class Service:
             )
         self.pool.open(wait=True, timeout=30)
         self.forwarder.start()
+        if self._reaper is not None:
+            self._reaper.start()
 
     def close(self) -> None:
         if not self.forwarder.stop():
             log.warning("the WhatsApp forwarder did not stop in time; left to end with the process")
+        if self._reaper is not None and not self._reaper.stop():
+            log.warning("the idle Studio stopper did not end in time; left to end with the process")
         self.sql_sessions.close()
         self.pool.close()
 

@@ -97,8 +97,13 @@ def second_factor(service: Service, session_id: str, member: str, code: str, add
     if found is None or found.totp is None:
         raise _refuse(service, member, address, "no_second_factor")
     secret = service.sealer().open(*found.totp, totp_context(member))
-    if not totp.valid(secret, code, time.time()):
+    step = totp.matching_step(secret, code, time.time())
+    if step is None:
         raise _refuse(service, member, address, "code")
+    with service.pool.connection() as conn:
+        fresh = members.accept_totp_step(conn, member, step)
+    if not fresh:  # a code already used (or older than one used): counted like a wrong one
+        raise _refuse(service, member, address, "code_reused")
     with service.pool.connection() as conn:
         members.clear_failures(conn, member)
         members.verify_session(conn, session_id)
@@ -116,11 +121,12 @@ def confirm_password(service: Service, member: str, password: str, address: str)
 
 def enable_totp(service: Service, member: str, secret: str, code: str) -> bool:
     """Store the member's new TOTP secret (sealed) once they prove their app holds it."""
-    if not totp.valid(secret, code, time.time()):
+    step = totp.matching_step(secret, code, time.time())
+    if step is None:
         return False
     sealed = service.sealer().seal(secret, totp_context(member))
     with service.pool.connection() as conn:
-        members.set_totp(conn, member, sealed)
+        members.set_totp(conn, member, sealed, step)  # the code that proved it cannot also sign in
     _audit(service, member, "members.totp", "enabled")
     return True
 

@@ -80,6 +80,10 @@ class SessionUnavailable(Exception):
     """The role could not log in (a suspended project's cannot) or no pooled session came in time."""
 
 
+class StaleSession(Exception):
+    """A pooled session was found closed (the server restarted, an idle timeout) before the caller's SQL was sent."""
+
+
 def jsonable(value: Any) -> Any:
     """A value of a row as JSON: numbers, text, booleans and JSON as they are; the rest as PostgreSQL's text."""
     if value is None or isinstance(value, bool | int | str):
@@ -112,7 +116,12 @@ def run_statement(conn: psycopg.Connection, query: str, read_only: bool, limits:
     # One round trip, our own text (the simple protocol takes several statements; the numbers are ints)
     timeout = int(limits.timeout_ms)
     begin = "BEGIN READ ONLY" if read_only else "BEGIN"
-    conn.execute(f"{begin}; SET LOCAL statement_timeout = {timeout}; SET LOCAL lock_timeout = {timeout}".encode())
+    try:
+        conn.execute(f"{begin}; SET LOCAL statement_timeout = {timeout}; SET LOCAL lock_timeout = {timeout}".encode())
+    except psycopg.OperationalError:
+        if conn.broken or conn.closed:
+            raise StaleSession() from None  # nothing of the caller's was sent: another session may run it
+        raise
     columns: list[str] = []
     rows: list[list[Any]] = []
     truncated = False
@@ -160,9 +169,9 @@ def run_statement(conn: psycopg.Connection, query: str, read_only: bool, limits:
             raise _refusal(exc) from None
     _refuse_copy(conn)
     if read_only:
-        ended = conn.info.transaction_status == TransactionStatus.IDLE
-        _rollback(conn)  # also after the cancel of the rows beyond the cap
-        if ended:
+        # Rolled back when the session goes back to its pool (_reset: ROLLBACK, then DISCARD ALL), after the answer
+        # has left: a READ ONLY transaction has nothing to keep, so the caller need not wait for it.
+        if conn.info.transaction_status == TransactionStatus.IDLE:
             raise SqlRefused("transaction_ended", TRANSACTION_ENDED)
         return SqlResult(columns, rows, truncated)
     if conn.info.transaction_status != TransactionStatus.INTRANS:
@@ -213,15 +222,18 @@ def _configure(conn: psycopg.Connection) -> None:
 
 class RoleLogins:
     """Passwords of projects' roles read from the sealed secrets, kept in memory `ttl_s` seconds (a lookup opens
-    connections to the control database; a call should cost one round trip in the steady state)."""
+    connections to the control database; a call should cost one round trip in the steady state). Keyed by the
+    project the caller was already allowed (org, ref), never by what a request sent; `forget` drops a project's
+    at once (a key rotation)."""
 
-    def __init__(self, ttl_s: float = 30.0) -> None:
+    def __init__(self, ttl_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_s
+        self._clock = clock
         self._lock = threading.Lock()
         self._found: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
 
     def passwords(self, org: str, ref: str, load: Callable[[], dict[str, str]]) -> dict[str, str]:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             hit = self._found.get((org, ref))
         if hit is not None and now - hit[0] < self._ttl:
@@ -230,6 +242,10 @@ class RoleLogins:
         with self._lock:
             self._found[(org, ref)] = (now, found)
         return found
+
+    def forget(self, org: str, ref: str) -> None:
+        with self._lock:
+            self._found.pop((org, ref), None)
 
 
 class ProjectSessions:
@@ -265,7 +281,6 @@ class ProjectSessions:
                 kwargs={"autocommit": True, "connect_timeout": 10, "prepare_threshold": None},  # see _reset
                 configure=_configure,
                 reset=_reset,
-                check=ConnectionPool.check_connection,
                 open=True,
                 name=f"sql-{ref}-{role}",
             )
@@ -274,11 +289,18 @@ class ProjectSessions:
 
     def run(self, ref: str, role: str, password: str, query: str, read_only: bool, limits: SqlLimits) -> SqlResult:
         pool = self.pool(ref, role, password)
-        try:
-            with pool.connection() as conn:
-                return run_statement(conn, query, read_only, limits)
-        except (PoolTimeout, psycopg.OperationalError):
-            raise SessionUnavailable(f"role {role} cannot open a session in its database") from None
+        # Sessions are not checked with a round trip when taken from the pool: one found closed before the caller's
+        # SQL was sent is dropped (the pool discards a closed session) and the statement goes to the next one; after
+        # a server restart every pooled session is closed, so as many tries as the pool holds, then a new session.
+        for _ in range(self._size + 1):
+            try:
+                with pool.connection() as conn:
+                    return run_statement(conn, query, read_only, limits)
+            except StaleSession:
+                continue
+            except (PoolTimeout, psycopg.OperationalError):
+                break
+        raise SessionUnavailable(f"role {role} cannot open a session in its database")
 
     def close(self) -> None:
         with self._lock:

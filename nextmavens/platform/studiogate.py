@@ -46,6 +46,15 @@ def derive_key(master_key: bytes, purpose: str) -> bytes:
     return hmac.new(master_key, b"nextmavens-studio:" + purpose.encode(), hashlib.sha256).digest()
 
 
+class StudioKeys:
+    """The keys Studio for a project uses, each derived from the master key for its one purpose."""
+
+    def __init__(self, master: bytes) -> None:
+        self.grant = derive_key(master, "grant")  # the ticket and the cookie
+        self.token = derive_key(master, "token")  # each project's Studio's POSTGRES_PASSWORD
+        self.studio_crypto = derive_key(master, "studio-crypto").hex()  # Studio's PG_META_CRYPTO_KEY
+
+
 # ---------------------------------------------------------------- CryptoJS's passphrase AES
 
 
@@ -92,20 +101,38 @@ def studio_token(key: bytes, ref: str) -> str:
     return hmac.new(key, b"studio-token:" + ref.encode(), hashlib.sha256).hexdigest()
 
 
-def studio_ref(connection: str, key: bytes, database_ref: dict[str, str]) -> str | None:
-    """The ref a Studio's decrypted connection string proves, or None. `database_ref`: database -> ref of the
-    projects Studio may open (active ones)."""
+# The user names Studio puts in the connection it builds (apps/studio/lib/api/self-hosted/constants.ts:
+# POSTGRES_USER_READ_WRITE, default `supabase_admin`, `postgres` in earlier versions; POSTGRES_USER_READ_ONLY,
+# default `supabase_read_only_user`, used for its read-only queries). A project's Studio keeps the defaults (the
+# pinned version's compose file names neither variable).
+STUDIO_READ_WRITE_USER = "postgres"
+STUDIO_READ_ONLY_USER = "supabase_read_only_user"
+_READ_WRITE_USERS = frozenset({STUDIO_READ_WRITE_USER, "supabase_admin"})
+
+
+@dataclass(frozen=True)
+class StudioLogin:
+    ref: str
+    read_only: bool  # Studio asked as its read-only user: the project's read-only role, never its owner
+
+
+def studio_login(connection: str, key: bytes, database_ref: dict[str, str]) -> StudioLogin | None:
+    """The project (and which of its logins) a Studio's decrypted connection string proves, or None.
+    `database_ref`: database -> ref of the projects Studio may open (active ones)."""
     try:
         parts = urlsplit(connection)
         password = unquote(parts.password or "")
+        user = unquote(parts.username or "")
     except ValueError:
         return None
     if parts.scheme not in ("postgres", "postgresql"):
         return None
+    if user not in _READ_WRITE_USERS and user != STUDIO_READ_ONLY_USER:
+        return None
     ref = database_ref.get(unquote(parts.path.removeprefix("/")))
     if ref is None or not hmac.compare_digest(password.encode(), studio_token(key, ref).encode()):
         return None
-    return ref
+    return StudioLogin(ref, read_only=user == STUDIO_READ_ONLY_USER)
 
 
 def studio_env(ref: str, token: str, studio_crypto_key: str, meta_gate_url: str) -> dict[str, str]:
@@ -125,13 +152,25 @@ def studio_env(ref: str, token: str, studio_crypto_key: str, meta_gate_url: str)
     }
 
 
-def owner_connection(host: str, port: int, ref: str, password: str) -> str:
-    """The connection postgres-meta gets for a project's Studio: its owner role into its database, nothing else."""
-    names = project_names(ref)
+def login_role(login: StudioLogin) -> str:
+    """The project role postgres-meta logs in as for a Studio's request: read-only asks get the read-only role."""
+    names = project_names(login.ref)
+    return names.readonly if login.read_only else names.owner
+
+
+def role_connection(
+    host: str, port: int, ref: str, role: str, password: str, application_name: str = "nextmavens-studio"
+) -> str:
+    """A connection string for postgres-meta: one of the project's own login roles into its database only."""
     return (
-        f"postgresql://{quote(names.owner, safe='')}:{quote(password, safe='')}@{host}:{port}/"
-        f"{quote(names.database, safe='')}?application_name=nextmavens-studio"
+        f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}@{host}:{port}/"
+        f"{quote(project_names(ref).database, safe='')}?application_name={quote(application_name, safe='')}"
     )
+
+
+def owner_connection(host: str, port: int, ref: str, password: str) -> str:
+    """The connection postgres-meta gets for a project's Studio as its owner role."""
+    return role_connection(host, port, ref, project_names(ref).owner, password)
 
 
 # ---------------------------------------------------------------- the Studio cookie and its ticket

@@ -35,13 +35,22 @@ def code_at(secret: str, unix_time: float) -> str:
     return hotp(secret, int(unix_time // STEP_S))
 
 
-def valid(secret: str, code: str, unix_time: float, window: int = 1) -> bool:
-    """`code` for the step of `unix_time`, or `window` steps either side (clocks drift)."""
+def matching_step(secret: str, code: str, unix_time: float, window: int = 1) -> int | None:
+    """The time step `code` belongs to: the step of `unix_time`, or `window` steps either side (clocks drift); None
+    when it matches none. The caller refuses a step it accepted before (a code is good once)."""
     code = code.strip().replace(" ", "")
     if len(code) != DIGITS or not code.isdigit():
-        return False
+        return None
     step = int(unix_time // STEP_S)
-    return any(hmac.compare_digest(hotp(secret, step + delta), code) for delta in range(-window, window + 1))
+    found = None
+    for delta in range(-window, window + 1):  # every candidate compared: the time taken says nothing of which
+        if hmac.compare_digest(hotp(secret, step + delta), code) and found is None:
+            found = step + delta
+    return found
+
+
+def valid(secret: str, code: str, unix_time: float, window: int = 1) -> bool:
+    return matching_step(secret, code, unix_time, window) is not None
 
 
 def provisioning_uri(secret: str, account: str, issuer: str = "NextMavens") -> str:

@@ -15,6 +15,8 @@ import json
 import os
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -24,6 +26,11 @@ DEFAULT_TIMEOUT = 30.0
 USER_AGENT = "nextmavens-cli"
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+# Requests reuse the client's connections (keep-alive: an MCP server's tool calls, one after another). One unused
+# this long is closed instead: servers drop idle ones (uvicorn after 5 s), and a request must never meet a
+# connection the server is closing at that moment. A GET that finds its reused connection gone is sent again once.
+KEEP_IDLE_S = 2.0
+KEEP_MAX = 4
 LOGIN_AGAIN = "the token is invalid, expired or revoked: run `nextmavens login` with a new token"
 
 
@@ -64,6 +71,8 @@ class ApiClient:
         self._prefix = parts.path
         self._token = token
         self.timeout = timeout
+        self._idle: list[tuple[http.client.HTTPConnection, float]] = []
+        self._idle_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ApiClient({self.url!r})"
@@ -84,13 +93,22 @@ class ApiClient:
         self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
     ) -> Any:
         """The answer's JSON (None for an empty body), or RemoteError."""
-        conn = self._connection(self.timeout)
+        conn, reused = self._take()
         try:
-            response = self._send(conn, method, path, body, params, "application/json")
+            try:
+                response = self._send(conn, method, path, body, params, "application/json")
+            except RemoteError as exc:
+                if not (reused and method == "GET" and exc.code == "connection"):
+                    raise
+                conn.close()  # the server closed the kept connection: a GET is safe to send again, once
+                conn = self._connection(self.timeout)
+                response = self._send(conn, method, path, body, params, "application/json")
             data = self._read(response)
-            self._raise_for(response.status, data, method, path)
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        self._keep(conn, response)
+        self._raise_for(response.status, data, method, path)
         if not data:
             return None
         try:
@@ -128,6 +146,34 @@ class ApiClient:
                     return
                 yield line.decode("utf-8", "replace").rstrip("\r\n")
         finally:
+            conn.close()
+
+    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+        """A kept connection used less than KEEP_IDLE_S ago (True), or a new one (False)."""
+        now = time.monotonic()
+        with self._idle_lock:
+            while self._idle:
+                conn, since = self._idle.pop()
+                if now - since < KEEP_IDLE_S:
+                    return conn, True
+                conn.close()
+        return self._connection(self.timeout), False
+
+    def _keep(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+        if response.will_close:
+            conn.close()
+            return
+        with self._idle_lock:
+            if len(self._idle) < KEEP_MAX:
+                self._idle.append((conn, time.monotonic()))
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close the kept connections (a later request opens another)."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
             conn.close()
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:

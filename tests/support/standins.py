@@ -233,6 +233,20 @@ def serve_proxy(proxy: KongProxyStandIn) -> AbstractContextManager[int]:
     return serving(Handler)
 
 
+def wait_listening(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    """Until `process` listens on 127.0.0.1:port (15 s at most); an error naming `what` when it exits first."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"{what} exited with {process.returncode}") from None
+            time.sleep(0.05)
+    raise TimeoutError(f"{what} did not listen on {port}")
+
+
 @contextmanager
 def studio_standin_process(port: int, env: dict[str, str], name: str) -> Iterator[subprocess.Popen[bytes]]:
     """The image's stand-in as a process in the Studio role (STANDIN_ROLE=studio), on 127.0.0.1:port with `env` (a
@@ -249,17 +263,7 @@ def studio_standin_process(port: int, env: dict[str, str], name: str) -> Iterato
         [sys.executable, str(STANDIN_FILE)], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the Studio stand-in {name} exited with {process.returncode}") from None
-                time.sleep(0.05)
-        else:
-            raise TimeoutError(f"the Studio stand-in {name} did not listen on {port}")
+        wait_listening(port, process, f"the Studio stand-in {name}")
         yield process
     finally:
         process.terminate()

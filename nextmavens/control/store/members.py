@@ -88,12 +88,25 @@ def set_password(conn: psycopg.Connection, member: str, password_hash: str) -> N
     )
 
 
-def set_totp(conn: psycopg.Connection, member: str, sealed: Sealed | None) -> None:
+def set_totp(conn: psycopg.Connection, member: str, sealed: Sealed | None, step: int | None = None) -> None:
+    """The member's sealed TOTP secret (None: off) and the step of the code that proved it (used: never again)."""
     nonce, ciphertext = sealed if sealed is not None else (None, None)
     conn.execute(
-        "UPDATE member_credentials SET totp_nonce = %s, totp_ciphertext = %s, updated_at = now() WHERE member = %s",
-        (nonce, ciphertext, member),
+        "UPDATE member_credentials SET totp_nonce = %s, totp_ciphertext = %s, totp_last_step = %s, updated_at = now()"
+        " WHERE member = %s",
+        (nonce, ciphertext, step, member),
     )
+
+
+def accept_totp_step(conn: psycopg.Connection, member: str, step: int) -> bool:
+    """Record `step` as the member's last accepted TOTP step; False when it, or a later one, was accepted before (a
+    code reused within its window, or an older one). One statement, so two uses of one code at once accept one."""
+    row = conn.execute(
+        "UPDATE member_credentials SET totp_last_step = %(s)s WHERE member = %(m)s"
+        " AND (totp_last_step IS NULL OR totp_last_step < %(s)s) RETURNING 1",
+        {"s": step, "m": member},
+    ).fetchone()
+    return row is not None
 
 
 def insert_invite(

@@ -23,7 +23,7 @@ from nextmavens.platform.auth import ApiError, client_address, guard, service_of
 from nextmavens.platform.authz import Action, Decision, decide
 from nextmavens.platform.catalog import Catalog
 from nextmavens.platform.dashboard.apps import LOG_SERVICES, declared_apps
-from nextmavens.platform.dashboard.charts import metrics_section
+from nextmavens.platform.dashboard.monitoring import project_monitoring
 from nextmavens.platform.dashboard.web import (
     SECURITY_HEADERS,
     check_csrf,
@@ -39,7 +39,6 @@ from nextmavens.platform.dashboard.web import (
 from nextmavens.platform.passwords import WeakPassword
 from nextmavens.platform.projectaccess import connection_strings, project_detail, project_keys
 from nextmavens.platform.projectlogs import open_stream
-from nextmavens.platform.projectmetrics import project_alerts, project_metrics
 from nextmavens.platform.projectmigrations import migration_history
 from nextmavens.platform.sessioncheck import SessionMember, lookup
 from nextmavens.platform.sessions import (
@@ -420,7 +419,9 @@ def optional(read: Any, *args: Any) -> tuple[Any, str | None]:
         return None, exc.message
 
 
-def project_context(request: Request, who: SessionMember, org: str, ref: str) -> dict[str, Any]:
+def project_context(
+    request: Request, who: SessionMember, org: str, ref: str, span: str | None = None
+) -> dict[str, Any]:
     service = service_of(request)
     caller = who.caller
     detail = project_detail(service, caller, org, ref)  # 404 for a project the member cannot see
@@ -441,7 +442,6 @@ def project_context(request: Request, who: SessionMember, org: str, ref: str) ->
         backups = [b for b in records.listing(conn, f"{org}/{ref}")][:10]
         drill = next((d for d in records.last_verifications(conn) if d["target"] == f"{org}/{ref}"), None)
     instances, whatsapp_error = optional(whatsappops.list_instances, service, caller, org, ref)
-    metrics = metrics_section(project_metrics(service, caller, org, ref, "24h"))
     return {
         "org": org,
         "ref": ref,
@@ -461,8 +461,7 @@ def project_context(request: Request, who: SessionMember, org: str, ref: str) ->
         "drill": drill,
         "instances": (instances or {}).get("instances", []),
         "whatsapp_error": whatsapp_error,
-        "metrics": metrics,
-        "alerts": project_alerts(service, caller, org, ref),
+        **project_monitoring(service, caller, org, ref, span),
         "apps": declared_apps(service, org, ref),
         "service_key": None,
         "reveal_error": None,
@@ -470,10 +469,12 @@ def project_context(request: Request, who: SessionMember, org: str, ref: str) ->
 
 
 @router.get("/orgs/{org}/projects/{ref}")
-def project_page(request: Request, org: Org, ref: Ref) -> Response:
+def project_page(
+    request: Request, org: Org, ref: Ref, span: Annotated[str, Query(max_length=8)] = "24h"
+) -> Response:
     who = signed_in(request)
     try:
-        context = project_context(request, who, org, ref)
+        context = project_context(request, who, org, ref, span)
     except ApiError as exc:
         return refused(request, who, exc, org)
     return page(request, "project.html", title=f"{org}/{ref}", **context, **nav(who, org))

@@ -166,6 +166,7 @@ def _audit(
         200: {"model": EmailSentBody, "description": "An earlier send with this idempotency_key (nothing sent)"},
         409: {"model": ErrorBody, "description": "The project declares no email, is not active or not applied"},
         422: {"model": ErrorBody, "description": "Invalid input, a template error, or Resend refused the email"},
+        429: {"model": ErrorBody, "description": "The project's send_per_minute is spent (Retry-After: seconds)"},
         502: {"model": ErrorBody, "description": "Resend failed or did not answer; the same idempotency_key is safe"},
         503: {"model": ErrorBody, "description": "No Resend key, or the project's database is unavailable"},
     },

@@ -1,5 +1,6 @@
 """Email's webhooks (platform/emailhooks.py): `POST /hooks/resend`, Resend's delivery reports signed by Svix, and
-`POST /hooks/email/inbound`, the inbound mail worker's messages signed with the shared secret. Not behind access
+`POST /hooks/email/inbound`, the inbound mail worker's messages signed with the shared secret (and
+`POST /hooks/email/inbound/attachment`, an attachment too large to travel with its message). Not behind access
 tokens. 200 once stored (or stored before), 401 for any bad signature, 404 for a recipient no project lists (the
 worker rejects that mail) or when the service has no secret for them, 422 for a body that cannot be stored, 503 when
 the secret file cannot be read or the database is unavailable."""
@@ -9,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from nextmavens.platform.emailhooks import EmailHooks, HookAnswer
+from nextmavens.platform.emailhooks import ATTACHMENT_PATH, EmailHooks, HookAnswer
 from nextmavens.platform.models import ErrorBody
 
 router = APIRouter(tags=["webhooks"])
@@ -55,3 +56,12 @@ async def inbound_email(request: Request) -> Response:
     """One message the inbound mail worker received, parsed, signed `x-nextmavens-signature: t=<ts>,v1=<hex>`."""
     raw = await request.body()
     return _answer(await hooks_of(request).inbound(request.headers.get("x-nextmavens-signature"), raw))
+
+
+@router.post(ATTACHMENT_PATH, responses=RESPONSES)
+async def inbound_attachment(request: Request) -> Response:
+    """One attachment of a stored message, too large to travel with it (the worker posts it on its own, signed the
+    same way): uploaded to Cloudinary once its content matches the stored description, and its URL recorded. Its
+    body limit is the attachment's own (platform/app.py)."""
+    raw = await request.body()
+    return _answer(await hooks_of(request).attachment(request.headers.get("x-nextmavens-signature"), raw))

@@ -71,6 +71,7 @@ def rotate_keys(
     engine = service.engine_as(actor)
     try:
         keys = engine.rotate_keys(org, ref)
+        service.sql_logins.forget(org, ref)  # what was kept of its secrets is read again at the next use
     except NotApplied:
         refused = not_applied(org, ref)
         audit_call(service, caller, action.value, "failed", org, ref, {"error": refused.code})

@@ -5,8 +5,11 @@ Studio's connection for the project's owner role.
 - GET /studio/open/{org}/{ref}: dashboard session, admins and owners (authz `studio.open`), the project applied
   and active; audited; 303 to the Studio name's enter path with a ticket signed for this session and project.
 - GET /studio/enter?ticket=: sets `nm_studio` (the signed grant) on the Studio name, 303 to Studio's start page.
+  On the host the project's Studio is started first when it does not run (studiofleet), or a page says the host
+  runs as many as it may (503).
 - GET /studio/auth: 204 with the project's Studio upstream when the cookie is genuine, its dashboard session live
-  (sessioncheck) and authz still allows; 401 without a live grant, 403 when refused or no Studio runs for it.
+  (sessioncheck) and authz still allows; 401 without a live grant, 403 when refused or no Studio runs for it (one
+  stopped when idle: open it again from the dashboard).
 - GET /studio/meta-auth: 204 with the owner-role connection encrypted with postgres-meta's CRYPTO_KEY when
   Studio's `x-connection-encrypted` proves one active project; 403 otherwise. nginx serves it to the meta gate
   only (the platform's own name answers 404 for it).
@@ -31,12 +34,13 @@ from nextmavens.files import read_secret_file
 from nextmavens.naming import project_names
 from nextmavens.platform.auth import ApiError, guard, refuse_missing, service_of
 from nextmavens.platform.authz import Action, Decision, decide
-from nextmavens.platform.dashboard.web import signed_in
+from nextmavens.platform.dashboard.web import nav, page, signed_in
 from nextmavens.platform.routes import OrgSlug, ProjectRef
 from nextmavens.platform.service import Service
 from nextmavens.platform.sessioncheck import lookup_hash
 from nextmavens.platform.sessions import COOKIE as SESSION_COOKIE
 from nextmavens.platform.sessions import cookie_header, secret_hash
+from nextmavens.platform.studiofleet import AtCapacity, StudioUnavailable
 from nextmavens.platform.studiogate import (
     CONNECTION_HEADER,
     COOKIE,
@@ -46,25 +50,19 @@ from nextmavens.platform.studiogate import (
     TICKET_TTL_S,
     UPSTREAM_HEADER,
     StudioGrant,
+    StudioKeys,
     cryptojs_decrypt,
     cryptojs_encrypt,
-    derive_key,
-    owner_connection,
+    login_role,
     read_grant,
+    role_connection,
     sign_grant,
-    studio_ref,
+    studio_login,
 )
 
 router = APIRouter(include_in_schema=False)
 
 START_PAGE = "/project/default"  # self-hosted Studio's one project
-
-
-class StudioKeys:
-    def __init__(self, master: bytes) -> None:
-        self.grant = derive_key(master, "grant")  # the ticket and the cookie
-        self.token = derive_key(master, "token")  # each project's Studio's POSTGRES_PASSWORD
-        self.studio_crypto = derive_key(master, "studio-crypto").hex()  # Studio's PG_META_CRYPTO_KEY
 
 
 @lru_cache(maxsize=4)
@@ -96,6 +94,18 @@ def open_studio(request: Request, org: OrgSlug, ref: ProjectRef) -> Response:
     guard(service, who.caller, Action.OPEN_STUDIO, org, ref)
     if not _active(service, org, ref):
         raise refuse_missing(service, who.caller, Action.OPEN_STUDIO, org, ref)
+    if service.studios is not None:
+        try:
+            service.studios.open(ref)
+        except AtCapacity as exc:
+            message = (
+                f"{exc.running} Studios are open on this host, the most it runs at once ({exc.cap}). Each stops after "
+                f"{round(service.settings.studio_idle_s / 60)} minutes unused: try again then."
+            )
+            return page(request, "message.html", 503, title="Studio is busy", message=message, **nav(who, org))
+        except StudioUnavailable:
+            message = "The project's Studio could not be started. Try again; if it persists, the host's log says why."
+            return page(request, "message.html", 503, title="Studio did not start", message=message, **nav(who, org))
     grant = StudioGrant(org, ref, secret_hash(request.cookies[SESSION_COOKIE]), int(time.time()) + TICKET_TTL_S)
     with service.pool.connection() as conn:
         access.write_audit(conn, who.member, Action.OPEN_STUDIO.value, "ok", org, ref, {"session": who.session.id})
@@ -129,13 +139,17 @@ def studio_auth(request: Request) -> Response:
     caller, _ = found
     if decide(caller.roles, caller.scope, Action.OPEN_STUDIO, grant.org, grant.ref) is not Decision.ALLOW:
         return Response(status_code=403)
-    upstream = dict(service.settings.studio_upstreams).get(grant.ref)
+    if service.studios is not None:
+        upstream = service.studios.touch(grant.ref)  # each request through Studio keeps it from idling out
+    else:
+        upstream = dict(service.settings.studio_upstreams).get(grant.ref)
     if upstream is None or not _active(service, grant.org, grant.ref):
         return Response(status_code=403)
     return Response(status_code=204, headers={UPSTREAM_HEADER: upstream})
 
 
-def _db_address(service: Service) -> tuple[str, int]:
+def meta_db_address(service: Service) -> tuple[str, int]:
+    """The database's host and port as postgres-meta reaches it (Studio's gate and the type generator)."""
     configured = service.settings.studio_db_address
     if configured:
         host, _, port = configured.rpartition(":")
@@ -155,20 +169,29 @@ def meta_auth(request: Request) -> Response:
     connection = cryptojs_decrypt(header, keys.studio_crypto)
     if connection is None:
         return Response(status_code=403)
-    databases = {
-        project_names(ref).database: ref
-        for (org, ref), view in service.catalog().views.items()
-        if view.applied_state == "active"
-    }
-    ref = studio_ref(connection, keys.token, databases)
-    if ref is None:
+    active = {ref: org for (org, ref), view in service.catalog().views.items() if view.applied_state == "active"}
+    login = studio_login(connection, keys.token, {project_names(ref).database: ref for ref in active})
+    if login is None:
         return Response(status_code=403)
-    with service.engine.secrets() as store:
-        secrets = store.project_secrets(ref)
-    password = secrets.passwords.get(project_names(ref).owner) if secrets else None
+    org = active[login.ref]
+    role = login_role(login)
+    # The sealed passwords, kept in memory a short while (RoleLogins: ttl, forgotten at a key rotation): the gate
+    # is asked for every request Studio makes, and unsealing costs a control database round trip each time.
+    try:
+        password = service.sql_logins.passwords(org, login.ref, lambda: _passwords(service, login.ref)).get(role)
+    except LookupError:
+        password = None
     if password is None:
         return Response(status_code=403)
-    host, port = _db_address(service)
+    host, port = meta_db_address(service)
     meta_key = read_secret_file(settings.studio_meta_key_file, "postgres-meta's CRYPTO_KEY file")
-    encrypted = cryptojs_encrypt(owner_connection(host, port, ref, password), meta_key.strip())
+    encrypted = cryptojs_encrypt(role_connection(host, port, login.ref, role, password), meta_key.strip())
     return Response(status_code=204, headers={GATE_ANSWER_HEADER: encrypted, "Cache-Control": "no-store"})
+
+
+def _passwords(service: Service, ref: str) -> dict[str, str]:
+    with service.engine.secrets() as store:
+        secrets = store.project_secrets(ref)
+    if secrets is None:
+        raise LookupError(ref)  # not cached: a project applied a moment later is found at its next request
+    return dict(secrets.passwords)

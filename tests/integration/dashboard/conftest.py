@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import Playwright, sync_playwright
 
 from tests.integration.dashboard.harness import DashboardStage, dashboard_stage
 
@@ -18,3 +19,9 @@ def dash(pg_template: Any) -> Iterator[DashboardStage]:
         for member in MEMBERS:
             stage.set_password(member)
         yield stage
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running

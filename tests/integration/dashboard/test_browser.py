@@ -5,23 +5,15 @@ project, pairing WhatsApp by QR code, CSRF refusal and session expiry. Screensho
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Playwright, expect, sync_playwright
+from playwright.sync_api import Playwright, expect
 
 from nextmavens.control.db import connect_control
 from nextmavens.platform.invites import create_invite
 from tests.integration.dashboard.browser import PHONE, browser, screenshot, sign_in
 from tests.integration.dashboard.harness import PASSWORD, DashboardStage, git
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as running:
-        yield running
 
 
 def test_sign_in_shows_only_the_members_orgs_and_their_projects(

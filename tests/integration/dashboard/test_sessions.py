@@ -143,9 +143,8 @@ def test_totp_once_enabled_is_asked_at_sign_in(dash: DashboardStage) -> None:
     client = signed_in_client(dash.url, "ci@acme.test")
     page = client.get("/account")
     secret = page.text.split('id="totp-key">')[1].split("<")[0]
-    enabled = client.post(
-        "/account/totp", data={"csrf": csrf_of(page.text), "secret": secret, "code": totp.code_at(secret, time.time())}
-    )
+    enabling_code = totp.code_at(secret, time.time())
+    enabled = client.post("/account/totp", data={"csrf": csrf_of(page.text), "secret": secret, "code": enabling_code})
     assert enabled.status_code == 303
     sealed = dash.sql("SELECT totp_ciphertext FROM member_credentials WHERE member = 'ci@acme.test'")[0][0]
     assert secret.encode() not in bytes(sealed)
@@ -160,10 +159,31 @@ def test_totp_once_enabled_is_asked_at_sign_in(dash: DashboardStage) -> None:
     wrong_code = next(c for c in ("000000", "111111", "222222") if not totp.valid(secret, c, time.time()))
     wrong = fresh.post("/signin/code", data={"csrf": csrf_of(code_page.text), "code": wrong_code})
     assert wrong.status_code == 401
-    right = fresh.post(
-        "/signin/code", data={"csrf": csrf_of(code_page.text), "code": totp.code_at(secret, time.time())}
-    )
+    # The code that turned TOTP on is spent: the app's next one (within the window) signs in.
+    reused = fresh.post("/signin/code", data={"csrf": csrf_of(code_page.text), "code": enabling_code})
+    assert reused.status_code == 401
+    next_step = int(time.time() // totp.STEP_S) + 1
+    next_code = totp.hotp(secret, next_step)
+    right = fresh.post("/signin/code", data={"csrf": csrf_of(code_page.text), "code": next_code})
     assert right.status_code == 303 and fresh.get("/orgs/acme").status_code == 200
+
+    # That code again, in another sign-in within its window: refused, counted, audited; an older one too.
+    again = httpx.Client(base_url=dash.url, timeout=30)
+    again.post(
+        "/signin",
+        data={"email": "ci@acme.test", "password": PASSWORD, "csrf": csrf_of(again.get("/signin").text), "next": "/"},
+    )
+    form = csrf_of(again.get("/signin/code").text)
+    assert again.post("/signin/code", data={"csrf": form, "code": next_code}).status_code == 401
+    older = totp.hotp(secret, next_step - 1)
+    assert again.post("/signin/code", data={"csrf": form, "code": older}).status_code == 401
+    assert again.get("/orgs/acme").status_code == 303
+    reasons = dash.sql(
+        "SELECT detail->>'reason' FROM audit_log WHERE actor = 'ci@acme.test' AND result = 'failed' ORDER BY id"
+    )
+    assert ("code_reused",) in reasons
+    assert dash.sql("SELECT totp_last_step FROM member_credentials WHERE member = 'ci@acme.test'") == [(next_step,)]
+    dash.sql("UPDATE member_credentials SET failed_signins = 0, locked_until = NULL WHERE member = 'ci@acme.test'")
 
 
 def test_an_admin_suspends_and_resumes_from_the_list_through_the_write_path(dash: DashboardStage) -> None:
@@ -199,3 +219,37 @@ def test_members_invite_prints_a_link_and_stores_only_its_hash(dash: DashboardSt
     assert refused.exit_code != 0 and "member of no org" in refused.output
     never = CliRunner().invoke(main, [*argv[:3], "--expires", "never", *argv[5:]])
     assert never.exit_code != 0 and "always expires" in never.output
+
+
+def test_members_invite_emails_the_link_when_the_platform_has_email_and_prints_it_otherwise(
+    dash: DashboardStage, tmp_path
+) -> None:
+    """Against the Resend STAND-IN (it checks the key, the sender's verified domain and the body as Resend does):
+    with a key file and a sender the link goes by email once (the invite's id as the idempotency key) and is not
+    printed; a sender of an unverified domain is refused by Resend, and the link is printed for the operator."""
+    from devkit.standins.resend import ResendStandin
+
+    key = tmp_path / "resend.key"
+    key.write_text("re_platform_key_for_the_test\n")
+    key.chmod(0o600)
+    base = ["members", "invite", "admin@acme.test", "--url", "https://platform.example.test"]
+    base += ["--dsn", dash.stage.server.dsn, "--master-key", str(dash.stage.master_key)]
+    with ResendStandin("re_platform_key_for_the_test", {"mail.platform.example"}) as resend:
+        email = ["--resend-key-file", str(key), "--resend-url", resend.base_url]
+        sent = CliRunner().invoke(main, [*base, *email, "--from", "NextMavens <invites@mail.platform.example>"])
+        assert sent.exit_code == 0, sent.output
+        assert "/invite/" not in sent.output and "Invite emailed to admin@acme.test" in sent.output
+        (mail,) = resend.state.sent
+        assert mail.body["to"] == ["admin@acme.test"] and mail.body["from"].endswith("<invites@mail.platform.example>")
+        link = next(word for word in mail.body["text"].split() if "/invite/" in word)
+        assert link.startswith("https://platform.example.test/invite/") and f'href="{link}"' in mail.body["html"]
+        assert mail.idempotency_key is not None and mail.idempotency_key.startswith("nextmavens-invite/inv")
+        assert httpx.get(f"{dash.url}/invite/{link.rsplit('/', 1)[1]}", timeout=30).status_code == 200
+
+        refused = CliRunner().invoke(main, [*base, *email, "--from", "invites@elsewhere.example"])
+        assert refused.exit_code == 0 and "could not be emailed" in refused.output
+        assert "https://platform.example.test/invite/" in refused.stdout and len(resend.state.sent) == 1
+    printed = CliRunner().invoke(main, base)  # no email configured: printed, as before
+    assert printed.exit_code == 0 and printed.stdout.strip().splitlines()[-1].startswith(
+        "https://platform.example.test/invite/"
+    )

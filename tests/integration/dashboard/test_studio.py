@@ -78,14 +78,20 @@ class StudioStage:
         return derive_key(master, "grant"), derive_key(master, "token"), derive_key(master, "studio-crypto").hex()
 
 
+def write_meta_key(base: Path) -> Path:
+    """postgres-meta's CRYPTO_KEY in a 0600 file, as the service reads it."""
+    meta_key = base / "meta.key"
+    meta_key.write_text(META_KEY + "\n")
+    meta_key.chmod(0o600)
+    return meta_key
+
+
 @pytest.fixture(scope="module")
 def studio(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioStage]:
     need("nginx")
     base = tmp_path_factory.mktemp("studio-nginx")
     http_port, https_port, gate_port = free_ports(3)
-    meta_key = base / "meta.key"
-    meta_key.write_text(META_KEY + "\n")
-    meta_key.chmod(0o600)
+    meta_key = write_meta_key(base)
     seen: list[dict[str, str]] = []
     meta_handler = type("Meta", (_MetaStandIn,), {"seen": seen})
     shop_port, web_port = free_ports(2)
@@ -102,24 +108,7 @@ def studio(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     ):
         for member in ("admin@acme.test", "dev@acme.test", "boss@globex.test"):
             dash.set_password(member)
-        letsencrypt = base / "letsencrypt"
-        for name in (STUDIO, PLATFORM):
-            self_signed(letsencrypt / "live" / name, name)
-        config = settings(
-            listen_address="127.0.0.1",
-            http_port=http_port,
-            https_port=https_port,
-            letsencrypt_dir=str(letsencrypt),
-            acme_webroot=str(base / "webroot"),
-            platform_domain=PLATFORM,
-            platform_upstream=dash.url.removeprefix("http://"),
-            project_studio_domain=STUDIO,
-            studio_meta_gate_listen=f"127.0.0.1:{gate_port}",
-            studio_meta_gate_source="127.0.0.1",
-            postgres_meta_upstream=f"127.0.0.1:{meta_port}",
-        )
-        nginx = LocalNginx(base / "nginx")
-        nginx.site.write_text(render_nginx(config, [], {STUDIO, PLATFORM}))
+        nginx = studio_nginx(base, dash, (http_port, https_port, gate_port), meta_port)
         keys = StudioKeys(load_master_key(dash.stage.master_key))
         gate_url = f"http://127.0.0.1:{gate_port}"
 
@@ -137,6 +126,31 @@ def studio(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 yield StudioStage(dash, https_port, gate_port, seen, dash.stage.master_key)
         finally:
             nginx.stop()
+
+
+def studio_nginx(base: Path, dash: DashboardStage, ports: tuple[int, int, int], meta_port: int) -> LocalNginx:
+    """The edge's nginx (not started) for the Studio name, the platform's name and the meta gate, on loopback ports
+    (http, https, gate), with self-signed certificates for both names."""
+    http_port, https_port, gate_port = ports
+    letsencrypt = base / "letsencrypt"
+    for name in (STUDIO, PLATFORM):
+        self_signed(letsencrypt / "live" / name, name)
+    config = settings(
+        listen_address="127.0.0.1",
+        http_port=http_port,
+        https_port=https_port,
+        letsencrypt_dir=str(letsencrypt),
+        acme_webroot=str(base / "webroot"),
+        platform_domain=PLATFORM,
+        platform_upstream=dash.url.removeprefix("http://"),
+        project_studio_domain=STUDIO,
+        studio_meta_gate_listen=f"127.0.0.1:{gate_port}",
+        studio_meta_gate_source="127.0.0.1",
+        postgres_meta_upstream=f"127.0.0.1:{meta_port}",
+    )
+    nginx = LocalNginx(base / "nginx")
+    nginx.site.write_text(render_nginx(config, [], {STUDIO, PLATFORM}))
+    return nginx
 
 
 def tls_get(
@@ -253,12 +267,14 @@ def test_the_whole_path_browser_nginx_studio_gate_postgres_meta_as_the_owner_rol
     assert tls_get(studio.https, STUDIO, "/api/platform/pg-meta/default/query", {"Cookie": cookie})[0] == 405
 
 
-def studio_header(stage: StudioStage, ref: str, database: str | None = None, key: str | None = None) -> str:
+def studio_header(
+    stage: StudioStage, ref: str, database: str | None = None, key: str | None = None, user: str = "postgres"
+) -> str:
     """What a project's Studio sends postgres-meta: its own connection string, built from its environment
     (POSTGRES_PASSWORD = the project's token, POSTGRES_DB = its database), encrypted with its PG_META_CRYPTO_KEY."""
     _, token_key, studio_crypto = stage.keys()
     database = database or project_names(ref).database
-    connection = f"postgres://postgres:{studio_token(token_key, ref)}@{DB_ADDRESS}/{database}"
+    connection = f"postgres://{user}:{studio_token(token_key, ref)}@{DB_ADDRESS}/{database}"
     return cryptojs_encrypt(connection, key or studio_crypto)
 
 
@@ -289,9 +305,66 @@ def test_the_meta_gate_gives_postgres_meta_the_projects_owner_role_and_database_
     assert row == (names.owner, names.database, False)
 
 
+def test_the_gate_keeps_the_sealed_passwords_a_short_while_instead_of_unsealing_them_on_every_request(
+    studio: StudioStage,
+) -> None:
+    """With shop's sealed owner password renamed away in the control database, the gate still answers from what it
+    read a moment ago (the service's RoleLogins, 30 s); crm, never asked before, is read at once and refused."""
+    header = {"x-connection-encrypted": studio_header(studio, "shop")}
+    assert plain_get(studio.gate, "/tables", header)[0] == 200
+    owner, crm_owner = project_names("shop").owner, project_names("crm").owner
+    moved = "UPDATE secrets SET name = name || ':moved' WHERE scope = %s AND name = %s"
+    studio.dash.sql(moved, "shop", f"password:{owner}")
+    studio.dash.sql(moved, "crm", f"password:{crm_owner}")
+    try:
+        assert plain_get(studio.gate, "/tables", header)[0] == 200
+        crm = {"x-connection-encrypted": studio_header(studio, "crm")}
+        assert plain_get(studio.gate, "/tables", crm)[0] == 403
+    finally:
+        back = "UPDATE secrets SET name = %s WHERE scope = %s AND name = %s"
+        studio.dash.sql(back, f"password:{owner}", "shop", f"password:{owner}:moved")
+        studio.dash.sql(back, f"password:{crm_owner}", "crm", f"password:{crm_owner}:moved")
+
+
+def test_studios_read_only_user_gets_the_projects_read_only_login_not_its_owner(studio: StudioStage) -> None:
+    """Studio runs its read-only queries as `supabase_read_only_user`: the gate answers with the project's read-only
+    role, which logs in to the project's database and cannot write there."""
+    studio.meta_seen.clear()
+    sent = {"x-connection-encrypted": studio_header(studio, "shop", user="supabase_read_only_user")}
+    status, _ = plain_get(studio.gate, "/query", sent)
+    assert status == 200
+    connection = cryptojs_decrypt(studio.meta_seen[0]["x-connection-encrypted"], META_KEY)
+    assert connection is not None
+    parts = urlsplit(connection)
+    names = project_names("shop")
+    assert (parts.username, parts.path) == (names.readonly, f"/{names.database}")
+    server = studio.dash.stage.server
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=server.port,
+        user=parts.username,
+        password=parts.password,
+        dbname=names.database,
+        autocommit=True,
+    ) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (names.readonly,)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("CREATE TABLE public.studio_wrote_here (id int)")
+        conn.execute("SET default_transaction_read_only = off")  # even with the session's default lifted
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CREATE TABLE public.studio_wrote_here (id int)")
+
+
 @pytest.mark.parametrize(
     "case",
-    ["no header", "another project's database", "another key", "not encrypted", "suspended or unknown project"],
+    [
+        "no header",
+        "another project's database",
+        "another key",
+        "not encrypted",
+        "suspended or unknown project",
+        "another user name",
+    ],
 )
 def test_the_meta_gate_refuses_anything_else_and_postgres_meta_never_sees_it(studio: StudioStage, case: str) -> None:
     studio.meta_seen.clear()
@@ -301,6 +374,7 @@ def test_the_meta_gate_refuses_anything_else_and_postgres_meta_never_sees_it(stu
         "another key": {"x-connection-encrypted": studio_header(studio, "shop", key=META_KEY)},
         "not encrypted": {"x-connection-encrypted": "postgres://postgres:x@db/shop"},
         "suspended or unknown project": {"x-connection-encrypted": studio_header(studio, "nosuch")},
+        "another user name": {"x-connection-encrypted": studio_header(studio, "shop", user="owner_shop")},
     }[case]
     status, _ = plain_get(studio.gate, "/tables", headers)
     assert status == 403 and studio.meta_seen == []

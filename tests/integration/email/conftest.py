@@ -33,7 +33,13 @@ SHOP_EMAIL = {
     "reply_to": "care@shop.example",
     "inbound_addresses": ["help@shop.example", "orders@shop.example"],
 }
-WEB_EMAIL = {"from_domain": "web.example", "from_name": "Globex", "inbound_addresses": ["hi@web.example"]}
+# globex/web's send budget is small: tests/integration/email/test_email_send.py reaches it
+WEB_EMAIL = {
+    "from_domain": "web.example",
+    "from_name": "Globex",
+    "inbound_addresses": ["hi@web.example"],
+    "send_per_minute": 2,
+}
 TEMPLATES = {
     "welcome.html": "<p>Hello {{ name }}, welcome to {{ shop }}.</p>\n",
     "welcome.txt": "Hello {{ name }}, welcome to {{ shop }}.\n",

@@ -165,3 +165,24 @@ def test_resend_rate_limited_then_sent_once(email_stage: EmailStage, client: htt
     answer = client.post(SHOP, json={**WELCOME, "idempotency_key": "rl-1"}, headers=dev(email_stage))
     assert answer.status_code == 201 and time.monotonic() - started >= 2
     assert len(email_stage.resend.state.sent_with_key("shop/rl-1")) == 1
+
+
+def test_a_projects_send_budget_refuses_with_429_and_retry_after(email_stage: EmailStage, client: httpx.Client) -> None:
+    """globex/web declares send_per_minute: 2. Past its burst a send is refused before anything is recorded or sent,
+    with the seconds until the next one; acme/shop's budget is its own."""
+    headers = bearer(email_stage.platform, "boss@globex.test")
+    answers = []
+    for n in range(3):
+        request = {"to": ["c@x.example"], "subject": "s", "text": "t", "idempotency_key": f"budget-{n}"}
+        answers.append(client.post("/v1/projects/globex/web/email", json=request, headers=headers))
+        if answers[-1].status_code == 429:
+            break
+    refused = answers[-1]
+    assert refused.status_code == 429, [a.status_code for a in answers]
+    assert all(a.status_code == 201 for a in answers[:-1])
+    assert refused.json()["error"]["code"] == "rate_limited" and 1 <= int(refused.headers["retry-after"]) <= 30
+    last = f"budget-{len(answers) - 1}"
+    assert email_stage.resend.state.sent_with_key(f"web/{last}") == []
+    count = "SELECT count(*) FROM email.messages WHERE idempotency_key = %s"
+    assert email_stage.stage.sql(count, (last,), dbname="web") == [(0,)]
+    assert client.post(SHOP, json=WELCOME, headers=dev(email_stage)).status_code == 201  # another project's budget

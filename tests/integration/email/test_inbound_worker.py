@@ -5,6 +5,7 @@ alone: forged, stale and replayed posts."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -31,13 +32,15 @@ MESSAGE = (
 )
 
 
-def deliver(stage: EmailStage, tmp_path: Path, sender: str, to: str, message_id: str) -> dict[str, object]:
+def deliver(
+    stage: EmailStage, tmp_path: Path, sender: str, to: str, message_id: str, raw_message: bytes | None = None
+) -> dict[str, object]:
     node = shutil.which("node")
     assert node is not None, "node is missing: scripts/bootstrap installs it"
     installed = (WORKER / "node_modules" / "miniflare").is_dir()
     assert installed, "run scripts/bootstrap (npm install in workers/inbound-email)"
     raw = tmp_path / f"{message_id}.eml"
-    raw.write_bytes(MESSAGE.format(id=message_id).encode())
+    raw.write_bytes(raw_message if raw_message is not None else MESSAGE.format(id=message_id).encode())
     env = {**os.environ, "PLATFORM_URL": stage.url, "INBOUND_SECRET": INBOUND_SECRET}
     argv = [node, "test/deliver.mjs", sender, to, str(raw)]
     done = subprocess.run(argv, cwd=WORKER, env=env, capture_output=True, text=True, timeout=120)
@@ -112,3 +115,85 @@ def test_forged_stale_and_bad_posts_are_refused(email_stage: EmailStage, client:
     good = client.post("/hooks/email/inbound", content=body, headers=signed(body))
     assert good.json() == {"stored": True}
     assert client.post("/hooks/email/inbound", content=body, headers=signed(body)).json() == {"stored": False}
+
+
+def with_attachments(message_id: str, files: list[tuple[str, str, bytes]]) -> bytes:
+    """A multipart message from ann@x.example to help@shop.example carrying `files` (name, type, bytes), base64."""
+    parts = [
+        "From: Ann <ann@x.example>\r\nTo: help@shop.example\r\nSubject: files\r\n"
+        f"Message-ID: <{message_id}@x.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+        "--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee attached.\r\n"
+    ]
+    for name, kind, content in files:
+        encoded = base64.b64encode(content).decode()
+        lines = "\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+        parts.append(
+            f"--b1\r\nContent-Type: {kind}; name={name}\r\nContent-Transfer-Encoding: base64\r\n"
+            f'Content-Disposition: attachment; filename="{name}"\r\n\r\n{lines}\r\n'
+        )
+    return ("".join(parts) + "--b1--\r\n").encode()
+
+
+def test_attachments_beyond_the_messages_budget_reach_cloudinary_in_their_own_posts(
+    email_stage: EmailStage, tmp_path: Path
+) -> None:
+    """A 560 KiB attachment does not fit in the message's post (512 KiB in all): the worker posts it on its own once
+    the message is stored, and the service uploads it; the small and the 100 KiB ones travel with the message.
+    (miniflare takes messages up to 1 MiB locally; Cloudflare up to 25 MiB, the worker up to 10 MiB.)"""
+    small, big, mid = b"attached", os.urandom(560 * 1024), os.urandom(100 * 1024)
+    files = [("note.txt", "text/plain", small), ("scan.pdf", "application/pdf", big), ("m.zip", "application/zip", mid)]
+    raw = with_attachments("w9", files)
+    answer = deliver(email_stage, tmp_path, "ann@x.example", "help@shop.example", "w9", raw)
+    assert answer["status"] == 200, answer
+    [(attachments,)] = email_stage.stage.sql(
+        "SELECT attachments FROM email.inbound WHERE message_id = '<w9@x.example>'", dbname="shop"
+    )
+    assert [a["sha256"] for a in attachments] == [hashlib.sha256(c).hexdigest() for c in (small, big, mid)]
+    assert all("url" in a and "offload_error" not in a for a in attachments), attachments
+    held = {a.public_id: a.content for a in email_stage.cloudinary.state.assets.values()}
+    for attachment, content in zip(attachments, (small, big, mid), strict=True):
+        [public_id] = [p for p in held if attachment["url"].endswith(p) or f"/{p}" in attachment["url"]]
+        assert held[public_id] == content and "nextmavens/shop/inbound/" in public_id
+    # Cloudflare delivers it again: one row, the same URLs
+    assert deliver(email_stage, tmp_path, "ann@x.example", "help@shop.example", "w9", raw)["status"] == 200
+    again = email_stage.stage.sql(
+        "SELECT attachments FROM email.inbound WHERE message_id = '<w9@x.example>'", dbname="shop"
+    )
+    assert again == [(attachments,)]
+
+
+def test_attachment_posts_are_signed_and_must_match_their_description(
+    email_stage: EmailStage, client: httpx.Client, tmp_path: Path
+) -> None:
+    content = os.urandom(800 * 1024)
+    stored = {"delivery_id": "d-att", "to": "orders@shop.example", "from": "x@y.example", "attachments": [
+        {"filename": "a.bin", "mime_type": "application/zip", "size": len(content),
+         "sha256": hashlib.sha256(content).hexdigest()},
+    ]}  # fmt: skip
+    body = json.dumps(stored).encode()
+    assert client.post("/hooks/email/inbound", content=body, headers=signed(body)).json() == {"stored": True}
+
+    def post(payload: dict[str, object], secret: str = INBOUND_SECRET) -> httpx.Response:
+        raw = json.dumps(payload).encode()
+        return client.post("/hooks/email/inbound/attachment", content=raw, headers=signed(raw, secret))
+
+    good = {"delivery_id": "d-att", "to": "orders@shop.example", "index": 0,
+            "content_base64": base64.b64encode(content).decode()}  # fmt: skip
+    assert post(good, "another-secret").status_code == 401
+    assert post({**good, "content_base64": base64.b64encode(content[:-1] + b"x").decode()}).status_code == 422
+    assert post({**good, "index": 1}).status_code == 404
+    assert post({**good, "delivery_id": "d-none"}).status_code == 404
+    assert post({**good, "to": "nobody@shop.example"}).status_code == 404
+    query = "SELECT attachments -> 0 FROM email.inbound WHERE delivery_id = 'd-att'"
+    [(before,)] = email_stage.stage.sql(query, dbname="shop")
+    assert "url" not in before  # nothing refused was recorded
+    first = post(good)
+    assert first.status_code == 200 and first.json() == {"stored": True}
+    assert post(good).json() == {"stored": False}  # once
+    [(after,)] = email_stage.stage.sql(query, dbname="shop")
+    asset = [a for a in email_stage.cloudinary.state.assets.values() if after["url"].endswith(a.public_id)
+             or f"/{a.public_id}" in after["url"]]  # fmt: skip
+    assert [a.content for a in asset] == [content]
+    # the message's own post stays small; an attachment's may be larger than the webhook limit
+    assert len(json.dumps(good)) > 1024 * 1024

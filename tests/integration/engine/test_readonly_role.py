@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from nextmavens.naming import project_names
 from tests.support.engine import Stage
@@ -96,3 +97,32 @@ def test_drift_is_repaired_and_a_converged_cluster_plans_nothing(applied: Stage)
     assert applied.plan().empty
     with applied.login("readonly_shop", "shop", "shop") as ro:
         assert ro.execute("SELECT id FROM before_role").fetchall() == [(1,)]
+
+
+def test_other_projects_names_stay_readable_whatever_the_catalog_grants(applied: Stage) -> None:
+    """Why the engine does not revoke SELECT on pg_database and pg_stat_activity inside project databases (README,
+    issue 15): done here (rolled back), the read-only and owner roles still learn the other project's database and
+    role names through views and a type's output function no grant governs."""
+    admin = psycopg.connect(applied.server.dsn_for("shop"))  # a transaction, rolled back: nothing kept
+    try:
+        for catalog in ("pg_database", "pg_stat_activity", "pg_roles", "pg_stat_database"):
+            admin.execute(sql.SQL("REVOKE SELECT ON pg_catalog.{} FROM PUBLIC").format(sql.Identifier(catalog)))
+        admin.execute("REVOKE EXECUTE ON FUNCTION pg_catalog.regroleout(regrole) FROM PUBLIC")
+        desk = project_names("desk")
+        for role in ("readonly_shop", "owner_shop"):
+            admin.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                admin.execute("SAVEPOINT s; SELECT datname FROM pg_database")
+            admin.execute("ROLLBACK TO SAVEPOINT s")
+            databases = {r[0] for r in admin.execute("SELECT datname FROM pg_stat_database_conflicts").fetchall()}
+            assert desk.database in databases
+            roles = admin.execute(
+                "SELECT o::regrole::text FROM generate_series(16384, 20000) o WHERE o::regrole::text !~ '^[0-9]+$'"
+            ).fetchall()
+            assert {desk.owner, desk.readonly} <= {r[0] for r in roles}
+            connect = admin.execute("SELECT has_database_privilege(%s, 'CONNECT')", (desk.database,)).fetchone()
+            assert connect == (False,)  # present but closed; an absent name raises "does not exist"
+            admin.execute("RESET ROLE")
+    finally:
+        admin.rollback()
+        admin.close()

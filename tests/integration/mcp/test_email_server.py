@@ -108,6 +108,29 @@ async def test_a_templated_send_lands_once(email_stage: EmailStage, tmp_path: Pa
     no_secret_in(email_stage, token, *outputs)
 
 
+async def test_a_sender_is_a_local_part_at_the_projects_domain_only(
+    email_stage: EmailStage,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    resend = email_stage.resend.state
+    token = email_stage.platform.issue("dev@acme.test")[1]
+    before = len(resend.sent)
+    message = {"to": ["cy@x.example"], "subject": "Invoice", "text": "attached"}
+    async with session(email_stage.url, token, tmp_path) as client:
+        sent = await client.call_tool("send_email", {**message, "sender": "billing"})
+        refused = {
+            sender: await client.call_tool("send_email", {**message, "sender": sender})
+            for sender in ("ceo@bank.example", "billing@mail.shop.example", "billing@evil.example", "Bad Name")
+        }
+    assert not sent.is_error, text_of(sent)
+    assert resend.sent[before].body["from"] == "Acme Shop <billing@mail.shop.example>"
+    for sender, result in refused.items():
+        assert result.is_error, sender
+    assert "never from 'bank.example'" in text_of(refused["ceo@bank.example"])
+    assert "only the part before '@'" in text_of(refused["billing@mail.shop.example"])
+    assert len(resend.sent) == before + 1  # the refused ones never left
+
+
 async def test_the_connections_send_limit_holds(email_stage: EmailStage, tmp_path: Path) -> None:  # noqa: F811
     resend = email_stage.resend.state
     token = email_stage.platform.issue("admin@acme.test")[1]

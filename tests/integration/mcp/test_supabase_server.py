@@ -178,6 +178,7 @@ async def test_no_secret_in_any_output_but_the_anon_key(platform_stage: Platform
             ("list_migrations", {}),
             ("get_logs", {"service": "rest"}),
             ("get_project_url", {}),
+            ("generate_typescript_types", {}),
             ("execute_sql", {"query": "SELECT * FROM pg_roles"}),
             ("execute_sql", {"query": "SELECT current_setting('application_name')"}),
         ):
@@ -189,6 +190,28 @@ async def test_no_secret_in_any_output_but_the_anon_key(platform_stage: Platform
     for name, out in outputs.items():
         for secret in (*secrets, project.keys.anon):
             assert secret not in out, name
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_generate_typescript_types_through_postgres_meta_as_the_read_only_role(
+    platform_stage: PlatformStage, tmp_path: Path, mode: str
+) -> None:
+    """Through the postgres-meta STAND-IN (tests/integration/platform/test_types.py holds its contract): the
+    tool's types come from the project's database, read as its read-only role, inside the untrusted markers."""
+    meta = platform_stage.meta
+    assert meta is not None
+    meta.record.seen.clear()
+    async with session(platform_stage, tmp_path, "dev@acme.test", mode=mode) as client:
+        result = await client.call_tool("generate_typescript_types", {})
+    out = text_of(result)
+    assert not result.is_error, out
+    boundary = BOUNDARY.search(out)
+    assert boundary is not None
+    inside = out.split(f"<{boundary.group(1)}>")[2]
+    assert "export type Database = {" in inside and "      victim: {" in inside and "note: string | null" in inside
+    assert "// Generated for acme/shop, schemas: public" in inside
+    assert [(s["user"], s["database"]) for s in meta.record.seen] == [("readonly_shop", "/shop")]
+    assert meta.record.default_used == 0
 
 
 def test_a_token_that_does_not_reach_the_project_cannot_start_a_server(

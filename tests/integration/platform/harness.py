@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from devkit.standins.postgresmeta import PostgresMetaStandIn
 from nextmavens.control.db import connect_control
 from nextmavens.platform.issuing import issue_token
 from nextmavens.platform.server import server_config
@@ -103,6 +104,7 @@ class PlatformStage:
     token_ids: dict[str, str] = field(default_factory=dict)
     evolution: EvolutionStandIn | None = None  # the Evolution stand-in the service is given
     evolution_settings: dict[str, object] = field(default_factory=dict)
+    meta: PostgresMetaStandIn | None = None  # the postgres-meta stand-in (TypeScript types)
 
     def settings(self, **overrides: object) -> ServiceSettings:
         return service_settings(self.stage, **{**self.evolution_settings, **overrides})
@@ -172,6 +174,21 @@ def evolution_standin(folder: Path) -> Iterator[tuple[EvolutionStandIn, dict[str
         yield standin, {"evolution_url": url, "evolution_key_file": key_file}
 
 
+META_KEY = "postgres-meta-crypto-key-for-the-tests-0123"
+
+
+@contextmanager
+def postgres_meta_standin(folder: Path, default_dsn: str) -> Iterator[tuple[PostgresMetaStandIn, dict[str, object]]]:
+    """The postgres-meta STAND-IN on loopback (its default connection a superuser's, as the real one's); yields it
+    and the service's settings naming it (its CRYPTO_KEY in a 0600 file under `folder`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = folder / "meta.key"
+    key_file.write_text(META_KEY + "\n")
+    key_file.chmod(0o600)
+    with PostgresMetaStandIn(META_KEY, default_dsn) as meta:
+        yield meta, {"postgres_meta_url": meta.base_url, "studio_meta_key_file": key_file}
+
+
 @contextmanager
 def applied_service(pg_template: Any, prefix: str) -> Iterator[PlatformStage]:
     """The test manifests applied on a clone of the template server, and the service running on them with the
@@ -184,10 +201,12 @@ def applied_service(pg_template: Any, prefix: str) -> Iterator[PlatformStage]:
         with (
             fake_docker(base / "fake-docker"),
             evolution_standin(base / "evolution") as (evolution, evolution_settings),
+            postgres_meta_standin(base / "postgres-meta", server.dsn) as (meta, meta_settings),
             captured_logs() as logs,
-            running_service(service_settings(stage, **evolution_settings)) as url,
+            running_service(service_settings(stage, **evolution_settings, **meta_settings)) as url,
         ):
-            yield PlatformStage(stage, url, logs, evolution=evolution, evolution_settings=evolution_settings)
+            settings = {**evolution_settings, **meta_settings}
+            yield PlatformStage(stage, url, logs, evolution=evolution, evolution_settings=settings, meta=meta)
 
 
 def git(folder: Path, *args: str) -> str:

@@ -220,3 +220,15 @@ def test_errors_say_what_to_do(platform_stage: PlatformStage, folder: Path, monk
     alias = run("db:migrate", "--help")
     assert alias.exit_code == 0 and "--include-all" in alias.stdout
     assert "db:migrate" not in run("--help").stdout
+
+
+def test_db_types_prints_the_typescript_from_postgres_meta(platform_stage: PlatformStage, folder: Path) -> None:
+    """Through the service and the postgres-meta STAND-IN (contract: test_types.py), for the linked project."""
+    shop(platform_stage, "CREATE TABLE IF NOT EXISTS public.typed (id int8 PRIMARY KEY, label text)")
+    shop(platform_stage, "ALTER TABLE public.typed OWNER TO owner_shop; GRANT SELECT ON public.typed TO readonly_shop")
+    printed = run("db", "types")
+    assert printed.exit_code == 0, printed.stderr
+    assert printed.stdout.startswith("export type Json") and "      typed: {" in printed.stdout
+    assert "          id: number\n" in printed.stdout and "label: string | null" in printed.stdout
+    as_json = run("db", "types", "acme/shop", "--json")
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["schemas"] == ["public"]

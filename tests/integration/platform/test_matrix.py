@@ -78,6 +78,14 @@ CALLS = {
     "sql_crm": Call("POST", "/v1/projects/acme/crm/sql", {"query": "SELECT 1"}),
     "tables": Call("GET", "/v1/projects/acme/shop/tables"),
     "extensions": Call("GET", "/v1/projects/acme/shop/extensions"),
+    "types": Call("GET", "/v1/projects/acme/shop/types/typescript"),
+    "crm_types": Call("GET", "/v1/projects/acme/crm/types/typescript"),
+    # Monitoring (issue 18): reads like the project itself
+    "metrics": Call("GET", "/v1/projects/acme/shop/metrics"),
+    "uptime": Call("GET", "/v1/projects/acme/shop/uptime"),
+    "alerts": Call("GET", "/v1/projects/acme/shop/alerts"),
+    "crm_alerts": Call("GET", "/v1/projects/acme/crm/alerts"),
+    "web_uptime": Call("GET", "/v1/projects/globex/web/uptime"),
 }
 
 PERSONAS = ["owner", "admin", "developer", "outsider", "dev_ro", "owner_ro", "dev_shop", "admin_shop"]
@@ -117,6 +125,13 @@ EXPECTED = {
     "sql_crm": [200, 200, 200, 404, 200, 200, 404, 404],
     "tables": [200, 200, 200, 404, 200, 200, 200, 200],
     "extensions": [200, 200, 200, 404, 200, 200, 200, 200],
+    "types": [200, 200, 200, 404, 200, 200, 200, 200],
+    "crm_types": [200, 200, 200, 404, 200, 200, 404, 404],
+    "metrics": [200, 200, 200, 404, 200, 200, 200, 200],
+    "uptime": [200, 200, 200, 404, 200, 200, 200, 200],
+    "alerts": [200, 200, 200, 404, 200, 200, 200, 200],
+    "crm_alerts": [200, 200, 200, 404, 200, 200, 404, 404],
+    "web_uptime": [404, 404, 404, 200, 404, 404, 404, 404],
 }
 UNAUTHENTICATED = ["expired", "revoked", "unknown", "malformed", "missing"]
 

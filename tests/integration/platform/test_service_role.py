@@ -45,7 +45,15 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
     "backups": ({"SELECT"}, set()),
     "member_credentials": (
         {"SELECT", "INSERT"},
-        {"password_hash", "totp_nonce", "totp_ciphertext", "failed_signins", "locked_until", "updated_at"},
+        {
+            "password_hash",
+            "totp_nonce",
+            "totp_ciphertext",
+            "totp_last_step",  # 0610: the last accepted TOTP step (a code is good once)
+            "failed_signins",
+            "locked_until",
+            "updated_at",
+        },
     ),
     "member_invites": ({"SELECT"}, {"used_at"}),
     "orgs": ({"SELECT"}, set()),

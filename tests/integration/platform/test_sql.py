@@ -254,3 +254,27 @@ def test_a_suspended_project_is_refused_at_once(platform_stage: PlatformStage, c
         write_project(stage.projects, "globex", "web")
         stage.apply()
     assert client.post(path, json={"query": "SELECT 1"}, headers=boss).status_code == 200
+
+
+@pytest.mark.parametrize("persona", ["dev", "admin"])
+def test_a_pooled_session_closed_by_the_server_is_replaced_without_a_failure(
+    platform_stage: PlatformStage, client: httpx.Client, persona: str, request: pytest.FixtureRequest
+) -> None:
+    """Sessions are not checked with a round trip when taken from the pool: one the server closed meanwhile is
+    found at the transaction's start, before the caller's SQL is sent, and the statement runs on a new one."""
+    headers = request.getfixturevalue(persona)
+    role = "readonly_shop" if persona == "dev" else "owner_shop"
+    for _ in range(3):
+        assert run(client, headers, "SELECT 1", read_only=persona == "dev").status_code == 200
+    pooled = platform_stage.stage.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND application_name = 'nextmavens-sql'", (role,)
+    )
+    killed = platform_stage.stage.sql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE usename = %s AND application_name = 'nextmavens-sql'",
+        (role,),
+    )
+    assert killed[0][0] == pooled[0][0] >= 1
+    for _ in range(3):  # every pooled session (a server restart closes them all) is found closed in turn
+        answer = run(client, headers, "SELECT pg_backend_pid()", read_only=persona == "dev")
+        assert answer.status_code == 200, answer.text

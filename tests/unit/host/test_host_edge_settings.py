@@ -29,6 +29,15 @@ HOST_SET_UPGRADE_DEFAULTS = {
     "platform_domain": None,
     "platform_upstream": None,
     "metrics_log": None,
+    # Studio for a project (None: off, and an edge file of the release before)
+    "project_studio_domain": None,
+    "studio_meta_gate_listen": None,
+    "studio_meta_gate_source": None,
+    "postgres_meta_upstream": None,
+    "studio_image": None,
+    "project_studio_memory_mb": None,
+    "project_studio_network": None,
+    "studio_meta_gate_url": None,
 }
 HOST_SET = {name for name, field in EdgeSettings.model_fields.items() if field.is_required()} | set(
     HOST_SET_UPGRADE_DEFAULTS
@@ -59,7 +68,8 @@ def test_edge_settings_follow_the_host_data(configs, group: str) -> None:
     ports = config.loopback_ports
     assert settings.memory_budget_mb == config.memory_budget_mb
     assert settings.shared_services_mb["postgres-meta"] == config.memory_limits_mb["postgres_meta"]
-    assert sum(settings.shared_services_mb.values()) == sum(config.memory_limits_mb.values())
+    studios = config.project_studio_max_running * config.memory_limits_mb["studio"] if group == "production" else 0
+    assert sum(settings.shared_services_mb.values()) == sum(config.memory_limits_mb.values()) + studios
     assert settings.realtime_api_url == f"http://127.0.0.1:{ports.realtime}"
     assert settings.supavisor_api_url == f"http://127.0.0.1:{ports.supavisor_api}"
     assert settings.pooler_transaction_port == ports.supavisor_pooler
@@ -110,3 +120,24 @@ def test_the_readme_states_how_many_projects_the_production_budget_admits(config
     assert f"`memory_budget_mb = {settings.memory_budget_mb}`" in readme
     assert f"**{fit} projects fit, or {fit_storage} with Storage**" in readme
     assert f"costs {rest_auth} MiB" in readme and f"too {storage} MiB" in readme
+
+
+def test_production_renders_studio_for_a_project_on_the_studio_name_and_the_sandbox_leaves_it_off(configs) -> None:
+    """Group data decides it: production's project_studio_domain is its Studio name (the per-project Studio replaces
+    the operator's basic-auth one there), the sandbox sets none and keeps the operator's Studio as it is."""
+    production, sandbox = configs["production"], configs["sandbox"]
+    settings = edge_settings(production)
+    ports = production.loopback_ports
+    assert settings.project_studio_domain == production.studio_domain == "studio.example.com"
+    assert settings.postgres_meta_upstream == f"127.0.0.1:{ports.postgres_meta}"
+    assert settings.studio_meta_gate_listen == str(production.studio_meta_gate_port)
+    assert settings.studio_meta_gate_source == production.project_studio_subnet
+    assert settings.studio_meta_gate_url == f"http://10.254.214.1:{production.studio_meta_gate_port}"
+    assert settings.studio_image == production.images.studio
+    assert settings.project_studio_memory_mb == production.memory_limits_mb["studio"]
+    assert settings.project_studio_network == production.project_studio_network
+    assert settings.shared_services_mb["project-studios"] == 2 * production.memory_limits_mb["studio"]
+    off = edge_settings(sandbox)
+    assert off.project_studio_domain is None and off.studio_image is None and "project-studios" not in (
+        off.shared_services_mb
+    )

@@ -156,3 +156,35 @@ def test_host_data_that_would_break_evolution_s_webhook_path_is_refused(
 ) -> None:
     _with(group_dir, "sandbox", text)
     assert message in _error(group_dir)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('project_studio_subnet = "10.1.1.0/31"', "'project_studio_subnet': Value error, '10.1.1.0/31' cannot hold"),
+        (
+            'project_studio_domain = "studio.sandbox.test"\nproject_studio_subnet = "10.1.1.0/30"\n'
+            "project_studio_max_running = 2",
+            "'10.1.1.0/30' cannot hold the host and 2 Studios",
+        ),
+        (
+            'project_studio_domain = "studio.sandbox.test"\nproject_studio_network = "nextmavens-hooks"',
+            "project_studio_network must be a network of its own",
+        ),
+        (
+            'project_studio_domain = "studio.sandbox.test"\nstudio_meta_gate_port = 8101',
+            "studio_meta_gate_port 8101 is taken by evolution_hooks_port",
+        ),
+        (
+            'project_studio_domain = "platform.sandbox.test"',
+            "project_studio_domain must differ from api_domain and platform_service_domain",
+        ),
+        (
+            'project_studio_domain = "studio.sandbox.test"\nproject_studio_max_running = 20',
+            "project_studio_max_running Studios (2560 MiB) add up to more than memory_budget_mb",
+        ),
+    ],
+)
+def test_host_data_that_would_break_studio_for_a_project_is_refused(group_dir: Path, text: str, message: str) -> None:
+    _with(group_dir, "sandbox", text)
+    assert message in _error(group_dir)

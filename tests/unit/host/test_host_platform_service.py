@@ -15,12 +15,16 @@ import pytest
 from nextmavens.host.hostdata import HostData
 from nextmavens.host.platformservice import (
     APPLY_RESULT,
+    INBOUND_EMAIL_SECRET,
     PGPASS_SECRET,
+    email_environment,
+    email_secret_files,
     evolution_key_file,
     master_key_copy,
     pgpass_file,
     pgpass_prefix,
     privileged_prefix,
+    root_cloudinary_key,
 )
 from nextmavens.host.render import template_context
 from nextmavens.naming import PLATFORM_ROLE
@@ -76,7 +80,8 @@ def test_the_service_runs_unprivileged_with_only_what_it_needs(config: HostData)
     assert not [k for k, _ in settings if k == "LoadCredential"]  # systemd's ACL on them reads as group access
     environment = dict(v.strip('"').split("=", 1) for k, v in settings if k == "Environment")
     port = config.loopback_ports
-    assert environment == {
+    studio = {name for name in environment if name.startswith("NEXTMAVENS_PLATFORM_STUDIO_")}  # the test below
+    assert {name: value for name, value in environment.items() if name not in studio} == {
         "NEXTMAVENS_DSN": f"postgresql://{PLATFORM_ROLE}@127.0.0.1:{port.postgres}/nextmavens"
         f"?passfile=/etc/{config.platform_user}/pgpass",
         "NEXTMAVENS_MASTER_KEY": f"/etc/{config.platform_user}/master.key",
@@ -86,7 +91,12 @@ def test_the_service_runs_unprivileged_with_only_what_it_needs(config: HostData)
         "NEXTMAVENS_PLATFORM_PRIVILEGED": shlex.join(privileged_prefix(config)),
         "NEXTMAVENS_EVOLUTION_URL": f"http://127.0.0.1:{port.evolution}",
         "NEXTMAVENS_EVOLUTION_KEY_FILE": f"/etc/{config.platform_user}/evolution.key",
+        # postgres-meta, for TypeScript types (and Studio's meta gate): its loopback port, never a public name
+        "NEXTMAVENS_PLATFORM_POSTGRES_META_URL": f"http://127.0.0.1:{port.postgres_meta}",
     }
+    # the connection sent to postgres-meta per request is sealed with its key, the service's 0600 copy
+    assert environment["NEXTMAVENS_PLATFORM_STUDIO_META_KEY_FILE"] == f"/etc/{config.platform_user}/pg-meta.key"
+    assert environment["NEXTMAVENS_PLATFORM_STUDIO_DB_ADDRESS"] == "nextmavens-postgres:5432"
     # what the service splits it into (`platform serve --privileged` takes shell words)
     assert shlex.split(environment["NEXTMAVENS_PLATFORM_PRIVILEGED"]) == privileged_prefix(config)
     assert "POSTGRES_PASSWORD" not in text and "EVOLUTION_API_KEY" not in text and config.secrets_file not in text
@@ -111,13 +121,13 @@ def test_the_apply_unit_is_roots_and_answers_in_json(config: HostData) -> None:
     assert values["StandardOutput"] == f"truncate:{APPLY_RESULT}" and values["UMask"] == "0077"
 
 
-def test_the_sudoers_rule_allows_the_three_commands_alone(config: HostData, tmp_path: Path) -> None:
+def test_the_sudoers_rule_allows_the_four_commands_alone(config: HostData, tmp_path: Path) -> None:
     text = render("templates/sudoers/platform.j2", **template_context(config))
     command = privileged_prefix(config)[-1]
     rules = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert rules == [
         f"{config.platform_user} ALL=(root) NOPASSWD: {command} apply --yes --json, {command} container-logs *, "
-        f"{command} deploy *, {command} releases *"
+        f"{command} deploy *, {command} domains *, {command} studio *, {command} releases *"
     ]
     visudo = need("visudo")  # scripts/bootstrap installs sudo; the deploy checks the file with it on the host
     staged = tmp_path / "platform"
@@ -180,6 +190,16 @@ def test_the_root_command_starts_the_apply_unit_and_prints_its_answer(config: Ho
         ["releases", "acme/shop", "web"],
         ["releases", "acme/shop", "web", "--json", "x"],
         ["releases", "acme/shop", "web", "--projects"],
+        ["domains", "acme/shop"],
+        ["domains", "acme/shop", "--text"],
+        ["domains", "acme/shop", "--json", "--edge-config", "/etc/passwd"],
+        ["domains", "--edge-config=/tmp/x", "--json"],
+        ["studio"],
+        ["studio", "start"],
+        ["studio", "stop"],
+        ["studio", "list", "shop"],
+        ["studio", "start", "shop", "x"],
+        ["studio", "exec", "shop"],
     ],
 )
 def test_the_root_command_refuses_any_other_shape(config: HostData, tmp_path: Path, argv: list[str]) -> None:
@@ -264,3 +284,119 @@ def test_an_earlier_answer_never_stands_for_a_unit_that_did_not_run(config: Host
     (tmp_path / "apply.json").write_text(json.dumps({"run": 1, "result": "ok", "changes": []}))
     done = subprocess.run([str(script), "apply", "--yes", "--json"], capture_output=True, text=True, env=env)
     assert done.returncode == 1 and done.stdout == ""
+
+
+def test_the_service_runs_studio_for_a_project_where_group_data_names_its_domain(tmp_path, monkeypatch) -> None:
+    """Production names project_studio_domain: the unit gives the service the Studio name, postgres-meta's key file
+    (the 0600 copy the deploy writes), the database as postgres-meta reaches it and the cap and idle time; the
+    sandbox names none and its unit says nothing of Studio."""
+    from nextmavens.host.platformservice import META_KEY_SECRET, meta_key_file
+
+    configs = group_configs(tmp_path, monkeypatch)
+    config = configs["production"]
+    unit = directives(render("templates/systemd/platform.service.j2", **template_context(config)))
+    production = dict(unit)
+    environment = [value for key, value in unit if key == "Environment"]
+    assert f"NEXTMAVENS_PLATFORM_STUDIO_URL=https://{config.studio_domain}" in environment
+    assert f"NEXTMAVENS_PLATFORM_STUDIO_META_KEY_FILE={meta_key_file(config)}" in environment
+    assert meta_key_file(config) == f"/etc/{config.platform_user}/pg-meta.key"
+    assert META_KEY_SECRET == "PG_META_CRYPTO_KEY"
+    assert "NEXTMAVENS_PLATFORM_STUDIO_DB_ADDRESS=nextmavens-postgres:5432" in environment
+    assert f"NEXTMAVENS_PLATFORM_STUDIO_MAX_RUNNING={config.project_studio_max_running}" in environment
+    assert f"NEXTMAVENS_PLATFORM_STUDIO_IDLE_MINUTES={config.project_studio_idle_minutes}" in environment
+    assert "NEXTMAVENS_PLATFORM_STUDIO_UPSTREAMS" not in "".join(environment)  # started on demand, never fixed
+    assert production["ExecStart"].endswith("nextmavens platform serve")
+    sandbox = render("templates/systemd/platform.service.j2", **template_context(configs["sandbox"]))
+    studio_only = ("STUDIO_URL", "STUDIO_MAX_RUNNING", "STUDIO_IDLE_MINUTES")
+    assert not [name for name in studio_only if name in sandbox]  # the sandbox names no Studio for projects
+
+
+BASE_ENVIRONMENT = {
+    "NEXTMAVENS_DSN", "NEXTMAVENS_MASTER_KEY", "NEXTMAVENS_PROJECTS", "NEXTMAVENS_API_DOMAIN",
+    "NEXTMAVENS_PLATFORM_LISTEN", "NEXTMAVENS_PLATFORM_PRIVILEGED", "NEXTMAVENS_EVOLUTION_URL",
+    "NEXTMAVENS_EVOLUTION_KEY_FILE", "NEXTMAVENS_PLATFORM_POSTGRES_META_URL",
+}  # fmt: skip
+
+
+def unit_context(config: HostData, present: list[str]) -> dict:
+    """The unit's context as tasks/platform.py builds it when the secrets file holds the keys `present`."""
+    return {**template_context(config), "platform_email_environment": email_environment(config, present)}
+
+
+def unit_environment(text: str) -> dict[str, str]:
+    """The unit's variables but Studio for a project's (production names them; tested above)."""
+    found = dict(v.strip('"').split("=", 1) for k, v in directives(text) if k == "Environment")
+    return {name: value for name, value in found.items() if not name.startswith("NEXTMAVENS_PLATFORM_STUDIO_")}
+
+
+def test_email_secrets_are_copied_and_named_only_once_the_secrets_file_holds_them(config: HostData) -> None:
+    """Issue 17: each email/media secret the secrets file holds becomes the service's own 0600 copy, named in its
+    unit by the variable the service reads; the generated inbound secret is always there; values never in the unit."""
+    own = f"/etc/{config.platform_user}"
+    assert INBOUND_EMAIL_SECRET in wanted_secrets()  # generated on the host like the service's database password
+    text = render("templates/systemd/platform.service.j2", **template_context(config))
+    assert "CLOUDINARY" not in text and "RESEND" not in text and "INBOUND" not in text  # nothing named by default
+    generated = unit_context(config, [INBOUND_EMAIL_SECRET])
+    env = unit_environment(render("templates/systemd/platform.service.j2", **generated))
+    email = {k: v for k, v in env.items() if k not in BASE_ENVIRONMENT}
+    assert email == {"NEXTMAVENS_INBOUND_EMAIL_SECRET_FILE": f"{own}/inbound-email.secret"}
+    every = ["RESEND_API_KEY", "RESEND_WEBHOOK_SECRET", INBOUND_EMAIL_SECRET, "CLOUDINARY_KEY", "POSTGRES_PASSWORD"]
+    text = render("templates/systemd/platform.service.j2", **unit_context(config, every))
+    email = {k: v for k, v in unit_environment(text).items() if k not in BASE_ENVIRONMENT}
+    expected = {
+        "NEXTMAVENS_RESEND_KEY_FILE": f"{own}/resend.key",
+        "NEXTMAVENS_RESEND_WEBHOOK_SECRET_FILE": f"{own}/resend-webhook.secret",
+        "NEXTMAVENS_INBOUND_EMAIL_SECRET_FILE": f"{own}/inbound-email.secret",
+    }
+    if config.cloudinary_cloud is not None:  # the sandbox names a cloud; production only from its environment
+        expected["NEXTMAVENS_CLOUDINARY_KEY_FILE"] = f"{own}/cloudinary.key"
+        expected["NEXTMAVENS_CLOUDINARY_CLOUD"] = config.cloudinary_cloud
+    assert email == expected
+    # the deploy copies exactly these keys into exactly these files (POSTGRES_PASSWORD is not the service's)
+    files = email_secret_files(config, every)
+    assert files == {
+        f"{own}/resend.key": "RESEND_API_KEY",
+        f"{own}/resend-webhook.secret": "RESEND_WEBHOOK_SECRET",
+        f"{own}/inbound-email.secret": INBOUND_EMAIL_SECRET,
+        **({f"{own}/cloudinary.key": "CLOUDINARY_KEY"} if config.cloudinary_cloud is not None else {}),
+    }
+    for key in every:
+        assert f"{key}=" not in text  # names of files, never a secrets-file line
+
+
+def test_cloudinary_needs_both_the_cloud_name_and_the_key(config: HostData) -> None:
+    without_cloud = config.model_copy(update={"cloudinary_cloud": None})
+    assert "NEXTMAVENS_CLOUDINARY_KEY_FILE" not in email_environment(without_cloud, ["CLOUDINARY_KEY"])
+    assert email_secret_files(without_cloud, ["CLOUDINARY_KEY"]) == {}
+    with_cloud = config.model_copy(update={"cloudinary_cloud": "acme"})
+    assert email_environment(with_cloud, []) == {}
+    assert email_environment(with_cloud, ["CLOUDINARY_KEY"]) == {
+        "NEXTMAVENS_CLOUDINARY_CLOUD": "acme",
+        "NEXTMAVENS_CLOUDINARY_KEY_FILE": f"/etc/{config.platform_user}/cloudinary.key",
+    }
+
+
+@pytest.mark.parametrize("copied", [True, False])
+def test_the_wrapper_names_roots_cloudinary_copy_for_the_jobs(config: HostData, tmp_path: Path, copied: bool) -> None:
+    """The nextmavens-env wrapper (every timer, media-offload and storage-monitor included) exports the Cloudinary
+    variables once root's 0600 copy exists, and nothing of Cloudinary before it; run for real with sh."""
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("POSTGRES_PASSWORD=pw\n")
+    key = tmp_path / "cloudinary.key"
+    if copied:
+        key.write_text("k:s\n")
+        key.chmod(0o600)
+    context = {
+        **template_context(config.model_copy(update={"cloudinary_cloud": "acme"})),
+        "secrets_file": str(secrets),
+        "root_cloudinary_key": str(key),
+    }
+    wrapper = tmp_path / "nextmavens-env"
+    wrapper.write_text(render("templates/nextmavens/nextmavens-env.j2", **context))
+    wrapper.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run([str(wrapper), "env"], capture_output=True, text=True, check=True, env=env).stdout
+    seen = dict(line.split("=", 1) for line in out.splitlines() if line.startswith("NEXTMAVENS_CLOUDINARY"))
+    named = {"NEXTMAVENS_CLOUDINARY_CLOUD": "acme", "NEXTMAVENS_CLOUDINARY_KEY_FILE": str(key)}
+    assert seen == (named if copied else {})
+    assert root_cloudinary_key(config) == f"{config.secrets_file.rsplit('/', 1)[0]}/cloudinary.key"

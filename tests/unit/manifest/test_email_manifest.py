@@ -29,6 +29,7 @@ def test_email_is_off_unless_declared_and_loads_when_declared(tmp_path: Path) ->
     assert shop is not None and shop.manifest.email is not None
     assert shop.manifest.email.inbound_addresses == ["help@shop.example"]
     assert shop.manifest.email.reply_to == "owner@shop.example"
+    assert shop.manifest.email.send_per_minute == 60  # the safe default send budget
 
 
 @pytest.mark.parametrize(
@@ -42,9 +43,12 @@ def test_email_is_off_unless_declared_and_loads_when_declared(tmp_path: Path) ->
         ("from_domain", "Mail.shop.example", "must be lowercase"),
         ("from_name", "Shop <evil@x.example>", "From header"),
         ("from_name", "Shop\u202e", "control or invisible"),
+        ("send_per_minute", 0, "greater than or equal to 1"),
+        ("send_per_minute", 6001, "less than or equal to 6000"),
+        ("send_per_minute", "fast", "valid integer"),
     ],
 )
-def test_bad_values_name_file_line_and_field(tmp_path: Path, field: str, value: str, words: str) -> None:
+def test_bad_values_name_file_line_and_field(tmp_path: Path, field: str, value: object, words: str) -> None:
     write_project(tmp_path, "acme", "shop", email={**SHOP, field: value})
     [error] = errors_of(tmp_path)
     assert error.startswith(f"{tmp_path.name}/acme/shop.yaml:")
@@ -88,7 +92,7 @@ def test_the_json_schema_describes_email() -> None:
 
     schema = json.loads(schema_documents()["project.schema.json"])
     email = schema["$defs"]["Email"]
-    assert set(email["properties"]) == {"from_domain", "from_name", "reply_to", "inbound_addresses"}
+    assert set(email["properties"]) == {"from_domain", "from_name", "reply_to", "inbound_addresses", "send_per_minute"}
     assert set(email["required"]) == {"from_domain", "from_name"}
     assert email["additionalProperties"] is False
 
@@ -105,3 +109,34 @@ def test_media_offload_is_off_unless_declared_and_stays_inside_the_folder(tmp_pa
     assert "media_offload.paths: offload path '../etc/*' must stay inside the storage folder" in error
     write_project(tmp_path, "acme", "shop", media_offload={"paths": [], "older_than_days": 0})
     assert len(errors_of(tmp_path)) == 2
+
+
+@pytest.mark.parametrize(
+    ("reference", "words"),
+    [
+        ({"schema": "pg_catalog", "table": "pg_class", "column": "relname"}, "PostgreSQL's own"),
+        ({"schema": "information_schema", "table": "t", "column": "c"}, "PostgreSQL's own"),
+        ({"schema": "public", "table": 'photos"; DROP TABLE x; --', "column": "path"}, "should match pattern"),
+        ({"schema": "public", "table": "Photos", "column": "path"}, "should match pattern"),
+        ({"schema": "public", "table": "photos"}, "column: required key is missing"),
+        ({"schema": "public", "table": "photos", "column": "path", "where": "1=1"}, "where: unknown key"),
+    ],
+)
+def test_offload_references_are_plain_names_of_the_projects_own_tables(
+    tmp_path: Path, reference: dict[str, str], words: str
+) -> None:
+    policy = {"paths": ["*.jpg"], "older_than_days": 30, "references": [reference]}
+    write_project(tmp_path, "acme", "shop", media_offload=policy)
+    [error] = errors_of(tmp_path)
+    assert error.startswith(f"{tmp_path.name}/acme/shop.yaml:") and "media_offload.references[0]." in error
+    assert words in error
+
+
+def test_offload_references_load(tmp_path: Path) -> None:
+    reference = {"schema": "public", "table": "photos", "column": "path"}
+    policy = {"paths": ["*.jpg"], "older_than_days": 3, "references": [reference]}
+    write_project(tmp_path, "acme", "shop", media_offload=policy)
+    shop = load_manifests(tmp_path).by_ref("shop")
+    assert shop is not None and shop.manifest.media_offload is not None
+    [loaded] = shop.manifest.media_offload.references
+    assert (loaded.schema_, loaded.table, loaded.column) == ("public", "photos", "path")

@@ -35,3 +35,9 @@ def test_view_orders_series_and_buckets_points() -> None:
     text = render_text(view)
     assert text.splitlines()[0] == "acme/shop  (last 1 h)" and "4 req/min" in text
     assert "no metrics recorded" in render_text(metrics_view("host", 0, 60, {}, None))
+
+
+def test_a_lone_value_between_gaps_is_drawn_as_a_dot() -> None:
+    """A long span's only filled bucket (a collector that ran for minutes of a month) is still visible."""
+    svg = svg_chart([None, None, 5.0, None, 3.0, 4.0], "x")
+    assert svg.count("<circle") == 1 and svg.count("<polyline") == 1

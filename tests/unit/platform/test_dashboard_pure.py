@@ -69,3 +69,14 @@ def test_passwords_are_argon2id_and_checked() -> None:
 )
 def test_redirects_stay_on_the_site(given: str, kept: str) -> None:
     assert local_path(given) == kept
+
+
+def test_totp_names_the_step_a_code_belongs_to_so_a_used_one_can_be_refused() -> None:
+    secret = totp.new_secret()
+    now = 1_700_000_015.0
+    step = int(now // totp.STEP_S)
+    assert totp.matching_step(secret, totp.hotp(secret, step), now) == step
+    assert totp.matching_step(secret, totp.hotp(secret, step - 1), now) == step - 1  # the window, either side
+    assert totp.matching_step(secret, totp.hotp(secret, step + 1), now) == step + 1
+    assert totp.matching_step(secret, totp.hotp(secret, step + 2), now) in (None, step - 1, step, step + 1)
+    assert totp.matching_step(secret, "12345", now) is None

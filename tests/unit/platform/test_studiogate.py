@@ -10,14 +10,17 @@ import pytest
 from nextmavens.naming import project_names
 from nextmavens.platform.studiogate import (
     StudioGrant,
+    StudioLogin,
     cryptojs_decrypt,
     cryptojs_encrypt,
     derive_key,
+    login_role,
     owner_connection,
     read_grant,
+    role_connection,
     sign_grant,
     studio_env,
-    studio_ref,
+    studio_login,
     studio_token,
 )
 
@@ -74,12 +77,31 @@ def test_a_studio_proves_its_project_by_database_and_token() -> None:
     shop, crm = project_names("shop").database, project_names("crm").database
     databases = {shop: "shop", crm: "crm"}
     good = f"postgres://postgres:{studio_token(token_key, 'shop')}@studio:5432/{shop}"
-    assert studio_ref(good, token_key, databases) == "shop"
-    assert studio_ref(good.replace(f"/{shop}", f"/{crm}"), token_key, databases) is None  # shop's token, crm's db
-    assert studio_ref(good, token_key, {crm: "crm"}) is None  # shop not active
-    assert studio_ref(good, derive_key(b"\x05" * 32, "token"), databases) is None
-    assert studio_ref(f"mysql://postgres:{studio_token(token_key, 'shop')}@s/{shop}", token_key, databases) is None
-    assert studio_ref("not a url at all", token_key, databases) is None
+    assert studio_login(good, token_key, databases) == StudioLogin("shop", read_only=False)
+    assert studio_login(good.replace(f"/{shop}", f"/{crm}"), token_key, databases) is None  # shop's token, crm's db
+    assert studio_login(good, token_key, {crm: "crm"}) is None  # shop not active
+    assert studio_login(good, derive_key(b"\x05" * 32, "token"), databases) is None
+    assert studio_login(f"mysql://postgres:{studio_token(token_key, 'shop')}@s/{shop}", token_key, databases) is None
+    assert studio_login("not a url at all", token_key, databases) is None
+
+
+def test_studios_read_only_user_gets_the_read_only_role_and_its_read_write_user_the_owner() -> None:
+    """Studio builds its read-only queries' connection as `supabase_read_only_user` (constants.ts): the gate must
+    answer those with the project's read-only login, never its owner; another user name is refused."""
+    token_key = derive_key(b"\x04" * 32, "token")
+    names = project_names("shop")
+    token = studio_token(token_key, "shop")
+    databases = {names.database: "shop"}
+
+    def role_for(user: str) -> str | None:
+        login = studio_login(f"postgres://{user}:{token}@studio:5432/{names.database}", token_key, databases)
+        return None if login is None else login_role(login)
+
+    assert role_for("supabase_read_only_user") == names.readonly
+    assert role_for("postgres") == names.owner and role_for("supabase_admin") == names.owner
+    assert role_for("owner_shop") is None and role_for("authenticator") is None and role_for("") is None
+    url = urlsplit(role_connection("db", 5432, "shop", names.readonly, "pw"))
+    assert (url.username, url.path) == (names.readonly, f"/{names.database}")
 
 
 @pytest.mark.parametrize("password", ["plain", "p@ss:w/rd?#%", "ünï"])

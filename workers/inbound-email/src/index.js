@@ -6,7 +6,10 @@
 // project whose manifest lists the recipient; it answers 404 for an address no project lists, and the worker then
 // rejects the message. Any other failure throws, so Cloudflare does not accept the message (the sender's server
 // retries later). Attachments are described (name, type, size, sha256) and, up to MAX_ATTACHED_BYTES in all, sent
-// too: the service offloads them to Cloudinary and keeps their URL.
+// too: the service offloads them to Cloudinary and keeps their URL. Each one beyond that goes once the message is
+// stored, in its own signed post to /hooks/email/inbound/attachment ({delivery_id, to, index, content_base64}); the
+// service uploads it (its Cloudinary secret never reaches the worker). A failed one throws, so Cloudflare delivers
+// the message again: the message is then stored once, and attachments already uploaded answer 200 at once.
 //
 // Bindings: PLATFORM_URL (https://platform.<domain>), INBOUND_SECRET (a secret: `wrangler secret put`).
 
@@ -49,9 +52,11 @@ function cut(text) {
   return typeof text === "string" ? text.slice(0, MAX_PART_CHARS) : null;
 }
 
+// The message's JSON body, and the attachments left out of it (index, bytes) to post on their own.
 export async function describe(message, raw) {
   const parsed = await PostalMime.parse(raw);
   const attachments = [];
+  const pending = [];
   let attached = 0;
   for (const item of parsed.attachments || []) {
     const raw = typeof item.content === "string" ? new TextEncoder().encode(item.content) : item.content;
@@ -65,10 +70,12 @@ export async function describe(message, raw) {
     if (attached + content.byteLength <= MAX_ATTACHED_BYTES) {
       attached += content.byteLength;
       described.content_base64 = base64(content);
+    } else {
+      pending.push({ index: attachments.length, content });
     }
     attachments.push(described);
   }
-  return {
+  const body = {
     // the same message delivered again (a retry) has the same id: the service stores it once per recipient
     delivery_id: hex(await crypto.subtle.digest("SHA-256", raw)),
     to: message.to,
@@ -80,6 +87,20 @@ export async function describe(message, raw) {
     headers: (parsed.headers || []).slice(0, 200).map((h) => ({ key: h.key, value: h.value })),
     attachments,
   };
+  return { body, pending };
+}
+
+async function post(env, path, payload) {
+  const body = new TextEncoder().encode(JSON.stringify(payload));
+  const timestamp = Math.floor(Date.now() / 1000);
+  return fetch(`${env.PLATFORM_URL.replace(/\/+$/, "")}${path}`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-nextmavens-signature": await sign(env.INBOUND_SECRET, timestamp, body),
+    },
+    body,
+  });
 }
 
 export default {
@@ -89,22 +110,24 @@ export default {
       return;
     }
     const raw = await new Response(message.raw).arrayBuffer();
-    const body = new TextEncoder().encode(JSON.stringify(await describe(message, raw)));
-    const timestamp = Math.floor(Date.now() / 1000);
-    const response = await fetch(`${env.PLATFORM_URL.replace(/\/+$/, "")}/hooks/email/inbound`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-nextmavens-signature": await sign(env.INBOUND_SECRET, timestamp, body),
-      },
-      body,
-    });
+    const { body, pending } = await describe(message, raw);
+    const response = await post(env, "/hooks/email/inbound", body);
     if (response.status === 404) {
       await message.setReject("no such recipient");
       return;
     }
     if (!response.ok) {
       throw new Error(`the platform answered ${response.status}`);
+    }
+    for (const { index, content } of pending) {
+      const payload = { delivery_id: body.delivery_id, to: body.to, index, content_base64: base64(content) };
+      const answer = await post(env, "/hooks/email/inbound/attachment", payload);
+      if (answer.status === 422) {
+        // its content does not match its description: delivering again cannot change that; it stays described
+        console.log(`attachment ${index} refused by the platform (422)`);
+      } else if (!answer.ok) {
+        throw new Error(`the platform answered ${answer.status} for attachment ${index}`);
+      }
     }
   },
 };

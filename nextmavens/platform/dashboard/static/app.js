@@ -40,6 +40,19 @@ document.addEventListener("DOMContentLoaded", function () {
       cell.textContent = r ? "r" + r.release + " (" + r.commit + ", " + r.created + ")" : "none deployed";
     }).catch(function () { cell.textContent = "unknown"; });
   });
+  // Live state (server-sent events): each event is a JSON object of parts, each part's HTML rendered by the service
+  // as the page renders it (escaped there), put in place of the element of that data-live-part.
+  document.querySelectorAll("[data-live]").forEach(function (element) {
+    var source = new EventSource(element.dataset.live);
+    source.onmessage = function (message) {
+      var parts = JSON.parse(message.data);
+      Object.keys(parts).forEach(function (name) {
+        document.querySelectorAll('[data-live-part="' + name + '"]').forEach(function (part) {
+          if (part.innerHTML !== parts[name]) { part.innerHTML = parts[name]; }
+        });
+      });
+    };
+  });
   // WhatsApp pairing: ask for a fresh QR code every 3 s until the phone is connected, then show its number.
   var pairing = document.getElementById("pairing");
   var start = document.getElementById("wa-pair");

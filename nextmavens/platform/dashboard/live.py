@@ -1,0 +1,86 @@
+"""Live state on the dashboard without reloading (server-sent events, as the log tail): the project list's rows and a
+project page's state, health and containers, sent again whenever they change. Each stream reads what the pages read
+(org_rows, project_detail: the same authorization), looks every LIVE_POLL_S (the service reads the applied projects
+again at most once a second, the health monitor's file at each read), and ends after LIVE_STREAM_S; the browser's
+EventSource then connects again (`retry`), which checks the session and the member's roles anew."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from nextmavens.platform.auth import ApiError, service_of
+from nextmavens.platform.authz import Action, Decision, decide
+from nextmavens.platform.dashboard.pages import Org, Ref, org_rows
+from nextmavens.platform.dashboard.web import SECURITY_HEADERS, fragment, signed_in
+from nextmavens.platform.logstream import event
+from nextmavens.platform.projectaccess import project_detail
+
+router = APIRouter(include_in_schema=False)
+
+LIVE_POLL_S = 1.0
+LIVE_STREAM_S = 300.0
+RETRY_MS = 3000
+
+
+def _stream(request: Request, read: Callable[[], dict[str, str]]) -> Response:
+    async def events() -> AsyncIterator[bytes]:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        last: dict[str, str] | None = None
+        deadline = time.monotonic() + LIVE_STREAM_S
+        while time.monotonic() < deadline and not await request.is_disconnected():
+            try:
+                now = await run_in_threadpool(read)
+            except ApiError:  # the project went out of the member's sight: the next connection says so
+                return
+            if now != last:
+                yield event(json.dumps(now))  # one line: JSON escapes the fragments' newlines
+                last = now
+            await asyncio.sleep(LIVE_POLL_S)
+
+    headers = {**SECURITY_HEADERS, "Cache-Control": "no-store", "X-Accel-Buffering": "no"}  # nginx passes each on
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+def _refused(exc: ApiError) -> Response:
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=SECURITY_HEADERS)
+
+
+@router.get("/orgs/{org}/events")
+async def org_events(request: Request, org: Org) -> Response:
+    """The org's project rows (state, health, last apply, last good backup, the admin's buttons) when they change."""
+    who = await run_in_threadpool(signed_in, request)
+    if decide(who.caller.roles, who.caller.scope, Action.READ_MEMBERS, org) is not Decision.ALLOW:
+        return _refused(ApiError(404, "not_found", f"no org {org}"))
+    return _stream(request, lambda: {"rows": str(org_rows(request, who, org))})
+
+
+def project_parts(detail: dict[str, Any], org: str, ref: str, can_suspend: bool, csrf: str) -> dict[str, str]:
+    """The project page's live parts, rendered as the page renders them."""
+    context = {"detail": detail, "org": org, "ref": ref, "can_suspend": can_suspend, "csrf": csrf}
+    return {"state": fragment("project_state.html", **context), "health": fragment("project_health.html", **context)}
+
+
+@router.get("/orgs/{org}/projects/{ref}/events")
+async def project_events(request: Request, org: Org, ref: Ref) -> Response:
+    """A project's state (applied, declared), health and containers when they change."""
+    who = await run_in_threadpool(signed_in, request)
+    service = service_of(request)
+    try:
+        await run_in_threadpool(project_detail, service, who.caller, org, ref)  # 404 for a project out of sight
+    except ApiError as exc:
+        return _refused(exc)
+    can_suspend = decide(who.caller.roles, who.caller.scope, Action.SUSPEND_PROJECT, org, ref) is Decision.ALLOW
+
+    def read() -> dict[str, str]:
+        detail = project_detail(service, who.caller, org, ref)
+        return project_parts(detail, org, ref, can_suspend, who.csrf)
+
+    return _stream(request, read)

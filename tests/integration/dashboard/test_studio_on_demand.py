@@ -1,0 +1,220 @@
+"""Studio for a project started on demand and stopped when idle: STAND-IN test. The real platform service (with its
+privileged prefix, as on the host) behind a real nginx, over a real PostgreSQL; the prefix is the Docker STAND-IN's
+command (tests/support/studiodocker.py), which runs the product's own `studio start|stop|list` work with a stand-in
+engine whose "containers" are the Studio stand-in's processes. The stand-in refuses what Docker refuses (a name in
+use, an unknown image or network, no memory limit)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from nextmavens.apps.dockerops import RunSpec
+from nextmavens.control.crypto import load_master_key
+from nextmavens.naming import project_names
+from nextmavens.platform.studiogate import StudioKeys, cryptojs_decrypt, studio_token
+from nextmavens.studiohost import LABEL_STUDIO, StudioHost, container_name, studio_spec
+from tests.integration.dashboard.harness import DashboardStage, dashboard_stage, signed_in_client
+from tests.integration.dashboard.test_studio import (
+    META_KEY,
+    STUDIO,
+    _MetaStandIn,
+    studio_nginx,
+    tls_get,
+    write_meta_key,
+)
+from tests.support.localnginx import need, wait_port
+from tests.support.loopback import serving
+from tests.support.ports import free_ports
+from tests.support.repo import REPO
+from tests.support.studiodocker import StandinStudioDocker, write_host
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "supabase/studio:2025.06.30-sha-6f5982d"
+NETWORK = "nextmavens-studios"
+IDLE_S = 4.0
+
+
+@dataclass
+class OnDemand:
+    dash: DashboardStage
+    https: int
+    docker: StandinStudioDocker
+    folder: Path
+    meta_seen: list[dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def on_demand(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnDemand]:
+    need("nginx")
+    base = tmp_path_factory.mktemp("studio-on-demand")
+    http_port, https_port, gate_port = free_ports(3)
+    meta_key = write_meta_key(base)
+    seen: list[dict[str, str]] = []
+    folder = base / "docker"
+    gate_url = f"http://127.0.0.1:{gate_port}"
+    prefix = (sys.executable, "-m", "tests.support.studiodocker", str(folder))
+    with (
+        serving(type("Meta", (_MetaStandIn,), {"seen": seen})) as meta_port,
+        dashboard_stage(
+            pg_template,
+            "nextmavens-studio-demand-",
+            studio_url=f"https://{STUDIO}:{https_port}",
+            studio_meta_key_file=meta_key,
+            privileged_argv=prefix,
+            studio_max_running=1,
+            studio_idle_s=IDLE_S,
+            studio_reap_s=0.2,
+        ) as dash,
+    ):
+        host = StudioHost(IMAGE, 256, NETWORK, gate_url)
+        docker = write_host(folder, host, dash.stage.master_key, dash.stage.server.dsn)
+        for member in ("admin@acme.test", "boss@globex.test"):
+            dash.set_password(member)
+        nginx = studio_nginx(base, dash, (http_port, https_port, gate_port), meta_port)
+        nginx.start()
+        try:
+            wait_port(https_port)
+            yield OnDemand(dash, https_port, docker, folder, seen)
+        finally:
+            nginx.stop()
+            docker.close()
+
+
+def enter(stage: OnDemand, client: httpx.Client, org: str, ref: str) -> str:
+    """Open Studio from the dashboard and follow the ticket through nginx: the nm_studio cookie."""
+    opened = client.get(f"/studio/open/{org}/{ref}")
+    assert opened.status_code == 303, opened.text
+    target = urlsplit(opened.headers["location"])
+    status, headers, _ = tls_get(stage.https, STUDIO, f"{target.path}?{target.query}")
+    assert status == 303
+    return headers["set-cookie"].split(";")[0]
+
+
+def wait_until(condition: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_studio_starts_when_opened_the_cap_refuses_another_and_an_idle_one_stops(on_demand: OnDemand) -> None:
+    admin = signed_in_client(on_demand.dash.url, "admin@acme.test")
+    boss = signed_in_client(on_demand.dash.url, "boss@globex.test")
+    assert on_demand.docker.recorded() == {}
+    cookie = enter(on_demand, admin, "acme", "shop")
+
+    # One container, shop's: capped, labelled, on the Studios' network, a token in place of a password
+    (name,) = on_demand.docker.recorded()
+    shop = on_demand.docker.recorded()[name]
+    keys = StudioKeys(load_master_key(on_demand.dash.stage.master_key))
+    assert name == container_name("shop") and shop["memory_mb"] == 256 and shop["network"] == NETWORK
+    assert shop["labels"] == {LABEL_STUDIO: "shop"}
+    env = shop["environment"]
+    assert isinstance(env, dict) and env["POSTGRES_PASSWORD"] == studio_token(keys.token, "shop")
+    assert env["POSTGRES_DB"] == project_names("shop").database
+
+    # Through nginx to that container, and on to postgres-meta as shop's owner role through the gate
+    status, _, body = tls_get(on_demand.https, STUDIO, "/project/default", {"Cookie": cookie})
+    assert status == 200 and json.loads(body)["project"] == "shop"
+    on_demand.meta_seen.clear()
+    status, _, _ = tls_get(on_demand.https, STUDIO, "/api/platform/pg-meta/default/tables", {"Cookie": cookie})
+    assert status == 200
+    connection = cryptojs_decrypt(on_demand.meta_seen[0]["x-connection-encrypted"], META_KEY)
+    assert connection is not None and urlsplit(connection).username == project_names("shop").owner
+
+    # Opening it again starts nothing more
+    enter(on_demand, admin, "acme", "shop")
+    assert list(on_demand.docker.recorded()) == [name]
+
+    # The cap (1 here): another org's admin gets a page saying why, and nothing starts
+    refused = boss.get("/studio/open/globex/web")
+    assert refused.status_code == 503 and "Studio is busy" in refused.text
+    assert "the most it runs at once (1)" in refused.text and "minutes unused" in refused.text
+    assert list(on_demand.docker.recorded()) == [name]
+
+    # Unused for IDLE_S: the service's loop stops it through the privileged command; nginx then refuses
+    pid = int(str(shop["pid"]))
+    assert wait_until(lambda: on_demand.docker.recorded() == {}, IDLE_S + 15)
+    assert wait_until(lambda: not Path(f"/proc/{pid}").exists(), 10)
+    assert tls_get(on_demand.https, STUDIO, "/project/default", {"Cookie": cookie})[0] == 403
+
+    # Its place is free for the next project
+    web_cookie = enter(on_demand, boss, "globex", "web")
+    status, _, body = tls_get(on_demand.https, STUDIO, "/", {"Cookie": web_cookie})
+    assert status == 200 and json.loads(body)["project"] == "web"
+    assert list(on_demand.docker.recorded()) == [container_name("web")]
+    assert tls_get(on_demand.https, STUDIO, "/", {"Cookie": cookie})[0] == 403  # shop's cookie never reaches web
+
+
+def run_command_line(on_demand: OnDemand, *words: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "tests.support.studiodocker", str(on_demand.folder), *words]
+    return subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=60, check=False)  # noqa: S603
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("studio", "start", "nosuch"),  # no such project
+        ("studio", "start", "../shop"),  # not a ref
+        ("studio", "start", "Shop"),
+    ],
+)
+def test_the_command_starts_nothing_for_a_project_that_is_not_applied_and_active(
+    on_demand: OnDemand, words: tuple[str, ...]
+) -> None:
+    before = on_demand.docker.recorded()
+    done = run_command_line(on_demand, *words)
+    assert done.returncode == 1 and done.stdout == ""
+    assert on_demand.docker.recorded() == before
+
+
+@pytest.mark.parametrize("words", [("studio",), ("studio", "start"), ("studio", "list", "shop"), ("apply",)])
+def test_the_command_refuses_other_shapes(on_demand: OnDemand, words: tuple[str, ...]) -> None:
+    assert run_command_line(on_demand, *words).returncode == 64
+
+
+def test_a_suspended_project_gets_no_studio(on_demand: OnDemand) -> None:
+    on_demand.dash.sql("UPDATE projects SET state = 'suspended' WHERE ref = 'crm'")
+    try:
+        done = run_command_line(on_demand, "studio", "start", "crm")
+        assert done.returncode == 1 and "not applied and active" in done.stderr
+    finally:
+        on_demand.dash.sql("UPDATE projects SET state = 'active' WHERE ref = 'crm'")
+
+
+def test_the_docker_stand_in_refuses_what_the_engine_refuses(tmp_path: Path) -> None:
+    docker = StandinStudioDocker(tmp_path, (IMAGE,), (NETWORK,))
+    keys = StudioKeys(b"\x07" * 32)
+    host = StudioHost(IMAGE, 256, NETWORK, "http://127.0.0.1:9")
+    spec = studio_spec(host, keys, "shop")
+    try:
+        docker.run(spec)
+        with pytest.raises(RuntimeError, match="already in use"):
+            docker.run(spec)
+        for bad, message in (
+            (RunSpec(**{**spec.__dict__, "name": "a", "image": "supabase/studio:latest"}), "No such image"),
+            (RunSpec(**{**spec.__dict__, "name": "b", "network": "bridge2"}), "not found"),
+            (RunSpec(**{**spec.__dict__, "name": "c", "memory_mb": 4}), "Minimum memory"),
+        ):
+            with pytest.raises(RuntimeError, match=message):
+                docker.run(bad)
+        with pytest.raises(RuntimeError, match="No such container"):
+            docker.host_port("nm-studio-nosuch", 3000)
+        assert set(docker.labelled(LABEL_STUDIO)) == {container_name("shop")}
+    finally:
+        docker.close()
+    assert docker.labelled(LABEL_STUDIO) == {}

@@ -1,0 +1,148 @@
+"""The offload rewrites the references the project keeps (issue 17), against a real PostgreSQL with an applied
+project and the Cloudinary STAND-IN, through `nextmavens media offload` as the timer runs it: each declared column
+holding a verified file's path gets its URL, committed as the project's owner role, before the file is deleted;
+again changes nothing; references that cannot be rewritten keep the file and roll back every column."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devkit.standins.cloudinary import CloudinaryStandin
+from nextmavens.manifest.models import OffloadReference
+from nextmavens.media.references import ReferencesError, replace_references
+from tests.support.engine import Stage
+from tests.support.projects import write_project
+from tests.support.repo import REPO
+from tests.support.scratch import cloned_server
+
+SECRET = "cloudinary-standin-secret-for-references"
+REFERENCES = [
+    {"schema": "public", "table": "photos", "column": "path"},
+    {"schema": "shop", "table": "avatars", "column": "file"},
+]
+POLICY = {"paths": ["uploads/*.jpg"], "older_than_days": 7, "references": REFERENCES}
+
+
+def old_file(root: Path, relative: str, content: bytes) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    stamp = time.time() - 30 * 86400
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+@pytest.fixture(scope="module")
+def staged(pg_template: Any) -> Iterator[tuple[Stage, CloudinaryStandin, Path]]:
+    with cloned_server(pg_template, "nextmavens-offload-refs-") as (server, base):
+        projects = base / "projects"
+        write_project(projects, "acme", "shop", media_offload=POLICY)
+        stage = Stage(server=server, projects=projects, master_key=base / "keys" / "master.key")
+        stage.apply()
+        with stage.login("owner_shop", "shop", "shop") as owner:  # the project's own tables, as its owner made them
+            owner.execute("CREATE TABLE public.photos (id int PRIMARY KEY, path text)")
+            owner.execute("CREATE SCHEMA shop")
+            owner.execute("CREATE TABLE shop.avatars (id int PRIMARY KEY, file text)")
+            owner.execute(
+                "INSERT INTO public.photos VALUES (1, 'uploads/a.jpg'), (2, 'uploads/a.jpg'), (3, 'uploads/b.jpg'),"
+                " (4, 'uploads/new.jpg')"
+            )
+            owner.execute("INSERT INTO shop.avatars VALUES (1, 'uploads/a.jpg'), (2, 'elsewhere/a.jpg')")
+        # a table the owner may read but not change (a superuser's)
+        stage.sql("CREATE TABLE public.locked (file text)", dbname="shop")
+        stage.sql("INSERT INTO public.locked VALUES ('uploads/c.jpg')", dbname="shop")
+        stage.sql("GRANT SELECT ON public.locked TO owner_shop", dbname="shop")
+        key_file = base / "cloudinary.key"
+        key_file.write_text(f"4242:{SECRET}\n")
+        key_file.chmod(0o600)
+        with CloudinaryStandin("demo", "4242", SECRET) as cloud:
+            yield stage, cloud, key_file
+
+
+def offload(stage: Stage, cloud: CloudinaryStandin, key_file: Path) -> tuple[int, dict[str, Any]]:
+    env = {
+        **stage.env(),
+        "NEXTMAVENS_CLOUDINARY_CLOUD": "demo",
+        "NEXTMAVENS_CLOUDINARY_KEY_FILE": str(key_file),
+        "NEXTMAVENS_CLOUDINARY_URL": cloud.base_url,
+        "NEXTMAVENS_STORAGE_ROOT": str(stage.projects.parent / "storage"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "nextmavens.cli", "media", "offload", "--json"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert SECRET not in done.stdout + done.stderr
+    return done.returncode, json.loads(done.stdout)["acme/shop"]
+
+
+def test_verified_uploads_replace_their_paths_then_go_and_again_changes_nothing(
+    staged: tuple[Stage, CloudinaryStandin, Path],
+) -> None:
+    stage, cloud, key_file = staged
+    storage = stage.projects.parent / "storage" / "shop"
+    old_file(storage, "uploads/a.jpg", b"photo-a")
+    old_file(storage, "uploads/b.jpg", b"photo-b")
+    code, report = offload(stage, cloud, key_file)
+    assert code == 0, report
+    assert sorted(report["offloaded"]) == ["uploads/a.jpg", "uploads/b.jpg"] and report["references"] == 4
+    record = json.loads((storage / ".offloaded.json").read_text())
+    url_a, url_b = record["uploads/a.jpg"], record["uploads/b.jpg"]
+    assert url_a.startswith(f"{cloud.base_url}/demo/") and url_a != url_b  # the stand-in's secure_url
+    photos = stage.sql("SELECT id, path FROM public.photos ORDER BY id", dbname="shop")
+    assert photos == [(1, url_a), (2, url_a), (3, url_b), (4, "uploads/new.jpg")]
+    avatars = stage.sql("SELECT id, file FROM shop.avatars ORDER BY id", dbname="shop")
+    assert avatars == [(1, url_a), (2, "elsewhere/a.jpg")]
+    assert not (storage / "uploads/a.jpg").exists() and not (storage / "uploads/b.jpg").exists()
+    assert cloud.state.assets[("image", "nextmavens/shop/uploads/a")].content == b"photo-a"
+    # again: nothing due, nothing rewritten
+    code, report = offload(stage, cloud, key_file)
+    assert code == 0 and report == {"offloaded": [], "failed": [], "bytes_freed": 0, "references": 0}
+    assert stage.sql("SELECT id, path FROM public.photos ORDER BY id", dbname="shop") == photos
+
+
+def test_references_that_cannot_be_rewritten_keep_the_file_and_change_no_column(
+    staged: tuple[Stage, CloudinaryStandin, Path],
+) -> None:
+    stage, cloud, key_file = staged
+    storage = stage.projects.parent / "storage" / "shop"
+    old_file(storage, "uploads/c.jpg", b"photo-c")
+    stage.sql("INSERT INTO public.photos VALUES (5, 'uploads/c.jpg')", dbname="shop")
+    manifest = stage.projects / "acme" / "shop.yaml"
+    original = manifest.read_text()
+    data = yaml.safe_load(original)
+    data["media_offload"]["references"] = [*REFERENCES, {"schema": "public", "table": "locked", "column": "file"}]
+    manifest.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        code, report = offload(stage, cloud, key_file)
+    finally:
+        manifest.write_text(original)
+    assert code == 1 and report["offloaded"] == [] and report["references"] == 0
+    [why] = report["failed"]
+    assert why.startswith("uploads/c.jpg: references not rewritten (public.locked.file): permission denied"), why
+    assert (storage / "uploads/c.jpg").read_bytes() == b"photo-c"  # kept
+    # the transaction rolled back: the first column's row still holds the path
+    assert stage.sql("SELECT path FROM public.photos WHERE id = 5", dbname="shop") == [("uploads/c.jpg",)]
+    # with the manifest back, the next pass takes it
+    code, report = offload(stage, cloud, key_file)
+    assert code == 0 and report["offloaded"] == ["uploads/c.jpg"] and report["references"] == 1
+    url_c = json.loads((storage / ".offloaded.json").read_text())["uploads/c.jpg"]
+    assert stage.sql("SELECT path FROM public.photos WHERE id = 5", dbname="shop") == [(url_c,)]
+
+
+def test_a_superuser_session_is_refused_before_any_update(staged: tuple[Stage, CloudinaryStandin, Path]) -> None:
+    stage, _, _ = staged
+    stage.sql("INSERT INTO public.photos VALUES (6, 'uploads/d.jpg')", dbname="shop")
+    reference = OffloadReference.model_validate({"schema": "public", "table": "photos", "column": "path"})
+    with pytest.raises(ReferencesError, match="superuser"):
+        replace_references(stage.server.dsn_for("shop"), [reference], "uploads/d.jpg", "https://x.example/d")
+    assert stage.sql("SELECT path FROM public.photos WHERE id = 6", dbname="shop") == [("uploads/d.jpg",)]

@@ -1,0 +1,55 @@
+"""Template rendering bounded in time as well as size (issue 17): real Jinja2 sandbox, real files in tmp_path."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nextmavens.email.templates import MAX_RENDER_S, TemplateError, render
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    folder = tmp_path / "acme" / "templates"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text)
+    return tmp_path
+
+
+def test_a_loop_over_loops_is_stopped_at_the_time_limit(tmp_path: Path) -> None:
+    # 10^10 iterations, no output: only the clock stops it
+    spin = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    root = write(tmp_path, "spin.txt", spin)
+    t0 = time.monotonic()
+    with pytest.raises(TemplateError, match=r"spin\.txt takes longer than 1 s to render"):
+        render(root, "acme", "spin", {})
+    assert time.monotonic() - t0 < MAX_RENDER_S + 2
+    assert sys.gettrace() is None  # the tracer is gone afterwards
+
+
+def test_the_limit_is_per_render_and_an_ordinary_template_still_renders(tmp_path: Path) -> None:
+    root = write(tmp_path, "hello.html", "{% for x in items %}<li>{{ x }}</li>{% endfor %}")
+    slow = "{% for i in range(100000) %}{{ i ** 2 }}{% endfor %}" * 1000  # output, but too slowly
+    with pytest.raises(TemplateError, match="takes longer"):
+        render(write(tmp_path, "spin.txt", slow), "acme", "spin", {})
+    out = render(root, "acme", "hello", {"items": ["<b>", "x"]})
+    assert out.html == "<li>&lt;b&gt;</li><li>x</li>" and out.text is None
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ 'a' * 100000000 }}", "{{ 100000000 * 'a' }}", "{{ [1] * 10000000 }}", "{{ 2 ** 100000000 }}"],
+)
+def test_one_step_that_would_outgrow_the_limits_is_refused(tmp_path: Path, source: str) -> None:
+    root = write(tmp_path, "big.txt", source)
+    t0 = time.monotonic()
+    with pytest.raises(TemplateError, match="forbids"):
+        render(root, "acme", "big", {})
+    assert time.monotonic() - t0 < 1
+
+
+def test_small_arithmetic_still_works(tmp_path: Path) -> None:
+    root = write(tmp_path, "ok.txt", "{{ 'ab' * 3 }} {{ 2 ** 10 }} {{ 3 * 4 }}")
+    assert render(root, "acme", "ok", {}).text == "ababab 1024 12"
