@@ -42,19 +42,23 @@ def host_environment(settings: ServiceSettings) -> dict[str, str]:
     return environment
 
 
+def run_host(settings: ServiceSettings, words: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """The host command `words` run to its end (OSError or subprocess.TimeoutExpired when it did not)."""
+    return subprocess.run(
+        host_argv(settings.privileged_argv, words),
+        env=host_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 def active_release(settings: ServiceSettings, org: str, ref: str, app: str) -> dict[str, object] | None:
     """`{"release", "commit", "created"}` of the release nginx serves for the app, None when none is active.
     `org`, `ref` and `app` are checked names (the routes' patterns and the manifest)."""
-    argv = host_argv(settings.privileged_argv, ["releases", f"{org}/{ref}", app, "--json"])
     try:
-        done = subprocess.run(
-            argv,
-            env=host_environment(settings),
-            capture_output=True,
-            text=True,
-            timeout=RELEASES_TIMEOUT_S,
-            check=False,
-        )
+        done = run_host(settings, ["releases", f"{org}/{ref}", app, "--json"], RELEASES_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired):
         raise ReleasesUnavailable("the host's releases command did not run") from None
     if done.returncode != 0:

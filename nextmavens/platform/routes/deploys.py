@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from nextmavens.apps.releases import PREVIEW_NAME_MAX, PREVIEW_NAME_PATTERN
 from nextmavens.manifest.models import APP_NAME_PATTERN
-from nextmavens.platform.appreleases import host_argv, host_environment
+from nextmavens.platform.appreleases import host_argv, host_environment, run_host
 from nextmavens.platform.auth import ApiError, Caller, audit_call, authenticate, service_of
 from nextmavens.platform.authz import Action
 from nextmavens.platform.logstream import Bounds, EventStream, start
@@ -168,17 +168,9 @@ async def delete_preview(
     running = service_of(request)
     settings = running.settings
     await run_in_threadpool(checked_app, running, caller, org, ref, app)
-    argv = host_argv(settings.privileged_argv, ["deploy", f"{org}/{ref}", app, "--remove-preview", preview])
+    words = ["deploy", f"{org}/{ref}", app, "--remove-preview", preview]
     try:
-        done = await run_in_threadpool(
-            subprocess.run,
-            argv,
-            env=host_environment(settings),
-            capture_output=True,
-            text=True,
-            timeout=REMOVE_TIMEOUT_S,
-            check=False,
-        )
+        done = await run_in_threadpool(run_host, settings, words, REMOVE_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired):
         raise ApiError(503, "deploys_unavailable", "the host cannot run deploys now") from None
     if done.returncode != 0:
