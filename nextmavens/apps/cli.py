@@ -27,7 +27,7 @@ from nextmavens.cliparts import (
 from nextmavens.manifest.models import App
 
 if TYPE_CHECKING:
-    from nextmavens.apps.release import Context, Outcome
+    from nextmavens.apps.release import Context, Outcome, Target
 
 SECRET_MAX_BYTES = 64 * 1024
 
@@ -129,7 +129,7 @@ def secrets_list(
 def release_context(edge_config: Path | None, say: Callable[[str], None]) -> Context:
     """The release flow's context from the host's edge settings file (NEXTMAVENS_EDGE_CONFIG) and docker."""
     from nextmavens.apps.dockerops import SdkDocker
-    from nextmavens.apps.release import Context
+    from nextmavens.apps.reconcile import host_context
     from nextmavens.edge.step import load_edge
 
     if edge_config is None:
@@ -141,14 +141,7 @@ def release_context(edge_config: Path | None, say: Callable[[str], None]) -> Con
         docker = SdkDocker.from_env()
     except Exception as exc:
         raise Failure(f"cannot reach Docker: {type(exc).__name__}: {exc}") from None
-    return Context(
-        settings=host.config.apps,
-        edge=host.settings,
-        docker=docker,
-        nginx_test=tuple(host.config.nginx_test),
-        nginx_reload=tuple(host.config.nginx_reload),
-        say=say,
-    )
+    return host_context(host, docker, say)
 
 
 def app_secret_values(dsn: str | None, master_key: Path, lock_timeout: float, project: str, app: App) -> dict[str, str]:
@@ -166,6 +159,21 @@ def app_secret_values(dsn: str | None, master_key: Path, lock_timeout: float, pr
     return values
 
 
+MAX_ARCHIVE_BYTES = 50 * 1024 * 1024  # the service's bound on an upload (ServiceSettings.deploy_max_body_bytes)
+
+
+def read_archive(archive: Path) -> bytes:
+    """The archive's bytes, at most MAX_ARCHIVE_BYTES (a pipe or /dev/fd/N as much as a file)."""
+    try:
+        with archive.open("rb") as handle:
+            data = handle.read(MAX_ARCHIVE_BYTES + 1)
+    except OSError as exc:
+        raise Failure(f"cannot read the archive {archive}: {exc.strerror or exc}") from None
+    if len(data) > MAX_ARCHIVE_BYTES:
+        raise Failure(f"the archive is larger than {MAX_ARCHIVE_BYTES // (1024 * 1024)} MiB")
+    return data
+
+
 def host_deploy(
     project: str,
     app: str,
@@ -177,41 +185,111 @@ def host_deploy(
     lock_timeout: float,
     edge_config: Path | None,
     say: Callable[[str], None] = click.echo,
+    preview: str | None = None,
 ) -> Outcome:
-    """Build APP's declared source (or `archive`, a `git archive` tar) and release it."""
+    """Build APP's declared source (or `archive`, a `git archive` tar, for an app whose source is `upload`) and
+    release it, or run it as preview `preview`."""
     import tempfile
 
-    from nextmavens.apps import source as sources
-    from nextmavens.apps.release import ReleaseFailed, Target, deploy
+    from nextmavens.apps.release import DeployBusy, Target, app_lock
 
     org, ref, declared = declared_app(projects_dir, project, app)
+    if archive is not None and declared.source != "upload":
+        raise Failure(
+            f"app {app!r} builds from its declared source ({declared.source}), not an archive; "
+            "--archive is for apps whose source is `upload`"
+        )
     context = release_context(edge_config, say)
+    if preview is not None:
+        check_preview(context, projects_dir, ref, declared, preview)
     values = app_secret_values(dsn, master_key, lock_timeout, project, declared)
-    with tempfile.TemporaryDirectory(prefix="nextmavens-build-") as scratch:
-        tree = Path(scratch) / "src"
-        tree.mkdir()
-        try:
-            if archive is not None:
-                data = archive.read_bytes()
-                sources.extract_archive(data, tree)
-                commit = sources.archive_commit(data)
-            elif declared.source == "upload":
-                raise Failure(
-                    f"app {app!r} is deployed by upload: run `nextmavens deploy` from the developer's linked folder, "
-                    "or pass --archive FILE (a `git archive` tar)"
-                )
-            elif declared.source.startswith("/"):
-                commit = sources.archive_path(Path(declared.source), gitref, tree)
-            else:
-                url, _, declared_ref = declared.source.partition("#")
-                tree.rmdir()
-                commit = sources.clone(url, gitref or declared_ref or None, tree)
-        except sources.SourceError as exc:
-            raise Failure(f"{project} {app}: {exc}") from None
-        try:
-            return deploy(context, Target(org, ref, declared), tree, commit, values)
-        except ReleaseFailed as exc:
-            raise Failure(str(exc)) from None
+    target = Target(org, ref, declared)
+    # The app's lock before the source is read or unpacked: a second deploy of the app waits (or is refused)
+    # before it takes memory or disk.
+    try:
+        with app_lock(context, target), tempfile.TemporaryDirectory(prefix="nextmavens-build-") as scratch:
+            return _build_and_release(context, target, gitref, archive, scratch, values, preview, project)
+    except DeployBusy as exc:
+        raise Failure(str(exc)) from None
+
+
+def _build_and_release(
+    context: Context,
+    target: Target,
+    gitref: str | None,
+    archive: Path | None,
+    scratch: str,
+    values: dict[str, str],
+    preview: str | None,
+    project: str,
+) -> Outcome:
+    """Read or unpack the source into `scratch` (the caller holds the app's lock) and release it."""
+    from nextmavens.apps import source as sources
+    from nextmavens.apps.release import ReleaseFailed, deploy
+
+    app, declared = target.app.name, target.app
+    tree = Path(scratch) / "src"
+    tree.mkdir()
+    try:
+        if archive is not None:
+            data = read_archive(archive)
+            sources.extract_archive(data, tree)
+            commit = sources.archive_commit(data)
+            del data
+        elif declared.source == "upload":
+            raise Failure(
+                f"app {app!r} is deployed by upload: run `nextmavens deploy` from the developer's linked folder, "
+                "or pass --archive FILE (a `git archive` tar)"
+            )
+        elif declared.source.startswith("/"):
+            commit = sources.archive_path(Path(declared.source), gitref, tree)
+        else:
+            url, _, declared_ref = declared.source.partition("#")
+            tree.rmdir()
+            commit = sources.clone(url, gitref or declared_ref or None, tree)
+    except sources.SourceError as exc:
+        raise Failure(f"{project} {app}: {exc}") from None
+    try:
+        return deploy(context, target, tree, commit, values, preview, locked=True)
+    except ReleaseFailed as exc:
+        raise Failure(str(exc)) from None
+
+
+def check_preview(context: Context, projects_dir: Path, ref: str, declared: App, preview: str) -> None:
+    """Before anything builds: a valid name, host names no manifest claims, and room in memory admission (every
+    preview running on the host counted, the one this deploy replaces aside)."""
+    from nextmavens.apps.previews import host_conflicts, preview_admission
+    from nextmavens.apps.releases import LABEL_APP, LABEL_PROJECT
+
+    manifests = [p.manifest for p in load(projects_dir).projects]
+    if not declared.domains:
+        raise Failure(f"app {declared.name!r} declares no domains, so a preview has no NAME.<domain> to serve")
+    try:
+        taken = host_conflicts(preview, declared.domains, manifests)
+    except ValueError as exc:
+        raise Failure(str(exc)) from None
+    if taken:
+        raise Failure(f"preview {preview!r} would serve names a manifest claims: {', '.join(taken)}")
+    memory = {(m.ref, a.name): a.memory_mb for m in manifests for a in m.apps}
+    undeclared_mb = App.model_fields["memory_mb"].default  # a preview of an app no longer declared: the default
+    running = [
+        memory.get((r.labels.get(LABEL_PROJECT, ""), r.labels.get(LABEL_APP, "")), undeclared_mb)
+        for r in context.docker.previews()
+        if (r.labels.get(LABEL_PROJECT), r.labels.get(LABEL_APP), r.preview) != (ref, declared.name, preview)
+    ]
+    refused = preview_admission(context.edge, manifests, running, declared.memory_mb)
+    if refused:
+        raise Failure(refused)
+
+
+def host_remove_preview(project: str, app: str, preview: str, projects_dir: Path, edge_config: Path | None) -> None:
+    from nextmavens.apps.release import ReleaseFailed, Target, remove_preview
+
+    org, ref, declared = declared_app(projects_dir, project, app)
+    try:
+        remove_preview(release_context(edge_config, click.echo), Target(org, ref, declared), preview)
+    except ReleaseFailed as exc:
+        raise Failure(str(exc)) from None
 
 
 @click.command("releases")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from nextmavens.apps.releases import LABEL_COMMIT, app_filter, release_of
+from nextmavens.apps.releases import LABEL_COMMIT, LABEL_PREVIEW, app_filter, preview_of, release_of
 
 SECRETS_MOUNT = "/run/nextmavens/secrets.env"
 # The wrapper a release with secrets starts through: the 0600 file's `NAME='value'` lines become the process's
@@ -54,6 +54,11 @@ class ReleaseContainer:
     image: str
     labels: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def preview(self) -> str:
+        """The preview's name, "" for one of the app's own releases."""
+        return preview_of(self.labels)
+
 
 class DockerPort(Protocol):
     def build(
@@ -78,6 +83,11 @@ class DockerPort(Protocol):
         without them (it is not this project's)."""
         ...
 
+    def remove_network(self, name: str, labels: Mapping[str, str]) -> bool:
+        """Remove network `name` when it carries `labels` (True), nothing when it does not exist (False); refused
+        when it exists without them (it is not ours to remove)."""
+        ...
+
     def run(self, spec: RunSpec) -> None: ...
 
     def start(self, name: str) -> None: ...
@@ -94,7 +104,13 @@ class DockerPort(Protocol):
 
     def remove_image(self, tag: str) -> None: ...
 
-    def releases(self, ref: str, app: str) -> list[ReleaseContainer]: ...
+    def releases(self, ref: str, app: str) -> list[ReleaseContainer]:
+        """Every container of the app with a release label (its previews' too), by number."""
+        ...
+
+    def previews(self) -> list[ReleaseContainer]:
+        """Every preview's container on the host, of any project (memory admission counts them)."""
+        ...
 
 
 class BuildFailed(RuntimeError):
@@ -205,6 +221,19 @@ class SdkDocker:
         ):
             raise RuntimeError(f"docker network {name!r} exists but is not this project's bridge ({dict(labels)})")
 
+    def remove_network(self, name: str, labels: Mapping[str, str]) -> bool:
+        import docker.errors
+
+        try:
+            network = self.client.networks.get(name)
+        except docker.errors.NotFound:
+            return False
+        found = (network.attrs or {}).get("Labels") or {}
+        if any(found.get(key) != value for key, value in labels.items()):
+            raise RuntimeError(f"docker network {name!r} does not carry {dict(labels)}: not removed")
+        network.remove()
+        return True
+
     def run(self, spec: RunSpec) -> None:
         self.client.containers.run(spec.image, **run_kwargs(spec))
 
@@ -256,8 +285,14 @@ class SdkDocker:
         }
 
     def releases(self, ref: str, app: str) -> list[ReleaseContainer]:
+        return self._labelled(app_filter(ref, app))
+
+    def previews(self) -> list[ReleaseContainer]:
+        return self._labelled({"label": [LABEL_PREVIEW]})
+
+    def _labelled(self, filters: dict[str, list[str]]) -> list[ReleaseContainer]:
         found = []
-        for container in self.client.containers.list(all=True, filters=app_filter(ref, app)):
+        for container in self.client.containers.list(all=True, filters=filters):
             labels = container.labels or {}
             number = release_of(labels)
             if number is None:

@@ -11,6 +11,14 @@ switches.
 rollback: the retained container of a release starts again (no build), with its secrets file rewritten from the
 current values, and goes through the same health check and switch.
 
+preview (`deploy(..., preview=NAME)`): the same build, boot and health gate, then nginx serves the release at
+`NAME.<domain>` for each of the app's domains from a file and upstream of its own; the app's own release, its
+state and its retained releases are untouched. The preview's release before is removed after the drain (a
+preview keeps no rollback). `remove_preview` takes out its nginx file, container, image and secrets file.
+
+Orphans: a release an interrupted deploy left (labelled by us, never switched to, not a preview's current one) is
+removed by the next deploy of the app or by `reconcile`; nothing without our labels is ever looked at.
+
 Deploys of one app are serialized by a lock of their own (a file lock per app): the apply lock is not held while
 an image builds. Secrets are written to a 0600 file owned by the image's user, bound read-only into the
 container and loaded by the entrypoint wrapper (dockerops.SECRETS_LOADER): never in the container's settings.
@@ -25,7 +33,7 @@ import os
 import shlex
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +42,10 @@ from nextmavens.apps.dockerfiles import render_dockerfile
 from nextmavens.apps.dockerops import SECRETS_LOADER, DockerPort, RunSpec
 from nextmavens.apps.releases import (
     LABEL_PROJECT,
+    check_preview_name,
     foreign_labels,
+    orphans,
+    preview_hosts,
     release_labels,
     release_names,
     rollback_target,
@@ -111,16 +122,40 @@ class AppState:
     active: int | None = None
     previous: int | None = None
     last: int = 0
+    # Releases nginx ever served (orphans are the others); None in a file written before it was recorded.
+    served: list[int] | None = field(default_factory=list)
+    previews: dict[str, int] = field(default_factory=dict)  # preview name -> the release it serves
 
     @classmethod
     def load(cls, path: Path) -> AppState:
         if not path.exists():
             return cls()
         data = json.loads(path.read_text())
-        return cls(data.get("active"), data.get("previous"), int(data.get("last", 0)))
+        served = data.get("served")
+        return cls(
+            data.get("active"),
+            data.get("previous"),
+            int(data.get("last", 0)),
+            [int(n) for n in served] if isinstance(served, list) else None,
+            {str(k): int(v) for k, v in (data.get("previews") or {}).items()},
+        )
 
     def save(self, path: Path) -> None:
-        write_atomic(path, json.dumps({"active": self.active, "previous": self.previous, "last": self.last}) + "\n")
+        data = {
+            "active": self.active,
+            "previous": self.previous,
+            "last": self.last,
+            "served": self.served,
+            "previews": self.previews,
+        }
+        write_atomic(path, json.dumps(data) + "\n")
+
+    def switched(self, number: int, known: Collection[int]) -> None:
+        """`number` now serves; `known`: the releases that exist (a file without `served` adopts them all)."""
+        if self.served is None:
+            self.served = sorted(known)
+        self.served = sorted({*self.served, number})
+        self.previous, self.active = self.active, number
 
 
 @dataclass
@@ -133,13 +168,15 @@ class Outcome:
 
 
 @contextmanager
-def app_lock(ctx: Context, target: Target) -> Iterator[None]:
-    """One deploy or rollback of an app at a time; waits up to lock_timeout_s, then DeployBusy."""
+def app_lock(ctx: Context, target: Target, timeout_s: float | None = None) -> Iterator[None]:
+    """One deploy or rollback of an app at a time; waits up to `timeout_s` (default lock_timeout_s), then
+    DeployBusy."""
     folder = ctx.app_dir(target)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     handle = open(folder / "deploy.lock", "a+")  # noqa: SIM115 - held for the whole block
     try:
-        deadline = ctx.clock() + ctx.settings.lock_timeout_s
+        wait = ctx.settings.lock_timeout_s if timeout_s is None else timeout_s
+        deadline = ctx.clock() + wait
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,7 +185,7 @@ def app_lock(ctx: Context, target: Target) -> Iterator[None]:
                 if ctx.clock() >= deadline:
                     raise DeployBusy(
                         f"another deploy or rollback of {target.key} is running (waited "
-                        f"{ctx.settings.lock_timeout_s:.0f} s)"
+                        f"{wait:.0f} s)"
                     ) from None
                 ctx.sleep(0.2)
         yield
@@ -189,9 +226,17 @@ def _image_user_uid(user: str) -> int:
 
 
 def deploy(
-    ctx: Context, target: Target, source: Path, commit: str, secret_values: Mapping[str, str]
+    ctx: Context,
+    target: Target,
+    source: Path,
+    commit: str,
+    secret_values: Mapping[str, str],
+    preview: str | None = None,
+    locked: bool = False,
 ) -> Outcome:
-    """Build `source` (a folder holding the commit's tree) and release it; ReleaseFailed leaves traffic as it was."""
+    """Build `source` (a folder holding the commit's tree) and release it, or run it as preview `preview`;
+    ReleaseFailed leaves traffic as it was. `locked`: the caller holds the app's lock already (it took it before
+    unpacking the source, so parallel uploads of one app wait instead of each taking disk)."""
     started = ctx.clock()
     missing = missing_secrets(target, secret_values)
     if missing:
@@ -199,15 +244,20 @@ def deploy(
             f"{target.key}: secrets without a value: {', '.join(missing)} "
             f"(nextmavens secrets set {target.org}/{target.ref} {target.app.name} NAME)"
         )
-    with app_lock(ctx, target):
+    if preview is not None:
+        _check_preview(target, preview)
+    with nullcontext() if locked else app_lock(ctx, target):
         state_file = ctx.app_dir(target) / "state.json"
         state = AppState.load(state_file)
         existing = ctx.docker.releases(target.ref, target.app.name)
         number = max([state.last, *(r.number for r in existing)]) + 1
         state.last = number
         state.save(state_file)  # a number is given once, whatever happens next
+        cleaned = clean_orphans(ctx, target, state)
+        existing = [r for r in existing if r.number not in cleaned]
         plan = detect(target.app.build, read_source(source))
-        ctx.say(f"{target.key}: release {number} of commit {commit[:12]}")
+        what = f"preview {preview!r}, release" if preview is not None else "release"
+        ctx.say(f"{target.key}: {what} {number} of commit {commit[:12]}")
         for line in plan.lines():
             ctx.say(f"  {line}")
         dockerfile = plan.dockerfile or RENDERED_DOCKERFILE
@@ -216,7 +266,7 @@ def deploy(
                 render_dockerfile(plan, target.app.port, ctx.settings.images.model_dump())
             )
         names = release_names(target.ref, target.app.name, number)
-        labels = release_labels(target.org, target.ref, target.app.name, commit, number)
+        labels = release_labels(target.org, target.ref, target.app.name, commit, number, preview)
         ctx.say(f"building {names.image}")
         try:
             image_id = ctx.docker.build(
@@ -229,13 +279,84 @@ def deploy(
         except ReleaseFailed:
             ctx.docker.remove_image(names.image)
             raise
+        if preview is not None:
+            return _release_preview(ctx, target, state, preview, number, port, started)
         previous = state.active
-        _switch(ctx, target, number, port, on_refused=lambda: _discard(ctx, target, number))
-        state.previous, state.active = previous, number
+        switch(ctx, target, number, port, on_refused=lambda: _discard(ctx, target, number))
+        state.switched(number, [r.number for r in existing if not r.preview])
         state.save(state_file)
         _retire(ctx, target, previous)
         pruned = prune(ctx, target, state)
         return Outcome(number, port, previous, pruned, ctx.clock() - started)
+
+
+def _check_preview(target: Target, preview: str) -> None:
+    if not target.app.domains:
+        raise ReleaseFailed(f"{target.key}: the app declares no domains, so a preview has no NAME.<domain> to serve")
+    try:
+        preview_hosts(preview, target.app.domains)
+    except ValueError as exc:
+        raise ReleaseFailed(f"{target.key}: {exc}") from None
+
+
+def _release_preview(
+    ctx: Context, target: Target, state: AppState, preview: str, number: int, port: int, started: float
+) -> Outcome:
+    """Serve release `number` as the preview, then remove the preview's release before (after the drain)."""
+    before = state.previews.get(preview)
+    switch(ctx, target, number, port, on_refused=lambda: remove_release(ctx, target, number), preview=preview)
+    state.previews[preview] = number
+    state.save(ctx.app_dir(target) / "state.json")
+    if before is not None:
+        ctx.sleep(ctx.settings.drain_s)
+        remove_release(ctx, target, before)
+        ctx.say(f"removed preview {preview!r}'s release {before} (a preview keeps no rollback)")
+    return Outcome(number, port, before, [], ctx.clock() - started)
+
+
+def remove_preview(ctx: Context, target: Target, preview: str) -> list[int]:
+    """Take preview `preview` out: its nginx file (`nginx -t`, reload), then its containers, images and secrets
+    files. The releases removed; ReleaseFailed when there is no such preview."""
+    try:
+        check_preview_name(preview)
+    except ValueError as exc:
+        raise ReleaseFailed(f"{target.key}: {exc}") from None
+    with app_lock(ctx, target):
+        state_file = ctx.app_dir(target) / "state.json"
+        state = AppState.load(state_file)
+        numbers = [r.number for r in ctx.docker.releases(target.ref, target.app.name) if r.preview == preview]
+        applier = nginx_applier(ctx, target, preview)
+        if not numbers and preview not in state.previews and not applier.conf_path.exists():
+            raise ReleaseFailed(f"{target.key}: no preview {preview!r}")
+        if applier.remove():
+            ctx.say(f"nginx no longer serves preview {preview!r}")
+        for number in numbers:
+            remove_release(ctx, target, number)
+        state.previews.pop(preview, None)
+        state.save(state_file)
+        ctx.say(f"removed preview {preview!r} (releases {', '.join(map(str, numbers)) or 'none'})")
+        return numbers
+
+
+def clean_orphans(ctx: Context, target: Target, state: AppState) -> list[int]:
+    """Remove the releases an interrupted deploy left (see releases.orphans), and a preview's releases other than
+    the one it serves. The caller holds the app's lock, so no deploy is in flight."""
+    found = ctx.docker.releases(target.ref, target.app.name)
+    own = [r.number for r in found if not r.preview]
+    keep = {n for n in (state.active, state.previous) if n is not None}
+    removed = orphans(own, state.served, state.active, keep)
+    removed += [r.number for r in found if r.preview and state.previews.get(r.preview) != r.number]
+    for number in sorted(removed):
+        remove_release(ctx, target, number)
+        ctx.say(f"removed release {number}, left by an interrupted deploy (never served)")
+    return sorted(removed)
+
+
+def remove_release(ctx: Context, target: Target, number: int) -> None:
+    names = release_names(target.ref, target.app.name, number)
+    ctx.docker.remove(names.container)
+    ctx.docker.remove_image(names.image)
+    ctx.secrets_path(target, number).unlink(missing_ok=True)
 
 
 def rollback(ctx: Context, target: Target, wanted: int | None, secret_values: Mapping[str, str]) -> Outcome:
@@ -244,7 +365,7 @@ def rollback(ctx: Context, target: Target, wanted: int | None, secret_values: Ma
     with app_lock(ctx, target):
         state_file = ctx.app_dir(target) / "state.json"
         state = AppState.load(state_file)
-        present = {r.number: r for r in ctx.docker.releases(target.ref, target.app.name)}
+        present = {r.number: r for r in ctx.docker.releases(target.ref, target.app.name) if not r.preview}
         try:
             number = rollback_target(present, state.active, state.previous, wanted)
         except LookupError as exc:
@@ -259,13 +380,13 @@ def rollback(ctx: Context, target: Target, wanted: int | None, secret_values: Ma
             _write_secrets(ctx, target, number, secret_values, _image_user_uid(user))
         if not present[number].running:
             ctx.docker.start(names.container)
-        port = _healthy_port(ctx, target, names.container)
+        port = healthy_port(ctx, target, names.container)
         if port is None:
             ctx.docker.stop(names.container, ctx.settings.stop_timeout_s)
             raise ReleaseFailed(f"{target.key}: release {number} did not become healthy; nothing switched")
         previous = state.active
-        _switch(ctx, target, number, port, on_refused=lambda: ctx.docker.stop(names.container, 10))
-        state.previous, state.active = previous, number
+        switch(ctx, target, number, port, on_refused=lambda: ctx.docker.stop(names.container, 10))
+        state.switched(number, present)
         state.save(state_file)
         _retire(ctx, target, previous)
         return Outcome(number, port, previous, [], ctx.clock() - started)
@@ -312,7 +433,7 @@ def _boot_new(
             command=run_command,
         )
     )
-    port = _healthy_port(ctx, target, names.container)
+    port = healthy_port(ctx, target, names.container)
     if port is None:
         _discard(ctx, target, number)
         raise ReleaseFailed(f"{target.key}: release {number} never answered {target.app.health_path} with 2xx "
@@ -320,7 +441,7 @@ def _boot_new(
     return port
 
 
-def _healthy_port(ctx: Context, target: Target, container: str) -> int | None:
+def healthy_port(ctx: Context, target: Target, container: str) -> int | None:
     """The loopback port once `health_path` answers 2xx; None at the deadline or when the container exits (its last
     log lines are printed)."""
     settings = ctx.settings
@@ -354,29 +475,43 @@ def _discard(ctx: Context, target: Target, number: int) -> None:
     ctx.secrets_path(target, number).unlink(missing_ok=True)
 
 
-def _switch(ctx: Context, target: Target, number: int, port: int, on_refused: Callable[[], None]) -> None:
+def switch(
+    ctx: Context,
+    target: Target,
+    number: int,
+    port: int,
+    on_refused: Callable[[], None],
+    preview: str | None = None,
+) -> bool:
+    """nginx serves release `number` on `port` for the app's names (or the preview's); True when its file changed."""
     if not target.app.domains:
         ctx.say("the app declares no domains: nothing to switch in nginx (reachable on loopback only)")
-        return
+        return False
+    hosts = preview_hosts(preview, target.app.domains) if preview is not None else list(target.app.domains)
     certificates = ctx.certificates
     if certificates is None:
         live = Path(ctx.edge.letsencrypt_dir) / "live"
-        certificates = [d for d in target.app.domains if (live / d / "fullchain.pem").is_file()]
+        certificates = [d for d in hosts if (live / d / "fullchain.pem").is_file()]
     text = render_app_nginx(
-        ctx.edge, target.ref, target.app.name, target.app.domains, port, number, certificates
+        ctx.edge, target.ref, target.app.name, target.app.domains, port, number, certificates, preview=preview
     )
-    applier = NginxApplier(
-        ctx.settings.nginx_dir / conf_filename(target.ref, target.app.name),
+    try:
+        changed = nginx_applier(ctx, target, preview).apply(text)
+    except Exception:
+        on_refused()
+        raise
+    if changed:
+        ctx.say(f"switched: {', '.join(hosts)} -> release {number} (127.0.0.1:{port})")
+    return changed
+
+
+def nginx_applier(ctx: Context, target: Target, preview: str | None) -> NginxApplier:
+    return NginxApplier(
+        ctx.settings.nginx_dir / conf_filename(target.ref, target.app.name, preview),
         ctx.app_dir(target),
         ctx.nginx_test,
         ctx.nginx_reload,
     )
-    try:
-        applier.apply(text)
-    except Exception:
-        on_refused()
-        raise
-    ctx.say(f"switched: {', '.join(target.app.domains)} -> release {number} (127.0.0.1:{port})")
 
 
 def _retire(ctx: Context, target: Target, previous: int | None) -> None:
@@ -393,13 +528,10 @@ def _retire(ctx: Context, target: Target, previous: int | None) -> None:
 
 
 def prune(ctx: Context, target: Target, state: AppState) -> list[int]:
-    numbers = [r.number for r in ctx.docker.releases(target.ref, target.app.name)]
+    numbers = [r.number for r in ctx.docker.releases(target.ref, target.app.name) if not r.preview]
     removed = to_prune(numbers, target.app.retain, state.active, state.previous)
     for number in removed:
-        names = release_names(target.ref, target.app.name, number)
-        ctx.docker.remove(names.container)
-        ctx.docker.remove_image(names.image)
-        ctx.secrets_path(target, number).unlink(missing_ok=True)
+        remove_release(ctx, target, number)
         ctx.say(f"pruned release {number} (beyond retain={target.app.retain})")
     return removed
 
@@ -409,13 +541,14 @@ def releases_view(ctx: Context, target: Target) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for found in reversed(ctx.docker.releases(target.ref, target.app.name)):
         role = "active" if found.number == state.active else "previous" if found.number == state.previous else ""
-        rows.append(
-            {
-                "release": found.number,
-                "commit": found.commit,
-                "created": found.created,
-                "running": found.running,
-                "state": role or "retained",
-            }
-        )
+        row: dict[str, object] = {
+            "release": found.number,
+            "commit": found.commit,
+            "created": found.created,
+            "running": found.running,
+            "state": "preview" if found.preview else role or "retained",
+        }
+        if found.preview:
+            row["preview"] = found.preview
+        rows.append(row)
     return rows

@@ -8,10 +8,11 @@ which one nginx serves (`active`) and which it served before (`previous`). Pure:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from nextmavens.naming import app_stem
+from nextmavens.validation import check_domain
 
 LABEL_PREFIX = "io.nextmavens"
 LABEL_ORG = f"{LABEL_PREFIX}.org"
@@ -19,6 +20,7 @@ LABEL_PROJECT = f"{LABEL_PREFIX}.project"
 LABEL_APP = f"{LABEL_PREFIX}.app"
 LABEL_COMMIT = f"{LABEL_PREFIX}.commit"
 LABEL_RELEASE = f"{LABEL_PREFIX}.release"
+LABEL_PREVIEW = f"{LABEL_PREFIX}.preview"  # set on a preview's release only: its name
 _COMMIT = re.compile(r"[0-9a-f]{7,64}|upload-[0-9a-f]{12}")
 
 
@@ -40,16 +42,57 @@ def image_repository(ref: str, app: str) -> str:
     return f"nextmavens-app/{app_stem(ref, app)}"
 
 
-def release_labels(org: str, ref: str, app: str, commit: str, release: int) -> dict[str, str]:
+def release_labels(
+    org: str, ref: str, app: str, commit: str, release: int, preview: str | None = None
+) -> dict[str, str]:
     if not _COMMIT.fullmatch(commit):
         raise ValueError(f"not a commit id: {commit!r}")
-    return {
+    labels = {
         LABEL_ORG: org,
         LABEL_PROJECT: ref,
         LABEL_APP: app,
         LABEL_COMMIT: commit,
         LABEL_RELEASE: str(release),
     }
+    if preview is not None:
+        labels[LABEL_PREVIEW] = check_preview_name(preview)
+    return labels
+
+
+# A preview's name is one DNS label in front of each of the app's domains (`NAME.<domain>`), in nginx's
+# server_name, file and upstream names and a Docker label: lowercase letters, digits, single inner hyphens.
+PREVIEW_NAME_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+PREVIEW_NAME_MAX = 30
+
+
+def check_preview_name(name: str) -> str:
+    if len(name) > PREVIEW_NAME_MAX or not PREVIEW_NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"preview name {name[:40]!r} is not a DNS label of at most {PREVIEW_NAME_MAX} characters (lowercase "
+            "letters, digits, single hyphens inside)"
+        )
+    return name
+
+
+def preview_hosts(name: str, domains: Iterable[str]) -> list[str]:
+    """`NAME.<domain>` for each of the app's domains, each a valid host name (ValueError otherwise)."""
+    check_preview_name(name)
+    return [check_domain(f"{name}.{domain}") for domain in domains]
+
+
+def preview_of(labels: Mapping[str, str]) -> str:
+    """The preview a container belongs to, "" for the app's own releases."""
+    return labels.get(LABEL_PREVIEW, "")
+
+
+def orphans(
+    numbers: Iterable[int], served: Collection[int] | None, active: int | None, keep: Collection[int] = ()
+) -> list[int]:
+    """Releases an interrupted deploy left behind: never switched to (not in `served`), not active, not `keep` (a
+    release in flight). `served` None (a state file written before it was recorded): none is an orphan."""
+    if served is None:
+        return []
+    return sorted(n for n in set(numbers) if n not in served and n != active and n not in keep)
 
 
 # Label namespaces the platform reads as truth about a container (the metrics collector, memory admission, compose

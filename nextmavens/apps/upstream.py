@@ -10,6 +10,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nextmavens.apps.releases import check_preview_name, preview_hosts
 from nextmavens.edge.certs import live_paths
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.naming import pg_name
@@ -25,12 +26,16 @@ class AppVhost:
     cert: tuple[str, str] | None
 
 
-def upstream_name(ref: str, app: str) -> str:
-    return f"nm_app_{pg_name(ref)}__{pg_name(app)}"
+def upstream_name(ref: str, app: str, preview: str | None = None) -> str:
+    base = f"nm_app_{pg_name(ref)}__{pg_name(app)}"
+    return f"{base}__p_{pg_name(check_preview_name(preview))}" if preview is not None else base
 
 
-def conf_filename(ref: str, app: str) -> str:
-    return f"nextmavens-app-{ref}--{app}.conf"
+def conf_filename(ref: str, app: str, preview: str | None = None) -> str:
+    """One file per app, one more per preview (`--preview-NAME`: app names hold no double hyphen)."""
+    if preview is None:
+        return f"nextmavens-app-{ref}--{app}.conf"
+    return f"nextmavens-app-{ref}--{app}--preview-{check_preview_name(preview)}.conf"
 
 
 def render_app_nginx(
@@ -42,8 +47,12 @@ def render_app_nginx(
     release: int,
     certificates: Collection[str] = (),
     body_mb: int | None = None,
+    preview: str | None = None,
 ) -> str:
-    """`port`: the active release's loopback port; `certificates`: names whose live certificate exists."""
+    """`port`: the active release's loopback port (or the preview's); `certificates`: names whose live certificate
+    exists. A preview serves `NAME.<domain>` for each of `domains` through an upstream of its own."""
+    if preview is not None:
+        domains = preview_hosts(preview, domains)
     if not 0 < port < 65536:
         raise ValueError(f"not a port: {port}")
     vhosts = [
@@ -58,7 +67,8 @@ def render_app_nginx(
             ref=ref,
             app=app,
             release=release,
-            upstream=upstream_name(ref, app),
+            preview=preview,
+            upstream=upstream_name(ref, app, preview),
             port=port,
             vhosts=vhosts,
             listen_http=f"{listen}:{settings.http_port}" if listen else str(settings.http_port),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from nextmavens.apps.releases import check_preview_name
 from nextmavens.cliparts import Failure, connection_options, edge_option, projects_option
 from nextmavens.devcli.events import read_events
 from nextmavens.gitrepo import git_environment
@@ -55,13 +56,17 @@ def folder_archive(folder: Path, gitref: str | None) -> tuple[bytes, str]:
 
 
 @api_errors
-def deploy_through_api(org: str, ref: str, app: str, gitref: str | None, as_json: bool) -> None:
+def deploy_through_api(
+    org: str, ref: str, app: str, gitref: str | None, as_json: bool, preview: str | None = None
+) -> None:
     data, commit = folder_archive(Path.cwd(), gitref)
-    click.echo(f"deploying {org}/{ref} {app} at commit {commit[:12]} ({len(data) // 1024} KiB)", err=True)
+    what = f" as preview {preview!r}" if preview is not None else ""
+    click.echo(f"deploying {org}/{ref} {app}{what} at commit {commit[:12]} ({len(data) // 1024} KiB)", err=True)
     client = client_for()
     path = path_of("v1", "projects", org, ref, "apps", app, "deploys")
     end: dict[str, object] | None = None
-    lines = client.stream_lines(path, None, read_timeout=READ_TIMEOUT_S, upload=(data, ARCHIVE_TYPE))
+    params = {"preview": preview} if preview is not None else None
+    lines = client.stream_lines(path, params, read_timeout=READ_TIMEOUT_S, upload=(data, ARCHIVE_TYPE))
     for event in read_events(lines):
         if event.name == "end":
             end = json.loads(event.data)
@@ -75,6 +80,12 @@ def deploy_through_api(org: str, ref: str, app: str, gitref: str | None, as_json
         raise DevFailure(f"{org}/{ref} {app}: {why}; the release that served before still serves")
 
 
+@api_errors
+def remove_preview_through_api(org: str, ref: str, app: str, preview: str) -> None:
+    client_for().delete(path_of("v1", "projects", org, ref, "apps", app, "previews", preview))
+    click.echo(f"removed preview {preview!r} of {org}/{ref} {app}")
+
+
 @click.command("deploy")
 @click.argument("names", nargs=-1, required=True, metavar="[ORG/REF] APP")
 @click.option("--ref", "gitref", default=None, help="Git ref to build (default: HEAD; on the host: the manifest's).")
@@ -84,6 +95,8 @@ def deploy_through_api(org: str, ref: str, app: str, gitref: str | None, as_json
     default=None,
     help="(host) A `git archive` tar to build instead of the declared source.",
 )
+@click.option("--preview", default=None, metavar="NAME", help="Run it as preview NAME, served at NAME.<app domain>.")
+@click.option("--remove-preview", default=None, metavar="NAME", help="Remove preview NAME (nothing is built).")
 @click.option("--json", "as_json", is_flag=True, help="(through the API) JSON lines: {\"line\"}, then {\"end\"}.")
 @projects_option
 @connection_options
@@ -92,6 +105,8 @@ def deploy(
     names: tuple[str, ...],
     gitref: str | None,
     archive: Path | None,
+    preview: str | None,
+    remove_preview: str | None,
     as_json: bool,
     projects_dir: Path,
     dsn: str | None,
@@ -102,19 +117,38 @@ def deploy(
     """Build APP and release it: healthy first, then nginx switches; the release before stays for rollback.
 
     With a login (no NEXTMAVENS_DSN) it sends this folder's current commit to the platform service (ORG/REF
-    defaults to the linked project). On the host it builds the app's declared source (ORG/REF required)."""
+    defaults to the linked project). On the host it builds the app's declared source (ORG/REF required).
+    --preview NAME runs the build as a second release at NAME.<domain> for each of the app's domains, leaving the
+    app's own release as it is; --remove-preview NAME takes that preview out."""
     if len(names) > 2:
         raise Failure("deploy takes [ORG/REF] APP")
     project, app = (None, names[0]) if len(names) == 1 else names
+    if remove_preview is not None and (preview is not None or archive is not None or gitref is not None):
+        raise Failure("--remove-preview builds nothing: it takes no --preview, --archive or --ref")
+    for name in (preview, remove_preview):
+        if name is not None:
+            try:
+                check_preview_name(name)
+            except ValueError as exc:
+                raise Failure(str(exc)) from None
     if uses_api():
         if archive is not None:
             raise Failure("--archive is for the host; through the API the folder's commit is sent")
         org, ref = chosen_project(project)
-        deploy_through_api(org, ref, app, gitref, as_json)
+        if remove_preview is not None:
+            remove_preview_through_api(org, ref, app, remove_preview)
+            return
+        deploy_through_api(org, ref, app, gitref, as_json, preview)
         return
     if project is None:
         raise Failure("on the host, name the project: nextmavens deploy ORG/REF APP")
-    from nextmavens.apps.cli import host_deploy
+    from nextmavens.apps.cli import host_deploy, host_remove_preview
 
-    outcome = host_deploy(project, app, gitref, archive, projects_dir, dsn, master_key, lock_timeout, edge_config)
-    click.echo(f"deployed release {outcome.release} in {outcome.seconds:.1f} s")
+    if remove_preview is not None:
+        host_remove_preview(project, app, remove_preview, projects_dir, edge_config)
+        return
+    outcome = host_deploy(
+        project, app, gitref, archive, projects_dir, dsn, master_key, lock_timeout, edge_config, preview=preview
+    )
+    where = f"preview {preview!r} " if preview is not None else ""
+    click.echo(f"deployed {where}release {outcome.release} in {outcome.seconds:.1f} s")

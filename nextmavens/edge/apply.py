@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import jinja2
 
@@ -127,6 +128,23 @@ class EdgeRuntime:
     realtime: RealtimeTenants | None = None
     evolution: EvolutionApi | None = None  # None: no Evolution API on this host (or no key for it)
     issue_certificates: bool = True
+    apps: AppsHook | None = None  # deployed apps (nextmavens/apps/reconcile.py); None: no app deployments here
+
+
+class StepReport(Protocol):
+    done: list[str]
+    warnings: list[str]
+    errors: list[str]
+
+
+class AppsHook(Protocol):
+    """The apps' part of an apply and of a destroy (nextmavens/apps/reconcile.py's HostApps)."""
+
+    def served_names(self, projects: Sequence[EdgeProject]) -> list[str]: ...
+
+    def reconcile(self, projects: Sequence[EdgeProject]) -> StepReport: ...
+
+    def remove_project(self, ref: str) -> StepReport: ...
 
 
 @dataclass
@@ -138,6 +156,11 @@ class EdgeReport:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def merge(self, other: StepReport) -> None:
+        self.done += other.done
+        self.warnings += other.warnings
+        self.errors += other.errors
 
 
 def apply_edge(runtime: EdgeRuntime, projects: Sequence[EdgeProject], checked: EdgeCheck) -> EdgeReport:
@@ -182,10 +205,24 @@ def apply_edge(runtime: EdgeRuntime, projects: Sequence[EdgeProject], checked: E
         except NginxApplyError as exc:
             report.errors.append(str(exc))
 
+    apps = runtime.apps if any(p.manifest.apps for p in projects) else None
+
+    def apps_step() -> None:
+        """Deployed apps: orphans removed, the releases nginx serves kept running, their files current."""
+        if apps is not None:
+            report.merge(apps.reconcile(projects))
+
     nginx_step()
+    apps_step()
     if runtime.issue_certificates:
+        app_names = apps.served_names(projects) if apps is not None else []
         certs = ensure_certificates(
-            settings, projects, runtime.certbot_dirs, runtime.cert_backoff_file, resolve=runtime.resolve
+            settings,
+            projects,
+            runtime.certbot_dirs,
+            runtime.cert_backoff_file,
+            resolve=runtime.resolve,
+            extra_names=app_names,
         )
         report.done.extend(f"certificate {name}: issued" for name in certs.issued)
         report.warnings.extend(
@@ -194,6 +231,7 @@ def apply_edge(runtime: EdgeRuntime, projects: Sequence[EdgeProject], checked: E
         report.errors.extend(f"certificate {name}: {error}" for name, error in sorted(certs.failed.items()))
         if certs.issued:
             nginx_step()
+            apps_step()
 
     # 4. tenants: ensured for active projects; a suspended or removed project loses its pooler tenant
     for project in sorted(projects, key=lambda p: p.ref):
@@ -230,6 +268,8 @@ def remove_project(runtime: EdgeRuntime, ref: str) -> EdgeReport:
     are data), its compose and 0600 env files, its Supavisor and Realtime tenants. Kong's consumers and
     nginx's vhost go with the edge step that follows, which renders every project but this one."""
     report = EdgeReport()
+    if runtime.apps is not None:  # its apps first: their containers, images, nginx files and network
+        report.merge(runtime.apps.remove_project(ref))
     directory = runtime.services_dir / ref
     compose_file = directory / "compose.yaml"
     if compose_file.exists():

@@ -40,7 +40,11 @@ class CertSpec:
     challenge: str = "http-01"  # or "dns-01-cloudflare"
 
 
-def desired_certificates(settings: EdgeSettings, projects: Sequence[EdgeProject]) -> list[CertSpec]:
+def desired_certificates(
+    settings: EdgeSettings, projects: Sequence[EdgeProject], extra_names: Iterable[str] = ()
+) -> list[CertSpec]:
+    """`extra_names`: names served outside the edge's own file that get a lineage of their own like a project's
+    custom domain (the deployed apps' domains and previews, whose nginx files serve the ACME path)."""
     specs: list[CertSpec] = []
     if settings.wildcard_dns01:
         specs.append(
@@ -56,6 +60,8 @@ def desired_certificates(settings: EdgeSettings, projects: Sequence[EdgeProject]
             if index == 0 and settings.wildcard_dns01:
                 continue  # covered by the wildcard lineage
             specs.append(CertSpec(name, (name,)))
+    covered = {name for spec in specs for name in spec.names}
+    specs += [CertSpec(name, (name,)) for name in sorted(set(extra_names) - covered)]
     return sorted(specs, key=lambda s: s.cert_name)
 
 
@@ -280,6 +286,7 @@ def ensure_certificates(
     env: Mapping[str, str] | None = None,
     now: float | None = None,
     certbot: str = "certbot",
+    extra_names: Iterable[str] = (),
 ) -> CertRunReport:
     """Request the certificates that are missing or whose names changed; record failures for back-off.
 
@@ -289,7 +296,7 @@ def ensure_certificates(
     current = time.time() if now is None else now
     Path(settings.acme_webroot, ".well-known", "acme-challenge").mkdir(parents=True, exist_ok=True)
     backoff = BackoffState.load(backoff_file)
-    desired = desired_certificates(settings, projects)
+    desired = desired_certificates(settings, projects, extra_names)
     decisions = plan_certificates(settings, desired, observe_certificates(dirs.config_dir), backoff, resolve, current)
     run_env = dict(os.environ if env is None else env)
 

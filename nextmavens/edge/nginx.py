@@ -268,6 +268,25 @@ class NginxApplier:
         self._write(self.last_good, text)
         return True
 
+    def remove(self) -> bool:
+        """Take the managed file out (`nginx -t`, reload); True when there was one. Refused: the file is put back."""
+        if not self.conf_path.exists():
+            self.last_good.unlink(missing_ok=True)
+            return False
+        previous = self.conf_path.read_text()
+        self.conf_path.unlink()
+        checked = self.runner(list(self.test_cmd))
+        if checked.returncode != 0:
+            self._write(self.conf_path, previous)
+            raise NginxApplyError(f"nginx -t refused the config without {self.conf_path.name}: {_tail(checked)}")
+        reloaded = self.runner(list(self.reload_cmd))
+        if reloaded.returncode != 0:
+            self._write(self.conf_path, previous)
+            self.runner(list(self.reload_cmd))
+            raise NginxApplyError(f"nginx reload failed; {self.conf_path.name} put back: {_tail(reloaded)}")
+        self.last_good.unlink(missing_ok=True)
+        return True
+
     def _restore(self, previous: str | None) -> None:
         if self.last_good.exists():
             self._write(self.conf_path, self.last_good.read_text())

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nextmavens.control.crypto import MasterKeyError
 from nextmavens.platform.auth import ApiError, service_of
+from nextmavens.platform.dashboard import apps as dashboard_apps
 from nextmavens.platform.dashboard import assets, live, pages
 from nextmavens.platform.dashboard import monitoring as dashboard_monitoring
 from nextmavens.platform.dashboard.web import FormRefused, SignInRequired, signin_redirect
@@ -258,4 +259,5 @@ def create_app(settings: ServiceSettings, service: Service | None = None) -> Fas
     app.include_router(pages.router)
     app.include_router(dashboard_monitoring.router)  # the dashboard's host (operator) page
     app.include_router(live.router)  # the pages' live state (server-sent events)
+    app.include_router(dashboard_apps.router)  # the project page's apps: their active release
     return app

@@ -7,13 +7,19 @@ example project acme/shop, so the host's own manifest repository is never touche
 git commit) and a Python app (an uploaded `git archive`) are built on the sandbox's Debian-packaged base
 (devkit/sandbox/images/app) and reached through nginx on their names; a second deploy under a load loop in a
 second process on the host's loopback fails no request; an unhealthy release never takes traffic; rollback;
-the secret reaches the app's environment and is absent from `docker inspect`, logs, output and git.
+the secret reaches the app's environment and is absent from `docker inspect`, logs, output and git; a preview
+of the Node app answers through nginx on its own name and is removed; a stopped active release is started again
+by the apps' reconcile.
+
+`E2E_APPS_OVERLAY=1` runs the host's commands with this tree's `nextmavens/` first on PYTHONPATH (copied to the
+guest), for trying a branch on the shared sandbox without converging it; by default the installed code runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import subprocess
 import time
@@ -75,6 +81,9 @@ def host_data(sandbox: Sandbox) -> dict[str, Any]:
         f"cd {WORK}/node-hello && git init -q && git add -A && "
         "git -c user.email=e2e@example.invalid -c user.name=e2e commit -qm v1"
     )
+    if os.environ.get("E2E_APPS_OVERLAY") == "1":
+        _copy_dir(sandbox, REPO / "nextmavens", f"{WORK}/overlay/nextmavens")
+        wrapper = f"env PYTHONPATH={WORK}/overlay {wrapper}"
     return {"data": data, "cli": f"{wrapper}", "projects": projects}
 
 
@@ -212,3 +221,71 @@ def test_rollback_switches_back_in_seconds_without_a_build(sandbox: Sandbox, hos
     listed = json.loads(_cli(sandbox, host_data, "releases acme/shop node --json").stdout)["releases"]
     states = {r["release"]: r["state"] for r in listed}
     assert states == {1: "active", 2: "previous"}, states
+
+
+def test_a_preview_answers_on_its_own_name_and_is_removed(sandbox: Sandbox, host_data) -> None:
+    """Self-contained (the secret set again): a preview needs no release of the app's own."""
+    preview_name = f"pr-1.{NODE_NAME}"
+    stored = _cli(sandbox, host_data, "secrets set acme/shop node API_KEY", stdin=SECRET + "\n")
+    assert stored.returncode == 0, stored.stderr
+    deployed = _cli(sandbox, host_data, "deploy acme/shop node --preview pr-1")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert f"switched: {preview_name} -> release" in deployed.stdout
+    answer = _served(sandbox, preview_name, json.loads(sandbox.check(f"cat {WORK}/node-hello/release.json"))["version"])
+    assert answer["mode"] == "e2e"
+    listed = json.loads(_cli(sandbox, host_data, "releases acme/shop node --json").stdout)["releases"]
+    (row,) = [r for r in listed if r["state"] == "preview"]
+    assert row["preview"] == "pr-1"
+    container = f"nm-app-shop--node-r{row['release']}"
+    labels = json.loads(sandbox.check(f"docker inspect -f '{{{{json .Config.Labels}}}}' {container}"))
+    assert labels["io.nextmavens.preview"] == "pr-1"
+    conf = "/etc/nginx/conf.d/nextmavens-app-shop--node--preview-pr-1.conf"
+    assert f"server_name {preview_name};" in sandbox.check(f"cat {conf}")
+
+    bad = _cli(sandbox, host_data, "deploy acme/shop node --preview 'x;y'")
+    assert bad.returncode != 0 and "preview name" in bad.stderr
+
+    removed = _cli(sandbox, host_data, "deploy acme/shop node --remove-preview pr-1")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert sandbox.run(f"docker inspect {container}").returncode != 0
+    assert sandbox.run(f"test -e {conf}").returncode != 0
+    deadline = time.monotonic() + 20
+    while _get(sandbox, preview_name)[0] == 200 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    status, body = _get(sandbox, preview_name)
+    assert status != 200 or "version" not in body, (status, body)
+
+
+def test_reconcile_starts_a_stopped_active_release_on_the_real_engine(sandbox: Sandbox, host_data) -> None:
+    """Self-contained: the Node app deployed, its active container stopped (as `docker stop` or a crash the
+    restart policy gave up on leaves it), then the apps' part of the edge's apply (apps/reconcile.py, through the
+    host's edge settings and Docker) starts it again, it passes the health check and nginx serves it."""
+    stored = _cli(sandbox, host_data, "secrets set acme/shop node API_KEY", stdin=SECRET + "\n")
+    assert stored.returncode == 0, stored.stderr
+    deployed = _cli(sandbox, host_data, "deploy acme/shop node")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    listed = json.loads(_cli(sandbox, host_data, "releases acme/shop node --json").stdout)["releases"]
+    (active,) = [r for r in listed if r["state"] == "active"]
+    container = f"nm-app-shop--node-r{active['release']}"
+    sandbox.check(f"docker stop -t 1 {container}")
+    script = (
+        "import json, os, sys\n"
+        "from nextmavens.edge.hostruntime import host_apps\n"
+        "from nextmavens.edge.inputs import EdgeProject\n"
+        "from nextmavens.edge.step import load_edge\n"
+        "from nextmavens.manifest.loader import load_manifests\n"
+        "from pathlib import Path\n"
+        "host = load_edge(Path(os.environ['NEXTMAVENS_EDGE_CONFIG']))\n"
+        "loaded = load_manifests(Path(sys.argv[1])).by_key('acme/shop')\n"
+        "project = EdgeProject(loaded.manifest, None, org='acme')\n"  # the apps' step reads no secret
+        "report = host_apps(host).reconcile([project])\n"
+        "print(json.dumps({'done': report.done, 'warnings': report.warnings, 'errors': report.errors}))\n"
+    )
+    python = f"{host_data['data']['platform_dir']}/venv/bin/python"
+    wrapper = host_data["cli"].rsplit(" ", 1)[0]  # the env wrapper (and the overlay), without `nextmavens`
+    out = sandbox.check(f"{wrapper} {python} -c {shlex.quote(script)} {host_data['projects']}")
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["errors"] == [], report
+    assert f"acme/shop node: release {active['release']} was not running; started again" in report["done"], report
+    assert sandbox.check(f"docker inspect -f '{{{{.State.Status}}}}' {container}").strip() == "running"
+    _served(sandbox, NODE_NAME, json.loads(sandbox.check(f"cat {WORK}/node-hello/release.json"))["version"])

@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nextmavens.apps.dockerops import ReleaseContainer, RunSpec
-from nextmavens.apps.releases import LABEL_APP, LABEL_COMMIT, LABEL_PROJECT, release_of
+from nextmavens.apps.dockerops import ReleaseContainer, RunSpec, run_kwargs
+from nextmavens.apps.releases import LABEL_APP, LABEL_COMMIT, LABEL_PREVIEW, LABEL_PROJECT, release_of
 from tests.support.localnginx import wait_port
 from tests.support.ports import free_port
 
@@ -49,6 +49,7 @@ class _Container:
     labels: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     port: int | None = None
+    stopped: bool = False  # by `stop` (the engine's "manually stopped": unless-stopped leaves it stopped)
 
 
 @dataclass
@@ -67,6 +68,16 @@ class StandinDocker:
             self.networks[name] = (dict(labels), [])
         elif any(self.networks[name][0].get(k) != v for k, v in labels.items()):
             raise RuntimeError(f"docker network {name!r} exists but is not this project's bridge")
+
+    def remove_network(self, name: str, labels: Mapping[str, str]) -> bool:
+        if name not in self.networks:
+            return False
+        if any(self.networks[name][0].get(k) != v for k, v in labels.items()):
+            raise RuntimeError(f"docker network {name!r} does not carry {dict(labels)}: not removed")
+        if self.networks[name][1]:
+            raise RuntimeError(f"error while removing network: network {name} has active endpoints")
+        del self.networks[name]
+        return True
 
     def network_members(self, name: str) -> list[str]:
         if name not in self.networks:
@@ -142,7 +153,25 @@ class StandinDocker:
         container = self._get(name)
         if self.running(name):
             return
+        container.stopped = False
         self._launch(container)
+
+    def reboot(self) -> list[str]:
+        """The host restarts: every process ends; the engine then starts the containers its restart policy names
+        (the release flow's `unless-stopped`: those not stopped by `stop`), each on a new loopback port. The
+        names started again."""
+        for container in self.containers.values():
+            if container.process is not None and container.process.poll() is None:
+                container.process.kill()
+                container.process.wait(timeout=10)
+            container.port = None
+        started = []
+        for name, container in self.containers.items():
+            policy = run_kwargs(container.spec)["restart_policy"]["Name"]
+            if policy == "always" or (policy == "unless-stopped" and not container.stopped):
+                self._launch(container)
+                started.append(name)
+        return started
 
     def host_port(self, name: str, container_port: int) -> int | None:
         return self._get(name).port if self.running(name) else None
@@ -156,6 +185,7 @@ class StandinDocker:
 
     def stop(self, name: str, timeout: int) -> None:
         container = self._get(name)
+        container.stopped = True
         if container.process is not None and container.process.poll() is None:
             container.process.terminate()
             container.process.wait(timeout=10)
@@ -176,14 +206,22 @@ class StandinDocker:
         self.images.pop(tag, None)
 
     def releases(self, ref: str, app: str) -> list[ReleaseContainer]:
+        return self._labelled(lambda labels: labels.get(LABEL_PROJECT) == ref and labels.get(LABEL_APP) == app)
+
+    def previews(self) -> list[ReleaseContainer]:
+        return self._labelled(lambda labels: LABEL_PREVIEW in labels)
+
+    def _labelled(self, wanted: Callable[[Mapping[str, str]], bool]) -> list[ReleaseContainer]:
         found = []
         for name, container in self.containers.items():
             labels = container.labels
             number = release_of(labels)
-            if labels.get(LABEL_PROJECT) != ref or labels.get(LABEL_APP) != app or number is None:
+            if not wanted(labels) or number is None:
                 continue
             commit = labels.get(LABEL_COMMIT, "")
-            found.append(ReleaseContainer(number, name, commit, "", self.running(name), container.spec.image))
+            found.append(
+                ReleaseContainer(number, name, commit, "", self.running(name), container.spec.image, dict(labels))
+            )
         return sorted(found, key=lambda r: r.number)
 
     def close(self) -> None:

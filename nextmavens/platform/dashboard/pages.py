@@ -22,6 +22,7 @@ from nextmavens.platform import projectwrite, signin, tokenops, totp, whatsappop
 from nextmavens.platform.auth import ApiError, client_address, guard, service_of
 from nextmavens.platform.authz import Action, Decision, decide
 from nextmavens.platform.catalog import Catalog
+from nextmavens.platform.dashboard.apps import LOG_SERVICES, declared_apps
 from nextmavens.platform.dashboard.monitoring import project_monitoring
 from nextmavens.platform.dashboard.web import (
     SECURITY_HEADERS,
@@ -461,6 +462,7 @@ def project_context(
         "instances": (instances or {}).get("instances", []),
         "whatsapp_error": whatsapp_error,
         **project_monitoring(service, caller, org, ref, span),
+        "apps": declared_apps(service, org, ref),
         "service_key": None,
         "reveal_error": None,
     }
@@ -513,7 +515,7 @@ async def reveal_service_key(request: Request, org: Org, ref: Ref) -> Response:
 
 @router.get("/orgs/{org}/projects/{ref}/logs")
 async def logs_tail(
-    request: Request, org: Org, ref: Ref, service: Annotated[str, Query(pattern="^(rest|auth|storage)$")] = "rest"
+    request: Request, org: Org, ref: Ref, service: Annotated[str, Query(pattern=LOG_SERVICES)] = "rest"
 ) -> Response:
     """The live tail (server-sent events) the project page's script reads with EventSource."""
     who = await run_in_threadpool(signed_in, request)

@@ -8,104 +8,30 @@ from __future__ import annotations
 import json
 import os
 import stat
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
+from nextmavens.apps import cli
 from nextmavens.apps.release import (
-    Context,
     DeployBusy,
     ReleaseFailed,
     Target,
-    app_lock,
     deploy,
     releases_view,
     rollback,
 )
 from nextmavens.apps.upstream import conf_filename
-from nextmavens.edge.appsettings import AppDeploySettings, AppImages
-from nextmavens.manifest.models import App
+from nextmavens.cliparts import Failure
+from tests.integration.apps.stage import NAME, SECRET, lock_held_elsewhere, served, source
 from tests.support import loadloop
-from tests.support.edgesamples import settings
-from tests.support.localnginx import LocalNginx, http_get, need, wait_port
-from tests.support.ports import free_ports
-from tests.support.standindocker import StandinDocker
+from tests.support.projects import write_project
 
 pytestmark = pytest.mark.integration
-NAME = "web.acme.test"
-SECRET = "s3cr3t 'quoted' $HOME `x`"
 
 
-@pytest.fixture
-def stage(tmp_path: Path):
-    need("nginx")
-    http_port, https_port = free_ports(2)
-    nginx = LocalNginx(tmp_path / "nginx")
-    (nginx.prefix / "sites" / "placeholder.conf").write_text(
-        f"server {{ listen 127.0.0.1:{http_port} default_server; return 444; }}\n"
-    )
-    nginx.start()
-    wait_port(http_port)
-    docker = StandinDocker(tmp_path / "images")
-    docker.root.mkdir()
-    lines: list[str] = []
-    ctx = Context(
-        settings=AppDeploySettings(
-            images=AppImages(node="n:1", python="p:1", static="s:1"),
-            health_timeout_s=5,
-            health_interval_s=0.1,
-            health_request_timeout_s=1,
-            drain_s=0.5,
-            build_memory_mb=512,
-            lock_timeout_s=1,
-            pids_limit=512,
-            state_dir=tmp_path / "state",
-            secrets_dir=tmp_path / "secrets",
-            nginx_dir=nginx.prefix / "sites",
-        ),
-        edge=settings(listen_address="127.0.0.1", http_port=http_port, https_port=https_port),
-        docker=docker,
-        nginx_test=tuple(nginx.test_cmd),
-        nginx_reload=tuple(nginx.reload_cmd),
-        say=lines.append,
-        certificates=(),
-    )
-    app = App(name="web", domains=[NAME], health_path="/health", retain=2, secrets=["API_KEY"], env={"MODE": "x"})
-    try:
-        yield ctx, Target("acme", "shop", app), docker, http_port, lines, tmp_path
-    finally:
-        docker.close()
-        nginx.stop()
-
-
-def source(tmp_path: Path, version: str, healthy: bool = True) -> Path:
-    folder = tmp_path / f"src-{version}"
-    folder.mkdir()
-    (folder / "Dockerfile").write_text("FROM scratch\n")
-    (folder / "app.json").write_text(json.dumps({"version": version, "healthy": healthy}))
-    return folder
-
-
-def served(port: int, want: str) -> bool:
-    """nginx's reload is a signal: workers of the config before may answer a moment longer. Poll (bounded)."""
-    deadline = time.monotonic() + 10
-    seen = None
-    while time.monotonic() < deadline:
-        try:
-            status, _, body = http_get(port, NAME)
-            seen = (status, body)
-            if status == 200 and json.loads(body)["version"] == want:
-                return True
-        except OSError as exc:
-            seen = exc
-        time.sleep(0.05)
-    raise AssertionError(f"{NAME} never served {want}: {seen}")
-
-
-def test_deploy_switch_under_load_unhealthy_rollback_and_prune(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_deploy_switch_under_load_unhealthy_rollback_and_prune(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     values = {"API_KEY": SECRET}
     first = deploy(ctx, target, source(tmp, "v1"), "a" * 40, values)
     assert (first.release, first.previous) == (1, None) and served(port, "v1")
@@ -143,8 +69,8 @@ def test_deploy_switch_under_load_unhealthy_rollback_and_prune(stage) -> None:
     assert not (ctx.settings.secrets_dir / "shop" / "web" / "r1.env").exists()
 
 
-def test_secrets_reach_only_a_0600_file_bound_into_the_container(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_secrets_reach_only_a_0600_file_bound_into_the_container(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": SECRET})
     (spec,) = docker.runs
     assert spec.environment == {"MODE": "x", "PORT": "3000"}
@@ -158,16 +84,16 @@ def test_secrets_reach_only_a_0600_file_bound_into_the_container(stage) -> None:
     assert SECRET not in (ctx.settings.nginx_dir / conf_filename("shop", "web")).read_text()
 
 
-def test_the_container_starts_from_the_image_id_the_build_returned(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_the_container_starts_from_the_image_id_the_build_returned(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
     (spec,) = docker.runs
     _, _, image_id = docker.images["nextmavens-app/shop--web:r1"]
     assert spec.image == image_id and image_id.startswith("sha256:")
 
 
-def test_apps_run_on_their_projects_own_network_never_the_platforms(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_apps_run_on_their_projects_own_network_never_the_platforms(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     other = Target("beta", "shop-api", target.app.model_copy(update={"domains": ["api.beta.test"]}))
     deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
     deploy(ctx, other, source(tmp, "v2"), "b" * 40, {"API_KEY": "y"})
@@ -182,8 +108,8 @@ def test_apps_run_on_their_projects_own_network_never_the_platforms(stage) -> No
     assert docker.network_members("nextmavens-apps-shop") == [ours, "nm-app-shop--web-r2"]
 
 
-def test_a_network_of_the_apps_name_that_is_not_the_projects_stops_the_release(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_a_network_of_the_apps_name_that_is_not_the_projects_stops_the_release(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     docker.networks["nextmavens-apps-shop"] = ({"io.nextmavens.project": "someone-else"}, [])
     with pytest.raises(ReleaseFailed, match="apps network nextmavens-apps-shop is not usable"):
         deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
@@ -191,8 +117,8 @@ def test_a_network_of_the_apps_name_that_is_not_the_projects_stops_the_release(s
     assert not (ctx.settings.secrets_dir / "shop" / "web" / "r1.env").exists()
 
 
-def test_an_image_with_labels_the_platform_reserves_is_refused_and_nothing_starts(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_an_image_with_labels_the_platform_reserves_is_refused_and_nothing_starts(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     folder = source(tmp, "v1")
     (folder / "Dockerfile").write_text(
         "FROM scratch\nLABEL com.docker.compose.project=nm-other io.nextmavens.project=other io.nextmavens.memory=1\n"
@@ -204,30 +130,38 @@ def test_an_image_with_labels_the_platform_reserves_is_refused_and_nothing_start
     assert not (ctx.settings.nginx_dir / conf_filename("shop", "web")).exists()
 
 
-def test_a_missing_secret_stops_the_deploy_before_the_build(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
+def test_a_missing_secret_stops_the_deploy_before_the_build(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
     with pytest.raises(ReleaseFailed, match="secrets without a value: API_KEY"):
         deploy(ctx, target, source(tmp, "v1"), "a" * 40, {})
     assert docker.images == {}
 
 
-def test_a_second_deploy_of_the_app_waits_for_the_first(stage) -> None:
-    ctx, target, docker, port, lines, tmp = stage
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with app_lock(ctx, target):
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert held.wait(5)
-        with pytest.raises(DeployBusy, match="another deploy or rollback of acme/shop web"):
-            deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
-    finally:
-        release.set()
-        thread.join()
+def test_a_second_deploy_of_the_app_waits_for_the_first(release_stage) -> None:
+    ctx, target, docker, port, lines, tmp = release_stage
+    with (
+        lock_held_elsewhere(ctx, target),
+        pytest.raises(DeployBusy, match="another deploy or rollback of acme/shop web"),
+    ):
+        deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "x"})
     assert deploy(ctx, target, source(tmp, "v1b"), "a" * 40, {"API_KEY": "x"}).release == 1
+
+
+def test_the_hosts_deploy_takes_the_apps_lock_before_it_reads_the_archive(
+    release_stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel uploads of one app wait for the lock before any of them is read or unpacked: with the lock held
+    elsewhere, a deploy whose archive is a FIFO nobody writes (reading it would block) is refused at once."""
+    ctx, target, docker, port, lines, tmp = release_stage
+    projects = tmp / "projects"
+    write_project(projects, "acme", "shop", apps=[{"name": "web", "domains": [NAME]}])
+    monkeypatch.setattr(cli, "release_context", lambda edge_config, say: ctx)
+    fifo = tmp / "upload.tar"
+    os.mkfifo(fifo)
+    upload_app = Target("acme", "shop", target.app.model_copy(update={"secrets": []}))
+    with lock_held_elsewhere(ctx, upload_app), pytest.raises(Failure, match="another deploy or rollback"):
+        cli.host_deploy("acme/shop", "web", None, fifo, projects, None, tmp / "key", 1.0, None)
+    write_project(projects, "acme", "shop", apps=[{"name": "web", "source": "/srv/site"}])
+    with pytest.raises(Failure, match="--archive is for apps whose source is `upload`"):
+        cli.host_deploy("acme/shop", "web", None, fifo, projects, None, tmp / "key", 1.0, None)
+    assert docker.images == {}

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from nextmavens.edge.apply import EdgeRefused, EdgeReport, EdgeRuntime, apply_edge, check_edge
+from nextmavens.edge.apply import EdgeRefused, EdgeReport, EdgeRuntime, apply_edge, check_edge, remove_project
 from nextmavens.edge.certs import CertbotDirs
 from nextmavens.edge.clients.kong_admin import KongAdmin
 from nextmavens.edge.clients.tenants import RealtimeTenants, SupavisorTenants
@@ -139,3 +139,38 @@ def test_docker_failure_is_reported_without_secrets(world):
     (error,) = report.errors
     assert "docker compose failed (1)" in error and shop.secrets.jwt_secret not in error and "[secret]" in error
     assert kong.loads == 1  # later steps still ran
+
+
+class RecordingApps:
+    """The apps hook (apps/reconcile.py's HostApps) as the edge sees it: what it was asked, what it answered."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def served_names(self, projects):
+        self.calls.append("served_names")
+        return ["web.shop.test"]
+
+    def reconcile(self, projects):
+        self.calls.append("reconcile " + ",".join(p.ref for p in projects if p.manifest.apps))
+        return EdgeReport(done=["shop web: nginx updated"])
+
+    def remove_project(self, ref):
+        self.calls.append(f"remove_project {ref}")
+        return EdgeReport(done=[f"{ref}: docker network nextmavens-apps-{ref} removed"])
+
+
+def test_apply_reconciles_apps_and_certifies_their_names_and_destroy_removes_them(world):
+    runtime, calls, kong, supavisor, realtime, nginx = world
+    apps = RecordingApps()
+    runtime.apps = apps
+    assert converge(runtime, sample_projects()).errors == []
+    assert apps.calls == []  # no project declares an app: Docker is not asked about apps
+    with_app = [project("shop", apps=[{"name": "web", "domains": ["web.shop.test"]}]), *sample_projects()[1:]]
+    report = converge(runtime, with_app)
+    assert apps.calls == ["reconcile shop", "served_names"]
+    assert "shop web: nginx updated" in report.done
+    assert any("certificate web.shop.test not requested: missing; DNS check" in w for w in report.warnings)
+    removed = remove_project(runtime, "gone")
+    assert apps.calls[-1] == "remove_project gone"
+    assert removed.done[0] == "gone: docker network nextmavens-apps-gone removed"

@@ -30,7 +30,14 @@ import json, shutil, sys
 folder = {folder!r}
 argv = sys.argv[1:]
 json.dump(argv, open(folder + "/argv.json", "w"))
-shutil.copyfile(argv[-1], folder + "/received.tar")
+if "--remove-preview" in argv:
+    name = argv[argv.index("--remove-preview") + 1]
+    if name == "gone":
+        print("Error: acme/shop web: no preview 'gone'", file=sys.stderr)
+        sys.exit(1)
+    print("removed preview " + name, flush=True)
+    sys.exit(0)
+shutil.copyfile(argv[argv.index("--archive") + 1], folder + "/received.tar")
 print("building release 1", flush=True)
 print("  build: static (index.html at the root)", flush=True)
 code = int(open(folder + "/exit").read())
@@ -155,6 +162,48 @@ def test_an_archive_over_the_bound_is_refused(platform_stage: PlatformStage, dep
     assert answer.status_code == 413 and not (folder / "argv.json").exists()
 
 
+def test_a_preview_reaches_the_hosts_deploy_and_is_removed_through_delete(
+    platform_stage: PlatformStage, deploying: tuple[str, Path]
+) -> None:
+    url, folder = deploying
+    auth = bearer(platform_stage, "dev@acme.test")
+    answer = httpx.post(f"{url}{PATH}", params={"preview": "pr-1"}, content=archive(a="b"), headers={**TAR, **auth})
+    assert events(answer.text)[-1] == ("end", '{"reason": "eof", "exit_code": 0}')
+    argv = json.loads((folder / "argv.json").read_text())
+    assert argv[3:7] == ["deploy", "acme/shop", "web", "--archive"] and argv[8:] == ["--preview", "pr-1"]
+    removed = httpx.delete(f"{url}/v1/projects/acme/shop/apps/web/previews/pr-1", headers=auth)
+    assert removed.status_code == 200 and removed.json() == {"app": "web", "preview": "pr-1", "removed": True}
+    removal = ["deploy", "acme/shop", "web", "--remove-preview", "pr-1"]
+    assert json.loads((folder / "argv.json").read_text())[3:] == removal
+    gone = httpx.delete(f"{url}/v1/projects/acme/shop/apps/web/previews/gone", headers=auth)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "no_such_preview"
+
+
+@pytest.mark.parametrize("name", ["Pr-1", "a--b", "x" * 31, "a.b", "-a"])
+def test_a_bad_preview_name_is_refused_before_anything_runs(
+    platform_stage: PlatformStage, deploying: tuple[str, Path], name: str
+) -> None:
+    url, folder = deploying
+    (folder / "argv.json").unlink(missing_ok=True)
+    auth = bearer(platform_stage, "dev@acme.test")
+    answer = httpx.post(f"{url}{PATH}", params={"preview": name}, content=archive(a="b"), headers={**TAR, **auth})
+    removed = httpx.delete(f"{url}/v1/projects/acme/shop/apps/web/previews/{name}", headers=auth)
+    assert answer.status_code == 422 and removed.status_code in (404, 422)
+    assert not (folder / "argv.json").exists()
+
+
+def test_removing_a_preview_of_another_orgs_project_or_read_only_is_refused(
+    platform_stage: PlatformStage, deploying: tuple[str, Path]
+) -> None:
+    url, folder = deploying
+    (folder / "argv.json").unlink(missing_ok=True)
+    read_only = bearer(platform_stage, "dev@acme.test", read_only=True)
+    assert httpx.delete(f"{url}/v1/projects/acme/shop/apps/web/previews/pr-1", headers=read_only).status_code == 403
+    auth = bearer(platform_stage, "dev@acme.test")
+    other = httpx.delete(f"{url}/v1/projects/globex/web/apps/web/previews/pr-1", headers=auth)
+    assert other.status_code == 404 and not (folder / "argv.json").exists()
+
+
 def _git(cwd: Path, *args: str) -> str:
     identity = ["-c", "user.email=t@example.invalid", "-c", "user.name=t"]
     return subprocess.run(["git", *identity, *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
@@ -188,6 +237,14 @@ def test_the_developer_cli_sends_the_linked_folders_commit(
     finally:
         (folder / "exit").write_text("0")
     assert failed.exit_code == 1 and "still serves" in failed.stderr
+    preview = CliRunner().invoke(main, ["deploy", "web", "--preview", "pr-2"])
+    assert preview.exit_code == 0, preview.output
+    assert json.loads((folder / "argv.json").read_text())[-2:] == ["--preview", "pr-2"]
+    removed = CliRunner().invoke(main, ["deploy", "web", "--remove-preview", "pr-2"])
+    assert removed.exit_code == 0 and "removed preview 'pr-2'" in removed.stdout, removed.output
+    assert json.loads((folder / "argv.json").read_text())[-2:] == ["--remove-preview", "pr-2"]
+    refused = CliRunner().invoke(main, ["deploy", "web", "--preview", "Bad;x"])
+    assert refused.exit_code != 0 and "preview name" in refused.output
 
 
 def test_an_apps_log_is_read_through_the_hosts_command(

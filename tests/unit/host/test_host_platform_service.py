@@ -5,6 +5,7 @@ root-owned apply unit, the one root command and the sudoers rule allowing exactl
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -126,7 +127,7 @@ def test_the_sudoers_rule_allows_the_four_commands_alone(config: HostData, tmp_p
     rules = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert rules == [
         f"{config.platform_user} ALL=(root) NOPASSWD: {command} apply --yes --json, {command} container-logs *, "
-        f"{command} deploy *, {command} domains *, {command} studio *"
+        f"{command} deploy *, {command} domains *, {command} studio *, {command} releases *"
     ]
     visudo = need("visudo")  # scripts/bootstrap installs sudo; the deploy checks the file with it on the host
     staged = tmp_path / "platform"
@@ -181,6 +182,14 @@ def test_the_root_command_starts_the_apply_unit_and_prints_its_answer(config: Ho
         ["deploy", "acme/shop", "web", "--archive"],
         ["deploy", "acme/shop", "web", "--ref", "x"],
         ["deploy", "acme/shop", "web", "--archive", "f", "x"],
+        ["deploy", "acme/shop", "web", "--archive", "f", "--preview"],
+        ["deploy", "acme/shop", "web", "--archive", "f", "--ref", "x"],
+        ["deploy", "acme/shop", "web", "--remove-preview"],
+        ["deploy", "acme/shop", "web", "--remove-preview", "pr-1", "x"],
+        ["deploy", "acme/shop", "web", "--preview", "pr-1"],
+        ["releases", "acme/shop", "web"],
+        ["releases", "acme/shop", "web", "--json", "x"],
+        ["releases", "acme/shop", "web", "--projects"],
         ["domains", "acme/shop"],
         ["domains", "acme/shop", "--text"],
         ["domains", "acme/shop", "--json", "--edge-config", "/etc/passwd"],
@@ -209,6 +218,63 @@ def test_the_root_command_builds_no_archive_the_service_could_not_read(config: H
         [str(script), "deploy", "acme/shop", "web", "--archive", str(archive)], capture_output=True, text=True, env=env
     )
     assert done.returncode == 77 and "must be a file of" in done.stderr
+
+
+def host_command_stand_in(config: HostData, tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
+    """The root command rendered for the test's own user, its `nextmavens-env` a stand-in that logs its argv and the
+    archive's first bytes (what root would build)."""
+    import getpass
+
+    context = {**template_context(config), "platform_dir": str(tmp_path), "platform_user": getpass.getuser()}
+    script = tmp_path / "nextmavens-privileged"
+    script.write_text(render("templates/nextmavens/nextmavens-privileged.j2", **context))
+    script.chmod(0o755)
+    (tmp_path / "bin").mkdir()
+    log = tmp_path / "env.log"
+    env_stand_in = tmp_path / "bin" / "nextmavens-env"
+    env_stand_in.write_text(
+        f'#!/bin/sh\necho "$@" >> {shlex.quote(str(log))}\n'
+        f'[ -e /dev/fd/3 ] && head -c 5 /dev/fd/3 >> {shlex.quote(str(log))}\nexit 0\n'
+    )
+    env_stand_in.chmod(0o755)
+    return script, {"PATH": "/usr/bin:/bin"}, log
+
+
+def test_the_root_command_passes_a_preview_and_its_removal_through(config: HostData, tmp_path: Path) -> None:
+    script, env, log = host_command_stand_in(config, tmp_path)
+    archive = tmp_path / "source.tar"
+    archive.write_bytes(b"tar..")
+    argv = [str(script), "deploy", "acme/shop", "web", "--archive", str(archive), "--preview", "pr-7"]
+    assert subprocess.run(argv, capture_output=True, text=True, env=env).returncode == 0
+    argv = [str(script), "deploy", "acme/shop", "web", "--remove-preview", "pr-7"]
+    assert subprocess.run(argv, capture_output=True, text=True, env=env).returncode == 0
+    argv = [str(script), "releases", "acme/shop", "web", "--json"]
+    assert subprocess.run(argv, capture_output=True, text=True, env=env).returncode == 0
+    assert log.read_text().splitlines() == [
+        "nextmavens deploy acme/shop web --archive /dev/fd/3 --preview pr-7",
+        "tar..nextmavens deploy acme/shop web --remove-preview pr-7",
+        "nextmavens releases acme/shop web --json",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "folder"])
+def test_the_root_command_never_opens_an_archive_that_is_not_a_regular_file(
+    config: HostData, tmp_path: Path, kind: str
+) -> None:
+    """Opening a FIFO as root would block, a device could act: the path is checked before it is opened."""
+    script, env, log = host_command_stand_in(config, tmp_path)
+    archive = tmp_path / "source.tar"
+    if kind == "fifo":
+        os.mkfifo(archive)
+    elif kind == "symlink":
+        (tmp_path / "real.tar").write_bytes(b"tar..")
+        archive.symlink_to(tmp_path / "real.tar")
+    else:
+        archive.mkdir()
+    argv = [str(script), "deploy", "acme/shop", "web", "--archive", str(archive)]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
+    assert done.returncode == 77 and "must be a regular file" in done.stderr
+    assert not log.exists()
 
 
 def test_an_earlier_answer_never_stands_for_a_unit_that_did_not_run(config: HostData, tmp_path: Path) -> None:

@@ -30,6 +30,16 @@ document.addEventListener("DOMContentLoaded", function () {
       source.onerror = function () { source.close(); };
     });
   }
+  // An app's active release, asked of the host once the page is shown (the page never waits for it).
+  document.querySelectorAll("td[data-release]").forEach(function (cell) {
+    fetch(cell.dataset.release, { credentials: "same-origin" }).then(function (response) {
+      return response.json();
+    }).then(function (answer) {
+      if (answer.error) { cell.textContent = "unknown (" + answer.error + ")"; return; }
+      var r = answer.release;
+      cell.textContent = r ? "r" + r.release + " (" + r.commit + ", " + r.created + ")" : "none deployed";
+    }).catch(function () { cell.textContent = "unknown"; });
+  });
   // Live state (server-sent events): each event is a JSON object of parts, each part's HTML rendered by the service
   // as the page renders it (escaped there), put in place of the element of that data-live-part.
   document.querySelectorAll("[data-live]").forEach(function (element) {
