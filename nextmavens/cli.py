@@ -137,9 +137,10 @@ def apply(
         sys.exit(EXIT_ERROR)
     report = None
     if ready is not None:
+        from nextmavens.apps.reconcile import host_apps
         from nextmavens.edge.step import edge_step
 
-        report = edge_step(engine, ready)
+        report = edge_step(engine, ready, apps=host_apps(ready.host))
     if as_json:
         document: dict[str, Any] = {"run": result.run_id, "result": "ok", **result.plan.as_json()}
         if report is not None:
@@ -259,10 +260,11 @@ def keys_rotate(
         ui.out.print(f"{stored}; the old keys are recorded as revoked.")
         ui.err.print(f"[yellow]warning[/]: {rotated_without_edge()}", soft_wrap=True)
         return
+    from nextmavens.apps.reconcile import host_apps
     from nextmavens.edge.step import apply_again, edge_step_or_fail
 
     done = f"{stored} (the old keys are recorded as revoked; the edge may still accept them)"
-    edge_step_or_fail(engine, ready, done, apply_again(ready))
+    edge_step_or_fail(engine, ready, done, apply_again(ready), apps=host_apps(ready.host))
     ui.out.print(
         f"{stored}; the edge now serves them, and the old keys are revoked. "
         f"Show them with: nextmavens keys show {project}"
@@ -362,9 +364,12 @@ def destroy(
 
         ui.err.print(f"[yellow]warning[/]: {destroyed_without_edge(ref)}", soft_wrap=True)
         return
+    from nextmavens.apps.reconcile import host_apps
     from nextmavens.edge.step import after_failed_destroy, edge_step_or_fail
 
-    edge_step_or_fail(engine, ready, dropped, after_failed_destroy(ready, ref), removed=ref)
+    edge_step_or_fail(
+        engine, ready, dropped, after_failed_destroy(ready, ref), removed=ref, apps=host_apps(ready.host)
+    )
     ui.out.print(f"Removed {project} from the edge (its storage files and volumes are kept).")
 
 

@@ -183,3 +183,16 @@ def remove_project(ctx: Context, ref: str) -> EdgeReport:
         report.errors.append(f"{ref}: docker network {network} not removed: {exc}")
     return report
 
+
+def host_apps(host: EdgeHost) -> HostApps | None:
+    """The apps hook of an apply (apps/reconcile.py), where the settings file has app deployments."""
+    apps = host.config.apps
+    if apps is None:
+        return None
+
+    def make() -> Context:
+        from nextmavens.apps.dockerops import SdkDocker
+
+        return host_context(host, SdkDocker.from_env(), lambda line: None)
+
+    return HostApps(make, apps.state_dir)

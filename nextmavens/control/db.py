@@ -8,7 +8,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from nextmavens.naming import CONTROL_DATABASE
+from nextmavens.naming import CONTROL_DATABASE, project_names
 
 MIGRATIONS_PACKAGE = "nextmavens.control.migrations"
 # Advisory lock keys (per database): creating the control database (held in `postgres`), migrating it.
@@ -34,6 +34,32 @@ TRUSTED_OPTIONS = " ".join(
 
 def dsn_for_database(dsn: str, dbname: str) -> str:
     return make_conninfo(dsn, dbname=dbname)
+
+
+def owner_dsn(
+    dsn: str,
+    ref: str,
+    password: str,
+    statement_timeout_ms: int,
+    application_name: str = "nextmavens-migrations",
+    search_path: str | None = None,
+    role: str | None = None,
+) -> str:
+    """The service's DSN (host, port, TLS), logged in as the project's owner (or another of its login roles,
+    `role`) into its database."""
+    names = project_names(ref)
+    # Client options outrank the owner's ALTER ROLE/DATABASE settings; SQL may still change them, so the
+    # migrations' watchdog (cancel) bounds the whole run as well.
+    options = f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={statement_timeout_ms}"
+    if search_path is not None:
+        options += f" -c search_path={search_path}"
+    return make_conninfo(
+        dsn_for_database(dsn, names.database),
+        user=role or names.owner,
+        password=password,
+        application_name=application_name,
+        options=options,
+    )
 
 
 def dsn_without_password(dsn: str) -> tuple[str, str | None]:

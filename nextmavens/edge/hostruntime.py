@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from nextmavens.dockerenv import docker_environment
-from nextmavens.edge.apply import EdgeRuntime
+from nextmavens.edge.apply import AppsHook, EdgeRuntime
 from nextmavens.edge.certs import CertbotDirs, system_resolver
 from nextmavens.edge.clients.evolution import EvolutionApi
 from nextmavens.edge.clients.kong_admin import KongAdmin
@@ -17,10 +16,6 @@ from nextmavens.edge.nginx import NginxApplier
 from nextmavens.edge.settingsfile import EdgeConfigError, EdgeHost
 from nextmavens.naming import compose_project_name
 from nextmavens.runner import Runner, run_command
-
-if TYPE_CHECKING:
-    from nextmavens.apps.reconcile import HostApps
-    from nextmavens.apps.release import Context
 
 
 def _runner(docker: list[str]) -> Runner:
@@ -31,7 +26,8 @@ def _runner(docker: list[str]) -> Runner:
     return run
 
 
-def edge_runtime(host: EdgeHost) -> EdgeRuntime:
+def edge_runtime(host: EdgeHost, apps: AppsHook | None = None) -> EdgeRuntime:
+    """`apps`: the deployed apps' hook (nextmavens/apps/reconcile.py's host_apps), given by the command that applies."""
     paths, settings = host.config.paths, host.settings
     run = _runner(host.config.docker)
     return EdgeRuntime(
@@ -49,25 +45,8 @@ def edge_runtime(host: EdgeHost) -> EdgeRuntime:
         realtime=RealtimeTenants(settings),
         evolution=evolution_api(host),
         issue_certificates=host.config.issue_certificates,
-        apps=host_apps(host),
+        apps=apps,
     )
-
-
-def host_apps(host: EdgeHost) -> HostApps | None:
-    """The apps hook of an apply (apps/reconcile.py), where the settings file has app deployments."""
-    from nextmavens.apps.reconcile import HostApps
-
-    apps = host.config.apps
-    if apps is None:
-        return None
-
-    def make() -> Context:
-        from nextmavens.apps.dockerops import SdkDocker
-        from nextmavens.apps.reconcile import host_context
-
-        return host_context(host, SdkDocker.from_env(), lambda line: None)
-
-    return HostApps(make, apps.state_dir)
 
 
 def evolution_api(host: EdgeHost) -> EvolutionApi | None:

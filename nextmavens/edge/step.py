@@ -13,7 +13,15 @@ from rich.markup import escape
 
 from nextmavens import ui
 from nextmavens.cliparts import Failure, load, run_engine
-from nextmavens.edge.apply import EdgeCheck, EdgeRefused, EdgeReport, apply_edge, check_edge, remove_project
+from nextmavens.edge.apply import (
+    AppsHook,
+    EdgeCheck,
+    EdgeRefused,
+    EdgeReport,
+    apply_edge,
+    check_edge,
+    remove_project,
+)
 from nextmavens.edge.certs import observe_certificates
 from nextmavens.edge.hostruntime import edge_runtime, running_refs
 from nextmavens.edge.inputs import EdgeProject
@@ -78,18 +86,22 @@ def _checked(host: EdgeHost, config_path: Path, manifests: ManifestSet, unchange
     return ReadyEdge(host, config_path, manifests, checked)
 
 
-def edge_step(engine: Engine, ready: ReadyEdge, removed: str | None = None) -> EdgeReport:
+def edge_step(
+    engine: Engine, ready: ReadyEdge, removed: str | None = None, apps: AppsHook | None = None
+) -> EdgeReport:
     """The edge after the database, under the same lock and recorded in the audit log as its own run.
-    `removed`: a destroyed project's ref, whose containers, files and tenants go first."""
+    `removed`: a destroyed project's ref, whose containers, files and tenants go first; `apps`: the deployed apps'
+    hook (the command passes it: the apps sit above the edge)."""
 
     def step() -> EdgeReport:
         with engine.changing("apply edge", [{"project": "edge", "action": "converge", "kind": "edge"}]) as (_, store):
             report = EdgeReport()
             if removed is not None:
-                report = remove_project(edge_runtime(ready.host), removed)
+                report = remove_project(edge_runtime(ready.host, apps), removed)
             if not report.errors:
                 host = with_engine_pooler_password(ready.host, store)
-                converged = apply_edge(edge_runtime(host), applied_projects(ready.manifests, store), ready.checked)
+                projects = applied_projects(ready.manifests, store)
+                converged = apply_edge(edge_runtime(host, apps), projects, ready.checked)
                 report.done += converged.done
                 report.warnings += converged.warnings
                 report.errors += converged.errors
@@ -113,12 +125,12 @@ class EdgeStepFailed(Exception):
 
 
 def edge_step_or_fail(
-    engine: Engine, ready: ReadyEdge, done: str, retry: str, removed: str | None = None
+    engine: Engine, ready: ReadyEdge, done: str, retry: str, removed: str | None = None, apps: AppsHook | None = None
 ) -> EdgeReport:
     """The edge step after rotate or destroy: its report printed, and a failure that says what `done` already
     holds (the database part cannot be undone by the edge) and what to run (`retry`) once the cause is fixed."""
     try:
-        report = edge_step(engine, ready, removed)
+        report = edge_step(engine, ready, removed, apps)
     except Failure as exc:
         raise Failure(f"{done}, but the edge step failed: {exc.message}\nOnce fixed, run: {retry}") from None
     print_edge_report(report)

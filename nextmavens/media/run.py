@@ -53,9 +53,9 @@ OWNER_STATEMENT_TIMEOUT_MS = 30_000
 
 def owner_login(environ: Mapping[str, str], ref: str) -> str:
     """The conninfo of project `ref`'s owner role into its database; ReferencesError (naming no secret) if none."""
+    from nextmavens.control.db import owner_dsn
     from nextmavens.engine.session import Engine, EngineConfig
     from nextmavens.naming import project_names
-    from nextmavens.platform.migrationrun import owner_dsn
 
     dsn, key = environ.get("NEXTMAVENS_DSN"), environ.get("NEXTMAVENS_MASTER_KEY")
     if not dsn or not key:

@@ -21,13 +21,13 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from nextmavens.control.db import owner_dsn
 from nextmavens.email.resend import Outgoing, ResendClient, ResendError
 from nextmavens.email.store import claim_message, mark_failed, mark_sent
 from nextmavens.email.templates import Rendered, TemplateError, TemplateInfo, list_templates, render
 from nextmavens.files import read_secret_file
 from nextmavens.manifest.models import Email
 from nextmavens.naming import project_names
-from nextmavens.platform.migrationrun import owner_dsn
 from nextmavens.platform.ratelimit import FailureLimiter
 from nextmavens.platform.service import Service
 

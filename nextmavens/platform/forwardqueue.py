@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from nextmavens.platform.migrationrun import NotOwnerSession, OwnerLoginFailed, owner_dsn
+from nextmavens.control.db import owner_dsn
+from nextmavens.platform.migrationrun import NotOwnerSession, OwnerLoginFailed
 from nextmavens.whatsapp.forwarding import PendingRow, RowKind
 
 APPLICATION_NAME = "nextmavens-forwarder"

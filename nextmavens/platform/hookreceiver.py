@@ -23,10 +23,10 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
+from nextmavens.control.db import owner_dsn
 from nextmavens.manifest.models import REF_PATTERN
 from nextmavens.naming import evolution_instance_name, project_names
 from nextmavens.platform.hookauth import webhook_token_problem
-from nextmavens.platform.migrationrun import owner_dsn
 from nextmavens.platform.ratelimit import FailureLimiter
 from nextmavens.platform.service import Service
 from nextmavens.whatsapp.rows import row_from_webhook

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from nextmavens.control.db import dsn_for_database
-from nextmavens.naming import project_names
+from nextmavens.control.db import owner_dsn
 from nextmavens.platform.migrationplan import Applied, Migration, MigrationPlan, split_statements
 
 HISTORY_TABLE = "supabase_migrations.schema_migrations"
@@ -53,32 +51,6 @@ class Failed:
 class Outcome:
     applied: list[Applied]
     failed: Failed | None
-
-
-def owner_dsn(
-    dsn: str,
-    ref: str,
-    password: str,
-    statement_timeout_ms: int,
-    application_name: str = "nextmavens-migrations",
-    search_path: str | None = None,
-    role: str | None = None,
-) -> str:
-    """The service's DSN (host, port, TLS), logged in as the project's owner (or another of its login roles,
-    `role`) into its database."""
-    names = project_names(ref)
-    # Client options outrank the owner's ALTER ROLE/DATABASE settings; SQL may still change them, so the
-    # migrations' watchdog (cancel) bounds the whole run as well.
-    options = f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={statement_timeout_ms}"
-    if search_path is not None:
-        options += f" -c search_path={search_path}"
-    return make_conninfo(
-        dsn_for_database(dsn, names.database),
-        user=role or names.owner,
-        password=password,
-        application_name=application_name,
-        options=options,
-    )
 
 
 @contextmanager

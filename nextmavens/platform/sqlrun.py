@@ -34,7 +34,8 @@ from psycopg import errors
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from nextmavens.platform.migrationrun import owner_dsn, watchdog
+from nextmavens.control.db import owner_dsn
+from nextmavens.platform.migrationrun import watchdog
 
 MIB = 1024 * 1024
 TRANSACTION_ENDED = (

@@ -270,7 +270,7 @@ def test_reconcile_starts_a_stopped_active_release_on_the_real_engine(sandbox: S
     sandbox.check(f"docker stop -t 1 {container}")
     script = (
         "import json, os, sys\n"
-        "from nextmavens.edge.hostruntime import host_apps\n"
+        "from nextmavens.apps.reconcile import host_apps\n"
         "from nextmavens.edge.inputs import EdgeProject\n"
         "from nextmavens.edge.step import load_edge\n"
         "from nextmavens.manifest.loader import load_manifests\n"

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from nextmavens.manifest.models import REF_PATTERN
 from nextmavens.platform.auth import ApiError, Caller, service_of
 from nextmavens.platform.dashboard.charts import SPANS, host_section, metrics_section, span_of, uptime_table
-from nextmavens.platform.dashboard.web import check_csrf, nav, page, read_form, redirect, signed_in
+from nextmavens.platform.dashboard.web import check_csrf, nav, page, read_form, redirect, refused, signed_in
 from nextmavens.platform.projectdomains import last_report, recheck
 from nextmavens.platform.projectmetrics import host_metrics, project_alerts, project_metrics, project_uptime
 from nextmavens.platform.service import Service
@@ -47,8 +47,6 @@ async def recheck_domains(request: Request, org: Org, ref: Ref) -> Response:
     try:
         await run_in_threadpool(recheck, service_of(request), who.caller, org, ref)
     except ApiError as exc:
-        from nextmavens.platform.dashboard.pages import refused  # the pages module imports this one
-
         return refused(request, who, exc, org)
     return redirect(f"/orgs/{org}/projects/{ref}#domains-h")
 
@@ -60,7 +58,5 @@ def host_page(request: Request, span: Span = "24h") -> Response:
     try:
         view = host_metrics(service_of(request), who.caller, chosen)
     except ApiError as exc:
-        from nextmavens.platform.dashboard.pages import refused  # the pages module imports this one
-
         return refused(request, who, exc)
     return page(request, "host.html", title="Host", host=host_section(view), span=chosen, spans=SPANS, **nav(who))

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
@@ -34,6 +34,7 @@ from nextmavens.platform.dashboard.web import (
     page,
     read_form,
     redirect,
+    refused,
     signed_in,
 )
 from nextmavens.platform.passwords import WeakPassword
@@ -57,11 +58,6 @@ router = APIRouter(include_in_schema=False)
 Org = Annotated[str, Path(pattern=REF_PATTERN, max_length=63)]
 Ref = Annotated[str, Path(pattern=REF_PATTERN, max_length=63)]
 Instance = Annotated[str, Path(pattern=INSTANCE_NAME_PATTERN, max_length=40)]
-
-
-def refused(request: Request, who: SessionMember | None, error: ApiError, org: str | None = None) -> HTMLResponse:
-    context = nav(who, org) if who is not None else {"member": None, "orgs": [], "current_org": None, "csrf": ""}
-    return page(request, "message.html", error.status, title="Not possible", message=error.message, **context)
 
 
 # Sign-in, second factor, invite links, sign-out ------------------------------------------------------------------

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from nextmavens.platform.auth import ApiError
 from nextmavens.platform.authz import ROLE_RANK, visible_orgs
 from nextmavens.platform.sessioncheck import SessionMember, session_member
 from nextmavens.platform.sessions import csrf_matches
@@ -124,3 +125,9 @@ def nav(who: SessionMember, current_org: str | None = None) -> dict[str, Any]:
 
 def is_admin(who: SessionMember, org: str) -> bool:
     return ROLE_RANK.get(who.caller.roles.get(org, ""), 0) >= ROLE_RANK["admin"]
+
+
+def refused(request: Request, who: SessionMember | None, error: ApiError, org: str | None = None) -> HTMLResponse:
+    """The page for a refused request: the API error's status and message, with the member's navigation."""
+    context = nav(who, org) if who is not None else {"member": None, "orgs": [], "current_org": None, "csrf": ""}
+    return page(request, "message.html", error.status, title="Not possible", message=error.message, **context)
