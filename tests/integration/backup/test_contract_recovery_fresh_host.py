@@ -23,7 +23,7 @@ from devkit.localdb.server import LocalPostgres
 from nextmavens.backup.cli import backup
 from nextmavens.control.db import connect_control, dsn_without_password
 from nextmavens.control.store import backups
-from nextmavens.naming import PLATFORM_ROLE
+from nextmavens.naming import METRICS_ROLE, PLATFORM_ROLE
 from tests.support.engine import Stage
 from tests.support.projects import write_project
 from tests.support.scratch import cloned_server
@@ -100,10 +100,11 @@ def test_contract_recovery_on_a_fresh_host(
             parts.append(path)
     stage.server.stop()
 
-    # The new host, step 1: the control database, exactly as the README says (its grants name the service's role,
-    # which a converged host has: the deploy creates it; a bare server, as here, needs it created first).
+    # The new host, step 1: the control database, exactly as the README says (its grants name the service's and the
+    # collector's roles, which a converged host has: the deploy creates them; a bare server, as here, needs them first).
     with psycopg.connect(new_host.dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(PLATFORM_ROLE)))
+        for role in (PLATFORM_ROLE, METRICS_ROLE):
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
         conn.execute("CREATE DATABASE nextmavens")
         conn.execute("REVOKE ALL ON DATABASE nextmavens FROM PUBLIC")
     decrypt = subprocess.Popen(
