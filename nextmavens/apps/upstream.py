@@ -40,7 +40,7 @@ def conf_filename(ref: str, app: str, preview: str | None = None) -> str:
     return f"nextmavens-app-{ref}--{app}--preview-{check_preview_name(preview)}.conf"
 
 
-SERVER_NAME = re.compile(r"^\s*server_name\s+([^;]*);", re.MULTILINE)
+SERVER_NAME = re.compile(r"\bserver_name\s+([^;]*);")  # \b: not proxy_ssl_server_name
 
 
 def edge_server_names(edge_conf: str) -> set[str]:

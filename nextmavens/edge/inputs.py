@@ -97,6 +97,7 @@ def hostname_problems(settings: EdgeSettings, manifests: Sequence[ProjectManifes
         owner[settings.platform_domain] = "the platform service"
     if settings.project_studio_domain is not None:
         owner[settings.project_studio_domain] = "Studio for projects"
+    owner.setdefault(settings.pooler_public_host, "the platform (pooler)")
     refs: set[str] = set()
     for manifest in sorted(manifests, key=lambda m: m.ref):
         if manifest.ref in refs:
