@@ -98,6 +98,7 @@ def hostname_problems(settings: EdgeSettings, manifests: Sequence[ProjectManifes
     if settings.project_studio_domain is not None:
         owner[settings.project_studio_domain] = "Studio for projects"
     owner.setdefault(settings.pooler_public_host, "the platform (pooler)")
+    platform = platform_names(settings)
     refs: set[str] = set()
     for manifest in sorted(manifests, key=lambda m: m.ref):
         if manifest.ref in refs:
@@ -120,11 +121,11 @@ def hostname_problems(settings: EdgeSettings, manifests: Sequence[ProjectManifes
                         f"{manifest.ref}: app {app.name!r}: host name {name!r} is already claimed by {claimed}"
                     )
                 refused = platform_name_problem(settings, name)
-                if refused and not claimed.startswith("the platform"):  # a platform name: said once, above
+                if refused and name not in platform:  # a platform name itself: "already claimed" said it
                     problems.append(f"{manifest.ref}: app {app.name!r}: domains: {refused}")
         for name in manifest.domains:
             refused = platform_name_problem(settings, name)
-            if refused and name not in platform_names(settings):  # a platform name: "already claimed" above
+            if refused and name not in platform:  # a platform name itself: "already claimed" said it
                 problems.append(f"{manifest.ref}: domains: custom domain {refused}")
     return problems
 
