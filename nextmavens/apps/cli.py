@@ -256,18 +256,21 @@ def _build_and_release(
 
 
 def check_preview(context: Context, projects_dir: Path, ref: str, declared: App, preview: str) -> None:
-    """Before anything builds: a valid name, host names no manifest claims, and room in memory admission (every
-    preview running on the host counted, the one this deploy replaces aside)."""
-    from nextmavens.apps.previews import host_conflicts, preview_admission
+    """Before anything builds: a valid name, host names neither the platform's nor any manifest's, and room in
+    memory admission (every preview running on the host counted, the one this deploy replaces aside)."""
+    from nextmavens.apps.previews import host_conflicts, platform_conflicts, preview_admission
     from nextmavens.apps.releases import LABEL_APP, LABEL_PROJECT
 
     manifests = [p.manifest for p in load(projects_dir).projects]
     if not declared.domains:
         raise Failure(f"app {declared.name!r} declares no domains, so a preview has no NAME.<domain> to serve")
     try:
+        platform = platform_conflicts(context.edge, preview, declared.domains)
         taken = host_conflicts(preview, declared.domains, manifests)
     except ValueError as exc:
         raise Failure(str(exc)) from None
+    if platform:
+        raise Failure(f"preview {preview!r} would serve the platform's names: {'; '.join(platform)}; nothing was built")
     if taken:
         raise Failure(f"preview {preview!r} would serve names a manifest claims: {', '.join(taken)}")
     memory = {(m.ref, a.name): a.memory_mb for m in manifests for a in m.apps}

@@ -1,4 +1,5 @@
-"""What a preview may be before anything builds: its host names are nobody else's, and it fits memory admission.
+"""What a preview may be before anything builds: its host names are nobody else's (no manifest's, not the
+platform's own), and it fits memory admission.
 
 A preview (`nextmavens deploy ORG/REF APP --preview NAME`) is a second release of an app served at `NAME.<domain>`
 for each of the app's domains. Its container holds the app's `memory_mb` like the app's own release, so admission
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from nextmavens.apps.releases import preview_hosts
+from nextmavens.edge.inputs import platform_name_problem
 from nextmavens.edge.memory import project_footprint, shared_services_total_mb
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.manifest.models import ProjectManifest
@@ -34,6 +36,16 @@ def host_conflicts(name: str, domains: Sequence[str], manifests: Iterable[Projec
     """The preview's host names a manifest already claims, as `host (owner)`."""
     owners = claimed_names(manifests)
     return [f"{host} ({owners[host]})" for host in preview_hosts(name, domains) if host in owners]
+
+
+def platform_conflicts(settings: EdgeSettings, name: str, domains: Sequence[str]) -> list[str]:
+    """The preview's host names that are the platform's (its own names, anything under api_domain), each with why:
+    a preview there would be served with the platform's certificate."""
+    return [
+        f"{host}: {refused}"
+        for host in preview_hosts(name, domains)
+        if (refused := platform_name_problem(settings, host)) is not None
+    ]
 
 
 def preview_admission(

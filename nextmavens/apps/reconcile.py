@@ -152,6 +152,7 @@ def host_context(host: EdgeHost, docker: DockerPort, say: Callable[[str], None])
         nginx_test=tuple(host.config.nginx_test),
         nginx_reload=tuple(host.config.nginx_reload),
         say=say,
+        edge_site=host.config.paths.nginx_site,
     )
 
 

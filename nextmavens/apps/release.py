@@ -40,6 +40,7 @@ from pathlib import Path
 from nextmavens.apps.detect import detect
 from nextmavens.apps.dockerfiles import render_dockerfile
 from nextmavens.apps.dockerops import SECRETS_LOADER, DockerPort, RunSpec
+from nextmavens.apps.previews import platform_conflicts
 from nextmavens.apps.releases import (
     LABEL_PROJECT,
     check_preview_name,
@@ -52,8 +53,9 @@ from nextmavens.apps.releases import (
     to_prune,
 )
 from nextmavens.apps.source import read_source
-from nextmavens.apps.upstream import conf_filename, render_app_nginx
+from nextmavens.apps.upstream import conf_filename, edge_server_names, render_app_nginx
 from nextmavens.edge.appsettings import AppDeploySettings
+from nextmavens.edge.inputs import platform_name_problem
 from nextmavens.edge.nginx import NginxApplier
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.files import write_atomic
@@ -109,6 +111,8 @@ class Context:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     certificates: Collection[str] | None = None  # None: names whose live certificate files exist
+    # The edge's nginx file (EdgePaths.nginx_site): its server names are never an app's. None: none to read.
+    edge_site: Path | None = None
 
     def app_dir(self, target: Target) -> Path:
         return self.settings.state_dir / target.ref / target.app.name
@@ -245,7 +249,7 @@ def deploy(
             f"(nextmavens secrets set {target.org}/{target.ref} {target.app.name} NAME)"
         )
     if preview is not None:
-        _check_preview(target, preview)
+        _check_preview(ctx, target, preview)
     with nullcontext() if locked else app_lock(ctx, target):
         state_file = ctx.app_dir(target) / "state.json"
         state = AppState.load(state_file)
@@ -290,13 +294,16 @@ def deploy(
         return Outcome(number, port, previous, pruned, ctx.clock() - started)
 
 
-def _check_preview(target: Target, preview: str) -> None:
+def _check_preview(ctx: Context, target: Target, preview: str) -> None:
     if not target.app.domains:
         raise ReleaseFailed(f"{target.key}: the app declares no domains, so a preview has no NAME.<domain> to serve")
     try:
-        preview_hosts(preview, target.app.domains)
+        platform = platform_conflicts(ctx.edge, preview, target.app.domains)
     except ValueError as exc:
         raise ReleaseFailed(f"{target.key}: {exc}") from None
+    if platform:
+        names = "; ".join(platform)
+        raise ReleaseFailed(f"{target.key}: preview {preview!r} would serve the platform's names: {names}")
 
 
 def _release_preview(
@@ -488,13 +495,29 @@ def switch(
         ctx.say("the app declares no domains: nothing to switch in nginx (reachable on loopback only)")
         return False
     hosts = preview_hosts(preview, target.app.domains) if preview is not None else list(target.app.domains)
-    certificates = ctx.certificates
-    if certificates is None:
+    # Only lineages named after this app's (or preview's) own hosts, never a platform name's: render refuses those.
+    own = [h for h in hosts if platform_name_problem(ctx.edge, h) is None]
+    if ctx.certificates is None:
         live = Path(ctx.edge.letsencrypt_dir) / "live"
-        certificates = [d for d in hosts if (live / d / "fullchain.pem").is_file()]
-    text = render_app_nginx(
-        ctx.edge, target.ref, target.app.name, target.app.domains, port, number, certificates, preview=preview
-    )
+        certificates = [d for d in own if (live / d / "fullchain.pem").is_file()]
+    else:
+        certificates = [d for d in own if d in ctx.certificates]
+    try:
+        edge_names = edge_server_names(ctx.edge_site.read_text()) if ctx.edge_site and ctx.edge_site.exists() else set()
+        text = render_app_nginx(
+            ctx.edge,
+            target.ref,
+            target.app.name,
+            target.app.domains,
+            port,
+            number,
+            certificates,
+            preview=preview,
+            edge_names=edge_names,
+        )
+    except ValueError as exc:
+        on_refused()
+        raise ReleaseFailed(f"{target.key}: {exc}") from None
     try:
         changed = nginx_applier(ctx, target, preview).apply(text)
     except Exception:

@@ -6,12 +6,14 @@ Pure: `render_app_nginx`. The switch writes it with the edge's NginxApplier (`ng
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from nextmavens.apps.releases import check_preview_name, preview_hosts
 from nextmavens.edge.certs import live_paths
+from nextmavens.edge.inputs import platform_name_problem
 from nextmavens.edge.settings import EdgeSettings
 from nextmavens.naming import pg_name
 from nextmavens.templates import environment
@@ -38,6 +40,15 @@ def conf_filename(ref: str, app: str, preview: str | None = None) -> str:
     return f"nextmavens-app-{ref}--{app}--preview-{check_preview_name(preview)}.conf"
 
 
+SERVER_NAME = re.compile(r"\bserver_name\s+([^;]*);")  # \b: not proxy_ssl_server_name
+
+
+def edge_server_names(edge_conf: str) -> set[str]:
+    """Every `server_name` in the edge's nginx file: names an app's file must never repeat (nginx would warn and
+    serve whichever file sorts first, and `nextmavens-app-*` sorts before `nextmavens-edge`)."""
+    return {name.lower() for match in SERVER_NAME.finditer(edge_conf) for name in match.group(1).split()}
+
+
 def render_app_nginx(
     settings: EdgeSettings,
     ref: str,
@@ -48,13 +59,21 @@ def render_app_nginx(
     certificates: Collection[str] = (),
     body_mb: int | None = None,
     preview: str | None = None,
+    edge_names: Collection[str] = (),
 ) -> str:
     """`port`: the active release's loopback port (or the preview's); `certificates`: names whose live certificate
-    exists. A preview serves `NAME.<domain>` for each of `domains` through an upstream of its own."""
+    exists. A preview serves `NAME.<domain>` for each of `domains` through an upstream of its own. ValueError for a
+    name that is the platform's or one the edge serves (`edge_names`): an app's server never shadows the edge's."""
     if preview is not None:
         domains = preview_hosts(preview, domains)
     if not 0 < port < 65536:
         raise ValueError(f"not a port: {port}")
+    for name in domains:
+        refused = platform_name_problem(settings, name)
+        if refused is None and name.lower() in edge_names:
+            refused = f"host name {name!r} is served by the edge (its nginx file names it)"
+        if refused is not None:
+            raise ValueError(f"app {ref}/{app}: {refused}; no server block written")
     vhosts = [
         AppVhost(check_domain(name), live_paths(settings, name) if name in certificates else None) for name in domains
     ]

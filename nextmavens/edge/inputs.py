@@ -49,6 +49,43 @@ def project_hostnames(settings: EdgeSettings, project: EdgeProject) -> list[str]
     return [settings.project_host(project.ref), *project.manifest.domains]
 
 
+def platform_names(settings: EdgeSettings) -> dict[str, str]:
+    """The platform's own host names -> the settings field that names them (the edge serves each with the
+    platform's certificate, so no tenant may claim one)."""
+    names = {
+        settings.api_domain: "api_domain",
+        settings.studio_domain: "studio_domain",
+        settings.pooler_public_host: "pooler_host",
+    }
+    if settings.platform_domain is not None:
+        names[settings.platform_domain] = "platform_domain (platform_service_domain)"
+    if settings.project_studio_domain is not None:
+        names.setdefault(settings.project_studio_domain, "project_studio_domain")
+    return names
+
+
+def platform_name_problem(settings: EdgeSettings, name: str) -> str | None:
+    """Why a tenant (app domain, custom domain, preview host) may not use `name`, or None. Refused: a platform
+    name itself, anything under api_domain (project API hosts `<ref>.<api_domain>`), and a parent of a platform
+    name (owning `X` would let a preview become `platform.X` with the platform's certificate)."""
+    name = name.lower().rstrip(".")
+    names = platform_names(settings)
+    if name in names:
+        return f"host name {name!r} is the platform's own ({names[name]})"
+    if name.endswith("." + settings.api_domain):
+        return (
+            f"host name {name!r} lies under the API domain {settings.api_domain!r} (api_domain), whose names "
+            "belong to project refs"
+        )
+    for platform, field_name in sorted(names.items()):
+        if platform.endswith("." + name):
+            return (
+                f"host name {name!r} is a parent of the platform's {platform!r} ({field_name}): a name under it "
+                "could take the platform's name over"
+            )
+    return None
+
+
 def hostname_problems(settings: EdgeSettings, manifests: Sequence[ProjectManifest]) -> list[str]:
     """Host-name clashes and bad names: needs only manifests, so apply can check before it changes anything."""
     problems: list[str] = []
@@ -60,6 +97,8 @@ def hostname_problems(settings: EdgeSettings, manifests: Sequence[ProjectManifes
         owner[settings.platform_domain] = "the platform service"
     if settings.project_studio_domain is not None:
         owner[settings.project_studio_domain] = "Studio for projects"
+    owner.setdefault(settings.pooler_public_host, "the platform (pooler)")
+    platform = platform_names(settings)
     refs: set[str] = set()
     for manifest in sorted(manifests, key=lambda m: m.ref):
         if manifest.ref in refs:
@@ -81,17 +120,13 @@ def hostname_problems(settings: EdgeSettings, manifests: Sequence[ProjectManifes
                     problems.append(
                         f"{manifest.ref}: app {app.name!r}: host name {name!r} is already claimed by {claimed}"
                     )
-                if name.endswith("." + settings.api_domain):
-                    problems.append(
-                        f"{manifest.ref}: app {app.name!r}: domain {name!r} lies under the API domain "
-                        f"{settings.api_domain!r}, whose names belong to project refs"
-                    )
+                refused = platform_name_problem(settings, name)
+                if refused and name not in platform:  # a platform name itself: "already claimed" said it
+                    problems.append(f"{manifest.ref}: app {app.name!r}: domains: {refused}")
         for name in manifest.domains:
-            if name.endswith("." + settings.api_domain):
-                problems.append(
-                    f"{manifest.ref}: custom domain {name!r} lies under the API domain "
-                    f"{settings.api_domain!r}, whose names belong to project refs"
-                )
+            refused = platform_name_problem(settings, name)
+            if refused and name not in platform:  # a platform name itself: "already claimed" said it
+                problems.append(f"{manifest.ref}: domains: custom domain {refused}")
     return problems
 
 

@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 
 from nextmavens.dockerenv import docker_environment
 from nextmavens.platform.service import ServiceSettings
 
 RELEASES_TIMEOUT_S = 30.0  # lists the app's containers
+RELEASES_CACHE_S = 5.0  # the page's script asks on every load: the host command (sudo, as root) at most this often
 
 
 class ReleasesUnavailable(RuntimeError):
@@ -71,3 +75,41 @@ def active_release(settings: ServiceSettings, org: str, ref: str, app: str) -> d
     if active is None:
         return None
     return {"release": int(active["release"]), "commit": str(active["commit"])[:12], "created": str(active["created"])}
+
+
+class RecentReleases:
+    """`active_release` answers per (org, ref, app), each kept `ttl_s` seconds: a signed-in page reloaded in a loop
+    runs the host's root command once per app per `ttl_s`, not once per request. A failure is kept as long (asking
+    again at once would only run the failing command again). Concurrent misses of one key wait for one run."""
+
+    def __init__(self, ttl_s: float = RELEASES_CACHE_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._kept: dict[tuple[str, str, str], tuple[float, dict[str, object] | None, str | None]] = {}
+
+    def active(self, settings: ServiceSettings, org: str, ref: str, app: str) -> dict[str, object] | None:
+        key = (org, ref, app)
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            kept = self._kept.get(key)
+            if kept is None or self.clock() >= kept[0]:
+                try:
+                    kept = (self.clock() + self.ttl_s, active_release(settings, org, ref, app), None)
+                except ReleasesUnavailable as exc:
+                    kept = (self.clock() + self.ttl_s, None, str(exc))
+                with self._guard:
+                    self._drop_expired()
+                    self._kept[key] = kept
+        if kept[2] is not None:
+            raise ReleasesUnavailable(kept[2])
+        return dict(kept[1]) if kept[1] is not None else None
+
+    def _drop_expired(self) -> None:
+        """Bounded by the apps asked about in the last `ttl_s` (the caller holds the guard)."""
+        now = self.clock()
+        for key in [k for k, v in self._kept.items() if now >= v[0]]:
+            del self._kept[key]
+            self._locks.pop(key, None)

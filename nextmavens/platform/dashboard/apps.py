@@ -5,6 +5,7 @@ tail (`app:<name>` in its service list; the stream is the API's, nextmavens/plat
 
 from __future__ import annotations
 
+import weakref
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from nextmavens.manifest.models import APP_NAME_PATTERN, REF_PATTERN
-from nextmavens.platform.appreleases import ReleasesUnavailable, active_release
+from nextmavens.platform.appreleases import RecentReleases, ReleasesUnavailable
 from nextmavens.platform.auth import ApiError, service_of
 from nextmavens.platform.authz import Action
 from nextmavens.platform.dashboard.web import SECURITY_HEADERS, signed_in
@@ -24,6 +25,8 @@ AppName = Annotated[str, Path(pattern=APP_NAME_PATTERN, max_length=30)]
 Slug = Annotated[str, Path(pattern=REF_PATTERN, max_length=63)]
 # The live tail's services: the project's own, and an app's runtime log (`app:<name>`, checked against the manifest
 # by projectlogs.checked_target).
+# Per service (tests run several in one process), per (org, ref, app), a few seconds: the host command runs as root.
+RELEASES: weakref.WeakKeyDictionary[Service, RecentReleases] = weakref.WeakKeyDictionary()
 LOG_SERVICES = r"^(rest|auth|storage|app:[a-z][a-z0-9]*(?:-[a-z0-9]+)*)$"
 
 
@@ -47,7 +50,7 @@ async def app_release(request: Request, org: Slug, ref: Slug, app: AppName) -> R
         visible_project(service, who.caller, Action.READ_PROJECT, org, ref)
         if app not in {a["name"] for a in declared_apps(service, org, ref)}:
             raise ApiError(404, "no_such_app", f"{org}/{ref} declares no app {app!r}")
-        return active_release(service.settings, org, ref, app)
+        return RELEASES.setdefault(service, RecentReleases()).active(service.settings, org, ref, app)
 
     try:
         found = await run_in_threadpool(read)
