@@ -137,13 +137,18 @@ def test_two_opens_of_one_project_at_once_start_one_studio() -> None:
     assert runner.calls == [("start", "shop")]
 
 
-def test_at_the_cap_an_org_makes_room_from_its_own_least_recently_used_studio() -> None:
+def opened_in_turn(*studios: tuple[str, str]) -> tuple[Runner, Clock, StudioFleet]:
+    """A fleet with room for two and these (ref, org) opened one second apart."""
     runner, clock = Runner(), Clock()
     fleet = StudioFleet(runner, max_running=2, idle_s=600, clock=clock)
-    fleet.open("shop", "acme")
-    clock.now += 1
-    fleet.open("web", "globex")
-    clock.now += 1
+    for ref, org in studios:
+        fleet.open(ref, org)
+        clock.now += 1
+    return runner, clock, fleet
+
+
+def test_at_the_cap_an_org_makes_room_from_its_own_least_recently_used_studio() -> None:
+    runner, _, fleet = opened_in_turn(("shop", "acme"), ("web", "globex"))
     fleet.open("crm", "acme")  # acme's shop makes room, not globex's web (used more recently than shop, too)
     assert runner.calls[-2:] == [("stop", "shop"), ("start", "crm")]  # stopped before the next starts
     assert set(fleet.running()) == {"web", "crm"}
@@ -153,12 +158,7 @@ def test_at_the_cap_an_org_makes_room_from_its_own_least_recently_used_studio() 
 
 
 def test_the_least_recently_used_goes_first_and_a_failed_stop_starts_nothing() -> None:
-    runner, clock = Runner(), Clock()
-    fleet = StudioFleet(runner, max_running=2, idle_s=600, clock=clock)
-    fleet.open("shop", "acme")
-    clock.now += 1
-    fleet.open("crm", "acme")
-    clock.now += 1
+    runner, clock, fleet = opened_in_turn(("shop", "acme"), ("crm", "acme"))
     fleet.touch("shop")  # a request through Studio: crm is now the least recently used
     runner.fail_stop = True
     with pytest.raises(StudioUnavailable):
