@@ -240,7 +240,9 @@ class Service:
         self._reaper: IdleReaper | None = None
         if settings.studio_url and settings.privileged_argv and not settings.studio_upstreams:
             runner = PrivilegedStudios(settings.privileged_argv)
-            self.studios = StudioFleet(runner, settings.studio_max_running, settings.studio_idle_s)
+            self.studios = StudioFleet(
+                runner, settings.studio_max_running, settings.studio_idle_s, org_of=self._org_of
+            )
             self._reaper = IdleReaper(self.studios, settings.studio_reap_s)
 
     def open(self) -> None:
@@ -269,6 +271,10 @@ class Service:
     def engine_as(self, actor: str) -> Engine:
         """The engine recording `actor` in its own audit runs (apply_runs), e.g. for a key rotation."""
         return Engine(replace(self.engine.config, actor=actor))
+
+    def _org_of(self, ref: str) -> str | None:
+        """The org of a Studio found running (refs are unique across orgs), or None."""
+        return next((org for org, r in self.catalog().views if r == ref), None)
 
     def catalog(self) -> Catalog:
         """The projects: built again only when the manifests or the applied records changed."""

@@ -92,34 +92,55 @@ class PrivilegedStudios:
 class _Open:
     upstream: str | None  # None while it starts
     seen: float
+    org: str | None = None  # None: adopted and its project not found: no org's to stop
+    stopping: bool = False  # still counted (its container still runs) until the stop is done
 
 
 class StudioFleet:
+    """`open` starts at most `max_running`; at the cap an org's own least recently used Studio makes room for that
+    org's next one (never another org's), so one org's admin cannot hold every place for long."""
+
     def __init__(
-        self, runner: StudioRunner, max_running: int, idle_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        runner: StudioRunner,
+        max_running: int,
+        idle_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        org_of: Callable[[str], str | None] = lambda ref: None,
     ) -> None:
         self.runner, self.max_running, self.idle_s, self.clock = runner, max_running, idle_s, clock
+        self.org_of = org_of
         self._open: dict[str, _Open] = {}
         self._lock = threading.Lock()
 
     def adopt(self) -> None:
-        """Count what already runs (a restarted service): each idle from now."""
+        """Count what runs and is not counted (a restarted service, a start that timed out): each idle from now."""
         found = self.runner.running()
+        orgs = {ref: self.org_of(ref) for ref in found}  # outside the lock: the catalog may read the database
         with self._lock:
             for ref, upstream in found.items():
-                self._open.setdefault(ref, _Open(upstream, self.clock()))
+                self._open.setdefault(ref, _Open(upstream, self.clock(), orgs[ref]))
 
-    def open(self, ref: str) -> str:
-        """`ref`'s Studio's upstream, started when it does not run; AtCapacity when the cap is reached."""
+    def open(self, ref: str, org: str) -> str:
+        """`ref`'s Studio's upstream, started when it does not run; at the cap `org`'s least recently used Studio is
+        stopped first, and AtCapacity when `org` holds none."""
         with self._lock:
             current = self._open.get(ref)
+            if current is not None and current.stopping:
+                raise StudioUnavailable("this Studio is being stopped")
             if current is not None and current.upstream is not None:
-                current.seen = self.clock()
+                current.seen, current.org = self.clock(), org
                 return current.upstream
+            victim = None
             if current is None:
                 if len(self._open) >= self.max_running:
-                    raise AtCapacity(len(self._open), self.max_running)
-                self._open[ref] = _Open(None, self.clock())  # reserved: a second open waits for this start
+                    victim = self._least_recent_of(org)
+                    if victim is None:
+                        raise AtCapacity(len(self._open), self.max_running)
+                    self._open[victim].stopping = True
+                self._open[ref] = _Open(None, self.clock(), org)  # reserved: a second open waits for this start
+        if victim is not None:
+            self._make_room(victim, ref)
         try:
             upstream = self.runner.start(ref)
         except Exception:
@@ -127,14 +148,36 @@ class StudioFleet:
                 self._open.pop(ref, None)
             raise
         with self._lock:
-            self._open[ref] = _Open(upstream, self.clock())
+            self._open[ref] = _Open(upstream, self.clock(), org)
         return upstream
+
+    def _least_recent_of(self, org: str) -> str | None:
+        """(Under the lock.) `org`'s running Studio unused the longest, or None."""
+        own = [
+            (o.seen, ref)
+            for ref, o in self._open.items()
+            if o.upstream is not None and not o.stopping and o.org == org
+        ]
+        return min(own)[1] if own else None
+
+    def _make_room(self, victim: str, ref: str) -> None:
+        """Stops `victim` before `ref` starts: the containers running never exceed the cap."""
+        try:
+            self.runner.stop(victim)
+        except StudioUnavailable:
+            with self._lock:
+                self._open[victim].stopping = False
+                self._open.pop(ref, None)
+            raise
+        with self._lock:
+            self._open.pop(victim, None)
+        log.info("stopped the Studio of %s to make room for %s (the same org's)", victim, ref)
 
     def touch(self, ref: str) -> str | None:
         """The upstream of `ref`'s running Studio (its idle time starts again), or None."""
         with self._lock:
             current = self._open.get(ref)
-            if current is None or current.upstream is None:
+            if current is None or current.upstream is None or current.stopping:
                 return None
             current.seen = self.clock()
             return current.upstream
@@ -144,21 +187,28 @@ class StudioFleet:
             return {ref: o.upstream for ref, o in self._open.items() if o.upstream is not None}
 
     def reap(self) -> list[str]:
-        """Stops the Studios idle for `idle_s` or more; the refs stopped."""
+        """Stops the Studios idle for `idle_s` or more; the refs stopped. Each still counts until its stop is done."""
         now = self.clock()
         with self._lock:
-            idle = {r: o for r, o in self._open.items() if o.upstream is not None and now - o.seen >= self.idle_s}
+            idle = [
+                r
+                for r, o in self._open.items()
+                if o.upstream is not None and not o.stopping and now - o.seen >= self.idle_s
+            ]
             for ref in idle:
-                del self._open[ref]
+                self._open[ref].stopping = True
         stopped = []
-        for ref, was in idle.items():
+        for ref in idle:
             try:
                 self.runner.stop(ref)
-                stopped.append(ref)
             except StudioUnavailable:
                 log.warning("the idle Studio of %s could not be stopped; tried again at the next pass", ref)
                 with self._lock:
-                    self._open.setdefault(ref, was)
+                    self._open[ref].stopping = False
+                continue
+            with self._lock:
+                self._open.pop(ref, None)
+            stopped.append(ref)
         return stopped
 
 
@@ -175,13 +225,18 @@ class IdleReaper:
         self._thread.start()
 
     def _run(self) -> None:
+        self.sweep()
+        while not self._stop.wait(self.every_s):
+            self.sweep()
+
+    def sweep(self) -> None:
+        """One pass: count what runs uncounted (a start that timed out leaves one running), then stop the idle."""
         try:
             self.fleet.adopt()
         except StudioUnavailable:
-            log.warning("the running Studios could not be listed; only those opened from now on are counted")
-        while not self._stop.wait(self.every_s):
-            for ref in self.fleet.reap():
-                log.info("stopped the idle Studio of %s", ref)
+            log.warning("the running Studios could not be listed; only those the service knows of are counted")
+        for ref in self.fleet.reap():
+            log.info("stopped the idle Studio of %s", ref)
 
     def stop(self, timeout_s: float = 2.0) -> bool:
         self._stop.set()

@@ -2,7 +2,8 @@
 project page's state, health and containers, sent again whenever they change. Each stream reads what the pages read
 (org_rows, project_detail: the same authorization), looks every LIVE_POLL_S (the service reads the applied projects
 again at most once a second, the health monitor's file at each read), and ends after LIVE_STREAM_S; the browser's
-EventSource then connects again (`retry`), which checks the session and the member's roles anew."""
+EventSource then connects again (`retry`). Every LIVE_RECHECK_S the stream reads the session and the member's roles
+anew and reads with those: a signed-out or revoked session, or a member removed from the org or project, ends it."""
 
 from __future__ import annotations
 
@@ -22,23 +23,33 @@ from nextmavens.platform.dashboard.pages import Org, Ref, org_rows
 from nextmavens.platform.dashboard.web import SECURITY_HEADERS, fragment, signed_in
 from nextmavens.platform.logstream import event
 from nextmavens.platform.projectaccess import project_detail
+from nextmavens.platform.sessioncheck import SessionMember, session_member
 
 router = APIRouter(include_in_schema=False)
 
 LIVE_POLL_S = 1.0
 LIVE_STREAM_S = 300.0
+LIVE_RECHECK_S = 5.0  # how soon a signed-out session or a removed member stops receiving
 RETRY_MS = 3000
 
 
-def _stream(request: Request, read: Callable[[], dict[str, str]]) -> Response:
+def _stream(request: Request, who: SessionMember, read: Callable[[SessionMember], dict[str, str]]) -> Response:
+    """`read(who)` raises ApiError once `who` may no longer see what it reads."""
+
     async def events() -> AsyncIterator[bytes]:
         yield f"retry: {RETRY_MS}\n\n".encode()
         last: dict[str, str] | None = None
+        member: SessionMember | None = who
         deadline = time.monotonic() + LIVE_STREAM_S
+        checked = time.monotonic()
         while time.monotonic() < deadline and not await request.is_disconnected():
+            if time.monotonic() - checked >= LIVE_RECHECK_S:
+                member, checked = await run_in_threadpool(session_member, request), time.monotonic()
+            if member is None:  # signed out, revoked, expired or no longer in any org
+                return
             try:
-                now = await run_in_threadpool(read)
-            except ApiError:  # the project went out of the member's sight: the next connection says so
+                now = await run_in_threadpool(read, member)
+            except ApiError:  # out of the member's sight (now): the next connection says so
                 return
             if now != last:
                 yield event(json.dumps(now))  # one line: JSON escapes the fragments' newlines
@@ -57,9 +68,15 @@ def _refused(exc: ApiError) -> Response:
 async def org_events(request: Request, org: Org) -> Response:
     """The org's project rows (state, health, last apply, last good backup, the admin's buttons) when they change."""
     who = await run_in_threadpool(signed_in, request)
+
+    def read(member: SessionMember) -> dict[str, str]:
+        if decide(member.caller.roles, member.caller.scope, Action.READ_MEMBERS, org) is not Decision.ALLOW:
+            raise ApiError(404, "not_found", f"no org {org}")
+        return {"rows": str(org_rows(request, member, org))}
+
     if decide(who.caller.roles, who.caller.scope, Action.READ_MEMBERS, org) is not Decision.ALLOW:
         return _refused(ApiError(404, "not_found", f"no org {org}"))
-    return _stream(request, lambda: {"rows": str(org_rows(request, who, org))})
+    return _stream(request, who, read)
 
 
 def project_parts(detail: dict[str, Any], org: str, ref: str, can_suspend: bool, csrf: str) -> dict[str, str]:
@@ -77,10 +94,10 @@ async def project_events(request: Request, org: Org, ref: Ref) -> Response:
         await run_in_threadpool(project_detail, service, who.caller, org, ref)  # 404 for a project out of sight
     except ApiError as exc:
         return _refused(exc)
-    can_suspend = decide(who.caller.roles, who.caller.scope, Action.SUSPEND_PROJECT, org, ref) is Decision.ALLOW
 
-    def read() -> dict[str, str]:
-        detail = project_detail(service, who.caller, org, ref)
-        return project_parts(detail, org, ref, can_suspend, who.csrf)
+    def read(member: SessionMember) -> dict[str, str]:
+        detail = project_detail(service, member.caller, org, ref)  # ApiError once out of the member's sight
+        allowed = decide(member.caller.roles, member.caller.scope, Action.SUSPEND_PROJECT, org, ref)
+        return project_parts(detail, org, ref, allowed is Decision.ALLOW, member.csrf)
 
-    return _stream(request, read)
+    return _stream(request, who, read)

@@ -473,7 +473,8 @@ def project_page(
         context = project_context(request, who, org, ref, span)
     except ApiError as exc:
         return refused(request, who, exc, org)
-    return page(request, "project.html", title=f"{org}/{ref}", **context, **nav(who, org))
+    studio = service_of(request).settings.studio_url  # "Open Studio" posts here and is redirected there
+    return page(request, "project.html", title=f"{org}/{ref}", form_to=studio, **context, **nav(who, org))
 
 
 @router.post("/orgs/{org}/projects/{ref}/service-key")
@@ -506,7 +507,8 @@ async def reveal_service_key(request: Request, org: Org, ref: Ref) -> Response:
     except ApiError as exc:
         return refused(request, who, exc, org)
     status = 401 if context["reveal_error"] else 200
-    return page(request, "project.html", status, title=f"{org}/{ref}", **context, **nav(who, org))
+    studio = service.settings.studio_url
+    return page(request, "project.html", status, title=f"{org}/{ref}", form_to=studio, **context, **nav(who, org))
 
 
 @router.get("/orgs/{org}/projects/{ref}/logs")

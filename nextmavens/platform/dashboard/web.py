@@ -3,6 +3,7 @@ redirect to sign in, reading a form, and the CSRF check every form passes."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -48,9 +49,24 @@ class FormRefused(Exception):
         self.message = message
 
 
-def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def page(
+    request: Request, template: str, status: int = 200, *, form_to: str | None = None, **context: Any
+) -> HTMLResponse:
+    """`form_to`: a URL whose origin a form's answer may redirect to (browsers hold that redirect to form-action)."""
     body = html_environment(TEMPLATES).get_template(template).render(request_path=request.url.path, **context)
-    return HTMLResponse(body, status_code=status, headers=SECURITY_HEADERS)
+    return HTMLResponse(body, status_code=status, headers=_with_form_origin(form_to))
+
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _with_form_origin(url: str | None) -> dict[str, str]:
+    parts = urlsplit(url or "")
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if not _ORIGIN.fullmatch(origin):
+        return SECURITY_HEADERS
+    policy = SECURITY_HEADERS["Content-Security-Policy"].replace("form-action 'self'", f"form-action 'self' {origin}")
+    return {**SECURITY_HEADERS, "Content-Security-Policy": policy}
 
 
 def fragment(template: str, **context: Any) -> str:

@@ -2,8 +2,10 @@
 name, nginx's `auth_request` for every request to a project's Studio, and the meta gate's `auth_request` that swaps
 Studio's connection for the project's owner role.
 
-- GET /studio/open/{org}/{ref}: dashboard session, admins and owners (authz `studio.open`), the project applied
-  and active; audited; 303 to the Studio name's enter path with a ticket signed for this session and project.
+- POST /studio/open/{org}/{ref} (the project page's "Open Studio" form, with its CSRF token): dashboard session,
+  admins and owners (authz `studio.open`), the project applied and active; audited; 303 to the Studio name's enter
+  path with a ticket signed for this session and project. It may start a container, so never on a GET (the session
+  cookie is SameSite=Lax: another site's link is a top-level GET): GET only goes to the project page and its button.
 - GET /studio/enter?ticket=: sets `nm_studio` (the signed grant) on the Studio name, 303 to Studio's start page.
   On the host the project's Studio is started first when it does not run (studiofleet), or a page says the host
   runs as many as it may (503).
@@ -27,6 +29,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from psycopg.conninfo import conninfo_to_dict
+from starlette.concurrency import run_in_threadpool
 
 from nextmavens.control.crypto import load_master_key
 from nextmavens.control.store import access
@@ -34,10 +37,10 @@ from nextmavens.files import read_secret_file
 from nextmavens.naming import project_names
 from nextmavens.platform.auth import ApiError, guard, refuse_missing, service_of
 from nextmavens.platform.authz import Action, Decision, decide
-from nextmavens.platform.dashboard.web import nav, page, signed_in
+from nextmavens.platform.dashboard.web import check_csrf, nav, page, read_form, redirect, signed_in
 from nextmavens.platform.routes import OrgSlug, ProjectRef
 from nextmavens.platform.service import Service
-from nextmavens.platform.sessioncheck import lookup_hash
+from nextmavens.platform.sessioncheck import SessionMember, lookup_hash
 from nextmavens.platform.sessions import COOKIE as SESSION_COOKIE
 from nextmavens.platform.sessions import cookie_header, secret_hash
 from nextmavens.platform.studiofleet import AtCapacity, StudioUnavailable
@@ -87,8 +90,19 @@ def _studio_url(service: Service) -> str:
 
 
 @router.get("/studio/open/{org}/{ref}")
-def open_studio(request: Request, org: OrgSlug, ref: ProjectRef) -> Response:
-    who = signed_in(request)
+def open_studio_page(org: OrgSlug, ref: ProjectRef) -> Response:
+    """A link (or another site's) starts nothing: the project page, whose button posts the form."""
+    return redirect(f"/orgs/{org}/projects/{ref}")
+
+
+@router.post("/studio/open/{org}/{ref}")
+async def open_studio(request: Request, org: OrgSlug, ref: ProjectRef) -> Response:
+    who = await run_in_threadpool(signed_in, request)
+    check_csrf(who.csrf, await read_form(request))
+    return await run_in_threadpool(_open_studio, request, who, org, ref)
+
+
+def _open_studio(request: Request, who: SessionMember, org: str, ref: str) -> Response:
     service = service_of(request)
     base = _studio_url(service)
     guard(service, who.caller, Action.OPEN_STUDIO, org, ref)
@@ -96,7 +110,7 @@ def open_studio(request: Request, org: OrgSlug, ref: ProjectRef) -> Response:
         raise refuse_missing(service, who.caller, Action.OPEN_STUDIO, org, ref)
     if service.studios is not None:
         try:
-            service.studios.open(ref)
+            service.studios.open(ref, org)
         except AtCapacity as exc:
             message = (
                 f"{exc.running} Studios are open on this host, the most it runs at once ({exc.cap}). Each stops after "

@@ -18,7 +18,7 @@ from playwright.sync_api import Playwright, expect, sync_playwright
 
 from nextmavens.cli import main
 from tests.integration.dashboard.browser import browser, sign_in
-from tests.integration.dashboard.harness import PASSWORD, DashboardStage, signed_in_client
+from tests.integration.dashboard.harness import PASSWORD, DashboardStage, csrf_of, signed_in_client
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +87,46 @@ def test_the_streams_are_the_members_own_orgs_and_projects_only(dash: DashboardS
                 rows = json.loads(line[len("data: ") :])["rows"]
                 break
     assert "shop" in rows and "web" not in rows and "Suspend" not in rows  # a developer gets no buttons
+
+
+# The streams below are read to their end with a 20 s read timeout, well under the stream's 300 s: the client raises
+# ReadTimeout when the service keeps one open with nothing new to send, so the service must end it by itself.
+
+
+def test_signing_out_ends_an_open_stream(dash: DashboardStage) -> None:
+    developer = signed_in_client(dash.url, "dev@acme.test")
+    other_tab = httpx.Client(base_url=dash.url, cookies=developer.cookies, timeout=30, follow_redirects=False)
+    with developer.stream("GET", "/orgs/acme/events", timeout=20) as stream:
+        lines = stream.iter_lines()
+        assert next(line for line in lines if line.startswith("data: "))
+        out = other_tab.post("/signout", data={"csrf": csrf_of(other_tab.get("/tokens").text)})
+        assert out.status_code == 303
+        assert [line for line in lines if line.startswith("data: ")] == []  # ended, nothing more sent
+
+
+def test_a_member_removed_from_the_org_stops_receiving_its_project(dash: DashboardStage) -> None:
+    """dev@acme.test also joins globex, so the session itself stays live: the stream ends on the project's
+    authorization read again, not only on the session check."""
+    developer = signed_in_client(dash.url, "dev@acme.test")
+    (original,) = dash.sql("SELECT members FROM orgs WHERE slug = 'acme'")[0]
+    dash.sql(
+        "UPDATE orgs SET members = members || '[{\"email\": \"dev@acme.test\", \"role\": \"developer\"}]'"
+        " WHERE slug = 'globex'"
+    )
+    try:
+        with developer.stream("GET", "/orgs/acme/projects/shop/events", timeout=20) as stream:
+            assert stream.status_code == 200
+            lines = stream.iter_lines()
+            assert next(line for line in lines if line.startswith("data: "))
+            dash.sql(
+                "UPDATE orgs SET members = (SELECT jsonb_agg(m) FROM jsonb_array_elements(members) m"
+                " WHERE m->>'email' <> 'dev@acme.test') WHERE slug = 'acme'"
+            )
+            assert [line for line in lines if line.startswith("data: ")] == []
+        assert developer.get("/tokens").status_code == 200  # the session itself is still live
+    finally:
+        dash.sql("UPDATE orgs SET members = %s WHERE slug = 'acme'", json.dumps(original))
+        dash.sql(
+            "UPDATE orgs SET members = (SELECT jsonb_agg(m) FROM jsonb_array_elements(members) m"
+            " WHERE m->>'email' <> 'dev@acme.test') WHERE slug = 'globex'"
+        )

@@ -179,9 +179,14 @@ def plain_get(port: int, path: str, headers: dict[str, str]) -> tuple[int, bytes
         conn.close()
 
 
+def open_studio(client: httpx.Client, org: str, ref: str) -> httpx.Response:
+    """The project page's "Open Studio" form, posted with the session's CSRF token."""
+    return client.post(f"/studio/open/{org}/{ref}", data={"csrf": csrf_of(client.get("/tokens").text)})
+
+
 def studio_cookie(stage: StudioStage, client: httpx.Client, org: str, ref: str) -> str:
     """Open Studio from the dashboard and follow the ticket through nginx: the nm_studio cookie it sets."""
-    opened = client.get(f"/studio/open/{org}/{ref}")
+    opened = open_studio(client, org, ref)
     assert opened.status_code == 303, opened.text
     target = urlsplit(opened.headers["location"])
     assert (target.hostname, target.port, target.path) == (STUDIO, stage.https, "/__nextmavens/studio/enter")
@@ -195,7 +200,7 @@ def studio_cookie(stage: StudioStage, client: httpx.Client, org: str, ref: str) 
 def test_an_admin_reaches_studio_for_their_own_project_and_studio_never_sees_the_cookie(studio: StudioStage) -> None:
     client = signed_in_client(studio.dash.url, "admin@acme.test")
     page = client.get("/orgs/acme/projects/shop").text
-    assert 'href="/studio/open/acme/shop"' in page
+    assert 'action="/studio/open/acme/shop"' in page
     cookie = studio_cookie(studio, client, "acme", "shop")
     status, _, body = tls_get(studio.https, STUDIO, "/project/default", {"Cookie": f"{cookie}; theme=dark"})
     answer = json.loads(body)
@@ -216,7 +221,7 @@ def test_each_project_goes_to_its_own_studio(studio: StudioStage) -> None:
 
 def test_another_orgs_project_is_refused_when_opened_and_when_a_grant_names_it(studio: StudioStage) -> None:
     client = signed_in_client(studio.dash.url, "admin@acme.test")
-    assert client.get("/studio/open/globex/web").status_code == 404
+    assert open_studio(client, "globex", "web").status_code == 404
     # A genuine signature over this member's live session, naming another org's project: nginx still refuses.
     grant_key = studio.keys()[0]
     own = read_grant(grant_key, "cookie", studio_cookie(studio, client, "acme", "shop").split("=", 1)[1], 0)
@@ -228,8 +233,8 @@ def test_another_orgs_project_is_refused_when_opened_and_when_a_grant_names_it(s
 
 def test_a_developer_is_refused(studio: StudioStage) -> None:
     client = signed_in_client(studio.dash.url, "dev@acme.test")
-    assert 'href="/studio/open/' not in client.get("/orgs/acme/projects/shop").text
-    assert client.get("/studio/open/acme/shop").status_code == 403
+    assert 'action="/studio/open/' not in client.get("/orgs/acme/projects/shop").text
+    assert open_studio(client, "acme", "shop").status_code == 403
     grant = StudioGrant("acme", "shop", secret_hash(client.cookies["nm_session"]), 4_000_000_000)
     forged = sign_grant(studio.keys()[0], "cookie", grant)
     status, _, body = tls_get(studio.https, STUDIO, "/", {"Cookie": f"{COOKIE}={forged}"})
@@ -409,12 +414,13 @@ def test_in_a_browser_an_admin_opens_studio_for_their_project_and_not_for_anothe
             page = context.new_page()
             sign_in(page, studio.dash.url, "admin@acme.test", PASSWORD)
             page.goto(f"{studio.dash.url}/orgs/acme/projects/shop")
-            page.get_by_role("link", name="Open Studio").click()
+            page.get_by_role("button", name="Open Studio").click()
             page.wait_for_url(f"https://{STUDIO}:{studio.https}/project/default")
             answer = json.loads(page.locator("body").inner_text())
             assert answer["project"] == "shop" and answer["cookies"] == []
-            refused = page.goto(f"{studio.dash.url}/studio/open/globex/web")
-            assert refused is not None and refused.status == 404
+            # A link (another site's, a top-level GET with the Lax cookie) only reaches the project page's button
+            followed = page.goto(f"{studio.dash.url}/studio/open/globex/web")
+            assert followed is not None and followed.status == 404 and page.url.endswith("/orgs/globex/projects/web")
         finally:
             context.close()
         fresh = playwright.chromium.launch_persistent_context(

@@ -24,11 +24,12 @@ from nextmavens.control.crypto import load_master_key
 from nextmavens.naming import project_names
 from nextmavens.platform.studiogate import StudioKeys, cryptojs_decrypt, studio_token
 from nextmavens.studiohost import LABEL_STUDIO, StudioHost, container_name, studio_spec
-from tests.integration.dashboard.harness import DashboardStage, dashboard_stage, signed_in_client
+from tests.integration.dashboard.harness import DashboardStage, csrf_of, dashboard_stage, signed_in_client
 from tests.integration.dashboard.test_studio import (
     META_KEY,
     STUDIO,
     _MetaStandIn,
+    open_studio,
     studio_nginx,
     tls_get,
     write_meta_key,
@@ -92,9 +93,14 @@ def on_demand(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
             docker.close()
 
 
-def enter(stage: OnDemand, client: httpx.Client, org: str, ref: str) -> str:
-    """Open Studio from the dashboard and follow the ticket through nginx: the nm_studio cookie."""
-    opened = client.get(f"/studio/open/{org}/{ref}")
+def enter(stage: OnDemand, client: httpx.Client, org: str, ref: str, free_within_s: float = 0.0) -> str:
+    """Open Studio from the dashboard and follow the ticket through nginx: the nm_studio cookie. `free_within_s`:
+    a stopping Studio counts until its stop command has returned, so "busy" is asked again until then."""
+    deadline = time.monotonic() + free_within_s
+    opened = open_studio(client, org, ref)
+    while opened.status_code == 503 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        opened = open_studio(client, org, ref)
     assert opened.status_code == 303, opened.text
     target = urlsplit(opened.headers["location"])
     status, headers, _ = tls_get(stage.https, STUDIO, f"{target.path}?{target.query}")
@@ -141,7 +147,7 @@ def test_a_studio_starts_when_opened_the_cap_refuses_another_and_an_idle_one_sto
     assert list(on_demand.docker.recorded()) == [name]
 
     # The cap (1 here): another org's admin gets a page saying why, and nothing starts
-    refused = boss.get("/studio/open/globex/web")
+    refused = open_studio(boss, "globex", "web")
     assert refused.status_code == 503 and "Studio is busy" in refused.text
     assert "the most it runs at once (1)" in refused.text and "minutes unused" in refused.text
     assert list(on_demand.docker.recorded()) == [name]
@@ -153,11 +159,55 @@ def test_a_studio_starts_when_opened_the_cap_refuses_another_and_an_idle_one_sto
     assert tls_get(on_demand.https, STUDIO, "/project/default", {"Cookie": cookie})[0] == 403
 
     # Its place is free for the next project
-    web_cookie = enter(on_demand, boss, "globex", "web")
+    web_cookie = enter(on_demand, boss, "globex", "web", free_within_s=15)
     status, _, body = tls_get(on_demand.https, STUDIO, "/", {"Cookie": web_cookie})
     assert status == 200 and json.loads(body)["project"] == "web"
     assert list(on_demand.docker.recorded()) == [container_name("web")]
     assert tls_get(on_demand.https, STUDIO, "/", {"Cookie": cookie})[0] == 403  # shop's cookie never reaches web
+
+
+def test_a_link_starts_nothing_only_the_form_with_its_token_does(on_demand: OnDemand) -> None:
+    """The session cookie is SameSite=Lax: another site's link (a top-level GET) carries it, so a GET only goes to
+    the project page; the POST needs the session's CSRF token and this site's Origin."""
+    admin = signed_in_client(on_demand.dash.url, "admin@acme.test")
+    before = on_demand.docker.recorded()
+    linked = admin.get("/studio/open/acme/shop", headers={"Referer": "https://evil.test/"})
+    assert linked.status_code == 303 and linked.headers["location"] == "/orgs/acme/projects/shop"
+    assert admin.post("/studio/open/acme/shop", data={"go": "1"}).status_code == 403  # no token
+    assert admin.post("/studio/open/acme/shop", data={"csrf": "0" * 64}).status_code == 403
+    token = csrf_of(admin.get("/tokens").text)
+    foreign = admin.post("/studio/open/acme/shop", data={"csrf": token}, headers={"Origin": "https://evil.test"})
+    assert foreign.status_code == 403
+    assert on_demand.docker.recorded() == before
+    # The project page's CSP lets its form's answer go on to the Studio name (browsers check the redirect too)
+    policy = admin.get("/orgs/acme/projects/shop").headers["content-security-policy"]
+    assert policy.endswith(f"form-action 'self' https://{STUDIO}:{on_demand.https}")
+
+
+def test_at_the_cap_an_org_makes_room_from_its_own_studios_never_another_orgs(on_demand: OnDemand) -> None:
+    admin = signed_in_client(on_demand.dash.url, "admin@acme.test")
+    boss = signed_in_client(on_demand.dash.url, "boss@globex.test")
+    web_cookie = enter(on_demand, boss, "globex", "web", free_within_s=IDLE_S + 15)  # the earlier ones idle out
+
+    # The cap (1) is globex's Studio: acme's admin is refused, globex's Studio keeps running
+    refused = open_studio(admin, "acme", "shop")
+    assert refused.status_code == 503 and "Studio is busy" in refused.text
+    assert list(on_demand.docker.recorded()) == [container_name("web")]
+    assert tls_get(on_demand.https, STUDIO, "/", {"Cookie": web_cookie})[0] == 200
+
+    # acme's admin holds the place with shop: opening crm stops shop (acme's own, least recently used) first
+    shop_cookie = enter(on_demand, admin, "acme", "shop", free_within_s=IDLE_S + 15)
+    shop_pid = int(str(on_demand.docker.recorded()[container_name("shop")]["pid"]))
+    crm_cookie = enter(on_demand, admin, "acme", "crm")
+    assert list(on_demand.docker.recorded()) == [container_name("crm")]
+    assert wait_until(lambda: not Path(f"/proc/{shop_pid}").exists(), 10)
+    assert tls_get(on_demand.https, STUDIO, "/", {"Cookie": shop_cookie})[0] == 403
+    status, _, body = tls_get(on_demand.https, STUDIO, "/", {"Cookie": crm_cookie})
+    assert status == 200 and json.loads(body)["project"] == "crm"
+
+    # ...and globex's admin still cannot take acme's place
+    assert open_studio(boss, "globex", "web").status_code == 503
+    assert list(on_demand.docker.recorded()) == [container_name("crm")]
 
 
 def run_command_line(on_demand: OnDemand, *words: str) -> subprocess.CompletedProcess[str]:
