@@ -75,7 +75,7 @@ def test_the_deploy_places_the_email_secrets_and_the_service_uses_them(sandbox: 
     for key, value in STAND_INS.items():
         line = f"{key}={value}"
         sandbox.check(f"grep -q '^{key}=' {quote(secrets)} || printf '%s\\n' \"{line}\" >> {quote(secrets)}")
-    result = converge(sandbox)
+    result = converge(sandbox, pull_host_commits=True)
     pattern = "s/^\\(RESEND_[A-Z_]*\\|INBOUND_EMAIL_SECRET\\|CLOUDINARY_KEY\\)=//p"
     values = [v for v in sandbox.check(f"sed -n '{pattern}' {quote(secrets)}").splitlines() if v]
     assert len(values) == 4

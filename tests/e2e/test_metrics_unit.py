@@ -42,7 +42,7 @@ def psql(sandbox: Sandbox, data: dict[str, Any], query: str) -> list[str]:
 @pytest.fixture(scope="module")
 def converged(sandbox: Sandbox) -> dict[str, Any]:
     data = group_data(sandbox)
-    result = converge(sandbox)
+    result = converge(sandbox, pull_host_commits=True)
     return {"data": data, "converge": result}
 
 

@@ -135,8 +135,11 @@ def deploy_env(sandbox: Sandbox, root: Path = REPO) -> dict[str, str]:
     return env
 
 
-def converge(sandbox: Sandbox, root: Path = REPO) -> dict[str, Any]:
-    """Run `root`'s deploy (this tree, or a worktree of the previous release) against the sandbox."""
+def converge(sandbox: Sandbox, root: Path = REPO, pull_host_commits: bool = False) -> dict[str, Any]:
+    """Run `root`'s deploy (this tree, or a worktree of the previous release) against the sandbox.
+    `pull_host_commits`: when the deploy refuses because the platform service committed on the host (a project
+    created through it), run the pull it prints in the operator's repository, as the operator would, and deploy
+    again (the modules that converge after test_sandbox.py's service writes)."""
     for path in ("inventory.py", "deploys/site.py"):
         assert (root / path).is_file(), f"{path} is missing: the deploy has not landed"
     argv = [*PYINFRA, "-y", "-vv", "--json", "inventory.py", "deploys/site.py"]
@@ -144,6 +147,11 @@ def converge(sandbox: Sandbox, root: Path = REPO) -> dict[str, Any]:
     proc = subprocess.run(
         argv, cwd=root, env=deploy_env(sandbox, root), capture_output=True, text=True, timeout=CONVERGE_TIMEOUT_S
     )
+    if proc.returncode != 0 and pull_host_commits and "has commits that" in proc.stderr:
+        _pull_as_printed(sandbox, proc.stderr)
+        proc = subprocess.run(
+            argv, cwd=root, env=deploy_env(sandbox, root), capture_output=True, text=True, timeout=CONVERGE_TIMEOUT_S
+        )
     elapsed = time.monotonic() - t0
     tail = "\n".join(proc.stderr.splitlines()[-60:])
     assert proc.returncode == 0, f"converge failed ({proc.returncode}) after {elapsed:.0f}s:\n{tail}"
@@ -160,6 +168,21 @@ def converge(sandbox: Sandbox, root: Path = REPO) -> dict[str, Any]:
         "remote_commands": remote,
         "log": proc.stderr,
     }
+
+
+def _pull_as_printed(sandbox: Sandbox, output: str) -> None:
+    """Run the `git pull ...` a refused deploy printed, in the operator's manifest repository (fast-forward only)."""
+    pull = next(line.strip() for line in output.splitlines() if line.strip().startswith("git pull "))
+    ssh = " ".join(sandbox.ssh_argv(group_data(sandbox)["admin_user"])[:-2])  # without -T and the destination
+    pulled = subprocess.run(
+        ["sh", "-c", pull.replace("git pull ", "git pull --quiet --ff-only ", 1)],
+        cwd=sandbox.env["NEXTMAVENS_SANDBOX_MANIFESTS"],
+        env={**os.environ, "GIT_SSH_COMMAND": ssh},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert pulled.returncode == 0, pulled.stderr
 
 
 @pytest.fixture(scope="module")
