@@ -246,11 +246,7 @@ def _check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     elif name == "replace" and len(values) >= 2:
         _estimate_replace(owner, *values[:3])
     elif name == "join" and values:
-        items = values[0]
-        if isinstance(items, (list, tuple)):  # anything else: the sandbox's call below refuses no more than str does
-            _estimate_join(owner, list(items))
-        else:
-            _refuse("join() takes a list in templates")
+        _estimate_join(owner, list(values[0]))  # a generator arrives as a list (call() below)
     elif name in ("format", "format_map"):
         _check_format(owner, values, brace=True)
     elif name == "translate":
@@ -378,6 +374,9 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        bound = getattr(__obj, "__self__", None)
+        if isinstance(bound, (str, bytes)) and getattr(__obj, "__name__", "") == "join" and len(args) == 1:
+            args = (list(args[0]),)  # counted once, joined from the same list
         _check_method(__obj, args, kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 

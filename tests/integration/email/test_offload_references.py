@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,20 @@ def staged(pg_template: Any) -> Iterator[tuple[Stage, CloudinaryStandin, Path]]:
             yield stage, cloud, key_file
 
 
+@contextmanager
+def locked_reference(stage: Stage) -> Iterator[None]:
+    """acme/shop's policy also naming public.locked, a table its owner may not change, for the block's duration."""
+    manifest = stage.projects / "acme" / "shop.yaml"
+    original = manifest.read_text()
+    data = yaml.safe_load(original)
+    data["media_offload"]["references"] = [*REFERENCES, {"schema": "public", "table": "locked", "column": "file"}]
+    manifest.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        yield
+    finally:
+        manifest.write_text(original)
+
+
 def offload_env(stage: Stage, cloud: CloudinaryStandin, key_file: Path) -> dict[str, str]:
     return {
         **stage.env(),
@@ -145,15 +160,8 @@ def test_references_that_cannot_be_rewritten_keep_the_file_and_change_no_column(
     storage = stage.projects.parent / "storage" / "shop"
     old_file(storage, "uploads/c.jpg", b"photo-c")
     stage.sql("INSERT INTO public.photos VALUES (5, 'uploads/c.jpg')", dbname="shop")
-    manifest = stage.projects / "acme" / "shop.yaml"
-    original = manifest.read_text()
-    data = yaml.safe_load(original)
-    data["media_offload"]["references"] = [*REFERENCES, {"schema": "public", "table": "locked", "column": "file"}]
-    manifest.write_text(yaml.safe_dump(data, sort_keys=False))
-    try:
+    with locked_reference(stage):
         code, report = offload(stage, cloud, key_file)
-    finally:
-        manifest.write_text(original)
     assert code == 1 and report["offloaded"] == [] and report["references"] == 0
     [why] = report["failed"]
     assert why.startswith("uploads/c.jpg: references not rewritten (public.locked.file): permission denied"), why
@@ -254,17 +262,10 @@ def test_one_projects_kept_files_do_not_hold_back_the_storage_monitors_prune(
     storage = stage.projects.parent / "storage" / "shop"
     old_file(storage, "uploads/m.jpg", b"photo-m")
     stage.sql("INSERT INTO public.locked VALUES ('uploads/m.jpg')", dbname="shop")
-    manifest = stage.projects / "acme" / "shop.yaml"
-    original = manifest.read_text()
-    data = yaml.safe_load(original)
-    data["media_offload"]["references"] = [*REFERENCES, {"schema": "public", "table": "locked", "column": "file"}]
-    manifest.write_text(yaml.safe_dump(data, sort_keys=False))
-    try:
+    with locked_reference(stage):
         env = offload_env(stage, cloud, key_file)
         run = monitor_pass(stage.projects, env)
         assert run is not None and run() is True
         assert (storage / "uploads/m.jpg").read_bytes() == b"photo-m"  # kept: its references could not be rewritten
         no_cloud = monitor_pass(stage.projects, {k: v for k, v in env.items() if "CLOUDINARY" not in k})
         assert no_cloud is not None and no_cloud() is False  # no pass at all: no prune
-    finally:
-        manifest.write_text(original)

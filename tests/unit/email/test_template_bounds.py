@@ -106,9 +106,10 @@ def test_ordinary_formatting_and_filters_still_render(tmp_path: Path) -> None:
     source = (
         "{{ 'hi'|center(6) }}|{{ 'a\nb'|indent(2) }}|{{ 'a b c'|wordwrap(3) }}|{{ 'a,b'|replace(',', ';') }}|"
         "{{ '%05d'|format(42) }}|{{ '%s!' % 'x' }}|{{ '{:>4}'.format('y') }}|{{ [1, 2]|join(', ') }}|"
-        "{{ 'z'.ljust(3) ~ 'w' }}|{{ 10 ** 100 // 10 ** 99 }}|{{ 'abc'|truncate(3) }}|{{ ['a'] + ['b'] }}"
+        "{{ 'z'.ljust(3) ~ 'w' }}{{ '-'.join(range(3)|map('string')) }}|"
+        "{{ 10 ** 100 // 10 ** 99 }}|{{ 'abc'|truncate(3) }}|{{ ['a'] + ['b'] }}"
     )
     root = write(tmp_path, "ok.txt", source)
     assert render(root, "acme", "ok", {}).text == (
-        "  hi  |a\n  b|a b\nc|a;b|00042|x!|   y|1, 2|z  w|10|abc|['a', 'b']"
+        "  hi  |a\n  b|a b\nc|a;b|00042|x!|   y|1, 2|z  w0-1-2|10|abc|['a', 'b']"
     )
