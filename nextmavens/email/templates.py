@@ -305,6 +305,13 @@ def _bounded_lipsum(original: Callable[..., Any]) -> Callable[..., Any]:
     return lipsum
 
 
+def _checked_output(value: Any) -> Any:
+    """Each `{{ ... }}` value, before Jinja turns it into text: nested list literals can hold one string 2^30 times
+    without any operator the checks above see."""
+    _bounded(value, "output value")
+    return value
+
+
 def _bounded_concat(parts: Any) -> str:
     """`environment.concat`: the join of a template's, macro's or block's output, its size counted first
     (a loop can output one large string many times; the join would allocate all of it in one step)."""
@@ -343,7 +350,7 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
     concat = staticmethod(_bounded_concat)  # type: ignore[assignment]
 
     def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+        super().__init__(finalize=_checked_output, **options)
         self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
         self.globals["lipsum"] = _bounded_lipsum(cast(Callable[..., Any], self.globals["lipsum"]))
 

@@ -94,6 +94,9 @@ BIG = "{% set s = 'x' * 2000000 %}"
         "{{ [1]|batch(2000000000, 'x')|list }}",
         "{{ lipsum(1000000000) }}",
         "{{ 'ab'.translate({97: 'x' * 1000}) }}",
+        "{% set l = ['x' * 1000] %}" + "{% set l = [l, l] %}" * 30 + "{{ l }}",
+        "{% set l = ['x' * 1000] %}" + "{% set l = [l, l] %}" * 30 + "{{ l|string }}",
+        "{% set l = ['x' * 1000] %}" + "{% set l = {'a': l, 'b': l} %}" * 30 + "{{ '%s' % l }}",
     ],
 )
 def test_a_step_whose_result_would_outgrow_the_caps_is_refused_before_it_runs(tmp_path: Path, source: str) -> None:
