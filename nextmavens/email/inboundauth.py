@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 HEADER = "x-nextmavens-signature"
 TOLERANCE_S = 5 * 60
@@ -19,16 +20,29 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def signature_problem(header: str | None, body: bytes, secret: str, now: float) -> str | None:
-    """None when `header` signs `body` with `secret` within the tolerance; else why not (for the log only)."""
+def _parts(header: str | None) -> tuple[str, str]:
+    parts = dict(item.partition("=")[::2] for item in (header or "").split(","))
+    return parts.get("t", ""), parts.get("v1", "")
+
+
+def header_problem(header: str | None, now: float) -> str | None:
+    """Why `header` cannot sign any body (missing, malformed, stale), or None: checked before the body is read."""
     if not header or len(header) > MAX_HEADER:
         return "no signature"
-    parts = dict(item.partition("=")[::2] for item in header.split(","))
-    stamp, given = parts.get("t", ""), parts.get("v1", "")
-    if not stamp.isdigit() or len(stamp) > 12 or not given:
+    stamp, given = _parts(header)
+    if not stamp.isdigit() or len(stamp) > 12 or not re.fullmatch(r"[0-9a-f]{64}", given):
         return "malformed signature"
     if abs(now - int(stamp)) > TOLERANCE_S:
         return "timestamp outside the tolerance (stale or replayed)"
+    return None
+
+
+def signature_problem(header: str | None, body: bytes, secret: str, now: float) -> str | None:
+    """None when `header` signs `body` with `secret` within the tolerance; else why not (for the log only)."""
+    problem = header_problem(header, now)
+    if problem is not None:
+        return problem
+    stamp, given = _parts(header)
     expected = sign(secret, int(stamp), body).rpartition("v1=")[2]
     if not hmac.compare_digest(given.encode(), expected.encode()):
         return "signature does not match"

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +26,18 @@ from pathlib import Path
 from nextmavens.files import write_atomic
 from nextmavens.manifest.models import MediaOffload
 from nextmavens.media.cloudinary import CloudinaryClient, CloudinaryError
-from nextmavens.media.references import ReferencesError, replace_references
+from nextmavens.media.references import (
+    STATEMENT_TIMEOUT_MS,
+    WATCHDOG_S,
+    ReferencesError,
+    replace_references,
+)
 
 log = logging.getLogger("nextmavens.media")
 
 RECORD = ".offloaded.json"
 DAY_S = 86400
+PASS_DEADLINE_S = 15 * 60.0  # one project's pass; the storage monitor's prune waits for every project's
 MAX_FILE_BYTES = 100 * 1024 * 1024  # Cloudinary's plain upload limit on paid plans; larger files stay local
 IMAGE = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".bmp", ".tif", ".tiff", ".svg", ".heic"}
 VIDEO = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v", ".mp3", ".wav", ".ogg", ".m4a"}
@@ -142,9 +149,13 @@ def offload_pass(
     client: CloudinaryClient,
     now: float,
     owner_login: Callable[[], str] | None = None,
+    deadline_s: float = PASS_DEADLINE_S,
+    statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
 ) -> OffloadReport:
     """`owner_login`: the conninfo of the project's owner role into its database, asked once when the policy
-    declares references (without it, or when it fails, no file is deleted)."""
+    declares references (without it, or when it fails, no file is deleted). The pass ends after `deadline_s`:
+    files not reached by then are reported as kept and wait for the next pass."""
+    end = time.monotonic() + deadline_s
     report = OffloadReport()
     if not root.is_dir() or root.is_symlink():
         return report
@@ -154,6 +165,10 @@ def offload_pass(
     folder = f"nextmavens/{ref}"
     for item in select(walk(root), policy, now):
         path = root / item.relative
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            report.failed.append((item.relative, f"not tried: the pass reached its {deadline_s:g} s deadline"))
+            continue
         try:
             content = _read_unchanged(path, item)
         except OSError as exc:
@@ -184,7 +199,14 @@ def offload_pass(
         if policy.references:
             try:
                 conninfo = conninfo or _login(owner_login)
-                report.references += replace_references(conninfo, policy.references, item.relative, uploaded.secure_url)
+                report.references += replace_references(
+                    conninfo,
+                    policy.references,
+                    item.relative,
+                    uploaded.secure_url,
+                    statement_timeout_ms=statement_timeout_ms,
+                    watchdog_s=max(0.1, min(WATCHDOG_S, end - time.monotonic())),
+                )
             except ReferencesError as exc:
                 report.failed.append((item.relative, f"{exc}: kept here"))
                 continue

@@ -305,6 +305,14 @@ def platform() -> None:
 @resend_url_option
 @resend_key_option("without it email sending answers 503")
 @click.option(
+    "--email-send-per-minute",
+    type=click.IntRange(min=1),
+    envvar="NEXTMAVENS_EMAIL_SEND_PER_MINUTE",
+    default=None,
+    help="Emails sent a minute at most, all projects together; each project's email.send_per_minute is capped by "
+    "it too (default 600) [env NEXTMAVENS_EMAIL_SEND_PER_MINUTE].",
+)
+@click.option(
     "--resend-webhook-secret-file",
     type=click.Path(path_type=Path),
     envvar="NEXTMAVENS_RESEND_WEBHOOK_SECRET_FILE",
@@ -427,6 +435,7 @@ def serve(
     evolution_key_file: Path | None,
     resend_url: str | None,
     resend_key_file: Path | None,
+    email_send_per_minute: int | None,
     resend_webhook_secret_file: Path | None,
     inbound_email_secret_file: Path | None,
     cloudinary_cloud: str | None,
@@ -491,6 +500,7 @@ def serve(
         "hook_rate_per_s": webhook_rate,
         "hook_burst": webhook_burst,
         "resend_url": resend_url,
+        "email_send_per_minute": email_send_per_minute,
         "cloudinary_url": cloudinary_url,
         "studio_max_running": studio_max_running,
         "studio_idle_s": None if studio_idle_minutes is None else studio_idle_minutes * 60.0,

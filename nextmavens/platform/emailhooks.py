@@ -159,6 +159,17 @@ class EmailHooks:
             target, lambda conn: record_event(conn, headers["svix-id"], body["type"][:100], provider_id, body)
         )
 
+    def early_refusal(self, header: str | None, what: str) -> HookAnswer | None:
+        """The answer for a worker's request refused before its body is read (up to 14 MiB for an attachment):
+        404 when unconfigured, 401 for a missing, malformed or stale signature header; else None."""
+        if self.mailer.service.settings.inbound_email_secret_file is None:
+            return NOT_CONFIGURED
+        problem = inboundauth.header_problem(header, time.time())
+        if problem is not None:
+            log.warning("%s refused before its body was read: %s", what, problem)
+            return REFUSED
+        return None
+
     def _worker_refusal(self, header: str | None, raw: bytes, what: str) -> HookAnswer | None:
         """None when the inbound mail worker signed `raw`; else the answer (404 unconfigured, 503, 401)."""
         path = self.mailer.service.settings.inbound_email_secret_file

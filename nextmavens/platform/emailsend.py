@@ -88,9 +88,13 @@ class Mailer:
         self._targets: dict[tuple[str, str], tuple[float, MailTarget]] = {}
         self._pools: dict[str, tuple[str, ConnectionPool[Any]]] = {}
         self._client: ResendClient | None = None
-        # each project's send budget (the manifest's email.send_per_minute): a bucket per (project, rate), so a
-        # changed rate starts a new one; in this process's memory (one service process on the host)
-        self._budgets: dict[tuple[str, int], FailureLimiter] = {}
+        # each project's send budget (the manifest's email.send_per_minute, capped by the operator's
+        # email_send_per_minute): one bucket per project whose rate follows the manifest without refilling it
+        # (a changed value must not hand out a fresh burst), and one bucket for all projects together (the shared
+        # Resend account); in this process's memory (one service process on the host)
+        self._budgets: dict[str, FailureLimiter] = {}
+        ceiling = service.settings.email_send_per_minute
+        self._all = FailureLimiter(burst=ceiling, refill_s=60.0 / ceiling)
 
     def client(self) -> ResendClient:
         settings = self.service.settings
@@ -144,18 +148,28 @@ class Mailer:
         return target
 
     def spend(self, target: MailTarget) -> None:
-        """One send of the project's budget, or EmailError 429 with the seconds until the next one is allowed."""
-        rate = target.email.send_per_minute
+        """One send of the project's budget and of the platform's, or EmailError 429 with the seconds until the next
+        one is allowed (neither is spent then)."""
+        ceiling = self.service.settings.email_send_per_minute
+        rate = min(target.email.send_per_minute, ceiling)
+        now = time.monotonic()
         with self._lock:
-            limiter = self._budgets.get((target.ref, rate))
+            limiter = self._budgets.get(target.ref)
             if limiter is None:
-                for stale in [k for k in self._budgets if k[0] == target.ref]:
-                    del self._budgets[stale]
-                limiter = self._budgets[(target.ref, rate)] = FailureLimiter(burst=rate, refill_s=60.0 / rate)
-            wait = limiter.take(target.ref, time.monotonic())
+                limiter = self._budgets[target.ref] = FailureLimiter(burst=rate, refill_s=60.0 / rate)
+            limiter.burst, limiter.refill_s = rate, 60.0 / rate  # a changed rate keeps what is already spent
+            wait = limiter.retry_after(target.ref, now)
+            shared = self._all.retry_after("all", now)
+            if not wait and not shared:
+                limiter.failed(target.ref, now)
+                self._all.failed("all", now)
         if wait:
             raise EmailError(
                 429, "rate_limited", f"{target.org}/{target.ref} may send {rate} emails a minute; try again later", wait
+            )
+        if shared:
+            raise EmailError(
+                429, "rate_limited", f"the platform sends at most {ceiling} emails a minute; try again later", shared
             )
 
     def pool(self, target: MailTarget) -> ConnectionPool[Any]:
@@ -217,9 +231,11 @@ def send_email(mailer: Mailer, org: str, ref: str, request: EmailRequest) -> Ema
 
     The same `idempotency_key` sends at most once: a repeated call answers the first send's row (replayed)."""
     target = mailer.target(org, ref)
-    content = _content(mailer.service, org, request)
     client = mailer.client()
-    mailer.spend(target)  # before the row is claimed: a refused send leaves nothing to retry but the request
+    # before rendering (a template's render is the costly part the budget bounds) and before the row is claimed
+    # (a refused send leaves nothing to retry but the request)
+    mailer.spend(target)
+    content = _content(mailer.service, org, request)
     key = request.idempotency_key or uuid.uuid4().hex
     email = target.email
     outgoing = Outgoing(

@@ -115,6 +115,9 @@ class ServiceSettings:
     # key, the whsec_ secret Resend's webhooks are signed with, the secret the inbound mail worker signs with. Each
     # missing: what needs it answers 503.
     resend_url: str = "https://api.resend.com"
+    # the operator's ceiling on emails sent a minute through the one Resend account, all projects together; a
+    # project's own email.send_per_minute is capped by it too
+    email_send_per_minute: int = 600
     resend_key_file: Path | None = None
     resend_webhook_secret_file: Path | None = None
     inbound_email_secret_file: Path | None = None

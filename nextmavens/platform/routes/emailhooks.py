@@ -54,14 +54,23 @@ async def resend_webhook(request: Request) -> Response:
 @router.post("/hooks/email/inbound", responses=RESPONSES)
 async def inbound_email(request: Request) -> Response:
     """One message the inbound mail worker received, parsed, signed `x-nextmavens-signature: t=<ts>,v1=<hex>`."""
+    header = request.headers.get("x-nextmavens-signature")
+    early = hooks_of(request).early_refusal(header, "inbound email")
+    if early is not None:
+        return _answer(early)
     raw = await request.body()
-    return _answer(await hooks_of(request).inbound(request.headers.get("x-nextmavens-signature"), raw))
+    return _answer(await hooks_of(request).inbound(header, raw))
 
 
 @router.post(ATTACHMENT_PATH, responses=RESPONSES)
 async def inbound_attachment(request: Request) -> Response:
     """One attachment of a stored message, too large to travel with it (the worker posts it on its own, signed the
     same way): uploaded to Cloudinary once its content matches the stored description, and its URL recorded. Its
-    body limit is the attachment's own (platform/app.py)."""
+    body limit is the attachment's own (platform/app.py, which refuses a larger Content-Length unread); a missing,
+    malformed or stale signature header is refused before the body is read."""
+    header = request.headers.get("x-nextmavens-signature")
+    early = hooks_of(request).early_refusal(header, "inbound attachment")
+    if early is not None:
+        return _answer(early)
     raw = await request.body()
-    return _answer(await hooks_of(request).attachment(request.headers.get("x-nextmavens-signature"), raw))
+    return _answer(await hooks_of(request).attachment(header, raw))

@@ -185,4 +185,8 @@ def test_a_projects_send_budget_refuses_with_429_and_retry_after(email_stage: Em
     assert email_stage.resend.state.sent_with_key(f"web/{last}") == []
     count = "SELECT count(*) FROM email.messages WHERE idempotency_key = %s"
     assert email_stage.stage.sql(count, (last,), dbname="web") == [(0,)]
+    # the budget is charged before the template is rendered: a spent budget answers 429, not the template's 422
+    templated = {"to": ["c@x.example"], "subject": "s", "template": "no-such-template"}
+    answer = client.post("/v1/projects/globex/web/email", json=templated, headers=headers)
+    assert answer.status_code == 429 and answer.json()["error"]["code"] == "rate_limited"
     assert client.post(SHOP, json=WELCOME, headers=dev(email_stage)).status_code == 201  # another project's budget

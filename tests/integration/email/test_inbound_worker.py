@@ -11,6 +11,7 @@ import hmac
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -197,3 +198,27 @@ def test_attachment_posts_are_signed_and_must_match_their_description(
     assert [a.content for a in asset] == [content]
     # the message's own post stays small; an attachment's may be larger than the webhook limit
     assert len(json.dumps(good)) > 1024 * 1024
+
+
+def answer_to_headers_alone(url: str, headers: dict[str, str]) -> int:
+    """The status the service answers to a POST of an attachment whose headers announce a body that never comes:
+    only an answer given before reading the body arrives (otherwise the service waits for it until our timeout)."""
+    parsed = httpx.URL(url)
+    lines = ["POST /hooks/email/inbound/attachment HTTP/1.1", f"Host: {parsed.host}", "Content-Type: application/json"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    with socket.create_connection((parsed.host, parsed.port or 80), timeout=30) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status_line = sock.recv(4096).split(b"\r\n", 1)[0]  # a timeout here: the body was being waited for
+    return int(status_line.split()[1])
+
+
+def test_an_attachment_post_is_refused_before_its_body_is_read(email_stage: EmailStage) -> None:
+    """A missing, malformed or stale signature header, or a Content-Length over the attachment limit, is answered
+    without reading the (up to 14 MiB) body."""
+    length = {"Content-Length": str(14 * 1024 * 1024)}
+    stale = signed(b"{}", at=time.time() - 600)["x-nextmavens-signature"]
+    for bad in ({}, {"x-nextmavens-signature": "t=1,v1=zz"}, {"x-nextmavens-signature": "garbage"},
+                {"x-nextmavens-signature": stale}):  # fmt: skip
+        assert answer_to_headers_alone(email_stage.url, {**length, **bad}) == 401, bad
+    too_long = {"Content-Length": str(14 * 1024 * 1024 + 1), **signed(b"{}")}
+    assert answer_to_headers_alone(email_stage.url, too_long) == 413
