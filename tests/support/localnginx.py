@@ -66,7 +66,11 @@ user root;
 worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
-events {{ worker_connections 64; }}
+# As production's nginx_worker_connections: with too few, a worker short of free connections (under 1/16 left)
+# closes reusable ones, accepted connections whose request it has not read yet among them (a client sees the
+# connection closed without an answer: the switch tests' load loops did, on a loaded machine).
+worker_rlimit_nofile 4096;
+events {{ worker_connections 1024; }}
 http {{
     access_log off;
     client_body_temp_path {prefix}/tmp/body;
