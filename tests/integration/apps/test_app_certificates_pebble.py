@@ -70,6 +70,11 @@ def test_app_domains_and_previews_get_certificates_then_https(release_stage, tmp
                     break
                 time.sleep(0.05)
             assert status == 308 and headers["location"] == f"https://{host}:{https_port}/"
-            status, _, body = http_get(https_port, host, tls=True)
+            # nginx's reload is a signal: a worker of the config before may answer HTTPS a moment longer (bounded)
+            while True:
+                status, _, body = http_get(https_port, host, tls=True)
+                if (status == 200 and json.loads(body)["version"] == version) or time.monotonic() > deadline + 10:
+                    break
+                time.sleep(0.05)
             assert status == 200 and json.loads(body)["version"] == version
         assert http_get(port, ELSEWHERE)[0] == 200  # no certificate: still plain HTTP
