@@ -223,13 +223,11 @@ class EmailHooks:
         target = await run_in_threadpool(self._target, "to", to)
         if target is None:
             return HookAnswer(404)
-        pool = await self.pools.get(target.ref, target.owner_dsn)
-        try:
-            async with pool.connection() as conn:
-                item = await inbound_attachment(conn, to, delivery_id, index)
-        except (*TRANSIENT, psycopg.ProgrammingError) as exc:
-            log.warning("inbound attachment for %s not read (%s): answered 503", target.ref, type(exc).__name__)
-            return UNAVAILABLE
+        item, refused = await self._in_project(
+            target, lambda conn: inbound_attachment(conn, to, delivery_id, index), "inbound attachment", "read"
+        )
+        if refused is not None:
+            return refused
         if item is None:
             return HookAnswer(404)
         if "url" in item:
@@ -251,23 +249,28 @@ class EmailHooks:
         )
 
     async def _write(self, target: MailTarget, write: Any) -> HookAnswer:
+        stored, refused = await self._in_project(target, write, "email webhook", "stored")
+        return refused or HookAnswer(200, stored=stored)
+
+    async def _in_project(self, target: MailTarget, work: Any, what: str, done: str) -> tuple[Any, HookAnswer | None]:
+        """(what `work(conn)` returned, None) on the project's pool as its owner; else (None, the answer): 503 for a
+        database that is unavailable (its broken connections checked) or lacks the tables, 422 for data it refuses."""
         pool = await self.pools.get(target.ref, target.owner_dsn)
         try:
             async with pool.connection() as conn:
-                stored = await write(conn)
+                return await work(conn), None
         except TRANSIENT as exc:
-            log.warning("email webhook for %s not stored (%s): answered 503", target.ref, type(exc).__name__)
+            log.warning("%s for %s not %s (%s): answered 503", what, target.ref, done, type(exc).__name__)
             if not isinstance(exc, PoolTimeout):
                 await pool.check()
-            return UNAVAILABLE
+            return None, UNAVAILABLE
         except psycopg.ProgrammingError as exc:
             kind = type(exc).__name__
-            log.error("email webhook for %s not stored (%s): answered 503; has apply run?", target.ref, kind)
-            return UNAVAILABLE
+            log.error("%s for %s not %s (%s): answered 503; has apply run?", what, target.ref, done, kind)
+            return None, UNAVAILABLE
         except psycopg.DataError as exc:
-            log.warning("email webhook for %s not storable (%s): answered 422", target.ref, type(exc).__name__)
-            return HookAnswer(422)
-        return HookAnswer(200, stored=stored)
+            log.warning("%s for %s not %s (%s): answered 422", what, target.ref, done, type(exc).__name__)
+            return None, HookAnswer(422)
 
     async def close(self) -> None:
         await self.pools.close()
