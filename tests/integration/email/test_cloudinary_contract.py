@@ -79,6 +79,21 @@ def test_contract_listing_needs_the_key_and_secret(cloud: CloudinaryStandin) -> 
         list(client(cloud, api_secret="wrong").list_folder("nextmavens/shop", "raw"))
 
 
+def test_contract_another_cloud_or_resource_type_is_not_found(cloud: CloudinaryStandin) -> None:
+    # the credentials are this cloud's alone, and Cloudinary serves only its own resource types
+    with pytest.raises(CloudinaryError, match="404"):
+        client(cloud, cloud_name="other").upload(b"x", "a", "f", "raw", "a.txt")
+    with pytest.raises(CloudinaryError, match="404"):
+        client(cloud).destroy("f/a", "scripts")  # the client's upload refuses such a type itself
+    with pytest.raises(CloudinaryError, match="404"):
+        list(client(cloud, cloud_name="other").list_folder("f", "raw"))
+    with pytest.raises(CloudinaryError, match="404"):
+        list(client(cloud).list_folder("f", "scripts"))
+    assert not cloud.state.assets
+    client(cloud).upload(b"x", "a", "f", "raw", "a.txt")
+    assert [r["public_id"] for r in client(cloud).list_folder("f", "raw")] == ["f/a"]
+
+
 def _file(root: Path, relative: str, content: bytes, age_days: float) -> Path:
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
