@@ -215,11 +215,12 @@ class EmailHooks:
         if refused is not None:
             return refused
         body = parse_object(raw) or {}
-        delivery_id, to, given = body.get("delivery_id"), address_of(body.get("to")), body.get("index")
+        delivered, given = delivery_of(body), body.get("index")
         index = given if isinstance(given, int) and not isinstance(given, bool) and 0 <= given < MAX_ATTACHMENTS else -1
-        if not isinstance(delivery_id, str) or not 1 <= len(delivery_id) <= 200 or to is None or index < 0:
+        if delivered is None or index < 0:
             log.warning("inbound attachment not storable: missing delivery_id, to or index; answered 422")
             return HookAnswer(422)
+        delivery_id, to = delivered
         target = await run_in_threadpool(self._target, "to", to)
         if target is None:
             return HookAnswer(404)
@@ -280,12 +281,22 @@ def _text(value: object, limit: int = MAX_TEXT) -> str | None:
     return value[:limit].replace("\x00", "") if isinstance(value, str) else None
 
 
+def delivery_of(body: dict[str, Any]) -> tuple[str, str] | None:
+    """(delivery_id, recipient address) naming one received message (the worker's message and its attachments'
+    posts alike), or None when either is missing or malformed."""
+    delivery_id, to = body.get("delivery_id"), address_of(body.get("to"))
+    if not isinstance(delivery_id, str) or not 1 <= len(delivery_id) <= 200 or to is None:
+        return None
+    return delivery_id, to
+
+
 def inbound_row(body: dict[str, Any]) -> dict[str, Any] | None:
     """The email.inbound row of the worker's message, or None when it lacks delivery_id, to or from. Attachments
     keep their name, type, size and checksum; their content is not stored in the database."""
-    delivery_id, to, sender = body.get("delivery_id"), address_of(body.get("to")), address_of(body.get("from"))
-    if not isinstance(delivery_id, str) or not 1 <= len(delivery_id) <= 200 or to is None or sender is None:
+    delivered, sender = delivery_of(body), address_of(body.get("from"))
+    if delivered is None or sender is None:
         return None
+    delivery_id, to = delivered
     headers = [
         {"key": _text(h.get("key"), 200), "value": _text(h.get("value"), 4000)}
         for h in (body.get("headers") or [])[:MAX_HEADERS]
