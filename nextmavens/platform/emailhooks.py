@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from nextmavens.email import inboundauth, svix
 from nextmavens.email.store import inbound_attachment, insert_inbound, record_event, set_inbound_attachment
 from nextmavens.files import SecretFileError, read_secret_file
-from nextmavens.media.attachments import decoded, offload_attachments, upload_attachment
+from nextmavens.media.attachments import MISMATCH, decoded, offload_attachments, upload_attachment
 from nextmavens.media.cloudinary import CloudinaryClient
 from nextmavens.platform.emailsend import EmailError, Mailer, MailTarget
 from nextmavens.platform.hookreceiver import TRANSIENT, OwnerPools
@@ -244,7 +244,7 @@ class EmailHooks:
         uploaded = await run_in_threadpool(upload_attachment, client, target.ref, delivery_id, index, item, content)
         if "url" not in uploaded:
             log.warning("inbound attachment for %s not offloaded: %s", target.ref, uploaded.get("offload_error"))
-            return HookAnswer(422) if uploaded.get("offload_error", "").startswith("the content") else UNAVAILABLE
+            return HookAnswer(422) if uploaded.get("offload_error") == MISMATCH else UNAVAILABLE
         return await self._write(
             target, lambda conn: set_inbound_attachment(conn, to, delivery_id, index, uploaded)
         )
