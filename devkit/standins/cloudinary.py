@@ -6,8 +6,9 @@ API secret appended, SHA-1 hex (SHA-256 accepted when `signature_algorithm=sha25
 an unknown api_key or a timestamp more than an hour old is refused (401, `{"error": {"message"}}`). Uploads (multipart)
 store the bytes and answer public_id, version, resource_type, bytes, etag (MD5 hex) and secure_url; `overwrite=false`
 keeps an existing asset; destroy answers `{"result": "ok" | "not found"}`; the Admin API's resource listing (basic
-authentication) pages by prefix. On demand: the next upload's stored bytes are corrupted (an upload the offload must
-not trust). Loopback only.
+authentication) pages by prefix. Another cloud's name or a resource type other than image, video or raw is not found
+(404; an upload's `auto`, resolved by content, is not modelled). On demand: the next upload's stored bytes are
+corrupted (an upload the offload must not trust). Loopback only.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 from devkit.standins.loopback import LoopbackStandin
 
 MAX_AGE_S = 3600
+RESOURCE_TYPES = ("image", "video", "raw")
 _NOT_SIGNED = {"file", "cloud_name", "resource_type", "api_key", "signature", "signature_algorithm"}
 
 
@@ -77,10 +79,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(status, {"error": {"message": message}})
 
     def _route(self) -> tuple[str, str, str] | None:
+        """(resource type, action, ""), or None for what Cloudinary does not serve: another cloud's name (these
+        credentials are this cloud's alone) or a resource type other than its own three (`auto`, which Cloudinary
+        resolves by content, is not modelled)."""
         parts = urlsplit(self.path).path.strip("/").split("/")
-        if len(parts) == 4 and parts[0] == "v1_1" and parts[1] == self.server.state.cloud_name:
+        if len(parts) < 4 or parts[0] != "v1_1" or parts[1] != self.server.state.cloud_name:
+            return None
+        if len(parts) == 4 and parts[2] in RESOURCE_TYPES:
             return parts[2], parts[3], ""
-        if len(parts) == 5 and parts[0] == "v1_1" and parts[2] == "resources" and parts[4] == "upload":
+        if len(parts) == 5 and parts[2] == "resources" and parts[3] in RESOURCE_TYPES and parts[4] == "upload":
             return parts[3], "list", ""
         return None
 

@@ -5,7 +5,8 @@ the "API Rate Limit" changelog) and refuses what Resend refuses:
 - no `Authorization: Bearer` -> 401 missing_api_key; a key that is not the account's -> 401 validation_error;
 - a `from` whose domain the account has not verified -> 403 validation_error;
 - `from`, `to` or `subject` missing -> 422 missing_required_field; more than 50 recipients, neither html nor text,
-  or a body that is not a JSON object -> 422 validation_error;
+  a tag name or value outside ASCII letters, digits, `_` and `-` (1-256), or a body that is not a JSON object
+  -> 422 validation_error;
 - an `Idempotency-Key` outside 1-256 characters -> 400 invalid_idempotency_key; a key seen in the last 24 h answers
   the first request's answer and sends nothing; with another payload -> 409 invalid_idempotent_request; while the
   first request with that key is still being handled -> 409 concurrent_idempotent_requests;
@@ -38,6 +39,7 @@ from devkit.standins.loopback import LoopbackStandin
 IDEMPOTENCY_TTL_S = 24 * 3600
 MAX_RECIPIENTS = 50
 MAX_KEY = 256
+_TAG = re.compile(r"[A-Za-z0-9_-]{1,256}")  # a tag's name and value (api-reference/emails/send-email)
 _ADDRESS = re.compile(r"(?:[^<>]*<)?\s*([^<>\s@]+@([^<>\s@]+))\s*>?\s*")
 
 
@@ -96,6 +98,13 @@ def check_email(body: Any, verified: set[str]) -> tuple[int, dict[str, Any]] | N
         return _error(422, "validation_error", "Invalid `to` field.")
     if not body.get("html") and not body.get("text"):
         return _error(422, "validation_error", "Missing `html` or `text` field.")
+    tags = body.get("tags", [])
+    if not isinstance(tags, list) or not all(
+        isinstance(t, dict) and all(isinstance(t.get(k), str) and _TAG.fullmatch(t[k]) for k in ("name", "value"))
+        for t in tags
+    ):
+        return _error(422, "validation_error", "Tags should only contain ASCII letters, numbers, underscores, or "
+                      "dashes.")
     domain = match.group(2).lower()
     if domain not in verified:
         return _error(403, "validation_error", f"The {domain} domain is not verified. Please, add and verify your "

@@ -18,6 +18,7 @@ from nextmavens.media.cloudinary import CloudinaryClient, CloudinaryError
 from nextmavens.media.offload import resource_type
 
 _NAME = re.compile(r"[^A-Za-z0-9_.-]")
+MISMATCH = "the content does not match its sha256"  # the sender's fault: sending it again cannot help
 
 
 def upload_attachment(
@@ -27,7 +28,7 @@ def upload_attachment(
     has the same size and MD5; else with `offload_error`."""
     item = dict(item)
     if content is None or hashlib.sha256(content).hexdigest() != item.get("sha256"):
-        item["offload_error"] = "the content does not match its sha256"
+        item["offload_error"] = MISMATCH
         return item
     name = _NAME.sub("_", str(item.get("filename") or f"attachment-{index}"))[:100]
     kind = resource_type(name)

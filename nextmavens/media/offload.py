@@ -152,18 +152,26 @@ def offload_pass(
     deadline_s: float = PASS_DEADLINE_S,
     statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
 ) -> OffloadReport:
-    """`owner_login`: the conninfo of the project's owner role into its database, asked once when the policy
-    declares references (without it, or when it fails, no file is deleted). The pass ends after `deadline_s`:
-    files not reached by then are reported as kept and wait for the next pass."""
+    """`owner_login`: the conninfo of the project's owner role into its database, asked once, before any upload,
+    when the policy declares references and a file is due (without it, or when it fails, no file is uploaded or
+    deleted). The pass ends after `deadline_s`: files not reached by then are reported as kept and wait for the
+    next pass."""
     end = time.monotonic() + deadline_s
     report = OffloadReport()
     if not root.is_dir() or root.is_symlink():
         return report
-    conninfo: str | None = None
+    due = select(walk(root), policy, now)
+    conninfo = ""
+    if policy.references and due:
+        try:
+            conninfo = _login(owner_login)
+        except ReferencesError as exc:  # every due file would be uploaded only to be kept here
+            report.failed.extend((item.relative, f"{exc}: kept here") for item in due)
+            due = []
     record_path = root / RECORD
     record: dict[str, str] = json.loads(record_path.read_text()) if record_path.is_file() else {}
     folder = f"nextmavens/{ref}"
-    for item in select(walk(root), policy, now):
+    for item in due:
         path = root / item.relative
         remaining = end - time.monotonic()
         if remaining <= 0:
@@ -198,7 +206,6 @@ def offload_pass(
         write_atomic(record_path, json.dumps(record, indent=2, sort_keys=True) + "\n", 0o644)  # before the delete
         if policy.references:
             try:
-                conninfo = conninfo or _login(owner_login)
                 report.references += replace_references(
                     conninfo,
                     policy.references,

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from nextmavens.email import inboundauth, svix
 from nextmavens.email.store import inbound_attachment, insert_inbound, record_event, set_inbound_attachment
 from nextmavens.files import SecretFileError, read_secret_file
-from nextmavens.media.attachments import decoded, offload_attachments, upload_attachment
+from nextmavens.media.attachments import MISMATCH, decoded, offload_attachments, upload_attachment
 from nextmavens.media.cloudinary import CloudinaryClient
 from nextmavens.platform.emailsend import EmailError, Mailer, MailTarget
 from nextmavens.platform.hookreceiver import TRANSIENT, OwnerPools
@@ -215,21 +215,20 @@ class EmailHooks:
         if refused is not None:
             return refused
         body = parse_object(raw) or {}
-        delivery_id, to, given = body.get("delivery_id"), address_of(body.get("to")), body.get("index")
+        delivered, given = delivery_of(body), body.get("index")
         index = given if isinstance(given, int) and not isinstance(given, bool) and 0 <= given < MAX_ATTACHMENTS else -1
-        if not isinstance(delivery_id, str) or not 1 <= len(delivery_id) <= 200 or to is None or index < 0:
+        if delivered is None or index < 0:
             log.warning("inbound attachment not storable: missing delivery_id, to or index; answered 422")
             return HookAnswer(422)
+        delivery_id, to = delivered
         target = await run_in_threadpool(self._target, "to", to)
         if target is None:
             return HookAnswer(404)
-        pool = await self.pools.get(target.ref, target.owner_dsn)
-        try:
-            async with pool.connection() as conn:
-                item = await inbound_attachment(conn, to, delivery_id, index)
-        except (*TRANSIENT, psycopg.ProgrammingError) as exc:
-            log.warning("inbound attachment for %s not read (%s): answered 503", target.ref, type(exc).__name__)
-            return UNAVAILABLE
+        item, refused = await self._in_project(
+            target, lambda conn: inbound_attachment(conn, to, delivery_id, index), "inbound attachment", "read"
+        )
+        if refused is not None:
+            return refused
         if item is None:
             return HookAnswer(404)
         if "url" in item:
@@ -245,29 +244,34 @@ class EmailHooks:
         uploaded = await run_in_threadpool(upload_attachment, client, target.ref, delivery_id, index, item, content)
         if "url" not in uploaded:
             log.warning("inbound attachment for %s not offloaded: %s", target.ref, uploaded.get("offload_error"))
-            return HookAnswer(422) if uploaded.get("offload_error", "").startswith("the content") else UNAVAILABLE
+            return HookAnswer(422) if uploaded.get("offload_error") == MISMATCH else UNAVAILABLE
         return await self._write(
             target, lambda conn: set_inbound_attachment(conn, to, delivery_id, index, uploaded)
         )
 
     async def _write(self, target: MailTarget, write: Any) -> HookAnswer:
+        stored, refused = await self._in_project(target, write, "email webhook", "stored")
+        return refused or HookAnswer(200, stored=stored)
+
+    async def _in_project(self, target: MailTarget, work: Any, what: str, done: str) -> tuple[Any, HookAnswer | None]:
+        """(what `work(conn)` returned, None) on the project's pool as its owner; else (None, the answer): 503 for a
+        database that is unavailable (its broken connections checked) or lacks the tables, 422 for data it refuses."""
         pool = await self.pools.get(target.ref, target.owner_dsn)
         try:
             async with pool.connection() as conn:
-                stored = await write(conn)
+                return await work(conn), None
         except TRANSIENT as exc:
-            log.warning("email webhook for %s not stored (%s): answered 503", target.ref, type(exc).__name__)
+            log.warning("%s for %s not %s (%s): answered 503", what, target.ref, done, type(exc).__name__)
             if not isinstance(exc, PoolTimeout):
                 await pool.check()
-            return UNAVAILABLE
+            return None, UNAVAILABLE
         except psycopg.ProgrammingError as exc:
             kind = type(exc).__name__
-            log.error("email webhook for %s not stored (%s): answered 503; has apply run?", target.ref, kind)
-            return UNAVAILABLE
+            log.error("%s for %s not %s (%s): answered 503; has apply run?", what, target.ref, done, kind)
+            return None, UNAVAILABLE
         except psycopg.DataError as exc:
-            log.warning("email webhook for %s not storable (%s): answered 422", target.ref, type(exc).__name__)
-            return HookAnswer(422)
-        return HookAnswer(200, stored=stored)
+            log.warning("%s for %s not %s (%s): answered 422", what, target.ref, done, type(exc).__name__)
+            return None, HookAnswer(422)
 
     async def close(self) -> None:
         await self.pools.close()
@@ -277,12 +281,22 @@ def _text(value: object, limit: int = MAX_TEXT) -> str | None:
     return value[:limit].replace("\x00", "") if isinstance(value, str) else None
 
 
+def delivery_of(body: dict[str, Any]) -> tuple[str, str] | None:
+    """(delivery_id, recipient address) naming one received message (the worker's message and its attachments'
+    posts alike), or None when either is missing or malformed."""
+    delivery_id, to = body.get("delivery_id"), address_of(body.get("to"))
+    if not isinstance(delivery_id, str) or not 1 <= len(delivery_id) <= 200 or to is None:
+        return None
+    return delivery_id, to
+
+
 def inbound_row(body: dict[str, Any]) -> dict[str, Any] | None:
     """The email.inbound row of the worker's message, or None when it lacks delivery_id, to or from. Attachments
     keep their name, type, size and checksum; their content is not stored in the database."""
-    delivery_id, to, sender = body.get("delivery_id"), address_of(body.get("to")), address_of(body.get("from"))
-    if not isinstance(delivery_id, str) or not 1 <= len(delivery_id) <= 200 or to is None or sender is None:
+    delivered, sender = delivery_of(body), address_of(body.get("from"))
+    if delivered is None or sender is None:
         return None
+    delivery_id, to = delivered
     headers = [
         {"key": _text(h.get("key"), 200), "value": _text(h.get("value"), 4000)}
         for h in (body.get("headers") or [])[:MAX_HEADERS]

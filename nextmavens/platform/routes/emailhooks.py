@@ -7,9 +7,12 @@ the secret file cannot be read or the database is unavailable."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from nextmavens.email import inboundauth
 from nextmavens.platform.emailhooks import ATTACHMENT_PATH, EmailHooks, HookAnswer
 from nextmavens.platform.models import ErrorBody
 
@@ -54,12 +57,7 @@ async def resend_webhook(request: Request) -> Response:
 @router.post("/hooks/email/inbound", responses=RESPONSES)
 async def inbound_email(request: Request) -> Response:
     """One message the inbound mail worker received, parsed, signed `x-nextmavens-signature: t=<ts>,v1=<hex>`."""
-    header = request.headers.get("x-nextmavens-signature")
-    early = hooks_of(request).early_refusal(header, "inbound email")
-    if early is not None:
-        return _answer(early)
-    raw = await request.body()
-    return _answer(await hooks_of(request).inbound(header, raw))
+    return await _from_worker(request, "inbound email", hooks_of(request).inbound)
 
 
 @router.post(ATTACHMENT_PATH, responses=RESPONSES)
@@ -68,9 +66,16 @@ async def inbound_attachment(request: Request) -> Response:
     same way): uploaded to Cloudinary once its content matches the stored description, and its URL recorded. Its
     body limit is the attachment's own (platform/app.py, which refuses a larger Content-Length unread); a missing,
     malformed or stale signature header is refused before the body is read."""
-    header = request.headers.get("x-nextmavens-signature")
-    early = hooks_of(request).early_refusal(header, "inbound attachment")
+    return await _from_worker(request, "inbound attachment", hooks_of(request).attachment)
+
+
+async def _from_worker(
+    request: Request, what: str, handle: Callable[[str | None, bytes], Awaitable[HookAnswer]]
+) -> Response:
+    """The inbound mail worker's signed post: refused before its body is read when the signature header alone
+    cannot pass, else `handle(header, body)`'s answer."""
+    header = request.headers.get(inboundauth.HEADER)
+    early = hooks_of(request).early_refusal(header, what)
     if early is not None:
         return _answer(early)
-    raw = await request.body()
-    return _answer(await hooks_of(request).attachment(header, raw))
+    return _answer(await handle(header, await request.body()))

@@ -17,6 +17,7 @@ from devkit.standins.cloudinary import CloudinaryStandin, expected_signature
 from nextmavens.manifest.models import MediaOffload
 from nextmavens.media.cloudinary import CloudinaryClient, CloudinaryError
 from nextmavens.media.offload import RECORD, offload_pass
+from nextmavens.media.references import ReferencesError
 from nextmavens.media.signing import sign, string_to_sign
 
 SECRET = "cloudinary-standin-secret-0123456789"
@@ -79,6 +80,21 @@ def test_contract_listing_needs_the_key_and_secret(cloud: CloudinaryStandin) -> 
         list(client(cloud, api_secret="wrong").list_folder("nextmavens/shop", "raw"))
 
 
+def test_contract_another_cloud_or_resource_type_is_not_found(cloud: CloudinaryStandin) -> None:
+    # the credentials are this cloud's alone, and Cloudinary serves only its own resource types
+    with pytest.raises(CloudinaryError, match="404"):
+        client(cloud, cloud_name="other").upload(b"x", "a", "f", "raw", "a.txt")
+    with pytest.raises(CloudinaryError, match="404"):
+        client(cloud).destroy("f/a", "scripts")  # the client's upload refuses such a type itself
+    with pytest.raises(CloudinaryError, match="404"):
+        list(client(cloud, cloud_name="other").list_folder("f", "raw"))
+    with pytest.raises(CloudinaryError, match="404"):
+        list(client(cloud).list_folder("f", "scripts"))
+    assert not cloud.state.assets
+    client(cloud).upload(b"x", "a", "f", "raw", "a.txt")
+    assert [r["public_id"] for r in client(cloud).list_folder("f", "raw")] == ["f/a"]
+
+
 def _file(root: Path, relative: str, content: bytes, age_days: float) -> Path:
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +139,28 @@ def test_offload_keeps_everything_when_cloudinary_refuses(cloud: CloudinaryStand
     bad = client(cloud, api_secret="wrong")
     report = offload_pass(root, "shop", MediaOffload(paths=["*.jpg"], older_than_days=30), bad, time.time())
     assert not report.ok and (root / "a.jpg").exists()
+
+
+def test_offload_without_a_login_for_its_references_uploads_nothing(cloud: CloudinaryStandin, tmp_path: Path) -> None:
+    """References declared but no login to the project's database: asked once, and no due file is uploaded only to
+    be kept here (every pass would send them all again)."""
+    root = tmp_path / "shop"
+    _file(root, "a.jpg", b"a-bytes", 40)
+    _file(root, "b.jpg", b"b-bytes", 40)
+    reference = {"schema": "public", "table": "photos", "column": "path"}
+    policy = MediaOffload.model_validate({"paths": ["*.jpg"], "older_than_days": 30, "references": [reference]})
+    asked: list[int] = []
+
+    def no_login() -> str:
+        asked.append(1)
+        raise ReferencesError("shop has no owner login yet (not applied)")
+
+    for login in (no_login, None):
+        report = offload_pass(root, "shop", policy, client(cloud), time.time(), owner_login=login)
+        assert not report.ok and sorted(p for p, _ in report.failed) == ["a.jpg", "b.jpg"]
+        assert all(why.endswith(": kept here") for _, why in report.failed)
+        assert (root / "a.jpg").exists() and (root / "b.jpg").exists() and not (root / RECORD).exists()
+    assert len(asked) == 1 and not cloud.state.assets
 
 
 def test_the_media_offload_command_runs_a_pass_per_declared_project(

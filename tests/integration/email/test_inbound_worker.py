@@ -184,6 +184,9 @@ def test_attachment_posts_are_signed_and_must_match_their_description(
     assert post(good, "another-secret").status_code == 401
     assert post({**good, "content_base64": base64.b64encode(content[:-1] + b"x").decode()}).status_code == 422
     assert post({**good, "index": 1}).status_code == 404
+    # a post naming no message (delivery_id, to) or no attachment index of it cannot be stored
+    for bad in ({"delivery_id": ""}, {"delivery_id": None}, {"to": "not an address"}, {"index": True}, {"index": -1}):
+        assert post({**good, **bad}).status_code == 422, bad
     assert post({**good, "delivery_id": "d-none"}).status_code == 404
     assert post({**good, "to": "nobody@shop.example"}).status_code == 404
     query = "SELECT attachments -> 0 FROM email.inbound WHERE delivery_id = 'd-att'"

@@ -83,6 +83,14 @@ def test_contract_refusals_are_not_retried_and_name_no_key(
     assert KEY not in str(caught.value) and "re_wrong" not in str(caught.value)
 
 
+@pytest.mark.parametrize("tag", [("project", "shop.example"), ("a b", "x"), ("", "x"), ("t", "x" * 257)])
+def test_contract_a_tag_outside_resends_characters_is_refused(resend: ResendStandin, tag: tuple[str, str]) -> None:
+    with pytest.raises(ResendError) as caught:
+        client(resend).send(Outgoing(MAIL.sender, MAIL.to, "Hi", text="x", tags=(tag,)), "shop/k1")
+    assert (caught.value.status, caught.value.name, caught.value.permanent) == (422, "validation_error", True)
+    assert not resend.state.sent
+
+
 def test_contract_an_idempotency_key_over_256_characters_is_refused_before_sending(resend: ResendStandin) -> None:
     with pytest.raises(ValueError, match="1-256"):
         client(resend).send(MAIL, "k" * 257)
