@@ -137,7 +137,7 @@ def test_the_apply_unit_is_roots_and_answers_in_json(config: HostData) -> None:
     assert values["StandardOutput"] == f"truncate:{APPLY_RESULT}" and values["UMask"] == "0077"
 
 
-def test_the_sudoers_rule_allows_the_four_commands_alone(config: HostData, tmp_path: Path) -> None:
+def test_the_sudoers_rule_allows_its_six_commands_alone(config: HostData, tmp_path: Path) -> None:
     text = render("templates/sudoers/platform.j2", **template_context(config))
     command = privileged_prefix(config)[-1]
     rules = [line for line in text.splitlines() if line and not line.startswith("#")]
