@@ -55,7 +55,7 @@ def svg_chart(
     low = min(0.0, min(present, default=0.0))
     span = (high - low) or 1.0
     step = width / max(len(values) - 1, 1)
-    segments: list[list[str]] = [[]]
+    segments: list[list[tuple[float, float]]] = [[]]
     for index, value in enumerate(values):
         if value is None:
             if segments[-1]:
@@ -63,11 +63,13 @@ def svg_chart(
             continue
         x = index * step
         y = pad_top + plot_h - (value - low) / span * plot_h
-        segments[-1].append(f"{x:.1f},{y:.1f}")
+        segments[-1].append((x, y))
     lines = "".join(
-        f'<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{" ".join(points)}"/>'
+        '<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="'
+        + " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        + '"/>'
         if len(points) > 1
-        else '<circle cx="{}" cy="{}" r="2" fill="currentColor"/>'.format(*points[0].split(","))  # a lone value
+        else f'<circle cx="{points[0][0]:.1f}" cy="{points[0][1]:.1f}" r="2" fill="currentColor"/>'  # a lone value
         for points in segments
         if points
     )

@@ -40,7 +40,7 @@ from nextmavens.host.platformservice import (
 from nextmavens.host.render import template_context
 from nextmavens.naming import CONTROL_DATABASE, METRICS_ROLE, PLATFORM_ROLE
 from nextmavens.templates import render
-from tasks.stacks import PLATFORM_SECRETS, POSTGRES_CONTAINER, POSTGRES_PASSWORD_ENV
+from tasks.stacks import PLATFORM_SECRETS, shared_postgres_admin
 
 
 @deploy("The platform service")
@@ -64,15 +64,12 @@ def platform():
     roles = {
         name: postgres_login_role(
             name=f"PostgreSQL role {name}: logs in, no superuser, creates nothing, CONNECT on {CONTROL_DATABASE}",
-            container=POSTGRES_CONTAINER,
-            admin_user=config.postgres_admin_user,
-            secrets_path=config.secrets_file,
-            admin_password_env=POSTGRES_PASSWORD_ENV,
+            **shared_postgres_admin(config),
             role=name,
             database=CONTROL_DATABASE,
-            password_env=logins[name],
+            password_env=password_env,
         )
-        for name in host.loop(logins)
+        for name, password_env in host.loop(logins.items())
     }
     role = roles[PLATFORM_ROLE]
     # postgres-meta's key: the connection the service sends it per request (types, Studio's meta gate) is sealed with it

@@ -23,6 +23,17 @@ POSTGRES_PASSWORD_ENV = "POSTGRES_PASSWORD"  # the admin password's key in the s
 KONG_SEED = '_format_version: "2.1"\n_transform: true\nservices: []\n'
 
 
+def shared_postgres_admin(config) -> dict[str, str]:
+    """How the host's Postgres operations (postgres_database, postgres_login_role) reach the shared Postgres: as its
+    admin, inside its container, with the admin password the secrets file holds."""
+    return {
+        "container": POSTGRES_CONTAINER,
+        "admin_user": config.postgres_admin_user,
+        "secrets_path": config.secrets_file,
+        "admin_password_env": POSTGRES_PASSWORD_ENV,
+    }
+
+
 def wanted_secrets() -> dict[str, int]:
     wanted = dict(PLATFORM_SECRETS)
     for stack in STACKS:
@@ -56,10 +67,7 @@ def stacks():
             db_name = database["database"].format(**context)
             postgres_database(
                 name=f"{stack}: database {db_name} in the shared Postgres",
-                container=POSTGRES_CONTAINER,
-                admin_user=config.postgres_admin_user,
-                secrets_path=config.secrets_file,
-                admin_password_env=POSTGRES_PASSWORD_ENV,
+                **shared_postgres_admin(config),
                 database=db_name,
                 owner=database["owner"].format(**context),
                 password_env=database.get("password_env"),

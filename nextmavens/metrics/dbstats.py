@@ -25,12 +25,14 @@ def database_stats(conn: psycopg.Connection, refs: list[str], with_size: bool) -
     if not databases:
         return {}
     # sizes through metric_database_sizes (migration 1020): the collector's role may not call pg_database_size on a
-    # project's database itself
-    size = "(SELECT z.size_bytes FROM metric_database_sizes(ARRAY[s.datname::text]) z)" if with_size else "NULL::bigint"
+    # project's database itself; one call for all the databases
+    size, sizes = "NULL::bigint", ""
+    if with_size:
+        size, sizes = "z.size_bytes", " LEFT JOIN metric_database_sizes(%(names)s) z ON z.datname = s.datname"
     rows = conn.execute(
         f"SELECT s.datname, s.numbackends, s.xact_commit + s.xact_rollback, {size}"  # noqa: S608 - fixed text
-        " FROM pg_stat_database s WHERE s.datname = ANY(%s)",
-        (list(databases),),
+        f" FROM pg_stat_database s{sizes} WHERE s.datname = ANY(%(names)s)",
+        {"names": list(databases)},
     ).fetchall()
     return {
         databases[name]: DatabaseStats(int(backends), int(xacts), None if size_bytes is None else int(size_bytes))

@@ -202,6 +202,10 @@ class Service:
         self.limiter = FailureLimiter(settings.auth_burst, settings.auth_refill_s)
         self._limiter_lock = threading.Lock()
         self.log_streams = StreamSlots(settings.logs_streams_per_token)
+        # TypeScript types (routes/sql.py): one generation per project at a time, keyed by ref. Each holds a request
+        # thread and a postgres-meta session on the shared cluster for up to a minute, so that one project's
+        # callers cannot take them all from the others (its SQL is bounded by its small session pools).
+        self.type_generations = StreamSlots(1)
         self.send_limiter = FailureLimiter(settings.whatsapp_send_burst, settings.whatsapp_send_refill_s)
         self.signin_limiter = FailureLimiter(settings.signin_burst, settings.signin_refill_s)
         self._sealer: Sealer | None = None

@@ -245,6 +245,7 @@ class TypeScriptTypes(BaseModel):
 
 TYPES_REFUSALS: dict[int | str, dict[str, Any]] = {
     **REFUSALS,
+    429: {"model": ErrorBody, "description": "this project's types are being generated already (rate_limited)"},
     502: {"model": ErrorBody, "description": "postgres-meta refused or failed (postgres_meta_failed)"},
     503: {"model": ErrorBody, "description": "postgres-meta is not configured for this service (types_unavailable)"},
 }
@@ -271,8 +272,12 @@ def types_blocking(service: Service, caller: Caller, org: str, ref: str) -> dict
     host, port = meta_db_address(service)
     crypto_key = read_secret_file(settings.studio_meta_key_file, "postgres-meta's CRYPTO_KEY file").strip()
     connection = role_connection(host, port, ref, role, password, APPLICATION_NAME)
+    if not service.type_generations.take(ref):
+        raise ApiError(429, "rate_limited", f"the types of {org}/{ref} are being generated: try again when that ends")
     try:
         types = generate(settings.postgres_meta_url, crypto_key, connection, schemas, secrets=[password])
     except TypesFailed as exc:
         raise ApiError(502, "postgres_meta_failed", exc.message) from None
+    finally:
+        service.type_generations.give_back(ref)
     return {"project": f"{org}/{ref}", "schemas": schemas, "types": types}

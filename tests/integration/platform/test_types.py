@@ -6,10 +6,14 @@ project's database, always through the encrypted header (never postgres-meta's o
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -114,6 +118,71 @@ def test_without_postgres_meta_the_answer_is_503(platform_stage: PlatformStage) 
     with running_service(platform_stage.settings(postgres_meta_url=None)) as url:
         answer = httpx.get(url + TYPES, headers=bearer(platform_stage, "dev@acme.test"), timeout=60)
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "types_unavailable", answer.text
+
+
+@pytest.fixture
+def held_meta() -> Iterator[tuple[str, queue.Queue[str], threading.Event]]:
+    """A postgres-meta that answers each generation only once `release` is set; `arrived` gets each request's
+    database as it comes in (the connection is not read: only when the service's guard lets a request through)."""
+    arrived: queue.Queue[str] = queue.Queue()
+    release = threading.Event()
+
+    class Held(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            arrived.put(self.path)
+            release.wait(60)
+            body = b"export type Database = {}\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Held)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", arrived, release
+    finally:
+        release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+
+
+def test_one_generation_per_project_at_a_time(
+    platform_stage: PlatformStage, held_meta: tuple[str, queue.Queue[str], threading.Event]
+) -> None:
+    """Each generation holds a request thread and a postgres-meta session for up to a minute: a second one for the
+    same project while the first runs is 429 at once (never sent to postgres-meta); another project's goes on."""
+    meta_url, arrived, release = held_meta
+    headers = bearer(platform_stage, "dev@acme.test")
+    answers: dict[str, Any] = {}
+
+    def fetch(url: str, ref: str) -> None:
+        answers[ref] = httpx.get(f"{url}/v1/projects/acme/{ref}/types/typescript", headers=headers, timeout=60)
+
+    with running_service(platform_stage.settings(postgres_meta_url=meta_url)) as url:
+        first = threading.Thread(target=fetch, args=(url, "shop"))
+        first.start()
+        assert arrived.get(timeout=30).startswith("/generators/typescript")  # shop's generation is under way
+        again = httpx.get(url + TYPES, headers=headers, timeout=60)
+        other = threading.Thread(target=fetch, args=(url, "crm"))
+        other.start()
+        assert arrived.get(timeout=30).startswith("/generators/typescript")  # crm's runs beside shop's
+        release.set()
+        first.join(60)
+        other.join(60)
+        refused_never_sent = arrived.empty()  # the 429 never reached postgres-meta
+        after = httpx.get(url + TYPES, headers=headers, timeout=60)  # the slot is given back
+    assert again.status_code == 429 and again.json()["error"]["code"] == "rate_limited", again.text
+    assert "acme/shop" in again.json()["error"]["message"]
+    assert answers["shop"].status_code == 200 and answers["crm"].status_code == 200, answers
+    assert refused_never_sent
+    assert after.status_code == 200 and arrived.qsize() == 1, after.text
 
 
 def _raw(meta: PostgresMetaStandIn, headers: dict[str, str]) -> tuple[int, str]:

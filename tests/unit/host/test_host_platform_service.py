@@ -4,6 +4,7 @@ root-owned apply unit, the one root command and the sudoers rule allowing exactl
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shlex
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from nextmavens.host.hostdata import HostData
+from nextmavens.host.operations import postgres_database, postgres_login_role
 from nextmavens.host.platformservice import (
     APPLY_RESULT,
     INBOUND_EMAIL_SECRET,
@@ -29,7 +31,7 @@ from nextmavens.host.platformservice import (
 from nextmavens.host.render import template_context
 from nextmavens.naming import PLATFORM_ROLE
 from nextmavens.templates import render
-from tasks.stacks import wanted_secrets
+from tasks.stacks import shared_postgres_admin, wanted_secrets
 from tests.support.groupdata import group_configs
 from tests.support.localnginx import need
 
@@ -114,6 +116,20 @@ def test_the_pgpass_line_names_the_loopback_server_and_the_services_own_role(con
     assert evolution_key_file(config) == f"/etc/{config.platform_user}/evolution.key"
 
 
+def test_the_login_roles_and_databases_are_made_as_the_shared_postgres_admin(config: HostData) -> None:
+    """tasks/platform.py (the service's and the collector's login roles) and tasks/stacks.py (the stacks' databases)
+    reach the shared Postgres one way: its admin inside its container, the password named, never written."""
+    admin = shared_postgres_admin(config)
+    assert admin == {
+        "container": "nextmavens-postgres",
+        "admin_user": config.postgres_admin_user,
+        "secrets_path": config.secrets_file,
+        "admin_password_env": "POSTGRES_PASSWORD",
+    }
+    for operation in (postgres_login_role, postgres_database):
+        assert set(admin) <= set(inspect.signature(operation).parameters), operation
+
+
 def test_the_apply_unit_is_roots_and_answers_in_json(config: HostData) -> None:
     values = dict(directives(render("templates/systemd/platform-apply.service.j2", **template_context(config))))
     assert "User" not in values and values["Type"] == "oneshot"
@@ -121,7 +137,7 @@ def test_the_apply_unit_is_roots_and_answers_in_json(config: HostData) -> None:
     assert values["StandardOutput"] == f"truncate:{APPLY_RESULT}" and values["UMask"] == "0077"
 
 
-def test_the_sudoers_rule_allows_the_four_commands_alone(config: HostData, tmp_path: Path) -> None:
+def test_the_sudoers_rule_allows_its_six_commands_alone(config: HostData, tmp_path: Path) -> None:
     text = render("templates/sudoers/platform.j2", **template_context(config))
     command = privileged_prefix(config)[-1]
     rules = [line for line in text.splitlines() if line and not line.startswith("#")]

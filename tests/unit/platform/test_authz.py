@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from nextmavens.platform.authz import RULES, Action, Decision, Scope, decide, visible_orgs, within
+from nextmavens.platform.authz import (
+    RULES,
+    Action,
+    Decision,
+    Scope,
+    decide,
+    is_platform_operator,
+    visible_orgs,
+    within,
+)
 
 ALLOW, NOT_FOUND, FORBIDDEN = Decision.ALLOW, Decision.NOT_FOUND, Decision.FORBIDDEN
 PROJECT_ACTIONS = [a for a, rule in RULES.items() if rule.on_project]
@@ -130,3 +139,17 @@ def test_visible_orgs_follow_the_scope() -> None:
 )
 def test_a_token_creates_only_equal_or_narrower_tokens(new: Scope, holder: Scope, expected: bool) -> None:
     assert within(new, holder) is expected
+
+
+def test_the_platform_operator_owns_every_org_through_an_unnarrowed_login() -> None:
+    """The host page's rule (authz.is_platform_operator): owner of every org on the platform, at least one, with a
+    token or session narrowed to none of them; any other role, a missing org, or a narrowed scope is no operator."""
+    owner_of_both = {"acme": "owner", "globex": "owner"}
+    assert is_platform_operator(owner_of_both, Scope(), ["acme", "globex"]) is True
+    assert is_platform_operator(owner_of_both, Scope(read_only=True), ["acme", "globex"]) is True  # it only reads
+    assert is_platform_operator({"acme": "owner", "globex": "admin"}, Scope(), ["acme", "globex"]) is False
+    assert is_platform_operator({"acme": "owner"}, Scope(), ["acme", "globex"]) is False
+    assert is_platform_operator(owner_of_both, Scope(org="acme"), ["acme", "globex"]) is False
+    assert is_platform_operator(owner_of_both, Scope(org="acme", project="shop"), ["acme", "globex"]) is False
+    assert is_platform_operator(owner_of_both, Scope(), []) is False  # no org: nobody is the operator
+    assert is_platform_operator(owner_of_both, Scope(), iter(["acme", "globex"])) is True  # any iterable, read once
