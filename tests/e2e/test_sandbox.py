@@ -1209,10 +1209,12 @@ def test_the_platform_service_runs_unprivileged_behind_nginx(host, data: dict[st
     assert host.check_output(f"stat -c %U /proc/{pid}") == user  # the process's owner, not root
     account = host.user(user)
     assert account.shell == "/usr/sbin/nologin" and account.groups == [user], account.groups
-    # sudo lets it run the two exact commands, nothing else
+    # sudo lets it run the privileged command's exact shapes (templates/sudoers/platform.j2), nothing else
     allowed = host.check_output(f"sudo -l -U {user}")
     command = f"{data['platform_dir']}/bin/nextmavens-privileged"
-    assert f"{command} apply --yes --json" in allowed and f"{command} container-logs *" in allowed, allowed
+    shapes = ["apply --yes --json", "container-logs *", "deploy *", "domains *", "studio *", "releases *"]
+    assert [shape for shape in shapes if f"{command} {shape}" not in allowed] == [], allowed
+    assert allowed.count(command) == len(shapes), allowed
     assert "NOPASSWD: ALL" not in allowed and allowed.count("NOPASSWD") == 1, allowed
     # its PostgreSQL sessions are its own role's, no superuser's (its pool keeps one open); its pgpass names that role
     sessions = _psql(
