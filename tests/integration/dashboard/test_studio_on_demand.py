@@ -259,6 +259,8 @@ def test_the_docker_stand_in_refuses_what_the_engine_refuses(tmp_path: Path) -> 
             (RunSpec(**{**spec.__dict__, "name": "a", "image": "supabase/studio:latest"}), "No such image"),
             (RunSpec(**{**spec.__dict__, "name": "b", "network": "bridge2"}), "not found"),
             (RunSpec(**{**spec.__dict__, "name": "c", "memory_mb": 4}), "Minimum memory"),
+            (RunSpec(**{**spec.__dict__, "name": "nm-studio-../shop"}), "Invalid container name"),
+            (RunSpec(**{**spec.__dict__, "name": "d"}), "Invalid container name"),  # two characters at least
         ):
             with pytest.raises(RuntimeError, match=message):
                 docker.run(bad)
