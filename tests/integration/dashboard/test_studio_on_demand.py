@@ -246,6 +246,24 @@ def test_a_suspended_project_gets_no_studio(on_demand: OnDemand) -> None:
         on_demand.dash.sql("UPDATE projects SET state = 'active' WHERE ref = 'crm'")
 
 
+def test_a_suspended_projects_studio_stops_when_idle_while_its_page_still_asks(on_demand: OnDemand) -> None:
+    """Studio's page keeps asking after its project is suspended: nginx is refused each time, and those refused
+    requests do not keep the container from idling out."""
+    admin = signed_in_client(on_demand.dash.url, "admin@acme.test")
+    cookie = enter(on_demand, admin, "acme", "crm", free_within_s=IDLE_S + 15)
+    assert tls_get(on_demand.https, STUDIO, "/", {"Cookie": cookie})[0] == 200
+    on_demand.dash.sql("UPDATE projects SET state = 'suspended' WHERE ref = 'crm'")
+    try:
+        deadline, statuses = time.monotonic() + IDLE_S + 15, set()
+        while container_name("crm") in on_demand.docker.recorded() and time.monotonic() < deadline:
+            statuses.add(tls_get(on_demand.https, STUDIO, "/", {"Cookie": cookie})[0])
+            time.sleep(0.1)
+        assert container_name("crm") not in on_demand.docker.recorded()
+        assert 403 in statuses
+    finally:
+        on_demand.dash.sql("UPDATE projects SET state = 'active' WHERE ref = 'crm'")
+
+
 def test_the_docker_stand_in_refuses_what_the_engine_refuses(tmp_path: Path) -> None:
     docker = StandinStudioDocker(tmp_path, (IMAGE,), (NETWORK,))
     keys = StudioKeys(b"\x07" * 32)
