@@ -2,7 +2,7 @@
 privileged prefix, as on the host) behind a real nginx, over a real PostgreSQL; the prefix is the Docker STAND-IN's
 command (tests/support/studiodocker.py), which runs the product's own `studio start|stop|list` work with a stand-in
 engine whose "containers" are the Studio stand-in's processes. The stand-in refuses what Docker refuses (a name in
-use, an unknown image or network, no memory limit)."""
+use or outside Docker's pattern, an unknown image or network, no memory limit)."""
 
 from __future__ import annotations
 
@@ -24,19 +24,15 @@ from nextmavens.control.crypto import load_master_key
 from nextmavens.naming import project_names
 from nextmavens.platform.studiogate import StudioKeys, cryptojs_decrypt, studio_token
 from nextmavens.studiohost import LABEL_STUDIO, StudioHost, container_name, studio_spec
-from tests.integration.dashboard.harness import DashboardStage, csrf_of, dashboard_stage, signed_in_client
+from tests.integration.dashboard.harness import DashboardStage, csrf_of, signed_in_client
 from tests.integration.dashboard.test_studio import (
     META_KEY,
     STUDIO,
-    _MetaStandIn,
     open_studio,
-    studio_nginx,
+    studio_edge,
     tls_get,
-    write_meta_key,
 )
-from tests.support.localnginx import need, wait_port
-from tests.support.loopback import serving
-from tests.support.ports import free_ports
+from tests.support.localnginx import need
 from tests.support.repo import REPO
 from tests.support.studiodocker import StandinStudioDocker, write_host
 
@@ -60,36 +56,20 @@ class OnDemand:
 def on_demand(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnDemand]:
     need("nginx")
     base = tmp_path_factory.mktemp("studio-on-demand")
-    http_port, https_port, gate_port = free_ports(3)
-    meta_key = write_meta_key(base)
-    seen: list[dict[str, str]] = []
     folder = base / "docker"
-    gate_url = f"http://127.0.0.1:{gate_port}"
     prefix = (sys.executable, "-m", "tests.support.studiodocker", str(folder))
-    with (
-        serving(type("Meta", (_MetaStandIn,), {"seen": seen})) as meta_port,
-        dashboard_stage(
-            pg_template,
-            "nextmavens-studio-demand-",
-            studio_url=f"https://{STUDIO}:{https_port}",
-            studio_meta_key_file=meta_key,
-            privileged_argv=prefix,
-            studio_max_running=1,
-            studio_idle_s=IDLE_S,
-            studio_reap_s=0.2,
-        ) as dash,
+    members = ("admin@acme.test", "boss@globex.test")
+    settings = {"studio_max_running": 1, "studio_idle_s": IDLE_S, "studio_reap_s": 0.2}
+    with studio_edge(pg_template, base, "nextmavens-studio-demand-", members, privileged_argv=prefix, **settings) as (
+        dash,
+        (_, https_port, gate_port),
+        seen,
     ):
-        host = StudioHost(IMAGE, 256, NETWORK, gate_url)
+        host = StudioHost(IMAGE, 256, NETWORK, f"http://127.0.0.1:{gate_port}")
         docker = write_host(folder, host, dash.stage.master_key, dash.stage.server.dsn)
-        for member in ("admin@acme.test", "boss@globex.test"):
-            dash.set_password(member)
-        nginx = studio_nginx(base, dash, (http_port, https_port, gate_port), meta_port)
-        nginx.start()
         try:
-            wait_port(https_port)
             yield OnDemand(dash, https_port, docker, folder, seen)
         finally:
-            nginx.stop()
             docker.close()
 
 
