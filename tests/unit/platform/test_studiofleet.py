@@ -114,7 +114,7 @@ def test_a_restarted_service_counts_what_runs_and_stops_it_when_idle() -> None:
     assert fleet.reap() == ["shop"]
 
 
-def test_two_opens_of_one_project_at_once_start_one_studio() -> None:
+def test_a_studio_still_starting_holds_its_place_under_the_cap() -> None:
     gate = threading.Event()
 
     class Slow(Runner):
