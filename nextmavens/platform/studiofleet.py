@@ -94,6 +94,7 @@ class _Open:
     seen: float
     org: str | None = None  # None: adopted and its project not found: no org's to stop
     stopping: bool = False  # still counted (its container still runs) until the stop is done
+    started: threading.Event = field(default_factory=threading.Event)  # set when the start of a reserved one ends
 
 
 class StudioFleet:
@@ -123,7 +124,13 @@ class StudioFleet:
 
     def open(self, ref: str, org: str) -> str:
         """`ref`'s Studio's upstream, started when it does not run; at the cap `org`'s least recently used Studio is
-        stopped first, and AtCapacity when `org` holds none."""
+        stopped first, and AtCapacity when `org` holds none. While another request starts it, this one waits for
+        that start (a second `studio start` at once would remove the container the first is creating)."""
+        with self._lock:
+            current = self._open.get(ref)
+            starting = current.started if current is not None and current.upstream is None else None
+        if starting is not None:
+            starting.wait(START_TIMEOUT_S)
         with self._lock:
             current = self._open.get(ref)
             if current is not None and current.stopping:
@@ -131,24 +138,28 @@ class StudioFleet:
             if current is not None and current.upstream is not None:
                 current.seen, current.org = self.clock(), org
                 return current.upstream
+            if current is not None:
+                raise StudioUnavailable("this Studio is still starting")
             victim = None
-            if current is None:
-                if len(self._open) >= self.max_running:
-                    victim = self._least_recent_of(org)
-                    if victim is None:
-                        raise AtCapacity(len(self._open), self.max_running)
-                    self._open[victim].stopping = True
-                self._open[ref] = _Open(None, self.clock(), org)  # reserved: a second open waits for this start
-        if victim is not None:
-            self._make_room(victim, ref)
+            if len(self._open) >= self.max_running:
+                victim = self._least_recent_of(org)
+                if victim is None:
+                    raise AtCapacity(len(self._open), self.max_running)
+                self._open[victim].stopping = True
+            reserved = self._open[ref] = _Open(None, self.clock(), org)  # counted while it starts
         try:
+            if victim is not None:
+                self._make_room(victim, ref)
             upstream = self.runner.start(ref)
         except Exception:
             with self._lock:
-                self._open.pop(ref, None)
+                if self._open.get(ref) is reserved:
+                    self._open.pop(ref)
+            reserved.started.set()  # a waiting open finds no Studio and may start one itself
             raise
         with self._lock:
             self._open[ref] = _Open(upstream, self.clock(), org)
+        reserved.started.set()  # a waiting open finds it running
         return upstream
 
     def _least_recent_of(self, org: str) -> str | None:
@@ -167,7 +178,6 @@ class StudioFleet:
         except StudioUnavailable:
             with self._lock:
                 self._open[victim].stopping = False
-                self._open.pop(ref, None)
             raise
         with self._lock:
             self._open.pop(victim, None)

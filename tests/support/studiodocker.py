@@ -4,8 +4,9 @@ for the host's root command around it, so the platform service's Studios on dema
 - `StandinStudioDocker(folder)`: a "container" is the Studio stand-in process (the image's stand-in in its Studio
   role, started with the container's environment) on a free loopback port, detached so it outlives the command that
   started it, recorded in `folder/containers.json`. It refuses what the engine refuses: a name already in use, an
-  image or network it does not have, a memory limit under Docker's 6 MB minimum, a container started without one
-  (the stand-in insists: a Studio must be capped), and a published port asked of a container that does not exist.
+  image or network it does not have, a memory limit under Docker's 6 MB minimum, a name outside Docker's pattern, a
+  container started without a memory limit (the stand-in insists: a Studio must be capped), and a published port
+  asked of a container that does not exist.
 - `python -m tests.support.studiodocker FOLDER studio start REF | stop REF | list`: what `nextmavens-privileged
   studio ...` runs on the host (the same argument shapes refused with 64), with the product's own `studio_action`
   and the project's state read from the control database `FOLDER/host.json` names; docker is the stand-in above.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +31,7 @@ from tests.support.ports import free_port
 from tests.support.standins import STANDIN_FILE, wait_listening
 
 DOCKER_MIN_MEMORY_MB = 6  # the engine: "Minimum memory limit allowed is 6MB"
+DOCKER_NAME = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # the engine's validContainerNamePattern
 
 
 @dataclass
@@ -57,6 +60,8 @@ class StandinStudioDocker:
             raise RuntimeError(f"network {spec.network} not found")
         if spec.memory_mb < DOCKER_MIN_MEMORY_MB:
             raise RuntimeError("Minimum memory limit allowed is 6MB")
+        if not DOCKER_NAME.fullmatch(spec.name):  # checked when the name is reserved, after the settings and image
+            raise RuntimeError(f"Invalid container name ({spec.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         port = free_port()
         env = {
             **os.environ,

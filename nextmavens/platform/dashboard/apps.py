@@ -23,11 +23,11 @@ from nextmavens.platform.service import Service
 router = APIRouter(include_in_schema=False)
 AppName = Annotated[str, Path(pattern=APP_NAME_PATTERN, max_length=30)]
 Slug = Annotated[str, Path(pattern=REF_PATTERN, max_length=63)]
-# The live tail's services: the project's own, and an app's runtime log (`app:<name>`, checked against the manifest
-# by projectlogs.checked_target).
 # Per service (tests run several in one process), per (org, ref, app), a few seconds: the host command runs as root.
 RELEASES: weakref.WeakKeyDictionary[Service, RecentReleases] = weakref.WeakKeyDictionary()
-LOG_SERVICES = r"^(rest|auth|storage|app:[a-z][a-z0-9]*(?:-[a-z0-9]+)*)$"
+# The live tail's services: the project's own, and an app's runtime log (`app:<name>`, the manifest's app name
+# pattern, checked against the manifest by projectlogs.checked_target).
+LOG_SERVICES = rf"^(rest|auth|storage|app:{APP_NAME_PATTERN.removeprefix('^').removesuffix('$')})$"
 
 
 def declared_apps(service: Service, org: str, ref: str) -> list[dict[str, Any]]:

@@ -1,9 +1,10 @@
 """Live state on the dashboard without reloading (server-sent events, as the log tail): the project list's rows and a
 project page's state, health and containers, sent again whenever they change. Each stream reads what the pages read
-(org_rows, project_detail: the same authorization), looks every LIVE_POLL_S (the service reads the applied projects
-again at most once a second, the health monitor's file at each read), and ends after LIVE_STREAM_S; the browser's
-EventSource then connects again (`retry`). Every LIVE_RECHECK_S the stream reads the session and the member's roles
-anew and reads with those: a signed-out or revoked session, or a member removed from the org or project, ends it."""
+(org_rows; project_detail's state and health, with its authorization), looks every LIVE_POLL_S (the service reads the
+applied projects again at most once a second, the health monitor's file at each read), and ends after LIVE_STREAM_S;
+the browser's EventSource then connects again (`retry`). Every LIVE_RECHECK_S the stream reads the session and the
+member's roles anew and reads with those: a signed-out or revoked session, or a member removed from the org or
+project, ends it."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from nextmavens.platform.auth import ApiError, service_of
+from nextmavens.monitor.projecthealth import project_health
+from nextmavens.platform.auth import ApiError, Caller, service_of
 from nextmavens.platform.authz import Action, Decision, decide
 from nextmavens.platform.dashboard.pages import Org, Ref, org_rows
 from nextmavens.platform.dashboard.web import SECURITY_HEADERS, fragment, signed_in
 from nextmavens.platform.logstream import event
-from nextmavens.platform.projectaccess import project_detail
+from nextmavens.platform.projectaccess import visible_project
+from nextmavens.platform.service import Service
 from nextmavens.platform.sessioncheck import SessionMember, session_member
 
 router = APIRouter(include_in_schema=False)
@@ -79,6 +82,13 @@ async def org_events(request: Request, org: Org) -> Response:
     return _stream(request, who, read)
 
 
+def live_detail(service: Service, caller: Caller, org: str, ref: str) -> dict[str, Any]:
+    """What the live parts show of projectaccess.project_detail: the project's state and its health. Not its last
+    good backup, which they do not show and which costs a control-database query, each second for each stream."""
+    view = visible_project(service, caller, Action.READ_PROJECT, org, ref)  # ApiError once out of the caller's sight
+    return {**view.as_json(), "health": project_health(service.health_state(), org, ref, time.time())}
+
+
 def project_parts(detail: dict[str, Any], org: str, ref: str, can_suspend: bool, csrf: str) -> dict[str, str]:
     """The project page's live parts, rendered as the page renders them."""
     context = {"detail": detail, "org": org, "ref": ref, "can_suspend": can_suspend, "csrf": csrf}
@@ -91,12 +101,12 @@ async def project_events(request: Request, org: Org, ref: Ref) -> Response:
     who = await run_in_threadpool(signed_in, request)
     service = service_of(request)
     try:
-        await run_in_threadpool(project_detail, service, who.caller, org, ref)  # 404 for a project out of sight
+        await run_in_threadpool(live_detail, service, who.caller, org, ref)  # 404 for a project out of sight
     except ApiError as exc:
         return _refused(exc)
 
     def read(member: SessionMember) -> dict[str, str]:
-        detail = project_detail(service, member.caller, org, ref)  # ApiError once out of the member's sight
+        detail = live_detail(service, member.caller, org, ref)
         allowed = decide(member.caller.roles, member.caller.scope, Action.SUSPEND_PROJECT, org, ref)
         return project_parts(detail, org, ref, allowed is Decision.ALLOW, member.csrf)
 

@@ -153,11 +153,13 @@ def studio_auth(request: Request) -> Response:
     caller, _ = found
     if decide(caller.roles, caller.scope, Action.OPEN_STUDIO, grant.org, grant.ref) is not Decision.ALLOW:
         return Response(status_code=403)
+    if not _active(service, grant.org, grant.ref):  # before the touch: a refused request keeps no Studio running
+        return Response(status_code=403)
     if service.studios is not None:
         upstream = service.studios.touch(grant.ref)  # each request through Studio keeps it from idling out
     else:
         upstream = dict(service.settings.studio_upstreams).get(grant.ref)
-    if upstream is None or not _active(service, grant.org, grant.ref):
+    if upstream is None:
         return Response(status_code=403)
     return Response(status_code=204, headers={UPSTREAM_HEADER: upstream})
 

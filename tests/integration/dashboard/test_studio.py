@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -86,46 +87,58 @@ def write_meta_key(base: Path) -> Path:
     return meta_key
 
 
+@contextmanager
+def studio_edge(
+    pg_template: Any, base: Path, prefix: str, members: tuple[str, ...], **studio_settings: Any
+) -> Iterator[tuple[DashboardStage, tuple[int, int, int], list[dict[str, str]]]]:
+    """The platform service (these Studio settings; these members given passwords) behind the edge's nginx for the
+    Studio name and the meta gate, postgres-meta's stand-in behind the gate: (the stage, the (http, https, gate)
+    ports, the headers postgres-meta saw), nginx answering."""
+    ports = free_ports(3)
+    seen: list[dict[str, str]] = []
+    with (
+        serving(type("Meta", (_MetaStandIn,), {"seen": seen})) as meta_port,
+        dashboard_stage(
+            pg_template,
+            prefix,
+            studio_url=f"https://{STUDIO}:{ports[1]}",
+            studio_meta_key_file=write_meta_key(base),
+            **studio_settings,
+        ) as dash,
+    ):
+        for member in members:
+            dash.set_password(member)
+        nginx = studio_nginx(base, dash, ports, meta_port)
+        nginx.start()
+        try:
+            wait_port(ports[1])
+            wait_port(ports[2])
+            yield dash, ports, seen
+        finally:
+            nginx.stop()
+
+
 @pytest.fixture(scope="module")
 def studio(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioStage]:
     need("nginx")
-    base = tmp_path_factory.mktemp("studio-nginx")
-    http_port, https_port, gate_port = free_ports(3)
-    meta_key = write_meta_key(base)
-    seen: list[dict[str, str]] = []
-    meta_handler = type("Meta", (_MetaStandIn,), {"seen": seen})
     shop_port, web_port = free_ports(2)
-    with (
-        serving(meta_handler) as meta_port,
-        dashboard_stage(
-            pg_template,
-            "nextmavens-studio-",
-            studio_url=f"https://{STUDIO}:{https_port}",
-            studio_upstreams=(("shop", f"127.0.0.1:{shop_port}"), ("web", f"127.0.0.1:{web_port}")),
-            studio_meta_key_file=meta_key,
-            studio_db_address=DB_ADDRESS,
-        ) as dash,
-    ):
-        for member in ("admin@acme.test", "dev@acme.test", "boss@globex.test"):
-            dash.set_password(member)
-        nginx = studio_nginx(base, dash, (http_port, https_port, gate_port), meta_port)
+    upstreams = (("shop", f"127.0.0.1:{shop_port}"), ("web", f"127.0.0.1:{web_port}"))
+    members = ("admin@acme.test", "dev@acme.test", "boss@globex.test")
+    base = tmp_path_factory.mktemp("studio-nginx")
+    with studio_edge(
+        pg_template, base, "nextmavens-studio-", members, studio_upstreams=upstreams, studio_db_address=DB_ADDRESS
+    ) as (dash, (_, https_port, gate_port), seen):
         keys = StudioKeys(load_master_key(dash.stage.master_key))
         gate_url = f"http://127.0.0.1:{gate_port}"
 
         def env(ref: str) -> dict[str, str]:
             return studio_env(ref, studio_token(keys.token, ref), keys.studio_crypto, gate_url)
 
-        nginx.start()
-        try:
-            wait_port(https_port)
-            wait_port(gate_port)
-            with (
-                studio_standin_process(shop_port, env("shop"), "studio-shop"),
-                studio_standin_process(web_port, env("web"), "studio-web"),
-            ):
-                yield StudioStage(dash, https_port, gate_port, seen, dash.stage.master_key)
-        finally:
-            nginx.stop()
+        with (
+            studio_standin_process(shop_port, env("shop"), "studio-shop"),
+            studio_standin_process(web_port, env("web"), "studio-web"),
+        ):
+            yield StudioStage(dash, https_port, gate_port, seen, dash.stage.master_key)
 
 
 def studio_nginx(base: Path, dash: DashboardStage, ports: tuple[int, int, int], meta_port: int) -> LocalNginx:

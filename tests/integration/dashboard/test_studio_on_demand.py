@@ -2,7 +2,7 @@
 privileged prefix, as on the host) behind a real nginx, over a real PostgreSQL; the prefix is the Docker STAND-IN's
 command (tests/support/studiodocker.py), which runs the product's own `studio start|stop|list` work with a stand-in
 engine whose "containers" are the Studio stand-in's processes. The stand-in refuses what Docker refuses (a name in
-use, an unknown image or network, no memory limit)."""
+use or outside Docker's pattern, an unknown image or network, no memory limit)."""
 
 from __future__ import annotations
 
@@ -24,19 +24,15 @@ from nextmavens.control.crypto import load_master_key
 from nextmavens.naming import project_names
 from nextmavens.platform.studiogate import StudioKeys, cryptojs_decrypt, studio_token
 from nextmavens.studiohost import LABEL_STUDIO, StudioHost, container_name, studio_spec
-from tests.integration.dashboard.harness import DashboardStage, csrf_of, dashboard_stage, signed_in_client
+from tests.integration.dashboard.harness import DashboardStage, csrf_of, signed_in_client
 from tests.integration.dashboard.test_studio import (
     META_KEY,
     STUDIO,
-    _MetaStandIn,
     open_studio,
-    studio_nginx,
+    studio_edge,
     tls_get,
-    write_meta_key,
 )
-from tests.support.localnginx import need, wait_port
-from tests.support.loopback import serving
-from tests.support.ports import free_ports
+from tests.support.localnginx import need
 from tests.support.repo import REPO
 from tests.support.studiodocker import StandinStudioDocker, write_host
 
@@ -60,36 +56,20 @@ class OnDemand:
 def on_demand(pg_template: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnDemand]:
     need("nginx")
     base = tmp_path_factory.mktemp("studio-on-demand")
-    http_port, https_port, gate_port = free_ports(3)
-    meta_key = write_meta_key(base)
-    seen: list[dict[str, str]] = []
     folder = base / "docker"
-    gate_url = f"http://127.0.0.1:{gate_port}"
     prefix = (sys.executable, "-m", "tests.support.studiodocker", str(folder))
-    with (
-        serving(type("Meta", (_MetaStandIn,), {"seen": seen})) as meta_port,
-        dashboard_stage(
-            pg_template,
-            "nextmavens-studio-demand-",
-            studio_url=f"https://{STUDIO}:{https_port}",
-            studio_meta_key_file=meta_key,
-            privileged_argv=prefix,
-            studio_max_running=1,
-            studio_idle_s=IDLE_S,
-            studio_reap_s=0.2,
-        ) as dash,
+    members = ("admin@acme.test", "boss@globex.test")
+    settings = {"studio_max_running": 1, "studio_idle_s": IDLE_S, "studio_reap_s": 0.2}
+    with studio_edge(pg_template, base, "nextmavens-studio-demand-", members, privileged_argv=prefix, **settings) as (
+        dash,
+        (_, https_port, gate_port),
+        seen,
     ):
-        host = StudioHost(IMAGE, 256, NETWORK, gate_url)
+        host = StudioHost(IMAGE, 256, NETWORK, f"http://127.0.0.1:{gate_port}")
         docker = write_host(folder, host, dash.stage.master_key, dash.stage.server.dsn)
-        for member in ("admin@acme.test", "boss@globex.test"):
-            dash.set_password(member)
-        nginx = studio_nginx(base, dash, (http_port, https_port, gate_port), meta_port)
-        nginx.start()
         try:
-            wait_port(https_port)
             yield OnDemand(dash, https_port, docker, folder, seen)
         finally:
-            nginx.stop()
             docker.close()
 
 
@@ -246,6 +226,24 @@ def test_a_suspended_project_gets_no_studio(on_demand: OnDemand) -> None:
         on_demand.dash.sql("UPDATE projects SET state = 'active' WHERE ref = 'crm'")
 
 
+def test_a_suspended_projects_studio_stops_when_idle_while_its_page_still_asks(on_demand: OnDemand) -> None:
+    """Studio's page keeps asking after its project is suspended: nginx is refused each time, and those refused
+    requests do not keep the container from idling out."""
+    admin = signed_in_client(on_demand.dash.url, "admin@acme.test")
+    cookie = enter(on_demand, admin, "acme", "crm", free_within_s=IDLE_S + 15)
+    assert tls_get(on_demand.https, STUDIO, "/", {"Cookie": cookie})[0] == 200
+    on_demand.dash.sql("UPDATE projects SET state = 'suspended' WHERE ref = 'crm'")
+    try:
+        deadline, statuses = time.monotonic() + IDLE_S + 15, set()
+        while container_name("crm") in on_demand.docker.recorded() and time.monotonic() < deadline:
+            statuses.add(tls_get(on_demand.https, STUDIO, "/", {"Cookie": cookie})[0])
+            time.sleep(0.1)
+        assert container_name("crm") not in on_demand.docker.recorded()
+        assert 403 in statuses
+    finally:
+        on_demand.dash.sql("UPDATE projects SET state = 'active' WHERE ref = 'crm'")
+
+
 def test_the_docker_stand_in_refuses_what_the_engine_refuses(tmp_path: Path) -> None:
     docker = StandinStudioDocker(tmp_path, (IMAGE,), (NETWORK,))
     keys = StudioKeys(b"\x07" * 32)
@@ -259,6 +257,8 @@ def test_the_docker_stand_in_refuses_what_the_engine_refuses(tmp_path: Path) -> 
             (RunSpec(**{**spec.__dict__, "name": "a", "image": "supabase/studio:latest"}), "No such image"),
             (RunSpec(**{**spec.__dict__, "name": "b", "network": "bridge2"}), "not found"),
             (RunSpec(**{**spec.__dict__, "name": "c", "memory_mb": 4}), "Minimum memory"),
+            (RunSpec(**{**spec.__dict__, "name": "nm-studio-../shop"}), "Invalid container name"),
+            (RunSpec(**{**spec.__dict__, "name": "d"}), "Invalid container name"),  # two characters at least
         ):
             with pytest.raises(RuntimeError, match=message):
                 docker.run(bad)

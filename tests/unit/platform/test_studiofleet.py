@@ -114,7 +114,7 @@ def test_a_restarted_service_counts_what_runs_and_stops_it_when_idle() -> None:
     assert fleet.reap() == ["shop"]
 
 
-def test_two_opens_of_one_project_at_once_start_one_studio() -> None:
+def test_a_studio_still_starting_holds_its_place_under_the_cap() -> None:
     gate = threading.Event()
 
     class Slow(Runner):
@@ -135,6 +135,63 @@ def test_two_opens_of_one_project_at_once_start_one_studio() -> None:
     gate.set()
     first.join(5)
     assert runner.calls == [("start", "shop")]
+
+
+def test_a_second_open_of_a_project_whose_studio_starts_waits_for_that_start() -> None:
+    """Two admins (or a double click) open one project's Studio at once: one `studio start`, both get its upstream
+    (a second start at once would remove the container the first is creating)."""
+    gate, entered = threading.Event(), threading.Event()
+
+    class Slow(Runner):
+        def start(self, ref: str) -> str:
+            entered.set()
+            gate.wait(5)
+            return super().start(ref)
+
+    runner = Slow()
+    fleet = StudioFleet(runner, max_running=2, idle_s=60, clock=Clock())
+    answers: list[str] = []
+    opens = [threading.Thread(target=lambda: answers.append(fleet.open("shop", "acme"))) for _ in range(2)]
+    opens[0].start()
+    assert entered.wait(5)
+    opens[1].start()
+    gate.set()
+    for thread in opens:
+        thread.join(5)
+    assert runner.calls == [("start", "shop")]
+    assert len(answers) == 2 and answers[0] == answers[1] == runner.up["shop"]
+
+
+def test_an_open_waiting_on_a_start_that_failed_starts_the_studio_itself() -> None:
+    gate, entered = threading.Event(), threading.Event()
+
+    class FailsFirst(Runner):
+        def start(self, ref: str) -> str:
+            if not entered.is_set():
+                entered.set()
+                gate.wait(5)
+                raise StudioUnavailable("no")
+            return super().start(ref)
+
+    runner = FailsFirst()
+    fleet = StudioFleet(runner, max_running=1, idle_s=60, clock=Clock())
+    failed: list[Exception] = []
+
+    def first() -> None:
+        try:
+            fleet.open("shop", "acme")
+        except StudioUnavailable as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert entered.wait(5)
+    # Whether the open below waits on the failing start or comes after it, it starts the Studio itself, and the
+    # first start's failure never removes the Studio the second one started.
+    threading.Thread(target=gate.set).start()
+    assert fleet.open("shop", "acme") == runner.up["shop"]
+    thread.join(5)
+    assert len(failed) == 1 and fleet.running() == {"shop": runner.up["shop"]}
 
 
 def opened_in_turn(*studios: tuple[str, str]) -> tuple[Runner, Clock, StudioFleet]:
