@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from nextmavens.apps.dockerops import DockerPort
@@ -37,6 +38,7 @@ from nextmavens.apps.releases import LABEL_PROJECT, preview_hosts
 from nextmavens.apps.upstream import conf_filename
 from nextmavens.edge.apply import EdgeReport
 from nextmavens.edge.inputs import EdgeProject
+from nextmavens.edge.nginx import NginxApplier, remove_managed
 from nextmavens.edge.settingsfile import EdgeHost
 from nextmavens.manifest.models import App
 from nextmavens.naming import app_network
@@ -162,6 +164,8 @@ def remove_project(ctx: Context, ref: str) -> EdgeReport:
     report = EdgeReport()
     folder = ctx.settings.state_dir / ref
     apps = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    files: list[NginxApplier] = []
+    removed: list[str] = []
     for app in apps:
         try:
             target = Target("", ref, App(name=app))
@@ -170,10 +174,12 @@ def remove_project(ctx: Context, ref: str) -> EdgeReport:
             continue
         for release in ctx.docker.releases(ref, app):
             remove_release(ctx, target, release.number)
-        for path in sorted(ctx.settings.nginx_dir.glob(f"{conf_filename(ref, app)[:-5]}--preview-*.conf")):
-            nginx_applier(ctx, target, path.name[: -len(".conf")].rsplit("--preview-", 1)[1]).remove()
-        nginx_applier(ctx, target, None).remove()
-        report.done.append(f"{ref}: app {app} removed (containers, images, nginx files)")
+        own = nginx_applier(ctx, target, None)
+        previews = sorted(ctx.settings.nginx_dir.glob(f"{conf_filename(ref, app)[:-5]}--preview-*.conf"))
+        files += [own, *(replace(own, conf_path=path) for path in previews)]
+        removed.append(app)
+    remove_managed(files)  # every app file of the project with one `nginx -t` and one reload
+    report.done += [f"{ref}: app {app} removed (containers, images, nginx files)" for app in removed]
     for base in (ctx.settings.state_dir, ctx.settings.secrets_dir):
         shutil.rmtree(base / ref, ignore_errors=True)
     network = app_network(ref)

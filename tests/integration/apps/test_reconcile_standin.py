@@ -104,7 +104,13 @@ def test_a_destroyed_projects_apps_files_and_network_go_and_nobody_elses(release
     deploy(ctx, target, source(tmp, "v1"), "a" * 40, VALUES)
     deploy(ctx, target, source(tmp, "p1"), "b" * 40, VALUES, preview="pr-1")
     deploy(ctx, other, source(tmp, "b1"), "c" * 40, VALUES)
+    # count the root commands: the app's file and its preview's go with one `nginx -t` and one reload
+    counts = tmp / "nginx-commands"
+    count = 'echo "$0" >> "$COUNTS"; exec "$@"'
+    ctx.nginx_test = ("env", f"COUNTS={counts}", "sh", "-c", count, "test", *ctx.nginx_test)
+    ctx.nginx_reload = ("env", f"COUNTS={counts}", "sh", "-c", count, "reload", *ctx.nginx_reload)
     report = remove_project(ctx, "shop")
+    assert counts.read_text().split() == ["test", "reload"]
     assert report.errors == [], report.errors
     assert report.done == [
         "shop: app web removed (containers, images, nginx files)",
