@@ -44,25 +44,25 @@ from nextmavens.manifest.models import App
 from nextmavens.naming import app_network
 
 
-def deployed_targets(ctx: Context, projects: Iterable[EdgeProject]) -> list[Target]:
-    """The apps of active projects that have a state file (were deployed on this host)."""
+def deployed_targets(state_dir: Path, projects: Iterable[EdgeProject]) -> list[Target]:
+    """The apps of active projects that have a state file in `state_dir` (were deployed on this host)."""
     targets = []
     for project in sorted(projects, key=lambda p: p.ref):
         if project.state != "active":
             continue
         for app in project.manifest.apps:
             target = Target(project.org, project.ref, app)
-            if (ctx.app_dir(target) / "state.json").is_file():
+            if (state_dir / target.ref / app.name / "state.json").is_file():
                 targets.append(target)
     return targets
 
 
-def served_names(ctx: Context, projects: Iterable[EdgeProject]) -> list[str]:
+def served_names(state_dir: Path, projects: Iterable[EdgeProject]) -> list[str]:
     """Names the deployed apps' nginx files serve (the app's domains once a release is active, each preview's
-    hosts): they get certificates like a project's custom domains."""
+    hosts): they get certificates like a project's custom domains. Read from the state files alone (no Docker)."""
     names: list[str] = []
-    for target in deployed_targets(ctx, projects):
-        state = AppState.load(ctx.app_dir(target) / "state.json")
+    for target in deployed_targets(state_dir, projects):
+        state = AppState.load(state_dir / target.ref / target.app.name / "state.json")
         if state.active is not None:
             names += target.app.domains
         for preview in sorted(state.previews):
@@ -72,7 +72,7 @@ def served_names(ctx: Context, projects: Iterable[EdgeProject]) -> list[str]:
 
 def reconcile(ctx: Context, projects: Iterable[EdgeProject]) -> EdgeReport:
     report = EdgeReport()
-    for target in deployed_targets(ctx, projects):
+    for target in deployed_targets(ctx.settings.state_dir, projects):
         try:
             with app_lock(ctx, target, timeout_s=0):
                 _reconcile_app(ctx, target, report)
@@ -124,7 +124,7 @@ class HostApps:
         return self._context
 
     def served_names(self, projects: Sequence[EdgeProject]) -> list[str]:
-        return served_names(self.context(), projects)
+        return served_names(self._state_dir, projects)  # the apps' certificates even while Docker is down
 
     def reconcile(self, projects: Sequence[EdgeProject]) -> EdgeReport:
         try:
