@@ -200,10 +200,10 @@ def host_deploy(
             "--archive is for apps whose source is `upload`"
         )
     context = release_context(edge_config, say)
-    if preview is not None:
-        check_preview(context, projects_dir, ref, declared, preview)
-    values = app_secret_values(dsn, master_key, lock_timeout, project, declared)
     target = Target(org, ref, declared)
+    if preview is not None:
+        check_preview(context, projects_dir, target, preview)
+    values = app_secret_values(dsn, master_key, lock_timeout, project, declared)
     # The app's lock before the source is read or unpacked: a second deploy of the app waits (or is refused)
     # before it takes memory or disk.
     try:
@@ -255,22 +255,20 @@ def _build_and_release(
         raise Failure(str(exc)) from None
 
 
-def check_preview(context: Context, projects_dir: Path, ref: str, declared: App, preview: str) -> None:
+def check_preview(context: Context, projects_dir: Path, target: Target, preview: str) -> None:
     """Before anything builds: a valid name, host names neither the platform's nor any manifest's, and room in
     memory admission (every preview running on the host counted, the one this deploy replaces aside)."""
-    from nextmavens.apps.previews import host_conflicts, platform_conflicts, preview_admission
+    from nextmavens.apps.previews import host_conflicts, preview_admission
+    from nextmavens.apps.release import ReleaseFailed, check_preview_target
     from nextmavens.apps.releases import LABEL_APP, LABEL_PROJECT
 
-    manifests = [p.manifest for p in load(projects_dir).projects]
-    if not declared.domains:
-        raise Failure(f"app {declared.name!r} declares no domains, so a preview has no NAME.<domain> to serve")
+    ref, declared = target.ref, target.app
     try:
-        platform = platform_conflicts(context.edge, preview, declared.domains)
-        taken = host_conflicts(preview, declared.domains, manifests)
-    except ValueError as exc:
-        raise Failure(str(exc)) from None
-    if platform:
-        raise Failure(f"preview {preview!r} would serve the platform's names: {'; '.join(platform)}; nothing was built")
+        check_preview_target(context, target, preview)  # the release flow's own check, before the source is read
+    except ReleaseFailed as exc:
+        raise Failure(f"{exc}; nothing was built") from None
+    manifests = [p.manifest for p in load(projects_dir).projects]
+    taken = host_conflicts(preview, declared.domains, manifests)
     if taken:
         raise Failure(f"preview {preview!r} would serve names a manifest claims: {', '.join(taken)}")
     memory = {(m.ref, a.name): a.memory_mb for m in manifests for a in m.apps}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from nextmavens.apps.dockerops import DockerPort
@@ -37,30 +38,31 @@ from nextmavens.apps.releases import LABEL_PROJECT, preview_hosts
 from nextmavens.apps.upstream import conf_filename
 from nextmavens.edge.apply import EdgeReport
 from nextmavens.edge.inputs import EdgeProject
+from nextmavens.edge.nginx import NginxApplier, remove_managed
 from nextmavens.edge.settingsfile import EdgeHost
 from nextmavens.manifest.models import App
 from nextmavens.naming import app_network
 
 
-def deployed_targets(ctx: Context, projects: Iterable[EdgeProject]) -> list[Target]:
-    """The apps of active projects that have a state file (were deployed on this host)."""
+def deployed_targets(state_dir: Path, projects: Iterable[EdgeProject]) -> list[Target]:
+    """The apps of active projects that have a state file in `state_dir` (were deployed on this host)."""
     targets = []
     for project in sorted(projects, key=lambda p: p.ref):
         if project.state != "active":
             continue
         for app in project.manifest.apps:
             target = Target(project.org, project.ref, app)
-            if (ctx.app_dir(target) / "state.json").is_file():
+            if (state_dir / target.ref / app.name / "state.json").is_file():
                 targets.append(target)
     return targets
 
 
-def served_names(ctx: Context, projects: Iterable[EdgeProject]) -> list[str]:
+def served_names(state_dir: Path, projects: Iterable[EdgeProject]) -> list[str]:
     """Names the deployed apps' nginx files serve (the app's domains once a release is active, each preview's
-    hosts): they get certificates like a project's custom domains."""
+    hosts): they get certificates like a project's custom domains. Read from the state files alone (no Docker)."""
     names: list[str] = []
-    for target in deployed_targets(ctx, projects):
-        state = AppState.load(ctx.app_dir(target) / "state.json")
+    for target in deployed_targets(state_dir, projects):
+        state = AppState.load(state_dir / target.ref / target.app.name / "state.json")
         if state.active is not None:
             names += target.app.domains
         for preview in sorted(state.previews):
@@ -70,7 +72,7 @@ def served_names(ctx: Context, projects: Iterable[EdgeProject]) -> list[str]:
 
 def reconcile(ctx: Context, projects: Iterable[EdgeProject]) -> EdgeReport:
     report = EdgeReport()
-    for target in deployed_targets(ctx, projects):
+    for target in deployed_targets(ctx.settings.state_dir, projects):
         try:
             with app_lock(ctx, target, timeout_s=0):
                 _reconcile_app(ctx, target, report)
@@ -122,7 +124,7 @@ class HostApps:
         return self._context
 
     def served_names(self, projects: Sequence[EdgeProject]) -> list[str]:
-        return served_names(self.context(), projects)
+        return served_names(self._state_dir, projects)  # the apps' certificates even while Docker is down
 
     def reconcile(self, projects: Sequence[EdgeProject]) -> EdgeReport:
         try:
@@ -162,6 +164,8 @@ def remove_project(ctx: Context, ref: str) -> EdgeReport:
     report = EdgeReport()
     folder = ctx.settings.state_dir / ref
     apps = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    files: list[NginxApplier] = []
+    removed: list[str] = []
     for app in apps:
         try:
             target = Target("", ref, App(name=app))
@@ -170,10 +174,12 @@ def remove_project(ctx: Context, ref: str) -> EdgeReport:
             continue
         for release in ctx.docker.releases(ref, app):
             remove_release(ctx, target, release.number)
-        for path in sorted(ctx.settings.nginx_dir.glob(f"{conf_filename(ref, app)[:-5]}--preview-*.conf")):
-            nginx_applier(ctx, target, path.name[: -len(".conf")].rsplit("--preview-", 1)[1]).remove()
-        nginx_applier(ctx, target, None).remove()
-        report.done.append(f"{ref}: app {app} removed (containers, images, nginx files)")
+        own = nginx_applier(ctx, target, None)
+        previews = sorted(ctx.settings.nginx_dir.glob(f"{conf_filename(ref, app)[:-5]}--preview-*.conf"))
+        files += [own, *(replace(own, conf_path=path) for path in previews)]
+        removed.append(app)
+    remove_managed(files)  # every app file of the project with one `nginx -t` and one reload
+    report.done += [f"{ref}: app {app} removed (containers, images, nginx files)" for app in removed]
     for base in (ctx.settings.state_dir, ctx.settings.secrets_dir):
         shutil.rmtree(base / ref, ignore_errors=True)
     network = app_network(ref)

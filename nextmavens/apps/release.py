@@ -249,7 +249,7 @@ def deploy(
             f"(nextmavens secrets set {target.org}/{target.ref} {target.app.name} NAME)"
         )
     if preview is not None:
-        _check_preview(ctx, target, preview)
+        check_preview_target(ctx, target, preview)
     with nullcontext() if locked else app_lock(ctx, target):
         state_file = ctx.app_dir(target) / "state.json"
         state = AppState.load(state_file)
@@ -294,7 +294,8 @@ def deploy(
         return Outcome(number, port, previous, pruned, ctx.clock() - started)
 
 
-def _check_preview(ctx: Context, target: Target, preview: str) -> None:
+def check_preview_target(ctx: Context, target: Target, preview: str) -> None:
+    """ReleaseFailed unless the preview has hosts to serve (the app declares domains) and none is the platform's."""
     if not target.app.domains:
         raise ReleaseFailed(f"{target.key}: the app declares no domains, so a preview has no NAME.<domain> to serve")
     try:

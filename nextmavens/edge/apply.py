@@ -158,9 +158,9 @@ class EdgeReport:
         return not self.errors
 
     def merge(self, other: StepReport) -> None:
-        self.done += other.done
-        self.warnings += other.warnings
-        self.errors += other.errors
+        """`other`'s lines after ours, each once (a step run again after new certificates repeats its findings)."""
+        for mine, theirs in ((self.done, other.done), (self.warnings, other.warnings), (self.errors, other.errors)):
+            mine += [line for line in theirs if line not in mine]
 
 
 def apply_edge(runtime: EdgeRuntime, projects: Sequence[EdgeProject], checked: EdgeCheck) -> EdgeReport:
@@ -231,6 +231,7 @@ def apply_edge(runtime: EdgeRuntime, projects: Sequence[EdgeProject], checked: E
         report.errors.extend(f"certificate {name}: {error}" for name, error in sorted(certs.failed.items()))
         if certs.issued:
             nginx_step()
+        if set(certs.issued) & set(app_names):  # only an app's new certificate changes an app's file
             apps_step()
 
     # 4. tenants: ensured for active projects; a suspended or removed project loses its pooler tenant

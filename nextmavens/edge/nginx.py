@@ -270,22 +270,7 @@ class NginxApplier:
 
     def remove(self) -> bool:
         """Take the managed file out (`nginx -t`, reload); True when there was one. Refused: the file is put back."""
-        if not self.conf_path.exists():
-            self.last_good.unlink(missing_ok=True)
-            return False
-        previous = self.conf_path.read_text()
-        self.conf_path.unlink()
-        checked = self.runner(list(self.test_cmd))
-        if checked.returncode != 0:
-            self._write(self.conf_path, previous)
-            raise NginxApplyError(f"nginx -t refused the config without {self.conf_path.name}: {_tail(checked)}")
-        reloaded = self.runner(list(self.reload_cmd))
-        if reloaded.returncode != 0:
-            self._write(self.conf_path, previous)
-            self.runner(list(self.reload_cmd))
-            raise NginxApplyError(f"nginx reload failed; {self.conf_path.name} put back: {_tail(reloaded)}")
-        self.last_good.unlink(missing_ok=True)
-        return True
+        return bool(remove_managed([self]))
 
     def _restore(self, previous: str | None) -> None:
         if self.last_good.exists():
@@ -298,6 +283,39 @@ class NginxApplier:
     @staticmethod
     def _write(path: Path, text: str) -> None:
         write_atomic(path, text, 0o644)
+
+
+def remove_managed(appliers: Sequence[NginxApplier]) -> list[Path]:
+    """Take several managed files out with one `nginx -t` and one reload (the first applier's commands); the files
+    that were there. Refused: every one is put back (NginxApplyError)."""
+    for applier in appliers:
+        if not applier.conf_path.exists():
+            applier.last_good.unlink(missing_ok=True)
+    present = [a for a in appliers if a.conf_path.exists()]
+    if not present:
+        return []
+    previous = [(a.conf_path, a.conf_path.read_text()) for a in present]
+    for path, _ in previous:
+        path.unlink()
+    names = ", ".join(path.name for path, _ in previous)
+    first = present[0]
+
+    def put_back() -> None:
+        for path, text in previous:
+            NginxApplier._write(path, text)
+
+    checked = first.runner(list(first.test_cmd))
+    if checked.returncode != 0:
+        put_back()
+        raise NginxApplyError(f"nginx -t refused the config without {names}: {_tail(checked)}")
+    reloaded = first.runner(list(first.reload_cmd))
+    if reloaded.returncode != 0:
+        put_back()
+        first.runner(list(first.reload_cmd))
+        raise NginxApplyError(f"nginx reload failed; {names} put back: {_tail(reloaded)}")
+    for applier in present:
+        applier.last_good.unlink(missing_ok=True)
+    return [path for path, _ in previous]
 
 
 def _tail(result: subprocess.CompletedProcess[str]) -> str:

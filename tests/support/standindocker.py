@@ -114,13 +114,14 @@ class StandinDocker:
     def run(self, spec: RunSpec) -> None:
         if spec.name in self.containers:
             raise RuntimeError(f"Conflict. The container name {spec.name!r} is already in use")
-        self._image(spec.image)
+        _, image_labels, _ = self._image(spec.image)
         if spec.network is not None and spec.network not in self.networks:
             raise RuntimeError(f"network {spec.network} not found")
         self.runs.append(spec)
         if spec.network is not None:
             self.networks[spec.network][1].append(spec.name)
-        container = _Container(spec, dict(spec.labels))
+        # The engine's container labels are the image's with the run's on top: an image LABEL shows on the container.
+        container = _Container(spec, {**image_labels, **spec.labels})
         self.containers[spec.name] = container
         self._launch(container)
 

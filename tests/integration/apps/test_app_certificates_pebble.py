@@ -45,7 +45,7 @@ def test_app_domains_and_previews_get_certificates_then_https(release_stage, tmp
         ctx.certificates = None  # the live folder says which names have one
         deploy(ctx, target, source(tmp, "v1"), "a" * 40, {"API_KEY": "k"})
         deploy(ctx, target, source(tmp, "p1"), "b" * 40, {"API_KEY": "k"}, preview="pr-1")
-        names = served_names(ctx, projects)
+        names = served_names(ctx.settings.state_dir, projects)
         assert names == [NAME, ELSEWHERE, f"pr-1.{NAME}", f"pr-1.{ELSEWHERE}"]
         dirs = CertbotDirs(str(tmp_path / "letsencrypt"), str(tmp_path / "work"), str(tmp_path / "logs"))
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "REQUESTS_CA_BUNDLE": str(ca_bundle)}

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from nextmavens.apps.upstream import conf_filename, render_app_nginx, upstream_name
-from nextmavens.edge.nginx import NginxApplier, NginxApplyError
+from nextmavens.edge.nginx import NginxApplier, NginxApplyError, remove_managed
 from tests.support import loadloop
 from tests.support.edgesamples import settings
 from tests.support.localnginx import LocalNginx, echo_server, http_get, need, self_signed, wait_port
@@ -52,6 +53,15 @@ def served_by(port: int, host: str, tls: bool = False) -> str:
     return json.loads(body)["upstream"]
 
 
+def serves_soon(port: int, host: str, want: str) -> bool:
+    """A reload is a signal: the workers of the config before may answer a moment longer (bounded poll)."""
+    deadline = time.monotonic() + 10
+    while served_by(port, host) != want:
+        assert time.monotonic() < deadline, f"{host} never served {want}"
+        time.sleep(0.05)
+    return True
+
+
 def test_the_apps_names_are_routed_and_https_once_certified(stage) -> None:
     config, applier, v1, _ = stage
     assert served_by(config.http_port, "web.acme.test") == "v1"
@@ -85,3 +95,27 @@ def test_a_refused_config_keeps_the_previous_upstream(stage) -> None:
     with pytest.raises(NginxApplyError, match="nginx -t refused"):
         applier.apply(bad)
     assert served_by(config.http_port, "web.acme.test") == "v1"
+
+
+def test_files_removed_together_are_put_back_together_when_nginx_refuses(stage) -> None:
+    """remove_managed (a destroyed project's app files): one `nginx -t`; refused, every file is back and serving."""
+    config, applier, v1, v2 = stage
+    assert applier.apply(render_app_nginx(config, "shop", "web", ["web.acme.test"], v1, 1)) is True
+    preview = replace(applier, conf_path=applier.conf_path.with_name(conf_filename("shop", "web", "pr-1")))
+    assert preview.apply(render_app_nginx(config, "shop", "web", ["web.acme.test"], v2, 2, preview="pr-1")) is True
+    # a file outside the removal that uses the app's upstream: nginx -t refuses the config without it
+    user = applier.conf_path.with_name("zz-user.conf")
+    user.write_text(
+        f"server {{ listen 127.0.0.1:{config.http_port}; server_name user.acme.test; "
+        f"location / {{ proxy_pass http://{upstream_name('shop', 'web')}; }} }}\n"
+    )
+    with pytest.raises(NginxApplyError, match=r"refused the config without nextmavens-app-shop--web\.conf, "):
+        remove_managed([applier, preview])
+    assert applier.conf_path.exists() and preview.conf_path.exists()
+    assert served_by(config.http_port, "web.acme.test") == "v1"
+    assert serves_soon(config.http_port, "pr-1.web.acme.test", "v2")
+    user.unlink()
+    assert remove_managed([applier, preview]) == [applier.conf_path, preview.conf_path]
+    assert not applier.conf_path.exists() and not preview.conf_path.exists()
+    assert not applier.last_good.exists() and not preview.last_good.exists()
+    assert remove_managed([applier, preview]) == []

@@ -65,7 +65,7 @@ def test_a_preview_named_like_a_platform_name_is_refused_and_nothing_is_written(
     projects = tmp / "projects"
     write_project(projects, "acme", "shop", apps=[{"name": "web", "domains": ["www.acme.test", "example.test"]}])
     with pytest.raises(Failure, match=rf"preview '{preview}' would serve the platform's names: .*\({field}"):
-        check_preview(ctx, projects, "shop", target.app, preview)
+        check_preview(ctx, projects, target, preview)
     nothing_written(ctx, target, docker)
 
 

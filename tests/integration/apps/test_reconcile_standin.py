@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from nextmavens.apps.dockerops import RunSpec
-from nextmavens.apps.reconcile import reconcile, remove_project, served_names
-from nextmavens.apps.release import Target, deploy
+from nextmavens.apps.reconcile import HostApps, reconcile, remove_project, served_names
+from nextmavens.apps.release import Context, Target, deploy
 from nextmavens.apps.upstream import conf_filename
 from nextmavens.edge.inputs import EdgeProject
 from tests.integration.apps.stage import NAME, leave_orphan, lock_held_elsewhere, served, source
@@ -91,11 +91,20 @@ def test_an_app_being_deployed_is_left_to_the_next_run(release_stage) -> None:
 def test_names_for_certificates_are_the_deployed_apps_and_previews(release_stage) -> None:
     ctx, target, docker, port, lines, tmp = release_stage
     never = Target("acme", "blog", target.app.model_copy(update={"domains": ["blog.acme.test"]}))
-    assert served_names(ctx, projects_of(target, never)) == []
+    assert served_names(ctx.settings.state_dir, projects_of(target, never)) == []
     deploy(ctx, target, source(tmp, "p1"), "a" * 40, VALUES, preview="pr-1")
-    assert served_names(ctx, projects_of(target, never)) == [f"pr-1.{NAME}"]
+    assert served_names(ctx.settings.state_dir, projects_of(target, never)) == [f"pr-1.{NAME}"]
     deploy(ctx, target, source(tmp, "v1"), "b" * 40, VALUES)
-    assert served_names(ctx, projects_of(target, never)) == [NAME, f"pr-1.{NAME}"]
+    assert served_names(ctx.settings.state_dir, projects_of(target, never)) == [NAME, f"pr-1.{NAME}"]
+
+    # the apply's hook on a host whose Docker is down: the names still get certificates, reconcile says why not
+    def no_docker() -> Context:
+        raise ConnectionError("docker.sock: connection refused")
+
+    hook = HostApps(no_docker, ctx.settings.state_dir)
+    assert hook.served_names(projects_of(target, never)) == [NAME, f"pr-1.{NAME}"]
+    (error,) = hook.reconcile(projects_of(target, never)).errors
+    assert error.startswith("apps: not checked, Docker is not reachable: ConnectionError")
 
 
 def test_a_destroyed_projects_apps_files_and_network_go_and_nobody_elses(release_stage) -> None:
@@ -104,7 +113,13 @@ def test_a_destroyed_projects_apps_files_and_network_go_and_nobody_elses(release
     deploy(ctx, target, source(tmp, "v1"), "a" * 40, VALUES)
     deploy(ctx, target, source(tmp, "p1"), "b" * 40, VALUES, preview="pr-1")
     deploy(ctx, other, source(tmp, "b1"), "c" * 40, VALUES)
+    # count the root commands: the app's file and its preview's go with one `nginx -t` and one reload
+    counts = tmp / "nginx-commands"
+    count = 'echo "$0" >> "$COUNTS"; exec "$@"'
+    ctx.nginx_test = ("env", f"COUNTS={counts}", "sh", "-c", count, "test", *ctx.nginx_test)
+    ctx.nginx_reload = ("env", f"COUNTS={counts}", "sh", "-c", count, "reload", *ctx.nginx_reload)
     report = remove_project(ctx, "shop")
+    assert counts.read_text().split() == ["test", "reload"]
     assert report.errors == [], report.errors
     assert report.done == [
         "shop: app web removed (containers, images, nginx files)",

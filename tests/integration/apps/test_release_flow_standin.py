@@ -13,6 +13,7 @@ import time
 import pytest
 
 from nextmavens.apps import cli
+from nextmavens.apps.dockerops import RunSpec
 from nextmavens.apps.release import (
     DeployBusy,
     ReleaseFailed,
@@ -128,6 +129,12 @@ def test_an_image_with_labels_the_platform_reserves_is_refused_and_nothing_start
     assert docker.runs == [] and docker.containers == {} and docker.images == {}
     assert not (ctx.settings.secrets_dir / "shop" / "web" / "r1.env").exists()
     assert not (ctx.settings.nginx_dir / conf_filename("shop", "web")).exists()
+    # What the refusal prevents: the engine gives a container its image's labels, so a Dockerfile's
+    # `io.nextmavens.preview` would make any release count as a preview (memory admission, releases view).
+    (folder / "Dockerfile").write_text("FROM scratch\nLABEL io.nextmavens.preview=pr-1\n")
+    image = docker.build(folder, "Dockerfile", "tenant:1", {"io.nextmavens.release": "7"}, 256, print)
+    docker.run(RunSpec("tenant-run", image, 3000, {}, {}, None, 256, 64))
+    assert [(r.name, r.preview) for r in docker.previews()] == [("tenant-run", "pr-1")]
 
 
 def test_a_missing_secret_stops_the_deploy_before_the_build(release_stage) -> None:

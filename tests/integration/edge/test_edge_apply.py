@@ -174,3 +174,32 @@ def test_apply_reconciles_apps_and_certifies_their_names_and_destroy_removes_the
     removed = remove_project(runtime, "gone")
     assert apps.calls[-1] == "remove_project gone"
     assert removed.done[0] == "gone: docker network nextmavens-apps-gone removed"
+
+
+@pytest.mark.parametrize(("issued", "reconciles"), [(["shop.api.example.test"], 1), (["web.shop.test"], 2)])
+def test_apps_are_reconciled_again_only_for_an_app_certificate_and_report_each_line_once(
+    world, monkeypatch, issued, reconciles
+):
+    """A project's new certificate rewrites the edge's file, not an app's: the apps' health checks and Docker
+    listings are not run again for it. When an app's certificate was issued the second pass's repeated findings
+    appear once."""
+    import nextmavens.edge.apply as edge_apply
+    from nextmavens.edge.certs import CertRunReport
+
+    runtime = world[0]
+    gone = "shop web: the container of release 3, which nginx serves, is gone"
+
+    class GoneApps(RecordingApps):
+        def reconcile(self, projects):
+            self.calls.append("reconcile")
+            return EdgeReport(done=["shop web: nginx updated"], errors=[gone])
+
+    apps = GoneApps()
+    runtime.apps = apps
+    monkeypatch.setattr(edge_apply, "ensure_certificates", lambda *a, **k: CertRunReport([], list(issued), {}))
+    with_app = [project("shop", apps=[{"name": "web", "domains": ["web.shop.test"]}]), *sample_projects()[1:]]
+    report = converge(runtime, with_app)
+    assert apps.calls.count("reconcile") == reconciles
+    assert report.errors == [gone]
+    assert report.done.count("shop web: nginx updated") == 1
+    assert f"certificate {issued[0]}: issued" in report.done

@@ -203,6 +203,14 @@ def test_the_root_command_starts_the_apply_unit_and_prints_its_answer(config: Ho
         ["deploy", "acme/shop", "web", "--remove-preview"],
         ["deploy", "acme/shop", "web", "--remove-preview", "pr-1", "x"],
         ["deploy", "acme/shop", "web", "--preview", "pr-1"],
+        # an option where ORG/REF or APP stands would take the next word as its value: root's edge settings or
+        # manifests read from a file the caller names (`--remove-preview` in its folder)
+        ["deploy", "acme/shop", "--edge-config", "--remove-preview", "web"],
+        ["deploy", "acme/shop", "--projects", "--remove-preview", "web"],
+        ["deploy", "--projects=/tmp/x", "web", "--remove-preview", "pr-1"],
+        ["deploy", "acme/shop", "--edge-config", "--archive", "f", "--preview", "web"],
+        ["releases", "acme/shop", "--edge-config=/tmp/x", "--json"],
+        ["releases", "--projects=/tmp/x", "web", "--json"],
         ["releases", "acme/shop", "web"],
         ["releases", "acme/shop", "web", "--json", "x"],
         ["releases", "acme/shop", "web", "--projects"],
