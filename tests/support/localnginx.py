@@ -66,9 +66,7 @@ user root;
 worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
-# As production's nginx_worker_connections: with too few, a worker short of free connections (under 1/16 left)
-# closes reusable ones, accepted connections whose request it has not read yet among them (a client sees the
-# connection closed without an answer: the switch tests' load loops did, on a loaded machine).
+# As production's nginx_worker_connections.
 worker_rlimit_nofile 4096;
 events {{ worker_connections 1024; }}
 http {{
@@ -81,6 +79,28 @@ http {{
     include {prefix}/sites/*.conf;
 }}
 """
+
+
+def wait_settled(prefix: Path, timeout: float = 20) -> None:
+    """Until the nginx of `prefix` has its one worker only (bounded). `nginx -s reload` returns once it has signalled:
+    the workers of the config before keep accepting connections until they see the signal (seen: for over a second on
+    a busy machine), so a load started at once can reach a config that had no server for its name yet."""
+    master = int((prefix / "nginx.pid").read_text().strip())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = [stat for stat in Path("/proc").glob("[0-9]*/stat") if _parent_of(stat) == master]
+        if len(workers) <= 1:  # MAIN_CONF: worker_processes 1
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"nginx {master} still has the workers of an earlier config after {timeout:.0f} s")
+
+
+def _parent_of(stat: Path) -> int | None:
+    """The parent pid in /proc/<pid>/stat (None when the process has gone meanwhile)."""
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class LocalNginx:

@@ -26,6 +26,7 @@ from nextmavens.apps.upstream import conf_filename
 from nextmavens.cliparts import Failure
 from tests.integration.apps.stage import NAME, SECRET, lock_held_elsewhere, served, source
 from tests.support import loadloop
+from tests.support.localnginx import wait_settled
 from tests.support.projects import write_project
 
 pytestmark = pytest.mark.integration
@@ -37,6 +38,8 @@ def test_deploy_switch_under_load_unhealthy_rollback_and_prune(release_stage) ->
     first = deploy(ctx, target, source(tmp, "v1"), "a" * 40, values)
     assert (first.release, first.previous) == (1, None) and served(port, "v1")
     assert any(line.startswith("  build: dockerfile") for line in lines)
+    # the load measures the switch, not the tail of the first deploy's reload (a worker of the config with no app)
+    wait_settled(tmp / "nginx")
 
     stop = tmp / "stop"
     loop = loadloop.start(port, NAME, "/", stop, max_s=60)
